@@ -1,0 +1,18 @@
+# Writes OUT: a C++ file holding every schemas/*.schema.json as a string, so cp-host never has to find
+# its schemas on disk at run time. Invoked at build time with -DSCHEMA_DIR=... -DOUT=...
+file(GLOB schema_files "${SCHEMA_DIR}/*.schema.json")
+list(SORT schema_files)
+set(body "// Generated from schemas/*.schema.json by cmake/embed_schemas.cmake. Do not edit.\n")
+string(APPEND body "#include \"contract/schema_catalog_data.hpp\"\n\nnamespace cp::contract::embedded {\n")
+string(APPEND body "const SchemaText kSchemas[] = {\n")
+set(count 0)
+foreach(f IN LISTS schema_files)
+  get_filename_component(name "${f}" NAME)
+  string(REPLACE ".schema.json" "" stem "${name}")
+  file(READ "${f}" text)
+  string(APPEND body "  {\"${stem}\", R\"cpschema(${text})cpschema\"},\n")
+  math(EXPR count "${count} + 1")
+endforeach()
+string(APPEND body "};\nconst unsigned long kSchemaCount = ${count};\n}  // namespace cp::contract::embedded\n")
+file(WRITE "${OUT}.tmp" "${body}")
+execute_process(COMMAND ${CMAKE_COMMAND} -E copy_if_different "${OUT}.tmp" "${OUT}")

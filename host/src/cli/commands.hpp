@@ -1,0 +1,40 @@
+// The subcommands of cp-host. Each registers itself on the CLI11 app and runs when selected; main.cpp
+// only wires them together. CLI11 stays out of this header.
+#pragma once
+
+#include <filesystem>
+#include <functional>
+#include <string>
+
+namespace CLI {
+class App;
+}
+
+namespace cp::cli {
+
+// Exit codes shared by every command (documented in docs/cli.md).
+enum Exit : int {
+  kOk = 0,
+  kInvalid = 1,   // the input was checked and is wrong (validate), or a lookup found nothing
+  kUsage = 2,     // the command line or a path is wrong
+  kInternal = 3,  // cp-host itself failed
+};
+
+// Options shared by several commands.
+struct Globals {
+  std::filesystem::path plugins_dir;  // resolved default when not given
+  std::filesystem::path root = ".";
+  bool plugins_dir_given = false;
+};
+
+// Each add_* registers a subcommand and stores what to run in `run` when the subcommand is chosen.
+using Runner = std::function<int()>;
+void add_validate(CLI::App& app, Globals& g, Runner& run);
+void add_plugins(CLI::App& app, Globals& g, Runner& run);
+void add_probe(CLI::App& app, Globals& g, Runner& run);
+void add_schemas(CLI::App& app, Runner& run);
+
+// <exe dir>/../plugins (build tree) or <exe dir>/../lib/cp-host/plugins (installed); $CP_HOST_PLUGINS wins.
+std::filesystem::path default_plugins_dir();
+
+}  // namespace cp::cli

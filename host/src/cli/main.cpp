@@ -1,0 +1,56 @@
+// cp-host: the command line. Parses arguments, dispatches to a subcommand, maps failures to exit codes.
+#include "cli/commands.hpp"
+#include "log/logger.hpp"
+
+#include <CLI/CLI.hpp>
+
+#include <iostream>
+
+int main(int argc, char** argv) {
+  using namespace cp::cli;
+  CLI::App app{"cp-host — a governed control plane for AI coding agents.\n"
+               "Runs task contracts through runner plugins, judges them with gate plugins, and leaves an "
+               "auditable run bundle.",
+               "cp-host"};
+  app.require_subcommand(1);
+  app.fallthrough();  // global options may follow the subcommand
+  app.set_version_flag("--version", "cp-host 0.1.0 (plugin ABI 1.0)");
+  Globals g;
+  std::string log_level = "warn";
+  app.add_option("--plugins", g.plugins_dir, "Folder of plugin .so files (default: the installed plugins)")
+      ->each([&](const std::string&) { g.plugins_dir_given = true; });
+  app.add_option("--root", g.root, "Project root holding contracts/, packs/, policies/ (default: .)");
+  app.add_option("--log-level", log_level, "debug|info|warn|error|off (default: warn)")
+      ->check(CLI::IsMember({"debug", "info", "warn", "error", "off"}));
+
+  Runner run;
+  add_validate(app, g, run);
+  add_plugins(app, g, run);
+  add_probe(app, g, run);
+  add_schemas(app, run);
+
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::CallForHelp& e) {
+    return app.exit(e);
+  } catch (const CLI::CallForAllHelp& e) {
+    return app.exit(e);
+  } catch (const CLI::CallForVersion& e) {
+    return app.exit(e);
+  } catch (const CLI::ParseError& e) {
+    app.exit(e);
+    return kUsage;
+  }
+  if (!g.plugins_dir_given) g.plugins_dir = default_plugins_dir();
+  cp::log::set_level(log_level == "debug"  ? cp::log::Level::debug
+                     : log_level == "info" ? cp::log::Level::info
+                     : log_level == "warn" ? cp::log::Level::warn
+                     : log_level == "error" ? cp::log::Level::error
+                                            : cp::log::Level::off);
+  try {
+    return run ? run() : kUsage;
+  } catch (const std::exception& e) {
+    std::cerr << "cp-host: internal error: " << e.what() << "\n";
+    return kInternal;
+  }
+}

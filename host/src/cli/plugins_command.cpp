@@ -1,0 +1,146 @@
+// `cp-host plugins list|inspect`: what the host loads from the plugin folder, and what it refuses.
+#include "cli/commands.hpp"
+#include "plugin/registry.hpp"
+
+#include <CLI/CLI.hpp>
+#include <nlohmann/json.hpp>
+
+#include <iomanip>
+#include <iostream>
+
+namespace cp::cli {
+namespace {
+
+using nlohmann::json;
+
+plugin::PluginPolicy load_policy(const Globals& g) {
+  auto file = g.root / "policies" / "plugins.json";
+  if (!std::filesystem::exists(file)) return {};
+  return plugin::PluginPolicy::load(file);
+}
+
+json to_json(const plugin::PluginInfo& p, bool with_schema) {
+  json j{{"id", p.id},
+         {"kind", std::string(plugin::kind_name(p.kind))},
+         {"version", p.version},
+         {"description", p.description},
+         {"abi", std::to_string(p.abi_major) + "." + std::to_string(p.abi_minor)},
+         {"library", p.library_path.filename().string()},
+         {"library_name", p.library_name},
+         {"library_version", p.library_version},
+         {"capabilities", p.capabilities}};
+  if (with_schema) {
+    j["config_schema"] = json::parse(p.config_schema, nullptr, false);
+    j["config"] = json::parse(p.config_json, nullptr, false);
+    j["library_path"] = p.library_path.string();
+  }
+  return j;
+}
+
+json refusals_json(const plugin::Registry& r) {
+  json out = json::array();
+  for (const auto& x : r.refusals()) out.push_back({{"file", x.file.string()}, {"id", x.id}, {"reason", x.reason}});
+  return out;
+}
+
+void print_refusals(const plugin::Registry& r) {
+  for (const auto& x : r.refusals())
+    std::cerr << "refused: " << x.file.string() << (x.id.empty() ? "" : " [" + x.id + "]") << ": " << x.reason << "\n";
+}
+
+bool load(const Globals& g, plugin::Registry& reg) {
+  plugin::PluginPolicy policy;
+  try {
+    policy = load_policy(g);
+  } catch (const std::exception& e) {
+    std::cerr << "cp-host: " << e.what() << "\n";
+    return false;
+  }
+  if (!std::filesystem::is_directory(g.plugins_dir)) {
+    std::cerr << "cp-host: plugin folder " << g.plugins_dir.string() << " does not exist (pass --plugins DIR)\n";
+    return false;
+  }
+  reg.load_directory(g.plugins_dir, policy);
+  return true;
+}
+
+}  // namespace
+
+void add_plugins(CLI::App& app, Globals& g, Runner& run) {
+  auto* cmd = app.add_subcommand("plugins", "List and inspect the plugins the host loads");
+  cmd->require_subcommand(1);
+
+  auto json_list = std::make_shared<bool>(false);
+  auto* list = cmd->add_subcommand("list", "Show every loaded plugin (kind, id, version, ABI) and every refusal");
+  list->add_flag("--json", *json_list, "Machine-readable output");
+  list->callback([&g, &run, json_list] {
+    run = [&g, json_list]() -> int {
+      plugin::Registry reg;
+      if (!load(g, reg)) return kUsage;
+      if (*json_list) {
+        json out{{"plugins_dir", g.plugins_dir.string()}, {"plugins", json::array()}, {"refused", refusals_json(reg)}};
+        for (const auto& p : reg.plugins()) out["plugins"].push_back(to_json(p, false));
+        std::cout << out.dump(2) << "\n";
+      } else {
+        std::cout << std::left << std::setw(22) << "ID" << std::setw(16) << "KIND" << std::setw(10) << "VERSION"
+                  << std::setw(6) << "ABI" << "LIBRARY\n";
+        for (const auto& p : reg.plugins())
+          std::cout << std::left << std::setw(22) << p.id << std::setw(16) << plugin::kind_name(p.kind)
+                    << std::setw(10) << p.version << std::setw(6)
+                    << (std::to_string(p.abi_major) + "." + std::to_string(p.abi_minor))
+                    << p.library_path.filename().string() << "\n";
+        std::cout << reg.plugins().size() << " plugin(s) loaded from " << g.plugins_dir.string() << ", "
+                  << reg.refusals().size() << " refused\n";
+        print_refusals(reg);
+      }
+      return kOk;
+    };
+  });
+
+  struct InspectOpts {
+    std::string id;
+    bool json = false;
+  };
+  auto io = std::make_shared<InspectOpts>();
+  auto* inspect = cmd->add_subcommand("inspect", "Show one plugin: kind, version, ABI, capabilities, config schema");
+  inspect->add_option("id", io->id, "Plugin id")->required();
+  inspect->add_flag("--json", io->json, "Machine-readable output");
+  inspect->callback([&g, &run, io] {
+    run = [&g, io]() -> int {
+      plugin::Registry reg;
+      if (!load(g, reg)) return kUsage;
+      const plugin::PluginInfo* p = reg.find(io->id);
+      if (!p) {
+        for (const auto& r : reg.refusals())
+          if (r.id == io->id) {
+            std::cerr << "cp-host: plugin '" << io->id << "' was refused: " << r.reason << " (" << r.file.string()
+                      << ")\n";
+            return kInvalid;
+          }
+        std::cerr << "cp-host: no plugin '" << io->id << "' in " << g.plugins_dir.string() << "; loaded:";
+        for (const auto& q : reg.plugins()) std::cerr << " " << q.id;
+        std::cerr << "\n";
+        return kInvalid;
+      }
+      json j = to_json(*p, true);
+      if (io->json) {
+        std::cout << j.dump(2) << "\n";
+        return kOk;
+      }
+      std::cout << "id:           " << p->id << "\n"
+                << "kind:         " << plugin::kind_name(p->kind) << "\n"
+                << "version:      " << p->version << "\n"
+                << "description:  " << p->description << "\n"
+                << "abi:          " << p->abi_major << "." << p->abi_minor << "\n"
+                << "library:      " << p->library_path.string() << " (" << p->library_name << " "
+                << p->library_version << ")\n"
+                << "capabilities: " << json(p->capabilities).dump() << "\n"
+                << "config:       " << p->config_json << "\n"
+                << "config schema:\n"
+                << j["config_schema"].dump(2) << "\n";
+      return kOk;
+    };
+  });
+}
+
+}  // namespace cp::cli

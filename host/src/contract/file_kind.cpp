@@ -1,0 +1,46 @@
+#include "contract/file_kind.hpp"
+
+#include <nlohmann/json.hpp>
+
+namespace cp::contract {
+
+namespace {
+
+bool under(const std::filesystem::path& file, const char* dir) {
+  for (const auto& part : file.parent_path())
+    if (part == dir) return true;
+  return false;
+}
+
+std::string policy_schema(const std::string& policy) {
+  if (policy == "plugins") return "plugin_config";
+  if (policy == "command_allowlist" || policy == "forbidden_actions" || policy == "role_registry" ||
+      policy == "retention_policy")
+    return policy;
+  return "";
+}
+
+}  // namespace
+
+std::string detect_schema(const std::filesystem::path& file, const nlohmann::json& doc) {
+  const bool is_obj = doc.is_object();
+  if (is_obj && doc.contains("policy") && doc["policy"].is_string()) {
+    std::string s = policy_schema(doc["policy"].get<std::string>());
+    if (!s.empty()) return s;
+  }
+  if (under(file, "policies")) {
+    std::string stem = file.stem().string();
+    std::string s = policy_schema(stem == "plugins" ? "plugins" : stem);
+    if (!s.empty()) return s;
+  }
+  if (under(file, "packs")) return "pack";
+  if (under(file, "contracts")) return "task_contract";
+  if (!is_obj) return "";
+  if (doc.contains("pack_id")) return "pack";
+  if (doc.contains("run_id") && doc.contains("contract_sha256")) return "run_manifest";
+  if (doc.contains("task_id") && doc.contains("runtime_options")) return "task_contract";
+  if (doc.contains("op") && doc.contains("item_id")) return "queue_item";
+  return "";
+}
+
+}  // namespace cp::contract

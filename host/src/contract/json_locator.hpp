@@ -1,0 +1,14 @@
+// Finds where a JSON pointer's value starts in the source text, so CI annotations can name a line.
+// nlohmann::json keeps no positions; this is a small scanner over already-parsed (hence valid) text.
+#pragma once
+
+#include <string>
+#include <string_view>
+
+namespace cp::contract {
+
+// 1-based line of the value `pointer` designates in `text`. When the pointer does not exist (a missing
+// property), the line of its deepest existing ancestor. 1 when nothing better is known.
+int line_of_pointer(std::string_view text, std::string_view pointer);
+
+}  // namespace cp::contract

@@ -1,0 +1,419 @@
+#include "contract/validation.hpp"
+
+#include "contract/file_kind.hpp"
+#include "contract/json_locator.hpp"
+#include "contract/json_schema.hpp"
+#include "contract/schema_catalog.hpp"
+#include "plugin/registry.hpp"
+
+#include <nlohmann/json.hpp>
+
+#include <algorithm>
+#include <atomic>
+#include <cstdio>
+#include <map>
+#include <set>
+#include <thread>
+
+namespace cp::contract {
+
+using nlohmann::json;
+namespace fs = std::filesystem;
+
+namespace {
+
+struct Parsed {
+  fs::path path;
+  std::string display;
+  std::string text;
+  json doc;
+  std::string schema;
+  bool parsed = false;
+  bool in_scope = true;  // false: read only to resolve references
+  std::vector<Diagnostic> diagnostics;
+};
+
+bool read_file(const fs::path& p, std::string& out) {
+  FILE* f = std::fopen(p.c_str(), "rb");
+  if (!f) return false;
+  char buf[65536];
+  size_t n;
+  out.clear();
+  while ((n = std::fread(buf, 1, sizeof buf, f)) > 0) out.append(buf, n);
+  bool ok = !std::ferror(f);
+  std::fclose(f);
+  return ok;
+}
+
+std::string display_path(const fs::path& p) {
+  std::error_code ec;
+  fs::path rel = fs::relative(p, fs::current_path(), ec);
+  if (!ec && !rel.empty() && rel.native().rfind("..", 0) != 0) return rel.string();
+  return p.string();
+}
+
+std::string short_value(const json& v) {
+  std::string s = v.dump();
+  if (s.size() > 200) s = s.substr(0, 197) + "...";
+  return s;
+}
+
+std::string value_at(const json& doc, const std::string& pointer) {
+  try {
+    return short_value(doc.at(json::json_pointer(pointer)));
+  } catch (...) {
+    return "";
+  }
+}
+
+void collect(const fs::path& p, std::vector<fs::path>& out, bool explicit_arg) {
+  std::error_code ec;
+  auto st = fs::status(p, ec);
+  if (ec || !fs::exists(st)) throw UsageError(p.string() + ": no such file or directory");
+  if (fs::is_regular_file(st)) {
+    out.push_back(p);
+    return;
+  }
+  if (!fs::is_directory(st)) {
+    if (explicit_arg) throw UsageError(p.string() + ": not a regular file or directory");
+    return;
+  }
+  for (auto it = fs::recursive_directory_iterator(p, fs::directory_options::skip_permission_denied, ec);
+       it != fs::recursive_directory_iterator(); it.increment(ec)) {
+    if (ec) break;
+    const auto& name = it->path().filename().string();
+    if (it->is_directory() && !name.empty() && name[0] == '.') {
+      it.disable_recursion_pending();
+      continue;
+    }
+    if (it->is_regular_file() && it->path().extension() == ".json") out.push_back(it->path());
+  }
+}
+
+void parse_and_check(Parsed& f, const std::string& forced_schema) {
+  if (!read_file(f.path, f.text)) {
+    f.diagnostics.push_back({f.display, 1, "", "io", "cannot read the file", "", "", ""});
+    return;
+  }
+  try {
+    f.doc = json::parse(f.text);
+    f.parsed = true;
+  } catch (const json::parse_error& e) {
+    // nlohmann reports a byte offset; turn it into a line.
+    size_t upto = std::min<size_t>(e.byte, f.text.size());
+    int line = 1 + static_cast<int>(std::count(f.text.begin(), f.text.begin() + upto, '\n'));
+    std::string what = e.what();
+    auto pos = what.find("parse error");
+    f.diagnostics.push_back({f.display, line, "", "json", pos == std::string::npos ? what : what.substr(pos), "",
+                             "well-formed JSON (RFC 8259)", ""});
+    return;
+  }
+  f.schema = forced_schema.empty() ? detect_schema(f.path, f.doc) : forced_schema;
+  if (f.schema.empty()) {
+    f.diagnostics.push_back({f.display, 1, "", "kind",
+                             "cannot tell which schema applies to this file",
+                             "",
+                             "a file under contracts/, packs/ or policies/, a policy file with a \"policy\" field, "
+                             "or pass --schema NAME",
+                             ""});
+    return;
+  }
+  for (auto& v : schema(f.schema).validate(f.doc)) {
+    Diagnostic d;
+    d.file = f.display;
+    d.line = line_of_pointer(f.text, v.pointer);
+    d.pointer = v.pointer;
+    d.rule = v.rule;
+    d.message = v.message;
+    d.value = v.rule == "required" ? "" : value_at(f.doc, v.pointer);
+    d.expected = v.expected;
+    d.schema = f.schema;
+    f.diagnostics.push_back(std::move(d));
+  }
+}
+
+// What other files may refer to, gathered from every parsed document (in scope or not).
+struct References {
+  std::map<std::string, std::string> packs;  // pack_id -> file
+  std::set<std::string> forbidden_actions;
+  bool have_forbidden_policy = false;
+  std::set<std::string> roles;
+  bool have_role_registry = false;
+};
+
+class CrossChecker {
+ public:
+  CrossChecker(const References& refs, const plugin::Registry* registry) : refs_(refs), registry_(registry) {}
+
+  void check(Parsed& f) {
+    if (!f.parsed || !f.doc.is_object()) return;
+    if (f.schema == "task_contract") contract(f);
+    else if (f.schema == "pack") pack(f);
+    else if (f.schema == "plugin_config") plugin_policy(f);
+    else if (f.schema == "role_registry") roles(f);
+  }
+
+ private:
+  void add(Parsed& f, const std::string& pointer, const std::string& rule, const std::string& message,
+           const std::string& expected) {
+    f.diagnostics.push_back({f.display, line_of_pointer(f.text, pointer), pointer, rule, message,
+                             value_at(f.doc, pointer), expected, f.schema});
+  }
+
+  void forbidden_ids(Parsed& f, const json& list, const std::string& base) {
+    if (!list.is_array() || !refs_.have_forbidden_policy) return;
+    for (size_t i = 0; i < list.size(); ++i) {
+      if (!list[i].is_string()) continue;
+      std::string id = list[i].get<std::string>();
+      if (!refs_.forbidden_actions.count(id))
+        add(f, base + "/" + std::to_string(i), "xref:forbidden_action",
+            "forbidden action '" + id + "' is not defined in policies/forbidden_actions.json",
+            "an id from policies/forbidden_actions.json, or add the action there");
+    }
+  }
+
+  void role(Parsed& f, const std::string& pointer) {
+    if (!refs_.have_role_registry) return;
+    const json* v = nullptr;
+    try {
+      v = &f.doc.at(json::json_pointer(pointer));
+    } catch (...) {
+      return;
+    }
+    if (v->is_string() && !refs_.roles.count(v->get<std::string>()))
+      add(f, pointer, "xref:role", "role '" + v->get<std::string>() + "' is not in policies/role_registry.json",
+          "one of the registered roles");
+  }
+
+  const plugin::PluginInfo* plugin_of_kind(Parsed& f, const std::string& pointer, const std::string& id,
+                                           plugin::Kind kind) {
+    if (!registry_) return nullptr;
+    const plugin::PluginInfo* p = registry_->find(id);
+    std::string k(plugin::kind_name(kind));
+    if (!p) {
+      std::string known;
+      for (const auto& q : registry_->plugins())
+        if (q.kind == kind) known += (known.empty() ? "" : ", ") + q.id;
+      add(f, pointer, "xref:plugin", "no " + k + " plugin '" + id + "' is loaded",
+          known.empty() ? "a loaded " + k + " plugin" : "one of: " + known);
+      return nullptr;
+    }
+    if (p->kind != kind) {
+      add(f, pointer, "xref:plugin",
+          "plugin '" + id + "' is a " + std::string(plugin::kind_name(p->kind)) + ", not a " + k, "a " + k + " plugin");
+      return nullptr;
+    }
+    return p;
+  }
+
+  void plugin_config(Parsed& f, const std::string& pointer, const plugin::PluginInfo& p, const json& config) {
+    JsonSchema s = JsonSchema::compile(json::parse(p.config_schema));
+    for (const auto& v : s.validate(config)) {
+      std::string ptr = pointer + v.pointer;
+      add(f, ptr, "plugin_config:" + v.rule, "config of plugin '" + p.id + "': " + v.message,
+          v.expected.empty() ? "what the plugin's config schema allows (cp-host plugins inspect " + p.id + ")"
+                             : v.expected);
+    }
+  }
+
+  void contract(Parsed& f) {
+    const json& d = f.doc;
+    if (d.contains("runtime_options") && d["runtime_options"].is_object()) {
+      const json& ro = d["runtime_options"];
+      if (ro.contains("pack") && ro["pack"].is_string()) {
+        std::string pack = ro["pack"].get<std::string>();
+        if (!refs_.packs.count(pack)) {
+          std::string known;
+          for (const auto& [id, file] : refs_.packs) known += (known.empty() ? "" : ", ") + id;
+          add(f, "/runtime_options/pack", "xref:pack", "pack '" + pack + "' does not exist",
+              known.empty() ? "a pack_id defined under packs/" : "one of: " + known);
+        }
+      }
+      if (ro.contains("runner") && ro["runner"].is_string())
+        plugin_of_kind(f, "/runtime_options/runner", ro["runner"].get<std::string>(), plugin::Kind::runner);
+    }
+    if (d.contains("forbidden_actions")) forbidden_ids(f, d["forbidden_actions"], "/forbidden_actions");
+    role(f, "/owner_agent/role");
+    role(f, "/assigned_agent/role");
+  }
+
+  void pack(Parsed& f) {
+    const json& d = f.doc;
+    if (d.contains("pack_id") && d["pack_id"].is_string()) {
+      auto it = refs_.packs.find(d["pack_id"].get<std::string>());
+      if (it != refs_.packs.end() && it->second != f.path.string())
+        add(f, "/pack_id", "xref:duplicate", "pack_id '" + it->first + "' is also defined in " + display_path(it->second),
+            "a pack_id unique across packs/");
+    }
+    if (d.contains("defaults") && d["defaults"].is_object() && d["defaults"].contains("forbidden_actions"))
+      forbidden_ids(f, d["defaults"]["forbidden_actions"], "/defaults/forbidden_actions");
+    if (!d.contains("gates") || !d["gates"].is_array()) return;
+    for (size_t i = 0; i < d["gates"].size(); ++i) {
+      const json& g = d["gates"][i];
+      if (!g.is_object() || !g.contains("plugin") || !g["plugin"].is_string()) continue;
+      std::string base = "/gates/" + std::to_string(i);
+      const auto* p = plugin_of_kind(f, base + "/plugin", g["plugin"].get<std::string>(), plugin::Kind::gate);
+      if (p && g.contains("config")) plugin_config(f, base + "/config", *p, g["config"]);
+    }
+  }
+
+  void plugin_policy(Parsed& f) {
+    if (!registry_ || !f.doc.contains("plugins") || !f.doc["plugins"].is_object()) return;
+    for (auto it = f.doc["plugins"].begin(); it != f.doc["plugins"].end(); ++it) {
+      std::string esc;
+      for (char c : it.key()) esc += c == '~' ? std::string("~0") : c == '/' ? std::string("~1") : std::string(1, c);
+      std::string base = "/plugins/" + esc;
+      const plugin::PluginInfo* p = registry_->find(it.key());
+      if (!p) {
+        // A plugin switched off by the same policy is not loaded; that is not an error.
+        if (it.value().is_object() && it.value().value("enabled", true) == false) continue;
+        bool refused = false;
+        for (const auto& r : registry_->refusals())
+          if (r.id == it.key()) {
+            add(f, base, "xref:plugin", "plugin '" + it.key() + "' was refused: " + r.reason, "a loadable plugin");
+            refused = true;
+          }
+        if (!refused)
+          add(f, base, "xref:plugin", "no plugin '" + it.key() + "' is loaded", "the id of a loaded plugin");
+        continue;
+      }
+      if (it.value().is_object() && it.value().contains("config"))
+        plugin_config(f, base + "/config", *p, it.value()["config"]);
+    }
+  }
+
+  void roles(Parsed& f) {
+    if (!registry_ || !f.doc.contains("roles") || !f.doc["roles"].is_array()) return;
+    for (size_t i = 0; i < f.doc["roles"].size(); ++i) {
+      const json& r = f.doc["roles"][i];
+      if (!r.is_object() || !r.contains("allowed_runners") || !r["allowed_runners"].is_array()) continue;
+      for (size_t j = 0; j < r["allowed_runners"].size(); ++j)
+        if (r["allowed_runners"][j].is_string())
+          plugin_of_kind(f, "/roles/" + std::to_string(i) + "/allowed_runners/" + std::to_string(j),
+                         r["allowed_runners"][j].get<std::string>(), plugin::Kind::runner);
+    }
+  }
+
+  const References& refs_;
+  const plugin::Registry* registry_;
+};
+
+void gather_references(const Parsed& f, References& refs) {
+  if (!f.parsed || !f.doc.is_object()) return;
+  const json& d = f.doc;
+  if (f.schema == "pack" && d.contains("pack_id") && d["pack_id"].is_string())
+    refs.packs.emplace(d["pack_id"].get<std::string>(), f.path.string());
+  if (f.schema == "forbidden_actions" && d.contains("actions") && d["actions"].is_array()) {
+    refs.have_forbidden_policy = true;
+    for (const auto& a : d["actions"])
+      if (a.is_object() && a.contains("id") && a["id"].is_string()) refs.forbidden_actions.insert(a["id"].get<std::string>());
+  }
+  if (f.schema == "role_registry" && d.contains("roles") && d["roles"].is_array()) {
+    refs.have_role_registry = true;
+    for (const auto& r : d["roles"])
+      if (r.is_object() && r.contains("role") && r["role"].is_string()) refs.roles.insert(r["role"].get<std::string>());
+  }
+}
+
+}  // namespace
+
+ValidationReport validate(const ValidateOptions& options) {
+  auto t0 = std::chrono::steady_clock::now();
+  if (!options.forced_schema.empty()) {
+    auto names = schema_names();
+    if (std::find(names.begin(), names.end(), options.forced_schema) == names.end()) {
+      std::string all;
+      for (const auto& n : names) all += (all.empty() ? "" : ", ") + n;
+      throw UsageError("unknown schema '" + options.forced_schema + "'; known: " + all);
+    }
+  }
+
+  std::vector<fs::path> files;
+  if (options.paths.empty()) {
+    for (const char* d : {"contracts", "packs", "policies"})
+      if (fs::is_directory(options.root / d)) collect(options.root / d, files, false);
+    if (files.empty())
+      throw UsageError("nothing to validate: no contracts/, packs/ or policies/ under " + options.root.string() +
+                       " (pass files or folders, or --root DIR)");
+  } else {
+    for (const auto& p : options.paths) collect(p, files, true);
+  }
+  std::sort(files.begin(), files.end());
+  files.erase(std::unique(files.begin(), files.end()), files.end());
+
+  // Files only read to resolve references: packs and policies of the root that are not being validated.
+  std::set<std::string> in_scope;
+  for (const auto& f : files) in_scope.insert(fs::weakly_canonical(f).string());
+  std::vector<fs::path> extra;
+  for (const char* d : {"packs", "policies"}) {
+    fs::path dir = options.root / d;
+    if (!fs::is_directory(dir)) continue;
+    std::vector<fs::path> found;
+    collect(dir, found, false);
+    for (auto& f : found)
+      if (!in_scope.count(fs::weakly_canonical(f).string())) extra.push_back(f);
+  }
+
+  std::vector<Parsed> parsed(files.size() + extra.size());
+  for (size_t i = 0; i < files.size(); ++i) {
+    parsed[i].path = files[i];
+    parsed[i].display = display_path(files[i]);
+  }
+  for (size_t i = 0; i < extra.size(); ++i) {
+    auto& p = parsed[files.size() + i];
+    p.path = extra[i];
+    p.display = display_path(extra[i]);
+    p.in_scope = false;
+  }
+
+  unsigned jobs = options.jobs ? options.jobs : std::max(1u, std::thread::hardware_concurrency());
+  jobs = std::min<unsigned>(jobs, std::max<size_t>(1, parsed.size()));
+  std::atomic<size_t> next{0};
+  auto work = [&] {
+    for (size_t i; (i = next.fetch_add(1)) < parsed.size();)
+      parse_and_check(parsed[i], parsed[i].in_scope ? options.forced_schema : std::string());
+  };
+  // Compile every schema before the workers start, so no worker waits on another's compile.
+  for (const auto& n : schema_names()) (void)schema(n);
+  std::vector<std::thread> pool;
+  for (unsigned j = 1; j < jobs; ++j) pool.emplace_back(work);
+  work();
+  for (auto& t : pool) t.join();
+
+  References refs;
+  for (const auto& p : parsed) gather_references(p, refs);
+
+  std::optional<plugin::Registry> registry;
+  if (options.check_plugins) {
+    if (!options.plugins_dir || !fs::is_directory(*options.plugins_dir))
+      throw UsageError("plugin directory " + (options.plugins_dir ? options.plugins_dir->string() : std::string("?")) +
+                       " not found: pass --plugins DIR to check plugin references, or --no-plugin-checks");
+    registry.emplace();
+    plugin::PluginPolicy policy;
+    fs::path policy_file = options.root / "policies" / "plugins.json";
+    try {
+      if (fs::exists(policy_file)) policy = plugin::PluginPolicy::load(policy_file);
+    } catch (const std::exception&) {
+      // The policy file's own diagnostics come from its schema check; load plugins with defaults.
+    }
+    registry->load_directory(*options.plugins_dir, policy);
+  }
+  CrossChecker checker(refs, registry ? &*registry : nullptr);
+
+  ValidationReport report;
+  for (auto& p : parsed) {
+    if (!p.in_scope) continue;
+    checker.check(p);
+    ++report.files_checked;
+    if (!p.diagnostics.empty()) ++report.files_invalid;
+    for (auto& d : p.diagnostics) report.diagnostics.push_back(std::move(d));
+  }
+  std::stable_sort(report.diagnostics.begin(), report.diagnostics.end(), [](const Diagnostic& a, const Diagnostic& b) {
+    return a.file != b.file ? a.file < b.file : a.line < b.line;
+  });
+  report.duration =
+      std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - t0);
+  return report;
+}
+
+}  // namespace cp::contract

@@ -1,0 +1,50 @@
+// `cp-host validate`: checks contracts, packs, policies and plugin configs against their schemas and
+// against each other (a contract's pack exists, a pack's gates are loaded plugins, configs fit their
+// plugin's schema).
+#pragma once
+
+#include <chrono>
+#include <filesystem>
+#include <optional>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+namespace cp::contract {
+
+struct Diagnostic {
+  std::string file;       // as given or found, relative when under the current directory
+  int line = 1;
+  std::string pointer;    // JSON pointer ("" = whole document)
+  std::string rule;       // schema keyword, "json" (syntax), "xref:<what>" (cross-reference), "io"
+  std::string message;
+  std::string value;      // the offending value, JSON, at most ~200 characters; empty when absent
+  std::string expected;   // what would be accepted, when it can be said
+  std::string schema;     // which schema applied
+};
+
+struct ValidateOptions {
+  std::vector<std::filesystem::path> paths;        // files or folders; empty = contracts/ packs/ policies/ of root
+  std::filesystem::path root = ".";                // where packs/ and policies/ are looked up for references
+  std::optional<std::filesystem::path> plugins_dir;  // plugin .so folder for plugin references
+  bool check_plugins = true;                       // false: skip references to plugins
+  std::string forced_schema;                       // apply this schema to every file
+  unsigned jobs = 0;                               // 0 = one per core
+};
+
+struct ValidationReport {
+  size_t files_checked = 0;
+  size_t files_invalid = 0;
+  std::vector<Diagnostic> diagnostics;  // sorted by file, then line
+  std::chrono::milliseconds duration{0};
+  bool ok() const { return diagnostics.empty(); }
+};
+
+// A problem with the request itself (a path that does not exist, an unknown schema): exit code 2.
+struct UsageError : std::runtime_error {
+  using std::runtime_error::runtime_error;
+};
+
+ValidationReport validate(const ValidateOptions& options);
+
+}  // namespace cp::contract

@@ -1,0 +1,36 @@
+#include "gates/verdict.hpp"
+
+#include "contract/schema_catalog.hpp"
+
+#include <nlohmann/json.hpp>
+
+namespace cp::gates {
+
+using nlohmann::json;
+
+namespace {
+json error_verdict(const std::string& summary) {
+  return json{{"verdict", "error"},
+              {"summary", summary},
+              {"diagnostics", json::array({json{{"severity", "error"}, {"message", summary}, {"rule", "fail_closed"}}})}};
+}
+}  // namespace
+
+json verdict_from(const plugin::CallOutcome& outcome) {
+  if (!outcome.ok()) return error_verdict("gate call failed: " + outcome.error);
+  json doc;
+  try {
+    doc = json::parse(outcome.output);
+  } catch (const json::parse_error& e) {
+    return error_verdict(std::string("gate returned invalid JSON: ") + e.what());
+  }
+  auto violations = contract::schema("gate_verdict").validate(doc);
+  if (!violations.empty()) {
+    const auto& v = violations.front();
+    return error_verdict("gate returned a verdict that breaks schemas/gate_verdict.schema.json at " +
+                         (v.pointer.empty() ? std::string("/") : v.pointer) + " (" + v.rule + "): " + v.message);
+  }
+  return doc;
+}
+
+}  // namespace cp::gates

@@ -1,0 +1,134 @@
+#include "plugin/host_services.hpp"
+
+#include "log/logger.hpp"
+#include "run/process.hpp"
+
+#include <new>
+#include <regex>
+
+namespace cp::plugin {
+namespace {
+
+// A cp_error with its message storage; cp_error must stay the first member so the host can free it
+// from the cp_error* it gets back.
+struct HostError {
+  cp_error error;
+  std::string message;
+};
+static_assert(offsetof(HostError, error) == 0);
+
+void svc_log(const cp_context* raw, cp_log_level level, const char* message) {
+  const CallContext* ctx = CallContext::from(raw);
+  std::string who = ctx ? ctx->plugin_id() : "plugin";
+  std::string msg = message ? message : "";
+  switch (level) {
+    case CP_LOG_DEBUG: log::debug("[" + who + "] " + msg); break;
+    case CP_LOG_INFO: log::info("[" + who + "] " + msg); break;
+    case CP_LOG_WARN: log::warn("[" + who + "] " + msg); break;
+    default: log::error("[" + who + "] " + msg); break;
+  }
+}
+
+cp_error* svc_make_error(const cp_context*, int32_t code, const char* message) {
+  auto* e = new HostError{};
+  e->message = message ? message : "";
+  e->error.struct_size = sizeof(cp_error);
+  e->error.code = code;
+  e->error.message = e->message.c_str();
+  return &e->error;
+}
+
+cp_status svc_emit_event(const cp_context* raw, const char* type, const char* payload_json) {
+  const CallContext* ctx = CallContext::from(raw);
+  if (!ctx) return CP_E_UNSUPPORTED;
+  static const std::regex upper_snake("^[A-Z][A-Z0-9_]*$");
+  if (!type || !payload_json || !std::regex_match(type, upper_snake)) return CP_E_INVALID;
+  return ctx->emit(type, payload_json) ? CP_OK : CP_E_UNSUPPORTED;
+}
+
+cp_status svc_spawn(const cp_context* raw, const cp_spawn_request* req, cp_spawn_result* res) {
+  const CallContext* ctx = CallContext::from(raw);
+  if (!req || !res || !req->argv || !req->argv[0]) return CP_E_INVALID;
+  run::ProcessSpec spec;
+  for (const char* const* a = req->argv; *a; ++a) spec.argv.emplace_back(*a);
+  if (req->cwd) spec.cwd = req->cwd;
+  else if (ctx && !ctx->workspace().empty()) spec.cwd = ctx->workspace();
+  if (req->env) {
+    spec.env.emplace();
+    for (const char* const* e = req->env; *e; ++e) spec.env->emplace_back(*e);
+  }
+  spec.timeout = std::chrono::milliseconds(req->timeout_ms);
+  if (req->stdout_path) spec.stdout_path = req->stdout_path;
+  if (req->stderr_path) spec.stderr_path = req->stderr_path;
+  if (cp_sink* s = req->stdout_sink)
+    spec.on_stdout = [s](std::string_view chunk) { return s->write(s, chunk.data(), chunk.size()) == 0; };
+  if (cp_sink* s = req->stderr_sink)
+    spec.on_stderr = [s](std::string_view chunk) { return s->write(s, chunk.data(), chunk.size()) == 0; };
+  if (ctx) spec.cancel = ctx->cancel_flag();
+  run::ProcessOutcome out = run::run_process(spec);
+  uint32_t size = res->struct_size;
+  *res = cp_spawn_result{};
+  res->struct_size = size;
+  res->started = out.started ? 1 : 0;
+  res->exit_code = out.exit_code;
+  res->term_signal = out.term_signal;
+  res->timed_out = out.timed_out ? 1 : 0;
+  res->cancelled = out.cancelled ? 1 : 0;
+  res->duration_ms = static_cast<uint64_t>(out.duration.count());
+  if (out.timed_out) return CP_E_TIMEOUT;
+  if (out.cancelled) return CP_E_CANCELLED;
+  return CP_OK;
+}
+
+int svc_is_cancelled(const cp_context* raw) {
+  const CallContext* ctx = CallContext::from(raw);
+  return ctx && ctx->cancelled() ? 1 : 0;
+}
+
+const cp_host_services kServices{sizeof(cp_host_services), &svc_log, &svc_make_error, &svc_emit_event,
+                                 &svc_spawn, &svc_is_cancelled};
+
+}  // namespace
+
+const char* host_version() { return "0.1.0"; }
+
+CallContext::CallContext(std::string plugin_id) : plugin_id_(std::move(plugin_id)) {
+  raw_.struct_size = sizeof(cp_context);
+  raw_.services = &kServices;
+  raw_.opaque = this;
+}
+
+void CallContext::set_workspace(std::string path) {
+  workspace_ = std::move(path);
+  raw_.workspace = workspace_.empty() ? nullptr : workspace_.c_str();
+}
+
+void CallContext::set_bundle_dir(std::string path) {
+  bundle_dir_ = std::move(path);
+  raw_.bundle_dir = bundle_dir_.empty() ? nullptr : bundle_dir_.c_str();
+}
+
+const CallContext* CallContext::from(const cp_context* raw) {
+  if (!raw || raw->services != &kServices) return nullptr;
+  return static_cast<const CallContext*>(raw->opaque);
+}
+
+std::string take_error(cp_error* err) {
+  if (!err) return {};
+  auto* e = reinterpret_cast<HostError*>(err);
+  std::string msg = std::move(e->message);
+  delete e;
+  return msg;
+}
+
+int SinkBuffer::write(cp_sink* self, const char* data, size_t len) {
+  auto* b = static_cast<SinkBuffer*>(self->opaque);
+  if (b->overflowed_ || b->data_.size() + len > b->limit_) {
+    b->overflowed_ = true;
+    return 1;
+  }
+  b->data_.append(data, len);
+  return 0;
+}
+
+}  // namespace cp::plugin

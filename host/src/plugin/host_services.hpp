@@ -1,0 +1,73 @@
+// The services table the host hands to plugins (log, errors, events, spawn, cancellation), and the
+// per-call context that binds it to one plugin call or run.
+#pragma once
+
+#include <cortexpilot/plugin.h>
+
+#include <atomic>
+#include <functional>
+#include <string>
+
+namespace cp::plugin {
+
+const char* host_version();
+
+// One plugin call's (or one run's) context. Owns the cp_context handed to the plugin; must outlive every
+// use the plugin makes of it (for a runner: until release()).
+class CallContext {
+ public:
+  explicit CallContext(std::string plugin_id);
+  CallContext(const CallContext&) = delete;
+  CallContext& operator=(const CallContext&) = delete;
+
+  const cp_context* raw() const { return &raw_; }
+
+  void set_workspace(std::string path);
+  void set_bundle_dir(std::string path);
+  void set_cancel_flag(const std::atomic<bool>* flag) { cancel_ = flag; }
+  // Receives emit_event calls; returns false to refuse the event. Unset: events are refused.
+  void set_event_sink(std::function<bool(const std::string& type, const std::string& payload_json)> sink) {
+    event_sink_ = std::move(sink);
+  }
+
+  const std::string& plugin_id() const { return plugin_id_; }
+  const std::string& workspace() const { return workspace_; }
+  bool cancelled() const { return cancel_ && cancel_->load(); }
+  const std::atomic<bool>* cancel_flag() const { return cancel_; }
+  bool emit(const std::string& type, const std::string& payload) const {
+    return event_sink_ && event_sink_(type, payload);
+  }
+
+  static const CallContext* from(const cp_context* raw);
+
+ private:
+  cp_context raw_{};
+  std::string plugin_id_;
+  std::string workspace_;
+  std::string bundle_dir_;
+  const std::atomic<bool>* cancel_ = nullptr;
+  std::function<bool(const std::string&, const std::string&)> event_sink_;
+};
+
+// Returns the message of a host-allocated error and frees it. Empty for nullptr.
+std::string take_error(cp_error* err);
+
+// Collects a plugin's output written into a sink, up to a byte limit.
+class SinkBuffer {
+ public:
+  explicit SinkBuffer(size_t limit) : limit_(limit) { sink_ = {sizeof(cp_sink), this, &SinkBuffer::write}; }
+  SinkBuffer(const SinkBuffer&) = delete;
+  SinkBuffer& operator=(const SinkBuffer&) = delete;
+  cp_sink* sink() { return &sink_; }
+  const std::string& data() const { return data_; }
+  bool overflowed() const { return overflowed_; }
+
+ private:
+  static int write(cp_sink* self, const char* data, size_t len);
+  cp_sink sink_;
+  std::string data_;
+  size_t limit_;
+  bool overflowed_ = false;
+};
+
+}  // namespace cp::plugin

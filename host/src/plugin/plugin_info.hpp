@@ -1,0 +1,38 @@
+// What the host knows about one loaded plugin descriptor.
+#pragma once
+
+#include <cortexpilot/plugin.h>
+
+#include <filesystem>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace cp::plugin {
+
+enum class Kind { runner, gate, probe, retention_lane };
+
+std::string_view kind_name(Kind kind);
+std::optional<Kind> kind_from_name(std::string_view name);
+
+struct PluginInfo {
+  Kind kind = Kind::gate;
+  std::string id;
+  std::string version;
+  std::string description;
+  std::string config_schema;              // JSON Schema text, as published
+  std::vector<std::string> capabilities;
+  uint32_t flags = 0;
+  std::filesystem::path library_path;
+  std::string library_name;
+  std::string library_version;
+  uint32_t abi_major = 0;
+  uint32_t abi_minor = 0;
+  const void* vtable = nullptr;           // cp_*_vtable of `kind`; valid while `library` lives
+  std::string config_json = "{}";         // the validated config this plugin will be created with
+  std::shared_ptr<void> library;          // keeps the .so mapped
+};
+
+}  // namespace cp::plugin

@@ -1,0 +1,271 @@
+#include "run/process.hpp"
+
+#define BOOST_PROCESS_USE_STD_FS 1
+// Boost 1.81 forgets these two includes on the std::filesystem path.
+#include <boost/optional.hpp>
+#include <type_traits>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/read.hpp>
+#include <boost/asio/readable_pipe.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/writable_pipe.hpp>
+#include <boost/process/v2/process.hpp>
+#include <boost/process/v2/start_dir.hpp>
+#include <boost/process/v2/stdio.hpp>
+
+#include <fcntl.h>
+#include <signal.h>
+#include <sys/prctl.h>
+#include <unistd.h>
+
+#include <array>
+#include <cstdio>
+#include <cstring>
+#include <fstream>
+
+namespace cp::run {
+namespace asio = boost::asio;
+namespace bp = boost::process::v2;
+
+namespace {
+
+// Runs in the child between fork and exec: own process group (so the host can signal the whole tree), and
+// death with the parent thread that waits on it (so a killed host leaves no agent behind).
+struct ChildSetup {
+  const char* const* env = nullptr;
+  pid_t parent = 0;
+  template <class Launcher>
+  bp::error_code on_setup(Launcher& launcher, const std::filesystem::path&, const char* const*&) {
+    if (env) launcher.env = env;
+    return {};
+  }
+  template <class Launcher>
+  bp::error_code on_exec_setup(Launcher&, const std::filesystem::path&, const char* const*&) {
+    if (::setpgid(0, 0) != 0) return {errno, boost::system::system_category()};
+    ::prctl(PR_SET_PDEATHSIG, SIGKILL);
+    if (::getppid() != parent) ::_exit(127);
+    return {};
+  }
+};
+
+class Tail {
+ public:
+  explicit Tail(size_t cap) : cap_(cap) {}
+  void add(std::string_view s) {
+    if (cap_ == 0) return;
+    buf_.append(s);
+    if (buf_.size() > 2 * cap_) buf_.erase(0, buf_.size() - cap_);
+  }
+  std::string take() {
+    if (buf_.size() > cap_) buf_.erase(0, buf_.size() - cap_);
+    return std::move(buf_);
+  }
+
+ private:
+  size_t cap_;
+  std::string buf_;
+};
+
+// One captured stream: pipe -> file + callback + tail.
+struct Stream {
+  Stream(asio::io_context& io, size_t tail) : pipe(io), tail(tail) {}
+  asio::readable_pipe pipe;
+  std::array<char, 65536> buf{};
+  FILE* file = nullptr;
+  std::function<bool(std::string_view)> cb;
+  Tail tail;
+  uint64_t bytes = 0;
+  bool open = true;
+
+  void start() {
+    pipe.async_read_some(asio::buffer(buf), [this](const bp::error_code& ec, size_t n) {
+      if (n > 0) {
+        std::string_view chunk(buf.data(), n);
+        bytes += n;
+        if (file) std::fwrite(chunk.data(), 1, chunk.size(), file);
+        tail.add(chunk);
+        if (cb && !cb(chunk)) cb = nullptr;
+      }
+      if (ec) {
+        open = false;
+        return;
+      }
+      start();
+    });
+  }
+};
+
+FILE* open_out(const std::filesystem::path& p) {
+  if (p.empty()) return nullptr;
+  std::error_code ec;
+  if (p.has_parent_path()) std::filesystem::create_directories(p.parent_path(), ec);
+  return std::fopen(p.c_str(), "wb");
+}
+
+std::string signal_name(int sig) {
+  const char* n = ::sigabbrev_np(sig);
+  return n ? std::string("SIG") + n : "signal";
+}
+
+}  // namespace
+
+std::filesystem::path find_program(std::string_view name) {
+  if (name.find('/') != std::string_view::npos) return std::filesystem::path(name);
+  const char* path = std::getenv("PATH");
+  std::string_view rest = path ? path : "/usr/local/bin:/usr/bin:/bin";
+  while (true) {
+    auto colon = rest.find(':');
+    std::string_view dir = rest.substr(0, colon);
+    if (!dir.empty()) {
+      std::filesystem::path candidate = std::filesystem::path(dir) / name;
+      if (::access(candidate.c_str(), X_OK) == 0 && !std::filesystem::is_directory(candidate)) return candidate;
+    }
+    if (colon == std::string_view::npos) break;
+    rest.remove_prefix(colon + 1);
+  }
+  return {};
+}
+
+std::string ProcessOutcome::describe() const {
+  if (!started) return "not started: " + start_error;
+  std::string s;
+  if (timed_out) s = "timed out after " + std::to_string(duration.count()) + " ms, ";
+  if (cancelled) s = "cancelled, ";
+  if (term_signal) return s + "killed by signal " + std::to_string(term_signal) + " (" + signal_name(term_signal) + ")";
+  return s + "exit " + std::to_string(exit_code);
+}
+
+ProcessOutcome run_process(const ProcessSpec& spec) {
+  ProcessOutcome out;
+  auto t0 = std::chrono::steady_clock::now();
+  auto finish = [&] {
+    out.duration = std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - t0);
+    return out;
+  };
+  if (spec.argv.empty()) {
+    out.start_error = "empty command";
+    out.exit_code = 127;
+    return finish();
+  }
+  std::filesystem::path exe = find_program(spec.argv[0]);
+  if (exe.empty() || ::access(exe.c_str(), X_OK) != 0) {
+    out.start_error = "program not found or not executable: " + spec.argv[0];
+    out.exit_code = 127;
+    return finish();
+  }
+
+  asio::io_context io;
+  Stream so(io, spec.tail_bytes), se(io, spec.tail_bytes);
+  so.cb = spec.on_stdout;
+  se.cb = spec.on_stderr;
+  so.file = open_out(spec.stdout_path);
+  se.file = open_out(spec.stderr_path);
+  struct Closer {
+    Stream& a;
+    Stream& b;
+    ~Closer() {
+      if (a.file) std::fclose(a.file);
+      if (b.file) std::fclose(b.file);
+    }
+  } closer{so, se};
+
+  std::vector<std::string> env_storage;
+  std::vector<const char*> envp;
+  ChildSetup setup;
+  setup.parent = ::getpid();
+  if (spec.env) {
+    env_storage = *spec.env;
+    for (auto& e : env_storage) envp.push_back(e.c_str());
+    envp.push_back(nullptr);
+    setup.env = envp.data();
+  }
+
+  std::vector<std::string> args(spec.argv.begin() + 1, spec.argv.end());
+  std::optional<bp::process> proc;
+  {
+    asio::writable_pipe so_w(io), se_w(io);
+    bp::error_code ec;
+    asio::connect_pipe(so.pipe, so_w, ec);
+    if (!ec) asio::connect_pipe(se.pipe, se_w, ec);
+    if (ec) {
+      out.start_error = "pipe: " + ec.message();
+      out.exit_code = 127;
+      return finish();
+    }
+    bp::process_start_dir dir(spec.cwd.empty() ? std::filesystem::current_path() : spec.cwd);
+    try {
+      proc.emplace(io.get_executor(), exe, args, bp::process_stdio{nullptr, so_w, se_w}, dir, setup);
+    } catch (const std::exception& e) {
+      out.start_error = e.what();
+      out.exit_code = 127;
+      return finish();
+    }
+    // The write ends close here, so EOF arrives once the child (and anything it forked) lets go.
+  }
+  out.started = true;
+  out.pid = proc->id();
+  const pid_t group = proc->id();
+
+  bool exited = false;
+  int native_status = 0;
+  auto kill_group = [&](int sig) { ::kill(-group, sig); };
+
+  so.start();
+  se.start();
+  proc->async_wait([&](const bp::error_code&, int) {
+    exited = true;
+    native_status = proc->native_exit_code();
+    // Anything still in the leader's group is a leftover child: it must not outlive the call.
+    kill_group(SIGKILL);
+  });
+
+  // One ticker drives the deadline, the cancel flag and the escalation to SIGKILL.
+  asio::steady_timer tick(io);
+  std::optional<std::chrono::steady_clock::time_point> term_sent;
+  std::optional<std::chrono::steady_clock::time_point> exited_at;
+  std::function<void()> arm = [&] {
+    tick.expires_after(std::chrono::milliseconds(20));
+    tick.async_wait([&](const bp::error_code& ec) {
+      if (ec) return;
+      auto now = std::chrono::steady_clock::now();
+      if (!exited) {
+        bool cancel_now = spec.cancel && spec.cancel->load();
+        bool deadline = spec.timeout.count() > 0 && now - t0 >= spec.timeout;
+        if (!term_sent && (cancel_now || deadline)) {
+          out.cancelled = cancel_now && !deadline;
+          out.timed_out = deadline;
+          kill_group(SIGTERM);
+          term_sent = now;
+        } else if (term_sent && now - *term_sent >= spec.grace) {
+          kill_group(SIGKILL);
+        }
+      } else {
+        if (!exited_at) exited_at = now;
+        // A grandchild that escaped the group can hold the pipes open; do not wait for it forever.
+        if (now - *exited_at > std::chrono::seconds(2)) {
+          bp::error_code ignored;
+          so.pipe.close(ignored);
+          se.pipe.close(ignored);
+        }
+      }
+      if (!exited || so.open || se.open) arm();
+    });
+  };
+  arm();
+  io.run();
+
+  if (WIFEXITED(native_status)) {
+    out.exit_code = WEXITSTATUS(native_status);
+  } else if (WIFSIGNALED(native_status)) {
+    out.term_signal = WTERMSIG(native_status);
+  }
+  out.stdout_tail = so.tail.take();
+  out.stderr_tail = se.tail.take();
+  out.stdout_bytes = so.bytes;
+  out.stderr_bytes = se.bytes;
+  if (so.file) std::fflush(so.file), ::fsync(::fileno(so.file));
+  if (se.file) std::fflush(se.file), ::fsync(::fileno(se.file));
+  return finish();
+}
+
+}  // namespace cp::run
