@@ -1,6 +1,8 @@
 #include "contract/json_schema.hpp"
 
 #include <nlohmann/json.hpp>
+// Without this valijson prints and abort()s on a malformed schema; a plugin's bad schema must not kill the host.
+#define VALIJSON_USE_EXCEPTIONS 1
 #include <valijson/adapters/nlohmann_json_adapter.hpp>
 #include <valijson/schema.hpp>
 #include <valijson/schema_parser.hpp>
@@ -153,7 +155,9 @@ std::string expected_of(const json& root, const std::string& pointer, const std:
       if (s->contains(k)) add(std::string(k) + " " + (*s)[k].dump());
     }
   if (rule == "minimum" && s->contains("exclusiveMinimum")) add("exclusiveMinimum " + (*s)["exclusiveMinimum"].dump());
-  if (s->contains("description") && (*s)["description"].is_string())
+  // The description helps at a leaf; on an object (required, unknown property) it only repeats the title.
+  if (rule != "required" && rule != "additionalProperties" && s->contains("description") &&
+      (*s)["description"].is_string())
     add((*s)["description"].get<std::string>());
   (void)description;
   return out;
@@ -195,6 +199,28 @@ std::vector<SchemaViolation> JsonSchema::validate(const json& doc) const {
     v.message = e.description;
     if (!v.message.empty() && v.message.back() == '.') v.message.pop_back();
     v.expected = expected_of(impl_->source, v.pointer, v.rule, e.description);
+    if (v.rule == "required") {
+      // Point at the missing property (its line is the enclosing object's) and say only what is missing.
+      auto a = v.message.find('\'');
+      auto b = v.message.rfind('\'');
+      if (a != std::string::npos && b > a) {
+        std::string name = v.message.substr(a + 1, b - a - 1);
+        std::string esc;
+        for (char c : name) esc += c == '~' ? std::string("~0") : c == '/' ? std::string("~1") : std::string(1, c);
+        std::string parent = v.pointer;
+        v.pointer += "/" + esc;
+        v.message = "missing required property '" + name + "'";
+        const json* ps = subschema_at(impl_->source, parent);
+        v.expected = "add \"" + name + "\"";
+        if (ps && ps->contains("properties") && (*ps)["properties"].contains(name)) {
+          const json* prop = resolve_ref(impl_->source, &(*ps)["properties"][name]);
+          if (prop && prop->contains("description") && (*prop)["description"].is_string())
+            v.expected += ": " + (*prop)["description"].get<std::string>();
+          else if (prop && prop->contains("type") && (*prop)["type"].is_string())
+            v.expected += " (" + (*prop)["type"].get<std::string>() + ")";
+        }
+      }
+    }
     if (v.rule == "additionalProperties") {
       // Point at the unknown property itself, not at the object that holds it.
       auto q = v.message.rfind(": '");

@@ -1,0 +1,212 @@
+// Runner `tool`: runs the contract's runtime_options.commands in the worktree, in order, each only when
+// the command allowlist admits it. Commands are split into argv and run without a shell, so ';', '|' or
+// '$(...)' can never smuggle in a second command; argv[0] must be a bare program name found in PATH (a path
+// such as ./true could be any binary) unless an allowlist entry names that exact path.
+#include <cortexpilot/plugin.hpp>
+
+#include <nlohmann/json.hpp>
+
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <mutex>
+#include <optional>
+#include <regex>
+#include <thread>
+
+namespace {
+
+using nlohmann::json;
+
+constexpr const char* kConfigSchema = R"({
+  "type": "object",
+  "additionalProperties": false,
+  "properties": {
+    "stop_on_failure": {"type": "boolean", "description": "Stop at the first command that fails (default true)."},
+    "command_timeout_sec": {"type": "integer", "minimum": 1, "maximum": 86400}
+  }
+})";
+
+// Splits a command line like a POSIX shell would split words: whitespace, '...', "...", backslash.
+// Returns false on an unterminated quote.
+bool split_words(const std::string& s, std::vector<std::string>& out) {
+  std::string cur;
+  bool in_word = false;
+  char quote = 0;
+  for (size_t i = 0; i < s.size(); ++i) {
+    char c = s[i];
+    if (quote == '\'') {
+      if (c == '\'') quote = 0;
+      else cur += c;
+    } else if (quote == '"') {
+      if (c == '"') quote = 0;
+      else if (c == '\\' && i + 1 < s.size() && (s[i + 1] == '"' || s[i + 1] == '\\')) cur += s[++i];
+      else cur += c;
+    } else if (c == '\'' || c == '"') {
+      quote = c;
+      in_word = true;
+    } else if (c == '\\' && i + 1 < s.size()) {
+      cur += s[++i];
+      in_word = true;
+    } else if (c == ' ' || c == '\t' || c == '\n') {
+      if (in_word) out.push_back(cur), cur.clear(), in_word = false;
+    } else {
+      cur += c;
+      in_word = true;
+    }
+  }
+  if (quote) return false;
+  if (in_word) out.push_back(cur);
+  return true;
+}
+
+struct AllowEntry {
+  std::string id, program;
+  std::optional<std::regex> args;
+};
+
+class ToolRun : public cp::RunnerRun {
+ public:
+  ToolRun(cp::Context ctx, json run, bool stop_on_failure, int command_timeout)
+      : ctx_(ctx), run_(std::move(run)), stop_on_failure_(stop_on_failure), command_timeout_(command_timeout) {
+    worker_ = std::thread([this] { execute(); });
+  }
+  ~ToolRun() override {
+    cancel(true);
+    if (worker_.joinable()) worker_.join();
+  }
+
+  bool wait(uint64_t timeout_ms, std::string& result_json) override {
+    std::unique_lock lock(mu_);
+    if (!cv_.wait_for(lock, std::chrono::milliseconds(timeout_ms), [this] { return done_; })) return false;
+    result_json = result_.dump();
+    return true;
+  }
+  void cancel(bool) override { cancelled_ = true; }
+
+ private:
+  void finish(json result) {
+    std::lock_guard lock(mu_);
+    result_ = std::move(result);
+    done_ = true;
+    cv_.notify_all();
+  }
+
+  void execute() {
+    json commands_out = json::array();
+    try {
+      std::vector<AllowEntry> allow;
+      json policy = run_.contains("policies") ? run_["policies"].value("command_allowlist", json::object()) : json::object();
+      for (const auto& e : policy.value("entries", json::array())) {
+        AllowEntry a{e.value("id", ""), e.value("program", ""), std::nullopt};
+        if (e.contains("args_regex")) a.args.emplace(e["args_regex"].get<std::string>(), std::regex::ECMAScript);
+        allow.push_back(std::move(a));
+      }
+      json cmds = run_["contract"]["runtime_options"].value("commands", json::array());
+      if (cmds.empty()) return finish({{"status", "error"}, {"reason", "the contract lists no runtime_options.commands for the tool runner"}, {"commands", commands_out}});
+      std::string bundle = ctx_.bundle_dir();
+      int index = 0;
+      for (const auto& c : cmds) {
+        std::string line = c.get<std::string>();
+        if (cancelled_ || ctx_.cancelled())
+          return finish({{"status", "cancelled"}, {"reason", "cancelled before: " + line}, {"commands", commands_out}});
+        std::vector<std::string> argv;
+        std::string denial;
+        const AllowEntry* hit = nullptr;
+        if (!split_words(line, argv) || argv.empty()) {
+          denial = "cannot split into words (unterminated quote or empty)";
+        } else {
+          std::string args;
+          for (size_t i = 1; i < argv.size(); ++i) args += (i > 1 ? " " : "") + argv[i];
+          for (const auto& a : allow) {
+            // Exact match only: a bare entry admits only the bare name, a path entry only that path.
+            bool program_ok = argv[0] == a.program;
+            if (program_ok && (!a.args || std::regex_match(args, *a.args))) {
+              hit = &a;
+              break;
+            }
+          }
+          if (!hit)
+            denial = argv[0].find('/') != std::string::npos
+                         ? "program given as a path; only bare names on the allowlist may run"
+                         : "not on the command allowlist (policies/command_allowlist.json)";
+        }
+        if (!hit) {
+          ctx_.emit("COMMAND_REJECTED", json{{"command", line}, {"index", index}, {"reason", denial}}.dump());
+          commands_out.push_back({{"command", line}, {"status", "declined"}, {"reason", denial}});
+          return finish({{"status", "denied"}, {"reason", "command '" + line + "' " + denial}, {"commands", commands_out}});
+        }
+        cp::SpawnOptions opt;
+        opt.argv = argv;
+        opt.cwd = ctx_.workspace();
+        opt.timeout_ms = static_cast<uint64_t>(command_timeout_) * 1000;
+        opt.capture_limit = 8192;
+        if (!bundle.empty()) {
+          opt.stdout_path = bundle + "/artifacts/tool/" + std::to_string(index) + ".stdout.log";
+          opt.stderr_path = bundle + "/artifacts/tool/" + std::to_string(index) + ".stderr.log";
+        }
+        cp::SpawnResult r = ctx_.spawn(opt);
+        std::string status = r.ok() ? "completed" : r.timed_out ? "timeout" : r.cancelled ? "cancelled" : "failed";
+        json rec{{"command", line}, {"argv", argv}, {"allowlist_entry", hit->id}, {"exit_code", r.exit_code},
+                 {"term_signal", r.term_signal}, {"status", status}, {"duration_ms", r.duration_ms}};
+        ctx_.emit("COMMAND_EXECUTED", json{{"command", line}, {"index", index}, {"exit_code", r.exit_code},
+                                           {"term_signal", r.term_signal}, {"status", status},
+                                           {"duration_ms", r.duration_ms}, {"source", "tool"}}.dump());
+        commands_out.push_back(rec);
+        ++index;
+        if (r.cancelled) return finish({{"status", "cancelled"}, {"reason", "cancelled during: " + line}, {"commands", commands_out}});
+        if (r.timed_out) return finish({{"status", "timeout"}, {"reason", "command timed out: " + line}, {"commands", commands_out}});
+        if (!r.ok() && stop_on_failure_) {
+          std::string why = !r.started ? "did not start" : r.term_signal ? "killed by signal " + std::to_string(r.term_signal) : "exit " + std::to_string(r.exit_code);
+          return finish({{"status", "failed"}, {"reason", "command failed (" + why + "): " + line},
+                         {"exit_code", r.exit_code}, {"commands", commands_out}});
+        }
+      }
+      bool all_ok = true;
+      for (const auto& c : commands_out) all_ok = all_ok && c["status"] == "completed";
+      finish({{"status", all_ok ? "completed" : "failed"},
+              {"reason", all_ok ? "all commands completed" : "a command failed"},
+              {"commands", commands_out},
+              {"usage", {{"turns", commands_out.size()}}}});
+    } catch (const std::exception& e) {
+      finish({{"status", "error"}, {"reason", std::string("tool runner: ") + e.what()}, {"commands", commands_out}});
+    }
+  }
+
+  cp::Context ctx_;
+  json run_;
+  bool stop_on_failure_;
+  int command_timeout_;
+  std::atomic<bool> cancelled_{false};
+  std::mutex mu_;
+  std::condition_variable cv_;
+  bool done_ = false;
+  json result_;
+  std::thread worker_;
+};
+
+class ToolRunner : public cp::Runner {
+ public:
+  ToolRunner(cp::Context&, const std::string& config_json) {
+    json c = json::parse(config_json);
+    stop_on_failure_ = c.value("stop_on_failure", true);
+    command_timeout_ = c.value("command_timeout_sec", 3600);
+  }
+  std::unique_ptr<cp::RunnerRun> start(cp::Context ctx, const std::string& run_json) override {
+    json run = json::parse(run_json);
+    if (!run.contains("contract") || !run["contract"].contains("runtime_options"))
+      throw cp::Error(CP_E_INVALID, "runner input lacks /contract/runtime_options");
+    return std::make_unique<ToolRun>(ctx, std::move(run), stop_on_failure_, command_timeout_);
+  }
+
+ private:
+  bool stop_on_failure_;
+  int command_timeout_;
+};
+
+}  // namespace
+
+CP_PLUGIN("cp-runner-tool", "0.1.0",
+          cp::runner<ToolRunner>("tool", "0.1.0",
+                                 "Runs the contract's allowlisted commands in the worktree, without a shell",
+                                 kConfigSchema, R"(["spawn", "allowlist"])"))

@@ -1,0 +1,16 @@
+#!/usr/bin/env bash
+# README's test command: installs what is needed, builds, and runs every test twice — the normal build and
+# the ASan+UBSan build. Exits non-zero on the first failure.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/bootstrap.sh
+start=$(date +%s)
+for flavour in release asan; do
+  echo "== build ($flavour)"
+  bash scripts/build.sh "$flavour"
+  dir=build; [ "$flavour" = asan ] && dir=build-asan
+  echo "== test ($flavour)"
+  ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+    ctest --test-dir "$dir" --output-on-failure -j2 --timeout 600
+done
+echo "== all tests passed in both builds ($(( $(date +%s) - start )) s)"

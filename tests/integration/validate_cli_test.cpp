@@ -1,0 +1,236 @@
+// `cp-host validate` as CI runs it: real binary, real files, exit codes, the three output formats.
+#include "unit/test_support.hpp"
+
+#include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
+
+using nlohmann::json;
+using cp::test::Ran;
+namespace fs = std::filesystem;
+
+namespace {
+
+Ran host(std::vector<std::string> args, const fs::path& cwd = {}) {
+  std::vector<std::string> argv{CP_HOST_BIN, "--plugins", CP_PLUGIN_DIR};
+  argv.insert(argv.end(), args.begin(), args.end());
+  return cp::test::run(argv, cwd);
+}
+
+// A copy of the shipped packs and policies to break things in.
+struct Project {
+  cp::test::TempDir dir;
+  Project() {
+    for (const char* d : {"packs", "policies", "contracts"})
+      fs::copy(fs::path(CP_SOURCE_DIR) / d, dir / d, fs::copy_options::recursive);
+  }
+  json read(const std::string& rel) const { return json::parse(cp::test::read_file(dir / rel)); }
+  void write(const std::string& rel, const json& j) const { cp::test::write_file(dir / rel, j.dump(2)); }
+  Ran validate(std::vector<std::string> extra = {}) const {
+    std::vector<std::string> a{"--root", dir.path().string(), "validate", "--format", "json"};
+    a.insert(a.end(), extra.begin(), extra.end());
+    return host(a, dir.path());
+  }
+};
+
+std::set<std::pair<std::string, std::string>> pointer_rules(const Ran& r) {
+  std::set<std::pair<std::string, std::string>> out;
+  json j = json::parse(r.out);
+  for (const auto& d : j["diagnostics"]) out.emplace(d["pointer"], d["rule"]);
+  return out;
+}
+
+}  // namespace
+
+TEST(ValidateCli, ShippedContractsPacksAndPoliciesAreValid) {
+  auto r = host({"--root", CP_SOURCE_DIR, "validate"}, CP_SOURCE_DIR);
+  EXPECT_EQ(r.exit_code, 0) << r.out << r.err;
+  EXPECT_NE(r.out.find("ok: "), std::string::npos);
+}
+
+// One valid and one invalid document for every schema cp-host ships, with the pointer and rule the
+// invalid one must be reported at.
+struct SchemaCase {
+  const char* schema;
+  const char* valid;
+  const char* invalid;
+  const char* pointer;
+  const char* rule;
+};
+
+class ValidateEverySchema : public ::testing::TestWithParam<SchemaCase> {};
+
+TEST_P(ValidateEverySchema, AcceptsValidAndPinpointsInvalid) {
+  const auto& c = GetParam();
+  cp::test::TempDir d;
+  cp::test::write_file(d / "valid.json", c.valid);
+  cp::test::write_file(d / "invalid.json", c.invalid);
+  auto ok = host({"validate", "--no-plugin-checks", "--schema", c.schema, "--format", "json", (d / "valid.json").string()});
+  EXPECT_EQ(ok.exit_code, 0) << ok.out << ok.err;
+  auto bad = host({"validate", "--no-plugin-checks", "--schema", c.schema, "--format", "json", (d / "invalid.json").string()});
+  EXPECT_EQ(bad.exit_code, 1) << bad.out << bad.err;
+  auto found = pointer_rules(bad);
+  EXPECT_TRUE(found.count({c.pointer, c.rule})) << c.schema << ": wanted " << c.pointer << " " << c.rule << " in " << bad.out;
+}
+
+const char* kContract = R"({"task_id":"t1","task_type":"code_change","owner_agent":{"role":"PM","agent_id":"a"},
+  "assigned_agent":{"role":"WORKER","agent_id":"b"},"inputs":{"spec":"do it"},"allowed_paths":["src/"],
+  "acceptance_tests":[{"name":"t","cmd":"true"}],"rollback":{"strategy":"none","baseline_ref":"HEAD"},
+  "runtime_options":{"runner":"tool"}})";
+
+INSTANTIATE_TEST_SUITE_P(
+    Schemas, ValidateEverySchema,
+    ::testing::Values(
+        SchemaCase{"task_contract", kContract,
+                   R"({"task_id":"t1","task_type":"code_change","owner_agent":{"role":"PM","agent_id":"a"},
+  "assigned_agent":{"role":"WORKER","agent_id":"b"},"inputs":{"spec":"do it"},"allowed_paths":["src/"],
+  "acceptance_tests":[{"name":"t","cmd":"true","timeout_sec":0}],"rollback":{"strategy":"none","baseline_ref":"HEAD"},
+  "runtime_options":{"runner":"tool"}})",
+                   "/acceptance_tests/0/timeout_sec", "minimum"},
+        SchemaCase{"pack", R"({"pack_id":"p","governance_level":"low","gates":[{"plugin":"diff_scope"}]})",
+                   R"({"pack_id":"p","governance_level":"extreme","gates":[]})", "/governance_level", "enum"},
+        SchemaCase{"command_allowlist", R"({"policy":"command_allowlist","entries":[{"id":"t","program":"true"}]})",
+                   R"({"policy":"command_allowlist","entries":[{"id":"t"}]})", "/entries/0/program", "required"},
+        SchemaCase{"forbidden_actions", R"({"policy":"forbidden_actions","actions":[{"id":"a","pattern":"x","reason":"r"}]})",
+                   R"({"policy":"forbidden_actions","actions":[{"id":"A b","pattern":"x","reason":"r"}]})",
+                   "/actions/0/id", "pattern"},
+        SchemaCase{"role_registry", R"({"policy":"role_registry","roles":[{"role":"PM","description":"d"}]})",
+                   R"({"policy":"role_registry","roles":[]})", "/roles", "minItems"},
+        SchemaCase{"retention_policy", R"({"policy":"retention_policy","lanes":{"runs":{"ttl_days":3}}})",
+                   R"({"policy":"retention_policy","lanes":{"runs":{"ttl_days":-1}}})", "/lanes/runs/ttl_days", "minimum"},
+        SchemaCase{"plugin_config", R"({"policy":"plugins","plugins":{"x":{"isolation":"isolated"}}})",
+                   R"({"policy":"plugins","plugins":{"x":{"isolation":"sandboxed"}}})", "/plugins/x/isolation", "enum"},
+        SchemaCase{"run_manifest",
+                   R"({"schema_version":1,"run_id":"r1","task_id":"t","contract_sha256":"0000000000000000000000000000000000000000000000000000000000000000","runner":"tool","status":"sealed","verdict":"success","created_at":"2026-01-01T00:00:00Z","plugins":[]})",
+                   R"({"schema_version":1,"run_id":"r1","task_id":"t","contract_sha256":"abc","runner":"tool","status":"sealed","created_at":"x","plugins":[]})",
+                   "/contract_sha256", "pattern"},
+        SchemaCase{"event",
+                   R"({"seq":1,"ts":"2026-01-01T00:00:00.000Z","run_id":"r","type":"RUN_STARTED","payload":{},"prev_hash":"0000000000000000000000000000000000000000000000000000000000000000","hash":"1111111111111111111111111111111111111111111111111111111111111111"})",
+                   R"({"seq":1,"ts":"2026-01-01T00:00:00.000Z","run_id":"r","type":"run_started","payload":{},"prev_hash":"0000000000000000000000000000000000000000000000000000000000000000","hash":"1111111111111111111111111111111111111111111111111111111111111111"})",
+                   "/type", "pattern"},
+        SchemaCase{"gate_verdict", R"({"verdict":"pass","summary":"ok"})", R"({"verdict":"maybe","summary":"?"})",
+                   "/verdict", "enum"},
+        SchemaCase{"queue_item", R"({"op":"enqueued","item_id":"q1","ts":"2026-01-01T00:00:00Z","contract_path":"c.json","task_id":"t"})",
+                   R"({"op":"finished","item_id":"q1","ts":"2026-01-01T00:00:00Z","attempt":1})", "/status", "required"},
+        SchemaCase{"probe_result", R"({"status":"ok","capabilities":{},"ttl_seconds":5})",
+                   R"({"status":"ok","capabilities":{},"ttl_seconds":-5})", "/ttl_seconds", "minimum"}),
+    [](const auto& info) { return std::string(info.param.schema); });
+
+TEST(ValidateCli, CrossReferencesAreChecked) {
+  Project p;
+  json c = json::parse(kContract);
+  c["runtime_options"]["pack"] = "ultra";
+  c["runtime_options"]["runner"] = "codez";
+  c["forbidden_actions"] = {"git-push", "nope"};
+  c["owner_agent"]["role"] = "CEO";
+  p.write("contracts/xref.json", c);
+  json pack = p.read("packs/low.json");
+  pack["gates"].push_back({{"plugin", "no_such_gate"}});
+  pack["gates"].push_back({{"plugin", "tool"}});
+  pack["gates"][0]["config"] = {{"always_allowed", "not-an-array"}};
+  p.write("packs/low.json", pack);
+  json dup = p.read("packs/medium.json");
+  p.write("packs/medium-copy.json", dup);
+
+  auto r = p.validate();
+  EXPECT_EQ(r.exit_code, 1) << r.out << r.err;
+  auto found = pointer_rules(r);
+  for (auto want : std::vector<std::pair<std::string, std::string>>{
+           {"/runtime_options/pack", "xref:pack"},
+           {"/runtime_options/runner", "xref:plugin"},
+           {"/forbidden_actions/1", "xref:forbidden_action"},
+           {"/owner_agent/role", "xref:role"},
+           {"/gates/4/plugin", "xref:plugin"},
+           {"/gates/5/plugin", "xref:plugin"},
+           {"/gates/0/config/always_allowed", "plugin_config:type"},
+           {"/pack_id", "xref:duplicate"}})
+    EXPECT_TRUE(found.count(want)) << want.first << " " << want.second << " missing in " << r.out;
+  EXPECT_NE(r.out.find("is a runner, not a gate"), std::string::npos);
+}
+
+TEST(ValidateCli, PluginConfigPolicyIsCheckedAgainstThePluginsSchema) {
+  Project p;
+  json pol = p.read("policies/plugins.json");
+  pol["plugins"]["toolchain"]["config"]["timeout_ms"] = "fast";
+  pol["plugins"]["ghost"] = {{"config", json::object()}};
+  p.write("policies/plugins.json", pol);
+  auto r = p.validate();
+  EXPECT_EQ(r.exit_code, 1);
+  auto found = pointer_rules(r);
+  EXPECT_TRUE(found.count({"/plugins/toolchain", "xref:plugin"})) << r.out;  // refused: config breaks its schema
+  EXPECT_TRUE(found.count({"/plugins/ghost", "xref:plugin"})) << r.out;
+  EXPECT_NE(r.out.find("timeout_ms"), std::string::npos);
+}
+
+TEST(ValidateCli, TextAndGithubFormatsNameFileLinePointerAndRule) {
+  cp::test::TempDir d;
+  fs::create_directories(d / "contracts");
+  json c = json::parse(kContract);
+  c["budgets"] = {{"max_turns", "ten"}};
+  cp::test::write_file(d / "contracts/c.json", c.dump(2));
+  int line = 0;
+  {
+    std::string text = cp::test::read_file(d / "contracts/c.json");
+    std::istringstream in(text);
+    std::string l;
+    for (int n = 1; std::getline(in, l); ++n)
+      if (l.find("\"max_turns\"") != std::string::npos) line = n;
+  }
+  ASSERT_GT(line, 0);
+  auto text = host({"validate", "--no-plugin-checks", "contracts/c.json"}, d.path());
+  EXPECT_EQ(text.exit_code, 1);
+  EXPECT_NE(text.out.find("contracts/c.json:" + std::to_string(line) + ": error [type] /budgets/max_turns"), std::string::npos)
+      << text.out;
+  EXPECT_NE(text.out.find("(value: \"ten\")"), std::string::npos);
+  EXPECT_NE(text.out.find("expected: type integer"), std::string::npos);
+
+  auto gh = host({"validate", "--no-plugin-checks", "--format", "github", "contracts/c.json"}, d.path());
+  EXPECT_EQ(gh.exit_code, 1);
+  std::string want = "::error file=contracts/c.json,line=" + std::to_string(line) + ",title=cp-host validate%3A type::/budgets/max_turns";
+  EXPECT_EQ(gh.out.rfind(want, 0), 0u) << gh.out;
+}
+
+TEST(ValidateCli, BrokenJsonNamesTheLine) {
+  cp::test::TempDir d;
+  cp::test::write_file(d / "contracts/broken.json", "{\n  \"task_id\": \"x\",\n  \"a\": [1,,2]\n}\n");
+  auto r = host({"validate", "--no-plugin-checks", "--format", "json", (d / "contracts/broken.json").string()});
+  EXPECT_EQ(r.exit_code, 1);
+  json j = json::parse(r.out);
+  ASSERT_EQ(j["diagnostics"].size(), 1u);
+  EXPECT_EQ(j["diagnostics"][0]["rule"], "json");
+  EXPECT_EQ(j["diagnostics"][0]["line"], 3);
+}
+
+TEST(ValidateCli, UnknownFileKindIsAnErrorNotASkip) {
+  cp::test::TempDir d;
+  cp::test::write_file(d / "mystery.json", R"({"hello": "world"})");
+  auto r = host({"validate", "--no-plugin-checks", (d / "mystery.json").string()});
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_NE(r.out.find("cannot tell which schema applies"), std::string::npos);
+}
+
+TEST(ValidateCli, UsageErrorsExitTwo) {
+  EXPECT_EQ(host({"validate", "/no/such/path.json"}).exit_code, 2);
+  EXPECT_EQ(host({"validate", "--format", "yaml"}).exit_code, 2);
+  EXPECT_EQ(host({"validate", "--schema", "nope", CP_SOURCE_DIR "/contracts"}).exit_code, 2);
+  cp::test::TempDir empty;
+  EXPECT_EQ(host({"--root", empty.path().string(), "validate"}).exit_code, 2);
+  auto r = cp::test::run({CP_HOST_BIN, "--plugins", "/no/plugins", "--root", CP_SOURCE_DIR, "validate"});
+  EXPECT_EQ(r.exit_code, 2);
+  EXPECT_NE(r.err.find("--no-plugin-checks"), std::string::npos);
+}
+
+TEST(ValidateCli, ManyFilesAreAllChecked) {
+  cp::test::TempDir d;
+  json c = json::parse(kContract);
+  for (int i = 0; i < 300; ++i) {
+    c["task_id"] = "t" + std::to_string(i);
+    if (i % 50 == 7) c["task_type"] = "bogus";
+    else c["task_type"] = "code_change";
+    cp::test::write_file(d / ("contracts/c" + std::to_string(i) + ".json"), c.dump());
+  }
+  auto r = host({"validate", "--no-plugin-checks", "--format", "json", "-j", "2", (d / "contracts").string()});
+  EXPECT_EQ(r.exit_code, 1);
+  json j = json::parse(r.out);
+  EXPECT_EQ(j["files_checked"], 300);
+  EXPECT_EQ(j["files_invalid"], 6);
+}
