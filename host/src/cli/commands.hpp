@@ -33,6 +33,8 @@ void add_validate(CLI::App& app, Globals& g, Runner& run);
 void add_plugins(CLI::App& app, Globals& g, Runner& run);
 void add_probe(CLI::App& app, Globals& g, Runner& run);
 void add_schemas(CLI::App& app, Runner& run);
+void add_run(CLI::App& app, Globals& g, Runner& run);
+void add_runs(CLI::App& app, Globals& g, Runner& run);
 
 // <exe dir>/../plugins (build tree) or <exe dir>/../lib/cp-host/plugins (installed); $CP_HOST_PLUGINS wins.
 std::filesystem::path default_plugins_dir();

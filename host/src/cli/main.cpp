@@ -28,6 +28,8 @@ int main(int argc, char** argv) {
   add_plugins(app, g, run);
   add_probe(app, g, run);
   add_schemas(app, run);
+  add_run(app, g, run);
+  add_runs(app, g, run);
 
   try {
     app.parse(argc, argv);

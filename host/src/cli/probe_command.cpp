@@ -1,7 +1,6 @@
 // `cp-host probe [ID...]`: run capability probes (toolchain, providers) and show what they found.
 #include "cli/commands.hpp"
-#include "contract/schema_catalog.hpp"
-#include "plugin/instance.hpp"
+#include "plugin/probe_call.hpp"
 #include "plugin/registry.hpp"
 
 #include <CLI/CLI.hpp>
@@ -13,29 +12,6 @@ namespace cp::cli {
 
 using nlohmann::json;
 
-namespace {
-
-// A probe's answer, fail-closed: a failed call or an answer that breaks the schema is status "error".
-json run_probe(const plugin::PluginInfo& info) {
-  std::string error;
-  auto inst = plugin::Instance::create(info, error);
-  if (!inst) return {{"status", "error"}, {"capabilities", json::object()}, {"ttl_seconds", 0}, {"message", error}};
-  plugin::CallContext ctx(info.id);
-  auto out = inst->probe(ctx);
-  if (!out.ok()) return {{"status", "error"}, {"capabilities", json::object()}, {"ttl_seconds", 0}, {"message", out.error}};
-  json doc = json::parse(out.output, nullptr, false);
-  if (doc.is_discarded())
-    return {{"status", "error"}, {"capabilities", json::object()}, {"ttl_seconds", 0}, {"message", "probe returned invalid JSON"}};
-  auto v = contract::schema("probe_result").validate(doc);
-  if (!v.empty())
-    return {{"status", "error"},
-            {"capabilities", json::object()},
-            {"ttl_seconds", 0},
-            {"message", "probe output breaks schemas/probe_result.schema.json at " + v[0].pointer + ": " + v[0].message}};
-  return doc;
-}
-
-}  // namespace
 
 void add_probe(CLI::App& app, Globals& g, Runner& run) {
   struct Opts {
@@ -71,7 +47,7 @@ void add_probe(CLI::App& app, Globals& g, Runner& run) {
       json all = json::object();
       bool ok = true;
       for (const auto* p : probes) {
-        json r = run_probe(*p);
+        json r = plugin::call_probe(*p);
         ok = ok && r.value("status", "") == "ok";
         all[p->id] = r;
       }

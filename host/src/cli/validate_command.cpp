@@ -31,16 +31,10 @@ std::string gh_prop(const std::string& s) {
   return o;
 }
 
-std::string sentence(const contract::Diagnostic& d) {
-  std::string s = (d.pointer.empty() ? std::string("(document)") : d.pointer) + ": " + d.message;
-  if (!d.value.empty()) s += " (value: " + d.value + ")";
-  if (!d.expected.empty()) s += "; expected: " + d.expected;
-  return s;
-}
 
 void print_text(const contract::ValidationReport& r) {
   for (const auto& d : r.diagnostics)
-    std::cout << d.file << ":" << d.line << ": error [" << d.rule << "] " << sentence(d) << "\n";
+    std::cout << d.file << ":" << d.line << ": error [" << d.rule << "] " << contract::describe(d) << "\n";
   std::cout << (r.ok() ? "ok: " : "invalid: ") << r.files_checked << " file(s) checked, " << r.files_invalid
             << " invalid, " << r.diagnostics.size() << " error(s) in " << r.duration.count() << " ms\n";
 }
@@ -48,7 +42,7 @@ void print_text(const contract::ValidationReport& r) {
 void print_github(const contract::ValidationReport& r) {
   for (const auto& d : r.diagnostics)
     std::cout << "::error file=" << gh_prop(d.file) << ",line=" << d.line
-              << ",title=" << gh_prop("cp-host validate: " + d.rule) << "::" << gh_data(sentence(d)) << "\n";
+              << ",title=" << gh_prop("cp-host validate: " + d.rule) << "::" << gh_data(contract::describe(d)) << "\n";
   std::cout << (r.ok() ? "ok: " : "invalid: ") << r.files_checked << " file(s) checked, " << r.files_invalid
             << " invalid, " << r.diagnostics.size() << " error(s)\n";
 }

@@ -416,4 +416,11 @@ ValidationReport validate(const ValidateOptions& options) {
   return report;
 }
 
+std::string describe(const Diagnostic& d) {
+  std::string s = (d.pointer.empty() ? std::string("(document)") : d.pointer) + ": " + d.message;
+  if (!d.value.empty()) s += " (value: " + d.value + ")";
+  if (!d.expected.empty()) s += "; expected: " + d.expected;
+  return s;
+}
+
 }  // namespace cp::contract

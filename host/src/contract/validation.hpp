@@ -47,4 +47,7 @@ struct UsageError : std::runtime_error {
 
 ValidationReport validate(const ValidateOptions& options);
 
+// "<pointer>: <message> (value: ...); expected: ..." — one diagnostic as a sentence, without the file.
+std::string describe(const Diagnostic& d);
+
 }  // namespace cp::contract

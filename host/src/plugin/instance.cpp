@@ -73,4 +73,38 @@ CallOutcome Instance::plan(CallContext& ctx, const std::string& lane_input_json)
   return finish(st, err, out);
 }
 
+CallOutcome Instance::start(CallContext& ctx, const std::string& run_json, void*& run) {
+  run = nullptr;
+  if (info_.kind != Kind::runner) return {CP_E_UNSUPPORTED, "", "plugin '" + info_.id + "' is not a runner"};
+  SinkBuffer none(0);
+  cp_error* err = nullptr;
+  auto* vt = static_cast<const cp_runner_vtable*>(info_.vtable);
+  cp_status st = vt->start(handle_, ctx.raw(), run_json.c_str(), &run, &err);
+  CallOutcome r = finish(st, err, none);
+  if (!r.ok()) run = nullptr;
+  return r;
+}
+
+CallOutcome Instance::wait(void* run, uint64_t timeout_ms) {
+  SinkBuffer out(kOutputLimit);
+  cp_error* err = nullptr;
+  auto* vt = static_cast<const cp_runner_vtable*>(info_.vtable);
+  cp_status st = vt->wait(handle_, run, timeout_ms, out.sink(), &err);
+  if (st == CP_PENDING) {
+    take_error(err);
+    return {CP_PENDING, "", ""};
+  }
+  return finish(st, err, out);
+}
+
+void Instance::cancel(void* run, bool force) {
+  auto* vt = static_cast<const cp_runner_vtable*>(info_.vtable);
+  vt->cancel(handle_, run, force ? 1 : 0);
+}
+
+void Instance::release(void* run) {
+  auto* vt = static_cast<const cp_runner_vtable*>(info_.vtable);
+  vt->release(handle_, run);
+}
+
 }  // namespace cp::plugin

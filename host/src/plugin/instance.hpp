@@ -37,6 +37,14 @@ class Instance {
   CallOutcome probe(CallContext& ctx);                                     // probe
   CallOutcome plan(CallContext& ctx, const std::string& lane_input_json);  // retention lane
 
+  // Runner calls, in plugin.h's legal order: start -> wait* [-> cancel] -> wait OK -> release. `ctx` must
+  // outlive release(). wait() returns status CP_PENDING while the run goes on; cancel() may be called
+  // from another thread while wait() runs (the one concurrent call plugin.h allows).
+  CallOutcome start(CallContext& ctx, const std::string& run_json, void*& run);
+  CallOutcome wait(void* run, uint64_t timeout_ms);
+  void cancel(void* run, bool force);
+  void release(void* run);
+
  private:
   Instance(const PluginInfo& info, void* handle) : info_(info), handle_(handle) {}
   CallOutcome finish(cp_status st, cp_error* err, SinkBuffer& out);

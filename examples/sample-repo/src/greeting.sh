@@ -1,0 +1,3 @@
+#!/bin/sh
+# Prints the greeting of the sample project.
+echo "Helo, world"

@@ -1,0 +1,116 @@
+// `cp-host run CONTRACT`: one contract, end to end, into a sealed run bundle. SIGINT/SIGTERM cancel the
+// run (its process groups are stopped) and seal it as cancelled.
+#include "cli/commands.hpp"
+#include "run/engine.hpp"
+
+#include <CLI/CLI.hpp>
+#include <nlohmann/json.hpp>
+
+#include <csignal>
+#include <iostream>
+
+namespace cp::cli {
+
+using nlohmann::json;
+
+namespace {
+
+std::atomic<bool> g_interrupt{false};
+static_assert(std::atomic<bool>::is_always_lock_free, "the signal handler needs a lock-free flag");
+
+extern "C" void on_stop_signal(int) { g_interrupt.store(true); }
+
+void install_stop_handlers() {
+  struct sigaction sa {};
+  sa.sa_handler = &on_stop_signal;
+  sigemptyset(&sa.sa_mask);
+  sa.sa_flags = SA_RESTART;
+  sigaction(SIGINT, &sa, nullptr);
+  sigaction(SIGTERM, &sa, nullptr);
+}
+
+void print_summary(const run::RunOutcome& o, int code) {
+  std::cout << "run      " << o.run_id << "\n"
+            << "status   " << o.status << "\n";
+  if (!o.verdict.empty()) std::cout << "verdict  " << o.verdict << "\n";
+  std::cout << "reason   " << o.reason << "\n";
+  std::cout << "gates   ";
+  const json& gates = o.manifest.value("gates", json::array());
+  if (gates.empty()) std::cout << " (none ran)";
+  for (const auto& g : gates) std::cout << " " << g.value("gate_id", "") << "=" << g.value("verdict", "");
+  std::cout << "\n";
+  auto changes = o.manifest.contains("reports") && o.manifest["reports"].contains("diff") ? "artifacts/diff.patch" : "-";
+  std::cout << "diff     " << changes << "\n"
+            << "bundle   " << o.bundle_dir.string() << "\n"
+            << "exit     " << code << "\n";
+}
+
+}  // namespace
+
+void add_run(CLI::App& app, Globals& g, Runner& run) {
+  struct Opts {
+    std::string contract;
+    std::string repo = ".";
+    bool json = false;
+    bool quiet = false;
+    bool keep = false;
+  };
+  auto o = std::make_shared<Opts>();
+  auto* cmd = app.add_subcommand(
+      "run",
+      "Run a task contract: validate and compile it, make a git worktree of the repo at rollback.baseline_ref, run "
+      "its runner, collect the diff, run the pack's gates and seal a run bundle under "
+      "<root>/.runtime-cache/cortexpilot/runs/<run_id>/.\n"
+      "Exit codes: 0 success, 2 invalid contract or usage (nothing written), 3 internal error, 4 failure, "
+      "5 denied (a rule was broken), 6 timeout, 7 cancelled, 8 error, 9 awaiting approval.");
+  cmd->add_option("contract", o->contract, "Task contract JSON file")->required();
+  cmd->add_option("--repo", o->repo, "Git repository the run works on (default: .); it is never modified, a "
+                                     "worktree is made instead");
+  cmd->add_flag("--json", o->json, "Print the outcome as JSON (progress lines still go to stderr unless --quiet)");
+  cmd->add_flag("--quiet,-q", o->quiet, "No progress lines");
+  cmd->add_flag("--keep-worktree", o->keep, "Keep the run's worktree after sealing (default: per rollback.strategy)");
+  cmd->callback([&g, &run, o] {
+    run = [&g, o]() -> int {
+      install_stop_handlers();
+      run::RunRequest req;
+      req.contract_path = o->contract;
+      req.repo = o->repo;
+      req.root = g.root;
+      req.plugins_dir = g.plugins_dir;
+      req.interrupt = &g_interrupt;
+      req.keep_worktree = o->keep;
+      if (!o->quiet) req.progress = [](const std::string& line) { std::cerr << "· " << line << std::endl; };
+      run::RunOutcome out = run::run_contract(req);
+      int code = run::exit_code_for(out);
+      if (out.stage == run::RunOutcome::Stage::invalid) {
+        for (const auto& d : out.diagnostics)
+          std::cerr << d.file << ":" << d.line << ": error [" << d.rule << "] " << contract::describe(d) << "\n";
+        std::cerr << "cp-host run: " << out.error << "; nothing was run or written. Fix it and check with "
+                  << "`cp-host validate " << o->contract << "`.\n";
+      } else if (out.stage == run::RunOutcome::Stage::internal) {
+        std::cerr << "cp-host run: " << out.error << "\n";
+      }
+      if (o->json) {
+        json j{{"exit_code", code}, {"stage", out.stage == run::RunOutcome::Stage::sealed    ? "sealed"
+                                              : out.stage == run::RunOutcome::Stage::invalid ? "invalid"
+                                                                                             : "internal"}};
+        if (!out.run_id.empty()) j["run_id"] = out.run_id;
+        if (!out.bundle_dir.empty()) j["bundle"] = out.bundle_dir.string();
+        if (out.stage == run::RunOutcome::Stage::sealed) j["manifest"] = out.manifest;
+        else j["error"] = out.error;
+        if (!out.diagnostics.empty()) {
+          j["diagnostics"] = json::array();
+          for (const auto& d : out.diagnostics)
+            j["diagnostics"].push_back({{"file", d.file}, {"line", d.line}, {"pointer", d.pointer}, {"rule", d.rule},
+                                        {"message", d.message}});
+        }
+        std::cout << j.dump(2) << "\n";
+      } else if (out.stage == run::RunOutcome::Stage::sealed) {
+        print_summary(out, code);
+      }
+      return code;
+    };
+  });
+}
+
+}  // namespace cp::cli

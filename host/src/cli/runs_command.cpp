@@ -1,0 +1,199 @@
+// `cp-host runs list|show|events|verify|recover`: read the run bundles under the runtime root.
+#include "cli/commands.hpp"
+#include "run/recovery.hpp"
+#include "store/bundle.hpp"
+#include "store/event_log.hpp"
+#include "store/run_index.hpp"
+#include "store/sha256.hpp"
+
+#include <CLI/CLI.hpp>
+#include <nlohmann/json.hpp>
+
+#include <fstream>
+#include <iomanip>
+#include <iostream>
+#include <sstream>
+
+namespace cp::cli {
+
+namespace fs = std::filesystem;
+using nlohmann::json;
+
+namespace {
+
+struct RunsOpts {
+  std::string run_id;
+  bool json = false;
+  size_t limit = 50;
+  std::string type;
+};
+
+std::optional<fs::path> locate(const Globals& g, const std::string& id) {
+  auto dir = store::find_run(g.root, id);
+  if (!dir) std::cerr << "cp-host: no run '" << id << "' under " << store::runs_dir(g.root).string()
+                      << " (see `cp-host runs list`)\n";
+  return dir;
+}
+
+void recover_quietly(const Globals& g) {
+  for (const auto& r : run::recover_unsealed(g.root))
+    std::cerr << "cp-host: recovered run " << r.run_id << " left unsealed by a crash: sealed as " << r.verdict << " ("
+              << r.reason << ")\n";
+}
+
+int list(const Globals& g, const RunsOpts& o) {
+  recover_quietly(g);
+  auto runs = store::list_runs(g.root);
+  if (runs.size() > o.limit) runs.resize(o.limit);
+  if (o.json) {
+    json arr = json::array();
+    for (const auto& r : runs) arr.push_back(store::to_json(r));
+    std::cout << json{{"runs", arr}, {"count", arr.size()}}.dump(2) << "\n";
+    return kOk;
+  }
+  if (runs.empty()) {
+    std::cout << "no runs under " << store::runs_dir(g.root).string() << "\n";
+    return kOk;
+  }
+  std::cout << std::left << std::setw(48) << "RUN" << std::setw(18) << "STATUS" << std::setw(11) << "VERDICT"
+            << std::setw(10) << "RUNNER" << "CREATED\n";
+  for (const auto& r : runs)
+    std::cout << std::setw(48) << r.run_id << std::setw(18) << r.status << std::setw(11)
+              << (r.verdict.empty() ? "-" : r.verdict) << std::setw(10) << r.runner << r.created_at << "\n";
+  return kOk;
+}
+
+int show(const Globals& g, const RunsOpts& o) {
+  recover_quietly(g);
+  auto dir = locate(g, o.run_id);
+  if (!dir) return kUsage;
+  json m = store::read_json_file(*dir / "manifest.json");
+  if (!m.is_object()) {
+    std::cerr << "cp-host: " << (*dir / "manifest.json").string() << " is missing or not JSON\n";
+    return kInvalid;
+  }
+  if (o.json) {
+    std::cout << m.dump(2) << "\n";
+    return kOk;
+  }
+  std::cout << "run       " << m.value("run_id", "") << "\n"
+            << "task      " << m.value("task_id", "") << "\n"
+            << "status    " << m.value("status", "") << "\n"
+            << "verdict   " << m.value("verdict", "-") << "\n"
+            << "reason    " << m.value("reason", "") << "\n"
+            << "runner    " << m.value("runner", "") << "   pack " << m.value("pack", "") << "\n"
+            << "baseline  " << m.value("baseline_commit", "") << "\n"
+            << "created   " << m.value("created_at", "") << "   duration " << m.value("duration_ms", 0) << " ms\n";
+  const json gates = m.value("gates", json::array());
+  for (const auto& gt : gates)
+    std::cout << "gate      " << std::left << std::setw(20) << gt.value("gate_id", "") << std::setw(8)
+              << gt.value("verdict", "") << gt.value("summary", "") << "\n";
+  const json reports = m.value("reports", json::object());
+  for (const auto& [k, v] : reports.items()) std::cout << "report    " << v.get<std::string>() << "\n";
+  std::cout << "bundle    " << dir->string() << "\n";
+  return kOk;
+}
+
+int events(const Globals& g, const RunsOpts& o) {
+  auto dir = locate(g, o.run_id);
+  if (!dir) return kUsage;
+  std::ifstream in(*dir / "events.jsonl");
+  std::string line;
+  while (std::getline(in, line)) {
+    json e = json::parse(line, nullptr, false);
+    if (e.is_discarded()) {
+      std::cerr << "cp-host: unparsable event line skipped (run `cp-host runs verify " << o.run_id << "`)\n";
+      continue;
+    }
+    if (!o.type.empty() && e.value("type", "") != o.type) continue;
+    if (o.json) {
+      std::cout << line << "\n";
+    } else {
+      std::cout << std::right << std::setw(4) << e.value("seq", 0) << "  " << e.value("ts", "") << "  " << std::left
+                << std::setw(22) << e.value("type", "") << " " << e.value("payload", json::object()).dump() << "\n";
+    }
+  }
+  return kOk;
+}
+
+int verify(const Globals& g, const RunsOpts& o) {
+  auto dir = locate(g, o.run_id);
+  if (!dir) return kUsage;
+  store::ChainCheck c = store::verify_event_log(*dir / "events.jsonl");
+  std::vector<std::string> problems;
+  if (!c.ok) problems.push_back("events.jsonl line " + std::to_string(c.bad_line) + ": " + c.reason);
+  json m = store::read_json_file(*dir / "manifest.json");
+  if (c.ok && m.is_object() && m.value("status", "") == "sealed" && m.contains("events")) {
+    if (m["events"].value("count", 0ULL) != c.events)
+      problems.push_back("manifest says " + std::to_string(m["events"].value("count", 0ULL)) + " events, the log holds " +
+                         std::to_string(c.events));
+    else if (m["events"].value("last_hash", "") != c.last_hash)
+      problems.push_back("manifest's last event hash differs from the log's");
+  }
+  json proof = store::read_json_file(*dir / "reports/proof_pack.json");
+  if (proof.is_object()) {
+    for (const auto& gt : proof.value("gates", json::array())) {
+      if (!gt.contains("report")) continue;
+      std::ifstream rf(*dir / gt["report"].get<std::string>(), std::ios::binary);
+      std::ostringstream ss;
+      ss << rf.rdbuf();
+      if (store::sha256_hex(ss.str()) != gt.value("report_sha256", ""))
+        problems.push_back("report " + gt["report"].get<std::string>() + " differs from the hash in proof_pack.json");
+    }
+    std::ifstream df(*dir / "artifacts/diff.patch", std::ios::binary);
+    std::ostringstream ds;
+    ds << df.rdbuf();
+    if (proof.contains("diff_sha256") && store::sha256_hex(ds.str()) != proof.value("diff_sha256", ""))
+      problems.push_back("artifacts/diff.patch differs from the hash in proof_pack.json");
+  }
+  bool ok = problems.empty();
+  if (o.json) {
+    std::cout << json{{"run_id", o.run_id}, {"ok", ok}, {"events", c.events}, {"last_hash", c.last_hash},
+                      {"problems", problems}}.dump(2)
+              << "\n";
+  } else if (ok) {
+    std::cout << "ok: " << o.run_id << ": " << c.events << " events, hash chain intact, last " << c.last_hash.substr(0, 16)
+              << "…\n";
+  } else {
+    for (const auto& p : problems) std::cout << "TAMPERED: " << o.run_id << ": " << p << "\n";
+  }
+  return ok ? kOk : kInvalid;
+}
+
+}  // namespace
+
+void add_runs(CLI::App& app, Globals& g, Runner& run) {
+  auto o = std::make_shared<RunsOpts>();
+  auto* runs = app.add_subcommand("runs", "Read run bundles under <root>/.runtime-cache/cortexpilot/runs");
+  runs->require_subcommand(1);
+  auto* ls = runs->add_subcommand("list", "List runs, newest first");
+  ls->add_flag("--json", o->json, "Machine-readable output");
+  ls->add_option("--limit", o->limit, "At most this many runs (default 50)");
+  ls->callback([&g, &run, o] { run = [&g, o] { return list(g, *o); }; });
+  auto* sh = runs->add_subcommand("show", "Show a run's manifest: status, verdict, gates, reports");
+  sh->add_option("run_id", o->run_id, "Run id")->required();
+  sh->add_flag("--json", o->json, "Print manifest.json");
+  sh->callback([&g, &run, o] { run = [&g, o] { return show(g, *o); }; });
+  auto* ev = runs->add_subcommand("events", "Print a run's events");
+  ev->add_option("run_id", o->run_id, "Run id")->required();
+  ev->add_flag("--json", o->json, "Print the raw JSON lines");
+  ev->add_option("--type", o->type, "Only events of this type (e.g. GATE_FAILED)");
+  ev->callback([&g, &run, o] { run = [&g, o] { return events(g, *o); }; });
+  auto* vf = runs->add_subcommand(
+      "verify", "Check a run's hash-chained events.jsonl, the manifest's event count and the proof pack's hashes "
+                "(exit 0 intact, 1 tampered, 2 no such run)");
+  vf->add_option("run_id", o->run_id, "Run id")->required();
+  vf->add_flag("--json", o->json, "Machine-readable output");
+  vf->callback([&g, &run, o] { run = [&g, o] { return verify(g, *o); }; });
+  auto* rc = runs->add_subcommand("recover", "Seal bundles left unsealed by a crash (also done before run/list/show)");
+  rc->callback([&g, &run] {
+    run = [&g] {
+      auto r = run::recover_unsealed(g.root);
+      for (const auto& x : r) std::cout << "recovered " << x.run_id << ": " << x.verdict << " (" << x.reason << ")\n";
+      if (r.empty()) std::cout << "nothing to recover\n";
+      return kOk;
+    };
+  });
+}
+
+}  // namespace cp::cli

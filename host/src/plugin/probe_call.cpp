@@ -1,0 +1,33 @@
+#include "plugin/probe_call.hpp"
+
+#include "contract/schema_catalog.hpp"
+#include "plugin/instance.hpp"
+
+#include <nlohmann/json.hpp>
+
+namespace cp::plugin {
+
+using nlohmann::json;
+
+namespace {
+json failed(const std::string& message) {
+  return {{"status", "error"}, {"capabilities", json::object()}, {"ttl_seconds", 0}, {"message", message}};
+}
+}  // namespace
+
+json call_probe(const PluginInfo& info) {
+  std::string error;
+  auto inst = Instance::create(info, error);
+  if (!inst) return failed(error);
+  CallContext ctx(info.id);
+  auto out = inst->probe(ctx);
+  if (!out.ok()) return failed(out.error);
+  json doc = json::parse(out.output, nullptr, false);
+  if (doc.is_discarded()) return failed("probe returned invalid JSON");
+  auto v = contract::schema("probe_result").validate(doc);
+  if (!v.empty())
+    return failed("probe output breaks schemas/probe_result.schema.json at " + v[0].pointer + ": " + v[0].message);
+  return doc;
+}
+
+}  // namespace cp::plugin

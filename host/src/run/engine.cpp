@@ -1,0 +1,430 @@
+#include "run/engine.hpp"
+
+#include "contract/compiler.hpp"
+#include "contract/schema_catalog.hpp"
+#include "gates/gate_engine.hpp"
+#include "log/logger.hpp"
+#include "plugin/host_services.hpp"
+#include "plugin/instance.hpp"
+#include "plugin/probe_call.hpp"
+#include "plugin/registry.hpp"
+#include "run/evidence_packs.hpp"
+#include "run/process.hpp"
+#include "run/recovery.hpp"
+#include "run/workspace.hpp"
+#include "store/bundle.hpp"
+#include "store/event_check.hpp"
+#include "store/sha256.hpp"
+
+#include <chrono>
+#include <fstream>
+#include <optional>
+#include <thread>
+
+namespace cp::run {
+
+namespace fs = std::filesystem;
+using nlohmann::json;
+using Clock = std::chrono::steady_clock;
+
+namespace {
+
+constexpr auto kPoll = std::chrono::milliseconds(100);
+constexpr auto kForceAfter = std::chrono::seconds(5);   // graceful cancel -> forced cancel
+constexpr auto kAbandonAfter = std::chrono::seconds(30);  // forced cancel -> give up on the runner
+
+struct RunnerReport {
+  json result;                 // validated runner result (schemas/runner_result.schema.json)
+  bool interrupted = false;
+  bool deadline_hit = false;
+  bool abandoned = false;      // the runner never returned: its handle is leaked, not released
+};
+
+std::chrono::seconds wall_time_of(const json& contract) {
+  long secs = 0;
+  if (contract.contains("budgets")) secs = contract["budgets"].value("wall_time_sec", 0L);
+  if (contract.contains("timeout_retry")) {
+    long t = contract["timeout_retry"].value("timeout_sec", 0L);
+    if (t > 0 && (secs == 0 || t < secs)) secs = t;
+  }
+  return std::chrono::seconds(secs > 0 ? secs : 3600);
+}
+
+json runner_error(const std::string& reason) {
+  return json{{"status", "error"}, {"reason", reason}, {"commands", json::array()}};
+}
+
+// Drives the runner to completion: polls wait(), turns a signal or the wall-time deadline into cancel()
+// (graceful, then forced), and validates what the runner returns.
+RunnerReport drive_runner(plugin::Instance& runner, plugin::CallContext& ctx, const json& input,
+                          std::atomic<bool>& cancel_flag, const std::atomic<bool>* interrupt,
+                          std::chrono::seconds wall_time, store::Bundle& bundle) {
+  RunnerReport rep;
+  void* run = nullptr;
+  auto started = runner.start(ctx, input.dump(), run);
+  if (!started.ok()) {
+    rep.result = runner_error("runner start failed: " + started.error);
+    return rep;
+  }
+  auto deadline = Clock::now() + wall_time;
+  std::optional<Clock::time_point> cancel_at;
+  bool forced = false;
+  while (true) {
+    auto out = runner.wait(run, static_cast<uint64_t>(kPoll.count()));
+    if (out.status != CP_PENDING) {
+      if (!out.ok()) {
+        rep.result = runner_error("runner wait failed: " + out.error);
+      } else {
+        json doc = json::parse(out.output, nullptr, false);
+        auto v = doc.is_discarded() ? std::vector<contract::SchemaViolation>{{"", "json", "not JSON", ""}}
+                                    : contract::schema("runner_result").validate(doc);
+        rep.result = v.empty() ? doc
+                               : runner_error("runner result breaks schemas/runner_result.schema.json at " +
+                                              (v[0].pointer.empty() ? "/" : v[0].pointer) + ": " + v[0].message);
+      }
+      runner.release(run);
+      return rep;
+    }
+    auto now = Clock::now();
+    if (!cancel_at) {
+      std::string why;
+      if (interrupt && interrupt->load()) rep.interrupted = true, why = "signal";
+      else if (now >= deadline) rep.deadline_hit = true, why = "wall_time";
+      if (!why.empty()) {
+        cancel_at = now;
+        cancel_flag = true;
+        bundle.events().append("RUN_CANCEL_REQUESTED",
+                               {{"reason", why}, {"wall_time_sec", static_cast<long>(wall_time.count())}});
+        runner.cancel(run, false);
+      }
+    } else if (!forced && now - *cancel_at >= kForceAfter) {
+      forced = true;
+      runner.cancel(run, true);
+    } else if (now - *cancel_at >= kAbandonAfter) {
+      rep.abandoned = true;
+      rep.result = runner_error("the runner did not stop within " + std::to_string(kAbandonAfter.count()) +
+                                " s of a forced cancel");
+      return rep;
+    }
+  }
+}
+
+json plugin_list(const plugin::Registry& reg, const std::vector<std::string>& ids) {
+  json out = json::array();
+  for (const auto& id : ids)
+    if (const auto* p = reg.find(id))
+      out.push_back({{"id", p->id}, {"kind", std::string(plugin::kind_name(p->kind))}, {"version", p->version},
+                     {"library", p->library_name + " " + p->library_version}});
+  return out;
+}
+
+}  // namespace
+
+RunOutcome run_contract(const RunRequest& req) {
+  RunOutcome o;
+  auto say = [&](const std::string& line) {
+    if (req.progress) req.progress(line);
+  };
+
+  // 1. Validate: nothing is written for bad input.
+  contract::ValidateOptions vopt;
+  vopt.paths = {req.contract_path};
+  vopt.root = req.root;
+  vopt.plugins_dir = req.plugins_dir;
+  vopt.forced_schema = "task_contract";
+  vopt.jobs = 1;
+  try {
+    auto report = contract::validate(vopt);
+    if (!report.ok()) {
+      o.stage = RunOutcome::Stage::invalid;
+      o.diagnostics = report.diagnostics;
+      o.error = "the contract is invalid";
+      return o;
+    }
+  } catch (const contract::UsageError& e) {
+    o.stage = RunOutcome::Stage::invalid;
+    o.error = e.what();
+    return o;
+  }
+  json contract_doc = store::read_json_file(req.contract_path);
+  if (!fs::is_directory(req.repo)) {
+    o.stage = RunOutcome::Stage::invalid;
+    o.error = "repository folder " + req.repo.string() + " does not exist (pass --repo DIR)";
+    return o;
+  }
+
+  // 2. Compile.
+  contract::CompiledContract compiled;
+  try {
+    compiled = contract::compile_contract(contract_doc, req.root);
+  } catch (const std::exception& e) {
+    o.stage = RunOutcome::Stage::invalid;
+    o.error = e.what();
+    return o;
+  }
+  const json& c = compiled.document["contract"];
+  std::string task_id = c.value("task_id", "");
+  std::string runner_id = c["runtime_options"].value("runner", "");
+  std::string pack_id = compiled.document["pack"].value("pack_id", "");
+
+  plugin::Registry reg;
+  try {
+    fs::path policy_file = req.root / "policies" / "plugins.json";
+    reg.load_directory(req.plugins_dir, fs::exists(policy_file) ? plugin::PluginPolicy::load(policy_file) : plugin::PluginPolicy{});
+  } catch (const std::exception& e) {
+    o.stage = RunOutcome::Stage::invalid;
+    o.error = e.what();
+    return o;
+  }
+  for (const auto& r : reg.refusals()) log::warn("plugin refused: " + r.file.string() + ": " + r.reason);
+  const plugin::PluginInfo* runner_info = reg.find(runner_id);
+  if (!runner_info || runner_info->kind != plugin::Kind::runner) {
+    o.stage = RunOutcome::Stage::invalid;
+    o.error = "no runner plugin '" + runner_id + "' is loaded from " + req.plugins_dir.string() +
+              " (see `cp-host plugins list`)";
+    return o;
+  }
+
+  // Bundles a crash left unsealed are sealed before a new run starts (nothing silently dropped).
+  for (const auto& r : recover_unsealed(req.root)) say("recovered " + r.run_id + ": sealed as " + r.verdict + " (" + r.reason + ")");
+
+  // 3. The bundle.
+  std::vector<std::string> used{runner_id};
+  std::vector<gates::GateSpec> gate_specs;
+  for (const auto& g : compiled.document["gates"]) {
+    gate_specs.push_back({g["plugin"].get<std::string>(), g.value("required", true), g.value("config", json())});
+    used.push_back(g["plugin"].get<std::string>());
+  }
+  for (const auto& cap : runner_info->capabilities)
+    if (cap.rfind("probe:", 0) == 0) used.push_back(cap.substr(6));
+  fs::path repo = fs::absolute(req.repo).lexically_normal();
+  o.run_id = store::new_run_id(task_id);
+  std::unique_ptr<store::Bundle> bundle;
+  try {
+    json manifest{{"schema_version", 1},
+                  {"run_id", o.run_id},
+                  {"task_id", task_id},
+                  {"contract_sha256", compiled.sha256},
+                  {"runner", runner_id},
+                  {"pack", pack_id},
+                  {"repo", repo.string()},
+                  {"baseline_ref", c["rollback"].value("baseline_ref", "")},
+                  {"status", "created"},
+                  {"created_at", store::now_utc_iso()},
+                  {"plugins", plugin_list(reg, used)},
+                  {"host_pid", static_cast<long>(::getpid())}};
+    if (c.contains("workflow_id")) manifest["workflow_id"] = c["workflow_id"];
+    bundle = store::Bundle::create(req.root, o.run_id, compiled.document, manifest);
+  } catch (const std::exception& e) {
+    o.stage = RunOutcome::Stage::internal;
+    o.error = std::string("cannot create the run bundle: ") + e.what();
+    return o;
+  }
+  o.bundle_dir = bundle->dir();
+  auto& events = bundle->events();
+  say("run " + o.run_id + " -> " + bundle->dir().string());
+
+  auto t0 = Clock::now();
+  std::string verdict, reason;
+  json runner_result = runner_error("the runner did not run");
+  json gate_summaries = json::array();
+  json changes = json::array();
+  std::string diff_sha;
+  std::optional<Workspace> ws;
+  bool abandoned = false;
+  std::atomic<bool> cancel_flag{false};
+  try {
+    events.append("RUN_STARTED", {{"task_id", task_id}, {"contract_sha256", compiled.sha256}, {"runner", runner_id},
+                                  {"pack", pack_id}, {"repo", repo.string()}, {"host_version", plugin::host_version()}});
+
+    // 4. Probe: what the workspace and the runner need, fail-closed before anything runs.
+    json capability{{"runner", runner_id}};
+    std::string probe_problem;
+    fs::path git_path = find_program("git");
+    capability["git"] = git_path.empty() ? json(nullptr) : json(git_path.string());
+    if (git_path.empty()) probe_problem = "git is not in PATH: the run's worktree cannot be made";
+    json probes = json::object();
+    for (const auto& cap : runner_info->capabilities) {
+      if (cap.rfind("probe:", 0) != 0) continue;
+      std::string pid = cap.substr(6);
+      const auto* pinfo = reg.find(pid);
+      json answer = pinfo && pinfo->kind == plugin::Kind::probe
+                        ? plugin::call_probe(*pinfo)
+                        : json{{"status", "error"}, {"capabilities", json::object()}, {"ttl_seconds", 0},
+                               {"message", "probe plugin '" + pid + "' is not loaded"}};
+      bundle->write_json("reports/probe_" + pid + ".json", answer);
+      probes[pid] = answer.value("status", "error");
+      events.append("PROBE_COMPLETED", {{"probe", pid}, {"status", answer.value("status", "error")},
+                                        {"report", "reports/probe_" + pid + ".json"}});
+      if (answer.value("status", "error") != "ok" && probe_problem.empty())
+        probe_problem = "probe " + pid + ": " + answer.value("message", answer.value("status", "error"));
+    }
+    capability["probes"] = probes;
+    bundle->update_manifest({{"runtime_capability_summary", capability}});
+    if (!probe_problem.empty()) throw std::runtime_error("probe failed: " + probe_problem);
+
+    // 5. Workspace.
+    fs::path wt = store::worktrees_dir(req.root) / o.run_id;
+    ws = Workspace::create(repo, c["rollback"].value("baseline_ref", "HEAD"), wt);
+    bundle->update_manifest({{"status", "running"},
+                             {"started_at", store::now_utc_iso()},
+                             {"baseline_commit", ws->baseline_commit()},
+                             {"worktree", ws->path().string()}});
+    events.append("WORKSPACE_CREATED", {{"path", ws->path().string()}, {"baseline_ref", c["rollback"].value("baseline_ref", "HEAD")},
+                                        {"baseline_commit", ws->baseline_commit()}});
+    say("workspace at " + ws->baseline_commit().substr(0, 12) + " (" + ws->path().string() + ")");
+
+    // 6. Runner.
+    std::string error;
+    auto runner = plugin::Instance::create(*runner_info, error);
+    RunnerReport rep;
+    auto runner_ctx = std::make_unique<plugin::CallContext>(runner_id);
+    if (!runner) {
+      rep.result = runner_error(error);
+    } else {
+      runner_ctx->set_workspace(ws->path().string());
+      runner_ctx->set_bundle_dir(bundle->dir().string());
+      runner_ctx->set_cancel_flag(&cancel_flag);
+      runner_ctx->set_event_sink(store::plugin_event_sink(*bundle));
+      json input{{"run_id", o.run_id},
+                 {"contract", c},
+                 {"policies", compiled.document["policies"]},
+                 {"workspace", ws->path().string()},
+                 {"bundle_dir", bundle->dir().string()}};
+      events.append("RUNNER_STARTED", {{"runner", runner_id}, {"version", runner_info->version}});
+      say("runner " + runner_id + " started");
+      auto wall = wall_time_of(c);
+      rep = drive_runner(*runner, *runner_ctx, input, cancel_flag, req.interrupt, wall, *bundle);
+    }
+    if (rep.abandoned) {
+      // The runner still holds its context: both are leaked on purpose rather than freed under it.
+      abandoned = true;
+      (void)runner.release();
+      (void)runner_ctx.release();
+    }
+    runner_result = rep.result;
+    events.append("RUNNER_FINISHED", {{"status", runner_result.value("status", "error")},
+                                      {"reason", runner_result.value("reason", "")},
+                                      {"commands", runner_result.value("commands", json::array()).size()}});
+    say("runner finished: " + runner_result.value("status", "error") + " (" + runner_result.value("reason", "") + ")");
+
+    // 7. Collect.
+    Collected col = ws->collect();
+    for (const auto& ch : col.changes) {
+      json e{{"status", ch.status}, {"path", ch.path}};
+      if (!ch.old_path.empty()) e["old_path"] = ch.old_path;
+      changes.push_back(e);
+    }
+    bundle->write_text("artifacts/diff.patch", col.patch);
+    bundle->write_json("artifacts/changed_files.json", changes);
+    diff_sha = store::sha256_hex(col.patch);
+    events.append("DIFF_COLLECTED", {{"files", changes.size()}, {"patch_bytes", col.patch.size()}, {"patch_sha256", diff_sha}});
+    say("diff: " + std::to_string(changes.size()) + " changed path(s)");
+
+    // 8. Gates.
+    bundle->update_manifest({{"status", "gating"}});
+    json commands = json::array();
+    for (const auto& cmd : runner_result.value("commands", json::array()))
+      if (cmd.value("status", "") != "declined") commands.push_back(cmd);
+    gates::GateRunOptions gopt;
+    gopt.input = json{{"run_id", o.run_id},
+                      {"contract", c},
+                      {"policies", compiled.document["policies"]},
+                      {"workspace", ws->path().string()},
+                      {"bundle_dir", bundle->dir().string()},
+                      {"baseline_commit", ws->baseline_commit()},
+                      {"changes", changes},
+                      {"commands", commands},
+                      {"runner", {{"status", runner_result.value("status", "error")}, {"reason", runner_result.value("reason", "")}}}};
+    std::string rstatus = runner_result.value("status", "error");
+    if (rstatus != "completed") {
+      gopt.skip = {"acceptance_tests"};
+      gopt.skip_reason = "not run: the runner did not complete (" + rstatus + ")";
+    }
+    bool already_stopped = rep.interrupted || rep.deadline_hit;
+    gopt.cancel = already_stopped ? nullptr : req.interrupt;
+    auto results = gates::run_gates(reg, gate_specs, gopt, *bundle);
+    VerdictInputs vin;
+    vin.runner_status = rstatus;
+    vin.interrupted = rep.interrupted || (req.interrupt && req.interrupt->load());
+    vin.deadline_hit = rep.deadline_hit;
+    for (const auto& r : results) {
+      vin.gates.push_back({r.gate_id, r.verdict, r.required});
+      json s{{"gate_id", r.gate_id}, {"verdict", r.verdict}, {"required", r.required}, {"summary", r.summary}};
+      if (!r.report.empty()) s["report"] = r.report;
+      gate_summaries.push_back(s);
+      say("gate " + r.gate_id + ": " + r.verdict + (r.summary.empty() ? "" : " — " + r.summary));
+    }
+    std::tie(verdict, reason) = decide_verdict(vin);
+    if (verdict != "success" && runner_result.contains("reason") && (verdict == rstatus || verdict == "failure" || verdict == "timeout") &&
+        reason.find("runner") != std::string::npos)
+      reason += ": " + runner_result.value("reason", "");
+  } catch (const std::exception& e) {
+    verdict = "error";
+    reason = e.what();
+    log::error("run " + o.run_id + ": " + reason);
+    say("error: " + reason);
+  }
+
+  // 9. Seal. Reports first, then RUN_SEALED, then the manifest: a crash between them is finished by recovery.
+  try {
+    bool awaiting = verdict == "success" && compiled.document["pack"].value("requires_approval", false);
+    SealFacts f{o.run_id, task_id, verdict, reason, compiled.sha256, ws ? ws->baseline_commit() : "",
+                json{{"status", runner_result.value("status", "error")}, {"reason", runner_result.value("reason", "")},
+                     {"commands", runner_result.value("commands", json::array())}},
+                changes, gate_summaries, diff_sha};
+    json task_result{{"schema_version", 1},
+                     {"run_id", o.run_id},
+                     {"task_id", task_id},
+                     {"runner", runner_id},
+                     {"status", runner_result.value("status", "error")},
+                     {"reason", runner_result.value("reason", "")},
+                     {"commands", runner_result.value("commands", json::array())},
+                     {"usage", runner_result.value("usage", json::object())},
+                     {"changes", changes}};
+    bundle->write_json("reports/task_result.json", task_result);
+    json reports{{"task_result", "reports/task_result.json"}};
+    for (const auto& g : gate_summaries)
+      if (g.contains("report")) reports["gate_" + g["gate_id"].get<std::string>()] = g["report"];
+    if (awaiting) {
+      bundle->write_json("reports/approval_pack.json", make_approval_pack(f, pack_id));
+      reports["approval_pack"] = "reports/approval_pack.json";
+    } else if (verdict == "success") {
+      bundle->write_json("reports/proof_pack.json", make_proof_pack(f, bundle->dir()));
+      reports["proof_pack"] = "reports/proof_pack.json";
+    } else {
+      bundle->write_json("reports/incident_pack.json", make_incident_pack(f, bundle->dir()));
+      reports["incident_pack"] = "reports/incident_pack.json";
+    }
+    if (changes.is_array() && diff_sha.size()) reports["diff"] = "artifacts/diff.patch";
+    o.status = awaiting ? "awaiting_approval" : "sealed";
+    o.verdict = awaiting ? "" : verdict;
+    o.reason = awaiting ? "pack '" + pack_id + "' requires approval; gates passed" : reason;
+    json sealed{{"status", o.status}, {"reason", o.reason}};
+    if (!awaiting) sealed["verdict"] = verdict;
+    events.append(awaiting ? "RUN_AWAITING_APPROVAL" : "RUN_SEALED", sealed);
+    auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - t0).count();
+    bool keep = req.keep_worktree || awaiting || abandoned || c["rollback"].value("strategy", "") == "none";
+    json patch{{"status", o.status},
+               {"reason", o.reason},
+               {"finished_at", store::now_utc_iso()},
+               {"duration_ms", ms},
+               {"gates", gate_summaries},
+               {"reports", reports},
+               {"usage", runner_result.value("usage", json::object())},
+               {"events", {{"count", events.count()}, {"last_hash", events.last_hash()}}},
+               {"worktree_kept", keep}};
+    if (!awaiting) patch["verdict"] = verdict;
+    bundle->update_manifest(patch);
+    if (ws && !keep) ws->remove();
+    o.manifest = bundle->manifest();
+    o.stage = RunOutcome::Stage::sealed;
+  } catch (const std::exception& e) {
+    // The bundle stays unsealed; the next cp-host start recovers it as host_interrupted-like error.
+    o.stage = RunOutcome::Stage::internal;
+    o.error = std::string("cannot seal the run bundle: ") + e.what();
+  }
+  return o;
+}
+
+}  // namespace cp::run

@@ -1,0 +1,62 @@
+// The run engine: one task contract, end to end (DESIGN.md "A run, end to end"): validate, compile,
+// probe, worktree, runner, collect, gates, seal. Every run that gets past validation ends in a sealed
+// bundle, whatever happens: an exception, a runner that misbehaves or a signal seals it as error/cancelled
+// with the reason, never as a pass.
+#pragma once
+
+#include "contract/validation.hpp"
+
+#include <nlohmann/json.hpp>
+
+#include <atomic>
+#include <filesystem>
+#include <functional>
+#include <string>
+#include <vector>
+
+namespace cp::run {
+
+struct RunRequest {
+  std::filesystem::path contract_path;
+  std::filesystem::path repo = ".";          // the git repo the worktree is made from
+  std::filesystem::path root = ".";          // packs/, policies/ and the runtime folder
+  std::filesystem::path plugins_dir;
+  const std::atomic<bool>* interrupt = nullptr;  // set by SIGINT/SIGTERM: cancel the run
+  std::function<void(const std::string&)> progress;  // one human line per step; may be empty
+  bool keep_worktree = false;                // keep the worktree after sealing (default: per rollback)
+};
+
+struct RunOutcome {
+  enum class Stage { invalid, internal, sealed };
+  Stage stage = Stage::internal;
+  std::vector<contract::Diagnostic> diagnostics;  // stage invalid: what is wrong with the input
+  std::string error;                              // stage invalid/internal: the message
+  std::string run_id;
+  std::filesystem::path bundle_dir;
+  std::string status;   // sealed | awaiting_approval
+  std::string verdict;  // success | failure | denied | timeout | cancelled | error (empty when awaiting)
+  std::string reason;
+  nlohmann::json manifest;
+};
+
+RunOutcome run_contract(const RunRequest& request);
+
+// cp-host run's exit code for an outcome (documented in docs/cli.md).
+int exit_code_for(const RunOutcome& outcome);
+
+// The verdict of a run from what its runner and gates said (exposed for tests). Priority, highest first:
+// denied (a rule was broken: runner refused a command, or a required policy gate failed), cancelled,
+// timeout, error (runner error or any required gate error), failure, success.
+struct VerdictInputs {
+  std::string runner_status;  // completed | failed | denied | timeout | cancelled | error
+  bool interrupted = false;   // SIGINT/SIGTERM reached cp-host
+  bool deadline_hit = false;  // the contract's wall time ran out
+  struct Gate {
+    std::string id, verdict;
+    bool required = true;
+  };
+  std::vector<Gate> gates;
+};
+std::pair<std::string, std::string> decide_verdict(const VerdictInputs& in);  // {verdict, reason}
+
+}  // namespace cp::run

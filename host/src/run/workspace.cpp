@@ -1,0 +1,136 @@
+#include "run/workspace.hpp"
+
+#include "run/process.hpp"
+
+namespace cp::run {
+
+namespace fs = std::filesystem;
+
+namespace {
+
+// Runs git with hooks and pagers off and a predictable locale. Returns stdout; throws on failure.
+std::string git(const fs::path& dir, std::vector<std::string> args, const std::string& what) {
+  ProcessSpec spec;
+  spec.argv = {"git", "-c", "core.hooksPath=/dev/null", "-c", "core.quotepath=off", "-C", dir.string()};
+  spec.argv.insert(spec.argv.end(), args.begin(), args.end());
+  spec.timeout = std::chrono::minutes(10);
+  std::string out;
+  spec.on_stdout = [&out](std::string_view chunk) {
+    out.append(chunk);
+    return true;
+  };
+  spec.tail_bytes = 2048;
+  ProcessOutcome r = run_process(spec);
+  if (!r.ok()) {
+    std::string err = r.stderr_tail;
+    while (!err.empty() && (err.back() == '\n' || err.back() == ' ')) err.pop_back();
+    throw WorkspaceError(what + ": git " + args.front() + " " + r.describe() + (err.empty() ? "" : ": " + err));
+  }
+  return out;
+}
+
+std::string trim(std::string s) {
+  while (!s.empty() && (s.back() == '\n' || s.back() == '\r' || s.back() == ' ')) s.pop_back();
+  return s;
+}
+
+std::string status_name(char c) {
+  switch (c) {
+    case 'A': return "added";
+    case 'M': return "modified";
+    case 'D': return "deleted";
+    case 'R': return "renamed";
+    case 'C': return "copied";
+    case 'T': return "type_changed";
+    default: return "modified";
+  }
+}
+
+}  // namespace
+
+std::vector<Change> parse_name_status_z(const std::string& out) {
+  std::vector<std::string> fields;
+  size_t pos = 0;
+  while (pos < out.size()) {
+    size_t z = out.find('\0', pos);
+    if (z == std::string::npos) z = out.size();
+    fields.push_back(out.substr(pos, z - pos));
+    pos = z + 1;
+  }
+  std::vector<Change> changes;
+  for (size_t i = 0; i < fields.size();) {
+    const std::string& st = fields[i];
+    if (st.empty()) {
+      ++i;
+      continue;
+    }
+    Change c;
+    c.status = status_name(st[0]);
+    if ((st[0] == 'R' || st[0] == 'C') && i + 2 < fields.size()) {
+      c.old_path = fields[i + 1];
+      c.path = fields[i + 2];
+      i += 3;
+    } else if (i + 1 < fields.size()) {
+      c.path = fields[i + 1];
+      i += 2;
+    } else {
+      break;
+    }
+    changes.push_back(std::move(c));
+  }
+  return changes;
+}
+
+Workspace Workspace::create(const fs::path& repo, const std::string& baseline_ref, const fs::path& path) {
+  if (!fs::is_directory(repo)) throw WorkspaceError("repository folder " + repo.string() + " does not exist");
+  Workspace w;
+  w.repo_ = fs::absolute(repo).lexically_normal();
+  w.path_ = fs::absolute(path).lexically_normal();
+  if (baseline_ref.empty() || baseline_ref[0] == '-')
+    throw WorkspaceError("baseline_ref '" + baseline_ref + "' is not a git ref");
+  w.commit_ = trim(git(w.repo_, {"rev-parse", "--verify", "--quiet", "--end-of-options", baseline_ref + "^{commit}"},
+                       "cannot resolve rollback.baseline_ref '" + baseline_ref + "' in " + w.repo_.string()));
+  fs::create_directories(w.path_.parent_path());
+  git(w.repo_, {"worktree", "add", "--detach", "--quiet", w.path_.string(), w.commit_},
+      "cannot create the run worktree at " + w.path_.string());
+  return w;
+}
+
+Collected Workspace::collect() const {
+  Collected c;
+  git(path_, {"add", "--all", "."}, "cannot stage the worktree");
+  c.changes = parse_name_status_z(
+      git(path_, {"diff", "--cached", "--name-status", "-z", "-M", commit_, "--"}, "cannot list changes"));
+  c.patch = git(path_, {"diff", "--cached", "--binary", commit_, "--"}, "cannot produce the diff");
+  // Ignored files: written by the run but invisible to `git add`. List them so the gates judge them too.
+  std::string ignored =
+      git(path_, {"status", "--porcelain=v1", "-z", "--ignored=matching", "--untracked-files=all"}, "cannot list ignored files");
+  size_t pos = 0;
+  while (pos < ignored.size()) {
+    size_t z = ignored.find('\0', pos);
+    if (z == std::string::npos) z = ignored.size();
+    std::string entry = ignored.substr(pos, z - pos);
+    if (entry.size() > 3 && entry.compare(0, 3, "!! ") == 0) c.changes.push_back({"ignored_added", entry.substr(3), ""});
+    pos = z + 1;
+  }
+  return c;
+}
+
+bool Workspace::remove() const { return remove(repo_, path_); }
+
+bool Workspace::remove(const fs::path& repo, const fs::path& path) {
+  try {
+    git(repo, {"worktree", "remove", "--force", "--force", path.string()}, "cannot remove the worktree");
+    return true;
+  } catch (const std::exception&) {
+    std::error_code ec;
+    fs::remove_all(path, ec);
+    try {
+      git(repo, {"worktree", "prune"}, "cannot prune worktrees");
+    } catch (const std::exception&) {
+    }
+    return !fs::exists(path, ec);
+  }
+}
+
+}  // namespace cp::run

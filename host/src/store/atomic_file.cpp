@@ -1,0 +1,71 @@
+#include "store/atomic_file.hpp"
+
+#include <nlohmann/json.hpp>
+
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <random>
+#include <system_error>
+
+namespace cp::store {
+
+namespace {
+[[noreturn]] void fail(const std::string& what, const std::filesystem::path& p) {
+  throw std::system_error(errno, std::generic_category(), what + " " + p.string());
+}
+}  // namespace
+
+void fsync_dir(const std::filesystem::path& dir) {
+  int fd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (fd < 0) fail("open folder", dir);
+  int rc = ::fsync(fd);
+  ::close(fd);
+  if (rc != 0) fail("fsync folder", dir);
+}
+
+void write_atomic(const std::filesystem::path& target, std::string_view content) {
+  std::filesystem::path dir = target.has_parent_path() ? target.parent_path() : ".";
+  std::filesystem::create_directories(dir);
+  static thread_local std::mt19937_64 rng{std::random_device{}()};
+  std::filesystem::path tmp = dir / ("." + target.filename().string() + ".tmp-" + std::to_string(rng()));
+  int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+  if (fd < 0) fail("create", tmp);
+  const char* p = content.data();
+  size_t left = content.size();
+  while (left > 0) {
+    ssize_t n = ::write(fd, p, left);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      int e = errno;
+      ::close(fd);
+      ::unlink(tmp.c_str());
+      errno = e;
+      fail("write", tmp);
+    }
+    p += n;
+    left -= static_cast<size_t>(n);
+  }
+  if (::fsync(fd) != 0) {
+    int e = errno;
+    ::close(fd);
+    ::unlink(tmp.c_str());
+    errno = e;
+    fail("fsync", tmp);
+  }
+  ::close(fd);
+  if (::rename(tmp.c_str(), target.c_str()) != 0) {
+    int e = errno;
+    ::unlink(tmp.c_str());
+    errno = e;
+    fail("rename onto", target);
+  }
+  fsync_dir(dir);
+}
+
+void write_json_atomic(const std::filesystem::path& target, const nlohmann::json& doc) {
+  write_atomic(target, doc.dump(2) + "\n");
+}
+
+}  // namespace cp::store

@@ -1,0 +1,17 @@
+// Crash-safe file writes: temp file in the same folder, fsync, rename over the target, fsync the folder.
+// After a crash the target holds either the old or the new content, never a mix.
+#pragma once
+
+#include <nlohmann/json_fwd.hpp>
+
+#include <filesystem>
+#include <string_view>
+
+namespace cp::store {
+
+// Throws std::system_error naming the path on any failure.
+void write_atomic(const std::filesystem::path& target, std::string_view content);
+void write_json_atomic(const std::filesystem::path& target, const nlohmann::json& doc);
+void fsync_dir(const std::filesystem::path& dir);
+
+}  // namespace cp::store

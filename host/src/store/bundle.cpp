@@ -1,0 +1,108 @@
+#include "store/bundle.hpp"
+
+#include "store/atomic_file.hpp"
+
+#include <fcntl.h>
+#include <sys/file.h>
+#include <unistd.h>
+
+#include <cstdio>
+#include <ctime>
+#include <fstream>
+#include <random>
+#include <regex>
+#include <stdexcept>
+#include <system_error>
+
+namespace cp::store {
+
+namespace fs = std::filesystem;
+using nlohmann::json;
+
+fs::path runtime_dir(const fs::path& root) { return root / ".runtime-cache" / "cortexpilot"; }
+fs::path runs_dir(const fs::path& root) { return runtime_dir(root) / "runs"; }
+fs::path worktrees_dir(const fs::path& root) { return runtime_dir(root) / "worktrees"; }
+
+std::string new_run_id(const std::string& task_id) {
+  std::time_t t = std::time(nullptr);
+  std::tm tm{};
+  gmtime_r(&t, &tm);
+  char stamp[32];
+  std::strftime(stamp, sizeof stamp, "%Y%m%dT%H%M%SZ", &tm);
+  static thread_local std::mt19937_64 rng{std::random_device{}()};
+  char suffix[16];
+  std::snprintf(suffix, sizeof suffix, "%06llx", static_cast<unsigned long long>(rng() & 0xffffff));
+  // Keep the id inside the manifest pattern whatever the task id holds.
+  std::string base;
+  for (char c : task_id.substr(0, 80))
+    base += (std::isalnum(static_cast<unsigned char>(c)) || c == '-' || c == '_' || c == '.') ? c : '-';
+  if (base.empty() || !std::isalnum(static_cast<unsigned char>(base[0]))) base = "run" + base;
+  return base + "-" + stamp + "-" + suffix;
+}
+
+bool valid_run_id(const std::string& run_id) {
+  static const std::regex re("^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$");
+  return std::regex_match(run_id, re) && run_id.find("..") == std::string::npos;
+}
+
+int try_lock_bundle(const fs::path& dir) {
+  int fd = ::open((dir / ".lock").c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+  if (fd < 0) return -1;
+  if (::flock(fd, LOCK_EX | LOCK_NB) != 0) {
+    ::close(fd);
+    return -1;
+  }
+  return fd;
+}
+
+json read_json_file(const fs::path& file) {
+  std::ifstream in(file, std::ios::binary);
+  if (!in) return nullptr;
+  json doc = json::parse(in, nullptr, false);
+  return doc.is_discarded() ? json(nullptr) : doc;
+}
+
+std::unique_ptr<Bundle> Bundle::create(const fs::path& root, const std::string& run_id, const json& contract,
+                                       const json& manifest) {
+  if (!valid_run_id(run_id)) throw std::invalid_argument("invalid run id '" + run_id + "'");
+  fs::path runs = runs_dir(root);
+  fs::path incoming = runs / ".incoming" / run_id;
+  fs::path final_dir = runs / run_id;
+  fs::create_directories(incoming.parent_path());
+  if (fs::exists(final_dir)) throw std::runtime_error("run bundle already exists: " + final_dir.string());
+  if (!fs::create_directory(incoming)) throw std::runtime_error("run bundle already being created: " + incoming.string());
+
+  std::unique_ptr<Bundle> b(new Bundle());
+  b->run_id_ = run_id;
+  b->lock_fd_ = try_lock_bundle(incoming);
+  if (b->lock_fd_ < 0) throw std::system_error(errno, std::generic_category(), "lock " + incoming.string());
+  write_json_atomic(incoming / "contract.json", contract);
+  b->manifest_ = manifest;
+  write_json_atomic(incoming / "manifest.json", manifest);
+  { std::ofstream(incoming / "events.jsonl", std::ios::app); }
+  fs::create_directories(incoming / "reports");
+  fs::create_directories(incoming / "artifacts");
+  fsync_dir(incoming);
+  if (::rename(incoming.c_str(), final_dir.c_str()) != 0)
+    throw std::system_error(errno, std::generic_category(), "rename " + incoming.string() + " to " + final_dir.string());
+  fsync_dir(runs);
+  fsync_dir(incoming.parent_path());
+  b->dir_ = final_dir;
+  b->events_ = std::make_unique<EventLog>(final_dir / "events.jsonl", run_id);
+  return b;
+}
+
+Bundle::~Bundle() {
+  events_.reset();
+  if (lock_fd_ >= 0) ::close(lock_fd_);
+}
+
+void Bundle::write_json(const std::string& rel, const json& doc) { write_json_atomic(dir_ / rel, doc); }
+void Bundle::write_text(const std::string& rel, std::string_view content) { write_atomic(dir_ / rel, content); }
+
+void Bundle::update_manifest(const json& patch) {
+  manifest_.merge_patch(patch);
+  write_json_atomic(dir_ / "manifest.json", manifest_);
+}
+
+}  // namespace cp::store

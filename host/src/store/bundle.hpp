@@ -1,0 +1,66 @@
+// A run bundle on disk: <root>/.runtime-cache/cortexpilot/runs/<run_id>/ (see docs/architecture.md).
+// The bundle is the truth of a run: every file but manifest.json is written once, atomically; events go
+// to the hash-chained events.jsonl. A live run holds an exclusive flock on <bundle>/.lock, so recovery can
+// tell a crashed run (lock free, manifest not sealed) from one still running in another process.
+#pragma once
+
+#include "store/event_log.hpp"
+
+#include <nlohmann/json.hpp>
+
+#include <filesystem>
+#include <memory>
+#include <string>
+
+namespace cp::store {
+
+std::filesystem::path runtime_dir(const std::filesystem::path& root);    // <root>/.runtime-cache/cortexpilot
+std::filesystem::path runs_dir(const std::filesystem::path& root);       // .../runs
+std::filesystem::path worktrees_dir(const std::filesystem::path& root);  // .../worktrees
+
+// "<task_id>-20261125T101500Z-3f9a1c": sortable by time, unique across processes.
+std::string new_run_id(const std::string& task_id);
+
+// True when run_id is a safe folder name (the run_manifest schema's pattern); guards `runs show ../x`.
+bool valid_run_id(const std::string& run_id);
+
+class Bundle {
+ public:
+  // Builds the bundle under runs/.incoming/<run_id> (lock taken, contract.json, manifest.json, an empty
+  // events.jsonl), then renames it into runs/<run_id>: a crash never leaves a half-made bundle in runs/.
+  // Throws std::runtime_error / std::system_error naming the path on failure.
+  static std::unique_ptr<Bundle> create(const std::filesystem::path& root, const std::string& run_id,
+                                        const nlohmann::json& contract, const nlohmann::json& manifest);
+  ~Bundle();
+  Bundle(const Bundle&) = delete;
+  Bundle& operator=(const Bundle&) = delete;
+
+  const std::filesystem::path& dir() const { return dir_; }
+  const std::string& run_id() const { return run_id_; }
+  EventLog& events() { return *events_; }
+
+  // Atomic writes relative to the bundle; parent folders are created. Throw on failure.
+  void write_json(const std::string& rel, const nlohmann::json& doc);
+  void write_text(const std::string& rel, std::string_view content);
+
+  // The manifest as last written; update() merges `patch` into it and rewrites manifest.json atomically.
+  const nlohmann::json& manifest() const { return manifest_; }
+  void update_manifest(const nlohmann::json& patch);
+
+ private:
+  Bundle() = default;
+  std::filesystem::path dir_;
+  std::string run_id_;
+  int lock_fd_ = -1;
+  std::unique_ptr<EventLog> events_;
+  nlohmann::json manifest_;
+};
+
+// Tries to take a bundle's lock without waiting. Returns the held fd (close it to release), or -1 when
+// another process holds it (the run is live).
+int try_lock_bundle(const std::filesystem::path& dir);
+
+// Reads a JSON file; nullopt-like null json when missing or unreadable.
+nlohmann::json read_json_file(const std::filesystem::path& file);
+
+}  // namespace cp::store

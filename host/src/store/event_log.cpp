@@ -1,0 +1,158 @@
+#include "store/event_log.hpp"
+
+#include "store/sha256.hpp"
+
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cstdio>
+#include <ctime>
+#include <fstream>
+#include <stdexcept>
+#include <system_error>
+
+namespace cp::store {
+
+using nlohmann::json;
+
+std::string zero_hash() { return std::string(64, '0'); }
+
+std::string now_utc_iso() {
+  auto now = std::chrono::system_clock::now();
+  auto secs = std::chrono::time_point_cast<std::chrono::seconds>(now);
+  auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(now - secs).count();
+  std::time_t t = std::chrono::system_clock::to_time_t(now);
+  std::tm tm{};
+  gmtime_r(&t, &tm);
+  char buf[96];
+  std::snprintf(buf, sizeof buf, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900, tm.tm_mon + 1,
+                tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, static_cast<int>(ms));
+  return buf;
+}
+
+std::string event_hash(const json& e) {
+  json body{{"seq", e.at("seq")}, {"ts", e.at("ts")}, {"run_id", e.at("run_id")}, {"type", e.at("type")},
+            {"payload", e.at("payload")}};
+  return sha256_hex(e.at("prev_hash").get<std::string>() + body.dump());
+}
+
+ChainCheck verify_event_log(const std::filesystem::path& path) {
+  ChainCheck c;
+  c.last_hash = zero_hash();
+  std::ifstream in(path, std::ios::binary);
+  if (!in) {
+    c.ok = false;
+    c.reason = "cannot read " + path.string();
+    return c;
+  }
+  std::string content((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  size_t pos = 0;
+  uint64_t line_no = 0;
+  std::string run_id;
+  while (pos < content.size()) {
+    ++line_no;
+    size_t nl = content.find('\n', pos);
+    if (nl == std::string::npos) {
+      // The last append never finished: a crash between write and newline.
+      c.ok = false;
+      c.torn_tail = true;
+      c.bad_line = line_no;
+      c.reason = "unterminated last line (" + std::to_string(content.size() - pos) + " bytes): torn by a crash";
+      return c;
+    }
+    std::string line = content.substr(pos, nl - pos);
+    auto bad = [&](const std::string& why) {
+      c.ok = false;
+      c.bad_line = line_no;
+      c.reason = why;
+      return c;
+    };
+    json e = json::parse(line, nullptr, false);
+    if (e.is_discarded() || !e.is_object()) return bad("not a JSON object");
+    for (const char* k : {"seq", "ts", "run_id", "type", "payload", "prev_hash", "hash"})
+      if (!e.contains(k)) return bad(std::string("missing field ") + k);
+    if (!e["seq"].is_number_unsigned() || e["seq"].get<uint64_t>() != c.events + 1)
+      return bad("seq " + e["seq"].dump() + " where " + std::to_string(c.events + 1) + " was expected");
+    if (!e["prev_hash"].is_string() || e["prev_hash"].get<std::string>() != c.last_hash)
+      return bad("prev_hash does not match the hash of event " + std::to_string(c.events));
+    if (run_id.empty()) run_id = e["run_id"].is_string() ? e["run_id"].get<std::string>() : "";
+    if (e["run_id"] != run_id) return bad("run_id changes within the log");
+    std::string want;
+    try {
+      want = event_hash(e);
+    } catch (const std::exception& ex) {
+      return bad(std::string("cannot hash: ") + ex.what());
+    }
+    if (!e["hash"].is_string() || e["hash"].get<std::string>() != want)
+      return bad("hash mismatch: the event was altered after it was written");
+    c.last_hash = want;
+    ++c.events;
+    pos = nl + 1;
+    c.valid_bytes = pos;
+  }
+  return c;
+}
+
+EventLog::EventLog(std::filesystem::path path, std::string run_id, Durability durability)
+    : path_(std::move(path)), run_id_(std::move(run_id)), durability_(durability) {
+  last_hash_ = zero_hash();
+  std::error_code ec;
+  if (std::filesystem::exists(path_, ec)) {
+    ChainCheck c = verify_event_log(path_);
+    if (!c.ok && !c.torn_tail)
+      throw std::runtime_error(path_.string() + ":" + std::to_string(c.bad_line) + ": " + c.reason);
+    if (c.torn_tail) {
+      truncated_ = std::filesystem::file_size(path_) - c.valid_bytes;
+      if (::truncate(path_.c_str(), static_cast<off_t>(c.valid_bytes)) != 0)
+        throw std::system_error(errno, std::generic_category(), "truncate " + path_.string());
+    }
+    seq_ = c.events;
+    last_hash_ = c.last_hash;
+  }
+  fd_ = ::open(path_.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+  if (fd_ < 0) throw std::system_error(errno, std::generic_category(), "open " + path_.string());
+  if (truncated_ > 0) ::fsync(fd_);
+}
+
+EventLog::~EventLog() {
+  if (fd_ >= 0) ::close(fd_);
+}
+
+json EventLog::append(const std::string& type, json payload) {
+  if (!payload.is_object()) payload = json{{"value", std::move(payload)}};
+  std::lock_guard lock(mu_);
+  json e{{"seq", seq_ + 1}, {"ts", now_utc_iso()}, {"run_id", run_id_}, {"type", type},
+         {"payload", std::move(payload)}, {"prev_hash", last_hash_}};
+  e["hash"] = event_hash(e);
+  std::string line = e.dump() + "\n";
+  const char* p = line.data();
+  size_t left = line.size();
+  while (left > 0) {
+    ssize_t n = ::write(fd_, p, left);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      throw std::system_error(errno, std::generic_category(), "append to " + path_.string());
+    }
+    p += n;
+    left -= static_cast<size_t>(n);
+  }
+  if (durability_ == Durability::every_event && ::fdatasync(fd_) != 0)
+    throw std::system_error(errno, std::generic_category(), "fdatasync " + path_.string());
+  ++seq_;
+  last_hash_ = e["hash"].get<std::string>();
+  return e;
+}
+
+uint64_t EventLog::count() const {
+  std::lock_guard lock(mu_);
+  return seq_;
+}
+
+std::string EventLog::last_hash() const {
+  std::lock_guard lock(mu_);
+  return last_hash_;
+}
+
+}  // namespace cp::store

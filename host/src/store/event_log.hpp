@@ -1,0 +1,66 @@
+// events.jsonl: an append-only, SHA-256 hash-chained log of a run's events.
+// Line format (schemas/event.schema.json): {seq, ts, run_id, type, payload, prev_hash, hash}, where
+// hash = sha256_hex(prev_hash + canonical JSON of {payload, run_id, seq, ts, type}) and the first
+// prev_hash is 64 zeros. Canonical JSON = nlohmann's dump() (object keys sorted, no spaces).
+#pragma once
+
+#include <nlohmann/json.hpp>
+
+#include <cstdint>
+#include <filesystem>
+#include <mutex>
+#include <optional>
+#include <string>
+
+namespace cp::store {
+
+struct ChainCheck {
+  bool ok = true;
+  uint64_t events = 0;          // valid events read
+  std::string last_hash;        // hash of the last valid event (64 zeros when none)
+  uint64_t bad_line = 0;        // 1-based line of the first problem, 0 when none
+  std::string reason;           // what is wrong at bad_line
+  bool torn_tail = false;       // the only problem is an unterminated last line (a crash mid-append)
+  uint64_t valid_bytes = 0;     // bytes up to the end of the last valid line
+};
+
+// Reads and checks a log without changing it.
+ChainCheck verify_event_log(const std::filesystem::path& path);
+
+std::string zero_hash();
+std::string now_utc_iso();  // 2026-11-25T10:00:00.123Z
+
+class EventLog {
+ public:
+  enum class Durability { every_event, none };
+
+  // Opens (creating if needed) a run's log for appending. A torn last line from a crash is truncated
+  // (reported in truncated_bytes()); any other chain problem throws std::runtime_error: a log that does
+  // not verify is never appended to.
+  EventLog(std::filesystem::path path, std::string run_id, Durability durability = Durability::every_event);
+  ~EventLog();
+  EventLog(const EventLog&) = delete;
+  EventLog& operator=(const EventLog&) = delete;
+
+  // Appends one event; thread-safe. Returns the written event. Throws on I/O failure.
+  nlohmann::json append(const std::string& type, nlohmann::json payload);
+
+  uint64_t count() const;
+  std::string last_hash() const;
+  uint64_t truncated_bytes() const { return truncated_; }
+
+ private:
+  std::filesystem::path path_;
+  std::string run_id_;
+  Durability durability_;
+  int fd_ = -1;
+  mutable std::mutex mu_;
+  uint64_t seq_ = 0;
+  std::string last_hash_;
+  uint64_t truncated_ = 0;
+};
+
+// The hash an event must carry, from its fields and prev_hash.
+std::string event_hash(const nlohmann::json& event);
+
+}  // namespace cp::store
