@@ -104,9 +104,31 @@ INSTANTIATE_TEST_SUITE_P(
                    R"({"schema_version":1,"run_id":"r1","task_id":"t","contract_sha256":"abc","runner":"tool","status":"sealed","created_at":"x","plugins":[]})",
                    "/contract_sha256", "pattern"},
         SchemaCase{"event",
-                   R"({"seq":1,"ts":"2026-01-01T00:00:00.000Z","run_id":"r","type":"RUN_STARTED","payload":{},"prev_hash":"0000000000000000000000000000000000000000000000000000000000000000","hash":"1111111111111111111111111111111111111111111111111111111111111111"})",
+                   R"({"seq":1,"ts":"2026-01-01T00:00:00.000Z","run_id":"r","type":"PLUGIN_NOTE","payload":{},"prev_hash":"0000000000000000000000000000000000000000000000000000000000000000","hash":"1111111111111111111111111111111111111111111111111111111111111111"})",
                    R"({"seq":1,"ts":"2026-01-01T00:00:00.000Z","run_id":"r","type":"run_started","payload":{},"prev_hash":"0000000000000000000000000000000000000000000000000000000000000000","hash":"1111111111111111111111111111111111111111111111111111111111111111"})",
                    "/type", "pattern"},
+        SchemaCase{"runner_result", R"({"status":"completed","reason":"ok","commands":[{"command":"true","status":"completed"}]})",
+                   R"({"status":"done","reason":"ok","commands":[]})", "/status", "enum"},
+        SchemaCase{"runner_input", R"({"run_id":"r","contract":{},"policies":{},"workspace":"/w","bundle_dir":"/b"})",
+                   R"({"run_id":"r","contract":{},"policies":{},"workspace":"/w"})", "/bundle_dir", "required"},
+        SchemaCase{"gate_input", R"({"run_id":"r","contract":{},"policies":{},"workspace":"/w","bundle_dir":"/b","changes":[{"status":"added","path":"a"}],"commands":[],"runner":{"status":"completed"}})",
+                   R"({"run_id":"r","contract":{},"policies":{},"workspace":"/w","bundle_dir":"/b","changes":[{"status":"touched","path":"a"}],"commands":[],"runner":{"status":"completed"}})",
+                   "/changes/0/status", "enum"},
+        SchemaCase{"compiled_contract", R"({"schema_version":1,"contract":{"task_id":"t","runtime_options":{},"rollback":{}},"pack":{"pack_id":"low","governance_level":"low","requires_approval":false},"gates":[],"policies":{"command_allowlist":{},"forbidden_actions":{},"role_registry":{}}})",
+                   R"({"schema_version":1,"contract":{"task_id":"t","runtime_options":{},"rollback":{}},"pack":{"pack_id":"low","governance_level":"low","requires_approval":false},"gates":[{"plugin":"x"}],"policies":{"command_allowlist":{},"forbidden_actions":{},"role_registry":{}}})",
+                   "/gates/0/required", "required"},
+        SchemaCase{"task_result", R"({"schema_version":1,"run_id":"r","task_id":"t","runner":"tool","status":"failed","commands":[],"changes":[]})",
+                   R"({"schema_version":1,"run_id":"r","task_id":"t","runner":"tool","status":"failed","commands":[],"changes":[{"status":"added"}]})",
+                   "/changes/0/path", "required"},
+        SchemaCase{"proof_pack", R"({"schema_version":1,"kind":"proof_pack","run_id":"r","task_id":"t","verdict":"success","contract_sha256":"0000000000000000000000000000000000000000000000000000000000000000","baseline_commit":"c","diff_sha256":"0000000000000000000000000000000000000000000000000000000000000000","changes":[],"gates":[],"created_at":"x"})",
+                   R"({"schema_version":1,"kind":"proof_pack","run_id":"r","task_id":"t","verdict":"failure","contract_sha256":"0000000000000000000000000000000000000000000000000000000000000000","baseline_commit":"c","diff_sha256":"0000000000000000000000000000000000000000000000000000000000000000","changes":[],"gates":[],"created_at":"x"})",
+                   "/verdict", "const"},
+        SchemaCase{"incident_pack", R"({"schema_version":1,"kind":"incident_pack","run_id":"r","task_id":"t","verdict":"denied","reason":"x","failed_gates":[],"runner":{"status":"completed"},"log_tails":{},"suggested_next_action":"fix","created_at":"x"})",
+                   R"({"schema_version":1,"kind":"incident_pack","run_id":"r","task_id":"t","verdict":"denied","reason":"x","failed_gates":[],"runner":{"status":"completed"},"log_tails":{},"created_at":"x"})",
+                   "/suggested_next_action", "required"},
+        SchemaCase{"approval_pack", R"({"schema_version":1,"kind":"approval_pack","run_id":"r","task_id":"t","pack":"high","verdict_if_approved":"success","reason":"x","changes":[],"gates":[],"created_at":"x"})",
+                   R"({"schema_version":1,"kind":"approval_pack","run_id":"r","task_id":"t","pack":"high","verdict_if_approved":"success","reason":"x","changes":[],"gates":[{"verdict":"pass"}],"created_at":"x"})",
+                   "/gates/0/gate_id", "required"},
         SchemaCase{"gate_verdict", R"({"verdict":"pass","summary":"ok"})", R"({"verdict":"maybe","summary":"?"})",
                    "/verdict", "enum"},
         SchemaCase{"queue_item", R"({"op":"enqueued","item_id":"q1","ts":"2026-01-01T00:00:00Z","contract_path":"c.json","task_id":"t"})",
@@ -114,6 +136,16 @@ INSTANTIATE_TEST_SUITE_P(
         SchemaCase{"probe_result", R"({"status":"ok","capabilities":{},"ttl_seconds":5})",
                    R"({"status":"ok","capabilities":{},"ttl_seconds":-5})", "/ttl_seconds", "minimum"}),
     [](const auto& info) { return std::string(info.param.schema); });
+
+TEST(ValidateCli, KnownEventTypesHaveTheirPayloadChecked) {
+  cp::test::TempDir d;
+  cp::test::write_file(d / "valid.json", R"({"seq":1,"ts":"2026-01-01T00:00:00Z","run_id":"r","type":"GATE_FAILED","payload":{"gate_id":"g","required":true},"prev_hash":"0000000000000000000000000000000000000000000000000000000000000000","hash":"0000000000000000000000000000000000000000000000000000000000000000"})");
+  cp::test::write_file(d / "invalid.json", R"({"seq":1,"ts":"2026-01-01T00:00:00Z","run_id":"r","type":"RUN_SEALED","payload":{"status":"sealed","verdict":"maybe","reason":"x"},"prev_hash":"0000000000000000000000000000000000000000000000000000000000000000","hash":"0000000000000000000000000000000000000000000000000000000000000000"})");
+  EXPECT_EQ(host({"validate", "--schema", "event", (d / "valid.json").string()}).exit_code, 0);
+  auto bad = host({"validate", "--schema", "event", "--format", "json", (d / "invalid.json").string()});
+  EXPECT_EQ(bad.exit_code, 1);
+  EXPECT_TRUE(pointer_rules(bad).count({"/payload/verdict", "enum"})) << bad.out;
+}
 
 TEST(ValidateCli, CrossReferencesAreChecked) {
   Project p;

@@ -132,6 +132,7 @@ std::vector<GateResult> run_gates(const plugin::Registry& registry, const std::v
           doc = error_doc(error);
         } else {
           call->ctx = std::make_unique<plugin::CallContext>(spec.plugin);
+          call->ctx->set_run_id(opt.input.value("run_id", ""));
           call->ctx->set_workspace(workspace);
           call->ctx->set_bundle_dir(bundle.dir().string());
           call->ctx->set_cancel_flag(&call->stop);

@@ -3,6 +3,8 @@
 #include "log/logger.hpp"
 #include "run/process.hpp"
 
+#include <unistd.h>
+
 #include <new>
 #include <regex>
 
@@ -65,6 +67,14 @@ cp_status svc_spawn(const cp_context* raw, const cp_spawn_request* req, cp_spawn
   if (cp_sink* s = req->stderr_sink)
     spec.on_stderr = [s](std::string_view chunk) { return s->write(s, chunk.data(), chunk.size()) == 0; };
   if (ctx) spec.cancel = ctx->cancel_flag();
+  if (ctx && !ctx->run_id().empty()) {
+    if (!spec.env) {
+      spec.env.emplace();
+      for (char** e = environ; *e; ++e) spec.env->emplace_back(*e);
+    }
+    std::erase_if(*spec.env, [](const std::string& kv) { return kv.rfind("CP_RUN_ID=", 0) == 0; });
+    spec.env->push_back("CP_RUN_ID=" + ctx->run_id());
+  }
   run::ProcessOutcome out = run::run_process(spec);
   uint32_t size = res->struct_size;
   *res = cp_spawn_result{};

@@ -30,6 +30,11 @@ class CallContext {
     event_sink_ = std::move(sink);
   }
 
+  // Every process spawned through this context carries CP_RUN_ID=<run_id> in its environment (and so do
+  // its children), so that recovery can find and kill what a crashed host left running.
+  void set_run_id(std::string run_id) { run_id_ = std::move(run_id); }
+  const std::string& run_id() const { return run_id_; }
+
   const std::string& plugin_id() const { return plugin_id_; }
   const std::string& workspace() const { return workspace_; }
   bool cancelled() const { return cancel_ && cancel_->load(); }
@@ -47,6 +52,7 @@ class CallContext {
   std::string bundle_dir_;
   const std::atomic<bool>* cancel_ = nullptr;
   std::function<bool(const std::string&, const std::string&)> event_sink_;
+  std::string run_id_;
 };
 
 // Returns the message of a host-allocated error and frees it. Empty for nullptr.

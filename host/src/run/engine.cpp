@@ -282,6 +282,7 @@ RunOutcome run_contract(const RunRequest& req) {
     if (!runner) {
       rep.result = runner_error(error);
     } else {
+      runner_ctx->set_run_id(o.run_id);
       runner_ctx->set_workspace(ws->path().string());
       runner_ctx->set_bundle_dir(bundle->dir().string());
       runner_ctx->set_cancel_flag(&cancel_flag);

@@ -205,6 +205,7 @@ ProcessOutcome run_process(const ProcessSpec& spec) {
   out.started = true;
   out.pid = proc->id();
   const pid_t group = proc->id();
+  if (spec.on_start) spec.on_start(group);
 
   bool exited = false;
   int native_status = 0;

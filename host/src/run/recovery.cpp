@@ -2,6 +2,7 @@
 
 #include "log/logger.hpp"
 #include "run/evidence_packs.hpp"
+#include "run/leftover_processes.hpp"
 #include "run/workspace.hpp"
 #include "store/atomic_file.hpp"
 #include "store/bundle.hpp"
@@ -35,6 +36,8 @@ json last_event(const fs::path& events_file, uint64_t valid_bytes) {
 Recovered recover_one(const fs::path& dir, json manifest) {
   Recovered r;
   r.run_id = manifest.value("run_id", dir.filename().string());
+  // First stop what the dead host left running, so nothing changes the worktree while it is collected.
+  int killed = kill_run_processes(r.run_id);
   fs::path events_file = dir / "events.jsonl";
   store::ChainCheck check = store::verify_event_log(events_file);
   json last = check.ok || check.torn_tail ? last_event(events_file, check.valid_bytes) : json(nullptr);
@@ -78,7 +81,8 @@ Recovered recover_one(const fs::path& dir, json manifest) {
                                 {"verdict", "error"},
                                 {"reason", "host_interrupted"},
                                 {"interrupted_status", manifest.value("status", "")},
-                                {"truncated_bytes", r.truncated_bytes}});
+                                {"truncated_bytes", r.truncated_bytes},
+                                {"killed_processes", killed}});
       count = log.count();
       last_hash = log.last_hash();
     } catch (const std::exception& e) {

@@ -104,7 +104,7 @@ Collected Workspace::collect() const {
   c.patch = git(path_, {"diff", "--cached", "--binary", commit_, "--"}, "cannot produce the diff");
   // Ignored files: written by the run but invisible to `git add`. List them so the gates judge them too.
   std::string ignored =
-      git(path_, {"status", "--porcelain=v1", "-z", "--ignored=matching", "--untracked-files=all"}, "cannot list ignored files");
+      git(path_, {"status", "--porcelain=v1", "-z", "--ignored=traditional", "--untracked-files=all"}, "cannot list ignored files");
   size_t pos = 0;
   while (pos < ignored.size()) {
     size_t z = ignored.find('\0', pos);

@@ -1,0 +1,443 @@
+// `cp-host run` end to end: the real binary, real plugins, a real git repository per test, real processes.
+// Each test builds a project root (packs/, policies/ copied from the source tree) and a small repo, runs a
+// contract, and checks the verdict, the exit code and the bundle's files against their schemas.
+#include "contract/schema_catalog.hpp"
+#include "unit/test_support.hpp"
+
+#include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
+
+#include <fcntl.h>
+#include <signal.h>
+#include <spawn.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <fstream>
+#include <sstream>
+#include <thread>
+
+using nlohmann::json;
+using cp::test::Ran;
+namespace fs = std::filesystem;
+
+extern char** environ;
+
+namespace {
+
+Ran host(std::vector<std::string> args, const fs::path& cwd = {}) {
+  std::vector<std::string> argv{CP_HOST_BIN, "--plugins", CP_PLUGIN_DIR};
+  argv.insert(argv.end(), args.begin(), args.end());
+  return cp::test::run(argv, cwd);
+}
+
+void expect_valid(const std::string& schema, const json& doc, const std::string& what) {
+  auto v = cp::contract::schema(schema).validate(doc);
+  EXPECT_TRUE(v.empty()) << what << " breaks " << schema << " at " << (v.empty() ? "" : v[0].pointer + ": " + v[0].message)
+                         << "\n" << doc.dump(2);
+}
+
+// True while any process of the group is alive (zombies waiting for init to reap them do not count).
+bool group_alive(pid_t pgid) {
+  for (const auto& e : fs::directory_iterator("/proc")) {
+    std::string name = e.path().filename().string();
+    if (name.empty() || !std::isdigit(static_cast<unsigned char>(name[0]))) continue;
+    std::ifstream in(e.path() / "stat");
+    std::string stat;
+    std::getline(in, stat);
+    size_t close = stat.rfind(')');
+    if (close == std::string::npos) continue;
+    std::istringstream rest(stat.substr(close + 2));
+    char state = 0;
+    long ppid = 0, pgrp = 0;
+    rest >> state >> ppid >> pgrp;
+    if (pgrp == pgid && state != 'Z' && state != 'X') return true;
+  }
+  return false;
+}
+
+// A project root and a git repo made from the sample project plus a few scenario scripts.
+struct RunProject {
+  cp::test::TempDir dir;
+  fs::path repo;
+  RunProject() {
+    for (const char* d : {"packs", "policies"})
+      fs::copy(fs::path(CP_SOURCE_DIR) / d, dir / d, fs::copy_options::recursive);
+    repo = dir / "repo";
+    fs::copy(fs::path(CP_SOURCE_DIR) / "examples/sample-repo", repo, fs::copy_options::recursive);
+    cp::test::write_file(repo / "scripts/mklink.sh", "ln -s /etc/passwd src/passwd-link\n");
+    cp::test::write_file(repo / "scripts/hang.sh",
+                         "echo $$ > ../../hang.pid\nsleep 300 &\nsleep 300 &\nwait\n");
+    cp::test::write_file(repo / ".gitignore", "build/\n");
+    cp::test::write_file(repo / "scripts/write_ignored.sh", "mkdir -p build && echo x > build/out.txt\n");
+    Ran r = cp::test::sh("git init -q -b main && git add -A && git -c user.name=t -c user.email=t@localhost "
+                         "commit -q -m init",
+                         repo);
+    EXPECT_EQ(r.exit_code, 0) << r.err;
+  }
+
+  json contract(std::vector<std::string> commands) const {
+    json c = json::parse(cp::test::read_file(fs::path(CP_SOURCE_DIR) / "contracts/examples/fix-greeting.json"));
+    c["runtime_options"]["commands"] = commands;
+    return c;
+  }
+
+  struct Result {
+    Ran ran;
+    json out;
+    fs::path bundle;
+    json manifest;
+    json read(const std::string& rel) const { return json::parse(cp::test::read_file(bundle / rel)); }
+    std::vector<json> events() const {
+      std::vector<json> ev;
+      std::ifstream in(bundle / "events.jsonl");
+      std::string line;
+      while (std::getline(in, line)) ev.push_back(json::parse(line));
+      return ev;
+    }
+    std::vector<std::string> event_types() const {
+      std::vector<std::string> t;
+      for (const auto& e : events()) t.push_back(e["type"]);
+      return t;
+    }
+  };
+
+  Result run(const json& contract) const {
+    cp::test::write_file(dir / "contracts/task.json", contract.dump(2));
+    Result r;
+    r.ran = host({"--root", dir.path().string(), "run", (dir / "contracts/task.json").string(), "--repo",
+                  repo.string(), "--json", "--quiet"},
+                 dir.path());
+    r.out = json::parse(r.ran.out, nullptr, false);
+    if (r.out.is_object() && r.out.contains("bundle")) {
+      r.bundle = r.out["bundle"].get<std::string>();
+      if (r.bundle.is_relative()) r.bundle = dir.path() / r.bundle;
+      r.manifest = json::parse(cp::test::read_file(r.bundle / "manifest.json"));
+    }
+    return r;
+  }
+
+  Ran runs(std::vector<std::string> args) const {
+    std::vector<std::string> a{"--root", dir.path().string(), "runs"};
+    a.insert(a.end(), args.begin(), args.end());
+    return host(a, dir.path());
+  }
+};
+
+// Every file of a sealed bundle validates against its schema, and the event chain verifies.
+void expect_bundle_valid(const RunProject& p, const RunProject::Result& r) {
+  expect_valid("run_manifest", r.manifest, "manifest.json");
+  expect_valid("compiled_contract", r.read("contract.json"), "contract.json");
+  expect_valid("task_result", r.read("reports/task_result.json"), "task_result.json");
+  for (const auto& e : r.events()) expect_valid("event", e, "event " + e["type"].get<std::string>());
+  for (const auto& g : r.manifest["gates"])
+    if (g.contains("report")) expect_valid("gate_verdict", r.read(g["report"]), g["report"]);
+  if (fs::exists(r.bundle / "reports/proof_pack.json")) expect_valid("proof_pack", r.read("reports/proof_pack.json"), "proof_pack");
+  if (fs::exists(r.bundle / "reports/incident_pack.json"))
+    expect_valid("incident_pack", r.read("reports/incident_pack.json"), "incident_pack");
+  Ran v = p.runs({"verify", r.manifest["run_id"]});
+  EXPECT_EQ(v.exit_code, 0) << v.out << v.err;
+  EXPECT_EQ(r.manifest["status"], "sealed");
+  EXPECT_EQ(r.manifest["events"]["count"], r.events().size());
+}
+
+json gate_report(const RunProject::Result& r, const std::string& id) { return r.read("reports/gate_" + id + ".json"); }
+
+}  // namespace
+
+TEST(RunCli, PassingRunSealsSuccessWithProofPackAndLeavesTheCheckoutAlone) {
+  RunProject p;
+  auto r = p.run(p.contract({"sed -i s/Helo/Hello/ src/greeting.sh"}));
+  ASSERT_EQ(r.ran.exit_code, 0) << r.ran.out << r.ran.err;
+  EXPECT_EQ(r.manifest["verdict"], "success");
+  ASSERT_EQ(r.manifest["gates"].size(), 4u);
+  for (const auto& g : r.manifest["gates"]) EXPECT_EQ(g["verdict"], "pass") << g.dump();
+  expect_bundle_valid(p, r);
+  json proof = r.read("reports/proof_pack.json");
+  EXPECT_EQ(proof["changes"], json::parse(R"([{"path":"src/greeting.sh","status":"modified"}])"));
+  EXPECT_NE(cp::test::read_file(r.bundle / "artifacts/diff.patch").find("+echo \"Hello, world\""), std::string::npos);
+  EXPECT_NE(cp::test::read_file(r.bundle / "artifacts/tests/greeting/stdout.log").find("ok: greeting"), std::string::npos);
+  // The user's checkout is untouched and the run's worktree is gone (rollback discard_worktree).
+  EXPECT_NE(cp::test::read_file(p.repo / "src/greeting.sh").find("Helo,"), std::string::npos);
+  EXPECT_EQ(cp::test::sh("git status --porcelain", p.repo).out, "");
+  EXPECT_FALSE(fs::exists(r.manifest["worktree"].get<std::string>()));
+  auto types = r.event_types();
+  std::vector<std::string> want{"RUN_STARTED", "WORKSPACE_CREATED", "RUNNER_STARTED", "COMMAND_EXECUTED",
+                                "RUNNER_FINISHED", "DIFF_COLLECTED", "GATE_PASSED", "GATE_PASSED",
+                                "GATE_PASSED", "GATE_PASSED", "RUN_SEALED"};
+  EXPECT_EQ(types, want);
+  // The compiled contract holds the pack defaults and its hash is the manifest's.
+  json compiled = r.read("contract.json");
+  EXPECT_EQ(compiled["contract"]["budgets"]["wall_time_sec"], 300);  // the contract's own value wins
+  EXPECT_EQ(compiled["contract"]["forbidden_actions"].size(), 5u);    // union with the pack's prohibitions
+  Ran list = p.runs({"list", "--json"});
+  EXPECT_EQ(json::parse(list.out)["runs"][0]["verdict"], "success");
+}
+
+TEST(RunCli, WriteOutsideAllowedPathsIsDeniedAndTheReportNamesThePath) {
+  RunProject p;
+  auto r = p.run(p.contract({"sed -i s/Helo/Hello/ src/greeting.sh", "cp src/greeting.sh leaked.sh"}));
+  EXPECT_EQ(r.ran.exit_code, 5) << r.ran.out;
+  EXPECT_EQ(r.manifest["verdict"], "denied");
+  json rep = gate_report(r, "diff_scope");
+  EXPECT_EQ(rep["verdict"], "fail");
+  ASSERT_FALSE(rep["diagnostics"].empty());
+  EXPECT_EQ(rep["diagnostics"][0]["path"], "leaked.sh");
+  json incident = r.read("reports/incident_pack.json");
+  EXPECT_EQ(incident["failed_gates"][0]["gate_id"], "diff_scope");
+  EXPECT_NE(incident["suggested_next_action"].get<std::string>().find("allowed_paths"), std::string::npos);
+  EXPECT_FALSE(fs::exists(r.bundle / "reports/proof_pack.json"));
+  expect_bundle_valid(p, r);
+}
+
+TEST(RunCli, DotDotInAPathIsJudgedWhereItLands) {
+  RunProject p;
+  auto r = p.run(p.contract({"cp src/greeting.sh src/../escaped.sh"}));
+  EXPECT_EQ(r.ran.exit_code, 5) << r.ran.out;
+  json rep = gate_report(r, "diff_scope");
+  ASSERT_FALSE(rep["diagnostics"].empty());
+  EXPECT_EQ(rep["diagnostics"][0]["path"], "escaped.sh");
+}
+
+TEST(RunCli, SymlinkInsideAllowedPathsPointingOutsideIsDenied) {
+  RunProject p;
+  auto r = p.run(p.contract({"sh scripts/mklink.sh"}));
+  EXPECT_EQ(r.ran.exit_code, 5) << r.ran.out;
+  json rep = gate_report(r, "diff_scope");
+  EXPECT_EQ(rep["verdict"], "fail");
+  ASSERT_FALSE(rep["diagnostics"].empty());
+  EXPECT_EQ(rep["diagnostics"][0]["path"], "src/passwd-link");
+}
+
+TEST(RunCli, WritesToGitIgnoredPathsAreStillJudged) {
+  RunProject p;
+  auto r = p.run(p.contract({"sed -i s/Helo/Hello/ src/greeting.sh", "sh scripts/write_ignored.sh"}));
+  EXPECT_EQ(r.ran.exit_code, 5) << r.ran.out;
+  json rep = gate_report(r, "diff_scope");
+  ASSERT_FALSE(rep["diagnostics"].empty());
+  EXPECT_EQ(rep["diagnostics"][0]["path"], "build/out.txt");
+}
+
+TEST(RunCli, FailingAcceptanceTestIsFailureWithTheLogTailInTheIncidentPack) {
+  RunProject p;
+  auto r = p.run(p.contract({"true"}));
+  EXPECT_EQ(r.ran.exit_code, 4) << r.ran.out;
+  EXPECT_EQ(r.manifest["verdict"], "failure");
+  json incident = r.read("reports/incident_pack.json");
+  ASSERT_EQ(incident["failed_gates"].size(), 1u);
+  EXPECT_EQ(incident["failed_gates"][0]["gate_id"], "acceptance_tests");
+  std::string tail = incident["log_tails"].value("artifacts/tests/greeting/stderr.log", "");
+  EXPECT_NE(tail.find("FAIL: expected 'Hello, world', got 'Helo, world'"), std::string::npos) << incident.dump(2);
+  expect_bundle_valid(p, r);
+}
+
+TEST(RunCli, HungCommandTimesOutAndNoProcessOfItsGroupSurvives) {
+  RunProject p;
+  json c = p.contract({"sh scripts/hang.sh"});
+  c["budgets"]["wall_time_sec"] = 1;
+  auto t0 = std::chrono::steady_clock::now();
+  auto r = p.run(c);
+  auto secs = std::chrono::duration_cast<std::chrono::seconds>(std::chrono::steady_clock::now() - t0).count();
+  EXPECT_EQ(r.ran.exit_code, 6) << r.ran.out << r.ran.err;
+  EXPECT_EQ(r.manifest["verdict"], "timeout");
+  EXPECT_LT(secs, 20);
+  pid_t pgid = std::stoi(cp::test::read_file(p.dir / ".runtime-cache/cortexpilot/hang.pid"));
+  EXPECT_FALSE(group_alive(pgid)) << "process group " << pgid << " still has members";
+  auto types = r.event_types();
+  EXPECT_NE(std::find(types.begin(), types.end(), "RUN_CANCEL_REQUESTED"), types.end());
+  // Tests are not run on a run that did not complete; the skip is recorded, never a pass.
+  for (const auto& g : r.manifest["gates"])
+    if (g["gate_id"] == "acceptance_tests") {
+      EXPECT_EQ(g["verdict"], "skipped");
+    }
+  expect_bundle_valid(p, r);
+}
+
+TEST(RunCli, ForbiddenCommandIsDeniedEvenWhenTheAllowlistAdmitsIt) {
+  RunProject p;
+  json allow = json::parse(cp::test::read_file(p.dir / "policies/command_allowlist.json"));
+  allow["entries"].push_back({{"id", "git-any"}, {"program", "git"}});
+  cp::test::write_file(p.dir / "policies/command_allowlist.json", allow.dump(2));
+  auto r = p.run(p.contract({"sed -i s/Helo/Hello/ src/greeting.sh", "git push origin main"}));
+  EXPECT_EQ(r.ran.exit_code, 5) << r.ran.out;
+  EXPECT_EQ(r.manifest["verdict"], "denied");
+  json rep = gate_report(r, "forbidden_actions");
+  EXPECT_EQ(rep["verdict"], "fail");
+  EXPECT_EQ(rep["diagnostics"][0]["rule"], "git-push");
+}
+
+TEST(RunCli, CommandOffTheAllowlistIsDeniedAndNeverRuns) {
+  RunProject p;
+  auto r = p.run(p.contract({"touch src/created.txt"}));
+  EXPECT_EQ(r.ran.exit_code, 5) << r.ran.out;
+  EXPECT_EQ(r.manifest["verdict"], "denied");
+  auto types = r.event_types();
+  EXPECT_NE(std::find(types.begin(), types.end(), "COMMAND_REJECTED"), types.end());
+  EXPECT_EQ(r.read("artifacts/changed_files.json"), json::array());
+  expect_bundle_valid(p, r);
+}
+
+TEST(RunCli, InvalidContractExitsTwoAndWritesNothing) {
+  RunProject p;
+  json c = p.contract({"true"});
+  c.erase("task_id");
+  c["allowed_paths"] = "src/";
+  auto r = p.run(c);
+  EXPECT_EQ(r.ran.exit_code, 2) << r.ran.out;
+  EXPECT_EQ(r.out["stage"], "invalid");
+  std::set<std::string> pointers;
+  for (const auto& d : r.out["diagnostics"]) pointers.insert(d["pointer"]);
+  EXPECT_TRUE(pointers.count("/allowed_paths")) << r.out.dump(2);
+  EXPECT_FALSE(fs::exists(p.dir / ".runtime-cache"));
+  // A pack that does not exist is caught the same way.
+  json c2 = p.contract({"true"});
+  c2["runtime_options"]["pack"] = "nonexistent";
+  auto r2 = p.run(c2);
+  EXPECT_EQ(r2.ran.exit_code, 2);
+  EXPECT_FALSE(fs::exists(p.dir / ".runtime-cache"));
+}
+
+TEST(RunCli, MissingRepositoryIsAUsageErrorAndWritesNothing) {
+  RunProject p;
+  p.repo = p.dir / "no-such-repo";
+  auto r = p.run(p.contract({"true"}));
+  EXPECT_EQ(r.ran.exit_code, 2);
+  EXPECT_NE(r.out.value("error", "").find("no-such-repo"), std::string::npos);
+  EXPECT_FALSE(fs::exists(p.dir / ".runtime-cache"));
+}
+
+TEST(RunCli, TamperedEventsAreDetectedByRunsVerify) {
+  RunProject p;
+  auto r = p.run(p.contract({"sed -i s/Helo/Hello/ src/greeting.sh"}));
+  ASSERT_EQ(r.ran.exit_code, 0);
+  std::string run_id = r.manifest["run_id"];
+  std::string log = cp::test::read_file(r.bundle / "events.jsonl");
+  std::string altered = log;
+  auto pos = altered.find("\"files\":1");
+  ASSERT_NE(pos, std::string::npos);
+  altered.replace(pos, 9, "\"files\":0");
+  cp::test::write_file(r.bundle / "events.jsonl", altered);
+  Ran v = p.runs({"verify", run_id});
+  EXPECT_EQ(v.exit_code, 1);
+  EXPECT_NE(v.out.find("TAMPERED"), std::string::npos);
+  EXPECT_NE(v.out.find("hash mismatch"), std::string::npos) << v.out;
+  // Dropping the last event is caught by the manifest's count.
+  cp::test::write_file(r.bundle / "events.jsonl", log.substr(0, log.rfind('\n', log.size() - 2) + 1));
+  v = p.runs({"verify", run_id, "--json"});
+  EXPECT_EQ(v.exit_code, 1);
+  EXPECT_FALSE(json::parse(v.out)["ok"].get<bool>());
+  // A changed gate report is caught by the proof pack's hashes.
+  cp::test::write_file(r.bundle / "events.jsonl", log);
+  json rep = gate_report(r, "acceptance_tests");
+  rep["summary"] = "edited";
+  cp::test::write_file(r.bundle / "reports/gate_acceptance_tests.json", rep.dump(2));
+  v = p.runs({"verify", run_id});
+  EXPECT_EQ(v.exit_code, 1);
+  EXPECT_NE(v.out.find("gate_acceptance_tests.json"), std::string::npos) << v.out;
+  EXPECT_EQ(p.runs({"verify", "no-such-run"}).exit_code, 2);
+}
+
+namespace {
+
+// Starts cp-host run in the background and returns its pid.
+pid_t spawn_run(const RunProject& p, const json& contract) {
+  cp::test::write_file(p.dir / "contracts/task.json", contract.dump(2));
+  std::vector<std::string> args{CP_HOST_BIN, "--plugins", CP_PLUGIN_DIR, "--root", p.dir.path().string(), "run",
+                                (p.dir / "contracts/task.json").string(), "--repo", p.repo.string(), "--quiet"};
+  std::vector<char*> argv;
+  for (auto& a : args) argv.push_back(a.data());
+  argv.push_back(nullptr);
+  posix_spawn_file_actions_t fa;
+  posix_spawn_file_actions_init(&fa);
+  posix_spawn_file_actions_addopen(&fa, 1, "/dev/null", O_WRONLY, 0);
+  pid_t pid = -1;
+  EXPECT_EQ(posix_spawn(&pid, CP_HOST_BIN, &fa, nullptr, argv.data(), environ), 0);
+  posix_spawn_file_actions_destroy(&fa);
+  return pid;
+}
+
+// Waits until the hang script has written its pid (the runner is mid-command). Returns its pgid.
+pid_t wait_for_hang(const RunProject& p) {
+  fs::path pidfile = p.dir / ".runtime-cache/cortexpilot/hang.pid";
+  for (int i = 0; i < 200; ++i) {
+    if (fs::exists(pidfile) && fs::file_size(pidfile) > 0) return std::stoi(cp::test::read_file(pidfile));
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  ADD_FAILURE() << "the hang script never started";
+  return -1;
+}
+
+bool wait_group_gone(pid_t pgid) {
+  for (int i = 0; i < 100 && group_alive(pgid); ++i) std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  return !group_alive(pgid);
+}
+
+fs::path only_bundle(const RunProject& p) {
+  std::vector<fs::path> dirs;
+  for (const auto& e : fs::directory_iterator(p.dir / ".runtime-cache/cortexpilot/runs"))
+    if (e.path().filename().string()[0] != '.') dirs.push_back(e.path());
+  EXPECT_EQ(dirs.size(), 1u);
+  return dirs.empty() ? fs::path() : dirs[0];
+}
+
+}  // namespace
+
+TEST(RunCli, SigtermCancelsTheRunSealsItCancelledAndKillsTheGroup) {
+  RunProject p;
+  pid_t pid = spawn_run(p, p.contract({"sh scripts/hang.sh"}));
+  pid_t pgid = wait_for_hang(p);
+  ASSERT_GT(pgid, 0);
+  ::kill(pid, SIGTERM);
+  int status = 0;
+  ASSERT_EQ(::waitpid(pid, &status, 0), pid);
+  ASSERT_TRUE(WIFEXITED(status));
+  EXPECT_EQ(WEXITSTATUS(status), 7);
+  EXPECT_TRUE(wait_group_gone(pgid));
+  json m = json::parse(cp::test::read_file(only_bundle(p) / "manifest.json"));
+  EXPECT_EQ(m["status"], "sealed");
+  EXPECT_EQ(m["verdict"], "cancelled");
+}
+
+TEST(RunCli, KillNineMidRunIsRecoveredAsHostInterruptedAndTheChainVerifies) {
+  RunProject p;
+  pid_t pid = spawn_run(p, p.contract({"sed -i s/Helo/Hello/ src/greeting.sh", "sh scripts/hang.sh"}));
+  pid_t pgid = wait_for_hang(p);
+  ASSERT_GT(pgid, 0);
+  ::kill(pid, SIGKILL);
+  int status = 0;
+  ASSERT_EQ(::waitpid(pid, &status, 0), pid);
+  fs::path bundle = only_bundle(p);
+  json before = json::parse(cp::test::read_file(bundle / "manifest.json"));
+  EXPECT_EQ(before["status"], "running");
+  // Simulate the crash tearing the last append.
+  std::string log = cp::test::read_file(bundle / "events.jsonl");
+  size_t events_before = std::count(log.begin(), log.end(), '\n');
+  { std::ofstream(bundle / "events.jsonl", std::ios::app) << R"({"seq":99,"ts":"2026-)"; }
+
+  Ran list = p.runs({"list", "--json"});
+  EXPECT_EQ(list.exit_code, 0);
+  EXPECT_NE(list.err.find("recovered run"), std::string::npos) << list.err;
+  // Whatever the dead host's runner left running (the script's background sleeps) is stopped by recovery.
+  EXPECT_TRUE(wait_group_gone(pgid)) << "process group " << pgid << " outlived recovery";
+  json m = json::parse(cp::test::read_file(bundle / "manifest.json"));
+  EXPECT_EQ(m["status"], "sealed");
+  EXPECT_EQ(m["verdict"], "error");
+  EXPECT_EQ(m["reason"], "host_interrupted");
+  Ran v = p.runs({"verify", m["run_id"]});
+  EXPECT_EQ(v.exit_code, 0) << v.out;
+  std::ifstream in(bundle / "events.jsonl");
+  std::vector<json> ev;
+  for (std::string line; std::getline(in, line);) ev.push_back(json::parse(line));
+  ASSERT_EQ(ev.size(), events_before + 1);
+  EXPECT_EQ(ev.back()["type"], "RUN_SEALED");
+  EXPECT_EQ(ev.back()["payload"]["reason"], "host_interrupted");
+  EXPECT_EQ(ev.back()["payload"]["truncated_bytes"], 21);
+  // What the interrupted run had already changed is kept as evidence, and its worktree is cleaned up.
+  EXPECT_NE(cp::test::read_file(bundle / "artifacts/diff.patch").find("+echo \"Hello, world\""), std::string::npos);
+  EXPECT_FALSE(fs::exists(m["worktree"].get<std::string>()));
+  expect_valid("incident_pack", json::parse(cp::test::read_file(bundle / "reports/incident_pack.json")), "incident");
+  expect_valid("run_manifest", m, "manifest");
+  // Recovery is idempotent.
+  EXPECT_EQ(p.runs({"recover"}).out, "nothing to recover\n");
+}

@@ -1,0 +1,68 @@
+// The hash-chained event log: appends verify, any edit is caught, a torn tail is truncated on reopen.
+#include "store/event_log.hpp"
+#include "unit/test_support.hpp"
+
+#include <gtest/gtest.h>
+
+#include <fstream>
+
+using nlohmann::json;
+using cp::store::EventLog;
+
+TEST(EventLog, AppendsFormAChainThatVerifiesAndSurvivesReopen) {
+  cp::test::TempDir d;
+  auto file = d / "events.jsonl";
+  {
+    EventLog log(file, "run-1");
+    log.append("RUN_STARTED", {{"task_id", "t"}});
+    log.append("GATE_PASSED", {{"gate_id", "g"}});
+  }
+  EventLog again(file, "run-1");
+  EXPECT_EQ(again.count(), 2u);
+  auto e = again.append("RUN_SEALED", {{"verdict", "success"}});
+  EXPECT_EQ(e["seq"], 3);
+  auto c = cp::store::verify_event_log(file);
+  EXPECT_TRUE(c.ok) << c.reason;
+  EXPECT_EQ(c.events, 3u);
+  EXPECT_EQ(c.last_hash, e["hash"]);
+}
+
+TEST(EventLog, EditedPayloadReorderedOrDroppedLinesAreDetected) {
+  cp::test::TempDir d;
+  auto file = d / "events.jsonl";
+  {
+    EventLog log(file, "run-1");
+    for (int i = 0; i < 3; ++i) log.append("STEP", {{"i", i}});
+  }
+  std::string text = cp::test::read_file(file);
+  std::string edited = text;
+  edited.replace(edited.find("\"i\":1"), 5, "\"i\":7");
+  cp::test::write_file(file, edited);
+  auto c = cp::store::verify_event_log(file);
+  EXPECT_FALSE(c.ok);
+  EXPECT_EQ(c.bad_line, 2u);
+  EXPECT_NE(c.reason.find("hash mismatch"), std::string::npos);
+  EXPECT_THROW(EventLog(file, "run-1"), std::runtime_error);  // never appended to
+
+  size_t first_nl = text.find('\n');
+  cp::test::write_file(file, text.substr(first_nl + 1));  // first event dropped
+  c = cp::store::verify_event_log(file);
+  EXPECT_FALSE(c.ok);
+  EXPECT_EQ(c.bad_line, 1u);
+}
+
+TEST(EventLog, TornLastLineIsTruncatedOnReopenAndReported) {
+  cp::test::TempDir d;
+  auto file = d / "events.jsonl";
+  { EventLog(file, "run-1").append("STEP", {{"i", 0}}); }
+  { std::ofstream(file, std::ios::app) << "{\"seq\":2,\"ts\""; }
+  auto c = cp::store::verify_event_log(file);
+  EXPECT_FALSE(c.ok);
+  EXPECT_TRUE(c.torn_tail);
+  EventLog log(file, "run-1");
+  EXPECT_EQ(log.truncated_bytes(), 13u);
+  log.append("STEP", {{"i", 1}});
+  c = cp::store::verify_event_log(file);
+  EXPECT_TRUE(c.ok) << c.reason;
+  EXPECT_EQ(c.events, 2u);
+}
