@@ -76,6 +76,7 @@ struct Stream {
   Tail tail;
   uint64_t bytes = 0;
   bool open = true;
+  std::function<void()> on_close;  // lets the caller stop its ticker as soon as everything is done
 
   void start() {
     pipe.async_read_some(asio::buffer(buf), [this](const bp::error_code& ec, size_t n) {
@@ -88,6 +89,7 @@ struct Stream {
       }
       if (ec) {
         open = false;
+        if (on_close) on_close();
         return;
       }
       start();
@@ -211,6 +213,14 @@ ProcessOutcome run_process(const ProcessSpec& spec) {
   int native_status = 0;
   auto kill_group = [&](int sig) { ::kill(-group, sig); };
 
+  // One ticker drives the deadline, the cancel flag and the escalation to SIGKILL. It is cancelled the
+  // moment the process has exited and both pipes are closed, so a short command costs no idle tick.
+  asio::steady_timer tick(io);
+  auto all_done = [&] {
+    if (exited && !so.open && !se.open) tick.cancel();
+  };
+  so.on_close = all_done;
+  se.on_close = all_done;
   so.start();
   se.start();
   proc->async_wait([&](const bp::error_code&, int) {
@@ -218,10 +228,9 @@ ProcessOutcome run_process(const ProcessSpec& spec) {
     native_status = proc->native_exit_code();
     // Anything still in the leader's group is a leftover child: it must not outlive the call.
     kill_group(SIGKILL);
+    all_done();
   });
 
-  // One ticker drives the deadline, the cancel flag and the escalation to SIGKILL.
-  asio::steady_timer tick(io);
   std::optional<std::chrono::steady_clock::time_point> term_sent;
   std::optional<std::chrono::steady_clock::time_point> exited_at;
   std::function<void()> arm = [&] {
