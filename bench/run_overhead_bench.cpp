@@ -1,5 +1,6 @@
 // What a governed run costs over the bare minimum of work a run must do.
-//  - NoopRun: `cp-host run` in-process on contracts/examples/noop.json (tool runner `true`, the low pack's four
+//  - NoopRun: `cp-host run` in-process on contracts/examples/noop.json (tool runner `true`, the low pack's
+//  four
 //    gates, a git worktree made and removed, a sealed bundle with fsync'd events, reports and manifest).
 //  - NoopRunCli: the same through the cp-host binary (adds process start and plugin loading).
 //  - SpawnTrueTwoFsyncs: posix_spawn of `true`, wait, and two fsync'd file writes: the floor.
@@ -30,9 +31,10 @@ struct Scratch {
     fs::copy(fs::path(CP_SOURCE_DIR) / "packs", dir / "packs", fs::copy_options::recursive);
     fs::copy(fs::path(CP_SOURCE_DIR) / "policies", dir / "policies", fs::copy_options::recursive);
     fs::copy(fs::path(CP_SOURCE_DIR) / "examples/sample-repo", dir / "repo", fs::copy_options::recursive);
-    std::string cmd = "cd '" + (dir / "repo").string() +
-                      "' && git init -q -b main && git add -A && git -c user.name=b -c user.email=b@localhost "
-                      "commit -q -m init";
+    std::string cmd =
+        "cd '" + (dir / "repo").string() +
+        "' && git init -q -b main && git add -A && git -c user.name=b -c user.email=b@localhost "
+        "commit -q -m init";
     if (std::system(cmd.c_str()) != 0) std::abort();
   }
   ~Scratch() {
@@ -50,7 +52,8 @@ void NoopRun(benchmark::State& state) {
   req.plugins_dir = CP_PLUGIN_DIR;
   for (auto _ : state) {
     auto out = cp::run::run_contract(req);
-    if (out.verdict != "success") state.SkipWithError(("noop run did not succeed: " + out.reason + out.error).c_str());
+    if (out.verdict != "success")
+      state.SkipWithError(("noop run did not succeed: " + out.reason + out.error).c_str());
   }
 }
 
@@ -86,7 +89,22 @@ void SpawnTrueTwoFsyncs(benchmark::State& state) {
 
 }  // namespace
 
-BENCHMARK(NoopRun)->Unit(benchmark::kMillisecond)->UseRealTime()->Iterations(5)->Repetitions(9)->ReportAggregatesOnly(true);
-BENCHMARK(NoopRunCli)->Unit(benchmark::kMillisecond)->UseRealTime()->Iterations(5)->Repetitions(9)->ReportAggregatesOnly(true);
-BENCHMARK(SpawnTrueTwoFsyncs)->Unit(benchmark::kMillisecond)->UseRealTime()->Iterations(20)->Repetitions(9)->ReportAggregatesOnly(true);
+BENCHMARK(NoopRun)
+    ->Unit(benchmark::kMillisecond)
+    ->UseRealTime()
+    ->Iterations(5)
+    ->Repetitions(9)
+    ->ReportAggregatesOnly(true);
+BENCHMARK(NoopRunCli)
+    ->Unit(benchmark::kMillisecond)
+    ->UseRealTime()
+    ->Iterations(5)
+    ->Repetitions(9)
+    ->ReportAggregatesOnly(true);
+BENCHMARK(SpawnTrueTwoFsyncs)
+    ->Unit(benchmark::kMillisecond)
+    ->UseRealTime()
+    ->Iterations(20)
+    ->Repetitions(9)
+    ->ReportAggregatesOnly(true);
 BENCHMARK_MAIN();

@@ -5,6 +5,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/bootstrap.sh
 start=$(date +%s)
+echo "== format (clang-format, .clang-format)"
+git ls-files '*.c' '*.h' '*.cpp' '*.hpp' | xargs clang-format --dry-run -Werror
 for flavour in release asan; do
   echo "== build ($flavour)"
   bash scripts/build.sh "$flavour"

@@ -34,7 +34,8 @@ TEST(PluginsCli, RefusalsAreListedWithFileAndReasonAndOthersStillLoad) {
   for (const auto& p : j["plugins"]) loaded.insert(p["id"]);
   EXPECT_EQ(loaded, (std::set<std::string>{"fixture_good", "fixture_eval_error"}));
   std::map<std::string, std::string> refused;
-  for (const auto& x : j["refused"]) refused[std::filesystem::path(x["file"].get<std::string>()).filename()] = x["reason"];
+  for (const auto& x : j["refused"])
+    refused[std::filesystem::path(x["file"].get<std::string>()).filename()] = x["reason"];
   EXPECT_EQ(refused.size(), 8u);
   EXPECT_NE(refused["c_abi_minor.so"].find("newer than this host's 1.0"), std::string::npos);
   EXPECT_NE(refused["g_duplicate.so"].find("duplicate plugin id"), std::string::npos);
@@ -68,5 +69,6 @@ TEST(PluginsCli, ToolchainProbeFindsGitThroughTheHostSpawnService) {
   json j = json::parse(r.out);
   EXPECT_EQ(j["toolchain"]["status"], "ok");
   EXPECT_EQ(j["toolchain"]["capabilities"]["git"]["present"], true);
-  EXPECT_NE(j["toolchain"]["capabilities"]["git"]["version"].get<std::string>().find("git version"), std::string::npos);
+  EXPECT_NE(j["toolchain"]["capabilities"]["git"]["version"].get<std::string>().find("git version"),
+            std::string::npos);
 }

@@ -18,8 +18,8 @@
 #include <sstream>
 #include <thread>
 
-using nlohmann::json;
 using cp::test::Ran;
+using nlohmann::json;
 namespace fs = std::filesystem;
 
 extern char** environ;
@@ -34,8 +34,9 @@ Ran host(std::vector<std::string> args, const fs::path& cwd = {}) {
 
 void expect_valid(const std::string& schema, const json& doc, const std::string& what) {
   auto v = cp::contract::schema(schema).validate(doc);
-  EXPECT_TRUE(v.empty()) << what << " breaks " << schema << " at " << (v.empty() ? "" : v[0].pointer + ": " + v[0].message)
-                         << "\n" << doc.dump(2);
+  EXPECT_TRUE(v.empty()) << what << " breaks " << schema << " at "
+                         << (v.empty() ? "" : v[0].pointer + ": " + v[0].message) << "\n"
+                         << doc.dump(2);
 }
 
 // True while any process of the group is alive (zombies waiting for init to reap them do not count).
@@ -71,14 +72,16 @@ struct RunProject {
                          "echo $$ > ../../hang.pid\nsleep 300 &\nsleep 300 &\nwait\n");
     cp::test::write_file(repo / ".gitignore", "build/\n");
     cp::test::write_file(repo / "scripts/write_ignored.sh", "mkdir -p build && echo x > build/out.txt\n");
-    Ran r = cp::test::sh("git init -q -b main && git add -A && git -c user.name=t -c user.email=t@localhost "
-                         "commit -q -m init",
-                         repo);
+    Ran r = cp::test::sh(
+        "git init -q -b main && git add -A && git -c user.name=t -c user.email=t@localhost "
+        "commit -q -m init",
+        repo);
     EXPECT_EQ(r.exit_code, 0) << r.err;
   }
 
   json contract(std::vector<std::string> commands) const {
-    json c = json::parse(cp::test::read_file(fs::path(CP_SOURCE_DIR) / "contracts/examples/fix-greeting.json"));
+    json c =
+        json::parse(cp::test::read_file(fs::path(CP_SOURCE_DIR) / "contracts/examples/fix-greeting.json"));
     c["runtime_options"]["commands"] = commands;
     return c;
   }
@@ -133,7 +136,8 @@ void expect_bundle_valid(const RunProject& p, const RunProject::Result& r) {
   for (const auto& e : r.events()) expect_valid("event", e, "event " + e["type"].get<std::string>());
   for (const auto& g : r.manifest["gates"])
     if (g.contains("report")) expect_valid("gate_verdict", r.read(g["report"]), g["report"]);
-  if (fs::exists(r.bundle / "reports/proof_pack.json")) expect_valid("proof_pack", r.read("reports/proof_pack.json"), "proof_pack");
+  if (fs::exists(r.bundle / "reports/proof_pack.json"))
+    expect_valid("proof_pack", r.read("reports/proof_pack.json"), "proof_pack");
   if (fs::exists(r.bundle / "reports/incident_pack.json"))
     expect_valid("incident_pack", r.read("reports/incident_pack.json"), "incident_pack");
   Ran v = p.runs({"verify", r.manifest["run_id"]});
@@ -142,7 +146,9 @@ void expect_bundle_valid(const RunProject& p, const RunProject::Result& r) {
   EXPECT_EQ(r.manifest["events"]["count"], r.events().size());
 }
 
-json gate_report(const RunProject::Result& r, const std::string& id) { return r.read("reports/gate_" + id + ".json"); }
+json gate_report(const RunProject::Result& r, const std::string& id) {
+  return r.read("reports/gate_" + id + ".json");
+}
 
 }  // namespace
 
@@ -156,21 +162,23 @@ TEST(RunCli, PassingRunSealsSuccessWithProofPackAndLeavesTheCheckoutAlone) {
   expect_bundle_valid(p, r);
   json proof = r.read("reports/proof_pack.json");
   EXPECT_EQ(proof["changes"], json::parse(R"([{"path":"src/greeting.sh","status":"modified"}])"));
-  EXPECT_NE(cp::test::read_file(r.bundle / "artifacts/diff.patch").find("+echo \"Hello, world\""), std::string::npos);
-  EXPECT_NE(cp::test::read_file(r.bundle / "artifacts/tests/greeting/stdout.log").find("ok: greeting"), std::string::npos);
+  EXPECT_NE(cp::test::read_file(r.bundle / "artifacts/diff.patch").find("+echo \"Hello, world\""),
+            std::string::npos);
+  EXPECT_NE(cp::test::read_file(r.bundle / "artifacts/tests/greeting/stdout.log").find("ok: greeting"),
+            std::string::npos);
   // The user's checkout is untouched and the run's worktree is gone (rollback discard_worktree).
   EXPECT_NE(cp::test::read_file(p.repo / "src/greeting.sh").find("Helo,"), std::string::npos);
   EXPECT_EQ(cp::test::sh("git status --porcelain", p.repo).out, "");
   EXPECT_FALSE(fs::exists(r.manifest["worktree"].get<std::string>()));
   auto types = r.event_types();
-  std::vector<std::string> want{"RUN_STARTED", "WORKSPACE_CREATED", "RUNNER_STARTED", "COMMAND_EXECUTED",
-                                "RUNNER_FINISHED", "DIFF_COLLECTED", "GATE_PASSED", "GATE_PASSED",
-                                "GATE_PASSED", "GATE_PASSED", "RUN_SEALED"};
+  std::vector<std::string> want{"RUN_STARTED",     "WORKSPACE_CREATED", "RUNNER_STARTED", "COMMAND_EXECUTED",
+                                "RUNNER_FINISHED", "DIFF_COLLECTED",    "GATE_PASSED",    "GATE_PASSED",
+                                "GATE_PASSED",     "GATE_PASSED",       "RUN_SEALED"};
   EXPECT_EQ(types, want);
   // The compiled contract holds the pack defaults and its hash is the manifest's.
   json compiled = r.read("contract.json");
   EXPECT_EQ(compiled["contract"]["budgets"]["wall_time_sec"], 300);  // the contract's own value wins
-  EXPECT_EQ(compiled["contract"]["forbidden_actions"].size(), 5u);    // union with the pack's prohibitions
+  EXPECT_EQ(compiled["contract"]["forbidden_actions"].size(), 5u);   // union with the pack's prohibitions
   Ran list = p.runs({"list", "--json"});
   EXPECT_EQ(json::parse(list.out)["runs"][0]["verdict"], "success");
 }
@@ -228,7 +236,8 @@ TEST(RunCli, FailingAcceptanceTestIsFailureWithTheLogTailInTheIncidentPack) {
   ASSERT_EQ(incident["failed_gates"].size(), 1u);
   EXPECT_EQ(incident["failed_gates"][0]["gate_id"], "acceptance_tests");
   std::string tail = incident["log_tails"].value("artifacts/tests/greeting/stderr.log", "");
-  EXPECT_NE(tail.find("FAIL: expected 'Hello, world', got 'Helo, world'"), std::string::npos) << incident.dump(2);
+  EXPECT_NE(tail.find("FAIL: expected 'Hello, world', got 'Helo, world'"), std::string::npos)
+      << incident.dump(2);
   expect_bundle_valid(p, r);
 }
 
@@ -343,8 +352,16 @@ namespace {
 // Starts cp-host run in the background and returns its pid.
 pid_t spawn_run(const RunProject& p, const json& contract) {
   cp::test::write_file(p.dir / "contracts/task.json", contract.dump(2));
-  std::vector<std::string> args{CP_HOST_BIN, "--plugins", CP_PLUGIN_DIR, "--root", p.dir.path().string(), "run",
-                                (p.dir / "contracts/task.json").string(), "--repo", p.repo.string(), "--quiet"};
+  std::vector<std::string> args{CP_HOST_BIN,
+                                "--plugins",
+                                CP_PLUGIN_DIR,
+                                "--root",
+                                p.dir.path().string(),
+                                "run",
+                                (p.dir / "contracts/task.json").string(),
+                                "--repo",
+                                p.repo.string(),
+                                "--quiet"};
   std::vector<char*> argv;
   for (auto& a : args) argv.push_back(a.data());
   argv.push_back(nullptr);
@@ -369,7 +386,8 @@ pid_t wait_for_hang(const RunProject& p) {
 }
 
 bool wait_group_gone(pid_t pgid) {
-  for (int i = 0; i < 100 && group_alive(pgid); ++i) std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  for (int i = 0; i < 100 && group_alive(pgid); ++i)
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
   return !group_alive(pgid);
 }
 
@@ -434,9 +452,11 @@ TEST(RunCli, KillNineMidRunIsRecoveredAsHostInterruptedAndTheChainVerifies) {
   EXPECT_EQ(ev.back()["payload"]["reason"], "host_interrupted");
   EXPECT_EQ(ev.back()["payload"]["truncated_bytes"], 21);
   // What the interrupted run had already changed is kept as evidence, and its worktree is cleaned up.
-  EXPECT_NE(cp::test::read_file(bundle / "artifacts/diff.patch").find("+echo \"Hello, world\""), std::string::npos);
+  EXPECT_NE(cp::test::read_file(bundle / "artifacts/diff.patch").find("+echo \"Hello, world\""),
+            std::string::npos);
   EXPECT_FALSE(fs::exists(m["worktree"].get<std::string>()));
-  expect_valid("incident_pack", json::parse(cp::test::read_file(bundle / "reports/incident_pack.json")), "incident");
+  expect_valid("incident_pack", json::parse(cp::test::read_file(bundle / "reports/incident_pack.json")),
+               "incident");
   expect_valid("run_manifest", m, "manifest");
   // Recovery is idempotent.
   EXPECT_EQ(p.runs({"recover"}).out, "nothing to recover\n");

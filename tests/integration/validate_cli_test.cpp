@@ -4,8 +4,8 @@
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
 
-using nlohmann::json;
 using cp::test::Ran;
+using nlohmann::json;
 namespace fs = std::filesystem;
 
 namespace {
@@ -64,15 +64,19 @@ TEST_P(ValidateEverySchema, AcceptsValidAndPinpointsInvalid) {
   cp::test::TempDir d;
   cp::test::write_file(d / "valid.json", c.valid);
   cp::test::write_file(d / "invalid.json", c.invalid);
-  auto ok = host({"validate", "--no-plugin-checks", "--schema", c.schema, "--format", "json", (d / "valid.json").string()});
+  auto ok = host({"validate", "--no-plugin-checks", "--schema", c.schema, "--format", "json",
+                  (d / "valid.json").string()});
   EXPECT_EQ(ok.exit_code, 0) << ok.out << ok.err;
-  auto bad = host({"validate", "--no-plugin-checks", "--schema", c.schema, "--format", "json", (d / "invalid.json").string()});
+  auto bad = host({"validate", "--no-plugin-checks", "--schema", c.schema, "--format", "json",
+                   (d / "invalid.json").string()});
   EXPECT_EQ(bad.exit_code, 1) << bad.out << bad.err;
   auto found = pointer_rules(bad);
-  EXPECT_TRUE(found.count({c.pointer, c.rule})) << c.schema << ": wanted " << c.pointer << " " << c.rule << " in " << bad.out;
+  EXPECT_TRUE(found.count({c.pointer, c.rule}))
+      << c.schema << ": wanted " << c.pointer << " " << c.rule << " in " << bad.out;
 }
 
-const char* kContract = R"({"task_id":"t1","task_type":"code_change","owner_agent":{"role":"PM","agent_id":"a"},
+const char* kContract =
+    R"({"task_id":"t1","task_type":"code_change","owner_agent":{"role":"PM","agent_id":"a"},
   "assigned_agent":{"role":"WORKER","agent_id":"b"},"inputs":{"spec":"do it"},"allowed_paths":["src/"],
   "acceptance_tests":[{"name":"t","cmd":"true"}],"rollback":{"strategy":"none","baseline_ref":"HEAD"},
   "runtime_options":{"runner":"tool"}})";
@@ -88,59 +92,88 @@ INSTANTIATE_TEST_SUITE_P(
                    "/acceptance_tests/0/timeout_sec", "minimum"},
         SchemaCase{"pack", R"({"pack_id":"p","governance_level":"low","gates":[{"plugin":"diff_scope"}]})",
                    R"({"pack_id":"p","governance_level":"extreme","gates":[]})", "/governance_level", "enum"},
-        SchemaCase{"command_allowlist", R"({"policy":"command_allowlist","entries":[{"id":"t","program":"true"}]})",
-                   R"({"policy":"command_allowlist","entries":[{"id":"t"}]})", "/entries/0/program", "required"},
-        SchemaCase{"forbidden_actions", R"({"policy":"forbidden_actions","actions":[{"id":"a","pattern":"x","reason":"r"}]})",
+        SchemaCase{
+            "command_allowlist", R"({"policy":"command_allowlist","entries":[{"id":"t","program":"true"}]})",
+            R"({"policy":"command_allowlist","entries":[{"id":"t"}]})", "/entries/0/program", "required"},
+        SchemaCase{"forbidden_actions",
+                   R"({"policy":"forbidden_actions","actions":[{"id":"a","pattern":"x","reason":"r"}]})",
                    R"({"policy":"forbidden_actions","actions":[{"id":"A b","pattern":"x","reason":"r"}]})",
                    "/actions/0/id", "pattern"},
         SchemaCase{"role_registry", R"({"policy":"role_registry","roles":[{"role":"PM","description":"d"}]})",
                    R"({"policy":"role_registry","roles":[]})", "/roles", "minItems"},
         SchemaCase{"retention_policy", R"({"policy":"retention_policy","lanes":{"runs":{"ttl_days":3}}})",
-                   R"({"policy":"retention_policy","lanes":{"runs":{"ttl_days":-1}}})", "/lanes/runs/ttl_days", "minimum"},
+                   R"({"policy":"retention_policy","lanes":{"runs":{"ttl_days":-1}}})",
+                   "/lanes/runs/ttl_days", "minimum"},
         SchemaCase{"plugin_config", R"({"policy":"plugins","plugins":{"x":{"isolation":"isolated"}}})",
-                   R"({"policy":"plugins","plugins":{"x":{"isolation":"sandboxed"}}})", "/plugins/x/isolation", "enum"},
-        SchemaCase{"run_manifest",
-                   R"({"schema_version":1,"run_id":"r1","task_id":"t","contract_sha256":"0000000000000000000000000000000000000000000000000000000000000000","runner":"tool","status":"sealed","verdict":"success","created_at":"2026-01-01T00:00:00Z","plugins":[]})",
-                   R"({"schema_version":1,"run_id":"r1","task_id":"t","contract_sha256":"abc","runner":"tool","status":"sealed","created_at":"x","plugins":[]})",
-                   "/contract_sha256", "pattern"},
-        SchemaCase{"event",
-                   R"({"seq":1,"ts":"2026-01-01T00:00:00.000Z","run_id":"r","type":"PLUGIN_NOTE","payload":{},"prev_hash":"0000000000000000000000000000000000000000000000000000000000000000","hash":"1111111111111111111111111111111111111111111111111111111111111111"})",
-                   R"({"seq":1,"ts":"2026-01-01T00:00:00.000Z","run_id":"r","type":"run_started","payload":{},"prev_hash":"0000000000000000000000000000000000000000000000000000000000000000","hash":"1111111111111111111111111111111111111111111111111111111111111111"})",
-                   "/type", "pattern"},
-        SchemaCase{"runner_result", R"({"status":"completed","reason":"ok","commands":[{"command":"true","status":"completed"}]})",
-                   R"({"status":"done","reason":"ok","commands":[]})", "/status", "enum"},
-        SchemaCase{"runner_input", R"({"run_id":"r","contract":{},"policies":{},"workspace":"/w","bundle_dir":"/b"})",
-                   R"({"run_id":"r","contract":{},"policies":{},"workspace":"/w"})", "/bundle_dir", "required"},
-        SchemaCase{"gate_input", R"({"run_id":"r","contract":{},"policies":{},"workspace":"/w","bundle_dir":"/b","changes":[{"status":"added","path":"a"}],"commands":[],"runner":{"status":"completed"}})",
-                   R"({"run_id":"r","contract":{},"policies":{},"workspace":"/w","bundle_dir":"/b","changes":[{"status":"touched","path":"a"}],"commands":[],"runner":{"status":"completed"}})",
-                   "/changes/0/status", "enum"},
-        SchemaCase{"compiled_contract", R"({"schema_version":1,"contract":{"task_id":"t","runtime_options":{},"rollback":{}},"pack":{"pack_id":"low","governance_level":"low","requires_approval":false},"gates":[],"policies":{"command_allowlist":{},"forbidden_actions":{},"role_registry":{}}})",
-                   R"({"schema_version":1,"contract":{"task_id":"t","runtime_options":{},"rollback":{}},"pack":{"pack_id":"low","governance_level":"low","requires_approval":false},"gates":[{"plugin":"x"}],"policies":{"command_allowlist":{},"forbidden_actions":{},"role_registry":{}}})",
-                   "/gates/0/required", "required"},
-        SchemaCase{"task_result", R"({"schema_version":1,"run_id":"r","task_id":"t","runner":"tool","status":"failed","commands":[],"changes":[]})",
-                   R"({"schema_version":1,"run_id":"r","task_id":"t","runner":"tool","status":"failed","commands":[],"changes":[{"status":"added"}]})",
-                   "/changes/0/path", "required"},
-        SchemaCase{"proof_pack", R"({"schema_version":1,"kind":"proof_pack","run_id":"r","task_id":"t","verdict":"success","contract_sha256":"0000000000000000000000000000000000000000000000000000000000000000","baseline_commit":"c","diff_sha256":"0000000000000000000000000000000000000000000000000000000000000000","changes":[],"gates":[],"created_at":"x"})",
-                   R"({"schema_version":1,"kind":"proof_pack","run_id":"r","task_id":"t","verdict":"failure","contract_sha256":"0000000000000000000000000000000000000000000000000000000000000000","baseline_commit":"c","diff_sha256":"0000000000000000000000000000000000000000000000000000000000000000","changes":[],"gates":[],"created_at":"x"})",
-                   "/verdict", "const"},
-        SchemaCase{"incident_pack", R"({"schema_version":1,"kind":"incident_pack","run_id":"r","task_id":"t","verdict":"denied","reason":"x","failed_gates":[],"runner":{"status":"completed"},"log_tails":{},"suggested_next_action":"fix","created_at":"x"})",
-                   R"({"schema_version":1,"kind":"incident_pack","run_id":"r","task_id":"t","verdict":"denied","reason":"x","failed_gates":[],"runner":{"status":"completed"},"log_tails":{},"created_at":"x"})",
-                   "/suggested_next_action", "required"},
-        SchemaCase{"approval_pack", R"({"schema_version":1,"kind":"approval_pack","run_id":"r","task_id":"t","pack":"high","verdict_if_approved":"success","reason":"x","changes":[],"gates":[],"created_at":"x"})",
-                   R"({"schema_version":1,"kind":"approval_pack","run_id":"r","task_id":"t","pack":"high","verdict_if_approved":"success","reason":"x","changes":[],"gates":[{"verdict":"pass"}],"created_at":"x"})",
-                   "/gates/0/gate_id", "required"},
-        SchemaCase{"gate_verdict", R"({"verdict":"pass","summary":"ok"})", R"({"verdict":"maybe","summary":"?"})",
-                   "/verdict", "enum"},
-        SchemaCase{"queue_item", R"({"op":"enqueued","item_id":"q1","ts":"2026-01-01T00:00:00Z","contract_path":"c.json","task_id":"t"})",
-                   R"({"op":"finished","item_id":"q1","ts":"2026-01-01T00:00:00Z","attempt":1})", "/status", "required"},
+                   R"({"policy":"plugins","plugins":{"x":{"isolation":"sandboxed"}}})",
+                   "/plugins/x/isolation", "enum"},
+        SchemaCase{
+            "run_manifest",
+            R"({"schema_version":1,"run_id":"r1","task_id":"t","contract_sha256":"0000000000000000000000000000000000000000000000000000000000000000","runner":"tool","status":"sealed","verdict":"success","created_at":"2026-01-01T00:00:00Z","plugins":[]})",
+            R"({"schema_version":1,"run_id":"r1","task_id":"t","contract_sha256":"abc","runner":"tool","status":"sealed","created_at":"x","plugins":[]})",
+            "/contract_sha256", "pattern"},
+        SchemaCase{
+            "event",
+            R"({"seq":1,"ts":"2026-01-01T00:00:00.000Z","run_id":"r","type":"PLUGIN_NOTE","payload":{},"prev_hash":"0000000000000000000000000000000000000000000000000000000000000000","hash":"1111111111111111111111111111111111111111111111111111111111111111"})",
+            R"({"seq":1,"ts":"2026-01-01T00:00:00.000Z","run_id":"r","type":"run_started","payload":{},"prev_hash":"0000000000000000000000000000000000000000000000000000000000000000","hash":"1111111111111111111111111111111111111111111111111111111111111111"})",
+            "/type", "pattern"},
+        SchemaCase{
+            "runner_result",
+            R"({"status":"completed","reason":"ok","commands":[{"command":"true","status":"completed"}]})",
+            R"({"status":"done","reason":"ok","commands":[]})", "/status", "enum"},
+        SchemaCase{"runner_input",
+                   R"({"run_id":"r","contract":{},"policies":{},"workspace":"/w","bundle_dir":"/b"})",
+                   R"({"run_id":"r","contract":{},"policies":{},"workspace":"/w"})", "/bundle_dir",
+                   "required"},
+        SchemaCase{
+            "gate_input",
+            R"({"run_id":"r","contract":{},"policies":{},"workspace":"/w","bundle_dir":"/b","changes":[{"status":"added","path":"a"}],"commands":[],"runner":{"status":"completed"}})",
+            R"({"run_id":"r","contract":{},"policies":{},"workspace":"/w","bundle_dir":"/b","changes":[{"status":"touched","path":"a"}],"commands":[],"runner":{"status":"completed"}})",
+            "/changes/0/status", "enum"},
+        SchemaCase{
+            "compiled_contract",
+            R"({"schema_version":1,"contract":{"task_id":"t","runtime_options":{},"rollback":{}},"pack":{"pack_id":"low","governance_level":"low","requires_approval":false},"gates":[],"policies":{"command_allowlist":{},"forbidden_actions":{},"role_registry":{}}})",
+            R"({"schema_version":1,"contract":{"task_id":"t","runtime_options":{},"rollback":{}},"pack":{"pack_id":"low","governance_level":"low","requires_approval":false},"gates":[{"plugin":"x"}],"policies":{"command_allowlist":{},"forbidden_actions":{},"role_registry":{}}})",
+            "/gates/0/required", "required"},
+        SchemaCase{
+            "task_result",
+            R"({"schema_version":1,"run_id":"r","task_id":"t","runner":"tool","status":"failed","commands":[],"changes":[]})",
+            R"({"schema_version":1,"run_id":"r","task_id":"t","runner":"tool","status":"failed","commands":[],"changes":[{"status":"added"}]})",
+            "/changes/0/path", "required"},
+        SchemaCase{
+            "proof_pack",
+            R"({"schema_version":1,"kind":"proof_pack","run_id":"r","task_id":"t","verdict":"success","contract_sha256":"0000000000000000000000000000000000000000000000000000000000000000","baseline_commit":"c","diff_sha256":"0000000000000000000000000000000000000000000000000000000000000000","changes":[],"gates":[],"created_at":"x"})",
+            R"({"schema_version":1,"kind":"proof_pack","run_id":"r","task_id":"t","verdict":"failure","contract_sha256":"0000000000000000000000000000000000000000000000000000000000000000","baseline_commit":"c","diff_sha256":"0000000000000000000000000000000000000000000000000000000000000000","changes":[],"gates":[],"created_at":"x"})",
+            "/verdict", "const"},
+        SchemaCase{
+            "incident_pack",
+            R"({"schema_version":1,"kind":"incident_pack","run_id":"r","task_id":"t","verdict":"denied","reason":"x","failed_gates":[],"runner":{"status":"completed"},"log_tails":{},"suggested_next_action":"fix","created_at":"x"})",
+            R"({"schema_version":1,"kind":"incident_pack","run_id":"r","task_id":"t","verdict":"denied","reason":"x","failed_gates":[],"runner":{"status":"completed"},"log_tails":{},"created_at":"x"})",
+            "/suggested_next_action", "required"},
+        SchemaCase{
+            "approval_pack",
+            R"({"schema_version":1,"kind":"approval_pack","run_id":"r","task_id":"t","pack":"high","verdict_if_approved":"success","reason":"x","changes":[],"gates":[],"created_at":"x"})",
+            R"({"schema_version":1,"kind":"approval_pack","run_id":"r","task_id":"t","pack":"high","verdict_if_approved":"success","reason":"x","changes":[],"gates":[{"verdict":"pass"}],"created_at":"x"})",
+            "/gates/0/gate_id", "required"},
+        SchemaCase{"gate_verdict", R"({"verdict":"pass","summary":"ok"})",
+                   R"({"verdict":"maybe","summary":"?"})", "/verdict", "enum"},
+        SchemaCase{
+            "queue_item",
+            R"({"op":"enqueued","item_id":"q1","ts":"2026-01-01T00:00:00Z","contract_path":"c.json","task_id":"t"})",
+            R"({"op":"finished","item_id":"q1","ts":"2026-01-01T00:00:00Z","attempt":1})", "/status",
+            "required"},
         SchemaCase{"probe_result", R"({"status":"ok","capabilities":{},"ttl_seconds":5})",
                    R"({"status":"ok","capabilities":{},"ttl_seconds":-5})", "/ttl_seconds", "minimum"}),
     [](const auto& info) { return std::string(info.param.schema); });
 
 TEST(ValidateCli, KnownEventTypesHaveTheirPayloadChecked) {
   cp::test::TempDir d;
-  cp::test::write_file(d / "valid.json", R"({"seq":1,"ts":"2026-01-01T00:00:00Z","run_id":"r","type":"GATE_FAILED","payload":{"gate_id":"g","required":true},"prev_hash":"0000000000000000000000000000000000000000000000000000000000000000","hash":"0000000000000000000000000000000000000000000000000000000000000000"})");
-  cp::test::write_file(d / "invalid.json", R"({"seq":1,"ts":"2026-01-01T00:00:00Z","run_id":"r","type":"RUN_SEALED","payload":{"status":"sealed","verdict":"maybe","reason":"x"},"prev_hash":"0000000000000000000000000000000000000000000000000000000000000000","hash":"0000000000000000000000000000000000000000000000000000000000000000"})");
+  cp::test::write_file(
+      d / "valid.json",
+      R"({"seq":1,"ts":"2026-01-01T00:00:00Z","run_id":"r","type":"GATE_FAILED","payload":{"gate_id":"g","required":true},"prev_hash":"0000000000000000000000000000000000000000000000000000000000000000","hash":"0000000000000000000000000000000000000000000000000000000000000000"})");
+  cp::test::write_file(
+      d / "invalid.json",
+      R"({"seq":1,"ts":"2026-01-01T00:00:00Z","run_id":"r","type":"RUN_SEALED","payload":{"status":"sealed","verdict":"maybe","reason":"x"},"prev_hash":"0000000000000000000000000000000000000000000000000000000000000000","hash":"0000000000000000000000000000000000000000000000000000000000000000"})");
   EXPECT_EQ(host({"validate", "--schema", "event", (d / "valid.json").string()}).exit_code, 0);
   auto bad = host({"validate", "--schema", "event", "--format", "json", (d / "invalid.json").string()});
   EXPECT_EQ(bad.exit_code, 1);
@@ -188,7 +221,8 @@ TEST(ValidateCli, PluginConfigPolicyIsCheckedAgainstThePluginsSchema) {
   auto r = p.validate();
   EXPECT_EQ(r.exit_code, 1);
   auto found = pointer_rules(r);
-  EXPECT_TRUE(found.count({"/plugins/toolchain", "xref:plugin"})) << r.out;  // refused: config breaks its schema
+  EXPECT_TRUE(found.count({"/plugins/toolchain", "xref:plugin"}))
+      << r.out;  // refused: config breaks its schema
   EXPECT_TRUE(found.count({"/plugins/ghost", "xref:plugin"})) << r.out;
   EXPECT_NE(r.out.find("timeout_ms"), std::string::npos);
 }
@@ -210,21 +244,24 @@ TEST(ValidateCli, TextAndGithubFormatsNameFileLinePointerAndRule) {
   ASSERT_GT(line, 0);
   auto text = host({"validate", "--no-plugin-checks", "contracts/c.json"}, d.path());
   EXPECT_EQ(text.exit_code, 1);
-  EXPECT_NE(text.out.find("contracts/c.json:" + std::to_string(line) + ": error [type] /budgets/max_turns"), std::string::npos)
+  EXPECT_NE(text.out.find("contracts/c.json:" + std::to_string(line) + ": error [type] /budgets/max_turns"),
+            std::string::npos)
       << text.out;
   EXPECT_NE(text.out.find("(value: \"ten\")"), std::string::npos);
   EXPECT_NE(text.out.find("expected: type integer"), std::string::npos);
 
   auto gh = host({"validate", "--no-plugin-checks", "--format", "github", "contracts/c.json"}, d.path());
   EXPECT_EQ(gh.exit_code, 1);
-  std::string want = "::error file=contracts/c.json,line=" + std::to_string(line) + ",title=cp-host validate%3A type::/budgets/max_turns";
+  std::string want = "::error file=contracts/c.json,line=" + std::to_string(line) +
+                     ",title=cp-host validate%3A type::/budgets/max_turns";
   EXPECT_EQ(gh.out.rfind(want, 0), 0u) << gh.out;
 }
 
 TEST(ValidateCli, BrokenJsonNamesTheLine) {
   cp::test::TempDir d;
   cp::test::write_file(d / "contracts/broken.json", "{\n  \"task_id\": \"x\",\n  \"a\": [1,,2]\n}\n");
-  auto r = host({"validate", "--no-plugin-checks", "--format", "json", (d / "contracts/broken.json").string()});
+  auto r =
+      host({"validate", "--no-plugin-checks", "--format", "json", (d / "contracts/broken.json").string()});
   EXPECT_EQ(r.exit_code, 1);
   json j = json::parse(r.out);
   ASSERT_EQ(j["diagnostics"].size(), 1u);
@@ -256,11 +293,14 @@ TEST(ValidateCli, ManyFilesAreAllChecked) {
   json c = json::parse(kContract);
   for (int i = 0; i < 300; ++i) {
     c["task_id"] = "t" + std::to_string(i);
-    if (i % 50 == 7) c["task_type"] = "bogus";
-    else c["task_type"] = "code_change";
+    if (i % 50 == 7)
+      c["task_type"] = "bogus";
+    else
+      c["task_type"] = "code_change";
     cp::test::write_file(d / ("contracts/c" + std::to_string(i) + ".json"), c.dump());
   }
-  auto r = host({"validate", "--no-plugin-checks", "--format", "json", "-j", "2", (d / "contracts").string()});
+  auto r =
+      host({"validate", "--no-plugin-checks", "--format", "json", "-j", "2", (d / "contracts").string()});
   EXPECT_EQ(r.exit_code, 1);
   json j = json::parse(r.out);
   EXPECT_EQ(j["files_checked"], 300);

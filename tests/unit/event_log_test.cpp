@@ -6,8 +6,8 @@
 
 #include <fstream>
 
-using nlohmann::json;
 using cp::store::EventLog;
+using nlohmann::json;
 
 TEST(EventLog, AppendsFormAChainThatVerifiesAndSurvivesReopen) {
   cp::test::TempDir d;

@@ -32,7 +32,9 @@ json evaluate(const std::string& id, const json& input) {
   return cp::gates::verdict_from(inst->evaluate(ctx, input.dump()));
 }
 
-bool mentions(const json& verdict, const std::string& needle) { return verdict.dump().find(needle) != std::string::npos; }
+bool mentions(const json& verdict, const std::string& needle) {
+  return verdict.dump().find(needle) != std::string::npos;
+}
 
 struct Workspace {
   cp::test::TempDir dir;
@@ -43,8 +45,8 @@ struct Workspace {
     fs::create_directories(bundle());
   }
   json input(json contract, json changes = json::array(), json commands = json::array()) const {
-    return {{"run_id", "r1"}, {"workspace", ws().string()}, {"bundle_dir", bundle().string()},
-            {"contract", contract}, {"changes", changes}, {"commands", commands}};
+    return {{"run_id", "r1"},       {"workspace", ws().string()}, {"bundle_dir", bundle().string()},
+            {"contract", contract}, {"changes", changes},         {"commands", commands}};
   }
 };
 
@@ -69,7 +71,8 @@ TEST(RequiredOutputsGate, SymlinkOrDotDotEscapeIsNotAnOutput) {
   Workspace w;
   cp::test::write_file(w.dir / "outside.txt", "secret");
   fs::create_symlink(w.dir / "outside.txt", w.ws() / "src/link.txt");
-  json c{{"required_outputs", {{{"name", "l"}, {"path", "src/link.txt"}}, {{"name", "d"}, {"path", "../outside.txt"}}}}};
+  json c{{"required_outputs",
+          {{{"name", "l"}, {"path", "src/link.txt"}}, {{"name", "d"}, {"path", "../outside.txt"}}}}};
   auto v = evaluate("required_outputs", w.input(c));
   EXPECT_EQ(v["verdict"], "fail");
   EXPECT_EQ(v["diagnostics"].size(), 2u);
@@ -80,7 +83,8 @@ TEST(DiffScopeGate, InsideAllowedPathsPasses) {
   Workspace w;
   cp::test::write_file(w.ws() / "src/a.c", "x");
   json c{{"allowed_paths", {"src/", "docs/*.md"}}};
-  json ch = {{{"path", "src/a.c"}, {"status", "modified"}}, {{"path", "docs/readme.md"}, {"status", "added"}},
+  json ch = {{{"path", "src/a.c"}, {"status", "modified"}},
+             {{"path", "docs/readme.md"}, {"status", "added"}},
              {{"path", "src/old.c"}, {"status", "deleted"}}};
   auto v = evaluate("diff_scope", w.input(c, ch));
   EXPECT_EQ(v["verdict"], "pass") << v.dump();
@@ -159,7 +163,9 @@ TEST(AcceptanceTestsGate, PassFailTimeoutAndLogs) {
 TEST(AcceptanceTestsGate, RunsInTheWorkspaceAndOptionalFailureOnlyWarns) {
   Workspace w;
   cp::test::write_file(w.ws() / "marker", "m");
-  json c{{"acceptance_tests", {{{"name", "here"}, {"cmd", "test -f marker"}}, {{"name", "opt"}, {"cmd", "false"}, {"must_pass", false}}}}};
+  json c{{"acceptance_tests",
+          {{{"name", "here"}, {"cmd", "test -f marker"}},
+           {{"name", "opt"}, {"cmd", "false"}, {"must_pass", false}}}}};
   EXPECT_EQ(evaluate("acceptance_tests", w.input(c))["verdict"], "warn");
 }
 
@@ -171,7 +177,9 @@ TEST(AcceptanceTestsGate, NoTestsIsNotProof) {
 
 TEST(ForbiddenActionsGate, MatchFailsUnknownIdErrors) {
   Workspace w;
-  json policies{{"forbidden_actions", {{"actions", {{{"id", "git-push"}, {"pattern", "\\bgit\\s+push\\b"}, {"reason", "no publishing"}}}}}}};
+  json policies{
+      {"forbidden_actions",
+       {{"actions", {{{"id", "git-push"}, {"pattern", "\\bgit\\s+push\\b"}, {"reason", "no publishing"}}}}}}};
   json cmds = {{{"command", "make test"}}, {{"command", "git push origin main"}}};
   json in = w.input({{"forbidden_actions", {"git-push"}}}, json::array(), cmds);
   in["policies"] = policies;

@@ -8,7 +8,9 @@ using cp::contract::JsonSchema;
 using nlohmann::json;
 
 namespace {
-JsonSchema compile(const char* s) { return JsonSchema::compile(json::parse(s)); }
+JsonSchema compile(const char* s) {
+  return JsonSchema::compile(json::parse(s));
+}
 }  // namespace
 
 TEST(JsonSchema, ReportsPointerRuleAndExpectation) {

@@ -1,6 +1,6 @@
+#include "plugin/registry.hpp"
 #include "gates/verdict.hpp"
 #include "plugin/instance.hpp"
-#include "plugin/registry.hpp"
 #include "unit/test_support.hpp"
 
 #include <gtest/gtest.h>
@@ -33,13 +33,15 @@ TEST(Registry, LoadsGoodPluginsAndRefusesEachBrokenOneWithItsReason) {
   EXPECT_EQ(r.find("fixture_good")->library_path.stem(), "a_good");  // the first of the duplicates wins
   ASSERT_NE(r.find("fixture_eval_error"), nullptr);
 
-  EXPECT_NE(reason_for(r, "b_abi_major").find("ABI major 2"), std::string::npos) << reason_for(r, "b_abi_major");
+  EXPECT_NE(reason_for(r, "b_abi_major").find("ABI major 2"), std::string::npos)
+      << reason_for(r, "b_abi_major");
   EXPECT_NE(reason_for(r, "c_abi_minor").find("newer than this host"), std::string::npos);
   EXPECT_NE(reason_for(r, "d_short_manifest").find("struct_size 12"), std::string::npos);
   EXPECT_NE(reason_for(r, "e_short_vtable").find("function table struct_size 8"), std::string::npos);
   EXPECT_NE(reason_for(r, "f_no_entry").find("no cp_plugin_entry symbol"), std::string::npos);
   EXPECT_NE(reason_for(r, "g_duplicate").find("duplicate plugin id 'fixture_good'"), std::string::npos);
-  EXPECT_NE(reason_for(r, "h_strict").find("config fails the plugin's schema at /level (type)"), std::string::npos)
+  EXPECT_NE(reason_for(r, "h_strict").find("config fails the plugin's schema at /level (type)"),
+            std::string::npos)
       << reason_for(r, "h_strict");
   EXPECT_NE(reason_for(r, "j_garbage").find("not a loadable shared library"), std::string::npos);
 
@@ -83,7 +85,8 @@ TEST(Registry, ShippedPluginsAllLoad) {
   Registry r;
   r.load_directory(CP_PLUGIN_DIR);
   EXPECT_TRUE(r.refusals().empty()) << r.refusals()[0].reason;
-  for (const char* id : {"required_outputs", "diff_scope", "acceptance_tests", "forbidden_actions", "toolchain", "tool"})
+  for (const char* id :
+       {"required_outputs", "diff_scope", "acceptance_tests", "forbidden_actions", "toolchain", "tool"})
     EXPECT_NE(r.find(id), nullptr) << id;
   EXPECT_EQ(r.find("tool")->kind, Kind::runner);
   EXPECT_EQ(r.find("toolchain")->kind, Kind::probe);
@@ -91,7 +94,8 @@ TEST(Registry, ShippedPluginsAllLoad) {
 
 TEST(Registry, PolicyFileIsReadWithPrecisePointers) {
   cp::test::TempDir d;
-  cp::test::write_file(d / "plugins.json", R"({"policy":"plugins","plugins":{"a":{"config":{"x":1},"isolation":"isolated"}}})");
+  cp::test::write_file(d / "plugins.json",
+                       R"({"policy":"plugins","plugins":{"a":{"config":{"x":1},"isolation":"isolated"}}})");
   auto p = PluginPolicy::load(d / "plugins.json");
   EXPECT_EQ(p.plugins["a"].config_json, R"({"x":1})");
   EXPECT_EQ(p.plugins["a"].isolation, "isolated");

@@ -46,12 +46,20 @@ Ran run(const std::vector<std::string>& argv, const std::filesystem::path& cwd) 
   spec.cwd = cwd;
   spec.timeout = std::chrono::minutes(5);
   std::string out, err;
-  spec.on_stdout = [&](std::string_view s) { out.append(s); return true; };
-  spec.on_stderr = [&](std::string_view s) { err.append(s); return true; };
+  spec.on_stdout = [&](std::string_view s) {
+    out.append(s);
+    return true;
+  };
+  spec.on_stderr = [&](std::string_view s) {
+    err.append(s);
+    return true;
+  };
   auto o = run::run_process(spec);
   return {o.term_signal ? 128 + o.term_signal : o.exit_code, out, err};
 }
 
-Ran sh(const std::string& line, const std::filesystem::path& cwd) { return run({"/bin/sh", "-c", line}, cwd); }
+Ran sh(const std::string& line, const std::filesystem::path& cwd) {
+  return run({"/bin/sh", "-c", line}, cwd);
+}
 
 }  // namespace cp::test

@@ -34,8 +34,10 @@ Driven drive(const std::vector<std::string>& commands, const std::filesystem::pa
   void* inst = nullptr;
   cp_error* err = nullptr;
   EXPECT_EQ(vt->create(ctx.raw(), "{}", &inst, &err), CP_OK);
-  json allow = json::parse(cp::test::read_file(std::string(CP_SOURCE_DIR) + "/policies/command_allowlist.json"));
-  json run{{"run_id", "r"}, {"contract", {{"runtime_options", {{"runner", "tool"}, {"commands", commands}}}}},
+  json allow =
+      json::parse(cp::test::read_file(std::string(CP_SOURCE_DIR) + "/policies/command_allowlist.json"));
+  json run{{"run_id", "r"},
+           {"contract", {{"runtime_options", {{"runner", "tool"}, {"commands", commands}}}}},
            {"policies", {{"command_allowlist", allow}}}};
   void* handle = nullptr;
   EXPECT_EQ(vt->start(inst, ctx.raw(), run.dump().c_str(), &handle, &err), CP_OK);

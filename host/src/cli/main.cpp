@@ -8,10 +8,11 @@
 
 int main(int argc, char** argv) {
   using namespace cp::cli;
-  CLI::App app{"cp-host — a governed control plane for AI coding agents.\n"
-               "Runs task contracts through runner plugins, judges them with gate plugins, and leaves an "
-               "auditable run bundle.",
-               "cp-host"};
+  CLI::App app{
+      "cp-host — a governed control plane for AI coding agents.\n"
+      "Runs task contracts through runner plugins, judges them with gate plugins, and leaves an "
+      "auditable run bundle.",
+      "cp-host"};
   app.require_subcommand(1);
   app.fallthrough();  // global options may follow the subcommand
   app.set_version_flag("--version", "cp-host 0.1.0 (plugin ABI 1.0)");
@@ -44,9 +45,9 @@ int main(int argc, char** argv) {
     return kUsage;
   }
   if (!g.plugins_dir_given) g.plugins_dir = default_plugins_dir();
-  cp::log::set_level(log_level == "debug"  ? cp::log::Level::debug
-                     : log_level == "info" ? cp::log::Level::info
-                     : log_level == "warn" ? cp::log::Level::warn
+  cp::log::set_level(log_level == "debug"   ? cp::log::Level::debug
+                     : log_level == "info"  ? cp::log::Level::info
+                     : log_level == "warn"  ? cp::log::Level::warn
                      : log_level == "error" ? cp::log::Level::error
                                             : cp::log::Level::off);
   try {

@@ -39,13 +39,15 @@ json to_json(const plugin::PluginInfo& p, bool with_schema) {
 
 json refusals_json(const plugin::Registry& r) {
   json out = json::array();
-  for (const auto& x : r.refusals()) out.push_back({{"file", x.file.string()}, {"id", x.id}, {"reason", x.reason}});
+  for (const auto& x : r.refusals())
+    out.push_back({{"file", x.file.string()}, {"id", x.id}, {"reason", x.reason}});
   return out;
 }
 
 void print_refusals(const plugin::Registry& r) {
   for (const auto& x : r.refusals())
-    std::cerr << "refused: " << x.file.string() << (x.id.empty() ? "" : " [" + x.id + "]") << ": " << x.reason << "\n";
+    std::cerr << "refused: " << x.file.string() << (x.id.empty() ? "" : " [" + x.id + "]") << ": " << x.reason
+              << "\n";
 }
 
 bool load(const Globals& g, plugin::Registry& reg) {
@@ -57,7 +59,8 @@ bool load(const Globals& g, plugin::Registry& reg) {
     return false;
   }
   if (!std::filesystem::is_directory(g.plugins_dir)) {
-    std::cerr << "cp-host: plugin folder " << g.plugins_dir.string() << " does not exist (pass --plugins DIR)\n";
+    std::cerr << "cp-host: plugin folder " << g.plugins_dir.string()
+              << " does not exist (pass --plugins DIR)\n";
     return false;
   }
   reg.load_directory(g.plugins_dir, policy);
@@ -71,19 +74,23 @@ void add_plugins(CLI::App& app, Globals& g, Runner& run) {
   cmd->require_subcommand(1);
 
   auto json_list = std::make_shared<bool>(false);
-  auto* list = cmd->add_subcommand("list", "Show every loaded plugin (kind, id, version, ABI) and every refusal");
+  auto* list =
+      cmd->add_subcommand("list", "Show every loaded plugin (kind, id, version, ABI) and every refusal");
   list->add_flag("--json", *json_list, "Machine-readable output");
   list->callback([&g, &run, json_list] {
     run = [&g, json_list]() -> int {
       plugin::Registry reg;
       if (!load(g, reg)) return kUsage;
       if (*json_list) {
-        json out{{"plugins_dir", g.plugins_dir.string()}, {"plugins", json::array()}, {"refused", refusals_json(reg)}};
+        json out{{"plugins_dir", g.plugins_dir.string()},
+                 {"plugins", json::array()},
+                 {"refused", refusals_json(reg)}};
         for (const auto& p : reg.plugins()) out["plugins"].push_back(to_json(p, false));
         std::cout << out.dump(2) << "\n";
       } else {
-        std::cout << std::left << std::setw(22) << "ID" << std::setw(16) << "KIND" << std::setw(10) << "VERSION"
-                  << std::setw(6) << "ABI" << "LIBRARY\n";
+        std::cout << std::left << std::setw(22) << "ID" << std::setw(16) << "KIND" << std::setw(10)
+                  << "VERSION" << std::setw(6) << "ABI"
+                  << "LIBRARY\n";
         for (const auto& p : reg.plugins())
           std::cout << std::left << std::setw(22) << p.id << std::setw(16) << plugin::kind_name(p.kind)
                     << std::setw(10) << p.version << std::setw(6)
@@ -102,7 +109,8 @@ void add_plugins(CLI::App& app, Globals& g, Runner& run) {
     bool json = false;
   };
   auto io = std::make_shared<InspectOpts>();
-  auto* inspect = cmd->add_subcommand("inspect", "Show one plugin: kind, version, ABI, capabilities, config schema");
+  auto* inspect =
+      cmd->add_subcommand("inspect", "Show one plugin: kind, version, ABI, capabilities, config schema");
   inspect->add_option("id", io->id, "Plugin id")->required();
   inspect->add_flag("--json", io->json, "Machine-readable output");
   inspect->callback([&g, &run, io] {
@@ -113,8 +121,8 @@ void add_plugins(CLI::App& app, Globals& g, Runner& run) {
       if (!p) {
         for (const auto& r : reg.refusals())
           if (r.id == io->id) {
-            std::cerr << "cp-host: plugin '" << io->id << "' was refused: " << r.reason << " (" << r.file.string()
-                      << ")\n";
+            std::cerr << "cp-host: plugin '" << io->id << "' was refused: " << r.reason << " ("
+                      << r.file.string() << ")\n";
             return kInvalid;
           }
         std::cerr << "cp-host: no plugin '" << io->id << "' in " << g.plugins_dir.string() << "; loaded:";

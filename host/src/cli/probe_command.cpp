@@ -12,21 +12,22 @@ namespace cp::cli {
 
 using nlohmann::json;
 
-
 void add_probe(CLI::App& app, Globals& g, Runner& run) {
   struct Opts {
     std::vector<std::string> ids;
     bool json = false;
   };
   auto o = std::make_shared<Opts>();
-  auto* cmd = app.add_subcommand("probe", "Run capability probes and print what they report (exit 1 if any is not ok)");
+  auto* cmd = app.add_subcommand(
+      "probe", "Run capability probes and print what they report (exit 1 if any is not ok)");
   cmd->add_option("ids", o->ids, "Probe plugin ids (default: every probe)");
   cmd->add_flag("--json", o->json, "Machine-readable output");
   cmd->callback([&g, &run, o] {
     run = [&g, o]() -> int {
       plugin::Registry reg;
       if (!std::filesystem::is_directory(g.plugins_dir)) {
-        std::cerr << "cp-host: plugin folder " << g.plugins_dir.string() << " does not exist (pass --plugins DIR)\n";
+        std::cerr << "cp-host: plugin folder " << g.plugins_dir.string()
+                  << " does not exist (pass --plugins DIR)\n";
         return kUsage;
       }
       reg.load_directory(g.plugins_dir);
@@ -56,7 +57,8 @@ void add_probe(CLI::App& app, Globals& g, Runner& run) {
       } else {
         for (auto it = all.begin(); it != all.end(); ++it) {
           std::cout << it.key() << ": " << it.value()["status"].get<std::string>();
-          if (it.value().contains("message")) std::cout << " (" << it.value()["message"].get<std::string>() << ")";
+          if (it.value().contains("message"))
+            std::cout << " (" << it.value()["message"].get<std::string>() << ")";
           std::cout << "\n";
           for (auto c = it.value()["capabilities"].begin(); c != it.value()["capabilities"].end(); ++c)
             std::cout << "  " << c.key() << ": " << c.value().dump() << "\n";

@@ -18,7 +18,9 @@ namespace {
 std::atomic<bool> g_interrupt{false};
 static_assert(std::atomic<bool>::is_always_lock_free, "the signal handler needs a lock-free flag");
 
-extern "C" void on_stop_signal(int) { g_interrupt.store(true); }
+extern "C" void on_stop_signal(int) {
+  g_interrupt.store(true);
+}
 
 void install_stop_handlers() {
   struct sigaction sa {};
@@ -39,7 +41,8 @@ void print_summary(const run::RunOutcome& o, int code) {
   if (gates.empty()) std::cout << " (none ran)";
   for (const auto& g : gates) std::cout << " " << g.value("gate_id", "") << "=" << g.value("verdict", "");
   std::cout << "\n";
-  auto changes = o.manifest.contains("reports") && o.manifest["reports"].contains("diff") ? "artifacts/diff.patch" : "-";
+  auto changes =
+      o.manifest.contains("reports") && o.manifest["reports"].contains("diff") ? "artifacts/diff.patch" : "-";
   std::cout << "diff     " << changes << "\n"
             << "bundle   " << o.bundle_dir.string() << "\n"
             << "exit     " << code << "\n";
@@ -58,17 +61,21 @@ void add_run(CLI::App& app, Globals& g, Runner& run) {
   auto o = std::make_shared<Opts>();
   auto* cmd = app.add_subcommand(
       "run",
-      "Run a task contract: validate and compile it, make a git worktree of the repo at rollback.baseline_ref, run "
+      "Run a task contract: validate and compile it, make a git worktree of the repo at "
+      "rollback.baseline_ref, run "
       "its runner, collect the diff, run the pack's gates and seal a run bundle under "
       "<root>/.runtime-cache/cortexpilot/runs/<run_id>/.\n"
       "Exit codes: 0 success, 2 invalid contract or usage (nothing written), 3 internal error, 4 failure, "
       "5 denied (a rule was broken), 6 timeout, 7 cancelled, 8 error, 9 awaiting approval.");
   cmd->add_option("contract", o->contract, "Task contract JSON file")->required();
-  cmd->add_option("--repo", o->repo, "Git repository the run works on (default: .); it is never modified, a "
-                                     "worktree is made instead");
-  cmd->add_flag("--json", o->json, "Print the outcome as JSON (progress lines still go to stderr unless --quiet)");
+  cmd->add_option("--repo", o->repo,
+                  "Git repository the run works on (default: .); it is never modified, a "
+                  "worktree is made instead");
+  cmd->add_flag("--json", o->json,
+                "Print the outcome as JSON (progress lines still go to stderr unless --quiet)");
   cmd->add_flag("--quiet,-q", o->quiet, "No progress lines");
-  cmd->add_flag("--keep-worktree", o->keep, "Keep the run's worktree after sealing (default: per rollback.strategy)");
+  cmd->add_flag("--keep-worktree", o->keep,
+                "Keep the run's worktree after sealing (default: per rollback.strategy)");
   cmd->callback([&g, &run, o] {
     run = [&g, o]() -> int {
       install_stop_handlers();
@@ -84,24 +91,31 @@ void add_run(CLI::App& app, Globals& g, Runner& run) {
       int code = run::exit_code_for(out);
       if (out.stage == run::RunOutcome::Stage::invalid) {
         for (const auto& d : out.diagnostics)
-          std::cerr << d.file << ":" << d.line << ": error [" << d.rule << "] " << contract::describe(d) << "\n";
+          std::cerr << d.file << ":" << d.line << ": error [" << d.rule << "] " << contract::describe(d)
+                    << "\n";
         std::cerr << "cp-host run: " << out.error << "; nothing was run or written. Fix it and check with "
                   << "`cp-host validate " << o->contract << "`.\n";
       } else if (out.stage == run::RunOutcome::Stage::internal) {
         std::cerr << "cp-host run: " << out.error << "\n";
       }
       if (o->json) {
-        json j{{"exit_code", code}, {"stage", out.stage == run::RunOutcome::Stage::sealed    ? "sealed"
-                                              : out.stage == run::RunOutcome::Stage::invalid ? "invalid"
-                                                                                             : "internal"}};
+        json j{{"exit_code", code},
+               {"stage", out.stage == run::RunOutcome::Stage::sealed    ? "sealed"
+                         : out.stage == run::RunOutcome::Stage::invalid ? "invalid"
+                                                                        : "internal"}};
         if (!out.run_id.empty()) j["run_id"] = out.run_id;
         if (!out.bundle_dir.empty()) j["bundle"] = out.bundle_dir.string();
-        if (out.stage == run::RunOutcome::Stage::sealed) j["manifest"] = out.manifest;
-        else j["error"] = out.error;
+        if (out.stage == run::RunOutcome::Stage::sealed)
+          j["manifest"] = out.manifest;
+        else
+          j["error"] = out.error;
         if (!out.diagnostics.empty()) {
           j["diagnostics"] = json::array();
           for (const auto& d : out.diagnostics)
-            j["diagnostics"].push_back({{"file", d.file}, {"line", d.line}, {"pointer", d.pointer}, {"rule", d.rule},
+            j["diagnostics"].push_back({{"file", d.file},
+                                        {"line", d.line},
+                                        {"pointer", d.pointer},
+                                        {"rule", d.rule},
                                         {"message", d.message}});
         }
         std::cout << j.dump(2) << "\n";

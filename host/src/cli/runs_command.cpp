@@ -30,15 +30,16 @@ struct RunsOpts {
 
 std::optional<fs::path> locate(const Globals& g, const std::string& id) {
   auto dir = store::find_run(g.root, id);
-  if (!dir) std::cerr << "cp-host: no run '" << id << "' under " << store::runs_dir(g.root).string()
-                      << " (see `cp-host runs list`)\n";
+  if (!dir)
+    std::cerr << "cp-host: no run '" << id << "' under " << store::runs_dir(g.root).string()
+              << " (see `cp-host runs list`)\n";
   return dir;
 }
 
 void recover_quietly(const Globals& g) {
   for (const auto& r : run::recover_unsealed(g.root))
-    std::cerr << "cp-host: recovered run " << r.run_id << " left unsealed by a crash: sealed as " << r.verdict << " ("
-              << r.reason << ")\n";
+    std::cerr << "cp-host: recovered run " << r.run_id << " left unsealed by a crash: sealed as " << r.verdict
+              << " (" << r.reason << ")\n";
 }
 
 int list(const Globals& g, const RunsOpts& o) {
@@ -56,7 +57,8 @@ int list(const Globals& g, const RunsOpts& o) {
     return kOk;
   }
   std::cout << std::left << std::setw(48) << "RUN" << std::setw(18) << "STATUS" << std::setw(11) << "VERDICT"
-            << std::setw(10) << "RUNNER" << "CREATED\n";
+            << std::setw(10) << "RUNNER"
+            << "CREATED\n";
   for (const auto& r : runs)
     std::cout << std::setw(48) << r.run_id << std::setw(18) << r.status << std::setw(11)
               << (r.verdict.empty() ? "-" : r.verdict) << std::setw(10) << r.runner << r.created_at << "\n";
@@ -83,7 +85,8 @@ int show(const Globals& g, const RunsOpts& o) {
             << "reason    " << m.value("reason", "") << "\n"
             << "runner    " << m.value("runner", "") << "   pack " << m.value("pack", "") << "\n"
             << "baseline  " << m.value("baseline_commit", "") << "\n"
-            << "created   " << m.value("created_at", "") << "   duration " << m.value("duration_ms", 0) << " ms\n";
+            << "created   " << m.value("created_at", "") << "   duration " << m.value("duration_ms", 0)
+            << " ms\n";
   const json gates = m.value("gates", json::array());
   for (const auto& gt : gates)
     std::cout << "gate      " << std::left << std::setw(20) << gt.value("gate_id", "") << std::setw(8)
@@ -109,8 +112,9 @@ int events(const Globals& g, const RunsOpts& o) {
     if (o.json) {
       std::cout << line << "\n";
     } else {
-      std::cout << std::right << std::setw(4) << e.value("seq", 0) << "  " << e.value("ts", "") << "  " << std::left
-                << std::setw(22) << e.value("type", "") << " " << e.value("payload", json::object()).dump() << "\n";
+      std::cout << std::right << std::setw(4) << e.value("seq", 0) << "  " << e.value("ts", "") << "  "
+                << std::left << std::setw(22) << e.value("type", "") << " "
+                << e.value("payload", json::object()).dump() << "\n";
     }
   }
   return kOk;
@@ -125,8 +129,8 @@ int verify(const Globals& g, const RunsOpts& o) {
   json m = store::read_json_file(*dir / "manifest.json");
   if (c.ok && m.is_object() && m.value("status", "") == "sealed" && m.contains("events")) {
     if (m["events"].value("count", 0ULL) != c.events)
-      problems.push_back("manifest says " + std::to_string(m["events"].value("count", 0ULL)) + " events, the log holds " +
-                         std::to_string(c.events));
+      problems.push_back("manifest says " + std::to_string(m["events"].value("count", 0ULL)) +
+                         " events, the log holds " + std::to_string(c.events));
     else if (m["events"].value("last_hash", "") != c.last_hash)
       problems.push_back("manifest's last event hash differs from the log's");
   }
@@ -138,7 +142,8 @@ int verify(const Globals& g, const RunsOpts& o) {
       std::ostringstream ss;
       ss << rf.rdbuf();
       if (store::sha256_hex(ss.str()) != gt.value("report_sha256", ""))
-        problems.push_back("report " + gt["report"].get<std::string>() + " differs from the hash in proof_pack.json");
+        problems.push_back("report " + gt["report"].get<std::string>() +
+                           " differs from the hash in proof_pack.json");
     }
     std::ifstream df(*dir / "artifacts/diff.patch", std::ios::binary);
     std::ostringstream ds;
@@ -148,12 +153,16 @@ int verify(const Globals& g, const RunsOpts& o) {
   }
   bool ok = problems.empty();
   if (o.json) {
-    std::cout << json{{"run_id", o.run_id}, {"ok", ok}, {"events", c.events}, {"last_hash", c.last_hash},
-                      {"problems", problems}}.dump(2)
+    std::cout << json{{"run_id", o.run_id},
+                      {"ok", ok},
+                      {"events", c.events},
+                      {"last_hash", c.last_hash},
+                      {"problems", problems}}
+                     .dump(2)
               << "\n";
   } else if (ok) {
-    std::cout << "ok: " << o.run_id << ": " << c.events << " events, hash chain intact, last " << c.last_hash.substr(0, 16)
-              << "…\n";
+    std::cout << "ok: " << o.run_id << ": " << c.events << " events, hash chain intact, last "
+              << c.last_hash.substr(0, 16) << "…\n";
   } else {
     for (const auto& p : problems) std::cout << "TAMPERED: " << o.run_id << ": " << p << "\n";
   }
@@ -180,16 +189,19 @@ void add_runs(CLI::App& app, Globals& g, Runner& run) {
   ev->add_option("--type", o->type, "Only events of this type (e.g. GATE_FAILED)");
   ev->callback([&g, &run, o] { run = [&g, o] { return events(g, *o); }; });
   auto* vf = runs->add_subcommand(
-      "verify", "Check a run's hash-chained events.jsonl, the manifest's event count and the proof pack's hashes "
-                "(exit 0 intact, 1 tampered, 2 no such run)");
+      "verify",
+      "Check a run's hash-chained events.jsonl, the manifest's event count and the proof pack's hashes "
+      "(exit 0 intact, 1 tampered, 2 no such run)");
   vf->add_option("run_id", o->run_id, "Run id")->required();
   vf->add_flag("--json", o->json, "Machine-readable output");
   vf->callback([&g, &run, o] { run = [&g, o] { return verify(g, *o); }; });
-  auto* rc = runs->add_subcommand("recover", "Seal bundles left unsealed by a crash (also done before run/list/show)");
+  auto* rc = runs->add_subcommand("recover",
+                                  "Seal bundles left unsealed by a crash (also done before run/list/show)");
   rc->callback([&g, &run] {
     run = [&g] {
       auto r = run::recover_unsealed(g.root);
-      for (const auto& x : r) std::cout << "recovered " << x.run_id << ": " << x.verdict << " (" << x.reason << ")\n";
+      for (const auto& x : r)
+        std::cout << "recovered " << x.run_id << ": " << x.verdict << " (" << x.reason << ")\n";
       if (r.empty()) std::cout << "nothing to recover\n";
       return kOk;
     };

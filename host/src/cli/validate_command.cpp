@@ -14,23 +14,29 @@ namespace {
 std::string gh_data(const std::string& s) {
   std::string o;
   for (char c : s) {
-    if (c == '%') o += "%25";
-    else if (c == '\r') o += "%0D";
-    else if (c == '\n') o += "%0A";
-    else o += c;
+    if (c == '%')
+      o += "%25";
+    else if (c == '\r')
+      o += "%0D";
+    else if (c == '\n')
+      o += "%0A";
+    else
+      o += c;
   }
   return o;
 }
 std::string gh_prop(const std::string& s) {
   std::string o;
   for (char c : gh_data(s)) {
-    if (c == ':') o += "%3A";
-    else if (c == ',') o += "%2C";
-    else o += c;
+    if (c == ':')
+      o += "%3A";
+    else if (c == ',')
+      o += "%2C";
+    else
+      o += c;
   }
   return o;
 }
-
 
 void print_text(const contract::ValidationReport& r) {
   for (const auto& d : r.diagnostics)
@@ -42,7 +48,8 @@ void print_text(const contract::ValidationReport& r) {
 void print_github(const contract::ValidationReport& r) {
   for (const auto& d : r.diagnostics)
     std::cout << "::error file=" << gh_prop(d.file) << ",line=" << d.line
-              << ",title=" << gh_prop("cp-host validate: " + d.rule) << "::" << gh_data(contract::describe(d)) << "\n";
+              << ",title=" << gh_prop("cp-host validate: " + d.rule) << "::" << gh_data(contract::describe(d))
+              << "\n";
   std::cout << (r.ok() ? "ok: " : "invalid: ") << r.files_checked << " file(s) checked, " << r.files_invalid
             << " invalid, " << r.diagnostics.size() << " error(s)\n";
 }
@@ -103,9 +110,12 @@ void add_validate(CLI::App& app, Globals& g, Runner& run) {
         std::cerr << "cp-host validate: " << e.what() << "\n";
         return kUsage;
       }
-      if (o->format == "json") print_json(report);
-      else if (o->format == "github") print_github(report);
-      else print_text(report);
+      if (o->format == "json")
+        print_json(report);
+      else if (o->format == "github")
+        print_github(report);
+      else
+        print_text(report);
       return report.ok() ? kOk : kInvalid;
     };
   });

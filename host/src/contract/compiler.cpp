@@ -57,9 +57,10 @@ CompiledContract compile_contract(const json& contract, const fs::path& root) {
   CompiledContract c;
   c.document = json{{"schema_version", 1},
                     {"contract", merged},
-                    {"pack", {{"pack_id", pack_id},
-                              {"governance_level", pack.value("governance_level", "")},
-                              {"requires_approval", pack.value("requires_approval", false)}}},
+                    {"pack",
+                     {{"pack_id", pack_id},
+                      {"governance_level", pack.value("governance_level", "")},
+                      {"requires_approval", pack.value("requires_approval", false)}}},
                     {"gates", gates},
                     {"policies", policies}};
   c.sha256 = store::sha256_hex(c.document.dump());

@@ -23,10 +23,14 @@ class Scanner {
     if (depth <= target_.size() && matched_ == depth) best_line_ = line_;
     if (done_ || pos_ >= s_.size()) return;
     char c = s_[pos_];
-    if (c == '{') object(depth);
-    else if (c == '[') array(depth);
-    else if (c == '"') string(nullptr);
-    else scalar();
+    if (c == '{')
+      object(depth);
+    else if (c == '[')
+      array(depth);
+    else if (c == '"')
+      string(nullptr);
+    else
+      scalar();
   }
 
   void object(size_t depth) {
@@ -98,13 +102,26 @@ class Scanner {
         char e = s_[pos_++];
         if (out) {
           switch (e) {
-            case 'n': *out += '\n'; break;
-            case 't': *out += '\t'; break;
-            case 'r': *out += '\r'; break;
-            case 'b': *out += '\b'; break;
-            case 'f': *out += '\f'; break;
-            case 'u': *out += "\\u"; break;  // keys with \u escapes are rare; they simply will not match
-            default: *out += e;
+            case 'n':
+              *out += '\n';
+              break;
+            case 't':
+              *out += '\t';
+              break;
+            case 'r':
+              *out += '\r';
+              break;
+            case 'b':
+              *out += '\b';
+              break;
+            case 'f':
+              *out += '\f';
+              break;
+            case 'u':
+              *out += "\\u";
+              break;  // keys with \u escapes are rare; they simply will not match
+            default:
+              *out += e;
           }
         }
         continue;
@@ -124,8 +141,10 @@ class Scanner {
   void skip_ws() {
     while (pos_ < s_.size()) {
       char c = s_[pos_];
-      if (c == '\n') ++line_;
-      else if (c != ' ' && c != '\t' && c != '\r') return;
+      if (c == '\n')
+        ++line_;
+      else if (c != ' ' && c != '\t' && c != '\r')
+        return;
       ++pos_;
     }
   }

@@ -1,7 +1,8 @@
 #include "contract/json_schema.hpp"
 
 #include <nlohmann/json.hpp>
-// Without this valijson prints and abort()s on a malformed schema; a plugin's bad schema must not kill the host.
+// Without this valijson prints and abort()s on a malformed schema; a plugin's bad schema must not kill the
+// host.
 #define VALIJSON_USE_EXCEPTIONS 1
 #include <valijson/adapters/nlohmann_json_adapter.hpp>
 #include <valijson/schema.hpp>
@@ -30,9 +31,12 @@ std::string to_pointer(const std::vector<std::string>& context) {
     if (tok.size() >= 2 && tok.front() == '[' && tok.back() == ']') tok = tok.substr(1, tok.size() - 2);
     std::string esc;
     for (char c : tok) {
-      if (c == '~') esc += "~0";
-      else if (c == '/') esc += "~1";
-      else esc += c;
+      if (c == '~')
+        esc += "~0";
+      else if (c == '/')
+        esc += "~1";
+      else
+        esc += c;
     }
     out += "/" + esc;
   }
@@ -45,14 +49,28 @@ std::string rule_of(const std::string& d) {
     const char* needle;
     const char* rule;
   };
-  static const Pair table[] = {
-      {"Missing required property", "required"}, {"'type' constraint", "type"},
-      {"enum values", "enum"}, {"'const' constraint", "const"}, {"'pattern' constraint", "pattern"},
-      {"Object contains a property", "additionalProperties"}, {"no more than", "max"},
-      {"no fewer than", "min"}, {"number less than", "maximum"}, {"number greater than", "minimum"},
-      {"multiple of", "multipleOf"}, {"anyOf", "anyOf"}, {"exactly one", "oneOf"}, {"oneOf", "oneOf"},
-      {"allOf", "allOf"}, {"if-then-else", "if"}, {"'contains'", "contains"}, {"Missing dependency", "dependencies"},
-      {"unique", "uniqueItems"}, {"property name", "propertyNames"}, {"'not'", "not"}, {"format", "format"}};
+  static const Pair table[] = {{"Missing required property", "required"},
+                               {"'type' constraint", "type"},
+                               {"enum values", "enum"},
+                               {"'const' constraint", "const"},
+                               {"'pattern' constraint", "pattern"},
+                               {"Object contains a property", "additionalProperties"},
+                               {"no more than", "max"},
+                               {"no fewer than", "min"},
+                               {"number less than", "maximum"},
+                               {"number greater than", "minimum"},
+                               {"multiple of", "multipleOf"},
+                               {"anyOf", "anyOf"},
+                               {"exactly one", "oneOf"},
+                               {"oneOf", "oneOf"},
+                               {"allOf", "allOf"},
+                               {"if-then-else", "if"},
+                               {"'contains'", "contains"},
+                               {"Missing dependency", "dependencies"},
+                               {"unique", "uniqueItems"},
+                               {"property name", "propertyNames"},
+                               {"'not'", "not"},
+                               {"format", "format"}};
   for (const auto& p : table)
     if (d.find(p.needle) != std::string::npos) return p.rule;
   return "schema";
@@ -121,7 +139,8 @@ const json* subschema_at(const json& root, const std::string& pointer) {
   for (const auto& t : tokens) {
     if (!node || !node->is_object()) return nullptr;
     const json* next = nullptr;
-    if (node->contains("properties") && (*node)["properties"].contains(t)) next = &(*node)["properties"][t];
+    if (node->contains("properties") && (*node)["properties"].contains(t))
+      next = &(*node)["properties"][t];
     else if (node->contains("items") && (*node)["items"].is_object() && !t.empty() &&
              t.find_first_not_of("0123456789") == std::string::npos)
       next = &(*node)["items"];
@@ -138,10 +157,12 @@ std::string expected_of(const json& root, const std::string& pointer, const std:
   if (!s || !s->is_object()) return "";
   std::string out;
   auto add = [&](const std::string& part) { out += (out.empty() ? "" : "; ") + part; };
-  if (rule == "type" && s->contains("type")) add("type " + ((*s)["type"].is_string() ? (*s)["type"].get<std::string>() : (*s)["type"].dump()));
+  if (rule == "type" && s->contains("type"))
+    add("type " + ((*s)["type"].is_string() ? (*s)["type"].get<std::string>() : (*s)["type"].dump()));
   if (rule == "enum" && s->contains("enum")) add("one of " + (*s)["enum"].dump());
   if (rule == "const" && s->contains("const")) add("exactly " + (*s)["const"].dump());
-  if (rule == "pattern" && s->contains("pattern")) add("a string matching " + (*s)["pattern"].get<std::string>());
+  if (rule == "pattern" && s->contains("pattern"))
+    add("a string matching " + (*s)["pattern"].get<std::string>());
   if (rule == "required" && s->contains("required")) add("required properties " + (*s)["required"].dump());
   if (rule == "additionalProperties" && s->contains("properties")) {
     std::string names;
@@ -149,12 +170,13 @@ std::string expected_of(const json& root, const std::string& pointer, const std:
       names += (names.empty() ? "" : ", ") + it.key();
     add("known properties: " + names);
   }
-  for (const char* k : {"minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum", "minLength", "maxLength",
-                        "minItems", "maxItems"})
-    if (rule.rfind(k, 0) == 0 || (rule == std::string(k)) ) {
+  for (const char* k : {"minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum", "minLength",
+                        "maxLength", "minItems", "maxItems"})
+    if (rule.rfind(k, 0) == 0 || (rule == std::string(k))) {
       if (s->contains(k)) add(std::string(k) + " " + (*s)[k].dump());
     }
-  if (rule == "minimum" && s->contains("exclusiveMinimum")) add("exclusiveMinimum " + (*s)["exclusiveMinimum"].dump());
+  if (rule == "minimum" && s->contains("exclusiveMinimum"))
+    add("exclusiveMinimum " + (*s)["exclusiveMinimum"].dump());
   // The description helps at a leaf; on an object (required, unknown property) it only repeats the title.
   if (rule != "required" && rule != "additionalProperties" && s->contains("description") &&
       (*s)["description"].is_string())
@@ -206,7 +228,8 @@ std::vector<SchemaViolation> JsonSchema::validate(const json& doc) const {
       if (a != std::string::npos && b > a) {
         std::string name = v.message.substr(a + 1, b - a - 1);
         std::string esc;
-        for (char c : name) esc += c == '~' ? std::string("~0") : c == '/' ? std::string("~1") : std::string(1, c);
+        for (char c : name)
+          esc += c == '~' ? std::string("~0") : c == '/' ? std::string("~1") : std::string(1, c);
         std::string parent = v.pointer;
         v.pointer += "/" + esc;
         v.message = "missing required property '" + name + "'";
@@ -227,7 +250,8 @@ std::vector<SchemaViolation> JsonSchema::validate(const json& doc) const {
       if (q != std::string::npos && v.message.size() > q + 4) {
         std::string name = v.message.substr(q + 3, v.message.size() - q - 4);
         std::string esc;
-        for (char c : name) esc += c == '~' ? std::string("~0") : c == '/' ? std::string("~1") : std::string(1, c);
+        for (char c : name)
+          esc += c == '~' ? std::string("~0") : c == '/' ? std::string("~1") : std::string(1, c);
         v.pointer += "/" + esc;
         v.message = "unknown property '" + name + "'";
       }

@@ -104,18 +104,17 @@ void parse_and_check(Parsed& f, const std::string& forced_schema) {
     int line = 1 + static_cast<int>(std::count(f.text.begin(), f.text.begin() + upto, '\n'));
     std::string what = e.what();
     auto pos = what.find("parse error");
-    f.diagnostics.push_back({f.display, line, "", "json", pos == std::string::npos ? what : what.substr(pos), "",
-                             "well-formed JSON (RFC 8259)", ""});
+    f.diagnostics.push_back({f.display, line, "", "json", pos == std::string::npos ? what : what.substr(pos),
+                             "", "well-formed JSON (RFC 8259)", ""});
     return;
   }
   f.schema = forced_schema.empty() ? detect_schema(f.path, f.doc) : forced_schema;
   if (f.schema.empty()) {
-    f.diagnostics.push_back({f.display, 1, "", "kind",
-                             "cannot tell which schema applies to this file",
-                             "",
-                             "a file under contracts/, packs/ or policies/, a policy file with a \"policy\" field, "
-                             "or pass --schema NAME",
-                             ""});
+    f.diagnostics.push_back(
+        {f.display, 1, "", "kind", "cannot tell which schema applies to this file", "",
+         "a file under contracts/, packs/ or policies/, a policy file with a \"policy\" field, "
+         "or pass --schema NAME",
+         ""});
     return;
   }
   for (auto& v : schema(f.schema).validate(f.doc)) {
@@ -147,10 +146,14 @@ class CrossChecker {
 
   void check(Parsed& f) {
     if (!f.parsed || !f.doc.is_object()) return;
-    if (f.schema == "task_contract") contract(f);
-    else if (f.schema == "pack") pack(f);
-    else if (f.schema == "plugin_config") plugin_policy(f);
-    else if (f.schema == "role_registry") roles(f);
+    if (f.schema == "task_contract")
+      contract(f);
+    else if (f.schema == "pack")
+      pack(f);
+    else if (f.schema == "plugin_config")
+      plugin_policy(f);
+    else if (f.schema == "role_registry")
+      roles(f);
   }
 
  private:
@@ -181,7 +184,8 @@ class CrossChecker {
       return;
     }
     if (v->is_string() && !refs_.roles.count(v->get<std::string>()))
-      add(f, pointer, "xref:role", "role '" + v->get<std::string>() + "' is not in policies/role_registry.json",
+      add(f, pointer, "xref:role",
+          "role '" + v->get<std::string>() + "' is not in policies/role_registry.json",
           "one of the registered roles");
   }
 
@@ -200,7 +204,8 @@ class CrossChecker {
     }
     if (p->kind != kind) {
       add(f, pointer, "xref:plugin",
-          "plugin '" + id + "' is a " + std::string(plugin::kind_name(p->kind)) + ", not a " + k, "a " + k + " plugin");
+          "plugin '" + id + "' is a " + std::string(plugin::kind_name(p->kind)) + ", not a " + k,
+          "a " + k + " plugin");
       return nullptr;
     }
     return p;
@@ -242,7 +247,8 @@ class CrossChecker {
     if (d.contains("pack_id") && d["pack_id"].is_string()) {
       auto it = refs_.packs.find(d["pack_id"].get<std::string>());
       if (it != refs_.packs.end() && it->second != f.path.string())
-        add(f, "/pack_id", "xref:duplicate", "pack_id '" + it->first + "' is also defined in " + display_path(it->second),
+        add(f, "/pack_id", "xref:duplicate",
+            "pack_id '" + it->first + "' is also defined in " + display_path(it->second),
             "a pack_id unique across packs/");
     }
     if (d.contains("defaults") && d["defaults"].is_object() && d["defaults"].contains("forbidden_actions"))
@@ -261,7 +267,8 @@ class CrossChecker {
     if (!registry_ || !f.doc.contains("plugins") || !f.doc["plugins"].is_object()) return;
     for (auto it = f.doc["plugins"].begin(); it != f.doc["plugins"].end(); ++it) {
       std::string esc;
-      for (char c : it.key()) esc += c == '~' ? std::string("~0") : c == '/' ? std::string("~1") : std::string(1, c);
+      for (char c : it.key())
+        esc += c == '~' ? std::string("~0") : c == '/' ? std::string("~1") : std::string(1, c);
       std::string base = "/plugins/" + esc;
       const plugin::PluginInfo* p = registry_->find(it.key());
       if (!p) {
@@ -270,7 +277,8 @@ class CrossChecker {
         bool refused = false;
         for (const auto& r : registry_->refusals())
           if (r.id == it.key()) {
-            add(f, base, "xref:plugin", "plugin '" + it.key() + "' was refused: " + r.reason, "a loadable plugin");
+            add(f, base, "xref:plugin", "plugin '" + it.key() + "' was refused: " + r.reason,
+                "a loadable plugin");
             refused = true;
           }
         if (!refused)
@@ -306,12 +314,14 @@ void gather_references(const Parsed& f, References& refs) {
   if (f.schema == "forbidden_actions" && d.contains("actions") && d["actions"].is_array()) {
     refs.have_forbidden_policy = true;
     for (const auto& a : d["actions"])
-      if (a.is_object() && a.contains("id") && a["id"].is_string()) refs.forbidden_actions.insert(a["id"].get<std::string>());
+      if (a.is_object() && a.contains("id") && a["id"].is_string())
+        refs.forbidden_actions.insert(a["id"].get<std::string>());
   }
   if (f.schema == "role_registry" && d.contains("roles") && d["roles"].is_array()) {
     refs.have_role_registry = true;
     for (const auto& r : d["roles"])
-      if (r.is_object() && r.contains("role") && r["role"].is_string()) refs.roles.insert(r["role"].get<std::string>());
+      if (r.is_object() && r.contains("role") && r["role"].is_string())
+        refs.roles.insert(r["role"].get<std::string>());
   }
 }
 
@@ -333,8 +343,8 @@ ValidationReport validate(const ValidateOptions& options) {
     for (const char* d : {"contracts", "packs", "policies"})
       if (fs::is_directory(options.root / d)) collect(options.root / d, files, false);
     if (files.empty())
-      throw UsageError("nothing to validate: no contracts/, packs/ or policies/ under " + options.root.string() +
-                       " (pass files or folders, or --root DIR)");
+      throw UsageError("nothing to validate: no contracts/, packs/ or policies/ under " +
+                       options.root.string() + " (pass files or folders, or --root DIR)");
   } else {
     for (const auto& p : options.paths) collect(p, files, true);
   }
@@ -386,7 +396,8 @@ ValidationReport validate(const ValidateOptions& options) {
   std::optional<plugin::Registry> registry;
   if (options.check_plugins) {
     if (!options.plugins_dir || !fs::is_directory(*options.plugins_dir))
-      throw UsageError("plugin directory " + (options.plugins_dir ? options.plugins_dir->string() : std::string("?")) +
+      throw UsageError("plugin directory " +
+                       (options.plugins_dir ? options.plugins_dir->string() : std::string("?")) +
                        " not found: pass --plugins DIR to check plugin references, or --no-plugin-checks");
     registry.emplace();
     plugin::PluginPolicy policy;
@@ -408,9 +419,10 @@ ValidationReport validate(const ValidateOptions& options) {
     if (!p.diagnostics.empty()) ++report.files_invalid;
     for (auto& d : p.diagnostics) report.diagnostics.push_back(std::move(d));
   }
-  std::stable_sort(report.diagnostics.begin(), report.diagnostics.end(), [](const Diagnostic& a, const Diagnostic& b) {
-    return a.file != b.file ? a.file < b.file : a.line < b.line;
-  });
+  std::stable_sort(report.diagnostics.begin(), report.diagnostics.end(),
+                   [](const Diagnostic& a, const Diagnostic& b) {
+                     return a.file != b.file ? a.file < b.file : a.line < b.line;
+                   });
   report.duration =
       std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - t0);
   return report;

@@ -13,23 +13,23 @@
 namespace cp::contract {
 
 struct Diagnostic {
-  std::string file;       // as given or found, relative when under the current directory
+  std::string file;  // as given or found, relative when under the current directory
   int line = 1;
-  std::string pointer;    // JSON pointer ("" = whole document)
-  std::string rule;       // schema keyword, "json" (syntax), "xref:<what>" (cross-reference), "io"
+  std::string pointer;  // JSON pointer ("" = whole document)
+  std::string rule;     // schema keyword, "json" (syntax), "xref:<what>" (cross-reference), "io"
   std::string message;
-  std::string value;      // the offending value, JSON, at most ~200 characters; empty when absent
-  std::string expected;   // what would be accepted, when it can be said
-  std::string schema;     // which schema applied
+  std::string value;     // the offending value, JSON, at most ~200 characters; empty when absent
+  std::string expected;  // what would be accepted, when it can be said
+  std::string schema;    // which schema applied
 };
 
 struct ValidateOptions {
-  std::vector<std::filesystem::path> paths;        // files or folders; empty = contracts/ packs/ policies/ of root
-  std::filesystem::path root = ".";                // where packs/ and policies/ are looked up for references
+  std::vector<std::filesystem::path> paths;  // files or folders; empty = contracts/ packs/ policies/ of root
+  std::filesystem::path root = ".";          // where packs/ and policies/ are looked up for references
   std::optional<std::filesystem::path> plugins_dir;  // plugin .so folder for plugin references
-  bool check_plugins = true;                       // false: skip references to plugins
-  std::string forced_schema;                       // apply this schema to every file
-  unsigned jobs = 0;                               // 0 = one per core
+  bool check_plugins = true;                         // false: skip references to plugins
+  std::string forced_schema;                         // apply this schema to every file
+  unsigned jobs = 0;                                 // 0 = one per core
 };
 
 struct ValidationReport {

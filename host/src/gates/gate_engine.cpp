@@ -24,7 +24,8 @@ namespace {
 json error_doc(const std::string& summary) {
   return json{{"verdict", "error"},
               {"summary", summary},
-              {"diagnostics", json::array({json{{"severity", "error"}, {"message", summary}, {"rule", "fail_closed"}}})}};
+              {"diagnostics",
+               json::array({json{{"severity", "error"}, {"message", summary}, {"rule", "fail_closed"}}})}};
 }
 
 // One gate call on its own thread, so the host can stop waiting for a gate that hangs. Everything the
@@ -68,15 +69,19 @@ json evaluate_with_deadline(std::shared_ptr<GateCall> call, const GateRunOptions
       call->stop = true;
       // Give its spawned processes the kill and the gate a moment to notice.
       if (call->cv.wait_for(lock, std::chrono::seconds(5), [&] { return call->done; })) break;
-      return error_doc(cancelled ? "gate stopped: the run was cancelled"
-                                 : "gate did not finish within " +
-                                       std::to_string(std::chrono::duration_cast<std::chrono::seconds>(opt.gate_timeout).count()) + " s");
+      return error_doc(
+          cancelled ? "gate stopped: the run was cancelled"
+                    : "gate did not finish within " +
+                          std::to_string(
+                              std::chrono::duration_cast<std::chrono::seconds>(opt.gate_timeout).count()) +
+                          " s");
     }
     call->cv.wait_for(lock, std::chrono::milliseconds(100), [&] { return call->done; });
   }
   if (cancelled && call->outcome.ok()) {
     json doc = verdict_from(call->outcome);
-    if (doc.value("verdict", "") == "pass") return error_doc("gate interrupted: the run was cancelled while it ran");
+    if (doc.value("verdict", "") == "pass")
+      return error_doc("gate interrupted: the run was cancelled while it ran");
     return doc;
   }
   return verdict_from(call->outcome);
@@ -95,7 +100,8 @@ std::vector<GateResult> run_gates(const plugin::Registry& registry, const std::v
     if (std::find(opt.skip.begin(), opt.skip.end(), spec.plugin) != opt.skip.end()) {
       r.verdict = "skipped";
       r.summary = opt.skip_reason;
-      bundle.events().append("GATE_SKIPPED", {{"gate_id", r.gate_id}, {"required", r.required}, {"reason", r.summary}});
+      bundle.events().append("GATE_SKIPPED",
+                             {{"gate_id", r.gate_id}, {"required", r.required}, {"reason", r.summary}});
       results.push_back(std::move(r));
       continue;
     }
@@ -150,7 +156,8 @@ std::vector<GateResult> run_gates(const plugin::Registry& registry, const std::v
     if (!plugin_version.empty()) doc["plugin_version"] = plugin_version;
     doc["required"] = r.required;
     doc["started_at"] = started_at;
-    doc["duration_ms"] = std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - started).count();
+    doc["duration_ms"] =
+        std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - started).count();
     if (r.verdict != plugin_verdict) doc["effective_verdict"] = r.verdict;
     r.report = "reports/gate_" + r.gate_id + ".json";
     bundle.write_json(r.report, doc);
@@ -159,8 +166,11 @@ std::vector<GateResult> run_gates(const plugin::Registry& registry, const std::v
                        : r.verdict == "fail" ? "GATE_FAILED"
                        : r.verdict == "warn" ? "GATE_WARNED"
                                              : "GATE_ERRORED";
-    bundle.events().append(type, {{"gate_id", r.gate_id}, {"required", r.required}, {"verdict", r.verdict},
-                                  {"summary", r.summary}, {"report", r.report}});
+    bundle.events().append(type, {{"gate_id", r.gate_id},
+                                  {"required", r.required},
+                                  {"verdict", r.verdict},
+                                  {"summary", r.summary},
+                                  {"report", r.report}});
     results.push_back(std::move(r));
   }
   return results;

@@ -21,26 +21,26 @@ class Bundle;
 namespace cp::gates {
 
 struct GateSpec {
-  std::string plugin;      // gate plugin id
-  bool required = true;    // an optional gate's fail only warns
-  nlohmann::json config;   // null: the plugin's configured default (policies/plugins.json)
+  std::string plugin;     // gate plugin id
+  bool required = true;   // an optional gate's fail only warns
+  nlohmann::json config;  // null: the plugin's configured default (policies/plugins.json)
 };
 
 struct GateResult {
   std::string gate_id;
   bool required = true;
-  std::string verdict;       // pass | fail | warn | error | skipped
+  std::string verdict;  // pass | fail | warn | error | skipped
   std::string summary;
-  std::string report;        // bundle-relative path of the report, empty when skipped
-  nlohmann::json document;   // the report as written
+  std::string report;       // bundle-relative path of the report, empty when skipped
+  nlohmann::json document;  // the report as written
 };
 
 struct GateRunOptions {
-  nlohmann::json input;                              // the gate input document (schemas/gate_input.schema.json)
-  std::vector<std::string> skip;                     // gate ids not to run (e.g. tests after a failed runner)
+  nlohmann::json input;           // the gate input document (schemas/gate_input.schema.json)
+  std::vector<std::string> skip;  // gate ids not to run (e.g. tests after a failed runner)
   std::string skip_reason;
   std::chrono::milliseconds gate_timeout{std::chrono::minutes(30)};
-  const std::atomic<bool>* cancel = nullptr;         // the run's cancel flag, passed to the gates' spawns
+  const std::atomic<bool>* cancel = nullptr;  // the run's cancel flag, passed to the gates' spawns
 };
 
 std::vector<GateResult> run_gates(const plugin::Registry& registry, const std::vector<GateSpec>& gates,

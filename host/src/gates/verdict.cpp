@@ -12,7 +12,8 @@ namespace {
 json error_verdict(const std::string& summary) {
   return json{{"verdict", "error"},
               {"summary", summary},
-              {"diagnostics", json::array({json{{"severity", "error"}, {"message", summary}, {"rule", "fail_closed"}}})}};
+              {"diagnostics",
+               json::array({json{{"severity", "error"}, {"message", summary}, {"rule", "fail_closed"}}})}};
 }
 }  // namespace
 
@@ -28,7 +29,8 @@ json verdict_from(const plugin::CallOutcome& outcome) {
   if (!violations.empty()) {
     const auto& v = violations.front();
     return error_verdict("gate returned a verdict that breaks schemas/gate_verdict.schema.json at " +
-                         (v.pointer.empty() ? std::string("/") : v.pointer) + " (" + v.rule + "): " + v.message);
+                         (v.pointer.empty() ? std::string("/") : v.pointer) + " (" + v.rule +
+                         "): " + v.message);
   }
   return doc;
 }

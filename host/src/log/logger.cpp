@@ -19,14 +19,22 @@ spdlog::logger& console() {
 }  // namespace
 
 void set_level(Level level) {
-  static const spdlog::level::level_enum map[] = {spdlog::level::debug, spdlog::level::info,
-                                                  spdlog::level::warn, spdlog::level::err, spdlog::level::off};
+  static const spdlog::level::level_enum map[] = {
+      spdlog::level::debug, spdlog::level::info, spdlog::level::warn, spdlog::level::err, spdlog::level::off};
   console().set_level(map[static_cast<int>(level)]);
 }
 
-void debug(const std::string& m) { console().debug(m); }
-void info(const std::string& m) { console().info(m); }
-void warn(const std::string& m) { console().warn(m); }
-void error(const std::string& m) { console().error(m); }
+void debug(const std::string& m) {
+  console().debug(m);
+}
+void info(const std::string& m) {
+  console().info(m);
+}
+void warn(const std::string& m) {
+  console().warn(m);
+}
+void error(const std::string& m) {
+  console().error(m);
+}
 
 }  // namespace cp::log

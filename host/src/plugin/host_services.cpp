@@ -24,10 +24,18 @@ void svc_log(const cp_context* raw, cp_log_level level, const char* message) {
   std::string who = ctx ? ctx->plugin_id() : "plugin";
   std::string msg = message ? message : "";
   switch (level) {
-    case CP_LOG_DEBUG: log::debug("[" + who + "] " + msg); break;
-    case CP_LOG_INFO: log::info("[" + who + "] " + msg); break;
-    case CP_LOG_WARN: log::warn("[" + who + "] " + msg); break;
-    default: log::error("[" + who + "] " + msg); break;
+    case CP_LOG_DEBUG:
+      log::debug("[" + who + "] " + msg);
+      break;
+    case CP_LOG_INFO:
+      log::info("[" + who + "] " + msg);
+      break;
+    case CP_LOG_WARN:
+      log::warn("[" + who + "] " + msg);
+      break;
+    default:
+      log::error("[" + who + "] " + msg);
+      break;
   }
 }
 
@@ -53,8 +61,10 @@ cp_status svc_spawn(const cp_context* raw, const cp_spawn_request* req, cp_spawn
   if (!req || !res || !req->argv || !req->argv[0]) return CP_E_INVALID;
   run::ProcessSpec spec;
   for (const char* const* a = req->argv; *a; ++a) spec.argv.emplace_back(*a);
-  if (req->cwd) spec.cwd = req->cwd;
-  else if (ctx && !ctx->workspace().empty()) spec.cwd = ctx->workspace();
+  if (req->cwd)
+    spec.cwd = req->cwd;
+  else if (ctx && !ctx->workspace().empty())
+    spec.cwd = ctx->workspace();
   if (req->env) {
     spec.env.emplace();
     for (const char* const* e = req->env; *e; ++e) spec.env->emplace_back(*e);
@@ -95,12 +105,14 @@ int svc_is_cancelled(const cp_context* raw) {
   return ctx && ctx->cancelled() ? 1 : 0;
 }
 
-const cp_host_services kServices{sizeof(cp_host_services), &svc_log, &svc_make_error, &svc_emit_event,
-                                 &svc_spawn, &svc_is_cancelled};
+const cp_host_services kServices{sizeof(cp_host_services), &svc_log,   &svc_make_error,
+                                 &svc_emit_event,          &svc_spawn, &svc_is_cancelled};
 
 }  // namespace
 
-const char* host_version() { return "0.1.0"; }
+const char* host_version() {
+  return "0.1.0";
+}
 
 CallContext::CallContext(std::string plugin_id) : plugin_id_(std::move(plugin_id)) {
   raw_.struct_size = sizeof(cp_context);

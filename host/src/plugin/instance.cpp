@@ -7,7 +7,9 @@ cp_create_fn create_fn(const PluginInfo& info) {
   // Every kind's table starts with struct_size, create, destroy: read them through the gate layout.
   return static_cast<const cp_gate_vtable*>(info.vtable)->create;
 }
-cp_destroy_fn destroy_fn(const PluginInfo& info) { return static_cast<const cp_gate_vtable*>(info.vtable)->destroy; }
+cp_destroy_fn destroy_fn(const PluginInfo& info) {
+  return static_cast<const cp_gate_vtable*>(info.vtable)->destroy;
+}
 
 }  // namespace
 
@@ -25,7 +27,9 @@ std::unique_ptr<Instance> Instance::create(const PluginInfo& info, std::string& 
   return std::unique_ptr<Instance>(new Instance(info, handle));
 }
 
-Instance::~Instance() { destroy_fn(info_)(handle_); }
+Instance::~Instance() {
+  destroy_fn(info_)(handle_);
+}
 
 CallOutcome Instance::finish(cp_status st, cp_error* err, SinkBuffer& out) {
   CallOutcome r;

@@ -33,7 +33,7 @@ class Instance {
   // Output larger than this is refused (the call fails with CP_E_LIMIT).
   static constexpr size_t kOutputLimit = 16u << 20;
 
-  CallOutcome evaluate(CallContext& ctx, const std::string& input_json);  // gate
+  CallOutcome evaluate(CallContext& ctx, const std::string& input_json);   // gate
   CallOutcome probe(CallContext& ctx);                                     // probe
   CallOutcome plan(CallContext& ctx, const std::string& lane_input_json);  // retention lane
 

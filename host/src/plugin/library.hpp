@@ -10,9 +10,9 @@
 namespace cp::plugin {
 
 struct OpenedLibrary {
-  std::shared_ptr<void> handle;               // keeps the library mapped; empty on failure
+  std::shared_ptr<void> handle;  // keeps the library mapped; empty on failure
   const cp_plugin_manifest* manifest = nullptr;
-  std::string error;                          // why it could not be opened, when handle is empty
+  std::string error;  // why it could not be opened, when handle is empty
 };
 
 // dlopen()s `path` (RTLD_LOCAL, RTLD_NOW), finds cp_plugin_entry and calls it.

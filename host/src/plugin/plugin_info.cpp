@@ -4,10 +4,14 @@ namespace cp::plugin {
 
 std::string_view kind_name(Kind kind) {
   switch (kind) {
-    case Kind::runner: return "runner";
-    case Kind::gate: return "gate";
-    case Kind::probe: return "probe";
-    case Kind::retention_lane: return "retention_lane";
+    case Kind::runner:
+      return "runner";
+    case Kind::gate:
+      return "gate";
+    case Kind::probe:
+      return "probe";
+    case Kind::retention_lane:
+      return "retention_lane";
   }
   return "unknown";
 }

@@ -22,7 +22,7 @@ struct PluginInfo {
   std::string id;
   std::string version;
   std::string description;
-  std::string config_schema;              // JSON Schema text, as published
+  std::string config_schema;  // JSON Schema text, as published
   std::vector<std::string> capabilities;
   uint32_t flags = 0;
   std::filesystem::path library_path;
@@ -30,9 +30,9 @@ struct PluginInfo {
   std::string library_version;
   uint32_t abi_major = 0;
   uint32_t abi_minor = 0;
-  const void* vtable = nullptr;           // cp_*_vtable of `kind`; valid while `library` lives
-  std::string config_json = "{}";         // the validated config this plugin will be created with
-  std::shared_ptr<void> library;          // keeps the .so mapped
+  const void* vtable = nullptr;    // cp_*_vtable of `kind`; valid while `library` lives
+  std::string config_json = "{}";  // the validated config this plugin will be created with
+  std::shared_ptr<void> library;   // keeps the .so mapped
 };
 
 }  // namespace cp::plugin

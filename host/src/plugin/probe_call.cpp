@@ -26,7 +26,8 @@ json call_probe(const PluginInfo& info) {
   if (doc.is_discarded()) return failed("probe returned invalid JSON");
   auto v = contract::schema("probe_result").validate(doc);
   if (!v.empty())
-    return failed("probe output breaks schemas/probe_result.schema.json at " + v[0].pointer + ": " + v[0].message);
+    return failed("probe output breaks schemas/probe_result.schema.json at " + v[0].pointer + ": " +
+                  v[0].message);
   return doc;
 }
 

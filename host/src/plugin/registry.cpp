@@ -16,14 +16,22 @@ namespace cp::plugin {
 
 using nlohmann::json;
 
-size_t v1_0_size_of_manifest() { return offsetof(cp_plugin_manifest, descriptors) + sizeof(void*); }
-size_t v1_0_size_of_descriptor() { return offsetof(cp_plugin_descriptor, vtable) + sizeof(void*); }
+size_t v1_0_size_of_manifest() {
+  return offsetof(cp_plugin_manifest, descriptors) + sizeof(void*);
+}
+size_t v1_0_size_of_descriptor() {
+  return offsetof(cp_plugin_descriptor, vtable) + sizeof(void*);
+}
 size_t v1_0_size_of_vtable(Kind kind) {
   switch (kind) {
-    case Kind::gate: return offsetof(cp_gate_vtable, evaluate) + sizeof(void*);
-    case Kind::probe: return offsetof(cp_probe_vtable, probe) + sizeof(void*);
-    case Kind::runner: return offsetof(cp_runner_vtable, release) + sizeof(void*);
-    case Kind::retention_lane: return offsetof(cp_retention_lane_vtable, apply) + sizeof(void*);
+    case Kind::gate:
+      return offsetof(cp_gate_vtable, evaluate) + sizeof(void*);
+    case Kind::probe:
+      return offsetof(cp_probe_vtable, probe) + sizeof(void*);
+    case Kind::runner:
+      return offsetof(cp_runner_vtable, release) + sizeof(void*);
+    case Kind::retention_lane:
+      return offsetof(cp_retention_lane_vtable, apply) + sizeof(void*);
   }
   return 0;
 }
@@ -43,7 +51,8 @@ PluginPolicy PluginPolicy::load(const std::filesystem::path& file) {
   for (auto it = doc["plugins"].begin(); it != doc["plugins"].end(); ++it) {
     PluginSettings s;
     const json& v = it.value();
-    if (!v.is_object()) throw std::runtime_error(file.string() + ": /plugins/" + it.key() + " must be an object");
+    if (!v.is_object())
+      throw std::runtime_error(file.string() + ": /plugins/" + it.key() + " must be an object");
     s.enabled = v.value("enabled", true);
     s.isolation = v.value("isolation", std::string());
     if (v.contains("config")) {
@@ -104,10 +113,14 @@ bool functions_present(Kind kind, const void* vt) {
 
 std::optional<Kind> kind_of(int raw) {
   switch (raw) {
-    case CP_KIND_RUNNER: return Kind::runner;
-    case CP_KIND_GATE: return Kind::gate;
-    case CP_KIND_PROBE: return Kind::probe;
-    case CP_KIND_RETENTION_LANE: return Kind::retention_lane;
+    case CP_KIND_RUNNER:
+      return Kind::runner;
+    case CP_KIND_GATE:
+      return Kind::gate;
+    case CP_KIND_PROBE:
+      return Kind::probe;
+    case CP_KIND_RETENTION_LANE:
+      return Kind::retention_lane;
   }
   return std::nullopt;
 }
@@ -119,16 +132,19 @@ void Registry::load_file(const std::filesystem::path& file, const PluginPolicy& 
   if (!lib.handle) return refuse(file, "", lib.error);
   const cp_plugin_manifest* m = lib.manifest;
   if (m->struct_size < v1_0_size_of_manifest())
-    return refuse(file, "", "manifest struct_size " + std::to_string(m->struct_size) + " is shorter than ABI 1.0's " +
-                                std::to_string(v1_0_size_of_manifest()) + ": rebuild the plugin against the SDK");
+    return refuse(file, "",
+                  "manifest struct_size " + std::to_string(m->struct_size) + " is shorter than ABI 1.0's " +
+                      std::to_string(v1_0_size_of_manifest()) + ": rebuild the plugin against the SDK");
   if (m->abi_major != CP_PLUGIN_ABI_MAJOR)
-    return refuse(file, "", "built for ABI major " + std::to_string(m->abi_major) + ", this host speaks major " +
-                                std::to_string(CP_PLUGIN_ABI_MAJOR) + ": rebuild it against SDK " +
-                                std::to_string(CP_PLUGIN_ABI_MAJOR) + ".x");
+    return refuse(file, "",
+                  "built for ABI major " + std::to_string(m->abi_major) + ", this host speaks major " +
+                      std::to_string(CP_PLUGIN_ABI_MAJOR) + ": rebuild it against SDK " +
+                      std::to_string(CP_PLUGIN_ABI_MAJOR) + ".x");
   if (m->abi_minor > CP_PLUGIN_ABI_MINOR)
-    return refuse(file, "", "built for ABI " + std::to_string(m->abi_major) + "." + std::to_string(m->abi_minor) +
-                                ", newer than this host's " + std::to_string(CP_PLUGIN_ABI_MAJOR) + "." +
-                                std::to_string(CP_PLUGIN_ABI_MINOR) + ": upgrade cp-host or rebuild the plugin");
+    return refuse(file, "",
+                  "built for ABI " + std::to_string(m->abi_major) + "." + std::to_string(m->abi_minor) +
+                      ", newer than this host's " + std::to_string(CP_PLUGIN_ABI_MAJOR) + "." +
+                      std::to_string(CP_PLUGIN_ABI_MINOR) + ": upgrade cp-host or rebuild the plugin");
   if (!m->name || !m->version || (m->descriptor_count > 0 && !m->descriptors))
     return refuse(file, "", "manifest lacks name, version or descriptors");
   if (m->descriptor_count == 0) return refuse(file, "", "manifest lists no descriptors");
@@ -138,15 +154,17 @@ void Registry::load_file(const std::filesystem::path& file, const PluginPolicy& 
   // step through the array by the struct_size the plugin wrote, never by the host's sizeof.
   const size_t stride = m->descriptors[0].struct_size;
   if (stride < v1_0_size_of_descriptor())
-    return refuse(file, "", "descriptor struct_size " + std::to_string(stride) + " is shorter than ABI 1.0's " +
-                                std::to_string(v1_0_size_of_descriptor()));
+    return refuse(file, "",
+                  "descriptor struct_size " + std::to_string(stride) + " is shorter than ABI 1.0's " +
+                      std::to_string(v1_0_size_of_descriptor()));
   const char* base = reinterpret_cast<const char*>(m->descriptors);
   for (size_t i = 0; i < m->descriptor_count; ++i) {
     const cp_plugin_descriptor& d = *reinterpret_cast<const cp_plugin_descriptor*>(base + i * stride);
     std::string where = "descriptor #" + std::to_string(i);
     if (d.struct_size < v1_0_size_of_descriptor()) {
-      refuse(file, "", where + ": struct_size " + std::to_string(d.struct_size) + " is shorter than ABI 1.0's " +
-                           std::to_string(v1_0_size_of_descriptor()));
+      refuse(file, "",
+             where + ": struct_size " + std::to_string(d.struct_size) + " is shorter than ABI 1.0's " +
+                 std::to_string(v1_0_size_of_descriptor()));
       continue;
     }
     std::string id = d.id ? d.id : "";
@@ -165,8 +183,9 @@ void Registry::load_file(const std::filesystem::path& file, const PluginPolicy& 
     }
     uint32_t vt_size = *static_cast<const uint32_t*>(d.vtable);
     if (vt_size < v1_0_size_of_vtable(*kind)) {
-      refuse(file, id, std::string(kind_name(*kind)) + " function table struct_size " + std::to_string(vt_size) +
-                           " is shorter than ABI 1.0's " + std::to_string(v1_0_size_of_vtable(*kind)));
+      refuse(file, id,
+             std::string(kind_name(*kind)) + " function table struct_size " + std::to_string(vt_size) +
+                 " is shorter than ABI 1.0's " + std::to_string(v1_0_size_of_vtable(*kind)));
       continue;
     }
     if (!functions_present(*kind, d.vtable)) {
@@ -174,7 +193,8 @@ void Registry::load_file(const std::filesystem::path& file, const PluginPolicy& 
       continue;
     }
     if (const PluginInfo* other = find(id)) {
-      refuse(file, id, "duplicate plugin id '" + id + "': already provided by " + other->library_path.string());
+      refuse(file, id,
+             "duplicate plugin id '" + id + "': already provided by " + other->library_path.string());
       continue;
     }
     PluginInfo info;
@@ -214,9 +234,10 @@ void Registry::load_file(const std::filesystem::path& file, const PluginPolicy& 
     auto violations = schema->validate(json::parse(info.config_json));
     if (!violations.empty()) {
       const auto& v = violations.front();
-      refuse(file, id, "config fails the plugin's schema at " + (v.pointer.empty() ? std::string("/") : v.pointer) +
-                           " (" + v.rule + "): " + v.message + (v.expected.empty() ? "" : "; expected " + v.expected) +
-                           ". Fix the plugin's entry in policies/plugins.json");
+      refuse(file, id,
+             "config fails the plugin's schema at " + (v.pointer.empty() ? std::string("/") : v.pointer) +
+                 " (" + v.rule + "): " + v.message + (v.expected.empty() ? "" : "; expected " + v.expected) +
+                 ". Fix the plugin's entry in policies/plugins.json");
       continue;
     }
     plugins_.push_back(std::move(info));

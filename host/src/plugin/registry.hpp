@@ -17,7 +17,7 @@ namespace cp::plugin {
 // Per-plugin settings from policies/plugins.json.
 struct PluginSettings {
   bool enabled = true;
-  std::string isolation;       // "in_process" | "isolated" | "" (default)
+  std::string isolation;  // "in_process" | "isolated" | "" (default)
   std::string config_json = "{}";
   bool has_config = false;
 };
@@ -30,7 +30,7 @@ struct PluginPolicy {
 
 struct Refusal {
   std::filesystem::path file;
-  std::string id;       // the descriptor refused, or empty when the whole library was refused
+  std::string id;  // the descriptor refused, or empty when the whole library was refused
   std::string reason;
 };
 

@@ -30,14 +30,14 @@ using Clock = std::chrono::steady_clock;
 namespace {
 
 constexpr auto kPoll = std::chrono::milliseconds(100);
-constexpr auto kForceAfter = std::chrono::seconds(5);   // graceful cancel -> forced cancel
+constexpr auto kForceAfter = std::chrono::seconds(5);     // graceful cancel -> forced cancel
 constexpr auto kAbandonAfter = std::chrono::seconds(30);  // forced cancel -> give up on the runner
 
 struct RunnerReport {
-  json result;                 // validated runner result (schemas/runner_result.schema.json)
+  json result;  // validated runner result (schemas/runner_result.schema.json)
   bool interrupted = false;
   bool deadline_hit = false;
-  bool abandoned = false;      // the runner never returned: its handle is leaked, not released
+  bool abandoned = false;  // the runner never returned: its handle is leaked, not released
 };
 
 std::chrono::seconds wall_time_of(const json& contract) {
@@ -78,9 +78,10 @@ RunnerReport drive_runner(plugin::Instance& runner, plugin::CallContext& ctx, co
         json doc = json::parse(out.output, nullptr, false);
         auto v = doc.is_discarded() ? std::vector<contract::SchemaViolation>{{"", "json", "not JSON", ""}}
                                     : contract::schema("runner_result").validate(doc);
-        rep.result = v.empty() ? doc
-                               : runner_error("runner result breaks schemas/runner_result.schema.json at " +
-                                              (v[0].pointer.empty() ? "/" : v[0].pointer) + ": " + v[0].message);
+        rep.result = v.empty()
+                         ? doc
+                         : runner_error("runner result breaks schemas/runner_result.schema.json at " +
+                                        (v[0].pointer.empty() ? "/" : v[0].pointer) + ": " + v[0].message);
       }
       runner.release(run);
       return rep;
@@ -88,8 +89,10 @@ RunnerReport drive_runner(plugin::Instance& runner, plugin::CallContext& ctx, co
     auto now = Clock::now();
     if (!cancel_at) {
       std::string why;
-      if (interrupt && interrupt->load()) rep.interrupted = true, why = "signal";
-      else if (now >= deadline) rep.deadline_hit = true, why = "wall_time";
+      if (interrupt && interrupt->load())
+        rep.interrupted = true, why = "signal";
+      else if (now >= deadline)
+        rep.deadline_hit = true, why = "wall_time";
       if (!why.empty()) {
         cancel_at = now;
         cancel_flag = true;
@@ -113,7 +116,9 @@ json plugin_list(const plugin::Registry& reg, const std::vector<std::string>& id
   json out = json::array();
   for (const auto& id : ids)
     if (const auto* p = reg.find(id))
-      out.push_back({{"id", p->id}, {"kind", std::string(plugin::kind_name(p->kind))}, {"version", p->version},
+      out.push_back({{"id", p->id},
+                     {"kind", std::string(plugin::kind_name(p->kind))},
+                     {"version", p->version},
                      {"library", p->library_name + " " + p->library_version}});
   return out;
 }
@@ -170,7 +175,8 @@ RunOutcome run_contract(const RunRequest& req) {
   plugin::Registry reg;
   try {
     fs::path policy_file = req.root / "policies" / "plugins.json";
-    reg.load_directory(req.plugins_dir, fs::exists(policy_file) ? plugin::PluginPolicy::load(policy_file) : plugin::PluginPolicy{});
+    reg.load_directory(req.plugins_dir, fs::exists(policy_file) ? plugin::PluginPolicy::load(policy_file)
+                                                                : plugin::PluginPolicy{});
   } catch (const std::exception& e) {
     o.stage = RunOutcome::Stage::invalid;
     o.error = e.what();
@@ -186,13 +192,15 @@ RunOutcome run_contract(const RunRequest& req) {
   }
 
   // Bundles a crash left unsealed are sealed before a new run starts (nothing silently dropped).
-  for (const auto& r : recover_unsealed(req.root)) say("recovered " + r.run_id + ": sealed as " + r.verdict + " (" + r.reason + ")");
+  for (const auto& r : recover_unsealed(req.root))
+    say("recovered " + r.run_id + ": sealed as " + r.verdict + " (" + r.reason + ")");
 
   // 3. The bundle.
   std::vector<std::string> used{runner_id};
   std::vector<gates::GateSpec> gate_specs;
   for (const auto& g : compiled.document["gates"]) {
-    gate_specs.push_back({g["plugin"].get<std::string>(), g.value("required", true), g.value("config", json())});
+    gate_specs.push_back(
+        {g["plugin"].get<std::string>(), g.value("required", true), g.value("config", json())});
     used.push_back(g["plugin"].get<std::string>());
   }
   for (const auto& cap : runner_info->capabilities)
@@ -234,8 +242,12 @@ RunOutcome run_contract(const RunRequest& req) {
   bool abandoned = false;
   std::atomic<bool> cancel_flag{false};
   try {
-    events.append("RUN_STARTED", {{"task_id", task_id}, {"contract_sha256", compiled.sha256}, {"runner", runner_id},
-                                  {"pack", pack_id}, {"repo", repo.string()}, {"host_version", plugin::host_version()}});
+    events.append("RUN_STARTED", {{"task_id", task_id},
+                                  {"contract_sha256", compiled.sha256},
+                                  {"runner", runner_id},
+                                  {"pack", pack_id},
+                                  {"repo", repo.string()},
+                                  {"host_version", plugin::host_version()}});
 
     // 4. Probe: what the workspace and the runner need, fail-closed before anything runs.
     json capability{{"runner", runner_id}};
@@ -250,11 +262,14 @@ RunOutcome run_contract(const RunRequest& req) {
       const auto* pinfo = reg.find(pid);
       json answer = pinfo && pinfo->kind == plugin::Kind::probe
                         ? plugin::call_probe(*pinfo)
-                        : json{{"status", "error"}, {"capabilities", json::object()}, {"ttl_seconds", 0},
+                        : json{{"status", "error"},
+                               {"capabilities", json::object()},
+                               {"ttl_seconds", 0},
                                {"message", "probe plugin '" + pid + "' is not loaded"}};
       bundle->write_json("reports/probe_" + pid + ".json", answer);
       probes[pid] = answer.value("status", "error");
-      events.append("PROBE_COMPLETED", {{"probe", pid}, {"status", answer.value("status", "error")},
+      events.append("PROBE_COMPLETED", {{"probe", pid},
+                                        {"status", answer.value("status", "error")},
                                         {"report", "reports/probe_" + pid + ".json"}});
       if (answer.value("status", "error") != "ok" && probe_problem.empty())
         probe_problem = "probe " + pid + ": " + answer.value("message", answer.value("status", "error"));
@@ -270,7 +285,8 @@ RunOutcome run_contract(const RunRequest& req) {
                              {"started_at", store::now_utc_iso()},
                              {"baseline_commit", ws->baseline_commit()},
                              {"worktree", ws->path().string()}});
-    events.append("WORKSPACE_CREATED", {{"path", ws->path().string()}, {"baseline_ref", c["rollback"].value("baseline_ref", "HEAD")},
+    events.append("WORKSPACE_CREATED", {{"path", ws->path().string()},
+                                        {"baseline_ref", c["rollback"].value("baseline_ref", "HEAD")},
                                         {"baseline_commit", ws->baseline_commit()}});
     say("workspace at " + ws->baseline_commit().substr(0, 12) + " (" + ws->path().string() + ")");
 
@@ -307,7 +323,8 @@ RunOutcome run_contract(const RunRequest& req) {
     events.append("RUNNER_FINISHED", {{"status", runner_result.value("status", "error")},
                                       {"reason", runner_result.value("reason", "")},
                                       {"commands", runner_result.value("commands", json::array()).size()}});
-    say("runner finished: " + runner_result.value("status", "error") + " (" + runner_result.value("reason", "") + ")");
+    say("runner finished: " + runner_result.value("status", "error") + " (" +
+        runner_result.value("reason", "") + ")");
 
     // 7. Collect.
     Collected col = ws->collect();
@@ -319,7 +336,8 @@ RunOutcome run_contract(const RunRequest& req) {
     bundle->write_text("artifacts/diff.patch", col.patch);
     bundle->write_json("artifacts/changed_files.json", changes);
     diff_sha = store::sha256_hex(col.patch);
-    events.append("DIFF_COLLECTED", {{"files", changes.size()}, {"patch_bytes", col.patch.size()}, {"patch_sha256", diff_sha}});
+    events.append("DIFF_COLLECTED",
+                  {{"files", changes.size()}, {"patch_bytes", col.patch.size()}, {"patch_sha256", diff_sha}});
     say("diff: " + std::to_string(changes.size()) + " changed path(s)");
 
     // 8. Gates.
@@ -336,7 +354,9 @@ RunOutcome run_contract(const RunRequest& req) {
                       {"baseline_commit", ws->baseline_commit()},
                       {"changes", changes},
                       {"commands", commands},
-                      {"runner", {{"status", runner_result.value("status", "error")}, {"reason", runner_result.value("reason", "")}}}};
+                      {"runner",
+                       {{"status", runner_result.value("status", "error")},
+                        {"reason", runner_result.value("reason", "")}}}};
     std::string rstatus = runner_result.value("status", "error");
     if (rstatus != "completed") {
       gopt.skip = {"acceptance_tests"};
@@ -351,13 +371,15 @@ RunOutcome run_contract(const RunRequest& req) {
     vin.deadline_hit = rep.deadline_hit;
     for (const auto& r : results) {
       vin.gates.push_back({r.gate_id, r.verdict, r.required});
-      json s{{"gate_id", r.gate_id}, {"verdict", r.verdict}, {"required", r.required}, {"summary", r.summary}};
+      json s{
+          {"gate_id", r.gate_id}, {"verdict", r.verdict}, {"required", r.required}, {"summary", r.summary}};
       if (!r.report.empty()) s["report"] = r.report;
       gate_summaries.push_back(s);
       say("gate " + r.gate_id + ": " + r.verdict + (r.summary.empty() ? "" : " — " + r.summary));
     }
     std::tie(verdict, reason) = decide_verdict(vin);
-    if (verdict != "success" && runner_result.contains("reason") && (verdict == rstatus || verdict == "failure" || verdict == "timeout") &&
+    if (verdict != "success" && runner_result.contains("reason") &&
+        (verdict == rstatus || verdict == "failure" || verdict == "timeout") &&
         reason.find("runner") != std::string::npos)
       reason += ": " + runner_result.value("reason", "");
   } catch (const std::exception& e) {
@@ -370,10 +392,18 @@ RunOutcome run_contract(const RunRequest& req) {
   // 9. Seal. Reports first, then RUN_SEALED, then the manifest: a crash between them is finished by recovery.
   try {
     bool awaiting = verdict == "success" && compiled.document["pack"].value("requires_approval", false);
-    SealFacts f{o.run_id, task_id, verdict, reason, compiled.sha256, ws ? ws->baseline_commit() : "",
-                json{{"status", runner_result.value("status", "error")}, {"reason", runner_result.value("reason", "")},
+    SealFacts f{o.run_id,
+                task_id,
+                verdict,
+                reason,
+                compiled.sha256,
+                ws ? ws->baseline_commit() : "",
+                json{{"status", runner_result.value("status", "error")},
+                     {"reason", runner_result.value("reason", "")},
                      {"commands", runner_result.value("commands", json::array())}},
-                changes, gate_summaries, diff_sha};
+                changes,
+                gate_summaries,
+                diff_sha};
     json task_result{{"schema_version", 1},
                      {"run_id", o.run_id},
                      {"task_id", task_id},

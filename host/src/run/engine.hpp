@@ -18,12 +18,12 @@ namespace cp::run {
 
 struct RunRequest {
   std::filesystem::path contract_path;
-  std::filesystem::path repo = ".";          // the git repo the worktree is made from
-  std::filesystem::path root = ".";          // packs/, policies/ and the runtime folder
+  std::filesystem::path repo = ".";  // the git repo the worktree is made from
+  std::filesystem::path root = ".";  // packs/, policies/ and the runtime folder
   std::filesystem::path plugins_dir;
-  const std::atomic<bool>* interrupt = nullptr;  // set by SIGINT/SIGTERM: cancel the run
+  const std::atomic<bool>* interrupt = nullptr;      // set by SIGINT/SIGTERM: cancel the run
   std::function<void(const std::string&)> progress;  // one human line per step; may be empty
-  bool keep_worktree = false;                // keep the worktree after sealing (default: per rollback)
+  bool keep_worktree = false;  // keep the worktree after sealing (default: per rollback)
 };
 
 struct RunOutcome {

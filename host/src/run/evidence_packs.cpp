@@ -40,26 +40,32 @@ std::string next_action(const SealFacts& f, const json& failed) {
   if (f.verdict == "denied") {
     for (const auto& g : failed)
       if (g["gate_id"] == "diff_scope")
-        return "The run changed paths outside allowed_paths: review the diff_scope report, then either narrow the "
+        return "The run changed paths outside allowed_paths: review the diff_scope report, then either "
+               "narrow the "
                "task or widen allowed_paths in the contract, and run it again.";
     for (const auto& g : failed)
       if (g["gate_id"] == "forbidden_actions")
-        return "The run executed a forbidden action: see the forbidden_actions report; remove that step from the "
+        return "The run executed a forbidden action: see the forbidden_actions report; remove that step from "
+               "the "
                "task before running it again.";
-    return "The runner tried a command the allowlist does not admit: add it to policies/command_allowlist.json "
+    return "The runner tried a command the allowlist does not admit: add it to "
+           "policies/command_allowlist.json "
            "if it is safe, or change the task.";
   }
   if (f.verdict == "timeout")
-    return "The run ran out of time: raise budgets.wall_time_sec (or timeout_retry.timeout_sec) or split the task.";
+    return "The run ran out of time: raise budgets.wall_time_sec (or timeout_retry.timeout_sec) or split the "
+           "task.";
   if (f.verdict == "cancelled") return "The run was cancelled; run it again when ready.";
   if (f.verdict == "failure") {
     for (const auto& g : failed)
       if (g["gate_id"] == "acceptance_tests")
-        return "An acceptance test failed: read its log tail below (artifacts/tests/), fix the change, and run "
+        return "An acceptance test failed: read its log tail below (artifacts/tests/), fix the change, and "
+               "run "
                "again.";
     return "Read the failing gate's report and the runner's command results, fix the cause, and run again.";
   }
-  return "cp-host or a plugin could not finish the run: read the reason and the errored gate's report, fix the "
+  return "cp-host or a plugin could not finish the run: read the reason and the errored gate's report, fix "
+         "the "
          "setup (plugins, policies, repository), and run again.";
 }
 
@@ -115,8 +121,10 @@ json make_incident_pack(const SealFacts& f, const fs::path& bundle_dir) {
     fs::path dir = bundle_dir / sub;
     if (!fs::is_directory(dir, ec)) continue;
     std::vector<fs::path> logs;
-    for (auto it = fs::recursive_directory_iterator(dir, ec); it != fs::recursive_directory_iterator(); it.increment(ec))
-      if (it->is_regular_file(ec) && it->path().extension() == ".log" && it->file_size(ec) > 0) logs.push_back(it->path());
+    for (auto it = fs::recursive_directory_iterator(dir, ec); it != fs::recursive_directory_iterator();
+         it.increment(ec))
+      if (it->is_regular_file(ec) && it->path().extension() == ".log" && it->file_size(ec) > 0)
+        logs.push_back(it->path());
     std::sort(logs.begin(), logs.end());
     for (const auto& p : logs) {
       if (tails.size() >= 16) break;

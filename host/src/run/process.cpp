@@ -2,16 +2,16 @@
 
 #define BOOST_PROCESS_USE_STD_FS 1
 // Boost 1.81 forgets these two includes on the std::filesystem path.
-#include <boost/optional.hpp>
-#include <type_traits>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/read.hpp>
 #include <boost/asio/readable_pipe.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/writable_pipe.hpp>
+#include <boost/optional.hpp>
 #include <boost/process/v2/process.hpp>
 #include <boost/process/v2/start_dir.hpp>
 #include <boost/process/v2/stdio.hpp>
+#include <type_traits>
 
 #include <fcntl.h>
 #include <signal.h>
@@ -120,7 +120,8 @@ std::filesystem::path find_program(std::string_view name) {
     std::string_view dir = rest.substr(0, colon);
     if (!dir.empty()) {
       std::filesystem::path candidate = std::filesystem::path(dir) / name;
-      if (::access(candidate.c_str(), X_OK) == 0 && !std::filesystem::is_directory(candidate)) return candidate;
+      if (::access(candidate.c_str(), X_OK) == 0 && !std::filesystem::is_directory(candidate))
+        return candidate;
     }
     if (colon == std::string_view::npos) break;
     rest.remove_prefix(colon + 1);
@@ -133,7 +134,8 @@ std::string ProcessOutcome::describe() const {
   std::string s;
   if (timed_out) s = "timed out after " + std::to_string(duration.count()) + " ms, ";
   if (cancelled) s = "cancelled, ";
-  if (term_signal) return s + "killed by signal " + std::to_string(term_signal) + " (" + signal_name(term_signal) + ")";
+  if (term_signal)
+    return s + "killed by signal " + std::to_string(term_signal) + " (" + signal_name(term_signal) + ")";
   return s + "exit " + std::to_string(exit_code);
 }
 
@@ -141,7 +143,8 @@ ProcessOutcome run_process(const ProcessSpec& spec) {
   ProcessOutcome out;
   auto t0 = std::chrono::steady_clock::now();
   auto finish = [&] {
-    out.duration = std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - t0);
+    out.duration =
+        std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - t0);
     return out;
   };
   if (spec.argv.empty()) {

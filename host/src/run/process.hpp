@@ -26,8 +26,8 @@ struct ProcessSpec {
   // process keeps running; its output still goes to the files).
   std::function<bool(std::string_view)> on_stdout;
   std::function<bool(std::string_view)> on_stderr;
-  const std::atomic<bool>* cancel = nullptr;    // polled; when it turns true the group is stopped
-  size_t tail_bytes = 4096;                     // how much of each stream to keep in the outcome
+  const std::atomic<bool>* cancel = nullptr;  // polled; when it turns true the group is stopped
+  size_t tail_bytes = 4096;                   // how much of each stream to keep in the outcome
   // Called once the process runs, with its pid (= its process group id), on the calling thread. Lets a
   // run record its groups so that recovery can kill what a crashed host left behind.
   std::function<void(int pid)> on_start;
@@ -35,14 +35,14 @@ struct ProcessSpec {
 
 struct ProcessOutcome {
   bool started = false;
-  std::string start_error;      // why it did not start
-  int exit_code = -1;           // exit status when it exited, else -1 (127 when it did not start)
-  int term_signal = 0;          // the signal that ended it, else 0
+  std::string start_error;  // why it did not start
+  int exit_code = -1;       // exit status when it exited, else -1 (127 when it did not start)
+  int term_signal = 0;      // the signal that ended it, else 0
   bool timed_out = false;
   bool cancelled = false;
   int pid = -1;
   std::chrono::milliseconds duration{0};
-  std::string stdout_tail;      // last tail_bytes of stdout
+  std::string stdout_tail;  // last tail_bytes of stdout
   std::string stderr_tail;
   uint64_t stdout_bytes = 0;
   uint64_t stderr_bytes = 0;

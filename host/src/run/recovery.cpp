@@ -46,7 +46,8 @@ Recovered recover_one(const fs::path& dir, json manifest) {
   std::string verdict = "error", reason = "host_interrupted";
   uint64_t count = check.events;
   std::string last_hash = check.last_hash;
-  if (last.is_object() && (last.value("type", "") == "RUN_SEALED" || last.value("type", "") == "RUN_AWAITING_APPROVAL")) {
+  if (last.is_object() &&
+      (last.value("type", "") == "RUN_SEALED" || last.value("type", "") == "RUN_AWAITING_APPROVAL")) {
     // The crash came after RUN_SEALED was logged but before the manifest said so: finish that seal.
     json p = last.value("payload", json::object());
     patch = {{"status", p.value("status", "sealed")}, {"reason", p.value("reason", "")}};
@@ -89,13 +90,22 @@ Recovered recover_one(const fs::path& dir, json manifest) {
       broken = e.what();
       reason = "host_interrupted; events.jsonl does not verify (" + broken + ")";
     }
-    SealFacts f{r.run_id, manifest.value("task_id", ""), "error", reason, manifest.value("contract_sha256", ""),
-                commit, json{{"status", "unknown"}, {"reason", "cp-host stopped while the run was " + manifest.value("status", "")}},
-                changes, manifest.value("gates", json::array()), ""};
+    SealFacts f{r.run_id,
+                manifest.value("task_id", ""),
+                "error",
+                reason,
+                manifest.value("contract_sha256", ""),
+                commit,
+                json{{"status", "unknown"},
+                     {"reason", "cp-host stopped while the run was " + manifest.value("status", "")}},
+                changes,
+                manifest.value("gates", json::array()),
+                ""};
     if (!fs::exists(dir / "reports/incident_pack.json")) {
       json pack = make_incident_pack(f, dir);
       pack["suggested_next_action"] =
-          "cp-host stopped mid-run (crash, kill or power loss). The events up to the cut are kept and verified; "
+          "cp-host stopped mid-run (crash, kill or power loss). The events up to the cut are kept and "
+          "verified; "
           "run the contract again.";
       store::write_json_atomic(dir / "reports/incident_pack.json", pack);
     }

@@ -5,13 +5,17 @@ namespace cp::run {
 
 namespace {
 // Gates whose failure means the run broke a rule, not merely that its work is not good enough.
-bool is_policy_gate(const std::string& id) { return id == "diff_scope" || id == "forbidden_actions"; }
+bool is_policy_gate(const std::string& id) {
+  return id == "diff_scope" || id == "forbidden_actions";
+}
 }  // namespace
 
 std::pair<std::string, std::string> decide_verdict(const VerdictInputs& in) {
   for (const auto& g : in.gates)
-    if (g.required && g.verdict == "fail" && is_policy_gate(g.id)) return {"denied", "gate " + g.id + " failed"};
-  if (in.runner_status == "denied") return {"denied", "the runner refused a command the policy does not allow"};
+    if (g.required && g.verdict == "fail" && is_policy_gate(g.id))
+      return {"denied", "gate " + g.id + " failed"};
+  if (in.runner_status == "denied")
+    return {"denied", "the runner refused a command the policy does not allow"};
   if (in.interrupted) return {"cancelled", "cp-host received a stop signal"};
   if (in.deadline_hit) return {"timeout", "the contract's wall time ran out"};
   if (in.runner_status == "timeout") return {"timeout", "a runner command timed out"};
@@ -30,9 +34,12 @@ std::pair<std::string, std::string> decide_verdict(const VerdictInputs& in) {
 
 int exit_code_for(const RunOutcome& o) {
   switch (o.stage) {
-    case RunOutcome::Stage::invalid: return 2;
-    case RunOutcome::Stage::internal: return 3;
-    case RunOutcome::Stage::sealed: break;
+    case RunOutcome::Stage::invalid:
+      return 2;
+    case RunOutcome::Stage::internal:
+      return 3;
+    case RunOutcome::Stage::sealed:
+      break;
   }
   if (o.status == "awaiting_approval") return 9;
   if (o.verdict == "success") return 0;

@@ -24,7 +24,8 @@ std::string git(const fs::path& dir, std::vector<std::string> args, const std::s
   if (!r.ok()) {
     std::string err = r.stderr_tail;
     while (!err.empty() && (err.back() == '\n' || err.back() == ' ')) err.pop_back();
-    throw WorkspaceError(what + ": git " + args.front() + " " + r.describe() + (err.empty() ? "" : ": " + err));
+    throw WorkspaceError(what + ": git " + args.front() + " " + r.describe() +
+                         (err.empty() ? "" : ": " + err));
   }
   return out;
 }
@@ -36,13 +37,20 @@ std::string trim(std::string s) {
 
 std::string status_name(char c) {
   switch (c) {
-    case 'A': return "added";
-    case 'M': return "modified";
-    case 'D': return "deleted";
-    case 'R': return "renamed";
-    case 'C': return "copied";
-    case 'T': return "type_changed";
-    default: return "modified";
+    case 'A':
+      return "added";
+    case 'M':
+      return "modified";
+    case 'D':
+      return "deleted";
+    case 'R':
+      return "renamed";
+    case 'C':
+      return "copied";
+    case 'T':
+      return "type_changed";
+    default:
+      return "modified";
   }
 }
 
@@ -88,8 +96,9 @@ Workspace Workspace::create(const fs::path& repo, const std::string& baseline_re
   w.path_ = fs::absolute(path).lexically_normal();
   if (baseline_ref.empty() || baseline_ref[0] == '-')
     throw WorkspaceError("baseline_ref '" + baseline_ref + "' is not a git ref");
-  w.commit_ = trim(git(w.repo_, {"rev-parse", "--verify", "--quiet", "--end-of-options", baseline_ref + "^{commit}"},
-                       "cannot resolve rollback.baseline_ref '" + baseline_ref + "' in " + w.repo_.string()));
+  w.commit_ =
+      trim(git(w.repo_, {"rev-parse", "--verify", "--quiet", "--end-of-options", baseline_ref + "^{commit}"},
+               "cannot resolve rollback.baseline_ref '" + baseline_ref + "' in " + w.repo_.string()));
   fs::create_directories(w.path_.parent_path());
   git(w.repo_, {"worktree", "add", "--detach", "--quiet", w.path_.string(), w.commit_},
       "cannot create the run worktree at " + w.path_.string());
@@ -104,19 +113,23 @@ Collected Workspace::collect() const {
   c.patch = git(path_, {"diff", "--cached", "--binary", commit_, "--"}, "cannot produce the diff");
   // Ignored files: written by the run but invisible to `git add`. List them so the gates judge them too.
   std::string ignored =
-      git(path_, {"status", "--porcelain=v1", "-z", "--ignored=traditional", "--untracked-files=all"}, "cannot list ignored files");
+      git(path_, {"status", "--porcelain=v1", "-z", "--ignored=traditional", "--untracked-files=all"},
+          "cannot list ignored files");
   size_t pos = 0;
   while (pos < ignored.size()) {
     size_t z = ignored.find('\0', pos);
     if (z == std::string::npos) z = ignored.size();
     std::string entry = ignored.substr(pos, z - pos);
-    if (entry.size() > 3 && entry.compare(0, 3, "!! ") == 0) c.changes.push_back({"ignored_added", entry.substr(3), ""});
+    if (entry.size() > 3 && entry.compare(0, 3, "!! ") == 0)
+      c.changes.push_back({"ignored_added", entry.substr(3), ""});
     pos = z + 1;
   }
   return c;
 }
 
-bool Workspace::remove() const { return remove(repo_, path_); }
+bool Workspace::remove() const {
+  return remove(repo_, path_);
+}
 
 bool Workspace::remove(const fs::path& repo, const fs::path& path) {
   try {

@@ -35,7 +35,8 @@ class Workspace {
                           const std::filesystem::path& path);
 
   // An existing worktree made by create() (e.g. found by recovery after a crash).
-  static Workspace attach(const std::filesystem::path& repo, const std::filesystem::path& path, std::string commit) {
+  static Workspace attach(const std::filesystem::path& repo, const std::filesystem::path& path,
+                          std::string commit) {
     Workspace w;
     w.repo_ = repo;
     w.path_ = path;

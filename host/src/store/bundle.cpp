@@ -19,9 +19,15 @@ namespace cp::store {
 namespace fs = std::filesystem;
 using nlohmann::json;
 
-fs::path runtime_dir(const fs::path& root) { return root / ".runtime-cache" / "cortexpilot"; }
-fs::path runs_dir(const fs::path& root) { return runtime_dir(root) / "runs"; }
-fs::path worktrees_dir(const fs::path& root) { return runtime_dir(root) / "worktrees"; }
+fs::path runtime_dir(const fs::path& root) {
+  return root / ".runtime-cache" / "cortexpilot";
+}
+fs::path runs_dir(const fs::path& root) {
+  return runtime_dir(root) / "runs";
+}
+fs::path worktrees_dir(const fs::path& root) {
+  return runtime_dir(root) / "worktrees";
+}
 
 std::string new_run_id(const std::string& task_id) {
   std::time_t t = std::time(nullptr);
@@ -70,7 +76,8 @@ std::unique_ptr<Bundle> Bundle::create(const fs::path& root, const std::string& 
   fs::path final_dir = runs / run_id;
   fs::create_directories(incoming.parent_path());
   if (fs::exists(final_dir)) throw std::runtime_error("run bundle already exists: " + final_dir.string());
-  if (!fs::create_directory(incoming)) throw std::runtime_error("run bundle already being created: " + incoming.string());
+  if (!fs::create_directory(incoming))
+    throw std::runtime_error("run bundle already being created: " + incoming.string());
 
   std::unique_ptr<Bundle> b(new Bundle());
   b->run_id_ = run_id;
@@ -84,7 +91,8 @@ std::unique_ptr<Bundle> Bundle::create(const fs::path& root, const std::string& 
   fs::create_directories(incoming / "artifacts");
   fsync_dir(incoming);
   if (::rename(incoming.c_str(), final_dir.c_str()) != 0)
-    throw std::system_error(errno, std::generic_category(), "rename " + incoming.string() + " to " + final_dir.string());
+    throw std::system_error(errno, std::generic_category(),
+                            "rename " + incoming.string() + " to " + final_dir.string());
   fsync_dir(runs);
   fsync_dir(incoming.parent_path());
   b->dir_ = final_dir;
@@ -97,8 +105,12 @@ Bundle::~Bundle() {
   if (lock_fd_ >= 0) ::close(lock_fd_);
 }
 
-void Bundle::write_json(const std::string& rel, const json& doc) { write_json_atomic(dir_ / rel, doc); }
-void Bundle::write_text(const std::string& rel, std::string_view content) { write_atomic(dir_ / rel, content); }
+void Bundle::write_json(const std::string& rel, const json& doc) {
+  write_json_atomic(dir_ / rel, doc);
+}
+void Bundle::write_text(const std::string& rel, std::string_view content) {
+  write_atomic(dir_ / rel, content);
+}
 
 void Bundle::update_manifest(const json& patch) {
   manifest_.merge_patch(patch);

@@ -13,12 +13,12 @@ using nlohmann::json;
 std::string check_event(const std::string& type, const json& payload) {
   // Validated as a whole event so the schema's per-type payload rules apply; the chain fields are
   // placeholders the log fills in.
-  json doc{{"seq", 1}, {"ts", "2000-01-01T00:00:00Z"}, {"run_id", "check"}, {"type", type}, {"payload", payload},
-           {"prev_hash", zero_hash()}, {"hash", zero_hash()}};
+  json doc{{"seq", 1},           {"ts", "2000-01-01T00:00:00Z"}, {"run_id", "check"},  {"type", type},
+           {"payload", payload}, {"prev_hash", zero_hash()},     {"hash", zero_hash()}};
   auto v = contract::schema("event").validate(doc);
   if (v.empty()) return {};
-  return "event " + type + " breaks schemas/event.schema.json at " + (v[0].pointer.empty() ? "/" : v[0].pointer) +
-         " (" + v[0].rule + "): " + v[0].message;
+  return "event " + type + " breaks schemas/event.schema.json at " +
+         (v[0].pointer.empty() ? "/" : v[0].pointer) + " (" + v[0].rule + "): " + v[0].message;
 }
 
 std::function<bool(const std::string&, const std::string&)> plugin_event_sink(Bundle& bundle) {

@@ -17,7 +17,9 @@ namespace cp::store {
 
 using nlohmann::json;
 
-std::string zero_hash() { return std::string(64, '0'); }
+std::string zero_hash() {
+  return std::string(64, '0');
+}
 
 std::string now_utc_iso() {
   auto now = std::chrono::system_clock::now();
@@ -33,7 +35,10 @@ std::string now_utc_iso() {
 }
 
 std::string event_hash(const json& e) {
-  json body{{"seq", e.at("seq")}, {"ts", e.at("ts")}, {"run_id", e.at("run_id")}, {"type", e.at("type")},
+  json body{{"seq", e.at("seq")},
+            {"ts", e.at("ts")},
+            {"run_id", e.at("run_id")},
+            {"type", e.at("type")},
             {"payload", e.at("payload")}};
   return sha256_hex(e.at("prev_hash").get<std::string>() + body.dump());
 }
@@ -59,7 +64,8 @@ ChainCheck verify_event_log(const std::filesystem::path& path) {
       c.ok = false;
       c.torn_tail = true;
       c.bad_line = line_no;
-      c.reason = "unterminated last line (" + std::to_string(content.size() - pos) + " bytes): torn by a crash";
+      c.reason =
+          "unterminated last line (" + std::to_string(content.size() - pos) + " bytes): torn by a crash";
       return c;
     }
     std::string line = content.substr(pos, nl - pos);
@@ -123,8 +129,8 @@ EventLog::~EventLog() {
 json EventLog::append(const std::string& type, json payload) {
   if (!payload.is_object()) payload = json{{"value", std::move(payload)}};
   std::lock_guard lock(mu_);
-  json e{{"seq", seq_ + 1}, {"ts", now_utc_iso()}, {"run_id", run_id_}, {"type", type},
-         {"payload", std::move(payload)}, {"prev_hash", last_hash_}};
+  json e{{"seq", seq_ + 1}, {"ts", now_utc_iso()},           {"run_id", run_id_},
+         {"type", type},    {"payload", std::move(payload)}, {"prev_hash", last_hash_}};
   e["hash"] = event_hash(e);
   std::string line = e.dump() + "\n";
   const char* p = line.data();

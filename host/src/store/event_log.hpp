@@ -16,12 +16,12 @@ namespace cp::store {
 
 struct ChainCheck {
   bool ok = true;
-  uint64_t events = 0;          // valid events read
-  std::string last_hash;        // hash of the last valid event (64 zeros when none)
-  uint64_t bad_line = 0;        // 1-based line of the first problem, 0 when none
-  std::string reason;           // what is wrong at bad_line
-  bool torn_tail = false;       // the only problem is an unterminated last line (a crash mid-append)
-  uint64_t valid_bytes = 0;     // bytes up to the end of the last valid line
+  uint64_t events = 0;       // valid events read
+  std::string last_hash;     // hash of the last valid event (64 zeros when none)
+  uint64_t bad_line = 0;     // 1-based line of the first problem, 0 when none
+  std::string reason;        // what is wrong at bad_line
+  bool torn_tail = false;    // the only problem is an unterminated last line (a crash mid-append)
+  uint64_t valid_bytes = 0;  // bytes up to the end of the last valid line
 };
 
 // Reads and checks a log without changing it.

@@ -49,8 +49,8 @@ std::optional<fs::path> find_run(const fs::path& root, const std::string& run_id
 }
 
 json to_json(const RunSummary& s) {
-  json j{{"run_id", s.run_id}, {"task_id", s.task_id}, {"status", s.status}, {"runner", s.runner},
-         {"created_at", s.created_at}, {"bundle", s.dir.string()}};
+  json j{{"run_id", s.run_id}, {"task_id", s.task_id},       {"status", s.status},
+         {"runner", s.runner}, {"created_at", s.created_at}, {"bundle", s.dir.string()}};
   if (!s.verdict.empty()) j["verdict"] = s.verdict;
   if (!s.reason.empty()) j["reason"] = s.reason;
   if (s.duration_ms >= 0) j["duration_ms"] = s.duration_ms;

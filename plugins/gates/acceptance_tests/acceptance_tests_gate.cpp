@@ -24,7 +24,9 @@ constexpr const char* kConfigSchema = R"({
   }
 })";
 
-std::string tail(const std::string& s, size_t n) { return s.size() <= n ? s : s.substr(s.size() - n); }
+std::string tail(const std::string& s, size_t n) {
+  return s.size() <= n ? s : s.substr(s.size() - n);
+}
 
 class AcceptanceTestsGate : public cp::Gate {
  public:
@@ -42,7 +44,8 @@ class AcceptanceTestsGate : public cp::Gate {
       throw cp::Error(CP_E_INVALID, "gate input lacks /workspace");
     std::string ws = in["workspace"].get<std::string>();
     std::string bundle = in.value("bundle_dir", std::string());
-    json tests = in.contains("contract") ? in["contract"].value("acceptance_tests", json::array()) : json::array();
+    json tests =
+        in.contains("contract") ? in["contract"].value("acceptance_tests", json::array()) : json::array();
 
     json diags = json::array();
     json results = json::array();
@@ -65,14 +68,20 @@ class AcceptanceTestsGate : public cp::Gate {
       }
       cp::SpawnResult r = ctx.spawn(opt);
       bool ok = r.ok();
-      std::string outcome = !r.started ? "not started"
-                            : r.timed_out ? "timed out after " + std::to_string(timeout) + " s"
-                            : r.cancelled ? "cancelled"
+      std::string outcome = !r.started      ? "not started"
+                            : r.timed_out   ? "timed out after " + std::to_string(timeout) + " s"
+                            : r.cancelled   ? "cancelled"
                             : r.term_signal ? "killed by signal " + std::to_string(r.term_signal)
                                             : "exit " + std::to_string(r.exit_code);
-      json res{{"name", name}, {"cmd", cmd}, {"must_pass", must_pass}, {"passed", ok}, {"outcome", outcome},
-               {"exit_code", r.exit_code}, {"duration_ms", r.duration_ms},
-               {"stdout_tail", tail(r.out, tail_bytes_)}, {"stderr_tail", tail(r.err, tail_bytes_)}};
+      json res{{"name", name},
+               {"cmd", cmd},
+               {"must_pass", must_pass},
+               {"passed", ok},
+               {"outcome", outcome},
+               {"exit_code", r.exit_code},
+               {"duration_ms", r.duration_ms},
+               {"stdout_tail", tail(r.out, tail_bytes_)},
+               {"stderr_tail", tail(r.err, tail_bytes_)}};
       if (!opt.stdout_path.empty()) {
         res["stdout_log"] = "artifacts/tests/" + name + "/stdout.log";
         res["stderr_log"] = "artifacts/tests/" + name + "/stderr.log";
@@ -83,7 +92,8 @@ class AcceptanceTestsGate : public cp::Gate {
         std::string t2 = tail(r.err.empty() ? r.out : r.err, 400);
         diags.push_back({{"severity", must_pass ? "error" : "warning"},
                          {"rule", "acceptance_test"},
-                         {"message", "test '" + name + "' (" + cmd + "): " + outcome + (t2.empty() ? "" : "; tail: " + t2)}});
+                         {"message", "test '" + name + "' (" + cmd + "): " + outcome +
+                                         (t2.empty() ? "" : "; tail: " + t2)}});
       }
     }
     std::string verdict, summary;
@@ -91,11 +101,15 @@ class AcceptanceTestsGate : public cp::Gate {
       verdict = allow_no_tests_ ? "pass" : "fail";
       summary = "the contract lists no acceptance tests";
       if (!allow_no_tests_)
-        diags.push_back({{"severity", "error"}, {"rule", "acceptance_test"},
-                         {"message", "no acceptance tests: nothing proves the result (set allow_no_tests to accept this)"}});
+        diags.push_back(
+            {{"severity", "error"},
+             {"rule", "acceptance_test"},
+             {"message",
+              "no acceptance tests: nothing proves the result (set allow_no_tests to accept this)"}});
     } else if (failed_required) {
       verdict = "fail";
-      summary = std::to_string(failed_required) + " of " + std::to_string(tests.size()) + " required test(s) failed";
+      summary = std::to_string(failed_required) + " of " + std::to_string(tests.size()) +
+                " required test(s) failed";
     } else if (failed_optional) {
       verdict = "warn";
       summary = std::to_string(failed_optional) + " optional test(s) failed; all required tests passed";
@@ -103,7 +117,9 @@ class AcceptanceTestsGate : public cp::Gate {
       verdict = "pass";
       summary = "all " + std::to_string(tests.size()) + " acceptance test(s) passed";
     }
-    return json{{"verdict", verdict}, {"summary", summary}, {"diagnostics", diags}, {"details", {{"tests", results}}}}.dump();
+    return json{
+        {"verdict", verdict}, {"summary", summary}, {"diagnostics", diags}, {"details", {{"tests", results}}}}
+        .dump();
   }
 
  private:
@@ -116,6 +132,7 @@ class AcceptanceTestsGate : public cp::Gate {
 }  // namespace
 
 CP_PLUGIN("cp-gate-acceptance-tests", "0.1.0",
-          cp::gate<AcceptanceTestsGate>("acceptance_tests", "0.1.0",
-                                        "Runs the contract's acceptance tests in the worktree; must_pass ones must exit 0",
-                                        kConfigSchema, R"(["spawn"])"))
+          cp::gate<AcceptanceTestsGate>(
+              "acceptance_tests", "0.1.0",
+              "Runs the contract's acceptance tests in the worktree; must_pass ones must exit 0",
+              kConfigSchema, R"(["spawn"])"))

@@ -48,7 +48,9 @@ class DiffScopeGate : public cp::Gate {
     json diags = json::array();
     size_t checked = 0;
     auto violation = [&](const std::string& path, const std::string& status, const std::string& why) {
-      diags.push_back({{"severity", "error"}, {"rule", "diff_scope"}, {"path", path},
+      diags.push_back({{"severity", "error"},
+                       {"rule", "diff_scope"},
+                       {"path", path},
                        {"message", status + " " + path + ": " + why}});
     };
     auto allowed_rel = [&](const std::string& rel) {
@@ -62,7 +64,8 @@ class DiffScopeGate : public cp::Gate {
       if (raw.empty() || p.is_absolute()) return violation(raw, status, "absolute or empty path");
       fs::path norm = p.lexically_normal();
       std::string rel = norm.generic_string();
-      if (rel == ".." || rel.rfind("../", 0) == 0) return violation(raw, status, "path leaves the repository via '..'");
+      if (rel == ".." || rel.rfind("../", 0) == 0)
+        return violation(raw, status, "path leaves the repository via '..'");
       if (!allowed_rel(rel)) return violation(raw, status, "outside allowed_paths");
       // The textual path is allowed; now the real one. Resolve the parent folder through symlinks: a
       // symlinked folder can route an allowed-looking path to anywhere.
@@ -70,15 +73,19 @@ class DiffScopeGate : public cp::Gate {
       fs::path parent_real = fs::weakly_canonical(full.parent_path(), ec);
       if (ec) return violation(raw, status, "parent folder cannot be resolved: " + ec.message());
       if (!cp::plugins::is_within(real_ws, parent_real))
-        return violation(raw, status, "a symlinked folder takes it outside the worktree (to " + parent_real.string() + ")");
+        return violation(
+            raw, status,
+            "a symlinked folder takes it outside the worktree (to " + parent_real.string() + ")");
       fs::path real_rel = (parent_real / norm.filename()).lexically_relative(real_ws);
       if (!ec && !allowed_rel(real_rel.generic_string()))
-        return violation(raw, status, "resolves through a symlink to " + real_rel.generic_string() + ", outside allowed_paths");
+        return violation(
+            raw, status,
+            "resolves through a symlink to " + real_rel.generic_string() + ", outside allowed_paths");
       // A symlink the run created or changed: its target must stay inside the worktree and allowed_paths.
       if (status != "deleted" && fs::is_symlink(full, ec)) {
         fs::path target = fs::read_symlink(full, ec);
-        fs::path resolved = target.is_absolute() ? target.lexically_normal()
-                                                 : (parent_real / target).lexically_normal();
+        fs::path resolved =
+            target.is_absolute() ? target.lexically_normal() : (parent_real / target).lexically_normal();
         fs::path resolved_real = fs::weakly_canonical(resolved, ec);
         if (!ec) resolved = resolved_real;
         if (!cp::plugins::is_within(real_ws, resolved))
@@ -91,7 +98,8 @@ class DiffScopeGate : public cp::Gate {
     for (const auto& c : in["changes"]) {
       std::string status = c.value("status", "modified");
       judge(c.value("path", ""), status);
-      if (c.contains("old_path") && c["old_path"].is_string()) judge(c["old_path"].get<std::string>(), status + " (from)");
+      if (c.contains("old_path") && c["old_path"].is_string())
+        judge(c["old_path"].get<std::string>(), status + " (from)");
     }
     bool pass = diags.empty();
     json verdict{{"verdict", pass ? "pass" : "fail"},

@@ -31,7 +31,8 @@ class ForbiddenActionsGate : public cp::Gate {
     json in = json::parse(input_json);
     if (!in.contains("commands") || !in["commands"].is_array())
       throw cp::Error(CP_E_INVALID, "gate input lacks /commands: the host must list what the run executed");
-    json ids = in.contains("contract") ? in["contract"].value("forbidden_actions", json::array()) : json::array();
+    json ids =
+        in.contains("contract") ? in["contract"].value("forbidden_actions", json::array()) : json::array();
     json defs = json::array();
     if (in.contains("policies") && in["policies"].contains("forbidden_actions"))
       defs = in["policies"]["forbidden_actions"].value("actions", json::array());
@@ -59,7 +60,9 @@ class ForbiddenActionsGate : public cp::Gate {
       std::string cmd = c.value("command", "");
       for (const auto& r : rules)
         if (std::regex_search(cmd, r.re))
-          diags.push_back({{"severity", "error"}, {"rule", r.id}, {"value", cmd},
+          diags.push_back({{"severity", "error"},
+                           {"rule", r.id},
+                           {"value", cmd},
                            {"message", "executed command matches forbidden action '" + r.id + "': " + cmd +
                                            (r.reason.empty() ? "" : " (" + r.reason + ")")}});
     }

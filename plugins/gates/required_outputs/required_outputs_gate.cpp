@@ -68,10 +68,11 @@ class RequiredOutputsGate : public cp::Gate {
       entry["ok"] = why.empty();
       if (!why.empty()) {
         entry["problem"] = why;
-        diags.push_back({{"severity", "error"},
-                         {"rule", "required_output"},
-                         {"path", rel},
-                         {"message", "required output '" + name + "' (" + location + ":" + rel + "): " + why}});
+        diags.push_back(
+            {{"severity", "error"},
+             {"rule", "required_output"},
+             {"path", rel},
+             {"message", "required output '" + name + "' (" + location + ":" + rel + "): " + why}});
       }
       checked.push_back(entry);
     }

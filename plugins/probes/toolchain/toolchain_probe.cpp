@@ -71,8 +71,9 @@ class ToolchainProbe : public cp::Probe {
         opt.argv = {path, "--version"};
         opt.timeout_ms = static_cast<uint64_t>(timeout_ms_);
         opt.capture_limit = 4096;
-        opt.env = std::vector<std::string>{"PATH=" + std::string(std::getenv("PATH") ? std::getenv("PATH") : ""),
-                                           "HOME=" + std::string(std::getenv("HOME") ? std::getenv("HOME") : "/")};
+        opt.env =
+            std::vector<std::string>{"PATH=" + std::string(std::getenv("PATH") ? std::getenv("PATH") : ""),
+                                     "HOME=" + std::string(std::getenv("HOME") ? std::getenv("HOME") : "/")};
         cp::SpawnResult r = ctx.spawn(opt);
         t["present"] = true;
         t["path"] = path;

@@ -36,12 +36,17 @@ bool split_words(const std::string& s, std::vector<std::string>& out) {
   for (size_t i = 0; i < s.size(); ++i) {
     char c = s[i];
     if (quote == '\'') {
-      if (c == '\'') quote = 0;
-      else cur += c;
+      if (c == '\'')
+        quote = 0;
+      else
+        cur += c;
     } else if (quote == '"') {
-      if (c == '"') quote = 0;
-      else if (c == '\\' && i + 1 < s.size() && (s[i + 1] == '"' || s[i + 1] == '\\')) cur += s[++i];
-      else cur += c;
+      if (c == '"')
+        quote = 0;
+      else if (c == '\\' && i + 1 < s.size() && (s[i + 1] == '"' || s[i + 1] == '\\'))
+        cur += s[++i];
+      else
+        cur += c;
     } else if (c == '\'' || c == '"') {
       quote = c;
       in_word = true;
@@ -68,7 +73,10 @@ struct AllowEntry {
 class ToolRun : public cp::RunnerRun {
  public:
   ToolRun(cp::Context ctx, json run, bool stop_on_failure, int command_timeout)
-      : ctx_(ctx), run_(std::move(run)), stop_on_failure_(stop_on_failure), command_timeout_(command_timeout) {
+      : ctx_(ctx),
+        run_(std::move(run)),
+        stop_on_failure_(stop_on_failure),
+        command_timeout_(command_timeout) {
     worker_ = std::thread([this] { execute(); });
   }
   ~ToolRun() override {
@@ -96,20 +104,26 @@ class ToolRun : public cp::RunnerRun {
     json commands_out = json::array();
     try {
       std::vector<AllowEntry> allow;
-      json policy = run_.contains("policies") ? run_["policies"].value("command_allowlist", json::object()) : json::object();
+      json policy = run_.contains("policies") ? run_["policies"].value("command_allowlist", json::object())
+                                              : json::object();
       for (const auto& e : policy.value("entries", json::array())) {
         AllowEntry a{e.value("id", ""), e.value("program", ""), std::nullopt};
-        if (e.contains("args_regex")) a.args.emplace(e["args_regex"].get<std::string>(), std::regex::ECMAScript);
+        if (e.contains("args_regex"))
+          a.args.emplace(e["args_regex"].get<std::string>(), std::regex::ECMAScript);
         allow.push_back(std::move(a));
       }
       json cmds = run_["contract"]["runtime_options"].value("commands", json::array());
-      if (cmds.empty()) return finish({{"status", "error"}, {"reason", "the contract lists no runtime_options.commands for the tool runner"}, {"commands", commands_out}});
+      if (cmds.empty())
+        return finish({{"status", "error"},
+                       {"reason", "the contract lists no runtime_options.commands for the tool runner"},
+                       {"commands", commands_out}});
       std::string bundle = ctx_.bundle_dir();
       int index = 0;
       for (const auto& c : cmds) {
         std::string line = c.get<std::string>();
         if (cancelled_ || ctx_.cancelled())
-          return finish({{"status", "cancelled"}, {"reason", "cancelled before: " + line}, {"commands", commands_out}});
+          return finish(
+              {{"status", "cancelled"}, {"reason", "cancelled before: " + line}, {"commands", commands_out}});
         std::vector<std::string> argv;
         std::string denial;
         const AllowEntry* hit = nullptr;
@@ -134,7 +148,9 @@ class ToolRun : public cp::RunnerRun {
         if (!hit) {
           ctx_.emit("COMMAND_REJECTED", json{{"command", line}, {"index", index}, {"reason", denial}}.dump());
           commands_out.push_back({{"command", line}, {"status", "declined"}, {"reason", denial}});
-          return finish({{"status", "denied"}, {"reason", "command '" + line + "' " + denial}, {"commands", commands_out}});
+          return finish({{"status", "denied"},
+                         {"reason", "command '" + line + "' " + denial},
+                         {"commands", commands_out}});
         }
         cp::SpawnOptions opt;
         opt.argv = argv;
@@ -146,20 +162,41 @@ class ToolRun : public cp::RunnerRun {
           opt.stderr_path = bundle + "/artifacts/tool/" + std::to_string(index) + ".stderr.log";
         }
         cp::SpawnResult r = ctx_.spawn(opt);
-        std::string status = r.ok() ? "completed" : r.timed_out ? "timeout" : r.cancelled ? "cancelled" : "failed";
-        json rec{{"command", line}, {"argv", argv}, {"allowlist_entry", hit->id}, {"exit_code", r.exit_code},
-                 {"term_signal", r.term_signal}, {"status", status}, {"duration_ms", r.duration_ms}};
-        ctx_.emit("COMMAND_EXECUTED", json{{"command", line}, {"index", index}, {"exit_code", r.exit_code},
-                                           {"term_signal", r.term_signal}, {"status", status},
-                                           {"duration_ms", r.duration_ms}, {"source", "tool"}}.dump());
+        std::string status = r.ok()        ? "completed"
+                             : r.timed_out ? "timeout"
+                             : r.cancelled ? "cancelled"
+                                           : "failed";
+        json rec{{"command", line},
+                 {"argv", argv},
+                 {"allowlist_entry", hit->id},
+                 {"exit_code", r.exit_code},
+                 {"term_signal", r.term_signal},
+                 {"status", status},
+                 {"duration_ms", r.duration_ms}};
+        ctx_.emit("COMMAND_EXECUTED", json{{"command", line},
+                                           {"index", index},
+                                           {"exit_code", r.exit_code},
+                                           {"term_signal", r.term_signal},
+                                           {"status", status},
+                                           {"duration_ms", r.duration_ms},
+                                           {"source", "tool"}}
+                                          .dump());
         commands_out.push_back(rec);
         ++index;
-        if (r.cancelled) return finish({{"status", "cancelled"}, {"reason", "cancelled during: " + line}, {"commands", commands_out}});
-        if (r.timed_out) return finish({{"status", "timeout"}, {"reason", "command timed out: " + line}, {"commands", commands_out}});
+        if (r.cancelled)
+          return finish(
+              {{"status", "cancelled"}, {"reason", "cancelled during: " + line}, {"commands", commands_out}});
+        if (r.timed_out)
+          return finish(
+              {{"status", "timeout"}, {"reason", "command timed out: " + line}, {"commands", commands_out}});
         if (!r.ok() && stop_on_failure_) {
-          std::string why = !r.started ? "did not start" : r.term_signal ? "killed by signal " + std::to_string(r.term_signal) : "exit " + std::to_string(r.exit_code);
-          return finish({{"status", "failed"}, {"reason", "command failed (" + why + "): " + line},
-                         {"exit_code", r.exit_code}, {"commands", commands_out}});
+          std::string why = !r.started      ? "did not start"
+                            : r.term_signal ? "killed by signal " + std::to_string(r.term_signal)
+                                            : "exit " + std::to_string(r.exit_code);
+          return finish({{"status", "failed"},
+                         {"reason", "command failed (" + why + "): " + line},
+                         {"exit_code", r.exit_code},
+                         {"commands", commands_out}});
         }
       }
       bool all_ok = true;
@@ -169,7 +206,9 @@ class ToolRun : public cp::RunnerRun {
               {"commands", commands_out},
               {"usage", {{"turns", commands_out.size()}}}});
     } catch (const std::exception& e) {
-      finish({{"status", "error"}, {"reason", std::string("tool runner: ") + e.what()}, {"commands", commands_out}});
+      finish({{"status", "error"},
+              {"reason", std::string("tool runner: ") + e.what()},
+              {"commands", commands_out}});
     }
   }
 

@@ -79,14 +79,14 @@ extern "C" {
 
 /* Status of a call. Negative values are failures. */
 typedef enum cp_status {
-  CP_OK = 0,                 /* done */
-  CP_PENDING = 1,            /* runner wait only: not finished within the timeout; call wait again */
-  CP_E_INVALID = -1,         /* the input or config is wrong; the message says what and where */
-  CP_E_FAILED = -2,          /* the plugin failed internally */
-  CP_E_UNSUPPORTED = -3,     /* the plugin does not implement this call or option */
-  CP_E_CANCELLED = -4,       /* the call stopped because the host asked it to */
-  CP_E_TIMEOUT = -5,         /* a deadline passed */
-  CP_E_LIMIT = -6            /* an output or resource limit was hit (e.g. the sink refused more bytes) */
+  CP_OK = 0,             /* done */
+  CP_PENDING = 1,        /* runner wait only: not finished within the timeout; call wait again */
+  CP_E_INVALID = -1,     /* the input or config is wrong; the message says what and where */
+  CP_E_FAILED = -2,      /* the plugin failed internally */
+  CP_E_UNSUPPORTED = -3, /* the plugin does not implement this call or option */
+  CP_E_CANCELLED = -4,   /* the call stopped because the host asked it to */
+  CP_E_TIMEOUT = -5,     /* a deadline passed */
+  CP_E_LIMIT = -6        /* an output or resource limit was hit (e.g. the sink refused more bytes) */
 } cp_status;
 
 /* Plugin kinds. A manifest may hold descriptors of several kinds. */
@@ -107,9 +107,9 @@ typedef enum cp_log_level {
 /* An error object. Allocated by the host (cp_host_services.make_error), freed by the host.
  * The plugin only creates it and hands it over through an `err` out-parameter. */
 typedef struct cp_error {
-  uint32_t struct_size;  /* sizeof(cp_error) as the host built it */
-  int32_t code;          /* a cp_status value, or a plugin-defined code < -1000 */
-  const char* message;   /* UTF-8, owned by the error; valid until the host frees the error */
+  uint32_t struct_size; /* sizeof(cp_error) as the host built it */
+  int32_t code;         /* a cp_status value, or a plugin-defined code < -1000 */
+  const char* message;  /* UTF-8, owned by the error; valid until the host frees the error */
 } cp_error;
 
 /* A byte sink the host provides for one output. write() may be called several times; the bytes are
@@ -118,7 +118,7 @@ typedef struct cp_error {
  * passed to. */
 typedef struct cp_sink {
   uint32_t struct_size;
-  void* opaque;  /* host data; never touched by the plugin */
+  void* opaque; /* host data; never touched by the plugin */
   int (*write)(struct cp_sink* self, const char* data, size_t len);
 } cp_sink;
 
@@ -129,24 +129,24 @@ struct cp_context;
  * group when the leader exits, and reaps everything. So no plugin can leak a child. */
 typedef struct cp_spawn_request {
   uint32_t struct_size;
-  const char* const* argv;   /* NULL-terminated; argv[0] is looked up in PATH when it has no '/' */
-  const char* cwd;           /* working directory; NULL = the run's workspace, or the host's cwd */
-  const char* const* env;    /* NULL-terminated "K=V" list replacing the environment; NULL = inherit */
-  uint64_t timeout_ms;       /* 0 = no deadline other than the run's own cancellation */
-  const char* stdout_path;   /* when non-NULL, stdout is also written to this file (created/truncated) */
-  const char* stderr_path;   /* same for stderr */
-  cp_sink* stdout_sink;      /* when non-NULL, receives stdout bytes as they arrive (may be NULL) */
-  cp_sink* stderr_sink;      /* same for stderr */
+  const char* const* argv; /* NULL-terminated; argv[0] is looked up in PATH when it has no '/' */
+  const char* cwd;         /* working directory; NULL = the run's workspace, or the host's cwd */
+  const char* const* env;  /* NULL-terminated "K=V" list replacing the environment; NULL = inherit */
+  uint64_t timeout_ms;     /* 0 = no deadline other than the run's own cancellation */
+  const char* stdout_path; /* when non-NULL, stdout is also written to this file (created/truncated) */
+  const char* stderr_path; /* same for stderr */
+  cp_sink* stdout_sink;    /* when non-NULL, receives stdout bytes as they arrive (may be NULL) */
+  cp_sink* stderr_sink;    /* same for stderr */
 } cp_spawn_request;
 
 /* How a spawned process ended. Filled by the host. */
 typedef struct cp_spawn_result {
   uint32_t struct_size;
-  int32_t started;      /* 1 when the process was started; 0 when exec failed (exit_code is then 127) */
-  int32_t exit_code;    /* exit status when it exited normally, else -1 */
-  int32_t term_signal;  /* the signal that ended it, else 0 */
-  int32_t timed_out;    /* 1 when the host killed it because timeout_ms passed */
-  int32_t cancelled;    /* 1 when the host killed it because the run was cancelled */
+  int32_t started;     /* 1 when the process was started; 0 when exec failed (exit_code is then 127) */
+  int32_t exit_code;   /* exit status when it exited normally, else -1 */
+  int32_t term_signal; /* the signal that ended it, else 0 */
+  int32_t timed_out;   /* 1 when the host killed it because timeout_ms passed */
+  int32_t cancelled;   /* 1 when the host killed it because the run was cancelled */
   uint64_t duration_ms;
 } cp_spawn_result;
 
@@ -171,9 +171,9 @@ typedef struct cp_host_services {
 typedef struct cp_context {
   uint32_t struct_size;
   const cp_host_services* services;
-  void* opaque;            /* host data; never touched by the plugin */
-  const char* workspace;   /* the run's worktree, or NULL outside a run */
-  const char* bundle_dir;  /* the run's bundle directory, or NULL outside a run */
+  void* opaque;           /* host data; never touched by the plugin */
+  const char* workspace;  /* the run's worktree, or NULL outside a run */
+  const char* bundle_dir; /* the run's bundle directory, or NULL outside a run */
 } cp_context;
 
 /* What the host tells a plugin at load time. */
@@ -194,7 +194,7 @@ typedef struct cp_host_info {
  * On success store the instance in *out_instance and return CP_OK. On failure return an error status and
  * optionally set *err; *out_instance is ignored. */
 typedef cp_status (*cp_create_fn)(const cp_context* ctx, const char* config_json, void** out_instance,
-                                   cp_error** err);
+                                  cp_error** err);
 /* destroy: free the instance. Called exactly once per successful create, after every other call on it. */
 typedef void (*cp_destroy_fn)(void* instance);
 
@@ -270,10 +270,10 @@ typedef struct cp_plugin_descriptor {
 /* What a library offers. Owned by the plugin; valid until unload. */
 typedef struct cp_plugin_manifest {
   uint32_t struct_size;
-  uint32_t abi_major;                      /* CP_PLUGIN_ABI_MAJOR the plugin was built with */
-  uint32_t abi_minor;                      /* CP_PLUGIN_ABI_MINOR the plugin was built with */
-  const char* name;                        /* library name, e.g. "cp-gates-core" */
-  const char* version;                     /* library version */
+  uint32_t abi_major;  /* CP_PLUGIN_ABI_MAJOR the plugin was built with */
+  uint32_t abi_minor;  /* CP_PLUGIN_ABI_MINOR the plugin was built with */
+  const char* name;    /* library name, e.g. "cp-gates-core" */
+  const char* version; /* library version */
   size_t descriptor_count;
   const cp_plugin_descriptor* descriptors; /* array of descriptor_count entries */
 } cp_plugin_manifest;

@@ -40,13 +40,13 @@ class Error : public std::runtime_error {
 
 // Options for Context::spawn. The host owns the process (group, deadline, kill, reap).
 struct SpawnOptions {
-  std::vector<std::string> argv;                       // argv[0] looked up in PATH when it has no '/'
-  std::string cwd;                                     // empty = the run's workspace or the host's cwd
-  std::optional<std::vector<std::string>> env;         // "K=V" entries replacing the environment
-  uint64_t timeout_ms = 0;                             // 0 = none beyond the run's own cancellation
-  std::string stdout_path;                             // also write stdout here when non-empty
-  std::string stderr_path;                             // also write stderr here when non-empty
-  size_t capture_limit = 1 << 20;                      // bytes of each stream kept in SpawnResult
+  std::vector<std::string> argv;                // argv[0] looked up in PATH when it has no '/'
+  std::string cwd;                              // empty = the run's workspace or the host's cwd
+  std::optional<std::vector<std::string>> env;  // "K=V" entries replacing the environment
+  uint64_t timeout_ms = 0;                      // 0 = none beyond the run's own cancellation
+  std::string stdout_path;                      // also write stdout here when non-empty
+  std::string stderr_path;                      // also write stderr here when non-empty
+  size_t capture_limit = 1 << 20;               // bytes of each stream kept in SpawnResult
 };
 
 struct SpawnResult {
@@ -56,9 +56,9 @@ struct SpawnResult {
   bool timed_out = false;
   bool cancelled = false;
   uint64_t duration_ms = 0;
-  std::string out;        // first capture_limit bytes of stdout
-  std::string err;        // first capture_limit bytes of stderr
-  bool truncated = false; // true when either stream was longer than capture_limit
+  std::string out;         // first capture_limit bytes of stdout
+  std::string err;         // first capture_limit bytes of stderr
+  bool truncated = false;  // true when either stream was longer than capture_limit
   bool ok() const { return started && exit_code == 0 && term_signal == 0 && !timed_out && !cancelled; }
 };
 
@@ -189,7 +189,8 @@ class Runner {
 namespace detail {
 
 inline cp_status fail(const cp_context* ctx, cp_error** err, cp_status code, const char* message) {
-  if (err && ctx && ctx->services && ctx->services->make_error) *err = ctx->services->make_error(ctx, code, message);
+  if (err && ctx && ctx->services && ctx->services->make_error)
+    *err = ctx->services->make_error(ctx, code, message);
   return code;
 }
 
@@ -230,7 +231,8 @@ void destroy(void* instance) {
 
 template <class T>
 struct GateThunks {
-  static cp_status evaluate(void* inst, const cp_context* ctx, const char* input, cp_sink* out, cp_error** err) {
+  static cp_status evaluate(void* inst, const cp_context* ctx, const char* input, cp_sink* out,
+                            cp_error** err) {
     return guarded(ctx, err, [&] {
       Context c(ctx);
       return emit(out, static_cast<Gate*>(static_cast<T*>(inst))->evaluate(c, input ? input : "{}"));
@@ -299,15 +301,22 @@ struct RunnerThunks {
     });
   }
   static void release(void*, void* run) { delete static_cast<Handle*>(run); }
-  static constexpr cp_runner_vtable table{sizeof(cp_runner_vtable), &create<T>, &destroy<T>, &start,
-                                          &wait, &cancel, &release};
+  static constexpr cp_runner_vtable table{
+      sizeof(cp_runner_vtable), &create<T>, &destroy<T>, &start, &wait, &cancel, &release};
 };
 
 inline cp_plugin_descriptor describe(cp_plugin_kind kind, const char* id, const char* version,
                                      const char* description, const char* config_schema,
                                      const char* capabilities, uint32_t flags, const void* vtable) {
-  return cp_plugin_descriptor{sizeof(cp_plugin_descriptor), kind, id, version, description, config_schema,
-                              capabilities, flags, vtable};
+  return cp_plugin_descriptor{sizeof(cp_plugin_descriptor),
+                              kind,
+                              id,
+                              version,
+                              description,
+                              config_schema,
+                              capabilities,
+                              flags,
+                              vtable};
 }
 
 }  // namespace detail
@@ -315,19 +324,22 @@ inline cp_plugin_descriptor describe(cp_plugin_kind kind, const char* id, const 
 // Descriptor builders for CP_PLUGIN. Strings must have static storage (literals are fine).
 template <class T>
 cp_plugin_descriptor gate(const char* id, const char* version, const char* description,
-                          const char* config_schema = "{\"type\":\"object\"}", const char* capabilities = "[]") {
+                          const char* config_schema = "{\"type\":\"object\"}",
+                          const char* capabilities = "[]") {
   return detail::describe(CP_KIND_GATE, id, version, description, config_schema, capabilities, 0,
                           &detail::GateThunks<T>::table);
 }
 template <class T>
 cp_plugin_descriptor probe(const char* id, const char* version, const char* description,
-                           const char* config_schema = "{\"type\":\"object\"}", const char* capabilities = "[]") {
+                           const char* config_schema = "{\"type\":\"object\"}",
+                           const char* capabilities = "[]") {
   return detail::describe(CP_KIND_PROBE, id, version, description, config_schema, capabilities, 0,
                           &detail::ProbeThunks<T>::table);
 }
 template <class T>
 cp_plugin_descriptor runner(const char* id, const char* version, const char* description,
-                            const char* config_schema = "{\"type\":\"object\"}", const char* capabilities = "[]") {
+                            const char* config_schema = "{\"type\":\"object\"}",
+                            const char* capabilities = "[]") {
   return detail::describe(CP_KIND_RUNNER, id, version, description, config_schema, capabilities, 0,
                           &detail::RunnerThunks<T>::table);
 }
@@ -335,8 +347,8 @@ template <class T>
 cp_plugin_descriptor retention_lane(const char* id, const char* version, const char* description,
                                     const char* config_schema = "{\"type\":\"object\"}",
                                     const char* capabilities = "[]", uint32_t flags = 0) {
-  return detail::describe(CP_KIND_RETENTION_LANE, id, version, description, config_schema, capabilities, flags,
-                          &detail::LaneThunks<T>::table);
+  return detail::describe(CP_KIND_RETENTION_LANE, id, version, description, config_schema, capabilities,
+                          flags, &detail::LaneThunks<T>::table);
 }
 
 }  // namespace cp
@@ -344,7 +356,7 @@ cp_plugin_descriptor retention_lane(const char* id, const char* version, const c
 // Generates the exported entry point. NAME and VERSION are string literals; the rest are descriptors built
 // with cp::gate<T>(...), cp::probe<T>(...), cp::runner<T>(...), cp::retention_lane<T>(...).
 #define CP_PLUGIN(NAME, VERSION, ...)                                                                     \
-  extern "C" CP_PLUGIN_EXPORT cp_status cp_plugin_entry(const cp_host_info* host,                        \
+  extern "C" CP_PLUGIN_EXPORT cp_status cp_plugin_entry(const cp_host_info* host,                         \
                                                         const cp_plugin_manifest** out, cp_error** err) { \
     return ::cp::detail::guarded(host ? host->context : nullptr, err, [&] {                               \
       static const cp_plugin_descriptor descriptors[] = {__VA_ARGS__};                                    \
