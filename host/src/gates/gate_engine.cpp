@@ -21,13 +21,6 @@ using Clock = std::chrono::steady_clock;
 
 namespace {
 
-json error_doc(const std::string& summary) {
-  return json{{"verdict", "error"},
-              {"summary", summary},
-              {"diagnostics",
-               json::array({json{{"severity", "error"}, {"message", summary}, {"rule", "fail_closed"}}})}};
-}
-
 // One gate call on its own thread, so the host can stop waiting for a gate that hangs. Everything the
 // call touches lives here, shared with the thread: if the gate never returns, the thread keeps the state
 // alive and the host moves on (the in-process limit; out-of-process gates can be killed instead).
@@ -69,7 +62,7 @@ json evaluate_with_deadline(std::shared_ptr<GateCall> call, const GateRunOptions
       call->stop = true;
       // Give its spawned processes the kill and the gate a moment to notice.
       if (call->cv.wait_for(lock, std::chrono::seconds(5), [&] { return call->done; })) break;
-      return error_doc(
+      return error_verdict(
           cancelled ? "gate stopped: the run was cancelled"
                     : "gate did not finish within " +
                           std::to_string(
@@ -81,7 +74,7 @@ json evaluate_with_deadline(std::shared_ptr<GateCall> call, const GateRunOptions
   if (cancelled && call->outcome.ok()) {
     json doc = verdict_from(call->outcome);
     if (doc.value("verdict", "") == "pass")
-      return error_doc("gate interrupted: the run was cancelled while it ran");
+      return error_verdict("gate interrupted: the run was cancelled while it ran");
     return doc;
   }
   return verdict_from(call->outcome);
@@ -111,7 +104,7 @@ std::vector<GateResult> run_gates(const plugin::Registry& registry, const std::v
     std::string plugin_version;
     const plugin::PluginInfo* info = registry.find(spec.plugin);
     if (!info || info->kind != plugin::Kind::gate) {
-      doc = error_doc("no gate plugin '" + spec.plugin + "' is loaded (check --plugins and the pack)");
+      doc = error_verdict("no gate plugin '" + spec.plugin + "' is loaded (check --plugins and the pack)");
     } else {
       plugin_version = info->version;
       plugin::PluginInfo effective = *info;
@@ -129,13 +122,13 @@ std::vector<GateResult> run_gates(const plugin::Registry& registry, const std::v
         }
       }
       if (!problem.empty()) {
-        doc = error_doc(problem);
+        doc = error_verdict(problem);
       } else {
         auto call = std::make_shared<GateCall>();
         std::string error;
         call->instance = plugin::Instance::create(effective, error);
         if (!call->instance) {
-          doc = error_doc(error);
+          doc = error_verdict(error);
         } else {
           call->ctx = std::make_unique<plugin::CallContext>(spec.plugin);
           call->ctx->set_run_id(opt.input.value("run_id", ""));

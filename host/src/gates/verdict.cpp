@@ -8,14 +8,12 @@ namespace cp::gates {
 
 using nlohmann::json;
 
-namespace {
 json error_verdict(const std::string& summary) {
   return json{{"verdict", "error"},
               {"summary", summary},
               {"diagnostics",
                json::array({json{{"severity", "error"}, {"message", summary}, {"rule", "fail_closed"}}})}};
 }
-}  // namespace
 
 json verdict_from(const plugin::CallOutcome& outcome) {
   if (!outcome.ok()) return error_verdict("gate call failed: " + outcome.error);

@@ -25,6 +25,21 @@ void fsync_dir(const std::filesystem::path& dir) {
   if (rc != 0) fail("fsync folder", dir);
 }
 
+int write_all(int fd, std::string_view data) {
+  const char* p = data.data();
+  size_t left = data.size();
+  while (left > 0) {
+    ssize_t n = ::write(fd, p, left);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      return errno;
+    }
+    p += n;
+    left -= static_cast<size_t>(n);
+  }
+  return 0;
+}
+
 void write_atomic(const std::filesystem::path& target, std::string_view content) {
   std::filesystem::path dir = target.has_parent_path() ? target.parent_path() : ".";
   std::filesystem::create_directories(dir);
@@ -32,20 +47,11 @@ void write_atomic(const std::filesystem::path& target, std::string_view content)
   std::filesystem::path tmp = dir / ("." + target.filename().string() + ".tmp-" + std::to_string(rng()));
   int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
   if (fd < 0) fail("create", tmp);
-  const char* p = content.data();
-  size_t left = content.size();
-  while (left > 0) {
-    ssize_t n = ::write(fd, p, left);
-    if (n < 0) {
-      if (errno == EINTR) continue;
-      int e = errno;
-      ::close(fd);
-      ::unlink(tmp.c_str());
-      errno = e;
-      fail("write", tmp);
-    }
-    p += n;
-    left -= static_cast<size_t>(n);
+  if (int e = write_all(fd, content)) {
+    ::close(fd);
+    ::unlink(tmp.c_str());
+    errno = e;
+    fail("write", tmp);
   }
   if (::fsync(fd) != 0) {
     int e = errno;

@@ -14,4 +14,7 @@ void write_atomic(const std::filesystem::path& target, std::string_view content)
 void write_json_atomic(const std::filesystem::path& target, const nlohmann::json& doc);
 void fsync_dir(const std::filesystem::path& dir);
 
+// Writes all of `data` to fd, retrying short writes and EINTR. Returns 0, or the errno that stopped it.
+int write_all(int fd, std::string_view data);
+
 }  // namespace cp::store

@@ -1,5 +1,6 @@
 #include "store/event_log.hpp"
 
+#include "store/atomic_file.hpp"
 #include "store/sha256.hpp"
 
 #include <fcntl.h>
@@ -133,17 +134,8 @@ json EventLog::append(const std::string& type, json payload) {
          {"type", type},    {"payload", std::move(payload)}, {"prev_hash", last_hash_}};
   e["hash"] = event_hash(e);
   std::string line = e.dump() + "\n";
-  const char* p = line.data();
-  size_t left = line.size();
-  while (left > 0) {
-    ssize_t n = ::write(fd_, p, left);
-    if (n < 0) {
-      if (errno == EINTR) continue;
-      throw std::system_error(errno, std::generic_category(), "append to " + path_.string());
-    }
-    p += n;
-    left -= static_cast<size_t>(n);
-  }
+  if (int err = write_all(fd_, line))
+    throw std::system_error(err, std::generic_category(), "append to " + path_.string());
   if (durability_ == Durability::every_event && ::fdatasync(fd_) != 0)
     throw std::system_error(errno, std::generic_category(), "fdatasync " + path_.string());
   ++seq_;
