@@ -1,5 +1,7 @@
 #include "unit/test_support.hpp"
 
+#include <unistd.h>
+
 #include "run/process.hpp"
 
 #include <fstream>
@@ -45,6 +47,32 @@ Ran run(const std::vector<std::string>& argv, const std::filesystem::path& cwd) 
   spec.argv = argv;
   spec.cwd = cwd;
   spec.timeout = std::chrono::minutes(5);
+  std::string out, err;
+  spec.on_stdout = [&](std::string_view s) {
+    out.append(s);
+    return true;
+  };
+  spec.on_stderr = [&](std::string_view s) {
+    err.append(s);
+    return true;
+  };
+  auto o = run::run_process(spec);
+  return {o.term_signal ? 128 + o.term_signal : o.exit_code, out, err};
+}
+
+Ran run_env(const std::vector<std::string>& argv, const std::vector<std::string>& extra_env,
+            const std::filesystem::path& cwd) {
+  run::ProcessSpec spec;
+  spec.argv = argv;
+  spec.cwd = cwd;
+  spec.timeout = std::chrono::minutes(5);
+  spec.env.emplace();
+  for (char** e = environ; *e; ++e) spec.env->emplace_back(*e);
+  for (const auto& kv : extra_env) {
+    std::string key = kv.substr(0, kv.find('=') + 1);
+    std::erase_if(*spec.env, [&](const std::string& x) { return x.rfind(key, 0) == 0; });
+    spec.env->push_back(kv);
+  }
   std::string out, err;
   spec.on_stdout = [&](std::string_view s) {
     out.append(s);

@@ -33,6 +33,10 @@ struct Ran {
 // Runs argv (real process, through the host's process service) and returns exit code and output.
 Ran run(const std::vector<std::string>& argv, const std::filesystem::path& cwd = {});
 
+// The same with extra "K=V" entries on top of this process's environment.
+Ran run_env(const std::vector<std::string>& argv, const std::vector<std::string>& extra_env,
+            const std::filesystem::path& cwd = {});
+
 // Runs a shell line with /bin/sh -c; for test set-up such as building a git repo.
 Ran sh(const std::string& line, const std::filesystem::path& cwd = {});
 

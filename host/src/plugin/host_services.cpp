@@ -72,8 +72,14 @@ cp_status svc_spawn(const cp_context* raw, const cp_spawn_request* req, cp_spawn
   spec.timeout = std::chrono::milliseconds(req->timeout_ms);
   if (req->stdout_path) spec.stdout_path = req->stdout_path;
   if (req->stderr_path) spec.stderr_path = req->stderr_path;
+  std::atomic<bool> stop{false};
+  spec.stop = &stop;
   if (cp_sink* s = req->stdout_sink)
-    spec.on_stdout = [s](std::string_view chunk) { return s->write(s, chunk.data(), chunk.size()) == 0; };
+    spec.on_stdout = [s, &stop](std::string_view chunk) {
+      if (s->write(s, chunk.data(), chunk.size()) == 0) return true;
+      stop = true;  // the plugin asked for the process to be stopped
+      return false;
+    };
   if (cp_sink* s = req->stderr_sink)
     spec.on_stderr = [s](std::string_view chunk) { return s->write(s, chunk.data(), chunk.size()) == 0; };
   if (ctx) spec.cancel = ctx->cancel_flag();

@@ -14,6 +14,7 @@
 #include "run/workspace.hpp"
 #include "store/bundle.hpp"
 #include "store/event_check.hpp"
+#include "store/run_index.hpp"
 #include "store/sha256.hpp"
 
 #include <chrono>
@@ -191,6 +192,24 @@ RunOutcome run_contract(const RunRequest& req) {
     return o;
   }
 
+  // Resuming an agent thread: the earlier run must exist and have recorded its thread.
+  json resume;
+  if (c["runtime_options"].contains("resume_from_run")) {
+    std::string from = c["runtime_options"]["resume_from_run"];
+    auto dir = store::find_run(req.root, from);
+    json prev = dir ? store::read_json_file(*dir / "manifest.json") : json();
+    if (!prev.is_object() || !prev.contains("thread_id")) {
+      o.stage = RunOutcome::Stage::invalid;
+      o.error = "runtime_options.resume_from_run: run '" + from + "' " +
+                (dir ? "recorded no agent thread to resume"
+                     : "does not exist under " + store::runs_dir(req.root).string());
+      return o;
+    }
+    resume = {{"thread_id", prev["thread_id"]},
+              {"from_run", from},
+              {"codex_home", (store::runtime_dir(req.root) / "codex-home" / from).string()}};
+  }
+
   // Bundles a crash left unsealed are sealed before a new run starts (nothing silently dropped).
   for (const auto& r : recover_unsealed(req.root))
     say("recovered " + r.run_id + ": sealed as " + r.verdict + " (" + r.reason + ")");
@@ -308,6 +327,7 @@ RunOutcome run_contract(const RunRequest& req) {
                  {"policies", compiled.document["policies"]},
                  {"workspace", ws->path().string()},
                  {"bundle_dir", bundle->dir().string()}};
+      if (!resume.is_null()) input["resume"] = resume;
       events.append("RUNNER_STARTED", {{"runner", runner_id}, {"version", runner_info->version}});
       say("runner " + runner_id + " started");
       auto wall = wall_time_of(c);
@@ -378,6 +398,8 @@ RunOutcome run_contract(const RunRequest& req) {
       say("gate " + r.gate_id + ": " + r.verdict + (r.summary.empty() ? "" : " — " + r.summary));
     }
     std::tie(verdict, reason) = decide_verdict(vin);
+    if (verdict == "failure" && runner_result.contains("budget_exceeded"))
+      reason = runner_result.value("reason", "");
     if (verdict != "success" && runner_result.contains("reason") &&
         (verdict == rstatus || verdict == "failure" || verdict == "timeout") &&
         reason.find("runner") != std::string::npos)
@@ -413,6 +435,8 @@ RunOutcome run_contract(const RunRequest& req) {
                      {"commands", runner_result.value("commands", json::array())},
                      {"usage", runner_result.value("usage", json::object())},
                      {"changes", changes}};
+    for (const char* k : {"thread_id", "stream", "last_message", "budget_exceeded", "exit_code"})
+      if (runner_result.contains(k)) task_result[k] = runner_result[k];
     bundle->write_json("reports/task_result.json", task_result);
     json reports{{"task_result", "reports/task_result.json"}};
     for (const auto& g : gate_summaries)
@@ -445,6 +469,8 @@ RunOutcome run_contract(const RunRequest& req) {
                {"usage", runner_result.value("usage", json::object())},
                {"events", {{"count", events.count()}, {"last_hash", events.last_hash()}}},
                {"worktree_kept", keep}};
+    if (runner_result.contains("thread_id")) patch["thread_id"] = runner_result["thread_id"];
+    if (!resume.is_null()) patch["resumed_from"] = resume["from_run"];
     if (!awaiting) patch["verdict"] = verdict;
     bundle->update_manifest(patch);
     if (ws && !keep) ws->remove();

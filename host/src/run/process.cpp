@@ -242,7 +242,7 @@ ProcessOutcome run_process(const ProcessSpec& spec) {
       if (ec) return;
       auto now = std::chrono::steady_clock::now();
       if (!exited) {
-        bool cancel_now = spec.cancel && spec.cancel->load();
+        bool cancel_now = (spec.cancel && spec.cancel->load()) || (spec.stop && spec.stop->load());
         bool deadline = spec.timeout.count() > 0 && now - t0 >= spec.timeout;
         if (!term_sent && (cancel_now || deadline)) {
           out.cancelled = cancel_now && !deadline;

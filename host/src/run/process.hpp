@@ -27,6 +27,7 @@ struct ProcessSpec {
   std::function<bool(std::string_view)> on_stdout;
   std::function<bool(std::string_view)> on_stderr;
   const std::atomic<bool>* cancel = nullptr;  // polled; when it turns true the group is stopped
+  const std::atomic<bool>* stop = nullptr;    // a second such flag: the caller's own reason (a budget)
   size_t tail_bytes = 4096;                   // how much of each stream to keep in the outcome
   // Called once the process runs, with its pid (= its process group id), on the calling thread. Lets a
   // run record its groups so that recovery can kill what a crashed host left behind.

@@ -135,8 +135,11 @@ typedef struct cp_spawn_request {
   uint64_t timeout_ms;     /* 0 = no deadline other than the run's own cancellation */
   const char* stdout_path; /* when non-NULL, stdout is also written to this file (created/truncated) */
   const char* stderr_path; /* same for stderr */
-  cp_sink* stdout_sink;    /* when non-NULL, receives stdout bytes as they arrive (may be NULL) */
-  cp_sink* stderr_sink;    /* same for stderr */
+  cp_sink* stdout_sink;    /* when non-NULL, receives stdout bytes as they arrive, on the thread that
+                            * called spawn. A non-zero return asks the host to stop the process: its
+                            * group gets SIGTERM, then SIGKILL after the grace period, and the result
+                            * says cancelled = 1 (how a runner enforces a budget from the stream). */
+  cp_sink* stderr_sink;    /* same for stderr (a non-zero return only stops the delivery) */
 } cp_spawn_request;
 
 /* How a spawned process ended. Filled by the host. */

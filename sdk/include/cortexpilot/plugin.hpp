@@ -19,11 +19,13 @@
 
 #include <cstdint>
 #include <exception>
+#include <functional>
 #include <memory>
 #include <new>
 #include <optional>
 #include <stdexcept>
 #include <string>
+#include <string_view>
 #include <vector>
 
 namespace cp {
@@ -47,6 +49,9 @@ struct SpawnOptions {
   std::string stdout_path;                      // also write stdout here when non-empty
   std::string stderr_path;                      // also write stderr here when non-empty
   size_t capture_limit = 1 << 20;               // bytes of each stream kept in SpawnResult
+  // Called with stdout bytes as they arrive, on the calling thread (chunks, not lines). Return false to
+  // have the host stop the process (SpawnResult::cancelled is then true). Exceptions must not escape.
+  std::function<bool(std::string_view)> on_stdout;
 };
 
 struct SpawnResult {
@@ -100,8 +105,8 @@ class Context {
       env.push_back(nullptr);
     }
     SpawnResult result;
-    Capture out{&result.out, options.capture_limit, &result.truncated};
-    Capture err{&result.err, options.capture_limit, &result.truncated};
+    Capture out{&result.out, options.capture_limit, &result.truncated, &options.on_stdout};
+    Capture err{&result.err, options.capture_limit, &result.truncated, nullptr};
     cp_sink out_sink{sizeof(cp_sink), &out, &Capture::write};
     cp_sink err_sink{sizeof(cp_sink), &err, &Capture::write};
     cp_spawn_request req{};
@@ -133,12 +138,15 @@ class Context {
     std::string* into;
     size_t limit;
     bool* truncated;
+    const std::function<bool(std::string_view)>* on_data;
     static int write(cp_sink* self, const char* data, size_t len) {
       auto* c = static_cast<Capture*>(self->opaque);
       size_t room = c->into->size() < c->limit ? c->limit - c->into->size() : 0;
       if (len > room) *c->truncated = true;
       c->into->append(data, len < room ? len : room);
-      return 0;  // keep the process running; we only stop keeping bytes
+      // Past the capture limit we only stop keeping bytes; the callback alone may stop the process.
+      if (c->on_data && *c->on_data && !(*c->on_data)(std::string_view(data, len))) return 1;
+      return 0;
     }
   };
   const cp_context* raw_;

@@ -1,0 +1,157 @@
+// A project root and a git repository for end-to-end runs of the cp-host binary, shared by the run tests.
+#pragma once
+
+#include "contract/schema_catalog.hpp"
+#include "unit/test_support.hpp"
+
+#include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
+
+#include <signal.h>
+
+#include <cctype>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+#include <thread>
+
+namespace cp::test {
+
+using nlohmann::json;
+namespace fs = std::filesystem;
+
+inline Ran host(std::vector<std::string> args, const fs::path& cwd = {}) {
+  std::vector<std::string> argv{CP_HOST_BIN, "--plugins", CP_PLUGIN_DIR};
+  argv.insert(argv.end(), args.begin(), args.end());
+  return cp::test::run(argv, cwd);
+}
+
+inline void expect_valid(const std::string& schema, const json& doc, const std::string& what) {
+  auto v = cp::contract::schema(schema).validate(doc);
+  EXPECT_TRUE(v.empty()) << what << " breaks " << schema << " at "
+                         << (v.empty() ? "" : v[0].pointer + ": " + v[0].message) << "\n"
+                         << doc.dump(2);
+}
+
+// True while any process of the group is alive (zombies waiting for init to reap them do not count).
+inline bool group_alive(pid_t pgid) {
+  for (const auto& e : fs::directory_iterator("/proc")) {
+    std::string name = e.path().filename().string();
+    if (name.empty() || !std::isdigit(static_cast<unsigned char>(name[0]))) continue;
+    std::ifstream in(e.path() / "stat");
+    std::string stat;
+    std::getline(in, stat);
+    size_t close = stat.rfind(')');
+    if (close == std::string::npos) continue;
+    std::istringstream rest(stat.substr(close + 2));
+    char state = 0;
+    long ppid = 0, pgrp = 0;
+    rest >> state >> ppid >> pgrp;
+    if (pgrp == pgid && state != 'Z' && state != 'X') return true;
+  }
+  return false;
+}
+
+// A project root and a git repo made from the sample project plus a few scenario scripts.
+struct RunProject {
+  cp::test::TempDir dir;
+  fs::path repo;
+  RunProject() {
+    for (const char* d : {"packs", "policies"})
+      fs::copy(fs::path(CP_SOURCE_DIR) / d, dir / d, fs::copy_options::recursive);
+    repo = dir / "repo";
+    fs::copy(fs::path(CP_SOURCE_DIR) / "examples/sample-repo", repo, fs::copy_options::recursive);
+    cp::test::write_file(repo / "scripts/mklink.sh", "ln -s /etc/passwd src/passwd-link\n");
+    cp::test::write_file(repo / "scripts/hang.sh",
+                         "echo $$ > ../../hang.pid\nsleep 300 &\nsleep 300 &\nwait\n");
+    cp::test::write_file(repo / ".gitignore", "build/\n");
+    cp::test::write_file(repo / "scripts/write_ignored.sh", "mkdir -p build && echo x > build/out.txt\n");
+    Ran r = cp::test::sh(
+        "git init -q -b main && git add -A && git -c user.name=t -c user.email=t@localhost "
+        "commit -q -m init",
+        repo);
+    EXPECT_EQ(r.exit_code, 0) << r.err;
+  }
+
+  json contract(std::vector<std::string> commands) const {
+    json c =
+        json::parse(cp::test::read_file(fs::path(CP_SOURCE_DIR) / "contracts/examples/fix-greeting.json"));
+    c["runtime_options"]["commands"] = commands;
+    return c;
+  }
+
+  struct Result {
+    Ran ran;
+    json out;
+    fs::path bundle;
+    json manifest;
+    json read(const std::string& rel) const { return json::parse(cp::test::read_file(bundle / rel)); }
+    std::vector<json> events() const {
+      std::vector<json> ev;
+      std::ifstream in(bundle / "events.jsonl");
+      std::string line;
+      while (std::getline(in, line)) ev.push_back(json::parse(line));
+      return ev;
+    }
+    std::vector<std::string> event_types() const {
+      std::vector<std::string> t;
+      for (const auto& e : events()) t.push_back(e["type"]);
+      return t;
+    }
+  };
+
+  // Runs the contract; `env` adds "K=V" entries (fake agent scenarios, PATH) to cp-host's environment.
+  Result run(const json& contract, const std::vector<std::string>& env = {}) const {
+    cp::test::write_file(dir / "contracts/task.json", contract.dump(2));
+    Result r;
+    std::vector<std::string> argv{CP_HOST_BIN,
+                                  "--plugins",
+                                  CP_PLUGIN_DIR,
+                                  "--root",
+                                  dir.path().string(),
+                                  "run",
+                                  (dir / "contracts/task.json").string(),
+                                  "--repo",
+                                  repo.string(),
+                                  "--json",
+                                  "--quiet"};
+    r.ran = cp::test::run_env(argv, env, dir.path());
+    r.out = json::parse(r.ran.out, nullptr, false);
+    if (r.out.is_object() && r.out.contains("bundle")) {
+      r.bundle = r.out["bundle"].get<std::string>();
+      if (r.bundle.is_relative()) r.bundle = dir.path() / r.bundle;
+      r.manifest = json::parse(cp::test::read_file(r.bundle / "manifest.json"));
+    }
+    return r;
+  }
+
+  Ran runs(std::vector<std::string> args) const {
+    std::vector<std::string> a{"--root", dir.path().string(), "runs"};
+    a.insert(a.end(), args.begin(), args.end());
+    return host(a, dir.path());
+  }
+};
+
+// Every file of a sealed bundle validates against its schema, and the event chain verifies.
+inline void expect_bundle_valid(const RunProject& p, const RunProject::Result& r) {
+  expect_valid("run_manifest", r.manifest, "manifest.json");
+  expect_valid("compiled_contract", r.read("contract.json"), "contract.json");
+  expect_valid("task_result", r.read("reports/task_result.json"), "task_result.json");
+  for (const auto& e : r.events()) expect_valid("event", e, "event " + e["type"].get<std::string>());
+  for (const auto& g : r.manifest["gates"])
+    if (g.contains("report")) expect_valid("gate_verdict", r.read(g["report"]), g["report"]);
+  if (fs::exists(r.bundle / "reports/proof_pack.json"))
+    expect_valid("proof_pack", r.read("reports/proof_pack.json"), "proof_pack");
+  if (fs::exists(r.bundle / "reports/incident_pack.json"))
+    expect_valid("incident_pack", r.read("reports/incident_pack.json"), "incident_pack");
+  Ran v = p.runs({"verify", r.manifest["run_id"]});
+  EXPECT_EQ(v.exit_code, 0) << v.out << v.err;
+  EXPECT_EQ(r.manifest["status"], "sealed");
+  EXPECT_EQ(r.manifest["events"]["count"], r.events().size());
+}
+
+inline json gate_report(const RunProject::Result& r, const std::string& id) {
+  return r.read("reports/gate_" + id + ".json");
+}
+
+}  // namespace cp::test
