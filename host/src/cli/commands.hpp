@@ -35,6 +35,7 @@ void add_probe(CLI::App& app, Globals& g, Runner& run);
 void add_schemas(CLI::App& app, Runner& run);
 void add_run(CLI::App& app, Globals& g, Runner& run);
 void add_runs(CLI::App& app, Globals& g, Runner& run);
+void add_intake(CLI::App& app, Globals& g, Runner& run);
 
 // <exe dir>/../plugins (build tree) or <exe dir>/../lib/cp-host/plugins (installed); $CP_HOST_PLUGINS wins.
 std::filesystem::path default_plugins_dir();

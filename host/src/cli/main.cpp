@@ -31,6 +31,7 @@ int main(int argc, char** argv) {
   add_schemas(app, run);
   add_run(app, g, run);
   add_runs(app, g, run);
+  add_intake(app, g, run);
 
   try {
     app.parse(argc, argv);

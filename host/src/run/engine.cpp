@@ -6,8 +6,8 @@
 #include "log/logger.hpp"
 #include "plugin/host_services.hpp"
 #include "plugin/instance.hpp"
-#include "plugin/probe_call.hpp"
 #include "plugin/registry.hpp"
+#include "run/capability_check.hpp"
 #include "run/evidence_packs.hpp"
 #include "run/process.hpp"
 #include "run/recovery.hpp"
@@ -126,17 +126,13 @@ json plugin_list(const plugin::Registry& reg, const std::vector<std::string>& id
 
 }  // namespace
 
-RunOutcome run_contract(const RunRequest& req) {
-  RunOutcome o;
-  auto say = [&](const std::string& line) {
-    if (req.progress) req.progress(line);
-  };
-
+bool prepare_run(const fs::path& contract_path, const fs::path& root, const fs::path& plugins_dir, Prepared& p,
+                 RunOutcome& o) {
   // 1. Validate: nothing is written for bad input.
   contract::ValidateOptions vopt;
-  vopt.paths = {req.contract_path};
-  vopt.root = req.root;
-  vopt.plugins_dir = req.plugins_dir;
+  vopt.paths = {contract_path};
+  vopt.root = root;
+  vopt.plugins_dir = plugins_dir;
   vopt.forced_schema = "task_contract";
   vopt.jobs = 1;
   try {
@@ -145,52 +141,69 @@ RunOutcome run_contract(const RunRequest& req) {
       o.stage = RunOutcome::Stage::invalid;
       o.diagnostics = report.diagnostics;
       o.error = "the contract is invalid";
-      return o;
+      return false;
     }
   } catch (const contract::UsageError& e) {
     o.stage = RunOutcome::Stage::invalid;
     o.error = e.what();
-    return o;
+    return false;
   }
-  json contract_doc = store::read_json_file(req.contract_path);
+  json contract_doc = store::read_json_file(contract_path);
+
+  // 2. Compile.
+  try {
+    p.compiled = contract::compile_contract(contract_doc, root);
+  } catch (const std::exception& e) {
+    o.stage = RunOutcome::Stage::invalid;
+    o.error = e.what();
+    return false;
+  }
+  std::string runner_id = p.compiled.document["contract"]["runtime_options"].value("runner", "");
+
+  p.registry = std::make_unique<plugin::Registry>();
+  plugin::Registry& reg = *p.registry;
+  try {
+    fs::path policy_file = root / "policies" / "plugins.json";
+    reg.load_directory(plugins_dir, fs::exists(policy_file) ? plugin::PluginPolicy::load(policy_file)
+                                                                : plugin::PluginPolicy{});
+  } catch (const std::exception& e) {
+    o.stage = RunOutcome::Stage::invalid;
+    o.error = e.what();
+    return false;
+  }
+  for (const auto& r : reg.refusals()) log::warn("plugin refused: " + r.file.string() + ": " + r.reason);
+  p.runner = reg.find(runner_id);
+  if (!p.runner || p.runner->kind != plugin::Kind::runner) {
+    o.stage = RunOutcome::Stage::invalid;
+    o.error = "no runner plugin '" + runner_id + "' is loaded from " + plugins_dir.string() +
+              " (see `cp-host plugins list`)";
+    return false;
+  }
+
+  return true;
+}
+
+RunOutcome run_contract(const RunRequest& req) {
+  RunOutcome o;
+  auto say = [&](const std::string& line) {
+    if (req.progress) req.progress(line);
+  };
+
+  // 1-2. Validate and compile: nothing is written for bad input.
+  Prepared prep;
+  if (!prepare_run(req.contract_path, req.root, req.plugins_dir, prep, o)) return o;
   if (!fs::is_directory(req.repo)) {
     o.stage = RunOutcome::Stage::invalid;
     o.error = "repository folder " + req.repo.string() + " does not exist (pass --repo DIR)";
     return o;
   }
-
-  // 2. Compile.
-  contract::CompiledContract compiled;
-  try {
-    compiled = contract::compile_contract(contract_doc, req.root);
-  } catch (const std::exception& e) {
-    o.stage = RunOutcome::Stage::invalid;
-    o.error = e.what();
-    return o;
-  }
+  const contract::CompiledContract& compiled = prep.compiled;
+  plugin::Registry& reg = *prep.registry;
+  const plugin::PluginInfo* runner_info = prep.runner;
   const json& c = compiled.document["contract"];
   std::string task_id = c.value("task_id", "");
-  std::string runner_id = c["runtime_options"].value("runner", "");
+  std::string runner_id = runner_info->id;
   std::string pack_id = compiled.document["pack"].value("pack_id", "");
-
-  plugin::Registry reg;
-  try {
-    fs::path policy_file = req.root / "policies" / "plugins.json";
-    reg.load_directory(req.plugins_dir, fs::exists(policy_file) ? plugin::PluginPolicy::load(policy_file)
-                                                                : plugin::PluginPolicy{});
-  } catch (const std::exception& e) {
-    o.stage = RunOutcome::Stage::invalid;
-    o.error = e.what();
-    return o;
-  }
-  for (const auto& r : reg.refusals()) log::warn("plugin refused: " + r.file.string() + ": " + r.reason);
-  const plugin::PluginInfo* runner_info = reg.find(runner_id);
-  if (!runner_info || runner_info->kind != plugin::Kind::runner) {
-    o.stage = RunOutcome::Stage::invalid;
-    o.error = "no runner plugin '" + runner_id + "' is loaded from " + req.plugins_dir.string() +
-              " (see `cp-host plugins list`)";
-    return o;
-  }
 
   // Resuming an agent thread: the earlier run must exist and have recorded its thread.
   json resume;
@@ -269,33 +282,15 @@ RunOutcome run_contract(const RunRequest& req) {
                                   {"host_version", plugin::host_version()}});
 
     // 4. Probe: what the workspace and the runner need, fail-closed before anything runs.
-    json capability{{"runner", runner_id}};
-    std::string probe_problem;
-    fs::path git_path = find_program("git");
-    capability["git"] = git_path.empty() ? json(nullptr) : json(git_path.string());
-    if (git_path.empty()) probe_problem = "git is not in PATH: the run's worktree cannot be made";
-    json probes = json::object();
-    for (const auto& cap : runner_info->capabilities) {
-      if (cap.rfind("probe:", 0) != 0) continue;
-      std::string pid = cap.substr(6);
-      const auto* pinfo = reg.find(pid);
-      json answer = pinfo && pinfo->kind == plugin::Kind::probe
-                        ? plugin::call_probe(*pinfo)
-                        : json{{"status", "error"},
-                               {"capabilities", json::object()},
-                               {"ttl_seconds", 0},
-                               {"message", "probe plugin '" + pid + "' is not loaded"}};
+    CapabilityCheck caps = check_capabilities(reg, *runner_info, c);
+    for (const auto& [pid, answer] : caps.answers) {
       bundle->write_json("reports/probe_" + pid + ".json", answer);
-      probes[pid] = answer.value("status", "error");
       events.append("PROBE_COMPLETED", {{"probe", pid},
                                         {"status", answer.value("status", "error")},
                                         {"report", "reports/probe_" + pid + ".json"}});
-      if (answer.value("status", "error") != "ok" && probe_problem.empty())
-        probe_problem = "probe " + pid + ": " + answer.value("message", answer.value("status", "error"));
     }
-    capability["probes"] = probes;
-    bundle->update_manifest({{"runtime_capability_summary", capability}});
-    if (!probe_problem.empty()) throw std::runtime_error("probe failed: " + probe_problem);
+    bundle->update_manifest({{"runtime_capability_summary", caps.summary}});
+    if (!caps.problem.empty()) throw std::runtime_error("probe failed: " + caps.problem);
 
     // 5. Workspace.
     fs::path wt = store::worktrees_dir(req.root) / o.run_id;

@@ -4,6 +4,7 @@
 // with the reason, never as a pass.
 #pragma once
 
+#include "contract/compiler.hpp"
 #include "contract/validation.hpp"
 
 #include <nlohmann/json.hpp>
@@ -11,8 +12,14 @@
 #include <atomic>
 #include <filesystem>
 #include <functional>
+#include <memory>
 #include <string>
 #include <vector>
+
+namespace cp::plugin {
+class Registry;
+struct PluginInfo;
+}  // namespace cp::plugin
 
 namespace cp::run {
 
@@ -40,6 +47,18 @@ struct RunOutcome {
 };
 
 RunOutcome run_contract(const RunRequest& request);
+
+// What a run starts from once its input is known good: the compiled contract and the loaded plugins.
+struct Prepared {
+  contract::CompiledContract compiled;
+  std::unique_ptr<plugin::Registry> registry;
+  const plugin::PluginInfo* runner = nullptr;  // points into *registry
+};
+
+// Steps 1 and 2 of a run (validate, compile) plus loading the plugins and finding the runner. Writes
+// nothing. On bad input returns false with `o` set to stage invalid, the diagnostics and the message.
+bool prepare_run(const std::filesystem::path& contract_path, const std::filesystem::path& root,
+                 const std::filesystem::path& plugins_dir, Prepared& p, RunOutcome& o);
 
 // cp-host run's exit code for an outcome (documented in docs/cli.md).
 int exit_code_for(const RunOutcome& outcome);

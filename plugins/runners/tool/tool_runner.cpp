@@ -2,6 +2,8 @@
 // the command allowlist admits it. Commands are split into argv and run without a shell, so ';', '|' or
 // '$(...)' can never smuggle in a second command; argv[0] must be a bare program name found in PATH (a path
 // such as ./true could be any binary) unless an allowlist entry names that exact path.
+#include "../../common/command_policy.hpp"
+
 #include <cortexpilot/plugin.hpp>
 
 #include <nlohmann/json.hpp>
@@ -26,49 +28,6 @@ constexpr const char* kConfigSchema = R"({
     "command_timeout_sec": {"type": "integer", "minimum": 1, "maximum": 86400}
   }
 })";
-
-// Splits a command line like a POSIX shell would split words: whitespace, '...', "...", backslash.
-// Returns false on an unterminated quote.
-bool split_words(const std::string& s, std::vector<std::string>& out) {
-  std::string cur;
-  bool in_word = false;
-  char quote = 0;
-  for (size_t i = 0; i < s.size(); ++i) {
-    char c = s[i];
-    if (quote == '\'') {
-      if (c == '\'')
-        quote = 0;
-      else
-        cur += c;
-    } else if (quote == '"') {
-      if (c == '"')
-        quote = 0;
-      else if (c == '\\' && i + 1 < s.size() && (s[i + 1] == '"' || s[i + 1] == '\\'))
-        cur += s[++i];
-      else
-        cur += c;
-    } else if (c == '\'' || c == '"') {
-      quote = c;
-      in_word = true;
-    } else if (c == '\\' && i + 1 < s.size()) {
-      cur += s[++i];
-      in_word = true;
-    } else if (c == ' ' || c == '\t' || c == '\n') {
-      if (in_word) out.push_back(cur), cur.clear(), in_word = false;
-    } else {
-      cur += c;
-      in_word = true;
-    }
-  }
-  if (quote) return false;
-  if (in_word) out.push_back(cur);
-  return true;
-}
-
-struct AllowEntry {
-  std::string id, program;
-  std::optional<std::regex> args;
-};
 
 class ToolRun : public cp::RunnerRun {
  public:
@@ -103,15 +62,9 @@ class ToolRun : public cp::RunnerRun {
   void execute() {
     json commands_out = json::array();
     try {
-      std::vector<AllowEntry> allow;
-      json policy = run_.contains("policies") ? run_["policies"].value("command_allowlist", json::object())
-                                              : json::object();
-      for (const auto& e : policy.value("entries", json::array())) {
-        AllowEntry a{e.value("id", ""), e.value("program", ""), std::nullopt};
-        if (e.contains("args_regex"))
-          a.args.emplace(e["args_regex"].get<std::string>(), std::regex::ECMAScript);
-        allow.push_back(std::move(a));
-      }
+      cp::plugins::CommandAllowlist allow(run_.contains("policies")
+                                              ? run_["policies"].value("command_allowlist", json::object())
+                                              : json::object());
       json cmds = run_["contract"]["runtime_options"].value("commands", json::array());
       if (cmds.empty())
         return finish({{"status", "error"},
@@ -126,25 +79,7 @@ class ToolRun : public cp::RunnerRun {
               {{"status", "cancelled"}, {"reason", "cancelled before: " + line}, {"commands", commands_out}});
         std::vector<std::string> argv;
         std::string denial;
-        const AllowEntry* hit = nullptr;
-        if (!split_words(line, argv) || argv.empty()) {
-          denial = "cannot split into words (unterminated quote or empty)";
-        } else {
-          std::string args;
-          for (size_t i = 1; i < argv.size(); ++i) args += (i > 1 ? " " : "") + argv[i];
-          for (const auto& a : allow) {
-            // Exact match only: a bare entry admits only the bare name, a path entry only that path.
-            bool program_ok = argv[0] == a.program;
-            if (program_ok && (!a.args || std::regex_match(args, *a.args))) {
-              hit = &a;
-              break;
-            }
-          }
-          if (!hit)
-            denial = argv[0].find('/') != std::string::npos
-                         ? "program given as a path; only bare names on the allowlist may run"
-                         : "not on the command allowlist (policies/command_allowlist.json)";
-        }
+        const cp::plugins::AllowEntry* hit = allow.admit(line, argv, denial);
         if (!hit) {
           ctx_.emit("COMMAND_REJECTED", json{{"command", line}, {"index", index}, {"reason", denial}}.dump());
           commands_out.push_back({{"command", line}, {"status", "declined"}, {"reason", denial}});
