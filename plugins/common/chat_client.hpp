@@ -23,7 +23,7 @@
 namespace cp::plugins {
 
 struct ProviderConfig {
-  std::string base_url;     // e.g. https://api.openai.com/v1 or http://127.0.0.1:8080/v1
+  std::string base_url;  // e.g. https://api.openai.com/v1 or http://127.0.0.1:8080/v1
   std::string model;
   std::string api_key_env;  // name of the environment variable holding the key ("" = send none)
   std::chrono::seconds timeout{120};
@@ -40,7 +40,7 @@ struct ProviderConfig {
 };
 
 struct HttpReply {
-  int status = 0;     // HTTP status; 0 when no response arrived
+  int status = 0;  // HTTP status; 0 when no response arrived
   std::string body;
   std::string error;  // transport failure (refused, timeout, TLS): the provider was not reached
 };
@@ -111,6 +111,9 @@ inline HttpReply post_chat(const ProviderConfig& p, const std::string& body) {
     }
     reply.status = static_cast<int>(res.result_int());
     reply.body = std::move(res.body());
+  } catch (const boost::system::system_error& e) {
+    reply.error =
+        e.code().message();  // what() carries Asio's source location; the message is what users need
   } catch (const std::exception& e) {
     reply.error = e.what();
   }
@@ -122,7 +125,8 @@ inline std::string provider_message(const HttpReply& r) {
   auto doc = nlohmann::json::parse(r.body, nullptr, false);
   if (doc.is_object() && doc.contains("error")) {
     const auto& e = doc["error"];
-    if (e.is_object() && e.contains("message") && e["message"].is_string()) return e["message"].get<std::string>();
+    if (e.is_object() && e.contains("message") && e["message"].is_string())
+      return e["message"].get<std::string>();
     if (e.is_string()) return e.get<std::string>();
   }
   return r.body.substr(0, 300);

@@ -9,6 +9,9 @@
 namespace CLI {
 class App;
 }
+namespace cp::plugin {
+class Registry;
+}
 
 namespace cp::cli {
 
@@ -36,6 +39,10 @@ void add_schemas(CLI::App& app, Runner& run);
 void add_run(CLI::App& app, Globals& g, Runner& run);
 void add_runs(CLI::App& app, Globals& g, Runner& run);
 void add_intake(CLI::App& app, Globals& g, Runner& run);
+
+// Loads the plugin folder with <root>/policies/plugins.json applied; false (message printed) when the
+// folder or the policy is unusable.
+bool load_plugins(const Globals& g, plugin::Registry& reg);
 
 // <exe dir>/../plugins (build tree) or <exe dir>/../lib/cp-host/plugins (installed); $CP_HOST_PLUGINS wins.
 std::filesystem::path default_plugins_dir();

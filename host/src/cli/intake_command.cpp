@@ -23,10 +23,11 @@ void add_intake(CLI::App& app, Globals& g, Runner& run) {
   auto o = std::make_shared<Opts>();
   auto* intake = app.add_subcommand("intake", "Look at a contract before running it");
   intake->require_subcommand(1);
-  auto* preview = intake->add_subcommand(
-      "preview",
-      "Validate and compile a contract and run its runner's probes, without running it. Exit 0 it would run, 1 it "
-      "would be refused before running (the reason is printed), 2 invalid contract.");
+  auto* preview =
+      intake->add_subcommand("preview",
+                             "Validate and compile a contract and run its runner's probes, without running "
+                             "it. Exit 0 it would run, 1 it "
+                             "would be refused before running (the reason is printed), 2 invalid contract.");
   preview->add_option("contract", o->contract, "Task contract JSON file")->required();
   preview->add_flag("--json", o->json, "Machine-readable output");
   preview->callback([&g, &run, o] {
@@ -35,7 +36,8 @@ void add_intake(CLI::App& app, Globals& g, Runner& run) {
       run::RunOutcome bad;
       if (!run::prepare_run(o->contract, g.root, g.plugins_dir, prep, bad)) {
         for (const auto& d : bad.diagnostics)
-          std::cerr << d.file << ":" << d.line << ": error [" << d.rule << "] " << contract::describe(d) << "\n";
+          std::cerr << d.file << ":" << d.line << ": error [" << d.rule << "] " << contract::describe(d)
+                    << "\n";
         std::cerr << "cp-host intake preview: " << bad.error << "\n";
         return kUsage;
       }
@@ -59,7 +61,8 @@ void add_intake(CLI::App& app, Globals& g, Runner& run) {
                   << "runner    " << prep.runner->id << "   pack " << out["pack"].get<std::string>() << "\n"
                   << "gates     " << gates.dump() << "\n"
                   << "contract  sha256 " << prep.compiled.sha256 << "\n";
-        for (const auto& [k, v] : caps.summary.items()) std::cout << "capability " << k << ": " << v.dump() << "\n";
+        for (const auto& [k, v] : caps.summary.items())
+          std::cout << "capability " << k << ": " << v.dump() << "\n";
         std::cout << (caps.problem.empty() ? "would run\n" : "would be refused: " + caps.problem + "\n");
       }
       return caps.problem.empty() ? kOk : kInvalid;

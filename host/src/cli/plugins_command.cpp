@@ -50,7 +50,9 @@ void print_refusals(const plugin::Registry& r) {
               << "\n";
 }
 
-bool load(const Globals& g, plugin::Registry& reg) {
+}  // namespace
+
+bool load_plugins(const Globals& g, plugin::Registry& reg) {
   plugin::PluginPolicy policy;
   try {
     policy = load_policy(g);
@@ -67,8 +69,6 @@ bool load(const Globals& g, plugin::Registry& reg) {
   return true;
 }
 
-}  // namespace
-
 void add_plugins(CLI::App& app, Globals& g, Runner& run) {
   auto* cmd = app.add_subcommand("plugins", "List and inspect the plugins the host loads");
   cmd->require_subcommand(1);
@@ -80,7 +80,7 @@ void add_plugins(CLI::App& app, Globals& g, Runner& run) {
   list->callback([&g, &run, json_list] {
     run = [&g, json_list]() -> int {
       plugin::Registry reg;
-      if (!load(g, reg)) return kUsage;
+      if (!load_plugins(g, reg)) return kUsage;
       if (*json_list) {
         json out{{"plugins_dir", g.plugins_dir.string()},
                  {"plugins", json::array()},
@@ -116,7 +116,7 @@ void add_plugins(CLI::App& app, Globals& g, Runner& run) {
   inspect->callback([&g, &run, io] {
     run = [&g, io]() -> int {
       plugin::Registry reg;
-      if (!load(g, reg)) return kUsage;
+      if (!load_plugins(g, reg)) return kUsage;
       const plugin::PluginInfo* p = reg.find(io->id);
       if (!p) {
         for (const auto& r : reg.refusals())

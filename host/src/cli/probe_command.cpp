@@ -25,12 +25,7 @@ void add_probe(CLI::App& app, Globals& g, Runner& run) {
   cmd->callback([&g, &run, o] {
     run = [&g, o]() -> int {
       plugin::Registry reg;
-      if (!std::filesystem::is_directory(g.plugins_dir)) {
-        std::cerr << "cp-host: plugin folder " << g.plugins_dir.string()
-                  << " does not exist (pass --plugins DIR)\n";
-        return kUsage;
-      }
-      reg.load_directory(g.plugins_dir);
+      if (!load_plugins(g, reg)) return kUsage;
       std::vector<const plugin::PluginInfo*> probes;
       if (o->ids.empty()) {
         for (const auto& p : reg.plugins())

@@ -10,11 +10,13 @@ using nlohmann::json;
 
 bool contract_needs_tools(const json& contract) {
   json perms = contract.value("tool_permissions", json::object());
-  return perms.value("shell", "allowlist") != "deny" || perms.value("filesystem", "workspace-write") != "read-only" ||
+  return perms.value("shell", "allowlist") != "deny" ||
+         perms.value("filesystem", "workspace-write") != "read-only" ||
          !perms.value("mcp_tools", json::array()).empty();
 }
 
-CapabilityCheck check_capabilities(const plugin::Registry& reg, const plugin::PluginInfo& runner, const json& contract) {
+CapabilityCheck check_capabilities(const plugin::Registry& reg, const plugin::PluginInfo& runner,
+                                   const json& contract) {
   CapabilityCheck out;
   json& s = out.summary;
   s = {{"runner", runner.id}};
@@ -27,11 +29,12 @@ CapabilityCheck check_capabilities(const plugin::Registry& reg, const plugin::Pl
     if (cap.rfind("probe:", 0) != 0) continue;
     std::string id = cap.substr(6);
     const auto* info = reg.find(id);
-    json answer = info && info->kind == plugin::Kind::probe ? plugin::call_probe(*info)
-                                                            : json{{"status", "error"},
-                                                                   {"capabilities", json::object()},
-                                                                   {"ttl_seconds", 0},
-                                                                   {"message", "probe plugin '" + id + "' is not loaded"}};
+    json answer = info && info->kind == plugin::Kind::probe
+                      ? plugin::call_probe(*info)
+                      : json{{"status", "error"},
+                             {"capabilities", json::object()},
+                             {"ttl_seconds", 0},
+                             {"message", "probe plugin '" + id + "' is not loaded"}};
     std::string status = answer.value("status", "error");
     probes[id] = status;
     json caps = answer.value("capabilities", json::object());
@@ -39,11 +42,13 @@ CapabilityCheck check_capabilities(const plugin::Registry& reg, const plugin::Pl
       if (caps.contains(k)) s[k] = caps[k];
     if (out.problem.empty() && status != "ok")
       out.problem = "probe " + id + ": " + answer.value("message", status);
-    if (out.problem.empty() && needs_tools && caps.contains("tool_execution") && caps["tool_execution"] == false)
-      out.problem = "probe " + id + ": the provider (" + caps.value("model", "?") + " at " + caps.value("base_url", "?") +
-                    ") is " + caps.value("provider_status", "not tool-capable") +
-                    ", but the contract needs tool execution (tool_permissions allow commands or file writes); use a "
-                    "tool-capable provider or set tool_permissions to shell deny and filesystem read-only";
+    if (out.problem.empty() && needs_tools && caps.contains("tool_execution") &&
+        caps["tool_execution"] == false)
+      out.problem =
+          "probe " + id + ": the provider (" + caps.value("model", "?") + " at " +
+          caps.value("base_url", "?") + ") is " + caps.value("provider_status", "not tool-capable") +
+          ", but the contract needs tool execution (tool_permissions allow commands or file writes); use a "
+          "tool-capable provider or set tool_permissions to shell deny and filesystem read-only";
     out.answers[id] = std::move(answer);
   }
   s["probes"] = probes;

@@ -126,8 +126,8 @@ json plugin_list(const plugin::Registry& reg, const std::vector<std::string>& id
 
 }  // namespace
 
-bool prepare_run(const fs::path& contract_path, const fs::path& root, const fs::path& plugins_dir, Prepared& p,
-                 RunOutcome& o) {
+bool prepare_run(const fs::path& contract_path, const fs::path& root, const fs::path& plugins_dir,
+                 Prepared& p, RunOutcome& o) {
   // 1. Validate: nothing is written for bad input.
   contract::ValidateOptions vopt;
   vopt.paths = {contract_path};
@@ -165,7 +165,7 @@ bool prepare_run(const fs::path& contract_path, const fs::path& root, const fs::
   try {
     fs::path policy_file = root / "policies" / "plugins.json";
     reg.load_directory(plugins_dir, fs::exists(policy_file) ? plugin::PluginPolicy::load(policy_file)
-                                                                : plugin::PluginPolicy{});
+                                                            : plugin::PluginPolicy{});
   } catch (const std::exception& e) {
     o.stage = RunOutcome::Stage::invalid;
     o.error = e.what();

@@ -33,13 +33,16 @@ class ProviderProbe : public cp::Probe {
   }
 
   std::string probe(cp::Context&) override {
-    json request{{"model", provider_.model},
-                 {"max_tokens", 32},
-                 {"messages", json::array({{{"role", "user"}, {"content", "Call the cp_ping tool once, with no arguments."}}})},
-                 {"tools", json::array({{{"type", "function"},
-                                         {"function", {{"name", "cp_ping"},
-                                                       {"description", "Answers pong."},
-                                                       {"parameters", {{"type", "object"}, {"properties", json::object()}}}}}}})}};
+    json request{
+        {"model", provider_.model},
+        {"max_tokens", 32},
+        {"messages",
+         json::array({{{"role", "user"}, {"content", "Call the cp_ping tool once, with no arguments."}}})},
+        {"tools", json::array({{{"type", "function"},
+                                {"function",
+                                 {{"name", "cp_ping"},
+                                  {"description", "Answers pong."},
+                                  {"parameters", {{"type", "object"}, {"properties", json::object()}}}}}}})}};
     auto reply = cp::plugins::post_chat(provider_, request.dump());
     json caps{{"lane", "openai_compatible"},
               {"compat_api_mode", "chat_completions"},
@@ -78,6 +81,7 @@ class ProviderProbe : public cp::Probe {
 }  // namespace
 
 CP_PLUGIN("cp-probe-provider-capability", "0.1.0",
-          cp::probe<ProviderProbe>("provider_capability", "0.1.0",
-                                   "Classifies an OpenAI-compatible provider as tool_capable or chat_only by a real request",
-                                   kConfigSchema, R"(["http"])"))
+          cp::probe<ProviderProbe>(
+              "provider_capability", "0.1.0",
+              "Classifies an OpenAI-compatible provider as tool_capable or chat_only by a real request",
+              kConfigSchema, R"(["http"])"))

@@ -36,10 +36,12 @@ constexpr const char* kConfigSchema = R"({
 json tool_defs(bool shell, bool files) {
   json tools = json::array();
   auto fn = [](const char* name, const char* desc, json params) {
-    return json{{"type", "function"}, {"function", {{"name", name}, {"description", desc}, {"parameters", params}}}};
+    return json{{"type", "function"},
+                {"function", {{"name", name}, {"description", desc}, {"parameters", params}}}};
   };
   if (shell)
-    tools.push_back(fn("run_command", "Run one command (no shell) in the repository root; returns exit code and output.",
+    tools.push_back(fn("run_command",
+                       "Run one command (no shell) in the repository root; returns exit code and output.",
                        {{"type", "object"},
                         {"properties", {{"command", {{"type", "string"}}}}},
                         {"required", {"command"}}}));
@@ -48,8 +50,9 @@ json tool_defs(bool shell, bool files) {
                        {{"type", "object"},
                         {"properties", {{"path", {{"type", "string"}}}, {"content", {{"type", "string"}}}}},
                         {"required", {"path", "content"}}}));
-    tools.push_back(fn("read_file", "Read a file (path relative to the repository root).",
-                       {{"type", "object"}, {"properties", {{"path", {{"type", "string"}}}}}, {"required", {"path"}}}));
+    tools.push_back(
+        fn("read_file", "Read a file (path relative to the repository root).",
+           {{"type", "object"}, {"properties", {{"path", {{"type", "string"}}}}}, {"required", {"path"}}}));
   }
   return tools;
 }
@@ -57,10 +60,15 @@ json tool_defs(bool shell, bool files) {
 class AgentsRun : public cp::RunnerRun {
  public:
   AgentsRun(cp::Context ctx, json run, const json& config)
-      : ctx_(ctx), run_(std::move(run)), config_(config), provider_(cp::plugins::ProviderConfig::from(config)),
-        allow_(run_.contains("policies") ? run_["policies"].value("command_allowlist", json::object()) : json::object()) {
+      : ctx_(ctx),
+        run_(std::move(run)),
+        config_(config),
+        provider_(cp::plugins::ProviderConfig::from(config)),
+        allow_(run_.contains("policies") ? run_["policies"].value("command_allowlist", json::object())
+                                         : json::object()) {
     budgets_ = cp::plugins::Budgets::from(run_["contract"]);
-    if (run_["contract"]["runtime_options"].contains("model")) provider_.model = run_["contract"]["runtime_options"]["model"];
+    if (run_["contract"]["runtime_options"].contains("model"))
+      provider_.model = run_["contract"]["runtime_options"]["model"];
     worker_ = std::thread([this] { execute(); });
   }
   ~AgentsRun() override {
@@ -100,7 +108,8 @@ class AgentsRun : public cp::RunnerRun {
     std::vector<std::string> argv;
     std::string denial;
     if (!allow_.admit(line, argv, denial)) {
-      commands_.push_back({{"command", line}, {"status", "declined"}, {"reason", denial}, {"source", "agents"}});
+      commands_.push_back(
+          {{"command", line}, {"status", "declined"}, {"reason", denial}, {"source", "agents"}});
       emit("COMMAND_DECLINED", {{"command", line}, {"status", "declined"}, {"source", "agents"}});
       return "refused: " + denial;
     }
@@ -110,10 +119,18 @@ class AgentsRun : public cp::RunnerRun {
     opt.timeout_ms = static_cast<uint64_t>(config_.value("command_timeout_sec", 600)) * 1000;
     opt.capture_limit = 16384;
     cp::SpawnResult r = ctx_.spawn(opt);
-    std::string status = r.ok() ? "completed" : r.timed_out ? "timeout" : r.cancelled ? "cancelled" : "failed";
-    commands_.push_back({{"command", line}, {"argv", argv}, {"status", status}, {"exit_code", r.exit_code},
-                         {"duration_ms", r.duration_ms}, {"source", "agents"}});
-    emit("COMMAND_EXECUTED", {{"command", line}, {"status", status}, {"exit_code", r.exit_code}, {"source", "agents"}});
+    std::string status = r.ok()        ? "completed"
+                         : r.timed_out ? "timeout"
+                         : r.cancelled ? "cancelled"
+                                       : "failed";
+    commands_.push_back({{"command", line},
+                         {"argv", argv},
+                         {"status", status},
+                         {"exit_code", r.exit_code},
+                         {"duration_ms", r.duration_ms},
+                         {"source", "agents"}});
+    emit("COMMAND_EXECUTED",
+         {{"command", line}, {"status", status}, {"exit_code", r.exit_code}, {"source", "agents"}});
     return "exit " + std::to_string(r.exit_code) + "\nstdout:\n" + r.out + "\nstderr:\n" + r.err;
   }
 
@@ -157,7 +174,8 @@ class AgentsRun : public cp::RunnerRun {
         problem = "provider answered without choices";
         return nullptr;
       } else {
-        problem = "provider error HTTP " + std::to_string(reply.status) + ": " + cp::plugins::provider_message(reply);
+        problem = "provider error HTTP " + std::to_string(reply.status) + ": " +
+                  cp::plugins::provider_message(reply);
         if (reply.status != 429 && reply.status < 500) return nullptr;
       }
       emit("AGENT_ERROR", {{"message", problem + (attempt < retries ? " (retrying)" : "")}});
@@ -174,12 +192,14 @@ class AgentsRun : public cp::RunnerRun {
       bool files = perms.value("filesystem", "workspace-write") != "read-only";
       json messages = json::array(
           {{{"role", "system"},
-            {"content", "You are a coding agent working in a git repository. Use the tools to make the change, "
-                        "then answer with a short summary and no tool call."}},
+            {"content",
+             "You are a coding agent working in a git repository. Use the tools to make the change, "
+             "then answer with a short summary and no tool call."}},
            {{"role", "user"}, {"content", cp::plugins::build_prompt(c)}}});
       json tools = tool_defs(shell, files);
       int max_steps = config_.value("max_steps", 30);
-      emit("AGENT_THREAD_STARTED", {{"thread_id", run_.value("run_id", "")}, {"runner", "agents"}, {"model", provider_.model}});
+      emit("AGENT_THREAD_STARTED",
+           {{"thread_id", run_.value("run_id", "")}, {"runner", "agents"}, {"model", provider_.model}});
       for (int step = 0; step < max_steps; ++step) {
         if (stopping()) return finish("cancelled", "the run was cancelled");
         json request{{"model", provider_.model}, {"messages", messages}};
@@ -199,7 +219,8 @@ class AgentsRun : public cp::RunnerRun {
         }
         json msg = doc["choices"][0].value("message", json::object());
         json calls = msg.value("tool_calls", json::array());
-        std::string text = msg.contains("content") && msg["content"].is_string() ? msg["content"].get<std::string>() : "";
+        std::string text =
+            msg.contains("content") && msg["content"].is_string() ? msg["content"].get<std::string>() : "";
         if (!text.empty()) {
           state_.last_message = text;
           emit("AGENT_MESSAGE", {{"text", text.substr(0, 4000)}});
@@ -207,25 +228,31 @@ class AgentsRun : public cp::RunnerRun {
         if (json breach = breach_of(); !breach.is_null()) {
           emit("BUDGET_EXCEEDED", breach);
           return finish("failed",
-                        "budget_exceeded: " + breach["budget"].get<std::string>() + " " + breach["value"].dump() +
-                            " > " + breach["limit"].dump(),
+                        "budget_exceeded: " + breach["budget"].get<std::string>() + " " +
+                            breach["value"].dump() + " > " + breach["limit"].dump(),
                         {{"budget_exceeded", breach}});
         }
-        if (calls.empty()) return finish("completed", "the model finished after " + std::to_string(step + 1) + " call(s)");
+        if (calls.empty())
+          return finish("completed", "the model finished after " + std::to_string(step + 1) + " call(s)");
         messages.push_back(msg);
         for (const auto& tc : calls) {
           if (stopping()) return finish("cancelled", "the run was cancelled");
           std::string name = tc["function"].value("name", "");
           json args = json::parse(tc["function"].value("arguments", "{}"), nullptr, false);
           std::string answer;
-          if (!args.is_object()) answer = "error: arguments are not a JSON object";
-          else if (name == "run_command" && shell) answer = run_command(args.value("command", ""));
-          else if ((name == "write_file" || name == "read_file") && files) answer = file_tool(name, args);
-          else answer = "error: no tool '" + name + "' in this run";
+          if (!args.is_object())
+            answer = "error: arguments are not a JSON object";
+          else if (name == "run_command" && shell)
+            answer = run_command(args.value("command", ""));
+          else if ((name == "write_file" || name == "read_file") && files)
+            answer = file_tool(name, args);
+          else
+            answer = "error: no tool '" + name + "' in this run";
           messages.push_back({{"role", "tool"}, {"tool_call_id", tc.value("id", "")}, {"content", answer}});
         }
       }
-      finish("failed", "the model was still calling tools after max_steps (" + std::to_string(max_steps) + ") calls");
+      finish("failed",
+             "the model was still calling tools after max_steps (" + std::to_string(max_steps) + ") calls");
     } catch (const std::exception& e) {
       finish("error", std::string("agents runner: ") + e.what());
     }
@@ -271,6 +298,6 @@ class AgentsRunner : public cp::Runner {
 }  // namespace
 
 CP_PLUGIN("cp-runner-agents", "0.1.0",
-          cp::runner<AgentsRunner>("agents", "0.1.0",
-                                   "A bounded tool loop against an OpenAI-compatible chat completions endpoint",
-                                   kConfigSchema, R"(["spawn", "http", "budgets", "probe:provider_capability"])"))
+          cp::runner<AgentsRunner>(
+              "agents", "0.1.0", "A bounded tool loop against an OpenAI-compatible chat completions endpoint",
+              kConfigSchema, R"(["spawn", "http", "budgets", "probe:provider_capability"])"))

@@ -1,0 +1,90 @@
+#!/usr/bin/env python3
+"""A fake OpenAI-compatible provider for cp-host's tests: POST /v1/chat/completions on 127.0.0.1, behaviour
+chosen by the request's model:
+  tool-model     tool calls: fix src/greeting.sh, run the test, then a final answer; answers cp_ping probes
+  chat-model     text only, never a tool call (a chat-only provider that ignores tools)
+  notools-model  HTTP 400 "tools are not supported" whenever tools are sent
+  outside-model  writes ../escape.txt (must be refused) and notes.txt (outside allowed_paths), then answers
+  loop-model     calls read_file forever
+  rate-model     HTTP 429 always;  error-model  HTTP 500 always
+Every request needs `Authorization: Bearer test-key`, else HTTP 401.
+Usage: provider.py PORT_FILE   (binds an ephemeral port and writes it to PORT_FILE)"""
+import json
+import sys
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+
+def tool_call(n, name, args):
+    return {"id": f"call_{n}", "type": "function", "function": {"name": name, "arguments": json.dumps(args)}}
+
+
+def reply(handler, status, doc):
+    body = json.dumps(doc).encode()
+    handler.send_response(status)
+    handler.send_header("Content-Type", "application/json")
+    handler.send_header("Content-Length", str(len(body)))
+    handler.end_headers()
+    handler.wfile.write(body)
+
+
+def completion(model, message):
+    return {"id": "chatcmpl-1", "object": "chat.completion", "model": model,
+            "choices": [{"index": 0, "message": {"role": "assistant", **message},
+                         "finish_reason": "tool_calls" if message.get("tool_calls") else "stop"}],
+            "usage": {"prompt_tokens": 100, "completion_tokens": 20, "total_tokens": 120}}
+
+
+class Handler(BaseHTTPRequestHandler):
+    def log_message(self, *args):
+        pass
+
+    def do_POST(self):
+        length = int(self.headers.get("Content-Length", "0"))
+        req = json.loads(self.rfile.read(length) or b"{}")
+        if not self.path.endswith("/chat/completions"):
+            return reply(self, 404, {"error": {"message": "no such route"}})
+        if self.headers.get("Authorization") != "Bearer test-key":
+            return reply(self, 401, {"error": {"message": "Incorrect API key provided", "type": "invalid_request_error"}})
+        model = req.get("model", "")
+        tools = [t["function"]["name"] for t in req.get("tools", [])]
+        done = sum(1 for m in req.get("messages", []) if m.get("role") == "tool")
+        if model == "rate-model":
+            return reply(self, 429, {"error": {"message": "Rate limit reached"}})
+        if model == "error-model":
+            return reply(self, 500, {"error": {"message": "internal error"}})
+        if model == "notools-model" and tools:
+            return reply(self, 400, {"error": {"message": "tools are not supported by this model"}})
+        if model == "chat-model" or model == "notools-model":
+            return reply(self, 200, completion(model, {"content": "I can only talk."}))
+        if "cp_ping" in tools:
+            return reply(self, 200, completion(model, {"content": None, "tool_calls": [tool_call(0, "cp_ping", {})]}))
+        if model == "loop-model":
+            return reply(self, 200, completion(model, {"content": None, "tool_calls": [tool_call(done, "read_file", {"path": "src/greeting.sh"})]}))
+        if model == "outside-model":
+            if done == 0:
+                return reply(self, 200, completion(model, {"content": None, "tool_calls": [
+                    tool_call(0, "write_file", {"path": "../escape.txt", "content": "x"}),
+                    tool_call(1, "write_file", {"path": "notes.txt", "content": "outside\n"})]}))
+            return reply(self, 200, completion(model, {"content": "Done."}))
+        steps = [
+            [tool_call(0, "read_file", {"path": "src/greeting.sh"})],
+            [tool_call(1, "write_file", {"path": "src/greeting.sh",
+                                         "content": "#!/bin/sh\n# Prints the greeting of the sample project.\necho \"Hello, world\"\n"})],
+            [tool_call(2, "run_command", {"command": "git status --short"})],
+        ]
+        if done < len(steps):
+            return reply(self, 200, completion(model, {"content": None, "tool_calls": steps[done]}))
+        return reply(self, 200, completion(model, {"content": "Fixed the greeting; the test passes."}))
+
+
+def main():
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    with open(sys.argv[1] + ".tmp", "w") as f:
+        f.write(str(server.server_address[1]))
+    import os
+    os.rename(sys.argv[1] + ".tmp", sys.argv[1])
+    server.serve_forever()
+
+
+if __name__ == "__main__":
+    main()
