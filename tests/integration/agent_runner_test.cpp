@@ -242,3 +242,35 @@ TEST(ClaudeRunner, WriteOutsideAllowedPathsIsDeniedAndHangTimesOut) {
   Scenario h("claude", "hang", [](json& c) { c["budgets"]["wall_time_sec"] = 2; });
   EXPECT_EQ(h.r.ran.exit_code, 6) << h.r.ran.out;
 }
+
+TEST(CodexRunner, TokenBudgetIsCheckedAgainstTheCumulativeUsage) {
+  Scenario s("codex", "success", [](json& c) { c["budgets"]["max_tokens"] = 1000; });
+  EXPECT_EQ(s.r.ran.exit_code, 4) << s.r.ran.out;
+  EXPECT_EQ(s.r.manifest["reason"], "budget_exceeded: max_tokens 50104 > 1000");
+}
+
+TEST(ClaudeRunner, CostBudgetAndMalformedLines) {
+  Scenario cost("claude", "success", [](json& c) { c["budgets"]["max_cost_usd"] = 0.1; });
+  EXPECT_EQ(cost.r.ran.exit_code, 4) << cost.r.ran.out;
+  EXPECT_EQ(cost.r.manifest["reason"], "budget_exceeded: max_cost_usd 0.1834 > 0.1");
+  Scenario bad("claude", "malformed_line");
+  EXPECT_EQ(bad.r.ran.exit_code, 0) << bad.r.ran.out;
+  json task = bad.r.read("reports/task_result.json");
+  EXPECT_EQ(task["stream"]["malformed_lines"], 1);
+  EXPECT_EQ(task["stream"]["unknown_types"], json::parse(R"(["brand_new_type"])"));
+}
+
+TEST(ClaudeRunner, ResumeContinuesTheRecordedSession) {
+  RunProject p;
+  json c = agent_contract(p, "claude");
+  auto first = p.run(c, fake_env("FAKE_CLAUDE_SCENARIO", "success"));
+  ASSERT_EQ(first.ran.exit_code, 0) << first.ran.out;
+  c["runtime_options"]["resume_from_run"] = first.manifest["run_id"];
+  auto env = fake_env("FAKE_CLAUDE_SCENARIO", "success");
+  env.push_back(
+      "FAKE_CLAUDE_SESSION_ID=11111111-2222-3333-4444-555555555555");  // what a new session would get
+  auto second = p.run(c, env);
+  ASSERT_EQ(second.ran.exit_code, 0) << second.ran.out;
+  EXPECT_EQ(second.manifest["thread_id"], first.manifest["thread_id"]);
+  EXPECT_EQ(second.manifest["resumed_from"], first.manifest["run_id"]);
+}
