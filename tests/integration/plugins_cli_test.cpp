@@ -32,12 +32,12 @@ TEST(PluginsCli, RefusalsAreListedWithFileAndReasonAndOthersStillLoad) {
   json j = json::parse(r.out);
   std::set<std::string> loaded;
   for (const auto& p : j["plugins"]) loaded.insert(p["id"]);
-  EXPECT_EQ(loaded, (std::set<std::string>{"fixture_good", "fixture_eval_error"}));
+  EXPECT_EQ(loaded, (std::set<std::string>{"fixture_good", "fixture_eval_error", "fixture_abi_v1_0"}));
   std::map<std::string, std::string> refused;
   for (const auto& x : j["refused"])
     refused[std::filesystem::path(x["file"].get<std::string>()).filename()] = x["reason"];
   EXPECT_EQ(refused.size(), 8u);
-  EXPECT_NE(refused["c_abi_minor.so"].find("newer than this host's 1.0"), std::string::npos);
+  EXPECT_NE(refused["c_abi_minor.so"].find("newer than this host's 1.1"), std::string::npos);
   EXPECT_NE(refused["g_duplicate.so"].find("duplicate plugin id"), std::string::npos);
   EXPECT_NE(refused["h_strict.so"].find("config fails the plugin's schema"), std::string::npos);
   EXPECT_NE(refused["j_garbage.so"].find("not a loadable shared library"), std::string::npos);
@@ -56,7 +56,7 @@ TEST(PluginsCli, InspectShowsTheConfigSchema) {
   ASSERT_EQ(r.exit_code, 0) << r.err;
   json j = json::parse(r.out);
   EXPECT_EQ(j["kind"], "gate");
-  EXPECT_EQ(j["abi"], "1.0");
+  EXPECT_EQ(j["abi"], "1.1");  // the shipped plugins are built against the current SDK
   EXPECT_TRUE(j["config_schema"]["properties"].contains("always_allowed"));
   auto missing = host(CP_PLUGIN_DIR, {"plugins", "inspect", "nope"});
   EXPECT_EQ(missing.exit_code, 1);

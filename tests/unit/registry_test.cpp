@@ -48,7 +48,7 @@ TEST(Registry, LoadsGoodPluginsAndRefusesEachBrokenOneWithItsReason) {
   EXPECT_EQ(r.find("fixture_major"), nullptr);
   EXPECT_EQ(r.find("fixture_minor"), nullptr);
   EXPECT_EQ(r.find("fixture_strict"), nullptr);
-  EXPECT_EQ(r.plugins().size(), 2u);
+  EXPECT_EQ(r.plugins().size(), 3u);  // good, eval_error, and the ABI 1.0 plugin
   EXPECT_EQ(r.refusals().size(), 8u);
 }
 
@@ -130,4 +130,23 @@ TEST(GateVerdict, MalformedOrOffSchemaOutputIsAnError) {
   EXPECT_EQ(cp::gates::verdict_from(no_summary)["verdict"], "error");
   CallOutcome good{CP_OK, R"({"verdict":"pass","summary":"fine"})", ""};
   EXPECT_EQ(cp::gates::verdict_from(good)["verdict"], "pass");
+}
+
+TEST(AbiCompatibility, PluginBuiltAgainstTheFrozen1_0HeaderLoadsAndRunsInThis1_1Host) {
+  ASSERT_EQ(CP_PLUGIN_ABI_MINOR, 1) << "this test pins an older-minor plugin against the current host";
+  Registry r;
+  r.load_directory(CP_LOADER_FIXTURE_DIR);
+  const auto* info = r.find("fixture_abi_v1_0");
+  ASSERT_NE(info, nullptr) << reason_for(r, "k_abi_v1_0");
+  EXPECT_EQ(info->abi_major, 1u);
+  EXPECT_EQ(info->abi_minor, 0u);
+  std::string err;
+  auto inst = Instance::create(*info, err);
+  ASSERT_TRUE(inst) << err;
+  CallContext ctx(info->id);
+  auto out = inst->evaluate(ctx, "{}");
+  EXPECT_TRUE(out.ok()) << out.error;
+  EXPECT_EQ(cp::gates::verdict_from(out)["verdict"], "pass");
+  // And the other direction: a plugin claiming a newer minor than the host is refused, saying so.
+  EXPECT_NE(reason_for(r, "c_abi_minor").find("newer than this host"), std::string::npos);
 }

@@ -2,7 +2,10 @@
 #include "cli/commands.hpp"
 #include "log/logger.hpp"
 
+#include <cortexpilot/plugin.h>
 #include <CLI/CLI.hpp>
+
+#include <string>
 
 #include <iostream>
 
@@ -15,7 +18,8 @@ int main(int argc, char** argv) {
       "cp-host"};
   app.require_subcommand(1);
   app.fallthrough();  // global options may follow the subcommand
-  app.set_version_flag("--version", "cp-host 0.1.0 (plugin ABI 1.0)");
+  app.set_version_flag("--version", "cp-host 0.1.0 (plugin ABI " + std::to_string(CP_PLUGIN_ABI_MAJOR) + "." +
+                                        std::to_string(CP_PLUGIN_ABI_MINOR) + ")");
   Globals g;
   std::string log_level = "warn";
   app.add_option("--plugins", g.plugins_dir, "Folder of plugin .so files (default: the installed plugins)")

@@ -13,6 +13,10 @@
  *     compiled against. A reader never touches a field that lies beyond the struct_size it was given.
  *   - A breaking change is a new major with a new entry symbol (cp_plugin_entry_v2, ...), so an old host
  *     never even finds a plugin it cannot understand.
+ *   History:
+ *     1.0  first release.
+ *     1.1  a spawn request's stdout_sink may return non-zero to have the host stop the process (runners
+ *          enforce budgets this way). A 1.0 plugin never returns non-zero there, so it runs unchanged.
  *
  * Ownership
  *   - Every pointer passed *into* a plugin call is borrowed for the duration of that call only. Copy what
@@ -66,7 +70,7 @@ extern "C" {
 
 /* The ABI this header describes. A plugin reports the values it was compiled with in its manifest. */
 #define CP_PLUGIN_ABI_MAJOR 1
-#define CP_PLUGIN_ABI_MINOR 0
+#define CP_PLUGIN_ABI_MINOR 1
 
 /* Name of the one symbol a plugin exports for ABI major 1. */
 #define CP_PLUGIN_ENTRY_SYMBOL "cp_plugin_entry"
