@@ -4,6 +4,7 @@
 #include "gates/verdict.hpp"
 #include "log/logger.hpp"
 #include "plugin/instance.hpp"
+#include "plugin/isolated_plugin.hpp"
 #include "plugin/registry.hpp"
 #include "store/bundle.hpp"
 #include "store/event_check.hpp"
@@ -102,6 +103,7 @@ std::vector<GateResult> run_gates(const plugin::Registry& registry, const std::v
     std::string started_at = store::now_utc_iso();
     json doc;
     std::string plugin_version;
+    bool isolated = false;
     const plugin::PluginInfo* info = registry.find(spec.plugin);
     if (!info || info->kind != plugin::Kind::gate) {
       doc = error_verdict("no gate plugin '" + spec.plugin + "' is loaded (check --plugins and the pack)");
@@ -123,6 +125,16 @@ std::vector<GateResult> run_gates(const plugin::Registry& registry, const std::v
       }
       if (!problem.empty()) {
         doc = error_verdict(problem);
+      } else if (effective.isolation == "isolated") {
+        // Served by cp-plugin-worker: a crash, hang or flood there is an error verdict here, nothing more.
+        isolated = true;
+        plugin::IsolatedPlugin worker(effective, effective.limits);
+        plugin::CallContext ctx(spec.plugin);
+        ctx.set_run_id(opt.input.value("run_id", ""));
+        ctx.set_workspace(workspace);
+        ctx.set_bundle_dir(bundle.dir().string());
+        ctx.set_event_sink(store::plugin_event_sink(bundle));
+        doc = verdict_from(worker.evaluate(ctx, opt.input.dump(), opt.gate_timeout));
       } else {
         auto call = std::make_shared<GateCall>();
         std::string error;
@@ -141,6 +153,7 @@ std::vector<GateResult> run_gates(const plugin::Registry& registry, const std::v
         }
       }
     }
+    doc["isolation"] = isolated ? "isolated" : "in_process";
     std::string plugin_verdict = doc.value("verdict", "error");
     r.verdict = plugin_verdict;
     if (!spec.required && plugin_verdict == "fail") r.verdict = "warn";

@@ -37,6 +37,7 @@ class CallContext {
 
   const std::string& plugin_id() const { return plugin_id_; }
   const std::string& workspace() const { return workspace_; }
+  const std::string& bundle_dir() const { return bundle_dir_; }
   bool cancelled() const { return cancel_ && cancel_->load(); }
   const std::atomic<bool>* cancel_flag() const { return cancel_; }
   bool emit(const std::string& type, const std::string& payload) const {

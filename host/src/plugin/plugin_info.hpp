@@ -17,6 +17,13 @@ enum class Kind { runner, gate, probe, retention_lane };
 std::string_view kind_name(Kind kind);
 std::optional<Kind> kind_from_name(std::string_view name);
 
+// Resource limits of an isolated plugin's worker process (policies/plugins.json "limits").
+struct IsolationLimits {
+  uint64_t address_space_mb = 4096;  // RLIMIT_AS
+  uint64_t cpu_seconds = 900;        // RLIMIT_CPU
+  uint64_t open_files = 256;         // RLIMIT_NOFILE
+};
+
 struct PluginInfo {
   Kind kind = Kind::gate;
   std::string id;
@@ -32,7 +39,11 @@ struct PluginInfo {
   uint32_t abi_minor = 0;
   const void* vtable = nullptr;    // cp_*_vtable of `kind`; valid while `library` lives
   std::string config_json = "{}";  // the validated config this plugin will be created with
-  std::shared_ptr<void> library;   // keeps the .so mapped
+  // "in_process" or "isolated" (served by cp-plugin-worker). Policy decides; the default is in_process for
+  // first-party libraries (named cp-*) and isolated for everything else.
+  std::string isolation = "in_process";
+  IsolationLimits limits;
+  std::shared_ptr<void> library;  // keeps the .so mapped
 };
 
 }  // namespace cp::plugin

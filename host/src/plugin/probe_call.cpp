@@ -2,6 +2,7 @@
 
 #include "contract/schema_catalog.hpp"
 #include "plugin/instance.hpp"
+#include "plugin/isolated_plugin.hpp"
 
 #include <nlohmann/json.hpp>
 
@@ -16,11 +17,17 @@ json failed(const std::string& message) {
 }  // namespace
 
 json call_probe(const PluginInfo& info) {
-  std::string error;
-  auto inst = Instance::create(info, error);
-  if (!inst) return failed(error);
+  CallOutcome out;
   CallContext ctx(info.id);
-  auto out = inst->probe(ctx);
+  if (info.isolation == "isolated") {
+    IsolatedPlugin worker(info, info.limits);
+    out = worker.probe(ctx, std::chrono::seconds(60));
+  } else {
+    std::string error;
+    auto inst = Instance::create(info, error);
+    if (!inst) return failed(error);
+    out = inst->probe(ctx);
+  }
   if (!out.ok()) return failed(out.error);
   json doc = json::parse(out.output, nullptr, false);
   if (doc.is_discarded()) return failed("probe returned invalid JSON");

@@ -55,6 +55,12 @@ PluginPolicy PluginPolicy::load(const std::filesystem::path& file) {
       throw std::runtime_error(file.string() + ": /plugins/" + it.key() + " must be an object");
     s.enabled = v.value("enabled", true);
     s.isolation = v.value("isolation", std::string());
+    if (v.contains("limits") && v["limits"].is_object()) {
+      const json& l = v["limits"];
+      s.limits.address_space_mb = l.value("address_space_mb", s.limits.address_space_mb);
+      s.limits.cpu_seconds = l.value("cpu_seconds", s.limits.cpu_seconds);
+      s.limits.open_files = l.value("open_files", s.limits.open_files);
+    }
     if (v.contains("config")) {
       s.config_json = v["config"].dump();
       s.has_config = true;
@@ -226,10 +232,20 @@ void Registry::load_file(const std::filesystem::path& file, const PluginPolicy& 
       refuse(file, id, std::string("config schema is not a valid JSON Schema: ") + e.what());
       continue;
     }
+    // Third-party code runs isolated unless policy says otherwise; first-party (cp-*) in process.
+    info.isolation = info.library_name.rfind("cp-", 0) == 0 ? "in_process" : "isolated";
     auto ps = policy.plugins.find(id);
     if (ps != policy.plugins.end()) {
       if (!ps->second.enabled) continue;  // switched off by policy: neither loaded nor an error
       info.config_json = ps->second.config_json;
+      if (!ps->second.isolation.empty()) info.isolation = ps->second.isolation;
+      info.limits = ps->second.limits;
+    }
+    if (info.isolation == "isolated" && info.kind != Kind::gate && info.kind != Kind::probe) {
+      refuse(file, id,
+             "isolation \"isolated\" is supported for gates and probes only; run this " +
+                 std::string(kind_name(info.kind)) + " in_process (policies/plugins.json)");
+      continue;
     }
     auto violations = schema->validate(json::parse(info.config_json));
     if (!violations.empty()) {

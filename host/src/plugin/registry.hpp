@@ -17,7 +17,8 @@ namespace cp::plugin {
 // Per-plugin settings from policies/plugins.json.
 struct PluginSettings {
   bool enabled = true;
-  std::string isolation;  // "in_process" | "isolated" | "" (default)
+  std::string isolation;  // "in_process" | "isolated" | "" (default: see PluginInfo::isolation)
+  IsolationLimits limits;
   std::string config_json = "{}";
   bool has_config = false;
 };
