@@ -56,6 +56,7 @@ inline bool group_alive(pid_t pgid) {
 struct RunProject {
   cp::test::TempDir dir;
   fs::path repo;
+  fs::path plugins = CP_PLUGIN_DIR;
   RunProject() {
     for (const char* d : {"packs", "policies"})
       fs::copy(fs::path(CP_SOURCE_DIR) / d, dir / d, fs::copy_options::recursive);
@@ -106,7 +107,7 @@ struct RunProject {
     Result r;
     std::vector<std::string> argv{CP_HOST_BIN,
                                   "--plugins",
-                                  CP_PLUGIN_DIR,
+                                  plugins.string(),
                                   "--root",
                                   dir.path().string(),
                                   "run",

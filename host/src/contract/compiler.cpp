@@ -44,6 +44,7 @@ CompiledContract compile_contract(const json& contract, const fs::path& root) {
   for (const auto& g : pack.value("gates", json::array())) {
     json gate{{"plugin", g.at("plugin")}, {"required", g.value("required", true)}};
     if (g.contains("config")) gate["config"] = g["config"];
+    if (g.contains("timeout_sec")) gate["timeout_sec"] = g["timeout_sec"];
     gates.push_back(gate);
   }
 

@@ -36,7 +36,8 @@ struct GateCall {
   plugin::CallOutcome outcome;
 };
 
-json evaluate_with_deadline(std::shared_ptr<GateCall> call, const GateRunOptions& opt) {
+json evaluate_with_deadline(std::shared_ptr<GateCall> call, const GateRunOptions& opt,
+                            std::chrono::milliseconds timeout) {
   std::thread([call] {
     plugin::CallOutcome out;
     try {
@@ -50,7 +51,7 @@ json evaluate_with_deadline(std::shared_ptr<GateCall> call, const GateRunOptions
     call->cv.notify_all();
   }).detach();
 
-  auto deadline = Clock::now() + opt.gate_timeout;
+  auto deadline = Clock::now() + timeout;
   std::unique_lock lock(call->mu);
   bool cancelled = false;
   while (!call->done) {
@@ -64,11 +65,10 @@ json evaluate_with_deadline(std::shared_ptr<GateCall> call, const GateRunOptions
       // Give its spawned processes the kill and the gate a moment to notice.
       if (call->cv.wait_for(lock, std::chrono::seconds(5), [&] { return call->done; })) break;
       return error_verdict(
-          cancelled ? "gate stopped: the run was cancelled"
-                    : "gate did not finish within " +
-                          std::to_string(
-                              std::chrono::duration_cast<std::chrono::seconds>(opt.gate_timeout).count()) +
-                          " s");
+          cancelled
+              ? "gate stopped: the run was cancelled"
+              : "gate did not finish within " +
+                    std::to_string(std::chrono::duration_cast<std::chrono::seconds>(timeout).count()) + " s");
     }
     call->cv.wait_for(lock, std::chrono::milliseconds(100), [&] { return call->done; });
   }
@@ -104,6 +104,7 @@ std::vector<GateResult> run_gates(const plugin::Registry& registry, const std::v
     json doc;
     std::string plugin_version;
     bool isolated = false;
+    auto deadline = spec.timeout.count() > 0 ? spec.timeout : opt.gate_timeout;
     const plugin::PluginInfo* info = registry.find(spec.plugin);
     if (!info || info->kind != plugin::Kind::gate) {
       doc = error_verdict("no gate plugin '" + spec.plugin + "' is loaded (check --plugins and the pack)");
@@ -134,7 +135,7 @@ std::vector<GateResult> run_gates(const plugin::Registry& registry, const std::v
         ctx.set_workspace(workspace);
         ctx.set_bundle_dir(bundle.dir().string());
         ctx.set_event_sink(store::plugin_event_sink(bundle));
-        doc = verdict_from(worker.evaluate(ctx, opt.input.dump(), opt.gate_timeout));
+        doc = verdict_from(worker.evaluate(ctx, opt.input.dump(), deadline));
       } else {
         auto call = std::make_shared<GateCall>();
         std::string error;
@@ -149,7 +150,7 @@ std::vector<GateResult> run_gates(const plugin::Registry& registry, const std::v
           call->ctx->set_cancel_flag(&call->stop);
           call->ctx->set_event_sink(store::plugin_event_sink(bundle));
           call->input = opt.input.dump();
-          doc = evaluate_with_deadline(call, opt);
+          doc = evaluate_with_deadline(call, opt, deadline);
         }
       }
     }

@@ -21,9 +21,10 @@ class Bundle;
 namespace cp::gates {
 
 struct GateSpec {
-  std::string plugin;     // gate plugin id
-  bool required = true;   // an optional gate's fail only warns
-  nlohmann::json config;  // null: the plugin's configured default (policies/plugins.json)
+  std::string plugin;                    // gate plugin id
+  bool required = true;                  // an optional gate's fail only warns
+  nlohmann::json config;                 // null: the plugin's configured default (policies/plugins.json)
+  std::chrono::milliseconds timeout{0};  // 0: GateRunOptions::gate_timeout
 };
 
 struct GateResult {

@@ -142,7 +142,7 @@ bool IsolatedPlugin::start(std::string& why) {
   // Everything the child needs is prepared before fork: after it, only async-signal-safe calls.
   std::string exe = worker.string(), plugin = info_.library_path.string(), log = log_.string();
   const char* args[] = {exe.c_str(), "--fd", "3", "--plugin", plugin.c_str(), nullptr};
-  rlimit as{limits_.address_space_mb << 20, limits_.address_space_mb << 20};
+  [[maybe_unused]] rlimit as{limits_.address_space_mb << 20, limits_.address_space_mb << 20};
   rlimit cpu{limits_.cpu_seconds, limits_.cpu_seconds};
   rlimit files{limits_.open_files, limits_.open_files};
   pid_t parent = ::getpid();
@@ -162,7 +162,11 @@ bool IsolatedPlugin::start(std::string& why) {
     if (out < 0 || in < 0 || ::dup2(in, 0) < 0 || ::dup2(out, 1) < 0 || ::dup2(out, 2) < 0 ||
         ::dup2(sv[1], 3) < 0)
       ::_exit(126);
+#if !defined(__SANITIZE_ADDRESS__)
+    // AddressSanitizer reserves terabytes of shadow memory up front, so an address-space cap would stop
+    // a sanitizer-built worker from starting; those builds rely on ASAN_OPTIONS=hard_rss_limit_mb instead.
     ::setrlimit(RLIMIT_AS, &as);
+#endif
     ::setrlimit(RLIMIT_CPU, &cpu);
     ::setrlimit(RLIMIT_NOFILE, &files);
     ::execv(exe.c_str(), const_cast<char* const*>(args));

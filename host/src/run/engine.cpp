@@ -231,8 +231,8 @@ RunOutcome run_contract(const RunRequest& req) {
   std::vector<std::string> used{runner_id};
   std::vector<gates::GateSpec> gate_specs;
   for (const auto& g : compiled.document["gates"]) {
-    gate_specs.push_back(
-        {g["plugin"].get<std::string>(), g.value("required", true), g.value("config", json())});
+    gate_specs.push_back({g["plugin"].get<std::string>(), g.value("required", true),
+                          g.value("config", json()), std::chrono::seconds(g.value("timeout_sec", 0))});
     used.push_back(g["plugin"].get<std::string>());
   }
   for (const auto& cap : runner_info->capabilities)

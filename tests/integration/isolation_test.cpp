@@ -1,0 +1,100 @@
+// Third-party gates that misbehave (tests/plugins/misbehaving/): segfault, abort, endless loop, 200 MiB of
+// output, invalid JSON, an exception through the wrapper, a leak until the resource limit. Run isolated
+// (the default for third-party libraries) every one is verdict error with the reason in its report,
+// cp-host stays up, and the next run works; the ones that do not crash are also contained in process.
+#include "integration/run_project.hpp"
+
+using namespace cp::test;
+
+namespace {
+
+// A project whose plugin folder holds the shipped plugins plus one misbehaving gate, and a pack naming it.
+struct BadGateProject : RunProject {
+  explicit BadGateProject(const std::string& mode, const std::string& isolation = "") {
+    plugins = dir / "plugins";
+    fs::create_directories(plugins);
+    for (const auto& e : fs::directory_iterator(CP_PLUGIN_DIR))
+      fs::create_symlink(e.path(), plugins / e.path().filename());
+    fs::create_symlink(fs::path(CP_MISBEHAVING_DIR) / ("bad_" + mode + ".so"),
+                       plugins / ("bad_" + mode + ".so"));
+    json pack{{"pack_id", "third-party"},
+              {"governance_level", "low"},
+              {"gates",
+               json::array({{{"plugin", "diff_scope"}}, {{"plugin", "bad_" + mode}, {"timeout_sec", 3}}})}};
+    cp::test::write_file(dir / "packs/third-party.json", pack.dump(2));
+    json policy{{"policy", "plugins"}, {"plugins", json::object()}};
+    if (!isolation.empty()) policy["plugins"]["bad_" + mode] = {{"isolation", isolation}};
+    if (mode == "leak") policy["plugins"]["bad_" + mode]["limits"] = {{"address_space_mb", 512}};
+    cp::test::write_file(dir / "policies/plugins.json", policy.dump(2));
+  }
+  json contract_for_pack() const {
+    json c = contract({"sed -i s/Helo/Hello/ src/greeting.sh"});
+    c["runtime_options"]["pack"] = "third-party";
+    return c;
+  }
+};
+
+// Sanitizer builds cannot cap address space; they cap RSS instead (ignored by normal builds).
+const std::vector<std::string> kEnv{"ASAN_OPTIONS=detect_leaks=0:hard_rss_limit_mb=768"};
+
+void expect_contained(const std::string& mode, const std::string& isolation, const std::string& why) {
+  SCOPED_TRACE(mode + " " + (isolation.empty() ? "default" : isolation));
+  BadGateProject p(mode, isolation);
+  auto r = p.run(p.contract_for_pack(), kEnv);
+  ASSERT_EQ(r.ran.exit_code, 8) << r.ran.out << r.ran.err;  // sealed error: the host survived to seal it
+  EXPECT_EQ(r.manifest["verdict"], "error");
+  json rep = gate_report(r, "bad_" + mode);
+  EXPECT_EQ(rep["verdict"], "error");
+  EXPECT_EQ(rep["isolation"], isolation.empty() ? "isolated" : isolation);
+  // `why` may list alternatives separated by '|' (how a limit bites differs between normal and sanitizer
+  // builds).
+  std::string summary = rep["summary"], rest = why;
+  bool found = false;
+  for (size_t bar; !found && !rest.empty(); rest = bar == std::string::npos ? "" : rest.substr(bar + 1)) {
+    bar = rest.find('|');
+    found = summary.find(rest.substr(0, bar)) != std::string::npos;
+  }
+  EXPECT_TRUE(found) << summary;
+  expect_valid("gate_verdict", rep, "report");
+  // The next run in the same project works.
+  json c = p.contract({"sed -i s/Helo/Hello/ src/greeting.sh"});
+  auto next = p.run(c);
+  EXPECT_EQ(next.ran.exit_code, 0) << next.ran.out;
+}
+
+}  // namespace
+
+TEST(Isolation, SegfaultingGateIsAnErrorWithTheSignal) {
+  expect_contained("segfault", "", "signal 11 (SIGSEGV)");
+}
+TEST(Isolation, AbortingGateIsAnErrorWithTheSignal) {
+  expect_contained("abort", "", "signal 6 (SIGABRT)");
+}
+TEST(Isolation, EndlessGateIsKilledAtItsDeadline) {
+  expect_contained("loop", "", "did not answer within 3000 ms");
+}
+TEST(Isolation, FloodingGateIsRefused) {
+  expect_contained("flood", "", "exceeded");
+}
+TEST(Isolation, InvalidJsonVerdictIsAnError) {
+  expect_contained("invalid_json", "", "invalid JSON");
+}
+TEST(Isolation, ExceptionThroughTheWrapperIsAnError) {
+  expect_contained("throw", "", "gate blew up");
+}
+TEST(Isolation, LeakingGateHitsItsLimitAndIsAnError) {
+  expect_contained("leak", "", "out of memory|isolated plugin 'bad_leak'");
+}
+
+TEST(Isolation, NonCrashingMisbehaviourIsContainedInProcessToo) {
+  expect_contained("invalid_json", "in_process", "invalid JSON");
+  expect_contained("throw", "in_process", "gate blew up");
+  expect_contained("flood", "in_process", "exceeded");
+}
+
+TEST(Isolation, ThirdPartyPluginsAreIsolatedByDefaultAndFirstPartyInProcess) {
+  BadGateProject p("invalid_json");
+  auto run = p.run(p.contract_for_pack(), kEnv);
+  EXPECT_EQ(gate_report(run, "diff_scope")["isolation"], "in_process");
+  EXPECT_EQ(gate_report(run, "bad_invalid_json")["isolation"], "isolated");
+}
