@@ -334,3 +334,25 @@ TEST(RunCli, KillNineMidRunIsRecoveredAsHostInterruptedAndTheChainVerifies) {
   // Recovery is idempotent.
   EXPECT_EQ(p.runs({"recover"}).out, "nothing to recover\n");
 }
+
+TEST(RunCli, HighPackAppliesPolicyRulesAndWaitsForApproval) {
+  RunProject p;
+  json c = p.contract({"sed -i s/Helo/Hello/ src/greeting.sh"});
+  c["runtime_options"]["pack"] = "high";
+  auto r = p.run(c);
+  EXPECT_EQ(r.ran.exit_code, 9) << r.ran.out;
+  EXPECT_EQ(r.manifest["status"], "awaiting_approval");
+  EXPECT_FALSE(r.manifest.contains("verdict"));
+  EXPECT_EQ(gate_report(r, "policy")["verdict"], "pass");
+  json approval = r.read("reports/approval_pack.json");
+  expect_valid("approval_pack", approval, "approval_pack");
+  EXPECT_EQ(approval["verdict_if_approved"], "success");
+  EXPECT_TRUE(fs::exists(r.manifest["worktree"].get<std::string>()));  // kept for the reviewer
+  EXPECT_EQ(p.runs({"verify", r.manifest["run_id"]}).exit_code, 0);
+  // A key file in the change breaks a policy rule: the run is a failure with the rule's message.
+  json c2 = p.contract({"sed -i s/Helo/Hello/ src/greeting.sh", "cp src/greeting.sh src/server.pem"});
+  c2["runtime_options"]["pack"] = "high";
+  auto r2 = p.run(c2);
+  EXPECT_EQ(r2.ran.exit_code, 4) << r2.ran.out;
+  EXPECT_NE(gate_report(r2, "policy").dump().find("Key material"), std::string::npos);
+}

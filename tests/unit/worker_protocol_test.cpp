@@ -32,7 +32,9 @@ struct Pair {
     if (a >= 0) ::close(a);
     if (b >= 0) ::close(b);
   }
-  void send_raw(const std::string& bytes) { ASSERT_EQ(::write(a, bytes.data(), bytes.size()), (ssize_t)bytes.size()); }
+  void send_raw(const std::string& bytes) {
+    ASSERT_EQ(::write(a, bytes.data(), bytes.size()), (ssize_t)bytes.size());
+  }
   void close_writer() { ::close(a), a = -1; }
   wire::ReadStatus read(json& out, int ms = 500) {
     return wire::read_frame(b, out, Clock::now() + std::chrono::milliseconds(ms));
@@ -95,7 +97,8 @@ TEST(WorkerProtocol, RandomBytesNeverCrashTheReader) {
     Pair p;
     std::string bytes(rng() % 64, '\0');
     for (auto& c : bytes) c = static_cast<char>(rng());
-    if (i % 3 == 0 && bytes.size() >= 4) bytes = frame(bytes.substr(4), static_cast<uint32_t>(bytes.size() - 4));
+    if (i % 3 == 0 && bytes.size() >= 4)
+      bytes = frame(bytes.substr(4), static_cast<uint32_t>(bytes.size() - 4));
     p.send_raw(bytes);
     p.close_writer();
     json m;
@@ -112,7 +115,8 @@ TEST(WorkerProtocol, RandomBytesNeverCrashTheReader) {
 }
 
 TEST(WorkerProtocol, RealWorkerExitsCleanlyOnAGarbageFrame) {
-  for (const std::string& garbage : {frame("not json", 8), frame(R"({"op":"teleport"})", 17), frame("", 0xffffffffu)}) {
+  for (const std::string& garbage :
+       {frame("not json", 8), frame(R"({"op":"teleport"})", 17), frame("", 0xffffffffu)}) {
     int sv[2];
     ASSERT_EQ(::socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
     posix_spawn_file_actions_t fa;

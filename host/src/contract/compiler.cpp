@@ -55,6 +55,13 @@ CompiledContract compile_contract(const json& contract, const fs::path& root) {
     policies[name] = p;
   }
 
+  // Optional: the declarative rules the `policy` gate applies when a pack names them.
+  if (fs::exists(root / "policies" / "policy_rules.json")) {
+    json rules = read_required(root / "policies" / "policy_rules.json", "policy policy_rules");
+    rules.erase("$schema");
+    policies["policy_rules"] = rules;
+  }
+
   CompiledContract c;
   c.document = json{{"schema_version", 1},
                     {"contract", merged},

@@ -369,6 +369,7 @@ RunOutcome run_contract(const RunRequest& req) {
                       {"baseline_commit", ws->baseline_commit()},
                       {"changes", changes},
                       {"commands", commands},
+                      {"usage", runner_result.value("usage", json::object())},
                       {"runner",
                        {{"status", runner_result.value("status", "error")},
                         {"reason", runner_result.value("reason", "")}}}};
