@@ -27,17 +27,23 @@ fs::path scratch() {
   fs::create_directories(d / "bundle/artifacts/codex");
   fs::create_directories(d / "ws");
   std::ofstream out(d / "stream.jsonl");
-  out << R"({"type":"thread.started","thread_id":"0199f3a2-6b1e-7c40-9d2a-3f5e8a1b2c4d"})" << "\n"
-      << R"({"type":"turn.started"})" << "\n";
+  out << R"({"type":"thread.started","thread_id":"0199f3a2-6b1e-7c40-9d2a-3f5e8a1b2c4d"})"
+      << "\n"
+      << R"({"type":"turn.started"})"
+      << "\n";
   for (int i = 0; i < kItems; ++i)
     out << json{{"type", "item.completed"},
-                {"item", {{"id", "item_" + std::to_string(i)}, {"type", "command_execution"},
-                          {"command", "bash -lc 'ctest --test-dir build -R case_" + std::to_string(i) + "'"},
-                          {"aggregated_output", "100% tests passed, 0 tests failed out of 1\n"},
-                          {"exit_code", 0}, {"status", "completed"}}}}
+                {"item",
+                 {{"id", "item_" + std::to_string(i)},
+                  {"type", "command_execution"},
+                  {"command", "bash -lc 'ctest --test-dir build -R case_" + std::to_string(i) + "'"},
+                  {"aggregated_output", "100% tests passed, 0 tests failed out of 1\n"},
+                  {"exit_code", 0},
+                  {"status", "completed"}}}}
                .dump()
         << "\n";
-  out << R"({"type":"turn.completed","usage":{"input_tokens":1000,"cached_input_tokens":0,"output_tokens":100}})" << "\n";
+  out << R"({"type":"turn.completed","usage":{"input_tokens":1000,"cached_input_tokens":0,"output_tokens":100}})"
+      << "\n";
   return d;
 }
 
@@ -45,7 +51,8 @@ void Stream(benchmark::State& state, cp::store::EventLog::Durability durability)
   static cp::plugin::Registry reg = [] {
     cp::plugin::Registry r;
     cp::plugin::PluginPolicy policy;
-    policy.plugins["codex"].config_json = json{{"binary", std::string(CP_SOURCE_DIR) + "/tests/fakes/codex"}}.dump();
+    policy.plugins["codex"].config_json =
+        json{{"binary", std::string(CP_SOURCE_DIR) + "/tests/fakes/codex"}}.dump();
     policy.plugins["codex"].has_config = true;
     r.load_directory(CP_PLUGIN_DIR, policy);
     return r;
@@ -80,16 +87,22 @@ void Stream(benchmark::State& state, cp::store::EventLog::Durability durability)
     while ((out = inst->wait(run, 100)).status == CP_PENDING) {
     }
     inst->release(run);
-    if (json::parse(out.output).value("status", "") != "completed") return state.SkipWithError(out.output.c_str());
+    if (json::parse(out.output).value("status", "") != "completed")
+      return state.SkipWithError(out.output.c_str());
     events += static_cast<int64_t>(log.count());
   }
-  state.counters["events_per_s"] = benchmark::Counter(static_cast<double>(events), benchmark::Counter::kIsRate);
+  state.counters["events_per_s"] =
+      benchmark::Counter(static_cast<double>(events), benchmark::Counter::kIsRate);
   std::error_code ec;
   fs::remove_all(d, ec);
 }
 
-void StreamUnsynced(benchmark::State& s) { Stream(s, cp::store::EventLog::Durability::none); }
-void StreamDurable(benchmark::State& s) { Stream(s, cp::store::EventLog::Durability::every_event); }
+void StreamUnsynced(benchmark::State& s) {
+  Stream(s, cp::store::EventLog::Durability::none);
+}
+void StreamDurable(benchmark::State& s) {
+  Stream(s, cp::store::EventLog::Durability::every_event);
+}
 
 }  // namespace
 
