@@ -6,7 +6,8 @@ cd "$(dirname "$0")/.."
 bash scripts/bootstrap.sh
 start=$(date +%s)
 echo "== format (clang-format, .clang-format)"
-git ls-files '*.c' '*.h' '*.cpp' '*.hpp' | xargs clang-format --dry-run -Werror
+# The frozen ABI 1.0 header is kept byte for byte as released, so it is not reformatted.
+git ls-files '*.c' '*.h' '*.cpp' '*.hpp' ':!tests/plugins/abi_v1_0/*' | xargs clang-format --dry-run -Werror
 for flavour in release asan; do
   echo "== build ($flavour)"
   bash scripts/build.sh "$flavour"

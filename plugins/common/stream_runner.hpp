@@ -5,6 +5,8 @@
 // (schemas/runner_result.schema.json). Header-only: each plugin compiles its own copy.
 #pragma once
 
+#include "threaded_run.hpp"
+
 #include <cortexpilot/plugin.hpp>
 
 #include <nlohmann/json.hpp>
@@ -119,30 +121,15 @@ inline std::string build_prompt(const json& contract) {
 }
 
 // One agent run. Subclasses give the argv and parse lines; this class does the rest.
-class StreamRun : public cp::RunnerRun {
+class StreamRun : public ThreadedRun {
  public:
   StreamRun(cp::Context ctx, json run, std::string runner_id)
       : ctx_(ctx), run_(std::move(run)), id_(std::move(runner_id)) {
     budgets_ = Budgets::from(run_["contract"]);
   }
-  ~StreamRun() override {
-    cancel(true);
-    if (worker_.joinable()) worker_.join();
-  }
-
-  bool wait(uint64_t timeout_ms, std::string& result_json) override {
-    std::unique_lock lock(mu_);
-    if (!cv_.wait_for(lock, std::chrono::milliseconds(timeout_ms), [this] { return done_; })) return false;
-    result_json = result_.dump();
-    return true;
-  }
-  void cancel(bool) override { cancelled_ = true; }
+  ~StreamRun() override { stop_and_join(); }
 
  protected:
-  // Called by the subclass constructor once it can build its argv.
-  void launch() {
-    worker_ = std::thread([this] { execute(); });
-  }
   virtual std::vector<std::string> argv() = 0;
   virtual std::vector<std::string> env() { return {}; }  // extra "K=V" on top of the host's environment
   virtual std::string raw_log_path() = 0;                // where the host writes stdout verbatim
@@ -189,14 +176,7 @@ class StreamRun : public cp::RunnerRun {
     return nullptr;
   }
 
-  void finish(json result) {
-    std::lock_guard lock(mu_);
-    result_ = std::move(result);
-    done_ = true;
-    cv_.notify_all();
-  }
-
-  void execute() {
+  void execute() override {
     try {
       cp::SpawnOptions opt;
       opt.argv = argv();
@@ -281,12 +261,6 @@ class StreamRun : public cp::RunnerRun {
 
   std::string opt_argv0_;
   json breach_;
-  std::atomic<bool> cancelled_{false};
-  std::mutex mu_;
-  std::condition_variable cv_;
-  bool done_ = false;
-  json result_;
-  std::thread worker_;
 };
 
 }  // namespace cp::plugins

@@ -43,21 +43,7 @@ std::string read_file(const std::filesystem::path& p) {
 }
 
 Ran run(const std::vector<std::string>& argv, const std::filesystem::path& cwd) {
-  run::ProcessSpec spec;
-  spec.argv = argv;
-  spec.cwd = cwd;
-  spec.timeout = std::chrono::minutes(5);
-  std::string out, err;
-  spec.on_stdout = [&](std::string_view s) {
-    out.append(s);
-    return true;
-  };
-  spec.on_stderr = [&](std::string_view s) {
-    err.append(s);
-    return true;
-  };
-  auto o = run::run_process(spec);
-  return {o.term_signal ? 128 + o.term_signal : o.exit_code, out, err};
+  return run_env(argv, {}, cwd);
 }
 
 Ran run_env(const std::vector<std::string>& argv, const std::vector<std::string>& extra_env,

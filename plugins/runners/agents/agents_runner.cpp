@@ -8,6 +8,7 @@
 #include "../../common/command_policy.hpp"
 #include "../../common/path_guard.hpp"
 #include "../../common/stream_runner.hpp"
+#include "../../common/threaded_run.hpp"
 
 #include <filesystem>
 #include <fstream>
@@ -57,7 +58,7 @@ json tool_defs(bool shell, bool files) {
   return tools;
 }
 
-class AgentsRun : public cp::RunnerRun {
+class AgentsRun : public cp::plugins::ThreadedRun {
  public:
   AgentsRun(cp::Context ctx, json run, const json& config)
       : ctx_(ctx),
@@ -69,19 +70,9 @@ class AgentsRun : public cp::RunnerRun {
     budgets_ = cp::plugins::Budgets::from(run_["contract"]);
     if (run_["contract"]["runtime_options"].contains("model"))
       provider_.model = run_["contract"]["runtime_options"]["model"];
-    worker_ = std::thread([this] { execute(); });
+    launch();
   }
-  ~AgentsRun() override {
-    cancelled_ = true;
-    if (worker_.joinable()) worker_.join();
-  }
-  bool wait(uint64_t timeout_ms, std::string& result_json) override {
-    std::unique_lock lock(mu_);
-    if (!cv_.wait_for(lock, std::chrono::milliseconds(timeout_ms), [this] { return done_; })) return false;
-    result_json = result_.dump();
-    return true;
-  }
-  void cancel(bool) override { cancelled_ = true; }
+  ~AgentsRun() override { stop_and_join(); }
 
  private:
   bool stopping() const { return cancelled_ || ctx_.cancelled(); }
@@ -94,14 +85,11 @@ class AgentsRun : public cp::RunnerRun {
     }
   }
 
-  void finish(const std::string& status, const std::string& reason, json extra = json::object()) {
+  void end(const std::string& status, const std::string& reason, json extra = json::object()) {
     json r{{"status", status}, {"reason", reason}, {"commands", commands_}, {"usage", state_.usage()}};
     if (!state_.last_message.empty()) r["last_message"] = state_.last_message.substr(0, 4000);
     r.update(extra);
-    std::lock_guard lock(mu_);
-    result_ = std::move(r);
-    done_ = true;
-    cv_.notify_all();
+    finish(std::move(r));
   }
 
   std::string run_command(const std::string& line) {
@@ -184,7 +172,7 @@ class AgentsRun : public cp::RunnerRun {
     }
   }
 
-  void execute() {
+  void execute() override {
     try {
       const json& c = run_["contract"];
       json perms = c.value("tool_permissions", json::object());
@@ -201,15 +189,15 @@ class AgentsRun : public cp::RunnerRun {
       emit("AGENT_THREAD_STARTED",
            {{"thread_id", run_.value("run_id", "")}, {"runner", "agents"}, {"model", provider_.model}});
       for (int step = 0; step < max_steps; ++step) {
-        if (stopping()) return finish("cancelled", "the run was cancelled");
+        if (stopping()) return end("cancelled", "the run was cancelled");
         json request{{"model", provider_.model}, {"messages", messages}};
         if (!tools.empty()) request["tools"] = tools;
         std::string problem;
         json doc = call(request, problem);
         if (doc.is_null()) {
-          if (stopping()) return finish("cancelled", "the run was cancelled");
+          if (stopping()) return end("cancelled", "the run was cancelled");
           emit("AGENT_TURN_FAILED", {{"message", problem}});
-          return finish("failed", problem);
+          return end("failed", problem);
         }
         ++state_.turns;
         if (doc.contains("usage")) {
@@ -227,16 +215,16 @@ class AgentsRun : public cp::RunnerRun {
         }
         if (json breach = breach_of(); !breach.is_null()) {
           emit("BUDGET_EXCEEDED", breach);
-          return finish("failed",
-                        "budget_exceeded: " + breach["budget"].get<std::string>() + " " +
-                            breach["value"].dump() + " > " + breach["limit"].dump(),
-                        {{"budget_exceeded", breach}});
+          return end("failed",
+                     "budget_exceeded: " + breach["budget"].get<std::string>() + " " +
+                         breach["value"].dump() + " > " + breach["limit"].dump(),
+                     {{"budget_exceeded", breach}});
         }
         if (calls.empty())
-          return finish("completed", "the model finished after " + std::to_string(step + 1) + " call(s)");
+          return end("completed", "the model finished after " + std::to_string(step + 1) + " call(s)");
         messages.push_back(msg);
         for (const auto& tc : calls) {
-          if (stopping()) return finish("cancelled", "the run was cancelled");
+          if (stopping()) return end("cancelled", "the run was cancelled");
           std::string name = tc["function"].value("name", "");
           json args = json::parse(tc["function"].value("arguments", "{}"), nullptr, false);
           std::string answer;
@@ -251,10 +239,10 @@ class AgentsRun : public cp::RunnerRun {
           messages.push_back({{"role", "tool"}, {"tool_call_id", tc.value("id", "")}, {"content", answer}});
         }
       }
-      finish("failed",
-             "the model was still calling tools after max_steps (" + std::to_string(max_steps) + ") calls");
+      end("failed",
+          "the model was still calling tools after max_steps (" + std::to_string(max_steps) + ") calls");
     } catch (const std::exception& e) {
-      finish("error", std::string("agents runner: ") + e.what());
+      end("error", std::string("agents runner: ") + e.what());
     }
   }
 
@@ -275,25 +263,9 @@ class AgentsRun : public cp::RunnerRun {
   cp::plugins::Budgets budgets_;
   cp::plugins::StreamState state_;
   json commands_ = json::array();
-  std::atomic<bool> cancelled_{false};
-  std::mutex mu_;
-  std::condition_variable cv_;
-  bool done_ = false;
-  json result_;
-  std::thread worker_;
 };
 
-class AgentsRunner : public cp::Runner {
- public:
-  AgentsRunner(cp::Context&, const std::string& config_json) : config_(json::parse(config_json)) {}
-  std::unique_ptr<cp::RunnerRun> start(cp::Context ctx, const std::string& run_json) override {
-    if (ctx.workspace().empty()) throw cp::Error(CP_E_INVALID, "the agents runner needs a run's workspace");
-    return std::make_unique<AgentsRun>(ctx, json::parse(run_json), config_);
-  }
-
- private:
-  json config_;
-};
+using AgentsRunner = cp::plugins::ConfiguredRunner<AgentsRun>;
 
 }  // namespace
 

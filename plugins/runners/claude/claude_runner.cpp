@@ -158,18 +158,7 @@ class ClaudeRun : public cp::plugins::StreamRun {
   long long running_in_ = 0, running_cached_ = 0, running_out_ = 0;
 };
 
-class ClaudeRunner : public cp::Runner {
- public:
-  ClaudeRunner(cp::Context&, const std::string& config_json) : config_(json::parse(config_json)) {}
-  std::unique_ptr<cp::RunnerRun> start(cp::Context ctx, const std::string& run_json) override {
-    if (ctx.bundle_dir().empty() || ctx.workspace().empty())
-      throw cp::Error(CP_E_INVALID, "the claude runner needs a run's workspace and bundle");
-    return std::make_unique<ClaudeRun>(ctx, json::parse(run_json), config_);
-  }
-
- private:
-  json config_;
-};
+using ClaudeRunner = cp::plugins::ConfiguredRunner<ClaudeRun>;
 
 }  // namespace
 

@@ -187,19 +187,7 @@ class CodexRun : public cp::plugins::StreamRun {
   fs::path home_;
 };
 
-class CodexRunner : public cp::Runner {
- public:
-  CodexRunner(cp::Context&, const std::string& config_json) : config_(json::parse(config_json)) {}
-  std::unique_ptr<cp::RunnerRun> start(cp::Context ctx, const std::string& run_json) override {
-    json run = json::parse(run_json);
-    if (ctx.bundle_dir().empty() || ctx.workspace().empty())
-      throw cp::Error(CP_E_INVALID, "the codex runner needs a run's workspace and bundle");
-    return std::make_unique<CodexRun>(ctx, std::move(run), config_);
-  }
-
- private:
-  json config_;
-};
+using CodexRunner = cp::plugins::ConfiguredRunner<CodexRun>;
 
 }  // namespace
 

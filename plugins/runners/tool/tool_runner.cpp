@@ -3,6 +3,7 @@
 // '$(...)' can never smuggle in a second command; argv[0] must be a bare program name found in PATH (a path
 // such as ./true could be any binary) unless an allowlist entry names that exact path.
 #include "../../common/command_policy.hpp"
+#include "../../common/threaded_run.hpp"
 
 #include <cortexpilot/plugin.hpp>
 
@@ -29,37 +30,19 @@ constexpr const char* kConfigSchema = R"({
   }
 })";
 
-class ToolRun : public cp::RunnerRun {
+class ToolRun : public cp::plugins::ThreadedRun {
  public:
   ToolRun(cp::Context ctx, json run, bool stop_on_failure, int command_timeout)
       : ctx_(ctx),
         run_(std::move(run)),
         stop_on_failure_(stop_on_failure),
         command_timeout_(command_timeout) {
-    worker_ = std::thread([this] { execute(); });
+    launch();
   }
-  ~ToolRun() override {
-    cancel(true);
-    if (worker_.joinable()) worker_.join();
-  }
-
-  bool wait(uint64_t timeout_ms, std::string& result_json) override {
-    std::unique_lock lock(mu_);
-    if (!cv_.wait_for(lock, std::chrono::milliseconds(timeout_ms), [this] { return done_; })) return false;
-    result_json = result_.dump();
-    return true;
-  }
-  void cancel(bool) override { cancelled_ = true; }
+  ~ToolRun() override { stop_and_join(); }
 
  private:
-  void finish(json result) {
-    std::lock_guard lock(mu_);
-    result_ = std::move(result);
-    done_ = true;
-    cv_.notify_all();
-  }
-
-  void execute() {
+  void execute() override {
     json commands_out = json::array();
     try {
       cp::plugins::CommandAllowlist allow(run_.contains("policies")
@@ -151,12 +134,6 @@ class ToolRun : public cp::RunnerRun {
   json run_;
   bool stop_on_failure_;
   int command_timeout_;
-  std::atomic<bool> cancelled_{false};
-  std::mutex mu_;
-  std::condition_variable cv_;
-  bool done_ = false;
-  json result_;
-  std::thread worker_;
 };
 
 class ToolRunner : public cp::Runner {
