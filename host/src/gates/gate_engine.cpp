@@ -26,6 +26,13 @@ namespace {
 // call touches lives here, shared with the thread: if the gate never returns, the thread keeps the state
 // alive and the host moves on (the in-process limit; out-of-process gates can be killed instead).
 struct GateCall {
+  // Events reach the bundle only while the host still waits for this call: an abandoned gate's thread
+  // outlives the run, and must never touch a bundle that is gone.
+  struct SinkGuard {
+    std::mutex mu;
+    bool open = true;
+  };
+  std::shared_ptr<SinkGuard> guard = std::make_shared<SinkGuard>();
   std::unique_ptr<plugin::Instance> instance;
   std::unique_ptr<plugin::CallContext> ctx;
   std::atomic<bool> stop{false};
@@ -64,6 +71,10 @@ json evaluate_with_deadline(std::shared_ptr<GateCall> call, const GateRunOptions
       call->stop = true;
       // Give its spawned processes the kill and the gate a moment to notice.
       if (call->cv.wait_for(lock, std::chrono::seconds(5), [&] { return call->done; })) break;
+      {
+        std::lock_guard closed(call->guard->mu);
+        call->guard->open = false;  // from here the abandoned thread's events are refused
+      }
       return error_verdict(
           cancelled
               ? "gate stopped: the run was cancelled"
@@ -148,7 +159,11 @@ std::vector<GateResult> run_gates(const plugin::Registry& registry, const std::v
           call->ctx->set_workspace(workspace);
           call->ctx->set_bundle_dir(bundle.dir().string());
           call->ctx->set_cancel_flag(&call->stop);
-          call->ctx->set_event_sink(store::plugin_event_sink(bundle));
+          call->ctx->set_event_sink([guard = call->guard, sink = store::plugin_event_sink(bundle)](
+                                        const std::string& type, const std::string& payload) {
+            std::lock_guard lock(guard->mu);
+            return guard->open && sink(type, payload);
+          });
           call->input = opt.input.dump();
           doc = evaluate_with_deadline(call, opt, deadline);
         }
