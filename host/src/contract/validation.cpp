@@ -14,6 +14,7 @@
 #include <map>
 #include <set>
 #include <thread>
+#include <unordered_map>
 
 namespace cp::contract {
 
@@ -45,12 +46,28 @@ bool read_file(const fs::path& p, std::string& out) {
   return ok;
 }
 
-std::string display_path(const fs::path& p) {
-  std::error_code ec;
-  fs::path rel = fs::relative(p, fs::current_path(), ec);
-  if (!ec && !rel.empty() && rel.native().rfind("..", 0) != 0) return rel.string();
+// Lexical, so thousands of files cost no syscalls: relative to the working directory when below it.
+std::string display_path(const fs::path& p, const fs::path& cwd) {
+  fs::path abs = (p.is_absolute() ? p : cwd / p).lexically_normal();
+  fs::path rel = abs.lexically_relative(cwd);
+  if (!rel.empty() && rel.native().rfind("..", 0) != 0) return rel.string();
   return p.string();
 }
+
+// The canonical form of a file's path, resolving symlinks once per folder rather than once per file.
+class CanonicalPaths {
+ public:
+  std::string of(const fs::path& file) {
+    fs::path dir = file.parent_path();
+    auto it = dirs_.find(dir.native());
+    if (it == dirs_.end())
+      it = dirs_.emplace(dir.native(), fs::weakly_canonical(dir.empty() ? "." : dir)).first;
+    return (it->second / file.filename()).string();
+  }
+
+ private:
+  std::unordered_map<std::string, fs::path> dirs_;
+};
 
 std::string short_value(const json& v) {
   std::string s = v.dump();
@@ -248,7 +265,7 @@ class CrossChecker {
       auto it = refs_.packs.find(d["pack_id"].get<std::string>());
       if (it != refs_.packs.end() && it->second != f.path.string())
         add(f, "/pack_id", "xref:duplicate",
-            "pack_id '" + it->first + "' is also defined in " + display_path(it->second),
+            "pack_id '" + it->first + "' is also defined in " + display_path(it->second, fs::current_path()),
             "a pack_id unique across packs/");
     }
     if (d.contains("defaults") && d["defaults"].is_object() && d["defaults"].contains("forbidden_actions"))
@@ -353,7 +370,8 @@ ValidationReport validate(const ValidateOptions& options) {
 
   // Files only read to resolve references: packs and policies of the root that are not being validated.
   std::set<std::string> in_scope;
-  for (const auto& f : files) in_scope.insert(fs::weakly_canonical(f).string());
+  CanonicalPaths canonical;
+  for (const auto& f : files) in_scope.insert(canonical.of(f));
   std::vector<fs::path> extra;
   for (const char* d : {"packs", "policies"}) {
     fs::path dir = options.root / d;
@@ -361,18 +379,19 @@ ValidationReport validate(const ValidateOptions& options) {
     std::vector<fs::path> found;
     collect(dir, found, false);
     for (auto& f : found)
-      if (!in_scope.count(fs::weakly_canonical(f).string())) extra.push_back(f);
+      if (!in_scope.count(canonical.of(f))) extra.push_back(f);
   }
 
+  const fs::path cwd = fs::current_path();
   std::vector<Parsed> parsed(files.size() + extra.size());
   for (size_t i = 0; i < files.size(); ++i) {
     parsed[i].path = files[i];
-    parsed[i].display = display_path(files[i]);
+    parsed[i].display = display_path(files[i], cwd);
   }
   for (size_t i = 0; i < extra.size(); ++i) {
     auto& p = parsed[files.size() + i];
     p.path = extra[i];
-    p.display = display_path(extra[i]);
+    p.display = display_path(extra[i], cwd);
     p.in_scope = false;
   }
 
