@@ -8,9 +8,10 @@ pkgs=(
   build-essential cmake ninja-build ccache pkg-config git clang-format
   libboost1.81-dev libboost-filesystem1.81-dev
   nlohmann-json3-dev libcli11-dev libspdlog-dev libfmt-dev
-  libpistache-dev libgit2-dev libssl-dev
+  libpistache-dev libssl-dev
   libgtest-dev libgmock-dev libbenchmark-dev
   python3 procps
+  bc time python3-jsonschema  # bench/ scripts: arithmetic, peak RSS, the side-by-side validator
 )
 
 need_install=()
