@@ -54,6 +54,8 @@ TEST(RunCli, PassingRunSealsSuccessWithProofPackAndLeavesTheCheckoutAlone) {
   EXPECT_EQ(compiled["contract"]["forbidden_actions"].size(), 5u);   // union with the pack's prohibitions
   Ran list = p.runs({"list", "--json"});
   EXPECT_EQ(json::parse(list.out)["runs"][0]["verdict"], "success");
+  // Sealed: no longer marked live, so recovery never has to look at it again.
+  EXPECT_TRUE(fs::is_empty(p.dir / ".runtime-cache/cortexpilot/runs/.live"));
 }
 
 TEST(RunCli, WriteOutsideAllowedPathsIsDeniedAndTheReportNamesThePath) {
@@ -331,7 +333,8 @@ TEST(RunCli, KillNineMidRunIsRecoveredAsHostInterruptedAndTheChainVerifies) {
   expect_valid("incident_pack", json::parse(cp::test::read_file(bundle / "reports/incident_pack.json")),
                "incident");
   expect_valid("run_manifest", m, "manifest");
-  // Recovery is idempotent.
+  // Recovery is idempotent, and a recovered run is no longer marked live.
+  EXPECT_TRUE(fs::is_empty(p.dir / ".runtime-cache/cortexpilot/runs/.live"));
   EXPECT_EQ(p.runs({"recover"}).out, "nothing to recover\n");
 }
 

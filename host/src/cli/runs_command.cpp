@@ -195,11 +195,13 @@ void add_runs(CLI::App& app, Globals& g, Runner& run) {
   vf->add_option("run_id", o->run_id, "Run id")->required();
   vf->add_flag("--json", o->json, "Machine-readable output");
   vf->callback([&g, &run, o] { run = [&g, o] { return verify(g, *o); }; });
-  auto* rc = runs->add_subcommand("recover",
-                                  "Seal bundles left unsealed by a crash (also done before run/list/show)");
+  auto* rc =
+      runs->add_subcommand("recover",
+                           "Seal bundles left unsealed by a crash. run/list/show do this for bundles marked "
+                           "live; this command also reads every bundle's manifest");
   rc->callback([&g, &run] {
     run = [&g] {
-      auto r = run::recover_unsealed(g.root);
+      auto r = run::recover_unsealed(g.root, true);
       for (const auto& x : r)
         std::cout << "recovered " << x.run_id << ": " << x.verdict << " (" << x.reason << ")\n";
       if (r.empty()) std::cout << "nothing to recover\n";

@@ -469,6 +469,7 @@ RunOutcome run_contract(const RunRequest& req) {
     if (!resume.is_null()) patch["resumed_from"] = resume["from_run"];
     if (!awaiting) patch["verdict"] = verdict;
     bundle->update_manifest(patch);
+    store::clear_live_marker(req.root, o.run_id);
     if (ws && !keep) ws->remove();
     o.manifest = bundle->manifest();
     o.stage = RunOutcome::Stage::sealed;

@@ -130,7 +130,7 @@ Recovered recover_one(const fs::path& dir, json manifest) {
 
 }  // namespace
 
-std::vector<Recovered> recover_unsealed(const fs::path& root) {
+std::vector<Recovered> recover_unsealed(const fs::path& root, bool full_scan) {
   std::vector<Recovered> out;
   fs::path runs = store::runs_dir(root);
   std::error_code ec;
@@ -145,19 +145,35 @@ std::vector<Recovered> recover_unsealed(const fs::path& root) {
       ::close(fd);
     }
   }
-  for (const auto& e : fs::directory_iterator(runs, ec)) {
-    std::string name = e.path().filename().string();
-    if (name.empty() || name[0] == '.' || !e.is_directory(ec)) continue;
-    json manifest = store::read_json_file(e.path() / "manifest.json");
+  // Only bundles still marked live can need recovery (a full scan reads every manifest instead).
+  std::vector<fs::path> candidates;
+  if (full_scan) {
+    for (const auto& e : fs::directory_iterator(runs, ec))
+      if (e.is_directory(ec) && e.path().filename().string()[0] != '.') candidates.push_back(e.path());
+  } else if (fs::is_directory(runs / ".live", ec)) {
+    for (const auto& e : fs::directory_iterator(runs / ".live", ec))
+      candidates.push_back(runs / e.path().filename());
+  }
+  for (const auto& dir : candidates) {
+    std::string run_id = dir.filename().string();
+    if (!fs::is_directory(dir, ec)) {
+      store::clear_live_marker(root, run_id);  // crashed before its bundle was renamed into place
+      continue;
+    }
+    json manifest = store::read_json_file(dir / "manifest.json");
     if (!manifest.is_object()) continue;
     std::string status = manifest.value("status", "");
-    if (status == "sealed" || status == "awaiting_approval") continue;
-    int fd = store::try_lock_bundle(e.path());
+    if (status == "sealed" || status == "awaiting_approval") {
+      store::clear_live_marker(root, run_id);  // sealed just before a crash removed the marker
+      continue;
+    }
+    int fd = store::try_lock_bundle(dir);
     if (fd < 0) continue;  // a live run in another process
     try {
-      out.push_back(recover_one(e.path(), manifest));
+      out.push_back(recover_one(dir, manifest));
+      store::clear_live_marker(root, run_id);
     } catch (const std::exception& ex) {
-      log::error("cannot recover run bundle " + e.path().string() + ": " + ex.what());
+      log::error("cannot recover run bundle " + dir.string() + ": " + ex.what());
     }
     ::close(fd);
   }

@@ -17,8 +17,10 @@ struct Recovered {
   unsigned long long truncated_bytes = 0;
 };
 
-// Seals every crashed bundle under <root>/.runtime-cache/cortexpilot/runs. Never throws: a bundle that
-// cannot be recovered is logged and left for the next attempt.
-std::vector<Recovered> recover_unsealed(const std::filesystem::path& root);
+// Seals every crashed bundle under <root>/.runtime-cache/cortexpilot/runs. By default only bundles marked
+// live (runs/.live/) are looked at; full_scan reads every manifest (for bundles from before markers, or a
+// marker lost with a damaged disk). Never throws: a bundle that cannot be recovered is logged and left for
+// the next attempt.
+std::vector<Recovered> recover_unsealed(const std::filesystem::path& root, bool full_scan = false);
 
 }  // namespace cp::run

@@ -29,6 +29,15 @@ fs::path worktrees_dir(const fs::path& root) {
   return runtime_dir(root) / "worktrees";
 }
 
+fs::path live_marker(const fs::path& root, const std::string& run_id) {
+  return runs_dir(root) / ".live" / run_id;
+}
+
+void clear_live_marker(const fs::path& root, const std::string& run_id) {
+  std::error_code ec;
+  fs::remove(live_marker(root, run_id), ec);
+}
+
 std::string new_run_id(const std::string& task_id) {
   std::time_t t = std::time(nullptr);
   std::tm tm{};
@@ -76,6 +85,9 @@ std::unique_ptr<Bundle> Bundle::create(const fs::path& root, const std::string& 
   fs::path final_dir = runs / run_id;
   fs::create_directories(incoming.parent_path());
   if (fs::exists(final_dir)) throw std::runtime_error("run bundle already exists: " + final_dir.string());
+  // The live marker first: a crash after it but before the rename leaves a marker recovery simply drops.
+  fs::create_directories(runs / ".live");
+  write_atomic(live_marker(root, run_id), "");
   if (!fs::create_directory(incoming))
     throw std::runtime_error("run bundle already being created: " + incoming.string());
 

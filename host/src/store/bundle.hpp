@@ -18,6 +18,12 @@ std::filesystem::path runtime_dir(const std::filesystem::path& root);    // <roo
 std::filesystem::path runs_dir(const std::filesystem::path& root);       // .../runs
 std::filesystem::path worktrees_dir(const std::filesystem::path& root);  // .../worktrees
 
+// runs/.live/<run_id> exists from a bundle's creation until it is sealed, so that crash recovery looks at
+// the few live bundles rather than reading every manifest.
+std::filesystem::path live_marker(const std::filesystem::path& root, const std::string& run_id);
+// Removes the marker of a sealed run; never throws.
+void clear_live_marker(const std::filesystem::path& root, const std::string& run_id);
+
 // "<task_id>-20261125T101500Z-3f9a1c": sortable by time, unique across processes.
 std::string new_run_id(const std::string& task_id);
 
