@@ -4,6 +4,7 @@
 // Header-only; only the two plugins that talk to providers include it (Beast is heavy to compile).
 #pragma once
 
+#include <cortexpilot/json_guard.h>
 #include <boost/asio/connect.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/ssl/context.hpp>
@@ -122,6 +123,8 @@ inline HttpReply post_chat(const ProviderConfig& p, const std::string& body) {
 
 // The provider's error message from a non-2xx body, or the body's start.
 inline std::string provider_message(const HttpReply& r) {
+  if (cp_json_depth(r.body.data(), r.body.size(), CP_JSON_MAX_DEPTH) > CP_JSON_MAX_DEPTH)
+    return "(deeply nested body)";
   auto doc = nlohmann::json::parse(r.body, nullptr, false);
   if (doc.is_object() && doc.contains("error")) {
     const auto& e = doc["error"];

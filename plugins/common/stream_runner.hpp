@@ -7,6 +7,7 @@
 
 #include "threaded_run.hpp"
 
+#include <cortexpilot/json_guard.h>
 #include <cortexpilot/plugin.hpp>
 
 #include <nlohmann/json.hpp>

@@ -149,7 +149,7 @@ TEST(CodexRunner, MalformedLinesAndUnknownTypesAreCountedAndTolerated) {
   Scenario s("codex", "malformed_line");
   EXPECT_EQ(s.r.ran.exit_code, 0) << s.r.ran.out;
   json task = s.r.read("reports/task_result.json");
-  EXPECT_EQ(task["stream"]["malformed_lines"], 1);
+  EXPECT_EQ(task["stream"]["malformed_lines"], 2);  // one broken line, one nested 100,000 levels deep
   EXPECT_EQ(task["stream"]["unknown_types"], json::parse(R"(["item.plan.delta", "item:hologram"])"));
 }
 

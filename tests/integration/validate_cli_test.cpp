@@ -306,3 +306,13 @@ TEST(ValidateCli, ManyFilesAreAllChecked) {
   EXPECT_EQ(j["files_checked"], 300);
   EXPECT_EQ(j["files_invalid"], 6);
 }
+
+TEST(ValidateCli, HostileNestingIsRefusedWithoutCrashing) {
+  cp::test::TempDir d;
+  std::string deep = "{\"task_id\":" + std::string(100000, '[') + std::string(100000, ']') + "}";
+  cp::test::write_file(d / "deep.json", deep);
+  auto r = host({"validate", "--no-plugin-checks", "--schema", "task_contract", "--format", "json",
+                 (d / "deep.json").string()});
+  EXPECT_EQ(r.exit_code, 1) << r.err;  // checked and invalid, not a crash (139)
+  EXPECT_NE(r.out.find("nested more than 256 levels"), std::string::npos) << r.out;
+}

@@ -66,3 +66,17 @@ TEST(EventLog, TornLastLineIsTruncatedOnReopenAndReported) {
   EXPECT_TRUE(c.ok) << c.reason;
   EXPECT_EQ(c.events, 2u);
 }
+
+TEST(EventLog, HostileNestingInALineIsReportedNotACrash) {
+  cp::test::TempDir d;
+  auto file = d / "events.jsonl";
+  { EventLog(file, "run-1").append("STEP", {{"i", 0}}); }
+  {
+    std::ofstream(file, std::ios::app)
+        << "{\"seq\":2,\"x\":" << std::string(100000, '[') << std::string(100000, ']') << "}\n";
+  }
+  auto c = cp::store::verify_event_log(file);
+  EXPECT_FALSE(c.ok);
+  EXPECT_EQ(c.bad_line, 2u);
+  EXPECT_NE(c.reason.find("nested too deep"), std::string::npos);
+}

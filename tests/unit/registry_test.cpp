@@ -128,6 +128,11 @@ TEST(GateVerdict, MalformedOrOffSchemaOutputIsAnError) {
   EXPECT_EQ(cp::gates::verdict_from(wrong_value)["verdict"], "error");
   CallOutcome no_summary{CP_OK, R"({"verdict":"pass"})", ""};
   EXPECT_EQ(cp::gates::verdict_from(no_summary)["verdict"], "error");
+  CallOutcome deep{CP_OK,
+                   "{\"verdict\":\"pass\",\"summary\":\"x\",\"details\":{\"a\":" + std::string(100000, '[') +
+                       std::string(100000, ']') + "}}",
+                   ""};
+  EXPECT_EQ(cp::gates::verdict_from(deep)["verdict"], "error");
   CallOutcome good{CP_OK, R"({"verdict":"pass","summary":"fine"})", ""};
   EXPECT_EQ(cp::gates::verdict_from(good)["verdict"], "pass");
 }

@@ -58,6 +58,8 @@ TEST(WorkerProtocol, RoundTripAndEveryMalformedShapeIsRefused) {
   for (const char* body : {"", "[]", "{}", "{\"op\":1}", "\"op\"", "{\"op\":\"x\"", "null"})
     EXPECT_EQ(wire::decode(body, m), wire::ReadStatus::malformed) << body;
   EXPECT_EQ(wire::decode(R"({"op":"x"})", m), wire::ReadStatus::ok);
+  std::string deep = "{\"op\":\"x\",\"a\":" + std::string(100000, '[') + std::string(100000, ']') + "}";
+  EXPECT_EQ(wire::decode(deep, m), wire::ReadStatus::malformed);  // a worker cannot crash the host this way
 }
 
 TEST(WorkerProtocol, OversizedTruncatedSilentAndClosedStreams) {

@@ -1,5 +1,6 @@
 // `cp-host runs list|show|events|verify|recover`: read the run bundles under the runtime root.
 #include "cli/commands.hpp"
+#include "contract/json_depth.hpp"
 #include "run/recovery.hpp"
 #include "store/bundle.hpp"
 #include "store/event_log.hpp"
@@ -103,7 +104,8 @@ int events(const Globals& g, const RunsOpts& o) {
   std::ifstream in(*dir / "events.jsonl");
   std::string line;
   while (std::getline(in, line)) {
-    json e = json::parse(line, nullptr, false);
+    json e =
+        contract::json_depth_ok(line) ? json::parse(line, nullptr, false) : json(json::value_t::discarded);
     if (e.is_discarded()) {
       std::cerr << "cp-host: unparsable event line skipped (run `cp-host runs verify " << o.run_id << "`)\n";
       continue;

@@ -1,4 +1,5 @@
 #include "contract/validation.hpp"
+#include "contract/json_depth.hpp"
 
 #include "contract/file_kind.hpp"
 #include "contract/json_locator.hpp"
@@ -110,6 +111,13 @@ void collect(const fs::path& p, std::vector<fs::path>& out, bool explicit_arg) {
 void parse_and_check(Parsed& f, const std::string& forced_schema) {
   if (!read_file(f.path, f.text)) {
     f.diagnostics.push_back({f.display, 1, "", "io", "cannot read the file", "", "", ""});
+    return;
+  }
+  if (size_t depth = json_depth(f.text); depth > kMaxJsonDepth) {
+    f.diagnostics.push_back(
+        {f.display, 1, "", "json",
+         "nested more than " + std::to_string(kMaxJsonDepth) + " levels deep (refused unparsed)", "",
+         "at most " + std::to_string(kMaxJsonDepth) + " levels of arrays and objects", ""});
     return;
   }
   try {

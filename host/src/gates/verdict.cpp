@@ -1,4 +1,5 @@
 #include "gates/verdict.hpp"
+#include "contract/json_depth.hpp"
 
 #include "contract/schema_catalog.hpp"
 
@@ -17,6 +18,9 @@ json error_verdict(const std::string& summary) {
 
 json verdict_from(const plugin::CallOutcome& outcome) {
   if (!outcome.ok()) return error_verdict("gate call failed: " + outcome.error);
+  if (!contract::json_depth_ok(outcome.output))
+    return error_verdict("gate returned JSON nested more than " + std::to_string(contract::kMaxJsonDepth) +
+                         " levels deep");
   json doc;
   try {
     doc = json::parse(outcome.output);

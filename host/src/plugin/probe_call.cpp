@@ -1,4 +1,5 @@
 #include "plugin/probe_call.hpp"
+#include "contract/json_depth.hpp"
 
 #include "contract/schema_catalog.hpp"
 #include "plugin/instance.hpp"
@@ -29,6 +30,7 @@ json call_probe(const PluginInfo& info) {
     out = inst->probe(ctx);
   }
   if (!out.ok()) return failed(out.error);
+  if (!contract::json_depth_ok(out.output)) return failed("probe returned JSON nested too deep");
   json doc = json::parse(out.output, nullptr, false);
   if (doc.is_discarded()) return failed("probe returned invalid JSON");
   auto v = contract::schema("probe_result").validate(doc);

@@ -1,4 +1,5 @@
 #include "plugin/registry.hpp"
+#include "contract/json_depth.hpp"
 
 #include "contract/json_schema.hpp"
 #include "plugin/library.hpp"
@@ -39,9 +40,13 @@ size_t v1_0_size_of_vtable(Kind kind) {
 PluginPolicy PluginPolicy::load(const std::filesystem::path& file) {
   std::ifstream in(file);
   if (!in) throw std::runtime_error(file.string() + ": cannot read plugin policy");
+  std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  if (!contract::json_depth_ok(text))
+    throw std::runtime_error(file.string() + ": nested more than " + std::to_string(contract::kMaxJsonDepth) +
+                             " levels deep");
   json doc;
   try {
-    doc = json::parse(in);
+    doc = json::parse(text);
   } catch (const json::parse_error& e) {
     throw std::runtime_error(file.string() + ": not valid JSON: " + e.what());
   }

@@ -1,4 +1,5 @@
 #include "run/engine.hpp"
+#include "contract/json_depth.hpp"
 
 #include "contract/compiler.hpp"
 #include "contract/schema_catalog.hpp"
@@ -76,7 +77,8 @@ RunnerReport drive_runner(plugin::Instance& runner, plugin::CallContext& ctx, co
       if (!out.ok()) {
         rep.result = runner_error("runner wait failed: " + out.error);
       } else {
-        json doc = json::parse(out.output, nullptr, false);
+        json doc = contract::json_depth_ok(out.output) ? json::parse(out.output, nullptr, false)
+                                                       : json(json::value_t::discarded);
         auto v = doc.is_discarded() ? std::vector<contract::SchemaViolation>{{"", "json", "not JSON", ""}}
                                     : contract::schema("runner_result").validate(doc);
         rep.result = v.empty()

@@ -1,4 +1,5 @@
 #include "store/bundle.hpp"
+#include "contract/json_depth.hpp"
 
 #include "store/atomic_file.hpp"
 
@@ -73,7 +74,9 @@ int try_lock_bundle(const fs::path& dir) {
 json read_json_file(const fs::path& file) {
   std::ifstream in(file, std::ios::binary);
   if (!in) return nullptr;
-  json doc = json::parse(in, nullptr, false);
+  std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  if (!contract::json_depth_ok(text)) return nullptr;
+  json doc = json::parse(text, nullptr, false);
   return doc.is_discarded() ? json(nullptr) : doc;
 }
 

@@ -1,4 +1,5 @@
 #include "store/event_check.hpp"
+#include "contract/json_depth.hpp"
 
 #include "contract/schema_catalog.hpp"
 #include "log/logger.hpp"
@@ -23,7 +24,8 @@ std::string check_event(const std::string& type, const json& payload) {
 
 std::function<bool(const std::string&, const std::string&)> plugin_event_sink(Bundle& bundle) {
   return [&bundle](const std::string& type, const std::string& payload_json) {
-    json payload = json::parse(payload_json, nullptr, false);
+    json payload = contract::json_depth_ok(payload_json) ? json::parse(payload_json, nullptr, false)
+                                                         : json(json::value_t::discarded);
     if (payload.is_discarded()) {
       cp::log::warn("refused event " + type + ": payload is not JSON");
       return false;

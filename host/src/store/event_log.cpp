@@ -1,5 +1,7 @@
 #include "store/event_log.hpp"
 
+#include "contract/json_depth.hpp"
+
 #include "store/atomic_file.hpp"
 #include "store/sha256.hpp"
 
@@ -76,6 +78,7 @@ ChainCheck verify_event_log(const std::filesystem::path& path) {
       c.reason = why;
       return c;
     };
+    if (!contract::json_depth_ok(line)) return bad("nested too deep to be an event");
     json e = json::parse(line, nullptr, false);
     if (e.is_discarded() || !e.is_object()) return bad("not a JSON object");
     for (const char* k : {"seq", "ts", "run_id", "type", "payload", "prev_hash", "hash"})

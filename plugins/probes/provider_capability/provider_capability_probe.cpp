@@ -64,7 +64,9 @@ class ProviderProbe : public cp::Probe {
       return answer("ok", "chat_only", "the provider rejects tool definitions: " + msg);
     if (reply.status < 200 || reply.status >= 300)
       return answer("error", "error", "provider answered HTTP " + std::to_string(reply.status) + ": " + msg);
-    json doc = json::parse(reply.body, nullptr, false);
+    json doc = cp_json_depth(reply.body.data(), reply.body.size(), CP_JSON_MAX_DEPTH) > CP_JSON_MAX_DEPTH
+                   ? json(json::value_t::discarded)
+                   : json::parse(reply.body, nullptr, false);
     if (!doc.is_object() || !doc.contains("choices") || doc["choices"].empty())
       return answer("error", "error", "provider answered without choices");
     json calls = doc["choices"][0].value("message", json::object()).value("tool_calls", json::array());

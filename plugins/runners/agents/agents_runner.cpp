@@ -157,7 +157,9 @@ class AgentsRun : public cp::plugins::ThreadedRun {
                   "): " + cp::plugins::provider_message(reply);
         return nullptr;  // retrying cannot help
       } else if (reply.status >= 200 && reply.status < 300) {
-        json doc = json::parse(reply.body, nullptr, false);
+        json doc = cp_json_depth(reply.body.data(), reply.body.size(), CP_JSON_MAX_DEPTH) > CP_JSON_MAX_DEPTH
+                       ? json(json::value_t::discarded)
+                       : json::parse(reply.body, nullptr, false);
         if (doc.is_object() && doc.contains("choices") && !doc["choices"].empty()) return doc;
         problem = "provider answered without choices";
         return nullptr;

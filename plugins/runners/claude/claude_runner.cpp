@@ -61,6 +61,10 @@ class ClaudeRun : public cp::plugins::StreamRun {
 
   void parse_line(std::string_view line) override {
     if (line.empty()) return;
+    if (cp_json_depth(line.data(), line.size(), CP_JSON_MAX_DEPTH) > CP_JSON_MAX_DEPTH) {
+      ++state_.malformed;  // hostile nesting is refused unparsed
+      return;
+    }
     json e = json::parse(line, nullptr, false);
     if (e.is_discarded() || !e.is_object()) {
       ++state_.malformed;
