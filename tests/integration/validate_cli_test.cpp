@@ -4,6 +4,8 @@
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
 
+#include <fstream>
+
 using cp::test::Ran;
 using nlohmann::json;
 namespace fs = std::filesystem;
@@ -315,4 +317,18 @@ TEST(ValidateCli, HostileNestingIsRefusedWithoutCrashing) {
                  (d / "deep.json").string()});
   EXPECT_EQ(r.exit_code, 1) << r.err;  // checked and invalid, not a crash (139)
   EXPECT_NE(r.out.find("nested more than 256 levels"), std::string::npos) << r.out;
+}
+
+TEST(ValidateCli, OversizedFileIsRefusedUnread) {
+  cp::test::TempDir d;
+  {
+    std::ofstream big(d / "big.json", std::ios::binary);
+    big << "{\"task_id\":\"";
+    big << std::string(17u << 20, 'x');
+    big << "\"}";
+  }
+  auto r = host({"validate", "--no-plugin-checks", "--schema", "task_contract", "--format", "json",
+                 (d / "big.json").string()});
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_NE(r.out.find("refused unread (limit 16 MiB)"), std::string::npos) << r.out;
 }

@@ -1,5 +1,7 @@
 // The hash-chained event log: appends verify, any edit is caught, a torn tail is truncated on reopen.
 #include "store/event_log.hpp"
+#include "store/bundle.hpp"
+#include "store/event_check.hpp"
 #include "unit/test_support.hpp"
 
 #include <gtest/gtest.h>
@@ -79,4 +81,18 @@ TEST(EventLog, HostileNestingInALineIsReportedNotACrash) {
   EXPECT_FALSE(c.ok);
   EXPECT_EQ(c.bad_line, 2u);
   EXPECT_NE(c.reason.find("nested too deep"), std::string::npos);
+}
+
+TEST(EventCheck, PluginEventsAreCheckedAgainstPayloadSchemasAndSize) {
+  cp::test::TempDir root;
+  auto bundle = cp::store::Bundle::create(root.path(), "r-1", json::object(),
+                                          {{"schema_version", 1}, {"run_id", "r-1"}, {"status", "created"}});
+  auto sink = cp::store::plugin_event_sink(*bundle);
+  EXPECT_TRUE(sink("PLUGIN_NOTE", R"({"text":"fine"})"));
+  EXPECT_FALSE(sink("PLUGIN_NOTE", "{\"blob\":\"" + std::string(2u << 20, 'x') + "\"}"));  // > 1 MiB
+  EXPECT_FALSE(
+      sink("RUN_SEALED", R"({"status":"sealed","verdict":"maybe","reason":"x"})"));  // breaks its schema
+  EXPECT_FALSE(sink("PLUGIN_NOTE", "not json"));
+  EXPECT_EQ(bundle->events().count(), 1u);
+  EXPECT_TRUE(cp::store::verify_event_log(bundle->dir() / "events.jsonl").ok);
 }

@@ -108,7 +108,18 @@ void collect(const fs::path& p, std::vector<fs::path>& out, bool explicit_arg) {
   }
 }
 
+// Contracts, packs and policies are small; a file above this is refused before it is read.
+constexpr std::uintmax_t kMaxInputBytes = 16u << 20;
+
 void parse_and_check(Parsed& f, const std::string& forced_schema) {
+  std::error_code size_ec;
+  if (auto size = fs::file_size(f.path, size_ec); !size_ec && size > kMaxInputBytes) {
+    f.diagnostics.push_back({f.display, 1, "", "io",
+                             "file is " + std::to_string(size >> 20) + " MiB; refused unread (limit " +
+                                 std::to_string(kMaxInputBytes >> 20) + " MiB)",
+                             "", "a contract, pack or policy under 16 MiB", ""});
+    return;
+  }
   if (!read_file(f.path, f.text)) {
     f.diagnostics.push_back({f.display, 1, "", "io", "cannot read the file", "", "", ""});
     return;

@@ -24,6 +24,13 @@ std::string check_event(const std::string& type, const json& payload) {
 
 std::function<bool(const std::string&, const std::string&)> plugin_event_sink(Bundle& bundle) {
   return [&bundle](const std::string& type, const std::string& payload_json) {
+    // An event is a fact, not a data dump: bulky output belongs in artifacts/, not in the hash chain.
+    constexpr size_t kMaxPayload = 1u << 20;
+    if (payload_json.size() > kMaxPayload) {
+      cp::log::warn("refused event " + type + ": payload of " + std::to_string(payload_json.size()) +
+                    " bytes exceeds 1 MiB");
+      return false;
+    }
     json payload = contract::json_depth_ok(payload_json) ? json::parse(payload_json, nullptr, false)
                                                          : json(json::value_t::discarded);
     if (payload.is_discarded()) {
