@@ -149,3 +149,29 @@ TEST(Process, LargeOutputKeepsOnlyTheTailInMemory) {
   EXPECT_EQ(r.stdout_tail.substr(96), "END\n");
   EXPECT_EQ(std::filesystem::file_size(dir / "big.log"), 5000004u);
 }
+
+TEST(Process, LineCallbackGetsWholeLinesAcrossChunksAndALastUnterminatedOne) {
+  cp::run::ProcessSpec spec;
+  // Lines split across writes (and so across chunks), an overlong line, and no final newline.
+  spec.argv = {"/bin/sh", "-c",
+               "printf 'al'; sleep 0.05; printf 'pha\\nbeta\\n'; printf '%0300d\\n' 0; printf 'tail'"};
+  spec.max_line_bytes = 100;
+  std::vector<std::string> lines;
+  std::string chunks;
+  spec.on_stdout_line = [&](std::string_view l) {
+    lines.emplace_back(l);
+    return true;
+  };
+  spec.on_stdout = [&](std::string_view c) {
+    chunks.append(c);
+    return true;
+  };
+  auto out = cp::run::run_process(spec);
+  EXPECT_TRUE(out.ok()) << out.describe();
+  ASSERT_EQ(lines.size(), 4u);
+  EXPECT_EQ(lines[0], "alpha");
+  EXPECT_EQ(lines[1], "beta");
+  EXPECT_EQ(lines[2], std::string(100, '0'));  // cut at max_line_bytes
+  EXPECT_EQ(lines[3], "tail");
+  EXPECT_EQ(chunks.size(), 5u + 1 + 5 + 300 + 1 + 4);  // the chunk callback still sees every byte
+}

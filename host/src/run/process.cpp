@@ -66,6 +66,45 @@ class Tail {
   std::string buf_;
 };
 
+// Line mode: the part of a line seen so far, and whether it was cut at the length limit.
+struct LineState {
+  std::string line;
+  bool cut = false;
+  bool stopped = false;
+  std::function<bool(std::string_view)> fn;
+  void flush() {
+    if (!stopped && fn && (!line.empty() || cut)) stopped = !fn(line);
+    line.clear();
+    cut = false;
+  }
+};
+
+// Combines a chunk callback and a line callback into the one callback a stream calls.
+std::function<bool(std::string_view)> with_lines(std::function<bool(std::string_view)> chunk,
+                                                 std::function<bool(std::string_view)> per_line,
+                                                 size_t max_line, std::shared_ptr<LineState>& state) {
+  if (!per_line) return chunk;
+  state = std::make_shared<LineState>();
+  state->fn = std::move(per_line);
+  return [chunk = std::move(chunk), st = state, max_line](std::string_view data) mutable {
+    bool chunk_ok = !chunk || chunk(data);
+    if (!chunk_ok) chunk = nullptr;
+    while (!data.empty() && !st->stopped) {
+      size_t nl = data.find('\n');
+      std::string_view part = data.substr(0, nl);
+      size_t room = max_line > st->line.size() ? max_line - st->line.size() : 0;
+      if (part.size() > room) st->cut = true;
+      st->line.append(part.substr(0, room));
+      if (nl == std::string_view::npos) break;
+      if (!st->stopped) st->stopped = !st->fn(st->line);
+      st->line.clear();
+      st->cut = false;
+      data.remove_prefix(nl + 1);
+    }
+    return (chunk != nullptr) || !st->stopped;
+  };
+}
+
 // One captured stream: pipe -> file + callback + tail.
 struct Stream {
   Stream(asio::io_context& io, size_t tail) : pipe(io), tail(tail) {}
@@ -76,7 +115,8 @@ struct Stream {
   Tail tail;
   uint64_t bytes = 0;
   bool open = true;
-  std::function<void()> on_close;  // lets the caller stop its ticker as soon as everything is done
+  std::function<void()> on_close;      // lets the caller stop its ticker as soon as everything is done
+  std::shared_ptr<LineState> pending;  // line mode: the unfinished line
 
   void start() {
     pipe.async_read_some(asio::buffer(buf), [this](const bp::error_code& ec, size_t n) {
@@ -161,8 +201,8 @@ ProcessOutcome run_process(const ProcessSpec& spec) {
 
   asio::io_context io;
   Stream so(io, spec.tail_bytes), se(io, spec.tail_bytes);
-  so.cb = spec.on_stdout;
-  se.cb = spec.on_stderr;
+  so.cb = with_lines(spec.on_stdout, spec.on_stdout_line, spec.max_line_bytes, so.pending);
+  se.cb = with_lines(spec.on_stderr, spec.on_stderr_line, spec.max_line_bytes, se.pending);
   so.file = open_out(spec.stdout_path);
   se.file = open_out(spec.stderr_path);
   struct Closer {
@@ -266,6 +306,8 @@ ProcessOutcome run_process(const ProcessSpec& spec) {
   };
   arm();
   io.run();
+  if (so.pending) so.pending->flush();  // a last line without '\n'
+  if (se.pending) se.pending->flush();
 
   if (WIFEXITED(native_status)) {
     out.exit_code = WEXITSTATUS(native_status);

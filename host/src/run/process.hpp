@@ -26,6 +26,12 @@ struct ProcessSpec {
   // process keeps running; its output still goes to the files).
   std::function<bool(std::string_view)> on_stdout;
   std::function<bool(std::string_view)> on_stderr;
+  // Line mode: called once per complete line of stdout / stderr (without the '\n'; a last line without one
+  // is delivered at exit). Lines longer than max_line_bytes are cut there and the rest of the line dropped.
+  // Same threading and return rules as the chunk callbacks; both kinds may be set.
+  std::function<bool(std::string_view)> on_stdout_line;
+  std::function<bool(std::string_view)> on_stderr_line;
+  size_t max_line_bytes = 1u << 20;
   const std::atomic<bool>* cancel = nullptr;  // polled; when it turns true the group is stopped
   const std::atomic<bool>* stop = nullptr;    // a second such flag: the caller's own reason (a budget)
   size_t tail_bytes = 4096;                   // how much of each stream to keep in the outcome
