@@ -101,3 +101,24 @@ TEST(Isolation, ThirdPartyPluginsAreIsolatedByDefaultAndFirstPartyInProcess) {
   EXPECT_EQ(gate_report(run, "diff_scope")["isolation"], "in_process");
   EXPECT_EQ(gate_report(run, "bad_invalid_json")["isolation"], "isolated");
 }
+
+TEST(Isolation, RunnerCanRunIsolatedWithEventsDeadlinesAndGroupKill) {
+  RunProject p;
+  cp::test::write_file(p.dir / "policies/plugins.json",
+                       R"({"policy":"plugins","plugins":{"tool":{"isolation":"isolated"}}})");
+  auto ok = p.run(p.contract({"sed -i s/Helo/Hello/ src/greeting.sh"}));
+  ASSERT_EQ(ok.ran.exit_code, 0) << ok.ran.out << ok.ran.err;
+  auto types = ok.event_types();
+  EXPECT_NE(std::find(types.begin(), types.end(), "COMMAND_EXECUTED"),
+            types.end());  // forwarded by the worker
+  expect_bundle_valid(p, ok);
+  // A hung command in an isolated runner: the wall time cancels it through the worker, and nothing survives.
+  json c = p.contract({"sh scripts/hang.sh"});
+  c["budgets"]["wall_time_sec"] = 1;
+  auto hung = p.run(c);
+  EXPECT_EQ(hung.ran.exit_code, 6) << hung.ran.out;
+  pid_t pgid = std::stoi(cp::test::read_file(p.dir / ".runtime-cache/cortexpilot/hang.pid"));
+  for (int i = 0; i < 50 && group_alive(pgid); ++i)
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  EXPECT_FALSE(group_alive(pgid));
+}

@@ -255,6 +255,25 @@ CallOutcome IsolatedPlugin::evaluate(CallContext& ctx, const std::string& input_
               ctx, deadline);
 }
 
+CallOutcome IsolatedPlugin::start_run(CallContext& ctx, const std::string& run_json) {
+  if (info_.kind != Kind::runner) return {CP_E_UNSUPPORTED, "", "plugin '" + info_.id + "' is not a runner"};
+  return call({{"op", "start"},
+               {"input", run_json},
+               {"workspace", ctx.workspace()},
+               {"bundle_dir", ctx.bundle_dir()},
+               {"run_id", ctx.run_id()}},
+              ctx, std::chrono::seconds(60));
+}
+
+CallOutcome IsolatedPlugin::wait_run(CallContext& ctx, std::chrono::milliseconds timeout) {
+  // The worker answers after at most `timeout`; the margin only covers a worker that stopped answering.
+  return call({{"op", "wait"}, {"timeout_ms", timeout.count()}}, ctx, timeout + std::chrono::seconds(30));
+}
+
+void IsolatedPlugin::cancel_run(CallContext& ctx, bool force) {
+  if (pid_ > 0) call({{"op", "cancel"}, {"force", force}}, ctx, std::chrono::seconds(10));
+}
+
 CallOutcome IsolatedPlugin::probe(CallContext& ctx, std::chrono::milliseconds deadline) {
   if (info_.kind != Kind::probe) return {CP_E_UNSUPPORTED, "", "plugin '" + info_.id + "' is not a probe"};
   return call({{"op", "probe"}}, ctx, deadline);

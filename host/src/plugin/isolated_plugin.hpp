@@ -31,6 +31,12 @@ class IsolatedPlugin {
   CallOutcome evaluate(CallContext& ctx, const std::string& input_json, std::chrono::milliseconds deadline);
   CallOutcome probe(CallContext& ctx, std::chrono::milliseconds deadline);
 
+  // A runner's run in the worker, driven by the host like an in-process one: start, then wait until the
+  // status is not CP_PENDING, cancel at any point. Events arrive during wait and go to ctx.
+  CallOutcome start_run(CallContext& ctx, const std::string& run_json);
+  CallOutcome wait_run(CallContext& ctx, std::chrono::milliseconds timeout);
+  void cancel_run(CallContext& ctx, bool force);
+
   // How long the last worker start (spawn + handshake + create) took; for benchmarks.
   std::chrono::microseconds last_start_time() const { return start_time_; }
 

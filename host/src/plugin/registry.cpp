@@ -246,10 +246,10 @@ void Registry::load_file(const std::filesystem::path& file, const PluginPolicy& 
       if (!ps->second.isolation.empty()) info.isolation = ps->second.isolation;
       info.limits = ps->second.limits;
     }
-    if (info.isolation == "isolated" && info.kind != Kind::gate && info.kind != Kind::probe) {
+    if (info.isolation == "isolated" && info.kind == Kind::retention_lane) {
       refuse(file, id,
-             "isolation \"isolated\" is supported for gates and probes only; run this " +
-                 std::string(kind_name(info.kind)) + " in_process (policies/plugins.json)");
+             "isolation \"isolated\" is not supported for retention lanes yet; run this lane in_process "
+             "(policies/plugins.json)");
       continue;
     }
     auto violations = schema->validate(json::parse(info.config_json));

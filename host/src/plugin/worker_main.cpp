@@ -10,6 +10,7 @@
 #include <sys/prctl.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <csignal>
 #include <cstring>
 #include <iostream>
@@ -62,6 +63,10 @@ int main(int argc, char** argv) {
   if (!wire::write_frame(fd, hello) || hello.contains("error")) return 5;
 
   std::unique_ptr<cp::plugin::Instance> instance;
+  // A runner's run: its context lives from start until release, as plugin.h requires.
+  std::unique_ptr<cp::plugin::CallContext> run_ctx;
+  std::atomic<bool> run_cancel{false};
+  void* run = nullptr;
   std::string id;
   while (true) {
     auto st = wire::read_frame(fd, msg, forever);
@@ -101,7 +106,37 @@ int main(int argc, char** argv) {
       });
       auto out = op == "evaluate" ? instance->evaluate(ctx, msg.value("input", "{}")) : instance->probe(ctx);
       if (!wire::write_frame(fd, outcome_message(out))) return 7;
+    } else if (op == "start") {
+      json reply = outcome_message({CP_E_INVALID, "", "no instance, or a run already started"});
+      if (instance && !run) {
+        run_ctx = std::make_unique<cp::plugin::CallContext>(id);
+        run_ctx->set_workspace(msg.value("workspace", ""));
+        run_ctx->set_bundle_dir(msg.value("bundle_dir", ""));
+        run_ctx->set_run_id(msg.value("run_id", ""));
+        run_ctx->set_cancel_flag(&run_cancel);
+        run_ctx->set_event_sink([fd](const std::string& type, const std::string& payload) {
+          return wire::write_frame(fd, {{"op", "event"}, {"type", type}, {"payload", payload}});
+        });
+        reply = outcome_message(instance->start(*run_ctx, msg.value("input", "{}"), run));
+      }
+      if (!wire::write_frame(fd, reply)) return 7;
+    } else if (op == "wait") {
+      cp::plugin::CallOutcome out{CP_E_INVALID, "", "no run started"};
+      if (run) {
+        out = instance->wait(run, msg.value("timeout_ms", 100));
+        if (out.status != CP_PENDING) {
+          instance->release(run);
+          run = nullptr;
+        }
+      }
+      if (!wire::write_frame(fd, outcome_message(out))) return 7;
+    } else if (op == "cancel") {
+      run_cancel = true;  // the run's spawned processes see it too
+      if (run) instance->cancel(run, msg.value("force", false));
+      if (!wire::write_frame(fd, {{"op", "result"}, {"status", CP_OK}, {"output", ""}, {"error", ""}}))
+        return 7;
     } else if (op == "destroy") {
+      if (run) return 0;  // a run still going: exiting kills it, and its process groups die with us
       instance.reset();
       if (!wire::write_frame(fd, {{"op", "destroyed"}})) return 7;
     } else {

@@ -12,6 +12,9 @@
 //                                                                         {"op":"log","level":L,"message":M},
 //                                                                         then
 //                                                                         {"op":"result","status":S,"output":O,"error":E}
+//                   runners: {"op":"start","input":TEXT,"workspace":P,"bundle_dir":P,"run_id":R} -> result,
+//                   {"op":"wait","timeout_ms":N} -> events, then result (status 1 = still running),
+//                   {"op":"cancel","force":B} -> result
 //                   {"op":"destroy"}                                   -> {"op":"destroyed"}
 // Anything else — a frame over the size limit, bytes that are not a JSON object, an unknown op — is a
 // protocol violation: the reader refuses it and the peer is treated as broken.

@@ -7,6 +7,7 @@
 #include "log/logger.hpp"
 #include "plugin/host_services.hpp"
 #include "plugin/instance.hpp"
+#include "plugin/isolated_plugin.hpp"
 #include "plugin/registry.hpp"
 #include "run/capability_check.hpp"
 #include "run/evidence_packs.hpp"
@@ -20,6 +21,7 @@
 
 #include <chrono>
 #include <fstream>
+#include <functional>
 #include <optional>
 #include <thread>
 
@@ -56,14 +58,36 @@ json runner_error(const std::string& reason) {
   return json{{"status", "error"}, {"reason", reason}, {"commands", json::array()}};
 }
 
+// The four runner calls, whether the runner is in process or served by cp-plugin-worker.
+struct RunnerCalls {
+  std::function<plugin::CallOutcome(const std::string&)> start;
+  std::function<plugin::CallOutcome(uint64_t timeout_ms)> wait;
+  std::function<void(bool force)> cancel;
+  std::function<void()> release;
+};
+
+RunnerCalls in_process_calls(plugin::Instance& runner, plugin::CallContext& ctx) {
+  auto run = std::make_shared<void*>(nullptr);
+  return {[&runner, &ctx, run](const std::string& input) { return runner.start(ctx, input, *run); },
+          [&runner, run](uint64_t ms) { return runner.wait(*run, ms); },
+          [&runner, run](bool force) { runner.cancel(*run, force); },
+          [&runner, run] { runner.release(*run); }};
+}
+
+RunnerCalls isolated_calls(plugin::IsolatedPlugin& worker, plugin::CallContext& ctx) {
+  return {[&worker, &ctx](const std::string& input) { return worker.start_run(ctx, input); },
+          [&worker, &ctx](uint64_t ms) { return worker.wait_run(ctx, std::chrono::milliseconds(ms)); },
+          [&worker, &ctx](bool force) { worker.cancel_run(ctx, force); },
+          [] {}};  // the worker releases the run itself when wait reports the end
+}
+
 // Drives the runner to completion: polls wait(), turns a signal or the wall-time deadline into cancel()
 // (graceful, then forced), and validates what the runner returns.
-RunnerReport drive_runner(plugin::Instance& runner, plugin::CallContext& ctx, const json& input,
-                          std::atomic<bool>& cancel_flag, const std::atomic<bool>* interrupt,
-                          std::chrono::seconds wall_time, store::Bundle& bundle) {
+RunnerReport drive_runner(const RunnerCalls& runner, const json& input, std::atomic<bool>& cancel_flag,
+                          const std::atomic<bool>* interrupt, std::chrono::seconds wall_time,
+                          store::Bundle& bundle) {
   RunnerReport rep;
-  void* run = nullptr;
-  auto started = runner.start(ctx, input.dump(), run);
+  auto started = runner.start(input.dump());
   if (!started.ok()) {
     rep.result = runner_error("runner start failed: " + started.error);
     return rep;
@@ -72,7 +96,7 @@ RunnerReport drive_runner(plugin::Instance& runner, plugin::CallContext& ctx, co
   std::optional<Clock::time_point> cancel_at;
   bool forced = false;
   while (true) {
-    auto out = runner.wait(run, static_cast<uint64_t>(kPoll.count()));
+    auto out = runner.wait(static_cast<uint64_t>(kPoll.count()));
     if (out.status != CP_PENDING) {
       if (!out.ok()) {
         rep.result = runner_error("runner wait failed: " + out.error);
@@ -86,7 +110,7 @@ RunnerReport drive_runner(plugin::Instance& runner, plugin::CallContext& ctx, co
                          : runner_error("runner result breaks schemas/runner_result.schema.json at " +
                                         (v[0].pointer.empty() ? "/" : v[0].pointer) + ": " + v[0].message);
       }
-      runner.release(run);
+      runner.release();
       return rep;
     }
     auto now = Clock::now();
@@ -101,11 +125,11 @@ RunnerReport drive_runner(plugin::Instance& runner, plugin::CallContext& ctx, co
         cancel_flag = true;
         bundle.events().append("RUN_CANCEL_REQUESTED",
                                {{"reason", why}, {"wall_time_sec", static_cast<long>(wall_time.count())}});
-        runner.cancel(run, false);
+        runner.cancel(false);
       }
     } else if (!forced && now - *cancel_at >= kForceAfter) {
       forced = true;
-      runner.cancel(run, true);
+      runner.cancel(true);
     } else if (now - *cancel_at >= kAbandonAfter) {
       rep.abandoned = true;
       rep.result = runner_error("the runner did not stop within " + std::to_string(kAbandonAfter.count()) +
@@ -308,10 +332,16 @@ RunOutcome run_contract(const RunRequest& req) {
 
     // 6. Runner.
     std::string error;
-    auto runner = plugin::Instance::create(*runner_info, error);
+    bool isolated_runner = runner_info->isolation == "isolated";
+    std::unique_ptr<plugin::Instance> runner;
+    std::unique_ptr<plugin::IsolatedPlugin> worker;
+    if (isolated_runner)
+      worker = std::make_unique<plugin::IsolatedPlugin>(*runner_info, runner_info->limits);
+    else
+      runner = plugin::Instance::create(*runner_info, error);
     RunnerReport rep;
     auto runner_ctx = std::make_unique<plugin::CallContext>(runner_id);
-    if (!runner) {
+    if (!runner && !worker) {
       rep.result = runner_error(error);
     } else {
       runner_ctx->set_run_id(o.run_id);
@@ -328,13 +358,18 @@ RunOutcome run_contract(const RunRequest& req) {
       events.append("RUNNER_STARTED", {{"runner", runner_id}, {"version", runner_info->version}});
       say("runner " + runner_id + " started");
       auto wall = wall_time_of(c);
-      rep = drive_runner(*runner, *runner_ctx, input, cancel_flag, req.interrupt, wall, *bundle);
+      RunnerCalls calls =
+          worker ? isolated_calls(*worker, *runner_ctx) : in_process_calls(*runner, *runner_ctx);
+      rep = drive_runner(calls, input, cancel_flag, req.interrupt, wall, *bundle);
     }
     if (rep.abandoned) {
-      // The runner still holds its context: both are leaked on purpose rather than freed under it.
+      // The runner still holds its context: both are leaked on purpose rather than freed under it. An
+      // isolated runner's worker is simply killed when `worker` goes out of scope.
       abandoned = true;
-      (void)runner.release();
-      (void)runner_ctx.release();
+      if (runner) {
+        (void)runner.release();
+        (void)runner_ctx.release();
+      }
     }
     runner_result = rep.result;
     events.append("RUNNER_FINISHED", {{"status", runner_result.value("status", "error")},
