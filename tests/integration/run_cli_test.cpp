@@ -182,6 +182,21 @@ TEST(RunCli, InvalidContractExitsTwoAndWritesNothing) {
   EXPECT_FALSE(fs::exists(p.dir / ".runtime-cache"));
 }
 
+TEST(RunCli, NotAGitRepositoryOrAnUnknownBaselineIsAUsageErrorAndWritesNothing) {
+  RunProject p;
+  json bad_ref = p.contract({"true"});
+  bad_ref["rollback"]["baseline_ref"] = "no-such-branch";
+  auto r = p.run(bad_ref);
+  EXPECT_EQ(r.ran.exit_code, 2) << r.ran.out;
+  EXPECT_NE(r.out.value("error", "").find("no-such-branch"), std::string::npos) << r.out.dump();
+  p.repo = p.dir / "plain-folder";
+  fs::create_directories(p.repo);
+  auto r2 = p.run(p.contract({"true"}));
+  EXPECT_EQ(r2.ran.exit_code, 2) << r2.ran.out;
+  EXPECT_NE(r2.out.value("error", "").find("not a git repository"), std::string::npos) << r2.out.dump();
+  EXPECT_FALSE(fs::exists(p.dir / ".runtime-cache/cortexpilot/runs"));
+}
+
 TEST(RunCli, MissingRepositoryIsAUsageErrorAndWritesNothing) {
   RunProject p;
   p.repo = p.dir / "no-such-repo";

@@ -231,6 +231,16 @@ RunOutcome run_contract(const RunRequest& req) {
   std::string runner_id = runner_info->id;
   std::string pack_id = compiled.document["pack"].value("pack_id", "");
 
+  // The repository and baseline are input too: a wrong --repo or baseline_ref is refused before any bundle.
+  try {
+    Workspace::resolve(req.repo, c["rollback"].value("baseline_ref", "HEAD"));
+  } catch (const WorkspaceError& e) {
+    o.stage = RunOutcome::Stage::invalid;
+    o.error =
+        std::string(e.what()) + " (pass --repo pointing at a git repository, or fix /rollback/baseline_ref)";
+    return o;
+  }
+
   // Resuming an agent thread: the earlier run must exist and have recorded its thread.
   json resume;
   if (c["runtime_options"].contains("resume_from_run")) {

@@ -89,16 +89,20 @@ std::vector<Change> parse_name_status_z(const std::string& out) {
   return changes;
 }
 
-Workspace Workspace::create(const fs::path& repo, const std::string& baseline_ref, const fs::path& path) {
+std::string Workspace::resolve(const fs::path& repo, const std::string& baseline_ref) {
   if (!fs::is_directory(repo)) throw WorkspaceError("repository folder " + repo.string() + " does not exist");
-  Workspace w;
-  w.repo_ = fs::absolute(repo).lexically_normal();
-  w.path_ = fs::absolute(path).lexically_normal();
   if (baseline_ref.empty() || baseline_ref[0] == '-')
     throw WorkspaceError("baseline_ref '" + baseline_ref + "' is not a git ref");
-  w.commit_ =
-      trim(git(w.repo_, {"rev-parse", "--verify", "--quiet", "--end-of-options", baseline_ref + "^{commit}"},
-               "cannot resolve rollback.baseline_ref '" + baseline_ref + "' in " + w.repo_.string()));
+  fs::path abs = fs::absolute(repo).lexically_normal();
+  return trim(git(abs, {"rev-parse", "--verify", "--quiet", "--end-of-options", baseline_ref + "^{commit}"},
+                  "cannot resolve rollback.baseline_ref '" + baseline_ref + "' in " + abs.string()));
+}
+
+Workspace Workspace::create(const fs::path& repo, const std::string& baseline_ref, const fs::path& path) {
+  Workspace w;
+  w.commit_ = resolve(repo, baseline_ref);
+  w.repo_ = fs::absolute(repo).lexically_normal();
+  w.path_ = fs::absolute(path).lexically_normal();
   fs::create_directories(w.path_.parent_path());
   git(w.repo_, {"worktree", "add", "--detach", "--quiet", w.path_.string(), w.commit_},
       "cannot create the run worktree at " + w.path_.string());

@@ -29,6 +29,10 @@ struct Collected {
 
 class Workspace {
  public:
+  // The commit baseline_ref names in `repo`. Throws WorkspaceError saying what git answered (not a
+  // repository, unknown ref).
+  static std::string resolve(const std::filesystem::path& repo, const std::string& baseline_ref);
+
   // Resolves baseline_ref in `repo` to a commit and adds a detached worktree of it at `path`.
   // Throws WorkspaceError saying what git answered.
   static Workspace create(const std::filesystem::path& repo, const std::string& baseline_ref,
