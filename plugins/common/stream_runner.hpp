@@ -134,7 +134,9 @@ class StreamRun : public ThreadedRun {
   virtual std::vector<std::string> argv() = 0;
   virtual std::vector<std::string> env() { return {}; }  // extra "K=V" on top of the host's environment
   virtual std::string raw_log_path() = 0;                // where the host writes stdout verbatim
-  virtual void parse_line(std::string_view line) = 0;
+  // One JSON object line of the agent's stdout. Blank lines are skipped; lines that are not a JSON object
+  // (or nest deeper than CP_JSON_MAX_DEPTH) are counted as malformed and never reach here.
+  virtual void on_event(const json& event) = 0;
 
   // Never throws: it runs inside the host's stdout callback, where an exception must not cross the ABI.
   void emit(const std::string& type, const json& payload) {
@@ -200,8 +202,18 @@ class StreamRun : public ThreadedRun {
       LineSplitter lines(16u << 20);
       auto on_line = [this](std::string_view line) {
         ++state_.lines;
+        if (line.empty()) return;
+        if (cp_json_depth(line.data(), line.size(), CP_JSON_MAX_DEPTH) > CP_JSON_MAX_DEPTH) {
+          ++state_.malformed;  // hostile nesting is refused unparsed
+          return;
+        }
+        json e = json::parse(line, nullptr, false);
+        if (e.is_discarded() || !e.is_object()) {
+          ++state_.malformed;
+          return;
+        }
         try {
-          parse_line(line);
+          on_event(e);
         } catch (const std::exception&) {
           ++state_.malformed;  // valid JSON of an unexpected shape: counted, kept raw
         }

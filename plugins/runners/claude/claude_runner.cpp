@@ -59,17 +59,7 @@ class ClaudeRun : public cp::plugins::StreamRun {
   }
   std::string raw_log_path() override { return ctx_.bundle_dir() + "/artifacts/claude/events.jsonl"; }
 
-  void parse_line(std::string_view line) override {
-    if (line.empty()) return;
-    if (cp_json_depth(line.data(), line.size(), CP_JSON_MAX_DEPTH) > CP_JSON_MAX_DEPTH) {
-      ++state_.malformed;  // hostile nesting is refused unparsed
-      return;
-    }
-    json e = json::parse(line, nullptr, false);
-    if (e.is_discarded() || !e.is_object()) {
-      ++state_.malformed;
-      return;
-    }
+  void on_event(const json& e) override {
     std::string type = str(e, "type");
     if (type == "system") {
       if (str(e, "subtype") == "init") {

@@ -84,17 +84,7 @@ class CodexRun : public cp::plugins::StreamRun {
   std::vector<std::string> env() override { return {"CODEX_HOME=" + home_.string()}; }
   std::string raw_log_path() override { return ctx_.bundle_dir() + "/artifacts/codex/events.jsonl"; }
 
-  void parse_line(std::string_view line) override {
-    if (line.empty()) return;
-    if (cp_json_depth(line.data(), line.size(), CP_JSON_MAX_DEPTH) > CP_JSON_MAX_DEPTH) {
-      ++state_.malformed;  // hostile nesting is refused unparsed
-      return;
-    }
-    json e = json::parse(line, nullptr, false);
-    if (e.is_discarded() || !e.is_object()) {
-      ++state_.malformed;
-      return;
-    }
+  void on_event(const json& e) override {
     if (e.contains("msg") && e["msg"].is_object()) return legacy(e["msg"]);
     std::string type = text_of(e, "type");
     if (type == "thread.started" || type == "session.created") {
