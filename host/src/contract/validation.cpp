@@ -432,7 +432,7 @@ ValidationReport validate(const ValidateOptions& options) {
   for (const auto& p : parsed) gather_references(p, refs);
 
   std::optional<plugin::Registry> registry;
-  if (options.check_plugins) {
+  if (options.check_plugins && !options.registry) {
     if (!options.plugins_dir || !fs::is_directory(*options.plugins_dir))
       throw UsageError("plugin directory " +
                        (options.plugins_dir ? options.plugins_dir->string() : std::string("?")) +
@@ -447,7 +447,11 @@ ValidationReport validate(const ValidateOptions& options) {
     }
     registry->load_directory(*options.plugins_dir, policy);
   }
-  CrossChecker checker(refs, registry ? &*registry : nullptr);
+  const plugin::Registry* plugins = !options.check_plugins ? nullptr
+                                    : options.registry     ? options.registry
+                                    : registry             ? &*registry
+                                                           : nullptr;
+  CrossChecker checker(refs, plugins);
 
   ValidationReport report;
   for (auto& p : parsed) {

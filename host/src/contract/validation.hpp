@@ -10,6 +10,10 @@
 #include <string>
 #include <vector>
 
+namespace cp::plugin {
+class Registry;
+}
+
 namespace cp::contract {
 
 struct Diagnostic {
@@ -28,8 +32,10 @@ struct ValidateOptions {
   std::filesystem::path root = ".";          // where packs/ and policies/ are looked up for references
   std::optional<std::filesystem::path> plugins_dir;  // plugin .so folder for plugin references
   bool check_plugins = true;                         // false: skip references to plugins
-  std::string forced_schema;                         // apply this schema to every file
-  unsigned jobs = 0;                                 // 0 = one per core
+  // Already-loaded plugins to check references against; when null and check_plugins, plugins_dir is loaded.
+  const plugin::Registry* registry = nullptr;
+  std::string forced_schema;  // apply this schema to every file
+  unsigned jobs = 0;          // 0 = one per core
 };
 
 struct ValidationReport {

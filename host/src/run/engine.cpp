@@ -154,11 +154,26 @@ json plugin_list(const plugin::Registry& reg, const std::vector<std::string>& id
 
 bool prepare_run(const fs::path& contract_path, const fs::path& root, const fs::path& plugins_dir,
                  Prepared& p, RunOutcome& o) {
+  // The plugins first: validation checks the contract's references against the same registry.
+  p.registry = std::make_unique<plugin::Registry>();
+  plugin::Registry& reg = *p.registry;
+  try {
+    fs::path policy_file = root / "policies" / "plugins.json";
+    reg.load_directory(plugins_dir, fs::exists(policy_file) ? plugin::PluginPolicy::load(policy_file)
+                                                            : plugin::PluginPolicy{});
+  } catch (const std::exception& e) {
+    o.stage = RunOutcome::Stage::invalid;
+    o.error = e.what();
+    return false;
+  }
+  for (const auto& r : reg.refusals()) log::warn("plugin refused: " + r.file.string() + ": " + r.reason);
+
   // 1. Validate: nothing is written for bad input.
   contract::ValidateOptions vopt;
   vopt.paths = {contract_path};
   vopt.root = root;
   vopt.plugins_dir = plugins_dir;
+  vopt.registry = &reg;
   vopt.forced_schema = "task_contract";
   vopt.jobs = 1;
   try {
@@ -185,19 +200,6 @@ bool prepare_run(const fs::path& contract_path, const fs::path& root, const fs::
     return false;
   }
   std::string runner_id = p.compiled.document["contract"]["runtime_options"].value("runner", "");
-
-  p.registry = std::make_unique<plugin::Registry>();
-  plugin::Registry& reg = *p.registry;
-  try {
-    fs::path policy_file = root / "policies" / "plugins.json";
-    reg.load_directory(plugins_dir, fs::exists(policy_file) ? plugin::PluginPolicy::load(policy_file)
-                                                            : plugin::PluginPolicy{});
-  } catch (const std::exception& e) {
-    o.stage = RunOutcome::Stage::invalid;
-    o.error = e.what();
-    return false;
-  }
-  for (const auto& r : reg.refusals()) log::warn("plugin refused: " + r.file.string() + ": " + r.reason);
   p.runner = reg.find(runner_id);
   if (!p.runner || p.runner->kind != plugin::Kind::runner) {
     o.stage = RunOutcome::Stage::invalid;
@@ -218,11 +220,6 @@ RunOutcome run_contract(const RunRequest& req) {
   // 1-2. Validate and compile: nothing is written for bad input.
   Prepared prep;
   if (!prepare_run(req.contract_path, req.root, req.plugins_dir, prep, o)) return o;
-  if (!fs::is_directory(req.repo)) {
-    o.stage = RunOutcome::Stage::invalid;
-    o.error = "repository folder " + req.repo.string() + " does not exist (pass --repo DIR)";
-    return o;
-  }
   const contract::CompiledContract& compiled = prep.compiled;
   plugin::Registry& reg = *prep.registry;
   const plugin::PluginInfo* runner_info = prep.runner;
@@ -232,8 +229,9 @@ RunOutcome run_contract(const RunRequest& req) {
   std::string pack_id = compiled.document["pack"].value("pack_id", "");
 
   // The repository and baseline are input too: a wrong --repo or baseline_ref is refused before any bundle.
+  std::string baseline_commit;
   try {
-    Workspace::resolve(req.repo, c["rollback"].value("baseline_ref", "HEAD"));
+    baseline_commit = Workspace::resolve(req.repo, c["rollback"].value("baseline_ref", "HEAD"));
   } catch (const WorkspaceError& e) {
     o.stage = RunOutcome::Stage::invalid;
     o.error =
@@ -330,7 +328,7 @@ RunOutcome run_contract(const RunRequest& req) {
 
     // 5. Workspace.
     fs::path wt = store::worktrees_dir(req.root) / o.run_id;
-    ws = Workspace::create(repo, c["rollback"].value("baseline_ref", "HEAD"), wt);
+    ws = Workspace::create(repo, baseline_commit, wt);
     bundle->update_manifest({{"status", "running"},
                              {"started_at", store::now_utc_iso()},
                              {"baseline_commit", ws->baseline_commit()},

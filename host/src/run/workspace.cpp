@@ -98,9 +98,9 @@ std::string Workspace::resolve(const fs::path& repo, const std::string& baseline
                   "cannot resolve rollback.baseline_ref '" + baseline_ref + "' in " + abs.string()));
 }
 
-Workspace Workspace::create(const fs::path& repo, const std::string& baseline_ref, const fs::path& path) {
+Workspace Workspace::create(const fs::path& repo, const std::string& commit, const fs::path& path) {
   Workspace w;
-  w.commit_ = resolve(repo, baseline_ref);
+  w.commit_ = commit;
   w.repo_ = fs::absolute(repo).lexically_normal();
   w.path_ = fs::absolute(path).lexically_normal();
   fs::create_directories(w.path_.parent_path());

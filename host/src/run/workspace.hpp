@@ -33,9 +33,9 @@ class Workspace {
   // repository, unknown ref).
   static std::string resolve(const std::filesystem::path& repo, const std::string& baseline_ref);
 
-  // Resolves baseline_ref in `repo` to a commit and adds a detached worktree of it at `path`.
-  // Throws WorkspaceError saying what git answered.
-  static Workspace create(const std::filesystem::path& repo, const std::string& baseline_ref,
+  // Adds a detached worktree of `commit` (from resolve(), so the run is pinned to what was checked) at
+  // `path`. Throws WorkspaceError saying what git answered.
+  static Workspace create(const std::filesystem::path& repo, const std::string& commit,
                           const std::filesystem::path& path);
 
   // An existing worktree made by create() (e.g. found by recovery after a crash).
