@@ -39,6 +39,9 @@ void add_schemas(CLI::App& app, Runner& run);
 void add_run(CLI::App& app, Globals& g, Runner& run);
 void add_runs(CLI::App& app, Globals& g, Runner& run);
 void add_intake(CLI::App& app, Globals& g, Runner& run);
+void add_queue(CLI::App& app, Globals& g, Runner& run);
+void add_serve(CLI::App& app, Globals& g, Runner& run);
+void add_tokens(CLI::App& app, Runner& run);
 
 // Loads the plugin folder with <root>/policies/plugins.json applied; false (message printed) when the
 // folder or the policy is unusable.

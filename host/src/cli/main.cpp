@@ -36,6 +36,9 @@ int main(int argc, char** argv) {
   add_run(app, g, run);
   add_runs(app, g, run);
   add_intake(app, g, run);
+  add_queue(app, g, run);
+  add_serve(app, g, run);
+  add_tokens(app, run);
 
   try {
     app.parse(argc, argv);

@@ -19,24 +19,6 @@ plugin::PluginPolicy load_policy(const Globals& g) {
   return plugin::PluginPolicy::load(file);
 }
 
-json to_json(const plugin::PluginInfo& p, bool with_schema) {
-  json j{{"id", p.id},
-         {"kind", std::string(plugin::kind_name(p.kind))},
-         {"version", p.version},
-         {"description", p.description},
-         {"abi", std::to_string(p.abi_major) + "." + std::to_string(p.abi_minor)},
-         {"library", p.library_path.filename().string()},
-         {"library_name", p.library_name},
-         {"library_version", p.library_version},
-         {"capabilities", p.capabilities}};
-  if (with_schema) {
-    j["config_schema"] = json::parse(p.config_schema, nullptr, false);
-    j["config"] = json::parse(p.config_json, nullptr, false);
-    j["library_path"] = p.library_path.string();
-  }
-  return j;
-}
-
 json refusals_json(const plugin::Registry& r) {
   json out = json::array();
   for (const auto& x : r.refusals())
@@ -85,7 +67,7 @@ void add_plugins(CLI::App& app, Globals& g, Runner& run) {
         json out{{"plugins_dir", g.plugins_dir.string()},
                  {"plugins", json::array()},
                  {"refused", refusals_json(reg)}};
-        for (const auto& p : reg.plugins()) out["plugins"].push_back(to_json(p, false));
+        for (const auto& p : reg.plugins()) out["plugins"].push_back(plugin::to_json(p, false));
         std::cout << out.dump(2) << "\n";
       } else {
         std::cout << std::left << std::setw(22) << "ID" << std::setw(16) << "KIND" << std::setw(10)
@@ -130,7 +112,7 @@ void add_plugins(CLI::App& app, Globals& g, Runner& run) {
         std::cerr << "\n";
         return kInvalid;
       }
-      json j = to_json(*p, true);
+      json j = plugin::to_json(*p, true);
       if (io->json) {
         std::cout << j.dump(2) << "\n";
         return kOk;

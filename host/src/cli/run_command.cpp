@@ -57,6 +57,8 @@ void add_run(CLI::App& app, Globals& g, Runner& run) {
     bool json = false;
     bool quiet = false;
     bool keep = false;
+    std::string run_id, queue_item;
+    int attempt = 0;
   };
   auto o = std::make_shared<Opts>();
   auto* cmd = app.add_subcommand(
@@ -76,6 +78,10 @@ void add_run(CLI::App& app, Globals& g, Runner& run) {
   cmd->add_flag("--quiet,-q", o->quiet, "No progress lines");
   cmd->add_flag("--keep-worktree", o->keep,
                 "Keep the run's worktree after sealing (default: per rollback.strategy)");
+  // Set by `cp-host serve` for queue items; hidden from --help because users have no reason to pick ids.
+  cmd->add_option("--run-id", o->run_id)->group("");
+  cmd->add_option("--queue-item", o->queue_item)->group("");
+  cmd->add_option("--attempt", o->attempt)->group("");
   cmd->callback([&g, &run, o] {
     run = [&g, o]() -> int {
       install_stop_handlers();
@@ -86,6 +92,9 @@ void add_run(CLI::App& app, Globals& g, Runner& run) {
       req.plugins_dir = g.plugins_dir;
       req.interrupt = &g_interrupt;
       req.keep_worktree = o->keep;
+      req.run_id = o->run_id;
+      req.queue_item_id = o->queue_item;
+      req.attempt = o->attempt;
       if (!o->quiet) req.progress = [](const std::string& line) { std::cerr << "· " << line << std::endl; };
       run::RunOutcome out = run::run_contract(req);
       int code = run::exit_code_for(out);

@@ -1,5 +1,7 @@
 #include "plugin/plugin_info.hpp"
 
+#include <nlohmann/json.hpp>
+
 namespace cp::plugin {
 
 std::string_view kind_name(Kind kind) {
@@ -20,6 +22,24 @@ std::optional<Kind> kind_from_name(std::string_view name) {
   for (Kind k : {Kind::runner, Kind::gate, Kind::probe, Kind::retention_lane})
     if (kind_name(k) == name) return k;
   return std::nullopt;
+}
+
+nlohmann::json to_json(const plugin::PluginInfo& p, bool with_schema) {
+  nlohmann::json j{{"id", p.id},
+                   {"kind", std::string(kind_name(p.kind))},
+                   {"version", p.version},
+                   {"description", p.description},
+                   {"abi", std::to_string(p.abi_major) + "." + std::to_string(p.abi_minor)},
+                   {"library", p.library_path.filename().string()},
+                   {"library_name", p.library_name},
+                   {"library_version", p.library_version},
+                   {"capabilities", p.capabilities}};
+  if (with_schema) {
+    j["config_schema"] = nlohmann::json::parse(p.config_schema, nullptr, false);
+    j["config"] = nlohmann::json::parse(p.config_json, nullptr, false);
+    j["library_path"] = p.library_path.string();
+  }
+  return j;
 }
 
 }  // namespace cp::plugin

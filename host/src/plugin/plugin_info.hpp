@@ -2,6 +2,7 @@
 #pragma once
 
 #include <cortexpilot/plugin.h>
+#include <nlohmann/json_fwd.hpp>
 
 #include <filesystem>
 #include <memory>
@@ -45,5 +46,9 @@ struct PluginInfo {
   IsolationLimits limits;
   std::shared_ptr<void> library;  // keeps the .so mapped
 };
+
+// How `plugins list --json` and GET /api/plugins show a plugin; with_schema adds its config schema,
+// config and library path.
+nlohmann::json to_json(const PluginInfo& p, bool with_schema);
 
 }  // namespace cp::plugin

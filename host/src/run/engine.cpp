@@ -272,7 +272,12 @@ RunOutcome run_contract(const RunRequest& req) {
   for (const auto& cap : runner_info->capabilities)
     if (cap.rfind("probe:", 0) == 0) used.push_back(cap.substr(6));
   fs::path repo = fs::absolute(req.repo).lexically_normal();
-  o.run_id = store::new_run_id(task_id);
+  o.run_id = req.run_id.empty() ? store::new_run_id(task_id) : req.run_id;
+  if (!store::valid_run_id(o.run_id) || fs::exists(store::runs_dir(req.root) / o.run_id)) {
+    o.stage = RunOutcome::Stage::invalid;
+    o.error = "run id '" + o.run_id + "' is not a valid run id or is already used";
+    return o;
+  }
   std::unique_ptr<store::Bundle> bundle;
   try {
     json manifest{{"schema_version", 1},
@@ -288,6 +293,8 @@ RunOutcome run_contract(const RunRequest& req) {
                   {"plugins", plugin_list(reg, used)},
                   {"host_pid", static_cast<long>(::getpid())}};
     if (c.contains("workflow_id")) manifest["workflow_id"] = c["workflow_id"];
+    if (!req.queue_item_id.empty())
+      manifest["queue"] = {{"item_id", req.queue_item_id}, {"attempt", req.attempt}};
     bundle = store::Bundle::create(req.root, o.run_id, compiled.document, manifest);
   } catch (const std::exception& e) {
     o.stage = RunOutcome::Stage::internal;

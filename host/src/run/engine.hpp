@@ -31,6 +31,10 @@ struct RunRequest {
   const std::atomic<bool>* interrupt = nullptr;      // set by SIGINT/SIGTERM: cancel the run
   std::function<void(const std::string&)> progress;  // one human line per step; may be empty
   bool keep_worktree = false;  // keep the worktree after sealing (default: per rollback)
+  // Set by the scheduler, which names the run before it starts so a crash can be traced to the item.
+  std::string run_id;         // empty: a new one
+  std::string queue_item_id;  // recorded in the manifest as queue.item_id
+  int attempt = 0;            // recorded as queue.attempt when queue_item_id is set
 };
 
 struct RunOutcome {

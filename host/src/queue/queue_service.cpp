@@ -1,0 +1,187 @@
+#include "queue/queue_service.hpp"
+
+#include "contract/compiler.hpp"
+#include "queue/queue_store.hpp"
+#include "store/atomic_file.hpp"
+#include "store/bundle.hpp"
+
+#include <filesystem>
+#include <system_error>
+
+namespace cp::queue {
+
+namespace fs = std::filesystem;
+using nlohmann::json;
+
+QueueService::QueueService(fs::path root, const plugin::Registry* registry)
+    : root_(std::move(root)),
+      registry_(registry),
+      store_(std::make_unique<QueueStore>(store::runtime_dir(root_))) {}
+
+QueueService::~QueueService() = default;
+
+Limits QueueService::limits(int global) const {
+  Limits l;
+  l.global = global;
+  std::error_code ec;
+  for (const auto& e : fs::directory_iterator(root_ / "packs", ec)) {
+    if (e.path().extension() != ".json") continue;
+    json p = store::read_json_file(e.path());
+    if (p.is_object() && p.contains("concurrency_limit") && p["concurrency_limit"].is_number_integer())
+      l.per_pack[p.value("pack_id", e.path().stem().string())] = p["concurrency_limit"].get<int>();
+  }
+  return l;
+}
+
+namespace {
+
+bool valid_time(const std::string& s) {
+  return s.empty() || parse_iso_ms(s) >= 0;
+}
+
+}  // namespace
+
+SubmitResult QueueService::submit(const SubmitRequest& req) {
+  SubmitResult r;
+  auto usage = [&](const std::string& m) {
+    r.outcome = SubmitResult::Outcome::invalid;
+    r.error = m;
+    return r;
+  };
+  if (!req.contract.is_object()) return usage("the contract must be a JSON object");
+  for (const auto* t : {&req.run_after, &req.deadline, &req.start_by})
+    if (!valid_time(*t))
+      return usage("'" + *t + "' is not an ISO-8601 UTC time such as 2026-11-25T10:00:00Z");
+  if (req.priority && (*req.priority < 0 || *req.priority > 9)) return usage("priority must be 0..9");
+  std::error_code ec;
+  fs::path repo = fs::weakly_canonical(fs::absolute(req.repo.empty() ? fs::path(".") : req.repo), ec);
+  if (ec || !fs::is_directory(repo)) return usage("repo " + req.repo.string() + " is not a folder");
+
+  // The contract is kept as submitted, in a file of its own: the item runs what was checked, whatever
+  // happens to the submitter's copy. It is validated in place, with the same checks as `cp-host validate`.
+  const std::string item_id = new_item_id();
+  fs::path snap_dir = store::runtime_dir(root_) / "queue" / "contracts";
+  fs::create_directories(snap_dir);
+  fs::path snap = snap_dir / (item_id + ".json");
+  store::write_json_atomic(snap, req.contract);
+  contract::ValidateOptions vo;
+  vo.paths = {snap};
+  vo.root = root_;
+  vo.forced_schema = "task_contract";
+  vo.registry = registry_;
+  vo.check_plugins = registry_ != nullptr;
+  vo.jobs = 1;
+  contract::ValidationReport rep = contract::validate(vo);
+  if (!rep.ok()) {
+    fs::remove(snap, ec);
+    r.outcome = SubmitResult::Outcome::invalid;
+    r.diagnostics = rep.diagnostics;
+    for (auto& d : r.diagnostics) d.file = req.source;
+    r.error = "the contract is not valid";
+    return r;
+  }
+  json compiled;
+  try {
+    compiled = contract::compile_contract(req.contract, root_).document;
+  } catch (const std::exception& e) {
+    fs::remove(snap, ec);
+    return usage(e.what());
+  }
+  const json& c = compiled["contract"];
+  json tr = c.value("timeout_retry", json::object());
+  json op{{"op", "enqueued"},
+          {"item_id", item_id},
+          {"ts", iso_from_ms(now_ms())},
+          {"task_id", c.value("task_id", "")},
+          {"pack", compiled["pack"].value("pack_id", "")},
+          {"contract_path", snap.string()},
+          {"repo", repo.string()},
+          {"priority", req.priority.value_or(c["runtime_options"].value("priority", 5))},
+          {"max_retries", tr.value("max_retries", 0)},
+          {"backoff_sec", tr.value("backoff_sec", 0.0)},
+          {"timeout_sec", tr.value("timeout_sec", 0)}};
+  if (!req.depends_on.empty()) op["depends_on"] = req.depends_on;
+  if (!req.run_after.empty()) op["run_after"] = req.run_after;
+  if (!req.deadline.empty()) op["deadline"] = req.deadline;
+  if (!req.start_by.empty()) op["start_by"] = req.start_by;
+  if (!req.submitted_by.empty()) op["submitted_by"] = req.submitted_by;
+  if (c.contains("workflow_id")) op["workflow_id"] = c["workflow_id"];
+
+  auto guard = lock();
+  std::string missing;
+  store_->transact([&](const QueueState& st) -> std::vector<json> {
+    for (const auto& d : req.depends_on)
+      if (!st.find(d)) missing = d;
+    if (!missing.empty()) return {};
+    return {op};
+  });
+  if (!missing.empty()) {
+    fs::remove(snap, ec);
+    r.outcome = SubmitResult::Outcome::conflict;
+    r.error = "depends_on names item " + missing + ", which is not in the queue";
+    return r;
+  }
+  const QueueItem* it = store_->state().find(item_id);
+  Occupancy occ = occupancy(store_->state());
+  r.item = to_json(*it, derive(*it, store_->state(), limits(global_), occ, now_ms()));
+  r.outcome = SubmitResult::Outcome::queued;
+  return r;
+}
+
+CancelOutcome QueueService::cancel(const std::string& item_id, const std::string& by,
+                                   const std::string& reason) {
+  auto guard = lock();
+  CancelOutcome out = CancelOutcome::not_found;
+  store_->transact([&](const QueueState& st) -> std::vector<json> {
+    const QueueItem* it = st.find(item_id);
+    if (!it) return {};
+    if (it->terminal()) {
+      out = CancelOutcome::already_ended;
+      return {};
+    }
+    out = it->state == ItemState::queued ? CancelOutcome::cancelled : CancelOutcome::requested;
+    if (it->cancel_requested) return {};
+    json op{{"op", "cancelled"}, {"item_id", item_id}, {"ts", iso_from_ms(now_ms())}, {"reason", reason}};
+    if (!by.empty()) op["by"] = by;
+    return {op};
+  });
+  return out;
+}
+
+json QueueService::list(const ListFilter& f) {
+  auto guard = lock();
+  store_->refresh();
+  const QueueState& st = store_->state();
+  Limits lim = limits(global_);
+  Occupancy occ = occupancy(st);
+  int64_t now = now_ms();
+  json items = json::array();
+  json counts = json::object();
+  // Waiting items first in the order they will run, then the rest by enqueue order.
+  std::vector<const QueueItem*> order = in_run_order(st);
+  std::vector<const QueueItem*> rest;
+  for (const auto& [id, it] : st.items())
+    if (it.state != ItemState::queued) rest.push_back(&it);
+  std::sort(rest.begin(), rest.end(),
+            [](const QueueItem* a, const QueueItem* b) { return a->order < b->order; });
+  order.insert(order.end(), rest.begin(), rest.end());
+  for (const QueueItem* it : order) {
+    counts[to_string(it->state)] = counts.value(to_string(it->state), 0) + 1;
+    if (!f.state.empty() && f.state != to_string(it->state)) continue;
+    if (!f.include_ended && it->terminal()) continue;
+    items.push_back(to_json(*it, derive(*it, st, lim, occ, now)));
+  }
+  json problems = json::array();
+  for (const auto& p : store_->problems()) problems.push_back({{"line", p.line}, {"message", p.message}});
+  return {{"items", items}, {"counts", counts}, {"problems", problems}, {"global_limit", lim.global}};
+}
+
+std::optional<json> QueueService::get(const std::string& item_id) {
+  auto guard = lock();
+  store_->refresh();
+  const QueueItem* it = store_->state().find(item_id);
+  if (!it) return std::nullopt;
+  return to_json(*it, derive(*it, store_->state(), limits(global_), occupancy(store_->state()), now_ms()));
+}
+
+}  // namespace cp::queue

@@ -1,0 +1,78 @@
+// The queue as a service: what `cp-host queue submit|list|cancel` and the REST API both call, so the two
+// can never disagree. Thread-safe: one mutex around the store.
+#pragma once
+
+#include "contract/validation.hpp"
+#include "queue/queue_state.hpp"
+
+#include <nlohmann/json.hpp>
+
+#include <filesystem>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace cp::plugin {
+class Registry;
+}
+
+namespace cp::queue {
+
+class QueueStore;
+
+struct SubmitRequest {
+  nlohmann::json contract;  // the task contract document
+  std::string source;       // how diagnostics name it: a file path, or "request body"
+  std::filesystem::path repo;
+  std::optional<int> priority;  // default: the contract's runtime_options.priority, else 5
+  std::vector<std::string> depends_on;
+  std::string run_after, deadline, start_by;  // ISO-8601 UTC or empty
+  std::string submitted_by;                   // token id or OS user
+};
+
+struct SubmitResult {
+  enum class Outcome { queued, invalid, conflict } outcome = Outcome::invalid;
+  std::vector<contract::Diagnostic> diagnostics;  // invalid: the same ones `cp-host validate` prints
+  std::string error;
+  nlohmann::json item;  // queued: the item as `queue list` shows it
+};
+
+enum class CancelOutcome { cancelled, requested, not_found, already_ended };
+
+struct ListFilter {
+  std::string state;  // queued|claimed|running|done|cancelled, or empty for all
+  bool include_ended = true;
+};
+
+class QueueService {
+ public:
+  // `root` holds packs/, policies/ and .runtime-cache; `registry` (optional, not owned, must outlive this)
+  // is used to check plugin references of submitted contracts.
+  QueueService(std::filesystem::path root, const plugin::Registry* registry);
+  ~QueueService();
+
+  SubmitResult submit(const SubmitRequest& req);
+  CancelOutcome cancel(const std::string& item_id, const std::string& by, const std::string& reason);
+  nlohmann::json list(const ListFilter& f);  // {items:[...], counts:{state: n}, problems:[...]}
+  std::optional<nlohmann::json> get(const std::string& item_id);
+
+  // The limits that decide eligibility: `global` plus each pack's concurrency_limit.
+  Limits limits(int global) const;
+
+  // Direct access for the scheduler; hold lock() while using store().
+  std::unique_lock<std::mutex> lock() { return std::unique_lock<std::mutex>(mu_); }
+  QueueStore& store() { return *store_; }
+  const std::filesystem::path& root() const { return root_; }
+  void set_global_limit(int n) { global_ = n; }
+
+ private:
+  std::filesystem::path root_;
+  const plugin::Registry* registry_;
+  std::mutex mu_;
+  std::unique_ptr<QueueStore> store_;
+  int global_ = 2;
+};
+
+}  // namespace cp::queue

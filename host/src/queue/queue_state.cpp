@@ -1,0 +1,326 @@
+#include "queue/queue_state.hpp"
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <ctime>
+
+namespace cp::queue {
+
+using nlohmann::json;
+
+const char* to_string(ItemState s) {
+  switch (s) {
+    case ItemState::queued:
+      return "queued";
+    case ItemState::claimed:
+      return "claimed";
+    case ItemState::running:
+      return "running";
+    case ItemState::done:
+      return "done";
+    case ItemState::cancelled:
+      return "cancelled";
+  }
+  return "?";
+}
+
+bool QueueItem::should_retry(const std::string& st) const {
+  if (cancel_requested) return false;
+  if (st != "timeout" && st != "error") return false;
+  return static_cast<int>(attempts.size()) < max_retries + 1;
+}
+
+double QueueItem::next_backoff_sec() const {
+  int n = std::max<int>(1, static_cast<int>(attempts.size()));
+  return backoff_sec * std::pow(2.0, n - 1);
+}
+
+int64_t parse_iso_ms(const std::string& iso) {
+  int y, mo, d, h, mi, s;
+  int consumed = 0;
+  if (std::sscanf(iso.c_str(), "%4d-%2d-%2dT%2d:%2d:%2d%n", &y, &mo, &d, &h, &mi, &s, &consumed) != 6)
+    return -1;
+  std::tm tm{};
+  tm.tm_year = y - 1900;
+  tm.tm_mon = mo - 1;
+  tm.tm_mday = d;
+  tm.tm_hour = h;
+  tm.tm_min = mi;
+  tm.tm_sec = s;
+  int64_t ms = static_cast<int64_t>(timegm(&tm)) * 1000;
+  size_t i = static_cast<size_t>(consumed);
+  if (i < iso.size() && iso[i] == '.') {
+    int64_t frac = 0, scale = 100;
+    for (++i; i < iso.size() && iso[i] >= '0' && iso[i] <= '9'; ++i) {
+      frac += (iso[i] - '0') * scale;
+      scale /= 10;
+    }
+    ms += frac;
+  }
+  if (i != iso.size() - 1 || iso[i] != 'Z') return -1;
+  return ms;
+}
+
+std::string iso_from_ms(int64_t ms) {
+  std::time_t t = static_cast<std::time_t>(ms / 1000);
+  std::tm tm{};
+  gmtime_r(&t, &tm);
+  char buf[96];
+  std::snprintf(buf, sizeof buf, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900, tm.tm_mon + 1,
+                tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, static_cast<int>(ms % 1000));
+  return buf;
+}
+
+int64_t now_ms() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+void QueueState::clear() {
+  items_.clear();
+  problems_.clear();
+  next_order_ = 0;
+}
+
+const QueueItem* QueueState::find(const std::string& id) const {
+  auto it = items_.find(id);
+  return it == items_.end() ? nullptr : &it->second;
+}
+
+bool QueueState::apply(const json& op, uint64_t line) {
+  auto fail = [&](const std::string& m) {
+    problems_.push_back({line, m});
+    return false;
+  };
+  const std::string kind = op.value("op", "");
+  const std::string id = op.value("item_id", "");
+  const std::string ts = op.value("ts", "");
+  if (kind == "enqueued") {
+    if (items_.count(id)) return fail("item " + id + " enqueued twice");
+    QueueItem it;
+    it.item_id = id;
+    it.task_id = op.value("task_id", "");
+    it.pack = op.value("pack", "");
+    it.contract_path = op.value("contract_path", "");
+    it.repo = op.value("repo", "");
+    it.workflow_id = op.value("workflow_id", "");
+    it.enqueued_at = ts;
+    it.run_after = op.value("run_after", "");
+    it.deadline = op.value("deadline", "");
+    it.start_by = op.value("start_by", "");
+    it.priority = op.value("priority", 5);
+    it.depends_on = op.value("depends_on", std::vector<std::string>{});
+    it.max_retries = op.value("max_retries", 0);
+    it.backoff_sec = op.value("backoff_sec", 0.0);
+    it.timeout_sec = op.value("timeout_sec", 0);
+    it.submitted_by = op.value("submitted_by", "");
+    it.order = next_order_++;
+    items_.emplace(id, std::move(it));
+    return true;
+  }
+  auto found = items_.find(id);
+  if (found == items_.end()) return fail(kind + " for unknown item " + id);
+  QueueItem& it = found->second;
+  const int attempt = op.value("attempt", 0);
+  if (kind == "claimed") {
+    if (it.state != ItemState::queued) return fail("item " + id + " claimed while " + to_string(it.state));
+    if (attempt != static_cast<int>(it.attempts.size()) + 1)
+      return fail("item " + id + " claimed at attempt " + std::to_string(attempt) + ", expected " +
+                  std::to_string(it.attempts.size() + 1));
+    Attempt a;
+    a.attempt = attempt;
+    a.claimed_at = ts;
+    it.attempts.push_back(a);
+    it.state = ItemState::claimed;
+    return true;
+  }
+  if (kind == "started") {
+    if (it.state != ItemState::claimed || attempt != static_cast<int>(it.attempts.size()))
+      return fail("item " + id + " started without its claim");
+    it.attempts.back().run_id = op.value("run_id", "");
+    it.attempts.back().started_at = ts;
+    it.state = ItemState::running;
+    return true;
+  }
+  if (kind == "finished") {
+    if (!it.active() || attempt != static_cast<int>(it.attempts.size()))
+      return fail("item " + id + " finished attempt " + std::to_string(attempt) + " while " +
+                  to_string(it.state));
+    Attempt& a = it.attempts.back();
+    a.status = op.value("status", "");
+    a.reason = op.value("reason", "");
+    a.finished_at = ts;
+    if (op.contains("run_id") && a.run_id.empty()) a.run_id = op["run_id"].get<std::string>();
+    it.state = ItemState::done;
+    it.status = a.status;
+    it.reason = a.reason;
+    return true;
+  }
+  if (kind == "retried") {
+    if (it.state != ItemState::done) return fail("item " + id + " retried while " + to_string(it.state));
+    it.state = ItemState::queued;
+    it.run_after = op.value("run_after", "");
+    it.status.clear();
+    it.reason.clear();
+    return true;
+  }
+  if (kind == "cancelled") {
+    if (it.terminal()) return fail("item " + id + " cancelled after it ended");
+    it.cancel_requested = true;
+    it.cancel_reason = op.value("reason", "cancelled");
+    if (it.state == ItemState::queued) {
+      it.state = ItemState::cancelled;
+      it.status = "cancelled";
+      it.reason = it.cancel_reason;
+    }
+    return true;
+  }
+  if (kind == "held" || kind == "released") {
+    if (it.terminal()) return fail("item " + id + " " + kind + " after it ended");
+    it.held = kind == "held";
+    return true;
+  }
+  return fail("unknown operation '" + kind + "'");
+}
+
+Occupancy occupancy(const QueueState& state) {
+  Occupancy o;
+  for (const auto& [id, it] : state.items())
+    if (it.active()) {
+      ++o.total;
+      ++o.per_pack[it.pack];
+    }
+  return o;
+}
+
+namespace {
+
+std::string sla_of(const QueueItem& it, int64_t now) {
+  int64_t deadline = it.deadline.empty() ? -1 : parse_iso_ms(it.deadline);
+  int64_t start_by = it.start_by.empty() ? -1 : parse_iso_ms(it.start_by);
+  int64_t expected = static_cast<int64_t>(it.timeout_sec) * 1000;
+  if (it.terminal()) {
+    const Attempt* a = it.current();
+    int64_t end = a && !a->finished_at.empty() ? parse_iso_ms(a->finished_at) : now;
+    int64_t started = a && !a->started_at.empty() ? parse_iso_ms(a->started_at) : -1;
+    if (deadline >= 0 && end > deadline) return "breached";
+    if (start_by >= 0 && started > start_by) return "breached";
+    return "on_track";
+  }
+  bool started = it.active();
+  if (deadline >= 0 && now > deadline) return "breached";
+  if (!started && start_by >= 0 && now > start_by) return "breached";
+  if (deadline >= 0 && now + expected > deadline) return "at_risk";
+  if (!started && start_by >= 0) {
+    int64_t window = start_by - parse_iso_ms(it.enqueued_at);
+    if (window > 0 && (start_by - now) * 4 < window) return "at_risk";  // under a quarter of the wait left
+  }
+  return "on_track";
+}
+
+}  // namespace
+
+Derived derive(const QueueItem& it, const QueueState& state, const Limits& limits, const Occupancy& occ,
+               int64_t now) {
+  Derived d;
+  d.sla_state = sla_of(it, now);
+  if (it.state != ItemState::queued) {
+    d.why_not = to_string(it.state);
+    return d;
+  }
+  for (const auto& dep : it.depends_on) {
+    const QueueItem* other = state.find(dep);
+    if (!other) {
+      d.why_not = "waiting for unknown item " + dep;
+      return d;
+    }
+    if (other->state == ItemState::cancelled ||
+        (other->state == ItemState::done && other->status != "success")) {
+      d.blocked_by = dep;
+      d.why_not = "dependency " + dep + " ended " + other->status;
+      return d;
+    }
+    if (other->state != ItemState::done) {
+      d.why_not = "waiting for item " + dep;
+      return d;
+    }
+  }
+  if (it.held) {
+    d.why_not = "held";
+    return d;
+  }
+  if (!it.run_after.empty()) {
+    int64_t after = parse_iso_ms(it.run_after);
+    if (after > now) {
+      d.why_not = "run_after " + it.run_after;
+      return d;
+    }
+  }
+  if (occ.total >= limits.global) {
+    d.why_not = "global concurrency limit " + std::to_string(limits.global) + " reached";
+    return d;
+  }
+  auto lim = limits.per_pack.find(it.pack);
+  if (lim != limits.per_pack.end()) {
+    auto used = occ.per_pack.find(it.pack);
+    if (used != occ.per_pack.end() && used->second >= lim->second) {
+      d.why_not = "pack " + it.pack + " concurrency limit " + std::to_string(lim->second) + " reached";
+      return d;
+    }
+  }
+  d.eligible = true;
+  return d;
+}
+
+std::vector<const QueueItem*> in_run_order(const QueueState& state) {
+  std::vector<const QueueItem*> v;
+  for (const auto& [id, it] : state.items())
+    if (it.state == ItemState::queued) v.push_back(&it);
+  std::sort(v.begin(), v.end(), [](const QueueItem* a, const QueueItem* b) {
+    return a->priority != b->priority ? a->priority > b->priority : a->order < b->order;
+  });
+  return v;
+}
+
+json to_json(const QueueItem& it, const Derived& d) {
+  json j{{"item_id", it.item_id},
+         {"task_id", it.task_id},
+         {"pack", it.pack},
+         {"priority", it.priority},
+         {"state", to_string(it.state)},
+         {"enqueued_at", it.enqueued_at},
+         {"contract_path", it.contract_path},
+         {"repo", it.repo},
+         {"max_retries", it.max_retries},
+         {"eligible", d.eligible},
+         {"sla_state", d.sla_state},
+         {"attempts", json::array()}};
+  if (it.state == ItemState::queued && !d.eligible) j["waiting_on"] = d.why_not;
+  if (!d.blocked_by.empty()) j["blocked_by"] = d.blocked_by;
+  if (!it.depends_on.empty()) j["depends_on"] = it.depends_on;
+  if (!it.run_after.empty()) j["run_after"] = it.run_after;
+  if (!it.deadline.empty()) j["deadline"] = it.deadline;
+  if (!it.start_by.empty()) j["start_by"] = it.start_by;
+  if (!it.workflow_id.empty()) j["workflow_id"] = it.workflow_id;
+  if (!it.submitted_by.empty()) j["submitted_by"] = it.submitted_by;
+  if (it.held) j["held"] = true;
+  if (it.cancel_requested) j["cancel_requested"] = true;
+  if (!it.status.empty()) j["status"] = it.status;
+  if (!it.reason.empty()) j["reason"] = it.reason;
+  for (const auto& a : it.attempts) {
+    json aj{{"attempt", a.attempt}, {"claimed_at", a.claimed_at}};
+    if (!a.run_id.empty()) aj["run_id"] = a.run_id;
+    if (!a.started_at.empty()) aj["started_at"] = a.started_at;
+    if (!a.finished_at.empty()) aj["finished_at"] = a.finished_at;
+    if (!a.status.empty()) aj["status"] = a.status;
+    if (!a.reason.empty()) aj["reason"] = a.reason;
+    j["attempts"].push_back(std::move(aj));
+  }
+  if (const Attempt* a = it.current(); a && !a->run_id.empty()) j["run_id"] = a->run_id;
+  return j;
+}
+
+}  // namespace cp::queue

@@ -1,0 +1,108 @@
+// The queue's current state, derived by replaying queue.jsonl (schemas/queue_item.schema.json). Nothing
+// here is stored: the log is the truth, and eligibility and SLA are computed from it and the clock.
+//
+// An item's life: enqueued -> (claimed -> started -> finished [-> retried -> claimed ...]) -> terminal.
+// Terminal means: finished with no retry left, or cancelled while queued. A cancel of a claimed or
+// running item only records the request; the item ends when its run's `finished` arrives.
+#pragma once
+
+#include <nlohmann/json.hpp>
+
+#include <cstdint>
+#include <map>
+#include <string>
+#include <vector>
+
+namespace cp::queue {
+
+enum class ItemState { queued, claimed, running, done, cancelled };
+const char* to_string(ItemState s);
+
+struct Attempt {
+  int attempt = 0;
+  std::string run_id, status, reason, claimed_at, started_at, finished_at;
+};
+
+struct QueueItem {
+  std::string item_id, task_id, pack, contract_path, repo, workflow_id;
+  std::string enqueued_at, run_after, deadline, start_by;  // ISO-8601 UTC; empty when not set
+  int priority = 5;                                        // 0..9, higher runs first
+  std::vector<std::string> depends_on;
+  int max_retries = 0;
+  double backoff_sec = 0;
+  int timeout_sec = 0;  // the contract's expected bound, for SLA risk
+  std::string submitted_by;
+
+  ItemState state = ItemState::queued;
+  bool held = false;
+  bool cancel_requested = false;
+  std::string cancel_reason;
+  std::vector<Attempt> attempts;  // one per claim, in order
+  std::string status, reason;     // of the terminal outcome (done/cancelled)
+  uint64_t order = 0;             // position of the enqueue in the log: the FIFO tiebreak
+
+  bool terminal() const { return state == ItemState::done || state == ItemState::cancelled; }
+  bool active() const { return state == ItemState::claimed || state == ItemState::running; }
+  const Attempt* current() const { return attempts.empty() ? nullptr : &attempts.back(); }
+  // The retry policy, for an attempt that ended with `status`: retry timeouts and errors while attempts
+  // remain, never after a cancel request.
+  bool should_retry(const std::string& status) const;
+  // Seconds to wait before the next attempt: backoff_sec * 2^(attempts-1).
+  double next_backoff_sec() const;
+};
+
+struct Problem {
+  uint64_t line = 0;
+  std::string message;
+};
+
+class QueueState {
+ public:
+  // Applies one operation. Returns false (and records a problem) for an operation that does not fit the
+  // item's state: unknown item, attempt mismatch, duplicate enqueue.
+  bool apply(const nlohmann::json& op, uint64_t line = 0);
+  void clear();
+
+  const std::map<std::string, QueueItem>& items() const { return items_; }
+  const QueueItem* find(const std::string& id) const;
+  const std::vector<Problem>& problems() const { return problems_; }
+
+ private:
+  std::map<std::string, QueueItem> items_;
+  std::vector<Problem> problems_;
+  uint64_t next_order_ = 0;
+};
+
+// Time helpers on ISO-8601 UTC ("2026-11-25T10:00:00Z", optional fraction): milliseconds since the epoch,
+// or -1 when the text is not such a time.
+int64_t parse_iso_ms(const std::string& iso);
+std::string iso_from_ms(int64_t ms);
+int64_t now_ms();
+
+// Derived fields, given the whole state and the clock.
+struct Limits {
+  int global = 2;                       // runs at once
+  std::map<std::string, int> per_pack;  // pack id -> runs at once (packs/<id>.json concurrency_limit)
+};
+
+struct Derived {
+  bool eligible = false;
+  std::string why_not;     // when not eligible: the first reason ("held", "waiting for item x", ...)
+  std::string sla_state;   // on_track | at_risk | breached
+  std::string blocked_by;  // a dependency that ended without success: the item can never run
+};
+// Runs holding a slot (claimed or running), overall and per pack.
+struct Occupancy {
+  int total = 0;
+  std::map<std::string, int> per_pack;
+};
+Occupancy occupancy(const QueueState& state);
+Derived derive(const QueueItem& item, const QueueState& state, const Limits& limits, const Occupancy& occ,
+               int64_t now);
+
+// The order the scheduler takes eligible items in: priority (high first), then enqueue order.
+std::vector<const QueueItem*> in_run_order(const QueueState& state);
+
+nlohmann::json to_json(const QueueItem& item, const Derived& d);
+
+}  // namespace cp::queue

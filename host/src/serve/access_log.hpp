@@ -1,0 +1,31 @@
+// The `access` log lane: one JSON line per API request under <root>/.runtime-cache/logs/access/, in the
+// log envelope (ts, level, lane, correlation_kind, correlation_id, component, message, fields). The token
+// id is logged, never the token.
+#pragma once
+
+#include <filesystem>
+#include <mutex>
+#include <string>
+
+namespace cp::serve {
+
+struct AccessRecord {
+  std::string request_id, method, path, token_id, peer;
+  int status = 0;
+  double latency_ms = 0;
+};
+
+class AccessLog {
+ public:
+  explicit AccessLog(const std::filesystem::path& root);  // creates the folder; throws when it cannot
+  ~AccessLog();
+  void write(const AccessRecord& r);  // thread-safe; never throws (a full disk must not fail requests)
+  const std::filesystem::path& path() const { return path_; }
+
+ private:
+  std::filesystem::path path_;
+  int fd_ = -1;
+  std::mutex mu_;
+};
+
+}  // namespace cp::serve

@@ -1,0 +1,609 @@
+#include "serve/api.hpp"
+
+#include "contract/json_depth.hpp"
+#include "contract/validation.hpp"
+#include "plugin/registry.hpp"
+#include "queue/queue_service.hpp"
+#include "queue/queue_store.hpp"
+#include "serve/metrics.hpp"
+#include "serve/run_catalog.hpp"
+#include "serve/scheduler.hpp"
+#include "store/bundle.hpp"
+#include "store/run_index.hpp"
+
+#include <cortexpilot/plugin.h>
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <fstream>
+#include <functional>
+#include <regex>
+#include <sstream>
+
+namespace cp::serve {
+
+namespace fs = std::filesystem;
+using nlohmann::json;
+
+namespace {
+
+constexpr size_t kMaxArtifactBytes = 64u << 20;
+constexpr size_t kDefaultPage = 50, kMaxPage = 1000;
+constexpr size_t kDefaultEvents = 500, kMaxEvents = 5000;
+
+ApiResponse error(int status, const std::string& code, const std::string& message, json details = nullptr) {
+  ApiResponse r;
+  r.status = status;
+  json e{{"code", code}, {"message", message}};
+  if (!details.is_null()) e["details"] = std::move(details);
+  r.body = json{{"error", e}}.dump();
+  return r;
+}
+
+ApiResponse ok_json(const json& j, int status = 200) {
+  ApiResponse r;
+  r.status = status;
+  r.body = j.dump(-1, ' ', false, json::error_handler_t::replace);
+  return r;
+}
+
+std::vector<std::string> split_path(const std::string& path) {
+  std::vector<std::string> out;
+  size_t i = 0;
+  while (i <= path.size()) {
+    size_t j = path.find('/', i);
+    if (j == std::string::npos) j = path.size();
+    out.push_back(path.substr(i, j - i));
+    i = j + 1;
+  }
+  return out;
+}
+
+// Matches `path` against a pattern; fills params. {path} as the last pattern segment takes the rest.
+bool match(const std::string& pattern, const std::string& path, std::map<std::string, std::string>& params) {
+  auto ps = split_path(pattern), xs = split_path(path);
+  params.clear();
+  for (size_t i = 0; i < ps.size(); ++i) {
+    const std::string& p = ps[i];
+    bool var = p.size() > 2 && p.front() == '{' && p.back() == '}';
+    if (var && p == "{path}" && i + 1 == ps.size()) {
+      if (i >= xs.size()) return false;
+      std::string rest;
+      for (size_t k = i; k < xs.size(); ++k) rest += (k > i ? "/" : "") + xs[k];
+      if (rest.empty()) return false;
+      params["path"] = rest;
+      return true;
+    }
+    if (i >= xs.size()) return false;
+    if (var) {
+      if (xs[i].empty()) return false;
+      params[p.substr(1, p.size() - 2)] = xs[i];
+    } else if (p != xs[i]) {
+      return false;
+    }
+  }
+  return ps.size() == xs.size();
+}
+
+std::string read_file(const fs::path& p, bool& ok) {
+  std::ifstream in(p, std::ios::binary);
+  ok = static_cast<bool>(in);
+  std::ostringstream s;
+  s << in.rdbuf();
+  return s.str();
+}
+
+std::string content_type_for(const fs::path& p) {
+  std::string ext = p.extension().string();
+  if (ext == ".json") return "application/json";
+  if (ext == ".jsonl") return "application/x-ndjson";
+  if (ext == ".patch" || ext == ".diff" || ext == ".log" || ext == ".txt" || ext == ".md")
+    return "text/plain; charset=utf-8";
+  return "application/octet-stream";
+}
+
+bool bad_id(const std::string& id) {
+  return !store::valid_run_id(id);
+}
+
+}  // namespace
+
+std::optional<std::string> url_decode(std::string_view s, bool plus_is_space) {
+  auto hex = [](char h) -> int {
+    if (h >= '0' && h <= '9') return h - '0';
+    if (h >= 'a' && h <= 'f') return h - 'a' + 10;
+    if (h >= 'A' && h <= 'F') return h - 'A' + 10;
+    return -1;
+  };
+  std::string out;
+  out.reserve(s.size());
+  for (size_t i = 0; i < s.size(); ++i) {
+    char c = s[i];
+    if (c == '%') {
+      if (i + 2 >= s.size()) return std::nullopt;
+      int hi = hex(s[i + 1]), lo = hex(s[i + 2]);
+      if (hi < 0 || lo < 0) return std::nullopt;
+      char d = static_cast<char>(hi * 16 + lo);
+      if (d == '\0') return std::nullopt;
+      out += d;
+      i += 2;
+    } else if (c == '+' && plus_is_space) {
+      out += ' ';
+    } else {
+      out += c;
+    }
+  }
+  return out;
+}
+
+std::optional<fs::path> safe_subpath(const fs::path& base, const std::string& rel, std::string& why) {
+  if (rel.empty()) {
+    why = "empty path";
+    return std::nullopt;
+  }
+  if (rel.front() == '/') {
+    why = "absolute paths are refused";
+    return std::nullopt;
+  }
+  if (rel.find('\0') != std::string::npos || rel.find('\\') != std::string::npos) {
+    why = "NUL and backslash are refused in paths";
+    return std::nullopt;
+  }
+  fs::path cur = base;
+  struct stat st {};
+  if (::lstat(base.c_str(), &st) != 0 || !S_ISDIR(st.st_mode)) {
+    why = "no such folder";
+    return std::nullopt;
+  }
+  for (const auto& seg : split_path(rel)) {
+    if (seg.empty() || seg == "." || seg == "..") {
+      why = "'..', '.' and empty segments are refused";
+      return std::nullopt;
+    }
+    cur /= seg;
+    if (::lstat(cur.c_str(), &st) != 0) {
+      why = "not found";
+      return std::nullopt;
+    }
+    if (S_ISLNK(st.st_mode)) {
+      why = "symlinks are refused";
+      return std::nullopt;
+    }
+  }
+  return cur;
+}
+
+const std::vector<RouteInfo>& Api::routes() {
+  static const std::vector<RouteInfo> r{
+      {"GET", "/api/health", Role::none},
+      {"GET", "/api/version", Role::viewer},
+      {"GET", "/api/openapi.json", Role::none},
+      {"GET", "/api/plugins", Role::viewer},
+      {"GET", "/api/runs", Role::viewer},
+      {"POST", "/api/runs", Role::operator_},
+      {"GET", "/api/runs/{id}", Role::viewer},
+      {"GET", "/api/runs/{id}/events", Role::viewer},
+      {"GET", "/api/runs/{id}/events/stream", Role::viewer},
+      {"GET", "/api/runs/{id}/reports/{name}", Role::viewer},
+      {"GET", "/api/runs/{id}/artifacts/{path}", Role::viewer},
+      {"POST", "/api/runs/{id}/cancel", Role::operator_},
+      {"GET", "/api/queue", Role::viewer},
+      {"GET", "/api/queue/{item_id}", Role::viewer},
+      {"GET", "/metrics", Role::viewer},
+  };
+  return r;
+}
+
+struct Api::Ctx {
+  const RouteInfo* route = nullptr;
+  std::map<std::string, std::string> params;
+  Principal who;
+};
+
+Api::Api(ApiConfig cfg, const TokenStore& tokens, RunCatalog& runs, queue::QueueService& queue,
+         Scheduler* scheduler, const plugin::Registry* registry, Metrics& metrics)
+    : cfg_(std::move(cfg)),
+      tokens_(tokens),
+      runs_(runs),
+      queue_(queue),
+      scheduler_(scheduler),
+      registry_(registry),
+      metrics_(metrics) {}
+
+ApiResponse Api::handle(const ApiRequest& req) const {
+  Ctx ctx;
+  // Route first: an unknown path is 404 whoever asks; a known path with another method is 405.
+  std::vector<std::string> allowed;
+  for (const auto& r : routes()) {
+    std::map<std::string, std::string> params;
+    if (!match(r.pattern, req.path, params)) continue;
+    // A more specific literal route wins over {path}: /events/stream is not an artifact.
+    if (r.method == req.method) {
+      ctx.route = &r;
+      ctx.params = std::move(params);
+      break;
+    }
+    allowed.push_back(r.method);
+  }
+  if (!ctx.route) {
+    ApiResponse r = allowed.empty()
+                        ? error(404, "no_route", "no API route " + req.path + "; see GET /api/openapi.json")
+                        : error(405, "method_not_allowed", req.method + " is not allowed on " + req.path);
+    if (!allowed.empty()) {
+      std::string a;
+      for (const auto& m : allowed) a += (a.empty() ? "" : ", ") + m;
+      r.headers.emplace_back("Allow", a);
+    }
+    r.route = "unmatched";
+    return r;
+  }
+  for (auto& [k, v] : ctx.params) {
+    auto d = url_decode(v);
+    if (!d) {
+      ApiResponse r = error(400, "bad_path", "malformed percent-escape in " + req.path);
+      r.route = ctx.route->pattern;
+      return r;
+    }
+    v = *d;
+  }
+
+  // Who is asking.
+  auto auth = req.headers.find("authorization");
+  if (auth != req.headers.end()) {
+    const std::string& h = auth->second;
+    std::optional<Principal> p;
+    if (h.size() > 7 && (h.compare(0, 7, "Bearer ") == 0 || h.compare(0, 7, "bearer ") == 0))
+      p = tokens_.authenticate(std::string_view(h).substr(7));
+    if (!p) {
+      ApiResponse r = error(401, "unauthorized", "the bearer token is not valid");
+      r.headers.emplace_back("WWW-Authenticate", "Bearer realm=\"cp-host\", error=\"invalid_token\"");
+      r.route = ctx.route->pattern;
+      return r;
+    }
+    ctx.who = *p;
+  }
+  Role need = ctx.route->role;
+  bool anonymous_ok = need == Role::none || (need == Role::viewer && cfg_.open_reads);
+  if (ctx.who.role == Role::none && !anonymous_ok) {
+    ApiResponse r =
+        error(401, "unauthorized",
+              "this route needs a bearer token (Authorization: Bearer <token>) with role " +
+                  std::string(role_name(need)) + " or above; tokens come from `cp-host tokens add`");
+    r.headers.emplace_back("WWW-Authenticate", "Bearer realm=\"cp-host\"");
+    r.route = ctx.route->pattern;
+    return r;
+  }
+  if (ctx.who.role != Role::none && ctx.who.role < need) {
+    ApiResponse r = error(403, "forbidden",
+                          "token '" + ctx.who.token_id + "' has role " + role_name(ctx.who.role) + "; " +
+                              req.method + " " + ctx.route->pattern + " needs " + role_name(need));
+    r.route = ctx.route->pattern;
+    r.token_id = ctx.who.token_id;
+    return r;
+  }
+  ApiResponse r;
+  try {
+    r = dispatch(req, ctx);
+  } catch (const std::exception& e) {
+    r = error(500, "internal", e.what());
+  }
+  r.route = ctx.route->pattern;
+  r.token_id = ctx.who.token_id;
+  return r;
+}
+
+ApiResponse Api::dispatch(const ApiRequest& req, Ctx& ctx) const {
+  const std::string pat = ctx.route->pattern;
+  const std::string& m = req.method;
+  auto q = [&](const char* k) {
+    auto it = req.query.find(k);
+    return it == req.query.end() ? std::string() : it->second;
+  };
+  auto bundle_of = [&](const std::string& id) -> std::optional<fs::path> {
+    if (bad_id(id)) return std::nullopt;
+    return store::find_run(cfg_.root, id);
+  };
+
+  if (pat == "/api/health") {
+    auto counts = queue_.list({"", true})["counts"];
+    return ok_json({{"status", "ok"},
+                    {"runs_indexed", runs_.size()},
+                    {"queue", counts},
+                    {"scheduler", scheduler_ ? "on" : "off"}});
+  }
+  if (pat == "/api/version")
+    return ok_json(
+        {{"version", cfg_.version},
+         {"plugin_abi", std::to_string(CP_PLUGIN_ABI_MAJOR) + "." + std::to_string(CP_PLUGIN_ABI_MINOR)},
+         {"api", "1"}});
+  if (pat == "/api/openapi.json") {
+    ApiResponse r;
+    r.body = cfg_.openapi;
+    return r;
+  }
+  if (pat == "/api/plugins") {
+    json out{{"plugins", json::array()}};
+    if (registry_)
+      for (const auto& p : registry_->plugins()) out["plugins"].push_back(plugin::to_json(p, false));
+    return ok_json(out);
+  }
+  if (pat == "/metrics") {
+    std::ostringstream o;
+    o << "# HELP cp_runs Runs in the runtime root by status (sealed runs by verdict).\n# TYPE cp_runs "
+         "gauge\n";
+    for (const auto& [s, n] : runs_.count_by_status())
+      o << "cp_runs{status=\"" << prom_label(s) << "\"} " << n << "\n";
+    o << "# HELP cp_gate_outcomes Gate verdicts over the runs in the root.\n# TYPE cp_gate_outcomes gauge\n";
+    for (const auto& [g, vs] : runs_.gate_outcomes())
+      for (const auto& [v, n] : vs)
+        o << "cp_gate_outcomes{gate=\"" << prom_label(g) << "\",verdict=\"" << prom_label(v) << "\"} " << n
+          << "\n";
+    json counts = queue_.list({"", true})["counts"];
+    o << "# HELP cp_queue_items Queue items by state.\n# TYPE cp_queue_items gauge\n";
+    for (const char* s : {"queued", "claimed", "running", "done", "cancelled"})
+      o << "cp_queue_items{state=\"" << s << "\"} " << counts.value(s, 0) << "\n";
+    o << "# HELP cp_queue_depth Items waiting to run.\n# TYPE cp_queue_depth gauge\ncp_queue_depth "
+      << counts.value("queued", 0) << "\n";
+    if (scheduler_) {
+      auto st = scheduler_->stats();
+      o << "# HELP cp_scheduler_running Runs the scheduler has started and not yet reaped.\n"
+        << "# TYPE cp_scheduler_running gauge\ncp_scheduler_running " << st.running << "\n"
+        << "# TYPE cp_scheduler_started_total counter\ncp_scheduler_started_total " << st.started_total
+        << "\n"
+        << "# TYPE cp_scheduler_finished_total counter\ncp_scheduler_finished_total " << st.finished_total
+        << "\n";
+    }
+    o << metrics_.render_requests();
+    ApiResponse r;
+    r.content_type = "text/plain; version=0.0.4; charset=utf-8";
+    r.body = o.str();
+    return r;
+  }
+  if (pat == "/api/runs" && m == "GET") {
+    RunFilter f{q("status"), q("runner"), q("pack"), q("since")};
+    if (!f.since.empty() && queue::parse_iso_ms(f.since) < 0)
+      return error(400, "bad_query", "since must be an ISO-8601 UTC time such as 2026-11-25T10:00:00Z");
+    size_t limit = kDefaultPage;
+    if (!q("limit").empty()) {
+      try {
+        long long l = std::stoll(q("limit"));
+        if (l < 1 || l > static_cast<long long>(kMaxPage)) throw std::out_of_range("limit");
+        limit = static_cast<size_t>(l);
+      } catch (const std::exception&) {
+        return error(400, "bad_query", "limit must be an integer from 1 to " + std::to_string(kMaxPage));
+      }
+    }
+    auto page = runs_.list(f, limit, q("cursor"));
+    if (!page) return error(400, "bad_cursor", "cursor is not one this server gave out");
+    json out{{"runs", page->runs}, {"count", page->runs.size()}};
+    out["next_cursor"] = page->next_cursor.empty() ? json(nullptr) : json(page->next_cursor);
+    return ok_json(out);
+  }
+  if (pat == "/api/runs" && m == "POST") {
+    if (req.body.empty())
+      return error(400, "bad_body", "the body must be a JSON object: {\"contract\": {...}}");
+    if (!contract::json_depth_ok(req.body))
+      return error(400, "bad_body",
+                   "the body nests deeper than " + std::to_string(contract::kMaxJsonDepth) + " levels");
+    json body = json::parse(req.body, nullptr, false);
+    if (body.is_discarded() || !body.is_object())
+      return error(400, "bad_body", "the body is not a JSON object");
+    json contract = body.contains("contract") ? body["contract"] : body;
+    queue::SubmitRequest sr;
+    sr.contract = contract;
+    sr.source = "request body";
+    sr.submitted_by = ctx.who.token_id.empty() ? "anonymous" : ctx.who.token_id;
+    try {
+      if (body.contains("contract")) {
+        if (body.contains("priority")) sr.priority = body["priority"].get<int>();
+        if (body.contains("depends_on")) sr.depends_on = body["depends_on"].get<std::vector<std::string>>();
+        sr.run_after = body.value("run_after", "");
+        sr.deadline = body.value("deadline", "");
+        sr.start_by = body.value("start_by", "");
+      }
+    } catch (const std::exception& e) {
+      return error(422, "invalid", std::string("submission options: ") + e.what());
+    }
+    // The repo must be one this server was told it may run on.
+    fs::path repo = cfg_.default_repo;
+    if (body.contains("repo")) {
+      if (!body["repo"].is_string()) return error(422, "invalid", "/repo must be a string path");
+      std::error_code ec;
+      repo = fs::weakly_canonical(fs::path(body["repo"].get<std::string>()), ec);
+      bool allowed = false;
+      for (const auto& a : cfg_.allowed_repos) {
+        auto rel = repo.lexically_relative(a);
+        if (!rel.empty() && *rel.begin() != "..") allowed = true;
+      }
+      if (!allowed)
+        return error(422, "repo_not_allowed",
+                     "/repo: " + repo.string() +
+                         " is not a repository this server may run on; start serve with "
+                         "--allow-repo " +
+                         repo.string() + " (or a folder above it)");
+    }
+    if (repo.empty())
+      return error(422, "invalid", "/repo: this server has no default repository; name one in the body");
+    sr.repo = repo;
+    // Prefixes diagnostics' pointers when the contract came wrapped.
+    std::string prefix = body.contains("contract") ? "/contract" : "";
+    auto res = queue_.submit(sr);
+    if (res.outcome == queue::SubmitResult::Outcome::invalid) {
+      json diags = json::array();
+      for (const auto& d : res.diagnostics)
+        diags.push_back({{"pointer", prefix + d.pointer},
+                         {"rule", d.rule},
+                         {"message", d.message},
+                         {"text", contract::describe(d)},
+                         {"expected", d.expected}});
+      return error(422, "invalid_contract", res.error, diags);
+    }
+    if (res.outcome == queue::SubmitResult::Outcome::conflict) return error(409, "conflict", res.error);
+    if (scheduler_) scheduler_->poke();
+    ApiResponse r = ok_json(res.item, 202);
+    r.headers.emplace_back("Location", "/api/queue/" + res.item.value("item_id", ""));
+    return r;
+  }
+  if (pat == "/api/queue") {
+    queue::ListFilter f;
+    f.state = q("state");
+    return ok_json(queue_.list(f));
+  }
+  if (pat == "/api/queue/{item_id}") {
+    auto item = queue_.get(ctx.params["item_id"]);
+    if (!item) return error(404, "not_found", "no queue item " + ctx.params["item_id"]);
+    return ok_json(*item);
+  }
+
+  // Everything below is about one run.
+  const std::string id = ctx.params["id"];
+  if (bad_id(id))
+    return error(400, "bad_id", "'" + id + "' is not a run id (letters, digits, '.', '_', '-')");
+
+  if (pat == "/api/runs/{id}/cancel") {
+    std::string item_id;
+    if (queue_.get(id)) {
+      item_id = id;
+    } else if (auto dir = bundle_of(id)) {
+      json man = store::read_json_file(*dir / "manifest.json");
+      if (man.contains("queue")) item_id = man["queue"].value("item_id", "");
+      if (item_id.empty())
+        return error(
+            409, "not_queued",
+            "run " + id + " was not started by this server's queue; stop it where it runs (Ctrl-C, SIGTERM)");
+    } else {
+      return error(404, "not_found", "no run or queue item " + id);
+    }
+    std::string why = "cancelled through the API";
+    if (!req.body.empty()) {
+      json b = json::parse(req.body, nullptr, false);
+      if (b.is_object() && b.contains("reason") && b["reason"].is_string())
+        why = b["reason"].get<std::string>();
+    }
+    auto out = queue_.cancel(item_id, ctx.who.token_id.empty() ? "anonymous" : ctx.who.token_id, why);
+    if (out == queue::CancelOutcome::already_ended)
+      return error(409, "already_ended", "item " + item_id + " has already ended");
+    if (out == queue::CancelOutcome::not_found) return error(404, "not_found", "no queue item " + item_id);
+    if (scheduler_) scheduler_->poke();
+    return ok_json({{"item_id", item_id},
+                    {"outcome", out == queue::CancelOutcome::cancelled ? "cancelled" : "cancel_requested"}},
+                   202);
+  }
+
+  auto dir = bundle_of(id);
+  if (!dir) return error(404, "not_found", "no run " + id);
+
+  if (pat == "/api/runs/{id}") {
+    json man = store::read_json_file(*dir / "manifest.json");
+    if (!man.is_object()) return error(500, "unreadable", "the manifest of run " + id + " cannot be read");
+    json reports = json::array();
+    std::error_code ec;
+    for (const auto& e : fs::directory_iterator(*dir / "reports", ec))
+      if (e.path().extension() == ".json") reports.push_back(e.path().stem().string());
+    std::sort(reports.begin(), reports.end());
+    return ok_json({{"run_id", id}, {"manifest", man}, {"reports", reports}});
+  }
+  if (pat == "/api/runs/{id}/events") {
+    unsigned long long after = 0;
+    size_t limit = kDefaultEvents;
+    try {
+      if (!q("after_seq").empty()) after = std::stoull(q("after_seq"));
+      if (!q("limit").empty())
+        limit = std::min<size_t>(kMaxEvents, std::max<size_t>(1, std::stoull(q("limit"))));
+    } catch (const std::exception&) {
+      return error(400, "bad_query", "after_seq and limit must be non-negative integers");
+    }
+    std::ifstream in(*dir / "events.jsonl");
+    json events = json::array();
+    std::string line;
+    unsigned long long last = after;
+    bool more = false;
+    while (std::getline(in, line)) {
+      if (line.empty() || !contract::json_depth_ok(line)) continue;
+      json e = json::parse(line, nullptr, false);
+      if (!e.is_object()) continue;
+      unsigned long long seq = e.value("seq", 0ULL);
+      if (seq <= after) continue;
+      if (events.size() == limit) {
+        more = true;
+        break;
+      }
+      events.push_back(std::move(e));
+      last = seq;
+    }
+    json man = store::read_json_file(*dir / "manifest.json");
+    return ok_json({{"run_id", id},
+                    {"events", events},
+                    {"next_after_seq", last},
+                    {"more", more},
+                    {"run_status", man.value("status", "")}});
+  }
+  if (pat == "/api/runs/{id}/events/stream") {
+    ApiResponse r;
+    auto sse = std::make_shared<SseRequest>();
+    sse->bundle = *dir;
+    std::string from = q("after_seq");
+    if (auto h = req.headers.find("last-event-id"); h != req.headers.end()) from = h->second;
+    try {
+      if (!from.empty()) sse->after_seq = std::stoull(from);
+    } catch (const std::exception&) {
+      return error(400, "bad_query", "Last-Event-ID / after_seq must be an event sequence number");
+    }
+    r.sse = sse;
+    r.content_type = "text/event-stream";
+    return r;
+  }
+  if (pat == "/api/runs/{id}/reports/{name}") {
+    std::string name = ctx.params["name"];
+    if (name.size() > 5 && name.compare(name.size() - 5, 5, ".json") == 0) name.resize(name.size() - 5);
+    static const std::regex ok_name("^[a-z0-9][a-z0-9_-]{0,63}$");
+    if (!std::regex_match(name, ok_name))
+      return error(400, "bad_name",
+                   "report names are lower-case letters, digits, '_' and '-' (e.g. gate_diff_scope)");
+    std::string why;
+    auto p = safe_subpath(*dir / "reports", name + ".json", why);
+    if (!p) return error(404, "not_found", "run " + id + " has no report " + name + " (" + why + ")");
+    bool ok = false;
+    ApiResponse r;
+    r.body = read_file(*p, ok);
+    if (!ok) return error(404, "not_found", "run " + id + " has no report " + name);
+    return r;
+  }
+  if (pat == "/api/runs/{id}/artifacts/{path}") {
+    std::string why;
+    auto p = safe_subpath(*dir / "artifacts", ctx.params["path"], why);
+    if (!p) {
+      int code = why == "not found" || why == "no such folder" ? 404 : 400;
+      return error(code, code == 404 ? "not_found" : "bad_path",
+                   "artifact '" + ctx.params["path"] + "' of run " + id + ": " + why);
+    }
+    int fd = ::open(p->c_str(), O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+    struct stat st {};
+    if (fd < 0 || ::fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+      if (fd >= 0) ::close(fd);
+      return error(404, "not_found", "artifact '" + ctx.params["path"] + "' is not a file");
+    }
+    if (static_cast<size_t>(st.st_size) > kMaxArtifactBytes) {
+      ::close(fd);
+      return error(413, "too_large",
+                   "artifact is larger than 64 MiB; read it from the bundle on disk: " + p->string());
+    }
+    ApiResponse r;
+    r.body.resize(static_cast<size_t>(st.st_size));
+    size_t got = 0;
+    while (got < r.body.size()) {
+      ssize_t n = ::read(fd, r.body.data() + got, r.body.size() - got);
+      if (n < 0 && errno == EINTR) continue;
+      if (n <= 0) break;
+      got += static_cast<size_t>(n);
+    }
+    ::close(fd);
+    r.body.resize(got);
+    r.content_type = content_type_for(*p);
+    return r;
+  }
+  return error(500, "internal", "route " + pat + " has no handler");
+}
+
+}  // namespace cp::serve

@@ -1,0 +1,102 @@
+// The REST API as plain functions of a request: routing, authorisation, validation and the answers. No
+// HTTP library appears here (http_server.cpp adapts Pistache to this), so every rule is testable and the
+// API calls the very services the CLI calls (QueueService, RunCatalog, the bundle store).
+#pragma once
+
+#include "serve/auth.hpp"
+
+#include <nlohmann/json.hpp>
+
+#include <filesystem>
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace cp::plugin {
+class Registry;
+}
+namespace cp::queue {
+class QueueService;
+}
+
+namespace cp::serve {
+
+class RunCatalog;
+class Metrics;
+class Scheduler;
+
+struct ApiRequest {
+  std::string method;                          // GET, POST, ...
+  std::string path;                            // raw, without the query string
+  std::map<std::string, std::string> query;    // decoded
+  std::map<std::string, std::string> headers;  // names lower-case
+  std::string body;
+};
+
+// A live event stream the server must keep open: events of `bundle` after sequence number `after_seq`.
+struct SseRequest {
+  std::filesystem::path bundle;
+  unsigned long long after_seq = 0;
+};
+
+struct ApiResponse {
+  int status = 200;
+  std::string content_type = "application/json";
+  std::string body;
+  std::vector<std::pair<std::string, std::string>> headers;
+  std::shared_ptr<SseRequest> sse;  // set: stream instead of sending body
+  // Filled for the access log and metrics.
+  std::string route;     // the pattern matched, or "unmatched"
+  std::string token_id;  // who called, when known
+};
+
+struct RouteInfo {
+  const char* method;
+  const char* pattern;  // OpenAPI path template; {path} in the last segment may span several segments
+  Role role;            // least role needed (none = open to anyone)
+};
+
+struct ApiConfig {
+  std::filesystem::path root;
+  std::filesystem::path default_repo;                // for submissions that name none
+  std::vector<std::filesystem::path> allowed_repos;  // submissions may name these or folders under them
+  bool open_reads = false;                           // reads without a token (loopback only)
+  std::string version;
+  std::string openapi;  // the OpenAPI document served at /api/openapi.json
+};
+
+class Api {
+ public:
+  // Everything passed must outlive the Api; scheduler and registry may be null.
+  Api(ApiConfig cfg, const TokenStore& tokens, RunCatalog& runs, queue::QueueService& queue,
+      Scheduler* scheduler, const plugin::Registry* registry, Metrics& metrics);
+
+  ApiResponse handle(const ApiRequest& req) const;
+
+  static const std::vector<RouteInfo>& routes();
+
+ private:
+  struct Ctx;
+  ApiResponse dispatch(const ApiRequest& req, Ctx& ctx) const;
+
+  ApiConfig cfg_;
+  const TokenStore& tokens_;
+  RunCatalog& runs_;
+  queue::QueueService& queue_;
+  Scheduler* scheduler_;
+  const plugin::Registry* registry_;
+  Metrics& metrics_;
+};
+
+// Percent-decoding of one URL component ('+' is a space only in query strings); nullopt for a malformed
+// escape or an encoded NUL.
+std::optional<std::string> url_decode(std::string_view s, bool plus_is_space = false);
+
+// A path inside `base` named by the untrusted relative path `rel` ('/'-separated), or nullopt with a reason
+// when it would leave `base`: absolute, '..', empty or '.' segments, a NUL, or any symlink on the way.
+std::optional<std::filesystem::path> safe_subpath(const std::filesystem::path& base, const std::string& rel,
+                                                  std::string& why);
+
+}  // namespace cp::serve

@@ -1,0 +1,205 @@
+#include "serve/run_catalog.hpp"
+
+#include "store/bundle.hpp"
+
+#include <mutex>
+
+namespace cp::serve {
+
+namespace fs = std::filesystem;
+using nlohmann::json;
+
+namespace {
+
+bool is_final(const std::string& status) {
+  return status == "sealed" || status == "unreadable";
+}
+
+// A cursor is the key of the last run of a page, hex-encoded so it survives any query string.
+std::string encode_cursor(const std::string& created_at, const std::string& run_id) {
+  static const char* hex = "0123456789abcdef";
+  std::string raw = created_at + "|" + run_id, out;
+  for (unsigned char c : raw) {
+    out += hex[c >> 4];
+    out += hex[c & 15];
+  }
+  return out;
+}
+
+std::optional<std::pair<std::string, std::string>> decode_cursor(const std::string& cur) {
+  if (cur.size() % 2 || cur.size() > 1024) return std::nullopt;
+  std::string raw;
+  for (size_t i = 0; i < cur.size(); i += 2) {
+    auto val = [](char c) -> int {
+      if (c >= '0' && c <= '9') return c - '0';
+      if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+      return -1;
+    };
+    int hi = val(cur[i]), lo = val(cur[i + 1]);
+    if (hi < 0 || lo < 0) return std::nullopt;
+    raw += static_cast<char>(hi * 16 + lo);
+  }
+  auto bar = raw.find('|');
+  if (bar == std::string::npos) return std::nullopt;
+  return std::make_pair(raw.substr(0, bar), raw.substr(bar + 1));
+}
+
+}  // namespace
+
+RunCatalog::RunCatalog(fs::path root) : root_(std::move(root)), runs_(store::runs_dir(root_)) {}
+
+std::optional<RunCatalog::Entry> RunCatalog::read_entry(const fs::path& dir, const std::string& run_id) {
+  std::error_code ec;
+  if (!fs::is_directory(dir, ec)) return std::nullopt;
+  Entry e;
+  e.run_id = run_id;
+  json m = store::read_json_file(dir / "manifest.json");
+  json s{{"run_id", run_id}};
+  if (!m.is_object()) {
+    e.status = "unreadable";
+  } else {
+    e.status = m.value("status", "");
+    e.verdict = m.value("verdict", "");
+    e.runner = m.value("runner", "");
+    e.pack = m.value("pack", "");
+    e.created_at = m.value("created_at", "");
+    for (const auto& g : m.value("gates", json::array()))
+      if (g.is_object()) e.gates.emplace_back(g.value("gate_id", ""), g.value("verdict", ""));
+    for (const char* k : {"task_id", "runner", "pack", "created_at", "sealed_at", "verdict", "reason",
+                          "duration_ms", "workflow_id", "queue"})
+      if (m.contains(k)) s[k] = m[k];
+  }
+  s["status"] = e.status;
+  e.summary = std::move(s);
+  return e;
+}
+
+void RunCatalog::put(Entry e) {
+  auto found = by_id_.find(e.run_id);
+  if (found != by_id_.end()) {
+    by_time_.erase(found->second);
+    by_id_.erase(found);
+  }
+  Key k{e.created_at, e.run_id};
+  by_id_[e.run_id] = k;
+  by_time_[k] = std::move(e);
+}
+
+void RunCatalog::erase(const std::string& run_id) {
+  auto found = by_id_.find(run_id);
+  if (found == by_id_.end()) return;
+  by_time_.erase(found->second);
+  by_id_.erase(found);
+}
+
+void RunCatalog::update(const std::string& run_id) {
+  if (!store::valid_run_id(run_id)) return;
+  auto e = read_entry(runs_ / run_id, run_id);
+  std::unique_lock l(mu_);
+  if (e)
+    put(std::move(*e));
+  else
+    erase(run_id);
+}
+
+void RunCatalog::refresh() {
+  std::error_code ec;
+  auto mtime = fs::last_write_time(runs_, ec);
+  std::vector<std::string> unsealed;
+  bool relist = false;
+  {
+    std::shared_lock l(mu_);
+    relist = !ec && mtime != runs_mtime_;
+    for (const auto& [id, key] : by_id_) {
+      auto it = by_time_.find(key);
+      if (it != by_time_.end() && !is_final(it->second.status)) unsealed.push_back(id);
+    }
+  }
+  // Reading happens outside the lock; only the swaps are under it.
+  std::vector<Entry> fresh;
+  std::vector<std::string> gone;
+  for (const auto& id : unsealed) {
+    auto e = read_entry(runs_ / id, id);
+    if (e)
+      fresh.push_back(std::move(*e));
+    else
+      gone.push_back(id);
+  }
+  if (relist) {
+    std::vector<std::string> names;
+    for (const auto& d : fs::directory_iterator(runs_, ec)) {
+      std::string name = d.path().filename().string();
+      if (name.empty() || name[0] == '.') continue;
+      names.push_back(std::move(name));
+    }
+    std::unordered_map<std::string, bool> on_disk;
+    for (const auto& n : names) on_disk[n] = true;
+    {
+      std::shared_lock l(mu_);
+      for (const auto& [id, key] : by_id_)
+        if (!on_disk.count(id)) gone.push_back(id);
+      std::vector<std::string> added;
+      for (const auto& n : names)
+        if (!by_id_.count(n)) added.push_back(n);
+      names.swap(added);
+    }
+    for (const auto& n : names)
+      if (auto e = read_entry(runs_ / n, n)) fresh.push_back(std::move(*e));
+  }
+  std::unique_lock l(mu_);
+  for (auto& e : fresh) put(std::move(e));
+  for (const auto& id : gone) erase(id);
+  if (relist) runs_mtime_ = mtime;
+}
+
+std::optional<RunPage> RunCatalog::list(const RunFilter& f, size_t limit, const std::string& cursor) const {
+  std::shared_lock l(mu_);
+  auto it = by_time_.begin();
+  if (!cursor.empty()) {
+    auto k = decode_cursor(cursor);
+    if (!k) return std::nullopt;
+    it = by_time_.upper_bound(Key{k->first, k->second});
+  }
+  RunPage page;
+  bool more = false;
+  for (; it != by_time_.end(); ++it) {
+    const Entry& e = it->second;
+    if (!f.status.empty() && e.status != f.status && e.verdict != f.status) continue;
+    if (!f.runner.empty() && e.runner != f.runner) continue;
+    if (!f.pack.empty() && e.pack != f.pack) continue;
+    if (!f.since.empty() && e.created_at < f.since) break;  // newest first: nothing older can match
+    if (page.runs.size() == limit) {
+      more = true;  // another run matches: there is a next page
+      break;
+    }
+    page.runs.push_back(e.summary);
+  }
+  if (more) {
+    const json& last = page.runs.back();
+    page.next_cursor = encode_cursor(last.value("created_at", ""), last.value("run_id", ""));
+  }
+  return page;
+}
+
+size_t RunCatalog::size() const {
+  std::shared_lock l(mu_);
+  return by_id_.size();
+}
+
+std::map<std::string, long long> RunCatalog::count_by_status() const {
+  std::shared_lock l(mu_);
+  std::map<std::string, long long> out;
+  for (const auto& [k, e] : by_time_)
+    ++out[e.status == "sealed" && !e.verdict.empty() ? e.verdict : e.status];
+  return out;
+}
+
+std::map<std::string, std::map<std::string, long long>> RunCatalog::gate_outcomes() const {
+  std::shared_lock l(mu_);
+  std::map<std::string, std::map<std::string, long long>> out;
+  for (const auto& [k, e] : by_time_)
+    for (const auto& [gate, verdict] : e.gates) ++out[gate][verdict];
+  return out;
+}
+
+}  // namespace cp::serve

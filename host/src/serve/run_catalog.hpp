@@ -1,0 +1,71 @@
+// The runs the API lists: an in-memory index of every bundle's manifest summary, kept in newest-first
+// order so a page is a walk from a cursor, not a scan of the disk. Built once at start (one manifest read
+// per bundle), then kept fresh cheaply: the runs folder is re-listed only when its mtime moves, and only
+// bundles not yet sealed are re-read. The bundles stay the truth; this is a cache of them.
+#pragma once
+
+#include <nlohmann/json.hpp>
+
+#include <filesystem>
+#include <map>
+#include <optional>
+#include <shared_mutex>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+namespace cp::serve {
+
+struct RunFilter {
+  std::string status, runner, pack;  // exact matches; empty = any. status also matches the verdict
+  std::string since;                 // ISO-8601: runs created at or after
+};
+
+struct RunPage {
+  std::vector<nlohmann::json> runs;
+  std::string next_cursor;  // empty on the last page
+};
+
+class RunCatalog {
+ public:
+  explicit RunCatalog(std::filesystem::path root);
+
+  // Thread-safe. Cheap when nothing changed on disk.
+  void refresh();
+  // Re-reads one bundle (the scheduler calls this when a run ends).
+  void update(const std::string& run_id);
+
+  // Newest first, ties by run id. `cursor` is the next_cursor of the previous page (opaque to callers);
+  // std::nullopt when the cursor cannot be decoded.
+  std::optional<RunPage> list(const RunFilter& f, size_t limit, const std::string& cursor) const;
+
+  size_t size() const;
+  std::map<std::string, long long> count_by_status() const;  // status or, once sealed, verdict
+  // gate id -> verdict -> count, over every run's manifest gates.
+  std::map<std::string, std::map<std::string, long long>> gate_outcomes() const;
+
+ private:
+  struct Entry {
+    std::string run_id, created_at, status, verdict, runner, pack;
+    std::vector<std::pair<std::string, std::string>> gates;  // gate id, verdict
+    nlohmann::json summary;
+  };
+  // Newest first: created_at descending, then run_id descending.
+  struct Key {
+    std::string created_at, run_id;
+    bool operator<(const Key& o) const {
+      return created_at != o.created_at ? created_at > o.created_at : run_id > o.run_id;
+    }
+  };
+  static std::optional<Entry> read_entry(const std::filesystem::path& dir, const std::string& run_id);
+  void put(Entry e);  // caller holds the write lock
+  void erase(const std::string& run_id);
+
+  std::filesystem::path root_, runs_;
+  mutable std::shared_mutex mu_;
+  std::map<Key, Entry> by_time_;
+  std::unordered_map<std::string, Key> by_id_;
+  std::filesystem::file_time_type runs_mtime_{};
+};
+
+}  // namespace cp::serve

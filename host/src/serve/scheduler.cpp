@@ -1,0 +1,364 @@
+#include "serve/scheduler.hpp"
+
+#include "queue/queue_service.hpp"
+#include "queue/queue_store.hpp"
+#include "run/recovery.hpp"
+#include "store/bundle.hpp"
+
+#include <fcntl.h>
+#include <signal.h>
+#include <sys/prctl.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <set>
+
+namespace cp::serve {
+
+namespace fs = std::filesystem;
+using nlohmann::json;
+using queue::ItemState;
+using queue::QueueItem;
+using queue::QueueState;
+
+namespace {
+
+std::string now_iso() {
+  return queue::iso_from_ms(queue::now_ms());
+}
+
+// The attempt's outcome from its bundle: {status, reason}; status empty when the bundle has none.
+std::pair<std::string, std::string> outcome_from_bundle(const fs::path& root, const std::string& run_id) {
+  if (run_id.empty()) return {};
+  json m = store::read_json_file(store::runs_dir(root) / run_id / "manifest.json");
+  if (!m.is_object()) return {};
+  std::string status = m.value("status", "");
+  if (status == "sealed") return {m.value("verdict", "error"), m.value("reason", "")};
+  if (status == "awaiting_approval") return {"awaiting_approval", m.value("reason", "waiting for approval")};
+  return {};
+}
+
+// Ops that end attempt `it.attempts.size()` with `status`, and retry it when the policy says so.
+std::vector<json> end_attempt(const QueueItem& it, const std::string& status, const std::string& reason) {
+  const queue::Attempt* a = it.current();
+  json fin{{"op", "finished"},      {"item_id", it.item_id}, {"ts", now_iso()},
+           {"attempt", a->attempt}, {"status", status},      {"reason", reason}};
+  if (!a->run_id.empty()) fin["run_id"] = a->run_id;
+  std::vector<json> ops{fin};
+  if (it.should_retry(status)) {
+    int64_t after = queue::now_ms() + static_cast<int64_t>(it.next_backoff_sec() * 1000);
+    ops.push_back({{"op", "retried"},
+                   {"item_id", it.item_id},
+                   {"ts", now_iso()},
+                   {"attempt", a->attempt + 1},
+                   {"run_after", queue::iso_from_ms(after)},
+                   {"reason", status + ": " + reason}});
+  }
+  return ops;
+}
+
+}  // namespace
+
+std::pair<std::string, std::string> outcome_from_exit(int ws) {
+  if (WIFSIGNALED(ws)) return {"error", "cp-host run died of signal " + std::to_string(WTERMSIG(ws))};
+  int code = WIFEXITED(ws) ? WEXITSTATUS(ws) : -1;
+  switch (code) {
+    case 2:
+      return {"error", "the contract was refused before the run started (exit 2); see the item's log"};
+    case 3:
+      return {"error", "cp-host run failed internally (exit 3); see the item's log"};
+    default:
+      return {"error", "cp-host run exited " + std::to_string(code) + " without a sealed bundle"};
+  }
+}
+
+Scheduler::Scheduler(queue::QueueService& q, SchedulerOptions o) : q_(q), o_(std::move(o)) {
+  if (o_.cp_host.empty()) o_.cp_host = fs::read_symlink("/proc/self/exe");
+  o_.root = fs::absolute(o_.root).lexically_normal();
+  q_.set_global_limit(o_.concurrency);
+}
+
+Scheduler::~Scheduler() {
+  stop();
+}
+
+int Scheduler::recover() {
+  // Bundles of children that died with the old host are sealed first (and their runners killed), so the
+  // outcome read below is final.
+  run::recover_unsealed(o_.root);
+  auto guard = q_.lock();
+  int ended = 0;
+  q_.store().transact([&](const QueueState& st) {
+    std::vector<json> ops;
+    for (const auto& [id, it] : st.items()) {
+      if (!it.active()) continue;
+      auto [status, reason] = outcome_from_bundle(o_.root, it.current()->run_id);
+      if (status.empty()) {
+        status = "error";
+        reason =
+            "host_interrupted: cp-host serve stopped during attempt " + std::to_string(it.current()->attempt);
+      }
+      auto more = end_attempt(it, status, reason);
+      ops.insert(ops.end(), more.begin(), more.end());
+      ++ended;
+    }
+    return ops;
+  });
+  return ended;
+}
+
+void Scheduler::start() {
+  std::lock_guard<std::mutex> l(mu_);
+  if (thread_.joinable()) return;
+  stop_ = false;
+  thread_ = std::thread([this] { loop(); });
+}
+
+void Scheduler::stop() {
+  {
+    std::lock_guard<std::mutex> l(mu_);
+    stop_ = true;
+  }
+  cv_.notify_all();
+  if (thread_.joinable()) thread_.join();
+}
+
+void Scheduler::poke() {
+  {
+    std::lock_guard<std::mutex> l(mu_);
+    poked_ = true;
+  }
+  cv_.notify_all();
+}
+
+Scheduler::Stats Scheduler::stats() const {
+  std::lock_guard<std::mutex> l(mu_);
+  return stats_;
+}
+
+void Scheduler::loop() {
+  for (;;) {
+    try {
+      tick_once();
+    } catch (const std::exception& e) {
+      // A queue file that cannot be written is fatal to scheduling, not to the API: say so and retry.
+      std::fprintf(stderr, "cp-host serve: scheduler: %s\n", e.what());
+    }
+    std::unique_lock<std::mutex> l(mu_);
+    cv_.wait_for(l, o_.tick, [this] { return stop_ || poked_; });
+    poked_ = false;
+    if (stop_) break;
+  }
+  // Children die with this thread (PDEATHSIG), so they are stopped and waited for here.
+  for (auto& [pid, c] : children_) ::kill(pid, SIGTERM);
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
+  while (!children_.empty()) {
+    for (auto it = children_.begin(); it != children_.end();) {
+      int ws = 0;
+      pid_t r = ::waitpid(it->first, &ws, WNOHANG);
+      if (r == it->first || (r < 0 && errno == ECHILD)) {
+        Child c = it->second;
+        it = children_.erase(it);
+        auto guard = q_.lock();
+        q_.store().transact([&](const QueueState& st) -> std::vector<json> {
+          const QueueItem* item = st.find(c.item_id);
+          if (!item || !item->active() || item->current()->attempt != c.attempt) return {};
+          auto [status, reason] = outcome_from_bundle(o_.root, c.run_id);
+          if (item->cancel_requested && status == "cancelled") return end_attempt(*item, status, reason);
+          return end_attempt(
+              *item, "error",
+              "serve stopped during the run (its bundle says " + (status.empty() ? "nothing" : status) + ")");
+        });
+        if (o_.on_run_done) o_.on_run_done(c.run_id);
+      } else {
+        ++it;
+      }
+    }
+    if (std::chrono::steady_clock::now() > deadline)
+      for (auto& [pid, c] : children_) ::kill(pid, SIGKILL);
+    if (!children_.empty()) std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  std::lock_guard<std::mutex> l(mu_);
+  stats_.running = 0;
+}
+
+void Scheduler::reap() {
+  for (auto it = children_.begin(); it != children_.end();) {
+    int ws = 0;
+    pid_t r = ::waitpid(it->first, &ws, WNOHANG);
+    if (r == it->first) {
+      Child c = it->second;
+      it = children_.erase(it);
+      finish(c, ws);
+    } else {
+      ++it;
+    }
+  }
+}
+
+void Scheduler::finish(const Child& c, int ws) {
+  auto [status, reason] = outcome_from_bundle(o_.root, c.run_id);
+  if (status.empty()) {
+    // The child died without sealing (a crash, SIGKILL): seal its bundle now, then read it again.
+    run::recover_unsealed(o_.root);
+    std::tie(status, reason) = outcome_from_bundle(o_.root, c.run_id);
+    if (status.empty()) std::tie(status, reason) = outcome_from_exit(ws);
+  }
+  {
+    auto guard = q_.lock();
+    q_.store().transact([&](const QueueState& st) -> std::vector<json> {
+      const QueueItem* item = st.find(c.item_id);
+      if (!item || !item->active() || item->current()->attempt != c.attempt) return {};
+      return end_attempt(*item, status, reason);
+    });
+  }
+  {
+    std::lock_guard<std::mutex> l(mu_);
+    ++stats_.finished_total;
+    stats_.running = static_cast<int>(children_.size());
+  }
+  if (o_.on_run_done) o_.on_run_done(c.run_id);
+}
+
+void Scheduler::tick_once() {
+  reap();
+  auto guard = q_.lock();
+  queue::QueueStore& store = q_.store();
+  store.refresh();
+
+  // Cancels asked for by anyone (this API, the CLI): the child seals its run as cancelled.
+  for (auto& [pid, c] : children_) {
+    const QueueItem* it = store.state().find(c.item_id);
+    if (it && it->cancel_requested && !c.term_sent) {
+      ::kill(pid, SIGTERM);
+      c.term_sent = true;
+    }
+  }
+
+  // Is there anything to decide? Deciding takes the file lock; most ticks have nothing to do.
+  queue::Limits limits = q_.limits(o_.concurrency);
+  int64_t now = queue::now_ms();
+  bool work = false;
+  {
+    queue::Occupancy occ = queue::occupancy(store.state());
+    for (const QueueItem* it : queue::in_run_order(store.state())) {
+      queue::Derived d = queue::derive(*it, store.state(), limits, occ, now);
+      if (d.eligible || !d.blocked_by.empty()) {
+        work = true;
+        break;
+      }
+    }
+  }
+  if (!work) return;
+
+  struct Launch {
+    Child child;
+    std::string contract_path, repo;
+  };
+  std::vector<Launch> launches;
+  store.transact([&](const QueueState& st) {
+    std::vector<json> ops;
+    launches.clear();
+    queue::Occupancy occ = queue::occupancy(st);
+    for (const QueueItem* it : queue::in_run_order(st)) {
+      queue::Derived d = queue::derive(*it, st, limits, occ, now);
+      if (!d.blocked_by.empty()) {
+        ops.push_back({{"op", "cancelled"},
+                       {"item_id", it->item_id},
+                       {"ts", now_iso()},
+                       {"by", "scheduler"},
+                       {"reason", d.why_not}});
+        continue;
+      }
+      if (!d.eligible) continue;
+      Launch l;
+      l.child.item_id = it->item_id;
+      l.child.attempt = static_cast<int>(it->attempts.size()) + 1;
+      l.child.run_id = store::new_run_id(it->task_id);
+      l.contract_path = it->contract_path;
+      l.repo = it->repo;
+      ops.push_back(
+          {{"op", "claimed"}, {"item_id", it->item_id}, {"ts", now_iso()}, {"attempt", l.child.attempt}});
+      ops.push_back({{"op", "started"},
+                     {"item_id", it->item_id},
+                     {"ts", now_iso()},
+                     {"attempt", l.child.attempt},
+                     {"run_id", l.child.run_id}});
+      ++occ.total;
+      ++occ.per_pack[it->pack];
+      launches.push_back(std::move(l));
+    }
+    return ops;
+  });
+
+  for (auto& l : launches) {
+    pid_t pid = spawn(l.child, l.contract_path, l.repo);
+    if (pid < 0) {
+      std::string why = std::string("could not start cp-host run: ") + std::strerror(errno);
+      store.transact([&](const QueueState& st) -> std::vector<json> {
+        const QueueItem* item = st.find(l.child.item_id);
+        if (!item || !item->active()) return {};
+        return end_attempt(*item, "error", why);
+      });
+      std::lock_guard<std::mutex> lk(mu_);
+      ++stats_.spawn_failures;
+      continue;
+    }
+    l.child.pid = pid;
+    children_[pid] = l.child;
+    std::lock_guard<std::mutex> lk(mu_);
+    ++stats_.started_total;
+    stats_.running = static_cast<int>(children_.size());
+  }
+}
+
+pid_t Scheduler::spawn(const Child& c, const std::string& contract_path, const std::string& repo) {
+  fs::path logs = store::runtime_dir(o_.root) / "queue" / "logs";
+  std::error_code ec;
+  fs::create_directories(logs, ec);
+  std::string log = (logs / (c.item_id + "-" + std::to_string(c.attempt) + ".log")).string();
+  std::vector<std::string> args{o_.cp_host.string(),
+                                "run",
+                                contract_path,
+                                "--repo",
+                                repo,
+                                "--root",
+                                o_.root.string(),
+                                "--plugins",
+                                o_.plugins_dir.string(),
+                                "--run-id",
+                                c.run_id,
+                                "--queue-item",
+                                c.item_id,
+                                "--attempt",
+                                std::to_string(c.attempt),
+                                "--quiet"};
+  std::vector<char*> argv;
+  for (auto& a : args) argv.push_back(a.data());
+  argv.push_back(nullptr);
+  int logfd = ::open(log.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+  if (logfd < 0) return -1;
+  int devnull = ::open("/dev/null", O_RDONLY | O_CLOEXEC);
+  pid_t parent = ::getpid();
+  pid_t pid = ::fork();
+  if (pid == 0) {
+    // Only async-signal-safe calls from here to exec.
+    ::prctl(PR_SET_PDEATHSIG, SIGKILL);
+    if (::getppid() != parent) ::_exit(127);
+    if (devnull >= 0) ::dup2(devnull, 0);
+    ::dup2(logfd, 1);
+    ::dup2(logfd, 2);
+    sigset_t none;
+    sigemptyset(&none);
+    ::sigprocmask(SIG_SETMASK, &none, nullptr);
+    ::execv(argv[0], argv.data());
+    ::_exit(127);
+  }
+  int saved = errno;
+  ::close(logfd);
+  if (devnull >= 0) ::close(devnull);
+  errno = saved;
+  return pid;
+}
+
+}  // namespace cp::serve

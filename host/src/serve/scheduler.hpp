@@ -1,0 +1,83 @@
+// The scheduler of `cp-host serve`: takes eligible queue items in order (priority, then FIFO) and runs each
+// as a child `cp-host run` process, within the global and per-pack concurrency limits. A child is named
+// before it starts (run id and attempt written to the queue first), dies with serve (PDEATHSIG), and its
+// outcome is read back from its sealed bundle. So after a kill -9 of serve, the restart finds each
+// interrupted item's attempt in the queue and its bundle on disk, and ends the attempt exactly once.
+#pragma once
+
+#include <nlohmann/json.hpp>
+
+#include <chrono>
+#include <condition_variable>
+#include <filesystem>
+#include <functional>
+#include <map>
+#include <mutex>
+#include <string>
+#include <thread>
+
+namespace cp::queue {
+class QueueService;
+}
+
+namespace cp::serve {
+
+struct SchedulerOptions {
+  std::filesystem::path root, plugins_dir;
+  std::filesystem::path cp_host;  // the executable run as the child (default: this process's own)
+  int concurrency = 2;
+  std::chrono::milliseconds tick{50};  // how often the queue file is polled for other processes' changes
+  std::function<void(const std::string& run_id)> on_run_done;  // called on the scheduler thread
+};
+
+class Scheduler {
+ public:
+  Scheduler(queue::QueueService& q, SchedulerOptions o);
+  ~Scheduler();  // stop()
+  Scheduler(const Scheduler&) = delete;
+  Scheduler& operator=(const Scheduler&) = delete;
+
+  // Ends the attempts a dead host left claimed or running (its bundle's verdict when it was sealed, else
+  // error/host_interrupted, then the retry policy). Call once, before start(), holding the serve lock.
+  // Returns how many attempts it ended.
+  int recover();
+
+  void start();
+  // Stops taking items; running children get SIGTERM (they seal `cancelled`), are waited for, and their
+  // attempts end as error "serve stopped" under the retry policy.
+  void stop();
+  void poke();  // look at the queue now (after a submit or cancel in this process)
+
+  struct Stats {
+    int running = 0;
+    long long started_total = 0, finished_total = 0, spawn_failures = 0;
+  };
+  Stats stats() const;
+
+ private:
+  struct Child {
+    pid_t pid = -1;
+    std::string item_id, run_id;
+    int attempt = 0;
+    bool term_sent = false;
+  };
+  void loop();
+  void tick_once();
+  void reap();
+  void finish(const Child& c, int wait_status);
+  pid_t spawn(const Child& c, const std::string& contract_path, const std::string& repo);
+
+  queue::QueueService& q_;
+  SchedulerOptions o_;
+  std::thread thread_;
+  mutable std::mutex mu_;
+  std::condition_variable cv_;
+  bool stop_ = false, poked_ = false;
+  std::map<pid_t, Child> children_;  // touched only by the scheduler thread, except stats()
+  Stats stats_;
+};
+
+// What the child's exit said, for an attempt whose bundle has no verdict: {status, reason}.
+std::pair<std::string, std::string> outcome_from_exit(int wait_status);
+
+}  // namespace cp::serve
