@@ -13,6 +13,7 @@
 
 #include <unistd.h>
 
+#include <chrono>
 #include <fstream>
 
 namespace cp::run {
@@ -136,9 +137,17 @@ std::vector<Recovered> recover_unsealed(const fs::path& root, bool full_scan) {
   std::error_code ec;
   if (!fs::is_directory(runs, ec)) return out;
   // Half-made bundles: created but never renamed into runs/, so nothing ran. Removed.
+  // Another process may be creating a bundle right now (marker written, folder made, lock not yet taken):
+  // only leftovers older than a minute are a crash's.
+  auto stale = [](const fs::path& p) {
+    std::error_code e;
+    auto t = fs::last_write_time(p, e);
+    return !e && fs::file_time_type::clock::now() - t > std::chrono::minutes(1);
+  };
   fs::path incoming = runs / ".incoming";
   if (fs::is_directory(incoming, ec)) {
     for (const auto& e : fs::directory_iterator(incoming, ec)) {
+      if (!stale(e.path())) continue;
       int fd = store::try_lock_bundle(e.path());
       if (fd < 0) continue;
       fs::remove_all(e.path(), ec);
@@ -152,12 +161,14 @@ std::vector<Recovered> recover_unsealed(const fs::path& root, bool full_scan) {
       if (e.is_directory(ec) && e.path().filename().string()[0] != '.') candidates.push_back(e.path());
   } else if (fs::is_directory(runs / ".live", ec)) {
     for (const auto& e : fs::directory_iterator(runs / ".live", ec))
-      candidates.push_back(runs / e.path().filename());
+      if (e.path().filename().string()[0] != '.')  // not another process's marker being written
+        candidates.push_back(runs / e.path().filename());
   }
   for (const auto& dir : candidates) {
     std::string run_id = dir.filename().string();
     if (!fs::is_directory(dir, ec)) {
-      store::clear_live_marker(root, run_id);  // crashed before its bundle was renamed into place
+      // Crashed before its bundle was renamed into place, or is being created now by another process.
+      if (stale(store::live_marker(root, run_id))) store::clear_live_marker(root, run_id);
       continue;
     }
     json manifest = store::read_json_file(dir / "manifest.json");

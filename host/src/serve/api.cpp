@@ -508,6 +508,8 @@ ApiResponse Api::dispatch(const ApiRequest& req, Ctx& ctx) const {
     unsigned long long after = 0;
     size_t limit = kDefaultEvents;
     try {
+      for (const char* k : {"after_seq", "limit"})
+        if (q(k).find_first_not_of("0123456789") != std::string::npos) throw std::invalid_argument(k);
       if (!q("after_seq").empty()) after = std::stoull(q("after_seq"));
       if (!q("limit").empty())
         limit = std::min<size_t>(kMaxEvents, std::max<size_t>(1, std::stoull(q("limit"))));
@@ -546,6 +548,9 @@ ApiResponse Api::dispatch(const ApiRequest& req, Ctx& ctx) const {
     std::string from = q("after_seq");
     if (auto h = req.headers.find("last-event-id"); h != req.headers.end()) from = h->second;
     try {
+      if (from.find_first_not_of("0123456789") != std::string::npos)
+        throw std::invalid_argument("not a number");
+      if (from.find_first_not_of("0123456789") != std::string::npos) throw std::invalid_argument("after_seq");
       if (!from.empty()) sse->after_seq = std::stoull(from);
     } catch (const std::exception&) {
       return error(400, "bad_query", "Last-Event-ID / after_seq must be an event sequence number");

@@ -8,10 +8,12 @@
 
 #include <pistache/endpoint.h>
 #include <pistache/http.h>
+#include <pistache/peer.h>
 
 #include <nlohmann/json.hpp>
 
 #include <fcntl.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include <atomic>
@@ -29,15 +31,24 @@ using nlohmann::json;
 
 namespace {
 
-// One open event stream: the events of a bundle after `last_seq`, as they are appended.
+// One open event stream: the events of a bundle after `last_seq`, as they are appended. The stream owns a
+// dup() of the connection's socket and writes to it itself: Pistache's own stream writer is not safe to use
+// from a thread other than its reactor's, and a socket of our own cannot be reused under us.
 struct SseClient {
-  SseClient(Http::ResponseStream&& s, fs::path b, unsigned long long after)
-      : stream(std::move(s)), bundle(std::move(b)), last_seq(after) {}
-  Http::ResponseStream stream;
+  int fd = -1;
+  const void* peer = nullptr;  // identity only: which connection this is, for drop()
   fs::path bundle;
-  unsigned long long last_seq;
+  unsigned long long last_seq = 0;
   uint64_t offset = 0;  // bytes of events.jsonl consumed (whole lines)
+  std::string pending;  // written to the socket as it drains
+  bool finishing = false;
   std::chrono::steady_clock::time_point last_write = std::chrono::steady_clock::now();
+  ~SseClient() {
+    if (fd >= 0) {
+      ::shutdown(fd, SHUT_RDWR);  // the peer sees the end even while Pistache still holds its own fd
+      ::close(fd);
+    }
+  }
 };
 
 // Polls each stream's events.jsonl (the file is the truth, written by whichever process runs the run) and
@@ -56,6 +67,11 @@ class SseHub {
     cv_.notify_all();
     return true;
   }
+  // The connection closed: forget its stream.
+  void drop(const void* peer) {
+    std::lock_guard<std::mutex> l(mu_);
+    clients_.remove_if([peer](const std::unique_ptr<SseClient>& c) { return c->peer == peer; });
+  }
   void stop() {
     {
       std::lock_guard<std::mutex> l(mu_);
@@ -63,68 +79,72 @@ class SseHub {
     }
     cv_.notify_all();
     if (thread_.joinable()) thread_.join();
-    for (auto& c : clients_) {
-      try {
-        c->stream.ends();
-      } catch (const std::exception&) {
-      }
-    }
+    std::lock_guard<std::mutex> l(mu_);
     clients_.clear();
   }
 
  private:
-  // Returns false when the client is done (run over, or the peer went away).
+  static constexpr size_t kMaxPending = 8u << 20;  // a client this far behind is dropped
+
+  // Returns false when the client is done (run over and all sent, or the peer went away).
   static bool pump(SseClient& c) {
-    std::string buf;
-    int fd = ::open((c.bundle / "events.jsonl").c_str(), O_RDONLY | O_CLOEXEC);
-    if (fd >= 0) {
-      char chunk[65536];
+    if (!c.finishing && c.pending.size() < kMaxPending) {
+      std::string buf;
+      int fd = ::open((c.bundle / "events.jsonl").c_str(), O_RDONLY | O_CLOEXEC);
+      if (fd >= 0) {
+        char chunk[65536];
+        for (;;) {
+          ssize_t n = ::pread(fd, chunk, sizeof chunk, static_cast<off_t>(c.offset + buf.size()));
+          if (n <= 0) break;
+          buf.append(chunk, static_cast<size_t>(n));
+          if (buf.size() > (4u << 20)) break;  // the rest comes next tick
+        }
+        ::close(fd);
+      }
+      std::string out;
+      size_t pos = 0;
       for (;;) {
-        ssize_t n = ::pread(fd, chunk, sizeof chunk, static_cast<off_t>(c.offset + buf.size()));
-        if (n <= 0) break;
-        buf.append(chunk, static_cast<size_t>(n));
-        if (buf.size() > (8u << 20)) break;  // the rest comes next tick
+        size_t nl = buf.find('\n', pos);
+        if (nl == std::string::npos) break;
+        std::string line = buf.substr(pos, nl - pos);
+        c.offset += nl - pos + 1;
+        pos = nl + 1;
+        if (line.empty() || !contract::json_depth_ok(line)) continue;
+        json e = json::parse(line, nullptr, false);
+        if (!e.is_object()) continue;
+        unsigned long long seq = e.value("seq", 0ULL);
+        if (seq <= c.last_seq) continue;
+        out += "id: " + std::to_string(seq) + "\nevent: " + e.value("type", "event") + "\ndata: " + line +
+               "\n\n";
+        c.last_seq = seq;
       }
-      ::close(fd);
-    }
-    std::string out;
-    size_t pos = 0;
-    for (;;) {
-      size_t nl = buf.find('\n', pos);
-      if (nl == std::string::npos) break;
-      std::string line = buf.substr(pos, nl - pos);
-      c.offset += nl - pos + 1;
-      pos = nl + 1;
-      if (line.empty() || !contract::json_depth_ok(line)) continue;
-      json e = json::parse(line, nullptr, false);
-      if (!e.is_object()) continue;
-      unsigned long long seq = e.value("seq", 0ULL);
-      if (seq <= c.last_seq) continue;
-      out +=
-          "id: " + std::to_string(seq) + "\nevent: " + e.value("type", "event") + "\ndata: " + line + "\n\n";
-      c.last_seq = seq;
-    }
-    auto now = std::chrono::steady_clock::now();
-    bool finished = false;
-    if (out.empty()) {
-      json m = store::read_json_file(c.bundle / "manifest.json");
-      std::string st = m.is_object() ? m.value("status", "") : "";
-      if (st == "sealed" || st == "awaiting_approval") {
-        json end{{"status", st}, {"last_seq", c.last_seq}};
-        if (m.contains("verdict")) end["verdict"] = m["verdict"];
-        out = "event: end\ndata: " + end.dump() + "\n\n";
-        finished = true;
-      } else if (now - c.last_write > std::chrono::seconds(15)) {
-        out = ": keep-alive\n\n";  // lets proxies and clients tell a quiet run from a dead connection
+      auto now = std::chrono::steady_clock::now();
+      if (out.empty()) {
+        json m = store::read_json_file(c.bundle / "manifest.json");
+        std::string st = m.is_object() ? m.value("status", "") : "";
+        if (st == "sealed" || st == "awaiting_approval") {
+          json end{{"status", st}, {"last_seq", c.last_seq}};
+          if (m.contains("verdict")) end["verdict"] = m["verdict"];
+          out = "event: end\ndata: " + end.dump() + "\n\n";
+          c.finishing = true;
+        } else if (now - c.last_write > std::chrono::seconds(15)) {
+          out = ": keep-alive\n\n";  // lets proxies and clients tell a quiet run from a dead connection
+        }
       }
+      c.pending += out;
     }
-    if (!out.empty()) {
-      c.stream.write(out.data(), static_cast<std::streamsize>(out.size()));
-      c.stream.flush();  // throws when the peer has gone
-      c.last_write = now;
+    while (!c.pending.empty()) {
+      ssize_t n = ::send(c.fd, c.pending.data(), c.pending.size(), MSG_NOSIGNAL | MSG_DONTWAIT);
+      if (n > 0) {
+        c.pending.erase(0, static_cast<size_t>(n));
+        c.last_write = std::chrono::steady_clock::now();
+        continue;
+      }
+      if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)) break;  // slow reader
+      return false;                                                                     // the peer went away
     }
-    if (finished) c.stream.ends();
-    return !finished;
+    if (c.pending.size() >= kMaxPending) return false;
+    return !(c.finishing && c.pending.empty());
   }
 
   void loop() {
@@ -135,7 +155,7 @@ class SseHub {
         try {
           keep = pump(**it);
         } catch (const std::exception&) {
-          keep = false;  // the client went away
+          keep = false;
         }
         it = keep ? std::next(it) : clients_.erase(it);
       }
@@ -150,6 +170,28 @@ class SseHub {
   std::thread thread_;
   bool stop_ = false;
 };
+
+// A response header with a name chosen at run time. Pistache 0.0.5 writes only typed headers (never raw
+// ones) into responses, so every header we send goes through this.
+class NamedHeader : public Http::Header::Header {
+ public:
+  NamedHeader(std::string name, std::string value) : name_(std::move(name)), value_(std::move(value)) {}
+  const char* name() const override { return name_.c_str(); }
+  void parse(const std::string& data) override { value_ = data; }
+  void write(std::ostream& os) const override { os << value_; }
+#ifdef SAFE_HEADER_CAST
+  uint64_t hash() const override {
+    return std::hash<std::string>{}(name_);
+  }
+#endif
+
+ private:
+  std::string name_, value_;
+};
+
+void add_header(Http::ResponseWriter& w, const std::string& name, const std::string& value) {
+  w.headers().add(std::make_shared<NamedHeader>(name, value));
+}
 
 std::string lower(std::string s) {
   for (auto& c : s) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
@@ -190,17 +232,38 @@ struct HttpServer::Impl {
 
     ApiResponse r = api.handle(ar);
     std::string rid = "r-" + std::to_string(next_request.fetch_add(1));
-    response.headers().addRaw(Http::Header::Raw("X-Request-Id", rid));
-    for (const auto& [k, v] : r.headers) response.headers().addRaw(Http::Header::Raw(k, v));
+    add_header(response, "X-Request-Id", rid);
+    for (const auto& [k, v] : r.headers) add_header(response, k, v);
+    // HTTP/1.1 keeps the connection unless the client said otherwise; Pistache answers "Connection:
+    // Close" to any request without a Connection header, which makes clients reconnect every time.
+    auto conn = ar.headers.find("connection");
+    bool close = req.version() != Http::Version::Http11 ||
+                 (conn != ar.headers.end() && lower(conn->second).find("close") != std::string::npos);
+    if (!close) {
+      response.headers().remove<Http::Header::Connection>();
+      response.headers().add<Http::Header::Connection>(Http::ConnectionControl::KeepAlive);
+    }
 
     if (r.sse && r.status == 200) {
-      response.headers().addRaw(Http::Header::Raw("Content-Type", "text/event-stream"));
-      response.headers().addRaw(Http::Header::Raw("Cache-Control", "no-cache"));
-      auto stream = response.stream(Http::Code::Ok);
-      auto client = std::make_unique<SseClient>(std::move(stream), r.sse->bundle, r.sse->after_seq);
-      if (!hub.add(std::move(client))) r.status = 503;  // headers are gone; the stream is just dropped
+      auto peer = response.peer();
+      auto client = std::make_unique<SseClient>();
+      client->fd = ::fcntl(peer->fd(), F_DUPFD_CLOEXEC, 0);
+      client->peer = peer.get();
+      client->bundle = r.sse->bundle;
+      client->last_seq = r.sse->after_seq;
+      // The head is written by the hub with the first events; the body runs until the connection closes.
+      client->pending =
+          "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nCache-Control: no-cache\r\n"
+          "Connection: close\r\nX-Accel-Buffering: no\r\nX-Request-Id: " +
+          rid + "\r\n\r\n";
+      if (client->fd < 0 || !hub.add(std::move(client))) {
+        r.status = 503;
+        add_header(response, "Content-Type", "application/json");
+        response.send(Http::Code::Service_Unavailable,
+                      R"({"error":{"code":"busy","message":"too many open event streams; retry later"}})");
+      }
     } else {
-      response.headers().addRaw(Http::Header::Raw("Content-Type", r.content_type));
+      add_header(response, "Content-Type", r.content_type);
       response.send(static_cast<Http::Code>(r.status), r.body);
     }
     double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
@@ -222,6 +285,7 @@ class Handler : public Http::Handler {
       // The writer was consumed or the peer vanished; nothing more can be said on this connection.
     }
   }
+  void onDisconnection(const std::shared_ptr<Tcp::Peer>& peer) override { impl_->hub.drop(peer.get()); }
 
  private:
   HttpServer::Impl* impl_;

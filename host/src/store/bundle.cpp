@@ -89,8 +89,16 @@ std::unique_ptr<Bundle> Bundle::create(const fs::path& root, const std::string& 
   fs::create_directories(incoming.parent_path());
   if (fs::exists(final_dir)) throw std::runtime_error("run bundle already exists: " + final_dir.string());
   // The live marker first: a crash after it but before the rename leaves a marker recovery simply drops.
+  // Created in place (an empty file needs no temp-and-rename) so no other process's recovery ever sees a
+  // half-written marker.
   fs::create_directories(runs / ".live");
-  write_atomic(live_marker(root, run_id), "");
+  {
+    int mfd = ::open(live_marker(root, run_id).c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+    if (mfd < 0)
+      throw std::system_error(errno, std::generic_category(), "create " + live_marker(root, run_id).string());
+    ::close(mfd);
+    fsync_dir(runs / ".live");
+  }
   if (!fs::create_directory(incoming))
     throw std::runtime_error("run bundle already being created: " + incoming.string());
 

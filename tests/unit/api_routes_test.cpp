@@ -1,0 +1,128 @@
+// The REST API's routing rules and path safety, and the OpenAPI document against the routes served.
+#include "serve/api.hpp"
+#include "serve/openapi.hpp"
+#include "unit/test_support.hpp"
+
+#include <gtest/gtest-spi.h>
+#include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
+
+#include <regex>
+#include <set>
+
+namespace cp::serve {
+namespace {
+
+using nlohmann::json;
+namespace fs = std::filesystem;
+
+TEST(ApiPaths, UrlDecoding) {
+  EXPECT_EQ(url_decode("a%2Fb"), "a/b");
+  EXPECT_EQ(url_decode("a+b"), "a+b");
+  EXPECT_EQ(url_decode("a+b", true), "a b");
+  EXPECT_EQ(url_decode("%"), std::nullopt);
+  EXPECT_EQ(url_decode("%4"), std::nullopt);
+  EXPECT_EQ(url_decode("%zz"), std::nullopt);
+  EXPECT_EQ(url_decode("a%00b"), std::nullopt) << "an encoded NUL is refused";
+}
+
+TEST(ApiPaths, SafeSubpathRefusesEveryWayOut) {
+  cp::test::TempDir d;
+  cp::test::write_file(d / "base/ok.txt", "x");
+  cp::test::write_file(d / "base/sub/deep.txt", "x");
+  cp::test::write_file(d / "outside.txt", "secret");
+  fs::create_symlink(d / "outside.txt", d / "base/link");
+  fs::create_directory_symlink(d.path(), d / "base/dirlink");
+  std::string why;
+  EXPECT_TRUE(safe_subpath(d / "base", "ok.txt", why));
+  EXPECT_TRUE(safe_subpath(d / "base", "sub/deep.txt", why));
+  for (const char* bad : {"../outside.txt", "sub/../../outside.txt", "/etc/passwd", "link",
+                          "dirlink/outside.txt", "", "sub//deep.txt", "./ok.txt", "sub\\deep.txt"}) {
+    EXPECT_FALSE(safe_subpath(d / "base", bad, why)) << bad;
+    EXPECT_FALSE(why.empty());
+  }
+  EXPECT_FALSE(safe_subpath(d / "base", "missing", why));
+  EXPECT_EQ(why, "not found");
+}
+
+// OpenAPI 3.0 structure checks: the parts a client generator relies on.
+void check_openapi(const json& doc) {
+  ASSERT_TRUE(doc.is_object());
+  EXPECT_TRUE(std::regex_match(doc.value("openapi", ""), std::regex("3\\.0\\.[0-9]+")));
+  ASSERT_TRUE(doc.contains("info"));
+  EXPECT_TRUE(doc["info"].contains("title"));
+  EXPECT_TRUE(doc["info"].contains("version"));
+  ASSERT_TRUE(doc["paths"].is_object());
+  static const std::set<std::string> methods{"get",     "put",  "post",  "delete",
+                                             "options", "head", "patch", "trace"};
+  std::set<std::string> op_ids;
+  // Every $ref resolves inside the document.
+  std::function<void(const json&, const std::string&)> refs = [&](const json& j, const std::string& where) {
+    if (j.is_object()) {
+      if (j.contains("$ref")) {
+        std::string r = j["$ref"];
+        ASSERT_EQ(r.rfind("#/", 0), 0u) << where;
+        EXPECT_TRUE(doc.contains(json::json_pointer(r.substr(1)))) << "unresolved " << r << " at " << where;
+      }
+      for (const auto& [k, v] : j.items()) refs(v, where + "/" + k);
+    } else if (j.is_array()) {
+      for (size_t i = 0; i < j.size(); ++i) refs(j[i], where + "/" + std::to_string(i));
+    }
+  };
+  refs(doc, "");
+  for (const auto& [path, item] : doc["paths"].items()) {
+    ASSERT_EQ(path.front(), '/') << path;
+    std::set<std::string> templ;
+    static const std::regex param("\\{([^}]+)\\}");
+    for (auto it = std::sregex_iterator(path.begin(), path.end(), param); it != std::sregex_iterator(); ++it)
+      templ.insert((*it)[1]);
+    for (const auto& [m, opn] : item.items()) {
+      ASSERT_TRUE(methods.count(m)) << path << " has " << m;
+      EXPECT_TRUE(opn.contains("responses") && !opn["responses"].empty()) << path << " " << m;
+      for (const auto& [code, r] : opn["responses"].items()) {
+        EXPECT_TRUE(code == "default" || std::regex_match(code, std::regex("[1-5][0-9][0-9]"))) << code;
+        EXPECT_TRUE(r.contains("description") || r.contains("$ref")) << path << " " << code;
+      }
+      ASSERT_TRUE(opn.contains("operationId")) << path << " " << m;
+      EXPECT_TRUE(op_ids.insert(opn["operationId"]).second) << "duplicate operationId " << opn["operationId"];
+      std::set<std::string> declared;
+      for (const auto& p : opn.value("parameters", json::array())) {
+        EXPECT_TRUE(p.contains("name") && p.contains("in")) << path;
+        if (p["in"] == "path") {
+          EXPECT_EQ(p.value("required", false), true) << "path parameters are required: " << p.dump();
+          declared.insert(p["name"]);
+        }
+      }
+      EXPECT_EQ(declared, templ) << path << " " << m << ": every {param} declared, nothing else";
+    }
+  }
+}
+
+TEST(OpenApi, DocumentIsWellFormedAndListsExactlyTheServedRoutes) {
+  json doc = json::parse(openapi_document(), nullptr, false);
+  check_openapi(doc);
+  std::set<std::pair<std::string, std::string>> documented, served;
+  for (const auto& [path, item] : doc["paths"].items())
+    for (const auto& [m, op] : item.items()) {
+      std::string up = m;
+      for (auto& c : up) c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
+      documented.insert({up, path});
+    }
+  for (const auto& r : Api::routes()) served.insert({r.method, r.pattern});
+  EXPECT_EQ(documented, served);
+  // The copy in docs/ is the one compiled in.
+  EXPECT_EQ(json::parse(cp::test::read_file(fs::path(CP_SOURCE_DIR) / "docs/openapi.json")), doc);
+}
+
+TEST(OpenApi, TheChecksCatchABrokenDocument) {
+  json doc = json::parse(openapi_document());
+  doc["paths"]["/api/runs/{id}"]["get"]["parameters"] = json::array();
+  EXPECT_NONFATAL_FAILURE(check_openapi(doc), "every {param} declared");
+  doc = json::parse(openapi_document());
+  doc["paths"]["/api/runs"]["get"]["responses"]["200"]["content"]["application/json"]["schema"]["$ref"] =
+      "#/components/schemas/Nope";
+  EXPECT_NONFATAL_FAILURE(check_openapi(doc), "unresolved");
+}
+
+}  // namespace
+}  // namespace cp::serve
