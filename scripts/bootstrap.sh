@@ -11,7 +11,7 @@ pkgs=(
   libpistache-dev libssl-dev
   libgtest-dev libgmock-dev libbenchmark-dev
   python3 procps
-  bc time python3-jsonschema  # bench/ scripts: arithmetic, peak RSS, the side-by-side validator
+  bc time python3-jsonschema wrk curl  # bench/ scripts: arithmetic, peak RSS, side-by-side tools, HTTP load
 )
 
 need_install=()

@@ -24,12 +24,20 @@ Limits QueueService::limits(int global) const {
   Limits l;
   l.global = global;
   std::error_code ec;
-  for (const auto& e : fs::directory_iterator(root_ / "packs", ec)) {
-    if (e.path().extension() != ".json") continue;
-    json p = store::read_json_file(e.path());
-    if (p.is_object() && p.contains("concurrency_limit") && p["concurrency_limit"].is_number_integer())
-      l.per_pack[p.value("pack_id", e.path().stem().string())] = p["concurrency_limit"].get<int>();
+  auto mtime = fs::last_write_time(root_ / "packs", ec);
+  std::lock_guard<std::mutex> g(limits_mu_);
+  if (!limits_read_ || mtime != packs_mtime_) {
+    per_pack_.clear();
+    for (const auto& e : fs::directory_iterator(root_ / "packs", ec)) {
+      if (e.path().extension() != ".json") continue;
+      json p = store::read_json_file(e.path());
+      if (p.is_object() && p.contains("concurrency_limit") && p["concurrency_limit"].is_number_integer())
+        per_pack_[p.value("pack_id", e.path().stem().string())] = p["concurrency_limit"].get<int>();
+    }
+    packs_mtime_ = mtime;
+    limits_read_ = true;
   }
+  l.per_pack = per_pack_;
   return l;
 }
 
@@ -174,6 +182,15 @@ json QueueService::list(const ListFilter& f) {
   json problems = json::array();
   for (const auto& p : store_->problems()) problems.push_back({{"line", p.line}, {"message", p.message}});
   return {{"items", items}, {"counts", counts}, {"problems", problems}, {"global_limit", lim.global}};
+}
+
+json QueueService::counts() {
+  auto guard = lock();
+  store_->refresh();
+  json counts = json::object();
+  for (const auto& [id, it] : store_->state().items())
+    counts[to_string(it.state)] = counts.value(to_string(it.state), 0) + 1;
+  return counts;
 }
 
 std::optional<json> QueueService::get(const std::string& item_id) {

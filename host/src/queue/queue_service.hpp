@@ -8,6 +8,7 @@
 #include <nlohmann/json.hpp>
 
 #include <filesystem>
+#include <map>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -56,6 +57,7 @@ class QueueService {
   SubmitResult submit(const SubmitRequest& req);
   CancelOutcome cancel(const std::string& item_id, const std::string& by, const std::string& reason);
   nlohmann::json list(const ListFilter& f);  // {items:[...], counts:{state: n}, problems:[...]}
+  nlohmann::json counts();                    // {state: n}, cheaper than list() for health and metrics
   std::optional<nlohmann::json> get(const std::string& item_id);
 
   // The limits that decide eligibility: `global` plus each pack's concurrency_limit.
@@ -73,6 +75,11 @@ class QueueService {
   std::mutex mu_;
   std::unique_ptr<QueueStore> store_;
   int global_ = 2;
+  // packs/*.json concurrency limits, re-read only when the packs folder changes.
+  mutable std::mutex limits_mu_;
+  mutable std::map<std::string, int> per_pack_;
+  mutable std::filesystem::file_time_type packs_mtime_{};
+  mutable bool limits_read_ = false;
 };
 
 }  // namespace cp::queue

@@ -306,7 +306,7 @@ ApiResponse Api::dispatch(const ApiRequest& req, Ctx& ctx) const {
   };
 
   if (pat == "/api/health") {
-    auto counts = queue_.list({"", true})["counts"];
+    auto counts = queue_.counts();
     return ok_json({{"status", "ok"},
                     {"runs_indexed", runs_.size()},
                     {"queue", counts},
@@ -339,7 +339,7 @@ ApiResponse Api::dispatch(const ApiRequest& req, Ctx& ctx) const {
       for (const auto& [v, n] : vs)
         o << "cp_gate_outcomes{gate=\"" << prom_label(g) << "\",verdict=\"" << prom_label(v) << "\"} " << n
           << "\n";
-    json counts = queue_.list({"", true})["counts"];
+    json counts = queue_.counts();
     o << "# HELP cp_queue_items Queue items by state.\n# TYPE cp_queue_items gauge\n";
     for (const char* s : {"queued", "claimed", "running", "done", "cancelled"})
       o << "cp_queue_items{state=\"" << s << "\"} " << counts.value(s, 0) << "\n";
