@@ -265,7 +265,8 @@ TEST(ServeQueue, KillNineWithWorkInFlightEndsEveryItemExactlyOnce) {
   }
   // Every run's bundle is sealed and its chain verifies; nothing the runs started is still alive.
   for (const auto& rid : run_ids) {
-    json man = json::parse(read_file(p.dir / ".runtime-cache/cortexpilot/runs" / rid / "manifest.json"), nullptr, false);
+    json man = json::parse(read_file(p.dir / ".runtime-cache/cortexpilot/runs" / rid / "manifest.json"),
+                           nullptr, false);
     EXPECT_EQ(man["status"], "sealed") << rid;
     expect_valid("run_manifest", man, rid);
     Ran v = p.runs({"verify", rid});

@@ -57,7 +57,7 @@ class QueueService {
   SubmitResult submit(const SubmitRequest& req);
   CancelOutcome cancel(const std::string& item_id, const std::string& by, const std::string& reason);
   nlohmann::json list(const ListFilter& f);  // {items:[...], counts:{state: n}, problems:[...]}
-  nlohmann::json counts();                    // {state: n}, cheaper than list() for health and metrics
+  nlohmann::json counts();                   // {state: n}, cheaper than list() for health and metrics
   std::optional<nlohmann::json> get(const std::string& item_id);
 
   // The limits that decide eligibility: `global` plus each pack's concurrency_limit.
