@@ -1,6 +1,10 @@
 // The REST API against a real `cp-host serve` on 127.0.0.1: every route's answer and its errors.
 #include "integration/serve_fixture.hpp"
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+
 #include <gtest/gtest.h>
 
 namespace cp::test {
@@ -365,6 +369,32 @@ TEST(ServeApi, OpenReadsOnlyOnLoopbackAndOneServePerRoot) {
   EXPECT_NE(second.err.find("another cp-host serve"), std::string::npos) << second.err;
   EXPECT_EQ(serve.stop(), 0);
   EXPECT_FALSE(fs::exists(p.dir / ".runtime-cache/cortexpilot/serve.json"));
+}
+
+TEST(ServeApi, SlowClientsAreCutOff) {
+  RunProject p;
+  ServeProcess serve(p, {"--open-reads", "--no-scheduler", "--header-timeout", "1"});
+  ASSERT_NE(serve.port(), 0) << serve.output();
+  // Headers that never end: 408, then the connection is closed; the server keeps answering others.
+  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_port = htons(serve.port());
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  ASSERT_EQ(::connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a), 0);
+  std::string partial = "GET /api/health HTTP/1.1\r\nHost: x\r\n";
+  ASSERT_EQ(::send(fd, partial.data(), partial.size(), MSG_NOSIGNAL), static_cast<ssize_t>(partial.size()));
+  auto t0 = std::chrono::steady_clock::now();
+  timeval tv{10, 0};
+  ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+  char buf[256] = {};
+  ssize_t n = ::recv(fd, buf, sizeof buf - 1, 0);
+  auto waited = std::chrono::steady_clock::now() - t0;
+  ::close(fd);
+  ASSERT_GT(n, 0);
+  EXPECT_EQ(std::string(buf).rfind("HTTP/1.1 408", 0), 0u) << buf;
+  EXPECT_LT(waited, std::chrono::seconds(5));
+  EXPECT_EQ(http(serve.port(), "GET", "/api/health").status, 200);
 }
 
 TEST(ServeApi, BadTokenFileIsRefusedWithItsPointer) {

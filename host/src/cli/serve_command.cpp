@@ -75,6 +75,7 @@ void add_serve(CLI::App& app, Globals& g, Runner& run) {
     size_t max_body = 1u << 20;
     int threads = 2;
     bool no_scheduler = false;
+    int header_timeout = 10;
   };
   auto o = std::make_shared<Opts>();
   auto* cmd = app.add_subcommand(
@@ -103,6 +104,9 @@ void add_serve(CLI::App& app, Globals& g, Runner& run) {
                   "Largest request body in bytes (default 1 MiB; larger gets 413)");
   cmd->add_option("--threads", o->threads, "HTTP worker threads (default 2)")->check(CLI::Range(1, 64));
   cmd->add_flag("--no-scheduler", o->no_scheduler, "Serve the API only; leave queued items waiting");
+  cmd->add_option("--header-timeout", o->header_timeout,
+                  "Seconds a client may take to send a request's headers (default 10; then 408 and close)")
+      ->check(CLI::Range(1, 3600));
   cmd->callback([&g, &run, o] {
     run = [&g, o]() -> int {
       std::string host;
@@ -210,6 +214,7 @@ void add_serve(CLI::App& app, Globals& g, Runner& run) {
       ho.port = port;
       ho.threads = o->threads;
       ho.max_body = o->max_body;
+      ho.header_timeout = std::chrono::seconds(o->header_timeout);
       serve::HttpServer http(api, metrics, access.get(), ho);
       uint16_t bound = 0;
       try {
