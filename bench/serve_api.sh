@@ -127,6 +127,9 @@ def pct(v, p):
     v = sorted(v); return v[min(len(v) - 1, int(round(p / 100 * (len(v) - 1))))]
 print(f"   submitted {q} in {t_sub:.1f} s ({q / t_sub:.0f}/s); all ended after {t_all:.1f} s ({q / t_all:.1f} runs/s); {statuses}")
 print(f"   enqueue -> RUNNER_STARTED  p50 {pct(e2s, 50):9.1f} ms   p99 {pct(e2s, 99):9.1f} ms   (includes the wait for a slot)")
+for it in qs["items"]:
+    if it.get("status") != "success":
+        print(f"   not a success: {it['item_id']} {it.get('status')}: {it.get('reason')}")
 print(f"   claim   -> RUNNER_STARTED  p50 {pct(c2s, 50):9.1f} ms   p99 {pct(c2s, 99):9.1f} ms   (dispatch: child, plugins, worktree)")
 PY
 stop_serve

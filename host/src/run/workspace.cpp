@@ -2,6 +2,10 @@
 
 #include "run/process.hpp"
 
+#include <fcntl.h>
+#include <sys/file.h>
+#include <unistd.h>
+
 namespace cp::run {
 
 namespace fs = std::filesystem;
@@ -29,6 +33,27 @@ std::string git(const fs::path& dir, std::vector<std::string> args, const std::s
   }
   return out;
 }
+
+// git is not safe when two processes add or remove worktrees of one repository at once (one reads
+// .git/worktrees/<other>/ while the other is making it: "failed to read .../commondir"). Every cp-host
+// process serialises those calls on an flock of the repository folder itself: the lock follows the inode,
+// whatever path names the repo, and nothing is written into the user's repository for it.
+class RepoLock {
+ public:
+  explicit RepoLock(const fs::path& repo) : fd_(::open(repo.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC)) {
+    if (fd_ >= 0)
+      while (::flock(fd_, LOCK_EX) != 0 && errno == EINTR) {
+      }
+  }
+  ~RepoLock() {
+    if (fd_ >= 0) ::close(fd_);
+  }
+  RepoLock(const RepoLock&) = delete;
+  RepoLock& operator=(const RepoLock&) = delete;
+
+ private:
+  int fd_;
+};
 
 std::string trim(std::string s) {
   while (!s.empty() && (s.back() == '\n' || s.back() == '\r' || s.back() == ' ')) s.pop_back();
@@ -104,6 +129,7 @@ Workspace Workspace::create(const fs::path& repo, const std::string& commit, con
   w.repo_ = fs::absolute(repo).lexically_normal();
   w.path_ = fs::absolute(path).lexically_normal();
   fs::create_directories(w.path_.parent_path());
+  RepoLock lock(w.repo_);
   git(w.repo_, {"worktree", "add", "--detach", "--quiet", w.path_.string(), w.commit_},
       "cannot create the run worktree at " + w.path_.string());
   return w;
@@ -136,6 +162,7 @@ bool Workspace::remove() const {
 }
 
 bool Workspace::remove(const fs::path& repo, const fs::path& path) {
+  RepoLock lock(repo);
   try {
     git(repo, {"worktree", "remove", "--force", "--force", path.string()}, "cannot remove the worktree");
     return true;
