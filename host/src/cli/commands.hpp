@@ -42,6 +42,7 @@ void add_intake(CLI::App& app, Globals& g, Runner& run);
 void add_queue(CLI::App& app, Globals& g, Runner& run);
 void add_serve(CLI::App& app, Globals& g, Runner& run);
 void add_tokens(CLI::App& app, Runner& run);
+void add_retention(CLI::App& app, Globals& g, Runner& run);
 
 // Loads the plugin folder with <root>/policies/plugins.json applied; false (message printed) when the
 // folder or the policy is unusable.

@@ -39,6 +39,7 @@ int main(int argc, char** argv) {
   add_queue(app, g, run);
   add_serve(app, g, run);
   add_tokens(app, run);
+  add_retention(app, g, run);
 
   try {
     app.parse(argc, argv);

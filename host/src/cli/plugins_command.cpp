@@ -70,11 +70,11 @@ void add_plugins(CLI::App& app, Globals& g, Runner& run) {
         for (const auto& p : reg.plugins()) out["plugins"].push_back(plugin::to_json(p, false));
         std::cout << out.dump(2) << "\n";
       } else {
-        std::cout << std::left << std::setw(22) << "ID" << std::setw(16) << "KIND" << std::setw(10)
+        std::cout << std::left << std::setw(30) << "ID" << std::setw(16) << "KIND" << std::setw(10)
                   << "VERSION" << std::setw(6) << "ABI"
                   << "LIBRARY\n";
         for (const auto& p : reg.plugins())
-          std::cout << std::left << std::setw(22) << p.id << std::setw(16) << plugin::kind_name(p.kind)
+          std::cout << std::left << std::setw(30) << p.id << std::setw(16) << plugin::kind_name(p.kind)
                     << std::setw(10) << p.version << std::setw(6)
                     << (std::to_string(p.abi_major) + "." + std::to_string(p.abi_minor))
                     << p.library_path.filename().string() << "\n";

@@ -1,0 +1,247 @@
+// Retention lanes on generated trees (ages set with utimensat): TTL, keep-last-N, caps, protected
+// entries, symlinks out of the lane, live and awaiting-approval runs, plan-then-apply exactness, tombstones.
+#include "integration/run_project.hpp"
+
+#include <fcntl.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+
+#include <gtest/gtest.h>
+
+namespace cp::test {
+namespace {
+
+// Sets the mtime of `p` and everything below it to `days` ago, without following symlinks.
+void age(const fs::path& p, double days) {
+  timespec ts[2];
+  ::clock_gettime(CLOCK_REALTIME, &ts[0]);
+  ts[0].tv_sec -= static_cast<time_t>(days * 86400);
+  ts[1] = ts[0];
+  std::error_code ec;
+  if (fs::is_directory(fs::symlink_status(p)))
+    for (const auto& e : fs::recursive_directory_iterator(p, ec))
+      ::utimensat(AT_FDCWD, e.path().c_str(), ts, AT_SYMLINK_NOFOLLOW);
+  ::utimensat(AT_FDCWD, p.c_str(), ts, AT_SYMLINK_NOFOLLOW);
+}
+
+// Writes `entry`/`file` and ages the whole entry (its folder included) to `days` ago.
+void make(const fs::path& entry, const std::string& file, size_t bytes, double days) {
+  write_file(entry / file, std::string(bytes, 'x'));
+  age(entry, days);
+}
+
+struct Retention : ::testing::Test {
+  RunProject p;
+  fs::path rc = p.dir / ".runtime-cache";
+  void policy(const json& lanes, json protected_patterns = json::array({"**/backups/**"})) {
+    write_file(p.dir / "policies/retention_policy.json", json{{"policy", "retention_policy"},
+                                                              {"version", 1},
+                                                              {"lanes", lanes},
+                                                              {"protected_patterns", protected_patterns}}
+                                                             .dump(2));
+  }
+  json plan(std::vector<std::string> extra = {}) {
+    std::vector<std::string> a{"--root", p.dir.path().string(), "retention", "plan", "--json"};
+    a.insert(a.end(), extra.begin(), extra.end());
+    Ran r = host(a);
+    EXPECT_EQ(r.exit_code, 0) << r.out << r.err;
+    json j = json::parse(r.out, nullptr, false);
+    expect_valid("retention_report", j, "plan report");
+    return j;
+  }
+  json apply(std::vector<std::string> extra = {}) {
+    std::vector<std::string> a{"--root", p.dir.path().string(), "retention", "apply", "--json"};
+    a.insert(a.end(), extra.begin(), extra.end());
+    Ran r = host(a);
+    EXPECT_EQ(r.exit_code, 0) << r.out << r.err;
+    json j = json::parse(r.out, nullptr, false);
+    expect_valid("retention_report", j, "apply report");
+    return j;
+  }
+  static std::set<std::string> paths(const json& lane, const char* key = "candidates") {
+    std::set<std::string> s;
+    for (const auto& c : lane[key])
+      s.insert(c.is_string() ? c.get<std::string>() : c["path"].get<std::string>());
+    return s;
+  }
+};
+
+TEST_F(Retention, TtlKeepLastAndProtectedEntries) {
+  policy({{"cache", {{"ttl_days", 3}, {"keep_last", 1}, {"protected_patterns", {"runtime/pinned-*"}}}}});
+  make(rc / "cache/runtime/old", "a.bin", 100, 10);
+  make(rc / "cache/runtime/older", "b.bin", 100, 20);
+  make(rc / "cache/test/recent", "c.bin", 100, 1);
+  make(rc / "cache/build/oldest-but-newest-kept", "f", 100, 30);
+  make(rc / "cache/runtime/pinned-tool", "d.bin", 100, 40);
+  make(rc / "cache/runtime/backups", "e.bin", 100, 40);
+  // One file inside an old folder is new: the folder's age is its newest content.
+  make(rc / "cache/runtime/old-with-new-file", "x", 10, 10);
+  write_file(rc / "cache/runtime/old-with-new-file/y", "y");
+  age(rc / "cache/runtime/old-with-new-file/y", 0.5);
+  json r = plan();
+  const json& lane = r["lanes"]["cache"];
+  EXPECT_EQ(paths(lane),
+            (std::set<std::string>{"runtime/old", "runtime/older", "build/oldest-but-newest-kept"}))
+      << lane.dump(2);
+  std::set<std::string> held = paths(lane, "held");
+  EXPECT_TRUE(held.count("runtime/pinned-tool"));
+  EXPECT_TRUE(held.count("runtime/backups")) << "the global protected pattern applies to every lane";
+  for (const auto& c : lane["candidates"])
+    EXPECT_NE(c["reason"].get<std::string>().find("ttl"), std::string::npos);
+  // keep_last 1 kept the newest (old-with-new-file), not by TTL but by count.
+  EXPECT_EQ(lane["entries"], 7);
+  // A plan deletes nothing.
+  EXPECT_TRUE(fs::exists(rc / "cache/runtime/old/a.bin"));
+  json a = apply();
+  EXPECT_EQ(paths(a["lanes"]["cache"], "deleted"), paths(lane));
+  EXPECT_FALSE(fs::exists(rc / "cache/runtime/old"));
+  EXPECT_TRUE(fs::exists(rc / "cache/runtime/pinned-tool/d.bin"));
+  EXPECT_TRUE(fs::exists(rc / "cache/runtime/backups/e.bin"));
+  EXPECT_TRUE(fs::exists(rc / "cache/test/recent/c.bin"));
+  EXPECT_TRUE(fs::exists(rc / "cache/runtime")) << "a lane's folders are never deleted";
+  EXPECT_EQ(a["totals"]["reclaimed_bytes"], lane["candidate_bytes"]);
+  EXPECT_TRUE(fs::exists(p.dir / ".runtime-cache/cortexpilot/reports/retention_report.json"));
+}
+
+TEST_F(Retention, SizeCapDeletesOldestFirstAndSymlinksNeverLeadOut) {
+  policy({{"intake", {{"max_bytes", 2500}}}});
+  fs::path in = rc / "cortexpilot/intake";
+  for (int i = 0; i < 5; ++i) make(in / ("draft-" + std::to_string(i)), "d.json", 1000, 10 - i);
+  // A link to a big folder outside the lane: measured as a link, deleted as a link.
+  make(p.dir / "outside", "big.bin", 100000, 50);
+  fs::create_directory_symlink(p.dir / "outside", in / "link-out");
+  age(in / "link-out", 60);
+  json r = plan();
+  const json& lane = r["lanes"]["intake"];
+  // Oldest first until under the cap: the link (oldest), then draft-0, draft-1, draft-2.
+  EXPECT_EQ(paths(lane), (std::set<std::string>{"link-out", "draft-0", "draft-1", "draft-2"}))
+      << lane.dump(2);
+  for (const auto& c : lane["candidates"]) {
+    EXPECT_NE(c["reason"].get<std::string>().find("cap"), std::string::npos);
+    if (c["path"] == "link-out") {
+      EXPECT_LT(c["bytes"].get<long long>(), 1000) << "the link, not its target";
+    }
+  }
+  EXPECT_FALSE(lane.value("over_cap_after_plan", true)) << lane.dump(2);
+  apply();
+  EXPECT_FALSE(fs::exists(fs::symlink_status(in / "link-out")));
+  EXPECT_TRUE(fs::exists(p.dir / "outside/big.bin")) << "the link's target is untouched";
+  EXPECT_TRUE(fs::exists(in / "draft-3"));
+  EXPECT_TRUE(fs::exists(in / "draft-4"));
+}
+
+TEST_F(Retention, LiveAndAwaitingApprovalRunsAreKeptAndApplyDeletesExactlyThePlan) {
+  policy({{"runs", {{"ttl_days", 1}}}, {"worktrees", {{"ttl_days", 1}}}});
+  auto first = p.run(p.contract({"true"}));
+  ASSERT_FALSE(first.bundle.empty()) << first.ran.err;
+  fs::path runs = p.dir / ".runtime-cache/cortexpilot/runs";
+  auto clone = [&](const std::string& id, const std::string& status) {
+    fs::copy(first.bundle, runs / id, fs::copy_options::recursive);
+    json m = first.manifest;
+    m["run_id"] = id;
+    m["status"] = status;
+    write_file(runs / id / "manifest.json", m.dump());
+    age(runs / id, 5);
+  };
+  clone("old-a", "sealed");
+  clone("old-b", "sealed");
+  clone("waiting", "awaiting_approval");
+  clone("live", "running");
+  age(first.bundle, 5);
+  // "live" is held by a process (its lock taken, marked live) — as a running cp-host would.
+  write_file(runs / ".live/live", "");
+  int lock = ::open((runs / "live/.lock").c_str(), O_RDWR | O_CREAT, 0644);
+  ASSERT_EQ(::flock(lock, LOCK_EX), 0);
+  // A worktree of the live run and an orphan one.
+  make(p.dir / ".runtime-cache/cortexpilot/worktrees/live", "f", 10, 5);
+  make(p.dir / ".runtime-cache/cortexpilot/worktrees/orphan", "f", 10, 5);
+
+  json r = plan({"--lane", "runs", "--lane", "worktrees"});
+  std::string first_id = first.manifest["run_id"];
+  EXPECT_EQ(paths(r["lanes"]["runs"]), (std::set<std::string>{"old-a", "old-b", first_id})) << r.dump(2);
+  std::map<std::string, std::string> held;
+  for (const auto& h : r["lanes"]["runs"]["held"]) held[h["path"]] = h["reason"];
+  EXPECT_EQ(held["waiting"], "awaiting approval");
+  EXPECT_EQ(held["live"], "in use");
+  EXPECT_EQ(paths(r["lanes"]["worktrees"]), (std::set<std::string>{"orphan"}));
+  write_file(p.dir / "plan.json", r.dump());
+
+  // Between plan and apply: a new old bundle appears (not in the plan), and old-b starts being used.
+  clone("came-later", "sealed");
+  int lock_b = ::open((runs / "old-b/.lock").c_str(), O_RDWR);
+  ASSERT_EQ(::flock(lock_b, LOCK_EX), 0);
+  json a = apply({"--plan", (p.dir / "plan.json").string()});
+  const json& lane = a["lanes"]["runs"];
+  EXPECT_EQ(paths(lane, "deleted"), (std::set<std::string>{"old-a", first_id}));
+  ASSERT_EQ(lane["skipped"].size(), 1u);
+  EXPECT_EQ(lane["skipped"][0]["path"], "old-b");
+  EXPECT_TRUE(fs::exists(runs / "came-later")) << "apply deletes only what the plan listed";
+  EXPECT_TRUE(fs::exists(runs / "waiting"));
+  EXPECT_TRUE(fs::exists(runs / "live"));
+  EXPECT_FALSE(fs::exists(p.dir / ".runtime-cache/cortexpilot/worktrees/orphan"));
+  EXPECT_TRUE(fs::exists(p.dir / ".runtime-cache/cortexpilot/worktrees/live"));
+  ::close(lock);
+  ::close(lock_b);
+  // `runs list` shows exactly what is left.
+  Ran list = p.runs({"list", "--json"});
+  json lj = json::parse(list.out);
+  std::set<std::string> listed;
+  for (const auto& run : lj["runs"]) listed.insert(run["run_id"]);
+  EXPECT_EQ(listed, (std::set<std::string>{"old-b", "waiting", "live", "came-later"})) << list.out;
+}
+
+TEST_F(Retention, ATombstoneFromACrashIsInvisibleAndSwept) {
+  policy({{"runs", {{"ttl_days", 30}}}});
+  auto first = p.run(p.contract({"true"}));
+  fs::path runs = p.dir / ".runtime-cache/cortexpilot/runs";
+  // What a crash between the rename and the removal leaves: a bundle under a tombstone name.
+  fs::copy(first.bundle, runs / ".cp-tombstone-gone-0123456789abcdef", fs::copy_options::recursive);
+  Ran list = p.runs({"list", "--json"});
+  EXPECT_EQ(json::parse(list.out)["runs"].size(), 1u) << list.out;
+  json r = plan();
+  EXPECT_EQ(r["lanes"]["runs"]["tombstones_swept"], 1);
+  EXPECT_FALSE(fs::exists(runs / ".cp-tombstone-gone-0123456789abcdef"));
+  EXPECT_TRUE(fs::exists(first.bundle));
+}
+
+TEST_F(Retention, MachineCacheOnlyAutoCleanChildrenUnderTheCap) {
+  fs::path mc = p.dir / "home-cache/cortexpilot";
+  policy({{"machine_cache",
+           {{"root", mc.string()},
+            {"max_bytes", 5000},
+            {"auto_clean_children", {"tmp"}},
+            {"protected_patterns", {"browser/**"}}}}});
+  make(mc / "browser", "profile/Cookies", 4500, 100);
+  make(mc / "models", "m.bin", 1000, 100);
+  for (int i = 0; i < 4; ++i) make(mc / "tmp" / ("t" + std::to_string(i)), "f", 1000, 10 - i);
+  json r = plan();
+  const json& lane = r["lanes"]["machine_cache"];
+  // 9500 bytes over a 5000 cap: only tmp/ children can go, oldest first, until under the cap or none left.
+  EXPECT_EQ(paths(lane), (std::set<std::string>{"tmp/t0", "tmp/t1", "tmp/t2", "tmp/t3"})) << lane.dump(2);
+  std::map<std::string, std::string> held;
+  for (const auto& h : lane["held"]) held[h["path"]] = h["reason"];
+  EXPECT_EQ(held["browser"], "not marked auto-clean");
+  EXPECT_EQ(held["models"], "not marked auto-clean");
+  EXPECT_EQ(lane.value("over_cap_after_plan", false), true) << lane.dump(2);
+  EXPECT_EQ(r["machine_cache_summary"]["root"], mc.string());
+  EXPECT_EQ(r["machine_cache_summary"].value("over_cap", false), true) << r["machine_cache_summary"].dump();
+  apply();
+  EXPECT_TRUE(fs::exists(mc / "browser/profile/Cookies"));
+  EXPECT_TRUE(fs::exists(mc / "tmp")) << "the auto-clean child itself stays";
+  EXPECT_FALSE(fs::exists(mc / "tmp/t0"));
+}
+
+TEST_F(Retention, BadPolicyAndUnknownLaneAreUsageErrors) {
+  write_file(p.dir / "policies/retention_policy.json",
+             R"({"policy": "retention_policy", "lanes": {"runs": {"ttl_days": -1}}})");
+  Ran r = host({"--root", p.dir.path().string(), "retention", "plan"});
+  EXPECT_EQ(r.exit_code, 2);
+  EXPECT_NE(r.err.find("/lanes/runs/ttl_days"), std::string::npos) << r.err;
+  policy({{"runs", {{"ttl_days", 1}}}});
+  Ran u = host({"--root", p.dir.path().string(), "retention", "plan", "--lane", "nope"});
+  EXPECT_EQ(u.exit_code, 2);
+  EXPECT_NE(u.err.find("lane 'nope'"), std::string::npos) << u.err;
+}
+
+}  // namespace
+}  // namespace cp::test
