@@ -8,7 +8,7 @@ pkgs=(
   build-essential cmake ninja-build ccache pkg-config git clang-format
   libboost1.81-dev libboost-filesystem1.81-dev
   nlohmann-json3-dev libcli11-dev libspdlog-dev libfmt-dev
-  libpistache-dev libssl-dev
+  libpistache-dev libssl-dev zlib1g-dev
   libgtest-dev libgmock-dev libbenchmark-dev
   python3 procps
   bc time python3-jsonschema wrk curl  # bench/ scripts: arithmetic, peak RSS, side-by-side tools, HTTP load

@@ -1,5 +1,6 @@
 // cp-host: the command line. Parses arguments, dispatches to a subcommand, maps failures to exit codes.
 #include "cli/commands.hpp"
+#include "log/log_lanes.hpp"
 #include "log/logger.hpp"
 
 #include <cortexpilot/plugin.h>
@@ -27,6 +28,11 @@ int main(int argc, char** argv) {
   app.add_option("--root", g.root, "Project root holding contracts/, packs/, policies/ (default: .)");
   app.add_option("--log-level", log_level, "debug|info|warn|error|off (default: warn)")
       ->check(CLI::IsMember({"debug", "info", "warn", "error", "off"}));
+  std::string log_format = "text";
+  app.add_option("--log-format", log_format,
+                 "Console log lines: text (default) or json (log_event.v2 envelopes). run, serve, queue and "
+                 "retention also write JSON log lanes under <root>/.runtime-cache/logs/")
+      ->check(CLI::IsMember({"text", "json"}));
 
   Runner run;
   add_validate(app, g, run);
@@ -59,6 +65,16 @@ int main(int argc, char** argv) {
                      : log_level == "warn"  ? cp::log::Level::warn
                      : log_level == "error" ? cp::log::Level::error
                                             : cp::log::Level::off);
+  cp::log::set_console_format(log_format == "json" ? cp::log::ConsoleFormat::json
+                                                   : cp::log::ConsoleFormat::text);
+  for (const char* with_lanes : {"run", "serve", "queue", "retention"})
+    if (app.got_subcommand(with_lanes)) {
+      try {
+        cp::log::open_lanes(std::filesystem::absolute(g.root));
+      } catch (const std::exception& e) {
+        std::cerr << "cp-host: cannot open the log lanes: " << e.what() << "\n";
+      }
+    }
   try {
     return run ? run() : kUsage;
   } catch (const std::exception& e) {

@@ -2,6 +2,7 @@
 
 #include "contract/json_depth.hpp"
 #include "contract/schema_catalog.hpp"
+#include "log/log_lanes.hpp"
 #include "plugin/instance.hpp"
 #include "plugin/registry.hpp"
 #include "queue/queue_state.hpp"
@@ -369,6 +370,16 @@ json apply(const Options& o, const plugin::Registry&, const json& plan_report) {
         l["errors"].push_back(
             {{"path", rel}, {"message", "remove: " + ec.message() + " (tombstone left, swept next time)"}});
       if (name == "runs") store::clear_live_marker(o.root, first);
+      log::Event ev;
+      ev.lane = log::Lane::governance;
+      ev.correlation_kind = "retention";
+      ev.correlation_id = name;
+      if (name == "runs") ev.run_id = first;
+      ev.component = "retention";
+      ev.message = "deleted " + name + "/" + rel + ": " + c.value("reason", "");
+      ev.fields = {
+          {"lane", name}, {"path", rel}, {"bytes", c.value("bytes", 0LL)}, {"reason", c.value("reason", "")}};
+      log::emit(ev);
       l["deleted"].push_back(rel);
       reclaimed += c.value("bytes", 0LL);
     }

@@ -4,6 +4,7 @@
 #include "contract/compiler.hpp"
 #include "contract/schema_catalog.hpp"
 #include "gates/gate_engine.hpp"
+#include "log/log_lanes.hpp"
 #include "log/logger.hpp"
 #include "plugin/host_services.hpp"
 #include "plugin/instance.hpp"
@@ -522,6 +523,23 @@ RunOutcome run_contract(const RunRequest& req) {
     if (!awaiting) patch["verdict"] = verdict;
     bundle->update_manifest(patch);
     store::clear_live_marker(req.root, o.run_id);
+    {
+      // The governance lane: one line per decided run, for whoever audits verdicts across runs.
+      log::Event ev;
+      ev.level = !awaiting && verdict != "success" ? log::Level::warn : log::Level::info;
+      ev.lane = log::Lane::governance;
+      ev.correlation_kind = "run";
+      ev.run_id = o.run_id;
+      ev.component = "engine";
+      ev.message = "run " + o.status + (awaiting ? "" : " " + verdict) + ": " + o.reason;
+      ev.fields = {{"task_id", task_id},
+                   {"pack", pack_id},
+                   {"runner", runner_id},
+                   {"status", o.status},
+                   {"duration_ms", ms}};
+      if (!awaiting) ev.fields["verdict"] = verdict;
+      log::emit(ev);
+    }
     if (ws && !keep) ws->remove();
     o.manifest = bundle->manifest();
     o.stage = RunOutcome::Stage::sealed;

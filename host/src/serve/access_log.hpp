@@ -1,6 +1,6 @@
 // The `access` log lane: one JSON line per API request under <root>/.runtime-cache/logs/access/, in the
-// log envelope (ts, level, lane, correlation_kind, correlation_id, component, message, fields). The token
-// id is logged, never the token.
+// log envelope (schemas/log_event.v2.schema.json), rotated and compressed like every lane. The token id is
+// logged, never the token.
 #pragma once
 
 #include <filesystem>
@@ -17,15 +17,14 @@ struct AccessRecord {
 
 class AccessLog {
  public:
-  explicit AccessLog(const std::filesystem::path& root);  // creates the folder; throws when it cannot
+  explicit AccessLog(
+      const std::filesystem::path& root);  // opens the log lanes of root; throws when it cannot
   ~AccessLog();
   void write(const AccessRecord& r);  // thread-safe; never throws (a full disk must not fail requests)
   const std::filesystem::path& path() const { return path_; }
 
  private:
   std::filesystem::path path_;
-  int fd_ = -1;
-  std::mutex mu_;
 };
 
 }  // namespace cp::serve

@@ -1,5 +1,6 @@
 #include "serve/scheduler.hpp"
 
+#include "log/log_lanes.hpp"
 #include "queue/queue_service.hpp"
 #include "queue/queue_store.hpp"
 #include "run/recovery.hpp"
@@ -212,6 +213,18 @@ void Scheduler::finish(const Child& c, int ws) {
       return end_attempt(*item, status, reason);
     });
   }
+  log::Event ev;
+  ev.level = status == "success" ? log::Level::info
+             : status == "error" ? log::Level::error
+                                 : log::Level::warn;
+  ev.correlation_kind = "queue";
+  ev.correlation_id = c.item_id;
+  ev.run_id = c.run_id;
+  ev.component = "scheduler";
+  ev.message =
+      "attempt " + std::to_string(c.attempt) + " of " + c.item_id + " ended " + status + ": " + reason;
+  ev.fields = {{"attempt", c.attempt}, {"status", status}};
+  log::emit(ev);
   {
     std::lock_guard<std::mutex> l(mu_);
     ++stats_.finished_total;
@@ -306,6 +319,14 @@ void Scheduler::tick_once() {
     }
     l.child.pid = pid;
     children_[pid] = l.child;
+    log::Event ev;
+    ev.correlation_kind = "queue";
+    ev.correlation_id = l.child.item_id;
+    ev.run_id = l.child.run_id;
+    ev.component = "scheduler";
+    ev.message = "started attempt " + std::to_string(l.child.attempt) + " of " + l.child.item_id;
+    ev.fields = {{"pid", static_cast<long>(pid)}, {"attempt", l.child.attempt}};
+    log::emit(ev);
     std::lock_guard<std::mutex> lk(mu_);
     ++stats_.started_total;
     stats_.running = static_cast<int>(children_.size());
