@@ -1,6 +1,6 @@
 // Retention lanes on generated trees (ages set with utimensat): TTL, keep-last-N, caps, protected
 // entries, symlinks out of the lane, live and awaiting-approval runs, plan-then-apply exactness, tombstones.
-#include "integration/run_project.hpp"
+#include "integration/serve_fixture.hpp"
 
 #include <fcntl.h>
 #include <sys/file.h>
@@ -190,6 +190,19 @@ TEST_F(Retention, LiveAndAwaitingApprovalRunsAreKeptAndApplyDeletesExactlyThePla
   EXPECT_EQ(listed, (std::set<std::string>{"old-b", "waiting", "live", "came-later"})) << list.out;
 }
 
+TEST_F(Retention, AWorktreeGoesWithItsRegistrationInTheRepo) {
+  policy({{"worktrees", {{"ttl_days", 1}}}});
+  auto r = p.run(p.contract({"true"}));
+  fs::path wt = p.dir / ".runtime-cache/cortexpilot/worktrees/left-behind";
+  Ran add = sh("git worktree add --detach -q " + wt.string() + " HEAD", p.repo);
+  ASSERT_EQ(add.exit_code, 0) << add.err;
+  age(wt, 3);
+  json a = apply({"--lane", "worktrees"});
+  EXPECT_EQ(paths(a["lanes"]["worktrees"], "deleted"), (std::set<std::string>{"left-behind"}));
+  Ran list = sh("git worktree list --porcelain", p.repo);
+  EXPECT_EQ(list.out.find("left-behind"), std::string::npos) << list.out;
+}
+
 TEST_F(Retention, ATombstoneFromACrashIsInvisibleAndSwept) {
   policy({{"runs", {{"ttl_days", 30}}}});
   auto first = p.run(p.contract({"true"}));
@@ -229,6 +242,23 @@ TEST_F(Retention, MachineCacheOnlyAutoCleanChildrenUnderTheCap) {
   EXPECT_TRUE(fs::exists(mc / "browser/profile/Cookies"));
   EXPECT_TRUE(fs::exists(mc / "tmp")) << "the auto-clean child itself stays";
   EXPECT_FALSE(fs::exists(mc / "tmp/t0"));
+}
+
+TEST_F(Retention, ServeRunsRetentionOnASchedule) {
+  policy({{"cache", {{"ttl_days", 1}}}});
+  make(rc / "cache/build/stale", "f", 100, 5);
+  make(rc / "cache/build/fresh", "f", 100, 0);
+  ServeProcess serve(p, {"--no-scheduler", "--retention-every", "0.0003"});  // about a second
+  ASSERT_NE(serve.port(), 0) << serve.output();
+  EXPECT_TRUE(wait_until([&] { return !fs::exists(rc / "cache/build/stale"); }, std::chrono::seconds(20)))
+      << serve.output();
+  EXPECT_TRUE(fs::exists(rc / "cache/build/fresh"));
+  // Each deletion is a governance event.
+  EXPECT_TRUE(wait_until([&] { return fs::exists(rc / "logs/governance/governance.jsonl"); },
+                         std::chrono::seconds(5)));
+  std::string gov = read_file(rc / "logs/governance/governance.jsonl");
+  EXPECT_NE(gov.find("\"correlation_kind\":\"retention\""), std::string::npos) << gov;
+  EXPECT_NE(gov.find("build/stale"), std::string::npos);
 }
 
 TEST_F(Retention, BadPolicyAndUnknownLaneAreUsageErrors) {

@@ -4,6 +4,7 @@
 #include "plugin/registry.hpp"
 #include "queue/queue_service.hpp"
 #include "queue/queue_store.hpp"
+#include "retention/retention.hpp"
 #include "serve/access_log.hpp"
 #include "serve/api.hpp"
 #include "serve/auth.hpp"
@@ -76,6 +77,7 @@ void add_serve(CLI::App& app, Globals& g, Runner& run) {
     int threads = 2;
     bool no_scheduler = false;
     int header_timeout = 10;
+    double retention_hours = 0;
   };
   auto o = std::make_shared<Opts>();
   auto* cmd = app.add_subcommand(
@@ -104,6 +106,10 @@ void add_serve(CLI::App& app, Globals& g, Runner& run) {
                   "Largest request body in bytes (default 1 MiB; larger gets 413)");
   cmd->add_option("--threads", o->threads, "HTTP worker threads (default 2)")->check(CLI::Range(1, 64));
   cmd->add_flag("--no-scheduler", o->no_scheduler, "Serve the API only; leave queued items waiting");
+  cmd->add_option("--retention-every", o->retention_hours,
+                  "Run `retention apply` every this many hours (0, the default: never; see policies/"
+                  "retention_policy.json)")
+      ->check(CLI::Range(0.0, 24.0 * 365));
   cmd->add_option("--header-timeout", o->header_timeout,
                   "Seconds a client may take to send a request's headers (default 10; then 408 and close)")
       ->check(CLI::Range(1, 3600));
@@ -237,6 +243,26 @@ void add_serve(CLI::App& app, Globals& g, Runner& run) {
           catalog.refresh();
         }
       });
+      std::thread janitor;
+      if (o->retention_hours > 0)
+        janitor = std::thread([&] {
+          auto every = std::chrono::milliseconds(static_cast<long long>(o->retention_hours * 3600 * 1000));
+          auto next = std::chrono::steady_clock::now() + every;
+          while (!stopping.load()) {
+            std::this_thread::sleep_for(std::chrono::milliseconds(100));
+            if (std::chrono::steady_clock::now() < next) continue;
+            next += every;
+            try {
+              retention::Options ro;
+              ro.root = root;
+              json rep = retention::apply(ro, reg, retention::plan(ro, reg));
+              std::cerr << "cp-host serve: retention deleted " << rep["totals"].value("deleted", 0)
+                        << " entries, " << rep["totals"].value("reclaimed_bytes", 0LL) << " bytes\n";
+            } catch (const std::exception& e) {
+              std::cerr << "cp-host serve: retention: " << e.what() << "\n";
+            }
+          }
+        });
       std::cout << "cp-host serve: listening on " << url << " (root " << root.string() << ", "
                 << (scheduler ? "scheduler on, concurrency " + std::to_string(o->concurrency)
                               : "scheduler off")
@@ -247,6 +273,7 @@ void add_serve(CLI::App& app, Globals& g, Runner& run) {
       std::cerr << "cp-host serve: signal " << sig << ", stopping" << std::endl;
       stopping.store(true);
       refresher.join();
+      if (janitor.joinable()) janitor.join();
       http.stop();
       if (scheduler) scheduler->stop();
       fs::remove(rt / "serve.json", ec);

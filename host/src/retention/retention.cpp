@@ -7,6 +7,7 @@
 #include "plugin/registry.hpp"
 #include "queue/queue_state.hpp"
 #include "queue/queue_store.hpp"
+#include "run/workspace.hpp"
 #include "store/atomic_file.hpp"
 #include "store/bundle.hpp"
 
@@ -355,6 +356,8 @@ json apply(const Options& o, const plugin::Registry&, const json& plan_report) {
         }
         ::close(fd);
       }
+      // A worktree's registration in its repository goes with it.
+      fs::path owner = name == "worktrees" ? run::Workspace::owner_git_dir(p) : fs::path();
       // Out of sight first (one rename), then gone: a crash in between leaves only a tombstone.
       char suffix[24];
       std::snprintf(suffix, sizeof suffix, "%016llx", static_cast<unsigned long long>(rng()));
@@ -370,6 +373,7 @@ json apply(const Options& o, const plugin::Registry&, const json& plan_report) {
         l["errors"].push_back(
             {{"path", rel}, {"message", "remove: " + ec.message() + " (tombstone left, swept next time)"}});
       if (name == "runs") store::clear_live_marker(o.root, first);
+      if (!owner.empty()) run::Workspace::prune(owner);
       log::Event ev;
       ev.lane = log::Lane::governance;
       ev.correlation_kind = "retention";

@@ -6,6 +6,8 @@
 #include <sys/file.h>
 #include <unistd.h>
 
+#include <fstream>
+
 namespace cp::run {
 
 namespace fs = std::filesystem;
@@ -155,6 +157,27 @@ Collected Workspace::collect() const {
     pos = z + 1;
   }
   return c;
+}
+
+fs::path Workspace::owner_git_dir(const fs::path& path) {
+  std::error_code ec;
+  if (!fs::is_regular_file(fs::symlink_status(path / ".git", ec))) return {};
+  std::ifstream in(path / ".git");
+  std::string line;
+  std::getline(in, line);
+  if (line.rfind("gitdir: ", 0) != 0) return {};
+  fs::path gitdir = line.substr(8);  // <repo>/.git/worktrees/<name>
+  if (gitdir.parent_path().filename() != "worktrees") return {};
+  return gitdir.parent_path().parent_path();
+}
+
+void Workspace::prune(const fs::path& git_dir) {
+  if (git_dir.empty() || !fs::is_directory(git_dir)) return;
+  RepoLock lock(git_dir.parent_path());  // the repository folder, as create() and remove() lock it
+  try {
+    git(git_dir, {"worktree", "prune"}, "cannot prune worktrees");
+  } catch (const std::exception&) {
+  }
 }
 
 bool Workspace::remove() const {

@@ -56,6 +56,11 @@ class Workspace {
   // Removes the worktree and its registration in the repo. Never throws; returns false on failure.
   bool remove() const;
   static bool remove(const std::filesystem::path& repo, const std::filesystem::path& path);
+  // The repository (its .git folder) a worktree folder belongs to, from the worktree's `.git` file;
+  // empty when `path` is not a linked worktree.
+  static std::filesystem::path owner_git_dir(const std::filesystem::path& path);
+  // Drops registrations of worktrees whose folders are gone (`git worktree prune`). Never throws.
+  static void prune(const std::filesystem::path& git_dir);
 
   const std::filesystem::path& repo() const { return repo_; }
   const std::filesystem::path& path() const { return path_; }
