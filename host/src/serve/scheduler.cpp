@@ -160,6 +160,7 @@ void Scheduler::loop() {
       if (r == it->first || (r < 0 && errno == ECHILD)) {
         Child c = it->second;
         it = children_.erase(it);
+        if (o_.on_run_done) o_.on_run_done(c.run_id);
         auto guard = q_.lock();
         q_.store().transact([&](const QueueState& st) -> std::vector<json> {
           const QueueItem* item = st.find(c.item_id);
@@ -170,7 +171,6 @@ void Scheduler::loop() {
               *item, "error",
               "serve stopped during the run (its bundle says " + (status.empty() ? "nothing" : status) + ")");
         });
-        if (o_.on_run_done) o_.on_run_done(c.run_id);
       } else {
         ++it;
       }
@@ -205,6 +205,8 @@ void Scheduler::finish(const Child& c, int ws) {
     std::tie(status, reason) = outcome_from_bundle(o_.root, c.run_id);
     if (status.empty()) std::tie(status, reason) = outcome_from_exit(ws);
   }
+  // The catalogue first: once the queue says the item is done, its run is listed too.
+  if (o_.on_run_done) o_.on_run_done(c.run_id);
   {
     auto guard = q_.lock();
     q_.store().transact([&](const QueueState& st) -> std::vector<json> {
@@ -230,7 +232,6 @@ void Scheduler::finish(const Child& c, int ws) {
     ++stats_.finished_total;
     stats_.running = static_cast<int>(children_.size());
   }
-  if (o_.on_run_done) o_.on_run_done(c.run_id);
 }
 
 void Scheduler::tick_once() {
