@@ -8,6 +8,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <functional>
 
 namespace cp::test {
@@ -23,8 +24,12 @@ inline bool wait_until(const std::function<bool()>& pred, std::chrono::milliseco
 
 class ServeProcess {
  public:
-  // Starts serve over project `p`; extra args go after `serve`. Waits until it listens.
-  ServeProcess(const RunProject& p, std::vector<std::string> extra = {}) : p_(p) { start(std::move(extra)); }
+  // Starts serve over project `p`; extra args go after `serve`, `env` ("K=V") on top of this process's
+  // environment. Waits until it listens.
+  ServeProcess(const RunProject& p, std::vector<std::string> extra = {}, std::vector<std::string> env = {})
+      : p_(p), env_(std::move(env)) {
+    start(std::move(extra));
+  }
   ~ServeProcess() { stop(); }
 
   void start(std::vector<std::string> extra) {
@@ -38,12 +43,24 @@ class ServeProcess {
     std::vector<char*> argv;
     for (auto& a : args) argv.push_back(a.data());
     argv.push_back(nullptr);
+    std::vector<std::string> envs;
+    for (char** e = environ; *e; ++e) envs.emplace_back(*e);
+    for (const auto& kv : env_) {
+      std::string key = kv.substr(0, kv.find('=') + 1);
+      envs.erase(std::remove_if(envs.begin(), envs.end(),
+                                [&](const std::string& x) { return x.rfind(key, 0) == 0; }),
+                 envs.end());
+      envs.push_back(kv);
+    }
+    std::vector<char*> envp;
+    for (auto& e : envs) envp.push_back(e.data());
+    envp.push_back(nullptr);
     pid_ = ::fork();
     if (pid_ == 0) {
       FILE* f = std::freopen(out_.c_str(), "w", stdout);
       (void)f;
       ::dup2(::fileno(stdout), 2);
-      ::execv(argv[0], argv.data());
+      ::execve(argv[0], argv.data(), envp.data());
       ::_exit(127);
     }
     port_ = 0;
@@ -94,6 +111,7 @@ class ServeProcess {
 
  private:
   const RunProject& p_;
+  std::vector<std::string> env_;
   std::vector<std::string> extra_;
   fs::path out_;
   pid_t pid_ = -1;

@@ -46,5 +46,24 @@ TEST(Workspace, ConcurrentAddAndRemoveOnOneRepoAllSucceed) {
   EXPECT_EQ(list.out, "1\n") << "only the main worktree is left";
 }
 
+TEST(Workspace, AHalfMadeWorktreeLeftByAKilledAddDoesNotPoisonTheRepo) {
+  cp::test::TempDir d;
+  fs::path repo = d / "repo";
+  cp::test::write_file(repo / "a.txt", "a\n");
+  auto r = cp::test::sh(
+      "git init -q && git add -A && git -c user.name=t -c user.email=t@localhost commit -qm init", repo);
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  std::string commit = Workspace::resolve(repo, "HEAD");
+  // What `git worktree add` killed midway can leave: the metadata folder, locked, commondir empty.
+  Workspace first = Workspace::create(repo, commit, d / "wt/first");
+  cp::test::write_file(repo / ".git/worktrees/first/commondir", "");
+  cp::test::write_file(repo / ".git/worktrees/first/locked", "initializing");
+  auto broken = cp::test::sh("git worktree add --detach -q " + (d / "wt/plain-git").string(), repo);
+  ASSERT_NE(broken.exit_code, 0) << "git itself refuses to add worktrees now: " << broken.err;
+  Workspace second = Workspace::create(repo, commit, d / "wt/second");
+  EXPECT_TRUE(fs::exists(d / "wt/second/a.txt"));
+  EXPECT_TRUE(second.remove());
+}
+
 }  // namespace
 }  // namespace cp::run

@@ -125,6 +125,29 @@ std::string Workspace::resolve(const fs::path& repo, const std::string& baseline
                   "cannot resolve rollback.baseline_ref '" + baseline_ref + "' in " + abs.string()));
 }
 
+namespace {
+
+// A `git worktree add` killed midway (a run killed with its host) can leave .git/worktrees/<id>/commondir
+// empty, and from then on every `git worktree add` in that repository fails ("failed to read
+// .git/worktrees/<id>/commondir: Success"). Such half-made entries of our own worktrees (their gitdir points
+// into `ours`, or was never written) are removed before each add. Called under the RepoLock.
+void heal_half_made_worktrees(const fs::path& repo, const fs::path& ours) {
+  fs::path meta = repo / ".git" / "worktrees";
+  std::error_code ec;
+  for (const auto& e : fs::directory_iterator(meta, ec)) {
+    auto size = fs::file_size(e.path() / "commondir", ec);
+    if (!ec && size > 0) continue;
+    ec.clear();
+    std::ifstream in(e.path() / "gitdir");
+    std::string gitdir;
+    std::getline(in, gitdir);
+    bool mine = gitdir.empty() || fs::path(gitdir).lexically_normal().string().rfind(ours.string(), 0) == 0;
+    if (mine) fs::remove_all(e.path(), ec);
+  }
+}
+
+}  // namespace
+
 Workspace Workspace::create(const fs::path& repo, const std::string& commit, const fs::path& path) {
   Workspace w;
   w.commit_ = commit;
@@ -132,6 +155,7 @@ Workspace Workspace::create(const fs::path& repo, const std::string& commit, con
   w.path_ = fs::absolute(path).lexically_normal();
   fs::create_directories(w.path_.parent_path());
   RepoLock lock(w.repo_);
+  heal_half_made_worktrees(w.repo_, w.path_.parent_path());
   git(w.repo_, {"worktree", "add", "--detach", "--quiet", w.path_.string(), w.commit_},
       "cannot create the run worktree at " + w.path_.string());
   return w;
