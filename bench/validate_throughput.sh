@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Validate throughput: N generated contracts (every 10th invalid) checked by `cp-host validate`, and, when
-# installed, by python's jsonschema with the same schema. Prints files/s and the ratio, measured in one run.
+# installed, by python's jsonschema and by ajv-cli 5 (npm, installed once into ~/.cache/cp-host-bench) with the
+# same schema; the verdicts must agree. Prints files/s and the ratios, measured in one run.
 # Usage: bench/validate_throughput.sh [N=10000] [cp-host binary]
 set -euo pipefail
 here=$(cd "$(dirname "$0")/.." && pwd)
@@ -49,4 +50,28 @@ PY
   printf "%-22s %8.3f s  %10.0f files/s  invalid=%s\n" "python jsonschema" "$py_s" "$(echo "$n / $py_s" | bc -l)" "$py_invalid"
   printf "ratio: cp-host is %.1fx python jsonschema\n" "$(echo "$py_s / $cp_s" | bc -l)"
   [ "$py_invalid" = "$cp_invalid" ] || { echo "verdicts differ: cp-host $cp_invalid vs python $py_invalid" >&2; exit 1; }
+fi
+# ajv-cli (npm), with the same schema, when node and npm are there. Installed once into a cache folder.
+if command -v npm >/dev/null; then
+  ajv_dir=${XDG_CACHE_HOME:-$HOME/.cache}/cp-host-bench/ajv
+  if [ ! -x "$ajv_dir/node_modules/.bin/ajv" ]; then
+    mkdir -p "$ajv_dir"
+    npm install --silent --no-audit --no-fund --prefix "$ajv_dir" ajv-cli@5.0.0 >/dev/null 2>&1 || true
+  fi
+  if [ -x "$ajv_dir/node_modules/.bin/ajv" ]; then
+    "$host" schemas show task_contract >"$work/schema.json"
+    t0=$(date +%s.%N)
+    set +e
+    "$ajv_dir/node_modules/.bin/ajv" validate --spec=draft7 --strict=false -s "$work/schema.json" \
+      -d "$work/contracts/*.json" >"$work/ajv.out" 2>&1
+    set -e
+    t1=$(date +%s.%N)
+    ajv_s=$(echo "$t1 - $t0" | bc -l)
+    ajv_invalid=$(grep -c " invalid$" "$work/ajv.out" || true)
+    printf "%-22s %8.3f s  %10.0f files/s  invalid=%s\n" "ajv-cli 5" "$ajv_s" "$(echo "$n / $ajv_s" | bc -l)" "$ajv_invalid"
+    printf "ratio: cp-host is %.1fx ajv-cli\n" "$(echo "$ajv_s / $cp_s" | bc -l)"
+    [ "$ajv_invalid" = "$cp_invalid" ] || { echo "verdicts differ: cp-host $cp_invalid vs ajv $ajv_invalid" >&2; exit 1; }
+  else
+    echo "ajv-cli: npm install failed; skipped"
+  fi
 fi
