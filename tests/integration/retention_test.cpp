@@ -32,6 +32,7 @@ void make(const fs::path& entry, const std::string& file, size_t bytes, double d
 
 struct Retention : ::testing::Test {
   RunProject p;
+  json queue_contract_json() const { return queue_contract(p, "queued", {"true"}); }
   fs::path rc = p.dir / ".runtime-cache";
   void policy(const json& lanes, json protected_patterns = json::array({"**/backups/**"})) {
     write_file(p.dir / "policies/retention_policy.json", json{{"policy", "retention_policy"},
@@ -259,6 +260,52 @@ TEST_F(Retention, ServeRunsRetentionOnASchedule) {
   std::string gov = read_file(rc / "logs/governance/governance.jsonl");
   EXPECT_NE(gov.find("\"correlation_kind\":\"retention\""), std::string::npos) << gov;
   EXPECT_NE(gov.find("build/stale"), std::string::npos);
+}
+
+TEST_F(Retention, LogsCodexHomeAndContractArtifactsLanes) {
+  policy({{"logs", {{"ttl_days", 7}}},
+          {"codex_home", {{"ttl_days", 7}}},
+          {"contract_artifacts", {{"ttl_days", 7}}}});
+  // Logs: rotated files go by age; each lane's active file stays whatever its age.
+  make(rc / "logs/access", "access.20260101T000000.000Z-0000.jsonl.gz", 300, 30);
+  make(rc / "logs/access", "access.jsonl", 100, 30);
+  age(rc / "logs/access/access.jsonl", 30);
+  make(rc / "logs/runtime", "runtime.20261120T000000.000Z-0001.jsonl.gz", 300, 2);
+  // CODEX_HOME copies: one of a live run (its bundle locked), one of a finished run.
+  fs::path runs = p.dir / ".runtime-cache/cortexpilot/runs";
+  write_file(runs / "live-run/manifest.json", R"({"status":"running"})");
+  write_file(runs / ".live/live-run", "");
+  int lock = ::open((runs / "live-run/.lock").c_str(), O_RDWR | O_CREAT, 0644);
+  ASSERT_EQ(::flock(lock, LOCK_EX), 0);
+  make(rc / "cortexpilot/codex-home/live-run", "config.toml", 10, 30);
+  make(rc / "cortexpilot/codex-home/done-run", "config.toml", 10, 30);
+  // Contract snapshots: one of a waiting queue item, one of nothing in the queue.
+  write_file(p.dir / "c.json", queue_contract_json().dump());
+  Ran sub = host({"--root", p.dir.path().string(), "queue", "submit", (p.dir / "c.json").string(), "--repo",
+                  p.repo.string(), "--json"});
+  ASSERT_EQ(sub.exit_code, 0) << sub.err;
+  std::string snap = fs::path(json::parse(sub.out)["contract_path"].get<std::string>()).filename();
+  age(rc / "cortexpilot/queue/contracts" / snap, 30);
+  make(rc / "cortexpilot/queue/contracts", "q-old-gone.json", 50, 30);
+  age(rc / "cortexpilot/queue/contracts/q-old-gone.json", 30);
+
+  json r = plan();
+  EXPECT_EQ(paths(r["lanes"]["logs"]),
+            (std::set<std::string>{"access/access.20260101T000000.000Z-0000.jsonl.gz"}))
+      << r["lanes"]["logs"].dump(2);
+  std::map<std::string, std::string> held;
+  for (const auto& h : r["lanes"]["logs"]["held"]) held[h["path"]] = h["reason"];
+  EXPECT_EQ(held["access/access.jsonl"], "the active log file");
+  EXPECT_EQ(paths(r["lanes"]["codex_home"]), (std::set<std::string>{"done-run"}));
+  EXPECT_EQ(paths(r["lanes"]["contract_artifacts"]), (std::set<std::string>{"q-old-gone.json"}))
+      << r["lanes"]["contract_artifacts"].dump(2);
+  EXPECT_EQ(r["log_lane_summary"]["access"]["gz_files"], 1);
+  apply();
+  EXPECT_TRUE(fs::exists(rc / "logs/access/access.jsonl"));
+  EXPECT_TRUE(fs::exists(rc / "cortexpilot/codex-home/live-run"));
+  EXPECT_TRUE(fs::exists(rc / "cortexpilot/queue/contracts" / snap));
+  EXPECT_FALSE(fs::exists(rc / "cortexpilot/queue/contracts/q-old-gone.json"));
+  ::close(lock);
 }
 
 TEST_F(Retention, BadPolicyAndUnknownLaneAreUsageErrors) {
