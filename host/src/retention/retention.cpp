@@ -168,12 +168,24 @@ json totals_of(const json& lanes) {
           {"errors", errors}};
 }
 
-void write_report(const fs::path& root, json& report) {
-  report["totals"] = totals_of(report["lanes"]);
+// The whole report of a plan or an apply: lanes, totals, summaries; checked against its schema and written.
+json finish_report(const fs::path& root, const char* mode, const json& lanes, const json& policy,
+                   std::chrono::steady_clock::time_point t0) {
+  json report{{"schema_version", 1},
+              {"mode", mode},
+              {"generated_at", queue::iso_from_ms(queue::now_ms())},
+              {"root", root.string()},
+              {"lanes", lanes},
+              {"totals", totals_of(lanes)},
+              {"log_lane_summary", log_lane_summary(root)},
+              {"machine_cache_summary", machine_cache_summary(policy, lanes)}};
+  report["duration_ms"] =
+      std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - t0).count();
   auto v = contract::schema("retention_report").validate(report);
   if (!v.empty())
     throw std::logic_error("retention report breaks its schema at " + v[0].pointer + ": " + v[0].message);
   store::write_json_atomic(report_path(root), report);
+  return report;
 }
 
 }  // namespace
@@ -279,17 +291,7 @@ json plan(const Options& o, const plugin::Registry& reg) {
     for (const auto& e : p["errors"]) l["errors"].push_back(e);
     lanes[name] = l;
   }
-  json report{{"schema_version", 1},
-              {"mode", "plan"},
-              {"generated_at", queue::iso_from_ms(queue::now_ms())},
-              {"root", o.root.string()},
-              {"lanes", lanes},
-              {"log_lane_summary", log_lane_summary(o.root)},
-              {"machine_cache_summary", machine_cache_summary(policy, lanes)}};
-  report["duration_ms"] =
-      std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - t0).count();
-  write_report(o.root, report);
-  return report;
+  return finish_report(o.root, "plan", lanes, policy, t0);
 }
 
 json apply(const Options& o, const plugin::Registry&, const json& plan_report) {
@@ -390,17 +392,7 @@ json apply(const Options& o, const plugin::Registry&, const json& plan_report) {
     l["reclaimed_bytes"] = reclaimed;
     lanes[name] = l;
   }
-  json report{{"schema_version", 1},
-              {"mode", "apply"},
-              {"generated_at", queue::iso_from_ms(queue::now_ms())},
-              {"root", o.root.string()},
-              {"lanes", lanes},
-              {"log_lane_summary", log_lane_summary(o.root)},
-              {"machine_cache_summary", machine_cache_summary(policy, lanes)}};
-  report["duration_ms"] =
-      std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - t0).count();
-  write_report(o.root, report);
-  return report;
+  return finish_report(o.root, "apply", lanes, policy, t0);
 }
 
 }  // namespace cp::retention
