@@ -13,26 +13,6 @@
 namespace cp::test {
 namespace {
 
-std::set<std::string> pids_with_run_marker(const std::set<std::string>& run_ids) {
-  std::set<std::string> alive;
-  for (const auto& e : fs::directory_iterator("/proc")) {
-    std::string name = e.path().filename().string();
-    if (name.empty() || !std::isdigit(static_cast<unsigned char>(name[0]))) continue;
-    std::ifstream st(e.path() / "stat");
-    std::string stat;
-    std::getline(st, stat);
-    auto close = stat.rfind(')');
-    if (close == std::string::npos || close + 2 >= stat.size() || stat[close + 2] == 'Z') continue;
-    std::ifstream env(e.path() / "environ", std::ios::binary);
-    std::string text((std::istreambuf_iterator<char>(env)), std::istreambuf_iterator<char>());
-    auto at = text.find("CP_RUN_ID=");
-    if (at == std::string::npos) continue;
-    std::string id = text.substr(at + 10, text.find('\0', at) - at - 10);
-    if (run_ids.count(id)) alive.insert(name + ":" + id);
-  }
-  return alive;
-}
-
 TEST(Chaos, KillNineAtRandomMomentsLosesNothing) {
   unsigned seed = 20261125;
   if (const char* s = std::getenv("CP_CHAOS_SEED")) seed = static_cast<unsigned>(std::stoul(s));
@@ -176,7 +156,7 @@ TEST(Chaos, KillNineAtRandomMomentsLosesNothing) {
     EXPECT_FALSE(fs::exists(runs / id)) << "a sealed bundle still marked live: " << id;
     EXPECT_TRUE(attempt_of.count(id)) << id;
   }
-  EXPECT_TRUE(pids_with_run_marker(run_ids).empty());
+  EXPECT_TRUE(processes_of_runs(run_ids).empty());
 }
 
 }  // namespace

@@ -12,6 +12,7 @@
 #include <cctype>
 #include <filesystem>
 #include <fstream>
+#include <set>
 #include <sstream>
 #include <thread>
 
@@ -50,6 +51,42 @@ inline bool group_alive(pid_t pgid) {
     if (pgrp == pgid && state != 'Z' && state != 'X') return true;
   }
   return false;
+}
+
+// Calls fn(/proc/<pid>) for every process that is alive (zombies and dying ones skipped).
+template <class Fn>
+void for_each_live_process(Fn fn) {
+  for (const auto& e : fs::directory_iterator("/proc")) {
+    std::string name = e.path().filename().string();
+    if (name.empty() || !std::isdigit(static_cast<unsigned char>(name[0]))) continue;
+    std::ifstream in(e.path() / "stat");
+    std::string stat;
+    std::getline(in, stat);
+    size_t close = stat.rfind(')');
+    if (close == std::string::npos || close + 2 >= stat.size() || stat[close + 2] == 'Z' ||
+        stat[close + 2] == 'X')
+      continue;
+    fn(e.path());
+  }
+}
+
+// The whole of /proc/<pid>/<file> (environ, cmdline: NUL-separated).
+inline std::string proc_file(const fs::path& proc, const char* file) {
+  std::ifstream in(proc / file, std::ios::binary);
+  return std::string((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+}
+
+// "pid:run_id" for every live process whose environment carries CP_RUN_ID=<one of ids>.
+inline std::vector<std::string> processes_of_runs(const std::set<std::string>& ids) {
+  std::vector<std::string> found;
+  for_each_live_process([&](const fs::path& proc) {
+    std::string env = proc_file(proc, "environ");
+    auto at = env.find("CP_RUN_ID=");
+    if (at == std::string::npos) return;
+    std::string id = env.substr(at + 10, env.find('\0', at) - at - 10);
+    if (ids.count(id)) found.push_back(proc.filename().string() + ":" + id);
+  });
+  return found;
 }
 
 // A project root and a git repo made from the sample project plus a few scenario scripts.

@@ -30,41 +30,14 @@ std::string submit_cli(const RunProject& p, const json& contract, const std::str
   return json::parse(r.out)["item_id"];
 }
 
-// Processes (other than zombies) whose environment carries CP_RUN_ID=<one of ids>.
-std::vector<std::string> leftover_runs(const std::set<std::string>& ids) {
-  std::vector<std::string> found;
-  for (const auto& e : fs::directory_iterator("/proc")) {
-    std::string name = e.path().filename().string();
-    if (name.empty() || !std::isdigit(static_cast<unsigned char>(name[0]))) continue;
-    std::ifstream stat(e.path() / "stat");
-    std::string st;
-    std::getline(stat, st);
-    auto close = st.rfind(')');
-    if (close == std::string::npos || st[close + 2] == 'Z') continue;
-    std::ifstream env(e.path() / "environ", std::ios::binary);
-    std::string all((std::istreambuf_iterator<char>(env)), std::istreambuf_iterator<char>());
-    for (const auto& id : ids)
-      if (all.find("CP_RUN_ID=" + id + std::string(1, '\0')) != std::string::npos)
-        found.push_back(name + ":" + id);
-  }
-  return found;
-}
-
-// Processes whose command line names queue item `item` (the child `cp-host run` of serve).
+// A live process whose command line names queue item `item` (the child `cp-host run` of serve).
 bool child_alive(const std::string& item) {
-  for (const auto& e : fs::directory_iterator("/proc")) {
-    std::string name = e.path().filename().string();
-    if (name.empty() || !std::isdigit(static_cast<unsigned char>(name[0]))) continue;
-    std::ifstream stat(e.path() / "stat");
-    std::string st;
-    std::getline(stat, st);
-    auto close = st.rfind(')');
-    if (close == std::string::npos || st[close + 2] == 'Z') continue;
-    std::ifstream cmd(e.path() / "cmdline", std::ios::binary);
-    std::string all((std::istreambuf_iterator<char>(cmd)), std::istreambuf_iterator<char>());
-    if (all.find(item) != std::string::npos && all.find("--queue-item") != std::string::npos) return true;
-  }
-  return false;
+  bool alive = false;
+  for_each_live_process([&](const fs::path& proc) {
+    std::string cmd = proc_file(proc, "cmdline");
+    if (cmd.find(item) != std::string::npos && cmd.find("--queue-item") != std::string::npos) alive = true;
+  });
+  return alive;
 }
 
 TEST(ServeQueue, HigherPriorityRunsFirstThenFifo) {
@@ -177,7 +150,7 @@ TEST(ServeQueue, CancelWaitingAndRunningItems) {
   }
   json man = json::parse(read_file(p.dir / ".runtime-cache/cortexpilot/runs" / rid / "manifest.json"));
   EXPECT_EQ(man["verdict"], "cancelled");
-  EXPECT_TRUE(leftover_runs({rid}).empty());
+  EXPECT_TRUE(processes_of_runs({rid}).empty());
 }
 
 TEST(ServeQueue, DependenciesWaitAndAFailedOneCancelsItsDependents) {
@@ -272,7 +245,7 @@ TEST(ServeQueue, KillNineWithWorkInFlightEndsEveryItemExactlyOnce) {
     Ran v = p.runs({"verify", rid});
     EXPECT_EQ(v.exit_code, 0) << v.out << v.err;
   }
-  EXPECT_TRUE(leftover_runs(run_ids).empty());
+  EXPECT_TRUE(processes_of_runs(run_ids).empty());
   if (HasFailure()) {
     for (const auto& e : fs::directory_iterator(p.dir / ".runtime-cache/cortexpilot/queue/logs"))
       ADD_FAILURE() << e.path().filename().string() << ":\n" << read_file(e.path());
