@@ -13,14 +13,20 @@ namespace {
 
 namespace fs = std::filesystem;
 
-TEST(Workspace, ConcurrentAddAndRemoveOnOneRepoAllSucceed) {
-  cp::test::TempDir d;
-  fs::path repo = d / "repo";
+// A one-commit repository holding a.txt; `commit` is its HEAD.
+void make_repo(const fs::path& repo, std::string& commit) {
   cp::test::write_file(repo / "a.txt", "a\n");
   auto r = cp::test::sh(
       "git init -q && git add -A && git -c user.name=t -c user.email=t@localhost commit -qm init", repo);
   ASSERT_EQ(r.exit_code, 0) << r.err;
-  std::string commit = Workspace::resolve(repo, "HEAD");
+  commit = Workspace::resolve(repo, "HEAD");
+}
+
+TEST(Workspace, ConcurrentAddAndRemoveOnOneRepoAllSucceed) {
+  cp::test::TempDir d;
+  fs::path repo = d / "repo";
+  std::string commit;
+  ASSERT_NO_FATAL_FAILURE(make_repo(repo, commit));
   std::atomic<int> failures{0};
   std::vector<std::string> errors(6);
   std::vector<std::thread> threads;
@@ -49,11 +55,8 @@ TEST(Workspace, ConcurrentAddAndRemoveOnOneRepoAllSucceed) {
 TEST(Workspace, AHalfMadeWorktreeLeftByAKilledAddDoesNotPoisonTheRepo) {
   cp::test::TempDir d;
   fs::path repo = d / "repo";
-  cp::test::write_file(repo / "a.txt", "a\n");
-  auto r = cp::test::sh(
-      "git init -q && git add -A && git -c user.name=t -c user.email=t@localhost commit -qm init", repo);
-  ASSERT_EQ(r.exit_code, 0) << r.err;
-  std::string commit = Workspace::resolve(repo, "HEAD");
+  std::string commit;
+  ASSERT_NO_FATAL_FAILURE(make_repo(repo, commit));
   // What `git worktree add` killed midway can leave: the metadata folder, locked, commondir empty.
   Workspace first = Workspace::create(repo, commit, d / "wt/first");
   cp::test::write_file(repo / ".git/worktrees/first/commondir", "");
