@@ -218,7 +218,6 @@ ApiResponse Api::handle(const ApiRequest& req) const {
   for (const auto& r : routes()) {
     std::map<std::string, std::string> params;
     if (!match(r.pattern, req.path, params)) continue;
-    // A more specific literal route wins over {path}: /events/stream is not an artifact.
     if (r.method == req.method) {
       ctx.route = &r;
       ctx.params = std::move(params);
