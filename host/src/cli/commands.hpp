@@ -43,6 +43,11 @@ void add_queue(CLI::App& app, Globals& g, Runner& run);
 void add_serve(CLI::App& app, Globals& g, Runner& run);
 void add_tokens(CLI::App& app, Runner& run);
 void add_retention(CLI::App& app, Globals& g, Runner& run);
+void add_replay(CLI::App& app, Globals& g, Runner& run);
+void add_decisions(CLI::App& app, Globals& g, Runner& run);  // approve, reject, approvals, evidence
+void add_compare(CLI::App& app, Globals& g, Runner& run);
+void add_workflows(CLI::App& app, Globals& g, Runner& run);
+void add_chain(CLI::App& app, Globals& g, Runner& run);
 
 // Loads the plugin folder with <root>/policies/plugins.json applied; false (message printed) when the
 // folder or the policy is unusable.

@@ -1,10 +1,9 @@
 // `cp-host intake preview CONTRACT`: what a run of this contract would start from, without running it —
-// the compiled contract's hash, pack, gates, and the runtime capability summary from the runner's probes
-// (lane, compat_api_mode, provider_status, tool_execution). Fails closed like a run would.
+// the advisory execution_plan_report (compiled contract hash, pack, gates, predicted outputs, runtime
+// capability summary from the runner's probes) with its role_contract_summary. Fails closed like a run would.
 #include "cli/commands.hpp"
-#include "plugin/registry.hpp"
-#include "run/capability_check.hpp"
-#include "run/engine.hpp"
+#include "contract/validation.hpp"
+#include "control/intake_preview.hpp"
 
 #include <CLI/CLI.hpp>
 #include <nlohmann/json.hpp>
@@ -32,40 +31,39 @@ void add_intake(CLI::App& app, Globals& g, Runner& run) {
   preview->add_flag("--json", o->json, "Machine-readable output");
   preview->callback([&g, &run, o] {
     run = [&g, o]() -> int {
-      run::Prepared prep;
-      run::RunOutcome bad;
-      if (!run::prepare_run(o->contract, g.root, g.plugins_dir, prep, bad)) {
-        for (const auto& d : bad.diagnostics)
+      auto r = control::intake_preview(o->contract, g.root, g.plugins_dir);
+      if (!r.ok) {
+        for (const auto& d : r.diagnostics)
           std::cerr << d.file << ":" << d.line << ": error [" << d.rule << "] " << contract::describe(d)
                     << "\n";
-        std::cerr << "cp-host intake preview: " << bad.error << "\n";
+        std::cerr << "cp-host intake preview: " << r.error << "\n";
         return kUsage;
       }
-      const json& doc = prep.compiled.document;
-      auto caps = run::check_capabilities(*prep.registry, *prep.runner, doc["contract"]);
-      json gates = json::array();
-      for (const auto& gt : doc["gates"]) gates.push_back(gt["plugin"]);
-      json out{{"task_id", doc["contract"]["task_id"]},
-               {"runner", prep.runner->id},
-               {"pack", doc["pack"]["pack_id"]},
-               {"requires_approval", doc["pack"]["requires_approval"]},
-               {"gates", gates},
-               {"contract_sha256", prep.compiled.sha256},
-               {"runtime_capability_summary", caps.summary},
-               {"would_run", caps.problem.empty()}};
-      if (!caps.problem.empty()) out["refusal"] = caps.problem;
+      const json& out = r.report;
+      bool would_run = out["would_run"].get<bool>();
       if (o->json) {
         std::cout << out.dump(2) << "\n";
       } else {
-        std::cout << "task      " << out["task_id"].get<std::string>() << "\n"
-                  << "runner    " << prep.runner->id << "   pack " << out["pack"].get<std::string>() << "\n"
+        json gates = json::array();
+        for (const auto& gt : out["gates"]) gates.push_back(gt["plugin"]);
+        const json& rb = out["role_contract_summary"]["role_binding_summary"];
+        std::cout << "task      " << out["task_id"].get<std::string>() << "   (advisory preview: nothing runs)\n"
+                  << "runner    " << out["runner"].get<std::string>() << "   pack "
+                  << out["pack"]["pack_id"].get<std::string>()
+                  << (out["pack"]["requires_approval"].get<bool>() ? " (requires approval)" : "") << "\n"
+                  << "roles     owner " << rb["owner"].value("role", "") << ", assigned "
+                  << rb["assigned"].value("role", "")
+                  << (rb["assigned"].value("runner_allowed", true) ? "" : " (runner not allowed for this role)")
+                  << "\n"
                   << "gates     " << gates.dump() << "\n"
-                  << "contract  sha256 " << prep.compiled.sha256 << "\n";
-        for (const auto& [k, v] : caps.summary.items())
+                  << "outputs   " << out["predicted_outputs"]["bundle"].size() << " bundle files, then "
+                  << out["predicted_outputs"]["terminal_status"].get<std::string>() << "\n"
+                  << "contract  sha256 " << out["contract_sha256"].get<std::string>() << "\n";
+        for (const auto& [k, v] : out["runtime_capability_summary"].items())
           std::cout << "capability " << k << ": " << v.dump() << "\n";
-        std::cout << (caps.problem.empty() ? "would run\n" : "would be refused: " + caps.problem + "\n");
+        std::cout << (would_run ? "would run\n" : "would be refused: " + out.value("refusal", "") + "\n");
       }
-      return caps.problem.empty() ? kOk : kInvalid;
+      return would_run ? kOk : kInvalid;
     };
   });
 }

@@ -46,6 +46,11 @@ int main(int argc, char** argv) {
   add_serve(app, g, run);
   add_tokens(app, run);
   add_retention(app, g, run);
+  add_replay(app, g, run);
+  add_decisions(app, g, run);
+  add_compare(app, g, run);
+  add_workflows(app, g, run);
+  add_chain(app, g, run);
 
   try {
     app.parse(argc, argv);
@@ -67,7 +72,8 @@ int main(int argc, char** argv) {
                                             : cp::log::Level::off);
   cp::log::set_console_format(log_format == "json" ? cp::log::ConsoleFormat::json
                                                    : cp::log::ConsoleFormat::text);
-  for (const char* with_lanes : {"run", "serve", "queue", "retention"})
+  for (const char* with_lanes :
+       {"run", "serve", "queue", "retention", "replay", "approve", "reject", "approvals", "evidence", "chain"})
     if (app.got_subcommand(with_lanes)) {
       try {
         cp::log::open_lanes(std::filesystem::absolute(g.root));

@@ -1,6 +1,7 @@
 // `cp-host run CONTRACT`: one contract, end to end, into a sealed run bundle. SIGINT/SIGTERM cancel the
 // run (its process groups are stopped) and seal it as cancelled.
 #include "cli/commands.hpp"
+#include "control/run_compare.hpp"
 #include "run/engine.hpp"
 
 #include <CLI/CLI.hpp>
@@ -46,6 +47,44 @@ void print_summary(const run::RunOutcome& o, int code) {
   std::cout << "diff     " << changes << "\n"
             << "bundle   " << o.bundle_dir.string() << "\n"
             << "exit     " << code << "\n";
+}
+
+int report_outcome(const run::RunOutcome& out, bool as_json, const std::string& cmd, const std::string& check) {
+      int code = run::exit_code_for(out);
+      if (out.stage == run::RunOutcome::Stage::invalid) {
+        for (const auto& d : out.diagnostics)
+          std::cerr << d.file << ":" << d.line << ": error [" << d.rule << "] " << contract::describe(d)
+                    << "\n";
+        std::cerr << cmd << ": " << out.error << "; nothing was run or written. Fix it and check with " << check
+                  << ".\n";
+      } else if (out.stage == run::RunOutcome::Stage::internal) {
+        std::cerr << cmd << ": " << out.error << "\n";
+      }
+      if (as_json) {
+        json j{{"exit_code", code},
+               {"stage", out.stage == run::RunOutcome::Stage::sealed    ? "sealed"
+                         : out.stage == run::RunOutcome::Stage::invalid ? "invalid"
+                                                                        : "internal"}};
+        if (!out.run_id.empty()) j["run_id"] = out.run_id;
+        if (!out.bundle_dir.empty()) j["bundle"] = out.bundle_dir.string();
+        if (out.stage == run::RunOutcome::Stage::sealed)
+          j["manifest"] = out.manifest;
+        else
+          j["error"] = out.error;
+        if (!out.diagnostics.empty()) {
+          j["diagnostics"] = json::array();
+          for (const auto& d : out.diagnostics)
+            j["diagnostics"].push_back({{"file", d.file},
+                                        {"line", d.line},
+                                        {"pointer", d.pointer},
+                                        {"rule", d.rule},
+                                        {"message", d.message}});
+        }
+        std::cout << j.dump(2) << "\n";
+      } else if (out.stage == run::RunOutcome::Stage::sealed) {
+        print_summary(out, code);
+      }
+      return code;
 }
 
 }  // namespace
@@ -97,41 +136,52 @@ void add_run(CLI::App& app, Globals& g, Runner& run) {
       req.attempt = o->attempt;
       if (!o->quiet) req.progress = [](const std::string& line) { std::cerr << "· " << line << std::endl; };
       run::RunOutcome out = run::run_contract(req);
-      int code = run::exit_code_for(out);
-      if (out.stage == run::RunOutcome::Stage::invalid) {
-        for (const auto& d : out.diagnostics)
-          std::cerr << d.file << ":" << d.line << ": error [" << d.rule << "] " << contract::describe(d)
-                    << "\n";
-        std::cerr << "cp-host run: " << out.error << "; nothing was run or written. Fix it and check with "
-                  << "`cp-host validate " << o->contract << "`.\n";
-      } else if (out.stage == run::RunOutcome::Stage::internal) {
-        std::cerr << "cp-host run: " << out.error << "\n";
+      return report_outcome(out, o->json, "cp-host run", "`cp-host validate " + o->contract + "`");
+    };
+  });
+}
+
+void add_replay(CLI::App& app, Globals& g, Runner& run) {
+  struct Opts {
+    std::string run_id, repo;
+    bool json = false, quiet = false, no_compare = false;
+  };
+  auto o = std::make_shared<Opts>();
+  auto* cmd = app.add_subcommand(
+      "replay",
+      "Run the compiled contract of an earlier run again (contract.json of its bundle, checked against the "
+      "sha256 its manifest recorded), from the same baseline commit, as a new run that records replay_of. "
+      "Then compares the two into reports/run_compare_report.json of the new run.\n"
+      "Exit codes: those of `cp-host run`.");
+  cmd->add_option("run", o->run_id, "Id of the run to replay")->required();
+  cmd->add_option("--repo", o->repo, "Repository to replay in (default: the earlier run's)");
+  cmd->add_flag("--json", o->json, "Print the outcome as JSON");
+  cmd->add_flag("--quiet,-q", o->quiet, "No progress lines");
+  cmd->add_flag("--no-compare", o->no_compare, "Do not write the compare report");
+  cmd->callback([&g, &run, o] {
+    run = [&g, o]() -> int {
+      install_stop_handlers();
+      run::RunRequest req;
+      req.replay_of = o->run_id;
+      if (!o->repo.empty()) {
+        req.repo = o->repo;
+        req.repo_given = true;
       }
-      if (o->json) {
-        json j{{"exit_code", code},
-               {"stage", out.stage == run::RunOutcome::Stage::sealed    ? "sealed"
-                         : out.stage == run::RunOutcome::Stage::invalid ? "invalid"
-                                                                        : "internal"}};
-        if (!out.run_id.empty()) j["run_id"] = out.run_id;
-        if (!out.bundle_dir.empty()) j["bundle"] = out.bundle_dir.string();
-        if (out.stage == run::RunOutcome::Stage::sealed)
-          j["manifest"] = out.manifest;
-        else
-          j["error"] = out.error;
-        if (!out.diagnostics.empty()) {
-          j["diagnostics"] = json::array();
-          for (const auto& d : out.diagnostics)
-            j["diagnostics"].push_back({{"file", d.file},
-                                        {"line", d.line},
-                                        {"pointer", d.pointer},
-                                        {"rule", d.rule},
-                                        {"message", d.message}});
-        }
-        std::cout << j.dump(2) << "\n";
-      } else if (out.stage == run::RunOutcome::Stage::sealed) {
-        print_summary(out, code);
+      req.root = g.root;
+      req.plugins_dir = g.plugins_dir;
+      req.interrupt = &g_interrupt;
+      if (!o->quiet) req.progress = [](const std::string& line) { std::cerr << "· " << line << std::endl; };
+      run::RunOutcome out = run::run_contract(req);
+      if (out.stage == run::RunOutcome::Stage::sealed && !o->no_compare) {
+        auto cmp = control::compare_runs(g.root, o->run_id, out.run_id);
+        if (cmp.ok && !o->quiet)
+          std::cerr << "· compared with " << o->run_id << ": verdict " << cmp.report["verdict"]["a"].get<std::string>()
+                    << " -> " << cmp.report["verdict"]["b"].get<std::string>()
+                    << (cmp.report["diff_stats"]["same_patch"].get<bool>() ? ", same patch" : ", different patch")
+                    << " (reports/run_compare_report.json)" << std::endl;
+        if (!cmp.ok) std::cerr << "cp-host replay: cannot compare the runs: " << cmp.message << "\n";
       }
-      return code;
+      return report_outcome(out, o->json, "cp-host replay", "the bundle of " + o->run_id);
     };
   });
 }

@@ -71,6 +71,7 @@ CompiledContract compile_contract(const json& contract, const fs::path& root) {
                       {"requires_approval", pack.value("requires_approval", false)}}},
                     {"gates", gates},
                     {"policies", policies}};
+  if (pack.contains("approval")) c.document["pack"]["approval"] = pack["approval"];
   c.sha256 = store::sha256_hex(c.document.dump());
   return c;
 }

@@ -3,6 +3,9 @@
 
 #include "contract/compiler.hpp"
 #include "contract/schema_catalog.hpp"
+#include "control/approvals.hpp"
+#include "control/intake_preview.hpp"
+#include "control/workflow_cases.hpp"
 #include "gates/gate_engine.hpp"
 #include "log/log_lanes.hpp"
 #include "log/logger.hpp"
@@ -16,6 +19,7 @@
 #include "run/recovery.hpp"
 #include "run/workspace.hpp"
 #include "store/bundle.hpp"
+#include "store/atomic_file.hpp"
 #include "store/event_check.hpp"
 #include "store/run_index.hpp"
 #include "store/sha256.hpp"
@@ -153,21 +157,71 @@ json plugin_list(const plugin::Registry& reg, const std::vector<std::string>& id
 
 }  // namespace
 
-bool prepare_run(const fs::path& contract_path, const fs::path& root, const fs::path& plugins_dir,
-                 Prepared& p, RunOutcome& o) {
-  // The plugins first: validation checks the contract's references against the same registry.
+namespace {
+
+bool load_registry(const fs::path& root, const fs::path& plugins_dir, Prepared& p, RunOutcome& o) {
   p.registry = std::make_unique<plugin::Registry>();
-  plugin::Registry& reg = *p.registry;
   try {
     fs::path policy_file = root / "policies" / "plugins.json";
-    reg.load_directory(plugins_dir, fs::exists(policy_file) ? plugin::PluginPolicy::load(policy_file)
-                                                            : plugin::PluginPolicy{});
+    p.registry->load_directory(plugins_dir, fs::exists(policy_file) ? plugin::PluginPolicy::load(policy_file)
+                                                                    : plugin::PluginPolicy{});
   } catch (const std::exception& e) {
     o.stage = RunOutcome::Stage::invalid;
     o.error = e.what();
     return false;
   }
-  for (const auto& r : reg.refusals()) log::warn("plugin refused: " + r.file.string() + ": " + r.reason);
+  for (const auto& r : p.registry->refusals())
+    log::warn("plugin refused: " + r.file.string() + ": " + r.reason);
+  return true;
+}
+
+bool find_runner(const fs::path& plugins_dir, Prepared& p, RunOutcome& o) {
+  std::string runner_id = p.compiled.document["contract"]["runtime_options"].value("runner", "");
+  p.runner = p.registry->find(runner_id);
+  if (!p.runner || p.runner->kind != plugin::Kind::runner) {
+    o.stage = RunOutcome::Stage::invalid;
+    o.error = "no runner plugin '" + runner_id + "' is loaded from " + plugins_dir.string() +
+              " (see `cp-host plugins list`)";
+    return false;
+  }
+  return true;
+}
+
+}  // namespace
+
+bool prepare_replay(const std::string& run_id, const fs::path& root, const fs::path& plugins_dir, Prepared& p,
+                    RunOutcome& o) {
+  auto fail = [&](const std::string& why) {
+    o.stage = RunOutcome::Stage::invalid;
+    o.error = why;
+    return false;
+  };
+  auto dir = store::find_run(root, run_id);
+  if (!dir) return fail("no run " + run_id + " to replay under " + store::runs_dir(root).string());
+  json man = store::read_json_file(*dir / "manifest.json");
+  if (!man.is_object() || man.value("kind", "run") != "run")
+    return fail("run " + run_id + " is not a single contract run (a chain is replayed with `cp-host chain run`)");
+  json doc = store::read_json_file(*dir / "contract.json");
+  if (!doc.is_object()) return fail("the compiled contract of run " + run_id + " cannot be read");
+  auto v = contract::schema("compiled_contract").validate(doc);
+  if (!v.empty())
+    return fail("contract.json of run " + run_id + " breaks schemas/compiled_contract.schema.json at " +
+                (v[0].pointer.empty() ? "/" : v[0].pointer) + ": " + v[0].message);
+  std::string sha = store::sha256_hex(doc.dump());
+  if (sha != man.value("contract_sha256", ""))
+    return fail("contract.json of run " + run_id + " does not match the sha256 its manifest recorded (" +
+                man.value("contract_sha256", "") + "); the bundle was changed after sealing");
+  if (!load_registry(root, plugins_dir, p, o)) return false;
+  p.compiled.document = doc;
+  p.compiled.sha256 = sha;
+  return find_runner(plugins_dir, p, o);
+}
+
+bool prepare_run(const fs::path& contract_path, const fs::path& root, const fs::path& plugins_dir,
+                 Prepared& p, RunOutcome& o) {
+  // The plugins first: validation checks the contract's references against the same registry.
+  if (!load_registry(root, plugins_dir, p, o)) return false;
+  plugin::Registry& reg = *p.registry;
 
   // 1. Validate: nothing is written for bad input.
   contract::ValidateOptions vopt;
@@ -200,16 +254,7 @@ bool prepare_run(const fs::path& contract_path, const fs::path& root, const fs::
     o.error = e.what();
     return false;
   }
-  std::string runner_id = p.compiled.document["contract"]["runtime_options"].value("runner", "");
-  p.runner = reg.find(runner_id);
-  if (!p.runner || p.runner->kind != plugin::Kind::runner) {
-    o.stage = RunOutcome::Stage::invalid;
-    o.error = "no runner plugin '" + runner_id + "' is loaded from " + plugins_dir.string() +
-              " (see `cp-host plugins list`)";
-    return false;
-  }
-
-  return true;
+  return find_runner(plugins_dir, p, o);
 }
 
 RunOutcome run_contract(const RunRequest& req) {
@@ -220,7 +265,13 @@ RunOutcome run_contract(const RunRequest& req) {
 
   // 1-2. Validate and compile: nothing is written for bad input.
   Prepared prep;
-  if (!prepare_run(req.contract_path, req.root, req.plugins_dir, prep, o)) return o;
+  json replayed;  // the manifest of the run being replayed
+  if (!req.replay_of.empty()) {
+    if (!prepare_replay(req.replay_of, req.root, req.plugins_dir, prep, o)) return o;
+    replayed = store::read_json_file(*store::find_run(req.root, req.replay_of) / "manifest.json");
+  } else if (!prepare_run(req.contract_path, req.root, req.plugins_dir, prep, o)) {
+    return o;
+  }
   const contract::CompiledContract& compiled = prep.compiled;
   plugin::Registry& reg = *prep.registry;
   const plugin::PluginInfo* runner_info = prep.runner;
@@ -231,8 +282,16 @@ RunOutcome run_contract(const RunRequest& req) {
 
   // The repository and baseline are input too: a wrong --repo or baseline_ref is refused before any bundle.
   std::string baseline_commit;
+  fs::path repo_arg = req.repo;
+  std::string baseline_ref = c["rollback"].value("baseline_ref", "HEAD");
+  if (!replayed.is_null()) {
+    // A replay starts from the very commit the earlier run started from.
+    if (!req.repo_given) repo_arg = replayed.value("repo", req.repo.string());
+    baseline_ref = replayed.value("baseline_commit", baseline_ref);
+  }
+  if (!req.baseline_override.empty()) baseline_ref = req.baseline_override;
   try {
-    baseline_commit = Workspace::resolve(req.repo, c["rollback"].value("baseline_ref", "HEAD"));
+    baseline_commit = Workspace::resolve(repo_arg, baseline_ref);
   } catch (const WorkspaceError& e) {
     o.stage = RunOutcome::Stage::invalid;
     o.error =
@@ -272,7 +331,7 @@ RunOutcome run_contract(const RunRequest& req) {
   }
   for (const auto& cap : runner_info->capabilities)
     if (cap.rfind("probe:", 0) == 0) used.push_back(cap.substr(6));
-  fs::path repo = fs::absolute(req.repo).lexically_normal();
+  fs::path repo = fs::absolute(repo_arg).lexically_normal();
   o.run_id = req.run_id.empty() ? store::new_run_id(task_id) : req.run_id;
   if (!store::valid_run_id(o.run_id) || fs::exists(store::runs_dir(req.root) / o.run_id)) {
     o.stage = RunOutcome::Stage::invalid;
@@ -294,6 +353,9 @@ RunOutcome run_contract(const RunRequest& req) {
                   {"plugins", plugin_list(reg, used)},
                   {"host_pid", static_cast<long>(::getpid())}};
     if (c.contains("workflow_id")) manifest["workflow_id"] = c["workflow_id"];
+    manifest["role_binding_summary"] = control::role_binding_summary(compiled.document);
+    if (!req.replay_of.empty()) manifest["replay_of"] = req.replay_of;
+    if (req.chain_link.is_object()) manifest["chain"] = req.chain_link;
     if (!req.queue_item_id.empty())
       manifest["queue"] = {{"item_id", req.queue_item_id}, {"attempt", req.attempt}};
     bundle = store::Bundle::create(req.root, o.run_id, compiled.document, manifest);
@@ -316,12 +378,15 @@ RunOutcome run_contract(const RunRequest& req) {
   bool abandoned = false;
   std::atomic<bool> cancel_flag{false};
   try {
-    events.append("RUN_STARTED", {{"task_id", task_id},
-                                  {"contract_sha256", compiled.sha256},
-                                  {"runner", runner_id},
-                                  {"pack", pack_id},
-                                  {"repo", repo.string()},
-                                  {"host_version", plugin::host_version()}});
+    json started{{"task_id", task_id},
+                 {"contract_sha256", compiled.sha256},
+                 {"runner", runner_id},
+                 {"pack", pack_id},
+                 {"repo", repo.string()},
+                 {"host_version", plugin::host_version()}};
+    if (!req.replay_of.empty()) started["replay_of"] = req.replay_of;
+    if (req.chain_link.is_object()) started["chain"] = req.chain_link;
+    events.append("RUN_STARTED", started);
 
     // 4. Probe: what the workspace and the runner need, fail-closed before anything runs.
     CapabilityCheck caps = check_capabilities(reg, *runner_info, c);
@@ -490,9 +555,17 @@ RunOutcome run_contract(const RunRequest& req) {
     json reports{{"task_result", "reports/task_result.json"}};
     for (const auto& g : gate_summaries)
       if (g.contains("report")) reports["gate_" + g["gate_id"].get<std::string>()] = g["report"];
+    json approval;
     if (awaiting) {
-      bundle->write_json("reports/approval_pack.json", make_approval_pack(f, pack_id));
+      approval = control::approval_request(compiled.document["pack"]);
+      json ap = make_approval_pack(f, pack_id);
+      ap["approvers_required"] = approval["approvers_required"];
+      if (approval.contains("deadline")) ap["deadline"] = approval["deadline"];
+      bundle->write_json("reports/approval_pack.json", ap);
       reports["approval_pack"] = "reports/approval_pack.json";
+      // The marker before the event: listings find the run however the seal is cut short.
+      fs::create_directories(control::awaiting_marker(req.root, o.run_id).parent_path());
+      store::write_atomic(control::awaiting_marker(req.root, o.run_id), "");
     } else if (verdict == "success") {
       bundle->write_json("reports/proof_pack.json", make_proof_pack(f, bundle->dir()));
       reports["proof_pack"] = "reports/proof_pack.json";
@@ -506,6 +579,7 @@ RunOutcome run_contract(const RunRequest& req) {
     o.reason = awaiting ? "pack '" + pack_id + "' requires approval; gates passed" : reason;
     json sealed{{"status", o.status}, {"reason", o.reason}};
     if (!awaiting) sealed["verdict"] = verdict;
+    if (awaiting) sealed["approval"] = approval;
     events.append(awaiting ? "RUN_AWAITING_APPROVAL" : "RUN_SEALED", sealed);
     auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - t0).count();
     bool keep = req.keep_worktree || awaiting || abandoned || c["rollback"].value("strategy", "") == "none";
@@ -521,7 +595,9 @@ RunOutcome run_contract(const RunRequest& req) {
     if (runner_result.contains("thread_id")) patch["thread_id"] = runner_result["thread_id"];
     if (!resume.is_null()) patch["resumed_from"] = resume["from_run"];
     if (!awaiting) patch["verdict"] = verdict;
+    if (awaiting) patch["approval"] = approval;
     bundle->update_manifest(patch);
+    control::record_in_workflow_case(req.root, bundle->manifest());
     store::clear_live_marker(req.root, o.run_id);
     {
       // The governance lane: one line per decided run, for whoever audits verdicts across runs.

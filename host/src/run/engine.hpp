@@ -35,6 +35,15 @@ struct RunRequest {
   std::string run_id;         // empty: a new one
   std::string queue_item_id;  // recorded in the manifest as queue.item_id
   int attempt = 0;            // recorded as queue.attempt when queue_item_id is set
+  // Replay: run the compiled contract stored in this earlier run's bundle (not contract_path), from the
+  // same baseline commit, in the same repository unless `repo` is given; the manifest records replay_of.
+  std::string replay_of;
+  bool repo_given = false;  // with replay_of: use `repo` instead of the earlier run's
+  // Start from this commit instead of the contract's rollback.baseline_ref (a chain step continuing from
+  // the previous step's result). The contract itself is not changed.
+  std::string baseline_override;
+  // Set when the run is a step of a chain: {run_id, step_id, role}, recorded in the manifest as `chain`.
+  nlohmann::json chain_link;
 };
 
 struct RunOutcome {
@@ -63,6 +72,11 @@ struct Prepared {
 // nothing. On bad input returns false with `o` set to stage invalid, the diagnostics and the message.
 bool prepare_run(const std::filesystem::path& contract_path, const std::filesystem::path& root,
                  const std::filesystem::path& plugins_dir, Prepared& p, RunOutcome& o);
+
+// The replay counterpart of prepare_run: the compiled contract of run `run_id` (contract.json), checked
+// against its schema and against the sha256 its manifest recorded, plus the plugins and the runner.
+bool prepare_replay(const std::string& run_id, const std::filesystem::path& root,
+                    const std::filesystem::path& plugins_dir, Prepared& p, RunOutcome& o);
 
 // cp-host run's exit code for an outcome (documented in docs/cli.md).
 int exit_code_for(const RunOutcome& outcome);

@@ -1,5 +1,7 @@
 #include "run/recovery.hpp"
 
+#include "control/approvals.hpp"
+#include "control/workflow_cases.hpp"
 #include "log/logger.hpp"
 #include "run/evidence_packs.hpp"
 #include "run/leftover_processes.hpp"
@@ -34,7 +36,7 @@ json last_event(const fs::path& events_file, uint64_t valid_bytes) {
   return json::parse(content.substr(start, end - start), nullptr, false);
 }
 
-Recovered recover_one(const fs::path& dir, json manifest) {
+Recovered recover_one(const fs::path& root, const fs::path& dir, json manifest) {
   Recovered r;
   r.run_id = manifest.value("run_id", dir.filename().string());
   // First stop what the dead host left running, so nothing changes the worktree while it is collected.
@@ -53,6 +55,11 @@ Recovered recover_one(const fs::path& dir, json manifest) {
     json p = last.value("payload", json::object());
     patch = {{"status", p.value("status", "sealed")}, {"reason", p.value("reason", "")}};
     if (p.contains("verdict")) patch["verdict"] = p["verdict"];
+    if (p.contains("approval")) {
+      patch["approval"] = p["approval"];
+      fs::create_directories(control::awaiting_marker(root, r.run_id).parent_path());
+      store::write_atomic(control::awaiting_marker(root, r.run_id), "");
+    }
     verdict = p.value("verdict", "");
     reason = p.value("reason", "");
     if (check.torn_tail) {
@@ -124,6 +131,7 @@ Recovered recover_one(const fs::path& dir, json manifest) {
   patch["events"] = {{"count", count}, {"last_hash", last_hash}};
   manifest.merge_patch(patch);
   store::write_json_atomic(dir / "manifest.json", manifest);
+  control::record_in_workflow_case(root, manifest);
   r.verdict = verdict;
   r.reason = reason;
   return r;
@@ -181,7 +189,7 @@ std::vector<Recovered> recover_unsealed(const fs::path& root, bool full_scan) {
     int fd = store::try_lock_bundle(dir);
     if (fd < 0) continue;  // a live run in another process
     try {
-      out.push_back(recover_one(dir, manifest));
+      out.push_back(recover_one(root, dir, manifest));
       store::clear_live_marker(root, run_id);
     } catch (const std::exception& ex) {
       log::error("cannot recover run bundle " + dir.string() + ": " + ex.what());

@@ -12,14 +12,18 @@ namespace cp::run {
 
 namespace fs = std::filesystem;
 
-namespace {
-
-// Runs git with hooks and pagers off and a predictable locale. Returns stdout; throws on failure.
-std::string git(const fs::path& dir, std::vector<std::string> args, const std::string& what) {
+std::string run_git(const fs::path& dir, std::vector<std::string> args, const std::string& what,
+                    const std::vector<std::string>& extra_env) {
   ProcessSpec spec;
   spec.argv = {"git", "-c", "core.hooksPath=/dev/null", "-c", "core.quotepath=off", "-C", dir.string()};
   spec.argv.insert(spec.argv.end(), args.begin(), args.end());
   spec.timeout = std::chrono::minutes(10);
+  if (!extra_env.empty()) {
+    std::vector<std::string> env;
+    for (char** e = environ; e && *e; ++e) env.emplace_back(*e);
+    env.insert(env.end(), extra_env.begin(), extra_env.end());
+    spec.env = std::move(env);
+  }
   std::string out;
   spec.on_stdout = [&out](std::string_view chunk) {
     out.append(chunk);
@@ -34,6 +38,12 @@ std::string git(const fs::path& dir, std::vector<std::string> args, const std::s
                          (err.empty() ? "" : ": " + err));
   }
   return out;
+}
+
+namespace {
+
+std::string git(const fs::path& dir, std::vector<std::string> args, const std::string& what) {
+  return run_git(dir, std::move(args), what);
 }
 
 // git is not safe when two processes add or remove worktrees of one repository at once (one reads

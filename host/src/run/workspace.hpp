@@ -72,6 +72,11 @@ class Workspace {
   std::string commit_;
 };
 
+// Runs git in `dir` with hooks and pagers off and a predictable locale; `extra_env` ("K=V") is added to
+// the environment. Returns stdout; throws WorkspaceError with git's stderr tail on failure.
+std::string run_git(const std::filesystem::path& dir, std::vector<std::string> args, const std::string& what,
+                    const std::vector<std::string>& extra_env = {});
+
 // Parses `git diff --name-status -z -M` output.
 std::vector<Change> parse_name_status_z(const std::string& out);
 

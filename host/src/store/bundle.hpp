@@ -8,6 +8,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include <chrono>
 #include <filesystem>
 #include <memory>
 #include <string>
@@ -37,6 +38,12 @@ class Bundle {
   // Throws std::runtime_error / std::system_error naming the path on failure.
   static std::unique_ptr<Bundle> create(const std::filesystem::path& root, const std::string& run_id,
                                         const nlohmann::json& contract, const nlohmann::json& manifest);
+  // Opens the bundle of a run that has ended (sealed or awaiting approval) to amend it: an approval
+  // decision, an evidence decision. Takes the bundle's lock, waiting up to `wait` for another amender;
+  // the events log is reopened for appending (a torn tail is truncated). Throws std::runtime_error when
+  // the run does not exist, is still running elsewhere, or its log does not verify.
+  static std::unique_ptr<Bundle> open(const std::filesystem::path& root, const std::string& run_id,
+                                      std::chrono::milliseconds wait = std::chrono::seconds(10));
   ~Bundle();
   Bundle(const Bundle&) = delete;
   Bundle& operator=(const Bundle&) = delete;

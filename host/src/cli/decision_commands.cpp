@@ -1,0 +1,164 @@
+// The human decisions on runs: `cp-host approve|reject RUN`, `cp-host approvals list`, and
+// `cp-host evidence promote|reject RUN`. The deciding OS user is recorded as who; the REST API records the
+// token instead. Exit codes: 0 the decision was taken, 1 it was refused (the message says why), 2 usage,
+// 3 internal error.
+#include "cli/commands.hpp"
+#include "control/approvals.hpp"
+#include "control/evidence.hpp"
+
+#include <CLI/CLI.hpp>
+#include <nlohmann/json.hpp>
+
+#include <iostream>
+
+namespace cp::cli {
+
+using nlohmann::json;
+
+namespace {
+
+int decision_exit(control::DecisionResult::Outcome o) {
+  using O = control::DecisionResult::Outcome;
+  switch (o) {
+    case O::recorded:
+    case O::approved:
+    case O::rejected:
+      return kOk;
+    case O::invalid:
+      return kUsage;
+    case O::error:
+      return kInternal;
+    default:
+      return kInvalid;
+  }
+}
+
+int print_decision(const control::DecisionResult& r, bool as_json, const char* cmd) {
+  int code = decision_exit(r.outcome);
+  if (as_json) {
+    json j{{"outcome", control::outcome_name(r.outcome)}, {"message", r.message}, {"exit_code", code}};
+    if (r.manifest.is_object()) {
+      j["status"] = r.manifest.value("status", "");
+      if (r.manifest.contains("verdict")) j["verdict"] = r.manifest["verdict"];
+      if (r.manifest.contains("approval")) j["approval"] = r.manifest["approval"];
+    }
+    std::cout << j.dump(2) << "\n";
+  } else {
+    (code == kOk ? std::cout : std::cerr) << (code == kOk ? "" : std::string(cmd) + ": ") << r.message << "\n";
+  }
+  return code;
+}
+
+}  // namespace
+
+void add_decisions(CLI::App& app, Globals& g, Runner& run) {
+  struct Opts {
+    std::string run_id, reason, branch;
+    bool json = false, god = false;
+  };
+  auto o = std::make_shared<Opts>();
+
+  auto* approve = app.add_subcommand(
+      "approve",
+      "Approve a run awaiting approval. With enough distinct approvers (the pack's approval.approvers, default "
+      "1) the run seals as success with a proof pack; past the pack's approval deadline it is denied instead "
+      "(default-deny). Exit 0 decided or counted, 1 refused, 2 usage, 3 internal error.");
+  approve->add_option("run", o->run_id, "Run id")->required();
+  approve->add_option("--reason", o->reason, "Why (recorded with the decision)");
+  approve->add_flag("--god-mode", o->god,
+                    "Decide alone, whatever the number of approvers the pack asks for; needs --reason and is "
+                    "recorded as god_mode");
+  approve->add_flag("--json", o->json, "Machine-readable output");
+  approve->callback([&g, &run, o] {
+    run = [&g, o]() -> int {
+      auto actor = control::os_user(o->god ? "god_mode" : "human", o->reason);
+      return print_decision(control::decide(g.root, o->run_id, control::Decision::approve, actor), o->json,
+                            "cp-host approve");
+    };
+  });
+
+  auto* reject = app.add_subcommand(
+      "reject",
+      "Reject a run awaiting approval: it seals as denied with an incident pack and its worktree is "
+      "discarded. Exit 0 rejected, 1 refused, 2 usage, 3 internal error.");
+  reject->add_option("run", o->run_id, "Run id")->required();
+  reject->add_option("--reason", o->reason, "Why (recorded with the decision)");
+  reject->add_flag("--json", o->json, "Machine-readable output");
+  reject->callback([&g, &run, o] {
+    run = [&g, o]() -> int {
+      return print_decision(control::decide(g.root, o->run_id, control::Decision::reject, control::os_user("human", o->reason)),
+                            o->json, "cp-host reject");
+    };
+  });
+
+  auto* approvals = app.add_subcommand("approvals", "Runs waiting for a human decision");
+  approvals->require_subcommand(1);
+  auto* list = approvals->add_subcommand(
+      "list", "The runs awaiting approval, oldest request first. Runs past their deadline are denied first.");
+  list->add_flag("--json", o->json, "Machine-readable output");
+  list->callback([&g, &run, o] {
+    run = [&g, o]() -> int {
+      json pending = control::list_pending(g.root);
+      if (o->json) {
+        std::cout << json{{"approvals", pending}, {"count", pending.size()}}.dump(2) << "\n";
+        return kOk;
+      }
+      if (pending.empty()) std::cout << "no run is awaiting approval\n";
+      for (const auto& p : pending)
+        std::cout << p["run_id"].get<std::string>() << "  task " << p["task_id"].get<std::string>() << "  pack "
+                  << p["pack"].get<std::string>() << "  approvals " << p["approvals"].size() << "/"
+                  << p["approvers_required"].get<int>() << "  deadline " << p.value("deadline", "none") << "\n";
+      return kOk;
+    };
+  });
+
+  auto* evidence = app.add_subcommand("evidence", "Decide what becomes of a successful run's change");
+  evidence->require_subcommand(1);
+  auto* promote = evidence->add_subcommand(
+      "promote",
+      "Apply the run's artifacts/diff.patch onto BRANCH of the run's repository as one commit (a new branch "
+      "starts at the run's baseline commit). No working tree is touched; refused when the patch does not "
+      "apply cleanly, the branch is checked out somewhere, or the run is not sealed success. Exit 0 promoted, "
+      "1 refused, 3 internal error.");
+  promote->add_option("run", o->run_id, "Run id")->required();
+  promote->add_option("--branch", o->branch, "Target branch (created when missing)")->required();
+  promote->add_option("--reason", o->reason, "Why (recorded, and in the commit message)");
+  promote->add_flag("--json", o->json, "Machine-readable output");
+  auto* ereject =
+      evidence->add_subcommand("reject", "Discard the run's change: its kept worktree is removed, the decision recorded.");
+  ereject->add_option("run", o->run_id, "Run id")->required();
+  ereject->add_option("--reason", o->reason, "Why (recorded)");
+  ereject->add_flag("--json", o->json, "Machine-readable output");
+  auto finish = [o](const control::EvidenceResult& r) {
+    using O = control::EvidenceResult::Outcome;
+    int code = r.outcome == O::promoted || r.outcome == O::rejected ? kOk
+               : r.outcome == O::error                              ? kInternal
+                                                                    : kInvalid;
+    if (o->json) {
+      json j{{"outcome", r.outcome == O::promoted   ? "promoted"
+                         : r.outcome == O::rejected ? "rejected"
+                         : r.outcome == O::refused  ? "refused"
+                         : r.outcome == O::not_found ? "not_found"
+                                                     : "error"},
+             {"message", r.message},
+             {"exit_code", code}};
+      if (!r.evidence.is_null()) j["evidence"] = r.evidence;
+      std::cout << j.dump(2) << "\n";
+    } else {
+      (code == kOk ? std::cout : std::cerr) << (code == kOk ? "" : "cp-host evidence: ") << r.message << "\n";
+    }
+    return code;
+  };
+  promote->callback([&g, &run, o, finish] {
+    run = [&g, o, finish]() -> int {
+      return finish(control::promote(g.root, o->run_id, o->branch, control::os_user("human", o->reason)));
+    };
+  });
+  ereject->callback([&g, &run, o, finish] {
+    run = [&g, o, finish]() -> int {
+      return finish(control::reject_evidence(g.root, o->run_id, control::os_user("human", o->reason)));
+    };
+  });
+}
+
+}  // namespace cp::cli

@@ -1,0 +1,321 @@
+#include "control/approvals.hpp"
+
+#include "control/workflow_cases.hpp"
+#include "log/log_lanes.hpp"
+#include "log/logger.hpp"
+#include "queue/queue_state.hpp"
+#include "run/evidence_packs.hpp"
+#include "run/workspace.hpp"
+#include "store/atomic_file.hpp"
+#include "store/bundle.hpp"
+#include "store/run_index.hpp"
+
+#include <fstream>
+
+namespace cp::control {
+
+namespace fs = std::filesystem;
+using nlohmann::json;
+using Outcome = DecisionResult::Outcome;
+
+namespace {
+
+std::vector<json> events_of(const fs::path& dir) {
+  std::vector<json> out;
+  std::ifstream in(dir / "events.jsonl");
+  std::string line;
+  while (std::getline(in, line)) {
+    json e = json::parse(line, nullptr, false);
+    if (e.is_object()) out.push_back(std::move(e));
+  }
+  return out;
+}
+
+// What the seal knew, read back from the bundle, to build the final evidence pack.
+run::SealFacts facts_of(const fs::path& dir, const json& manifest) {
+  json tr = store::read_json_file(dir / "reports/task_result.json");
+  json ap = store::read_json_file(dir / "reports/approval_pack.json");
+  if (!tr.is_object()) tr = json::object();
+  if (!ap.is_object()) ap = json::object();
+  return run::SealFacts{manifest.value("run_id", ""),
+                        manifest.value("task_id", ""),
+                        "success",
+                        "",
+                        manifest.value("contract_sha256", ""),
+                        manifest.value("baseline_commit", ""),
+                        json{{"status", tr.value("status", "completed")},
+                             {"reason", tr.value("reason", "")},
+                             {"commands", tr.value("commands", json::array())}},
+                        tr.value("changes", json::array()),
+                        manifest.value("gates", json::array()),
+                        ap.value("diff_sha256", "")};
+}
+
+bool past(const json& approval) {
+  if (!approval.is_object() || !approval.contains("deadline")) return false;
+  int64_t d = queue::parse_iso_ms(approval["deadline"].get<std::string>());
+  return d >= 0 && queue::now_ms() > d;
+}
+
+void governance_line(const std::string& run_id, const std::string& message, const json& fields, bool warn) {
+  log::Event ev;
+  ev.level = warn ? log::Level::warn : log::Level::info;
+  ev.lane = log::Lane::governance;
+  ev.correlation_kind = "run";
+  ev.run_id = run_id;
+  ev.component = "approvals";
+  ev.message = message;
+  ev.fields = fields;
+  log::emit(ev);
+}
+
+// The manifest said "awaiting" but the log already holds RUN_SEALED: a decision crashed before its manifest
+// write. The log is the truth; the manifest is finished from it.
+bool finish_half_decided(store::Bundle& b, const std::vector<json>& events) {
+  if (events.empty() || events.back().value("type", "") != "RUN_SEALED") return false;
+  const json p = events.back().value("payload", json::object());
+  json patch{{"status", "sealed"},
+             {"verdict", p.value("verdict", "error")},
+             {"reason", p.value("reason", "")},
+             {"events", {{"count", b.events().count()}, {"last_hash", b.events().last_hash()}}}};
+  if (p.contains("approval")) patch["approval"] = p["approval"];
+  json reports = b.manifest().value("reports", json::object());
+  if (fs::exists(b.dir() / "reports/proof_pack.json")) reports["proof_pack"] = "reports/proof_pack.json";
+  if (fs::exists(b.dir() / "reports/incident_pack.json")) reports["incident_pack"] = "reports/incident_pack.json";
+  patch["reports"] = reports;
+  b.update_manifest(patch);
+  return true;
+}
+
+// Seals a waiting run with the decision. `state` is approved | rejected | expired.
+void seal_decision(const fs::path& root, store::Bundle& b, const std::string& state, const json& decided_by,
+                   const json& approvals) {
+  json man = b.manifest();
+  const std::string run_id = b.run_id();
+  run::SealFacts f = facts_of(b.dir(), man);
+  json approval = man.value("approval", json::object());
+  json decision = decided_by;
+  decision["decision"] = state == "approved" ? "approved" : "rejected";
+  approval["state"] = state;
+  approval["approvals"] = approvals;
+  approval["decision"] = decision;
+
+  std::string who = decided_by.value("by", "") + " (" + decided_by.value("how", "") + ")";
+  std::string why = decided_by.value("reason", "");
+  json reports = man.value("reports", json::object());
+  std::string verdict, reason;
+  if (state == "approved") {
+    verdict = "success";
+    reason = "approved by " + who + (why.empty() ? "" : ": " + why);
+    json pack = run::make_proof_pack(f, b.dir());
+    pack["approval"] = decision;
+    b.write_json("reports/proof_pack.json", pack);
+    reports["proof_pack"] = "reports/proof_pack.json";
+  } else {
+    verdict = "denied";
+    reason = state == "expired" ? "approval deadline " + approval.value("deadline", "") + " passed (default-deny)"
+                                : "rejected by " + who + (why.empty() ? "" : ": " + why);
+    f.verdict = verdict;
+    f.reason = reason;
+    json pack = run::make_incident_pack(f, b.dir());
+    pack["suggested_next_action"] =
+        state == "expired"
+            ? "Nobody decided before the approval deadline, so the run was denied. Run the contract again and "
+              "decide within the deadline, or raise approval.deadline_sec in the pack."
+            : "A human rejected the result: read their reason, change the task or contract, and run it again.";
+    pack["approval"] = decision;
+    b.write_json("reports/incident_pack.json", pack);
+    reports["incident_pack"] = "reports/incident_pack.json";
+  }
+  b.events().append("APPROVAL_DECIDED", decision);
+  b.events().append("RUN_SEALED",
+                    {{"status", "sealed"}, {"verdict", verdict}, {"reason", reason}, {"approval", approval}});
+
+  // A denied result is not kept around: its worktree goes, as the contract's rollback says.
+  bool keep = man.value("worktree_kept", false);
+  if (verdict != "success" && keep && man.contains("worktree")) {
+    json contract = store::read_json_file(b.dir() / "contract.json");
+    std::string strategy =
+        contract.is_object() ? contract["contract"]["rollback"].value("strategy", "") : std::string();
+    if (strategy != "none") {
+      run::Workspace::remove(man.value("repo", ""), man["worktree"].get<std::string>());
+      keep = false;
+    }
+  }
+  b.update_manifest({{"status", "sealed"},
+                     {"verdict", verdict},
+                     {"reason", reason},
+                     {"approval", approval},
+                     {"reports", reports},
+                     {"worktree_kept", keep},
+                     {"events", {{"count", b.events().count()}, {"last_hash", b.events().last_hash()}}}});
+  std::error_code ec;
+  fs::remove(awaiting_marker(root, run_id), ec);
+  record_in_workflow_case(root, b.manifest());
+  governance_line(run_id, "run " + state + ": " + reason,
+                  {{"verdict", verdict}, {"decision", decision}, {"task_id", man.value("task_id", "")}},
+                  verdict != "success");
+}
+
+DecisionResult result(Outcome o, std::string message, json manifest = nullptr) {
+  DecisionResult r;
+  r.outcome = o;
+  r.message = std::move(message);
+  r.manifest = std::move(manifest);
+  return r;
+}
+
+}  // namespace
+
+fs::path awaiting_marker(const fs::path& root, const std::string& run_id) {
+  return store::runs_dir(root) / ".awaiting" / run_id;
+}
+
+json approval_request(const json& compiled_pack) {
+  json cfg = compiled_pack.value("approval", json::object());
+  json a{{"state", "pending"},
+         {"requested_at", store::now_utc_iso()},
+         {"approvers_required", cfg.value("approvers", 1)},
+         {"approvals", json::array()}};
+  if (cfg.contains("deadline_sec"))
+    a["deadline"] = queue::iso_from_ms(queue::now_ms() + cfg["deadline_sec"].get<int64_t>() * 1000);
+  return a;
+}
+
+DecisionResult decide(const fs::path& root, const std::string& run_id, Decision d, const Actor& actor) {
+  if (actor.how == "god_mode" && d != Decision::approve)
+    return result(Outcome::invalid, "god-mode only approves; reject with a plain rejection");
+  if (actor.how == "god_mode" && actor.reason.empty())
+    return result(Outcome::invalid, "a god-mode approval needs a reason (it is recorded with the decision)");
+  auto dir = store::find_run(root, run_id);
+  if (!dir) return result(Outcome::not_found, "no run " + run_id);
+  json peek = store::read_json_file(*dir / "manifest.json");
+  if (peek.is_object() && peek.value("status", "") != "awaiting_approval")
+    return result(Outcome::not_awaiting,
+                  "run " + run_id + " is not awaiting approval (status " + peek.value("status", "?") +
+                      (peek.contains("verdict") ? ", verdict " + peek["verdict"].get<std::string>() : "") + ")",
+                  peek);
+  std::unique_ptr<store::Bundle> b;
+  try {
+    b = store::Bundle::open(root, run_id);
+    auto events = events_of(b->dir());
+    if (finish_half_decided(*b, events) || b->manifest().value("status", "") != "awaiting_approval")
+      return result(Outcome::not_awaiting, "run " + run_id + " has already been decided", b->manifest());
+
+    json approval = b->manifest().value("approval", json::object());
+    if (past(approval)) {
+      seal_decision(root, *b, "expired", actor_record(rule("approval deadline passed")), approval.value("approvals", json::array()));
+      return result(Outcome::expired,
+                    "the approval deadline of run " + run_id + " (" + approval.value("deadline", "") +
+                        ") has passed: the run was denied by rule",
+                    b->manifest());
+    }
+    json approvals = json::array();
+    for (const auto& e : events)
+      if (e.value("type", "") == "APPROVAL_RECORDED") approvals.push_back(e["payload"]);
+    json rec = actor_record(actor);
+    if (d == Decision::reject) {
+      seal_decision(root, *b, "rejected", rec, approvals);
+      return result(Outcome::rejected, "run " + run_id + " rejected: verdict denied", b->manifest());
+    }
+    for (const auto& a : approvals)
+      if (a.value("by", "") == actor.by && a.value("by_kind", "") == actor.by_kind && actor.how != "god_mode")
+        return result(Outcome::duplicate, actor.by + " has already approved run " + run_id +
+                                              "; another approver is needed", b->manifest());
+    b->events().append("APPROVAL_RECORDED", rec);
+    approvals.push_back(rec);
+    int required = approval.value("approvers_required", 1);
+    if (actor.how == "god_mode" || static_cast<int>(approvals.size()) >= required) {
+      seal_decision(root, *b, "approved", rec, approvals);
+      return result(Outcome::approved, "run " + run_id + " approved: verdict success", b->manifest());
+    }
+    approval["approvals"] = approvals;
+    b->update_manifest(
+        {{"approval", approval},
+         {"events", {{"count", b->events().count()}, {"last_hash", b->events().last_hash()}}}});
+    return result(Outcome::recorded,
+                  "approval " + std::to_string(approvals.size()) + " of " + std::to_string(required) +
+                      " recorded for run " + run_id,
+                  b->manifest());
+  } catch (const std::exception& e) {
+    return result(Outcome::error, e.what(), b ? b->manifest() : json(nullptr));
+  }
+}
+
+std::vector<std::string> expire_overdue(const fs::path& root) {
+  std::vector<std::string> out;
+  std::error_code ec;
+  fs::path dir = store::runs_dir(root) / ".awaiting";
+  if (!fs::is_directory(dir, ec)) return out;
+  for (const auto& e : fs::directory_iterator(dir, ec)) {
+    std::string id = e.path().filename().string();
+    if (id.empty() || id[0] == '.') continue;
+    json man = store::read_json_file(store::runs_dir(root) / id / "manifest.json");
+    if (!man.is_object() || man.value("status", "") != "awaiting_approval") {
+      // Decided (or gone) but the marker survived a crash.
+      if (!man.is_object() || man.value("status", "") == "sealed") fs::remove(e.path(), ec);
+      continue;
+    }
+    if (!past(man.value("approval", json::object()))) continue;
+    auto r = decide(root, id, Decision::reject, rule("approval deadline passed"));
+    if (r.outcome == Outcome::expired) out.push_back(id);
+  }
+  return out;
+}
+
+json list_pending(const fs::path& root) {
+  expire_overdue(root);
+  json out = json::array();
+  std::error_code ec;
+  fs::path dir = store::runs_dir(root) / ".awaiting";
+  for (const auto& e : fs::directory_iterator(dir, ec)) {
+    std::string id = e.path().filename().string();
+    if (id.empty() || id[0] == '.') continue;
+    fs::path bundle = store::runs_dir(root) / id;
+    json man = store::read_json_file(bundle / "manifest.json");
+    if (!man.is_object() || man.value("status", "") != "awaiting_approval") continue;
+    json a = man.value("approval", json::object());
+    json item{{"run_id", id},
+              {"task_id", man.value("task_id", "")},
+              {"pack", man.value("pack", "")},
+              {"requested_at", a.value("requested_at", man.value("finished_at", ""))},
+              {"approvers_required", a.value("approvers_required", 1)},
+              {"approvals", a.value("approvals", json::array())},
+              {"approval_pack", store::read_json_file(bundle / "reports/approval_pack.json")}};
+    if (a.contains("deadline")) item["deadline"] = a["deadline"];
+    if (man.contains("workflow_id")) item["workflow_id"] = man["workflow_id"];
+    out.push_back(item);
+  }
+  std::sort(out.begin(), out.end(), [](const json& x, const json& y) {
+    return x["requested_at"].get<std::string>() != y["requested_at"].get<std::string>()
+               ? x["requested_at"].get<std::string>() < y["requested_at"].get<std::string>()
+               : x["run_id"].get<std::string>() < y["run_id"].get<std::string>();
+  });
+  return out;
+}
+
+const char* outcome_name(Outcome o) {
+  switch (o) {
+    case Outcome::recorded:
+      return "recorded";
+    case Outcome::approved:
+      return "approved";
+    case Outcome::rejected:
+      return "rejected";
+    case Outcome::expired:
+      return "expired";
+    case Outcome::not_awaiting:
+      return "not_awaiting";
+    case Outcome::duplicate:
+      return "duplicate";
+    case Outcome::not_found:
+      return "not_found";
+    case Outcome::invalid:
+      return "invalid";
+    case Outcome::error:
+      return "error";
+  }
+  return "error";
+}
+
+}  // namespace cp::control

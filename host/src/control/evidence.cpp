@@ -1,0 +1,200 @@
+#include "control/evidence.hpp"
+
+#include "control/workflow_cases.hpp"
+#include "log/log_lanes.hpp"
+#include "log/logger.hpp"
+#include "run/workspace.hpp"
+#include "store/bundle.hpp"
+#include "store/run_index.hpp"
+
+#include <unistd.h>
+
+namespace cp::control {
+
+namespace fs = std::filesystem;
+using nlohmann::json;
+using Outcome = EvidenceResult::Outcome;
+
+namespace {
+
+EvidenceResult result(Outcome o, std::string message, json evidence = nullptr) {
+  return {o, std::move(message), std::move(evidence)};
+}
+
+std::string trim(std::string s) {
+  while (!s.empty() && (s.back() == '\n' || s.back() == ' ')) s.pop_back();
+  return s;
+}
+
+// The worktree (if any) that has `branch` checked out; empty when none.
+std::string checked_out_at(const fs::path& repo, const std::string& branch) {
+  std::string list = run::run_git(repo, {"worktree", "list", "--porcelain"}, "list worktrees");
+  std::string path;
+  size_t i = 0;
+  while (i < list.size()) {
+    size_t j = list.find('\n', i);
+    if (j == std::string::npos) j = list.size();
+    std::string line = list.substr(i, j - i);
+    if (line.rfind("worktree ", 0) == 0) path = line.substr(9);
+    if (line == "branch refs/heads/" + branch) return path;
+    i = j + 1;
+  }
+  return {};
+}
+
+// Opens the run for an evidence decision: sealed success, not yet decided.
+std::unique_ptr<store::Bundle> open_for_decision(const fs::path& root, const std::string& run_id,
+                                                 EvidenceResult& why) {
+  if (!store::find_run(root, run_id)) {
+    why = result(Outcome::not_found, "no run " + run_id);
+    return nullptr;
+  }
+  auto b = store::Bundle::open(root, run_id);
+  const json& m = b->manifest();
+  if (m.contains("evidence")) {
+    why = result(Outcome::refused,
+                 "run " + run_id + "'s evidence was already " + m["evidence"].value("decision", "decided") +
+                     " by " + m["evidence"].value("by", "?") + " at " + m["evidence"].value("at", "?"),
+                 m["evidence"]);
+    return nullptr;
+  }
+  if (m.value("status", "") != "sealed") {
+    why = result(Outcome::refused, "run " + run_id + " is " + m.value("status", "?") +
+                                       (m.value("status", "") == "awaiting_approval"
+                                            ? ": approve it first (cp-host approve " + run_id + ")"
+                                            : ": only a sealed run's evidence can be decided"));
+    return nullptr;
+  }
+  return b;
+}
+
+void finish(const fs::path& root, store::Bundle& b, const std::string& type, const json& evidence) {
+  b.events().append(type, evidence);
+  b.update_manifest(
+      {{"evidence", evidence},
+       {"events", {{"count", b.events().count()}, {"last_hash", b.events().last_hash()}}}});
+  record_in_workflow_case(root, b.manifest());
+  log::Event ev;
+  ev.lane = log::Lane::governance;
+  ev.correlation_kind = "run";
+  ev.run_id = b.run_id();
+  ev.component = "evidence";
+  ev.message = "evidence " + evidence.value("decision", "") + " by " + evidence.value("by", "");
+  ev.fields = evidence;
+  log::emit(ev);
+}
+
+}  // namespace
+
+EvidenceResult promote(const fs::path& root, const std::string& run_id, const std::string& branch,
+                       const Actor& actor) {
+  EvidenceResult why;
+  try {
+    auto b = open_for_decision(root, run_id, why);
+    if (!b) return why;
+    const json m = b->manifest();
+    if (m.value("verdict", "") != "success")
+      return result(Outcome::refused, "run " + run_id + " has verdict " + m.value("verdict", "?") +
+                                          ": only a successful run's change can be promoted");
+    fs::path repo = m.value("repo", "");
+    std::string base = m.value("baseline_commit", "");
+    if (repo.empty() || base.empty() || !fs::is_directory(repo))
+      return result(Outcome::refused, "run " + run_id + " names no usable repository (" + repo.string() + ")");
+    try {
+      run::run_git(repo, {"check-ref-format", "--branch", branch}, "check the branch name");
+    } catch (const run::WorkspaceError&) {
+      return result(Outcome::refused, "'" + branch + "' is not a valid branch name");
+    }
+    std::string holder = checked_out_at(repo, branch);
+    if (!holder.empty())
+      return result(Outcome::refused, "branch '" + branch + "' is checked out at " + holder +
+                                          "; promote to another branch and merge it there, or check out "
+                                          "another branch in that worktree");
+    // Where the commit goes: the branch tip, or the run's baseline for a new branch.
+    std::string parent, old_value;
+    try {
+      parent = trim(run::run_git(repo, {"rev-parse", "--verify", "--quiet", "refs/heads/" + branch + "^{commit}"},
+                                 "resolve the branch"));
+      old_value = parent;
+    } catch (const run::WorkspaceError&) {
+      parent = base;
+      old_value = std::string(40, '0');  // update-ref: the ref must not exist yet
+    }
+    fs::path patch = b->dir() / "artifacts/diff.patch";
+    std::error_code ec;
+    if (!fs::exists(patch) || fs::file_size(patch, ec) == 0)
+      return result(Outcome::refused, "run " + run_id + " changed nothing: there is no patch to promote");
+    // A private index: the user's index and files are never touched.
+    fs::path index = b->dir() / (".promote-index-" + std::to_string(::getpid()));
+    std::vector<std::string> env{"GIT_INDEX_FILE=" + index.string()};
+    struct Cleanup {
+      fs::path p;
+      ~Cleanup() {
+        std::error_code e;
+        fs::remove(p, e);
+      }
+    } cleanup{index};
+    run::run_git(repo, {"read-tree", parent}, "read the branch tree", env);
+    try {
+      run::run_git(repo, {"apply", "--cached", "--binary", "--whitespace=nowarn", patch.string()},
+                   "apply the patch", env);
+    } catch (const run::WorkspaceError& e) {
+      return result(Outcome::refused, "the change of run " + run_id + " does not apply cleanly to '" + branch +
+                                          "' at " + parent.substr(0, 12) + " (" + e.what() +
+                                          "); rebase the branch or replay the run on it");
+    }
+    std::string tree = trim(run::run_git(repo, {"write-tree"}, "write the tree", env));
+    std::string who = actor.by + " (" + actor.by_kind + ", " + actor.how + ")";
+    std::string msg = "Promote run " + run_id + " (task " + m.value("task_id", "") + ")\n\n" +
+                      (actor.reason.empty() ? "" : actor.reason + "\n\n") + "Promoted-by: " + who +
+                      "\nRun-Id: " + run_id + "\nContract-Sha256: " + m.value("contract_sha256", "") + "\n";
+    std::vector<std::string> ident{"GIT_AUTHOR_NAME=cp-host", "GIT_AUTHOR_EMAIL=cp-host@localhost",
+                                   "GIT_COMMITTER_NAME=cp-host", "GIT_COMMITTER_EMAIL=cp-host@localhost"};
+    std::string commit =
+        trim(run::run_git(repo, {"commit-tree", tree, "-p", parent, "-m", msg}, "make the commit", ident));
+    try {
+      run::run_git(repo, {"update-ref", "-m", "cp-host promote " + run_id, "refs/heads/" + branch, commit, old_value},
+                   "move the branch");
+    } catch (const run::WorkspaceError& e) {
+      return result(Outcome::refused, "branch '" + branch + "' moved while the promotion was made (" + e.what() +
+                                          "); try again");
+    }
+    json evidence = actor_record(actor);
+    evidence["decision"] = "promoted";
+    evidence["branch"] = branch;
+    evidence["commit"] = commit;
+    evidence["parent"] = parent;
+    finish(root, *b, "EVIDENCE_PROMOTED", evidence);
+    // The change now lives in the repository: the run's worktree has served its purpose.
+    if (m.value("worktree_kept", false) && m.contains("worktree")) {
+      run::Workspace::remove(repo, m["worktree"].get<std::string>());
+      b->update_manifest({{"worktree_kept", false}});
+    }
+    return result(Outcome::promoted, "run " + run_id + " promoted to " + branch + " as " + commit.substr(0, 12),
+                  evidence);
+  } catch (const std::exception& e) {
+    return result(Outcome::error, e.what());
+  }
+}
+
+EvidenceResult reject_evidence(const fs::path& root, const std::string& run_id, const Actor& actor) {
+  EvidenceResult why;
+  try {
+    auto b = open_for_decision(root, run_id, why);
+    if (!b) return why;
+    const json m = b->manifest();
+    json evidence = actor_record(actor);
+    evidence["decision"] = "rejected";
+    bool removed = false;
+    if (m.value("worktree_kept", false) && m.contains("worktree"))
+      removed = run::Workspace::remove(m.value("repo", ""), m["worktree"].get<std::string>());
+    finish(root, *b, "EVIDENCE_REJECTED", evidence);
+    if (removed) b->update_manifest({{"worktree_kept", false}});
+    return result(Outcome::rejected,
+                  "run " + run_id + "'s change rejected" + (removed ? "; its worktree is removed" : ""), evidence);
+  } catch (const std::exception& e) {
+    return result(Outcome::error, e.what());
+  }
+}
+
+}  // namespace cp::control

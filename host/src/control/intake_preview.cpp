@@ -1,0 +1,121 @@
+#include "control/intake_preview.hpp"
+
+#include "contract/validation.hpp"
+#include "plugin/registry.hpp"
+#include "run/capability_check.hpp"
+#include "run/engine.hpp"
+#include "store/event_log.hpp"
+
+namespace cp::control {
+
+using nlohmann::json;
+
+namespace {
+
+json role_entry(const json& registry, const std::string& role) {
+  for (const auto& r : registry.value("roles", json::array()))
+    if (r.value("role", "") == role) return r;
+  return nullptr;
+}
+
+json agent_binding(const json& registry, const json& agent) {
+  std::string role = agent.value("role", "");
+  json r = role_entry(registry, role);
+  json out{{"role", role}, {"agent_id", agent.value("agent_id", "")}, {"registered", r.is_object()}};
+  if (r.is_object()) {
+    out["can_approve"] = r.value("can_approve", false);
+    if (r.contains("allowed_runners")) out["allowed_runners"] = r["allowed_runners"];
+  }
+  return out;
+}
+
+}  // namespace
+
+json role_binding_summary(const json& compiled) {
+  const json& c = compiled["contract"];
+  const json registry = compiled["policies"].value("role_registry", json::object());
+  std::string runner = c["runtime_options"].value("runner", "");
+  json assigned = agent_binding(registry, c.value("assigned_agent", json::object()));
+  // A role that names no allowed_runners allows any runner.
+  bool allowed = true;
+  if (assigned.contains("allowed_runners")) {
+    const json& list = assigned["allowed_runners"];
+    allowed = std::find(list.begin(), list.end(), runner) != list.end();
+  }
+  assigned["runner"] = runner;
+  assigned["runner_allowed"] = allowed;
+  return {{"source", "task_contract"},
+          {"authority", "advisory"},
+          {"owner", agent_binding(registry, c.value("owner_agent", json::object()))},
+          {"assigned", assigned}};
+}
+
+PreviewResult intake_preview(const std::filesystem::path& contract_path, const std::filesystem::path& root,
+                             const std::filesystem::path& plugins_dir) {
+  PreviewResult out;
+  run::Prepared prep;
+  run::RunOutcome bad;
+  if (!run::prepare_run(contract_path, root, plugins_dir, prep, bad)) {
+    out.diagnostics = bad.diagnostics;
+    out.error = bad.error;
+    return out;
+  }
+  const json& doc = prep.compiled.document;
+  const json& c = doc["contract"];
+  auto caps = run::check_capabilities(*prep.registry, *prep.runner, c);
+
+  json gates = json::array();
+  json bundle_files = json::array({"manifest.json", "contract.json", "events.jsonl", "reports/task_result.json",
+                                   "artifacts/diff.patch", "artifacts/changed_files.json"});
+  for (const auto& g : doc["gates"]) {
+    json e{{"plugin", g["plugin"]}, {"required", g.value("required", true)}};
+    if (g.contains("timeout_sec")) e["timeout_sec"] = g["timeout_sec"];
+    gates.push_back(e);
+    bundle_files.push_back("reports/gate_" + g["plugin"].get<std::string>() + ".json");
+  }
+  bool approval = doc["pack"].value("requires_approval", false);
+  bundle_files.push_back(approval ? "reports/approval_pack.json" : "reports/proof_pack.json");
+  json workspace_outputs = json::array();
+  for (const auto& r : c.value("required_outputs", json::array())) workspace_outputs.push_back(r.value("path", ""));
+  json tests = json::array();
+  for (const auto& t : c.value("acceptance_tests", json::array()))
+    tests.push_back({{"name", t.value("name", "")}, {"must_pass", t.value("must_pass", true)}});
+
+  json pack{{"pack_id", doc["pack"]["pack_id"]},
+            {"governance_level", doc["pack"].value("governance_level", "")},
+            {"requires_approval", approval}};
+  if (doc["pack"].contains("approval")) pack["approval"] = doc["pack"]["approval"];
+
+  json role_contract{{"task_id", c.value("task_id", "")},
+                     {"task_type", c.value("task_type", "")},
+                     {"title", c.value("title", "")},
+                     {"allowed_paths", c.value("allowed_paths", json::array())},
+                     {"forbidden_actions", c.value("forbidden_actions", json::array())},
+                     {"acceptance_tests", tests.size()},
+                     {"role_binding_summary", role_binding_summary(doc)}};
+  if (c.contains("workflow_id")) role_contract["workflow_id"] = c["workflow_id"];
+
+  out.report = {{"schema_version", 1},
+                {"kind", "execution_plan_report"},
+                {"advisory", true},
+                {"created_at", store::now_utc_iso()},
+                {"task_id", c.value("task_id", "")},
+                {"contract_sha256", prep.compiled.sha256},
+                {"runner", prep.runner->id},
+                {"pack", pack},
+                {"gates", gates},
+                {"acceptance_tests", tests},
+                {"predicted_outputs",
+                 {{"bundle", bundle_files},
+                  {"workspace", workspace_outputs},
+                  {"terminal_status", approval ? "awaiting_approval" : "sealed"}}},
+                {"budgets", c.value("budgets", json::object())},
+                {"runtime_capability_summary", caps.summary},
+                {"would_run", caps.problem.empty()},
+                {"role_contract_summary", role_contract}};
+  if (!caps.problem.empty()) out.report["refusal"] = caps.problem;
+  out.ok = true;
+  return out;
+}
+
+}  // namespace cp::control

@@ -1,0 +1,36 @@
+// What a run of a contract would be, said before anything runs: the advisory execution_plan_report
+// (contract, gates, predicted outputs, runtime capabilities) and the role_contract_summary. Both are read
+// surfaces only: the contract stays the one execution authority, and nothing here writes a run.
+// `role_binding_summary` is the part a run persists in its manifest, so that post-run surfaces (workflow
+// cases) read the same binding the preview showed.
+#pragma once
+
+#include <nlohmann/json.hpp>
+
+#include <filesystem>
+#include <string>
+#include <vector>
+
+namespace cp::contract {
+struct Diagnostic;
+}
+
+namespace cp::control {
+
+// Who owns and who does the task, resolved against the compiled role registry: registered roles, whether
+// the runner is one the assigned role allows, who may approve. `compiled` is a compiled contract document.
+nlohmann::json role_binding_summary(const nlohmann::json& compiled);
+
+struct PreviewResult {
+  bool ok = false;                                // false: the contract is invalid (diagnostics/error)
+  std::vector<contract::Diagnostic> diagnostics;  // what is wrong, when not ok
+  std::string error;
+  nlohmann::json report;  // schemas/execution_plan_report.schema.json, when ok
+};
+
+// Validates and compiles `contract_path` like a run would, runs the runner's probes (they spawn at most a
+// `--version`), and predicts the run's outputs. Writes nothing under the runtime root.
+PreviewResult intake_preview(const std::filesystem::path& contract_path, const std::filesystem::path& root,
+                             const std::filesystem::path& plugins_dir);
+
+}  // namespace cp::control
