@@ -120,12 +120,14 @@ EvidenceResult promote(const fs::path& root, const std::string& run_id, const st
       parent = base;
       old_value = std::string(40, '0');  // update-ref: the ref must not exist yet
     }
-    fs::path patch = b->dir() / "artifacts/diff.patch";
+    // Absolute: git runs in the repository, not here.
+    const fs::path bdir = fs::absolute(b->dir());
+    fs::path patch = bdir / "artifacts/diff.patch";
     std::error_code ec;
     if (!fs::exists(patch) || fs::file_size(patch, ec) == 0)
       return result(Outcome::refused, "run " + run_id + " changed nothing: there is no patch to promote");
     // A private index: the user's index and files are never touched.
-    fs::path index = b->dir() / (".promote-index-" + std::to_string(::getpid()));
+    fs::path index = bdir / (".promote-index-" + std::to_string(::getpid()));
     std::vector<std::string> env{"GIT_INDEX_FILE=" + index.string()};
     struct Cleanup {
       fs::path p;
