@@ -11,6 +11,7 @@
 #include "serve/http_server.hpp"
 #include "serve/metrics.hpp"
 #include "serve/openapi.hpp"
+#include "control/approvals.hpp"
 #include "serve/run_catalog.hpp"
 #include "serve/scheduler.hpp"
 #include "store/atomic_file.hpp"
@@ -153,6 +154,7 @@ void add_serve(CLI::App& app, Globals& g, Runner& run) {
       cfg.open_reads = o->open_reads;
       cfg.version = "0.1.0";
       cfg.openapi = std::string(serve::openapi_document());
+      cfg.plugins_dir = fs::absolute(g.plugins_dir);
       std::error_code ec;
       if (!o->repo.empty()) {
         cfg.default_repo = fs::weakly_canonical(fs::absolute(o->repo), ec);
@@ -241,6 +243,11 @@ void add_serve(CLI::App& app, Globals& g, Runner& run) {
           for (int i = 0; i < 10 && !stopping.load(); ++i)
             std::this_thread::sleep_for(std::chrono::milliseconds(100));
           catalog.refresh();
+          // Approval deadlines: a run nobody decided in time is denied by rule (default-deny).
+          for (const auto& id : control::expire_overdue(root)) {
+            catalog.update(id);
+            std::cerr << "cp-host serve: run " << id << " denied: approval deadline passed\n";
+          }
         }
       });
       std::thread janitor;

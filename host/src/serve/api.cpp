@@ -2,6 +2,11 @@
 
 #include "contract/json_depth.hpp"
 #include "contract/validation.hpp"
+#include "control/approvals.hpp"
+#include "control/evidence.hpp"
+#include "control/intake_preview.hpp"
+#include "control/run_compare.hpp"
+#include "control/workflow_cases.hpp"
 #include "plugin/registry.hpp"
 #include "queue/queue_service.hpp"
 #include "queue/queue_store.hpp"
@@ -107,6 +112,76 @@ bool bad_id(const std::string& id) {
   return !store::valid_run_id(id);
 }
 
+// An optional JSON object body ({"reason": ...}); nullopt when present but not an object.
+std::optional<json> object_body(const std::string& body) {
+  if (body.empty()) return json::object();
+  if (!contract::json_depth_ok(body)) return std::nullopt;
+  json b = json::parse(body, nullptr, false);
+  if (b.is_discarded() || !b.is_object()) return std::nullopt;
+  return b;
+}
+
+std::string string_field(const json& b, const char* k) {
+  return b.contains(k) && b[k].is_string() ? b[k].get<std::string>() : std::string();
+}
+
+ApiResponse decision_response(const control::DecisionResult& r) {
+  using O = control::DecisionResult::Outcome;
+  int status = 200;
+  std::string code;
+  switch (r.outcome) {
+    case O::recorded:
+    case O::approved:
+    case O::rejected:
+      break;
+    case O::expired:
+    case O::not_awaiting:
+    case O::duplicate:
+      status = 409;
+      code = control::outcome_name(r.outcome);
+      break;
+    case O::not_found:
+      status = 404;
+      code = "not_found";
+      break;
+    case O::invalid:
+      status = 422;
+      code = "invalid";
+      break;
+    case O::error:
+      status = 500;
+      code = "internal";
+      break;
+  }
+  if (status != 200) return error(status, code, r.message);
+  json out{{"outcome", control::outcome_name(r.outcome)}, {"message", r.message}};
+  if (r.manifest.is_object()) {
+    out["run_id"] = r.manifest.value("run_id", "");
+    out["status"] = r.manifest.value("status", "");
+    if (r.manifest.contains("verdict")) out["verdict"] = r.manifest["verdict"];
+    if (r.manifest.contains("approval")) out["approval"] = r.manifest["approval"];
+  }
+  return ok_json(out);
+}
+
+ApiResponse evidence_response(const control::EvidenceResult& r) {
+  using O = control::EvidenceResult::Outcome;
+  switch (r.outcome) {
+    case O::promoted:
+    case O::rejected:
+      return ok_json({{"outcome", r.outcome == O::promoted ? "promoted" : "rejected"},
+                      {"message", r.message},
+                      {"evidence", r.evidence}});
+    case O::refused:
+      return error(409, "refused", r.message);
+    case O::not_found:
+      return error(404, "not_found", r.message);
+    case O::error:
+      break;
+  }
+  return error(500, "internal", r.message);
+}
+
 }  // namespace
 
 std::optional<std::string> url_decode(std::string_view s, bool plus_is_space) {
@@ -188,6 +263,16 @@ const std::vector<RouteInfo>& Api::routes() {
       {"GET", "/api/runs/{id}/reports/{name}", Role::viewer},
       {"GET", "/api/runs/{id}/artifacts/{path}", Role::viewer},
       {"POST", "/api/runs/{id}/cancel", Role::operator_},
+      {"POST", "/api/runs/{id}/approve", Role::operator_},
+      {"POST", "/api/runs/{id}/reject", Role::operator_},
+      {"POST", "/api/runs/{id}/god-mode-approve", Role::admin},
+      {"POST", "/api/runs/{id}/evidence/promote", Role::operator_},
+      {"POST", "/api/runs/{id}/evidence/reject", Role::operator_},
+      {"GET", "/api/runs/{id}/compare/{other}", Role::viewer},
+      {"GET", "/api/approvals", Role::viewer},
+      {"GET", "/api/workflows", Role::viewer},
+      {"GET", "/api/workflows/{workflow_id}", Role::viewer},
+      {"POST", "/api/intake/preview", Role::operator_},
       {"GET", "/api/queue", Role::viewer},
       {"GET", "/api/queue/{item_id}", Role::viewer},
       {"GET", "/metrics", Role::viewer},
@@ -455,6 +540,54 @@ ApiResponse Api::dispatch(const ApiRequest& req, Ctx& ctx) const {
     return ok_json(*item);
   }
 
+  if (pat == "/api/approvals") {
+    json pending = control::list_pending(cfg_.root);
+    return ok_json({{"approvals", pending}, {"count", pending.size()}});
+  }
+  if (pat == "/api/workflows") {
+    json all = control::list_workflow_cases(cfg_.root);
+    return ok_json({{"workflows", all}, {"count", all.size()}});
+  }
+  if (pat == "/api/workflows/{workflow_id}") {
+    auto c = control::read_workflow_case(cfg_.root, ctx.params["workflow_id"]);
+    if (!c) return error(404, "not_found", "no workflow case " + ctx.params["workflow_id"]);
+    return ok_json(*c);
+  }
+  if (pat == "/api/intake/preview") {
+    if (req.body.empty() || !contract::json_depth_ok(req.body))
+      return error(400, "bad_body", "the body must be a JSON object: {\"contract\": {...}}");
+    json body = json::parse(req.body, nullptr, false);
+    if (body.is_discarded() || !body.is_object()) return error(400, "bad_body", "the body is not a JSON object");
+    json contract = body.contains("contract") ? body["contract"] : body;
+    // The preview reads a file, like a run: a private temp file outside the runs folder, removed after.
+    fs::path dir = store::runtime_dir(cfg_.root) / "intake";
+    fs::create_directories(dir);
+    std::string tmpl = (dir / ".preview-XXXXXX").string();
+    int fd = ::mkstemp(tmpl.data());
+    if (fd < 0) return error(500, "internal", "cannot make a temp file under " + dir.string());
+    std::string text = contract.dump();
+    bool wrote = ::write(fd, text.data(), text.size()) == static_cast<ssize_t>(text.size());
+    ::close(fd);
+    struct Remove {
+      std::string p;
+      ~Remove() { ::unlink(p.c_str()); }
+    } remove{tmpl};
+    if (!wrote) return error(500, "internal", "cannot write the contract to a temp file");
+    auto r = control::intake_preview(tmpl, cfg_.root, cfg_.plugins_dir);
+    if (!r.ok) {
+      std::string prefix = body.contains("contract") ? "/contract" : "";
+      json diags = json::array();
+      for (const auto& d : r.diagnostics)
+        diags.push_back({{"pointer", prefix + d.pointer},
+                         {"rule", d.rule},
+                         {"message", d.message},
+                         {"text", contract::describe(d)},
+                         {"expected", d.expected}});
+      return error(422, "invalid_contract", r.error, diags);
+    }
+    return ok_json(r.report);
+  }
+
   // Everything below is about one run.
   const std::string id = ctx.params["id"];
   if (bad_id(id))
@@ -493,6 +626,33 @@ ApiResponse Api::dispatch(const ApiRequest& req, Ctx& ctx) const {
   auto dir = bundle_of(id);
   if (!dir) return error(404, "not_found", "no run " + id);
 
+  if (pat == "/api/runs/{id}/approve" || pat == "/api/runs/{id}/reject" || pat == "/api/runs/{id}/god-mode-approve") {
+    auto b = object_body(req.body);
+    if (!b) return error(400, "bad_body", "the body, when given, must be a JSON object such as {\"reason\": \"...\"}");
+    bool god = pat == "/api/runs/{id}/god-mode-approve";
+    auto actor = control::token_holder(ctx.who.token_id, god ? "god_mode" : "human", string_field(*b, "reason"));
+    auto r = control::decide(cfg_.root, id, pat == "/api/runs/{id}/reject" ? control::Decision::reject
+                                                                            : control::Decision::approve,
+                             actor);
+    runs_.update(id);
+    return decision_response(r);
+  }
+  if (pat == "/api/runs/{id}/evidence/promote" || pat == "/api/runs/{id}/evidence/reject") {
+    auto b = object_body(req.body);
+    if (!b) return error(400, "bad_body", "the body must be a JSON object such as {\"branch\": \"...\"}");
+    auto actor = control::token_holder(ctx.who.token_id, "human", string_field(*b, "reason"));
+    if (pat == "/api/runs/{id}/evidence/reject") return evidence_response(control::reject_evidence(cfg_.root, id, actor));
+    std::string branch = string_field(*b, "branch");
+    if (branch.empty()) return error(422, "invalid", "/branch: name the branch to promote onto, e.g. {\"branch\": \"cp/fix\"}");
+    return evidence_response(control::promote(cfg_.root, id, branch, actor));
+  }
+  if (pat == "/api/runs/{id}/compare/{other}") {
+    const std::string other = ctx.params["other"];
+    if (bad_id(other)) return error(400, "bad_id", "'" + other + "' is not a run id");
+    auto r = control::compare_runs(cfg_.root, id, other, q("write") != "false");
+    if (!r.ok) return error(r.missing ? 404 : 500, r.missing ? "not_found" : "internal", r.message);
+    return ok_json(r.report);
+  }
   if (pat == "/api/runs/{id}") {
     json man = store::read_json_file(*dir / "manifest.json");
     if (!man.is_object()) return error(500, "unreadable", "the manifest of run " + id + " cannot be read");

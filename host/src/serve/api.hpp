@@ -65,6 +65,7 @@ struct ApiConfig {
   bool open_reads = false;                           // reads without a token (loopback only)
   std::string version;
   std::string openapi;  // the OpenAPI document served at /api/openapi.json
+  std::filesystem::path plugins_dir;  // for intake previews (they load the plugins like a run)
 };
 
 class Api {
