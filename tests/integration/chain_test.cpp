@@ -33,9 +33,10 @@ struct ChainProject : RunProject {
     std::vector<std::string> e{"PATH=" + path, "FAKE_CODEX_SCENARIO=success", "FAKE_CLAUDE_SCENARIO=success"};
     e.insert(e.end(), env.begin(), env.end());
     Out o;
-    o.ran = run_env({CP_HOST_BIN, "--plugins", plugins.string(), "--root", dir.path().string(), "chain", "run",
-                     (chain_dir / "greeting-loop.chain.json").string(), "--repo", repo.string(), "--json", "--quiet"},
-                    e, dir.path());
+    o.ran = run_env(
+        {CP_HOST_BIN, "--plugins", plugins.string(), "--root", dir.path().string(), "chain", "run",
+         (chain_dir / "greeting-loop.chain.json").string(), "--repo", repo.string(), "--json", "--quiet"},
+        e, dir.path());
     o.j = json::parse(o.ran.out, nullptr, false);
     if (o.j.is_object() && o.j.contains("report")) o.report = o.j["report"];
     if (o.j.is_object() && o.j.contains("bundle")) {
@@ -155,7 +156,8 @@ TEST(Chain, FullLoopWithFakeAgentsThroughEveryRole) {
   EXPECT_EQ(sh("git rev-list --count main.." + branch, p.repo).out, "3\n");
   EXPECT_NE(read_file(p.repo / "src/greeting.sh").find("Helo,"), std::string::npos);
   // The chain's workflow case lists the chain and its linked step runs.
-  json k = json::parse(read_file(p.dir / ".runtime-cache/cortexpilot/workflow-cases/greeting-loop/case.json"));
+  json k =
+      json::parse(read_file(p.dir / ".runtime-cache/cortexpilot/workflow-cases/greeting-loop/case.json"));
   expect_valid("workflow_case", k, "case.json");
   EXPECT_EQ(k["run_count"], 10);  // 9 step runs + the chain
 }
@@ -180,7 +182,7 @@ TEST(Chain, QuorumNotMetStopsTheChainBeforeTesting) {
   EXPECT_EQ(incident["failed_step"]["step_id"], "review");
   EXPECT_NE(incident["reason"].get<std::string>().find("quorum not met"), std::string::npos);
   auto ids = p.task_ids();
-  EXPECT_EQ(std::count(ids.begin(), ids.end(), "greeting-testing"), 0);  // the chain stopped
+  EXPECT_EQ(std::count(ids.begin(), ids.end(), "greeting-testing"), 0);   // the chain stopped
   EXPECT_EQ(std::count(ids.begin(), ids.end(), "greeting-review-3"), 1);  // every reviewer voted
 }
 
@@ -211,9 +213,9 @@ TEST(Chain, AFailingWorkerStepStopsTheChainWithAnIncidentNamingIt) {
 TEST(Chain, BrokenChainIsRefusedWithPointersAndRunsNothing) {
   ChainProject p;
   json c = p.chain();
-  c["steps"][1]["to_role"] = "WORKER";        // the step after is TECH_LEAD's
-  c["steps"][6]["quorum"] = 4;                // only 3 reviewers
-  c["steps"][4]["role"] = "REVIEWER";         // worker.json assigns WORKER
+  c["steps"][1]["to_role"] = "WORKER";         // the step after is TECH_LEAD's
+  c["steps"][6]["quorum"] = 4;                 // only 3 reviewers
+  c["steps"][4]["role"] = "REVIEWER";          // worker.json assigns WORKER
   c["steps"][8]["contract"] = "missing.json";  // no such file
   p.put("greeting-loop.chain.json", c);
   auto o = p.run_chain();

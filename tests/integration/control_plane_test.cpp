@@ -39,7 +39,8 @@ struct ApprovalProject : RunProject {
     return json::parse(read_file(dir / ".runtime-cache/cortexpilot/runs" / id / "manifest.json"));
   }
   json report(const std::string& id, const std::string& name) const {
-    return json::parse(read_file(dir / ".runtime-cache/cortexpilot/runs" / id / "reports" / (name + ".json")));
+    return json::parse(
+        read_file(dir / ".runtime-cache/cortexpilot/runs" / id / "reports" / (name + ".json")));
   }
   std::vector<std::string> event_types(const std::string& id) const {
     std::vector<std::string> t;
@@ -232,17 +233,19 @@ TEST(Evidence, PromotionRefusesWhatDoesNotApplyOrWouldMoveACheckout) {
   EXPECT_NE(checked_out.err.find("checked out"), std::string::npos) << checked_out.err;
   // A branch where the same line changed differently: the patch does not apply, git says why.
   p.git("branch other");
-  Ran w = sh("git worktree add -q ../other-wt other && cd ../other-wt && sed -i s/Helo/Howdy/ src/greeting.sh && "
-             "git -c user.name=t -c user.email=t@localhost commit -qam howdy && cd - >/dev/null && "
-             "git worktree remove ../other-wt",
-             p.repo);
+  Ran w =
+      sh("git worktree add -q ../other-wt other && cd ../other-wt && sed -i s/Helo/Howdy/ src/greeting.sh && "
+         "git -c user.name=t -c user.email=t@localhost commit -qam howdy && cd - >/dev/null && "
+         "git worktree remove ../other-wt",
+         p.repo);
   ASSERT_EQ(w.exit_code, 0) << w.err;
   std::string other_before = p.git("rev-parse other");
   json refused = p.cli_json({"evidence", "promote", id, "--branch", "other"}, 1);
   EXPECT_EQ(refused["outcome"], "refused");
   EXPECT_NE(refused["message"].get<std::string>().find("does not apply cleanly"), std::string::npos)
       << refused["message"];
-  EXPECT_NE(refused["message"].get<std::string>().find("src/greeting.sh"), std::string::npos) << refused["message"];
+  EXPECT_NE(refused["message"].get<std::string>().find("src/greeting.sh"), std::string::npos)
+      << refused["message"];
   EXPECT_EQ(p.git("rev-parse other"), other_before);
   EXPECT_FALSE(p.manifest(id).contains("evidence"));
   // An invalid branch name is refused before git is asked to make anything.
@@ -300,7 +303,8 @@ TEST(Replay, ReplayRerunsTheCompiledContractAndCompareSaysWhatChanged) {
   // The contract file and the branch move on; the replay still runs what was compiled, where it started.
   write_file(p.dir / "contracts/task.json", "{\"changed\": true}");
   write_file(p.repo / "src/other.txt", "later\n");
-  ASSERT_EQ(sh("git add -A && git -c user.name=t -c user.email=t@localhost commit -qm later", p.repo).exit_code, 0);
+  ASSERT_EQ(
+      sh("git add -A && git -c user.name=t -c user.email=t@localhost commit -qm later", p.repo).exit_code, 0);
 
   json out = p.cli_json({"replay", a, "--quiet"}, 0);
   std::string b = out["run_id"];

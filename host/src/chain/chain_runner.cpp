@@ -115,9 +115,11 @@ ChainOutcome run_chain(const ChainRequest& req) {
     rr.baseline_override = base;
     rr.chain_link = {{"run_id", o.run_id}, {"step_id", st.id}, {"role", st.role}};
     if (req.progress) rr.progress = [&](const std::string& l) { say("  " + label + ": " + l); };
-    events.append("CHAIN_STEP_STARTED",
-                  {{"step_id", st.id}, {"kind", st.kind}, {"role", st.role}, {"contract", contract.string()},
-                   {"baseline_commit", base}});
+    events.append("CHAIN_STEP_STARTED", {{"step_id", st.id},
+                                         {"kind", st.kind},
+                                         {"role", st.role},
+                                         {"contract", contract.string()},
+                                         {"baseline_commit", base}});
     run::RunOutcome out = run::run_contract(rr);
     StepRun r{out.run_id, out.status, out.verdict, out.reason};
     if (out.stage != run::RunOutcome::Stage::sealed) {
@@ -135,7 +137,8 @@ ChainOutcome run_chain(const ChainRequest& req) {
                                           {"verdict", r.verdict},
                                           {"reason", r.reason}});
     if (r.verdict == "success" && st.kind == "task") {
-      auto pr = control::promote(req.root, r.run_id, branch, control::rule("chain " + o.run_id + " step " + st.id));
+      auto pr =
+          control::promote(req.root, r.run_id, branch, control::rule("chain " + o.run_id + " step " + st.id));
       if (pr.outcome == control::EvidenceResult::Outcome::promoted) {
         base = pr.evidence["commit"];
         events.append("CHAIN_BRANCH_ADVANCED",
@@ -169,7 +172,8 @@ ChainOutcome run_chain(const ChainRequest& req) {
         h["contract_rewritten"] = false;  // a handoff summarises; the next contract runs as written
         events.append("CHAIN_HANDOFF_STEP_MARKED", h);
         handoffs.push_back(h);
-        say("handoff " + st.id + ": " + h["from_role"].get<std::string>() + " -> " + h["to_role"].get<std::string>());
+        say("handoff " + st.id + ": " + h["from_role"].get<std::string>() + " -> " +
+            h["to_role"].get<std::string>());
         continue;
       }
       say("step " + st.id + " (" + st.role + ")");
@@ -185,7 +189,10 @@ ChainOutcome run_chain(const ChainRequest& req) {
         if (r.verdict != "success") {
           verdict = r.verdict == "awaiting_approval" ? "failure" : r.verdict;
           reason = "step " + st.id + " (" + st.role + ") ended " + r.verdict + ": " + r.reason;
-          failed_step = {{"step_id", st.id}, {"role", st.role}, {"run_id", r.run_id}, {"verdict", r.verdict},
+          failed_step = {{"step_id", st.id},
+                         {"role", st.role},
+                         {"run_id", r.run_id},
+                         {"verdict", r.verdict},
                          {"reason", r.reason}};
           break;
         }
@@ -197,7 +204,8 @@ ChainOutcome run_chain(const ChainRequest& req) {
           bool approve = r.verdict == "success";
           approvals += approve ? 1 : 0;
           entry["run_ids"].push_back(r.run_id);
-          votes.push_back({{"reviewer", i + 1}, {"run_id", r.run_id}, {"verdict", r.verdict}, {"approve", approve}});
+          votes.push_back(
+              {{"reviewer", i + 1}, {"run_id", r.run_id}, {"verdict", r.verdict}, {"approve", approve}});
           if (interrupted()) break;
         }
         bool met = approvals >= st.quorum;
@@ -213,13 +221,17 @@ ChainOutcome run_chain(const ChainRequest& req) {
         entry["quorum"] = q;
         step_verdicts[st.id] = entry["verdict"];
         steps_report.push_back(entry);
-        say("review " + st.id + ": " + std::to_string(approvals) + " of " + std::to_string(st.contracts.size()) +
-            " approve, " + std::to_string(st.quorum) + " needed: quorum " + (met ? "met" : "not met"));
+        say("review " + st.id + ": " + std::to_string(approvals) + " of " +
+            std::to_string(st.contracts.size()) + " approve, " + std::to_string(st.quorum) +
+            " needed: quorum " + (met ? "met" : "not met"));
         if (!met) {
           verdict = interrupted() ? "cancelled" : "failure";
-          reason = "step " + st.id + " (" + st.role + "): reviewer quorum not met (" + std::to_string(approvals) +
-                   " of " + std::to_string(st.quorum) + " required approvals)";
-          failed_step = {{"step_id", st.id}, {"role", st.role}, {"verdict", "failure"}, {"reason", reason},
+          reason = "step " + st.id + " (" + st.role + "): reviewer quorum not met (" +
+                   std::to_string(approvals) + " of " + std::to_string(st.quorum) + " required approvals)";
+          failed_step = {{"step_id", st.id},
+                         {"role", st.role},
+                         {"verdict", "failure"},
+                         {"reason", reason},
                          {"run_id", votes.empty() ? json("") : votes.back()["run_id"]}};
           break;
         }
@@ -249,18 +261,12 @@ ChainOutcome run_chain(const ChainRequest& req) {
     if (!failed_step.is_null()) lifecycle["failed_step"] = failed_step;
     events.append("CHAIN_LIFECYCLE_EVALUATED", lifecycle);
     std::string final_commit = base != start_commit ? base : "";
-    o.report = {{"schema_version", 1},
-                {"kind", "chain_report"},
-                {"chain_id", spec.chain_id},
-                {"run_id", o.run_id},
-                {"verdict", verdict},
-                {"reason", reason},
-                {"repo", repo.string()},
-                {"baseline_commit", start_commit},
-                {"steps", steps_report},
-                {"handoffs", handoffs},
-                {"lifecycle", lifecycle},
-                {"created_at", store::now_utc_iso()}};
+    o.report = {{"schema_version", 1},       {"kind", "chain_report"},
+                {"chain_id", spec.chain_id}, {"run_id", o.run_id},
+                {"verdict", verdict},        {"reason", reason},
+                {"repo", repo.string()},     {"baseline_commit", start_commit},
+                {"steps", steps_report},     {"handoffs", handoffs},
+                {"lifecycle", lifecycle},    {"created_at", store::now_utc_iso()}};
     if (!final_commit.empty()) o.report["result"] = {{"branch", branch}, {"commit", final_commit}};
     bundle->write_json("reports/chain_report.json", o.report);
     json reports{{"chain_report", "reports/chain_report.json"}};

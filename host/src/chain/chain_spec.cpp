@@ -13,7 +13,8 @@ namespace fs = std::filesystem;
 using nlohmann::json;
 
 const std::vector<std::string>& pm_loop() {
-  static const std::vector<std::string> loop{"PM", "TECH_LEAD", "WORKER", "REVIEWER", "TESTING", "TECH_LEAD", "PM"};
+  static const std::vector<std::string> loop{"PM",      "TECH_LEAD", "WORKER", "REVIEWER",
+                                             "TESTING", "TECH_LEAD", "PM"};
   return loop;
 }
 
@@ -54,7 +55,8 @@ LoadResult load_chain(const fs::path& chain_file, const fs::path& root, const fs
     out.error = display + " is not valid JSON (run `cp-host validate " + display + "` for the position)";
     return out;
   }
-  for (const auto& v : contract::schema("task_chain").validate(doc)) add(v.pointer, v.rule, v.message, v.expected);
+  for (const auto& v : contract::schema("task_chain").validate(doc))
+    add(v.pointer, v.rule, v.message, v.expected);
   if (!out.diagnostics.empty()) {
     out.error = "the chain is invalid";
     return out;
@@ -76,7 +78,8 @@ LoadResult load_chain(const fs::path& chain_file, const fs::path& root, const fs
     st.kind = s["kind"];
     st.role = s.value("role", "");
     for (const auto& prev : spec.steps)
-      if (prev.id == st.id) add(ptr + "/step_id", "unique", "step_id '" + st.id + "' is used twice", "a unique id");
+      if (prev.id == st.id)
+        add(ptr + "/step_id", "unique", "step_id '" + st.id + "' is used twice", "a unique id");
     auto resolve = [&](const std::string& rel, const std::string& p) {
       fs::path c = fs::path(rel).is_absolute() ? fs::path(rel) : base / rel;
       if (!fs::is_regular_file(c))
@@ -93,8 +96,9 @@ LoadResult load_chain(const fs::path& chain_file, const fs::path& root, const fs
         st.contracts.push_back(resolve(s["reviewers"][j], ptr + "/reviewers/" + std::to_string(j)));
       st.quorum = s.value("quorum", static_cast<int>(st.contracts.size()));
       if (st.quorum > static_cast<int>(st.contracts.size()))
-        add(ptr + "/quorum", "quorum", "quorum " + std::to_string(st.quorum) + " is more than the " +
-                                           std::to_string(st.contracts.size()) + " reviewers",
+        add(ptr + "/quorum", "quorum",
+            "quorum " + std::to_string(st.quorum) + " is more than the " +
+                std::to_string(st.contracts.size()) + " reviewers",
             "at most the number of reviewers");
     } else {
       st.handoff = {{"from_role", s["from_role"]},
@@ -126,8 +130,8 @@ LoadResult load_chain(const fs::path& chain_file, const fs::path& root, const fs
     std::string assigned = c.is_object() ? c.value("assigned_agent", json::object()).value("role", "") : "";
     if (c.is_object() && role.is_string() && role.get<std::string>() != assigned)
       add(ptr, "xref:role",
-          "the step's role is " + role.get<std::string>() + " but " + file.filename().string() +
-              " assigns " + (assigned.empty() ? "no role" : assigned),
+          "the step's role is " + role.get<std::string>() + " but " + file.filename().string() + " assigns " +
+              (assigned.empty() ? "no role" : assigned),
           "the role in the contract's /assigned_agent/role");
   }
   // Handoffs join the roles either side of them.
@@ -147,12 +151,14 @@ LoadResult load_chain(const fs::path& chain_file, const fs::path& root, const fs
         break;
       }
     if (st.handoff["from_role"] != before)
-      add(ptr + "/from_role", "handoff", "the handoff is from " + st.handoff["from_role"].get<std::string>() +
-                                             " but the step before it is " + (before.empty() ? "none" : before),
+      add(ptr + "/from_role", "handoff",
+          "the handoff is from " + st.handoff["from_role"].get<std::string>() +
+              " but the step before it is " + (before.empty() ? "none" : before),
           "the role of the step before the handoff");
     if (st.handoff["to_role"] != after)
-      add(ptr + "/to_role", "handoff", "the handoff is to " + st.handoff["to_role"].get<std::string>() +
-                                           " but the step after it is " + (after.empty() ? "none" : after),
+      add(ptr + "/to_role", "handoff",
+          "the handoff is to " + st.handoff["to_role"].get<std::string>() + " but the step after it is " +
+              (after.empty() ? "none" : after),
           "the role of the step after the handoff");
   }
   if (spec.require_pm_loop) {

@@ -21,10 +21,10 @@ class Registry;
 namespace cp::chain {
 
 struct Step {
-  std::string id, kind, role;                      // kind: task | handoff | review
-  std::vector<std::filesystem::path> contracts;    // task: one; review: one per reviewer
-  int quorum = 0;                                  // review: approvals needed
-  nlohmann::json handoff;                          // handoff: {from_role, to_role, summary, risks, next_role_context}
+  std::string id, kind, role;                    // kind: task | handoff | review
+  std::vector<std::filesystem::path> contracts;  // task: one; review: one per reviewer
+  int quorum = 0;                                // review: approvals needed
+  nlohmann::json handoff;  // handoff: {from_role, to_role, summary, risks, next_role_context}
 };
 
 struct ChainSpec {

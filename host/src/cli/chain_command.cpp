@@ -45,14 +45,16 @@ void add_chain(CLI::App& app, Globals& g, Runner& run) {
   chain->require_subcommand(1);
   auto* cmd = chain->add_subcommand(
       "run",
-      "Run a task chain (schemas/task_chain.schema.json): each task or reviewer step is a full run with its own "
+      "Run a task chain (schemas/task_chain.schema.json): each task or reviewer step is a full run with its "
+      "own "
       "bundle; a step's change is committed onto branch cp-chain/<chain run id> and the next step starts "
       "there. Writes a chain bundle with reports/chain_report.json (lifecycle, quorum outcomes, step "
       "verdicts). A failed step or a missed quorum stops the chain with an incident pack naming the step.\n"
       "Exit codes: 0 success, 2 invalid chain (nothing run), 3 internal error, 4 failure, 5 denied, "
       "6 timeout, 7 cancelled, 8 error.");
   cmd->add_option("chain", o->chain, "Task chain JSON file")->required();
-  cmd->add_option("--repo", o->repo, "Git repository the steps work on (default: .); only the chain branch moves");
+  cmd->add_option("--repo", o->repo,
+                  "Git repository the steps work on (default: .); only the chain branch moves");
   cmd->add_flag("--json", o->json, "Print the outcome (with the chain report) as JSON");
   cmd->add_flag("--quiet,-q", o->quiet, "No progress lines");
   cmd->callback([&g, &run, o] {
@@ -74,7 +76,8 @@ void add_chain(CLI::App& app, Globals& g, Runner& run) {
       int code = chain_exit(out);
       if (out.stage == chain::ChainOutcome::Stage::invalid) {
         for (const auto& d : out.diagnostics)
-          std::cerr << d.file << ":" << d.line << ": error [" << d.rule << "] " << contract::describe(d) << "\n";
+          std::cerr << d.file << ":" << d.line << ": error [" << d.rule << "] " << contract::describe(d)
+                    << "\n";
         std::cerr << "cp-host chain run: " << out.error << "; nothing was run.\n";
       } else if (out.stage == chain::ChainOutcome::Stage::internal) {
         std::cerr << "cp-host chain run: " << out.error << "\n";
@@ -83,21 +86,28 @@ void add_chain(CLI::App& app, Globals& g, Runner& run) {
         json j{{"exit_code", code}};
         if (!out.run_id.empty()) j["run_id"] = out.run_id;
         if (!out.bundle_dir.empty()) j["bundle"] = out.bundle_dir.string();
-        if (out.stage == chain::ChainOutcome::Stage::sealed) j["report"] = out.report;
-        else j["error"] = out.error;
+        if (out.stage == chain::ChainOutcome::Stage::sealed)
+          j["report"] = out.report;
+        else
+          j["error"] = out.error;
         if (!out.diagnostics.empty()) {
           j["diagnostics"] = json::array();
           for (const auto& d : out.diagnostics)
-            j["diagnostics"].push_back({{"file", d.file}, {"line", d.line}, {"pointer", d.pointer}, {"rule", d.rule},
+            j["diagnostics"].push_back({{"file", d.file},
+                                        {"line", d.line},
+                                        {"pointer", d.pointer},
+                                        {"rule", d.rule},
                                         {"message", d.message}});
         }
         std::cout << j.dump(2) << "\n";
       } else if (out.stage == chain::ChainOutcome::Stage::sealed) {
-        std::cout << "chain    " << out.run_id << "\nverdict  " << out.verdict << "\nreason   " << out.reason << "\n";
+        std::cout << "chain    " << out.run_id << "\nverdict  " << out.verdict << "\nreason   " << out.reason
+                  << "\n";
         for (const auto& s : out.report["steps"])
           std::cout << "step     " << s["step_id"].get<std::string>() << " (" << s["role"].get<std::string>()
                     << "): " << s["verdict"].get<std::string>() << "\n";
-        std::cout << "loop     " << (out.report["lifecycle"]["closed"].get<bool>() ? "closed" : "not closed") << "\n";
+        std::cout << "loop     " << (out.report["lifecycle"]["closed"].get<bool>() ? "closed" : "not closed")
+                  << "\n";
         if (out.report.contains("result"))
           std::cout << "result   " << out.report["result"]["branch"].get<std::string>() << " at "
                     << out.report["result"]["commit"].get<std::string>().substr(0, 12) << "\n";

@@ -44,7 +44,8 @@ int print_decision(const control::DecisionResult& r, bool as_json, const char* c
     }
     std::cout << j.dump(2) << "\n";
   } else {
-    (code == kOk ? std::cout : std::cerr) << (code == kOk ? "" : std::string(cmd) + ": ") << r.message << "\n";
+    (code == kOk ? std::cout : std::cerr)
+        << (code == kOk ? "" : std::string(cmd) + ": ") << r.message << "\n";
   }
   return code;
 }
@@ -60,7 +61,8 @@ void add_decisions(CLI::App& app, Globals& g, Runner& run) {
 
   auto* approve = app.add_subcommand(
       "approve",
-      "Approve a run awaiting approval. With enough distinct approvers (the pack's approval.approvers, default "
+      "Approve a run awaiting approval. With enough distinct approvers (the pack's approval.approvers, "
+      "default "
       "1) the run seals as success with a proof pack; past the pack's approval deadline it is denied instead "
       "(default-deny). Exit 0 decided or counted, 1 refused, 2 usage, 3 internal error.");
   approve->add_option("run", o->run_id, "Run id")->required();
@@ -86,8 +88,9 @@ void add_decisions(CLI::App& app, Globals& g, Runner& run) {
   reject->add_flag("--json", o->json, "Machine-readable output");
   reject->callback([&g, &run, o] {
     run = [&g, o]() -> int {
-      return print_decision(control::decide(g.root, o->run_id, control::Decision::reject, control::os_user("human", o->reason)),
-                            o->json, "cp-host reject");
+      return print_decision(
+          control::decide(g.root, o->run_id, control::Decision::reject, control::os_user("human", o->reason)),
+          o->json, "cp-host reject");
     };
   });
 
@@ -105,9 +108,10 @@ void add_decisions(CLI::App& app, Globals& g, Runner& run) {
       }
       if (pending.empty()) std::cout << "no run is awaiting approval\n";
       for (const auto& p : pending)
-        std::cout << p["run_id"].get<std::string>() << "  task " << p["task_id"].get<std::string>() << "  pack "
-                  << p["pack"].get<std::string>() << "  approvals " << p["approvals"].size() << "/"
-                  << p["approvers_required"].get<int>() << "  deadline " << p.value("deadline", "none") << "\n";
+        std::cout << p["run_id"].get<std::string>() << "  task " << p["task_id"].get<std::string>()
+                  << "  pack " << p["pack"].get<std::string>() << "  approvals " << p["approvals"].size()
+                  << "/" << p["approvers_required"].get<int>() << "  deadline " << p.value("deadline", "none")
+                  << "\n";
       return kOk;
     };
   });
@@ -118,14 +122,15 @@ void add_decisions(CLI::App& app, Globals& g, Runner& run) {
       "promote",
       "Apply the run's artifacts/diff.patch onto BRANCH of the run's repository as one commit (a new branch "
       "starts at the run's baseline commit). No working tree is touched; refused when the patch does not "
-      "apply cleanly, the branch is checked out somewhere, or the run is not sealed success. Exit 0 promoted, "
+      "apply cleanly, the branch is checked out somewhere, or the run is not sealed success. Exit 0 "
+      "promoted, "
       "1 refused, 3 internal error.");
   promote->add_option("run", o->run_id, "Run id")->required();
   promote->add_option("--branch", o->branch, "Target branch (created when missing)")->required();
   promote->add_option("--reason", o->reason, "Why (recorded, and in the commit message)");
   promote->add_flag("--json", o->json, "Machine-readable output");
-  auto* ereject =
-      evidence->add_subcommand("reject", "Discard the run's change: its kept worktree is removed, the decision recorded.");
+  auto* ereject = evidence->add_subcommand(
+      "reject", "Discard the run's change: its kept worktree is removed, the decision recorded.");
   ereject->add_option("run", o->run_id, "Run id")->required();
   ereject->add_option("--reason", o->reason, "Why (recorded)");
   ereject->add_flag("--json", o->json, "Machine-readable output");
@@ -135,9 +140,9 @@ void add_decisions(CLI::App& app, Globals& g, Runner& run) {
                : r.outcome == O::error                              ? kInternal
                                                                     : kInvalid;
     if (o->json) {
-      json j{{"outcome", r.outcome == O::promoted   ? "promoted"
-                         : r.outcome == O::rejected ? "rejected"
-                         : r.outcome == O::refused  ? "refused"
+      json j{{"outcome", r.outcome == O::promoted    ? "promoted"
+                         : r.outcome == O::rejected  ? "rejected"
+                         : r.outcome == O::refused   ? "refused"
                          : r.outcome == O::not_found ? "not_found"
                                                      : "error"},
              {"message", r.message},

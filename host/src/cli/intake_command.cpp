@@ -47,13 +47,15 @@ void add_intake(CLI::App& app, Globals& g, Runner& run) {
         json gates = json::array();
         for (const auto& gt : out["gates"]) gates.push_back(gt["plugin"]);
         const json& rb = out["role_contract_summary"]["role_binding_summary"];
-        std::cout << "task      " << out["task_id"].get<std::string>() << "   (advisory preview: nothing runs)\n"
+        std::cout << "task      " << out["task_id"].get<std::string>()
+                  << "   (advisory preview: nothing runs)\n"
                   << "runner    " << out["runner"].get<std::string>() << "   pack "
                   << out["pack"]["pack_id"].get<std::string>()
                   << (out["pack"]["requires_approval"].get<bool>() ? " (requires approval)" : "") << "\n"
                   << "roles     owner " << rb["owner"].value("role", "") << ", assigned "
                   << rb["assigned"].value("role", "")
-                  << (rb["assigned"].value("runner_allowed", true) ? "" : " (runner not allowed for this role)")
+                  << (rb["assigned"].value("runner_allowed", true) ? ""
+                                                                   : " (runner not allowed for this role)")
                   << "\n"
                   << "gates     " << gates.dump() << "\n"
                   << "outputs   " << out["predicted_outputs"]["bundle"].size() << " bundle files, then "

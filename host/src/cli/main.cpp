@@ -72,8 +72,8 @@ int main(int argc, char** argv) {
                                             : cp::log::Level::off);
   cp::log::set_console_format(log_format == "json" ? cp::log::ConsoleFormat::json
                                                    : cp::log::ConsoleFormat::text);
-  for (const char* with_lanes :
-       {"run", "serve", "queue", "retention", "replay", "approve", "reject", "approvals", "evidence", "chain"})
+  for (const char* with_lanes : {"run", "serve", "queue", "retention", "replay", "approve", "reject",
+                                 "approvals", "evidence", "chain"})
     if (app.got_subcommand(with_lanes)) {
       try {
         cp::log::open_lanes(std::filesystem::absolute(g.root));

@@ -49,42 +49,42 @@ void print_summary(const run::RunOutcome& o, int code) {
             << "exit     " << code << "\n";
 }
 
-int report_outcome(const run::RunOutcome& out, bool as_json, const std::string& cmd, const std::string& check) {
-      int code = run::exit_code_for(out);
-      if (out.stage == run::RunOutcome::Stage::invalid) {
-        for (const auto& d : out.diagnostics)
-          std::cerr << d.file << ":" << d.line << ": error [" << d.rule << "] " << contract::describe(d)
-                    << "\n";
-        std::cerr << cmd << ": " << out.error << "; nothing was run or written. Fix it and check with " << check
-                  << ".\n";
-      } else if (out.stage == run::RunOutcome::Stage::internal) {
-        std::cerr << cmd << ": " << out.error << "\n";
-      }
-      if (as_json) {
-        json j{{"exit_code", code},
-               {"stage", out.stage == run::RunOutcome::Stage::sealed    ? "sealed"
-                         : out.stage == run::RunOutcome::Stage::invalid ? "invalid"
-                                                                        : "internal"}};
-        if (!out.run_id.empty()) j["run_id"] = out.run_id;
-        if (!out.bundle_dir.empty()) j["bundle"] = out.bundle_dir.string();
-        if (out.stage == run::RunOutcome::Stage::sealed)
-          j["manifest"] = out.manifest;
-        else
-          j["error"] = out.error;
-        if (!out.diagnostics.empty()) {
-          j["diagnostics"] = json::array();
-          for (const auto& d : out.diagnostics)
-            j["diagnostics"].push_back({{"file", d.file},
-                                        {"line", d.line},
-                                        {"pointer", d.pointer},
-                                        {"rule", d.rule},
-                                        {"message", d.message}});
-        }
-        std::cout << j.dump(2) << "\n";
-      } else if (out.stage == run::RunOutcome::Stage::sealed) {
-        print_summary(out, code);
-      }
-      return code;
+int report_outcome(const run::RunOutcome& out, bool as_json, const std::string& cmd,
+                   const std::string& check) {
+  int code = run::exit_code_for(out);
+  if (out.stage == run::RunOutcome::Stage::invalid) {
+    for (const auto& d : out.diagnostics)
+      std::cerr << d.file << ":" << d.line << ": error [" << d.rule << "] " << contract::describe(d) << "\n";
+    std::cerr << cmd << ": " << out.error << "; nothing was run or written. Fix it and check with " << check
+              << ".\n";
+  } else if (out.stage == run::RunOutcome::Stage::internal) {
+    std::cerr << cmd << ": " << out.error << "\n";
+  }
+  if (as_json) {
+    json j{{"exit_code", code},
+           {"stage", out.stage == run::RunOutcome::Stage::sealed    ? "sealed"
+                     : out.stage == run::RunOutcome::Stage::invalid ? "invalid"
+                                                                    : "internal"}};
+    if (!out.run_id.empty()) j["run_id"] = out.run_id;
+    if (!out.bundle_dir.empty()) j["bundle"] = out.bundle_dir.string();
+    if (out.stage == run::RunOutcome::Stage::sealed)
+      j["manifest"] = out.manifest;
+    else
+      j["error"] = out.error;
+    if (!out.diagnostics.empty()) {
+      j["diagnostics"] = json::array();
+      for (const auto& d : out.diagnostics)
+        j["diagnostics"].push_back({{"file", d.file},
+                                    {"line", d.line},
+                                    {"pointer", d.pointer},
+                                    {"rule", d.rule},
+                                    {"message", d.message}});
+    }
+    std::cout << j.dump(2) << "\n";
+  } else if (out.stage == run::RunOutcome::Stage::sealed) {
+    print_summary(out, code);
+  }
+  return code;
 }
 
 }  // namespace
@@ -175,9 +175,11 @@ void add_replay(CLI::App& app, Globals& g, Runner& run) {
       if (out.stage == run::RunOutcome::Stage::sealed && !o->no_compare) {
         auto cmp = control::compare_runs(g.root, o->run_id, out.run_id);
         if (cmp.ok && !o->quiet)
-          std::cerr << "· compared with " << o->run_id << ": verdict " << cmp.report["verdict"]["a"].get<std::string>()
-                    << " -> " << cmp.report["verdict"]["b"].get<std::string>()
-                    << (cmp.report["diff_stats"]["same_patch"].get<bool>() ? ", same patch" : ", different patch")
+          std::cerr << "· compared with " << o->run_id << ": verdict "
+                    << cmp.report["verdict"]["a"].get<std::string>() << " -> "
+                    << cmp.report["verdict"]["b"].get<std::string>()
+                    << (cmp.report["diff_stats"]["same_patch"].get<bool>() ? ", same patch"
+                                                                           : ", different patch")
                     << " (reports/run_compare_report.json)" << std::endl;
         if (!cmp.ok) std::cerr << "cp-host replay: cannot compare the runs: " << cmp.message << "\n";
       }

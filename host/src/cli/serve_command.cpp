@@ -1,6 +1,7 @@
 // `cp-host serve`: the scheduler and the REST API over one runtime root, until SIGINT/SIGTERM.
 // `cp-host tokens add|list|revoke`: the bearer tokens the API accepts.
 #include "cli/commands.hpp"
+#include "control/approvals.hpp"
 #include "plugin/registry.hpp"
 #include "queue/queue_service.hpp"
 #include "queue/queue_store.hpp"
@@ -11,7 +12,6 @@
 #include "serve/http_server.hpp"
 #include "serve/metrics.hpp"
 #include "serve/openapi.hpp"
-#include "control/approvals.hpp"
 #include "serve/run_catalog.hpp"
 #include "serve/scheduler.hpp"
 #include "store/atomic_file.hpp"

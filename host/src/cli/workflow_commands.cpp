@@ -24,7 +24,8 @@ void add_compare(CLI::App& app, Globals& g, Runner& run) {
       "counts) and write reports/run_compare_report.json into RUN_B's bundle. Exit 0 written, 1 a run is "
       "missing, 3 internal error.");
   cmd->add_option("run_a", o->a, "The earlier run (e.g. the original)")->required();
-  cmd->add_option("run_b", o->b, "The later run (e.g. its replay); the report goes into its bundle")->required();
+  cmd->add_option("run_b", o->b, "The later run (e.g. its replay); the report goes into its bundle")
+      ->required();
   cmd->add_flag("--json", o->json, "Print the report as JSON");
   cmd->add_flag("--no-write", o->no_write, "Only print the report");
   cmd->callback([&g, &run, o] {
@@ -39,11 +40,12 @@ void add_compare(CLI::App& app, Globals& g, Runner& run) {
         std::cout << j.dump(2) << "\n";
         return kOk;
       }
-      std::cout << "verdict   " << j["verdict"]["a"].get<std::string>() << " | " << j["verdict"]["b"].get<std::string>()
+      std::cout << "verdict   " << j["verdict"]["a"].get<std::string>() << " | "
+                << j["verdict"]["b"].get<std::string>()
                 << (j["verdict"]["same"].get<bool>() ? "  (same)" : "  (different)") << "\n";
       for (const auto& gt : j["gates"])
-        std::cout << "gate      " << gt["gate_id"].get<std::string>() << ": " << gt["a"].get<std::string>() << " | "
-                  << gt["b"].get<std::string>() << "\n";
+        std::cout << "gate      " << gt["gate_id"].get<std::string>() << ": " << gt["a"].get<std::string>()
+                  << " | " << gt["b"].get<std::string>() << "\n";
       const json& cf = j["changed_files"];
       std::cout << "files     " << cf["a"] << " | " << cf["b"] << "  (only a: " << cf["only_a"].size()
                 << ", only b: " << cf["only_b"].size() << ", both: " << cf["both"].size() << ")\n";
@@ -77,7 +79,8 @@ void add_workflows(CLI::App& app, Globals& g, Runner& run) {
       if (all.empty()) std::cout << "no workflow case yet (runs link to one with workflow_id)\n";
       for (const auto& w : all)
         std::cout << w["workflow_id"].get<std::string>() << "  " << w.value("verdict", w.value("status", ""))
-                  << "  runs " << w["run_count"] << "  latest " << w["latest_run_id"].get<std::string>() << "\n";
+                  << "  runs " << w["run_count"] << "  latest " << w["latest_run_id"].get<std::string>()
+                  << "\n";
       return kOk;
     };
   });

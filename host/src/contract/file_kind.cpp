@@ -35,8 +35,9 @@ std::string detect_schema(const std::filesystem::path& file, const nlohmann::jso
   }
   // Documents that name their kind; a chain is told by its shape (chains live under contracts/ too).
   if (is_obj && doc.contains("kind") && doc["kind"].is_string()) {
-    static const char* kinds[] = {"approval_pack", "proof_pack", "incident_pack", "chain_report",
-                                  "run_compare_report", "execution_plan_report", "workflow_case"};
+    static const char* kinds[] = {"approval_pack", "proof_pack",         "incident_pack",
+                                  "chain_report",  "run_compare_report", "execution_plan_report",
+                                  "workflow_case"};
     for (const char* k : kinds)
       if (doc["kind"] == k) return k;
   }

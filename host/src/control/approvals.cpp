@@ -81,7 +81,8 @@ bool finish_half_decided(store::Bundle& b, const std::vector<json>& events) {
   if (p.contains("approval")) patch["approval"] = p["approval"];
   json reports = b.manifest().value("reports", json::object());
   if (fs::exists(b.dir() / "reports/proof_pack.json")) reports["proof_pack"] = "reports/proof_pack.json";
-  if (fs::exists(b.dir() / "reports/incident_pack.json")) reports["incident_pack"] = "reports/incident_pack.json";
+  if (fs::exists(b.dir() / "reports/incident_pack.json"))
+    reports["incident_pack"] = "reports/incident_pack.json";
   patch["reports"] = reports;
   b.update_manifest(patch);
   return true;
@@ -113,16 +114,18 @@ void seal_decision(const fs::path& root, store::Bundle& b, const std::string& st
     reports["proof_pack"] = "reports/proof_pack.json";
   } else {
     verdict = "denied";
-    reason = state == "expired" ? "approval deadline " + approval.value("deadline", "") + " passed (default-deny)"
-                                : "rejected by " + who + (why.empty() ? "" : ": " + why);
+    reason = state == "expired"
+                 ? "approval deadline " + approval.value("deadline", "") + " passed (default-deny)"
+                 : "rejected by " + who + (why.empty() ? "" : ": " + why);
     f.verdict = verdict;
     f.reason = reason;
     json pack = run::make_incident_pack(f, b.dir());
     pack["suggested_next_action"] =
-        state == "expired"
-            ? "Nobody decided before the approval deadline, so the run was denied. Run the contract again and "
-              "decide within the deadline, or raise approval.deadline_sec in the pack."
-            : "A human rejected the result: read their reason, change the task or contract, and run it again.";
+        state == "expired" ? "Nobody decided before the approval deadline, so the run was denied. Run the "
+                             "contract again and "
+                             "decide within the deadline, or raise approval.deadline_sec in the pack."
+                           : "A human rejected the result: read their reason, change the task or contract, "
+                             "and run it again.";
     pack["approval"] = decision;
     b.write_json("reports/incident_pack.json", pack);
     reports["incident_pack"] = "reports/incident_pack.json";
@@ -193,7 +196,8 @@ DecisionResult decide(const fs::path& root, const std::string& run_id, Decision 
   if (peek.is_object() && peek.value("status", "") != "awaiting_approval")
     return result(Outcome::not_awaiting,
                   "run " + run_id + " is not awaiting approval (status " + peek.value("status", "?") +
-                      (peek.contains("verdict") ? ", verdict " + peek["verdict"].get<std::string>() : "") + ")",
+                      (peek.contains("verdict") ? ", verdict " + peek["verdict"].get<std::string>() : "") +
+                      ")",
                   peek);
   std::unique_ptr<store::Bundle> b;
   try {
@@ -204,7 +208,8 @@ DecisionResult decide(const fs::path& root, const std::string& run_id, Decision 
 
     json approval = b->manifest().value("approval", json::object());
     if (past(approval)) {
-      seal_decision(root, *b, "expired", actor_record(rule("approval deadline passed")), approval.value("approvals", json::array()));
+      seal_decision(root, *b, "expired", actor_record(rule("approval deadline passed")),
+                    approval.value("approvals", json::array()));
       return result(Outcome::expired,
                     "the approval deadline of run " + run_id + " (" + approval.value("deadline", "") +
                         ") has passed: the run was denied by rule",
@@ -220,8 +225,9 @@ DecisionResult decide(const fs::path& root, const std::string& run_id, Decision 
     }
     for (const auto& a : approvals)
       if (a.value("by", "") == actor.by && a.value("by_kind", "") == actor.by_kind && actor.how != "god_mode")
-        return result(Outcome::duplicate, actor.by + " has already approved run " + run_id +
-                                              "; another approver is needed", b->manifest());
+        return result(Outcome::duplicate,
+                      actor.by + " has already approved run " + run_id + "; another approver is needed",
+                      b->manifest());
     b->events().append("APPROVAL_RECORDED", rec);
     approvals.push_back(rec);
     int required = approval.value("approvers_required", 1);

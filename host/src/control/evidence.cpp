@@ -70,9 +70,8 @@ std::unique_ptr<store::Bundle> open_for_decision(const fs::path& root, const std
 
 void finish(const fs::path& root, store::Bundle& b, const std::string& type, const json& evidence) {
   b.events().append(type, evidence);
-  b.update_manifest(
-      {{"evidence", evidence},
-       {"events", {{"count", b.events().count()}, {"last_hash", b.events().last_hash()}}}});
+  b.update_manifest({{"evidence", evidence},
+                     {"events", {{"count", b.events().count()}, {"last_hash", b.events().last_hash()}}}});
   record_in_workflow_case(root, b.manifest());
   log::Event ev;
   ev.lane = log::Lane::governance;
@@ -99,7 +98,8 @@ EvidenceResult promote(const fs::path& root, const std::string& run_id, const st
     fs::path repo = m.value("repo", "");
     std::string base = m.value("baseline_commit", "");
     if (repo.empty() || base.empty() || !fs::is_directory(repo))
-      return result(Outcome::refused, "run " + run_id + " names no usable repository (" + repo.string() + ")");
+      return result(Outcome::refused,
+                    "run " + run_id + " names no usable repository (" + repo.string() + ")");
     try {
       run::run_git(repo, {"check-ref-format", "--branch", branch}, "check the branch name");
     } catch (const run::WorkspaceError&) {
@@ -113,8 +113,9 @@ EvidenceResult promote(const fs::path& root, const std::string& run_id, const st
     // Where the commit goes: the branch tip, or the run's baseline for a new branch.
     std::string parent, old_value;
     try {
-      parent = trim(run::run_git(repo, {"rev-parse", "--verify", "--quiet", "refs/heads/" + branch + "^{commit}"},
-                                 "resolve the branch"));
+      parent =
+          trim(run::run_git(repo, {"rev-parse", "--verify", "--quiet", "refs/heads/" + branch + "^{commit}"},
+                            "resolve the branch"));
       old_value = parent;
     } catch (const run::WorkspaceError&) {
       parent = base;
@@ -141,8 +142,8 @@ EvidenceResult promote(const fs::path& root, const std::string& run_id, const st
       run::run_git(repo, {"apply", "--cached", "--binary", "--whitespace=nowarn", patch.string()},
                    "apply the patch", env);
     } catch (const run::WorkspaceError& e) {
-      return result(Outcome::refused, "the change of run " + run_id + " does not apply cleanly to '" + branch +
-                                          "' at " + parent.substr(0, 12) + " (" + e.what() +
+      return result(Outcome::refused, "the change of run " + run_id + " does not apply cleanly to '" +
+                                          branch + "' at " + parent.substr(0, 12) + " (" + e.what() +
                                           "); rebase the branch or replay the run on it");
     }
     std::string tree = trim(run::run_git(repo, {"write-tree"}, "write the tree", env));
@@ -155,11 +156,12 @@ EvidenceResult promote(const fs::path& root, const std::string& run_id, const st
     std::string commit =
         trim(run::run_git(repo, {"commit-tree", tree, "-p", parent, "-m", msg}, "make the commit", ident));
     try {
-      run::run_git(repo, {"update-ref", "-m", "cp-host promote " + run_id, "refs/heads/" + branch, commit, old_value},
-                   "move the branch");
+      run::run_git(
+          repo, {"update-ref", "-m", "cp-host promote " + run_id, "refs/heads/" + branch, commit, old_value},
+          "move the branch");
     } catch (const run::WorkspaceError& e) {
-      return result(Outcome::refused, "branch '" + branch + "' moved while the promotion was made (" + e.what() +
-                                          "); try again");
+      return result(Outcome::refused, "branch '" + branch + "' moved while the promotion was made (" +
+                                          e.what() + "); try again");
     }
     json evidence = actor_record(actor);
     evidence["decision"] = "promoted";
@@ -172,8 +174,8 @@ EvidenceResult promote(const fs::path& root, const std::string& run_id, const st
       run::Workspace::remove(repo, m["worktree"].get<std::string>());
       b->update_manifest({{"worktree_kept", false}});
     }
-    return result(Outcome::promoted, "run " + run_id + " promoted to " + branch + " as " + commit.substr(0, 12),
-                  evidence);
+    return result(Outcome::promoted,
+                  "run " + run_id + " promoted to " + branch + " as " + commit.substr(0, 12), evidence);
   } catch (const std::exception& e) {
     return result(Outcome::error, e.what());
   }
@@ -193,7 +195,8 @@ EvidenceResult reject_evidence(const fs::path& root, const std::string& run_id, 
     finish(root, *b, "EVIDENCE_REJECTED", evidence);
     if (removed) b->update_manifest({{"worktree_kept", false}});
     return result(Outcome::rejected,
-                  "run " + run_id + "'s change rejected" + (removed ? "; its worktree is removed" : ""), evidence);
+                  "run " + run_id + "'s change rejected" + (removed ? "; its worktree is removed" : ""),
+                  evidence);
   } catch (const std::exception& e) {
     return result(Outcome::error, e.what());
   }

@@ -25,9 +25,10 @@ struct EvidenceResult {
 // Refused when: the run is not sealed success, it was already decided, the branch is checked out in a
 // worktree (moving it would change files under someone), the name is not a valid branch, or the patch does
 // not apply to the branch tip (git's reason is in the message).
-EvidenceResult promote(const std::filesystem::path& root, const std::string& run_id, const std::string& branch,
-                       const Actor& actor);
+EvidenceResult promote(const std::filesystem::path& root, const std::string& run_id,
+                       const std::string& branch, const Actor& actor);
 
-EvidenceResult reject_evidence(const std::filesystem::path& root, const std::string& run_id, const Actor& actor);
+EvidenceResult reject_evidence(const std::filesystem::path& root, const std::string& run_id,
+                               const Actor& actor);
 
 }  // namespace cp::control

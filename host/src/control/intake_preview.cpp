@@ -65,8 +65,9 @@ PreviewResult intake_preview(const std::filesystem::path& contract_path, const s
   auto caps = run::check_capabilities(*prep.registry, *prep.runner, c);
 
   json gates = json::array();
-  json bundle_files = json::array({"manifest.json", "contract.json", "events.jsonl", "reports/task_result.json",
-                                   "artifacts/diff.patch", "artifacts/changed_files.json"});
+  json bundle_files =
+      json::array({"manifest.json", "contract.json", "events.jsonl", "reports/task_result.json",
+                   "artifacts/diff.patch", "artifacts/changed_files.json"});
   for (const auto& g : doc["gates"]) {
     json e{{"plugin", g["plugin"]}, {"required", g.value("required", true)}};
     if (g.contains("timeout_sec")) e["timeout_sec"] = g["timeout_sec"];
@@ -76,7 +77,8 @@ PreviewResult intake_preview(const std::filesystem::path& contract_path, const s
   bool approval = doc["pack"].value("requires_approval", false);
   bundle_files.push_back(approval ? "reports/approval_pack.json" : "reports/proof_pack.json");
   json workspace_outputs = json::array();
-  for (const auto& r : c.value("required_outputs", json::array())) workspace_outputs.push_back(r.value("path", ""));
+  for (const auto& r : c.value("required_outputs", json::array()))
+    workspace_outputs.push_back(r.value("path", ""));
   json tests = json::array();
   for (const auto& t : c.value("acceptance_tests", json::array()))
     tests.push_back({{"name", t.value("name", "")}, {"must_pass", t.value("must_pass", true)}});

@@ -65,13 +65,15 @@ json summary(const Side& s) {
 
 json gate_map(const json& manifest) {
   json g = json::object();
-  for (const auto& x : manifest.value("gates", json::array())) g[x.value("gate_id", "?")] = x.value("verdict", "");
+  for (const auto& x : manifest.value("gates", json::array()))
+    g[x.value("gate_id", "?")] = x.value("verdict", "");
   return g;
 }
 
 }  // namespace
 
-CompareResult compare_runs(const fs::path& root, const std::string& run_a, const std::string& run_b, bool write) {
+CompareResult compare_runs(const fs::path& root, const std::string& run_a, const std::string& run_b,
+                           bool write) {
   CompareResult r;
   auto da = store::find_run(root, run_a);
   auto db = store::find_run(root, run_b);
@@ -113,21 +115,27 @@ CompareResult compare_runs(const fs::path& root, const std::string& run_a, const
     std::string vb = b.manifest.value("verdict", b.manifest.value("status", ""));
     bool same_patch = a.diff.value("patch_sha256", "") == b.diff.value("patch_sha256", "") &&
                       !a.diff.value("patch_sha256", "").empty();
-    r.report = {{"schema_version", 1},
-                {"kind", "run_compare_report"},
-                {"generated_at", store::now_utc_iso()},
-                {"a", summary(a)},
-                {"b", summary(b)},
-                {"replay", b.manifest.value("replay_of", "") == run_a},
-                {"same_contract", a.manifest.value("contract_sha256", "") == b.manifest.value("contract_sha256", "")},
-                {"verdict", {{"a", va}, {"b", vb}, {"same", va == vb}}},
-                {"gates", gates},
-                {"changed_files", {{"a", a.files.size()}, {"b", b.files.size()}, {"only_a", only_a},
-                                   {"only_b", only_b}, {"both", both}}},
-                {"diff_stats", {{"a", a.diff}, {"b", b.diff}, {"same_patch", same_patch}}},
-                {"usage", {{"a", a.manifest.value("usage", json::object())},
-                           {"b", b.manifest.value("usage", json::object())}}},
-                {"event_types", events}};
+    r.report = {
+        {"schema_version", 1},
+        {"kind", "run_compare_report"},
+        {"generated_at", store::now_utc_iso()},
+        {"a", summary(a)},
+        {"b", summary(b)},
+        {"replay", b.manifest.value("replay_of", "") == run_a},
+        {"same_contract", a.manifest.value("contract_sha256", "") == b.manifest.value("contract_sha256", "")},
+        {"verdict", {{"a", va}, {"b", vb}, {"same", va == vb}}},
+        {"gates", gates},
+        {"changed_files",
+         {{"a", a.files.size()},
+          {"b", b.files.size()},
+          {"only_a", only_a},
+          {"only_b", only_b},
+          {"both", both}}},
+        {"diff_stats", {{"a", a.diff}, {"b", b.diff}, {"same_patch", same_patch}}},
+        {"usage",
+         {{"a", a.manifest.value("usage", json::object())},
+          {"b", b.manifest.value("usage", json::object())}}},
+        {"event_types", events}};
     if (write) store::write_json_atomic(*db / "reports/run_compare_report.json", r.report);
     r.ok = true;
   } catch (const std::exception& e) {

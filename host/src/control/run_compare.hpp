@@ -20,7 +20,7 @@ struct CompareResult {
 };
 
 // Builds the report; with `write`, also stores it in B (atomically). Never throws.
-CompareResult compare_runs(const std::filesystem::path& root, const std::string& run_a, const std::string& run_b,
-                           bool write = true);
+CompareResult compare_runs(const std::filesystem::path& root, const std::string& run_a,
+                           const std::string& run_b, bool write = true);
 
 }  // namespace cp::control

@@ -48,12 +48,13 @@ json make_case(const std::string& workflow_id, json runs) {
     std::string k = r.value("verdict", r.value("status", ""));
     counts[k] = counts.value(k, 0) + 1;
   }
-  json read_model{{"workflow_id", workflow_id},
-                  {"latest_run_id", latest["run_id"]},
-                  {"task_id", latest["task_id"]},
-                  {"status", latest["status"]},
-                  {"role_binding_summary", latest.value("role_binding_summary", json::object())},
-                  {"source", "latest linked run's manifest.json (read-only mirror; the task contract rules)"}};
+  json read_model{
+      {"workflow_id", workflow_id},
+      {"latest_run_id", latest["run_id"]},
+      {"task_id", latest["task_id"]},
+      {"status", latest["status"]},
+      {"role_binding_summary", latest.value("role_binding_summary", json::object())},
+      {"source", "latest linked run's manifest.json (read-only mirror; the task contract rules)"}};
   if (latest.contains("verdict")) read_model["verdict"] = latest["verdict"];
   json c{{"schema_version", 1},
          {"kind", "workflow_case"},
@@ -69,7 +70,8 @@ json make_case(const std::string& workflow_id, json runs) {
   if (latest.contains("verdict")) c["verdict"] = latest["verdict"];
   // Entries keep their binding only in the read model: the list stays small.
   for (auto& r : c["runs"]) r.erase("role_binding_summary");
-  c["workflow_case_read_model"]["role_binding_summary"] = latest.value("role_binding_summary", json::object());
+  c["workflow_case_read_model"]["role_binding_summary"] =
+      latest.value("role_binding_summary", json::object());
   return c;
 }
 
@@ -99,7 +101,8 @@ fs::path workflow_cases_dir(const fs::path& root) {
 }
 
 void record_in_workflow_case(const fs::path& root, const json& manifest) {
-  if (!manifest.is_object() || !manifest.contains("workflow_id") || !manifest["workflow_id"].is_string()) return;
+  if (!manifest.is_object() || !manifest.contains("workflow_id") || !manifest["workflow_id"].is_string())
+    return;
   const std::string id = manifest["workflow_id"];
   if (!safe_id(id)) return;
   try {
@@ -118,7 +121,8 @@ void record_in_workflow_case(const fs::path& root, const json& manifest) {
     if (latest != manifest.value("run_id", "")) {
       json lm = store::read_json_file(store::runs_dir(root) / latest / "manifest.json");
       if (lm.is_object())
-        c["workflow_case_read_model"]["role_binding_summary"] = lm.value("role_binding_summary", json::object());
+        c["workflow_case_read_model"]["role_binding_summary"] =
+            lm.value("role_binding_summary", json::object());
     }
     store::write_json_atomic(dir / "case.json", c);
   } catch (const std::exception& e) {
@@ -141,7 +145,8 @@ json rebuild_workflow_case(const fs::path& root, const std::string& workflow_id)
   fs::path dir = workflow_cases_dir(root) / workflow_id;
   CaseLock lock(dir);
   json c = make_case(workflow_id, runs);
-  json lm = store::read_json_file(store::runs_dir(root) / c["latest_run_id"].get<std::string>() / "manifest.json");
+  json lm =
+      store::read_json_file(store::runs_dir(root) / c["latest_run_id"].get<std::string>() / "manifest.json");
   if (lm.is_object())
     c["workflow_case_read_model"]["role_binding_summary"] = lm.value("role_binding_summary", json::object());
   store::write_json_atomic(dir / "case.json", c);

@@ -26,9 +26,11 @@ void record_in_workflow_case(const std::filesystem::path& root, const nlohmann::
 nlohmann::json rebuild_workflow_case(const std::filesystem::path& root, const std::string& workflow_id);
 
 // The case.json of `workflow_id`, or nullopt when there is none (or the id is not a safe name).
-std::optional<nlohmann::json> read_workflow_case(const std::filesystem::path& root, const std::string& workflow_id);
+std::optional<nlohmann::json> read_workflow_case(const std::filesystem::path& root,
+                                                 const std::string& workflow_id);
 
-// Every case, newest latest-run first: [{workflow_id, status, verdict?, latest_run_id, run_count, updated_at}].
+// Every case, newest latest-run first: [{workflow_id, status, verdict?, latest_run_id, run_count,
+// updated_at}].
 nlohmann::json list_workflow_cases(const std::filesystem::path& root);
 
 }  // namespace cp::control

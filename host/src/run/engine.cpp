@@ -18,8 +18,8 @@
 #include "run/process.hpp"
 #include "run/recovery.hpp"
 #include "run/workspace.hpp"
-#include "store/bundle.hpp"
 #include "store/atomic_file.hpp"
+#include "store/bundle.hpp"
 #include "store/event_check.hpp"
 #include "store/run_index.hpp"
 #include "store/sha256.hpp"
@@ -200,7 +200,8 @@ bool prepare_replay(const std::string& run_id, const fs::path& root, const fs::p
   if (!dir) return fail("no run " + run_id + " to replay under " + store::runs_dir(root).string());
   json man = store::read_json_file(*dir / "manifest.json");
   if (!man.is_object() || man.value("kind", "run") != "run")
-    return fail("run " + run_id + " is not a single contract run (a chain is replayed with `cp-host chain run`)");
+    return fail("run " + run_id +
+                " is not a single contract run (a chain is replayed with `cp-host chain run`)");
   json doc = store::read_json_file(*dir / "contract.json");
   if (!doc.is_object()) return fail("the compiled contract of run " + run_id + " cannot be read");
   auto v = contract::schema("compiled_contract").validate(doc);
@@ -378,12 +379,9 @@ RunOutcome run_contract(const RunRequest& req) {
   bool abandoned = false;
   std::atomic<bool> cancel_flag{false};
   try {
-    json started{{"task_id", task_id},
-                 {"contract_sha256", compiled.sha256},
-                 {"runner", runner_id},
-                 {"pack", pack_id},
-                 {"repo", repo.string()},
-                 {"host_version", plugin::host_version()}};
+    json started{{"task_id", task_id},    {"contract_sha256", compiled.sha256},
+                 {"runner", runner_id},   {"pack", pack_id},
+                 {"repo", repo.string()}, {"host_version", plugin::host_version()}};
     if (!req.replay_of.empty()) started["replay_of"] = req.replay_of;
     if (req.chain_link.is_object()) started["chain"] = req.chain_link;
     events.append("RUN_STARTED", started);

@@ -557,7 +557,8 @@ ApiResponse Api::dispatch(const ApiRequest& req, Ctx& ctx) const {
     if (req.body.empty() || !contract::json_depth_ok(req.body))
       return error(400, "bad_body", "the body must be a JSON object: {\"contract\": {...}}");
     json body = json::parse(req.body, nullptr, false);
-    if (body.is_discarded() || !body.is_object()) return error(400, "bad_body", "the body is not a JSON object");
+    if (body.is_discarded() || !body.is_object())
+      return error(400, "bad_body", "the body is not a JSON object");
     json contract = body.contains("contract") ? body["contract"] : body;
     // The preview reads a file, like a run: a private temp file outside the runs folder, removed after.
     fs::path dir = store::runtime_dir(cfg_.root) / "intake";
@@ -626,14 +627,18 @@ ApiResponse Api::dispatch(const ApiRequest& req, Ctx& ctx) const {
   auto dir = bundle_of(id);
   if (!dir) return error(404, "not_found", "no run " + id);
 
-  if (pat == "/api/runs/{id}/approve" || pat == "/api/runs/{id}/reject" || pat == "/api/runs/{id}/god-mode-approve") {
+  if (pat == "/api/runs/{id}/approve" || pat == "/api/runs/{id}/reject" ||
+      pat == "/api/runs/{id}/god-mode-approve") {
     auto b = object_body(req.body);
-    if (!b) return error(400, "bad_body", "the body, when given, must be a JSON object such as {\"reason\": \"...\"}");
+    if (!b)
+      return error(400, "bad_body",
+                   "the body, when given, must be a JSON object such as {\"reason\": \"...\"}");
     bool god = pat == "/api/runs/{id}/god-mode-approve";
-    auto actor = control::token_holder(ctx.who.token_id, god ? "god_mode" : "human", string_field(*b, "reason"));
-    auto r = control::decide(cfg_.root, id, pat == "/api/runs/{id}/reject" ? control::Decision::reject
-                                                                            : control::Decision::approve,
-                             actor);
+    auto actor =
+        control::token_holder(ctx.who.token_id, god ? "god_mode" : "human", string_field(*b, "reason"));
+    auto r = control::decide(
+        cfg_.root, id,
+        pat == "/api/runs/{id}/reject" ? control::Decision::reject : control::Decision::approve, actor);
     runs_.update(id);
     return decision_response(r);
   }
@@ -641,9 +646,11 @@ ApiResponse Api::dispatch(const ApiRequest& req, Ctx& ctx) const {
     auto b = object_body(req.body);
     if (!b) return error(400, "bad_body", "the body must be a JSON object such as {\"branch\": \"...\"}");
     auto actor = control::token_holder(ctx.who.token_id, "human", string_field(*b, "reason"));
-    if (pat == "/api/runs/{id}/evidence/reject") return evidence_response(control::reject_evidence(cfg_.root, id, actor));
+    if (pat == "/api/runs/{id}/evidence/reject")
+      return evidence_response(control::reject_evidence(cfg_.root, id, actor));
     std::string branch = string_field(*b, "branch");
-    if (branch.empty()) return error(422, "invalid", "/branch: name the branch to promote onto, e.g. {\"branch\": \"cp/fix\"}");
+    if (branch.empty())
+      return error(422, "invalid", "/branch: name the branch to promote onto, e.g. {\"branch\": \"cp/fix\"}");
     return evidence_response(control::promote(cfg_.root, id, branch, actor));
   }
   if (pat == "/api/runs/{id}/compare/{other}") {

@@ -64,7 +64,7 @@ struct ApiConfig {
   std::vector<std::filesystem::path> allowed_repos;  // submissions may name these or folders under them
   bool open_reads = false;                           // reads without a token (loopback only)
   std::string version;
-  std::string openapi;  // the OpenAPI document served at /api/openapi.json
+  std::string openapi;                // the OpenAPI document served at /api/openapi.json
   std::filesystem::path plugins_dir;  // for intake previews (they load the plugins like a run)
 };
 

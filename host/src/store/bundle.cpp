@@ -10,11 +10,11 @@
 #include <cstdio>
 #include <ctime>
 #include <fstream>
-#include <thread>
 #include <random>
 #include <regex>
 #include <stdexcept>
 #include <system_error>
+#include <thread>
 
 namespace cp::store {
 
@@ -128,19 +128,22 @@ std::unique_ptr<Bundle> Bundle::open(const fs::path& root, const std::string& ru
                                      std::chrono::milliseconds wait) {
   if (!valid_run_id(run_id)) throw std::runtime_error("'" + run_id + "' is not a valid run id");
   fs::path dir = runs_dir(root) / run_id;
-  if (!fs::is_directory(dir)) throw std::runtime_error("no run " + run_id + " under " + runs_dir(root).string());
+  if (!fs::is_directory(dir))
+    throw std::runtime_error("no run " + run_id + " under " + runs_dir(root).string());
   std::unique_ptr<Bundle> b(new Bundle());
   auto until = std::chrono::steady_clock::now() + wait;
   while ((b->lock_fd_ = try_lock_bundle(dir)) < 0) {
     if (std::chrono::steady_clock::now() >= until)
-      throw std::runtime_error("run " + run_id + " is locked by another process (still running, or being "
+      throw std::runtime_error("run " + run_id +
+                               " is locked by another process (still running, or being "
                                "decided); try again");
     std::this_thread::sleep_for(std::chrono::milliseconds(20));
   }
   b->run_id_ = run_id;
   b->dir_ = dir;
   b->manifest_ = read_json_file(dir / "manifest.json");
-  if (!b->manifest_.is_object()) throw std::runtime_error("the manifest of run " + run_id + " cannot be read");
+  if (!b->manifest_.is_object())
+    throw std::runtime_error("the manifest of run " + run_id + " cannot be read");
   b->events_ = std::make_unique<EventLog>(dir / "events.jsonl", run_id);
   return b;
 }
