@@ -69,6 +69,12 @@ struct ApprovalProject : RunProject {
     json m = manifest(id);
     expect_valid("run_manifest", m, "manifest of " + id);
     EXPECT_EQ(m["events"]["count"], event_types(id).size());
+    std::ifstream in(dir / ".runtime-cache/cortexpilot/runs" / id / "events.jsonl");
+    std::string line;
+    while (std::getline(in, line)) {
+      json e = json::parse(line);
+      expect_valid("event", e, "event " + e["type"].get<std::string>() + " of " + id);
+    }
   }
 };
 
