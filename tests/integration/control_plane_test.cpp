@@ -142,6 +142,17 @@ TEST(Approvals, ApproveThenPromoteLeavesACommitInTheRepository) {
   EXPECT_EQ(types.back(), "EVIDENCE_PROMOTED");
   p.expect_sound(id);
 
+  // `cp-host validate` knows every file of the bundle by itself, and the workflow case.
+  Ran v = p.cli({"validate", (p.dir / ".runtime-cache/cortexpilot/runs" / id).string()});
+  EXPECT_EQ(v.exit_code, 0) << v.out << v.err;
+  EXPECT_EQ(v.out.find("cannot tell"), std::string::npos) << v.out;
+  json broken = p.report(id, "approval_pack");
+  broken.erase("run_id");
+  write_file(p.dir / "broken_pack.json", broken.dump(2));
+  Ran vb = p.cli({"validate", (p.dir / "broken_pack.json").string()});
+  EXPECT_EQ(vb.exit_code, 1);
+  EXPECT_NE((vb.out + vb.err).find("run_id"), std::string::npos) << vb.out << vb.err;
+
   // Decided once: a second promotion is refused and changes nothing.
   Ran again = p.cli({"evidence", "promote", id, "--branch", "cp/other"});
   EXPECT_EQ(again.exit_code, 1);

@@ -83,110 +83,127 @@ const char* kContract =
   "acceptance_tests":[{"name":"t","cmd":"true"}],"rollback":{"strategy":"none","baseline_ref":"HEAD"},
   "runtime_options":{"runner":"tool"}})";
 
-INSTANTIATE_TEST_SUITE_P(Schemas, ValidateEverySchema,
-                         ::
-                             testing::Values(SchemaCase{"task_contract", kContract,
-                                                        R"({"task_id":"t1","task_type":"code_change","owner_agent":{"role":"PM","agent_id":"a"},
+INSTANTIATE_TEST_SUITE_P(
+    Schemas, ValidateEverySchema,
+    ::testing::Values(SchemaCase{"task_contract", kContract,
+                                 R"({"task_id":"t1","task_type":"code_change","owner_agent":{"role":"PM","agent_id":"a"},
   "assigned_agent":{"role":"WORKER","agent_id":"b"},"inputs":{"spec":"do it"},"allowed_paths":["src/"],
   "acceptance_tests":[{"name":"t","cmd":"true","timeout_sec":0}],"rollback":{"strategy":"none","baseline_ref":"HEAD"},
   "runtime_options":{"runner":"tool"}})",
-                                                        "/acceptance_tests/0/timeout_sec", "minimum"},
-                                             SchemaCase{
-                                                 "pack",
-                                                 R"({"pack_id":"p","governance_level":"low","gates":[{"plugin":"diff_scope"}]})",
-                                                 R"({"pack_id":"p","governance_level":"extreme","gates":[]})",
-                                                 "/governance_level", "enum"},
-                                             SchemaCase{
-                                                 "command_allowlist",
-                                                 R"({"policy":"command_allowlist","entries":[{"id":"t","program":"true"}]})",
-                                                 R"({"policy":"command_allowlist","entries":[{"id":"t"}]})",
-                                                 "/entries/0/program", "required"},
-                                             SchemaCase{
-                                                 "forbidden_actions",
-                                                 R"({"policy":"forbidden_actions","actions":[{"id":"a","pattern":"x","reason":"r"}]})",
-                                                 R"({"policy":"forbidden_actions","actions":[{"id":"A b","pattern":"x","reason":"r"}]})",
-                                                 "/actions/0/id", "pattern"},
-                                             SchemaCase{
-                                                 "role_registry",
-                                                 R"({"policy":"role_registry","roles":[{"role":"PM","description":"d"}]})",
-                                                 R"({"policy":"role_registry","roles":[]})", "/roles",
-                                                 "minItems"},
-                                             SchemaCase{
-                                                 "retention_policy",
-                                                 R"({"policy":"retention_policy","lanes":{"runs":{"ttl_days":3}}})",
-                                                 R"({"policy":"retention_policy","lanes":{"runs":{"ttl_days":-1}}})",
-                                                 "/lanes/runs/ttl_days", "minimum"},
-                                             SchemaCase{
-                                                 "plugin_config",
-                                                 R"({"policy":"plugins","plugins":{"x":{"isolation":"isolated"}}})",
-                                                 R"({"policy":"plugins","plugins":{"x":{"isolation":"sandboxed"}}})",
-                                                 "/plugins/x/isolation", "enum"},
-                                             SchemaCase{
-                                                 "run_manifest",
-                                                 R"({"schema_version":1,"run_id":"r1","task_id":"t","contract_sha256":"0000000000000000000000000000000000000000000000000000000000000000","runner":"tool","status":"sealed","verdict":"success","created_at":"2026-01-01T00:00:00Z","plugins":[]})",
-                                                 R"({"schema_version":1,"run_id":"r1","task_id":"t","contract_sha256":"abc","runner":"tool","status":"sealed","created_at":"x","plugins":[]})",
-                                                 "/contract_sha256", "pattern"},
-                                             SchemaCase{
-                                                 "event",
-                                                 R"({"seq":1,"ts":"2026-01-01T00:00:00.000Z","run_id":"r","type":"PLUGIN_NOTE","payload":{},"prev_hash":"0000000000000000000000000000000000000000000000000000000000000000","hash":"1111111111111111111111111111111111111111111111111111111111111111"})",
-                                                 R"({"seq":1,"ts":"2026-01-01T00:00:00.000Z","run_id":"r","type":"run_started","payload":{},"prev_hash":"0000000000000000000000000000000000000000000000000000000000000000","hash":"1111111111111111111111111111111111111111111111111111111111111111"})",
-                                                 "/type", "pattern"},
-                                             SchemaCase{
-                                                 "runner_result",
-                                                 R"({"status":"completed","reason":"ok","commands":[{"command":"true","status":"completed"}]})",
-                                                 R"({"status":"done","reason":"ok","commands":[]})",
-                                                 "/status", "enum"},
-                                             SchemaCase{
-                                                 "runner_input",
-                                                 R"({"run_id":"r","contract":{},"policies":{},"workspace":"/w","bundle_dir":"/b"})",
-                                                 R"({"run_id":"r","contract":{},"policies":{},"workspace":"/w"})",
-                                                 "/bundle_dir", "required"},
-                                             SchemaCase{
-                                                 "gate_input",
-                                                 R"({"run_id":"r","contract":{},"policies":{},"workspace":"/w","bundle_dir":"/b","changes":[{"status":"added","path":"a"}],"commands":[],"runner":{"status":"completed"}})",
-                                                 R"({"run_id":"r","contract":{},"policies":{},"workspace":"/w","bundle_dir":"/b","changes":[{"status":"touched","path":"a"}],"commands":[],"runner":{"status":"completed"}})",
-                                                 "/changes/0/status", "enum"},
-                                             SchemaCase{
-                                                 "compiled_contract",
-                                                 R"({"schema_version":1,"contract":{"task_id":"t","runtime_options":{},"rollback":{}},"pack":{"pack_id":"low","governance_level":"low","requires_approval":false},"gates":[],"policies":{"command_allowlist":{},"forbidden_actions":{},"role_registry":{}}})",
-                                                 R"({"schema_version":1,"contract":{"task_id":"t","runtime_options":{},"rollback":{}},"pack":{"pack_id":"low","governance_level":"low","requires_approval":false},"gates":[{"plugin":"x"}],"policies":{"command_allowlist":{},"forbidden_actions":{},"role_registry":{}}})",
-                                                 "/gates/0/required", "required"},
-                                             SchemaCase{
-                                                 "task_result",
-                                                 R"({"schema_version":1,"run_id":"r","task_id":"t","runner":"tool","status":"failed","commands":[],"changes":[]})",
-                                                 R"({"schema_version":1,"run_id":"r","task_id":"t","runner":"tool","status":"failed","commands":[],"changes":[{"status":"added"}]})",
-                                                 "/changes/0/path", "required"},
-                                             SchemaCase{"proof_pack", R"({"schema_version":1,"kind":"proof_pack","run_id":"r","task_id":"t","verdict":"success","contract_sha256":"0000000000000000000000000000000000000000000000000000000000000000","baseline_commit":"c","diff_sha256":"0000000000000000000000000000000000000000000000000000000000000000","changes":[],"gates":[],"created_at":"x"})", R"({"schema_version":1,"kind":"proof_pack","run_id":"r","task_id":"t","verdict":"failure","contract_sha256":"0000000000000000000000000000000000000000000000000000000000000000","baseline_commit":"c","diff_sha256":"0000000000000000000000000000000000000000000000000000000000000000","changes":[],"gates":[],"created_at":"x"})",
-                                                        "/verdict", "const"},
-                                             SchemaCase{
-                                                 "incident_pack",
-                                                 R"({"schema_version":1,"kind":"incident_pack","run_id":"r","task_id":"t","verdict":"denied","reason":"x","failed_gates":[],"runner":{"status":"completed"},"log_tails":{},"suggested_next_action":"fix","created_at":"x"})",
-                                                 R"({"schema_version":1,"kind":"incident_pack","run_id":"r","task_id":"t","verdict":"denied","reason":"x","failed_gates":[],"runner":{"status":"completed"},"log_tails":{},"created_at":"x"})",
-                                                 "/suggested_next_action", "required"},
-                                             SchemaCase{
-                                                 "approval_pack",
-                                                 R"({"schema_version":1,"kind":"approval_pack","run_id":"r","task_id":"t","pack":"high","verdict_if_approved":"success","reason":"x","changes":[],"gates":[],"created_at":"x"})",
-                                                 R"({"schema_version":1,"kind":"approval_pack","run_id":"r","task_id":"t","pack":"high","verdict_if_approved":"success","reason":"x","changes":[],"gates":[{"verdict":"pass"}],"created_at":"x"})",
-                                                 "/gates/0/gate_id", "required"},
-                                             SchemaCase{
-                                                 "gate_verdict", R"({"verdict":"pass","summary":"ok"})",
-                                                 R"({"verdict":"maybe","summary":"?"})", "/verdict", "enum"},
-                                             SchemaCase{
-                                                 "queue_item",
-                                                 R"({"op":"enqueued","item_id":"q1","ts":"2026-01-01T00:00:00Z","contract_path":"c.json","task_id":"t","pack":"low","repo":"/r"})",
-                                                 R"({"op":"finished","item_id":"q1","ts":"2026-01-01T00:00:00Z","attempt":1})",
-                                                 "/status", "required"},
-                                             SchemaCase{
-                                                 "api_tokens",
-                                                 R"({"schema_version":1,"tokens":[{"id":"ci","role":"viewer","sha256":"0000000000000000000000000000000000000000000000000000000000000000"}]})",
-                                                 R"({"schema_version":1,"tokens":[{"id":"ci","role":"root","sha256":"0000000000000000000000000000000000000000000000000000000000000000"}]})",
-                                                 "/tokens/0/role", "enum"},
-                                             SchemaCase{
-                                                 "probe_result",
-                                                 R"({"status":"ok","capabilities":{},"ttl_seconds":5})",
-                                                 R"({"status":"ok","capabilities":{},"ttl_seconds":-5})",
-                                                 "/ttl_seconds", "minimum"}),
-                         [](const auto& info) { return std::string(info.param.schema); });
+                                 "/acceptance_tests/0/timeout_sec", "minimum"},
+                      SchemaCase{
+                          "pack",
+                          R"({"pack_id":"p","governance_level":"low","gates":[{"plugin":"diff_scope"}]})",
+                          R"({"pack_id":"p","governance_level":"extreme","gates":[]})", "/governance_level",
+                          "enum"},
+                      SchemaCase{"command_allowlist",
+                                 R"({"policy":"command_allowlist","entries":[{"id":"t","program":"true"}]})",
+                                 R"({"policy":"command_allowlist","entries":[{"id":"t"}]})",
+                                 "/entries/0/program", "required"},
+                      SchemaCase{
+                          "forbidden_actions",
+                          R"({"policy":"forbidden_actions","actions":[{"id":"a","pattern":"x","reason":"r"}]})",
+                          R"({"policy":"forbidden_actions","actions":[{"id":"A b","pattern":"x","reason":"r"}]})",
+                          "/actions/0/id", "pattern"},
+                      SchemaCase{"role_registry",
+                                 R"({"policy":"role_registry","roles":[{"role":"PM","description":"d"}]})",
+                                 R"({"policy":"role_registry","roles":[]})", "/roles", "minItems"},
+                      SchemaCase{"retention_policy",
+                                 R"({"policy":"retention_policy","lanes":{"runs":{"ttl_days":3}}})",
+                                 R"({"policy":"retention_policy","lanes":{"runs":{"ttl_days":-1}}})",
+                                 "/lanes/runs/ttl_days", "minimum"},
+                      SchemaCase{"plugin_config",
+                                 R"({"policy":"plugins","plugins":{"x":{"isolation":"isolated"}}})",
+                                 R"({"policy":"plugins","plugins":{"x":{"isolation":"sandboxed"}}})",
+                                 "/plugins/x/isolation", "enum"},
+                      SchemaCase{
+                          "run_manifest",
+                          R"({"schema_version":1,"run_id":"r1","task_id":"t","contract_sha256":"0000000000000000000000000000000000000000000000000000000000000000","runner":"tool","status":"sealed","verdict":"success","created_at":"2026-01-01T00:00:00Z","plugins":[]})",
+                          R"({"schema_version":1,"run_id":"r1","task_id":"t","contract_sha256":"abc","runner":"tool","status":"sealed","created_at":"x","plugins":[]})",
+                          "/contract_sha256", "pattern"},
+                      SchemaCase{
+                          "event",
+                          R"({"seq":1,"ts":"2026-01-01T00:00:00.000Z","run_id":"r","type":"PLUGIN_NOTE","payload":{},"prev_hash":"0000000000000000000000000000000000000000000000000000000000000000","hash":"1111111111111111111111111111111111111111111111111111111111111111"})",
+                          R"({"seq":1,"ts":"2026-01-01T00:00:00.000Z","run_id":"r","type":"run_started","payload":{},"prev_hash":"0000000000000000000000000000000000000000000000000000000000000000","hash":"1111111111111111111111111111111111111111111111111111111111111111"})",
+                          "/type", "pattern"},
+                      SchemaCase{
+                          "runner_result",
+                          R"({"status":"completed","reason":"ok","commands":[{"command":"true","status":"completed"}]})",
+                          R"({"status":"done","reason":"ok","commands":[]})", "/status", "enum"},
+                      SchemaCase{
+                          "runner_input",
+                          R"({"run_id":"r","contract":{},"policies":{},"workspace":"/w","bundle_dir":"/b"})",
+                          R"({"run_id":"r","contract":{},"policies":{},"workspace":"/w"})", "/bundle_dir",
+                          "required"},
+                      SchemaCase{
+                          "gate_input",
+                          R"({"run_id":"r","contract":{},"policies":{},"workspace":"/w","bundle_dir":"/b","changes":[{"status":"added","path":"a"}],"commands":[],"runner":{"status":"completed"}})",
+                          R"({"run_id":"r","contract":{},"policies":{},"workspace":"/w","bundle_dir":"/b","changes":[{"status":"touched","path":"a"}],"commands":[],"runner":{"status":"completed"}})",
+                          "/changes/0/status", "enum"},
+                      SchemaCase{
+                          "compiled_contract",
+                          R"({"schema_version":1,"contract":{"task_id":"t","runtime_options":{},"rollback":{}},"pack":{"pack_id":"low","governance_level":"low","requires_approval":false},"gates":[],"policies":{"command_allowlist":{},"forbidden_actions":{},"role_registry":{}}})",
+                          R"({"schema_version":1,"contract":{"task_id":"t","runtime_options":{},"rollback":{}},"pack":{"pack_id":"low","governance_level":"low","requires_approval":false},"gates":[{"plugin":"x"}],"policies":{"command_allowlist":{},"forbidden_actions":{},"role_registry":{}}})",
+                          "/gates/0/required", "required"},
+                      SchemaCase{
+                          "task_result",
+                          R"({"schema_version":1,"run_id":"r","task_id":"t","runner":"tool","status":"failed","commands":[],"changes":[]})",
+                          R"({"schema_version":1,"run_id":"r","task_id":"t","runner":"tool","status":"failed","commands":[],"changes":[{"status":"added"}]})",
+                          "/changes/0/path", "required"},
+                      SchemaCase{
+                          "proof_pack",
+                          R"({"schema_version":1,"kind":"proof_pack","run_id":"r","task_id":"t","verdict":"success","contract_sha256":"0000000000000000000000000000000000000000000000000000000000000000","baseline_commit":"c","diff_sha256":"0000000000000000000000000000000000000000000000000000000000000000","changes":[],"gates":[],"created_at":"x"})",
+                          R"({"schema_version":1,"kind":"proof_pack","run_id":"r","task_id":"t","verdict":"failure","contract_sha256":"0000000000000000000000000000000000000000000000000000000000000000","baseline_commit":"c","diff_sha256":"0000000000000000000000000000000000000000000000000000000000000000","changes":[],"gates":[],"created_at":"x"})",
+                          "/verdict", "const"},
+                      SchemaCase{
+                          "incident_pack",
+                          R"({"schema_version":1,"kind":"incident_pack","run_id":"r","task_id":"t","verdict":"denied","reason":"x","failed_gates":[],"runner":{"status":"completed"},"log_tails":{},"suggested_next_action":"fix","created_at":"x"})",
+                          R"({"schema_version":1,"kind":"incident_pack","run_id":"r","task_id":"t","verdict":"denied","reason":"x","failed_gates":[],"runner":{"status":"completed"},"log_tails":{},"created_at":"x"})",
+                          "/suggested_next_action", "required"},
+                      SchemaCase{"approval_pack", R"({"schema_version":1,"kind":"approval_pack","run_id":"r","task_id":"t","pack":"high","verdict_if_approved":"success","reason":"x","changes":[],"gates":[],"created_at":"x"})", R"({"schema_version":1,"kind":"approval_pack","run_id":"r","task_id":"t","pack":"high","verdict_if_approved":"success","reason":"x","changes":[],"gates":[{"verdict":"pass"}],"created_at":"x"})",
+                                 "/gates/0/gate_id", "required"},
+                      SchemaCase{"gate_verdict", R"({"verdict":"pass","summary":"ok"})",
+                                 R"({"verdict":"maybe","summary":"?"})", "/verdict", "enum"},
+                      SchemaCase{
+                          "queue_item",
+                          R"({"op":"enqueued","item_id":"q1","ts":"2026-01-01T00:00:00Z","contract_path":"c.json","task_id":"t","pack":"low","repo":"/r"})",
+                          R"({"op":"finished","item_id":"q1","ts":"2026-01-01T00:00:00Z","attempt":1})",
+                          "/status", "required"},
+                      SchemaCase{
+                          "api_tokens",
+                          R"({"schema_version":1,"tokens":[{"id":"ci","role":"viewer","sha256":"0000000000000000000000000000000000000000000000000000000000000000"}]})",
+                          R"({"schema_version":1,"tokens":[{"id":"ci","role":"root","sha256":"0000000000000000000000000000000000000000000000000000000000000000"}]})",
+                          "/tokens/0/role", "enum"},
+                      SchemaCase{
+                          "task_chain",
+                          R"({"schema_version":1,"chain_id":"c","steps":[{"step_id":"a","kind":"task","role":"PM","contract":"a.json"},{"step_id":"h","kind":"handoff","from_role":"PM","to_role":"WORKER","summary":"s"},{"step_id":"r","kind":"review","role":"REVIEWER","reviewers":["r.json"],"quorum":1}]})",
+                          R"({"schema_version":1,"chain_id":"c","steps":[{"step_id":"r","kind":"review","role":"REVIEWER","reviewers":[],"quorum":1}]})",
+                          "/steps/0/reviewers", "minItems"},
+                      SchemaCase{
+                          "chain_report",
+                          R"({"schema_version":1,"kind":"chain_report","chain_id":"c","run_id":"r","verdict":"success","reason":"x","steps":[],"handoffs":[],"lifecycle":{"pm_loop":[],"planned_roles":[],"observed_roles":[],"closed":true,"quorum":[],"step_verdicts":{}},"created_at":"x"})",
+                          R"({"schema_version":1,"kind":"chain_report","chain_id":"c","run_id":"r","verdict":"success","reason":"x","steps":[],"handoffs":[],"lifecycle":{"pm_loop":[],"planned_roles":[],"observed_roles":[],"quorum":[],"step_verdicts":{}},"created_at":"x"})",
+                          "/lifecycle/closed", "required"},
+                      SchemaCase{
+                          "run_compare_report",
+                          R"({"schema_version":1,"kind":"run_compare_report","generated_at":"x","a":{"run_id":"a","task_id":"t","status":"sealed","contract_sha256":"s"},"b":{"run_id":"b","task_id":"t","status":"sealed","contract_sha256":"s"},"same_contract":true,"verdict":{"a":"success","b":"success","same":true},"gates":[],"changed_files":{"a":0,"b":0,"only_a":[],"only_b":[],"both":[]},"diff_stats":{"a":{"files":0,"insertions":0,"deletions":0,"patch_bytes":0},"b":{"files":0,"insertions":0,"deletions":0,"patch_bytes":0},"same_patch":false},"usage":{"a":{},"b":{}},"event_types":[{"type":"RUN_SEALED","a":1,"b":1}]})",
+                          R"({"schema_version":1,"kind":"run_compare_report","generated_at":"x","a":{"run_id":"a","task_id":"t","status":"sealed","contract_sha256":"s"},"b":{"run_id":"b","task_id":"t","status":"sealed","contract_sha256":"s"},"same_contract":true,"verdict":{"a":"success","b":"success","same":true},"gates":[],"changed_files":{"a":0,"b":0,"only_a":[],"only_b":[],"both":[]},"diff_stats":{"a":{"files":0,"insertions":0,"deletions":0,"patch_bytes":0},"b":{"files":0,"insertions":0,"deletions":0,"patch_bytes":0},"same_patch":false},"usage":{"a":{},"b":{}},"event_types":[{"type":"RUN_SEALED","a":-1,"b":1}]})",
+                          "/event_types/0/a", "minimum"},
+                      SchemaCase{"execution_plan_report",
+                                 R"({"schema_version":1,"kind":"execution_plan_report","advisory":true,"created_at":"x","task_id":"t","contract_sha256":"0000000000000000000000000000000000000000000000000000000000000000","runner":"tool","pack":{"pack_id":"low","governance_level":"low","requires_approval":false},"gates":[],"predicted_outputs":{"bundle":[],"workspace":[],"terminal_status":"sealed"},"runtime_capability_summary":{},"would_run":true,"role_contract_summary":{"task_id":"t","role_binding_summary":{"source":"task_contract","authority":"advisory","owner":{"role":"PM","agent_id":"a","registered":true},"assigned":{"role":"WORKER","agent_id":"b","registered":true}}}})",
+                                 R"({"schema_version":1,"kind":"execution_plan_report","advisory":false,"created_at":"x","task_id":"t","contract_sha256":"0000000000000000000000000000000000000000000000000000000000000000","runner":"tool","pack":{"pack_id":"low","governance_level":"low","requires_approval":false},"gates":[],"predicted_outputs":{"bundle":[],"workspace":[],"terminal_status":"sealed"},"runtime_capability_summary":{},"would_run":true,"role_contract_summary":{"task_id":"t","role_binding_summary":{"source":"task_contract","authority":"advisory","owner":{"role":"PM","agent_id":"a","registered":true},"assigned":{"role":"WORKER","agent_id":"b","registered":true}}}})",
+                                 "/advisory", "const"},
+                      SchemaCase{
+                          "workflow_case",
+                          R"({"schema_version":1,"kind":"workflow_case","workflow_id":"wf","updated_at":"x","status":"sealed","latest_run_id":"r","latest_created_at":"x","run_count":1,"runs":[{"run_id":"r","task_id":"t","status":"sealed","created_at":"x"}],"workflow_case_read_model":{"workflow_id":"wf","latest_run_id":"r","status":"sealed","role_binding_summary":{},"source":"s"}})",
+                          R"({"schema_version":1,"kind":"workflow_case","workflow_id":"../wf","updated_at":"x","status":"sealed","latest_run_id":"r","latest_created_at":"x","run_count":1,"runs":[{"run_id":"r","task_id":"t","status":"sealed","created_at":"x"}],"workflow_case_read_model":{"workflow_id":"wf","latest_run_id":"r","status":"sealed","role_binding_summary":{},"source":"s"}})",
+                          "/workflow_id", "pattern"},
+                      SchemaCase{"changed_files", R"([{"status":"added","path":"a.txt"}])",
+                                 R"([{"status":"exploded","path":"a.txt"}])", "/0/status", "enum"},
+                      SchemaCase{"probe_result", R"({"status":"ok","capabilities":{},"ttl_seconds":5})",
+                                 R"({"status":"ok","capabilities":{},"ttl_seconds":-5})", "/ttl_seconds",
+                                 "minimum"}),
+    [](const auto& info) { return std::string(info.param.schema); });
 
 TEST(ValidateCli, KnownEventTypesHaveTheirPayloadChecked) {
   cp::test::TempDir d;

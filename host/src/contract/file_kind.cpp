@@ -42,6 +42,16 @@ std::string detect_schema(const std::filesystem::path& file, const nlohmann::jso
       if (doc["kind"] == k) return k;
   }
   if (is_obj && doc.contains("chain_id") && doc.contains("steps")) return "task_chain";
+  // The rest of a run bundle's reports, by shape.
+  if (is_obj && doc.contains("gate_id") && doc.contains("verdict") && doc.contains("summary"))
+    return "gate_verdict";
+  if (is_obj && doc.contains("run_id") && doc.contains("runner") && doc.contains("commands") &&
+      doc.contains("changes"))
+    return "task_result";
+  if (file.filename() == "changed_files.json" && doc.is_array()) return "changed_files";
+  if (is_obj && doc.contains("contract") && doc.contains("pack") && doc.contains("gates") &&
+      doc.contains("policies"))
+    return "compiled_contract";
   if (under(file, "packs")) return "pack";
   if (under(file, "contracts")) return "task_contract";
   if (!is_obj) return "";
