@@ -2,6 +2,7 @@
 // reject, deadline default-deny), evidence promote/reject into a real git repository, workflow cases,
 // replay + compare, and intake preview. Every file these write is checked against its schema.
 #include "integration/run_project.hpp"
+#include "store/event_log.hpp"
 
 #include <chrono>
 
@@ -236,6 +237,32 @@ TEST(Approvals, DeadlinePassedMeansDenied) {
   EXPECT_EQ(p.manifest(id2)["verdict"], "denied");
   p.expect_sound(id);
   p.expect_sound(id2);
+}
+
+TEST(Approvals, ADecisionCutShortIsFinishedFromTheLog) {
+  ApprovalProject p;
+  std::string id = p.awaiting_run();
+  fs::path bundle = p.dir / ".runtime-cache/cortexpilot/runs" / id;
+  {
+    // What a decision writes before its manifest, as if cp-host died right after the seal event.
+    cp::store::EventLog log(bundle / "events.jsonl", id);
+    json who{{"by", "ops"}, {"by_kind", "os_user"}, {"how", "human"}, {"at", "2026-11-25T10:00:00Z"}};
+    log.append("APPROVAL_RECORDED", who);
+    json decided = who;
+    decided["decision"] = "approved";
+    log.append("APPROVAL_DECIDED", decided);
+    log.append("RUN_SEALED",
+               {{"status", "sealed"}, {"verdict", "success"}, {"reason", "approved by ops (human)"}});
+  }
+  EXPECT_EQ(p.manifest(id)["status"], "awaiting_approval");
+  // The next decision finds the log ahead of the manifest and finishes it instead of deciding again.
+  json r = p.cli_json({"reject", id}, 1);
+  EXPECT_EQ(r["outcome"], "not_awaiting");
+  json m = p.manifest(id);
+  EXPECT_EQ(m["status"], "sealed");
+  EXPECT_EQ(m["verdict"], "success");
+  EXPECT_EQ(p.event_types(id).back(), "RUN_SEALED");
+  p.expect_sound(id);
 }
 
 TEST(Evidence, PromotionRefusesWhatDoesNotApplyOrWouldMoveACheckout) {

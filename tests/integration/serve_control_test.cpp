@@ -175,6 +175,54 @@ TEST_F(ControlApi, WorkflowsCompareAndPreview) {
   EXPECT_EQ(leftovers, 0u);
 }
 
+TEST(ControlApiRace, ConcurrentDecisionsSealARunExactlyOnce) {
+  RunProject p;
+  json pack = json::parse(read_file(p.dir / "packs/high.json"));
+  pack["approval"] = {{"approvers", 2}};
+  write_file(p.dir / "packs/high.json", pack.dump(2));
+  std::vector<std::string> ops;
+  for (int i = 0; i < 4; ++i) ops.push_back(add_token(p, "op" + std::to_string(i), "operator"));
+  ServeProcess serve(p, {"--tokens", (p.dir / "tokens.json").string(), "--no-scheduler", "--threads", "4"});
+  for (int round = 0; round < 3; ++round) {
+    json c = p.contract({"sed -i s/Helo/Hello/ src/greeting.sh"});
+    c["runtime_options"]["pack"] = "high";
+    auto r = p.run(c);
+    ASSERT_EQ(r.ran.exit_code, 9);
+    std::string id = r.manifest["run_id"];
+    // Three approvers and one rejecter at once.
+    std::vector<std::thread> threads;
+    std::vector<HttpResponse> answers(4);
+    for (int i = 0; i < 4; ++i)
+      threads.emplace_back([&, i] {
+        auto h = bearer(ops[i]);
+        answers[i] =
+            http(serve.port(), "POST", "/api/runs/" + id + (i == 3 ? "/reject" : "/approve"), h, "{}");
+      });
+    for (auto& t : threads) t.join();
+    int decisive = 0;
+    for (const auto& a : answers) {
+      ASSERT_TRUE(a.status == 200 || a.status == 409) << a.status << " " << a.body;
+      if (a.status == 200) {
+        std::string outcome = json::parse(a.body)["outcome"];
+        decisive += outcome == "approved" || outcome == "rejected";
+      }
+    }
+    EXPECT_EQ(decisive, 1) << "round " << round;
+    std::vector<std::string> types;
+    for (const auto& e : r.events()) types.push_back(e["type"]);
+    EXPECT_EQ(std::count(types.begin(), types.end(), "APPROVAL_DECIDED"), 1);
+    EXPECT_EQ(std::count(types.begin(), types.end(), "RUN_SEALED"), 1);
+    EXPECT_LE(std::count(types.begin(), types.end(), "APPROVAL_RECORDED"), 3);
+    json m = json::parse(read_file(r.bundle / "manifest.json"));
+    EXPECT_EQ(m["status"], "sealed");
+    EXPECT_EQ(m["events"]["count"], types.size());
+    EXPECT_EQ(p.runs({"verify", id}).exit_code, 0);
+    if (m["verdict"] == "success") {
+      EXPECT_EQ(m["approval"]["approvals"].size(), 2u);
+    }
+  }
+}
+
 TEST(ControlApiDeadline, ServeDeniesOverdueApprovalsByItself) {
   RunProject p;
   json pack = json::parse(read_file(p.dir / "packs/high.json"));
