@@ -5,6 +5,7 @@
 // (schemas/runner_result.schema.json). Header-only: each plugin compiles its own copy.
 #pragma once
 
+#include "stream_parser.hpp"
 #include "threaded_run.hpp"
 
 #include <cortexpilot/json_guard.h>
@@ -44,68 +45,6 @@ struct Budgets {
   }
 };
 
-// What a parser learns from the stream.
-struct StreamState {
-  std::string thread_id;
-  long long input_tokens = 0, cached_input_tokens = 0, output_tokens = 0;
-  double cost_usd = -1;  // < 0: unknown
-  long long turns = 0;   // what max_turns counts (agent turns, or items for codex)
-  json commands = json::array();
-  bool terminal = false;     // a terminal event was seen
-  bool terminal_ok = false;  // ... and it said the work completed
-  std::string terminal_message;
-  std::string last_message;  // the agent's last message, for the result
-  uint64_t lines = 0, malformed = 0, oversized = 0;
-  std::set<std::string> unknown_types;
-  json usage() const {
-    json u{{"input_tokens", input_tokens},
-           {"cached_input_tokens", cached_input_tokens},
-           {"output_tokens", output_tokens},
-           {"turns", turns}};
-    if (cost_usd >= 0) u["cost_usd"] = cost_usd;
-    return u;
-  }
-};
-
-// Splits a byte stream into lines. A line longer than max_line is not kept: it is counted as oversized
-// (the raw bytes are still in the artifact file the host writes).
-class LineSplitter {
- public:
-  explicit LineSplitter(size_t max_line) : max_(max_line) {}
-  template <class F>
-  void feed(std::string_view chunk, uint64_t& oversized, F&& on_line) {
-    while (!chunk.empty()) {
-      size_t nl = chunk.find('\n');
-      std::string_view part = chunk.substr(0, nl);
-      if (!skipping_) {
-        if (buf_.size() + part.size() > max_) {
-          skipping_ = true;
-          buf_.clear();
-          buf_.shrink_to_fit();
-          ++oversized;
-        } else {
-          buf_.append(part);
-        }
-      }
-      if (nl == std::string_view::npos) return;
-      if (!skipping_) on_line(std::string_view(buf_));
-      buf_.clear();
-      skipping_ = false;
-      chunk.remove_prefix(nl + 1);
-    }
-  }
-  template <class F>
-  void flush(F&& on_line) {
-    if (!skipping_ && !buf_.empty()) on_line(std::string_view(buf_));
-    buf_.clear();
-  }
-
- private:
-  size_t max_;
-  std::string buf_;
-  bool skipping_ = false;
-};
-
 // The prompt an agent gets: the contract's spec plus the rules it will be judged by.
 inline std::string build_prompt(const json& contract) {
   std::string p;
@@ -134,9 +73,8 @@ class StreamRun : public ThreadedRun {
   virtual std::vector<std::string> argv() = 0;
   virtual std::vector<std::string> env() { return {}; }  // extra "K=V" on top of the host's environment
   virtual std::string raw_log_path() = 0;                // where the host writes stdout verbatim
-  // One JSON object line of the agent's stdout. Blank lines are skipped; lines that are not a JSON object
-  // (or nest deeper than CP_JSON_MAX_DEPTH) are counted as malformed and never reach here.
-  virtual void on_event(const json& event) = 0;
+  // The parser of the agent's stdout lines; it lives as long as the run and writes into state_.
+  virtual StreamParser& parser() = 0;
 
   // Never throws: it runs inside the host's stdout callback, where an exception must not cross the ABI.
   void emit(const std::string& type, const json& payload) {
@@ -146,18 +84,10 @@ class StreamRun : public ThreadedRun {
       ctx_.log(CP_LOG_WARN, id_ + ": event " + type + " refused: " + e.what());
     }
   }
-  // Logs one line per unknown type, once.
-  void unknown(const std::string& type) {
-    if (state_.unknown_types.insert(type).second)
-      ctx_.log(CP_LOG_INFO, id_ + ": unknown stream event type '" + type + "' kept raw, not interpreted");
-  }
-  // Records a command the agent ran, for the forbidden_actions gate and the COMMAND_EXECUTED event.
-  void command(const std::string& cmd, json exit_code, const std::string& status) {
-    state_.commands.push_back({{"command", cmd}, {"status", status}, {"source", id_}});
-    if (exit_code.is_number_integer()) state_.commands.back()["exit_code"] = exit_code;
-    json ev{{"command", cmd}, {"status", status}, {"source", id_}};
-    if (exit_code.is_number_integer()) ev["exit_code"] = exit_code;
-    emit(status == "declined" ? "COMMAND_DECLINED" : "COMMAND_EXECUTED", ev);
+  // What a parser made from this run needs to report back: events into the run, lines into the log.
+  StreamParser::Sinks sinks() {
+    return {[this](const std::string& type, const json& payload) { emit(type, payload); },
+            [this](const std::string& line) { ctx_.log(CP_LOG_INFO, line); }};
   }
 
   cp::Context ctx_;
@@ -200,24 +130,7 @@ class StreamRun : public ThreadedRun {
         opt.env = e;
       }
       LineSplitter lines(16u << 20);
-      auto on_line = [this](std::string_view line) {
-        ++state_.lines;
-        if (line.empty()) return;
-        if (cp_json_depth(line.data(), line.size(), CP_JSON_MAX_DEPTH) > CP_JSON_MAX_DEPTH) {
-          ++state_.malformed;  // hostile nesting is refused unparsed
-          return;
-        }
-        json e = json::parse(line, nullptr, false);
-        if (e.is_discarded() || !e.is_object()) {
-          ++state_.malformed;
-          return;
-        }
-        try {
-          on_event(e);
-        } catch (const std::exception&) {
-          ++state_.malformed;  // valid JSON of an unexpected shape: counted, kept raw
-        }
-      };
+      auto on_line = [this](std::string_view line) { parser().line(line); };
       opt.on_stdout = [&](std::string_view chunk) {
         lines.feed(chunk, state_.oversized, on_line);
         if (breach_.is_null()) {

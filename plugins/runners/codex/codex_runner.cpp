@@ -5,6 +5,7 @@
 // (`type`, `agent_message`), the Sep 2025 ones (`item_type`, `assistant_message`, `session.created`) and the
 // legacy `{id, msg:{type}}` protocol.
 #include "../../common/stream_runner.hpp"
+#include "codex_parser.hpp"
 
 #include <filesystem>
 #include <fstream>
@@ -26,10 +27,6 @@ constexpr const char* kConfigSchema = R"({
       "description": "USD per million tokens, to turn usage into cost (codex reports none)."}
   }
 })";
-
-std::string text_of(const json& j, const char* key) {
-  return j.contains(key) && j[key].is_string() ? j[key].get<std::string>() : std::string();
-}
 
 class CodexRun : public cp::plugins::StreamRun {
  public:
@@ -54,7 +51,6 @@ class CodexRun : public cp::plugins::StreamRun {
       if (!src.empty() && fs::exists(src / "auth.json", ec) && !fs::exists(home_ / "auth.json", ec))
         fs::copy_file(src / "auth.json", home_ / "auth.json", ec);
     }
-    costs_ = config_.value("price_per_mtok", json::object());
     launch();
   }
 
@@ -84,101 +80,12 @@ class CodexRun : public cp::plugins::StreamRun {
   std::vector<std::string> env() override { return {"CODEX_HOME=" + home_.string()}; }
   std::string raw_log_path() override { return ctx_.bundle_dir() + "/artifacts/codex/events.jsonl"; }
 
-  void on_event(const json& e) override {
-    if (e.contains("msg") && e["msg"].is_object()) return legacy(e["msg"]);
-    std::string type = text_of(e, "type");
-    if (type == "thread.started" || type == "session.created") {
-      state_.thread_id = text_of(e, type == "thread.started" ? "thread_id" : "session_id");
-      emit("AGENT_THREAD_STARTED", {{"thread_id", state_.thread_id}, {"runner", "codex"}});
-    } else if (type == "turn.started") {
-      state_.terminal = false;  // a later turn (e.g. after resume) decides anew
-    } else if (type == "turn.completed") {
-      state_.terminal = true;
-      state_.terminal_ok = true;
-      usage(e.value("usage", json::object()));
-    } else if (type == "turn.failed") {
-      state_.terminal = true;
-      state_.terminal_ok = false;
-      state_.terminal_message = e.contains("error") ? text_of(e["error"], "message") : "";
-      emit("AGENT_TURN_FAILED", {{"message", state_.terminal_message}});
-    } else if (type == "error") {
-      // Reported, not decisive: retryable errors arrive this way too.
-      emit("AGENT_ERROR", {{"message", text_of(e, "message")}});
-    } else if (type == "item.completed") {
-      item(e.value("item", json::object()));
-    } else if (type == "item.started" || type == "item.updated") {
-      // Progress only; items are judged when they complete.
-    } else {
-      unknown(type.empty() ? "(no type)" : type);
-    }
-  }
+  cp::plugins::StreamParser& parser() override { return parser_; }
 
  private:
-  void usage(const json& u) {
-    // Cumulative over the thread: replace, never sum.
-    state_.input_tokens = u.value("input_tokens", 0LL);
-    state_.cached_input_tokens = u.value("cached_input_tokens", 0LL);
-    state_.output_tokens = u.value("output_tokens", 0LL);
-    if (!costs_.empty()) {
-      double uncached = static_cast<double>(state_.input_tokens - state_.cached_input_tokens);
-      state_.cost_usd = (uncached * costs_.value("input", 0.0) +
-                         static_cast<double>(state_.cached_input_tokens) * costs_.value("cached_input", 0.0) +
-                         static_cast<double>(state_.output_tokens) * costs_.value("output", 0.0)) /
-                        1e6;
-    }
-    json ev = state_.usage();
-    emit("USAGE_UPDATED", ev);
-  }
-
-  void item(const json& it) {
-    std::string t = it.contains("type") ? text_of(it, "type") : text_of(it, "item_type");
-    if (t == "command_execution") {
-      ++state_.turns;
-      command(text_of(it, "command"), it.value("exit_code", json()), it.value("status", "completed"));
-    } else if (t == "file_change") {
-      ++state_.turns;
-      json paths = json::array();
-      for (const auto& ch : it.value("changes", json::array()))
-        paths.push_back({{"path", text_of(ch, "path")}, {"kind", text_of(ch, "kind")}});
-      emit("FILE_CHANGED",
-           {{"changes", paths}, {"status", it.value("status", "completed")}, {"source", "codex"}});
-    } else if (t == "mcp_tool_call") {
-      ++state_.turns;
-      emit("MCP_TOOL_CALLED", {{"server", text_of(it, "server")},
-                               {"tool", text_of(it, "tool")},
-                               {"status", it.value("status", "completed")}});
-    } else if (t == "agent_message" || t == "assistant_message") {
-      state_.last_message = text_of(it, "text");
-      emit("AGENT_MESSAGE", {{"text", state_.last_message.substr(0, 4000)}});
-    } else if (t == "reasoning" || t == "todo_list" || t == "web_search" || t == "plan" || t == "error" ||
-               t == "collab_tool_call") {
-      // Known, nothing to judge: the raw line is in artifacts/codex/events.jsonl.
-    } else {
-      unknown("item:" + t);
-    }
-  }
-
-  // The pre-thread protocol of very old CLIs: {"id":"…","msg":{"type":…}}.
-  void legacy(const json& msg) {
-    std::string t = text_of(msg, "type");
-    if (t == "agent_message") {
-      state_.last_message = text_of(msg, "message");
-      emit("AGENT_MESSAGE", {{"text", state_.last_message.substr(0, 4000)}});
-    } else if (t == "token_count") {
-      usage(msg);
-    } else if (t == "task_complete") {
-      state_.terminal = true;
-      state_.terminal_ok = true;
-    } else if (t == "error") {
-      emit("AGENT_ERROR", {{"message", text_of(msg, "message")}});
-    } else if (t != "task_started") {
-      unknown("legacy:" + t);
-    }
-  }
-
   json config_;
-  json costs_;
   fs::path home_;
+  cp::plugins::CodexParser parser_{state_, sinks(), config_.value("price_per_mtok", json::object())};
 };
 
 using CodexRunner = cp::plugins::ConfiguredRunner<CodexRun>;
