@@ -12,6 +12,7 @@ pkgs=(
   libgtest-dev libgmock-dev libbenchmark-dev
   python3 procps
   bc time python3-jsonschema wrk curl  # bench/ scripts: arithmetic, peak RSS, side-by-side tools, HTTP load
+  clang libclang-rt-14-dev             # fuzz/: libFuzzer targets (scripts/fuzz.sh)
 )
 
 need_install=()

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # README's test command: installs what is needed, builds, and runs every test twice — the normal build and
-# the ASan+UBSan build. Exits non-zero on the first failure.
+# the ASan+UBSan build — then each libFuzzer target for a short while. Exits non-zero on the first failure.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/bootstrap.sh
@@ -20,4 +20,7 @@ for flavour in release asan; do
   ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
     ctest --test-dir "$dir" --output-on-failure -j2 --timeout 600
 done
-echo "== all tests passed in both builds ($(( $(date +%s) - start )) s)"
+# A short fuzzing pass over every libFuzzer target (fuzz/, seeds in fuzz/corpus/): a crash fails the run.
+echo "== fuzz (${CP_FUZZ_SECONDS:-30} s per target)"
+bash scripts/fuzz.sh "${CP_FUZZ_SECONDS:-30}"
+echo "== all tests passed in both builds, fuzzing clean ($(( $(date +%s) - start )) s)"

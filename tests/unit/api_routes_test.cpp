@@ -1,6 +1,9 @@
 // The REST API's routing rules and path safety, and the OpenAPI document against the routes served.
+#include "queue/queue_service.hpp"
 #include "serve/api.hpp"
+#include "serve/metrics.hpp"
 #include "serve/openapi.hpp"
+#include "serve/run_catalog.hpp"
 #include "unit/test_support.hpp"
 
 #include <gtest/gtest-spi.h>
@@ -122,6 +125,38 @@ TEST(OpenApi, TheChecksCatchABrokenDocument) {
   doc["paths"]["/api/runs"]["get"]["responses"]["200"]["content"]["application/json"]["schema"]["$ref"] =
       "#/components/schemas/Nope";
   EXPECT_NONFATAL_FAILURE(check_openapi(doc), "unresolved");
+}
+
+// Findings of fuzz/fuzz_rest_request.cpp, one test each.
+class ApiFuzzFindings : public ::testing::Test {
+ protected:
+  cp::test::TempDir root;
+  TokenStore tokens;
+  std::unique_ptr<RunCatalog> catalog = std::make_unique<RunCatalog>(root.path());
+  std::unique_ptr<cp::queue::QueueService> queue =
+      std::make_unique<cp::queue::QueueService>(root.path(), nullptr);
+  Metrics metrics;
+  Api api{ApiConfig{root.path(), {}, {}, true, "0", "{}", {}},
+          tokens,
+          *catalog,
+          *queue,
+          nullptr,
+          nullptr,
+          metrics};
+};
+
+TEST_F(ApiFuzzFindings, APathThatIsNotUtf8GetsAJson404InsteadOfAThrow) {
+  ApiRequest req;
+  req.method = "GET";
+  req.path =
+      "\xff\xff\xff"
+      "2/runs";
+  ApiResponse r;
+  ASSERT_NO_THROW(r = api.handle(req));
+  EXPECT_EQ(r.status, 404);
+  json body = json::parse(r.body, nullptr, false);
+  ASSERT_FALSE(body.is_discarded()) << r.body;
+  EXPECT_EQ(body["error"]["code"], "no_route");
 }
 
 }  // namespace

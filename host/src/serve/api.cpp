@@ -42,7 +42,8 @@ ApiResponse error(int status, const std::string& code, const std::string& messag
   r.status = status;
   json e{{"code", code}, {"message", message}};
   if (!details.is_null()) e["details"] = std::move(details);
-  r.body = json{{"error", e}}.dump();
+  // Messages quote the request (its path, say), which need not be UTF-8: replaced, never thrown on.
+  r.body = json{{"error", e}}.dump(-1, ' ', false, json::error_handler_t::replace);
   return r;
 }
 

@@ -198,7 +198,9 @@ void Scheduler::reap() {
 }
 
 void Scheduler::finish(const Child& c, int ws) {
-  auto [status, reason] = outcome_from_bundle(o_.root, c.run_id);
+  // Plain variables, not a structured binding: the queue lambda below captures them.
+  std::string status, reason;
+  std::tie(status, reason) = outcome_from_bundle(o_.root, c.run_id);
   if (status.empty()) {
     // The child died without sealing (a crash, SIGKILL): seal its bundle now, then read it again.
     run::recover_unsealed(o_.root);
