@@ -1,5 +1,6 @@
 #include "chain/chain_spec.hpp"
 
+#include "contract/json_depth.hpp"
 #include "contract/json_locator.hpp"
 #include "contract/schema_catalog.hpp"
 #include "store/bundle.hpp"
@@ -11,6 +12,10 @@ namespace cp::chain {
 
 namespace fs = std::filesystem;
 using nlohmann::json;
+
+namespace {
+constexpr std::uintmax_t kMaxChainBytes = 16u << 20;  // as for contracts (`cp-host validate`)
+}
 
 const std::vector<std::string>& pm_loop() {
   static const std::vector<std::string> loop{"PM",      "TECH_LEAD", "WORKER", "REVIEWER",
@@ -29,6 +34,12 @@ bool closes_pm_loop(const std::vector<std::string>& roles) {
 LoadResult load_chain(const fs::path& chain_file, const fs::path& root, const fs::path& plugins_dir,
                       const plugin::Registry* registry) {
   LoadResult out;
+  std::error_code size_ec;
+  if (auto size = fs::file_size(chain_file, size_ec); !size_ec && size > kMaxChainBytes) {
+    out.error = chain_file.string() + " is " + std::to_string(size >> 20) + " MiB; refused unread (limit " +
+                std::to_string(kMaxChainBytes >> 20) + " MiB)";
+    return out;
+  }
   std::ifstream in(chain_file, std::ios::binary);
   if (!in) {
     out.error = "cannot read chain file " + chain_file.string();
@@ -38,6 +49,11 @@ LoadResult load_chain(const fs::path& chain_file, const fs::path& root, const fs
   ss << in.rdbuf();
   const std::string text = ss.str();
   const std::string display = chain_file.string();
+  if (!contract::json_depth_ok(text)) {
+    out.error = display + " nests deeper than " + std::to_string(contract::kMaxJsonDepth) +
+                " levels of arrays and objects; refused unparsed";
+    return out;
+  }
   json doc = json::parse(text, nullptr, false);
   auto add = [&](const std::string& pointer, const std::string& rule, const std::string& message,
                  const std::string& expected) {

@@ -2,6 +2,7 @@
 // The same QueueService answers the REST API, so both see and change exactly the same queue. Submitting
 // does not run anything: `cp-host serve` takes items from the queue.
 #include "cli/commands.hpp"
+#include "contract/json_depth.hpp"
 #include "plugin/registry.hpp"
 #include "queue/queue_service.hpp"
 #include "queue/queue_store.hpp"
@@ -79,12 +80,26 @@ void add_queue(CLI::App& app, Globals& g, Runner& run) {
   submit->add_flag("--json", so->json, "Print the queued item as JSON");
   submit->callback([&g, &run, so] {
     run = [&g, so]() -> int {
-      std::ifstream in(so->contract);
-      if (!in) {
+      std::error_code ec;
+      auto size = std::filesystem::file_size(so->contract, ec);
+      std::ifstream in(so->contract, std::ios::binary);
+      if (ec || !in) {
         std::cerr << "cp-host queue submit: cannot read " << so->contract << "\n";
         return kUsage;
       }
-      json doc = json::parse(in, nullptr, false);
+      // The same limits as `cp-host validate`: a huge or deeply nested file is refused before parsing.
+      if (size > (16u << 20)) {
+        std::cerr << so->contract << ": file is " << (size >> 20)
+                  << " MiB; refused unread (limit 16 MiB for a contract)\n";
+        return kInvalid;
+      }
+      std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+      if (!contract::json_depth_ok(text)) {
+        std::cerr << so->contract << ": nested more than " << contract::kMaxJsonDepth
+                  << " levels deep; refused unparsed\n";
+        return kInvalid;
+      }
+      json doc = json::parse(text, nullptr, false);
       if (doc.is_discarded()) {
         std::cerr << so->contract << ": not JSON; see `cp-host validate " << so->contract << "`\n";
         return kInvalid;

@@ -73,6 +73,9 @@ int try_lock_bundle(const fs::path& dir) {
 }
 
 json read_json_file(const fs::path& file) {
+  std::error_code ec;
+  auto size = fs::file_size(file, ec);
+  if (ec || size > kMaxJsonFileBytes) return nullptr;  // refused unread: memory stays bounded
   std::ifstream in(file, std::ios::binary);
   if (!in) return nullptr;
   std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());

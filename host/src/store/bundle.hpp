@@ -9,6 +9,7 @@
 #include <nlohmann/json.hpp>
 
 #include <chrono>
+#include <cstdint>
 #include <filesystem>
 #include <memory>
 #include <string>
@@ -73,7 +74,10 @@ class Bundle {
 // another process holds it (the run is live).
 int try_lock_bundle(const std::filesystem::path& dir);
 
-// Reads a JSON file; nullopt-like null json when missing or unreadable.
+// Reads a JSON file; null json when missing, unreadable, larger than kMaxJsonFileBytes, nested deeper than
+// contract::kMaxJsonDepth, or not JSON. Bundle files, tokens and cases are far smaller; a bigger one is
+// refused unread, so no file can make cp-host read gigabytes into memory.
+inline constexpr std::uintmax_t kMaxJsonFileBytes = 64u << 20;
 nlohmann::json read_json_file(const std::filesystem::path& file);
 
 }  // namespace cp::store
