@@ -10,10 +10,23 @@ out=$(mktemp)
 python3 - "$out" <<'PY'
 import json, sys
 doc = json.load(open(sys.argv[1]))
-med = {b["run_name"].split("/")[0]: b["real_time"] for b in doc["benchmarks"] if b.get("aggregate_name") == "median"}
-floor = med["SpawnTrueTwoFsyncs"]
+med = {b["run_name"]: b["real_time"] for b in doc["benchmarks"] if b.get("aggregate_name") == "median"}
+def get(name, threads):
+    for k, v in med.items():
+        if k.split("/")[0] == name and (("threads:2" in k) == (threads == 2)):
+            return v
+    raise KeyError(name)
 print(f"machine: {doc['context'].get('num_cpus')} cpus, {doc['context'].get('date')}")
+print("| run | sequential (ms) | x floor | 2 at once (ms per run, wall) | x floor |")
+print("|---|---|---|---|---|")
+f1, f2 = get("SpawnTrueTwoFsyncs", 1), get("SpawnTrueTwoFsyncs", 2)
 for name in ("NoopRun", "NoopRunCli", "SpawnTrueTwoFsyncs"):
-    print(f"{name:20s} median {med[name]:8.2f} ms   x{med[name] / floor:6.1f} the floor")
+    one = get(name, 1)
+    try:
+        two = get(name, 2)
+        cols = f"{two:.2f} | {two / f2:.1f}"
+    except KeyError:
+        cols = "- | -"
+    print(f"| {name} | {one:.2f} | {one / f1:.1f} | {cols} |")
 PY
 rm -f "$out"

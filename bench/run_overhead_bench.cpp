@@ -4,6 +4,8 @@
 //    gates, a git worktree made and removed, a sealed bundle with fsync'd events, reports and manifest).
 //  - NoopRunCli: the same through the cp-host binary (adds process start and plugin loading).
 //  - SpawnTrueTwoFsyncs: posix_spawn of `true`, wait, and two fsync'd file writes: the floor.
+//  - the /threads:2 variants: two of the same at once (each thread its own root), as a serve with
+//    concurrency 2 runs them; the time is per run, wall clock.
 // Medians over repetitions are what to compare; bench/run_overhead.sh prints the ratio.
 #include "run/engine.hpp"
 
@@ -106,5 +108,19 @@ BENCHMARK(SpawnTrueTwoFsyncs)
     ->UseRealTime()
     ->Iterations(20)
     ->Repetitions(9)
+    ->ReportAggregatesOnly(true);
+BENCHMARK(NoopRunCli)
+    ->Unit(benchmark::kMillisecond)
+    ->UseRealTime()
+    ->Iterations(5)
+    ->Repetitions(9)
+    ->Threads(2)
+    ->ReportAggregatesOnly(true);
+BENCHMARK(SpawnTrueTwoFsyncs)
+    ->Unit(benchmark::kMillisecond)
+    ->UseRealTime()
+    ->Iterations(20)
+    ->Repetitions(9)
+    ->Threads(2)
     ->ReportAggregatesOnly(true);
 BENCHMARK_MAIN();
