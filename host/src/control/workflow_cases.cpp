@@ -70,8 +70,6 @@ json make_case(const std::string& workflow_id, json runs) {
   if (latest.contains("verdict")) c["verdict"] = latest["verdict"];
   // Entries keep their binding only in the read model: the list stays small.
   for (auto& r : c["runs"]) r.erase("role_binding_summary");
-  c["workflow_case_read_model"]["role_binding_summary"] =
-      latest.value("role_binding_summary", json::object());
   return c;
 }
 
