@@ -5,6 +5,7 @@
 #include "integration/run_project.hpp"
 
 #include <cstdlib>
+#include <map>
 
 using namespace cp::test;
 
@@ -90,15 +91,24 @@ void expect_chain_bundle_valid(const ChainProject& p, const ChainProject::Out& o
 
 TEST(Chain, FullLoopWithFakeAgentsThroughEveryRole) {
   ChainProject p;
-  // WORKER is the fake codex agent; the TECH_LEAD sign-off is the fake claude agent.
-  json worker = p.step("worker.json");
-  worker["runtime_options"] = {{"runner", "codex"}, {"pack", "low"}};
-  worker["assigned_agent"]["agent_id"] = "codex-worker";
-  p.put("worker.json", worker);
-  json signoff = p.step("tl-signoff.json");
-  signoff["runtime_options"] = {{"runner", "claude"}, {"pack", "low"}};
-  signoff["allowed_paths"] = json::array({"src/"});
-  p.put("tl-signoff.json", signoff);
+  // Fake agents play the roles after the planning: codex the WORKER, two REVIEWERs and the PM's acceptance,
+  // claude the TESTING and the TECH_LEAD's sign-off. (The planning steps stay on the tool runner: the fake
+  // agents only know how to fix the greeting, which is the WORKER's job, not the PM's.) After the WORKER, an
+  // agent's fix is already there, so the later agents change nothing and their acceptance tests judge the
+  // WORKER's result, which the chain branch carries forward.
+  auto agent = [&](const std::string& file, const std::string& runner) {
+    json c = p.step(file);
+    c["runtime_options"] = {{"runner", runner}, {"pack", "low"}};
+    c["assigned_agent"]["agent_id"] = runner + "-" + c["assigned_agent"]["role"].get<std::string>();
+    c["allowed_paths"] = json::array({"src/"});
+    p.put(file, c);
+  };
+  agent("worker.json", "codex");
+  agent("review-1.json", "codex");
+  agent("review-2.json", "codex");
+  agent("testing.json", "claude");
+  agent("tl-signoff.json", "claude");
+  agent("pm-accept.json", "codex");
   // One reviewer votes against: 2 of 3 still meets the quorum of 2.
   json r3 = p.step("review-3.json");
   r3["acceptance_tests"][0]["cmd"] = "grep -q Bonjour src/greeting.sh";
@@ -143,9 +153,20 @@ TEST(Chain, FullLoopWithFakeAgentsThroughEveryRole) {
       EXPECT_EQ(v.exit_code, 0) << v.out;
     }
   EXPECT_EQ(runners, (std::set<std::string>{"tool", "codex", "claude"}));
-  std::string worker_run = rep["steps"][2]["run_ids"][0];
-  EXPECT_EQ(p.manifest_of(worker_run)["runner"], "codex");
-  EXPECT_GT(p.manifest_of(worker_run)["usage"].value("output_tokens", 0), 0);
+  // Every role after the planning was played by a fake agent, whose stream was normalised into usage.
+  std::map<std::string, std::string> runner_of_role;
+  for (const auto& s : rep["steps"])
+    for (const auto& id : s["run_ids"]) {
+      json m = p.manifest_of(id);
+      runner_of_role[s["step_id"].get<std::string>() + "/" + m["runner"].get<std::string>()] = s["role"];
+      if (m["runner"] != "tool") {
+        EXPECT_GT(m["usage"].value("output_tokens", 0), 0) << id;
+      }
+      EXPECT_TRUE(m["role_binding_summary"]["assigned"]["runner_allowed"].get<bool>()) << id;
+    }
+  for (const char* k :
+       {"worker/codex", "review/codex", "testing/claude", "tl-signoff/claude", "pm-accept/codex"})
+    EXPECT_TRUE(runner_of_role.count(k)) << k;
 
   // The chain branch carries every step's change, one commit each; the user's branch did not move.
   std::string branch = rep["result"]["branch"];
