@@ -21,6 +21,6 @@ for flavour in release asan; do
     ctest --test-dir "$dir" --output-on-failure -j2 --timeout 600
 done
 # A short fuzzing pass over every libFuzzer target (fuzz/, seeds in fuzz/corpus/): a crash fails the run.
-echo "== fuzz (${CP_FUZZ_SECONDS:-30} s per target)"
-bash scripts/fuzz.sh "${CP_FUZZ_SECONDS:-30}"
+echo "== fuzz (${CP_FUZZ_SECONDS:-20} s per target)"
+bash scripts/fuzz.sh "${CP_FUZZ_SECONDS:-20}"
 echo "== all tests passed in both builds, fuzzing clean ($(( $(date +%s) - start )) s)"
