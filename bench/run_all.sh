@@ -51,6 +51,16 @@ section "Memory: idle serve and per concurrent run" bash bench/serve_memory.sh 3
 section "REST API: wrk on loopback over 100,000 runs; scheduler dispatch" bash bench/serve_api.sh 100000 10 1000
 section "Retention plan vs find (1,000,000 files)" bash bench/retention_plan.sh 1000000
 section "Plugin isolation cost" build/bin/cp_isolation_bench
+{
+  echo
+  echo "## Notes"
+  echo
+  echo "- validate: where the time goes and what would fix the gap to python jsonschema:"
+  echo "  [../README.md](../README.md#validate-against-python-jsonschema-why-about-7x-and-not-20x)."
+  echo "- The Google Benchmark binaries may print \"Library was built as DEBUG\": that is Debian's libbenchmark"
+  echo "  package, not cp-host, which is built RelWithDebInfo."
+} >> "$tmp"
 mv "$tmp" "$out"
+chmod 644 "$out"
 trap - EXIT
 echo "wrote $out" >&2
