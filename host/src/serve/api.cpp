@@ -126,6 +126,20 @@ std::string string_field(const json& b, const char* k) {
   return b.contains(k) && b[k].is_string() ? b[k].get<std::string>() : std::string();
 }
 
+// 422 with the same diagnostics `cp-host validate` prints; pointers under `prefix` when the contract came
+// wrapped in {"contract": ...}.
+ApiResponse invalid_contract(const std::string& message, const std::vector<contract::Diagnostic>& diagnostics,
+                             const std::string& prefix) {
+  json diags = json::array();
+  for (const auto& d : diagnostics)
+    diags.push_back({{"pointer", prefix + d.pointer},
+                     {"rule", d.rule},
+                     {"message", d.message},
+                     {"text", contract::describe(d)},
+                     {"expected", d.expected}});
+  return error(422, "invalid_contract", message, diags);
+}
+
 ApiResponse decision_response(const control::DecisionResult& r) {
   using O = control::DecisionResult::Outcome;
   int status = 200;
@@ -515,14 +529,7 @@ ApiResponse Api::dispatch(const ApiRequest& req, Ctx& ctx) const {
     std::string prefix = body.contains("contract") ? "/contract" : "";
     auto res = queue_.submit(sr);
     if (res.outcome == queue::SubmitResult::Outcome::invalid) {
-      json diags = json::array();
-      for (const auto& d : res.diagnostics)
-        diags.push_back({{"pointer", prefix + d.pointer},
-                         {"rule", d.rule},
-                         {"message", d.message},
-                         {"text", contract::describe(d)},
-                         {"expected", d.expected}});
-      return error(422, "invalid_contract", res.error, diags);
+      return invalid_contract(res.error, res.diagnostics, prefix);
     }
     if (res.outcome == queue::SubmitResult::Outcome::conflict) return error(409, "conflict", res.error);
     if (scheduler_) scheduler_->poke();
@@ -578,14 +585,7 @@ ApiResponse Api::dispatch(const ApiRequest& req, Ctx& ctx) const {
     auto r = control::intake_preview(tmpl, cfg_.root, cfg_.plugins_dir);
     if (!r.ok) {
       std::string prefix = body.contains("contract") ? "/contract" : "";
-      json diags = json::array();
-      for (const auto& d : r.diagnostics)
-        diags.push_back({{"pointer", prefix + d.pointer},
-                         {"rule", d.rule},
-                         {"message", d.message},
-                         {"text", contract::describe(d)},
-                         {"expected", d.expected}});
-      return error(422, "invalid_contract", r.error, diags);
+      return invalid_contract(r.error, r.diagnostics, prefix);
     }
     return ok_json(r.report);
   }
