@@ -3,6 +3,8 @@
 // (a step failed or a quorum was missed), 5 denied, 6 timeout, 7 cancelled, 8 error.
 #include "chain/chain_runner.hpp"
 #include "cli/commands.hpp"
+#include "cli/diagnostic_output.hpp"
+#include "run/engine.hpp"
 
 #include <CLI/CLI.hpp>
 #include <nlohmann/json.hpp>
@@ -25,12 +27,7 @@ extern "C" void on_chain_signal(int) {
 int chain_exit(const chain::ChainOutcome& o) {
   if (o.stage == chain::ChainOutcome::Stage::invalid) return kUsage;
   if (o.stage == chain::ChainOutcome::Stage::internal) return kInternal;
-  if (o.verdict == "success") return 0;
-  if (o.verdict == "failure") return 4;
-  if (o.verdict == "denied") return 5;
-  if (o.verdict == "timeout") return 6;
-  if (o.verdict == "cancelled") return 7;
-  return 8;
+  return run::exit_code_for_verdict(o.verdict);
 }
 
 }  // namespace
@@ -75,9 +72,7 @@ void add_chain(CLI::App& app, Globals& g, Runner& run) {
       auto out = chain::run_chain(req);
       int code = chain_exit(out);
       if (out.stage == chain::ChainOutcome::Stage::invalid) {
-        for (const auto& d : out.diagnostics)
-          std::cerr << d.file << ":" << d.line << ": error [" << d.rule << "] " << contract::describe(d)
-                    << "\n";
+        print_diagnostics(out.diagnostics);
         std::cerr << "cp-host chain run: " << out.error << "; nothing was run.\n";
       } else if (out.stage == chain::ChainOutcome::Stage::internal) {
         std::cerr << "cp-host chain run: " << out.error << "\n";
@@ -90,15 +85,7 @@ void add_chain(CLI::App& app, Globals& g, Runner& run) {
           j["report"] = out.report;
         else
           j["error"] = out.error;
-        if (!out.diagnostics.empty()) {
-          j["diagnostics"] = json::array();
-          for (const auto& d : out.diagnostics)
-            j["diagnostics"].push_back({{"file", d.file},
-                                        {"line", d.line},
-                                        {"pointer", d.pointer},
-                                        {"rule", d.rule},
-                                        {"message", d.message}});
-        }
+        if (!out.diagnostics.empty()) j["diagnostics"] = diagnostics_json(out.diagnostics);
         std::cout << j.dump(2) << "\n";
       } else if (out.stage == chain::ChainOutcome::Stage::sealed) {
         std::cout << "chain    " << out.run_id << "\nverdict  " << out.verdict << "\nreason   " << out.reason

@@ -2,6 +2,7 @@
 // the advisory execution_plan_report (compiled contract hash, pack, gates, predicted outputs, runtime
 // capability summary from the runner's probes) with its role_contract_summary. Fails closed like a run would.
 #include "cli/commands.hpp"
+#include "cli/diagnostic_output.hpp"
 #include "contract/validation.hpp"
 #include "control/intake_preview.hpp"
 
@@ -33,9 +34,7 @@ void add_intake(CLI::App& app, Globals& g, Runner& run) {
     run = [&g, o]() -> int {
       auto r = control::intake_preview(o->contract, g.root, g.plugins_dir);
       if (!r.ok) {
-        for (const auto& d : r.diagnostics)
-          std::cerr << d.file << ":" << d.line << ": error [" << d.rule << "] " << contract::describe(d)
-                    << "\n";
+        print_diagnostics(r.diagnostics);
         std::cerr << "cp-host intake preview: " << r.error << "\n";
         return kUsage;
       }

@@ -2,6 +2,7 @@
 // The same QueueService answers the REST API, so both see and change exactly the same queue. Submitting
 // does not run anything: `cp-host serve` takes items from the queue.
 #include "cli/commands.hpp"
+#include "cli/diagnostic_output.hpp"
 #include "contract/json_depth.hpp"
 #include "plugin/registry.hpp"
 #include "queue/queue_service.hpp"
@@ -119,9 +120,7 @@ void add_queue(CLI::App& app, Globals& g, Runner& run) {
       r.submitted_by = os_user();
       auto res = svc.submit(r);
       if (res.outcome != queue::SubmitResult::Outcome::queued) {
-        for (const auto& d : res.diagnostics)
-          std::cerr << d.file << ":" << d.line << ": error [" << d.rule << "] " << contract::describe(d)
-                    << "\n";
+        print_diagnostics(res.diagnostics);
         std::cerr << "cp-host queue submit: " << res.error << "; nothing was queued.\n";
         return res.outcome == queue::SubmitResult::Outcome::invalid && !res.diagnostics.empty() ? kInvalid
                                                                                                 : kUsage;

@@ -1,6 +1,7 @@
 // `cp-host run CONTRACT`: one contract, end to end, into a sealed run bundle. SIGINT/SIGTERM cancel the
 // run (its process groups are stopped) and seal it as cancelled.
 #include "cli/commands.hpp"
+#include "cli/diagnostic_output.hpp"
 #include "control/run_compare.hpp"
 #include "run/engine.hpp"
 
@@ -53,8 +54,7 @@ int report_outcome(const run::RunOutcome& out, bool as_json, const std::string& 
                    const std::string& check) {
   int code = run::exit_code_for(out);
   if (out.stage == run::RunOutcome::Stage::invalid) {
-    for (const auto& d : out.diagnostics)
-      std::cerr << d.file << ":" << d.line << ": error [" << d.rule << "] " << contract::describe(d) << "\n";
+    print_diagnostics(out.diagnostics);
     std::cerr << cmd << ": " << out.error << "; nothing was run or written. Fix it and check with " << check
               << ".\n";
   } else if (out.stage == run::RunOutcome::Stage::internal) {
@@ -71,15 +71,7 @@ int report_outcome(const run::RunOutcome& out, bool as_json, const std::string& 
       j["manifest"] = out.manifest;
     else
       j["error"] = out.error;
-    if (!out.diagnostics.empty()) {
-      j["diagnostics"] = json::array();
-      for (const auto& d : out.diagnostics)
-        j["diagnostics"].push_back({{"file", d.file},
-                                    {"line", d.line},
-                                    {"pointer", d.pointer},
-                                    {"rule", d.rule},
-                                    {"message", d.message}});
-    }
+    if (!out.diagnostics.empty()) j["diagnostics"] = diagnostics_json(out.diagnostics);
     std::cout << j.dump(2) << "\n";
   } else if (out.stage == run::RunOutcome::Stage::sealed) {
     print_summary(out, code);

@@ -39,8 +39,7 @@ std::string gh_prop(const std::string& s) {
 }
 
 void print_text(const contract::ValidationReport& r) {
-  for (const auto& d : r.diagnostics)
-    std::cout << d.file << ":" << d.line << ": error [" << d.rule << "] " << contract::describe(d) << "\n";
+  for (const auto& d : r.diagnostics) std::cout << contract::diagnostic_line(d) << "\n";
   std::cout << (r.ok() ? "ok: " : "invalid: ") << r.files_checked << " file(s) checked, " << r.files_invalid
             << " invalid, " << r.diagnostics.size() << " error(s) in " << r.duration.count() << " ms\n";
 }

@@ -470,6 +470,10 @@ ValidationReport validate(const ValidateOptions& options) {
   return report;
 }
 
+std::string diagnostic_line(const Diagnostic& d) {
+  return d.file + ":" + std::to_string(d.line) + ": error [" + d.rule + "] " + describe(d);
+}
+
 std::string describe(const Diagnostic& d) {
   std::string s = (d.pointer.empty() ? std::string("(document)") : d.pointer) + ": " + d.message;
   if (!d.value.empty()) s += " (value: " + d.value + ")";

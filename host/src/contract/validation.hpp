@@ -55,5 +55,7 @@ ValidationReport validate(const ValidateOptions& options);
 
 // "<pointer>: <message> (value: ...); expected: ..." — one diagnostic as a sentence, without the file.
 std::string describe(const Diagnostic& d);
+// The line every command prints for a diagnostic: "FILE:LINE: error [RULE] <describe(d)>".
+std::string diagnostic_line(const Diagnostic& d);
 
 }  // namespace cp::contract

@@ -80,6 +80,9 @@ bool prepare_replay(const std::string& run_id, const std::filesystem::path& root
 
 // cp-host run's exit code for an outcome (documented in docs/cli.md).
 int exit_code_for(const RunOutcome& outcome);
+// The part of it that depends on the verdict alone (0 success, 4 failure, 5 denied, 6 timeout, 7 cancelled,
+// 8 error or anything else); `cp-host chain run` uses the same codes for a chain's verdict.
+int exit_code_for_verdict(const std::string& verdict);
 
 // The verdict of a run from what its runner and gates said (exposed for tests). Priority, highest first:
 // denied (a rule was broken: runner refused a command, or a required policy gate failed), cancelled,

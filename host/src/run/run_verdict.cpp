@@ -42,11 +42,15 @@ int exit_code_for(const RunOutcome& o) {
       break;
   }
   if (o.status == "awaiting_approval") return 9;
-  if (o.verdict == "success") return 0;
-  if (o.verdict == "failure") return 4;
-  if (o.verdict == "denied") return 5;
-  if (o.verdict == "timeout") return 6;
-  if (o.verdict == "cancelled") return 7;
+  return exit_code_for_verdict(o.verdict);
+}
+
+int exit_code_for_verdict(const std::string& verdict) {
+  if (verdict == "success") return 0;
+  if (verdict == "failure") return 4;
+  if (verdict == "denied") return 5;
+  if (verdict == "timeout") return 6;
+  if (verdict == "cancelled") return 7;
   return 8;  // error, or anything unexpected
 }
 

@@ -1,0 +1,17 @@
+// How the run-like commands (run, replay, chain run, intake preview, queue submit) report a refused input:
+// one diagnostic_line() per problem on stderr, and the same problems in their --json output.
+#pragma once
+
+#include "contract/validation.hpp"
+
+#include <nlohmann/json.hpp>
+
+#include <vector>
+
+namespace cp::cli {
+
+void print_diagnostics(const std::vector<contract::Diagnostic>& diagnostics);
+// [{file, line, pointer, rule, message}]
+nlohmann::json diagnostics_json(const std::vector<contract::Diagnostic>& diagnostics);
+
+}  // namespace cp::cli
