@@ -43,9 +43,7 @@ ChainOutcome run_chain(const ChainRequest& req) {
   };
   plugin::Registry reg;
   try {
-    fs::path policy_file = req.root / "policies" / "plugins.json";
-    reg.load_directory(req.plugins_dir, fs::exists(policy_file) ? plugin::PluginPolicy::load(policy_file)
-                                                                : plugin::PluginPolicy{});
+    run::load_plugins(req.root, req.plugins_dir, reg);
   } catch (const std::exception& e) {
     o.stage = ChainOutcome::Stage::invalid;
     o.error = e.what();
@@ -306,15 +304,8 @@ ChainOutcome run_chain(const ChainRequest& req) {
                              {"events", {{"count", events.count()}, {"last_hash", events.last_hash()}}}});
     store::clear_live_marker(req.root, o.run_id);
     control::record_in_workflow_case(req.root, bundle->manifest());
-    log::Event ev;
-    ev.level = verdict == "success" ? log::Level::info : log::Level::warn;
-    ev.lane = log::Lane::governance;
-    ev.correlation_kind = "run";
-    ev.run_id = o.run_id;
-    ev.component = "chain";
-    ev.message = "chain sealed " + verdict + ": " + reason;
-    ev.fields = {{"chain_id", spec.chain_id}, {"closed", closed}};
-    log::emit(ev);
+    log::governance(o.run_id, "chain", "chain sealed " + verdict + ": " + reason,
+                    {{"chain_id", spec.chain_id}, {"closed", closed}}, verdict != "success");
     o.verdict = verdict;
     o.reason = reason;
     o.stage = ChainOutcome::Stage::sealed;

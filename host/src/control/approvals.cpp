@@ -57,18 +57,6 @@ bool past(const json& approval) {
   return d >= 0 && queue::now_ms() > d;
 }
 
-void governance_line(const std::string& run_id, const std::string& message, const json& fields, bool warn) {
-  log::Event ev;
-  ev.level = warn ? log::Level::warn : log::Level::info;
-  ev.lane = log::Lane::governance;
-  ev.correlation_kind = "run";
-  ev.run_id = run_id;
-  ev.component = "approvals";
-  ev.message = message;
-  ev.fields = fields;
-  log::emit(ev);
-}
-
 // The manifest said "awaiting" but the log already holds RUN_SEALED: a decision crashed before its manifest
 // write. The log is the truth; the manifest is finished from it.
 bool finish_half_decided(store::Bundle& b, const std::vector<json>& events) {
@@ -155,7 +143,7 @@ void seal_decision(const fs::path& root, store::Bundle& b, const std::string& st
   std::error_code ec;
   fs::remove(awaiting_marker(root, run_id), ec);
   record_in_workflow_case(root, b.manifest());
-  governance_line(run_id, "run " + state + ": " + reason,
+  log::governance(run_id, "approvals", "run " + state + ": " + reason,
                   {{"verdict", verdict}, {"decision", decision}, {"task_id", man.value("task_id", "")}},
                   verdict != "success");
 }

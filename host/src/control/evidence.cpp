@@ -73,14 +73,8 @@ void finish(const fs::path& root, store::Bundle& b, const std::string& type, con
   b.update_manifest({{"evidence", evidence},
                      {"events", {{"count", b.events().count()}, {"last_hash", b.events().last_hash()}}}});
   record_in_workflow_case(root, b.manifest());
-  log::Event ev;
-  ev.lane = log::Lane::governance;
-  ev.correlation_kind = "run";
-  ev.run_id = b.run_id();
-  ev.component = "evidence";
-  ev.message = "evidence " + evidence.value("decision", "") + " by " + evidence.value("by", "");
-  ev.fields = evidence;
-  log::emit(ev);
+  log::governance(b.run_id(), "evidence",
+                  "evidence " + evidence.value("decision", "") + " by " + evidence.value("by", ""), evidence);
 }
 
 }  // namespace

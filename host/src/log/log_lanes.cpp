@@ -237,4 +237,17 @@ void emit(const Event& e) {
   }
 }
 
+void governance(const std::string& run_id, const std::string& component, const std::string& message,
+                const nlohmann::json& fields, bool warn) {
+  Event ev;
+  ev.level = warn ? Level::warn : Level::info;
+  ev.lane = Lane::governance;
+  ev.correlation_kind = "run";
+  ev.run_id = run_id;
+  ev.component = component;
+  ev.message = message;
+  ev.fields = fields;
+  emit(ev);
+}
+
 }  // namespace cp::log

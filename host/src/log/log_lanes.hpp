@@ -43,6 +43,11 @@ bool lanes_open();
 // Writes one event to its lane (and to `error` when level is error). Thread-safe; never throws.
 void emit(const Event& e);
 
+// One governance-lane line about run `run_id` (a verdict, a decision, a chain's end): correlation "run",
+// level warn when `warn`, else info. Never throws.
+void governance(const std::string& run_id, const std::string& component, const std::string& message,
+                const nlohmann::json& fields, bool warn = false);
+
 // The envelope line for an event, as written (exposed for tests).
 std::string envelope(const Event& e);
 

@@ -162,16 +162,12 @@ namespace {
 bool load_registry(const fs::path& root, const fs::path& plugins_dir, Prepared& p, RunOutcome& o) {
   p.registry = std::make_unique<plugin::Registry>();
   try {
-    fs::path policy_file = root / "policies" / "plugins.json";
-    p.registry->load_directory(plugins_dir, fs::exists(policy_file) ? plugin::PluginPolicy::load(policy_file)
-                                                                    : plugin::PluginPolicy{});
+    load_plugins(root, plugins_dir, *p.registry);
   } catch (const std::exception& e) {
     o.stage = RunOutcome::Stage::invalid;
     o.error = e.what();
     return false;
   }
-  for (const auto& r : p.registry->refusals())
-    log::warn("plugin refused: " + r.file.string() + ": " + r.reason);
   return true;
 }
 
@@ -188,6 +184,13 @@ bool find_runner(const fs::path& plugins_dir, Prepared& p, RunOutcome& o) {
 }
 
 }  // namespace
+
+void load_plugins(const fs::path& root, const fs::path& plugins_dir, plugin::Registry& reg) {
+  fs::path policy_file = root / "policies" / "plugins.json";
+  reg.load_directory(plugins_dir, fs::exists(policy_file) ? plugin::PluginPolicy::load(policy_file)
+                                                          : plugin::PluginPolicy{});
+  for (const auto& r : reg.refusals()) log::warn("plugin refused: " + r.file.string() + ": " + r.reason);
+}
 
 bool prepare_replay(const std::string& run_id, const fs::path& root, const fs::path& plugins_dir, Prepared& p,
                     RunOutcome& o) {
@@ -597,23 +600,15 @@ RunOutcome run_contract(const RunRequest& req) {
     bundle->update_manifest(patch);
     control::record_in_workflow_case(req.root, bundle->manifest());
     store::clear_live_marker(req.root, o.run_id);
-    {
-      // The governance lane: one line per decided run, for whoever audits verdicts across runs.
-      log::Event ev;
-      ev.level = !awaiting && verdict != "success" ? log::Level::warn : log::Level::info;
-      ev.lane = log::Lane::governance;
-      ev.correlation_kind = "run";
-      ev.run_id = o.run_id;
-      ev.component = "engine";
-      ev.message = "run " + o.status + (awaiting ? "" : " " + verdict) + ": " + o.reason;
-      ev.fields = {{"task_id", task_id},
-                   {"pack", pack_id},
-                   {"runner", runner_id},
-                   {"status", o.status},
-                   {"duration_ms", ms}};
-      if (!awaiting) ev.fields["verdict"] = verdict;
-      log::emit(ev);
-    }
+    // The governance lane: one line per decided run, for whoever audits verdicts across runs.
+    json gov{{"task_id", task_id},
+             {"pack", pack_id},
+             {"runner", runner_id},
+             {"status", o.status},
+             {"duration_ms", ms}};
+    if (!awaiting) gov["verdict"] = verdict;
+    log::governance(o.run_id, "engine", "run " + o.status + (awaiting ? "" : " " + verdict) + ": " + o.reason,
+                    gov, !awaiting && verdict != "success");
     if (ws && !keep) ws->remove();
     o.manifest = bundle->manifest();
     o.stage = RunOutcome::Stage::sealed;

@@ -68,6 +68,11 @@ struct Prepared {
   const plugin::PluginInfo* runner = nullptr;  // points into *registry
 };
 
+// Loads the plugin folder into `reg` with <root>/policies/plugins.json applied (when present) and logs each
+// refused library. Throws std::runtime_error when the folder or the policy is unusable.
+void load_plugins(const std::filesystem::path& root, const std::filesystem::path& plugins_dir,
+                  plugin::Registry& reg);
+
 // Steps 1 and 2 of a run (validate, compile) plus loading the plugins and finding the runner. Writes
 // nothing. On bad input returns false with `o` set to stage invalid, the diagnostics and the message.
 bool prepare_run(const std::filesystem::path& contract_path, const std::filesystem::path& root,
