@@ -11,6 +11,7 @@
 #include "store/run_index.hpp"
 
 #include <fstream>
+#include <functional>
 
 namespace cp::control {
 
@@ -236,38 +237,46 @@ DecisionResult decide(const fs::path& root, const std::string& run_id, Decision 
   }
 }
 
-std::vector<std::string> expire_overdue(const fs::path& root) {
-  std::vector<std::string> out;
-  std::error_code ec;
-  fs::path dir = store::runs_dir(root) / ".awaiting";
-  if (!fs::is_directory(dir, ec)) return out;
-  for (const auto& e : fs::directory_iterator(dir, ec)) {
-    std::string id = e.path().filename().string();
-    if (id.empty() || id[0] == '.') continue;
-    json man = store::read_json_file(store::runs_dir(root) / id / "manifest.json");
-    if (!man.is_object() || man.value("status", "") != "awaiting_approval") {
-      // Decided (or gone) but the marker survived a crash.
-      if (!man.is_object() || man.value("status", "") == "sealed") fs::remove(e.path(), ec);
-      continue;
-    }
-    if (!past(man.value("approval", json::object()))) continue;
-    auto r = decide(root, id, Decision::reject, rule("approval deadline passed"));
-    if (r.outcome == Outcome::expired) out.push_back(id);
-  }
-  return out;
-}
+namespace {
 
-json list_pending(const fs::path& root) {
-  expire_overdue(root);
-  json out = json::array();
+// One pass over runs/.awaiting: a marker whose run was decided (or is gone) is removed, a run past its
+// deadline is denied by rule (its id goes to `expired`), and `waiting(id, bundle, manifest)` sees the rest.
+void walk_awaiting(const fs::path& root, std::vector<std::string>& expired,
+                   const std::function<void(const std::string&, const fs::path&, const json&)>& waiting) {
   std::error_code ec;
   fs::path dir = store::runs_dir(root) / ".awaiting";
+  if (!fs::is_directory(dir, ec)) return;
   for (const auto& e : fs::directory_iterator(dir, ec)) {
     std::string id = e.path().filename().string();
     if (id.empty() || id[0] == '.') continue;
     fs::path bundle = store::runs_dir(root) / id;
     json man = store::read_json_file(bundle / "manifest.json");
-    if (!man.is_object() || man.value("status", "") != "awaiting_approval") continue;
+    if (!man.is_object() || man.value("status", "") != "awaiting_approval") {
+      // Decided (or gone) but the marker survived a crash.
+      if (!man.is_object() || man.value("status", "") == "sealed") fs::remove(e.path(), ec);
+      continue;
+    }
+    if (past(man.value("approval", json::object()))) {
+      auto r = decide(root, id, Decision::reject, rule("approval deadline passed"));
+      if (r.outcome == Outcome::expired) expired.push_back(id);
+      continue;
+    }
+    if (waiting) waiting(id, bundle, man);
+  }
+}
+
+}  // namespace
+
+std::vector<std::string> expire_overdue(const fs::path& root) {
+  std::vector<std::string> out;
+  walk_awaiting(root, out, nullptr);
+  return out;
+}
+
+json list_pending(const fs::path& root) {
+  json out = json::array();
+  std::vector<std::string> expired;
+  walk_awaiting(root, expired, [&](const std::string& id, const fs::path& bundle, const json& man) {
     json a = man.value("approval", json::object());
     json item{{"run_id", id},
               {"task_id", man.value("task_id", "")},
@@ -279,7 +288,7 @@ json list_pending(const fs::path& root) {
     if (a.contains("deadline")) item["deadline"] = a["deadline"];
     if (man.contains("workflow_id")) item["workflow_id"] = man["workflow_id"];
     out.push_back(item);
-  }
+  });
   std::sort(out.begin(), out.end(), [](const json& x, const json& y) {
     return x["requested_at"].get<std::string>() != y["requested_at"].get<std::string>()
                ? x["requested_at"].get<std::string>() < y["requested_at"].get<std::string>()
