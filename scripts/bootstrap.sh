@@ -10,6 +10,7 @@ pkgs=(
   nlohmann-json3-dev libcli11-dev libspdlog-dev libfmt-dev
   libpistache-dev libssl-dev zlib1g-dev
   libgtest-dev libgmock-dev libbenchmark-dev
+  libseccomp-dev                       # the run sandbox's seccomp filter
   python3 procps
   bc time python3-jsonschema wrk curl  # bench/ scripts: arithmetic, peak RSS, side-by-side tools, HTTP load
   clang libclang-rt-14-dev             # fuzz/: libFuzzer targets (scripts/fuzz.sh)

@@ -88,7 +88,7 @@ TEST(CodexRunner, SuccessNormalisesTheStreamAndRecordsUsageAndThread) {
   EXPECT_EQ(events_of(s.r, "MCP_TOOL_CALLED").at(0)["tool"], "search");
   EXPECT_EQ(events_of(s.r, "AGENT_THREAD_STARTED").size(), 1u);
   EXPECT_FALSE(events_of(s.r, "AGENT_MESSAGE").empty());
-  EXPECT_EQ(cp::test::read_file(s.r.bundle / "artifacts/codex/last_message.txt"),
+  EXPECT_EQ(cp::test::read_file(s.r.bundle / "artifacts/scratch/codex_last_message.txt"),
             "Fixed the greeting in src/greeting.sh; the test passes.");
   std::string raw = cp::test::read_file(s.r.bundle / "artifacts/codex/events.jsonl");
   EXPECT_EQ(std::count(raw.begin(), raw.end(), '\n'), 10);
@@ -104,7 +104,7 @@ TEST(CodexRunner, FailedTurnAfterRetriesIsAFailureNotDecidedByErrorLines) {
   EXPECT_NE(s.r.manifest["reason"].get<std::string>().find("429 Too Many Requests"), std::string::npos)
       << s.r.manifest["reason"];
   EXPECT_EQ(events_of(s.r, "AGENT_ERROR").size(), 2u);
-  EXPECT_FALSE(fs::exists(s.r.bundle / "artifacts/codex/last_message.txt"));  // -o only on a completed turn
+  EXPECT_FALSE(fs::exists(s.r.bundle / "artifacts/scratch/codex_last_message.txt"));  // -o only on a completed turn
   for (const auto& g : s.r.manifest["gates"])
     if (g["gate_id"] == "acceptance_tests") {
       EXPECT_EQ(g["verdict"], "skipped");

@@ -72,6 +72,8 @@ CompiledContract compile_contract(const json& contract, const fs::path& root) {
                     {"gates", gates},
                     {"policies", policies}};
   if (pack.contains("approval")) c.document["pack"]["approval"] = pack["approval"];
+  // The sandbox settings are part of what the contract's sha256 binds: a run cannot be replayed looser.
+  if (pack.contains("sandbox")) c.document["pack"]["sandbox"] = pack["sandbox"];
   c.sha256 = store::sha256_hex(c.document.dump());
   return c;
 }

@@ -143,6 +143,7 @@ std::vector<GateResult> run_gates(const plugin::Registry& registry, const std::v
         plugin::IsolatedPlugin worker(effective, effective.limits);
         plugin::CallContext ctx(spec.plugin);
         ctx.set_run_id(opt.input.value("run_id", ""));
+        ctx.set_confinement(opt.confinement);
         ctx.set_workspace(workspace);
         ctx.set_bundle_dir(bundle.dir().string());
         ctx.set_event_sink(store::plugin_event_sink(bundle));
@@ -156,6 +157,7 @@ std::vector<GateResult> run_gates(const plugin::Registry& registry, const std::v
         } else {
           call->ctx = std::make_unique<plugin::CallContext>(spec.plugin);
           call->ctx->set_run_id(opt.input.value("run_id", ""));
+          call->ctx->set_confinement(opt.confinement);
           call->ctx->set_workspace(workspace);
           call->ctx->set_bundle_dir(bundle.dir().string());
           call->ctx->set_cancel_flag(&call->stop);

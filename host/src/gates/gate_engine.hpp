@@ -8,6 +8,7 @@
 
 #include <atomic>
 #include <chrono>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -16,6 +17,10 @@ class Registry;
 }
 namespace cp::store {
 class Bundle;
+}
+
+namespace cp::os {
+struct Confinement;
 }
 
 namespace cp::gates {
@@ -42,6 +47,8 @@ struct GateRunOptions {
   std::string skip_reason;
   std::chrono::milliseconds gate_timeout{std::chrono::minutes(30)};
   const std::atomic<bool>* cancel = nullptr;  // the run's cancel flag, passed to the gates' spawns
+  // The run's sandbox and cgroup: what a gate spawns (acceptance tests) is confined like the runner's.
+  std::shared_ptr<const os::Confinement> confinement;
 };
 
 std::vector<GateResult> run_gates(const plugin::Registry& registry, const std::vector<GateSpec>& gates,

@@ -1,6 +1,7 @@
 #include "plugin/host_services.hpp"
 
 #include "log/logger.hpp"
+#include "os/confinement.hpp"
 #include "run/process.hpp"
 
 #include <unistd.h>
@@ -60,6 +61,15 @@ cp_status svc_spawn(const cp_context* raw, const cp_spawn_request* req, cp_spawn
   const CallContext* ctx = CallContext::from(raw);
   if (!req || !res || !req->argv || !req->argv[0]) return CP_E_INVALID;
   run::ProcessSpec spec;
+  if (ctx && !ctx->run_id().empty()) {
+    const auto& conf = ctx->confinement();
+    if (!conf || !conf->sandbox) {
+      log::error("[" + ctx->plugin_id() + "] spawn refused: run " + ctx->run_id() + " has no sandbox");
+      return CP_E_UNSUPPORTED;
+    }
+    spec.sandbox = conf->sandbox;
+    if (conf->cgroup) spec.cgroup_procs_fd = conf->cgroup->procs_fd();
+  }
   for (const char* const* a = req->argv; *a; ++a) spec.argv.emplace_back(*a);
   if (req->cwd)
     spec.cwd = req->cwd;
@@ -90,6 +100,14 @@ cp_status svc_spawn(const cp_context* raw, const cp_spawn_request* req, cp_spawn
     }
     std::erase_if(*spec.env, [](const std::string& kv) { return kv.rfind("CP_RUN_ID=", 0) == 0; });
     spec.env->push_back("CP_RUN_ID=" + ctx->run_id());
+    // The run's own temp dir: the shared /tmp is not writable inside the sandbox.
+    const auto& tmp = ctx->confinement()->sandbox->policy().tmp_dir;
+    if (!tmp.empty()) {
+      std::erase_if(*spec.env, [](const std::string& kv) {
+        return kv.rfind("TMPDIR=", 0) == 0 || kv.rfind("TMP=", 0) == 0 || kv.rfind("TEMP=", 0) == 0;
+      });
+      for (const char* k : {"TMPDIR=", "TMP=", "TEMP="}) spec.env->push_back(k + tmp.string());
+    }
   }
   run::ProcessOutcome out = run::run_process(spec);
   uint32_t size = res->struct_size;

@@ -6,7 +6,12 @@
 
 #include <atomic>
 #include <functional>
+#include <memory>
 #include <string>
+
+namespace cp::os {
+struct Confinement;
+}
 
 namespace cp::plugin {
 
@@ -35,6 +40,11 @@ class CallContext {
   void set_run_id(std::string run_id) { run_id_ = std::move(run_id); }
   const std::string& run_id() const { return run_id_; }
 
+  // The run's sandbox and cgroup: every process spawned through this context enters them. A context with a
+  // run id and no confinement refuses to spawn (fail closed): every run context must be given one.
+  void set_confinement(std::shared_ptr<const os::Confinement> c) { confinement_ = std::move(c); }
+  const std::shared_ptr<const os::Confinement>& confinement() const { return confinement_; }
+
   const std::string& plugin_id() const { return plugin_id_; }
   const std::string& workspace() const { return workspace_; }
   const std::string& bundle_dir() const { return bundle_dir_; }
@@ -54,6 +64,7 @@ class CallContext {
   const std::atomic<bool>* cancel_ = nullptr;
   std::function<bool(const std::string&, const std::string&)> event_sink_;
   std::string run_id_;
+  std::shared_ptr<const os::Confinement> confinement_;
 };
 
 // Returns the message of a host-allocated error and frees it. Empty for nullptr.

@@ -1,5 +1,7 @@
 #include "plugin/isolated_plugin.hpp"
 
+#include "os/confinement.hpp"
+
 #include "plugin/worker_protocol.hpp"
 
 #include <fcntl.h>
@@ -251,7 +253,8 @@ CallOutcome IsolatedPlugin::evaluate(CallContext& ctx, const std::string& input_
                {"input", input_json},
                {"workspace", ctx.workspace()},
                {"bundle_dir", ctx.bundle_dir()},
-               {"run_id", ctx.run_id()}},
+               {"run_id", ctx.run_id()},
+               {"confinement", ctx.confinement() ? ctx.confinement()->to_wire() : json()}},
               ctx, deadline);
 }
 
@@ -261,7 +264,8 @@ CallOutcome IsolatedPlugin::start_run(CallContext& ctx, const std::string& run_j
                {"input", run_json},
                {"workspace", ctx.workspace()},
                {"bundle_dir", ctx.bundle_dir()},
-               {"run_id", ctx.run_id()}},
+               {"run_id", ctx.run_id()},
+               {"confinement", ctx.confinement() ? ctx.confinement()->to_wire() : json()}},
               ctx, std::chrono::seconds(60));
 }
 

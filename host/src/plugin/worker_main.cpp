@@ -2,6 +2,7 @@
 // so that a plugin that crashes, hangs or floods takes down only this process. The host starts it with the
 // socket on fd 3, its own process group, resource limits, and stdout/stderr going to a log the host reads
 // back on failure. It dies with its parent (PR_SET_PDEATHSIG) and exits when the host closes the socket.
+#include "os/confinement.hpp"
 #include "plugin/host_services.hpp"
 #include "plugin/instance.hpp"
 #include "plugin/registry.hpp"
@@ -28,6 +29,16 @@ int usage() {
 
 json outcome_message(const cp::plugin::CallOutcome& o) {
   return {{"op", "result"}, {"status", o.status}, {"output", o.output}, {"error", o.error}};
+}
+
+// The run's sandbox and cgroup, prepared here again from what the host sent. A call without one (or one
+// that cannot be enforced here) gets none, and its run context then refuses to spawn anything.
+std::shared_ptr<const cp::os::Confinement> confinement_of(const json& msg) {
+  if (!msg.contains("confinement") || msg["confinement"].is_null()) return nullptr;
+  std::string error;
+  auto c = cp::os::Confinement::from_wire(msg["confinement"], error);
+  if (!c) std::cerr << "cp-plugin-worker: no sandbox for this call: " << error << "\n";
+  return c;
 }
 
 }  // namespace
@@ -101,6 +112,7 @@ int main(int argc, char** argv) {
       ctx.set_workspace(msg.value("workspace", ""));
       ctx.set_bundle_dir(msg.value("bundle_dir", ""));
       ctx.set_run_id(msg.value("run_id", ""));
+      ctx.set_confinement(confinement_of(msg));
       ctx.set_event_sink([fd](const std::string& type, const std::string& payload) {
         return wire::write_frame(fd, {{"op", "event"}, {"type", type}, {"payload", payload}});
       });
@@ -113,6 +125,7 @@ int main(int argc, char** argv) {
         run_ctx->set_workspace(msg.value("workspace", ""));
         run_ctx->set_bundle_dir(msg.value("bundle_dir", ""));
         run_ctx->set_run_id(msg.value("run_id", ""));
+        run_ctx->set_confinement(confinement_of(msg));
         run_ctx->set_cancel_flag(&run_cancel);
         run_ctx->set_event_sink([fd](const std::string& type, const std::string& payload) {
           return wire::write_frame(fd, {{"op", "event"}, {"type", type}, {"payload", payload}});

@@ -14,9 +14,12 @@
 #include "plugin/isolated_plugin.hpp"
 #include "plugin/registry.hpp"
 #include "run/capability_check.hpp"
+#include "run/disk_budget.hpp"
+#include "run/leftover_processes.hpp"
 #include "run/evidence_packs.hpp"
 #include "run/process.hpp"
 #include "run/recovery.hpp"
+#include "run/run_sandbox.hpp"
 #include "run/workspace.hpp"
 #include "store/atomic_file.hpp"
 #include "store/bundle.hpp"
@@ -153,6 +156,21 @@ json plugin_list(const plugin::Registry& reg, const std::vector<std::string>& id
                      {"version", p->version},
                      {"library", p->library_name + " " + p->library_version}});
   return out;
+}
+
+// Kills whatever the run still has running at `stage` (double-forked and setsid'd processes included) and
+// records it. The cgroup holds every process the run started; without one, the CP_RUN_ID marker is used.
+void kill_leftovers(const os::Confinement* conf, const std::string& run_id, const std::string& stage,
+                    store::EventLog& events) {
+  size_t count = 0, survivors = 0;
+  if (conf && conf->cgroup) {
+    count = conf->cgroup->kill_all().size();
+    survivors = conf->cgroup->pids().size();
+  } else {
+    count = static_cast<size_t>(kill_run_processes(run_id));
+  }
+  if (count > 0)
+    events.append("RUN_PROCESSES_KILLED", {{"stage", stage}, {"count", count}, {"survivors", survivors}});
 }
 
 }  // namespace
@@ -381,6 +399,9 @@ RunOutcome run_contract(const RunRequest& req) {
   std::optional<Workspace> ws;
   bool abandoned = false;
   std::atomic<bool> cancel_flag{false};
+  std::shared_ptr<os::Confinement> confinement;
+  std::unique_ptr<DiskBudget> disk;
+  fs::path run_tmp = fs::absolute(store::runtime_dir(req.root) / "tmp" / o.run_id).lexically_normal();
   try {
     json started{{"task_id", task_id},    {"contract_sha256", compiled.sha256},
                  {"runner", runner_id},   {"pack", pack_id},
@@ -412,6 +433,48 @@ RunOutcome run_contract(const RunRequest& req) {
                                         {"baseline_commit", ws->baseline_commit()}});
     say("workspace at " + ws->baseline_commit().substr(0, 12) + " (" + ws->path().string() + ")");
 
+    // 5b. The sandbox: every process the run starts (runner, its agent, acceptance tests) enters it.
+    RunPlaces places;
+    places.root = fs::absolute(req.root).lexically_normal();
+    if (!places.root.has_filename()) places.root = places.root.parent_path();  // "/x/." -> "/x"
+    places.repo = repo;
+    places.worktree = ws->path();
+    places.tmp = run_tmp;
+    places.scratch = fs::absolute(bundle->dir() / "artifacts" / "scratch").lexically_normal();
+    places.agent_home = fs::absolute(store::runtime_dir(req.root) / "codex-home" / o.run_id).lexically_normal();
+    places.hidden = req.hidden_paths;
+    for (const auto& d : {places.tmp, places.scratch, places.agent_home}) fs::create_directories(d);
+    RunSandboxPlan plan = plan_run_sandbox(compiled.document, places);
+    json sandbox_entry;
+    try {
+      confinement = confine_run(plan, o.run_id, sandbox_entry);
+    } catch (const SandboxUnavailable& e) {
+      bundle->update_manifest({{"sandbox", {{"kind", "none"}, {"why_none", e.what()}}}});
+      throw;
+    }
+    bundle->update_manifest({{"sandbox", sandbox_entry}});
+    json applied{{"kind", sandbox_entry["kind"]},
+                 {"network", sandbox_entry["network"]},
+                 {"process_tree", sandbox_entry["process_tree"]}};
+    if (sandbox_entry.contains("landlock_abi")) applied["landlock_abi"] = sandbox_entry["landlock_abi"];
+    if (sandbox_entry.contains("why_none")) applied["why_none"] = sandbox_entry["why_none"];
+    events.append("SANDBOX_APPLIED", applied);
+    say("sandbox: " + sandbox_entry.value("kind", "") +
+        (sandbox_entry.contains("landlock_abi")
+             ? " (Landlock ABI " + std::to_string(sandbox_entry["landlock_abi"].get<int>()) + ")"
+             : "") +
+        ", network " + sandbox_entry.value("network", "deny") + ", processes held by " +
+        sandbox_entry.value("process_tree", ""));
+    disk = std::make_unique<DiskBudget>(
+        std::vector<fs::path>{ws->path(), run_tmp}, plan.disk_budget_bytes,
+        [&cancel_flag, conf = confinement, id = o.run_id](const std::string&) {
+          cancel_flag = true;  // the runner and its spawns stop
+          if (conf->cgroup)
+            conf->cgroup->kill_all();
+          else
+            kill_run_processes(id);
+        });
+
     // 6. Runner.
     std::string error;
     bool isolated_runner = runner_info->isolation == "isolated";
@@ -430,6 +493,7 @@ RunOutcome run_contract(const RunRequest& req) {
       runner_ctx->set_workspace(ws->path().string());
       runner_ctx->set_bundle_dir(bundle->dir().string());
       runner_ctx->set_cancel_flag(&cancel_flag);
+      runner_ctx->set_confinement(confinement);
       runner_ctx->set_event_sink(store::plugin_event_sink(*bundle));
       json input{{"run_id", o.run_id},
                  {"contract", c},
@@ -454,6 +518,8 @@ RunOutcome run_contract(const RunRequest& req) {
       }
     }
     runner_result = rep.result;
+    // Nothing the runner started may go on changing the worktree while it is collected and judged.
+    kill_leftovers(confinement.get(), o.run_id, "runner", events);
     events.append("RUNNER_FINISHED", {{"status", runner_result.value("status", "error")},
                                       {"reason", runner_result.value("reason", "")},
                                       {"commands", runner_result.value("commands", json::array()).size()}});
@@ -499,7 +565,11 @@ RunOutcome run_contract(const RunRequest& req) {
     }
     bool already_stopped = rep.interrupted || rep.deadline_hit;
     gopt.cancel = already_stopped ? nullptr : req.interrupt;
+    gopt.confinement = confinement;
     auto results = gates::run_gates(reg, gate_specs, gopt, *bundle);
+    kill_leftovers(confinement.get(), o.run_id, "gates", events);
+    disk->check();
+    disk->stop();
     VerdictInputs vin;
     vin.runner_status = rstatus;
     vin.interrupted = rep.interrupted || (req.interrupt && req.interrupt->load());
@@ -513,6 +583,14 @@ RunOutcome run_contract(const RunRequest& req) {
       say("gate " + r.gate_id + ": " + r.verdict + (r.summary.empty() ? "" : " — " + r.summary));
     }
     std::tie(verdict, reason) = decide_verdict(vin);
+    if (disk->exceeded()) {
+      // Over the disk budget is a broken rule, whatever the gates said about what was left.
+      verdict = "denied";
+      reason = disk->reason();
+      events.append("DISK_BUDGET_EXCEEDED", {{"used_bytes", disk->used_bytes()},
+                                             {"budget_bytes", disk->budget_bytes()},
+                                             {"reason", reason}});
+    }
     if (verdict == "failure" && runner_result.contains("budget_exceeded"))
       reason = runner_result.value("reason", "");
     if (verdict != "success" && runner_result.contains("reason") &&
@@ -527,6 +605,14 @@ RunOutcome run_contract(const RunRequest& req) {
   }
 
   // 9. Seal. Reports first, then RUN_SEALED, then the manifest: a crash between them is finished by recovery.
+  if (disk) disk->stop();
+  if (confinement && confinement->cgroup && !confinement->cgroup->destroy())
+    log::error("run " + o.run_id + ": processes survived the kill of " + confinement->cgroup->path().string());
+  if (confinement && !confinement->cgroup) kill_run_processes(o.run_id);
+  {
+    std::error_code ec;
+    fs::remove_all(run_tmp, ec);
+  }
   try {
     bool awaiting = verdict == "success" && compiled.document["pack"].value("requires_approval", false);
     SealFacts f{o.run_id,

@@ -1,4 +1,4 @@
-// The run engine: one task contract, end to end (DESIGN.md "A run, end to end"): validate, compile,
+// The run engine: one task contract, end to end: validate, compile,
 // probe, worktree, runner, collect, gates, seal. Every run that gets past validation ends in a sealed
 // bundle, whatever happens: an exception, a runner that misbehaves or a signal seals it as error/cancelled
 // with the reason, never as a pass.
@@ -44,6 +44,9 @@ struct RunRequest {
   std::string baseline_override;
   // Set when the run is a step of a chain: {run_id, step_id, role}, recorded in the manifest as `chain`.
   nlohmann::json chain_link;
+  // More places the run's sandbox hides (serve's token file, key folders); the runtime root and the
+  // repository are always hidden.
+  std::vector<std::filesystem::path> hidden_paths;
 };
 
 struct RunOutcome {

@@ -1,5 +1,7 @@
 #include "run/process.hpp"
 
+#include "os/sandbox.hpp"
+
 #define BOOST_PROCESS_USE_STD_FS 1
 // Boost 1.81 forgets these two includes on the std::filesystem path.
 #include <boost/asio/io_context.hpp>
@@ -34,6 +36,8 @@ namespace {
 struct ChildSetup {
   const char* const* env = nullptr;
   pid_t parent = 0;
+  const os::PreparedSandbox* sandbox = nullptr;
+  int cgroup_procs_fd = -1;
   template <class Launcher>
   bp::error_code on_setup(Launcher& launcher, const std::filesystem::path&, const char* const*&) {
     if (env) launcher.env = env;
@@ -44,6 +48,12 @@ struct ChildSetup {
     if (::setpgid(0, 0) != 0) return {errno, boost::system::system_category()};
     ::prctl(PR_SET_PDEATHSIG, SIGKILL);
     if (::getppid() != parent) ::_exit(127);
+    // Into the run's cgroup first ("0" means the writer itself), then the sandbox, which leaves the
+    // cgroup tree out of reach.
+    if (cgroup_procs_fd >= 0 && ::write(cgroup_procs_fd, "0", 1) != 1)
+      return {errno, boost::system::system_category()};
+    if (sandbox)
+      if (int e = sandbox->apply_in_child()) return {e, boost::system::system_category()};
     return {};
   }
 };
@@ -218,6 +228,8 @@ ProcessOutcome run_process(const ProcessSpec& spec) {
   std::vector<const char*> envp;
   ChildSetup setup;
   setup.parent = ::getpid();
+  setup.sandbox = spec.sandbox.get();
+  setup.cgroup_procs_fd = spec.cgroup_procs_fd;
   if (spec.env) {
     env_storage = *spec.env;
     for (auto& e : env_storage) envp.push_back(e.c_str());
@@ -241,7 +253,7 @@ ProcessOutcome run_process(const ProcessSpec& spec) {
     try {
       proc.emplace(io.get_executor(), exe, args, bp::process_stdio{nullptr, so_w, se_w}, dir, setup);
     } catch (const std::exception& e) {
-      out.start_error = e.what();
+      out.start_error = std::string(e.what()) + (spec.sandbox ? " (starting inside the run sandbox)" : "");
       out.exit_code = 127;
       return finish();
     }

@@ -7,10 +7,15 @@
 #include <cstdint>
 #include <filesystem>
 #include <functional>
+#include <memory>
 #include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
+
+namespace cp::os {
+class PreparedSandbox;
+}
 
 namespace cp::run {
 
@@ -38,6 +43,12 @@ struct ProcessSpec {
   // Called once the process runs, with its pid (= its process group id), on the calling thread. Lets a
   // run record its groups so that recovery can kill what a crashed host left behind.
   std::function<void(int pid)> on_start;
+  // The run sandbox the child enters between fork and exec (null: none). A child that cannot enter it
+  // does not exec: the outcome says "not started" with the reason.
+  std::shared_ptr<const os::PreparedSandbox> sandbox;
+  // An open cgroup.procs of the run's cgroup (-1: none): the child joins it before it execs, so that
+  // nothing it forks can leave the run's reach.
+  int cgroup_procs_fd = -1;
 };
 
 struct ProcessOutcome {

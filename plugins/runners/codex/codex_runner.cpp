@@ -69,7 +69,8 @@ class CodexRun : public cp::plugins::StreamRun {
              {"-c", std::string("sandbox_workspace_write.network_access=") + (net ? "true" : "false")});
     for (const auto& x : config_.value("extra_args", json::array())) a.push_back(x);
     for (const auto& x : c["runtime_options"].value("runner_args", json::array())) a.push_back(x);
-    a.insert(a.end(), {"-o", ctx_.bundle_dir() + "/artifacts/codex/last_message.txt"});
+    // The agent writes only into the run's scratch folder: the rest of the bundle is out of its sandbox.
+    a.insert(a.end(), {"-o", ctx_.bundle_dir() + "/artifacts/scratch/codex_last_message.txt"});
     // Flags go before `resume`: both older and newer codex builds accept that order.
     if (run_.contains("resume") && run_["resume"].contains("thread_id"))
       a.insert(a.end(), {"resume", run_["resume"]["thread_id"].get<std::string>()});

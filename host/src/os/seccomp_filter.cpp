@@ -1,0 +1,106 @@
+#include "os/seccomp_filter.hpp"
+
+#include <seccomp.h>
+#include <sys/mman.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <linux/sched.h>
+
+#include <cerrno>
+#include <cstring>
+
+namespace cp::os {
+
+namespace {
+
+constexpr uint64_t kNamespaceFlags = CLONE_NEWNS | CLONE_NEWUSER | CLONE_NEWPID | CLONE_NEWNET | CLONE_NEWIPC |
+                                     CLONE_NEWUTS | CLONE_NEWCGROUP | 0x00000080 /* CLONE_NEWTIME */;
+
+struct Ctx {
+  scmp_filter_ctx ctx = nullptr;
+  ~Ctx() {
+    if (ctx) seccomp_release(ctx);
+  }
+};
+
+}  // namespace
+
+std::vector<uint64_t> build_seccomp_filter(bool network, int landlock_abi, std::string& error) {
+  Ctx c;
+  c.ctx = seccomp_init(SCMP_ACT_ALLOW);
+  if (!c.ctx) {
+    error = "seccomp_init failed";
+    return {};
+  }
+  // The child sets no_new_privs itself, before Landlock; libseccomp must not do it again or differently.
+  seccomp_attr_set(c.ctx, SCMP_FLTATR_CTL_NNP, 0);
+  int rc = 0;
+  auto deny = [&](const char* name) {
+    int nr = seccomp_syscall_resolve_name(name);
+    if (nr == __NR_SCMP_ERROR) return;  // not a syscall on this architecture
+    if (rc == 0) rc = seccomp_rule_add(c.ctx, SCMP_ACT_ERRNO(EPERM), nr, 0);
+  };
+  for (const char* name :
+       {"ptrace",         "process_vm_readv", "process_vm_writev", "mount",         "umount",
+        "umount2",        "pivot_root",       "chroot",            "move_mount",    "open_tree",
+        "fsopen",         "fsconfig",         "fsmount",           "fspick",        "mount_setattr",
+        "keyctl",         "add_key",          "request_key",       "bpf",           "kexec_load",
+        "kexec_file_load", "init_module",     "finit_module",      "delete_module", "unshare",
+        "setns",          "io_uring_setup",   "io_uring_enter",    "io_uring_register", "perf_event_open",
+        "userfaultfd",    "open_by_handle_at", "name_to_handle_at", "swapon",       "swapoff",
+        "reboot",         "acct",             "quotactl",          "quotactl_fd",   "lookup_dcookie",
+        "iopl",           "ioperm",           "syslog"})
+    deny(name);
+  // clone3 passes its flags in memory a filter cannot read: refuse it as "not implemented" so that libc
+  // uses clone, whose flags are an argument.
+  if (rc == 0) rc = seccomp_rule_add(c.ctx, SCMP_ACT_ERRNO(ENOSYS), SCMP_SYS(clone3), 0);
+  for (uint64_t bit = 1; bit != 0 && rc == 0; bit <<= 1)
+    if (kNamespaceFlags & bit)
+      rc = seccomp_rule_add(c.ctx, SCMP_ACT_ERRNO(EPERM), SCMP_SYS(clone), 1,
+                            SCMP_A0(SCMP_CMP_MASKED_EQ, bit, bit));
+  if (!network) {
+    for (int family : {AF_INET, AF_INET6}) {
+      if (landlock_abi < 4) {
+        if (rc == 0)
+          rc = seccomp_rule_add(c.ctx, SCMP_ACT_ERRNO(EACCES), SCMP_SYS(socket), 1,
+                                SCMP_A0(SCMP_CMP_EQ, static_cast<uint64_t>(family)));
+        continue;
+      }
+      // TCP stays for Landlock to judge by port; every other socket type of the family is refused. The
+      // type argument carries SOCK_NONBLOCK/SOCK_CLOEXEC above its low four bits.
+      for (int type : {SOCK_DGRAM, SOCK_RAW, SOCK_RDM, SOCK_SEQPACKET, SOCK_DCCP, SOCK_PACKET})
+        if (rc == 0)
+          rc = seccomp_rule_add(c.ctx, SCMP_ACT_ERRNO(EACCES), SCMP_SYS(socket), 2,
+                                SCMP_A0(SCMP_CMP_EQ, static_cast<uint64_t>(family)),
+                                SCMP_A1(SCMP_CMP_MASKED_EQ, 0xf, static_cast<uint64_t>(type)));
+    }
+    if (rc == 0)
+      rc = seccomp_rule_add(c.ctx, SCMP_ACT_ERRNO(EACCES), SCMP_SYS(socket), 1,
+                            SCMP_A0(SCMP_CMP_EQ, static_cast<uint64_t>(AF_PACKET)));
+  }
+  if (rc != 0) {
+    error = std::string("seccomp rule: ") + std::strerror(-rc);
+    return {};
+  }
+  // libseccomp writes the program to a file descriptor; a memfd keeps it off the disk.
+  int fd = ::memfd_create("cp-seccomp", MFD_CLOEXEC);
+  if (fd < 0) {
+    error = std::string("memfd_create: ") + std::strerror(errno);
+    return {};
+  }
+  rc = seccomp_export_bpf(c.ctx, fd);
+  std::vector<uint64_t> words;
+  if (rc == 0) {
+    off_t size = ::lseek(fd, 0, SEEK_END);
+    if (size > 0 && size % 8 == 0) {
+      words.resize(static_cast<size_t>(size) / 8);
+      if (::pread(fd, words.data(), static_cast<size_t>(size), 0) != size) words.clear();
+    }
+  }
+  ::close(fd);
+  if (words.empty()) error = "cannot export the seccomp program";
+  return words;
+}
+
+}  // namespace cp::os
