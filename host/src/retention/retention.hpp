@@ -1,4 +1,4 @@
-// Governed cleanup (DESIGN.md, issue "retention lanes"): policies/retention_policy.json names the lanes;
+// Governed cleanup: policies/retention_policy.json names the lanes;
 // each lane's plugin (retention_<lane>) plans what may go and why; apply deletes exactly what a plan lists,
 // re-checking every entry first, by renaming it to a tombstone (".cp-tombstone-*", invisible to every
 // listing) and then removing the tombstone. A crash mid-apply therefore never leaves a half-deleted bundle

@@ -1,5 +1,5 @@
 // What `claude -p --output-format stream-json --verbose` prints, as run events
-// (shared/reference/agent-cli-formats.md, section 2.2): Bash tool calls become COMMAND_EXECUTED once their
+// (the `stream-json` output): Bash tool calls become COMMAND_EXECUTED once their
 // tool result arrives (with its error flag), Edit/Write/MultiEdit FILE_CHANGED, mcp__* tools MCP_TOOL_CALLED,
 // and the final `result` line decides the turn and carries the cost. Used by the claude runner and the
 // fuzzers.

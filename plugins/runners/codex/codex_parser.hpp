@@ -1,4 +1,4 @@
-// What `codex exec --json` prints, as run events (shared/reference/agent-cli-formats.md, sections 1.3-1.8):
+// What `codex exec --json` prints, as run events (the `--json` JSONL stream):
 // thread and turn events, items (commands, file changes, MCP calls, messages), cumulative usage with an
 // optional price, and the pre-thread protocol of very old CLIs. Used by the codex runner and the fuzzers.
 #pragma once
