@@ -44,9 +44,9 @@ TEST(RunCli, PassingRunSealsSuccessWithProofPackAndLeavesTheCheckoutAlone) {
   EXPECT_EQ(cp::test::sh("git status --porcelain", p.repo).out, "");
   EXPECT_FALSE(fs::exists(r.manifest["worktree"].get<std::string>()));
   auto types = r.event_types();
-  std::vector<std::string> want{"RUN_STARTED",     "WORKSPACE_CREATED", "RUNNER_STARTED", "COMMAND_EXECUTED",
-                                "RUNNER_FINISHED", "DIFF_COLLECTED",    "GATE_PASSED",    "GATE_PASSED",
-                                "GATE_PASSED",     "GATE_PASSED",       "RUN_SEALED"};
+  std::vector<std::string> want{"RUN_STARTED",      "WORKSPACE_CREATED", "SANDBOX_APPLIED", "RUNNER_STARTED",
+                                "COMMAND_EXECUTED", "RUNNER_FINISHED",   "DIFF_COLLECTED",  "GATE_PASSED",
+                                "GATE_PASSED",      "GATE_PASSED",       "GATE_PASSED",     "RUN_SEALED"};
   EXPECT_EQ(types, want);
   // The compiled contract holds the pack defaults and its hash is the manifest's.
   json compiled = r.read("contract.json");
@@ -126,7 +126,7 @@ TEST(RunCli, HungCommandTimesOutAndNoProcessOfItsGroupSurvives) {
   EXPECT_EQ(r.ran.exit_code, 6) << r.ran.out << r.ran.err;
   EXPECT_EQ(r.manifest["verdict"], "timeout");
   EXPECT_LT(secs, 20);
-  pid_t pgid = std::stoi(cp::test::read_file(p.dir / ".runtime-cache/cortexpilot/hang.pid"));
+  pid_t pgid = std::stoi(cp::test::read_file(hang_pid_file(p.dir)));
   EXPECT_FALSE(group_alive(pgid)) << "process group " << pgid << " still has members";
   auto types = r.event_types();
   EXPECT_NE(std::find(types.begin(), types.end(), "RUN_CANCEL_REQUESTED"), types.end());
@@ -266,9 +266,9 @@ pid_t spawn_run(const RunProject& p, const json& contract) {
 
 // Waits until the hang script has written its pid (the runner is mid-command). Returns its pgid.
 pid_t wait_for_hang(const RunProject& p) {
-  fs::path pidfile = p.dir / ".runtime-cache/cortexpilot/hang.pid";
   for (int i = 0; i < 200; ++i) {
-    if (fs::exists(pidfile) && fs::file_size(pidfile) > 0) return std::stoi(cp::test::read_file(pidfile));
+    fs::path pidfile = hang_pid_file(p.dir);
+    if (!pidfile.empty()) return std::stoi(cp::test::read_file(pidfile));
     std::this_thread::sleep_for(std::chrono::milliseconds(50));
   }
   ADD_FAILURE() << "the hang script never started";

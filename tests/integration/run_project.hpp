@@ -89,6 +89,17 @@ inline std::vector<std::string> processes_of_runs(const std::set<std::string>& i
   return found;
 }
 
+// The pid file scripts/hang.sh leaves in its run's scratch folder (the sandbox lets a run write nowhere
+// else outside its worktree); empty while no run has written one.
+inline fs::path hang_pid_file(const fs::path& root) {
+  std::error_code ec;
+  for (const auto& run : fs::directory_iterator(root / ".runtime-cache/cortexpilot/runs", ec)) {
+    fs::path f = run.path() / "artifacts/scratch/hang.pid";
+    if (fs::exists(f, ec) && fs::file_size(f, ec) > 0) return f;
+  }
+  return {};
+}
+
 // A project root and a git repo made from the sample project plus a few scenario scripts.
 struct RunProject {
   cp::test::TempDir dir;
@@ -101,7 +112,7 @@ struct RunProject {
     fs::copy(fs::path(CP_SOURCE_DIR) / "examples/sample-repo", repo, fs::copy_options::recursive);
     cp::test::write_file(repo / "scripts/mklink.sh", "ln -s /etc/passwd src/passwd-link\n");
     cp::test::write_file(repo / "scripts/hang.sh",
-                         "echo $$ > ../../hang.pid\nsleep 300 &\nsleep 300 &\nwait\n");
+                         "echo $$ > \"$CP_SCRATCH_DIR/hang.pid\"\nsleep 300 &\nsleep 300 &\nwait\n");
     cp::test::write_file(repo / ".gitignore", "build/\n");
     cp::test::write_file(repo / "scripts/write_ignored.sh", "mkdir -p build && echo x > build/out.txt\n");
     Ran r = cp::test::sh(

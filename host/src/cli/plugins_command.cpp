@@ -1,10 +1,12 @@
 // `cp-host plugins list|inspect`: what the host loads from the plugin folder, and what it refuses.
 #include "cli/commands.hpp"
+#include "os/sandbox.hpp"
 #include "plugin/registry.hpp"
 
 #include <CLI/CLI.hpp>
 #include <nlohmann/json.hpp>
 
+#include <algorithm>
 #include <iomanip>
 #include <iostream>
 
@@ -113,6 +115,18 @@ void add_plugins(CLI::App& app, Globals& g, Runner& run) {
         return kInvalid;
       }
       json j = plugin::to_json(*p, true);
+      // Which sandbox this plugin's processes get: the run sandbox for whatever a runner or gate spawns
+      // during a run, on this host's kernel.
+      os::SandboxSupport support = os::probe_sandbox_support();
+      bool spawns = std::find(p->capabilities.begin(), p->capabilities.end(), "spawn") != p->capabilities.end();
+      j["sandbox"] = {{"kernel", support.to_json()},
+                      {"spawned_processes",
+                       !spawns ? "none (the plugin declares no spawn capability)"
+                       : support.landlock_abi > 0
+                           ? "run sandbox: landlock+seccomp (Landlock ABI " + std::to_string(support.landlock_abi) + ")"
+                           : "no Landlock on this kernel: runs are refused unless the pack allows running unsandboxed"},
+                      {"plugin_code", p->isolation == "isolated" ? "cp-plugin-worker process (not sandboxed)"
+                                                                 : "in the host process"}};
       if (io->json) {
         std::cout << j.dump(2) << "\n";
         return kOk;
@@ -125,6 +139,7 @@ void add_plugins(CLI::App& app, Globals& g, Runner& run) {
                 << "library:      " << p->library_path.string() << " (" << p->library_name << " "
                 << p->library_version << ")\n"
                 << "capabilities: " << json(p->capabilities).dump() << "\n"
+                << "sandbox:      " << j["sandbox"]["spawned_processes"].get<std::string>() << "\n"
                 << "config:       " << p->config_json << "\n"
                 << "config schema:\n"
                 << j["config_schema"].dump(2) << "\n";

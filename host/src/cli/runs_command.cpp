@@ -66,6 +66,18 @@ int list(const Globals& g, const RunsOpts& o) {
   return kOk;
 }
 
+// "landlock+seccomp (Landlock ABI 7), network deny, processes held by cgroup" or "none: <why>".
+std::string sandbox_line(const json& sb) {
+  if (!sb.is_object() || !sb.contains("kind")) return "- (not recorded: the run predates sandboxing or never started)";
+  std::string kind = sb.value("kind", "");
+  if (kind == "none") return "none: " + sb.value("why_none", "unsandboxed");
+  std::string s = kind;
+  if (sb.contains("landlock_abi")) s += " (Landlock ABI " + std::to_string(sb.value("landlock_abi", 0)) + ")";
+  s += ", network " + sb.value("network", "deny");
+  if (sb.contains("process_tree")) s += ", processes held by " + sb.value("process_tree", "");
+  return s;
+}
+
 int show(const Globals& g, const RunsOpts& o) {
   recover_quietly(g);
   auto dir = locate(g, o.run_id);
@@ -86,6 +98,7 @@ int show(const Globals& g, const RunsOpts& o) {
             << "reason    " << m.value("reason", "") << "\n"
             << "runner    " << m.value("runner", "") << "   pack " << m.value("pack", "") << "\n"
             << "baseline  " << m.value("baseline_commit", "") << "\n"
+            << "sandbox   " << sandbox_line(m.value("sandbox", json::object())) << "\n"
             << "created   " << m.value("created_at", "") << "   duration " << m.value("duration_ms", 0)
             << " ms\n";
   const json gates = m.value("gates", json::array());

@@ -4,6 +4,7 @@
 #include "plugin/registry.hpp"
 #include "run/capability_check.hpp"
 #include "run/engine.hpp"
+#include "run/run_sandbox.hpp"
 #include "store/event_log.hpp"
 
 namespace cp::control {
@@ -115,7 +116,12 @@ PreviewResult intake_preview(const std::filesystem::path& contract_path, const s
                 {"runtime_capability_summary", caps.summary},
                 {"would_run", caps.problem.empty()},
                 {"role_contract_summary", role_contract}};
-  if (!caps.problem.empty()) out.report["refusal"] = caps.problem;
+  json sandbox = run::sandbox_preview(doc);
+  out.report["sandbox"] = sandbox;
+  if (!caps.problem.empty())
+    out.report["refusal"] = caps.problem;
+  else if (sandbox.contains("refusal"))
+    out.report["would_run"] = false, out.report["refusal"] = sandbox["refusal"];
   out.ok = true;
   return out;
 }

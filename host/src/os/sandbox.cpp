@@ -145,7 +145,8 @@ json SandboxPolicy::to_json() const {
          {"max_file_bytes", max_file_bytes},
          {"max_open_files", max_open_files},
          {"max_processes", max_processes},
-         {"tmp_dir", tmp_dir.string()}};
+         {"tmp_dir", tmp_dir.string()},
+         {"scratch_dir", scratch_dir.string()}};
   return j;
 }
 
@@ -163,6 +164,7 @@ SandboxPolicy SandboxPolicy::from_json(const json& doc) {
     p.max_open_files = doc.value("max_open_files", uint64_t{0});
     p.max_processes = doc.value("max_processes", uint64_t{0});
     p.tmp_dir = doc.value("tmp_dir", "");
+    p.scratch_dir = doc.value("scratch_dir", "");
   } catch (const json::exception& e) {
     throw std::invalid_argument(std::string("sandbox policy: ") + e.what());
   }

@@ -32,6 +32,7 @@ struct SandboxPolicy {
   uint64_t max_open_files = 0;                      // RLIMIT_NOFILE; 0 = the host's own limit
   uint64_t max_processes = 0;                       // RLIMIT_NPROC (not enforced for root); 0 = unchanged
   std::filesystem::path tmp_dir;                    // the run's private TMPDIR (one of write_paths)
+  std::filesystem::path scratch_dir;                // where a run may leave evidence (one of write_paths)
 
   nlohmann::json to_json() const;
   // Throws std::invalid_argument on a malformed document (it crosses to cp-plugin-worker as JSON).

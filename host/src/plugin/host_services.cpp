@@ -100,14 +100,17 @@ cp_status svc_spawn(const cp_context* raw, const cp_spawn_request* req, cp_spawn
     }
     std::erase_if(*spec.env, [](const std::string& kv) { return kv.rfind("CP_RUN_ID=", 0) == 0; });
     spec.env->push_back("CP_RUN_ID=" + ctx->run_id());
-    // The run's own temp dir: the shared /tmp is not writable inside the sandbox.
-    const auto& tmp = ctx->confinement()->sandbox->policy().tmp_dir;
-    if (!tmp.empty()) {
-      std::erase_if(*spec.env, [](const std::string& kv) {
-        return kv.rfind("TMPDIR=", 0) == 0 || kv.rfind("TMP=", 0) == 0 || kv.rfind("TEMP=", 0) == 0;
-      });
-      for (const char* k : {"TMPDIR=", "TMP=", "TEMP="}) spec.env->push_back(k + tmp.string());
-    }
+    // The run's own temp dir (the shared /tmp is not writable inside the sandbox) and its scratch folder
+    // in the bundle, where whatever it leaves is kept as evidence.
+    const auto& policy = ctx->confinement()->sandbox->policy();
+    std::erase_if(*spec.env, [](const std::string& kv) {
+      for (const char* k : {"TMPDIR=", "TMP=", "TEMP=", "CP_SCRATCH_DIR="})
+        if (kv.rfind(k, 0) == 0) return true;
+      return false;
+    });
+    if (!policy.tmp_dir.empty())
+      for (const char* k : {"TMPDIR=", "TMP=", "TEMP="}) spec.env->push_back(k + policy.tmp_dir.string());
+    if (!policy.scratch_dir.empty()) spec.env->push_back("CP_SCRATCH_DIR=" + policy.scratch_dir.string());
   }
   run::ProcessOutcome out = run::run_process(spec);
   uint32_t size = res->struct_size;

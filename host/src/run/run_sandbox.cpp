@@ -1,5 +1,7 @@
 #include "run/run_sandbox.hpp"
 
+#include <cstdlib>
+
 namespace cp::run {
 
 namespace fs = std::filesystem;
@@ -30,6 +32,7 @@ RunSandboxPlan plan_run_sandbox(const json& compiled, const RunPlaces& at) {
   for (const auto& w : {at.tmp, at.scratch, at.agent_home})
     if (!w.empty()) p.write_paths.push_back(w);
   p.tmp_dir = at.tmp;
+  p.scratch_dir = at.scratch;
   p.network = perms.value("network", "deny") == "allow";
   for (const auto& port : sb.value("connect_ports", json::array())) p.connect_ports.push_back(port.get<uint16_t>());
   p.max_file_bytes = sb.value("max_file_mb", uint64_t{1024}) * kMiB;
@@ -38,6 +41,27 @@ RunSandboxPlan plan_run_sandbox(const json& compiled, const RunPlaces& at) {
   plan.may_run_unsandboxed = sb.value("on_unsupported", "refuse") == "run_unsandboxed";
   plan.disk_budget_bytes = sb.value("disk_budget_mb", uint64_t{2048}) * kMiB;
   return plan;
+}
+
+json sandbox_preview(const json& compiled) {
+  RunPlaces none;
+  RunSandboxPlan plan = plan_run_sandbox(compiled, none);
+  os::SandboxSupport support = os::probe_sandbox_support();
+  bool cgroup = !os::cgroup2_mount().empty() && std::getenv("CP_SANDBOX_SIMULATE_NO_CGROUP") == nullptr;
+  json j{{"kind", support.landlock_abi > 0 ? "landlock+seccomp" : plan.may_run_unsandboxed ? "none" : "refused"},
+         {"kernel", support.to_json()},
+         {"network", plan.policy.network ? "allow" : "deny"},
+         {"connect_ports", plan.policy.connect_ports},
+         {"max_file_bytes", plan.policy.max_file_bytes},
+         {"max_open_files", plan.policy.max_open_files},
+         {"disk_budget_bytes", plan.disk_budget_bytes},
+         {"on_unsupported", plan.may_run_unsandboxed ? "run_unsandboxed" : "refuse"},
+         {"process_tree", cgroup ? "cgroup" : "process_group"},
+         {"writable", json::array({"worktree", "private TMPDIR", "artifacts/scratch", "agent home"})},
+         {"hidden", json::array({"runtime root", "repository (apart from .git, read only)"})}};
+  if (support.landlock_abi == 0 && !plan.may_run_unsandboxed)
+    j["refusal"] = "sandbox unavailable: " + support.why_not + "; the pack refuses to run unsandboxed";
+  return j;
 }
 
 std::shared_ptr<os::Confinement> confine_run(const RunSandboxPlan& plan, const std::string& run_id,

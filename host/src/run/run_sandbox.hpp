@@ -31,6 +31,10 @@ struct RunSandboxPlan {
 
 RunSandboxPlan plan_run_sandbox(const nlohmann::json& compiled_contract, const RunPlaces& places);
 
+// What a run of this compiled contract would get on this host, before any path exists: the kernel's
+// support, the pack's settings, and whether the run would be refused. For `intake preview`.
+nlohmann::json sandbox_preview(const nlohmann::json& compiled_contract);
+
 // The plan made real. Throws SandboxUnavailable when the kernel cannot enforce it and the pack does not
 // allow running unsandboxed; `manifest_entry` receives what the manifest records either way.
 class SandboxUnavailable : public std::runtime_error {
