@@ -28,5 +28,12 @@ for name in ("NoopRun", "NoopRunCli", "SpawnTrueTwoFsyncs"):
     except KeyError:
         cols = "- | -"
     print(f"| {name} | {one:.2f} | {one / f1:.1f} | {cols} |")
+print()
+print("| sandbox cost | sandbox on (ms) | sandbox off (ms) | on / off |")
+print("|---|---|---|---|")
+for on, off, what in (("NoopRun", "NoopRunUnsandboxed", "no-op run (median)"),
+                      ("SpawnTrueSandboxed", "SpawnTrue", "one process (`true`)")):
+    a, b = get(on, 1), get(off, 1)
+    print(f"| {what} | {a:.2f} | {b:.2f} | {a / b:.2f} |")
 PY
 rm -f "$out"

@@ -3,11 +3,17 @@
 //  four
 //    gates, a git worktree made and removed, a sealed bundle with fsync'd events, reports and manifest).
 //  - NoopRunCli: the same through the cp-host binary (adds process start and plugin loading).
+//  - NoopRunUnsandboxed: NoopRun with the sandbox off (Landlock and cgroups made to look absent, the pack
+//    allowing an unsandboxed run): NoopRun / NoopRunUnsandboxed is what the sandbox costs a run.
+//  - SpawnTrue / SpawnTrueSandboxed: the process service starting `true` without and with a prepared run
+//    sandbox (Landlock ruleset + seccomp filter applied in the child): the cost per process.
 //  - SpawnTrueTwoFsyncs: posix_spawn of `true`, wait, and two fsync'd file writes: the floor.
 //  - the /threads:2 variants: two of the same at once (each thread its own root), as a serve with
 //    concurrency 2 runs them; the time is per run, wall clock.
 // Medians over repetitions are what to compare; bench/run_overhead.sh prints the ratio.
+#include "os/sandbox.hpp"
 #include "run/engine.hpp"
+#include "run/process.hpp"
 
 #include <benchmark/benchmark.h>
 
@@ -59,6 +65,54 @@ void NoopRun(benchmark::State& state) {
   }
 }
 
+void NoopRunUnsandboxed(benchmark::State& state) {
+  Scratch s;
+  std::string pack_file = (s.dir / "packs/low.json").string();
+  std::string cmd =
+      "python3 -c \"import json,sys; p=json.load(open(sys.argv[1])); "
+      "p['sandbox']={'on_unsupported':'run_unsandboxed'}; json.dump(p,open(sys.argv[1],'w'))\" " +
+      pack_file;
+  if (std::system(cmd.c_str()) != 0) std::abort();
+  ::setenv("CP_SANDBOX_SIMULATE_NO_LANDLOCK", "1", 1);
+  ::setenv("CP_SANDBOX_SIMULATE_NO_CGROUP", "1", 1);
+  cp::run::RunRequest req;
+  req.contract_path = fs::path(CP_SOURCE_DIR) / "contracts/examples/noop.json";
+  req.repo = s.dir / "repo";
+  req.root = s.dir;
+  req.plugins_dir = CP_PLUGIN_DIR;
+  for (auto _ : state) {
+    auto out = cp::run::run_contract(req);
+    if (out.verdict != "success")
+      state.SkipWithError(("unsandboxed noop run did not succeed: " + out.reason + out.error).c_str());
+  }
+  ::unsetenv("CP_SANDBOX_SIMULATE_NO_LANDLOCK");
+  ::unsetenv("CP_SANDBOX_SIMULATE_NO_CGROUP");
+}
+
+void spawn_true(benchmark::State& state, bool sandboxed) {
+  Scratch s;
+  std::shared_ptr<const cp::os::PreparedSandbox> sb;
+  if (sandboxed) {
+    cp::os::SandboxPolicy p;
+    p.write_paths = {s.dir / "repo"};
+    p.hidden_paths = {s.dir};
+    std::string error;
+    sb = cp::os::PreparedSandbox::prepare(p, error);
+    if (!sb) return state.SkipWithError(("no sandbox: " + error).c_str());
+  }
+  cp::run::ProcessSpec spec;
+  spec.argv = {"true"};
+  spec.sandbox = sb;
+  for (auto _ : state)
+    if (!cp::run::run_process(spec).ok()) state.SkipWithError("true failed");
+}
+void SpawnTrue(benchmark::State& state) {
+  spawn_true(state, false);
+}
+void SpawnTrueSandboxed(benchmark::State& state) {
+  spawn_true(state, true);
+}
+
 void NoopRunCli(benchmark::State& state) {
   Scratch s;
   std::string cmd = std::string(CP_HOST_BIN) + " --plugins " + CP_PLUGIN_DIR + " --root '" + s.dir.string() +
@@ -95,6 +149,24 @@ BENCHMARK(NoopRun)
     ->Unit(benchmark::kMillisecond)
     ->UseRealTime()
     ->Iterations(5)
+    ->Repetitions(9)
+    ->ReportAggregatesOnly(true);
+BENCHMARK(NoopRunUnsandboxed)
+    ->Unit(benchmark::kMillisecond)
+    ->UseRealTime()
+    ->Iterations(5)
+    ->Repetitions(9)
+    ->ReportAggregatesOnly(true);
+BENCHMARK(SpawnTrue)
+    ->Unit(benchmark::kMillisecond)
+    ->UseRealTime()
+    ->Iterations(50)
+    ->Repetitions(9)
+    ->ReportAggregatesOnly(true);
+BENCHMARK(SpawnTrueSandboxed)
+    ->Unit(benchmark::kMillisecond)
+    ->UseRealTime()
+    ->Iterations(50)
     ->Repetitions(9)
     ->ReportAggregatesOnly(true);
 BENCHMARK(NoopRunCli)

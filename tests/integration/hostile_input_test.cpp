@@ -158,10 +158,12 @@ TEST(HostileInput, ATenMegabyteJsonLineIsHandledInBoundedMemory) {
           .dump() +
       "\n{\"type\":\"turn.completed\",\"usage\":{\"input_tokens\":10,\"cached_input_tokens\":0,"
       "\"output_tokens\":5}}\n";
-  write_file(p.dir / "stream.jsonl", stream);
+  // The streams live outside the runtime root: the agent runs in the run sandbox, which hides the root.
+  TempDir streams;
+  write_file(streams / "stream.jsonl", stream);
   std::string small_stream = stream;
   small_stream.replace(small_stream.find(std::string(10u << 20, 'y')), 10u << 20, "short");
-  write_file(p.dir / "small-stream.jsonl", small_stream);
+  write_file(streams / "small-stream.jsonl", small_stream);
   json agent = p.contract({});
   agent["runtime_options"].erase("commands");
   agent["runtime_options"]["runner"] = "codex";
@@ -172,7 +174,7 @@ TEST(HostileInput, ATenMegabyteJsonLineIsHandledInBoundedMemory) {
     return measured(
         p, {"run", (p.dir / "contracts/agent.json").string(), "--repo", p.repo.string(), "--json", "-q"},
         {"PATH=" + path, "FAKE_CODEX_SCENARIO=replay",
-         "FAKE_CODEX_REPLAY=" + (p.dir / stream_file).string()});
+         "FAKE_CODEX_REPLAY=" + (streams / stream_file).string()});
   };
   Measured r0 = agent_run("small-stream.jsonl");
   Measured r = agent_run("stream.jsonl");

@@ -118,15 +118,17 @@ void add_plugins(CLI::App& app, Globals& g, Runner& run) {
       // Which sandbox this plugin's processes get: the run sandbox for whatever a runner or gate spawns
       // during a run, on this host's kernel.
       os::SandboxSupport support = os::probe_sandbox_support();
-      bool spawns = std::find(p->capabilities.begin(), p->capabilities.end(), "spawn") != p->capabilities.end();
-      j["sandbox"] = {{"kernel", support.to_json()},
-                      {"spawned_processes",
-                       !spawns ? "none (the plugin declares no spawn capability)"
-                       : support.landlock_abi > 0
-                           ? "run sandbox: landlock+seccomp (Landlock ABI " + std::to_string(support.landlock_abi) + ")"
-                           : "no Landlock on this kernel: runs are refused unless the pack allows running unsandboxed"},
-                      {"plugin_code", p->isolation == "isolated" ? "cp-plugin-worker process (not sandboxed)"
-                                                                 : "in the host process"}};
+      bool spawns =
+          std::find(p->capabilities.begin(), p->capabilities.end(), "spawn") != p->capabilities.end();
+      j["sandbox"] = {
+          {"kernel", support.to_json()},
+          {"spawned_processes",
+           !spawns ? "none (the plugin declares no spawn capability)"
+           : support.landlock_abi > 0
+               ? "run sandbox: landlock+seccomp (Landlock ABI " + std::to_string(support.landlock_abi) + ")"
+               : "no Landlock on this kernel: runs are refused unless the pack allows running unsandboxed"},
+          {"plugin_code",
+           p->isolation == "isolated" ? "cp-plugin-worker process (not sandboxed)" : "in the host process"}};
       if (io->json) {
         std::cout << j.dump(2) << "\n";
         return kOk;

@@ -90,6 +90,7 @@ void add_run(CLI::App& app, Globals& g, Runner& run) {
     bool keep = false;
     std::string run_id, queue_item;
     int attempt = 0;
+    std::vector<std::string> hide;
   };
   auto o = std::make_shared<Opts>();
   auto* cmd = app.add_subcommand(
@@ -113,6 +114,9 @@ void add_run(CLI::App& app, Globals& g, Runner& run) {
   cmd->add_option("--run-id", o->run_id)->group("");
   cmd->add_option("--queue-item", o->queue_item)->group("");
   cmd->add_option("--attempt", o->attempt)->group("");
+  cmd->add_option("--hide", o->hide,
+                  "A file or folder the run's sandbox hides from it, on top of the runtime root and the "
+                  "repository (repeatable; `serve` hides its token file this way)");
   cmd->callback([&g, &run, o] {
     run = [&g, o]() -> int {
       install_stop_handlers();
@@ -126,6 +130,8 @@ void add_run(CLI::App& app, Globals& g, Runner& run) {
       req.run_id = o->run_id;
       req.queue_item_id = o->queue_item;
       req.attempt = o->attempt;
+      for (const auto& h : o->hide)
+        req.hidden_paths.push_back(std::filesystem::absolute(h).lexically_normal());
       if (!o->quiet) req.progress = [](const std::string& line) { std::cerr << "· " << line << std::endl; };
       run::RunOutcome out = run::run_contract(req);
       return report_outcome(out, o->json, "cp-host run", "`cp-host validate " + o->contract + "`");

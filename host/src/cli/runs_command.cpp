@@ -68,7 +68,8 @@ int list(const Globals& g, const RunsOpts& o) {
 
 // "landlock+seccomp (Landlock ABI 7), network deny, processes held by cgroup" or "none: <why>".
 std::string sandbox_line(const json& sb) {
-  if (!sb.is_object() || !sb.contains("kind")) return "- (not recorded: the run predates sandboxing or never started)";
+  if (!sb.is_object() || !sb.contains("kind"))
+    return "- (not recorded: the run predates sandboxing or never started)";
   std::string kind = sb.value("kind", "");
   if (kind == "none") return "none: " + sb.value("why_none", "unsandboxed");
   std::string s = kind;

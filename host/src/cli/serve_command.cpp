@@ -192,6 +192,8 @@ void add_serve(CLI::App& app, Globals& g, Runner& run) {
         so.root = root;
         so.plugins_dir = fs::absolute(g.plugins_dir);
         so.concurrency = o->concurrency;
+        // Runs never see the token file, wherever it lives (its hashes are still worth guessing at).
+        if (!o->tokens.empty()) so.hidden.push_back(fs::absolute(o->tokens).lexically_normal());
         so.on_run_done = [&catalog](const std::string& id) { catalog.update(id); };
         scheduler = std::make_unique<serve::Scheduler>(queue, so);
         int ended = scheduler->recover();

@@ -31,8 +31,8 @@ constexpr uint64_t kFileRights = landlock::kFsExecute | landlock::kFsWriteFile |
 
 // Device files every program expects to open; the rest of /dev (disks, memory) stays out of reach, since
 // a run may hold root's capabilities and a raw disk would bypass every path rule.
-constexpr const char* kDevices[] = {"/dev/null", "/dev/zero",    "/dev/full", "/dev/random",
-                                    "/dev/urandom", "/dev/tty", "/dev/ptmx", "/dev/pts"};
+constexpr const char* kDevices[] = {"/dev/null",    "/dev/zero", "/dev/full", "/dev/random",
+                                    "/dev/urandom", "/dev/tty",  "/dev/ptmx", "/dev/pts"};
 
 std::vector<std::string> strings(const std::vector<fs::path>& paths) {
   std::vector<std::string> out;
@@ -83,7 +83,8 @@ class RulesetBuilder {
     struct stat st {};
     if (::fstat(pfd, &st) == 0 && !S_ISDIR(st.st_mode)) rights &= kFileRights;
     landlock::PathBeneathAttr attr{rights & handled_, pfd};
-    long rc = attr.allowed_access ? ::syscall(landlock::kSysAddRule, fd_, landlock::kRulePathBeneath, &attr, 0) : 0;
+    long rc =
+        attr.allowed_access ? ::syscall(landlock::kSysAddRule, fd_, landlock::kRulePathBeneath, &attr, 0) : 0;
     int err = errno;
     ::close(pfd);
     if (rc != 0) {
@@ -191,7 +192,8 @@ SandboxSupport probe_sandbox_support() {
   return s;
 }
 
-std::shared_ptr<const PreparedSandbox> PreparedSandbox::prepare(const SandboxPolicy& policy, std::string& error) {
+std::shared_ptr<const PreparedSandbox> PreparedSandbox::prepare(const SandboxPolicy& policy,
+                                                                std::string& error) {
   std::shared_ptr<PreparedSandbox> sb(new PreparedSandbox());
   sb->policy_ = policy;
   if (!policy.enabled) return sb;  // limits only; the caller recorded the choice
@@ -228,8 +230,8 @@ std::shared_ptr<const PreparedSandbox> PreparedSandbox::prepare(const SandboxPol
   for (const auto& h : policy.hidden_paths) hidden.push_back(real_path(h));
   rules.grant_read_except(hidden, error);
   for (const char* dev : kDevices)
-    rules.grant(dev, kReadRights | landlock::kFsWriteFile | landlock::kFsTruncate | landlock::kFsIoctlDev, false,
-                error);
+    rules.grant(dev, kReadRights | landlock::kFsWriteFile | landlock::kFsTruncate | landlock::kFsIoctlDev,
+                false, error);
   for (const auto& r : policy.read_paths) rules.grant(real_path(r), kReadRights, false, error);
   // No device nodes in writable folders: with root's capabilities a run could make one for a raw disk.
   const uint64_t write_rights = attr.handled_access_fs & ~(landlock::kFsMakeChar | landlock::kFsMakeBlock);

@@ -14,8 +14,9 @@ namespace cp::os {
 
 namespace {
 
-constexpr uint64_t kNamespaceFlags = CLONE_NEWNS | CLONE_NEWUSER | CLONE_NEWPID | CLONE_NEWNET | CLONE_NEWIPC |
-                                     CLONE_NEWUTS | CLONE_NEWCGROUP | 0x00000080 /* CLONE_NEWTIME */;
+constexpr uint64_t kNamespaceFlags = CLONE_NEWNS | CLONE_NEWUSER | CLONE_NEWPID | CLONE_NEWNET |
+                                     CLONE_NEWIPC | CLONE_NEWUTS | CLONE_NEWCGROUP |
+                                     0x00000080 /* CLONE_NEWTIME */;
 
 struct Ctx {
   scmp_filter_ctx ctx = nullptr;
@@ -41,16 +42,49 @@ std::vector<uint64_t> build_seccomp_filter(bool network, int landlock_abi, std::
     if (nr == __NR_SCMP_ERROR) return;  // not a syscall on this architecture
     if (rc == 0) rc = seccomp_rule_add(c.ctx, SCMP_ACT_ERRNO(EPERM), nr, 0);
   };
-  for (const char* name :
-       {"ptrace",         "process_vm_readv", "process_vm_writev", "mount",         "umount",
-        "umount2",        "pivot_root",       "chroot",            "move_mount",    "open_tree",
-        "fsopen",         "fsconfig",         "fsmount",           "fspick",        "mount_setattr",
-        "keyctl",         "add_key",          "request_key",       "bpf",           "kexec_load",
-        "kexec_file_load", "init_module",     "finit_module",      "delete_module", "unshare",
-        "setns",          "io_uring_setup",   "io_uring_enter",    "io_uring_register", "perf_event_open",
-        "userfaultfd",    "open_by_handle_at", "name_to_handle_at", "swapon",       "swapoff",
-        "reboot",         "acct",             "quotactl",          "quotactl_fd",   "lookup_dcookie",
-        "iopl",           "ioperm",           "syslog"})
+  for (const char* name : {"ptrace",
+                           "process_vm_readv",
+                           "process_vm_writev",
+                           "mount",
+                           "umount",
+                           "umount2",
+                           "pivot_root",
+                           "chroot",
+                           "move_mount",
+                           "open_tree",
+                           "fsopen",
+                           "fsconfig",
+                           "fsmount",
+                           "fspick",
+                           "mount_setattr",
+                           "keyctl",
+                           "add_key",
+                           "request_key",
+                           "bpf",
+                           "kexec_load",
+                           "kexec_file_load",
+                           "init_module",
+                           "finit_module",
+                           "delete_module",
+                           "unshare",
+                           "setns",
+                           "io_uring_setup",
+                           "io_uring_enter",
+                           "io_uring_register",
+                           "perf_event_open",
+                           "userfaultfd",
+                           "open_by_handle_at",
+                           "name_to_handle_at",
+                           "swapon",
+                           "swapoff",
+                           "reboot",
+                           "acct",
+                           "quotactl",
+                           "quotactl_fd",
+                           "lookup_dcookie",
+                           "iopl",
+                           "ioperm",
+                           "syslog"})
     deny(name);
   // clone3 passes its flags in memory a filter cannot read: refuse it as "not implemented" so that libc
   // uses clone, whose flags are an argument.

@@ -56,7 +56,8 @@ bool DiskBudget::check() {
   used_ = growth;
   std::string why;
   if (growth > budget_) {
-    why = "the run wrote " + std::to_string(growth / (1024 * 1024)) + " MiB into its worktree and temp dir, over its disk budget of " +
+    why = "the run wrote " + std::to_string(growth / (1024 * 1024)) +
+          " MiB into its worktree and temp dir, over its disk budget of " +
           std::to_string(budget_ / (1024 * 1024)) + " MiB (pack sandbox.disk_budget_mb)";
   } else if (!paths_.empty()) {
     struct statvfs vfs {};
@@ -64,7 +65,8 @@ bool DiskBudget::check() {
       uint64_t free_bytes = static_cast<uint64_t>(vfs.f_bavail) * vfs.f_frsize;
       if (free_bytes < kFreeFloorBytes)
         why = "the filesystem of the run's worktree has " + std::to_string(free_bytes / (1024 * 1024)) +
-              " MiB left, under the " + std::to_string(kFreeFloorBytes / (1024 * 1024)) + " MiB floor cp-host keeps free";
+              " MiB left, under the " + std::to_string(kFreeFloorBytes / (1024 * 1024)) +
+              " MiB floor cp-host keeps free";
     }
   }
   if (why.empty()) return true;

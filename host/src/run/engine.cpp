@@ -15,8 +15,8 @@
 #include "plugin/registry.hpp"
 #include "run/capability_check.hpp"
 #include "run/disk_budget.hpp"
-#include "run/leftover_processes.hpp"
 #include "run/evidence_packs.hpp"
+#include "run/leftover_processes.hpp"
 #include "run/process.hpp"
 #include "run/recovery.hpp"
 #include "run/run_sandbox.hpp"
@@ -441,7 +441,8 @@ RunOutcome run_contract(const RunRequest& req) {
     places.worktree = ws->path();
     places.tmp = run_tmp;
     places.scratch = fs::absolute(bundle->dir() / "artifacts" / "scratch").lexically_normal();
-    places.agent_home = fs::absolute(store::runtime_dir(req.root) / "codex-home" / o.run_id).lexically_normal();
+    places.agent_home =
+        fs::absolute(store::runtime_dir(req.root) / "codex-home" / o.run_id).lexically_normal();
     places.hidden = req.hidden_paths;
     for (const auto& d : {places.tmp, places.scratch, places.agent_home}) fs::create_directories(d);
     RunSandboxPlan plan = plan_run_sandbox(compiled.document, places);
@@ -465,15 +466,15 @@ RunOutcome run_contract(const RunRequest& req) {
              : "") +
         ", network " + sandbox_entry.value("network", "deny") + ", processes held by " +
         sandbox_entry.value("process_tree", ""));
-    disk = std::make_unique<DiskBudget>(
-        std::vector<fs::path>{ws->path(), run_tmp}, plan.disk_budget_bytes,
-        [&cancel_flag, conf = confinement, id = o.run_id](const std::string&) {
-          cancel_flag = true;  // the runner and its spawns stop
-          if (conf->cgroup)
-            conf->cgroup->kill_all();
-          else
-            kill_run_processes(id);
-        });
+    disk =
+        std::make_unique<DiskBudget>(std::vector<fs::path>{ws->path(), run_tmp}, plan.disk_budget_bytes,
+                                     [&cancel_flag, conf = confinement, id = o.run_id](const std::string&) {
+                                       cancel_flag = true;  // the runner and its spawns stop
+                                       if (conf->cgroup)
+                                         conf->cgroup->kill_all();
+                                       else
+                                         kill_run_processes(id);
+                                     });
 
     // 6. Runner.
     std::string error;
@@ -587,9 +588,9 @@ RunOutcome run_contract(const RunRequest& req) {
       // Over the disk budget is a broken rule, whatever the gates said about what was left.
       verdict = "denied";
       reason = disk->reason();
-      events.append("DISK_BUDGET_EXCEEDED", {{"used_bytes", disk->used_bytes()},
-                                             {"budget_bytes", disk->budget_bytes()},
-                                             {"reason", reason}});
+      events.append(
+          "DISK_BUDGET_EXCEEDED",
+          {{"used_bytes", disk->used_bytes()}, {"budget_bytes", disk->budget_bytes()}, {"reason", reason}});
     }
     if (verdict == "failure" && runner_result.contains("budget_exceeded"))
       reason = runner_result.value("reason", "");
@@ -607,7 +608,8 @@ RunOutcome run_contract(const RunRequest& req) {
   // 9. Seal. Reports first, then RUN_SEALED, then the manifest: a crash between them is finished by recovery.
   if (disk) disk->stop();
   if (confinement && confinement->cgroup && !confinement->cgroup->destroy())
-    log::error("run " + o.run_id + ": processes survived the kill of " + confinement->cgroup->path().string());
+    log::error("run " + o.run_id + ": processes survived the kill of " +
+               confinement->cgroup->path().string());
   if (confinement && !confinement->cgroup) kill_run_processes(o.run_id);
   {
     std::error_code ec;

@@ -34,7 +34,8 @@ RunSandboxPlan plan_run_sandbox(const json& compiled, const RunPlaces& at) {
   p.tmp_dir = at.tmp;
   p.scratch_dir = at.scratch;
   p.network = perms.value("network", "deny") == "allow";
-  for (const auto& port : sb.value("connect_ports", json::array())) p.connect_ports.push_back(port.get<uint16_t>());
+  for (const auto& port : sb.value("connect_ports", json::array()))
+    p.connect_ports.push_back(port.get<uint16_t>());
   p.max_file_bytes = sb.value("max_file_mb", uint64_t{1024}) * kMiB;
   p.max_open_files = sb.value("max_open_files", uint64_t{4096});
   p.max_processes = sb.value("max_processes", uint64_t{0});
@@ -48,7 +49,9 @@ json sandbox_preview(const json& compiled) {
   RunSandboxPlan plan = plan_run_sandbox(compiled, none);
   os::SandboxSupport support = os::probe_sandbox_support();
   bool cgroup = !os::cgroup2_mount().empty() && std::getenv("CP_SANDBOX_SIMULATE_NO_CGROUP") == nullptr;
-  json j{{"kind", support.landlock_abi > 0 ? "landlock+seccomp" : plan.may_run_unsandboxed ? "none" : "refused"},
+  json j{{"kind", support.landlock_abi > 0   ? "landlock+seccomp"
+                  : plan.may_run_unsandboxed ? "none"
+                                             : "refused"},
          {"kernel", support.to_json()},
          {"network", plan.policy.network ? "allow" : "deny"},
          {"connect_ports", plan.policy.connect_ports},
@@ -74,11 +77,11 @@ std::shared_ptr<os::Confinement> confine_run(const RunSandboxPlan& plan, const s
     os::SandboxSupport support = os::probe_sandbox_support();
     bool kernel_lacks = support.landlock_abi == 0;
     if (!kernel_lacks || !plan.may_run_unsandboxed)
-      throw SandboxUnavailable(
-          "sandbox unavailable: " + error +
-          (kernel_lacks ? "; the pack refuses to run unsandboxed (set sandbox.on_unsupported to "
-                          "run_unsandboxed in the pack to allow it, recorded in the manifest)"
-                        : ""));
+      throw SandboxUnavailable("sandbox unavailable: " + error +
+                               (kernel_lacks
+                                    ? "; the pack refuses to run unsandboxed (set sandbox.on_unsupported to "
+                                      "run_unsandboxed in the pack to allow it, recorded in the manifest)"
+                                    : ""));
     os::SandboxPolicy none = plan.policy;
     none.enabled = false;
     conf->sandbox = os::PreparedSandbox::prepare(none, error);

@@ -14,11 +14,11 @@
 namespace cp::run {
 
 struct RunPlaces {
-  std::filesystem::path root;      // the runtime root (--root): hidden from the run
-  std::filesystem::path repo;      // the user's repository: hidden, apart from its .git (read only)
-  std::filesystem::path worktree;  // writable (read only when tool_permissions.filesystem is read-only)
-  std::filesystem::path tmp;       // the run's private TMPDIR: writable
-  std::filesystem::path scratch;   // <bundle>/artifacts/scratch: writable, kept as evidence
+  std::filesystem::path root;        // the runtime root (--root): hidden from the run
+  std::filesystem::path repo;        // the user's repository: hidden, apart from its .git (read only)
+  std::filesystem::path worktree;    // writable (read only when tool_permissions.filesystem is read-only)
+  std::filesystem::path tmp;         // the run's private TMPDIR: writable
+  std::filesystem::path scratch;     // <bundle>/artifacts/scratch: writable, kept as evidence
   std::filesystem::path agent_home;  // a runner's per-run home (CODEX_HOME): writable; may be empty
   std::vector<std::filesystem::path> hidden;  // more places no run may see (tokens, keys)
 };

@@ -357,6 +357,7 @@ pid_t Scheduler::spawn(const Child& c, const std::string& contract_path, const s
                                 "--attempt",
                                 std::to_string(c.attempt),
                                 "--quiet"};
+  for (const auto& h : o_.hidden) args.insert(args.end(), {"--hide", h.string()});
   std::vector<char*> argv;
   for (auto& a : args) argv.push_back(a.data());
   argv.push_back(nullptr);

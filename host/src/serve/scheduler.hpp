@@ -15,6 +15,7 @@
 #include <mutex>
 #include <string>
 #include <thread>
+#include <vector>
 
 namespace cp::queue {
 class QueueService;
@@ -28,6 +29,7 @@ struct SchedulerOptions {
   int concurrency = 2;
   std::chrono::milliseconds tick{50};  // how often the queue file is polled for other processes' changes
   std::function<void(const std::string& run_id)> on_run_done;  // called on the scheduler thread
+  std::vector<std::filesystem::path> hidden;  // passed to each run as --hide (the token file)
 };
 
 class Scheduler {
