@@ -117,7 +117,7 @@ TEST(Isolation, RunnerCanRunIsolatedWithEventsDeadlinesAndGroupKill) {
   c["budgets"]["wall_time_sec"] = 1;
   auto hung = p.run(c);
   EXPECT_EQ(hung.ran.exit_code, 6) << hung.ran.out;
-  pid_t pgid = std::stoi(cp::test::read_file(hang_pid_file(p.dir)));
+  pid_t pgid = std::stoi(cp::test::read_file(hang_pid_file(p.dir.path())));
   for (int i = 0; i < 50 && group_alive(pgid); ++i)
     std::this_thread::sleep_for(std::chrono::milliseconds(100));
   EXPECT_FALSE(group_alive(pgid));
