@@ -126,7 +126,7 @@ TEST(RunCli, HungCommandTimesOutAndNoProcessOfItsGroupSurvives) {
   EXPECT_EQ(r.ran.exit_code, 6) << r.ran.out << r.ran.err;
   EXPECT_EQ(r.manifest["verdict"], "timeout");
   EXPECT_LT(secs, 20);
-  pid_t pgid = std::stoi(cp::test::read_file(hang_pid_file(p.dir)));
+  pid_t pgid = std::stoi(cp::test::read_file(hang_pid_file(p.dir.path())));
   EXPECT_FALSE(group_alive(pgid)) << "process group " << pgid << " still has members";
   auto types = r.event_types();
   EXPECT_NE(std::find(types.begin(), types.end(), "RUN_CANCEL_REQUESTED"), types.end());
@@ -267,7 +267,7 @@ pid_t spawn_run(const RunProject& p, const json& contract) {
 // Waits until the hang script has written its pid (the runner is mid-command). Returns its pgid.
 pid_t wait_for_hang(const RunProject& p) {
   for (int i = 0; i < 200; ++i) {
-    fs::path pidfile = hang_pid_file(p.dir);
+    fs::path pidfile = hang_pid_file(p.dir.path());
     if (!pidfile.empty()) return std::stoi(cp::test::read_file(pidfile));
     std::this_thread::sleep_for(std::chrono::milliseconds(50));
   }
