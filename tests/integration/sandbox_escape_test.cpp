@@ -228,6 +228,20 @@ TEST_F(SandboxEscape, RunCannotTouchTheRuntimeRootTokensPoliciesOrAnotherRunsBun
   EXPECT_EQ(p.runs({"verify", first.manifest["run_id"]}).exit_code, 0);
 }
 
+TEST_F(SandboxEscape, NoDescriptorOfTheHostReachesARunsProcess) {
+  // A descriptor the host holds open (a bundle file, a pipe, a socket) would be a handle no sandbox rule
+  // governs. `ls` lists its own: stdin, stdout, stderr and the one it reads the folder through.
+  auto r = run(
+      {"sed -i s/Helo/Hello/ src/greeting.sh"},
+      test_cmd("ls /proc/self/fd > $CP_SCRATCH_DIR/fds && grep -E 'Seccomp:|NoNewPrivs:' /proc/self/status "
+               "> $CP_SCRATCH_DIR/status"));
+  EXPECT_EQ(r.manifest["verdict"], "success") << r.ran.out;
+  EXPECT_EQ(read_file(r.bundle / "artifacts/scratch/fds"), "0\n1\n2\n3\n");
+  std::string status = read_file(r.bundle / "artifacts/scratch/status");
+  EXPECT_NE(status.find("NoNewPrivs:\t1"), std::string::npos) << status;
+  EXPECT_NE(status.find("Seccomp:\t2"), std::string::npos) << status;  // filter mode
+}
+
 TEST_F(SandboxEscape, GitConfigOfTheUsersRepositoryCannotBeChangedFromARun) {
   std::string config_before = read_file(p.repo / ".git/config");
   auto r = run({"git config core.fsmonitor touch\\ " + out("fsmonitor-canary"), "true"});

@@ -258,10 +258,15 @@ PreparedSandbox::~PreparedSandbox() {
 }
 
 int PreparedSandbox::apply_in_child() const noexcept {
+  // Limits only ever go down: a process already held lower (cp-plugin-worker is) keeps its own limit.
   auto limit = [](int resource, uint64_t value) {
     if (value == 0) return 0;
+    struct rlimit cur {};
+    if (::getrlimit(resource, &cur) != 0) return errno;
+    rlim_t v = static_cast<rlim_t>(value);
+    if (cur.rlim_max != RLIM_INFINITY && cur.rlim_max < v) v = cur.rlim_max;
     struct rlimit rl {
-      static_cast<rlim_t>(value), static_cast<rlim_t>(value)
+      v, v
     };
     return ::setrlimit(resource, &rl) == 0 ? 0 : errno;
   };
