@@ -6,37 +6,72 @@
 
 #include <string>
 #include <string_view>
+#include <vector>
 
 namespace cp::plugins {
 
 namespace detail {
-inline bool glob(std::string_view p, std::string_view s) {
-  while (!p.empty()) {
-    if (p.substr(0, 2) == "**") {
-      std::string_view rest = p.substr(2);
-      if (!rest.empty() && rest[0] == '/') rest.remove_prefix(1);
-      for (size_t i = 0; i <= s.size(); ++i)
-        if (glob(rest, s.substr(i))) return true;
-      return false;
+
+// One unit of a glob pattern. A "**" also takes the '/' that follows it, so "a/**/b" matches "a/b".
+struct GlobToken {
+  enum Kind { literal, one, star, globstar } kind;
+  char c = 0;
+};
+
+inline std::vector<GlobToken> glob_tokens(std::string_view p) {
+  std::vector<GlobToken> out;
+  for (size_t i = 0; i < p.size();) {
+    if (p.compare(i, 2, "**") == 0) {
+      out.push_back({GlobToken::globstar});
+      i += 2;
+      if (i < p.size() && p[i] == '/') ++i;
+    } else if (p[i] == '*') {
+      out.push_back({GlobToken::star});
+      ++i;
+    } else if (p[i] == '?') {
+      out.push_back({GlobToken::one});
+      ++i;
+    } else {
+      out.push_back({GlobToken::literal, p[i]});
+      ++i;
     }
-    if (p[0] == '*') {
-      for (size_t i = 0; i <= s.size(); ++i) {
-        if (glob(p.substr(1), s.substr(i))) return true;
-        if (i < s.size() && s[i] == '/') break;
-      }
-      return false;
-    }
-    if (s.empty()) return false;
-    if (p[0] == '?') {
-      if (s[0] == '/') return false;
-    } else if (p[0] != s[0]) {
-      return false;
-    }
-    p.remove_prefix(1);
-    s.remove_prefix(1);
   }
-  return s.empty();
+  return out;
 }
+
+// Dynamic programming over (pattern token, path position), one row per token from the end: time is
+// tokens x path length and memory one row, whatever the stars. A recursive matcher that retries every
+// split point of every star is exponential in the number of '**' parts, and patterns come from contracts.
+inline bool glob(std::string_view p, std::string_view s) {
+  std::vector<GlobToken> tokens = glob_tokens(p);
+  const size_t n = s.size();
+  // next[j]: do tokens after the current one match s[j..]? Initially: the empty pattern matches only "".
+  std::vector<char> next(n + 1, 0), cur(n + 1, 0);
+  next[n] = 1;
+  for (size_t t = tokens.size(); t-- > 0;) {
+    const GlobToken& tok = tokens[t];
+    cur[n] = (tok.kind == GlobToken::star || tok.kind == GlobToken::globstar) ? next[n] : 0;
+    for (size_t j = n; j-- > 0;) {
+      switch (tok.kind) {
+        case GlobToken::literal:
+          cur[j] = s[j] == tok.c && next[j + 1];
+          break;
+        case GlobToken::one:
+          cur[j] = s[j] != '/' && next[j + 1];
+          break;
+        case GlobToken::star:  // empty, or one more character of this segment
+          cur[j] = next[j] || (s[j] != '/' && cur[j + 1]);
+          break;
+        case GlobToken::globstar:  // empty, or one more character of any segment
+          cur[j] = next[j] || cur[j + 1];
+          break;
+      }
+    }
+    std::swap(cur, next);
+  }
+  return next[0];
+}
+
 }  // namespace detail
 
 // `path` must already be normalised (no '.', '..', or leading '/').

@@ -5,6 +5,8 @@ chosen by the request's model:
   chat-model     text only, never a tool call (a chat-only provider that ignores tools)
   notools-model  HTTP 400 "tools are not supported" whenever tools are sent
   outside-model  writes ../escape.txt (must be refused) and notes.txt (outside allowed_paths), then answers
+  escape-model   run_command with escapes (cp/sed w to ../../canary.txt), a forbidden git push and a 200 KB
+                 argument (all must be declined), then the real fix, then answers
   loop-model     calls read_file forever
   rate-model     HTTP 429 always;  error-model  HTTP 500 always
 Every request needs `Authorization: Bearer test-key`, else HTTP 401.
@@ -65,6 +67,15 @@ class Handler(BaseHTTPRequestHandler):
                 return reply(self, 200, completion(model, {"content": None, "tool_calls": [
                     tool_call(0, "write_file", {"path": "../escape.txt", "content": "x"}),
                     tool_call(1, "write_file", {"path": "notes.txt", "content": "outside\n"})]}))
+            return reply(self, 200, completion(model, {"content": "Done."}))
+        if model == "escape-model":
+            if done == 0:
+                return reply(self, 200, completion(model, {"content": None, "tool_calls": [
+                    tool_call(0, "run_command", {"command": "cp src/greeting.sh ../../canary.txt"}),
+                    tool_call(1, "run_command", {"command": "sed -i 's/Helo/Hello/w ../../canary.txt' src/greeting.sh"}),
+                    tool_call(2, "run_command", {"command": "git push origin main"}),
+                    tool_call(3, "run_command", {"command": "echo " + "a" * (200 * 1024)}),
+                    tool_call(4, "run_command", {"command": "sed -i s/Helo/Hello/ src/greeting.sh"})]}))
             return reply(self, 200, completion(model, {"content": "Done."}))
         steps = [
             [tool_call(0, "read_file", {"path": "src/greeting.sh"})],

@@ -178,3 +178,21 @@ TEST(AgentsRunner, ProviderErrorsBudgetsAndEscapesAreNeverAPass) {
     EXPECT_FALSE(fs::exists(p.dir / ".runtime-cache/cortexpilot/worktrees/escape.txt"));
   }
 }
+
+TEST(AgentsRunner, RunCommandDeclinesEscapesForbiddenActionsAndHugeArgumentsBeforeStarting) {
+  FakeProvider fake;
+  RunProject p;
+  configure(p, fake.base_url(), "escape-model");
+  auto r = p.run(agents_contract(p), kKey);
+  EXPECT_EQ(r.ran.exit_code, 0) << r.ran.out << r.ran.err;  // the model went on and made the real fix
+  EXPECT_FALSE(fs::exists(p.dir / ".runtime-cache/cortexpilot/canary.txt"));
+  std::vector<std::string> reasons;
+  for (const auto& e : r.events())
+    if (e["type"] == "COMMAND_DECLINED") reasons.push_back(e["payload"].value("reason", ""));
+  ASSERT_EQ(reasons.size(), 4u);
+  EXPECT_NE(reasons[0].find("'..' component"), std::string::npos) << reasons[0];
+  EXPECT_NE(reasons[1].find("flag or command 'w'"), std::string::npos) << reasons[1];
+  EXPECT_NE(reasons[2].find("forbidden action 'git-push'"), std::string::npos) << reasons[2];
+  EXPECT_NE(reasons[3].find("longer than"), std::string::npos) << reasons[3];
+  expect_bundle_valid(p, r);
+}

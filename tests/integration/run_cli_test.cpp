@@ -76,7 +76,18 @@ TEST(RunCli, WriteOutsideAllowedPathsIsDeniedAndTheReportNamesThePath) {
 
 TEST(RunCli, DotDotInAPathIsJudgedWhereItLands) {
   RunProject p;
-  auto r = p.run(p.contract({"cp src/greeting.sh src/../escaped.sh"}));
+  // The allowlist refuses a '..' argument outright...
+  auto refused = p.run(p.contract({"cp src/greeting.sh src/../escaped.sh"}));
+  EXPECT_EQ(refused.ran.exit_code, 5) << refused.ran.out;
+  auto types = refused.event_types();
+  EXPECT_NE(std::find(types.begin(), types.end(), "COMMAND_REJECTED"), types.end());
+  // ...and a script that uses one inside the worktree is judged where the file lands.
+  cp::test::write_file(p.repo / "scripts/dotdot.sh", "cp src/greeting.sh src/../escaped.sh\n");
+  ASSERT_EQ(
+      cp::test::sh("git add -A && git -c user.name=t -c user.email=t@localhost commit -qm dotdot", p.repo)
+          .exit_code,
+      0);
+  auto r = p.run(p.contract({"sh scripts/dotdot.sh"}));
   EXPECT_EQ(r.ran.exit_code, 5) << r.ran.out;
   json rep = gate_report(r, "diff_scope");
   ASSERT_FALSE(rep["diagnostics"].empty());
@@ -146,9 +157,13 @@ TEST(RunCli, ForbiddenCommandIsDeniedEvenWhenTheAllowlistAdmitsIt) {
   auto r = p.run(p.contract({"sed -i s/Helo/Hello/ src/greeting.sh", "git push origin main"}));
   EXPECT_EQ(r.ran.exit_code, 5) << r.ran.out;
   EXPECT_EQ(r.manifest["verdict"], "denied");
-  json rep = gate_report(r, "forbidden_actions");
-  EXPECT_EQ(rep["verdict"], "fail");
-  EXPECT_EQ(rep["diagnostics"][0]["rule"], "git-push");
+  // The runner refuses it before it starts, naming the action; nothing was pushed for the gate to see.
+  bool named = false;
+  for (const auto& e : r.events())
+    if (e["type"] == "COMMAND_REJECTED")
+      named =
+          e["payload"]["reason"].get<std::string>().find("forbidden action 'git-push'") != std::string::npos;
+  EXPECT_TRUE(named);
 }
 
 TEST(RunCli, CommandOffTheAllowlistIsDeniedAndNeverRuns) {

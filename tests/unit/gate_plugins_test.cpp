@@ -193,3 +193,49 @@ TEST(ForbiddenActionsGate, MatchFailsUnknownIdErrors) {
   in["contract"]["forbidden_actions"] = {"undefined-action"};
   EXPECT_EQ(evaluate("forbidden_actions", in)["verdict"], "error");
 }
+
+TEST(ForbiddenActionsGate, JudgesTheArgvARunnerRecordedAndPatternsAreRe2) {
+  Workspace w;
+  json policies{
+      {"forbidden_actions",
+       {{"actions", {{{"id", "git-push"}, {"pattern", "\\bgit\\s+push\\b"}, {"reason", "no publishing"}}}}}}};
+  json cmds = {{{"command", "git 'push' origin"}, {"argv", {"git", "push", "origin"}}}};
+  json in = w.input({{"forbidden_actions", {"git-push"}}}, json::array(), cmds);
+  in["policies"] = policies;
+  EXPECT_EQ(evaluate("forbidden_actions", in)["verdict"], "fail");
+  // A long command is judged (linear time), not a crash.
+  in["commands"] = json::array({{{"command", std::string(1 << 20, '(') + " git push"}}});
+  EXPECT_EQ(evaluate("forbidden_actions", in)["verdict"], "fail");
+  in["policies"]["forbidden_actions"]["actions"][0]["pattern"] = "(push)\\1";  // backreference: not RE2
+  auto v = evaluate("forbidden_actions", in);
+  EXPECT_EQ(v["verdict"], "error");
+  EXPECT_TRUE(mentions(v, "RE2")) << v.dump();
+}
+
+TEST(AcceptanceTestsGate, ForbiddenTestIsNotRunAndFailsTheGate) {
+  Workspace w;
+  fs::path canary = w.dir / "canary";
+  json policies{{"forbidden_actions",
+                 {{"actions",
+                   {{{"id", "sudo"}, {"pattern", "(^|[\\s;&|])sudo\\s"}, {"reason", "never escalate"}},
+                    {{"id", "git-push"}, {"pattern", "\\bgit\\s+push\\b"}, {"reason", "no publishing"}}}}}}};
+  json c{{"forbidden_actions", {"sudo", "git-push"}},
+         {"acceptance_tests",
+          {{{"name", "ok"}, {"cmd", "true"}},
+           {{"name", "escalates"}, {"cmd", "touch " + canary.string() + "; sudo true"}, {"must_pass", false}},
+           {{"name", "quoted"}, {"cmd", "touch " + canary.string() + " && g\"it\" push"}}}}};
+  json in = w.input(c);
+  in["policies"] = policies;
+  auto v = evaluate("acceptance_tests", in);
+  EXPECT_EQ(v["verdict"], "fail") << v.dump();
+  EXPECT_FALSE(fs::exists(canary)) << "a forbidden test was run";
+  EXPECT_TRUE(mentions(v, "test 'escalates'"));
+  EXPECT_TRUE(mentions(v, "forbidden action 'sudo'"));
+  EXPECT_TRUE(mentions(v, "forbidden action 'git-push'"));
+  EXPECT_TRUE(mentions(v, "2 test(s) not run"));
+  EXPECT_EQ(v["details"]["tests"][0]["passed"], true);
+  EXPECT_EQ(v["details"]["tests"][1]["passed"], false);
+
+  in["contract"]["forbidden_actions"] = {"undefined-action"};
+  EXPECT_EQ(evaluate("acceptance_tests", in)["verdict"], "error");
+}

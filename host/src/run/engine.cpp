@@ -529,6 +529,8 @@ RunOutcome run_contract(const RunRequest& req) {
 
     // 7. Collect.
     Collected col = ws->collect();
+    // A redirected .git or a patch too large to judge is a broken rule, whatever the gates say of the rest.
+    std::string collect_denial = col.denial();
     for (const auto& ch : col.changes) {
       json e{{"status", ch.status}, {"path", ch.path}};
       if (!ch.old_path.empty()) e["old_path"] = ch.old_path;
@@ -584,6 +586,10 @@ RunOutcome run_contract(const RunRequest& req) {
       say("gate " + r.gate_id + ": " + r.verdict + (r.summary.empty() ? "" : " — " + r.summary));
     }
     std::tie(verdict, reason) = decide_verdict(vin);
+    if (!collect_denial.empty()) {
+      verdict = "denied";
+      reason = collect_denial;
+    }
     if (disk->exceeded()) {
       // Over the disk budget is a broken rule, whatever the gates said about what was left.
       verdict = "denied";

@@ -75,6 +75,7 @@ Recovered recover_one(const fs::path& root, const fs::path& dir, json manifest) 
       try {
         auto ws = Workspace::attach(manifest.value("repo", ""), wt, commit);
         auto col = ws.collect();
+        if (col.patch_too_large) log::warn("recovery of " + r.run_id + ": " + col.denial());
         for (const auto& ch : col.changes) changes.push_back({{"status", ch.status}, {"path", ch.path}});
         store::write_atomic(dir / "artifacts/diff.patch", col.patch);
         store::write_json_atomic(dir / "artifacts/changed_files.json", changes);

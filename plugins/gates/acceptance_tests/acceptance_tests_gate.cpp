@@ -1,6 +1,11 @@
 // Gate `acceptance_tests`: runs each of the contract's acceptance tests in the worktree (through the host,
 // with its own timeout), keeps stdout/stderr under artifacts/tests/<name>/, and fails when a must_pass test
-// does not exit 0. A contract with no tests passes only when the config allows it.
+// does not exit 0. A contract with no tests passes only when the config allows it. A test is `sh -c CMD`, so
+// before it starts, CMD (its text and its words) is judged against the contract's forbidden actions with the
+// matcher the runners use (plugins/common/forbidden_match.hpp): a forbidden test is not run, and it fails
+// the gate whether or not it is must_pass.
+#include "../../common/forbidden_match.hpp"
+
 #include <cortexpilot/plugin.hpp>
 
 #include <nlohmann/json.hpp>
@@ -47,15 +52,38 @@ class AcceptanceTestsGate : public cp::Gate {
     json tests =
         in.contains("contract") ? in["contract"].value("acceptance_tests", json::array()) : json::array();
 
+    cp::plugins::ForbiddenActions forbidden;
+    try {
+      forbidden = cp::plugins::ForbiddenActions::for_run(in.value("contract", json::object()),
+                                                         in.value("policies", json::object()));
+    } catch (const std::invalid_argument& e) {
+      throw cp::Error(CP_E_INVALID, e.what());
+    }
+
     json diags = json::array();
     json results = json::array();
-    size_t failed_required = 0, failed_optional = 0;
+    size_t failed_required = 0, failed_optional = 0, refused = 0;
     for (const auto& t : tests) {
       if (ctx.cancelled()) throw cp::Error(CP_E_CANCELLED, "run cancelled during acceptance tests");
       std::string name = t.value("name", "test");
       std::string cmd = t.value("cmd", "");
       bool must_pass = t.value("must_pass", true);
       int timeout = t.value("timeout_sec", default_timeout_);
+      if (const cp::plugins::ForbiddenRule* hit = forbidden.first_match(cmd, nullptr)) {
+        std::string why = cp::plugins::ForbiddenActions::denial(*hit);
+        results.push_back({{"name", name},
+                           {"cmd", cmd},
+                           {"must_pass", must_pass},
+                           {"passed", false},
+                           {"outcome", "not run: " + why},
+                           {"forbidden_action", hit->id}});
+        ++refused;
+        diags.push_back({{"severity", "error"},
+                         {"rule", "forbidden_action"},
+                         {"value", hit->id},
+                         {"message", "test '" + name + "' (" + cmd + ") was not run: it " + why}});
+        continue;
+      }
       cp::SpawnOptions opt;
       opt.argv = {shell_, "-c", cmd};
       opt.cwd = ws;
@@ -106,6 +134,10 @@ class AcceptanceTestsGate : public cp::Gate {
              {"rule", "acceptance_test"},
              {"message",
               "no acceptance tests: nothing proves the result (set allow_no_tests to accept this)"}});
+    } else if (refused) {
+      verdict = "fail";
+      summary = std::to_string(refused) + " test(s) not run: they match forbidden actions";
+      if (failed_required) summary += "; " + std::to_string(failed_required) + " required test(s) failed";
     } else if (failed_required) {
       verdict = "fail";
       summary = std::to_string(failed_required) + " of " + std::to_string(tests.size()) +

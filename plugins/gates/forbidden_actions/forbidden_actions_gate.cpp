@@ -1,11 +1,14 @@
 // Gate `forbidden_actions`: nothing the run executed matches an action the contract forbids. Actions are
-// named in the contract and defined (id, regex, reason) in policies/forbidden_actions.json, which the host
-// passes in the gate input. An id with no definition is an error: an unchecked rule is not a pass.
+// named in the contract and defined (id, RE2 pattern, reason) in policies/forbidden_actions.json, which the
+// host passes in the gate input. The tool and agents runners refuse such a command before it starts, with
+// the same matcher (plugins/common/forbidden_match.hpp); this gate judges afterwards what was reported as
+// executed, which is what counts for agent CLIs that run commands themselves. An id with no definition or a
+// pattern that does not compile is an error: an unchecked rule is not a pass.
+#include "../../common/forbidden_match.hpp"
+
 #include <cortexpilot/plugin.hpp>
 
 #include <nlohmann/json.hpp>
-
-#include <regex>
 
 namespace {
 
@@ -31,35 +34,21 @@ class ForbiddenActionsGate : public cp::Gate {
     json in = json::parse(input_json);
     if (!in.contains("commands") || !in["commands"].is_array())
       throw cp::Error(CP_E_INVALID, "gate input lacks /commands: the host must list what the run executed");
-    json ids =
-        in.contains("contract") ? in["contract"].value("forbidden_actions", json::array()) : json::array();
-    json defs = json::array();
-    if (in.contains("policies") && in["policies"].contains("forbidden_actions"))
-      defs = in["policies"]["forbidden_actions"].value("actions", json::array());
-
-    struct Rule {
-      std::string id, reason;
-      std::regex re;
-    };
-    std::vector<Rule> rules;
-    for (const auto& id : ids) {
-      const json* def = nullptr;
-      for (const auto& d : defs)
-        if (d.value("id", "") == id.get<std::string>()) def = &d;
-      if (!def)
-        throw cp::Error(CP_E_INVALID, "forbidden action '" + id.get<std::string>() +
-                                          "' has no definition in policies/forbidden_actions.json");
-      rules.push_back({id.get<std::string>(), def->value("reason", ""),
-                       std::regex(def->value("pattern", ""), std::regex::ECMAScript)});
+    cp::plugins::ForbiddenActions rules;
+    try {
+      rules = cp::plugins::ForbiddenActions::for_run(in.value("contract", json::object()),
+                                                     in.value("policies", json::object()));
+      for (const auto& e : extra_)
+        rules.add(e.value("id", ""), e.value("pattern", ""), e.value("reason", ""));
+    } catch (const std::invalid_argument& e) {
+      throw cp::Error(CP_E_INVALID, e.what());
     }
-    for (const auto& e : extra_)
-      rules.push_back({e.value("id", ""), e.value("reason", ""), std::regex(e.value("pattern", ""))});
 
     json diags = json::array();
     for (const auto& c : in["commands"]) {
-      std::string cmd = c.value("command", "");
-      for (const auto& r : rules)
-        if (std::regex_search(cmd, r.re))
+      std::string cmd = c.is_object() ? c.value("command", "") : "";
+      for (const auto& r : rules.rules())
+        if (cp::plugins::command_matches(*r.re, c))
           diags.push_back({{"severity", "error"},
                            {"rule", r.id},
                            {"value", cmd},

@@ -3,6 +3,7 @@
 // changed, the diff's size, the commands the agent executed, the acceptance tests' results and the usage.
 // Each rule has an id and a message that lands in the report when the rule is broken. A rule the gate cannot
 // evaluate (unknown id, unknown kind, missing evidence) is an error, never a pass.
+#include "../../common/forbidden_match.hpp"
 #include "../../common/path_match.hpp"
 
 #include <cortexpilot/plugin.hpp>
@@ -11,7 +12,6 @@
 
 #include <filesystem>
 #include <fstream>
-#include <regex>
 
 namespace {
 
@@ -101,10 +101,15 @@ class PolicyGate : public cp::Gate {
         out.push_back(
             {id, say(rule, std::to_string(value) + " > " + std::to_string(max)), std::to_string(value)});
     } else if (kind == "command_forbidden") {
-      std::regex re(rule.at("pattern").get<std::string>(), std::regex::ECMAScript);
+      std::shared_ptr<const re2::RE2> re;
+      try {
+        re = cp::plugins::compile_pattern(rule.at("pattern").get<std::string>(), "rule '" + id + "'");
+      } catch (const std::invalid_argument& e) {
+        throw cp::Error(CP_E_INVALID, e.what());
+      }
       for (const auto& c : in.value("commands", json::array())) {
-        std::string cmd = c.value("command", "");
-        if (std::regex_search(cmd, re)) out.push_back({id, say(rule, "executed: " + cmd), cmd});
+        std::string cmd = c.is_object() ? c.value("command", "") : "";
+        if (cp::plugins::command_matches(*re, c)) out.push_back({id, say(rule, "executed: " + cmd), cmd});
       }
     } else if (kind == "acceptance_test_passed") {
       std::string test = rule.at("test").get<std::string>();

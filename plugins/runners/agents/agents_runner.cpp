@@ -1,11 +1,13 @@
 // Runner `agents`: a bounded tool loop against an OpenAI-compatible `/v1/chat/completions` endpoint. The
 // model may call three tools, each executed by this runner inside the run's worktree and never beyond what
-// the contract allows: run_command (the command allowlist, no shell, through the host's spawn service),
-// write_file and read_file (paths resolved against '..' and symlinks, kept inside the worktree). Tools are
-// offered only when the contract's tool_permissions allow them. The loop ends when the model answers
-// without tool calls (completed), at max_steps, on a budget breach, or on a provider error (failed).
+// the contract allows: run_command (the contract's forbidden actions and the command allowlist, no shell,
+// through the host's spawn service), write_file and read_file (paths resolved against '..' and symlinks,
+// kept inside the worktree). Tools are offered only when the contract's tool_permissions allow them. The
+// loop ends when the model answers without tool calls (completed), at max_steps, on a budget breach, or on
+// a provider error (failed).
 #include "../../common/chat_client.hpp"
 #include "../../common/command_policy.hpp"
+#include "../../common/forbidden_match.hpp"
 #include "../../common/path_guard.hpp"
 #include "../../common/stream_runner.hpp"
 #include "../../common/threaded_run.hpp"
@@ -95,10 +97,11 @@ class AgentsRun : public cp::plugins::ThreadedRun {
   std::string run_command(const std::string& line) {
     std::vector<std::string> argv;
     std::string denial;
-    if (!allow_.admit(line, argv, denial)) {
+    if (!cp::plugins::admit_command(allow_, forbidden_, line, argv, denial)) {
       commands_.push_back(
           {{"command", line}, {"status", "declined"}, {"reason", denial}, {"source", "agents"}});
-      emit("COMMAND_DECLINED", {{"command", line}, {"status", "declined"}, {"source", "agents"}});
+      emit("COMMAND_DECLINED",
+           {{"command", line}, {"status", "declined"}, {"reason", denial}, {"source", "agents"}});
       return "refused: " + denial;
     }
     cp::SpawnOptions opt;
@@ -177,6 +180,7 @@ class AgentsRun : public cp::plugins::ThreadedRun {
   void execute() override {
     try {
       const json& c = run_["contract"];
+      forbidden_ = cp::plugins::ForbiddenActions::for_run(c, run_.value("policies", json::object()));
       json perms = c.value("tool_permissions", json::object());
       bool shell = perms.value("shell", "allowlist") != "deny";
       bool files = perms.value("filesystem", "workspace-write") != "read-only";
@@ -262,6 +266,7 @@ class AgentsRun : public cp::plugins::ThreadedRun {
   json config_;
   cp::plugins::ProviderConfig provider_;
   cp::plugins::CommandAllowlist allow_;
+  cp::plugins::ForbiddenActions forbidden_;
   cp::plugins::Budgets budgets_;
   cp::plugins::StreamState state_;
   json commands_ = json::array();

@@ -1,8 +1,10 @@
 // Runner `tool`: runs the contract's runtime_options.commands in the worktree, in order, each only when
-// the command allowlist admits it. Commands are split into argv and run without a shell, so ';', '|' or
+// it matches none of the contract's forbidden actions and the command allowlist admits it (policy checks;
+// the run's sandbox is the boundary). Commands are split into argv and run without a shell, so ';', '|' or
 // '$(...)' can never smuggle in a second command; argv[0] must be a bare program name found in PATH (a path
 // such as ./true could be any binary) unless an allowlist entry names that exact path.
 #include "../../common/command_policy.hpp"
+#include "../../common/forbidden_match.hpp"
 #include "../../common/threaded_run.hpp"
 
 #include <cortexpilot/plugin.hpp>
@@ -14,7 +16,6 @@
 #include <condition_variable>
 #include <mutex>
 #include <optional>
-#include <regex>
 #include <thread>
 
 namespace {
@@ -45,9 +46,9 @@ class ToolRun : public cp::plugins::ThreadedRun {
   void execute() override {
     json commands_out = json::array();
     try {
-      cp::plugins::CommandAllowlist allow(run_.contains("policies")
-                                              ? run_["policies"].value("command_allowlist", json::object())
-                                              : json::object());
+      json policies = run_.value("policies", json::object());
+      cp::plugins::CommandAllowlist allow(policies.value("command_allowlist", json::object()));
+      auto forbidden = cp::plugins::ForbiddenActions::for_run(run_["contract"], policies);
       json cmds = run_["contract"]["runtime_options"].value("commands", json::array());
       if (cmds.empty())
         return finish({{"status", "error"},
@@ -62,12 +63,12 @@ class ToolRun : public cp::plugins::ThreadedRun {
               {{"status", "cancelled"}, {"reason", "cancelled before: " + line}, {"commands", commands_out}});
         std::vector<std::string> argv;
         std::string denial;
-        const cp::plugins::AllowEntry* hit = allow.admit(line, argv, denial);
+        const cp::plugins::AllowEntry* hit = cp::plugins::admit_command(allow, forbidden, line, argv, denial);
         if (!hit) {
           ctx_.emit("COMMAND_REJECTED", json{{"command", line}, {"index", index}, {"reason", denial}}.dump());
           commands_out.push_back({{"command", line}, {"status", "declined"}, {"reason", denial}});
           return finish({{"status", "denied"},
-                         {"reason", "command '" + line + "' " + denial},
+                         {"reason", "command " + cp::plugins::shown(line) + " " + denial},
                          {"commands", commands_out}});
         }
         cp::SpawnOptions opt;
