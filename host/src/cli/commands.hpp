@@ -21,6 +21,7 @@ enum Exit : int {
   kInvalid = 1,   // the input was checked and is wrong (validate), or a lookup found nothing
   kUsage = 2,     // the command line or a path is wrong
   kInternal = 3,  // cp-host itself failed
+  kFromRun = 11,  // a decision (approve, reject, evidence) was asked from inside a run's process tree
 };
 
 // Options shared by several commands.

@@ -1,7 +1,8 @@
 // The human decisions on runs: `cp-host approve|reject RUN`, `cp-host approvals list`, and
 // `cp-host evidence promote|reject RUN`. The deciding OS user is recorded as who; the REST API records the
 // token instead. Exit codes: 0 the decision was taken, 1 it was refused (the message says why), 2 usage,
-// 3 internal error.
+// 3 internal error, 11 refused because this process belongs to a run (control/run_origin.hpp): whatever a
+// run's processes can reach, they never decide about a run.
 #include "cli/commands.hpp"
 #include "control/approvals.hpp"
 #include "control/evidence.hpp"
@@ -26,6 +27,8 @@ int decision_exit(control::DecisionResult::Outcome o) {
       return kOk;
     case O::invalid:
       return kUsage;
+    case O::from_run:
+      return kFromRun;
     case O::error:
       return kInternal;
     default:
@@ -64,7 +67,8 @@ void add_decisions(CLI::App& app, Globals& g, Runner& run) {
       "Approve a run awaiting approval. With enough distinct approvers (the pack's approval.approvers, "
       "default "
       "1) the run seals as success with a proof pack; past the pack's approval deadline it is denied instead "
-      "(default-deny). Exit 0 decided or counted, 1 refused, 2 usage, 3 internal error.");
+      "(default-deny). Exit 0 decided or counted, 1 refused, 2 usage, 3 internal error, 11 asked from inside "
+      "a run.");
   approve->add_option("run", o->run_id, "Run id")->required();
   approve->add_option("--reason", o->reason, "Why (recorded with the decision)");
   approve->add_flag("--god-mode", o->god,
@@ -82,7 +86,7 @@ void add_decisions(CLI::App& app, Globals& g, Runner& run) {
   auto* reject = app.add_subcommand(
       "reject",
       "Reject a run awaiting approval: it seals as denied with an incident pack and its worktree is "
-      "discarded. Exit 0 rejected, 1 refused, 2 usage, 3 internal error.");
+      "discarded. Exit 0 rejected, 1 refused, 2 usage, 3 internal error, 11 asked from inside a run.");
   reject->add_option("run", o->run_id, "Run id")->required();
   reject->add_option("--reason", o->reason, "Why (recorded with the decision)");
   reject->add_flag("--json", o->json, "Machine-readable output");
@@ -124,13 +128,15 @@ void add_decisions(CLI::App& app, Globals& g, Runner& run) {
       "starts at the run's baseline commit). No working tree is touched; refused when the patch does not "
       "apply cleanly, the branch is checked out somewhere, or the run is not sealed success. Exit 0 "
       "promoted, "
-      "1 refused, 3 internal error.");
+      "1 refused, 3 internal error, 11 asked from inside a run.");
   promote->add_option("run", o->run_id, "Run id")->required();
   promote->add_option("--branch", o->branch, "Target branch (created when missing)")->required();
   promote->add_option("--reason", o->reason, "Why (recorded, and in the commit message)");
   promote->add_flag("--json", o->json, "Machine-readable output");
   auto* ereject = evidence->add_subcommand(
-      "reject", "Discard the run's change: its kept worktree is removed, the decision recorded.");
+      "reject",
+      "Discard the run's change: its kept worktree is removed, the decision recorded. Exit 0 rejected, 1 "
+      "refused, 3 internal error, 11 asked from inside a run.");
   ereject->add_option("run", o->run_id, "Run id")->required();
   ereject->add_option("--reason", o->reason, "Why (recorded)");
   ereject->add_flag("--json", o->json, "Machine-readable output");
@@ -138,12 +144,14 @@ void add_decisions(CLI::App& app, Globals& g, Runner& run) {
     using O = control::EvidenceResult::Outcome;
     int code = r.outcome == O::promoted || r.outcome == O::rejected ? kOk
                : r.outcome == O::error                              ? kInternal
+               : r.outcome == O::from_run                           ? kFromRun
                                                                     : kInvalid;
     if (o->json) {
       json j{{"outcome", r.outcome == O::promoted    ? "promoted"
                          : r.outcome == O::rejected  ? "rejected"
                          : r.outcome == O::refused   ? "refused"
                          : r.outcome == O::not_found ? "not_found"
+                         : r.outcome == O::from_run  ? "from_run"
                                                      : "error"},
              {"message", r.message},
              {"exit_code", code}};

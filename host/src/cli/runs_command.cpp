@@ -37,10 +37,48 @@ std::optional<fs::path> locate(const Globals& g, const std::string& id) {
   return dir;
 }
 
+std::string pid_list(const std::vector<int>& pids) {
+  std::string out;
+  for (int pid : pids) {
+    std::ifstream in("/proc/" + std::to_string(pid) + "/comm");
+    std::string comm;
+    std::getline(in, comm);
+    out += (out.empty() ? "" : ", ") + std::to_string(pid) + (comm.empty() ? "" : " (" + comm + ")");
+  }
+  return out;
+}
+
+// What recovery could not do, on stderr: bundles it could not seal, processes that outlived the kill.
+void print_incomplete(const run::RecoveryReport& r) {
+  for (const auto& f : r.failed)
+    std::cerr << "cp-host: cannot recover run " << f.run_id << ": " << f.error << "\n";
+  for (const auto& s : r.survivors)
+    std::cerr << "cp-host: run " << s.run_id << ": processes survived the kill: " << pid_list(s.pids) << "\n";
+}
+
 void recover_quietly(const Globals& g) {
-  for (const auto& r : run::recover_unsealed(g.root))
-    std::cerr << "cp-host: recovered run " << r.run_id << " left unsealed by a crash: sealed as " << r.verdict
-              << " (" << r.reason << ")\n";
+  run::RecoveryReport r = run::recover(g.root);
+  for (const auto& x : r.recovered)
+    std::cerr << "cp-host: recovered run " << x.run_id << " left unsealed by a crash: sealed as " << x.verdict
+              << " (" << x.reason << ")\n";
+  print_incomplete(r);
+  if (!r.complete()) std::cerr << "cp-host: see `cp-host runs recover`\n";
+}
+
+// `runs recover`: every bundle, and a line for everything done. Exit 1 when a bundle could not be sealed
+// or a run's processes survived, so that a script or an operator notices.
+int recover(const Globals& g) {
+  run::RecoveryReport r = run::recover(g.root, true);
+  for (const auto& x : r.recovered) {
+    std::cout << "recovered " << x.run_id << ": " << x.verdict << " (" << x.reason << ")";
+    if (x.killed_processes > 0) std::cout << "; " << x.killed_processes << " processes killed";
+    if (x.worktree_freed) std::cout << "; its worktree was removed first to make room for the seal";
+    std::cout << "\n";
+  }
+  for (const auto& c : r.cleaned) std::cout << "cleaned " << c << "\n";
+  print_incomplete(r);
+  if (r.recovered.empty() && r.cleaned.empty() && r.complete()) std::cout << "nothing to recover\n";
+  return r.complete() ? kOk : kInvalid;
 }
 
 int list(const Globals& g, const RunsOpts& o) {
@@ -211,19 +249,13 @@ void add_runs(CLI::App& app, Globals& g, Runner& run) {
   vf->add_option("run_id", o->run_id, "Run id")->required();
   vf->add_flag("--json", o->json, "Machine-readable output");
   vf->callback([&g, &run, o] { run = [&g, o] { return verify(g, *o); }; });
-  auto* rc =
-      runs->add_subcommand("recover",
-                           "Seal bundles left unsealed by a crash. run/list/show do this for bundles marked "
-                           "live; this command also reads every bundle's manifest");
-  rc->callback([&g, &run] {
-    run = [&g] {
-      auto r = run::recover_unsealed(g.root, true);
-      for (const auto& x : r)
-        std::cout << "recovered " << x.run_id << ": " << x.verdict << " (" << x.reason << ")\n";
-      if (r.empty()) std::cout << "nothing to recover\n";
-      return kOk;
-    };
-  });
+  auto* rc = runs->add_subcommand(
+      "recover",
+      "Seal bundles left unsealed by a crash (their processes killed first) and clean what crashes leave: "
+      "half-made bundles, stale live markers, runs' private TMPDIRs, dead worktree registrations. "
+      "run/list/show do this for bundles marked live; this command also reads every bundle's manifest. "
+      "Exit 0 done, 1 a bundle could not be sealed or a run's processes survived (each named on stderr)");
+  rc->callback([&g, &run] { run = [&g] { return recover(g); }; });
 }
 
 }  // namespace cp::cli

@@ -1,5 +1,6 @@
 #include "control/approvals.hpp"
 
+#include "control/run_origin.hpp"
 #include "control/workflow_cases.hpp"
 #include "log/log_lanes.hpp"
 #include "log/logger.hpp"
@@ -175,6 +176,7 @@ json approval_request(const json& compiled_pack) {
 }
 
 DecisionResult decide(const fs::path& root, const std::string& run_id, Decision d, const Actor& actor) {
+  if (std::string why = refusal_from_run(actor); !why.empty()) return result(Outcome::from_run, why);
   if (actor.how == "god_mode" && d != Decision::approve)
     return result(Outcome::invalid, "god-mode only approves; reject with a plain rejection");
   if (actor.how == "god_mode" && actor.reason.empty())
@@ -315,6 +317,8 @@ const char* outcome_name(Outcome o) {
       return "not_found";
     case Outcome::invalid:
       return "invalid";
+    case Outcome::from_run:
+      return "from_run";
     case Outcome::error:
       return "error";
   }

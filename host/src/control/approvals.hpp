@@ -37,7 +37,8 @@ struct DecisionResult {
     not_awaiting,  // the run is not waiting for a decision (running, or already decided)
     duplicate,     // this approver has already approved this run
     not_found,
-    invalid,  // the request itself is wrong (god-mode without a reason, god-mode reject)
+    invalid,   // the request itself is wrong (god-mode without a reason, god-mode reject)
+    from_run,  // asked from inside a run's process tree (control/run_origin.hpp): nothing was read or written
     error,
   };
   Outcome outcome = Outcome::error;
@@ -45,6 +46,8 @@ struct DecisionResult {
   nlohmann::json manifest;  // the manifest after the decision, when there is a bundle
 };
 
+// A person's decision (an OS user or a token holder) asked from inside a run's process tree is refused with
+// `from_run` before anything is read; cp-host's own rules (the deadline) are not people and are not asked.
 DecisionResult decide(const std::filesystem::path& root, const std::string& run_id, Decision decision,
                       const Actor& actor);
 

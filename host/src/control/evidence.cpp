@@ -1,5 +1,6 @@
 #include "control/evidence.hpp"
 
+#include "control/run_origin.hpp"
 #include "control/workflow_cases.hpp"
 #include "log/log_lanes.hpp"
 #include "log/logger.hpp"
@@ -81,6 +82,8 @@ void finish(const fs::path& root, store::Bundle& b, const std::string& type, con
 
 EvidenceResult promote(const fs::path& root, const std::string& run_id, const std::string& branch,
                        const Actor& actor) {
+  if (std::string refusal = refusal_from_run(actor); !refusal.empty())
+    return result(Outcome::from_run, refusal);
   EvidenceResult why;
   try {
     auto b = open_for_decision(root, run_id, why);
@@ -176,6 +179,8 @@ EvidenceResult promote(const fs::path& root, const std::string& run_id, const st
 }
 
 EvidenceResult reject_evidence(const fs::path& root, const std::string& run_id, const Actor& actor) {
+  if (std::string refusal = refusal_from_run(actor); !refusal.empty())
+    return result(Outcome::from_run, refusal);
   EvidenceResult why;
   try {
     auto b = open_for_decision(root, run_id, why);

@@ -163,6 +163,11 @@ ApiResponse decision_response(const control::DecisionResult& r) {
       status = 422;
       code = "invalid";
       break;
+    case O::from_run:
+      // This server runs inside a run's process tree: no token may decide through it.
+      status = 403;
+      code = "from_run";
+      break;
     case O::error:
       status = 500;
       code = "internal";
@@ -191,6 +196,8 @@ ApiResponse evidence_response(const control::EvidenceResult& r) {
       return error(409, "refused", r.message);
     case O::not_found:
       return error(404, "not_found", r.message);
+    case O::from_run:
+      return error(403, "from_run", r.message);
     case O::error:
       break;
   }
