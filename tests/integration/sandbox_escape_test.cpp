@@ -186,9 +186,46 @@ TEST_F(SandboxEscape, NetworkDenyReachesNoListenerButAListedPortDoes) {
   std::this_thread::sleep_for(std::chrono::milliseconds(200));
   EXPECT_EQ(tcp.seen(), 0) << "a run under network: deny reached a TCP listener";
   EXPECT_EQ(udp.seen(), 0) << "a run under network: deny sent a datagram";
+  EXPECT_NE(denied.manifest["sandbox"]["network_enforced_by"].get<std::string>().find("namespace"),
+            std::string::npos);
   // The same test with the port listed in the pack connects: the deny above is the sandbox's doing.
   pack_sandbox({{"connect_ports", json::array({tcp.port()})}});
   auto allowed = run({"sed -i s/Helo/Hello/ src/greeting.sh"}, test_cmd(connect));
+  EXPECT_EQ(allowed.manifest["verdict"], "success") << allowed.ran.out;
+  for (int i = 0; i < 40 && tcp.seen() == 0; ++i) std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  EXPECT_EQ(tcp.seen(), 1);
+  // With a port listed the run shares the host's network; another port, or MPTCP (which Landlock's TCP
+  // rules do not see) to any port, stays closed.
+  Listener other(SOCK_STREAM);
+  std::string mptcp =
+      "python3 -c \"import socket; s=socket.socket(socket.AF_INET, socket.SOCK_STREAM, 262); "
+      "s.settimeout(2); s.connect(('127.0.0.1', " +
+      std::to_string(other.port()) + "))\"";
+  std::string plain = "python3 -c \"import socket; socket.create_connection(('127.0.0.1', " +
+                      std::to_string(other.port()) + "), 2)\"";
+  auto via_mptcp = run({"sed -i s/Helo/Hello/ src/greeting.sh"}, test_cmd(mptcp));
+  auto via_tcp = run({"sed -i s/Helo/Hello/ src/greeting.sh"}, test_cmd(plain));
+  EXPECT_NE(via_mptcp.manifest["verdict"], "success");
+  EXPECT_NE(via_tcp.manifest["verdict"], "success");
+  std::this_thread::sleep_for(std::chrono::milliseconds(200));
+  EXPECT_EQ(other.seen(), 0);
+}
+
+TEST_F(SandboxEscape, AContractCannotTurnOnTheNetworkItsPackDenies) {
+  Listener tcp(SOCK_STREAM);
+  json c = p.contract({"sed -i s/Helo/Hello/ src/greeting.sh"});
+  c["tool_permissions"]["network"] = "allow";  // the medium pack's default is deny
+  c["acceptance_tests"] = test_cmd("python3 -c \"import socket; socket.create_connection(('127.0.0.1', " +
+                                   std::to_string(tcp.port()) + "), 2)\"");
+  auto r = p.run(c);
+  EXPECT_EQ(r.manifest["sandbox"]["network"], "deny") << r.manifest.dump(2);
+  EXPECT_NE(r.manifest["verdict"], "success");
+  std::this_thread::sleep_for(std::chrono::milliseconds(200));
+  EXPECT_EQ(tcp.seen(), 0);
+  // A pack that allows it lets the same contract through.
+  pack_sandbox({{"network", "allow"}});
+  auto allowed = p.run(c);
+  EXPECT_EQ(allowed.manifest["sandbox"]["network"], "allow");
   EXPECT_EQ(allowed.manifest["verdict"], "success") << allowed.ran.out;
   for (int i = 0; i < 40 && tcp.seen() == 0; ++i) std::this_thread::sleep_for(std::chrono::milliseconds(50));
   EXPECT_EQ(tcp.seen(), 1);
@@ -240,6 +277,29 @@ TEST_F(SandboxEscape, NoDescriptorOfTheHostReachesARunsProcess) {
   std::string status = read_file(r.bundle / "artifacts/scratch/status");
   EXPECT_NE(status.find("NoNewPrivs:\t1"), std::string::npos) << status;
   EXPECT_NE(status.find("Seccomp:\t2"), std::string::npos) << status;  // filter mode
+}
+
+TEST_F(SandboxEscape, ARunHoldsNoCapabilityAndCannotReachTheHostProcess) {
+  // Run as root, a child would keep root's capabilities (chown, immutable flags, raw devices, the clock)
+  // and share the host's uid: prlimit on cp-host itself would let it set the host's file size limit to 0.
+  std::string probe =
+      "grep -E '^Cap(Eff|Prm|Bnd|Amb):' /proc/self/status > $CP_SCRATCH_DIR/caps; "
+      "python3 -c \"import os,resource; resource.prlimit(os.getppid(), resource.RLIMIT_FSIZE, (0, 0))\" "
+      "2> $CP_SCRATCH_DIR/prlimit.err; "
+      "chmod u+s src/greeting.sh 2> $CP_SCRATCH_DIR/chmod.err; "
+      "python3 -c \"import socket; socket.socket(socket.AF_PACKET, socket.SOCK_RAW)\" 2> "
+      "$CP_SCRATCH_DIR/packet.err; "
+      "test ! -u src/greeting.sh";
+  auto r = run({"sed -i s/Helo/Hello/ src/greeting.sh"}, test_cmd(probe));
+  // The host was not hurt: it went on to judge and seal the run.
+  EXPECT_EQ(r.manifest["status"], "sealed") << r.ran.out << r.ran.err;
+  EXPECT_EQ(r.manifest["verdict"], "success") << r.ran.out;
+  std::string caps = read_file(r.bundle / "artifacts/scratch/caps");
+  for (const char* set : {"CapEff", "CapPrm", "CapBnd", "CapAmb"})
+    EXPECT_NE(caps.find(std::string(set) + ":\t0000000000000000"), std::string::npos) << caps;
+  EXPECT_NE(read_file(r.bundle / "artifacts/scratch/prlimit.err").find("PermissionError"), std::string::npos);
+  EXPECT_NE(read_file(r.bundle / "artifacts/scratch/chmod.err").find("not permitted"), std::string::npos);
+  EXPECT_NE(read_file(r.bundle / "artifacts/scratch/packet.err").find("Error"), std::string::npos);
 }
 
 TEST_F(SandboxEscape, GitConfigOfTheUsersRepositoryCannotBeChangedFromARun) {

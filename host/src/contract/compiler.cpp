@@ -74,6 +74,12 @@ CompiledContract compile_contract(const json& contract, const fs::path& root) {
   if (pack.contains("approval")) c.document["pack"]["approval"] = pack["approval"];
   // The sandbox settings are part of what the contract's sha256 binds: a run cannot be replayed looser.
   if (pack.contains("sandbox")) c.document["pack"]["sandbox"] = pack["sandbox"];
+  // The most network a contract of this pack may ask for: the pack's sandbox.network, else its default
+  // tool_permissions.network, else deny. A contract asking for more does not get it.
+  std::string ceiling = pack.value("sandbox", json::object()).value("network", "");
+  if (ceiling.empty() && pack.contains("defaults") && pack["defaults"].contains("tool_permissions"))
+    ceiling = pack["defaults"]["tool_permissions"].value("network", "");
+  c.document["pack"]["network_ceiling"] = ceiling == "allow" ? "allow" : "deny";
   c.sha256 = store::sha256_hex(c.document.dump());
   return c;
 }

@@ -1,11 +1,13 @@
 #include "os/sandbox.hpp"
 
 #include "os/landlock_abi.hpp"
+#include "os/privileges.hpp"
 #include "os/seccomp_filter.hpp"
 
 #include <fcntl.h>
 #include <linux/filter.h>
 #include <linux/seccomp.h>
+#include <sched.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
@@ -30,9 +32,9 @@ constexpr uint64_t kFileRights = landlock::kFsExecute | landlock::kFsWriteFile |
                                  landlock::kFsTruncate | landlock::kFsIoctlDev;
 
 // Device files every program expects to open; the rest of /dev (disks, memory) stays out of reach, since
-// a run may hold root's capabilities and a raw disk would bypass every path rule.
-constexpr const char* kDevices[] = {"/dev/null",    "/dev/zero", "/dev/full", "/dev/random",
-                                    "/dev/urandom", "/dev/tty",  "/dev/ptmx", "/dev/pts"};
+// a run may hold root's uid and a raw disk would bypass every path rule. No terminals either: a terminal
+// of someone else's (cp-host's own, when it runs interactively) would take typed input from the run.
+constexpr const char* kDevices[] = {"/dev/null", "/dev/zero", "/dev/full", "/dev/random", "/dev/urandom"};
 
 std::vector<std::string> strings(const std::vector<fs::path>& paths) {
   std::vector<std::string> out;
@@ -247,6 +249,7 @@ std::shared_ptr<const PreparedSandbox> PreparedSandbox::prepare(const SandboxPol
     }
   }
   sb->rules_ = rules.count();
+  sb->own_netns_ = !policy.network && policy.connect_ports.empty() && has_sys_admin();
   sb->bpf_ = build_seccomp_filter(policy.network, sb->abi_, error);
   if (sb->bpf_.empty()) return nullptr;
   error.clear();
@@ -274,6 +277,10 @@ int PreparedSandbox::apply_in_child() const noexcept {
   if (int e = limit(RLIMIT_NOFILE, policy_.max_open_files)) return e;
   if (int e = limit(RLIMIT_NPROC, policy_.max_processes)) return e;
   if (!policy_.enabled) return 0;
+  // A run denied the network with no port to reach gets a network namespace of its own: no interface but
+  // a loopback that is down, and none of the host's abstract sockets or netlink state.
+  if (own_netns_ && ::unshare(CLONE_NEWNET) != 0) return errno;
+  if (int e = drop_all_capabilities()) return e;
   if (::prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0) return errno;
   if (::syscall(landlock::kSysRestrictSelf, ruleset_fd_, 0) != 0) return errno;
   struct sock_fprog prog {
@@ -291,8 +298,10 @@ json PreparedSandbox::describe() const {
     d["rules"] = rules_;
     d["scoped"] = abi_ >= 6 ? json::array({"abstract_unix_socket", "signal"}) : json::array();
     d["network_enforced_by"] = policy_.network ? "none (network allowed)"
+                               : own_netns_    ? "own network namespace + landlock + seccomp"
                                : abi_ >= 4     ? "landlock tcp ports + seccomp"
                                                : "seccomp (no inet sockets)";
+    d["capabilities"] = "none";
   }
   json p = policy_.to_json();
   for (auto it = p.begin(); it != p.end(); ++it) d[it.key()] = it.value();

@@ -75,6 +75,7 @@ class PreparedSandbox {
   int abi_ = 0;
   int ruleset_fd_ = -1;
   size_t rules_ = 0;
+  bool own_netns_ = false;     // network denied, no port allowed, and the host may make a network namespace
   std::vector<uint64_t> bpf_;  // struct sock_filter is 8 bytes; kept as words to avoid the header here
 };
 

@@ -1,5 +1,6 @@
 #include "os/seccomp_filter.hpp"
 
+#include <netinet/in.h>
 #include <seccomp.h>
 #include <sys/mman.h>
 #include <sys/socket.h>
@@ -84,8 +85,59 @@ std::vector<uint64_t> build_seccomp_filter(bool network, int landlock_abi, std::
                            "lookup_dcookie",
                            "iopl",
                            "ioperm",
-                           "syslog"})
+                           "syslog",
+                           "fanotify_init",
+                           "sethostname",
+                           "setdomainname",
+                           "settimeofday",
+                           "clock_settime",
+                           "clock_adjtime",
+                           "vhangup"})
     deny(name);
+  // Calls that reach other processes by pid: allowed on the caller itself (pid or who 0), refused on any
+  // other. cp-host shares the uid, so without this a run could set the host's file size limit to 0.
+  auto deny_unless_self = [&](const char* name, unsigned arg) {
+    int nr = seccomp_syscall_resolve_name(name);
+    if (nr == __NR_SCMP_ERROR || rc != 0) return;
+    rc = seccomp_rule_add(c.ctx, SCMP_ACT_ERRNO(EPERM), nr, 1, SCMP_CMP(arg, SCMP_CMP_NE, 0));
+  };
+  deny_unless_self("prlimit64", 0);
+  deny_unless_self("setpriority", 1);
+  deny_unless_self("ioprio_set", 1);
+  for (const char* name : {"sched_setaffinity", "sched_setscheduler", "sched_setparam", "sched_setattr"})
+    deny_unless_self(name, 0);
+  // ioctls that act beyond the file they are called on: typing into a terminal, immutable and project
+  // flags, freezing a filesystem. The request is compared on its low 32 bits (callers sign-extend it).
+  for (uint64_t req :
+       {0x5412ull /* TIOCSTI */, 0x541cull /* TIOCLINUX */, 0x40086602ull /* FS_IOC_SETFLAGS */,
+        0x401c5820ull /* FS_IOC_FSSETXATTR */, 0xc0045877ull /* FIFREEZE */, 0xc0045878ull /* FITHAW */})
+    if (rc == 0)
+      rc = seccomp_rule_add(c.ctx, SCMP_ACT_ERRNO(EPERM), SCMP_SYS(ioctl), 1,
+                            SCMP_A1(SCMP_CMP_MASKED_EQ, 0xffffffffull, req));
+  // No set-user-id or set-group-id bits: a run owning a file as root must not plant a privileged program.
+  struct ModeArg {
+    const char* name;
+    unsigned arg;
+  };
+  for (ModeArg m : {ModeArg{"chmod", 1}, ModeArg{"fchmod", 1}, ModeArg{"fchmodat", 2}})
+    for (uint64_t bit : {04000ull, 02000ull}) {
+      int nr = seccomp_syscall_resolve_name(m.name);
+      if (nr != __NR_SCMP_ERROR && rc == 0)
+        rc = seccomp_rule_add(c.ctx, SCMP_ACT_ERRNO(EPERM), nr, 1,
+                              SCMP_CMP(m.arg, SCMP_CMP_MASKED_EQ, bit, bit));
+    }
+    // fchmodat2 (Linux 6.6) is newer than this libseccomp: refuse it whole, so libc falls back to fchmodat.
+#if defined(__x86_64__)
+  if (rc == 0) rc = seccomp_rule_add(c.ctx, SCMP_ACT_ERRNO(ENOSYS), 452, 0);
+#endif
+  // Socket families: local, inet and netlink only (no packet, XDP, vsock, bluetooth, ...).
+  for (uint64_t family = 0; family <= 16 && rc == 0; ++family)
+    if (family != AF_UNIX && family != AF_INET && family != AF_INET6 && family != AF_NETLINK)
+      rc = seccomp_rule_add(c.ctx, SCMP_ACT_ERRNO(EAFNOSUPPORT), SCMP_SYS(socket), 1,
+                            SCMP_A0(SCMP_CMP_EQ, family));
+  if (rc == 0)
+    rc = seccomp_rule_add(c.ctx, SCMP_ACT_ERRNO(EAFNOSUPPORT), SCMP_SYS(socket), 1,
+                          SCMP_A0(SCMP_CMP_GT, static_cast<uint64_t>(AF_NETLINK)));
   // clone3 passes its flags in memory a filter cannot read: refuse it as "not implemented" so that libc
   // uses clone, whose flags are an argument.
   if (rc == 0) rc = seccomp_rule_add(c.ctx, SCMP_ACT_ERRNO(ENOSYS), SCMP_SYS(clone3), 0);
@@ -109,9 +161,17 @@ std::vector<uint64_t> build_seccomp_filter(bool network, int landlock_abi, std::
                                 SCMP_A0(SCMP_CMP_EQ, static_cast<uint64_t>(family)),
                                 SCMP_A1(SCMP_CMP_MASKED_EQ, 0xf, static_cast<uint64_t>(type)));
     }
-    if (rc == 0)
-      rc = seccomp_rule_add(c.ctx, SCMP_ACT_ERRNO(EACCES), SCMP_SYS(socket), 1,
-                            SCMP_A0(SCMP_CMP_EQ, static_cast<uint64_t>(AF_PACKET)));
+    // Landlock judges TCP alone: a stream socket of another inet protocol (MPTCP is 262) is refused.
+    for (int family : {AF_INET, AF_INET6}) {
+      if (rc == 0)
+        rc = seccomp_rule_add(c.ctx, SCMP_ACT_ERRNO(EACCES), SCMP_SYS(socket), 2,
+                              SCMP_A0(SCMP_CMP_EQ, static_cast<uint64_t>(family)),
+                              SCMP_A2(SCMP_CMP_GT, static_cast<uint64_t>(IPPROTO_TCP)));
+      for (uint64_t proto = 1; proto < IPPROTO_TCP && rc == 0; ++proto)
+        rc = seccomp_rule_add(c.ctx, SCMP_ACT_ERRNO(EACCES), SCMP_SYS(socket), 2,
+                              SCMP_A0(SCMP_CMP_EQ, static_cast<uint64_t>(family)),
+                              SCMP_A2(SCMP_CMP_EQ, proto));
+    }
   }
   if (rc != 0) {
     error = std::string("seccomp rule: ") + std::strerror(-rc);

@@ -57,7 +57,7 @@ bool DiskBudget::check() {
   std::string why;
   if (growth > budget_) {
     why = "the run wrote " + std::to_string(growth / (1024 * 1024)) +
-          " MiB into its worktree and temp dir, over its disk budget of " +
+          " MiB (worktree, temp dir, artifacts, agent home), over its disk budget of " +
           std::to_string(budget_ / (1024 * 1024)) + " MiB (pack sandbox.disk_budget_mb)";
   } else if (!paths_.empty()) {
     struct statvfs vfs {};

@@ -466,15 +466,17 @@ RunOutcome run_contract(const RunRequest& req) {
              : "") +
         ", network " + sandbox_entry.value("network", "deny") + ", processes held by " +
         sandbox_entry.value("process_tree", ""));
-    disk =
-        std::make_unique<DiskBudget>(std::vector<fs::path>{ws->path(), run_tmp}, plan.disk_budget_bytes,
-                                     [&cancel_flag, conf = confinement, id = o.run_id](const std::string&) {
-                                       cancel_flag = true;  // the runner and its spawns stop
-                                       if (conf->cgroup)
-                                         conf->cgroup->kill_all();
-                                       else
-                                         kill_run_processes(id);
-                                     });
+    disk = std::make_unique<DiskBudget>(
+        // Everything a run's processes can fill: the worktree, the temp dir, the agent home, and the bundle's
+        // artifacts (the scratch folder, and the output logs the host writes for them).
+        std::vector<fs::path>{ws->path(), run_tmp, bundle->dir() / "artifacts", places.agent_home},
+        plan.disk_budget_bytes, [&cancel_flag, conf = confinement, id = o.run_id](const std::string&) {
+          cancel_flag = true;  // the runner and its spawns stop
+          if (conf->cgroup)
+            conf->cgroup->kill_all();
+          else
+            kill_run_processes(id);
+        });
 
     // 6. Runner.
     std::string error;

@@ -58,7 +58,9 @@ struct ChildSetup {
   }
   template <class Launcher>
   bp::error_code on_exec_setup(Launcher&, const std::filesystem::path&, const char* const*&) {
-    if (::setpgid(0, 0) != 0) return {errno, boost::system::system_category()};
+    // A session of its own, not only a group: no controlling terminal, so nothing it runs can reach the
+    // terminal cp-host was started from. The session id is the group id, so killing the group still works.
+    if (::setsid() < 0) return {errno, boost::system::system_category()};
     ::prctl(PR_SET_PDEATHSIG, SIGKILL);
     if (::getppid() != parent) ::_exit(127);
     // Into the run's cgroup first ("0" means the writer itself), then the sandbox, which leaves the

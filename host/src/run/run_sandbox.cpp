@@ -33,7 +33,10 @@ RunSandboxPlan plan_run_sandbox(const json& compiled, const RunPlaces& at) {
     if (!w.empty()) p.write_paths.push_back(w);
   p.tmp_dir = at.tmp;
   p.scratch_dir = at.scratch;
-  p.network = perms.value("network", "deny") == "allow";
+  // Network only when the contract asks for it and its pack allows it: a contract cannot widen its sandbox.
+  bool pack_allows =
+      compiled.contains("pack") && compiled["pack"].value("network_ceiling", "deny") == "allow";
+  p.network = pack_allows && perms.value("network", "deny") == "allow";
   for (const auto& port : sb.value("connect_ports", json::array()))
     p.connect_ports.push_back(port.get<uint16_t>());
   p.max_file_bytes = sb.value("max_file_mb", uint64_t{1024}) * kMiB;

@@ -757,7 +757,9 @@ ApiResponse Api::dispatch(const ApiRequest& req, Ctx& ctx) const {
       return error(code, code == 404 ? "not_found" : "bad_path",
                    "artifact '" + ctx.params["path"] + "' of run " + id + ": " + why);
     }
-    int fd = ::open(p->c_str(), O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+    // O_NONBLOCK: a FIFO a run left in its scratch folder must not hold this thread (and the API) forever;
+    // the S_ISREG check below then refuses it.
+    int fd = ::open(p->c_str(), O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK);
     struct stat st {};
     if (fd < 0 || ::fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
       if (fd >= 0) ::close(fd);

@@ -28,6 +28,25 @@ constexpr const char* kConfigSchema = R"({
   }
 })";
 
+// The earlier run's CODEX_HOME was written by that run's agent: only its folders and regular files are
+// copied, never through a symbolic link (one to a secret would be copied in as a readable file) and never
+// a FIFO or device (which would block or read forever).
+void copy_home(const fs::path& from, const fs::path& to) {
+  std::error_code ec;
+  for (fs::recursive_directory_iterator it(from, fs::directory_options::none, ec), end; !ec && it != end;
+       it.increment(ec)) {
+    fs::file_status st = it->symlink_status(ec);
+    if (ec) break;
+    fs::path dest = to / fs::relative(it->path(), from);
+    if (fs::is_directory(st)) {
+      fs::create_directories(dest, ec);
+    } else if (fs::is_regular_file(st)) {
+      fs::copy_file(it->path(), dest, fs::copy_options::overwrite_existing, ec);
+    }
+    ec.clear();
+  }
+}
+
 class CodexRun : public cp::plugins::StreamRun {
  public:
   CodexRun(cp::Context ctx, json run, const json& config)
@@ -40,8 +59,7 @@ class CodexRun : public cp::plugins::StreamRun {
     fs::create_directories(home_);
     if (run_.contains("resume") && run_["resume"].contains("codex_home")) {
       fs::path from = run_["resume"]["codex_home"].get<std::string>();
-      if (fs::is_directory(from))
-        fs::copy(from, home_, fs::copy_options::recursive | fs::copy_options::overwrite_existing);
+      if (fs::is_directory(from)) copy_home(from, home_);
     }
     if (config_.value("inherit_auth", true)) {
       const char* env_home = std::getenv("CODEX_HOME");
