@@ -8,12 +8,26 @@ chosen by the request's model:
   escape-model   run_command with escapes (cp/sed w to ../../canary.txt), a forbidden git push and a 200 KB
                  argument (all must be declined), then the real fix, then answers
   loop-model     calls read_file forever
+  symlink-model  runs `sh scripts/link_out.sh` (the test's script: src/link -> a folder outside the worktree,
+                 src/secret-link -> a file there), then writes and reads through both links (all must be
+                 refused), then the real fix (src/greeting.sh and a new nested src/notes/deep/ok.txt, read
+                 back), then answers
+  swap-model     runs `sh scripts/swap.sh` (the test's script: a background process that keeps exchanging
+                 src/d with a symlink to a folder outside), then 40 turns of write_file and read_file of
+                 src/d/x, then answers
   rate-model     HTTP 429 always;  error-model  HTTP 500 always
 Every request needs `Authorization: Bearer test-key`, else HTTP 401.
-Usage: provider.py PORT_FILE   (binds an ephemeral port and writes it to PORT_FILE)"""
+Usage: provider.py PORT_FILE [LOG_FILE]   (binds an ephemeral port and writes it to PORT_FILE; with LOG_FILE,
+every request body is appended to it as one JSON line, so a test can see what reached the provider)"""
 import json
 import sys
+import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+FIXED_GREETING = "#!/bin/sh\n# Prints the greeting of the sample project.\necho \"Hello, world\"\n"
+LOG_FILE = sys.argv[2] if len(sys.argv) > 2 else None
+LOG_LOCK = threading.Lock()
+SWAP_TURNS = 40
 
 
 def tool_call(n, name, args):
@@ -42,7 +56,11 @@ class Handler(BaseHTTPRequestHandler):
 
     def do_POST(self):
         length = int(self.headers.get("Content-Length", "0"))
-        req = json.loads(self.rfile.read(length) or b"{}")
+        body = self.rfile.read(length) or b"{}"
+        if LOG_FILE:
+            with LOG_LOCK, open(LOG_FILE, "ab") as log:
+                log.write(body.replace(b"\n", b" ") + b"\n")
+        req = json.loads(body)
         if not self.path.endswith("/chat/completions"):
             return reply(self, 404, {"error": {"message": "no such route"}})
         if self.headers.get("Authorization") != "Bearer test-key":
@@ -68,6 +86,31 @@ class Handler(BaseHTTPRequestHandler):
                     tool_call(0, "write_file", {"path": "../escape.txt", "content": "x"}),
                     tool_call(1, "write_file", {"path": "notes.txt", "content": "outside\n"})]}))
             return reply(self, 200, completion(model, {"content": "Done."}))
+        turns = sum(1 for m in req.get("messages", []) if m.get("role") == "assistant")
+        if model == "symlink-model":
+            steps = [
+                [tool_call(0, "run_command", {"command": "sh scripts/link_out.sh"})],
+                [tool_call(1, "write_file", {"path": "src/link/pwned.txt", "content": "pwned\n"}),
+                 tool_call(2, "read_file", {"path": "src/link/secret.txt"}),
+                 tool_call(3, "write_file", {"path": "src/link/new/deeper.txt", "content": "pwned\n"}),
+                 tool_call(4, "read_file", {"path": "src/secret-link"}),
+                 tool_call(5, "write_file", {"path": "src/secret-link", "content": "overwritten\n"})],
+                [tool_call(6, "write_file", {"path": "src/greeting.sh", "content": FIXED_GREETING}),
+                 tool_call(7, "write_file", {"path": "src/notes/deep/ok.txt", "content": "ok\n"}),
+                 tool_call(8, "read_file", {"path": "src/notes/deep/ok.txt"})],
+            ]
+            if turns < len(steps):
+                return reply(self, 200, completion(model, {"content": None, "tool_calls": steps[turns]}))
+            return reply(self, 200, completion(model, {"content": "Done."}))
+        if model == "swap-model":
+            if turns == 0:
+                return reply(self, 200, completion(model, {"content": None, "tool_calls": [
+                    tool_call(0, "run_command", {"command": "sh scripts/swap.sh"})]}))
+            if turns <= SWAP_TURNS:
+                calls = [tool_call(2 * turns - 1, "write_file", {"path": "src/d/x", "content": "pwned\n"}),
+                         tool_call(2 * turns, "read_file", {"path": "src/d/x"})]
+                return reply(self, 200, completion(model, {"content": None, "tool_calls": calls}))
+            return reply(self, 200, completion(model, {"content": "Done."}))
         if model == "escape-model":
             if done == 0:
                 return reply(self, 200, completion(model, {"content": None, "tool_calls": [
@@ -79,8 +122,7 @@ class Handler(BaseHTTPRequestHandler):
             return reply(self, 200, completion(model, {"content": "Done."}))
         steps = [
             [tool_call(0, "read_file", {"path": "src/greeting.sh"})],
-            [tool_call(1, "write_file", {"path": "src/greeting.sh",
-                                         "content": "#!/bin/sh\n# Prints the greeting of the sample project.\necho \"Hello, world\"\n"})],
+            [tool_call(1, "write_file", {"path": "src/greeting.sh", "content": FIXED_GREETING})],
             [tool_call(2, "run_command", {"command": "git status --short"})],
         ]
         if done < len(steps):

@@ -1,13 +1,14 @@
 // The `agents` runner and the `provider_capability` probe against a fake OpenAI-compatible provider
 // (tests/fakes/provider.py, a real HTTP server on 127.0.0.1): classification of each provider behaviour,
 // the tool loop end to end through `cp-host run`, and the fail-closed refusal of tool work on a chat-only
-// provider.
+// provider, and file tools that stay inside the worktree whatever symlinks the run's own processes plant.
 #include "integration/run_project.hpp"
 
 #include <spawn.h>
 #include <sys/wait.h>
 
 #include <chrono>
+#include <map>
 #include <thread>
 
 using namespace cp::test;
@@ -22,7 +23,7 @@ class FakeProvider {
   FakeProvider() {
     std::string script = std::string(CP_SOURCE_DIR) + "/tests/fakes/provider.py";
     std::string port_file = (dir_ / "port").string();
-    std::vector<std::string> args{"python3", script, port_file};
+    std::vector<std::string> args{"python3", script, port_file, log_file().string()};
     std::vector<char*> argv;
     for (auto& a : args) argv.push_back(a.data());
     argv.push_back(nullptr);
@@ -37,6 +38,22 @@ class FakeProvider {
     ::waitpid(pid_, &st, 0);
   }
   std::string base_url() const { return "http://127.0.0.1:" + port_ + "/v1"; }
+  // Every request body the provider received, one JSON line each.
+  fs::path log_file() const { return dir_ / "requests.jsonl"; }
+  std::string requests() const { return fs::exists(log_file()) ? cp::test::read_file(log_file()) : ""; }
+  // The tool results (tool_call_id -> content) the model was sent in the last request.
+  std::map<std::string, std::string> tool_results() const {
+    std::map<std::string, std::string> out;
+    std::istringstream in(requests());
+    std::string line, last;
+    while (std::getline(in, line))
+      if (!line.empty()) last = line;
+    json doc = json::parse(last, nullptr, false);
+    if (!doc.is_object()) return out;
+    for (const auto& m : doc.value("messages", json::array()))
+      if (m.value("role", "") == "tool") out[m.value("tool_call_id", "")] = m.value("content", "");
+    return out;
+  }
 
  private:
   cp::test::TempDir dir_;
@@ -51,9 +68,11 @@ json provider_config(const std::string& base_url, const std::string& model) {
           {"request_timeout_sec", 10}};
 }
 
-void configure(const RunProject& p, const std::string& base_url, const std::string& model) {
+void configure(const RunProject& p, const std::string& base_url, const std::string& model,
+               int max_steps = 30) {
   json runner = provider_config(base_url, model);
   runner["retries"] = 1;
+  runner["max_steps"] = max_steps;
   json policy{{"policy", "plugins"},
               {"plugins",
                {{"agents", {{"config", runner}}},
@@ -71,6 +90,16 @@ json probe(const RunProject& p, const std::vector<std::string>& env = kKey) {
   EXPECT_TRUE(doc.is_object()) << r.out << r.err;
   return doc.is_object() ? doc["provider_capability"] : json();
 }
+
+// Adds `rel` to the test repository, committed, so the run's worktree has it.
+void commit(const RunProject& p, const std::string& rel, const std::string& text) {
+  cp::test::write_file(p.repo / rel, text);
+  Ran r =
+      cp::test::sh("git add -A && git -c user.name=t -c user.email=t@localhost commit -q -m " + rel, p.repo);
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+}
+
+constexpr const char* kOutsideRefusal = "path leaves the worktree or crosses a symbolic link";
 
 json agents_contract(const RunProject& p) {
   json c = p.contract({});
@@ -195,4 +224,96 @@ TEST(AgentsRunner, RunCommandDeclinesEscapesForbiddenActionsAndHugeArgumentsBefo
   EXPECT_NE(reasons[2].find("forbidden action 'git-push'"), std::string::npos) << reasons[2];
   EXPECT_NE(reasons[3].find("longer than"), std::string::npos) << reasons[3];
   expect_bundle_valid(p, r);
+}
+
+// The file tools run inside cp-host, with its rights and outside the run's sandbox. A symlink the run's own
+// process plants in the worktree (pointing at a folder or a file outside) must never carry a write_file or a
+// read_file out: each is refused with a tool error, nothing appears or changes outside, the outside
+// content never reaches the provider, and the run goes on to make the real fix through ordinary paths
+// (nested folders included).
+TEST(AgentsRunner, FileToolsNeverFollowASymlinkThatTheRunPlanted) {
+  FakeProvider fake;
+  RunProject p;
+  fs::path canary = p.dir / "canary";
+  fs::create_directories(canary);
+  const std::string secret = "CANARY-SECRET-7f3a9c";
+  cp::test::write_file(canary / "secret.txt", secret + "\n");
+  commit(p, "scripts/link_out.sh",
+         "ln -s '" + canary.string() + "' src/link\nln -s '" + (canary / "secret.txt").string() +
+             "' src/secret-link\n");
+  configure(p, fake.base_url(), "symlink-model");
+  auto r = p.run(agents_contract(p), kKey);
+  ASSERT_TRUE(r.manifest.is_object()) << r.ran.out << r.ran.err;
+
+  EXPECT_FALSE(fs::exists(canary / "pwned.txt"));
+  EXPECT_FALSE(fs::exists(canary / "new"));
+  EXPECT_EQ(cp::test::read_file(canary / "secret.txt"), secret + "\n");
+  std::string sent = fake.requests();
+  ASSERT_FALSE(sent.empty());
+  EXPECT_EQ(sent.find(secret), std::string::npos) << "the outside secret reached the provider";
+
+  auto results = fake.tool_results();
+  EXPECT_EQ(results["call_0"].rfind("exit 0", 0), 0u) << results["call_0"];  // the links were made
+  for (const char* id : {"call_1", "call_2", "call_3", "call_4", "call_5"})
+    EXPECT_NE(results[id].find(kOutsideRefusal), std::string::npos) << id << ": " << results[id];
+  EXPECT_EQ(results["call_6"], "wrote src/greeting.sh");
+  EXPECT_EQ(results["call_7"], "wrote src/notes/deep/ok.txt");
+  EXPECT_EQ(results["call_8"], "ok\n");
+  // The loop went on to the end; the planted links themselves are what diff_scope denies the run for.
+  EXPECT_EQ(r.read("reports/task_result.json")["status"], "completed");
+  EXPECT_EQ(r.manifest["verdict"], "denied") << r.manifest["reason"];
+  json diags = gate_report(r, "diff_scope")["diagnostics"];
+  ASSERT_EQ(diags.size(), 2u) << diags.dump();
+  EXPECT_EQ(diags[0]["path"], "src/link");
+  EXPECT_EQ(diags[1]["path"], "src/secret-link");
+  expect_bundle_valid(p, r);
+}
+
+// The race form of the same attack: a background process the run started keeps exchanging a real folder
+// with a symlink to a folder outside (renameat2 RENAME_EXCHANGE) while the model writes and reads through
+// it. Whatever the interleaving, nothing is written outside and the outside file never reaches the model.
+// The swapper stops by itself after 60 s should the run not end it first.
+TEST(AgentsRunner, FileToolsStayInsideWhileTheRunSwapsAFolderForASymlink) {
+  FakeProvider fake;
+  RunProject p;
+  fs::path outside = p.dir / "outside";
+  fs::create_directories(outside);
+  const std::string secret = "SWAP-SECRET-51be02";
+  cp::test::write_file(outside / "x", secret + "\n");
+  commit(p, "scripts/swap.py",
+         "import ctypes, os, sys, time\n"
+         "if os.fork():\n"
+         "    sys.exit(0)\n"
+         "os.setsid()\n"
+         "null = os.open(os.devnull, os.O_RDWR)\n"
+         "for fd in (0, 1, 2):\n"
+         "    os.dup2(null, fd)\n"
+         "libc = ctypes.CDLL(None, use_errno=True)\n"
+         "AT_FDCWD, RENAME_EXCHANGE = -100, 2\n"
+         "end = time.monotonic() + 60\n"
+         "while time.monotonic() < end:\n"
+         "    libc.renameat2(AT_FDCWD, b'src/d', AT_FDCWD, b'src/d-link', RENAME_EXCHANGE)\n");
+  commit(p, "scripts/swap.sh",
+         "mkdir -p src/d && ln -s '" + outside.string() + "' src/d-link && python3 scripts/swap.py\n");
+  configure(p, fake.base_url(), "swap-model", 50);
+  auto r = p.run(agents_contract(p), kKey);
+  ASSERT_TRUE(r.manifest.is_object()) << r.ran.out << r.ran.err;
+
+  EXPECT_EQ(cp::test::read_file(outside / "x"), secret + "\n");
+  EXPECT_EQ(std::distance(fs::directory_iterator(outside), fs::directory_iterator()), 1);
+  EXPECT_EQ(fake.requests().find(secret), std::string::npos) << "the outside file reached the provider";
+  auto results = fake.tool_results();
+  EXPECT_EQ(results["call_0"].rfind("exit 0", 0), 0u) << results["call_0"];
+  int inside = 0, refused = 0;
+  for (int i = 1; i <= 80; ++i) {
+    const std::string& a = results["call_" + std::to_string(i)];
+    if (a == "wrote src/d/x" || a == "pwned\n" || a == "error: cannot read src/d/x")
+      ++inside;
+    else if (a.find(kOutsideRefusal) != std::string::npos)
+      ++refused;
+    else
+      ADD_FAILURE() << "call_" << i << ": " << a;
+  }
+  EXPECT_EQ(inside + refused, 80);
+  EXPECT_GT(refused, 0) << "the swapper never won a race; the test proved nothing";
 }

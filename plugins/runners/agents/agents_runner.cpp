@@ -1,26 +1,22 @@
 // Runner `agents`: a bounded tool loop against an OpenAI-compatible `/v1/chat/completions` endpoint. The
 // model may call three tools, each executed by this runner inside the run's worktree and never beyond what
 // the contract allows: run_command (the contract's forbidden actions and the command allowlist, no shell,
-// through the host's spawn service), write_file and read_file (paths resolved against '..' and symlinks,
-// kept inside the worktree). Tools are offered only when the contract's tool_permissions allow them. The
-// loop ends when the model answers without tool calls (completed), at max_steps, on a budget breach, or on
-// a provider error (failed).
+// through the host's spawn service), write_file and read_file (run inside cp-host, so every path is resolved
+// beneath a descriptor of the worktree and never through a symlink: see worktree_files.hpp). Tools are
+// offered only when the contract's tool_permissions allow them. The loop ends when the model answers without
+// tool calls (completed), at max_steps, on a budget breach, or on a provider error (failed).
 #include "../../common/chat_client.hpp"
 #include "../../common/command_policy.hpp"
 #include "../../common/forbidden_match.hpp"
-#include "../../common/path_guard.hpp"
 #include "../../common/stream_runner.hpp"
 #include "../../common/threaded_run.hpp"
+#include "worktree_files.hpp"
 
-#include <filesystem>
-#include <fstream>
-#include <sstream>
 #include <thread>
 
 namespace {
 
 using nlohmann::json;
-namespace fs = std::filesystem;
 
 constexpr const char* kConfigSchema = R"({
   "type": "object",
@@ -127,21 +123,10 @@ class AgentsRun : public cp::plugins::ThreadedRun {
 
   std::string file_tool(const std::string& name, const json& args) {
     std::string rel = args.value("path", "");
-    fs::path resolved;
-    std::string why;
-    if (rel.empty() || !cp::plugins::resolve_inside(ctx_.workspace(), rel, resolved, why))
-      return "refused: " + (why.empty() ? "a relative path inside the repository is required" : why);
-    if (name == "read_file") {
-      std::ifstream in(resolved, std::ios::binary);
-      if (!in) return "error: cannot read " + rel;
-      std::ostringstream ss;
-      ss << in.rdbuf();
-      return ss.str().substr(0, 65536);
-    }
-    std::error_code ec;
-    fs::create_directories(resolved.parent_path(), ec);
-    bool existed = fs::exists(resolved, ec);
-    std::ofstream(resolved, std::ios::binary | std::ios::trunc) << args.value("content", "");
+    if (name == "read_file") return files_.read(rel, 65536);
+    bool existed = false;
+    if (std::string error = files_.write(rel, args.value("content", ""), existed); !error.empty())
+      return error;
     emit("FILE_CHANGED", {{"changes", json::array({{{"path", rel}, {"kind", existed ? "update" : "add"}}})},
                           {"status", "completed"},
                           {"source", "agents"}});
@@ -191,6 +176,8 @@ class AgentsRun : public cp::plugins::ThreadedRun {
              "then answer with a short summary and no tool call."}},
            {{"role", "user"}, {"content", cp::plugins::build_prompt(c)}}});
       json tools = tool_defs(shell, files);
+      // Before any command of the run starts, so the descriptor is the worktree cp-host made.
+      if (files) files_.open(ctx_.workspace());
       int max_steps = config_.value("max_steps", 30);
       emit("AGENT_THREAD_STARTED",
            {{"thread_id", run_.value("run_id", "")}, {"runner", "agents"}, {"model", provider_.model}});
@@ -270,6 +257,7 @@ class AgentsRun : public cp::plugins::ThreadedRun {
   cp::plugins::Budgets budgets_;
   cp::plugins::StreamState state_;
   json commands_ = json::array();
+  cp::plugins::agents::WorktreeFiles files_;
 };
 
 using AgentsRunner = cp::plugins::ConfiguredRunner<AgentsRun>;
