@@ -104,7 +104,8 @@ TEST(CodexRunner, FailedTurnAfterRetriesIsAFailureNotDecidedByErrorLines) {
   EXPECT_NE(s.r.manifest["reason"].get<std::string>().find("429 Too Many Requests"), std::string::npos)
       << s.r.manifest["reason"];
   EXPECT_EQ(events_of(s.r, "AGENT_ERROR").size(), 2u);
-  EXPECT_FALSE(fs::exists(s.r.bundle / "artifacts/scratch/codex_last_message.txt"));  // -o only on a completed turn
+  EXPECT_FALSE(
+      fs::exists(s.r.bundle / "artifacts/scratch/codex_last_message.txt"));  // -o only on a completed turn
   for (const auto& g : s.r.manifest["gates"])
     if (g["gate_id"] == "acceptance_tests") {
       EXPECT_EQ(g["verdict"], "skipped");
