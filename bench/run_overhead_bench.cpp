@@ -51,8 +51,19 @@ struct Scratch {
   }
 };
 
-void NoopRun(benchmark::State& state) {
+// The no-op contract run in process, over and over in one root; `sandboxed` false makes Landlock and
+// cgroups look absent and lets the low pack run unsandboxed.
+void noop_runs(benchmark::State& state, bool sandboxed) {
   Scratch s;
+  if (!sandboxed) {
+    std::string cmd =
+        "python3 -c \"import json,sys; p=json.load(open(sys.argv[1])); "
+        "p['sandbox']={'on_unsupported':'run_unsandboxed'}; json.dump(p,open(sys.argv[1],'w'))\" " +
+        (s.dir / "packs/low.json").string();
+    if (std::system(cmd.c_str()) != 0) std::abort();
+    ::setenv("CP_SANDBOX_SIMULATE_NO_LANDLOCK", "1", 1);
+    ::setenv("CP_SANDBOX_SIMULATE_NO_CGROUP", "1", 1);
+  }
   cp::run::RunRequest req;
   req.contract_path = fs::path(CP_SOURCE_DIR) / "contracts/examples/noop.json";
   req.repo = s.dir / "repo";
@@ -63,30 +74,14 @@ void NoopRun(benchmark::State& state) {
     if (out.verdict != "success")
       state.SkipWithError(("noop run did not succeed: " + out.reason + out.error).c_str());
   }
-}
-
-void NoopRunUnsandboxed(benchmark::State& state) {
-  Scratch s;
-  std::string pack_file = (s.dir / "packs/low.json").string();
-  std::string cmd =
-      "python3 -c \"import json,sys; p=json.load(open(sys.argv[1])); "
-      "p['sandbox']={'on_unsupported':'run_unsandboxed'}; json.dump(p,open(sys.argv[1],'w'))\" " +
-      pack_file;
-  if (std::system(cmd.c_str()) != 0) std::abort();
-  ::setenv("CP_SANDBOX_SIMULATE_NO_LANDLOCK", "1", 1);
-  ::setenv("CP_SANDBOX_SIMULATE_NO_CGROUP", "1", 1);
-  cp::run::RunRequest req;
-  req.contract_path = fs::path(CP_SOURCE_DIR) / "contracts/examples/noop.json";
-  req.repo = s.dir / "repo";
-  req.root = s.dir;
-  req.plugins_dir = CP_PLUGIN_DIR;
-  for (auto _ : state) {
-    auto out = cp::run::run_contract(req);
-    if (out.verdict != "success")
-      state.SkipWithError(("unsandboxed noop run did not succeed: " + out.reason + out.error).c_str());
-  }
   ::unsetenv("CP_SANDBOX_SIMULATE_NO_LANDLOCK");
   ::unsetenv("CP_SANDBOX_SIMULATE_NO_CGROUP");
+}
+void NoopRun(benchmark::State& state) {
+  noop_runs(state, true);
+}
+void NoopRunUnsandboxed(benchmark::State& state) {
+  noop_runs(state, false);
 }
 
 void spawn_true(benchmark::State& state, bool sandboxed) {

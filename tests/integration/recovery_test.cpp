@@ -23,55 +23,15 @@ using namespace cp::test;
 
 namespace {
 
-// True while `pid` exists and is neither a zombie nor dead.
-bool alive(int pid) {
-  std::ifstream in("/proc/" + std::to_string(pid) + "/stat");
-  std::string stat;
-  if (!std::getline(in, stat)) return false;
-  size_t close = stat.rfind(')');
-  return close != std::string::npos && close + 2 < stat.size() && stat[close + 2] != 'Z' &&
-         stat[close + 2] != 'X';
-}
-
 bool wait_gone(int pid) {
-  for (int i = 0; i < 100 && alive(pid); ++i) std::this_thread::sleep_for(std::chrono::milliseconds(50));
-  return !alive(pid);
+  for (int i = 0; i < 100 && process_alive(pid); ++i)
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  return !process_alive(pid);
 }
 
 struct CrashProject : RunProject {
   fs::path runtime() const { return dir / ".runtime-cache/cortexpilot"; }
   fs::path runs_dir() const { return runtime() / "runs"; }
-
-  void commit(const std::string& rel, const std::string& text) const {
-    write_file(repo / rel, text);
-    Ran r = sh("git add -A && git -c user.name=t -c user.email=t@localhost commit -q -m " + rel, repo);
-    EXPECT_EQ(r.exit_code, 0) << r.err;
-  }
-
-  // Starts `cp-host run` on the contract in the background.
-  pid_t spawn_run(const json& contract) const {
-    write_file(dir / "contracts/task.json", contract.dump(2));
-    std::vector<std::string> args{CP_HOST_BIN,
-                                  "--plugins",
-                                  CP_PLUGIN_DIR,
-                                  "--root",
-                                  dir.path().string(),
-                                  "run",
-                                  (dir / "contracts/task.json").string(),
-                                  "--repo",
-                                  repo.string(),
-                                  "--quiet"};
-    std::vector<char*> argv;
-    for (auto& a : args) argv.push_back(a.data());
-    argv.push_back(nullptr);
-    posix_spawn_file_actions_t fa;
-    posix_spawn_file_actions_init(&fa);
-    posix_spawn_file_actions_addopen(&fa, 1, "/dev/null", O_WRONLY, 0);
-    pid_t pid = -1;
-    EXPECT_EQ(posix_spawn(&pid, CP_HOST_BIN, &fa, nullptr, argv.data(), environ), 0);
-    posix_spawn_file_actions_destroy(&fa);
-    return pid;
-  }
 
   // The only bundle under runs/.
   fs::path bundle() const {
@@ -126,7 +86,7 @@ TEST(Recovery, KillsADoubleForkedSetsidSurvivorThroughTheRunCgroupAndSeals) {
   fs::path bundle = p.bundle();
   json before = json::parse(read_file(bundle / "manifest.json"));
   ASSERT_EQ(before["status"], "running");
-  ASSERT_TRUE(alive(survivor));
+  ASSERT_TRUE(process_alive(survivor));
   if (before["sandbox"].value("process_tree", "") != "cgroup") {
     ::kill(survivor, SIGKILL);
     GTEST_SKIP() << "runs here are not held in a cgroup: " << before["sandbox"].dump();
@@ -154,8 +114,8 @@ TEST(Recovery, KillsADoubleForkedSetsidSurvivorThroughTheRunCgroupAndSeals) {
   for (std::string line; std::getline(in, line);) events.push_back(json::parse(line));
   ASSERT_FALSE(events.empty());
   EXPECT_EQ(events.back()["type"], "RUN_SEALED");
-  EXPECT_GE(events.back()["payload"]["killed_processes"].get<int>(),
-            2);  // the survivor and the script's sleep
+  // At least the survivor (the script's own sleep may not have started when the host was killed).
+  EXPECT_GE(events.back()["payload"]["killed_processes"].get<int>(), 1);
   EXPECT_FALSE(events.back()["payload"].contains("surviving_processes"));
   expect_valid("event", events.back(), "RUN_SEALED");
   EXPECT_EQ(p.runs({"verify", run_id}).exit_code, 0);

@@ -254,31 +254,6 @@ TEST(RunCli, TamperedEventsAreDetectedByRunsVerify) {
 
 namespace {
 
-// Starts cp-host run in the background and returns its pid.
-pid_t spawn_run(const RunProject& p, const json& contract) {
-  cp::test::write_file(p.dir / "contracts/task.json", contract.dump(2));
-  std::vector<std::string> args{CP_HOST_BIN,
-                                "--plugins",
-                                CP_PLUGIN_DIR,
-                                "--root",
-                                p.dir.path().string(),
-                                "run",
-                                (p.dir / "contracts/task.json").string(),
-                                "--repo",
-                                p.repo.string(),
-                                "--quiet"};
-  std::vector<char*> argv;
-  for (auto& a : args) argv.push_back(a.data());
-  argv.push_back(nullptr);
-  posix_spawn_file_actions_t fa;
-  posix_spawn_file_actions_init(&fa);
-  posix_spawn_file_actions_addopen(&fa, 1, "/dev/null", O_WRONLY, 0);
-  pid_t pid = -1;
-  EXPECT_EQ(posix_spawn(&pid, CP_HOST_BIN, &fa, nullptr, argv.data(), environ), 0);
-  posix_spawn_file_actions_destroy(&fa);
-  return pid;
-}
-
 // Waits until the hang script has written its pid (the runner is mid-command). Returns its pgid.
 pid_t wait_for_hang(const RunProject& p) {
   for (int i = 0; i < 200; ++i) {
@@ -308,7 +283,7 @@ fs::path only_bundle(const RunProject& p) {
 
 TEST(RunCli, SigtermCancelsTheRunSealsItCancelledAndKillsTheGroup) {
   RunProject p;
-  pid_t pid = spawn_run(p, p.contract({"sh scripts/hang.sh"}));
+  pid_t pid = p.spawn_run(p.contract({"sh scripts/hang.sh"}));
   pid_t pgid = wait_for_hang(p);
   ASSERT_GT(pgid, 0);
   ::kill(pid, SIGTERM);
@@ -324,7 +299,7 @@ TEST(RunCli, SigtermCancelsTheRunSealsItCancelledAndKillsTheGroup) {
 
 TEST(RunCli, KillNineMidRunIsRecoveredAsHostInterruptedAndTheChainVerifies) {
   RunProject p;
-  pid_t pid = spawn_run(p, p.contract({"sed -i s/Helo/Hello/ src/greeting.sh", "sh scripts/hang.sh"}));
+  pid_t pid = p.spawn_run(p.contract({"sed -i s/Helo/Hello/ src/greeting.sh", "sh scripts/hang.sh"}));
   pid_t pgid = wait_for_hang(p);
   ASSERT_GT(pgid, 0);
   ::kill(pid, SIGKILL);

@@ -7,7 +7,10 @@
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
 
+#include <fcntl.h>
 #include <signal.h>
+#include <spawn.h>
+#include <unistd.h>  // environ
 
 #include <cctype>
 #include <filesystem>
@@ -51,6 +54,16 @@ inline bool group_alive(pid_t pgid) {
     if (pgrp == pgid && state != 'Z' && state != 'X') return true;
   }
   return false;
+}
+
+// True while `pid` exists and is neither a zombie nor dead.
+inline bool process_alive(int pid) {
+  std::ifstream in("/proc/" + std::to_string(pid) + "/stat");
+  std::string stat;
+  if (!std::getline(in, stat)) return false;
+  size_t close = stat.rfind(')');
+  return close != std::string::npos && close + 2 < stat.size() && stat[close + 2] != 'Z' &&
+         stat[close + 2] != 'X';
 }
 
 // Calls fn(/proc/<pid>) for every process that is alive (zombies and dying ones skipped).
@@ -172,6 +185,39 @@ struct RunProject {
       r.manifest = json::parse(cp::test::read_file(r.bundle / "manifest.json"));
     }
     return r;
+  }
+
+  // Writes a file into the repository and commits it (a script the run's commands then name).
+  void commit(const std::string& rel, const std::string& text) const {
+    cp::test::write_file(repo / rel, text);
+    Ran r =
+        cp::test::sh("git add -A && git -c user.name=t -c user.email=t@localhost commit -q -m " + rel, repo);
+    EXPECT_EQ(r.exit_code, 0) << r.err;
+  }
+
+  // Starts `cp-host run` on the contract in the background (stdout to /dev/null); returns its pid.
+  pid_t spawn_run(const json& contract) const {
+    cp::test::write_file(dir / "contracts/task.json", contract.dump(2));
+    std::vector<std::string> args{CP_HOST_BIN,
+                                  "--plugins",
+                                  CP_PLUGIN_DIR,
+                                  "--root",
+                                  dir.path().string(),
+                                  "run",
+                                  (dir / "contracts/task.json").string(),
+                                  "--repo",
+                                  repo.string(),
+                                  "--quiet"};
+    std::vector<char*> argv;
+    for (auto& a : args) argv.push_back(a.data());
+    argv.push_back(nullptr);
+    posix_spawn_file_actions_t fa;
+    posix_spawn_file_actions_init(&fa);
+    posix_spawn_file_actions_addopen(&fa, 1, "/dev/null", O_WRONLY, 0);
+    pid_t pid = -1;
+    EXPECT_EQ(posix_spawn(&pid, CP_HOST_BIN, &fa, nullptr, argv.data(), environ), 0);
+    posix_spawn_file_actions_destroy(&fa);
+    return pid;
   }
 
   Ran runs(std::vector<std::string> args) const {

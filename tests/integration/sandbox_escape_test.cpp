@@ -74,15 +74,6 @@ class Listener {
   std::thread thread_;
 };
 
-bool process_alive(int pid) {
-  std::ifstream in("/proc/" + std::to_string(pid) + "/stat");
-  std::string stat;
-  if (!std::getline(in, stat)) return false;
-  size_t close = stat.rfind(')');
-  return close != std::string::npos && close + 2 < stat.size() && stat[close + 2] != 'Z' &&
-         stat[close + 2] != 'X';
-}
-
 class SandboxEscape : public ::testing::Test {
  protected:
   RunProject p;
@@ -312,11 +303,10 @@ TEST_F(SandboxEscape, GitConfigOfTheUsersRepositoryCannotBeChangedFromARun) {
 }
 
 TEST_F(SandboxEscape, DoubleForkedAndEnvironmentScrubbedProcessesDieWithTheRun) {
-  write_file(p.repo / "scripts/daemonize.sh",
-             "(setsid sh -c 'echo $$ > \"$CP_SCRATCH_DIR/setsid.pid\"; exec sleep 997' &)\n"
-             "(env -i setsid sh -c 'echo $$ > \"'\"$CP_SCRATCH_DIR\"'/scrubbed.pid\"; exec sleep 996' &)\n"
-             "sleep 0.5\n");
-  sh("git add -A && git -c user.name=t -c user.email=t@localhost commit -qm daemon", p.repo);
+  p.commit("scripts/daemonize.sh",
+           "(setsid sh -c 'echo $$ > \"$CP_SCRATCH_DIR/setsid.pid\"; exec sleep 997' &)\n"
+           "(env -i setsid sh -c 'echo $$ > \"'\"$CP_SCRATCH_DIR\"'/scrubbed.pid\"; exec sleep 996' &)\n"
+           "sleep 0.5\n");
   auto r = run({"sed -i s/Helo/Hello/ src/greeting.sh", "sh scripts/daemonize.sh"});
   ASSERT_TRUE(fs::exists(r.bundle / "artifacts/scratch/setsid.pid")) << r.ran.out << r.ran.err;
   ASSERT_TRUE(fs::exists(r.bundle / "artifacts/scratch/scrubbed.pid"));
@@ -384,9 +374,8 @@ TEST_F(SandboxEscape, PackMayAllowRunningUnsandboxedAndTheManifestSaysSo) {
 }
 
 TEST_F(SandboxEscape, WithoutACgroupLeftoversAreStillKilledByTheirRunMarker) {
-  write_file(p.repo / "scripts/daemonize.sh",
-             "(setsid sh -c 'echo $$ > \"$CP_SCRATCH_DIR/setsid.pid\"; exec sleep 995' &)\nsleep 0.5\n");
-  sh("git add -A && git -c user.name=t -c user.email=t@localhost commit -qm daemon", p.repo);
+  p.commit("scripts/daemonize.sh",
+           "(setsid sh -c 'echo $$ > \"$CP_SCRATCH_DIR/setsid.pid\"; exec sleep 995' &)\nsleep 0.5\n");
   auto r = run({"sh scripts/daemonize.sh"}, nullptr, {"CP_SANDBOX_SIMULATE_NO_CGROUP=1"});
   EXPECT_EQ(r.manifest["sandbox"]["process_tree"], "process_group");
   ASSERT_TRUE(fs::exists(r.bundle / "artifacts/scratch/setsid.pid"));
