@@ -345,7 +345,9 @@ void add_tokens(CLI::App& app, Runner& run) {
         std::cerr << "cp-host tokens: " << e.what() << "\n";
         return kUsage;
       }
-      for (const auto& t : read_tokens_file(*lf)["tokens"])
+      // A named document: a range-for over a member of the returned temporary would walk freed memory.
+      const json doc = read_tokens_file(*lf);
+      for (const auto& t : doc.value("tokens", json::array()))
         std::cout << t.value("id", "") << "\t" << t.value("role", "") << "\t" << t.value("created_at", "")
                   << "\n";
       return kOk;

@@ -154,7 +154,10 @@ ApiResponse invalid_contract(const std::string& message, const std::vector<contr
                              const std::string& prefix) {
   json diags = json::array();
   for (const auto& d : diagnostics)
-    diags.push_back({{"pointer", prefix + d.pointer},
+    // Only the submitted contract's pointers are inside the body; a diagnostic of another file (the
+    // contract's pack) keeps its own pointer and says which file it is.
+    diags.push_back({{"pointer", (d.file == "request body" ? prefix : std::string()) + d.pointer},
+                     {"file", d.file},
                      {"rule", d.rule},
                      {"message", d.message},
                      {"text", contract::describe(d)},
