@@ -197,6 +197,44 @@ TEST(RunCli, InvalidContractExitsTwoAndWritesNothing) {
   EXPECT_FALSE(fs::exists(p.dir / ".runtime-cache"));
 }
 
+// A number beyond a double used to escape validation as an exception: exit 3 (internal) instead of 2.
+TEST(RunCli, NumberTooLargeIsAnInvalidContractAndWritesNothing) {
+  RunProject p;
+  std::string text = p.contract({"true"}).dump(2);
+  text.insert(text.find('{') + 1, "\n  \"budgets\": {\"wall_time_sec\": 1e400},");
+  write_file(p.dir / "huge.json", text);
+  Ran r = host({"--root", p.dir.path().string(), "run", (p.dir / "huge.json").string(), "--repo",
+                p.repo.string(), "--json", "--quiet"});
+  EXPECT_EQ(r.exit_code, 2) << r.out << r.err;
+  json out = json::parse(r.out, nullptr, false);
+  ASSERT_TRUE(out.is_object()) << r.out << r.err;
+  EXPECT_EQ(out["stage"], "invalid");
+  ASSERT_EQ(out["diagnostics"].size(), 1u) << r.out;
+  EXPECT_EQ(out["diagnostics"][0]["line"], 2);
+  EXPECT_NE(out["diagnostics"][0]["message"].get<std::string>().find("1e400"), std::string::npos) << r.out;
+  EXPECT_FALSE(fs::exists(p.dir / ".runtime-cache"));
+}
+
+// A gate the pack names but that is not loaded used to be found only by the gate engine, after the runner
+// had worked: now the run is refused before anything is written.
+TEST(RunCli, PackNamingAnUnloadedGateIsRefusedBeforeTheRun) {
+  RunProject p;
+  json c = p.contract({"sed -i s/Helo/Hello/ src/greeting.sh"});
+  std::string pack_file = "packs/" + c["runtime_options"]["pack"].get<std::string>() + ".json";
+  json pack = json::parse(read_file(p.dir / pack_file));
+  const std::string ptr = "/gates/" + std::to_string(pack["gates"].size()) + "/plugin";
+  pack["gates"].push_back({{"plugin", "no_such_gate"}});
+  write_file(p.dir / pack_file, pack.dump(2));
+  auto r = p.run(c);
+  EXPECT_EQ(r.ran.exit_code, 2) << r.ran.out << r.ran.err;
+  bool found = false;
+  for (const auto& d : r.out["diagnostics"])
+    if (d["pointer"] == ptr && d["file"].get<std::string>().find(pack_file) != std::string::npos)
+      found = true;
+  EXPECT_TRUE(found) << r.out.dump(2);
+  EXPECT_FALSE(fs::exists(p.dir / ".runtime-cache/cortexpilot/runs"));
+}
+
 TEST(RunCli, NotAGitRepositoryOrAnUnknownBaselineIsAUsageErrorAndWritesNothing) {
   RunProject p;
   json bad_ref = p.contract({"true"});

@@ -272,5 +272,88 @@ TEST(ServeQueue, SubmitFromTheCommandLineChecksLikeValidate) {
   EXPECT_EQ(show.exit_code, 1);
 }
 
+// The queue validates a copy it keeps; its lines are not the user's. Diagnostics give the user's file's
+// lines.
+TEST(ServeQueue, SubmitDiagnosticsPointAtTheLinesOfTheUsersFile) {
+  RunProject p;
+  json bad = queue_contract(p, "bad", {"true"});
+  bad["allowed_paths"] = "src/";               // must be an array
+  write_file(p.dir / "bad.json", bad.dump());  // one line: every diagnostic is on line 1
+  Ran r = host({"--root", p.dir.path().string(), "queue", "submit", (p.dir / "bad.json").string(), "--repo",
+                p.repo.string()});
+  EXPECT_EQ(r.exit_code, 1) << r.err;
+  const std::string where = (p.dir / "bad.json").string() + ":1: error [type] /allowed_paths";
+  EXPECT_NE(r.err.find(where), std::string::npos) << r.err;
+  EXPECT_TRUE(queue_of(p)["items"].empty());
+}
+
+TEST(ServeQueue, SubmitRefusesAFolderThatIsNotAGitRepository) {
+  RunProject p;
+  fs::create_directories(p.dir / "plain");
+  write_file(p.dir / "c.json", queue_contract(p, "c", {"true"}).dump(2));
+  Ran r = host({"--root", p.dir.path().string(), "queue", "submit", (p.dir / "c.json").string(), "--repo",
+                (p.dir / "plain").string()});
+  EXPECT_EQ(r.exit_code, 2) << r.err;
+  EXPECT_NE(r.err.find("not a git repository"), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find("nothing was queued"), std::string::npos) << r.err;
+  EXPECT_TRUE(queue_of(p)["items"].empty());
+}
+
+// An attempt whose `cp-host run` ends without a bundle (here: its pack broke after the submit) carries what
+// the run said, over the API; the log file it is read from is served by no route.
+TEST(ServeQueue, RefusedAttemptShowsWhyOverTheApi) {
+  RunProject p;
+  json c = queue_contract(p, "refused", {"true"});
+  std::string item = submit_cli(p, c, "refused");
+  std::string pack_file = "packs/" + c["runtime_options"]["pack"].get<std::string>() + ".json";
+  json pack = json::parse(read_file(p.dir / pack_file));
+  pack["gates"].push_back({{"plugin", "no_such_gate"}});
+  write_file(p.dir / pack_file, pack.dump(2));
+  std::string op = add_token(p, "ops", "operator");
+  ServeProcess serve(
+      p, {"--open-reads", "--tokens", (p.dir / "tokens.json").string(), "--repo", p.repo.string()});
+  ASSERT_NE(serve.port(), 0) << serve.output();
+  // A submission over the API is refused up front, at the gate's entry in the pack (not under /contract).
+  auto refused = http(serve.port(), "POST", "/api/runs", bearer(op), json{{"contract", c}}.dump());
+  EXPECT_EQ(refused.status, 422) << refused.body;
+  bool at_gate = false;
+  const json answer = json::parse(refused.body);
+  for (const auto& d : answer["error"]["details"])
+    if (d["pointer"] == "/gates/" + std::to_string(pack["gates"].size() - 1) + "/plugin" &&
+        d["file"].get<std::string>().find(pack_file) != std::string::npos)
+      at_gate = true;
+  EXPECT_TRUE(at_gate) << refused.body;
+  json got;
+  ASSERT_TRUE(wait_until(
+      [&] {
+        auto r = http(serve.port(), "GET", "/api/queue/" + item);
+        got = json::parse(r.body, nullptr, false);
+        return r.status == 200 && got.value("state", "") == "done";
+      },
+      std::chrono::seconds(60)))
+      << got.dump(2);
+  EXPECT_EQ(got["status"], "error");
+  ASSERT_TRUE(got.contains("error")) << got.dump(2);
+  EXPECT_NE(got["error"].get<std::string>().find("no_such_gate"), std::string::npos) << got.dump(2);
+  EXPECT_EQ(got["attempts"][0]["error"], got["error"]);
+  // The list route carries it too, and the log line fits the queue schema.
+  json list = json::parse(http(serve.port(), "GET", "/api/queue").body);
+  ASSERT_EQ(list["items"].size(), 1u);  // the refused submission queued nothing
+  EXPECT_EQ(list["items"][0]["error"], got["error"]);
+  std::ifstream in(p.dir / ".runtime-cache/cortexpilot/queue.jsonl");
+  std::string line;
+  while (std::getline(in, line)) expect_valid("queue_item", json::parse(line), line);
+}
+
+TEST(TokensCli, ListPrintsEveryToken) {
+  RunProject p;
+  add_token(p, "alice", "viewer");
+  add_token(p, "bob", "operator");
+  Ran r = host({"tokens", "list", "--file", (p.dir / "tokens.json").string()});
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_NE(r.out.find("alice\tviewer\t"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("bob\toperator\t"), std::string::npos) << r.out;
+}
+
 }  // namespace
 }  // namespace cp::test

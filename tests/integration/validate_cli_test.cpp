@@ -369,3 +369,80 @@ TEST(ValidateCli, OversizedFileIsRefusedUnread) {
   EXPECT_EQ(r.exit_code, 1);
   EXPECT_NE(r.out.find("refused unread (limit 16 MiB)"), std::string::npos) << r.out;
 }
+
+// A number beyond a double is not a syntax error to nlohmann but an out_of_range exception; on a worker
+// thread it used to end the process (exit 134) with no report for any file.
+TEST(ValidateCli, NumberTooLargeIsThatFilesErrorAndTheOthersAreStillReported) {
+  Project p;
+  cp::test::write_file(p.dir / "contracts/huge.json",
+                       "{\n  \"schema_version\": 1,\n  \"task_id\": 1e400\n}\n");
+  json pack = p.read("packs/low.json");
+  pack["governance_level"] = 7;
+  p.write("packs/low.json", pack);
+  auto r = p.validate({"-j", "4"});
+  ASSERT_EQ(r.exit_code, 1) << r.out << r.err;
+  json j = json::parse(r.out);
+  bool huge = false, other = false;
+  for (const auto& d : j["diagnostics"]) {
+    std::string file = d["file"];
+    if (file.find("huge.json") != std::string::npos) {
+      huge = true;
+      EXPECT_EQ(d["rule"], "json");
+      EXPECT_EQ(d["line"], 3) << d.dump();
+      EXPECT_NE(d["message"].get<std::string>().find("1e400"), std::string::npos) << d.dump();
+    }
+    if (file.find("low.json") != std::string::npos && d["pointer"] == "/governance_level") other = true;
+  }
+  EXPECT_TRUE(huge) << r.out;
+  EXPECT_TRUE(other) << r.out;
+  EXPECT_EQ(j["files_invalid"], 2) << r.out;
+}
+
+TEST(ValidateCli, SymlinkLoopInAFolderIsThatFilesError) {
+  Project p;
+  fs::create_symlink("loop.json", p.dir / "contracts/loop.json");
+  fs::create_symlink("self", p.dir / "contracts/self");
+  auto r = p.validate();
+  EXPECT_EQ(r.exit_code, 1) << r.out << r.err;  // not an internal error (3)
+  json j = json::parse(r.out, nullptr, false);
+  ASSERT_TRUE(j.is_object()) << r.out << r.err;
+  ASSERT_EQ(j["diagnostics"].size(), 1u) << r.out;
+  const json& d = j["diagnostics"][0];
+  EXPECT_NE(d["file"].get<std::string>().find("loop.json"), std::string::npos) << d.dump();
+  EXPECT_EQ(d["rule"], "io");
+  EXPECT_NE(d["message"].get<std::string>().find("symbolic links"), std::string::npos) << d.dump();
+}
+
+// Validating one contract (what run, intake preview and queue submit do) checks its pack too: a gate the
+// pack names that is not loaded is found before anything runs, at its pointer in the pack.
+TEST(ValidateCli, ContractWhosePackNamesAnUnloadedGateIsInvalid) {
+  Project p;
+  json pack = p.read("packs/medium.json");
+  const size_t at = pack["gates"].size();
+  pack["gates"].push_back({{"plugin", "no_such_gate"}});
+  p.write("packs/medium.json", pack);
+  auto r = p.validate({"contracts/examples/fix-greeting.json"});
+  ASSERT_EQ(r.exit_code, 1) << r.out << r.err;
+  json j = json::parse(r.out);
+  bool in_pack = false, in_contract = false;
+  for (const auto& d : j["diagnostics"]) {
+    if (d["file"] == "packs/medium.json" && d["pointer"] == "/gates/" + std::to_string(at) + "/plugin") {
+      in_pack = true;
+      EXPECT_EQ(d["rule"], "xref:plugin");
+      EXPECT_NE(d["expected"].get<std::string>().find("diff_scope"), std::string::npos) << d.dump();
+    }
+    if (d["file"] == "contracts/examples/fix-greeting.json" && d["pointer"] == "/runtime_options/pack") {
+      in_contract = true;
+      EXPECT_EQ(d["rule"], "xref:pack");
+      EXPECT_NE(d["message"].get<std::string>().find("no_such_gate"), std::string::npos) << d.dump();
+    }
+  }
+  EXPECT_TRUE(in_pack) << r.out;
+  EXPECT_TRUE(in_contract) << r.out;
+  // intake preview refuses it the same way.
+  auto pre =
+      host({"--root", p.dir.path().string(), "intake", "preview", "contracts/examples/fix-greeting.json"},
+           p.dir.path());
+  EXPECT_EQ(pre.exit_code, 2) << pre.out << pre.err;
+  EXPECT_NE(pre.err.find("/gates/" + std::to_string(at) + "/plugin"), std::string::npos) << pre.err;
+}

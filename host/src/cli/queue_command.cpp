@@ -111,6 +111,7 @@ void add_queue(CLI::App& app, Globals& g, Runner& run) {
       queue::SubmitRequest r;
       r.contract = doc;
       r.source = so->contract;
+      r.source_text = text;
       r.repo = so->repo;
       if (so->priority >= 0) r.priority = so->priority;
       r.depends_on = so->after;

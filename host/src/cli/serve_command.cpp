@@ -41,7 +41,7 @@ namespace {
 constexpr int kBusy = 10;  // another serve holds this runtime root
 
 bool is_loopback(const std::string& host) {
-  return host == "localhost" || host == "::1" || host.rfind("127.", 0) == 0;
+  return serve::resolves_to_loopback(host);  // the resolved addresses decide, not the name's text
 }
 
 bool split_listen(const std::string& listen, std::string& host, uint16_t& port) {
@@ -225,6 +225,7 @@ void add_serve(CLI::App& app, Globals& g, Runner& run) {
       ho.threads = o->threads;
       ho.max_body = o->max_body;
       ho.header_timeout = std::chrono::seconds(o->header_timeout);
+      ho.loopback_only = o->open_reads;  // checked on the resolved address the server binds
       serve::HttpServer http(api, metrics, access.get(), ho);
       uint16_t bound = 0;
       try {
@@ -344,7 +345,9 @@ void add_tokens(CLI::App& app, Runner& run) {
         std::cerr << "cp-host tokens: " << e.what() << "\n";
         return kUsage;
       }
-      for (const auto& t : read_tokens_file(*lf)["tokens"])
+      // A named document: a range-for over a member of the returned temporary would walk freed memory.
+      const json doc = read_tokens_file(*lf);
+      for (const auto& t : doc.value("tokens", json::array()))
         std::cout << t.value("id", "") << "\t" << t.value("role", "") << "\t" << t.value("created_at", "")
                   << "\n";
       return kOk;

@@ -1,6 +1,7 @@
 #include "contract/validation.hpp"
 #include "contract/json_depth.hpp"
 
+#include "contract/compiler.hpp"
 #include "contract/file_kind.hpp"
 #include "contract/json_locator.hpp"
 #include "contract/json_schema.hpp"
@@ -11,7 +12,9 @@
 
 #include <algorithm>
 #include <atomic>
+#include <cerrno>
 #include <cstdio>
+#include <cstring>
 #include <map>
 #include <set>
 #include <thread>
@@ -35,14 +38,19 @@ struct Parsed {
   std::vector<Diagnostic> diagnostics;
 };
 
-bool read_file(const fs::path& p, std::string& out) {
+// On failure `why` says what the system answered (a symlink loop, a permission), for the file's diagnostic.
+bool read_file(const fs::path& p, std::string& out, std::string& why) {
   FILE* f = std::fopen(p.c_str(), "rb");
-  if (!f) return false;
+  if (!f) {
+    why = std::strerror(errno);
+    return false;
+  }
   char buf[65536];
   size_t n;
   out.clear();
   while ((n = std::fread(buf, 1, sizeof buf, f)) > 0) out.append(buf, n);
   bool ok = !std::ferror(f);
+  if (!ok) why = std::strerror(errno);
   std::fclose(f);
   return ok;
 }
@@ -100,11 +108,17 @@ void collect(const fs::path& p, std::vector<fs::path>& out, bool explicit_arg) {
        it != fs::recursive_directory_iterator(); it.increment(ec)) {
     if (ec) break;
     const auto& name = it->path().filename().string();
-    if (it->is_directory() && !name.empty() && name[0] == '.') {
+    // The error_code forms: an entry whose status cannot be read (a symlink loop, a dangling link) must not
+    // end the whole validation. A .json one is kept, so reading it reports that file's own error.
+    std::error_code entry_ec;
+    bool dir = it->is_directory(entry_ec);
+    if (dir && !name.empty() && name[0] == '.') {
       it.disable_recursion_pending();
       continue;
     }
-    if (it->is_regular_file() && it->path().extension() == ".json") out.push_back(it->path());
+    if (it->path().extension() != ".json") continue;
+    bool regular = !entry_ec && it->is_regular_file(entry_ec);
+    if (regular || entry_ec) out.push_back(it->path());
   }
 }
 
@@ -120,8 +134,9 @@ void parse_and_check(Parsed& f, const std::string& forced_schema) {
                              "", "a contract, pack or policy under 16 MiB", ""});
     return;
   }
-  if (!read_file(f.path, f.text)) {
-    f.diagnostics.push_back({f.display, 1, "", "io", "cannot read the file", "", "", ""});
+  if (std::string why; !read_file(f.path, f.text, why)) {
+    f.diagnostics.push_back(
+        {f.display, 1, "", "io", "cannot read the file: " + why, "", "a readable file", ""});
     return;
   }
   if (size_t depth = json_depth(f.text); depth > kMaxJsonDepth) {
@@ -142,6 +157,21 @@ void parse_and_check(Parsed& f, const std::string& forced_schema) {
     auto pos = what.find("parse error");
     f.diagnostics.push_back({f.display, line, "", "json", pos == std::string::npos ? what : what.substr(pos),
                              "", "well-formed JSON (RFC 8259)", ""});
+    return;
+  } catch (const json::exception& e) {
+    // Not a syntax error but a value nlohmann cannot hold, such as a number beyond a double (1e400). It
+    // carries no offset; the token it quotes is looked up to find the line.
+    std::string what = e.what();
+    auto close = what.find("] ");
+    std::string message = close == std::string::npos ? what : what.substr(close + 2);
+    int line = 1;
+    auto q1 = message.find('\'');
+    auto q2 = q1 == std::string::npos ? q1 : message.find('\'', q1 + 1);
+    if (q2 != std::string::npos && q2 > q1 + 1)
+      if (auto at = f.text.find(message.substr(q1 + 1, q2 - q1 - 1)); at != std::string::npos)
+        line = 1 + static_cast<int>(std::count(f.text.begin(), f.text.begin() + at, '\n'));
+    f.diagnostics.push_back(
+        {f.display, line, "", "json", message, "", "JSON whose numbers fit a 64-bit integer or double", ""});
     return;
   }
   f.schema = forced_schema.empty() ? detect_schema(f.path, f.doc) : forced_schema;
@@ -417,9 +447,19 @@ ValidationReport validate(const ValidateOptions& options) {
   unsigned jobs = options.jobs ? options.jobs : std::max(1u, std::thread::hardware_concurrency());
   jobs = std::min<unsigned>(jobs, std::max<size_t>(1, parsed.size()));
   std::atomic<size_t> next{0};
+  // An exception escaping a worker would end the process (std::terminate) with no report for any file:
+  // whatever one file throws becomes that file's diagnostic.
   auto work = [&] {
-    for (size_t i; (i = next.fetch_add(1)) < parsed.size();)
-      parse_and_check(parsed[i], parsed[i].in_scope ? options.forced_schema : std::string());
+    for (size_t i; (i = next.fetch_add(1)) < parsed.size();) {
+      Parsed& f = parsed[i];
+      try {
+        parse_and_check(f, f.in_scope ? options.forced_schema : std::string());
+      } catch (const std::exception& e) {
+        f.parsed = false;
+        f.diagnostics.push_back({f.display, 1, "", "internal",
+                                 std::string("cannot check the file: ") + e.what(), "", "", f.schema});
+      }
+    }
   };
   // Compile every schema before the workers start, so no worker waits on another's compile.
   for (const auto& n : schema_names()) (void)schema(n);
@@ -453,10 +493,45 @@ ValidationReport validate(const ValidateOptions& options) {
                                                            : nullptr;
   CrossChecker checker(refs, plugins);
 
+  // A contract is only as good as its pack. When the pack is not among the files checked (the usual case
+  // for `run`, `queue submit`, `intake preview` and the API, which validate one contract), it is checked
+  // here as well: a pack naming a gate that is not loaded would otherwise fail only after the whole run.
+  std::map<std::string, size_t> out_of_scope;  // path -> index into parsed
+  for (size_t i = 0; i < parsed.size(); ++i)
+    if (!parsed[i].in_scope) out_of_scope.emplace(parsed[i].path.string(), i);
+  std::set<size_t> packs_checked, packs_reported;
   ValidationReport report;
   for (auto& p : parsed) {
     if (!p.in_scope) continue;
     checker.check(p);
+    if (p.parsed && p.schema == "task_contract" && p.doc.is_object()) {
+      const json& ro = p.doc.value("runtime_options", json::object());
+      const json pack_id = ro.is_object() ? ro.value("pack", json(kDefaultPack)) : json();
+      auto def = pack_id.is_string() ? refs.packs.find(pack_id.get<std::string>()) : refs.packs.end();
+      auto at = def == refs.packs.end() ? out_of_scope.end() : out_of_scope.find(def->second);
+      if (at != out_of_scope.end()) {
+        Parsed& pack = parsed[at->second];
+        if (packs_checked.insert(at->second).second) checker.check(pack);
+        if (!pack.diagnostics.empty()) {
+          const Diagnostic& first = pack.diagnostics.front();
+          std::string where = first.file + ":" + std::to_string(first.line) + " " +
+                              (first.pointer.empty() ? std::string("(document)") : first.pointer);
+          std::string ptr = ro.contains("pack") ? "/runtime_options/pack" : "/runtime_options";
+          p.diagnostics.push_back({p.display, line_of_pointer(p.text, ptr), ptr, "xref:pack",
+                                   "pack '" + def->first + "' (" + pack.display + ") is invalid, " +
+                                       std::to_string(pack.diagnostics.size()) + " error(s); first at " +
+                                       where + ": " + first.message,
+                                   value_at(p.doc, ptr),
+                                   first.expected.empty()
+                                       ? "a pack that passes `cp-host validate " + pack.display + "`"
+                                       : first.expected,
+                                   p.schema});
+          if (packs_reported.insert(at->second).second)
+            report.diagnostics.insert(report.diagnostics.end(), pack.diagnostics.begin(),
+                                      pack.diagnostics.end());
+        }
+      }
+    }
     ++report.files_checked;
     if (!p.diagnostics.empty()) ++report.files_invalid;
     for (auto& d : p.diagnostics) report.diagnostics.push_back(std::move(d));

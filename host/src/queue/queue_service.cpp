@@ -1,7 +1,9 @@
 #include "queue/queue_service.hpp"
 
 #include "contract/compiler.hpp"
+#include "contract/json_locator.hpp"
 #include "queue/queue_store.hpp"
+#include "run/workspace.hpp"
 #include "store/atomic_file.hpp"
 #include "store/bundle.hpp"
 
@@ -84,7 +86,12 @@ SubmitResult QueueService::submit(const SubmitRequest& req) {
     fs::remove(snap, ec);
     r.outcome = SubmitResult::Outcome::invalid;
     r.diagnostics = rep.diagnostics;
-    for (auto& d : r.diagnostics) d.file = req.source;
+    // Diagnostics of the kept copy are the submitter's file's; others (the contract's pack) keep their file.
+    for (auto& d : r.diagnostics) {
+      if (fs::path(d.file).filename() != snap.filename()) continue;
+      d.file = req.source;
+      if (!req.source_text.empty()) d.line = contract::line_of_pointer(req.source_text, d.pointer);
+    }
     r.error = "the contract is not valid";
     return r;
   }
@@ -96,6 +103,15 @@ SubmitResult QueueService::submit(const SubmitRequest& req) {
     return usage(e.what());
   }
   const json& c = compiled["contract"];
+  // The run would refuse a folder that is not a git repository, or a baseline it cannot resolve, only when
+  // the scheduler starts it: refused here, the submitter hears it and nothing is queued.
+  try {
+    (void)run::Workspace::resolve(repo, c.value("rollback", json::object()).value("baseline_ref", "HEAD"));
+  } catch (const std::exception& e) {
+    fs::remove(snap, ec);
+    return usage("repo " + repo.string() + " cannot be run on: " + e.what() +
+                 " (name a git repository, or fix /rollback/baseline_ref)");
+  }
   json tr = c.value("timeout_retry", json::object());
   json op{{"op", "enqueued"},
           {"item_id", item_id},

@@ -26,6 +26,9 @@ class QueueStore;
 struct SubmitRequest {
   nlohmann::json contract;  // the task contract document
   std::string source;       // how diagnostics name it: a file path, or "request body"
+  // The bytes of `source` when it is a file: diagnostics give that file's lines, not those of the copy
+  // the queue keeps. Empty: lines are counted in the kept copy.
+  std::string source_text;
   std::filesystem::path repo;
   std::optional<int> priority;  // default: the contract's runtime_options.priority, else 5
   std::vector<std::string> depends_on;

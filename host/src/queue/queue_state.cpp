@@ -152,11 +152,13 @@ bool QueueState::apply(const json& op, uint64_t line) {
     Attempt& a = it.attempts.back();
     a.status = op.value("status", "");
     a.reason = op.value("reason", "");
+    a.error = op.value("error", "");
     a.finished_at = ts;
     if (op.contains("run_id") && a.run_id.empty()) a.run_id = op["run_id"].get<std::string>();
     it.state = ItemState::done;
     it.status = a.status;
     it.reason = a.reason;
+    it.error = a.error;
     return true;
   }
   if (kind == "retried") {
@@ -165,6 +167,7 @@ bool QueueState::apply(const json& op, uint64_t line) {
     it.run_after = op.value("run_after", "");
     it.status.clear();
     it.reason.clear();
+    it.error.clear();
     return true;
   }
   if (kind == "cancelled") {
@@ -310,6 +313,7 @@ json to_json(const QueueItem& it, const Derived& d) {
   if (it.cancel_requested) j["cancel_requested"] = true;
   if (!it.status.empty()) j["status"] = it.status;
   if (!it.reason.empty()) j["reason"] = it.reason;
+  if (!it.error.empty()) j["error"] = it.error;
   for (const auto& a : it.attempts) {
     json aj{{"attempt", a.attempt}, {"claimed_at", a.claimed_at}};
     if (!a.run_id.empty()) aj["run_id"] = a.run_id;
@@ -317,6 +321,7 @@ json to_json(const QueueItem& it, const Derived& d) {
     if (!a.finished_at.empty()) aj["finished_at"] = a.finished_at;
     if (!a.status.empty()) aj["status"] = a.status;
     if (!a.reason.empty()) aj["reason"] = a.reason;
+    if (!a.error.empty()) aj["error"] = a.error;
     j["attempts"].push_back(std::move(aj));
   }
   if (const Attempt* a = it.current(); a && !a->run_id.empty()) j["run_id"] = a->run_id;

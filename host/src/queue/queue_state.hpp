@@ -21,6 +21,7 @@ const char* to_string(ItemState s);
 struct Attempt {
   int attempt = 0;
   std::string run_id, status, reason, claimed_at, started_at, finished_at;
+  std::string error;  // what cp-host run said when it ended without a sealed bundle (its log's last lines)
 };
 
 struct QueueItem {
@@ -39,6 +40,7 @@ struct QueueItem {
   std::string cancel_reason;
   std::vector<Attempt> attempts;  // one per claim, in order
   std::string status, reason;     // of the terminal outcome (done/cancelled)
+  std::string error;              // the last attempt's error, while the item is done
   uint64_t order = 0;             // position of the enqueue in the log: the FIFO tiebreak
 
   bool terminal() const { return state == ItemState::done || state == ItemState::cancelled; }

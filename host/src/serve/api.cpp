@@ -23,6 +23,7 @@
 
 #include <fstream>
 #include <functional>
+#include <limits>
 #include <regex>
 #include <sstream>
 
@@ -113,6 +114,27 @@ bool bad_id(const std::string& id) {
   return !store::valid_run_id(id);
 }
 
+// A numeric query value (or header) read strictly: only decimal digits, no sign, no spaces, no trailing
+// text, no overflow, within [lo, hi]. `limit=5abc` is refused, never read as 5. nullopt when invalid.
+std::optional<unsigned long long> strict_uint(const std::string& v, unsigned long long lo,
+                                              unsigned long long hi) {
+  if (v.empty() || v.size() > 20 || v.find_first_not_of("0123456789") != std::string::npos)
+    return std::nullopt;
+  unsigned long long n = 0;
+  for (char c : v) {
+    unsigned d = static_cast<unsigned>(c - '0');
+    if (n > (std::numeric_limits<unsigned long long>::max() - d) / 10) return std::nullopt;
+    n = n * 10 + d;
+  }
+  if (n < lo || n > hi) return std::nullopt;
+  return n;
+}
+
+ApiResponse bad_number(const std::string& name, const std::string& value, const std::string& range) {
+  return error(400, "bad_query", name + " must be " + range + ", not '" + value + "'",
+               json{{"parameter", name}});
+}
+
 // An optional JSON object body ({"reason": ...}); nullopt when present but not an object.
 std::optional<json> object_body(const std::string& body) {
   if (body.empty()) return json::object();
@@ -132,7 +154,10 @@ ApiResponse invalid_contract(const std::string& message, const std::vector<contr
                              const std::string& prefix) {
   json diags = json::array();
   for (const auto& d : diagnostics)
-    diags.push_back({{"pointer", prefix + d.pointer},
+    // Only the submitted contract's pointers are inside the body; a diagnostic of another file (the
+    // contract's pack) keeps its own pointer and says which file it is.
+    diags.push_back({{"pointer", (d.file == "request body" ? prefix : std::string()) + d.pointer},
+                     {"file", d.file},
                      {"rule", d.rule},
                      {"message", d.message},
                      {"text", contract::describe(d)},
@@ -318,8 +343,26 @@ Api::Api(ApiConfig cfg, const TokenStore& tokens, RunCatalog& runs, queue::Queue
       registry_(registry),
       metrics_(metrics) {}
 
+std::optional<ApiResponse> Api::refusal(const ApiRequest& req) const {
+  Ctx ctx;
+  return admit(req, ctx);
+}
+
 ApiResponse Api::handle(const ApiRequest& req) const {
   Ctx ctx;
+  if (auto refused = admit(req, ctx)) return *refused;
+  ApiResponse r;
+  try {
+    r = dispatch(req, ctx);
+  } catch (const std::exception& e) {
+    r = error(500, "internal", e.what());
+  }
+  r.route = ctx.route->pattern;
+  r.token_id = ctx.who.token_id;
+  return r;
+}
+
+std::optional<ApiResponse> Api::admit(const ApiRequest& req, Ctx& ctx) const {
   // Route first: an unknown path is 404 whoever asks; a known path with another method is 405.
   std::vector<std::string> allowed;
   for (const auto& r : routes()) {
@@ -388,15 +431,7 @@ ApiResponse Api::handle(const ApiRequest& req) const {
     r.token_id = ctx.who.token_id;
     return r;
   }
-  ApiResponse r;
-  try {
-    r = dispatch(req, ctx);
-  } catch (const std::exception& e) {
-    r = error(500, "internal", e.what());
-  }
-  r.route = ctx.route->pattern;
-  r.token_id = ctx.who.token_id;
-  return r;
+  return std::nullopt;
 }
 
 ApiResponse Api::dispatch(const ApiRequest& req, Ctx& ctx) const {
@@ -472,13 +507,9 @@ ApiResponse Api::dispatch(const ApiRequest& req, Ctx& ctx) const {
       return error(400, "bad_query", "since must be an ISO-8601 UTC time such as 2026-11-25T10:00:00Z");
     size_t limit = kDefaultPage;
     if (!q("limit").empty()) {
-      try {
-        long long l = std::stoll(q("limit"));
-        if (l < 1 || l > static_cast<long long>(kMaxPage)) throw std::out_of_range("limit");
-        limit = static_cast<size_t>(l);
-      } catch (const std::exception&) {
-        return error(400, "bad_query", "limit must be an integer from 1 to " + std::to_string(kMaxPage));
-      }
+      auto l = strict_uint(q("limit"), 1, kMaxPage);
+      if (!l) return bad_number("limit", q("limit"), "an integer from 1 to " + std::to_string(kMaxPage));
+      limit = static_cast<size_t>(*l);
     }
     auto page = runs_.list(f, limit, q("cursor"));
     if (!page) return error(400, "bad_cursor", "cursor is not one this server gave out");
@@ -664,7 +695,9 @@ ApiResponse Api::dispatch(const ApiRequest& req, Ctx& ctx) const {
   if (pat == "/api/runs/{id}/compare/{other}") {
     const std::string other = ctx.params["other"];
     if (bad_id(other)) return error(400, "bad_id", "'" + other + "' is not a run id");
-    auto r = control::compare_runs(cfg_.root, id, other, q("write") != "false");
+    // A GET only reads: the report is computed and returned, never stored. Storing it would write into
+    // B's sealed bundle on a viewer's behalf; `cp-host compare` is the way to keep one.
+    auto r = control::compare_runs(cfg_.root, id, other, false);
     if (!r.ok) return error(r.missing ? 404 : 500, r.missing ? "not_found" : "internal", r.message);
     return ok_json(r.report);
   }
@@ -681,14 +714,20 @@ ApiResponse Api::dispatch(const ApiRequest& req, Ctx& ctx) const {
   if (pat == "/api/runs/{id}/events") {
     unsigned long long after = 0;
     size_t limit = kDefaultEvents;
-    try {
-      for (const char* k : {"after_seq", "limit"})
-        if (q(k).find_first_not_of("0123456789") != std::string::npos) throw std::invalid_argument(k);
-      if (!q("after_seq").empty()) after = std::stoull(q("after_seq"));
-      if (!q("limit").empty())
-        limit = std::min<size_t>(kMaxEvents, std::max<size_t>(1, std::stoull(q("limit"))));
-    } catch (const std::exception&) {
-      return error(400, "bad_query", "after_seq and limit must be non-negative integers");
+    constexpr auto kAny = std::numeric_limits<unsigned long long>::max();
+    if (!q("after_seq").empty()) {
+      auto a = strict_uint(q("after_seq"), 0, kAny);
+      if (!a)
+        return bad_number("after_seq", q("after_seq"), "an event sequence number (a non-negative integer)");
+      after = *a;
+    }
+    if (!q("limit").empty()) {
+      // Values past the maximum are read as the maximum (and 0 as 1): a client asking for "everything"
+      // gets full pages, not an error.
+      auto l = strict_uint(q("limit"), 0, kAny);
+      if (!l) return bad_number("limit", q("limit"), "a non-negative integer");
+      limit =
+          static_cast<size_t>(std::min<unsigned long long>(kMaxEvents, std::max<unsigned long long>(1, *l)));
     }
     std::ifstream in(*dir / "events.jsonl");
     json events = json::array();
@@ -719,15 +758,15 @@ ApiResponse Api::dispatch(const ApiRequest& req, Ctx& ctx) const {
     ApiResponse r;
     auto sse = std::make_shared<SseRequest>();
     sse->bundle = *dir;
-    std::string from = q("after_seq");
-    if (auto h = req.headers.find("last-event-id"); h != req.headers.end()) from = h->second;
-    try {
-      if (from.find_first_not_of("0123456789") != std::string::npos)
-        throw std::invalid_argument("not a number");
-      if (from.find_first_not_of("0123456789") != std::string::npos) throw std::invalid_argument("after_seq");
-      if (!from.empty()) sse->after_seq = std::stoull(from);
-    } catch (const std::exception&) {
-      return error(400, "bad_query", "Last-Event-ID / after_seq must be an event sequence number");
+    std::string from = q("after_seq"), from_name = "after_seq";
+    if (auto h = req.headers.find("last-event-id"); h != req.headers.end()) {
+      from = h->second;
+      from_name = "Last-Event-ID";
+    }
+    if (!from.empty()) {
+      auto a = strict_uint(from, 0, std::numeric_limits<unsigned long long>::max());
+      if (!a) return bad_number(from_name, from, "an event sequence number (a non-negative integer)");
+      sse->after_seq = *a;
     }
     r.sse = sse;
     r.content_type = "text/event-stream";

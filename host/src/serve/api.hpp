@@ -75,11 +75,16 @@ class Api {
       Scheduler* scheduler, const plugin::Registry* registry, Metrics& metrics);
 
   ApiResponse handle(const ApiRequest& req) const;
+  // The answer handle() would give before reading the body (no route, wrong method, no or too low a
+  // token), or nullopt when the request may go on. Lets the server refuse a request whose body it has not
+  // read yet, so a client without a token cannot make it hold a body in memory.
+  std::optional<ApiResponse> refusal(const ApiRequest& req) const;
 
   static const std::vector<RouteInfo>& routes();
 
  private:
   struct Ctx;
+  std::optional<ApiResponse> admit(const ApiRequest& req, Ctx& ctx) const;
   ApiResponse dispatch(const ApiRequest& req, Ctx& ctx) const;
 
   ApiConfig cfg_;

@@ -12,10 +12,14 @@
 
 #include <nlohmann/json.hpp>
 
+#include <arpa/inet.h>
 #include <fcntl.h>
+#include <netdb.h>
+#include <netinet/in.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <condition_variable>
 #include <list>
@@ -51,6 +55,19 @@ struct SseClient {
   }
 };
 
+// An SSE field value must not hold CR or LF: either ends the field, and what follows would be read as
+// fields of the server's own (an `event: end` saying success, say). Event types are names; anything else
+// is sent under the generic name, the real type still inside the data.
+std::string sse_event_name(const json& e) {
+  auto t = e.find("type");
+  if (t == e.end() || !t->is_string()) return "event";
+  const std::string& s = t->get_ref<const std::string&>();
+  if (s.empty() || s.size() > 128) return "event";
+  for (unsigned char c : s)
+    if (c <= 0x20 || c >= 0x7f) return "event";
+  return s;
+}
+
 // Polls each stream's events.jsonl (the file is the truth, written by whichever process runs the run) and
 // writes new events as SSE frames: "id: <seq>", "event: <type>", "data: <event JSON>". Ends the stream
 // with an `end` event once the run is sealed and every event has been sent.
@@ -62,7 +79,7 @@ class SseHub {
   bool add(std::unique_ptr<SseClient> c) {
     std::lock_guard<std::mutex> l(mu_);
     if (clients_.size() >= max_) return false;
-    clients_.push_back(std::move(c));
+    clients_.push_back(std::shared_ptr<SseClient>(std::move(c)));
     if (!thread_.joinable()) thread_ = std::thread([this] { loop(); });
     cv_.notify_all();
     return true;
@@ -70,7 +87,7 @@ class SseHub {
   // The connection closed: forget its stream.
   void drop(const void* peer) {
     std::lock_guard<std::mutex> l(mu_);
-    clients_.remove_if([peer](const std::unique_ptr<SseClient>& c) { return c->peer == peer; });
+    clients_.remove_if([peer](const std::shared_ptr<SseClient>& c) { return c->peer == peer; });
   }
   void stop() {
     {
@@ -84,12 +101,20 @@ class SseHub {
   }
 
  private:
-  static constexpr size_t kMaxPending = 8u << 20;  // a client this far behind is dropped
+  // Per stream, at most this much formatted output waits for the socket; more of the log is read only
+  // once it has drained. A stream's memory is bounded by this plus one read, whatever the log's size.
+  static constexpr size_t kHighWater = 256u << 10;
+  static constexpr size_t kReadChunk = 256u << 10;
+  // A reader that takes none of its pending bytes for this long is dropped: it holds a stream slot and
+  // its buffer and is not reading.
+  static constexpr std::chrono::seconds kStalled{30};
 
-  // Returns false when the client is done (run over and all sent, or the peer went away).
+  // Returns false when the client is done (run over and all sent, the peer went away, or it stalled).
   static bool pump(SseClient& c) {
-    if (!c.finishing && c.pending.size() < kMaxPending) {
+    auto now = std::chrono::steady_clock::now();
+    if (!c.finishing && c.pending.size() < kHighWater) {
       std::string buf;
+      bool at_end = true;  // the whole file up to its current end was read
       int fd = ::open((c.bundle / "events.jsonl").c_str(), O_RDONLY | O_CLOEXEC);
       if (fd >= 0) {
         char chunk[65536];
@@ -97,7 +122,10 @@ class SseHub {
           ssize_t n = ::pread(fd, chunk, sizeof chunk, static_cast<off_t>(c.offset + buf.size()));
           if (n <= 0) break;
           buf.append(chunk, static_cast<size_t>(n));
-          if (buf.size() > (4u << 20)) break;  // the rest comes next tick
+          if (buf.size() >= kReadChunk) {
+            at_end = false;  // the rest comes next tick
+            break;
+          }
         }
         ::close(fd);
       }
@@ -106,7 +134,7 @@ class SseHub {
       for (;;) {
         size_t nl = buf.find('\n', pos);
         if (nl == std::string::npos) break;
-        std::string line = buf.substr(pos, nl - pos);
+        std::string_view line(buf.data() + pos, nl - pos);
         c.offset += nl - pos + 1;
         pos = nl + 1;
         if (line.empty() || !contract::json_depth_ok(line)) continue;
@@ -114,51 +142,75 @@ class SseHub {
         if (!e.is_object()) continue;
         unsigned long long seq = e.value("seq", 0ULL);
         if (seq <= c.last_seq) continue;
-        out += "id: " + std::to_string(seq) + "\nevent: " + e.value("type", "event") + "\ndata: " + line +
-               "\n\n";
+        // The line is sent as written (clients may check its hash) unless it holds a CR, which JSON allows
+        // between tokens and SSE reads as a line end; then it goes re-serialised, where a CR cannot occur.
+        std::string data = line.find('\r') == std::string_view::npos
+                               ? std::string(line)
+                               : e.dump(-1, ' ', false, json::error_handler_t::replace);
+        out += "id: " + std::to_string(seq) + "\nevent: " + sse_event_name(e) + "\ndata: " + data + "\n\n";
         c.last_seq = seq;
+        if (out.size() >= kHighWater) {
+          at_end = false;
+          break;
+        }
       }
-      auto now = std::chrono::steady_clock::now();
-      if (out.empty()) {
+      if (out.empty() && at_end) {
         json m = store::read_json_file(c.bundle / "manifest.json");
         std::string st = m.is_object() ? m.value("status", "") : "";
         if (st == "sealed" || st == "awaiting_approval") {
           json end{{"status", st}, {"last_seq", c.last_seq}};
           if (m.contains("verdict")) end["verdict"] = m["verdict"];
-          out = "event: end\ndata: " + end.dump() + "\n\n";
+          // dump() escapes every control character: the frame is one data line.
+          out = "event: end\ndata: " + end.dump(-1, ' ', false, json::error_handler_t::replace) + "\n\n";
           c.finishing = true;
-        } else if (now - c.last_write > std::chrono::seconds(15)) {
+        } else if (now - c.last_write > std::chrono::seconds(15) && c.pending.empty()) {
           out = ": keep-alive\n\n";  // lets proxies and clients tell a quiet run from a dead connection
         }
       }
       c.pending += out;
     }
-    while (!c.pending.empty()) {
-      ssize_t n = ::send(c.fd, c.pending.data(), c.pending.size(), MSG_NOSIGNAL | MSG_DONTWAIT);
+    size_t sent = 0;
+    while (sent < c.pending.size()) {
+      ssize_t n = ::send(c.fd, c.pending.data() + sent, c.pending.size() - sent, MSG_NOSIGNAL | MSG_DONTWAIT);
       if (n > 0) {
-        c.pending.erase(0, static_cast<size_t>(n));
+        sent += static_cast<size_t>(n);
         c.last_write = std::chrono::steady_clock::now();
         continue;
       }
-      if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)) break;  // slow reader
-      return false;                                                                     // the peer went away
+      if (n < 0 && errno == EINTR) continue;
+      if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) break;  // slow reader
+      return false;                                                   // the peer went away
     }
-    if (c.pending.size() >= kMaxPending) return false;
+    c.pending.erase(0, sent);
+    if (c.pending.capacity() > 2 * kHighWater && c.pending.size() < kHighWater) c.pending.shrink_to_fit();
+    if (!c.pending.empty() && now - c.last_write > kStalled) return false;
     return !(c.finishing && c.pending.empty());
   }
 
+  // Streams are pumped with no lock held: a slow file read or a full socket on one stream must not hold
+  // up add() and drop(), which the HTTP threads call (and with them every other request).
   void loop() {
     std::unique_lock<std::mutex> l(mu_);
     while (!stop_) {
-      for (auto it = clients_.begin(); it != clients_.end();) {
+      std::vector<std::shared_ptr<SseClient>> batch(clients_.begin(), clients_.end());
+      l.unlock();
+      std::vector<const SseClient*> done;
+      for (const auto& c : batch) {
         bool keep = false;
         try {
-          keep = pump(**it);
+          keep = pump(*c);
         } catch (const std::exception&) {
           keep = false;
         }
-        it = keep ? std::next(it) : clients_.erase(it);
+        if (!keep) done.push_back(c.get());
       }
+      l.lock();
+      if (!done.empty())
+        clients_.remove_if([&](const std::shared_ptr<SseClient>& c) {
+          return std::find(done.begin(), done.end(), c.get()) != done.end();
+        });
+      // The last references to dropped streams go here, under the lock only as long as a close takes.
+      batch.clear();
       cv_.wait_for(l, std::chrono::milliseconds(50), [this] { return stop_; });
     }
   }
@@ -166,7 +218,7 @@ class SseHub {
   size_t max_;
   std::mutex mu_;
   std::condition_variable cv_;
-  std::list<std::unique_ptr<SseClient>> clients_;
+  std::list<std::shared_ptr<SseClient>> clients_;
   std::thread thread_;
   bool stop_ = false;
 };
@@ -274,6 +326,121 @@ struct HttpServer::Impl {
 
 namespace {
 
+// The largest request head (request line and headers) accepted; a longer one is 431.
+constexpr size_t kMaxHead = 64u << 10;
+
+// Where one connection stands in its stream of requests. The server decides where each request ends
+// before Pistache sees a byte of it, and hands Pistache exactly one request at a time: Pistache's parser
+// forgets its buffer on an error and would read what follows (the rest of an oversized body, say) as new
+// requests, reserves whatever Content-Length announces, and takes the last of conflicting lengths.
+struct Framing {
+  std::string head;      // a request head still arriving
+  size_t body_left = 0;  // body bytes of the current request still to hand on
+  bool in_body = false;
+  bool closed = false;  // refused: the answer is sent, the write side shut, anything further is dropped
+};
+constexpr const char* kFramingKey = "cp.framing";
+
+// A dup() of a refused connection's socket, shut for writing once the refusal is sent. The read side
+// stays open so that what the client still sends is read and dropped rather than answered with a reset,
+// which could destroy the refusal before the client reads it; the idle-peer timeouts close it.
+struct LingeringClose {
+  int fd = -1;
+  explicit LingeringClose(int f) : fd(f) {}
+  ~LingeringClose() {
+    if (fd >= 0) ::close(fd);
+  }
+  void finish() const {
+    if (fd >= 0) ::shutdown(fd, SHUT_WR);
+  }
+};
+
+std::string trim(std::string_view v) {
+  size_t a = v.find_first_not_of(" \t"), b = v.find_last_not_of(" \t");
+  return a == std::string_view::npos ? std::string() : std::string(v.substr(a, b - a + 1));
+}
+
+// What the framing check makes of a complete request head.
+struct Head {
+  int status = 0;  // 0: acceptable; else the refusal
+  std::string code, message;
+  size_t content_length = 0;
+  ApiRequest req;  // method, path and headers, for the check made before reading a body
+};
+
+Head check_head(std::string_view head, size_t max_body) {
+  Head h;
+  auto refuse = [&h](int status, const char* code, std::string message) {
+    h.status = status;
+    h.code = code;
+    h.message = std::move(message);
+    return h;
+  };
+  // Lines end with CRLF; a lone CR or LF is refused, since peers that split on one or the other would
+  // disagree about where headers end.
+  std::vector<std::string_view> lines;
+  size_t pos = 0;
+  while (pos < head.size()) {
+    size_t e = head.find("\r\n", pos);
+    if (e == std::string_view::npos) e = head.size();
+    lines.push_back(head.substr(pos, e - pos));
+    pos = e + 2;
+  }
+  while (!lines.empty() && lines.back().empty()) lines.pop_back();
+  if (lines.empty()) return refuse(400, "bad_request", "empty request");
+  for (auto l : lines)
+    if (l.find_first_of("\r\n") != std::string_view::npos || l.find('\0') != std::string_view::npos)
+      return refuse(400, "bad_request", "a request line or header holds a bare CR, LF or NUL");
+  std::string_view rl = lines[0];
+  size_t sp1 = rl.find(' '), sp2 = rl.rfind(' ');
+  if (sp1 == std::string_view::npos || sp2 == sp1)
+    return refuse(400, "bad_request", "malformed request line");
+  h.req.method = std::string(rl.substr(0, sp1));
+  std::string target(rl.substr(sp1 + 1, sp2 - sp1 - 1));
+  h.req.path = target.substr(0, target.find('?'));
+  int lengths = 0;
+  bool transfer_encoding = false;
+  std::string cl;
+  for (size_t i = 1; i < lines.size(); ++i) {
+    std::string_view l = lines[i];
+    size_t colon = l.find(':');
+    if (l.front() == ' ' || l.front() == '\t' || colon == std::string_view::npos || colon == 0)
+      return refuse(400, "bad_request", "malformed header line (folded, or no name)");
+    std::string name = lower(std::string(l.substr(0, colon)));
+    if (name.find_first_of(" \t") != std::string::npos)
+      return refuse(400, "bad_request", "a header name holds white space");
+    std::string value = trim(l.substr(colon + 1));
+    if (name == "content-length") {
+      ++lengths;
+      cl = value;
+    }
+    if (name == "transfer-encoding") transfer_encoding = true;
+    h.req.headers[name] = value;
+  }
+  if (lengths > 1) return refuse(400, "bad_request", "more than one Content-Length header");
+  if (transfer_encoding)
+    return refuse(411, "length_required",
+                  "Transfer-Encoding is not accepted; send the body with a Content-Length");
+  if (lengths == 1) {
+    if (cl.empty() || cl.find_first_not_of("0123456789") != std::string::npos)
+      return refuse(400, "bad_request", "Content-Length must be a non-negative decimal integer");
+    // Compared digit count first: a length past any integer type is still just too large.
+    size_t digits = cl.find_first_not_of('0');
+    std::string significant = digits == std::string::npos ? "0" : cl.substr(digits);
+    if (significant.size() > 18 || std::stoull(significant) > max_body)
+      return refuse(413, "too_large",
+                    "the body would be larger than this server accepts (" + std::to_string(max_body) +
+                        " bytes, --max-body)");
+    h.content_length = static_cast<size_t>(std::stoull(significant));
+  }
+  return h;
+}
+
+std::string error_json(const std::string& code, const std::string& message) {
+  return json{{"error", {{"code", code}, {"message", message}}}}.dump(-1, ' ', false,
+                                                                      json::error_handler_t::replace);
+}
+
 class Handler : public Http::Handler {
  public:
   HTTP_PROTOTYPE(Handler)
@@ -287,11 +454,155 @@ class Handler : public Http::Handler {
   }
   void onDisconnection(const std::shared_ptr<Tcp::Peer>& peer) override { impl_->hub.drop(peer.get()); }
 
+  // Frames requests itself (see Framing), then hands each one to Pistache's parser as Pistache's own
+  // onInput would.
+  void onInput(const char* data, size_t len, const std::shared_ptr<Tcp::Peer>& peer) override {
+    auto f = std::static_pointer_cast<Framing>(peer->tryGetData(kFramingKey));
+    if (!f) {
+      f = std::make_shared<Framing>();
+      peer->putData(kFramingKey, f);
+    }
+    std::string carry;  // bytes after a complete head: the body and whatever follows it
+    while (len > 0 && !f->closed) {
+      if (f->in_body) {
+        size_t n = std::min(len, f->body_left);
+        f->body_left -= n;
+        f->in_body = f->body_left > 0;
+        auto state = pass(data, n, peer, *f);
+        data += n;
+        len -= n;
+        // Pistache must see the request end exactly where the server framed it.
+        if (state && (*state == Http::Private::State::Done) == f->in_body)
+          refuse(peer, *f, 400, "bad_request", "the request body does not match its Content-Length");
+        continue;
+      }
+      size_t searched = f->head.size() >= 3 ? f->head.size() - 3 : 0;
+      f->head.append(data, len);
+      len = 0;
+      size_t end = f->head.find("\r\n\r\n", searched);
+      if (end == std::string::npos || end + 4 > kMaxHead) {
+        if (end != std::string::npos || f->head.size() > kMaxHead)
+          refuse(peer, *f, 431, "header_too_large",
+                 "the request line and headers are longer than " + std::to_string(kMaxHead) + " bytes");
+        break;
+      }
+      std::string head = f->head.substr(0, end + 4);
+      carry = f->head.substr(end + 4);
+      f->head.clear();
+      if (f->head.capacity() > 4096) f->head.shrink_to_fit();
+      Head h = check_head(head, impl_->o.max_body);
+      if (h.status != 0) {
+        refuse(peer, *f, h.status, h.code, h.message);
+        break;
+      }
+      if (h.content_length > 0) {
+        // Refused requests are answered before their body is read: no token, no buffered body.
+        if (auto r = impl_->api.refusal(h.req)) {
+          std::vector<std::pair<std::string, std::string>> extra = r->headers;
+          refuse(peer, *f, r->status, "", r->body, extra);
+          impl_->metrics.record(h.req.method, r->route, r->status, 0.0);
+          break;
+        }
+      }
+      f->body_left = h.content_length;
+      f->in_body = h.content_length > 0;
+      auto state = pass(head.data(), head.size(), peer, *f);
+      if (state && (*state == Http::Private::State::Done) == f->in_body)
+        refuse(peer, *f, 400, "bad_request", "the request head could not be parsed");
+      data = carry.data();
+      len = carry.size();
+    }
+  }
+
  private:
+  // Feeds bytes of one request to Pistache's parser; runs the request when it is complete. nullopt when
+  // the parser refused them (the connection is then refused and closing).
+  std::optional<Http::Private::State> pass(const char* data, size_t n, const std::shared_ptr<Tcp::Peer>& peer,
+                                           Framing& f) {
+    auto parser = getParser(peer);
+    auto& request = parser->request;
+    try {
+      if (!parser->feed(data, n)) throw Http::HttpError(Http::Code::Request_Entity_Too_Large, "too large");
+      auto state = parser->parse();
+      if (state == Http::Private::State::Done) {
+        Http::ResponseWriter response(request.version(), transport(), this, peer);
+        request.copyAddress(peer->address());
+        auto connection = request.headers().tryGet<Http::Header::Connection>();
+        response.headers().add<Http::Header::Connection>(connection ? connection->control()
+                                                                    : Http::ConnectionControl::Close);
+        peer->setIdle(false);
+        onRequest(request, std::move(response));
+        parser->reset();
+      }
+      return state;
+    } catch (const Http::HttpError& e) {
+      parser->reset();
+      refuse(peer, f, e.code() == 413 ? 413 : 400, e.code() == 413 ? "too_large" : "bad_request",
+             "the request is not valid HTTP/1.1");
+    } catch (const std::exception&) {
+      parser->reset();
+      refuse(peer, f, 400, "bad_request", "the request is not valid HTTP/1.1");
+    }
+    return std::nullopt;
+  }
+
+  // Answers `status` and closes the connection: after a refusal, where the next request would start is
+  // not known (or not to be trusted), so nothing more is read as a request.
+  void refuse(const std::shared_ptr<Tcp::Peer>& peer, Framing& f, int status, const std::string& code,
+              const std::string& message,
+              const std::vector<std::pair<std::string, std::string>>& headers = {}) {
+    if (f.closed) return;
+    f.closed = true;
+    f.head.clear();
+    f.head.shrink_to_fit();
+    f.in_body = false;
+    try {
+      Http::ResponseWriter w(Http::Version::Http11, transport(), this, peer);
+      add_header(w, "Content-Type", "application/json");
+      for (const auto& [k, v] : headers) add_header(w, k, v);
+      w.headers().add<Http::Header::Connection>(Http::ConnectionControl::Close);
+      auto linger = std::make_shared<LingeringClose>(::fcntl(peer->fd(), F_DUPFD_CLOEXEC, 0));
+      // `code` empty: `message` is already the JSON body.
+      w.send(static_cast<Http::Code>(status), code.empty() ? message : error_json(code, message))
+          .then([linger](ssize_t) { linger->finish(); }, [linger](std::exception_ptr) { linger->finish(); });
+    } catch (const std::exception&) {
+      // The peer is gone; nothing to answer.
+    }
+  }
+
   HttpServer::Impl* impl_;
 };
 
+// Whether a resolved address is a loopback one (127.0.0.0/8, ::1, or 127/8 mapped into IPv6).
+bool is_loopback(const sockaddr* sa) {
+  if (sa->sa_family == AF_INET)
+    return (ntohl(reinterpret_cast<const sockaddr_in*>(sa)->sin_addr.s_addr) >> 24) == 127;
+  if (sa->sa_family == AF_INET6) {
+    const in6_addr& a = reinterpret_cast<const sockaddr_in6*>(sa)->sin6_addr;
+    if (IN6_IS_ADDR_LOOPBACK(&a)) return true;
+    return IN6_IS_ADDR_V4MAPPED(&a) && a.s6_addr[12] == 127;
+  }
+  return false;
+}
+
+std::string unbracket(std::string host) {
+  if (host.size() > 2 && host.front() == '[' && host.back() == ']') host = host.substr(1, host.size() - 2);
+  return host;
+}
+
 }  // namespace
+
+bool resolves_to_loopback(const std::string& host) {
+  addrinfo hints{};
+  hints.ai_family = AF_UNSPEC;
+  hints.ai_socktype = SOCK_STREAM;
+  addrinfo* res = nullptr;
+  if (::getaddrinfo(unbracket(host).c_str(), nullptr, &hints, &res) != 0 || !res) return false;
+  bool all = true;
+  for (addrinfo* a = res; a; a = a->ai_next) all = all && is_loopback(a->ai_addr);
+  ::freeaddrinfo(res);
+  return all;
+}
 
 HttpServer::HttpServer(const Api& api, Metrics& metrics, AccessLog* log, HttpOptions o)
     : impl_(std::make_unique<Impl>(api, metrics, log, std::move(o))) {}
@@ -301,12 +612,31 @@ HttpServer::~HttpServer() {
 }
 
 uint16_t HttpServer::start() {
-  Address addr(impl_->o.host, Port(impl_->o.port));
+  // The host is resolved once, here, and the server binds that very address: whether it is loopback is
+  // decided from the address, never from how the name reads (127.0.0.1.example.org need not be).
+  std::string host = unbracket(impl_->o.host);
+  addrinfo hints{};
+  hints.ai_family = AF_UNSPEC;
+  hints.ai_socktype = SOCK_STREAM;
+  addrinfo* res = nullptr;
+  int gai = ::getaddrinfo(host.c_str(), nullptr, &hints, &res);
+  if (gai != 0 || !res)
+    throw std::runtime_error("cannot listen on " + impl_->o.host + ":" + std::to_string(impl_->o.port) +
+                             ": cannot resolve " + host + " (" + ::gai_strerror(gai) + ")");
+  std::unique_ptr<addrinfo, void (*)(addrinfo*)> hold(res, ::freeaddrinfo);
+  IP ip(res->ai_addr);
+  bool loopback = is_loopback(res->ai_addr);
+  if (impl_->o.loopback_only && !loopback)
+    throw std::runtime_error("--open-reads is only allowed on a loopback address; " + impl_->o.host +
+                             " resolves to " + ip.toString() + ". Give readers viewer tokens instead");
+  Address addr(ip, Port(impl_->o.port));
   impl_->endpoint = std::make_unique<Http::Endpoint>(addr);
   auto opts = Http::Endpoint::options()
                   .threads(impl_->o.threads)
                   .flags(Tcp::Options::ReuseAddr)
-                  .maxRequestSize(impl_->o.max_body)
+                  // The framing in Handler::onInput bounds every request to a head and a body of at most
+                  // max_body; Pistache's own limit stays above that so its error path never runs.
+                  .maxRequestSize(impl_->o.max_body + kMaxHead + 1024)
                   .maxResponseSize(128u << 20)
                   .headerTimeout(impl_->o.header_timeout)
                   .bodyTimeout(impl_->o.body_timeout)

@@ -21,7 +21,14 @@ struct HttpOptions {
   size_t max_body = 1u << 20;  // larger requests get 413 before any handler runs
   std::chrono::seconds header_timeout{10}, body_timeout{30}, keepalive{60};
   size_t max_streams = 256;  // concurrent SSE clients; more get 503
+  // start() refuses an address that does not resolve to loopback (for --open-reads). The address bound is
+  // the one checked: the host is resolved once.
+  bool loopback_only = false;
 };
+
+// Whether `host` (a name or an address, IPv6 possibly in brackets) resolves, and only to loopback
+// addresses. How the name reads does not count: 127.0.0.1.example.org may resolve anywhere.
+bool resolves_to_loopback(const std::string& host);
 
 class HttpServer {
  public:

@@ -12,6 +12,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <fstream>
 #include <set>
 
 namespace cp::serve {
@@ -39,12 +40,15 @@ std::pair<std::string, std::string> outcome_from_bundle(const fs::path& root, co
   return {};
 }
 
-// Ops that end attempt `it.attempts.size()` with `status`, and retry it when the policy says so.
-std::vector<json> end_attempt(const QueueItem& it, const std::string& status, const std::string& reason) {
+// Ops that end attempt `it.attempts.size()` with `status`, and retry it when the policy says so. `error`:
+// what the child said when it ended without a sealed bundle, kept with the attempt.
+std::vector<json> end_attempt(const QueueItem& it, const std::string& status, const std::string& reason,
+                              const std::string& error = "") {
   const queue::Attempt* a = it.current();
   json fin{{"op", "finished"},      {"item_id", it.item_id}, {"ts", now_iso()},
            {"attempt", a->attempt}, {"status", status},      {"reason", reason}};
   if (!a->run_id.empty()) fin["run_id"] = a->run_id;
+  if (!error.empty()) fin["error"] = error;
   std::vector<json> ops{fin};
   if (it.should_retry(status)) {
     int64_t after = queue::now_ms() + static_cast<int64_t>(it.next_backoff_sec() * 1000);
@@ -58,6 +62,55 @@ std::vector<json> end_attempt(const QueueItem& it, const std::string& status, co
   return ops;
 }
 
+// The child's log file of one attempt (spawn() writes it).
+fs::path attempt_log(const fs::path& root, const std::string& item_id, int attempt) {
+  return store::runtime_dir(root) / "queue" / "logs" / (item_id + "-" + std::to_string(attempt) + ".log");
+}
+
+// The last lines of an attempt's log: why a child that sealed no bundle stopped (the diagnostics of a
+// refused contract, an internal error). No route serves the log itself, so the queue keeps this much.
+std::string log_tail(const fs::path& log) {
+  constexpr std::streamoff kMax = 2048;
+  std::ifstream in(log, std::ios::binary | std::ios::ate);
+  if (!in) return "";
+  std::streamoff size = in.tellg();
+  std::streamoff from = size > kMax ? size - kMax : 0;
+  in.seekg(from);
+  std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  if (from > 0) {
+    // Start at a whole line, and never inside a UTF-8 sequence.
+    auto nl = text.find('\n');
+    text = nl == std::string::npos ? std::string() : text.substr(nl + 1);
+  }
+  while (!text.empty() && (text.back() == '\n' || text.back() == ' ')) text.pop_back();
+  // The queue log is JSON: a byte that is not part of valid UTF-8 (the child printed anything) becomes '?'.
+  std::string out;
+  for (size_t i = 0; i < text.size();) {
+    unsigned char b = static_cast<unsigned char>(text[i]);
+    // RFC 3629: no overlong forms, no surrogates, nothing above U+10FFFF.
+    size_t n = b < 0x80                 ? 1
+               : b >= 0xC2 && b <= 0xDF ? 2
+               : b >= 0xE0 && b <= 0xEF ? 3
+               : b >= 0xF0 && b <= 0xF4 ? 4
+                                        : 0;
+    bool ok = n > 0 && i + n <= text.size();
+    for (size_t k = 1; ok && k < n; ++k) ok = (static_cast<unsigned char>(text[i + k]) & 0xC0) == 0x80;
+    if (ok && n > 2) {
+      unsigned char b1 = static_cast<unsigned char>(text[i + 1]);
+      ok = !(b == 0xE0 && b1 < 0xA0) && !(b == 0xED && b1 >= 0xA0) && !(b == 0xF0 && b1 < 0x90) &&
+           !(b == 0xF4 && b1 >= 0x90);
+    }
+    if (ok && (n > 1 || b >= 0x20 || b == '\n' || b == '\t')) {
+      out.append(text, i, n);
+      i += n;
+    } else {
+      out += '?';
+      ++i;
+    }
+  }
+  return out;
+}
+
 }  // namespace
 
 std::pair<std::string, std::string> outcome_from_exit(int ws) {
@@ -65,9 +118,9 @@ std::pair<std::string, std::string> outcome_from_exit(int ws) {
   int code = WIFEXITED(ws) ? WEXITSTATUS(ws) : -1;
   switch (code) {
     case 2:
-      return {"error", "the contract was refused before the run started (exit 2); see the item's log"};
+      return {"error", "the contract was refused before the run started (exit 2); see the attempt's error"};
     case 3:
-      return {"error", "cp-host run failed internally (exit 3); see the item's log"};
+      return {"error", "cp-host run failed internally (exit 3); see the attempt's error"};
     default:
       return {"error", "cp-host run exited " + std::to_string(code) + " without a sealed bundle"};
   }
@@ -199,13 +252,16 @@ void Scheduler::reap() {
 
 void Scheduler::finish(const Child& c, int ws) {
   // Plain variables, not a structured binding: the queue lambda below captures them.
-  std::string status, reason;
+  std::string status, reason, error;
   std::tie(status, reason) = outcome_from_bundle(o_.root, c.run_id);
   if (status.empty()) {
     // The child died without sealing (a crash, SIGKILL): seal its bundle now, then read it again.
     run::recover_unsealed(o_.root);
     std::tie(status, reason) = outcome_from_bundle(o_.root, c.run_id);
-    if (status.empty()) std::tie(status, reason) = outcome_from_exit(ws);
+    if (status.empty()) {
+      std::tie(status, reason) = outcome_from_exit(ws);
+      error = log_tail(attempt_log(o_.root, c.item_id, c.attempt));
+    }
   }
   // The catalogue first: once the queue says the item is done, its run is listed too.
   if (o_.on_run_done) o_.on_run_done(c.run_id);
@@ -214,7 +270,7 @@ void Scheduler::finish(const Child& c, int ws) {
     q_.store().transact([&](const QueueState& st) -> std::vector<json> {
       const QueueItem* item = st.find(c.item_id);
       if (!item || !item->active() || item->current()->attempt != c.attempt) return {};
-      return end_attempt(*item, status, reason);
+      return end_attempt(*item, status, reason, error);
     });
   }
   log::Event ev;
@@ -340,7 +396,7 @@ pid_t Scheduler::spawn(const Child& c, const std::string& contract_path, const s
   fs::path logs = store::runtime_dir(o_.root) / "queue" / "logs";
   std::error_code ec;
   fs::create_directories(logs, ec);
-  std::string log = (logs / (c.item_id + "-" + std::to_string(c.attempt) + ".log")).string();
+  std::string log = attempt_log(o_.root, c.item_id, c.attempt).string();
   std::vector<std::string> args{o_.cp_host.string(),
                                 "run",
                                 contract_path,

@@ -1,0 +1,446 @@
+// `cp-host serve` against hostile clients, over raw sockets where a client library would tidy the request:
+// request framing (oversized bodies, conflicting lengths, bodies before authentication), forged SSE
+// fields, streams that never read, the loopback rule of --open-reads, read-only GETs, strict query values.
+#include "integration/serve_fixture.hpp"
+#include "store/event_log.hpp"
+
+#include <arpa/inet.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+
+#include <gtest/gtest.h>
+
+#include <fstream>
+
+namespace cp::test {
+namespace {
+
+int connect_raw(uint16_t port, int rcvbuf = 0) {
+  int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (rcvbuf > 0) ::setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &rcvbuf, sizeof rcvbuf);
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_port = htons(port);
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  if (::connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0) {
+    ::close(fd);
+    return -1;
+  }
+  return fd;
+}
+
+// Sends what it can of `data` (the server may stop reading); returns bytes sent.
+size_t send_some(int fd, const std::string& data) {
+  size_t at = 0;
+  while (at < data.size()) {
+    pollfd p{fd, POLLOUT, 0};
+    if (::poll(&p, 1, 2000) <= 0) break;
+    ssize_t n = ::send(fd, data.data() + at, data.size() - at, MSG_NOSIGNAL | MSG_DONTWAIT);
+    if (n <= 0) break;
+    at += static_cast<size_t>(n);
+  }
+  return at;
+}
+
+struct RawAnswer {
+  std::string bytes;
+  bool eof = false;  // the server closed (FIN or reset), as opposed to the wait running out
+};
+
+RawAnswer read_until_close(int fd, std::chrono::milliseconds timeout) {
+  RawAnswer r;
+  auto end = std::chrono::steady_clock::now() + timeout;
+  char buf[65536];
+  for (;;) {
+    auto left = std::chrono::duration_cast<std::chrono::milliseconds>(end - std::chrono::steady_clock::now());
+    if (left.count() <= 0) break;
+    pollfd p{fd, POLLIN, 0};
+    if (::poll(&p, 1, static_cast<int>(left.count())) <= 0) break;
+    ssize_t n = ::recv(fd, buf, sizeof buf, 0);
+    if (n <= 0) {
+      r.eof = true;
+      break;
+    }
+    r.bytes.append(buf, static_cast<size_t>(n));
+  }
+  return r;
+}
+
+size_t count_responses(const std::string& bytes) {
+  size_t n = 0;
+  for (size_t at = bytes.find("HTTP/1.1 "); at != std::string::npos; at = bytes.find("HTTP/1.1 ", at + 1))
+    ++n;
+  return n;
+}
+
+int status_of(const std::string& bytes) {
+  return bytes.rfind("HTTP/1.1 ", 0) == 0 ? std::atoi(bytes.c_str() + 9) : 0;
+}
+
+long rss_kb(pid_t pid) {
+  std::ifstream in("/proc/" + std::to_string(pid) + "/status");
+  std::string line;
+  while (std::getline(in, line))
+    if (line.rfind("VmRSS:", 0) == 0) return std::atol(line.c_str() + 6);
+  return -1;
+}
+
+// A sealed-looking bundle written the way a run writes one: manifest plus a hash-chained event log.
+fs::path make_bundle(const RunProject& p, const std::string& id, const std::string& status,
+                     const std::string& verdict) {
+  fs::path dir = p.dir / ".runtime-cache/cortexpilot/runs" / id;
+  fs::create_directories(dir / "reports");
+  json m{{"run_id", id}, {"status", status}, {"task_id", "t"}, {"created_at", "2026-11-25T10:00:00.000Z"}};
+  if (!verdict.empty()) m["verdict"] = verdict;
+  std::ofstream(dir / "manifest.json") << m.dump();
+  return dir;
+}
+
+struct Hardened : ::testing::Test {
+  RunProject p;
+  std::string viewer, op;
+  std::unique_ptr<ServeProcess> serve;
+  void start(std::vector<std::string> extra = {}) {
+    viewer = add_token(p, "dash", "viewer");
+    op = add_token(p, "ops", "operator");
+    std::vector<std::string> args{
+        "--tokens",      (p.dir / "tokens.json").string(), "--repo", p.repo.string(), "--max-body", "65536",
+        "--no-scheduler"};
+    args.insert(args.end(), extra.begin(), extra.end());
+    serve = std::make_unique<ServeProcess>(p, args);
+    ASSERT_NE(serve->port(), 0) << serve->output();
+  }
+  RawAnswer exchange(const std::string& request,
+                     std::chrono::milliseconds timeout = std::chrono::seconds(15)) {
+    int fd = connect_raw(serve->port());
+    EXPECT_GE(fd, 0);
+    send_some(fd, request);
+    auto r = read_until_close(fd, timeout);
+    ::close(fd);
+    return r;
+  }
+};
+
+TEST_F(Hardened, AfterA413NothingElseOnTheConnectionIsARequest) {
+  start();
+  // One request whose oversized body is made of further requests: one answer (413), then the close.
+  std::string pipelined;
+  for (int i = 0; i < 7; ++i) pipelined += "GET /api/health HTTP/1.1\r\nHost: x\r\n\r\n";
+  std::string body = pipelined + std::string(100000 - pipelined.size() * 2, 'x') + pipelined;
+  auto r = exchange("POST /api/runs HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer " + op +
+                    "\r\nContent-Type: application/json\r\nContent-Length: " + std::to_string(body.size()) +
+                    "\r\n\r\n" + body);
+  EXPECT_TRUE(r.eof) << "the server kept the connection open after a 413";
+  EXPECT_EQ(count_responses(r.bytes), 1u) << r.bytes;
+  EXPECT_EQ(status_of(r.bytes), 413) << r.bytes;
+
+  // Well-framed pipelined requests are all answered, in order.
+  int fd = connect_raw(serve->port());
+  send_some(fd, pipelined + "GET /api/health HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+  auto ok = read_until_close(fd, std::chrono::seconds(15));
+  ::close(fd);
+  EXPECT_EQ(count_responses(ok.bytes), 8u) << ok.bytes;
+}
+
+TEST_F(Hardened, ContentLengthIsFramedStrictly) {
+  start();
+  auto post = [&](const std::string& length_headers, const std::string& body = "{}") {
+    return exchange("POST /api/intake/preview HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer " + op + "\r\n" +
+                    length_headers + "\r\n" + body);
+  };
+  struct Case {
+    std::string headers;
+    int want;
+  } cases[] = {
+      {"Content-Length: 2\r\nContent-Length: 3\r\n", 400},  // conflicting
+      {"Content-Length: 2\r\nContent-Length: 2\r\n", 400},  // duplicate
+      {"Content-Length: 2, 2\r\n", 400},
+      {"Content-Length: -1\r\n", 400},
+      {"Content-Length: +2\r\n", 400},
+      {"Content-Length: 2abc\r\n", 400},
+      {"Content-Length:\r\n", 400},
+      {"Content-Length: 99999999999999999999999999\r\n", 413},
+      {"Content-Length: 18446744073709551616\r\n", 413},
+      {"Content-Length: 9223372036854775807\r\n", 413},
+      {"Content-Length: 4294967296\r\n", 413},
+      {"Transfer-Encoding: chunked\r\n", 411},
+      {"Content-Length: 2\r\nTransfer-Encoding: chunked\r\n", 411},
+  };
+  for (const auto& c : cases) {
+    auto r = post(c.headers);
+    EXPECT_EQ(status_of(r.bytes), c.want) << c.headers << "\n" << r.bytes;
+    EXPECT_EQ(count_responses(r.bytes), 1u) << c.headers << "\n" << r.bytes;
+    EXPECT_TRUE(r.eof) << c.headers;
+    EXPECT_EQ(r.bytes.find("std::"), std::string::npos) << r.bytes;
+    EXPECT_EQ(r.bytes.find("basic_string"), std::string::npos) << r.bytes;
+  }
+  // A header line with a bare LF is refused too.
+  auto bare = exchange("GET /api/health HTTP/1.1\r\nHost: x\nX-A: b\r\n\r\n");
+  EXPECT_EQ(status_of(bare.bytes), 400) << bare.bytes;
+  // The server is still answering.
+  EXPECT_EQ(http(serve->port(), "GET", "/api/health").status, 200);
+}
+
+TEST_F(Hardened, BodiesAreNotHeldForClientsWithoutAToken) {
+  start();
+  long before = rss_kb(serve->pid());
+  ASSERT_GT(before, 0);
+  // A declared 4 GB body: 413 at once, whatever is sent after; a body within --max-body but without a
+  // token: 401 before a byte of it is read.
+  std::vector<int> fds;
+  std::string chunk(1 << 20, 'x');
+  for (int i = 0; i < 16; ++i) {
+    int fd = connect_raw(serve->port());
+    ASSERT_GE(fd, 0);
+    send_some(fd, "POST /api/runs HTTP/1.1\r\nHost: x\r\nContent-Length: 4294967296\r\n\r\n");
+    send_some(fd, chunk);
+    fds.push_back(fd);
+  }
+  for (int fd : fds) {
+    auto r = read_until_close(fd, std::chrono::seconds(15));
+    EXPECT_EQ(status_of(r.bytes), 413) << r.bytes;
+    ::close(fd);
+  }
+  fds.clear();
+  for (int i = 0; i < 32; ++i) {
+    int fd = connect_raw(serve->port());
+    ASSERT_GE(fd, 0);
+    send_some(fd, "POST /api/runs HTTP/1.1\r\nHost: x\r\nContent-Length: 60000\r\n\r\n");
+    fds.push_back(fd);  // the body never comes
+  }
+  for (int fd : fds) {
+    auto r = read_until_close(fd, std::chrono::seconds(5));
+    EXPECT_EQ(status_of(r.bytes), 401) << r.bytes;
+    EXPECT_TRUE(r.eof);
+    ::close(fd);
+  }
+  // A bad token is the same 401, also before the body.
+  int fd = connect_raw(serve->port());
+  send_some(
+      fd,
+      "POST /api/runs HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer nope\r\nContent-Length: 60000\r\n\r\n");
+  auto r = read_until_close(fd, std::chrono::seconds(5));
+  ::close(fd);
+  EXPECT_EQ(status_of(r.bytes), 401) << r.bytes;
+  long after = rss_kb(serve->pid());
+  EXPECT_LT(after - before, 64 * 1024) << "serve grew from " << before << " kB to " << after << " kB";
+  EXPECT_EQ(http(serve->port(), "GET", "/api/health").status, 200);
+}
+
+TEST_F(Hardened, EventTypesCannotForgeSseFields) {
+  std::string id = "20261125T100000Z-forged";
+  fs::path dir = make_bundle(p, id, "sealed", "denied");
+  {
+    store::EventLog log(dir / "events.jsonl", id);
+    log.append("RUN_STARTED", json::object());
+    log.append("X\nevent: end\ndata: {\"status\":\"sealed\",\"verdict\":\"success\"}\n\nevent: Y",
+               json::object());
+    log.append("X\revent: end\rdata: {\"verdict\":\"success\"}\r\rid: 999", json::object());
+    log.append("X\r\nevent: end\r\n", json::object());
+    log.append("RUN_SEALED", json{{"note", "line\nbreak\rand\r\nmore"}});
+  }
+  ASSERT_TRUE(store::verify_event_log(dir / "events.jsonl").ok);
+  start();
+  int fd = connect_raw(serve->port());
+  send_some(fd, "GET /api/runs/" + id + "/events/stream HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer " +
+                    viewer + "\r\n\r\n");
+  auto r = read_until_close(fd, std::chrono::seconds(20));
+  ::close(fd);
+  ASSERT_TRUE(r.eof) << r.bytes;
+  std::string body = r.bytes.substr(r.bytes.find("\r\n\r\n") + 4);
+  // SSE ends a line at CR, LF or CRLF: split the way a browser does.
+  std::vector<std::string> lines;
+  std::string cur;
+  for (size_t i = 0; i < body.size(); ++i) {
+    char c = body[i];
+    if (c == '\r' || c == '\n') {
+      lines.push_back(cur);
+      cur.clear();
+      if (c == '\r' && i + 1 < body.size() && body[i + 1] == '\n') ++i;
+    } else {
+      cur += c;
+    }
+  }
+  size_t ends = 0, ids = 0;
+  for (const auto& l : lines) {
+    if (l == "event: end") ++ends;
+    if (l.rfind("id:", 0) == 0) ++ids;
+    // Every line is a field of the server's own making; no fragment of an event type stands alone.
+    EXPECT_TRUE(l.empty() || l.rfind("id: ", 0) == 0 || l.rfind("event: ", 0) == 0 ||
+                l.rfind("data: {", 0) == 0)
+        << l;
+    if (l.rfind("data: ", 0) == 0) {
+      json d = json::parse(l.substr(6), nullptr, false);
+      ASSERT_TRUE(d.is_object()) << l;
+      if (d.contains("verdict")) {
+        EXPECT_EQ(d["verdict"], "denied") << l;
+      }
+    }
+  }
+  EXPECT_EQ(ends, 1u) << body;
+  EXPECT_EQ(ids, 5u) << body;
+  EXPECT_NE(body.find("\"verdict\":\"denied\""), std::string::npos) << body;
+  // The client library sees the five events and the one real end.
+  auto sse = read_sse(serve->port(), "/api/runs/" + id + "/events/stream", bearer(viewer), 100,
+                      std::chrono::seconds(10));
+  EXPECT_TRUE(sse.ended);
+  ASSERT_EQ(sse.events.size(), 5u);
+  EXPECT_EQ(sse.events[1].event, "event");
+  EXPECT_EQ(json::parse(sse.events[1].data)["type"].get<std::string>().substr(0, 2), "X\n");
+}
+
+TEST_F(Hardened, AJsonLineWithACarriageReturnIsSentReserialised) {
+  std::string id = "20261125T100000Z-crlf";
+  fs::path dir = make_bundle(p, id, "sealed", "denied");
+  // JSON allows CR between tokens; this line is not part of a valid chain, but the stream must still not
+  // let it break a frame.
+  std::ofstream(dir / "events.jsonl") << "{\"seq\":1,\r\"type\":\"A\",\r\"x\":1}\n";
+  start();
+  int fd = connect_raw(serve->port());
+  send_some(fd, "GET /api/runs/" + id + "/events/stream HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer " +
+                    viewer + "\r\n\r\n");
+  auto r = read_until_close(fd, std::chrono::seconds(20));
+  ::close(fd);
+  std::string body = r.bytes.substr(r.bytes.find("\r\n\r\n") + 4);
+  EXPECT_EQ(body.find('\r'), std::string::npos) << body;
+  EXPECT_NE(body.find("event: A\n"), std::string::npos) << body;
+}
+
+TEST_F(Hardened, StreamsThatNeverReadAreBounded) {
+  std::string id = "20261125T100000Z-big";
+  fs::path dir = make_bundle(p, id, "running", "");
+  {
+    store::EventLog log(dir / "events.jsonl", id, store::EventLog::Durability::none);
+    std::string pad(400, 'p');
+    for (int i = 0; i < 20000; ++i) log.append("TOOL_OUTPUT", json{{"i", i}, {"pad", pad}});
+  }
+  start();
+  std::this_thread::sleep_for(std::chrono::seconds(1));
+  long before = rss_kb(serve->pid());
+  ASSERT_GT(before, 0);
+  std::vector<int> fds;
+  for (int i = 0; i < 64; ++i) {
+    int fd = connect_raw(serve->port(), 4096);
+    ASSERT_GE(fd, 0);
+    send_some(fd, "GET /api/runs/" + id + "/events/stream HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer " +
+                      viewer + "\r\n\r\n");
+    fds.push_back(fd);  // never read
+  }
+  std::this_thread::sleep_for(std::chrono::seconds(4));
+  auto t0 = std::chrono::steady_clock::now();
+  auto h = http(serve->port(), "GET", "/api/health", {}, {}, std::chrono::seconds(20));
+  auto took = std::chrono::steady_clock::now() - t0;
+  EXPECT_EQ(h.status, 200);
+  EXPECT_LT(took, std::chrono::seconds(5));
+  long after = rss_kb(serve->pid());
+  EXPECT_LT(after - before, 300 * 1024) << "serve grew from " << before << " kB to " << after << " kB";
+  for (int fd : fds) ::close(fd);
+  // One reader that does read gets every event.
+  auto sse = read_sse(serve->port(), "/api/runs/" + id + "/events/stream", bearer(viewer), 20000,
+                      std::chrono::seconds(60));
+  EXPECT_EQ(sse.events.size(), 20000u);
+}
+
+TEST_F(Hardened, CompareByAViewerWritesNothing) {
+  std::string a = "20261125T100000Z-a", b = "20261125T100001Z-b";
+  for (const auto& id : {a, b}) {
+    fs::path dir = make_bundle(p, id, "sealed", "success");
+    store::EventLog log(dir / "events.jsonl", id);
+    log.append("RUN_STARTED", json::object());
+  }
+  start();
+  auto listing = [&](const std::string& id) {
+    std::map<std::string, long long> out;
+    for (const auto& e : fs::recursive_directory_iterator(p.dir / ".runtime-cache/cortexpilot/runs" / id)) {
+      struct stat st {};
+      ::lstat(e.path().c_str(), &st);
+      out[e.path().string()] = static_cast<long long>(st.st_mtim.tv_sec) * 1000000000LL + st.st_mtim.tv_nsec;
+    }
+    return out;
+  };
+  auto before_a = listing(a), before_b = listing(b);
+  for (const char* q : {"", "?write=true"}) {
+    auto r = http(serve->port(), "GET", "/api/runs/" + a + "/compare/" + b + q, bearer(viewer));
+    EXPECT_EQ(r.status, 200) << r.body;
+  }
+  EXPECT_EQ(listing(a), before_a);
+  EXPECT_EQ(listing(b), before_b);
+}
+
+TEST_F(Hardened, NumericQueryValuesAreStrict) {
+  std::string id = "20261125T100000Z-q";
+  fs::path dir = make_bundle(p, id, "sealed", "success");
+  {
+    store::EventLog log(dir / "events.jsonl", id);
+    log.append("RUN_STARTED", json::object());
+  }
+  start();
+  struct Case {
+    std::string target, param;
+  } cases[] = {
+      {"/api/runs?limit=5abc", "limit"},
+      {"/api/runs?limit=-5", "limit"},
+      {"/api/runs?limit=%205", "limit"},
+      {"/api/runs?limit=0x10", "limit"},
+      {"/api/runs?limit=0", "limit"},
+      {"/api/runs/" + id + "/events?limit=5abc", "limit"},
+      {"/api/runs/" + id + "/events?after_seq=1e3", "after_seq"},
+      {"/api/runs/" + id + "/events?after_seq=99999999999999999999999", "after_seq"},
+      {"/api/runs/" + id + "/events/stream?after_seq=2x", "after_seq"},
+  };
+  for (const auto& c : cases) {
+    auto r = http(serve->port(), "GET", c.target, bearer(viewer));
+    EXPECT_EQ(r.status, 400) << c.target << " " << r.body;
+    json e = json::parse(r.body, nullptr, false);
+    ASSERT_TRUE(e.is_object()) << r.body;
+    EXPECT_EQ(e["error"]["code"], "bad_query") << r.body;
+    EXPECT_EQ(e["error"]["details"]["parameter"], c.param) << r.body;
+    EXPECT_NE(e["error"]["message"].get<std::string>().find(c.param), std::string::npos) << r.body;
+  }
+  auto h = bearer(viewer);
+  h["Last-Event-ID"] = "1;";
+  auto r = http(serve->port(), "GET", "/api/runs/" + id + "/events/stream", h);
+  EXPECT_EQ(r.status, 400) << r.body;
+  EXPECT_EQ(http(serve->port(), "GET", "/api/runs?limit=5", bearer(viewer)).status, 200);
+  EXPECT_EQ(
+      http(serve->port(), "GET", "/api/runs/" + id + "/events?after_seq=0&limit=10", bearer(viewer)).status,
+      200);
+}
+
+bool resolves_only_to_loopback(const std::string& name) {
+  addrinfo hints{};
+  hints.ai_socktype = SOCK_STREAM;
+  addrinfo* res = nullptr;
+  bool all = ::getaddrinfo(name.c_str(), nullptr, &hints, &res) == 0 && res;
+  for (addrinfo* a = res; a; a = a->ai_next) {
+    if (a->ai_family == AF_INET)
+      all = all && (ntohl(reinterpret_cast<sockaddr_in*>(a->ai_addr)->sin_addr.s_addr) >> 24) == 127;
+    else if (a->ai_family == AF_INET6)
+      all = all && IN6_IS_ADDR_LOOPBACK(&reinterpret_cast<sockaddr_in6*>(a->ai_addr)->sin6_addr);
+    else
+      all = false;
+  }
+  if (res) ::freeaddrinfo(res);
+  return all;
+}
+
+TEST(ServeHardening, OpenReadsFollowsTheResolvedAddress) {
+  RunProject p;
+  // Names that read like loopback decide nothing: what they resolve to does. The machine's own name
+  // usually resolves to a routable address.
+  char hn[256] = {};
+  ::gethostname(hn, sizeof hn - 1);
+  for (std::string name : {std::string("127.0.0.1.nip.io"), std::string("127.0.0.1.invalid"),
+                           std::string("localhost.invalid"), std::string("0.0.0.0"), std::string(hn)}) {
+    if (name.empty() || resolves_only_to_loopback(name)) continue;  // really loopback here: serve may listen
+    Ran refused = host({"--root", p.dir.path().string(), "serve", "--listen", name + ":0", "--open-reads"});
+    EXPECT_EQ(refused.exit_code, 2) << name << ": " << refused.err;
+    EXPECT_NE(refused.err.find("loopback"), std::string::npos) << refused.err;
+  }
+}
+
+}  // namespace
+}  // namespace cp::test
