@@ -382,5 +382,53 @@ TEST_F(SandboxEscape, WithoutACgroupLeftoversAreStillKilledByTheirRunMarker) {
   EXPECT_FALSE(process_alive(std::stoi(read_file(r.bundle / "artifacts/scratch/setsid.pid"))));
 }
 
+// What a run leaves in its worktree is hostile input to cp-host's own collect step.
+TEST_F(SandboxEscape, ANestedRepositoryCannotHideFilesFromThePatch) {
+  auto r =
+      run({"sh -c \"sed -i s/Helo/Hello/ src/greeting.sh && mkdir -p src/lib && cd src/lib && git init -q && "
+           "echo 'echo hidden' > impl.sh\""});
+  EXPECT_EQ(r.manifest["verdict"], "denied") << r.ran.out;
+  EXPECT_NE(r.manifest["reason"].get<std::string>().find("nested git repository (src/lib)"),
+            std::string::npos)
+      << r.manifest["reason"];
+  // No gitlink stands in for the folder in what would be promoted.
+  EXPECT_EQ(read_file(r.bundle / "artifacts/diff.patch").find("160000"), std::string::npos);
+}
+
+TEST_F(SandboxEscape, FifosLeftInTheWorktreeNeitherHangCollectNorHideAChange) {
+  // A FIFO as .gitattributes would block git's attribute reader; a tracked test script replaced by a FIFO
+  // made `git add` fail and the run end in `error` with no diff, hiding the out-of-scope edit beside it.
+  auto r =
+      run({"sh -c \"echo out-of-scope >> README.md && mkdir -p src/d && mkfifo src/d/.gitattributes && "
+           "rm tests/test_greeting.sh && mkfifo tests/test_greeting.sh\""});
+  EXPECT_EQ(r.manifest["verdict"], "denied") << r.ran.out << r.ran.err;
+  std::string reason = r.manifest["reason"].get<std::string>();
+  EXPECT_NE(reason.find("special files"), std::string::npos) << reason;
+  json changes = r.read("artifacts/changed_files.json");
+  bool readme = false;
+  for (const auto& c : changes) readme = readme || c["path"] == "README.md";
+  EXPECT_TRUE(readme) << changes.dump();
+  EXPECT_NE(read_file(r.bundle / "artifacts/diff.patch").find("+out-of-scope"), std::string::npos);
+}
+
+TEST_F(SandboxEscape, AFileNameThatIsNotUtf8IsSealedAndDenied) {
+  p.commit("scripts/badname.sh",
+           "sed -i s/Helo/Hello/ src/greeting.sh\nprintf x > \"$(printf 'src/bad\\377name')\"\n");
+  auto r = run({"sh scripts/badname.sh"});
+  EXPECT_EQ(r.ran.exit_code, 5) << r.ran.out << r.ran.err;
+  EXPECT_EQ(r.manifest["status"], "sealed");
+  EXPECT_NE(r.manifest["reason"].get<std::string>().find("not UTF-8"), std::string::npos)
+      << r.manifest["reason"];
+  EXPECT_EQ(p.runs({"verify", r.manifest["run_id"]}).exit_code, 0);
+}
+
+TEST_F(SandboxEscape, SparseFilesCountAtTheirSizeAgainstTheDiskBudget) {
+  pack_sandbox({{"disk_budget_mb", 100}});
+  auto r = run({"sh -c \"truncate -s 1G src/a.bin && truncate -s 1G src/b.bin\""});
+  EXPECT_EQ(r.manifest["verdict"], "denied") << r.ran.out;
+  EXPECT_NE(r.manifest["reason"].get<std::string>().find("disk budget"), std::string::npos)
+      << r.manifest["reason"];
+}
+
 }  // namespace
 }  // namespace cp::test

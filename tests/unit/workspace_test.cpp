@@ -8,6 +8,8 @@
 
 #include <gtest/gtest.h>
 
+#include <sys/stat.h>
+
 #include <atomic>
 #include <functional>
 #include <thread>
@@ -262,6 +264,12 @@ TEST(WorkspaceCollect, OwnerGitDirIsOnlyTheRegistrationThatPointsBack) {
   cp::test::write_file(w.path() / ".git", "gitdir: " + ow.admin_dir().string() + "\n");
   EXPECT_EQ(Workspace::owner_git_dir(w.path()), fs::path());
   EXPECT_TRUE(ow.remove());
+  // A FIFO where the registration's gitdir file would be: answered at once (no owner), never waited on.
+  fs::path fifo_dir = w.path() / "q/worktrees/x";
+  fs::create_directories(fifo_dir);
+  ASSERT_EQ(::mkfifo((fifo_dir / "gitdir").c_str(), 0600), 0);
+  cp::test::write_file(w.path() / ".git", "gitdir: " + fifo_dir.string() + "\n");
+  EXPECT_EQ(Workspace::owner_git_dir(w.path()), fs::path());
   EXPECT_TRUE(w.remove());
 }
 

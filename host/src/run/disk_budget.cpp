@@ -3,6 +3,8 @@
 #include <sys/stat.h>
 #include <sys/statvfs.h>
 
+#include <algorithm>
+
 namespace cp::run {
 
 namespace fs = std::filesystem;
@@ -14,7 +16,10 @@ uint64_t disk_usage(const std::vector<fs::path>& paths) {
     for (fs::recursive_directory_iterator it(root, fs::directory_options::skip_permission_denied, ec), end;
          !ec && it != end; it.increment(ec)) {
       struct stat st {};
-      if (::lstat(it->path().c_str(), &st) == 0) total += static_cast<uint64_t>(st.st_blocks) * 512;
+      // A sparse file counts at its apparent size: git (collect, diff) would read every byte of it.
+      if (::lstat(it->path().c_str(), &st) == 0)
+        total += std::max(static_cast<uint64_t>(st.st_blocks) * 512,
+                          S_ISREG(st.st_mode) ? static_cast<uint64_t>(st.st_size) : uint64_t{0});
     }
   }
   return total;

@@ -15,8 +15,8 @@
 
 namespace cp::run {
 
-// Bytes allocated on disk beneath the paths (st_blocks, so sparse files count what they use), without
-// following symbolic links. The worktree's own `.git` file is counted like any other file.
+// Bytes beneath the paths, without following symbolic links: what each file holds on disk, or its apparent
+// size when larger (a sparse file costs git every byte when it is collected).
 uint64_t disk_usage(const std::vector<std::filesystem::path>& paths);
 
 class DiskBudget {

@@ -530,7 +530,10 @@ RunOutcome run_contract(const RunRequest& req) {
         runner_result.value("reason", "") + ")");
 
     // 7. Collect.
-    Collected col = ws->collect();
+    // A run already over its disk budget (sparse files count at their size) is not collected: git would
+    // read every byte of it, and the run is denied whatever its diff says.
+    disk->check();
+    Collected col = disk->exceeded() ? Collected{} : ws->collect();
     // A redirected .git or a patch too large to judge is a broken rule, whatever the gates say of the rest.
     std::string collect_denial = col.denial();
     for (const auto& ch : col.changes) {

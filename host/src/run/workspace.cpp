@@ -1,6 +1,7 @@
 #include "run/workspace.hpp"
 
 #include "run/process.hpp"
+#include "run/worktree_scan.hpp"
 
 #include <fcntl.h>
 #include <stdlib.h>
@@ -366,9 +367,10 @@ std::string Workspace::git_file_change() const {
 }
 
 std::string Collected::denial() const {
-  std::string why;
+  std::string why = scan_denial;
   if (!git_file_changed.empty())
-    why = "the run " + git_file_changed + " (git in the worktree would no longer use the run's registration)";
+    why += (why.empty() ? "" : "; ") + std::string("the run ") + git_file_changed +
+           " (git in the worktree would no longer use the run's registration)";
   if (patch_too_large)
     why += (why.empty() ? "" : "; ") + std::string("the change is too large to judge: its patch passes ") +
            std::to_string(kMaxPatchBytes >> 20) + " MiB (artifacts/diff.patch is left empty)";
@@ -378,53 +380,88 @@ std::string Collected::denial() const {
 Collected Workspace::collect(size_t max_patch_bytes) const {
   Collected c;
   c.git_file_changed = git_file_change();
+  // Before any git reads the tree: special files go (git would block on a FIFO), nested repositories are
+  // left out of what git walks (it would read their HEAD and make them gitlinks) and reported.
+  WorktreeScan scan = scan_worktree(path_);
+  c.scan_denial = scan.denial();
+  std::vector<std::string> paths{"."};
+  for (const auto& nested : scan.nested_repos) paths.push_back(":(exclude,literal)" + nested);
   PrivateGitDir g(repo_, path_, commit_);
   // The index is the baseline tree: no flag of the run's (skip-worktree, assume-unchanged) is in it.
   g.git({"read-tree", commit_}, "cannot read the baseline tree");
   // Unchanged files get their stat data by comparing contents (nothing written), so that `add` below hashes
   // and stores only what the run changed, in the private store.
   g.git({"update-index", "-q", "--refresh"}, "cannot refresh the index");
-  g.git({"add", "--all", "--", "."}, "cannot stage the worktree");
+  std::vector<std::string> add{"add", "--all", "--"};
+  add.insert(add.end(), paths.begin(), paths.end());
+  g.git(add, "cannot stage the worktree");
   c.changes = parse_name_status_z(g.git({"diff", "--cached", "--no-ext-diff", "--no-textconv",
                                          "--name-status", "-z", "-M", commit_, "--"},
                                         "cannot list changes")
                                       .out);
   GitOutput patch = g.git({"diff", "--cached", "--no-ext-diff", "--no-textconv", "--binary", commit_, "--"},
                           "cannot produce the diff", max_patch_bytes);
+  // Paths go into JSON (the changes list, events): bytes that are not UTF-8 are written as \xNN.
+  for (auto& ch : c.changes) {
+    ch.path = as_utf8(ch.path);
+    ch.old_path = as_utf8(ch.old_path);
+  }
   c.patch_too_large = patch.cut;
   c.patch = std::move(patch.out);
   // Ignored files: written by the run but invisible to `git add`. List them so the gates judge them too.
   // Submodules are not looked into: that would run git inside a repository the run may have made.
-  std::string ignored = g.git({"status", "--porcelain=v1", "-z", "--ignored=traditional",
-                               "--untracked-files=all", "--ignore-submodules=all"},
-                              "cannot list ignored files")
-                            .out;
+  std::vector<std::string> status{"status",
+                                  "--porcelain=v1",
+                                  "-z",
+                                  "--ignored=traditional",
+                                  "--untracked-files=all",
+                                  "--ignore-submodules=all",
+                                  "--"};
+  status.insert(status.end(), paths.begin(), paths.end());
+  std::string ignored = g.git(status, "cannot list ignored files").out;
   size_t pos = 0;
   while (pos < ignored.size()) {
     size_t z = ignored.find('\0', pos);
     if (z == std::string::npos) z = ignored.size();
     std::string entry = ignored.substr(pos, z - pos);
     if (entry.size() > 3 && entry.compare(0, 3, "!! ") == 0)
-      c.changes.push_back({"ignored_added", entry.substr(3), ""});
+      c.changes.push_back({"ignored_added", as_utf8(entry.substr(3)), ""});
     pos = z + 1;
   }
   return c;
 }
 
+namespace {
+
+// The first line of a small regular file, read without following a symlink and without blocking: the file
+// may be the run's (a FIFO there would hold retention forever). Empty when it is anything else.
+std::string first_line_of_regular_file(const fs::path& p) {
+  int fd = ::open(p.c_str(), O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
+  if (fd < 0) return {};
+  struct stat st {};
+  std::string out;
+  if (::fstat(fd, &st) == 0 && S_ISREG(st.st_mode)) {
+    char buf[4096];
+    ssize_t n = ::read(fd, buf, sizeof buf);
+    if (n > 0) out.assign(buf, static_cast<size_t>(n));
+  }
+  ::close(fd);
+  auto nl = out.find('\n');
+  return nl == std::string::npos ? out : out.substr(0, nl);
+}
+
+}  // namespace
+
 fs::path Workspace::owner_git_dir(const fs::path& path) {
   std::error_code ec;
   if (!fs::is_regular_file(fs::symlink_status(path / ".git", ec))) return {};
-  std::ifstream in(path / ".git");
-  std::string line;
-  std::getline(in, line);
+  std::string line = first_line_of_regular_file(path / ".git");
   if (line.rfind("gitdir: ", 0) != 0) return {};
   fs::path gitdir = line.substr(8);  // <repo>/.git/worktrees/<name>
   if (gitdir.parent_path().filename() != "worktrees") return {};
   // The `.git` file is the run's to rewrite: only a registration that points back at this very worktree,
   // in a repository outside it, names the owner.
-  std::ifstream back_in(gitdir / "gitdir");
-  std::string back;
-  std::getline(back_in, back);
+  std::string back = first_line_of_regular_file(gitdir / "gitdir");
   fs::path here = fs::weakly_canonical(fs::absolute(path), ec);
   if (ec || back.empty() || fs::weakly_canonical(fs::path(back), ec) != here / ".git" || ec) return {};
   fs::path owner = fs::weakly_canonical(gitdir.parent_path().parent_path(), ec);

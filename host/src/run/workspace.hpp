@@ -38,6 +38,8 @@ struct Collected {
   // Non-empty when the worktree's `.git` entry is no longer what create() left there: how it changed
   // (rewritten, removed, replaced by a symlink or a folder). Git in the worktree would follow it elsewhere.
   std::string git_file_changed;
+  // What the scan before git found (nested repositories, special files, names that are not UTF-8).
+  std::string scan_denial;
 
   // Why the run must be denied whatever its gates say; empty when nothing is wrong.
   std::string denial() const;

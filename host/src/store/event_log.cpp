@@ -43,7 +43,8 @@ std::string event_hash(const json& e) {
             {"run_id", e.at("run_id")},
             {"type", e.at("type")},
             {"payload", e.at("payload")}};
-  return sha256_hex(e.at("prev_hash").get<std::string>() + body.dump());
+  return sha256_hex(e.at("prev_hash").get<std::string>() +
+                    body.dump(-1, ' ', false, json::error_handler_t::replace));
 }
 
 ChainCheck verify_event_log(const std::filesystem::path& path) {
@@ -136,7 +137,9 @@ json EventLog::append(const std::string& type, json payload) {
   json e{{"seq", seq_ + 1}, {"ts", now_utc_iso()},           {"run_id", run_id_},
          {"type", type},    {"payload", std::move(payload)}, {"prev_hash", last_hash_}};
   e["hash"] = event_hash(e);
-  std::string line = e.dump() + "\n";
+  // Bytes that are not UTF-8 (a run's file name, an agent's output) are replaced, as in the hash above, so
+  // that the line written and the line verified hash alike.
+  std::string line = e.dump(-1, ' ', false, json::error_handler_t::replace) + "\n";
   if (int err = write_all(fd_, line))
     throw std::system_error(err, std::generic_category(), "append to " + path_.string());
   if (durability_ == Durability::every_event && ::fdatasync(fd_) != 0)
