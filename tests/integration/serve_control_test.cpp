@@ -145,7 +145,8 @@ TEST_F(ControlApi, WorkflowsCompareAndPreview) {
   EXPECT_EQ(r["verdict"]["a"], "success");
   EXPECT_EQ(r["verdict"]["b"], "awaiting_approval");
   EXPECT_TRUE(r["diff_stats"]["same_patch"].get<bool>());
-  EXPECT_TRUE(fs::exists(p.dir / ".runtime-cache/cortexpilot/runs" / b / "reports/run_compare_report.json"));
+  // A GET computes the report and stores nothing in the sealed bundle.
+  EXPECT_FALSE(fs::exists(p.dir / ".runtime-cache/cortexpilot/runs" / b / "reports/run_compare_report.json"));
   EXPECT_EQ(get("/api/runs/" + a + "/compare/missing-run", viewer).status, 404);
 
   size_t before = 0;

@@ -150,18 +150,21 @@ std::string string_field(const json& b, const char* k) {
 
 // 422 with the same diagnostics `cp-host validate` prints; pointers under `prefix` when the contract came
 // wrapped in {"contract": ...}.
+// `body_file` is the name the submitted contract's diagnostics carry (a temp file's, for a preview).
 ApiResponse invalid_contract(const std::string& message, const std::vector<contract::Diagnostic>& diagnostics,
-                             const std::string& prefix) {
+                             const std::string& prefix, const std::string& body_file = "request body") {
   json diags = json::array();
-  for (const auto& d : diagnostics)
+  for (const auto& d : diagnostics) {
     // Only the submitted contract's pointers are inside the body; a diagnostic of another file (the
     // contract's pack) keeps its own pointer and says which file it is.
-    diags.push_back({{"pointer", (d.file == "request body" ? prefix : std::string()) + d.pointer},
-                     {"file", d.file},
+    bool body = d.file == body_file;
+    diags.push_back({{"pointer", (body ? prefix : std::string()) + d.pointer},
+                     {"file", body ? std::string("request body") : d.file},
                      {"rule", d.rule},
                      {"message", d.message},
                      {"text", contract::describe(d)},
                      {"expected", d.expected}});
+  }
   return error(422, "invalid_contract", message, diags);
 }
 
@@ -623,7 +626,7 @@ ApiResponse Api::dispatch(const ApiRequest& req, Ctx& ctx) const {
     auto r = control::intake_preview(tmpl, cfg_.root, cfg_.plugins_dir);
     if (!r.ok) {
       std::string prefix = body.contains("contract") ? "/contract" : "";
-      return invalid_contract(r.error, r.diagnostics, prefix);
+      return invalid_contract(r.error, r.diagnostics, prefix, tmpl);
     }
     return ok_json(r.report);
   }
