@@ -25,9 +25,14 @@
 //   operands      patterns every non-option argument after the form must match; absent = any.
 //   paths         "relative": every argument that can name a file — each operand, the value of
 //                 "--name=value", each part after '=' or ':' (make VAR=/x, PATH-like lists) — must be
-//                 relative (no leading '/' or '~') with no '..' component; a short option word ("-C..",
-//                 "-t/x") may not contain '/' or "..". Arguments matched by <sed-edit> are scripts, not
-//                 paths, and are exempt.
+//                 relative (no leading '/' or '~', no '$' anywhere) with no '..' component; a short
+//                 option word ("-C..", "-t/x", "-ocache_dir=~") may not contain '/', "..", '~' or '$'.
+//                 Arguments matched by <sed-edit> are scripts, not paths, and are exempt.
+//
+// `env` of an entry: variables the runner sets in the admitted program's environment. The shipped
+// python3 test entry sets PYTHONSAFEPATH=1, because `python3 -m pytest` otherwise puts the working folder
+// first on sys.path and a worktree file pytest.py or unittest.py would run instead of the test runner
+// the entry admits.
 // Patterns: a literal word; '*' (any run without '/'), '?' and '**' (any run) as in allowed_paths; or a
 // whole-word class: <path> (a relative path without '..' that does not start with '-'), <number>
 // (digits, optionally a fraction), <word> (letters, digits and _ . / + -, not starting with '-'),
@@ -39,6 +44,8 @@
 
 #include <re2/re2.h>
 #include <nlohmann/json.hpp>
+
+#include <unistd.h>
 
 #include <cctype>
 #include <memory>
@@ -129,7 +136,11 @@ inline bool split_command(const std::string& line, std::vector<std::string>& arg
 
 namespace detail {
 
-// One piece of a word that may name a file: no leading '/' or '~', no '..' component.
+// One piece of a word that may name a file: no leading '/' or '~', no '$' anywhere, no '..' component.
+// Programs expand these themselves, without a shell: pytest runs its --rootdir, cache_dir and similar
+// values through os.path.expanduser and os.path.expandvars, so "~" or "$HOME/x" names a place outside
+// the working folder. expanduser only reads a leading '~' ("HEAD~1" stays a git revision); expandvars
+// reads '$' anywhere.
 inline bool relative_piece_ok(std::string_view piece, std::string& why) {
   if (!piece.empty() && piece[0] == '/') {
     why = "absolute path";
@@ -137,6 +148,10 @@ inline bool relative_piece_ok(std::string_view piece, std::string& why) {
   }
   if (!piece.empty() && piece[0] == '~') {
     why = "path relative to a home folder";
+    return false;
+  }
+  if (piece.find('$') != std::string_view::npos) {
+    why = "'$' (a program may expand it to a path)";
     return false;
   }
   size_t start = 0;
@@ -273,6 +288,8 @@ struct AllowEntry {
   std::string id, program;
   std::optional<ArgRules> args;
   std::shared_ptr<const re2::RE2> args_regex;
+  // "NAME=value" entries the runner adds to the started program's environment (see spawn_environment).
+  std::vector<std::string> env;
 };
 
 namespace detail {
@@ -325,6 +342,23 @@ inline ArgRules parse_args(const nlohmann::json& a, const std::string& where) {
   return r;
 }
 
+// An entry's "env": names of environment variables (upper case, digits, '_') with string values.
+inline std::vector<std::string> parse_env(const nlohmann::json& j, const std::string& where) {
+  if (!j.is_object()) throw std::invalid_argument(where + " must be an object of strings");
+  std::vector<std::string> out;
+  for (const auto& [name, value] : j.items()) {
+    bool ok = !name.empty() && !std::isdigit(static_cast<unsigned char>(name[0]));
+    for (char c : name)
+      ok = ok && (std::isupper(static_cast<unsigned char>(c)) ||
+                  std::isdigit(static_cast<unsigned char>(c)) || c == '_');
+    if (!ok) throw std::invalid_argument(where + ": " + name + " is not a variable name ([A-Z_][A-Z0-9_]*)");
+    if (!value.is_string() || value.get<std::string>().find('\0') != std::string::npos)
+      throw std::invalid_argument(where + "." + name + " must be a string without NUL bytes");
+    out.push_back(name + "=" + value.get<std::string>());
+  }
+  return out;
+}
+
 inline bool is_option_word(const std::string& w) {
   return w.size() > 1 && w[0] == '-';
 }
@@ -347,10 +381,13 @@ inline bool path_rule_ok(const std::string& w, bool option, std::string& why) {
     return eq == std::string::npos || relative_path_ok(std::string_view(w).substr(eq + 1), why);
   }
   if (option) {
-    if (w.find('/') != std::string::npos || w.find("..") != std::string::npos) {
-      why = "a path inside a short option word (give it as a separate argument)";
-      return false;
-    }
+    // A short option's value may be glued on ("-ocache_dir=~", "-C~"), so the whole word is held to the
+    // strictest reading: none of '/', "..", '~' or '$' anywhere.
+    for (std::string_view bad : {"/", "..", "~", "$"})
+      if (w.find(bad) != std::string::npos) {
+        why = "'" + std::string(bad) + "' inside a short option word (give a path as a separate argument)";
+        return false;
+      }
     return true;
   }
   return relative_path_ok(w, why);
@@ -445,8 +482,11 @@ inline std::string describe(const std::vector<std::string>& form) {
   return "[" + s + "]";
 }
 
-inline bool judge_args(const ArgRules& r, const std::vector<std::string>& argv, std::string& why) {
+// `best` is set to how far the arguments got in the form that came closest (see judge_form).
+inline bool judge_args(const ArgRules& r, const std::vector<std::string>& argv, std::string& why,
+                       size_t& best) {
   const size_t n = argv.size() - 1;
+  best = 0;
   if (r.max_args && n > *r.max_args) {
     why = std::to_string(n) + " arguments, at most " + std::to_string(*r.max_args) + " allowed";
     return false;
@@ -454,7 +494,6 @@ inline bool judge_args(const ArgRules& r, const std::vector<std::string>& argv, 
   size_t progress = 0;
   if (r.forms.empty()) return judge_form(r, nullptr, argv, why, progress);
   std::string best_why;
-  size_t best = 0;
   for (const auto& f : r.forms) {
     std::string w;
     if (judge_form(r, &f, argv, w, progress)) return true;
@@ -473,8 +512,9 @@ class CommandAllowlist {
   // Throws std::invalid_argument when an entry cannot be understood.
   explicit CommandAllowlist(const nlohmann::json& policy) {
     for (const auto& e : policy.value("entries", nlohmann::json::array())) {
-      AllowEntry a{e.value("id", ""), e.value("program", ""), std::nullopt, nullptr};
+      AllowEntry a{e.value("id", ""), e.value("program", ""), std::nullopt, nullptr, {}};
       std::string where = "command allowlist entry '" + a.id + "'";
+      if (e.contains("env")) a.env = detail::parse_env(e["env"], where + " env");
       if (e.contains("args")) a.args = detail::parse_args(e["args"], where + " args");
       if (e.contains("args_regex")) {
         RE2::Options o;
@@ -493,13 +533,17 @@ class CommandAllowlist {
       denial = "empty command";
       return nullptr;
     }
+    // Several entries may name one program (python3 for tests and for scripts); the refusal shown is
+    // that of the entry whose form the arguments got furthest into, the first of them on a tie.
     std::string first_refusal;
+    size_t best = 0;
     for (const auto& a : entries_) {
       if (argv[0] != a.program) continue;
       std::string why;
-      if (admits(a, argv, why)) return &a;
-      if (first_refusal.empty())
-        first_refusal = "arguments refused by allowlist entry '" + a.id + "': " + why;
+      size_t progress = 0;
+      if (admits(a, argv, why, progress)) return &a;
+      if (first_refusal.empty() || progress > best)
+        first_refusal = "arguments refused by allowlist entry '" + a.id + "': " + why, best = progress;
     }
     if (!first_refusal.empty())
       denial = first_refusal;
@@ -518,8 +562,9 @@ class CommandAllowlist {
   }
 
  private:
-  static bool admits(const AllowEntry& a, const std::vector<std::string>& argv, std::string& why) {
-    if (a.args && !detail::judge_args(*a.args, argv, why)) return false;
+  static bool admits(const AllowEntry& a, const std::vector<std::string>& argv, std::string& why,
+                     size_t& progress) {
+    if (a.args && !detail::judge_args(*a.args, argv, why, progress)) return false;
     if (a.args_regex) {
       std::string joined = join_words(argv, 1);
       if (joined.size() > kMaxArgsRegexInput) {
@@ -536,5 +581,24 @@ class CommandAllowlist {
 
   std::vector<AllowEntry> entries_;
 };
+
+// The environment to start an admitted command with: nullopt (inherit cp-host's, as the host does by
+// default) when the entry declares no "env"; otherwise cp-host's environment with the entry's variables
+// set, replacing any value cp-host had. The host still adds the run's own variables (CP_RUN_ID, TMPDIR...)
+// on top.
+inline std::optional<std::vector<std::string>> spawn_environment(const AllowEntry& entry) {
+  if (entry.env.empty()) return std::nullopt;
+  std::vector<std::string> env;
+  for (char** e = environ; e && *e; ++e) {
+    std::string_view kv(*e);
+    bool replaced = false;
+    for (const auto& set : entry.env)
+      replaced =
+          replaced || kv.substr(0, kv.find('=') + 1) == std::string_view(set).substr(0, set.find('=') + 1);
+    if (!replaced) env.emplace_back(kv);
+  }
+  env.insert(env.end(), entry.env.begin(), entry.env.end());
+  return env;
+}
 
 }  // namespace cp::plugins

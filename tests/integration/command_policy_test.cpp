@@ -1,6 +1,7 @@
 // The command policy through `cp-host run`: escape forms the audit found are declined by the tool runner
 // (the run is denied, nothing lands outside the worktree), an oversized argument gets the run's normal
-// verdict instead of a crash, and an acceptance test that is a forbidden action is never started.
+// verdict instead of a crash, an acceptance test that is a forbidden action is never started, and a worktree
+// pytest.py or unittest.py never runs in place of the test runner.
 #include "integration/run_project.hpp"
 
 #include <gtest/gtest.h>
@@ -87,4 +88,50 @@ TEST(CommandPolicyRun, ForbiddenAcceptanceTestIsNotRunAndTheGateFails) {
   EXPECT_NE(rep.dump().find("forbidden action 'git-push'"), std::string::npos) << rep.dump(2);
   EXPECT_EQ(rep["details"]["tests"][0]["passed"], true);  // the contract's own test still ran
   expect_bundle_valid(p, r);
+}
+
+namespace {
+
+bool changed(const RunProject::Result& r, const std::string& path) {
+  if (!fs::exists(r.bundle / "artifacts/changed_files.json")) return false;
+  for (const auto& c : r.read("artifacts/changed_files.json"))
+    if (c.value("path", "") == path) return true;
+  return false;
+}
+
+}  // namespace
+
+// `python3 -m pytest|unittest` puts the working folder first on sys.path, so a worktree pytest.py or
+// unittest.py would run in place of the test runner the allowlist admits. The python3 test entries set
+// PYTHONSAFEPATH=1 for the command, and the shadow never runs; with that "env" taken out of the policy the
+// same run does start the shadow, which shows the test can see it.
+TEST(CommandPolicyRun, WorktreeModuleCannotShadowTheTestRunner) {
+  RunProject p;
+  const std::string shadow = "open('src/ran-shadow', 'w').write('shadow ran')\n";
+  p.commit("pytest.py", shadow);
+  p.commit("unittest.py", shadow);
+  p.commit("tests/test_ok.py",
+           "import unittest\n\nclass T(unittest.TestCase):\n    def test_ok(self):\n        pass\n");
+
+  auto ut =
+      p.run(p.contract({"python3 -m unittest discover -s tests", "sed -i s/Helo/Hello/ src/greeting.sh"}));
+  EXPECT_EQ(ut.ran.exit_code, 0) << ut.ran.out << ut.ran.err;
+  EXPECT_EQ(ut.manifest["verdict"], "success");
+  EXPECT_TRUE(changed(ut, "src/greeting.sh"));
+  EXPECT_FALSE(changed(ut, "src/ran-shadow")) << "the worktree's unittest.py ran";
+
+  // pytest itself need not be installed: without it the command fails, and the shadow still must not run.
+  auto pt = p.run(p.contract({"sed -i s/Helo/Hello/ src/greeting.sh", "python3 -m pytest -q tests"}));
+  ASSERT_TRUE(fs::exists(pt.bundle / "artifacts/changed_files.json")) << pt.ran.out << pt.ran.err;
+  EXPECT_TRUE(changed(pt, "src/greeting.sh"));
+  EXPECT_FALSE(changed(pt, "src/ran-shadow")) << "the worktree's pytest.py ran";
+
+  json policy = json::parse(cp::test::read_file(p.dir / "policies/command_allowlist.json"));
+  for (auto& e : policy["entries"]) e.erase("env");
+  cp::test::write_file(p.dir / "policies/command_allowlist.json", policy.dump(2));
+  for (const char* cmd : {"python3 -m unittest discover -s tests", "python3 -m pytest -q tests"}) {
+    auto bare = p.run(p.contract({cmd}));
+    EXPECT_TRUE(changed(bare, "src/ran-shadow")) << cmd << ": without PYTHONSAFEPATH the shadow should run\n"
+                                                 << bare.ran.out << bare.ran.err;
+  }
 }

@@ -9,6 +9,8 @@
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
 
+#include <algorithm>
+#include <cstdlib>
 #include <random>
 
 using cp::plugins::CommandAllowlist;
@@ -111,8 +113,8 @@ TEST(CommandPolicy, EveryAuditedEscapeFormIsRefusedWithItsReason) {
            {"python3 -m unittest discover -s /elsewhere", "absolute path"},
            {"python3 -m unittest discover -t ../x -s tests", "'..' component"},
            {"python3 -m unittest discover --start-directory=/elsewhere", "absolute path"},
-           {"python3 -m pytest --rootdir=/elsewhere", "absolute path"},
-           {"python3 -m pytest -o cache_dir=/elsewhere", "absolute path"},
+           {"python3 -m pytest --rootdir=/elsewhere", "not among the allowed options"},
+           {"python3 -m pytest -o cache_dir=/elsewhere", "not among the allowed options"},
            {"make -C /elsewhere", "absolute path"},
            {"make -C ../elsewhere", "'..' component"},
            {"make -C/elsewhere", "not among the allowed options"},
@@ -144,6 +146,105 @@ TEST(CommandPolicy, EveryAuditedEscapeFormIsRefusedWithItsReason) {
     EXPECT_EQ(v.rfind("DENIED", 0), 0u) << c.line << " was admitted by " << v;
     EXPECT_NE(v.find(c.reason), std::string::npos) << c.line << ": " << v;
   }
+}
+
+// pytest runs --rootdir, ini values and the like through os.path.expanduser and os.path.expandvars, so
+// '~' and '$VAR' name places outside the worktree even though no shell ever sees them.
+TEST(CommandPolicy, PytestAndUnittestTakeOnlyListedOptionsAndNoExpandablePaths) {
+  struct Case {
+    std::string line, reason;
+  };
+  for (const Case& c : std::vector<Case>{
+           {"python3 -m pytest -o cache_dir=$HOME/cp-pwn", "option '-o' is not among the allowed options"},
+           {"python3 -m pytest --rootdir=$HOME", "option '--rootdir=$HOME' is not among the allowed options"},
+           {"python3 -m pytest -ocache_dir=~", "option '-ocache_dir=~' is not among the allowed options"},
+           {"python3 -m pytest -o cache_dir=$TMPDIR", "option '-o' is not among the allowed options"},
+           {"python3 -m pytest --override-ini=cache_dir=x", "not among the allowed options"},
+           {"python3 -m pytest -c pytest.ini", "not among the allowed options"},
+           {"python3 -m pytest -p evil", "not among the allowed options"},
+           {"python3 -m pytest -p no:cacheprovider", "not among the allowed options"},
+           {"python3 -m pytest --basetemp=x", "not among the allowed options"},
+           {"python3 -m pytest --confcutdir=x", "not among the allowed options"},
+           {"python3 -m pytest --import-mode=append", "not among the allowed options"},
+           {"python3 -m pytest --pdbcls=os:system", "not among the allowed options"},
+           {"python3 -m pytest --rootd=x", "not among the allowed options"},
+           {"python3 -m pytest -qo cache_dir=x", "not among the allowed options"},
+           {"python3 -m pytest ~/tests", "path relative to a home folder"},
+           {"python3 -m pytest $HOME/tests", "'$'"},
+           {"python3 -m pytest tests/${HOME}", "'$'"},
+           {"python3 -m pytest --junitxml=$HOME/r.xml", "'$'"},
+           {"python3 -m pytest --junitxml=~/r.xml", "path relative to a home folder"},
+           {"python3 -m pytest --junitxml=/tmp/r.xml", "absolute path"},
+           {"python3 -m pytest -k x -- ~", "path relative to a home folder"},
+           {"python3 -m unittest discover -s $HOME", "'$'"},
+           {"python3 -m unittest discover -s ~", "path relative to a home folder"},
+           {"python3 -m unittest discover --start-directory=~", "path relative to a home folder"},
+           {"python3 -m unittest discover -t $TMPDIR/x", "'$'"},
+           {"python3 -m unittest discover -s tests --foo", "not among the allowed options"},
+           {"python3 tools/gen.py $HOME", "'$'"},
+           {"python3 tools/gen.py out=~", "path relative to a home folder"},
+       }) {
+    std::string v = judge(c.line);
+    EXPECT_EQ(v.rfind("DENIED", 0), 0u) << c.line << " was admitted by " << v;
+    EXPECT_NE(v.find(c.reason), std::string::npos) << c.line << ": " << v;
+  }
+  for (const char* ok :
+       {"python3 -m pytest", "python3 -m pytest -q tests/", "python3 -m pytest -x -v tests/test_a.py",
+        "python3 -m pytest -k 'not slow and fast' -m unit tests",
+        "python3 -m pytest --tb=short --maxfail=1 -rA tests/test_a.py::test_b[x-1]",
+        "python3 -m pytest --junitxml=build/report.xml", "python3 -m unittest",
+        "python3 -m unittest discover -s tests",
+        "python3 -m unittest discover -s tests -t . -p 'test_*.py' -v", "python3 -m unittest -k slow",
+        "python3 tools/gen.py out.txt"})
+    EXPECT_FALSE(denied(ok)) << ok << ": " << judge(ok);
+  EXPECT_EQ(judge("python3 -m pytest -q tests"), "python-pytest");
+  EXPECT_EQ(judge("python3 -m unittest discover -s tests"), "python-unittest");
+  EXPECT_EQ(judge("python3 tools/gen.py"), "python-scripts");
+}
+
+// '~' only means a home folder at the start of a word or of a part after '=' or ':' (expanduser reads no
+// other), so git's HEAD~1 stays admitted; a short option word, whose glued value could start anywhere, may
+// hold neither '~' nor '$'.
+TEST(CommandPolicy, HomeAndVariableFormsAreRefusedInEveryPieceThatMayNameAFile) {
+  CommandAllowlist any(json::parse(R"({"entries":[{"id":"x","program":"x","args":{"paths":"relative"}}]})"));
+  for (const char* bad :
+       {"x ~", "x ~/a", "x ~root/a", "x a=~/b", "x a:~/b", "x --o=~", "x --o=a:~/b", "x $HOME", "x a/$X/b",
+        "x --o=${X}", "x a=$X", "x -o~", "x -oa=~", "x -a$X", "x -- ~"})
+    EXPECT_EQ(judge(bad, any).rfind("DENIED", 0), 0u) << bad;
+  for (const char* ok : {"x HEAD~1", "x HEAD~1:a/b", "x a/~b", "x -v", "x --o=a:b", "x a=b"})
+    EXPECT_EQ(judge(ok, any), "x") << ok;
+}
+
+// The python3 test entries set PYTHONSAFEPATH=1 for the started program, over whatever cp-host's
+// environment holds; an entry without "env" inherits cp-host's environment unchanged.
+TEST(CommandPolicy, EntryEnvironmentIsSetForTheStartedProgram) {
+  std::vector<std::string> argv;
+  std::string denial;
+  const auto* hit = shipped().admit("python3 -m pytest -q tests", argv, denial);
+  ASSERT_NE(hit, nullptr) << denial;
+  ::setenv("PYTHONSAFEPATH", "", 1);
+  auto env = cp::plugins::spawn_environment(*hit);
+  ::unsetenv("PYTHONSAFEPATH");
+  ASSERT_TRUE(env.has_value());
+  EXPECT_EQ(std::count(env->begin(), env->end(), "PYTHONSAFEPATH=1"), 1);
+  EXPECT_EQ(std::count(env->begin(), env->end(), "PYTHONSAFEPATH="), 0);
+  EXPECT_GE(std::count_if(env->begin(), env->end(),
+                          [](const std::string& kv) { return kv.rfind("PATH=", 0) == 0; }),
+            1);
+  hit = shipped().admit("python3 -m unittest discover -s tests", argv, denial);
+  ASSERT_NE(hit, nullptr) << denial;
+  EXPECT_TRUE(cp::plugins::spawn_environment(*hit).has_value());
+  hit = shipped().admit("python3 tools/gen.py", argv, denial);
+  ASSERT_NE(hit, nullptr) << denial;
+  EXPECT_FALSE(cp::plugins::spawn_environment(*hit).has_value());
+  auto bad = [](const char* env) {
+    return json::parse(std::string(R"({"entries":[{"id":"x","program":"x","env":)") + env + "}]}");
+  };
+  EXPECT_THROW(CommandAllowlist(bad(R"(["A=1"])")), std::invalid_argument);
+  EXPECT_THROW(CommandAllowlist(bad(R"({"lower":"1"})")), std::invalid_argument);
+  EXPECT_THROW(CommandAllowlist(bad(R"({"A=B":"1"})")), std::invalid_argument);
+  EXPECT_THROW(CommandAllowlist(bad(R"({"1A":"1"})")), std::invalid_argument);
+  EXPECT_THROW(CommandAllowlist(bad(R"({"A":1})")), std::invalid_argument);
 }
 
 TEST(CommandPolicy, HugeArgumentsAreJudgedInLinearTimeOrRefusedBySize) {

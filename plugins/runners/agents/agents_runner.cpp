@@ -93,7 +93,8 @@ class AgentsRun : public cp::plugins::ThreadedRun {
   std::string run_command(const std::string& line) {
     std::vector<std::string> argv;
     std::string denial;
-    if (!cp::plugins::admit_command(allow_, forbidden_, line, argv, denial)) {
+    const cp::plugins::AllowEntry* hit = cp::plugins::admit_command(allow_, forbidden_, line, argv, denial);
+    if (!hit) {
       commands_.push_back(
           {{"command", line}, {"status", "declined"}, {"reason", denial}, {"source", "agents"}});
       emit("COMMAND_DECLINED",
@@ -103,6 +104,7 @@ class AgentsRun : public cp::plugins::ThreadedRun {
     cp::SpawnOptions opt;
     opt.argv = argv;
     opt.cwd = ctx_.workspace();
+    opt.env = cp::plugins::spawn_environment(*hit);
     opt.timeout_ms = static_cast<uint64_t>(config_.value("command_timeout_sec", 600)) * 1000;
     opt.capture_limit = 16384;
     cp::SpawnResult r = ctx_.spawn(opt);

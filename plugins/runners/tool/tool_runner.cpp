@@ -74,6 +74,7 @@ class ToolRun : public cp::plugins::ThreadedRun {
         cp::SpawnOptions opt;
         opt.argv = argv;
         opt.cwd = ctx_.workspace();
+        opt.env = cp::plugins::spawn_environment(*hit);
         opt.timeout_ms = static_cast<uint64_t>(command_timeout_) * 1000;
         opt.capture_limit = 8192;
         if (!bundle.empty()) {
