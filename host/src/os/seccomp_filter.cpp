@@ -19,6 +19,16 @@ constexpr uint64_t kNamespaceFlags = CLONE_NEWNS | CLONE_NEWUSER | CLONE_NEWPID 
                                      CLONE_NEWIPC | CLONE_NEWUTS | CLONE_NEWCGROUP |
                                      0x00000080 /* CLONE_NEWTIME */;
 
+// One argument comparison, every field set (libseccomp's SCMP_A* macros leave datum_b to the compiler).
+scmp_arg_cmp arg(unsigned index, scmp_compare op, uint64_t a, uint64_t b = 0) {
+  scmp_arg_cmp c{};
+  c.arg = index;
+  c.op = op;
+  c.datum_a = a;
+  c.datum_b = b;
+  return c;
+}
+
 struct Ctx {
   scmp_filter_ctx ctx = nullptr;
   ~Ctx() {
@@ -96,10 +106,10 @@ std::vector<uint64_t> build_seccomp_filter(bool network, int landlock_abi, std::
     deny(name);
   // Calls that reach other processes by pid: allowed on the caller itself (pid or who 0), refused on any
   // other. cp-host shares the uid, so without this a run could set the host's file size limit to 0.
-  auto deny_unless_self = [&](const char* name, unsigned arg) {
+  auto deny_unless_self = [&](const char* name, unsigned index) {
     int nr = seccomp_syscall_resolve_name(name);
     if (nr == __NR_SCMP_ERROR || rc != 0) return;
-    rc = seccomp_rule_add(c.ctx, SCMP_ACT_ERRNO(EPERM), nr, 1, SCMP_CMP(arg, SCMP_CMP_NE, 0));
+    rc = seccomp_rule_add(c.ctx, SCMP_ACT_ERRNO(EPERM), nr, 1, arg(index, SCMP_CMP_NE, 0));
   };
   deny_unless_self("prlimit64", 0);
   deny_unless_self("setpriority", 1);
@@ -113,7 +123,7 @@ std::vector<uint64_t> build_seccomp_filter(bool network, int landlock_abi, std::
         0x401c5820ull /* FS_IOC_FSSETXATTR */, 0xc0045877ull /* FIFREEZE */, 0xc0045878ull /* FITHAW */})
     if (rc == 0)
       rc = seccomp_rule_add(c.ctx, SCMP_ACT_ERRNO(EPERM), SCMP_SYS(ioctl), 1,
-                            SCMP_A1(SCMP_CMP_MASKED_EQ, 0xffffffffull, req));
+                            arg(1, SCMP_CMP_MASKED_EQ, 0xffffffffull, req));
   // No set-user-id or set-group-id bits: a run owning a file as root must not plant a privileged program.
   struct ModeArg {
     const char* name;
@@ -123,8 +133,7 @@ std::vector<uint64_t> build_seccomp_filter(bool network, int landlock_abi, std::
     for (uint64_t bit : {04000ull, 02000ull}) {
       int nr = seccomp_syscall_resolve_name(m.name);
       if (nr != __NR_SCMP_ERROR && rc == 0)
-        rc = seccomp_rule_add(c.ctx, SCMP_ACT_ERRNO(EPERM), nr, 1,
-                              SCMP_CMP(m.arg, SCMP_CMP_MASKED_EQ, bit, bit));
+        rc = seccomp_rule_add(c.ctx, SCMP_ACT_ERRNO(EPERM), nr, 1, arg(m.arg, SCMP_CMP_MASKED_EQ, bit, bit));
     }
     // fchmodat2 (Linux 6.6) is newer than this libseccomp: refuse it whole, so libc falls back to fchmodat.
 #if defined(__x86_64__)
@@ -134,23 +143,23 @@ std::vector<uint64_t> build_seccomp_filter(bool network, int landlock_abi, std::
   for (uint64_t family = 0; family <= 16 && rc == 0; ++family)
     if (family != AF_UNIX && family != AF_INET && family != AF_INET6 && family != AF_NETLINK)
       rc = seccomp_rule_add(c.ctx, SCMP_ACT_ERRNO(EAFNOSUPPORT), SCMP_SYS(socket), 1,
-                            SCMP_A0(SCMP_CMP_EQ, family));
+                            arg(0, SCMP_CMP_EQ, family));
   if (rc == 0)
     rc = seccomp_rule_add(c.ctx, SCMP_ACT_ERRNO(EAFNOSUPPORT), SCMP_SYS(socket), 1,
-                          SCMP_A0(SCMP_CMP_GT, static_cast<uint64_t>(AF_NETLINK)));
+                          arg(0, SCMP_CMP_GT, static_cast<uint64_t>(AF_NETLINK)));
   // clone3 passes its flags in memory a filter cannot read: refuse it as "not implemented" so that libc
   // uses clone, whose flags are an argument.
   if (rc == 0) rc = seccomp_rule_add(c.ctx, SCMP_ACT_ERRNO(ENOSYS), SCMP_SYS(clone3), 0);
   for (uint64_t bit = 1; bit != 0 && rc == 0; bit <<= 1)
     if (kNamespaceFlags & bit)
       rc = seccomp_rule_add(c.ctx, SCMP_ACT_ERRNO(EPERM), SCMP_SYS(clone), 1,
-                            SCMP_A0(SCMP_CMP_MASKED_EQ, bit, bit));
+                            arg(0, SCMP_CMP_MASKED_EQ, bit, bit));
   if (!network) {
     for (int family : {AF_INET, AF_INET6}) {
       if (landlock_abi < 4) {
         if (rc == 0)
           rc = seccomp_rule_add(c.ctx, SCMP_ACT_ERRNO(EACCES), SCMP_SYS(socket), 1,
-                                SCMP_A0(SCMP_CMP_EQ, static_cast<uint64_t>(family)));
+                                arg(0, SCMP_CMP_EQ, static_cast<uint64_t>(family)));
         continue;
       }
       // TCP stays for Landlock to judge by port; every other socket type of the family is refused. The
@@ -158,19 +167,18 @@ std::vector<uint64_t> build_seccomp_filter(bool network, int landlock_abi, std::
       for (int type : {SOCK_DGRAM, SOCK_RAW, SOCK_RDM, SOCK_SEQPACKET, SOCK_DCCP, SOCK_PACKET})
         if (rc == 0)
           rc = seccomp_rule_add(c.ctx, SCMP_ACT_ERRNO(EACCES), SCMP_SYS(socket), 2,
-                                SCMP_A0(SCMP_CMP_EQ, static_cast<uint64_t>(family)),
-                                SCMP_A1(SCMP_CMP_MASKED_EQ, 0xf, static_cast<uint64_t>(type)));
+                                arg(0, SCMP_CMP_EQ, static_cast<uint64_t>(family)),
+                                arg(1, SCMP_CMP_MASKED_EQ, 0xf, static_cast<uint64_t>(type)));
     }
     // Landlock judges TCP alone: a stream socket of another inet protocol (MPTCP is 262) is refused.
     for (int family : {AF_INET, AF_INET6}) {
       if (rc == 0)
         rc = seccomp_rule_add(c.ctx, SCMP_ACT_ERRNO(EACCES), SCMP_SYS(socket), 2,
-                              SCMP_A0(SCMP_CMP_EQ, static_cast<uint64_t>(family)),
-                              SCMP_A2(SCMP_CMP_GT, static_cast<uint64_t>(IPPROTO_TCP)));
+                              arg(0, SCMP_CMP_EQ, static_cast<uint64_t>(family)),
+                              arg(2, SCMP_CMP_GT, static_cast<uint64_t>(IPPROTO_TCP)));
       for (uint64_t proto = 1; proto < IPPROTO_TCP && rc == 0; ++proto)
         rc = seccomp_rule_add(c.ctx, SCMP_ACT_ERRNO(EACCES), SCMP_SYS(socket), 2,
-                              SCMP_A0(SCMP_CMP_EQ, static_cast<uint64_t>(family)),
-                              SCMP_A2(SCMP_CMP_EQ, proto));
+                              arg(0, SCMP_CMP_EQ, static_cast<uint64_t>(family)), arg(2, SCMP_CMP_EQ, proto));
     }
   }
   if (rc != 0) {
