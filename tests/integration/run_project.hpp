@@ -162,21 +162,26 @@ struct RunProject {
     }
   };
 
+  // Writes the contract as contracts/task.json and returns `cp-host run` on it, ending with --quiet.
+  std::vector<std::string> run_argv(const json& contract) const {
+    cp::test::write_file(dir / "contracts/task.json", contract.dump(2));
+    return {CP_HOST_BIN,
+            "--plugins",
+            plugins.string(),
+            "--root",
+            dir.path().string(),
+            "run",
+            (dir / "contracts/task.json").string(),
+            "--repo",
+            repo.string(),
+            "--quiet"};
+  }
+
   // Runs the contract; `env` adds "K=V" entries (fake agent scenarios, PATH) to cp-host's environment.
   Result run(const json& contract, const std::vector<std::string>& env = {}) const {
-    cp::test::write_file(dir / "contracts/task.json", contract.dump(2));
     Result r;
-    std::vector<std::string> argv{CP_HOST_BIN,
-                                  "--plugins",
-                                  plugins.string(),
-                                  "--root",
-                                  dir.path().string(),
-                                  "run",
-                                  (dir / "contracts/task.json").string(),
-                                  "--repo",
-                                  repo.string(),
-                                  "--json",
-                                  "--quiet"};
+    std::vector<std::string> argv = run_argv(contract);
+    argv.insert(argv.end() - 1, "--json");
     r.ran = cp::test::run_env(argv, env, dir.path());
     r.out = json::parse(r.ran.out, nullptr, false);
     if (r.out.is_object() && r.out.contains("bundle")) {
@@ -197,17 +202,7 @@ struct RunProject {
 
   // Starts `cp-host run` on the contract in the background (stdout to /dev/null); returns its pid.
   pid_t spawn_run(const json& contract) const {
-    cp::test::write_file(dir / "contracts/task.json", contract.dump(2));
-    std::vector<std::string> args{CP_HOST_BIN,
-                                  "--plugins",
-                                  CP_PLUGIN_DIR,
-                                  "--root",
-                                  dir.path().string(),
-                                  "run",
-                                  (dir / "contracts/task.json").string(),
-                                  "--repo",
-                                  repo.string(),
-                                  "--quiet"};
+    std::vector<std::string> args = run_argv(contract);
     std::vector<char*> argv;
     for (auto& a : args) argv.push_back(a.data());
     argv.push_back(nullptr);
