@@ -10,13 +10,10 @@
 
 namespace cp::test {
 
-namespace {
-
-using Clock = std::chrono::steady_clock;
-
-int connect_to(uint16_t port) {
+int connect_loopback(uint16_t port, int rcvbuf) {
   int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
   if (fd < 0) return -1;
+  if (rcvbuf > 0) ::setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &rcvbuf, sizeof rcvbuf);
   sockaddr_in a{};
   a.sin_family = AF_INET;
   a.sin_port = htons(port);
@@ -27,6 +24,10 @@ int connect_to(uint16_t port) {
   }
   return fd;
 }
+
+namespace {
+
+using Clock = std::chrono::steady_clock;
 
 bool send_all(int fd, const std::string& s) {
   size_t off = 0;
@@ -110,7 +111,7 @@ HttpResponse http(uint16_t port, const std::string& method, const std::string& t
                   const std::map<std::string, std::string>& headers, const std::string& body,
                   std::chrono::milliseconds timeout) {
   HttpResponse res;
-  int fd = connect_to(port);
+  int fd = connect_loopback(port);
   if (fd < 0) return res;
   auto deadline = Clock::now() + timeout;
   if (!send_all(fd, request_text(method, target, headers, body, port, true))) {
@@ -148,7 +149,7 @@ SseResult read_sse(uint16_t port, const std::string& target,
                    const std::map<std::string, std::string>& headers, size_t max_events,
                    std::chrono::milliseconds timeout) {
   SseResult res;
-  int fd = connect_to(port);
+  int fd = connect_loopback(port);
   if (fd < 0) return res;
   auto deadline = Clock::now() + timeout;
   send_all(fd, request_text("GET", target, headers, "", port, false));

@@ -11,6 +11,10 @@
 
 namespace cp::test {
 
+// A TCP connection to 127.0.0.1:port (-1 when refused); `rcvbuf` > 0 sets a small receive buffer before
+// connecting (a client that reads slowly).
+int connect_loopback(uint16_t port, int rcvbuf = 0);
+
 struct HttpResponse {
   int status = 0;                              // 0: no answer (connection refused, reset, timeout)
   std::map<std::string, std::string> headers;  // names lower-case

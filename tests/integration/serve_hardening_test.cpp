@@ -18,20 +18,6 @@
 namespace cp::test {
 namespace {
 
-int connect_raw(uint16_t port, int rcvbuf = 0) {
-  int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  if (rcvbuf > 0) ::setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &rcvbuf, sizeof rcvbuf);
-  sockaddr_in a{};
-  a.sin_family = AF_INET;
-  a.sin_port = htons(port);
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  if (::connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0) {
-    ::close(fd);
-    return -1;
-  }
-  return fd;
-}
-
 // Sends what it can of `data` (the server may stop reading); returns bytes sent.
 size_t send_some(int fd, const std::string& data) {
   size_t at = 0;
@@ -121,12 +107,17 @@ struct Hardened : ::testing::Test {
   }
   RawAnswer exchange(const std::string& request,
                      std::chrono::milliseconds timeout = std::chrono::seconds(15)) {
-    int fd = connect_raw(serve->port());
+    int fd = connect_loopback(serve->port());
     EXPECT_GE(fd, 0);
     send_some(fd, request);
     auto r = read_until_close(fd, timeout);
     ::close(fd);
     return r;
+  }
+  // The raw request for a run's live event stream, as the viewer.
+  std::string stream_request(const std::string& id) const {
+    return "GET /api/runs/" + id + "/events/stream HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer " + viewer +
+           "\r\n\r\n";
   }
 };
 
@@ -144,7 +135,7 @@ TEST_F(Hardened, AfterA413NothingElseOnTheConnectionIsARequest) {
   EXPECT_EQ(status_of(r.bytes), 413) << r.bytes;
 
   // Well-framed pipelined requests are all answered, in order.
-  int fd = connect_raw(serve->port());
+  int fd = connect_loopback(serve->port());
   send_some(fd, pipelined + "GET /api/health HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
   auto ok = read_until_close(fd, std::chrono::seconds(15));
   ::close(fd);
@@ -199,7 +190,7 @@ TEST_F(Hardened, BodiesAreNotHeldForClientsWithoutAToken) {
   std::vector<int> fds;
   std::string chunk(1 << 20, 'x');
   for (int i = 0; i < 16; ++i) {
-    int fd = connect_raw(serve->port());
+    int fd = connect_loopback(serve->port());
     ASSERT_GE(fd, 0);
     send_some(fd, "POST /api/runs HTTP/1.1\r\nHost: x\r\nContent-Length: 4294967296\r\n\r\n");
     send_some(fd, chunk);
@@ -212,7 +203,7 @@ TEST_F(Hardened, BodiesAreNotHeldForClientsWithoutAToken) {
   }
   fds.clear();
   for (int i = 0; i < 32; ++i) {
-    int fd = connect_raw(serve->port());
+    int fd = connect_loopback(serve->port());
     ASSERT_GE(fd, 0);
     send_some(fd, "POST /api/runs HTTP/1.1\r\nHost: x\r\nContent-Length: 60000\r\n\r\n");
     fds.push_back(fd);  // the body never comes
@@ -224,7 +215,7 @@ TEST_F(Hardened, BodiesAreNotHeldForClientsWithoutAToken) {
     ::close(fd);
   }
   // A bad token is the same 401, also before the body.
-  int fd = connect_raw(serve->port());
+  int fd = connect_loopback(serve->port());
   send_some(
       fd,
       "POST /api/runs HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer nope\r\nContent-Length: 60000\r\n\r\n");
@@ -250,11 +241,7 @@ TEST_F(Hardened, EventTypesCannotForgeSseFields) {
   }
   ASSERT_TRUE(store::verify_event_log(dir / "events.jsonl").ok);
   start();
-  int fd = connect_raw(serve->port());
-  send_some(fd, "GET /api/runs/" + id + "/events/stream HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer " +
-                    viewer + "\r\n\r\n");
-  auto r = read_until_close(fd, std::chrono::seconds(20));
-  ::close(fd);
+  auto r = exchange(stream_request(id), std::chrono::seconds(20));
   ASSERT_TRUE(r.eof) << r.bytes;
   std::string body = r.bytes.substr(r.bytes.find("\r\n\r\n") + 4);
   // SSE ends a line at CR, LF or CRLF: split the way a browser does.
@@ -305,11 +292,7 @@ TEST_F(Hardened, AJsonLineWithACarriageReturnIsSentReserialised) {
   // let it break a frame.
   std::ofstream(dir / "events.jsonl") << "{\"seq\":1,\r\"type\":\"A\",\r\"x\":1}\n";
   start();
-  int fd = connect_raw(serve->port());
-  send_some(fd, "GET /api/runs/" + id + "/events/stream HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer " +
-                    viewer + "\r\n\r\n");
-  auto r = read_until_close(fd, std::chrono::seconds(20));
-  ::close(fd);
+  auto r = exchange(stream_request(id), std::chrono::seconds(20));
   std::string body = r.bytes.substr(r.bytes.find("\r\n\r\n") + 4);
   EXPECT_EQ(body.find('\r'), std::string::npos) << body;
   EXPECT_NE(body.find("event: A\n"), std::string::npos) << body;
@@ -329,10 +312,9 @@ TEST_F(Hardened, StreamsThatNeverReadAreBounded) {
   ASSERT_GT(before, 0);
   std::vector<int> fds;
   for (int i = 0; i < 64; ++i) {
-    int fd = connect_raw(serve->port(), 4096);
+    int fd = connect_loopback(serve->port(), 4096);
     ASSERT_GE(fd, 0);
-    send_some(fd, "GET /api/runs/" + id + "/events/stream HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer " +
-                      viewer + "\r\n\r\n");
+    send_some(fd, stream_request(id));
     fds.push_back(fd);  // never read
   }
   std::this_thread::sleep_for(std::chrono::seconds(4));
