@@ -239,30 +239,57 @@ TEST(Approvals, DeadlinePassedMeansDenied) {
   p.expect_sound(id2);
 }
 
-TEST(Approvals, ADecisionCutShortIsFinishedFromTheLog) {
+TEST(Approvals, ADecisionCutShortAfterItsSignedSealIsFinished) {
   ApprovalProject p;
   std::string id = p.awaiting_run();
   fs::path bundle = p.dir / ".runtime-cache/cortexpilot/runs" / id;
-  {
-    // What a decision writes before its manifest, as if cp-host died right after the seal event.
-    cp::store::EventLog log(bundle / "events.jsonl", id);
-    json who{{"by", "ops"}, {"by_kind", "os_user"}, {"how", "human"}, {"at", "2026-11-25T10:00:00Z"}};
-    log.append("APPROVAL_RECORDED", who);
-    json decided = who;
-    decided["decision"] = "approved";
-    log.append("APPROVAL_DECIDED", decided);
-    log.append("RUN_SEALED",
-               {{"status", "sealed"}, {"verdict", "success"}, {"reason", "approved by ops (human)"}});
-  }
-  EXPECT_EQ(p.manifest(id)["status"], "awaiting_approval");
-  // The next decision finds the log ahead of the manifest and finishes it instead of deciding again.
+  // The log and manifest as they were before the decision; then the decision, in full.
+  std::string events_before = read_file(bundle / "events.jsonl");
+  std::string manifest_before = read_file(bundle / "manifest.json");
+  json r0 = p.cli_json({"approve", id}, 0);
+  ASSERT_EQ(r0["outcome"], "approved");
+  // As if cp-host died right after writing seal.json (the commit point): its events and manifest lost.
+  write_file(bundle / "events.jsonl", events_before);
+  write_file(bundle / "manifest.json", manifest_before);
+  Ran v = p.runs({"verify", id});
+  EXPECT_EQ(v.exit_code, 1);
+  EXPECT_NE(v.out.find("a crash cut it short"), std::string::npos) << v.out;
+  // The next decision finishes the signed seal instead of deciding again.
   json r = p.cli_json({"reject", id}, 1);
   EXPECT_EQ(r["outcome"], "not_awaiting");
   json m = p.manifest(id);
   EXPECT_EQ(m["status"], "sealed");
   EXPECT_EQ(m["verdict"], "success");
-  EXPECT_EQ(p.event_types(id).back(), "RUN_SEALED");
+  auto types = p.event_types(id);
+  EXPECT_EQ(types.back(), "RUN_SEALED");
+  EXPECT_EQ(count_of(types, "APPROVAL_DECIDED"), 1u);
   p.expect_sound(id);
+}
+
+TEST(Approvals, DecisionEventsAppendedWithoutTheHostKeyAreRefused) {
+  ApprovalProject p;
+  std::string id = p.awaiting_run();
+  fs::path bundle = p.dir / ".runtime-cache/cortexpilot/runs" / id;
+  {
+    // Someone who can write the bundle appends a decision and a seal: the chain holds, nothing signs them.
+    cp::store::EventLog log(bundle / "events.jsonl", id);
+    json who{{"by", "ops"}, {"by_kind", "os_user"}, {"how", "human"}, {"at", "2026-11-25T10:00:00Z"}};
+    json decided = who;
+    decided["decision"] = "approved";
+    log.append("APPROVAL_DECIDED", decided);
+    log.append("RUN_SEALED", {{"status", "sealed"}, {"verdict", "success"}, {"reason", "approved by ops"}});
+  }
+  json r = p.cli_json({"reject", id}, 1);
+  EXPECT_EQ(r["outcome"], "unverified");
+  EXPECT_NE(r["message"].get<std::string>().find("does not end with the sealed event"), std::string::npos)
+      << r["message"];
+  // Nothing was decided or finished from the forged events.
+  json m = p.manifest(id);
+  EXPECT_EQ(m["status"], "awaiting_approval");
+  EXPECT_FALSE(m.contains("verdict"));
+  Ran v = p.runs({"verify", id});
+  EXPECT_EQ(v.exit_code, 1);
+  EXPECT_NE(v.out.find("TAMPERED"), std::string::npos) << v.out;
 }
 
 TEST(Evidence, PromotionRefusesWhatDoesNotApplyOrWouldMoveACheckout) {
@@ -403,7 +430,7 @@ TEST(Replay, ATamperedBundleIsNotReplayed) {
   write_file(orig.bundle / "contract.json", doc.dump());
   Ran r = p.cli({"replay", orig.manifest["run_id"]});
   EXPECT_EQ(r.exit_code, 2);
-  EXPECT_NE(r.err.find("does not match the sha256"), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find("contract.json differs from the sealed file"), std::string::npos) << r.err;
   size_t bundles = 0;
   for (const auto& e : fs::directory_iterator(p.dir / ".runtime-cache/cortexpilot/runs"))
     bundles += e.path().filename().string()[0] != '.';

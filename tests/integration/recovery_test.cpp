@@ -4,6 +4,7 @@
 // freeing the dead run's worktree, and `runs recover` exits 1 naming what it could not seal.
 #include "integration/run_project.hpp"
 #include "store/event_log.hpp"
+#include "store/sha256.hpp"
 
 #include <fcntl.h>
 #include <signal.h>
@@ -186,9 +187,10 @@ TEST(Recovery, RecoverExitsOneNamingABundleItCannotSealAndStillSealsTheOthers) {
   fs::path torn = runs / "torn-run-2";
   {
     fs::create_directories(torn / "reports");
+    write_file(torn / "contract.json", "{}");  // every bundle holds its compiled contract
     cp::store::EventLog log(torn / "events.jsonl", "torn-run-2");
     log.append("RUN_STARTED", {{"task_id", "fix-greeting"},
-                               {"contract_sha256", std::string(64, 'a')},
+                               {"contract_sha256", cp::store::sha256_hex("{}")},
                                {"runner", "tool"},
                                {"pack", "medium"},
                                {"repo", p.repo.string()},

@@ -2,7 +2,9 @@
 // request framing (oversized bodies, conflicting lengths, bodies before authentication), forged SSE
 // fields, streams that never read, the loopback rule of --open-reads, read-only GETs, strict query values.
 #include "integration/serve_fixture.hpp"
+#include "store/bundle_seal.hpp"
 #include "store/event_log.hpp"
+#include "store/host_key.hpp"
 
 #include <arpa/inet.h>
 #include <netdb.h>
@@ -338,6 +340,9 @@ TEST_F(Hardened, CompareByAViewerWritesNothing) {
     fs::path dir = make_bundle(p, id, "sealed", "success");
     store::EventLog log(dir / "events.jsonl", id);
     log.append("RUN_STARTED", json::object());
+    // Sealed with the host key serve trusts: compare verifies both bundles before it reads them.
+    store::write_seal(dir, log, "RUN_SEALED", {{"status", "sealed"}, {"verdict", "success"}, {"reason", ""}},
+                      json::parse(read_file(dir / "manifest.json")), *store::HostKey::current());
   }
   start();
   auto listing = [&](const std::string& id) {

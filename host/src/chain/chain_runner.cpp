@@ -294,14 +294,13 @@ ChainOutcome run_chain(const ChainRequest& req) {
     json completed{{"verdict", verdict}, {"reason", reason}, {"closed", closed}};
     if (!final_commit.empty()) completed["result"] = o.report["result"];
     events.append("CHAIN_COMPLETED", completed);
-    events.append("RUN_SEALED", {{"status", "sealed"}, {"verdict", verdict}, {"reason", reason}});
-    bundle->update_manifest({{"status", "sealed"},
-                             {"verdict", verdict},
-                             {"reason", reason},
-                             {"finished_at", store::now_utc_iso()},
-                             {"reports", reports},
-                             {"chain_steps", steps_report},
-                             {"events", {{"count", events.count()}, {"last_hash", events.last_hash()}}}});
+    bundle->seal("RUN_SEALED", {{"status", "sealed"}, {"verdict", verdict}, {"reason", reason}},
+                 {{"status", "sealed"},
+                  {"verdict", verdict},
+                  {"reason", reason},
+                  {"finished_at", store::now_utc_iso()},
+                  {"reports", reports},
+                  {"chain_steps", steps_report}});
     store::clear_live_marker(req.root, o.run_id);
     control::record_in_workflow_case(req.root, bundle->manifest());
     log::governance(o.run_id, "chain", "chain sealed " + verdict + ": " + reason,

@@ -147,12 +147,13 @@ void add_decisions(CLI::App& app, Globals& g, Runner& run) {
                : r.outcome == O::from_run                           ? kFromRun
                                                                     : kInvalid;
     if (o->json) {
-      json j{{"outcome", r.outcome == O::promoted    ? "promoted"
-                         : r.outcome == O::rejected  ? "rejected"
-                         : r.outcome == O::refused   ? "refused"
-                         : r.outcome == O::not_found ? "not_found"
-                         : r.outcome == O::from_run  ? "from_run"
-                                                     : "error"},
+      json j{{"outcome", r.outcome == O::promoted     ? "promoted"
+                         : r.outcome == O::rejected   ? "rejected"
+                         : r.outcome == O::refused    ? "refused"
+                         : r.outcome == O::unverified ? "unverified"
+                         : r.outcome == O::not_found  ? "not_found"
+                         : r.outcome == O::from_run   ? "from_run"
+                                                      : "error"},
              {"message", r.message},
              {"exit_code", code}};
       if (!r.evidence.is_null()) j["evidence"] = r.evidence;

@@ -2,6 +2,7 @@
 #include "cli/commands.hpp"
 #include "log/log_lanes.hpp"
 #include "log/logger.hpp"
+#include "store/host_key.hpp"
 
 #include <cortexpilot/plugin.h>
 #include <CLI/CLI.hpp>
@@ -28,6 +29,10 @@ int main(int argc, char** argv) {
   app.add_option("--root", g.root, "Project root holding contracts/, packs/, policies/ (default: .)");
   app.add_option("--log-level", log_level, "debug|info|warn|error|off (default: warn)")
       ->check(CLI::IsMember({"debug", "info", "warn", "error", "off"}));
+  std::string key_dir;
+  app.add_option("--key-dir", key_dir,
+                 "Folder of the host key that signs run seals (default: $CP_HOST_KEY_DIR, else "
+                 "~/.config/cp-host/keys); keep it outside the root, where no run can read it");
   std::string log_format = "text";
   app.add_option("--log-format", log_format,
                  "Console log lines: text (default) or json (log_event.v2 envelopes). run, serve, queue and "
@@ -51,6 +56,7 @@ int main(int argc, char** argv) {
   add_compare(app, g, run);
   add_workflows(app, g, run);
   add_chain(app, g, run);
+  add_keys(app, run);
 
   try {
     app.parse(argc, argv);
@@ -65,6 +71,7 @@ int main(int argc, char** argv) {
     return kUsage;
   }
   if (!g.plugins_dir_given) g.plugins_dir = default_plugins_dir();
+  if (!key_dir.empty()) cp::store::set_key_dir(key_dir);
   cp::log::set_level(log_level == "debug"   ? cp::log::Level::debug
                      : log_level == "info"  ? cp::log::Level::info
                      : log_level == "warn"  ? cp::log::Level::warn

@@ -3,13 +3,16 @@
 #include "contract/json_depth.hpp"
 #include "run/recovery.hpp"
 #include "store/bundle.hpp"
+#include "store/bundle_verify.hpp"
 #include "store/event_log.hpp"
+#include "store/host_key.hpp"
 #include "store/run_index.hpp"
 #include "store/sha256.hpp"
 
 #include <CLI/CLI.hpp>
 #include <nlohmann/json.hpp>
 
+#include <algorithm>
 #include <fstream>
 #include <iomanip>
 #include <iostream>
@@ -27,6 +30,8 @@ struct RunsOpts {
   bool json = false;
   size_t limit = 50;
   std::string type;
+  bool all = false;
+  std::vector<std::string> keys;
 };
 
 std::optional<fs::path> locate(const Globals& g, const std::string& id) {
@@ -174,53 +179,83 @@ int events(const Globals& g, const RunsOpts& o) {
   return kOk;
 }
 
-int verify(const Globals& g, const RunsOpts& o) {
-  auto dir = locate(g, o.run_id);
-  if (!dir) return kUsage;
-  store::ChainCheck c = store::verify_event_log(*dir / "events.jsonl");
-  std::vector<std::string> problems;
-  if (!c.ok) problems.push_back("events.jsonl line " + std::to_string(c.bad_line) + ": " + c.reason);
-  json m = store::read_json_file(*dir / "manifest.json");
-  if (c.ok && m.is_object() && m.value("status", "") == "sealed" && m.contains("events")) {
-    if (m["events"].value("count", 0ULL) != c.events)
-      problems.push_back("manifest says " + std::to_string(m["events"].value("count", 0ULL)) +
-                         " events, the log holds " + std::to_string(c.events));
-    else if (m["events"].value("last_hash", "") != c.last_hash)
-      problems.push_back("manifest's last event hash differs from the log's");
-  }
-  json proof = store::read_json_file(*dir / "reports/proof_pack.json");
-  if (proof.is_object()) {
-    for (const auto& gt : proof.value("gates", json::array())) {
-      if (!gt.contains("report")) continue;
-      std::ifstream rf(*dir / gt["report"].get<std::string>(), std::ios::binary);
-      std::ostringstream ss;
-      ss << rf.rdbuf();
-      if (store::sha256_hex(ss.str()) != gt.value("report_sha256", ""))
-        problems.push_back("report " + gt["report"].get<std::string>() +
-                           " differs from the hash in proof_pack.json");
+// The keys `runs verify` trusts: the files given with --key, else the host's own (current and retired).
+std::optional<store::KeyRing> trusted_keys(const RunsOpts& o) {
+  try {
+    if (!o.keys.empty()) {
+      std::vector<fs::path> files(o.keys.begin(), o.keys.end());
+      return store::KeyRing::of_files(files);
     }
-    std::ifstream df(*dir / "artifacts/diff.patch", std::ios::binary);
-    std::ostringstream ds;
-    ds << df.rdbuf();
-    if (proof.contains("diff_sha256") && store::sha256_hex(ds.str()) != proof.value("diff_sha256", ""))
-      problems.push_back("artifacts/diff.patch differs from the hash in proof_pack.json");
+    return store::KeyRing::of_dir(store::key_dir());
+  } catch (const store::KeyError& e) {
+    std::cerr << "cp-host runs verify: " << e.what() << "\n";
+    return std::nullopt;
   }
-  bool ok = problems.empty();
-  if (o.json) {
-    std::cout << json{{"run_id", o.run_id},
-                      {"ok", ok},
-                      {"events", c.events},
-                      {"last_hash", c.last_hash},
-                      {"problems", problems}}
-                     .dump(2)
+}
+
+json check_json(const std::string& id, const store::BundleCheck& c) {
+  json j{{"run_id", id},          {"ok", c.ok()},       {"state", store::state_name(c.state)},
+         {"status", c.status},    {"events", c.events}, {"last_hash", c.last_hash},
+         {"problems", c.problems}};
+  if (!c.verdict.empty()) j["verdict"] = c.verdict;
+  if (!c.key_id.empty()) j["key_id"] = c.key_id;
+  return j;
+}
+
+void print_check(const std::string& id, const store::BundleCheck& c) {
+  if (c.ok())
+    std::cout << "ok: " << id << ": " << c.status << (c.verdict.empty() ? "" : " " + c.verdict) << ", "
+              << c.events << " events, every file as sealed, signed by key " << c.key_id << "\n";
+  else if (c.state == store::BundleCheck::State::live)
+    std::cout << "live: " << id << ": still running; verify it once it is sealed\n";
+  else
+    for (const auto& p : c.problems) std::cout << "TAMPERED: " << id << ": " << p << "\n";
+}
+
+int verify(const Globals& g, const RunsOpts& o) {
+  auto keys = trusted_keys(o);
+  if (!keys) return kUsage;
+  if (!o.all) {
+    auto dir = locate(g, o.run_id);
+    if (!dir) return kUsage;
+    store::BundleCheck c = store::verify_bundle(*dir, *keys);
+    if (o.json)
+      std::cout << check_json(o.run_id, c).dump(2) << "\n";
+    else
+      print_check(o.run_id, c);
+    return c.ok() ? kOk : kInvalid;
+  }
+  // --all: every bundle under the root, with progress on stderr; live runs are listed, not failures.
+  std::vector<std::string> ids;
+  std::error_code ec;
+  for (const auto& e : fs::directory_iterator(store::runs_dir(g.root), ec)) {
+    std::string n = e.path().filename().string();
+    if (!n.empty() && n[0] != '.' && e.is_directory(ec) && store::valid_run_id(n)) ids.push_back(n);
+  }
+  std::sort(ids.begin(), ids.end());
+  size_t intact = 0, tampered = 0, live = 0, i = 0;
+  json results = json::array();
+  for (const auto& id : ids) {
+    store::BundleCheck c = store::verify_bundle(store::runs_dir(g.root) / id, *keys);
+    if (c.ok())
+      ++intact;
+    else if (c.state == store::BundleCheck::State::live)
+      ++live;
+    else
+      ++tampered;
+    if (o.json)
+      results.push_back(check_json(id, c));
+    else if (!c.ok())
+      print_check(id, c);
+    if (++i % 100 == 0) std::cerr << "verified " << i << " of " << ids.size() << " bundles\n";
+  }
+  if (o.json)
+    std::cout << json{{"runs", results}, {"intact", intact}, {"tampered", tampered}, {"live", live}}.dump(2)
               << "\n";
-  } else if (ok) {
-    std::cout << "ok: " << o.run_id << ": " << c.events << " events, hash chain intact, last "
-              << c.last_hash.substr(0, 16) << "…\n";
-  } else {
-    for (const auto& p : problems) std::cout << "TAMPERED: " << o.run_id << ": " << p << "\n";
-  }
-  return ok ? kOk : kInvalid;
+  else
+    std::cout << ids.size() << " bundles: " << intact << " intact, " << tampered << " tampered, " << live
+              << " live\n";
+  return tampered == 0 ? kOk : kInvalid;
 }
 
 }  // namespace
@@ -244,11 +279,22 @@ void add_runs(CLI::App& app, Globals& g, Runner& run) {
   ev->callback([&g, &run, o] { run = [&g, o] { return events(g, *o); }; });
   auto* vf = runs->add_subcommand(
       "verify",
-      "Check a run's hash-chained events.jsonl, the manifest's event count and the proof pack's hashes "
-      "(exit 0 intact, 1 tampered, 2 no such run)");
-  vf->add_option("run_id", o->run_id, "Run id")->required();
+      "Check that a run bundle is what its host sealed: the hash-chained events.jsonl, the seal's signature "
+      "(the host key, or --key), every file against the seal, manifest.json against the sealed manifest, "
+      "contract.json against its sha256. Each problem is one TAMPERED line. Exit 0 intact, 1 tampered (or "
+      "still running), 2 no such run or an unusable --key");
+  vf->add_option("run_id", o->run_id, "Run id (or --all)");
+  vf->add_flag("--all", o->all, "Verify every bundle under the root (exit 1 when any is tampered)");
+  vf->add_option("--key", o->keys,
+                 "Trust only this public key (PEM, from `cp-host keys export`; repeatable), e.g. to check a "
+                 "bundle someone gave you")
+      ->check(CLI::ExistingFile);
   vf->add_flag("--json", o->json, "Machine-readable output");
-  vf->callback([&g, &run, o] { run = [&g, o] { return verify(g, *o); }; });
+  vf->callback([&g, &run, o, vf] {
+    if (o->all == !o->run_id.empty())
+      throw CLI::ValidationError("runs verify", "name one run id, or pass --all");
+    run = [&g, o] { return verify(g, *o); };
+  });
   auto* rc = runs->add_subcommand(
       "recover",
       "Seal bundles left unsealed by a crash (their processes killed first) and clean what crashes leave: "

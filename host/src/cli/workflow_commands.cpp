@@ -33,7 +33,7 @@ void add_compare(CLI::App& app, Globals& g, Runner& run) {
       auto r = control::compare_runs(g.root, o->a, o->b, !o->no_write);
       if (!r.ok) {
         std::cerr << "cp-host compare: " << r.message << "\n";
-        return r.missing ? kInvalid : kInternal;
+        return r.missing || r.unverified ? kInvalid : kInternal;
       }
       const json& j = r.report;
       if (o->json) {

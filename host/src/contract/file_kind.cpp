@@ -37,7 +37,7 @@ std::string detect_schema(const std::filesystem::path& file, const nlohmann::jso
   if (is_obj && doc.contains("kind") && doc["kind"].is_string()) {
     static const char* kinds[] = {"approval_pack", "proof_pack",         "incident_pack",
                                   "chain_report",  "run_compare_report", "execution_plan_report",
-                                  "workflow_case"};
+                                  "workflow_case", "bundle_seal"};
     for (const char* k : kinds)
       if (doc["kind"] == k) return k;
   }

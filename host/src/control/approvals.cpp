@@ -9,6 +9,8 @@
 #include "run/workspace.hpp"
 #include "store/atomic_file.hpp"
 #include "store/bundle.hpp"
+#include "store/bundle_seal.hpp"
+#include "store/bundle_verify.hpp"
 #include "store/run_index.hpp"
 
 #include <fstream>
@@ -59,28 +61,11 @@ bool past(const json& approval) {
   return d >= 0 && queue::now_ms() > d;
 }
 
-// The manifest said "awaiting" but the log already holds RUN_SEALED: a decision crashed before its manifest
-// write. The log is the truth; the manifest is finished from it.
-bool finish_half_decided(store::Bundle& b, const std::vector<json>& events) {
-  if (events.empty() || events.back().value("type", "") != "RUN_SEALED") return false;
-  const json p = events.back().value("payload", json::object());
-  json patch{{"status", "sealed"},
-             {"verdict", p.value("verdict", "error")},
-             {"reason", p.value("reason", "")},
-             {"events", {{"count", b.events().count()}, {"last_hash", b.events().last_hash()}}}};
-  if (p.contains("approval")) patch["approval"] = p["approval"];
-  json reports = b.manifest().value("reports", json::object());
-  if (fs::exists(b.dir() / "reports/proof_pack.json")) reports["proof_pack"] = "reports/proof_pack.json";
-  if (fs::exists(b.dir() / "reports/incident_pack.json"))
-    reports["incident_pack"] = "reports/incident_pack.json";
-  patch["reports"] = reports;
-  b.update_manifest(patch);
-  return true;
-}
-
 // Seals a waiting run with the decision. `state` is approved | rejected | expired.
+// `before`: events logged in the same step, ahead of APPROVAL_DECIDED (the approval that completed the
+// count).
 void seal_decision(const fs::path& root, store::Bundle& b, const std::string& state, const json& decided_by,
-                   const json& approvals) {
+                   const json& approvals, store::PlainEvents before = {}) {
   json man = b.manifest();
   const std::string run_id = b.run_id();
   run::SealFacts f = facts_of(b.dir(), man);
@@ -120,10 +105,6 @@ void seal_decision(const fs::path& root, store::Bundle& b, const std::string& st
     b.write_json("reports/incident_pack.json", pack);
     reports["incident_pack"] = "reports/incident_pack.json";
   }
-  b.events().append("APPROVAL_DECIDED", decision);
-  b.events().append("RUN_SEALED",
-                    {{"status", "sealed"}, {"verdict", verdict}, {"reason", reason}, {"approval", approval}});
-
   // A denied result is not kept around: its worktree goes, as the contract's rollback says.
   bool keep = man.value("worktree_kept", false);
   if (verdict != "success" && keep && man.contains("worktree")) {
@@ -135,13 +116,17 @@ void seal_decision(const fs::path& root, store::Bundle& b, const std::string& st
       keep = false;
     }
   }
-  b.update_manifest({{"status", "sealed"},
-                     {"verdict", verdict},
-                     {"reason", reason},
-                     {"approval", approval},
-                     {"reports", reports},
-                     {"worktree_kept", keep},
-                     {"events", {{"count", b.events().count()}, {"last_hash", b.events().last_hash()}}}});
+  // The decision and the seal are one step: APPROVAL_DECIDED and RUN_SEALED are signed together.
+  before.emplace_back("APPROVAL_DECIDED", decision);
+  b.seal("RUN_SEALED",
+         {{"status", "sealed"}, {"verdict", verdict}, {"reason", reason}, {"approval", approval}},
+         {{"status", "sealed"},
+          {"verdict", verdict},
+          {"reason", reason},
+          {"approval", approval},
+          {"reports", reports},
+          {"worktree_kept", keep}},
+         before);
   std::error_code ec;
   fs::remove(awaiting_marker(root, run_id), ec);
   record_in_workflow_case(root, b.manifest());
@@ -183,6 +168,8 @@ DecisionResult decide(const fs::path& root, const std::string& run_id, Decision 
     return result(Outcome::invalid, "a god-mode approval needs a reason (it is recorded with the decision)");
   auto dir = store::find_run(root, run_id);
   if (!dir) return result(Outcome::not_found, "no run " + run_id);
+  // Verify before acting: a decision on a bundle changed after its seal would seal the change.
+  if (std::string why = store::refusal_to_act(*dir); !why.empty()) return result(Outcome::unverified, why);
   json peek = store::read_json_file(*dir / "manifest.json");
   if (peek.is_object() && peek.value("status", "") != "awaiting_approval")
     return result(Outcome::not_awaiting,
@@ -194,7 +181,7 @@ DecisionResult decide(const fs::path& root, const std::string& run_id, Decision 
   try {
     b = store::Bundle::open(root, run_id);
     auto events = events_of(b->dir());
-    if (finish_half_decided(*b, events) || b->manifest().value("status", "") != "awaiting_approval")
+    if (b->manifest().value("status", "") != "awaiting_approval")
       return result(Outcome::not_awaiting, "run " + run_id + " has already been decided", b->manifest());
 
     json approval = b->manifest().value("approval", json::object());
@@ -219,17 +206,15 @@ DecisionResult decide(const fs::path& root, const std::string& run_id, Decision 
         return result(Outcome::duplicate,
                       actor.by + " has already approved run " + run_id + "; another approver is needed",
                       b->manifest());
-    b->events().append("APPROVAL_RECORDED", rec);
     approvals.push_back(rec);
     int required = approval.value("approvers_required", 1);
     if (actor.how == "god_mode" || static_cast<int>(approvals.size()) >= required) {
-      seal_decision(root, *b, "approved", rec, approvals);
+      seal_decision(root, *b, "approved", rec, approvals, {{"APPROVAL_RECORDED", rec}});
       return result(Outcome::approved, "run " + run_id + " approved: verdict success", b->manifest());
     }
     approval["approvals"] = approvals;
-    b->update_manifest(
-        {{"approval", approval},
-         {"events", {{"count", b->events().count()}, {"last_hash", b->events().last_hash()}}}});
+    // A counted approval re-seals the bundle: the manifest's approval list changed.
+    b->seal("APPROVAL_RECORDED", rec, {{"approval", approval}});
     return result(Outcome::recorded,
                   "approval " + std::to_string(approvals.size()) + " of " + std::to_string(required) +
                       " recorded for run " + run_id,
@@ -311,6 +296,8 @@ const char* outcome_name(Outcome o) {
       return "expired";
     case Outcome::not_awaiting:
       return "not_awaiting";
+    case Outcome::unverified:
+      return "unverified";
     case Outcome::duplicate:
       return "duplicate";
     case Outcome::not_found:

@@ -35,6 +35,7 @@ struct DecisionResult {
     rejected,      // sealed as denied
     expired,       // the deadline had passed: sealed as denied by rule, the decision was not taken
     not_awaiting,  // the run is not waiting for a decision (running, or already decided)
+    unverified,    // the bundle does not verify (store/bundle_verify.hpp): nothing was decided
     duplicate,     // this approver has already approved this run
     not_found,
     invalid,   // the request itself is wrong (god-mode without a reason, god-mode reject)

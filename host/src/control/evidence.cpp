@@ -6,6 +6,7 @@
 #include "log/logger.hpp"
 #include "run/workspace.hpp"
 #include "store/bundle.hpp"
+#include "store/bundle_verify.hpp"
 #include "store/run_index.hpp"
 
 #include <unistd.h>
@@ -50,6 +51,11 @@ std::unique_ptr<store::Bundle> open_for_decision(const fs::path& root, const std
     why = result(Outcome::not_found, "no run " + run_id);
     return nullptr;
   }
+  // Verify before acting: promoting a bundle changed after its seal would commit what no gate judged.
+  if (std::string refusal = store::refusal_to_act(*store::find_run(root, run_id)); !refusal.empty()) {
+    why = result(Outcome::unverified, refusal);
+    return nullptr;
+  }
   auto b = store::Bundle::open(root, run_id);
   const json& m = b->manifest();
   if (m.contains("evidence")) {
@@ -69,10 +75,13 @@ std::unique_ptr<store::Bundle> open_for_decision(const fs::path& root, const std
   return b;
 }
 
-void finish(const fs::path& root, store::Bundle& b, const std::string& type, const json& evidence) {
-  b.events().append(type, evidence);
-  b.update_manifest({{"evidence", evidence},
-                     {"events", {{"count", b.events().count()}, {"last_hash", b.events().last_hash()}}}});
+// The decision re-seals the bundle: its event carries the seal of the manifest with `evidence` (and the
+// worktree's fate) in it.
+void finish(const fs::path& root, store::Bundle& b, const std::string& type, const json& evidence,
+            bool worktree_removed) {
+  json patch{{"evidence", evidence}};
+  if (worktree_removed) patch["worktree_kept"] = false;
+  b.seal(type, evidence, patch);
   record_in_workflow_case(root, b.manifest());
   log::governance(b.run_id(), "evidence",
                   "evidence " + evidence.value("decision", "") + " by " + evidence.value("by", ""), evidence);
@@ -125,7 +134,9 @@ EvidenceResult promote(const fs::path& root, const std::string& run_id, const st
     if (!fs::exists(patch) || fs::file_size(patch, ec) == 0)
       return result(Outcome::refused, "run " + run_id + " changed nothing: there is no patch to promote");
     // A private index: the user's index and files are never touched.
-    fs::path index = bdir / (".promote-index-" + std::to_string(::getpid()));
+    // Outside the bundle: the seal lists every file in it.
+    fs::path index = fs::temp_directory_path() /
+                     ("cp-promote-index-" + std::to_string(::getpid()) + "-" + run_id.substr(0, 64));
     std::vector<std::string> env{"GIT_INDEX_FILE=" + index.string()};
     struct Cleanup {
       fs::path p;
@@ -165,12 +176,11 @@ EvidenceResult promote(const fs::path& root, const std::string& run_id, const st
     evidence["branch"] = branch;
     evidence["commit"] = commit;
     evidence["parent"] = parent;
-    finish(root, *b, "EVIDENCE_PROMOTED", evidence);
     // The change now lives in the repository: the run's worktree has served its purpose.
-    if (m.value("worktree_kept", false) && m.contains("worktree")) {
-      run::Workspace::remove(repo, m["worktree"].get<std::string>());
-      b->update_manifest({{"worktree_kept", false}});
-    }
+    bool removed = false;
+    if (m.value("worktree_kept", false) && m.contains("worktree"))
+      removed = run::Workspace::remove(repo, m["worktree"].get<std::string>());
+    finish(root, *b, "EVIDENCE_PROMOTED", evidence, removed);
     return result(Outcome::promoted,
                   "run " + run_id + " promoted to " + branch + " as " + commit.substr(0, 12), evidence);
   } catch (const std::exception& e) {
@@ -191,8 +201,7 @@ EvidenceResult reject_evidence(const fs::path& root, const std::string& run_id, 
     bool removed = false;
     if (m.value("worktree_kept", false) && m.contains("worktree"))
       removed = run::Workspace::remove(m.value("repo", ""), m["worktree"].get<std::string>());
-    finish(root, *b, "EVIDENCE_REJECTED", evidence);
-    if (removed) b->update_manifest({{"worktree_kept", false}});
+    finish(root, *b, "EVIDENCE_REJECTED", evidence, removed);
     return result(Outcome::rejected,
                   "run " + run_id + "'s change rejected" + (removed ? "; its worktree is removed" : ""),
                   evidence);

@@ -17,7 +17,8 @@ namespace cp::control {
 
 struct EvidenceResult {
   // from_run: asked from inside a run's process tree (control/run_origin.hpp); nothing was read or written.
-  enum class Outcome { promoted, rejected, refused, not_found, from_run, error };
+  // unverified: the bundle does not verify (store/bundle_verify.hpp); nothing was decided.
+  enum class Outcome { promoted, rejected, refused, unverified, not_found, from_run, error };
   Outcome outcome = Outcome::error;
   std::string message;      // one line; for `refused`, what is wrong and how to fix it
   nlohmann::json evidence;  // the manifest's `evidence` section, when decided

@@ -2,6 +2,7 @@
 
 #include "store/atomic_file.hpp"
 #include "store/bundle.hpp"
+#include "store/bundle_verify.hpp"
 #include "store/event_log.hpp"
 #include "store/run_index.hpp"
 
@@ -82,6 +83,12 @@ CompareResult compare_runs(const fs::path& root, const std::string& run_a, const
     r.message = "no run " + (!da ? run_a : run_b);
     return r;
   }
+  for (const auto& d : {*da, *db})
+    if (std::string why = store::refusal_to_act(d); !why.empty()) {
+      r.unverified = true;
+      r.message = why;
+      return r;
+    }
   try {
     Side a = read_side(*da), b = read_side(*db);
     if (!a.manifest.is_object() || !b.manifest.is_object()) {
@@ -136,7 +143,17 @@ CompareResult compare_runs(const fs::path& root, const std::string& run_a, const
          {{"a", a.manifest.value("usage", json::object())},
           {"b", b.manifest.value("usage", json::object())}}},
         {"event_types", events}};
-    if (write) store::write_json_atomic(*db / "reports/run_compare_report.json", r.report);
+    if (write) {
+      // A report added to a sealed bundle re-seals it: the REPORT_ADDED event binds the new file.
+      auto bundle = store::Bundle::open(root, run_b);
+      bundle->write_json("reports/run_compare_report.json", r.report);
+      json reports = bundle->manifest().value("reports", json::object());
+      reports["run_compare"] = "reports/run_compare_report.json";
+      bundle->seal(
+          "REPORT_ADDED",
+          {{"report", "reports/run_compare_report.json"}, {"kind", "run_compare_report"}, {"against", run_a}},
+          {{"reports", reports}});
+    }
     r.ok = true;
   } catch (const std::exception& e) {
     r.message = e.what();

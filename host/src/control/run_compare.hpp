@@ -1,7 +1,8 @@
 // Two runs side by side (typically a run and its replay): verdicts, gate outcomes, changed files, diff
 // stats, usage and event-type counts. The report (schemas/run_compare_report.json) is written into run
-// B's bundle as reports/run_compare_report.json, so a compare survives as a run-local report instead of
-// transient UI state. Reads only sealed facts; neither run is changed otherwise.
+// B's bundle as reports/run_compare_report.json (B is re-sealed with a REPORT_ADDED event), so a compare
+// survives as a run-local report instead of transient UI state. Both bundles are verified first: a compare
+// of a bundle that does not verify is refused.
 #pragma once
 
 #include <nlohmann/json.hpp>
@@ -14,8 +15,9 @@ namespace cp::control {
 
 struct CompareResult {
   bool ok = false;
-  int missing = 0;      // 0 ok; 1 when run A is missing, 2 when run B is
-  std::string message;  // why not, when not ok
+  int missing = 0;          // 0 ok; 1 when run A is missing, 2 when run B is
+  bool unverified = false;  // a bundle does not verify (message says which and why)
+  std::string message;      // why not, when not ok
   nlohmann::json report;
 };
 

@@ -23,7 +23,9 @@
 #include "run/workspace.hpp"
 #include "store/atomic_file.hpp"
 #include "store/bundle.hpp"
+#include "store/bundle_verify.hpp"
 #include "store/event_check.hpp"
+#include "store/host_key.hpp"
 #include "store/run_index.hpp"
 #include "store/sha256.hpp"
 
@@ -219,6 +221,8 @@ bool prepare_replay(const std::string& run_id, const fs::path& root, const fs::p
   };
   auto dir = store::find_run(root, run_id);
   if (!dir) return fail("no run " + run_id + " to replay under " + store::runs_dir(root).string());
+  // Verify before acting: a replay runs the contract the bundle holds, so that bundle must be as sealed.
+  if (std::string why = store::refusal_to_act(*dir); !why.empty()) return fail("cannot replay: " + why);
   json man = store::read_json_file(*dir / "manifest.json");
   if (!man.is_object() || man.value("kind", "run") != "run")
     return fail("run " + run_id +
@@ -326,6 +330,13 @@ RunOutcome run_contract(const RunRequest& req) {
   if (c["runtime_options"].contains("resume_from_run")) {
     std::string from = c["runtime_options"]["resume_from_run"];
     auto dir = store::find_run(req.root, from);
+    if (dir) {
+      if (std::string why = store::refusal_to_act(*dir); !why.empty()) {
+        o.stage = RunOutcome::Stage::invalid;
+        o.error = "runtime_options.resume_from_run: " + why;
+        return o;
+      }
+    }
     json prev = dir ? store::read_json_file(*dir / "manifest.json") : json();
     if (!prev.is_object() || !prev.contains("thread_id")) {
       o.stage = RunOutcome::Stage::invalid;
@@ -337,6 +348,17 @@ RunOutcome run_contract(const RunRequest& req) {
     resume = {{"thread_id", prev["thread_id"]},
               {"from_run", from},
               {"codex_home", (store::runtime_dir(req.root) / "codex-home" / from).string()}};
+  }
+
+  // The host key signs the seal; a key that cannot be used stops the run before anything runs, and its
+  // folder is hidden from the run's sandbox.
+  std::shared_ptr<const store::HostKey> host_key;
+  try {
+    host_key = store::HostKey::current();
+  } catch (const store::KeyError& e) {
+    o.stage = RunOutcome::Stage::internal;
+    o.error = std::string("cannot sign the run's seal: ") + e.what();
+    return o;
   }
 
   // Bundles a crash left unsealed are sealed before a new run starts (nothing silently dropped).
@@ -444,6 +466,7 @@ RunOutcome run_contract(const RunRequest& req) {
     places.agent_home =
         fs::absolute(store::runtime_dir(req.root) / "codex-home" / o.run_id).lexically_normal();
     places.hidden = req.hidden_paths;
+    places.hidden.push_back(host_key->dir());
     for (const auto& d : {places.tmp, places.scratch, places.agent_home}) fs::create_directories(d);
     RunSandboxPlan plan = plan_run_sandbox(compiled.document, places);
     json sandbox_entry;
@@ -680,7 +703,6 @@ RunOutcome run_contract(const RunRequest& req) {
     json sealed{{"status", o.status}, {"reason", o.reason}};
     if (!awaiting) sealed["verdict"] = verdict;
     if (awaiting) sealed["approval"] = approval;
-    events.append(awaiting ? "RUN_AWAITING_APPROVAL" : "RUN_SEALED", sealed);
     auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - t0).count();
     bool keep = req.keep_worktree || awaiting || abandoned || c["rollback"].value("strategy", "") == "none";
     json patch{{"status", o.status},
@@ -690,13 +712,12 @@ RunOutcome run_contract(const RunRequest& req) {
                {"gates", gate_summaries},
                {"reports", reports},
                {"usage", runner_result.value("usage", json::object())},
-               {"events", {{"count", events.count()}, {"last_hash", events.last_hash()}}},
                {"worktree_kept", keep}};
     if (runner_result.contains("thread_id")) patch["thread_id"] = runner_result["thread_id"];
     if (!resume.is_null()) patch["resumed_from"] = resume["from_run"];
     if (!awaiting) patch["verdict"] = verdict;
     if (awaiting) patch["approval"] = approval;
-    bundle->update_manifest(patch);
+    bundle->seal(awaiting ? "RUN_AWAITING_APPROVAL" : "RUN_SEALED", sealed, patch);
     control::record_in_workflow_case(req.root, bundle->manifest());
     store::clear_live_marker(req.root, o.run_id);
     // The governance lane: one line per decided run, for whoever audits verdicts across runs.

@@ -9,7 +9,9 @@
 #include "run/workspace.hpp"
 #include "store/atomic_file.hpp"
 #include "store/bundle.hpp"
+#include "store/bundle_seal.hpp"
 #include "store/event_log.hpp"
+#include "store/host_key.hpp"
 #include "store/sha256.hpp"
 
 #include <nlohmann/json.hpp>
@@ -46,17 +48,6 @@ std::vector<json> read_events(const fs::path& events_file, uint64_t valid_bytes)
     pos = nl + 1;
   }
   return out;
-}
-
-json last_event(const fs::path& events_file, uint64_t valid_bytes) {
-  std::ifstream in(events_file, std::ios::binary);
-  std::string content((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-  content.resize(std::min<size_t>(content.size(), valid_bytes));
-  if (content.empty()) return nullptr;
-  size_t end = content.size() - 1;  // the final '\n'
-  size_t start = content.rfind('\n', end - 1);
-  start = start == std::string::npos ? 0 : start + 1;
-  return json::parse(content.substr(start, end - start), nullptr, false);
 }
 
 // True when the last change to `p` is more than a minute old. Another process may be creating a bundle
@@ -226,126 +217,96 @@ void release_worktree_registration(const fs::path& root, const fs::path& repo, c
 }
 
 // One attempt at sealing a crashed run; throws when a write fails (a full disk, a log that cannot be
-// opened), leaving whatever it did write for the next attempt to build on.
+// opened), leaving whatever it did write for the next attempt to build on. A seal the dead host had
+// already signed was finished by store::complete_seal before this is called; any seal-like event left at
+// the end of the log without that signature is not the host's and is sealed over, never trusted.
 Recovered seal(const fs::path& root, const fs::path& dir, json manifest, const Stopped& stopped,
                bool rebuilt) {
   Recovered r;
   r.run_id = manifest.value("run_id", dir.filename().string());
   r.killed_processes = stopped.killed;
   fs::path events_file = dir / "events.jsonl";
-  store::ChainCheck check = store::verify_event_log(events_file);
-  json last = check.ok || check.torn_tail ? last_event(events_file, check.valid_bytes) : json(nullptr);
   const std::string rebuilt_note =
       rebuilt ? "; manifest.json was unreadable and was rebuilt from events.jsonl" : "";
+  std::string reason = "host_interrupted";
 
-  json patch;
-  std::string verdict = "error", reason = "host_interrupted";
-  uint64_t count = check.events;
-  std::string last_hash = check.last_hash;
-  const std::string last_type = last.is_object() ? last.value("type", "") : "";
-  // A RUN_SEALED carrying interrupted_status is this recovery's own, from an attempt whose later writes
-  // failed: it is built on rather than logged twice.
-  const bool own_seal =
-      last_type == "RUN_SEALED" && last.value("payload", json::object()).contains("interrupted_status");
-  if (!own_seal && (last_type == "RUN_SEALED" || last_type == "RUN_AWAITING_APPROVAL")) {
-    // The crash came after RUN_SEALED was logged but before the manifest said so: finish that seal.
-    json p = last.value("payload", json::object());
-    patch = {{"status", p.value("status", "sealed")}, {"reason", p.value("reason", "") + rebuilt_note}};
-    if (p.contains("verdict")) patch["verdict"] = p["verdict"];
-    if (p.contains("approval")) {
-      patch["approval"] = p["approval"];
-      fs::create_directories(control::awaiting_marker(root, r.run_id).parent_path());
-      store::write_atomic(control::awaiting_marker(root, r.run_id), "");
+  // Keep what the run changed, when its worktree is still there.
+  fs::path wt = worktree_of(root, manifest, r.run_id);
+  std::string commit = manifest.value("baseline_commit", "");
+  json changes = json::array();
+  std::error_code ec;
+  if (!wt.empty() && !commit.empty() && fs::is_directory(wt, ec) &&
+      !fs::exists(dir / "artifacts/diff.patch")) {
+    try {
+      auto ws = Workspace::attach(manifest.value("repo", ""), wt, commit);
+      auto col = ws.collect();
+      if (col.patch_too_large) log::warn("recovery of " + r.run_id + ": " + col.denial());
+      for (const auto& ch : col.changes) changes.push_back({{"status", ch.status}, {"path", ch.path}});
+      store::write_atomic(dir / "artifacts/diff.patch", col.patch);
+      store::write_json_atomic(dir / "artifacts/changed_files.json", changes);
+    } catch (const std::exception& e) {
+      log::warn("recovery of " + r.run_id + ": cannot collect the worktree's diff: " + e.what());
     }
-    verdict = p.value("verdict", "");
-    reason = p.value("reason", "") + rebuilt_note;
-    if (check.torn_tail) {
-      store::EventLog log(events_file, r.run_id);  // truncates the torn tail
-      r.truncated_bytes = log.truncated_bytes();
-    }
-  } else {
-    // Keep what the run changed, when its worktree is still there.
-    fs::path wt = worktree_of(root, manifest, r.run_id);
-    std::string commit = manifest.value("baseline_commit", "");
-    json changes = json::array();
-    std::error_code ec;
-    if (!wt.empty() && !commit.empty() && fs::is_directory(wt, ec) &&
-        !fs::exists(dir / "artifacts/diff.patch")) {
-      try {
-        auto ws = Workspace::attach(manifest.value("repo", ""), wt, commit);
-        auto col = ws.collect();
-        if (col.patch_too_large) log::warn("recovery of " + r.run_id + ": " + col.denial());
-        for (const auto& ch : col.changes) changes.push_back({{"status", ch.status}, {"path", ch.path}});
-        store::write_atomic(dir / "artifacts/diff.patch", col.patch);
-        store::write_json_atomic(dir / "artifacts/changed_files.json", changes);
-      } catch (const std::exception& e) {
-        log::warn("recovery of " + r.run_id + ": cannot collect the worktree's diff: " + e.what());
-      }
-    }
-    if (own_seal) {
-      r.truncated_bytes = last["payload"].value("truncated_bytes", 0ULL);
-      if (check.torn_tail) {
-        store::EventLog log(events_file, r.run_id);
-        count = log.count();
-        last_hash = log.last_hash();
-      }
-    } else {
-      try {
-        store::EventLog log(events_file, r.run_id);
-        r.truncated_bytes = log.truncated_bytes();
-        json payload{{"status", "sealed"},
-                     {"verdict", "error"},
-                     {"reason", "host_interrupted"},
-                     {"interrupted_status", manifest.value("status", "")},
-                     {"truncated_bytes", r.truncated_bytes},
-                     {"killed_processes", stopped.killed}};
-        if (!stopped.survivors.empty()) payload["surviving_processes"] = stopped.survivors.size();
-        log.append("RUN_SEALED", payload);
-        count = log.count();
-        last_hash = log.last_hash();
-      } catch (const std::system_error&) {
-        throw;  // the log could not be opened or written (a full disk): the seal failed, nothing is claimed
-      } catch (const std::exception& e) {
-        // The log does not verify: it is never appended to, and the seal says so.
-        reason = "host_interrupted; events.jsonl does not verify (" + std::string(e.what()) + ")";
-      }
-    }
-    SealFacts f{r.run_id,
-                manifest.value("task_id", ""),
-                "error",
-                reason,
-                manifest.value("contract_sha256", ""),
-                commit,
-                json{{"status", "unknown"},
-                     {"reason", "cp-host stopped while the run was " + manifest.value("status", "")}},
-                changes,
-                manifest.value("gates", json::array()),
-                ""};
-    if (!fs::exists(dir / "reports/incident_pack.json")) {
-      json pack = make_incident_pack(f, dir);
-      pack["suggested_next_action"] =
-          "cp-host stopped mid-run (crash, kill or power loss). The events up to the cut are kept and "
-          "verified; "
-          "run the contract again.";
-      store::write_json_atomic(dir / "reports/incident_pack.json", pack);
-    }
-    reason += rebuilt_note;
-    patch = {{"status", "sealed"}, {"verdict", "error"}, {"reason", reason}};
-    json reports = manifest.value("reports", json::object());
-    reports["incident_pack"] = "reports/incident_pack.json";
-    patch["reports"] = reports;
-    if (!wt.empty()) {  // removed now, or already gone (freed to make room, lost with the crash)
-      if (fs::exists(wt, ec)) Workspace::remove(manifest.value("repo", ""), wt);
-      patch["worktree_kept"] = false;
-    }
+  }
+  std::unique_ptr<store::EventLog> log;
+  try {
+    log = std::make_unique<store::EventLog>(events_file, r.run_id);  // truncates a torn tail
+    r.truncated_bytes = log->truncated_bytes();
+  } catch (const std::system_error&) {
+    throw;  // the log could not be opened (a full disk): the seal failed, nothing is claimed
+  } catch (const std::exception& e) {
+    // The log does not verify: it is never appended to, and the seal says so.
+    reason = "host_interrupted; events.jsonl does not verify (" + std::string(e.what()) + ")";
+  }
+  SealFacts f{r.run_id,
+              manifest.value("task_id", ""),
+              "error",
+              reason,
+              manifest.value("contract_sha256", ""),
+              commit,
+              json{{"status", "unknown"},
+                   {"reason", "cp-host stopped while the run was " + manifest.value("status", "")}},
+              changes,
+              manifest.value("gates", json::array()),
+              ""};
+  if (!fs::exists(dir / "reports/incident_pack.json")) {
+    json pack = make_incident_pack(f, dir);
+    pack["suggested_next_action"] =
+        "cp-host stopped mid-run (crash, kill or power loss). The events up to the cut are kept and "
+        "verified; "
+        "run the contract again.";
+    store::write_json_atomic(dir / "reports/incident_pack.json", pack);
+  }
+  reason += rebuilt_note;
+  json patch{{"status", "sealed"}, {"verdict", "error"}, {"reason", reason}};
+  json reports = manifest.value("reports", json::object());
+  reports["incident_pack"] = "reports/incident_pack.json";
+  patch["reports"] = reports;
+  if (!wt.empty()) {  // removed now, or already gone (freed to make room, lost with the crash)
+    if (fs::exists(wt, ec)) Workspace::remove(manifest.value("repo", ""), wt);
+    patch["worktree_kept"] = false;
   }
   patch["finished_at"] = store::now_utc_iso();
   patch["recovered_at"] = patch["finished_at"];
-  patch["events"] = {{"count", count}, {"last_hash", last_hash}};
+  const std::string interrupted = manifest.value("status", "");
   manifest.merge_patch(patch);
-  store::write_json_atomic(dir / "manifest.json", manifest);
+  if (log) {
+    json payload{{"status", "sealed"},
+                 {"verdict", "error"},
+                 {"reason", "host_interrupted"},
+                 {"interrupted_status", interrupted},
+                 {"truncated_bytes", r.truncated_bytes},
+                 {"killed_processes", stopped.killed}};
+    if (!stopped.survivors.empty()) payload["surviving_processes"] = stopped.survivors.size();
+    manifest = store::write_seal(dir, *log, "RUN_SEALED", payload, manifest, *store::HostKey::current());
+  } else {
+    // No seal can be made over a log that does not verify; the manifest says what happened, and
+    // `runs verify` reports the broken chain.
+    manifest["events"] = {{"count", 0}, {"last_hash", store::zero_hash()}};
+    store::write_json_atomic(dir / "manifest.json", manifest);
+  }
   control::record_in_workflow_case(root, manifest);
-  r.verdict = verdict;
+  r.verdict = "error";
   r.reason = reason;
   return r;
 }
@@ -386,6 +347,32 @@ void recover_one(const fs::path& root, const fs::path& dir, const json& manifest
   if (!stopped.survivors.empty()) report.survivors.push_back({run_id, stopped.survivors});
   // The marker stays while something is left to do: a seal that failed, processes that survived.
   if (sealed && stopped.survivors.empty()) store::clear_live_marker(root, run_id);
+}
+
+// True when seal.json names a later event than the manifest's counter: a seal (or an amendment's re-seal)
+// was cut short by a crash after its commit point.
+bool seal_pending(const fs::path& dir, const json& manifest) {
+  json seal = store::read_json_file(dir / store::kSealFile);
+  if (!seal.is_object() || !seal.contains("event") || !seal["event"].is_object()) return false;
+  const json& ev = seal["event"];
+  if (!ev.contains("seq") || !ev["seq"].is_number_unsigned()) return false;
+  uint64_t counted = 0;
+  if (manifest.is_object() && manifest.contains("events") && manifest["events"].is_object() &&
+      manifest["events"].contains("count") && manifest["events"]["count"].is_number_unsigned())
+    counted = manifest["events"]["count"].get<uint64_t>();
+  return ev["seq"].get<uint64_t>() != counted;
+}
+
+// Finishes a seal the dead host had signed (store::complete_seal). True when the bundle changed.
+bool finish_signed_seal(const fs::path& dir, const std::string& run_id) {
+  try {
+    store::EventLog log(dir / "events.jsonl", run_id);
+    return store::complete_seal(dir, log, store::KeyRing::of_dir(store::key_dir()));
+  } catch (const std::system_error&) {
+    throw;  // a write failed: reported as a failed recovery
+  } catch (const std::exception&) {
+    return false;  // a log that does not verify, or no key folder: sealed over as interrupted
+  }
 }
 
 // Takes a bundle's lock without waiting. Returns the fd, -1 when a live process holds it, and -2 (with
@@ -451,7 +438,9 @@ RecoveryReport recover(const fs::path& root, bool full_scan) {
     json manifest = store::read_json_file(dir / "manifest.json");
     const bool marked = fs::exists(marker, ec);
     std::string status = manifest.is_object() ? manifest.value("status", "") : "";
-    if ((status == "sealed" || status == "awaiting_approval") && !marked) continue;
+    if ((status == "sealed" || status == "awaiting_approval") && !marked &&
+        !(full_scan && seal_pending(dir, manifest)))
+      continue;
     if (!manifest.is_object() && !fs::exists(dir / "manifest.json", ec) &&
         !fs::exists(dir / "events.jsonl", ec))
       continue;  // not a run bundle
@@ -464,6 +453,16 @@ RecoveryReport recover(const fs::path& root, bool full_scan) {
     }
     // Read again under the lock: another recovery may have sealed it since.
     manifest = store::read_json_file(dir / "manifest.json");
+    try {
+      if (seal_pending(dir, manifest) && finish_signed_seal(dir, run_id)) {
+        report.cleaned.push_back("finished the signed seal of " + run_id + " that a crash cut short");
+        manifest = store::read_json_file(dir / "manifest.json");
+      }
+    } catch (const std::exception& ex) {
+      report.failed.push_back({run_id, ex.what()});
+      ::close(fd);
+      continue;
+    }
     status = manifest.is_object() ? manifest.value("status", "") : "";
     const bool ended_now = status == "sealed" || status == "awaiting_approval";
     try {

@@ -180,6 +180,7 @@ ApiResponse decision_response(const control::DecisionResult& r) {
     case O::expired:
     case O::not_awaiting:
     case O::duplicate:
+    case O::unverified:
       status = 409;
       code = control::outcome_name(r.outcome);
       break;
@@ -222,6 +223,8 @@ ApiResponse evidence_response(const control::EvidenceResult& r) {
                       {"evidence", r.evidence}});
     case O::refused:
       return error(409, "refused", r.message);
+    case O::unverified:
+      return error(409, "unverified", r.message);
     case O::not_found:
       return error(404, "not_found", r.message);
     case O::from_run:
@@ -701,6 +704,7 @@ ApiResponse Api::dispatch(const ApiRequest& req, Ctx& ctx) const {
     // A GET only reads: the report is computed and returned, never stored. Storing it would write into
     // B's sealed bundle on a viewer's behalf; `cp-host compare` is the way to keep one.
     auto r = control::compare_runs(cfg_.root, id, other, false);
+    if (!r.ok && r.unverified) return error(409, "unverified", r.message);
     if (!r.ok) return error(r.missing ? 404 : 500, r.missing ? "not_found" : "internal", r.message);
     return ok_json(r.report);
   }
@@ -712,7 +716,10 @@ ApiResponse Api::dispatch(const ApiRequest& req, Ctx& ctx) const {
     for (const auto& e : fs::directory_iterator(*dir / "reports", ec))
       if (e.path().extension() == ".json") reports.push_back(e.path().stem().string());
     std::sort(reports.begin(), reports.end());
-    return ok_json({{"run_id", id}, {"manifest", man}, {"reports", reports}});
+    json out{{"run_id", id}, {"manifest", man}, {"reports", reports}};
+    // Verify-on-read: what a viewer reads of a sealed run says whether the bundle is as sealed.
+    out["verification"] = verified_.check(*dir);
+    return ok_json(out);
   }
   if (pat == "/api/runs/{id}/events") {
     unsigned long long after = 0;

@@ -5,6 +5,8 @@
 
 #include "serve/auth.hpp"
 
+#include "serve/verify_cache.hpp"
+
 #include <nlohmann/json.hpp>
 
 #include <filesystem>
@@ -94,6 +96,7 @@ class Api {
   Scheduler* scheduler_;
   const plugin::Registry* registry_;
   Metrics& metrics_;
+  mutable VerifyCache verified_;  // verify-on-read of sealed runs' details
 };
 
 // Percent-decoding of one URL component ('+' is a space only in query strings); nullopt for a malformed

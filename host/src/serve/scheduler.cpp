@@ -5,6 +5,7 @@
 #include "queue/queue_store.hpp"
 #include "run/recovery.hpp"
 #include "store/bundle.hpp"
+#include "store/host_key.hpp"
 
 #include <fcntl.h>
 #include <signal.h>
@@ -414,6 +415,12 @@ pid_t Scheduler::spawn(const Child& c, const std::string& contract_path, const s
                                 std::to_string(c.attempt),
                                 "--quiet"};
   for (const auto& h : o_.hidden) args.insert(args.end(), {"--hide", h.string()});
+  // The run signs its seal with this server's host key (whatever --key-dir or environment chose it).
+  try {
+    args.insert(args.end(), {"--key-dir", store::key_dir().string()});
+  } catch (const store::KeyError&) {
+    // No folder can be named: the run itself reports that and fails before anything runs.
+  }
   std::vector<char*> argv;
   for (auto& a : args) argv.push_back(a.data());
   argv.push_back(nullptr);

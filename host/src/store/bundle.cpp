@@ -2,6 +2,8 @@
 #include "contract/json_depth.hpp"
 
 #include "store/atomic_file.hpp"
+#include "store/bundle_seal.hpp"
+#include "store/host_key.hpp"
 
 #include <fcntl.h>
 #include <sys/file.h>
@@ -148,6 +150,12 @@ std::unique_ptr<Bundle> Bundle::open(const fs::path& root, const std::string& ru
   if (!b->manifest_.is_object())
     throw std::runtime_error("the manifest of run " + run_id + " cannot be read");
   b->events_ = std::make_unique<EventLog>(dir / "events.jsonl", run_id);
+  KeyRing keys;
+  try {
+    keys = KeyRing::of_dir(key_dir());
+  } catch (const KeyError&) {
+  }
+  if (complete_seal(dir, *b->events_, keys)) b->manifest_ = read_json_file(dir / "manifest.json");
   return b;
 }
 
@@ -166,6 +174,14 @@ void Bundle::write_text(const std::string& rel, std::string_view content) {
 void Bundle::update_manifest(const json& patch) {
   manifest_.merge_patch(patch);
   write_json_atomic(dir_ / "manifest.json", manifest_);
+}
+
+void Bundle::seal(const std::string& type, const json& payload, const json& patch,
+                  const std::vector<std::pair<std::string, json>>& preceding) {
+  json next = manifest_;
+  next.merge_patch(patch);
+  auto key = HostKey::current();
+  manifest_ = write_seal(dir_, *events_, type, payload, std::move(next), *key, preceding);
 }
 
 }  // namespace cp::store

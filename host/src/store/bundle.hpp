@@ -13,6 +13,8 @@
 #include <filesystem>
 #include <memory>
 #include <string>
+#include <utility>
+#include <vector>
 
 namespace cp::store {
 
@@ -41,7 +43,8 @@ class Bundle {
                                         const nlohmann::json& contract, const nlohmann::json& manifest);
   // Opens the bundle of a run that has ended (sealed or awaiting approval) to amend it: an approval
   // decision, an evidence decision. Takes the bundle's lock, waiting up to `wait` for another amender;
-  // the events log is reopened for appending (a torn tail is truncated). Throws std::runtime_error when
+  // the events log is reopened for appending (a torn tail is truncated), and a seal a crash cut short is
+  // finished first (store::complete_seal). Throws std::runtime_error when
   // the run does not exist, is still running elsewhere, or its log does not verify.
   static std::unique_ptr<Bundle> open(const std::filesystem::path& root, const std::string& run_id,
                                       std::chrono::milliseconds wait = std::chrono::seconds(10));
@@ -58,8 +61,16 @@ class Bundle {
   void write_text(const std::string& rel, std::string_view content);
 
   // The manifest as last written; update() merges `patch` into it and rewrites manifest.json atomically.
+  // Only for a bundle not yet sealed: once sealed, every change goes through seal().
   const nlohmann::json& manifest() const { return manifest_; }
   void update_manifest(const nlohmann::json& patch);
+
+  // Seals the bundle, or re-seals it after an amendment (store/bundle_seal.hpp): `patch` is merged into the
+  // manifest, then a `type` event carrying the seal is logged, signed with the process's host key, and the
+  // manifest written. Throws store::KeyError when the host key cannot be used, and on failed writes.
+  // `preceding`: plain events logged in the same step, before the seal event.
+  void seal(const std::string& type, const nlohmann::json& payload, const nlohmann::json& patch,
+            const std::vector<std::pair<std::string, nlohmann::json>>& preceding = {});
 
  private:
   Bundle() = default;

@@ -22,6 +22,19 @@ std::string check_event(const std::string& type, const json& payload) {
          (v[0].pointer.empty() ? "/" : v[0].pointer) + " (" + v[0].rule + "): " + v[0].message;
 }
 
+bool host_owned_event(const std::string& type) {
+  static const char* kHost[] = {
+      "RUN_STARTED",           "PROBE_COMPLETED",      "WORKSPACE_CREATED", "RUNNER_STARTED",
+      "RUNNER_FINISHED",       "DIFF_COLLECTED",       "GATE_PASSED",       "GATE_FAILED",
+      "GATE_WARNED",           "GATE_ERRORED",         "GATE_SKIPPED",      "RUN_SEALED",
+      "RUN_AWAITING_APPROVAL", "RUN_CANCEL_REQUESTED", "APPROVAL_RECORDED", "APPROVAL_DECIDED",
+      "EVIDENCE_PROMOTED",     "EVIDENCE_REJECTED",    "REPORT_ADDED",      "SANDBOX_APPLIED",
+      "RUN_PROCESSES_KILLED",  "DISK_BUDGET_EXCEEDED"};
+  for (const char* t : kHost)
+    if (type == t) return true;
+  return type.rfind("CHAIN_", 0) == 0;
+}
+
 std::function<bool(const std::string&, const std::string&)> plugin_event_sink(Bundle& bundle) {
   return [&bundle](const std::string& type, const std::string& payload_json) {
     // An event is a fact, not a data dump: bulky output belongs in artifacts/, not in the hash chain.
@@ -35,6 +48,12 @@ std::function<bool(const std::string&, const std::string&)> plugin_event_sink(Bu
                                                          : json(json::value_t::discarded);
     if (payload.is_discarded()) {
       cp::log::warn("refused event " + type + ": payload is not JSON");
+      return false;
+    }
+    // The host's own lifecycle events say what the host did (started, judged, sealed, decided): a plugin
+    // that could log one could write "sealed success" into a denied run's stream.
+    if (host_owned_event(type)) {
+      cp::log::warn("refused plugin event " + type + ": only cp-host logs this type");
       return false;
     }
     std::string why = check_event(type, payload);

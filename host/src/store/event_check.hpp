@@ -15,6 +15,9 @@ class Bundle;
 // Empty when the event may be logged, else why not.
 std::string check_event(const std::string& type, const nlohmann::json& payload);
 
+// True for the lifecycle event types only cp-host itself logs (a plugin's emit of one is refused).
+bool host_owned_event(const std::string& type);
+
 // An emit_event sink for plugin calls: parses, checks and appends to the bundle's log; false refuses.
 std::function<bool(const std::string&, const std::string&)> plugin_event_sink(Bundle& bundle);
 

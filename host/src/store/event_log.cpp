@@ -131,6 +131,32 @@ EventLog::~EventLog() {
   if (fd_ >= 0) ::close(fd_);
 }
 
+json EventLog::prepare(const std::string& type, json payload, const json* after) const {
+  if (!payload.is_object()) payload = json{{"value", std::move(payload)}};
+  std::lock_guard lock(mu_);
+  uint64_t seq = after ? after->at("seq").get<uint64_t>() + 1 : seq_ + 1;
+  std::string prev = after ? after->at("hash").get<std::string>() : last_hash_;
+  json e{{"seq", seq},   {"ts", now_utc_iso()},           {"run_id", run_id_},
+         {"type", type}, {"payload", std::move(payload)}, {"prev_hash", prev}};
+  e["hash"] = event_hash(e);
+  return e;
+}
+
+void EventLog::append_prepared(const json& e) {
+  std::lock_guard lock(mu_);
+  if (e.value("seq", 0ULL) != seq_ + 1 || e.value("prev_hash", "") != last_hash_ ||
+      e.value("run_id", "") != run_id_ || event_hash(e) != e.value("hash", ""))
+    throw std::runtime_error("a prepared event no longer follows " + path_.string() + " (now " +
+                             std::to_string(seq_) + " events)");
+  std::string line = e.dump(-1, ' ', false, json::error_handler_t::replace) + "\n";
+  if (int err = write_all(fd_, line))
+    throw std::system_error(err, std::generic_category(), "append to " + path_.string());
+  if (durability_ == Durability::every_event && ::fdatasync(fd_) != 0)
+    throw std::system_error(errno, std::generic_category(), "fdatasync " + path_.string());
+  ++seq_;
+  last_hash_ = e["hash"].get<std::string>();
+}
+
 json EventLog::append(const std::string& type, json payload) {
   if (!payload.is_object()) payload = json{{"value", std::move(payload)}};
   std::lock_guard lock(mu_);

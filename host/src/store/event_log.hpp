@@ -45,6 +45,14 @@ class EventLog {
   // Appends one event; thread-safe. Returns the written event. Throws on I/O failure.
   nlohmann::json append(const std::string& type, nlohmann::json payload);
 
+  // The event append() would write next, without writing it: a seal signs an event before it is in the
+  // log (store/bundle_seal.hpp). append_prepared() then writes exactly that event; it throws when the log
+  // moved on in between (the event's seq or prev_hash no longer follow).
+  // With `after` (an event prepare() returned), the event that would follow that one.
+  nlohmann::json prepare(const std::string& type, nlohmann::json payload,
+                         const nlohmann::json* after = nullptr) const;
+  void append_prepared(const nlohmann::json& event);
+
   uint64_t count() const;
   std::string last_hash() const;
   uint64_t truncated_bytes() const { return truncated_; }
