@@ -131,9 +131,20 @@ int show(const Globals& g, const RunsOpts& o) {
     std::cerr << "cp-host: " << (*dir / "manifest.json").string() << " is missing or not JSON\n";
     return kInvalid;
   }
+  // What users read is checked against the seal: a changed bundle says so, and the exit is 1.
+  store::KeyRing keys;
+  try {
+    keys = store::KeyRing::of_dir(store::key_dir());
+  } catch (const store::KeyError&) {
+  }
+  store::BundleCheck check = store::verify_bundle(*dir, keys);
+  const bool tampered = check.state == store::BundleCheck::State::tampered;
   if (o.json) {
     std::cout << m.dump(2) << "\n";
-    return kOk;
+    if (tampered)
+      std::cerr << "cp-host: run " << o.run_id << " does not verify: " << check.problems.front()
+                << " (`cp-host runs verify " << o.run_id << "`)\n";
+    return tampered ? kInvalid : kOk;
   }
   std::cout << "run       " << m.value("run_id", "") << "\n"
             << "task      " << m.value("task_id", "") << "\n"
@@ -152,7 +163,13 @@ int show(const Globals& g, const RunsOpts& o) {
   const json reports = m.value("reports", json::object());
   for (const auto& [k, v] : reports.items()) std::cout << "report    " << v.get<std::string>() << "\n";
   std::cout << "bundle    " << dir->string() << "\n";
-  return kOk;
+  if (check.ok())
+    std::cout << "verified  intact, signed by key " << check.key_id << "\n";
+  else if (check.state == store::BundleCheck::State::live)
+    std::cout << "verified  not yet (the run is live)\n";
+  else
+    for (const auto& p : check.problems) std::cout << "TAMPERED: " << o.run_id << ": " << p << "\n";
+  return tampered ? kInvalid : kOk;
 }
 
 int events(const Globals& g, const RunsOpts& o) {
