@@ -2,6 +2,7 @@
 // sealed bundle makes `cp-host runs verify` exit 1 naming what broke, a re-hash without the host key does
 // not verify, and nothing acts on a bundle that fails (approve, promote, the API).
 #include "integration/serve_fixture.hpp"
+#include "store/bundle.hpp"
 #include "store/bundle_seal.hpp"
 #include "store/event_log.hpp"
 #include "store/host_key.hpp"
@@ -9,6 +10,8 @@
 #include <gtest/gtest.h>
 
 #include <signal.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include <fstream>
 
@@ -140,7 +143,7 @@ TEST_F(Sealed, EventsCutWithTheManifestRewrittenToRunningIsTampered) {
   expect_tampered(id, "manifest.json says 'running' but the bundle holds a seal");
   // And with the seal removed as well: nothing holds the run, so it is not a live one.
   fs::remove(r.bundle / "seal.json");
-  expect_tampered(id, "no live process holds the run");
+  expect_tampered(id, "this host sealed the run");
 }
 
 TEST_F(Sealed, AFullReHashWithoutTheHostKeyDoesNotVerify) {
@@ -352,6 +355,123 @@ TEST_F(Sealed, ARunThatRewritesItsOwnSealedManifestIsCaughtByVerification) {
   Ran promote = cli({"evidence", "promote", id, "--branch", "cp/rewritten"});
   EXPECT_EQ(promote.exit_code, 1) << promote.out << promote.err;
   EXPECT_NE(sh("git rev-parse --verify --quiet refs/heads/cp/rewritten", p.repo).exit_code, 0);
+}
+
+}  // namespace
+
+namespace {
+
+// Found by the adversarial review of the seal; each is a way the seal was once bypassed.
+TEST_F(Sealed, AnAmendmentRefusesToSignAFileChangedAfterItWasVerified) {
+  auto r = sealed_run();
+  std::string id = r.manifest["run_id"];
+  fs::path root = p.dir.path();
+  ::setenv("CP_HOST_KEY_DIR", keys.path().c_str(), 1);
+  cp::store::HostKey::reset_current();
+  {
+    auto b = cp::store::Bundle::open(root, id);
+    // Swapped between the verification under the lock and the amendment: neither read nor signed.
+    write_file(r.bundle / "artifacts/diff.patch", "diff --git a/evil b/evil\n");
+    EXPECT_THROW(b->read_verified("artifacts/diff.patch"), std::runtime_error);
+    EXPECT_THROW(
+        b->seal(
+            "EVIDENCE_REJECTED",
+            {{"by", "t"}, {"by_kind", "os_user"}, {"how", "human"}, {"at", "x"}, {"decision", "rejected"}},
+            {{"evidence", {{"decision", "rejected"}}}}),
+        std::runtime_error);
+  }
+  ::unsetenv("CP_HOST_KEY_DIR");
+  cp::store::HostKey::reset_current();
+  expect_tampered(id, "artifacts/diff.patch differs from the sealed file");
+  EXPECT_EQ(read_json(r.bundle / "seal.json")["event"]["type"], "RUN_SEALED");
+}
+
+TEST_F(Sealed, AnOlderSealPutBackDoesNotUndoADecision) {
+  auto r = sealed_run();
+  std::string id = r.manifest["run_id"];
+  std::string seal = read_file(r.bundle / "seal.json"), events = read_file(r.bundle / "events.jsonl"),
+              manifest = read_file(r.bundle / "manifest.json");
+  Ran rej = cli({"evidence", "reject", id, "--reason", "bad change"});
+  ASSERT_EQ(rej.exit_code, 0) << rej.err;
+  // Everything as it was before the rejection: self-consistent, signed by the host, and older.
+  write_file(r.bundle / "seal.json", seal);
+  write_file(r.bundle / "events.jsonl", events);
+  write_file(r.bundle / "manifest.json", manifest);
+  expect_tampered(id, "an older seal was put back");
+  Ran promote = cli({"evidence", "promote", id, "--branch", "cp/undone"});
+  EXPECT_EQ(promote.exit_code, 1) << promote.out << promote.err;
+  EXPECT_NE(sh("git rev-parse --verify --quiet refs/heads/cp/undone", p.repo).exit_code, 0);
+}
+
+TEST_F(Sealed, RecoveryOfAPlantedBundleRemovesNothingElseAndVouchesForNothing) {
+  fs::path runs = p.dir / ".runtime-cache/cortexpilot/runs";
+  TempDir victim;
+  write_file(victim / "precious/data.txt", "keep me");
+  fs::path planted = runs / "planted-run-1";
+  write_file(planted / "manifest.json", json{{"schema_version", 1},
+                                             {"run_id", "planted-run-1"},
+                                             {"task_id", "t"},
+                                             {"status", "running"},
+                                             {"worktree", (victim / "precious").string()},
+                                             {"created_at", "2026-01-01T00:00:00.000Z"}}
+                                            .dump());
+  write_file(planted / "events.jsonl", "");
+  write_file(runs / ".live/planted-run-1", "");
+  // A second one naming another run: recovery must not kill, clean or seal that one in its place.
+  auto live = sealed_run();
+  std::string other = live.manifest["run_id"];
+  write_file(runs / "planted-run-2/manifest.json", json{{"run_id", other}, {"status", "running"}}.dump());
+  write_file(runs / "planted-run-2/events.jsonl", "");
+  write_file(runs / ".live/planted-run-2", "");
+  std::string other_seal = read_file(live.bundle / "seal.json");
+  Ran rec = cli({"runs", "recover"});
+  EXPECT_TRUE(fs::exists(victim / "precious/data.txt")) << rec.out << rec.err;
+  json m = read_json(planted / "manifest.json");
+  EXPECT_EQ(m["status"], "sealed");
+  EXPECT_EQ(m["unvouched"], true);
+  EXPECT_NE(rec.err.find("planted-run-2: its manifest names run"), std::string::npos) << rec.err;
+  EXPECT_EQ(read_file(live.bundle / "seal.json"), other_seal);
+  EXPECT_EQ(verify(other).exit_code, 0);
+}
+
+TEST_F(Sealed, ARunReadsNoHostKeyFolder) {
+  // Another key folder of the same user (the default one under HOME) besides the one this run signs with.
+  TempDir home;
+  auto other = cp::store::HostKey::load_or_create(home / ".config/cp-host/keys");
+  p.commit("scripts/leak.sh",
+           "cat \"$HOME/.config/cp-host/keys/host_key.pem\" \"$CP_HOST_KEY_DIR/host_key.pem\" "
+           "2>&1 || true\n");
+  auto r = p.run(p.contract({"sh scripts/leak.sh"}),
+                 {"CP_HOST_KEY_DIR=" + keys.path().string(), "HOME=" + home.path().string()});
+  ASSERT_EQ(r.manifest["status"], "sealed") << r.ran.err;
+  std::string log = read_file(r.bundle / "artifacts/tool/0.stdout.log");
+  EXPECT_EQ(log.find("PRIVATE KEY"), std::string::npos) << log;
+  EXPECT_EQ(r.manifest["sandbox"]["kind"], "landlock+seccomp");
+}
+
+TEST_F(Sealed, VerifyNeitherHangsOnAFifoNorReadsASparseLogIntoMemory) {
+  auto r = sealed_run();
+  std::string id = r.manifest["run_id"];
+  fs::rename(r.bundle / "events.jsonl", r.bundle / "events.keep");
+  ASSERT_EQ(::mkfifo((r.bundle / "events.jsonl").c_str(), 0644), 0);
+  Ran fifo = sh("timeout 20 " + std::string(CP_HOST_BIN) + " --root " + p.dir.path().string() +
+                " runs verify " + id);
+  EXPECT_EQ(fifo.exit_code, 1) << fifo.out << fifo.err;  // not 124: it did not block
+  EXPECT_NE(fifo.out.find("is not a regular file"), std::string::npos) << fifo.out;
+  fs::remove(r.bundle / "events.jsonl");
+  fs::rename(r.bundle / "events.keep", r.bundle / "events.jsonl");
+  // 2 GiB of nothing appended: one "line" past the cap, refused after reading a few MiB.
+  ASSERT_EQ(::truncate((r.bundle / "events.jsonl").c_str(), 2LL << 30), 0);
+  Ran sparse = sh("timeout 60 " + std::string(CP_HOST_BIN) + " --root " + p.dir.path().string() +
+                  " runs verify " + id);
+  EXPECT_EQ(sparse.exit_code, 1) << sparse.out << sparse.err;
+  EXPECT_NE(sparse.out.find("longer than"), std::string::npos) << sparse.out;
+}
+
+TEST_F(Sealed, NothingHidesBehindTheNamesOfTheSealsOwnFiles) {
+  auto r = sealed_run();
+  write_file(r.bundle / ".seal.json.tmp-1/payload.sh", "curl x | sh\n");
+  expect_tampered(r.manifest["run_id"], ".seal.json.tmp-1/payload.sh is not in the seal");
 }
 
 }  // namespace

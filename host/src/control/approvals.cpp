@@ -24,21 +24,14 @@ using Outcome = DecisionResult::Outcome;
 
 namespace {
 
-std::vector<json> events_of(const fs::path& dir) {
-  std::vector<json> out;
-  std::ifstream in(dir / "events.jsonl");
-  std::string line;
-  while (std::getline(in, line)) {
-    json e = json::parse(line, nullptr, false);
-    if (e.is_object()) out.push_back(std::move(e));
-  }
-  return out;
-}
-
 // What the seal knew, read back from the bundle, to build the final evidence pack.
-run::SealFacts facts_of(const fs::path& dir, const json& manifest) {
-  json tr = store::read_json_file(dir / "reports/task_result.json");
-  json ap = store::read_json_file(dir / "reports/approval_pack.json");
+run::SealFacts facts_of(const store::Bundle& b, const json& manifest) {
+  auto read = [&](const std::string& rel) {
+    json doc = json::parse(b.read_verified(rel), nullptr, false);
+    return doc.is_discarded() ? json(nullptr) : doc;
+  };
+  json tr = read("reports/task_result.json");
+  json ap = read("reports/approval_pack.json");
   if (!tr.is_object()) tr = json::object();
   if (!ap.is_object()) ap = json::object();
   return run::SealFacts{manifest.value("run_id", ""),
@@ -68,7 +61,7 @@ void seal_decision(const fs::path& root, store::Bundle& b, const std::string& st
                    const json& approvals, store::PlainEvents before = {}) {
   json man = b.manifest();
   const std::string run_id = b.run_id();
-  run::SealFacts f = facts_of(b.dir(), man);
+  run::SealFacts f = facts_of(b, man);
   json approval = man.value("approval", json::object());
   json decision = decided_by;
   decision["decision"] = state == "approved" ? "approved" : "rejected";
@@ -180,7 +173,6 @@ DecisionResult decide(const fs::path& root, const std::string& run_id, Decision 
   std::unique_ptr<store::Bundle> b;
   try {
     b = store::Bundle::open(root, run_id);
-    auto events = events_of(b->dir());
     if (b->manifest().value("status", "") != "awaiting_approval")
       return result(Outcome::not_awaiting, "run " + run_id + " has already been decided", b->manifest());
 
@@ -193,9 +185,9 @@ DecisionResult decide(const fs::path& root, const std::string& run_id, Decision 
                         ") has passed: the run was denied by rule",
                     b->manifest());
     }
-    json approvals = json::array();
-    for (const auto& e : events)
-      if (e.value("type", "") == "APPROVAL_RECORDED") approvals.push_back(e["payload"]);
+    // The approvals counted so far, as sealed (each one re-sealed the manifest's approval list).
+    json approvals = approval.value("approvals", json::array());
+    if (!approvals.is_array()) approvals = json::array();
     json rec = actor_record(actor);
     if (d == Decision::reject) {
       seal_decision(root, *b, "rejected", rec, approvals);

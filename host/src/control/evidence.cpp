@@ -5,6 +5,7 @@
 #include "log/log_lanes.hpp"
 #include "log/logger.hpp"
 #include "run/workspace.hpp"
+#include "store/atomic_file.hpp"
 #include "store/bundle.hpp"
 #include "store/bundle_verify.hpp"
 #include "store/run_index.hpp"
@@ -127,24 +128,30 @@ EvidenceResult promote(const fs::path& root, const std::string& run_id, const st
       parent = base;
       old_value = std::string(40, '0');  // update-ref: the ref must not exist yet
     }
-    // Absolute: git runs in the repository, not here.
-    const fs::path bdir = fs::absolute(b->dir());
-    fs::path patch = bdir / "artifacts/diff.patch";
-    std::error_code ec;
-    if (!fs::exists(patch) || fs::file_size(patch, ec) == 0)
+    // The patch as sealed, read once and checked against the hash verified under the lock; git applies
+    // this private copy, never the bundle's file (which someone could swap in between).
+    std::string patch_text;
+    try {
+      patch_text = b->read_verified("artifacts/diff.patch");
+    } catch (const std::exception& e) {
+      return result(Outcome::refused, std::string(e.what()) + ": nothing to promote");
+    }
+    if (patch_text.empty())
       return result(Outcome::refused, "run " + run_id + " changed nothing: there is no patch to promote");
-    // A private index: the user's index and files are never touched.
-    // Outside the bundle: the seal lists every file in it.
-    fs::path index = fs::temp_directory_path() /
-                     ("cp-promote-index-" + std::to_string(::getpid()) + "-" + run_id.substr(0, 64));
+    // A private index and patch copy, outside the bundle (the seal lists every file in it): the user's
+    // index and files are never touched.
+    const std::string tag = std::to_string(::getpid()) + "-" + run_id.substr(0, 64);
+    fs::path index = fs::temp_directory_path() / ("cp-promote-index-" + tag);
+    fs::path patch = fs::temp_directory_path() / ("cp-promote-patch-" + tag);
     std::vector<std::string> env{"GIT_INDEX_FILE=" + index.string()};
     struct Cleanup {
-      fs::path p;
+      std::vector<fs::path> p;
       ~Cleanup() {
         std::error_code e;
-        fs::remove(p, e);
+        for (const auto& f : p) fs::remove(f, e);
       }
-    } cleanup{index};
+    } cleanup{{index, patch}};
+    store::write_atomic(patch, patch_text);
     run::run_git(repo, {"read-tree", parent}, "read the branch tree", env);
     try {
       run::run_git(repo, {"apply", "--cached", "--binary", "--whitespace=nowarn", patch.string()},

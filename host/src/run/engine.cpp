@@ -30,6 +30,7 @@
 #include "store/sha256.hpp"
 
 #include <chrono>
+#include <cstdlib>
 #include <fstream>
 #include <functional>
 #include <optional>
@@ -42,6 +43,15 @@ using nlohmann::json;
 using Clock = std::chrono::steady_clock;
 
 namespace {
+
+// The key folder in use, the default ones and $CP_HOST_KEY_DIR's: all hidden from every run.
+std::vector<fs::path> key_folders(const fs::path& in_use) {
+  std::vector<fs::path> out{in_use};
+  if (const char* e = std::getenv("CP_HOST_KEY_DIR"); e && *e) out.push_back(fs::absolute(e));
+  if (const char* x = std::getenv("XDG_CONFIG_HOME"); x && *x) out.push_back(fs::path(x) / "cp-host");
+  if (const char* h = std::getenv("HOME"); h && *h) out.push_back(fs::path(h) / ".config" / "cp-host");
+  return out;
+}
 
 constexpr auto kPoll = std::chrono::milliseconds(100);
 constexpr auto kForceAfter = std::chrono::seconds(5);     // graceful cancel -> forced cancel
@@ -222,8 +232,11 @@ bool prepare_replay(const std::string& run_id, const fs::path& root, const fs::p
   auto dir = store::find_run(root, run_id);
   if (!dir) return fail("no run " + run_id + " to replay under " + store::runs_dir(root).string());
   // Verify before acting: a replay runs the contract the bundle holds, so that bundle must be as sealed.
-  if (std::string why = store::refusal_to_act(*dir); !why.empty()) return fail("cannot replay: " + why);
-  json man = store::read_json_file(*dir / "manifest.json");
+  // The manifest used is the sealed one; the contract read below must hash to its contract_sha256.
+  store::BundleCheck check;
+  if (std::string why = store::refusal_to_act(*dir, &check); !why.empty())
+    return fail("cannot replay: " + why);
+  json man = check.sealed_manifest;
   if (!man.is_object() || man.value("kind", "run") != "run")
     return fail("run " + run_id +
                 " is not a single contract run (a chain is replayed with `cp-host chain run`)");
@@ -294,7 +307,9 @@ RunOutcome run_contract(const RunRequest& req) {
   json replayed;  // the manifest of the run being replayed
   if (!req.replay_of.empty()) {
     if (!prepare_replay(req.replay_of, req.root, req.plugins_dir, prep, o)) return o;
-    replayed = store::read_json_file(*store::find_run(req.root, req.replay_of) / "manifest.json");
+    store::BundleCheck check;
+    store::refusal_to_act(*store::find_run(req.root, req.replay_of), &check);
+    replayed = check.sealed_manifest;
   } else if (!prepare_run(req.contract_path, req.root, req.plugins_dir, prep, o)) {
     return o;
   }
@@ -330,14 +345,15 @@ RunOutcome run_contract(const RunRequest& req) {
   if (c["runtime_options"].contains("resume_from_run")) {
     std::string from = c["runtime_options"]["resume_from_run"];
     auto dir = store::find_run(req.root, from);
+    store::BundleCheck check;
     if (dir) {
-      if (std::string why = store::refusal_to_act(*dir); !why.empty()) {
+      if (std::string why = store::refusal_to_act(*dir, &check); !why.empty()) {
         o.stage = RunOutcome::Stage::invalid;
         o.error = "runtime_options.resume_from_run: " + why;
         return o;
       }
     }
-    json prev = dir ? store::read_json_file(*dir / "manifest.json") : json();
+    json prev = dir ? check.sealed_manifest : json();
     if (!prev.is_object() || !prev.contains("thread_id")) {
       o.stage = RunOutcome::Stage::invalid;
       o.error = "runtime_options.resume_from_run: run '" + from + "' " +
@@ -466,7 +482,10 @@ RunOutcome run_contract(const RunRequest& req) {
     places.agent_home =
         fs::absolute(store::runtime_dir(req.root) / "codex-home" / o.run_id).lexically_normal();
     places.hidden = req.hidden_paths;
-    places.hidden.push_back(host_key->dir());
+    // Every key folder this user may have, not only the one in use: one project's runs must not read the
+    // key another project (or the default folder) signs with.
+    for (fs::path k : key_folders(host_key->dir()))
+      if (fs::exists(k)) places.hidden.push_back(k);
     for (const auto& d : {places.tmp, places.scratch, places.agent_home}) fs::create_directories(d);
     RunSandboxPlan plan = plan_run_sandbox(compiled.document, places);
     json sandbox_entry;
@@ -622,9 +641,14 @@ RunOutcome run_contract(const RunRequest& req) {
       // Over the disk budget is a broken rule, whatever the gates said about what was left.
       verdict = "denied";
       reason = disk->reason();
-      events.append(
-          "DISK_BUDGET_EXCEEDED",
-          {{"used_bytes", disk->used_bytes()}, {"budget_bytes", disk->budget_bytes()}, {"reason", reason}});
+      // What the run wrote to its scratch folder past its budget is not kept: the seal would hash it, and
+      // so would every verification after it.
+      std::error_code ec;
+      fs::remove_all(bundle->dir() / "artifacts" / "scratch", ec);
+      events.append("DISK_BUDGET_EXCEEDED", {{"used_bytes", disk->used_bytes()},
+                                             {"budget_bytes", disk->budget_bytes()},
+                                             {"reason", reason},
+                                             {"scratch_removed", !ec}});
     }
     if (verdict == "failure" && runner_result.contains("budget_exceeded"))
       reason = runner_result.value("reason", "");

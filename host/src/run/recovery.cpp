@@ -12,6 +12,7 @@
 #include "store/bundle_seal.hpp"
 #include "store/event_log.hpp"
 #include "store/host_key.hpp"
+#include "store/seal_ledger.hpp"
 #include "store/sha256.hpp"
 
 #include <nlohmann/json.hpp>
@@ -181,12 +182,14 @@ bool remove_run_tmp(const fs::path& root, const std::string& run_id, RecoveryRep
 
 // Where a crashed run's worktree is: the manifest says, or (when the crash came before it could) the
 // place every run's worktree is made.
+// The run's worktree: only ever <runtime>/worktrees/<run id>. The manifest's `worktree` field is whatever
+// the bundle says, and a planted bundle could name any folder for recovery to remove.
+// A manifest that names a worktree (gone or not) had one: then it is this one.
 fs::path worktree_of(const fs::path& root, const json& manifest, const std::string& run_id) {
-  std::string wt = manifest.value("worktree", "");
-  if (!wt.empty()) return wt;
   fs::path conventional = store::worktrees_dir(root) / run_id;
   std::error_code ec;
-  return fs::exists(conventional, ec) ? conventional : fs::path();
+  bool named = manifest.contains("worktree") && manifest["worktree"].is_string();
+  return named || fs::exists(fs::symlink_status(conventional, ec)) ? conventional : fs::path();
 }
 
 // Drops the repository's registration of the dead run's worktree once the folder is gone, a locked one
@@ -223,7 +226,7 @@ void release_worktree_registration(const fs::path& root, const fs::path& repo, c
 Recovered seal(const fs::path& root, const fs::path& dir, json manifest, const Stopped& stopped,
                bool rebuilt) {
   Recovered r;
-  r.run_id = manifest.value("run_id", dir.filename().string());
+  r.run_id = dir.filename().string();
   r.killed_processes = stopped.killed;
   fs::path events_file = dir / "events.jsonl";
   const std::string rebuilt_note =
@@ -291,6 +294,9 @@ Recovered seal(const fs::path& root, const fs::path& dir, json manifest, const S
   const std::string interrupted = manifest.value("status", "");
   manifest.merge_patch(patch);
   if (log) {
+    // A bundle this host's ledger never saw was planted, or made with another key folder: sealed (so it
+    // stops being recovered) but marked, so that nobody takes its contents for the host's.
+    if (!store::ledger_read(dir)) manifest["unvouched"] = true;
     json payload{{"status", "sealed"},
                  {"verdict", "error"},
                  {"reason", "host_interrupted"},
@@ -298,6 +304,7 @@ Recovered seal(const fs::path& root, const fs::path& dir, json manifest, const S
                  {"truncated_bytes", r.truncated_bytes},
                  {"killed_processes", stopped.killed}};
     if (!stopped.survivors.empty()) payload["surviving_processes"] = stopped.survivors.size();
+    if (manifest.contains("unvouched")) payload["unvouched"] = true;
     manifest = store::write_seal(dir, *log, "RUN_SEALED", payload, manifest, *store::HostKey::current());
   } else {
     // No seal can be made over a log that does not verify; the manifest says what happened, and
@@ -315,7 +322,14 @@ Recovered seal(const fs::path& root, const fs::path& dir, json manifest, const S
 // once more. Adds the outcome to `report`.
 void recover_one(const fs::path& root, const fs::path& dir, const json& manifest, bool rebuilt,
                  RecoveryReport& report) {
-  const std::string run_id = manifest.value("run_id", dir.filename().string());
+  // The folder names the run: a manifest naming another run (a live one) must not make recovery kill,
+  // clean or seal that one.
+  const std::string run_id = dir.filename().string();
+  if (manifest.contains("run_id") && manifest["run_id"] != run_id) {
+    report.failed.push_back({run_id, "its manifest names run " + manifest["run_id"].dump() +
+                                         ": not recovered (remove or inspect the folder)"});
+    return;
+  }
   // First stop what the dead host left running, so nothing changes the worktree while it is collected.
   Stopped stopped = stop_processes(manifest, run_id);
   remove_run_tmp(root, run_id, report);

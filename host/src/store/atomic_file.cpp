@@ -73,7 +73,11 @@ void write_atomic(const std::filesystem::path& target, std::string_view content)
 void write_json_atomic(const std::filesystem::path& target, const nlohmann::json& doc) {
   // Text a run controls (file names, command lines, agent output) may not be UTF-8: it is written with the
   // bad bytes replaced (U+FFFD) rather than throwing in the middle of a seal.
-  write_atomic(target, doc.dump(2, ' ', false, nlohmann::json::error_handler_t::replace) + "\n");
+  write_atomic(target, json_file_text(doc));
+}
+
+std::string json_file_text(const nlohmann::json& doc) {
+  return doc.dump(2, ' ', false, nlohmann::json::error_handler_t::replace) + "\n";
 }
 
 }  // namespace cp::store

@@ -12,6 +12,8 @@ namespace cp::store {
 // Throws std::system_error naming the path on any failure.
 void write_atomic(const std::filesystem::path& target, std::string_view content);
 void write_json_atomic(const std::filesystem::path& target, const nlohmann::json& doc);
+// The exact text write_json_atomic() writes for `doc` (what verification compares a manifest against).
+std::string json_file_text(const nlohmann::json& doc);
 void fsync_dir(const std::filesystem::path& dir);
 
 // Writes all of `data` to fd, retrying short writes and EINTR. Returns 0, or the errno that stopped it.

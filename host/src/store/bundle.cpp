@@ -3,10 +3,14 @@
 
 #include "store/atomic_file.hpp"
 #include "store/bundle_seal.hpp"
+#include "store/bundle_verify.hpp"
 #include "store/host_key.hpp"
+#include "store/seal_ledger.hpp"
+#include "store/sha256.hpp"
 
 #include <fcntl.h>
 #include <sys/file.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cstdio>
@@ -126,6 +130,8 @@ std::unique_ptr<Bundle> Bundle::create(const fs::path& root, const std::string& 
   fsync_dir(incoming.parent_path());
   b->dir_ = final_dir;
   b->events_ = std::make_unique<EventLog>(final_dir / "events.jsonl", run_id);
+  // The host's record that it made this bundle: recovery vouches only for bundles it finds here.
+  ledger_created(final_dir);
   return b;
 }
 
@@ -146,16 +152,25 @@ std::unique_ptr<Bundle> Bundle::open(const fs::path& root, const std::string& ru
   }
   b->run_id_ = run_id;
   b->dir_ = dir;
-  b->manifest_ = read_json_file(dir / "manifest.json");
-  if (!b->manifest_.is_object())
-    throw std::runtime_error("the manifest of run " + run_id + " cannot be read");
   b->events_ = std::make_unique<EventLog>(dir / "events.jsonl", run_id);
   KeyRing keys;
   try {
     keys = KeyRing::of_dir(key_dir());
   } catch (const KeyError&) {
   }
-  if (complete_seal(dir, *b->events_, keys)) b->manifest_ = read_json_file(dir / "manifest.json");
+  complete_seal(dir, *b->events_, keys);
+  // Verified under the lock, and what the amendment builds on is what was verified: the sealed manifest
+  // and the sealed files' hashes, never a second read of files that may have changed since.
+  BundleCheck check = verify_bundle(dir, keys);
+  if (!check.ok())
+    throw std::runtime_error("run " + run_id + " does not verify: " +
+                             (check.problems.empty() ? std::string("not sealed") : check.problems.front()));
+  if (check.events != b->events_->count() || check.last_hash != b->events_->last_hash())
+    throw std::runtime_error("run " + run_id + "'s events changed while it was opened; try again");
+  b->guard_ = std::make_unique<SealGuard>();
+  b->guard_->verified = check.files;
+  b->manifest_ = check.sealed_manifest;
+  b->manifest_["events"] = {{"count", check.events}, {"last_hash", check.last_hash}};
   return b;
 }
 
@@ -165,10 +180,38 @@ Bundle::~Bundle() {
 }
 
 void Bundle::write_json(const std::string& rel, const json& doc) {
+  if (guard_) guard_->written.insert(rel);
   write_json_atomic(dir_ / rel, doc);
 }
 void Bundle::write_text(const std::string& rel, std::string_view content) {
+  if (guard_) guard_->written.insert(rel);
   write_atomic(dir_ / rel, content);
+}
+
+std::string Bundle::read_verified(const std::string& rel) const {
+  int fd = ::open((dir_ / rel).c_str(), O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
+  struct stat st {};
+  if (fd < 0 || ::fstat(fd, &st) != 0 || !S_ISREG(st.st_mode) || st.st_size > (1LL << 30)) {
+    if (fd >= 0) ::close(fd);
+    throw std::runtime_error(rel + " of run " + run_id_ + " cannot be read");
+  }
+  std::string text(static_cast<size_t>(st.st_size), '\0');
+  size_t got = 0;
+  while (got < text.size()) {
+    ssize_t n = ::read(fd, text.data() + got, text.size() - got);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) break;
+    got += static_cast<size_t>(n);
+  }
+  ::close(fd);
+  text.resize(got);
+  if (guard_) {
+    auto it = guard_->verified.find(rel);
+    if (it == guard_->verified.end() || it->second != sha256_hex(text))
+      throw std::runtime_error(rel + " of run " + run_id_ +
+                               " is not the sealed file (changed since it was verified)");
+  }
+  return text;
 }
 
 void Bundle::update_manifest(const json& patch) {
@@ -181,7 +224,8 @@ void Bundle::seal(const std::string& type, const json& payload, const json& patc
   json next = manifest_;
   next.merge_patch(patch);
   auto key = HostKey::current();
-  manifest_ = write_seal(dir_, *events_, type, payload, std::move(next), *key, preceding);
+  manifest_ = write_seal(dir_, *events_, type, payload, std::move(next), *key, preceding, guard_.get());
+  if (guard_) guard_->verified.clear(), guard_->written.clear(), guard_.reset();
 }
 
 }  // namespace cp::store

@@ -4,6 +4,7 @@
 // tell a crashed run (lock free, manifest not sealed) from one still running in another process.
 #pragma once
 
+#include "store/bundle_seal.hpp"
 #include "store/event_log.hpp"
 
 #include <nlohmann/json.hpp>
@@ -43,9 +44,11 @@ class Bundle {
                                         const nlohmann::json& contract, const nlohmann::json& manifest);
   // Opens the bundle of a run that has ended (sealed or awaiting approval) to amend it: an approval
   // decision, an evidence decision. Takes the bundle's lock, waiting up to `wait` for another amender;
-  // the events log is reopened for appending (a torn tail is truncated), and a seal a crash cut short is
-  // finished first (store::complete_seal). Throws std::runtime_error when
-  // the run does not exist, is still running elsewhere, or its log does not verify.
+  // the events log is reopened for appending (a torn tail is truncated), a seal a crash cut short is
+  // finished (store::complete_seal), and then the bundle is verified under the lock: the manifest() is the
+  // sealed one, and the next seal() refuses to sign a file that changed since but was not written here.
+  // Throws std::runtime_error when the run does not exist, is still running elsewhere, or its log does not
+  // verify.
   static std::unique_ptr<Bundle> open(const std::filesystem::path& root, const std::string& run_id,
                                       std::chrono::milliseconds wait = std::chrono::seconds(10));
   ~Bundle();
@@ -59,6 +62,10 @@ class Bundle {
   // Atomic writes relative to the bundle; parent folders are created. Throw on failure.
   void write_json(const std::string& rel, const nlohmann::json& doc);
   void write_text(const std::string& rel, std::string_view content);
+  // A file of an opened (sealed) bundle, read once and checked against the hash verified at open():
+  // what an amendment acts on (a patch to promote, a report to build on) is what was sealed. Throws
+  // std::runtime_error when it differs or cannot be read.
+  std::string read_verified(const std::string& rel) const;
 
   // The manifest as last written; update() merges `patch` into it and rewrites manifest.json atomically.
   // Only for a bundle not yet sealed: once sealed, every change goes through seal().
@@ -78,6 +85,7 @@ class Bundle {
   std::string run_id_;
   int lock_fd_ = -1;
   std::unique_ptr<EventLog> events_;
+  std::unique_ptr<SealGuard> guard_;  // open(): the verified files, and what this amendment wrote
   nlohmann::json manifest_;
 };
 

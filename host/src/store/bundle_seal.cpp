@@ -2,6 +2,7 @@
 
 #include "store/atomic_file.hpp"
 #include "store/bundle.hpp"
+#include "store/seal_ledger.hpp"
 #include "store/sha256.hpp"
 
 #include <dirent.h>
@@ -10,6 +11,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cerrno>
 #include <system_error>
 
 namespace cp::store {
@@ -54,9 +56,15 @@ void walk(const fs::path& base, const std::string& rel, std::vector<Entry>& out)
   ::closedir(d);
   for (const auto& [n, type] : names) {
     std::string r = rel.empty() ? n : rel + "/" + n;
-    if (outside_seal(r)) continue;
     struct stat st {};
-    if (::lstat((base / r).c_str(), &st) != 0) continue;  // gone meanwhile
+    if (::lstat((base / r).c_str(), &st) != 0) {
+      if (errno == ENOENT) continue;  // gone meanwhile
+      out.push_back({r, false});      // there, but not to be read (a name too long, no permission)
+      continue;
+    }
+    // The seal's own files are left out only as what they are: regular files (a folder or a FIFO under
+    // one of those names is something else, and listed as unsealable).
+    if (outside_seal(r) && S_ISREG(st.st_mode)) continue;
     if (!printable_utf8(n)) {
       out.push_back({r, false});
       continue;
@@ -109,6 +117,7 @@ std::string seal_message(const std::string& event_hash) {
 }
 
 bool outside_seal(const std::string& rel) {
+  if (rel.find('/') != std::string::npos) return false;  // only the bundle's top level holds them
   static const char* kNames[] = {"manifest.json", "events.jsonl", ".lock", kSealFile};
   for (const char* n : kNames) {
     if (rel == n) return true;
@@ -152,12 +161,27 @@ std::vector<std::string> prune_unsealable(const fs::path& dir) {
 }
 
 json write_seal(const fs::path& dir, EventLog& log, const std::string& type, json payload, json manifest,
-                const HostKey& key, const PlainEvents& preceding) {
+                const HostKey& key, const PlainEvents& preceding, const SealGuard* guard) {
   manifest.erase("events");
   // What a run left in its scratch folder that no seal can list (a symlink, a FIFO, a name that is not
   // UTF-8) is removed and counted, not sealed.
   std::vector<std::string> removed = prune_unsealable(dir);
   std::vector<SealedFile> files = list_bundle_files(dir);
+  if (guard) {
+    std::map<std::string, std::string> left = guard->verified;
+    for (const auto& f : files) {
+      auto it = left.find(f.path);
+      bool same = it != left.end() && it->second == f.sha256;
+      if (it != left.end()) left.erase(it);
+      if (!same && !guard->written.count(f.path))
+        throw std::runtime_error(
+            "the bundle changed while it was being amended: " + f.path +
+            (it == guard->verified.end() ? " appeared" : " differs from the verified file"));
+    }
+    for (const auto& [path, sha] : left)
+      if (!guard->written.count(path))
+        throw std::runtime_error("the bundle changed while it was being amended: " + path + " went missing");
+  }
   json list = files_json(files);
   if (!payload.is_object()) payload = json::object();
   payload["seal"] = {{"version", 1},
@@ -180,6 +204,9 @@ json write_seal(const fs::path& dir, EventLog& log, const std::string& type, jso
             {"files", list},
             {"signature", key.sign(seal_message(hash))}};
   write_json_atomic(dir / kSealFile, seal);
+  // Recorded before the event is logged: a crash from here on is finished from seal.json, and a copy of an
+  // older seal.json put back later is refused (store/seal_ledger.hpp).
+  ledger_sealed(dir, event["seq"].get<uint64_t>(), hash);
   for (const auto& e : before) log.append_prepared(e);
   log.append_prepared(event);
   manifest["events"] = {{"count", log.count()}, {"last_hash", log.last_hash()}};
@@ -209,6 +236,8 @@ bool complete_seal(const fs::path& dir, EventLog& log, const KeyRing& keys) {
           step[i + 1].value("seq", 0ULL) != step[i].value("seq", 0ULL) + 1)
         return false;
     bool changed = false;
+    if (auto led = ledger_read(dir); !led || !led->sealed || led->seq < ev.value("seq", 0ULL))
+      ledger_sealed(dir, ev.value("seq", 0ULL), hash);
     for (const auto& e : step)
       if (e.value("seq", 0ULL) == log.count() + 1 && e.value("prev_hash", "") == log.last_hash()) {
         log.append_prepared(e);

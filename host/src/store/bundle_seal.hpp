@@ -28,6 +28,8 @@
 
 #include <cstdint>
 #include <filesystem>
+#include <map>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -68,9 +70,16 @@ std::vector<std::string> prune_unsealable(const std::filesystem::path& dir);
 // `preceding` are events logged with the seal, before it, as one step (an approval's APPROVAL_DECIDED):
 // seal.json holds them too, so a crash cannot leave them in the log without the seal after them.
 using PlainEvents = std::vector<std::pair<std::string, nlohmann::json>>;
+// `guard`, for an amendment: the files as verified when the bundle was opened (path -> sha256) and the
+// ones the amendment wrote itself; any other file that changed, appeared or went since makes the seal throw
+// rather than sign it.
+struct SealGuard {
+  std::map<std::string, std::string> verified;
+  std::set<std::string> written;
+};
 nlohmann::json write_seal(const std::filesystem::path& dir, EventLog& log, const std::string& type,
                           nlohmann::json payload, nlohmann::json manifest, const HostKey& key,
-                          const PlainEvents& preceding = {});
+                          const PlainEvents& preceding = {}, const SealGuard* guard = nullptr);
 
 // Finishes a seal a crash cut short: seal.json holds a seal signed by a key in `keys` whose event is not in
 // the log yet (it is appended) or whose manifest was not written (it is). Anything else is left alone.

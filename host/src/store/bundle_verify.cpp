@@ -1,8 +1,10 @@
 #include "store/bundle_verify.hpp"
 
+#include "store/atomic_file.hpp"
 #include "store/bundle.hpp"
 #include "store/bundle_seal.hpp"
 #include "store/event_log.hpp"
+#include "store/seal_ledger.hpp"
 #include "store/sha256.hpp"
 
 #include <dirent.h>
@@ -72,7 +74,7 @@ void compare_manifest(const json& have, const json& sealed, std::vector<std::str
 }
 
 void check_files(const fs::path& dir, const json& seal_doc, const json& seal,
-                 std::vector<std::string>& problems) {
+                 std::vector<std::string>& problems, std::map<std::string, std::string>& sealed) {
   const json& list = seal_doc["files"];
   if (!list.is_array()) {
     problems.push_back("seal.json has no file list");
@@ -91,6 +93,7 @@ void check_files(const fs::path& dir, const json& seal_doc, const json& seal,
       return;
     }
     want[f[0].get<std::string>()] = {f[1].get<std::string>(), f[2].get<uint64_t>()};
+    sealed[f[0].get<std::string>()] = f[1].get<std::string>();
   }
   std::vector<std::string> unsealable;
   std::vector<SealedFile> have;
@@ -155,13 +158,19 @@ BundleCheck verify_unguarded(const fs::path& dir, const KeyRing& keys) {
   json seal_doc = read_json_file(dir / kSealFile);
   const bool says_sealed = r.status == "sealed" || r.status == "awaiting_approval";
   // Not sealed: either a live run (nothing to check yet), or a bundle someone cut back to look unsealed.
-  if (!says_sealed && problems.empty() && !seal_doc.is_object() && held_by_live_process(dir)) {
+  auto ledger = ledger_read(dir);
+  const bool ever_sealed = ledger && ledger->sealed;
+  if (!says_sealed && problems.empty() && !seal_doc.is_object() && !ever_sealed &&
+      held_by_live_process(dir)) {
     r.state = State::live;
     return r;
   }
   if (!says_sealed) {
     if (seal_doc.is_object())
       problems.push_back("manifest.json says '" + r.status + "' but the bundle holds a seal: it was sealed");
+    else if (ever_sealed)
+      problems.push_back("manifest.json says '" + r.status + "' but this host sealed the run (event " +
+                         std::to_string(ledger->seq) + ") and its seal is gone");
     else if (!held_by_live_process(dir))
       problems.push_back("manifest.json says '" + r.status +
                          "' and no live process holds the run: a sealed bundle cut back, or a crashed run "
@@ -212,11 +221,35 @@ BundleCheck verify_unguarded(const fs::path& dir, const KeyRing& keys) {
                            std::to_string(ev.value("seq", 0ULL)) + "; the log holds " +
                            std::to_string(c.events) + " events): events were cut or added after the seal");
       if (seal.contains("files") && seal["files"].is_object())
-        check_files(dir, seal_doc, seal, problems);
+        check_files(dir, seal_doc, seal, problems, r.files);
       else
         problems.push_back("the seal event binds no files");
-      if (seal.contains("manifest") && seal["manifest"].is_object() && !m.empty())
-        compare_manifest(m, seal["manifest"], problems);
+      if (seal.contains("manifest") && seal["manifest"].is_object()) {
+        r.sealed_manifest = seal["manifest"];
+        if (!m.empty()) compare_manifest(m, seal["manifest"], problems);
+        // The bytes too, as the host writes them: duplicate keys, 1.0 for 1 or escapes that parse alike
+        // are a different file, and whoever reads it with another parser may read something else.
+        json want = seal["manifest"];
+        want["events"] = {{"count", c.events}, {"last_hash", c.last_hash}};
+        std::ifstream mf(dir / "manifest.json", std::ios::binary);
+        std::string bytes((std::istreambuf_iterator<char>(mf)), std::istreambuf_iterator<char>());
+        if (!m.empty() && bytes != json_file_text(want))
+          problems.push_back("manifest.json is not byte for byte the manifest the host wrote for this seal");
+      }
+      // The step's earlier events must be the log's, right before the seal.
+      if (c.ok && !r.seal_pending && seal_doc.contains("preceding") && seal_doc["preceding"].is_array()) {
+        const json& pre = seal_doc["preceding"];
+        if (!pre.empty() && (pre.back().value("hash", "") != ev.value("prev_hash", "") ||
+                             pre.front().value("seq", 0ULL) + pre.size() != ev.value("seq", 0ULL)))
+          problems.push_back("seal.json's preceding events do not lead to its seal event");
+      }
+      // The host's ledger knows the last seal it signed for this run: an older one put back is a rollback.
+      if (auto led = ledger_read(dir); led && led->sealed && !r.seal_pending) {
+        uint64_t seq = ev.value("seq", 0ULL);
+        if (seq < led->seq || (seq == led->seq && led->hash != hash))
+          problems.push_back("seal.json is not the last seal this host signed for the run (event " +
+                             std::to_string(led->seq) + "): an older seal was put back");
+      }
       if (ev.value("run_id", "") != dir.filename().string())
         problems.push_back("the seal is of run '" + ev.value("run_id", "") + "', not of this bundle's '" +
                            dir.filename().string() + "'");
@@ -260,7 +293,7 @@ BundleCheck verify_bundle(const fs::path& dir, const KeyRing& keys) {
   }
 }
 
-std::string refusal_to_act(const fs::path& dir) {
+std::string refusal_to_act(const fs::path& dir, BundleCheck* out) {
   KeyRing keys;
   try {
     keys = KeyRing::of_dir(key_dir());
@@ -279,6 +312,7 @@ std::string refusal_to_act(const fs::path& dir) {
       ::close(fd);
     }
   }
+  if (out) *out = c;
   if (c.ok()) return "";
   const std::string id = dir.filename().string();
   if (c.state == BundleCheck::State::live) return "run " + id + " is still running";

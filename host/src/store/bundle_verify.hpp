@@ -8,8 +8,11 @@
 
 #include "store/host_key.hpp"
 
+#include <nlohmann/json.hpp>
+
 #include <cstdint>
 #include <filesystem>
+#include <map>
 #include <string>
 #include <vector>
 
@@ -28,6 +31,10 @@ struct BundleCheck {
   std::string key_id;  // the key that signed the seal (when seal.json names one)
   std::string status, verdict;
   bool seal_pending = false;  // seal.json is ahead of the log: a crash cut a seal short (complete_seal)
+  // When intact: the manifest the seal carries (without `events`) and the sealed files' sha256 by path.
+  // What acts on a bundle uses these, never a second read of the disk that may have changed since.
+  nlohmann::json sealed_manifest;
+  std::map<std::string, std::string> files;
   bool ok() const { return state == State::intact; }
 };
 
@@ -38,7 +45,7 @@ BundleCheck verify_bundle(const std::filesystem::path& dir, const KeyRing& keys)
 // Verify-before-act: "" when the bundle at `dir` verifies against the host's keys, else one line saying
 // why it does not, for a refusal (approve, promote, replay, compare refuse a bundle that fails). A seal a
 // crash cut short is finished first (when no live process holds the bundle), as recovery would.
-std::string refusal_to_act(const std::filesystem::path& dir);
+std::string refusal_to_act(const std::filesystem::path& dir, BundleCheck* check = nullptr);
 
 // A cheap fingerprint of everything verify_bundle() reads (each entry's path, type, size, inode, mtime and
 // ctime): while it is unchanged, a cached result still holds. A rewrite cannot keep ctime.

@@ -9,12 +9,14 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <cerrno>
 #include <chrono>
 #include <cstdio>
 #include <ctime>
 #include <fstream>
 #include <stdexcept>
 #include <system_error>
+#include <vector>
 
 namespace cp::store {
 
@@ -50,19 +52,57 @@ std::string event_hash(const json& e) {
 ChainCheck verify_event_log(const std::filesystem::path& path) {
   ChainCheck c;
   c.last_hash = zero_hash();
-  std::ifstream in(path, std::ios::binary);
-  if (!in) {
+  // Whoever can write the bundle may leave a FIFO (a read would block), a symlink, or a sparse file of
+  // gigabytes here: only a regular file is read, in blocks, one line of at most kMaxEventLine at a time.
+  int fd = ::open(path.c_str(), O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
+  struct stat st {};
+  if (fd < 0 || ::fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+    if (fd >= 0) ::close(fd);
     c.ok = false;
-    c.reason = "cannot read " + path.string();
+    c.bad_line = 1;
+    c.reason = fd < 0 ? "cannot read " + path.string() : path.string() + " is not a regular file";
     return c;
   }
-  std::string content((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  std::string content;  // the unparsed rest: at most one partial line plus one block
+  std::vector<char> block(1 << 20);
+  bool eof = false;
+  auto fill = [&]() {
+    while (!eof) {
+      ssize_t n = ::read(fd, block.data(), block.size());
+      if (n < 0 && errno == EINTR) continue;
+      if (n <= 0) {
+        eof = true;
+        break;
+      }
+      content.append(block.data(), static_cast<size_t>(n));
+      if (content.find('\n') != std::string::npos || content.size() > kMaxEventLine) break;
+    }
+  };
+  struct Closer {
+    int fd;
+    ~Closer() { ::close(fd); }
+  } closer{fd};
   size_t pos = 0;
+  uint64_t base = 0;  // bytes of the file before content[0]
   uint64_t line_no = 0;
   std::string run_id;
-  while (pos < content.size()) {
+  fill();
+  for (;;) {
+    if (content.find('\n', pos) == std::string::npos) {
+      base += pos;
+      content.erase(0, pos);
+      pos = 0;
+      if (content.size() <= kMaxEventLine) fill();
+    }
+    if (pos >= content.size()) break;
     ++line_no;
     size_t nl = content.find('\n', pos);
+    if (nl == std::string::npos && content.size() - pos > kMaxEventLine) {
+      c.ok = false;
+      c.bad_line = line_no;
+      c.reason = "a line longer than " + std::to_string(kMaxEventLine >> 20) + " MiB is not an event";
+      return c;
+    }
     if (nl == std::string::npos) {
       // The last append never finished: a crash between write and newline.
       c.ok = false;
@@ -101,7 +141,7 @@ ChainCheck verify_event_log(const std::filesystem::path& path) {
     c.last_hash = want;
     ++c.events;
     pos = nl + 1;
-    c.valid_bytes = pos;
+    c.valid_bytes = base + pos;
   }
   return c;
 }

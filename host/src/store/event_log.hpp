@@ -24,7 +24,11 @@ struct ChainCheck {
   uint64_t valid_bytes = 0;  // bytes up to the end of the last valid line
 };
 
-// Reads and checks a log without changing it.
+// The longest line a log may hold: a plugin event's payload is capped at 1 MiB, and the host's own events
+// (a seal carries the manifest) stay far below this.
+inline constexpr size_t kMaxEventLine = 8u << 20;
+
+// Reads and checks a log without changing it, in bounded memory; anything but a regular file fails.
 ChainCheck verify_event_log(const std::filesystem::path& path);
 
 std::string zero_hash();

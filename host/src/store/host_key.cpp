@@ -27,6 +27,21 @@ fs::path g_dir;                             // set_key_dir()
 std::shared_ptr<const HostKey> g_current;   // HostKey::current()
 constexpr size_t kMaxPemBytes = 64 * 1024;  // a PEM key is a few hundred bytes
 
+// A key file or folder is trusted only when it is this user's and nobody else can write it (as ssh's
+// StrictModes): a key someone else could replace would sign, or verify, for them.
+void check_owner(const fs::path& p, bool folder) {
+  struct stat st {};
+  int rc = folder ? ::stat(p.c_str(), &st) : ::lstat(p.c_str(), &st);
+  if (rc != 0) throw KeyError("cannot read " + p.string() + ": " + std::strerror(errno));
+  if (folder ? !S_ISDIR(st.st_mode) : !S_ISREG(st.st_mode))
+    throw KeyError(p.string() + (folder ? " is not a folder" : " is not a regular file"));
+  if (st.st_uid != ::geteuid())
+    throw KeyError(p.string() + " belongs to uid " + std::to_string(st.st_uid) + ", not to this user (uid " +
+                   std::to_string(::geteuid()) + "); a key must be the signer's own");
+  if ((st.st_mode & 022) != 0)
+    throw KeyError(p.string() + " can be written by others; chmod go-w " + p.string());
+}
+
 std::string read_small(const fs::path& f) {
   std::ifstream in(f, std::ios::binary);
   if (!in) throw KeyError("cannot read " + f.string());
@@ -147,7 +162,8 @@ std::shared_ptr<const HostKey> HostKey::load_or_create(const fs::path& dir) {
   std::error_code ec;
   fs::create_directories(dir, ec);
   if (ec) throw KeyError("cannot make the key folder " + dir.string() + ": " + ec.message());
-  ::chmod(dir.c_str(), 0700);  // best effort: the folder is ours; the key file's own mode is what counts
+  ::chmod(dir.c_str(), 0700);  // best effort: made by us, or checked to be ours just below
+  check_owner(dir, true);
   const fs::path file = dir / "host_key.pem";
   if (!fs::exists(file, ec)) {
     // Made under a temporary name, then linked into place: of two processes making the first key at once,
@@ -162,7 +178,8 @@ std::shared_ptr<const HostKey> HostKey::load_or_create(const fs::path& dir) {
     EVP_PKEY_CTX_free(kctx);
     k.reset(raw);
     fs::path tmp = dir / (".host_key.pem." + std::to_string(::getpid()));
-    int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600);
+    fs::remove(tmp, ec);  // a leftover of a crashed attempt by a process with this pid
+    int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);
     if (fd < 0) throw KeyError("cannot write " + tmp.string() + ": " + std::strerror(errno));
     FILE* f = ::fdopen(fd, "w");
     bool ok = f && PEM_write_PrivateKey(f, k.get(), nullptr, nullptr, 0, nullptr, nullptr) == 1 &&
@@ -178,6 +195,7 @@ std::shared_ptr<const HostKey> HostKey::load_or_create(const fs::path& dir) {
     fs::remove(tmp, ec);
     fsync_dir(dir);
   }
+  check_owner(file, false);
   struct stat st {};
   if (::lstat(file.c_str(), &st) != 0 || !S_ISREG(st.st_mode))
     throw KeyError(file.string() + " is not a regular file");
@@ -256,10 +274,16 @@ KeyRing KeyRing::of_dir(const fs::path& dir) {
     } catch (const KeyError&) {
     }
   }
+  try {
+    check_owner(dir, true);
+  } catch (const KeyError&) {
+    return r;  // someone else's folder: nothing in it is trusted
+  }
   std::vector<fs::path> pubs{dir / "host_key.pub.pem"};
   for (const auto& e : fs::directory_iterator(dir / "retired", ec)) pubs.push_back(e.path());
   for (const auto& p : pubs) {
     try {
+      check_owner(p, false);
       r.add(PublicKey::from_pem(read_small(p), p.string()));
     } catch (const KeyError&) {
     }
