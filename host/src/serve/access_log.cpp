@@ -25,6 +25,7 @@ void AccessLog::write(const AccessRecord& r) {
   e.message = r.method + " " + r.path + " " + std::to_string(r.status);
   e.fields = {{"method", r.method},         {"path", r.path},         {"status", r.status},
               {"latency_ms", r.latency_ms}, {"token_id", r.token_id}, {"peer", r.peer}};
+  if (r.raw) e.fields["raw"] = true;
   log::emit(e);
 }
 

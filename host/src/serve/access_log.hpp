@@ -13,6 +13,7 @@ struct AccessRecord {
   std::string request_id, method, path, token_id, peer;
   int status = 0;
   double latency_ms = 0;
+  bool raw = false;  // evidence served unredacted (an admin's raw=1): who read secrets stays on record
 };
 
 class AccessLog {

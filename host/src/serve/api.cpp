@@ -13,6 +13,7 @@
 #include "serve/metrics.hpp"
 #include "serve/run_catalog.hpp"
 #include "serve/scheduler.hpp"
+#include "serve/secret_redaction.hpp"
 #include "store/bundle.hpp"
 #include "store/run_index.hpp"
 
@@ -21,6 +22,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <cstring>
 #include <fstream>
 #include <functional>
 #include <limits>
@@ -52,6 +54,67 @@ ApiResponse ok_json(const json& j, int status = 200) {
   ApiResponse r;
   r.status = status;
   r.body = j.dump(-1, ' ', false, json::error_handler_t::replace);
+  return r;
+}
+
+// An answer built from a run's files (manifests, reports, events), with every secret in its strings
+// redacted and their number in X-CP-Redacted: what a run wrote is untrusted text.
+ApiResponse ok_view(json j) {
+  RedactionCounts c = redact_json_strings(j);
+  ApiResponse r = ok_json(j);
+  r.headers.emplace_back("X-CP-Redacted", std::to_string(c.total()));
+  if (c.total() > 0) r.headers.emplace_back("X-CP-Redacted-Kinds", c.summary());
+  return r;
+}
+
+// Whether the caller asked for a run's evidence as written (`raw=1`), which only an admin gets; everyone
+// else reads it redacted. Returns the refusal, or nullopt with `raw` set.
+std::optional<ApiResponse> raw_wanted(const std::string& value, const Principal& who, bool& raw) {
+  raw = false;
+  if (value.empty() || value == "0" || value == "false") return std::nullopt;
+  if (value != "1" && value != "true") {
+    return error(400, "bad_query", "raw must be 1 or 0, not '" + value + "'", json{{"parameter", "raw"}});
+  }
+  const std::string why =
+      "raw=1 serves the file with its secrets as the run wrote it and needs an admin token; without raw=1 "
+      "the same content is served with secrets redacted";
+  if (who.role == Role::none) {
+    ApiResponse r = error(401, "unauthorized", why);
+    r.headers.emplace_back("WWW-Authenticate", "Bearer realm=\"cp-host\"");
+    return r;
+  }
+  if (who.role != Role::admin)
+    return error(403, "raw_needs_admin",
+                 "token '" + who.token_id + "' has role " + role_name(who.role) + "; " + why);
+  raw = true;
+  return std::nullopt;
+}
+
+// A run's file as the caller may read it. An admin's raw=1 gets the bytes on disk, marked X-CP-Raw and kept
+// out of caches. Everyone else gets them with secrets redacted (X-CP-Redacted: how many). A binary file
+// (one holding a NUL byte) is scanned too and served as it is when clean; when it holds a secret it is
+// refused, since replacing bytes inside it would hand out a corrupt file that looks whole.
+ApiResponse evidence(std::string body, std::string content_type, bool raw, const std::string& what) {
+  ApiResponse r;
+  r.content_type = std::move(content_type);
+  if (raw) {
+    r.headers.emplace_back("X-CP-Raw", "1");
+    r.headers.emplace_back("Cache-Control", "no-store");
+    r.raw = true;
+    r.body = std::move(body);
+    return r;
+  }
+  bool binary = std::memchr(body.data(), '\0', body.size()) != nullptr;
+  RedactionCounts c = redact_secrets(body);
+  if (binary && c.total() > 0)
+    return error(403, "binary_with_secrets",
+                 what + " is a binary file holding " + std::to_string(c.total()) +
+                     " secret(s); it cannot be redacted without corrupting it. An admin can read it with "
+                     "?raw=1",
+                 json{{"redacted", c.summary()}});
+  r.headers.emplace_back("X-CP-Redacted", std::to_string(c.total()));
+  if (c.total() > 0) r.headers.emplace_back("X-CP-Redacted-Kinds", c.summary());
+  r.body = std::move(body);
   return r;
 }
 
@@ -521,7 +584,7 @@ ApiResponse Api::dispatch(const ApiRequest& req, Ctx& ctx) const {
     if (!page) return error(400, "bad_cursor", "cursor is not one this server gave out");
     json out{{"runs", page->runs}, {"count", page->runs.size()}};
     out["next_cursor"] = page->next_cursor.empty() ? json(nullptr) : json(page->next_cursor);
-    return ok_json(out);
+    return ok_view(std::move(out));
   }
   if (pat == "/api/runs" && m == "POST") {
     if (req.body.empty())
@@ -594,16 +657,16 @@ ApiResponse Api::dispatch(const ApiRequest& req, Ctx& ctx) const {
 
   if (pat == "/api/approvals") {
     json pending = control::list_pending(cfg_.root);
-    return ok_json({{"approvals", pending}, {"count", pending.size()}});
+    return ok_view({{"approvals", pending}, {"count", pending.size()}});
   }
   if (pat == "/api/workflows") {
     json all = control::list_workflow_cases(cfg_.root);
-    return ok_json({{"workflows", all}, {"count", all.size()}});
+    return ok_view({{"workflows", all}, {"count", all.size()}});
   }
   if (pat == "/api/workflows/{workflow_id}") {
     auto c = control::read_workflow_case(cfg_.root, ctx.params["workflow_id"]);
     if (!c) return error(404, "not_found", "no workflow case " + ctx.params["workflow_id"]);
-    return ok_json(*c);
+    return ok_view(std::move(*c));
   }
   if (pat == "/api/intake/preview") {
     if (req.body.empty() || !contract::json_depth_ok(req.body))
@@ -706,7 +769,7 @@ ApiResponse Api::dispatch(const ApiRequest& req, Ctx& ctx) const {
     auto r = control::compare_runs(cfg_.root, id, other, false);
     if (!r.ok && r.unverified) return error(409, "unverified", r.message);
     if (!r.ok) return error(r.missing ? 404 : 500, r.missing ? "not_found" : "internal", r.message);
-    return ok_json(r.report);
+    return ok_view(std::move(r.report));
   }
   if (pat == "/api/runs/{id}") {
     json man = store::read_json_file(*dir / "manifest.json");
@@ -719,9 +782,11 @@ ApiResponse Api::dispatch(const ApiRequest& req, Ctx& ctx) const {
     json out{{"run_id", id}, {"manifest", man}, {"reports", reports}};
     // Verify-on-read: what a viewer reads of a sealed run says whether the bundle is as sealed.
     out["verification"] = verified_.check(*dir);
-    return ok_json(out);
+    return ok_view(std::move(out));
   }
   if (pat == "/api/runs/{id}/events") {
+    bool raw = false;
+    if (auto refused = raw_wanted(q("raw"), ctx.who, raw)) return *refused;
     unsigned long long after = 0;
     size_t limit = kDefaultEvents;
     constexpr auto kAny = std::numeric_limits<unsigned long long>::max();
@@ -758,16 +823,26 @@ ApiResponse Api::dispatch(const ApiRequest& req, Ctx& ctx) const {
       last = seq;
     }
     json man = store::read_json_file(*dir / "manifest.json");
-    return ok_json({{"run_id", id},
-                    {"events", events},
-                    {"next_after_seq", last},
-                    {"more", more},
-                    {"run_status", man.value("status", "")}});
+    json out{{"run_id", id},
+             {"events", std::move(events)},
+             {"next_after_seq", last},
+             {"more", more},
+             {"run_status", man.value("status", "")}};
+    if (!raw) return ok_view(std::move(out));
+    ApiResponse r = ok_json(out);
+    r.headers.emplace_back("X-CP-Raw", "1");
+    r.headers.emplace_back("Cache-Control", "no-store");
+    r.raw = true;
+    return r;
   }
   if (pat == "/api/runs/{id}/events/stream") {
     ApiResponse r;
     auto sse = std::make_shared<SseRequest>();
     sse->bundle = *dir;
+    bool raw = false;
+    if (auto refused = raw_wanted(q("raw"), ctx.who, raw)) return *refused;
+    sse->redact = !raw;
+    r.raw = raw;
     std::string from = q("after_seq"), from_name = "after_seq";
     if (auto h = req.headers.find("last-event-id"); h != req.headers.end()) {
       from = h->second;
@@ -783,6 +858,8 @@ ApiResponse Api::dispatch(const ApiRequest& req, Ctx& ctx) const {
     return r;
   }
   if (pat == "/api/runs/{id}/reports/{name}") {
+    bool raw = false;
+    if (auto refused = raw_wanted(q("raw"), ctx.who, raw)) return *refused;
     std::string name = ctx.params["name"];
     if (name.size() > 5 && name.compare(name.size() - 5, 5, ".json") == 0) name.resize(name.size() - 5);
     static const std::regex ok_name("^[a-z0-9][a-z0-9_-]{0,63}$");
@@ -793,12 +870,13 @@ ApiResponse Api::dispatch(const ApiRequest& req, Ctx& ctx) const {
     auto p = safe_subpath(*dir / "reports", name + ".json", why);
     if (!p) return error(404, "not_found", "run " + id + " has no report " + name + " (" + why + ")");
     bool ok = false;
-    ApiResponse r;
-    r.body = read_file(*p, ok);
+    std::string body = read_file(*p, ok);
     if (!ok) return error(404, "not_found", "run " + id + " has no report " + name);
-    return r;
+    return evidence(std::move(body), "application/json", raw, "report " + name);
   }
   if (pat == "/api/runs/{id}/artifacts/{path}") {
+    bool raw = false;
+    if (auto refused = raw_wanted(q("raw"), ctx.who, raw)) return *refused;
     std::string why;
     auto p = safe_subpath(*dir / "artifacts", ctx.params["path"], why);
     if (!p) {
@@ -819,19 +897,17 @@ ApiResponse Api::dispatch(const ApiRequest& req, Ctx& ctx) const {
       return error(413, "too_large",
                    "artifact is larger than 64 MiB; read it from the bundle on disk: " + p->string());
     }
-    ApiResponse r;
-    r.body.resize(static_cast<size_t>(st.st_size));
+    std::string body(static_cast<size_t>(st.st_size), '\0');
     size_t got = 0;
-    while (got < r.body.size()) {
-      ssize_t n = ::read(fd, r.body.data() + got, r.body.size() - got);
+    while (got < body.size()) {
+      ssize_t n = ::read(fd, body.data() + got, body.size() - got);
       if (n < 0 && errno == EINTR) continue;
       if (n <= 0) break;
       got += static_cast<size_t>(n);
     }
     ::close(fd);
-    r.body.resize(got);
-    r.content_type = content_type_for(*p);
-    return r;
+    body.resize(got);
+    return evidence(std::move(body), content_type_for(*p), raw, "artifact '" + ctx.params["path"] + "'");
   }
   return error(500, "internal", "route " + pat + " has no handler");
 }

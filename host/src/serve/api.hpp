@@ -41,6 +41,7 @@ struct ApiRequest {
 struct SseRequest {
   std::filesystem::path bundle;
   unsigned long long after_seq = 0;
+  bool redact = true;  // secrets in the events' strings are replaced (false: an admin's raw=1)
 };
 
 struct ApiResponse {
@@ -52,6 +53,7 @@ struct ApiResponse {
   // Filled for the access log and metrics.
   std::string route;     // the pattern matched, or "unmatched"
   std::string token_id;  // who called, when known
+  bool raw = false;      // an admin read a run's evidence unredacted (raw=1)
 };
 
 struct RouteInfo {

@@ -4,6 +4,7 @@
 #include "serve/access_log.hpp"
 #include "serve/api.hpp"
 #include "serve/metrics.hpp"
+#include "serve/secret_redaction.hpp"
 #include "store/bundle.hpp"
 
 #include <pistache/endpoint.h>
@@ -43,6 +44,7 @@ struct SseClient {
   const void* peer = nullptr;  // identity only: which connection this is, for drop()
   fs::path bundle;
   unsigned long long last_seq = 0;
+  bool redact = true;   // events go out with the secrets in their strings replaced (not for an admin's raw=1)
   uint64_t offset = 0;  // bytes of events.jsonl consumed (whole lines)
   std::string pending;  // written to the socket as it drains
   bool finishing = false;
@@ -143,8 +145,10 @@ class SseHub {
         unsigned long long seq = e.value("seq", 0ULL);
         if (seq <= c.last_seq) continue;
         // The line is sent as written (clients may check its hash) unless it holds a CR, which JSON allows
-        // between tokens and SSE reads as a line end; then it goes re-serialised, where a CR cannot occur.
-        std::string data = line.find('\r') == std::string_view::npos
+        // between tokens and SSE reads as a line end, or a secret; then it goes re-serialised (where a CR
+        // cannot occur), with the secret redacted and a hash that no longer verifies.
+        bool redacted = c.redact && redact_json_strings(e).total() > 0;
+        std::string data = !redacted && line.find('\r') == std::string_view::npos
                                ? std::string(line)
                                : e.dump(-1, ' ', false, json::error_handler_t::replace);
         out += "id: " + std::to_string(seq) + "\nevent: " + sse_event_name(e) + "\ndata: " + data + "\n\n";
@@ -303,6 +307,7 @@ struct HttpServer::Impl {
       client->peer = peer.get();
       client->bundle = r.sse->bundle;
       client->last_seq = r.sse->after_seq;
+      client->redact = r.sse->redact;
       // The head is written by the hub with the first events; the body runs until the connection closes.
       client->pending =
           "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nCache-Control: no-cache\r\n"
@@ -320,7 +325,8 @@ struct HttpServer::Impl {
     }
     double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
     metrics.record(ar.method, r.route, r.status, secs);
-    if (log) log->write({rid, ar.method, ar.path, r.token_id, req.address().host(), r.status, secs * 1000.0});
+    if (log)
+      log->write({rid, ar.method, ar.path, r.token_id, req.address().host(), r.status, secs * 1000.0, r.raw});
   }
 };
 
