@@ -236,12 +236,32 @@ BundleCheck verify_unguarded(const fs::path& dir, const KeyRing& keys) {
         if (!m.empty() && bytes != json_file_text(want))
           problems.push_back("manifest.json is not byte for byte the manifest the host wrote for this seal");
       }
-      // The step's earlier events must be the log's, right before the seal.
-      if (c.ok && !r.seal_pending && seal_doc.contains("preceding") && seal_doc["preceding"].is_array()) {
+      // The step's earlier events: each one hashes to itself and chains to the next, ending at the signed
+      // event (so the signature binds them all).
+      if (!seal_doc.contains("preceding") || !seal_doc["preceding"].is_array()) {
+        problems.push_back("seal.json has no list of preceding events");
+      } else {
         const json& pre = seal_doc["preceding"];
-        if (!pre.empty() && (pre.back().value("hash", "") != ev.value("prev_hash", "") ||
-                             pre.front().value("seq", 0ULL) + pre.size() != ev.value("seq", 0ULL)))
-          problems.push_back("seal.json's preceding events do not lead to its seal event");
+        bool chained = true;
+        for (size_t i = 0; i < pre.size() && chained; ++i) {
+          const json& next = i + 1 < pre.size() ? pre[i + 1] : ev;
+          chained = pre[i].is_object() && event_hash(pre[i]) == pre[i].value("hash", "") &&
+                    next.value("prev_hash", "") == pre[i].value("hash", "") &&
+                    next.value("seq", 0ULL) == pre[i].value("seq", 0ULL) + 1;
+        }
+        if (!chained) problems.push_back("seal.json's preceding events do not lead to its seal event");
+      }
+      // The rest of seal.json is what the host wrote, byte for byte: nothing in it goes unchecked.
+      {
+        std::ifstream sf(dir / kSealFile, std::ios::binary);
+        std::string bytes((std::istreambuf_iterator<char>(sf)), std::istreambuf_iterator<char>());
+        if (bytes != json_file_text(seal_doc) || seal_doc.value("schema_version", 0) != 1 ||
+            seal_doc.value("kind", "") != "bundle_seal" || seal_doc.value("algorithm", "") != "ed25519" ||
+            seal_doc.value("run_id", "") != dir.filename().string() ||
+            (key && seal_doc.value("public_key", "") != key->raw_base64()))
+          problems.push_back(
+              "seal.json is not as the host wrote it (its form or a field other than the seal "
+              "was changed)");
       }
       // The host's ledger knows the last seal it signed for this run: an older one put back is a rollback.
       if (auto led = ledger_read(dir); led && led->sealed && !r.seal_pending) {

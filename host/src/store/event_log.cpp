@@ -138,6 +138,10 @@ ChainCheck verify_event_log(const std::filesystem::path& path) {
     }
     if (!e["hash"].is_string() || e["hash"].get<std::string>() != want)
       return bad("hash mismatch: the event was altered after it was written");
+    // The line itself as the host writes it: a reformatted line (spaces, escapes, key order) hashes alike
+    // but is not the line that was written.
+    if (line != e.dump(-1, ' ', false, json::error_handler_t::replace))
+      return bad("the line is not in the form the host writes (it was reformatted)");
     c.last_hash = want;
     ++c.events;
     pos = nl + 1;
