@@ -138,6 +138,10 @@ TEST(Chaos, KillNineAtRandomMomentsLosesNothing) {
     EXPECT_EQ(man["events"]["count"], check.events);
     EXPECT_TRUE(run_ids.count(id)) << "a bundle no attempt names";
   }
+  // And each one is what its host sealed, wherever the kills fell (mid-seal included).
+  Ran all = host({"--root", p.dir.path().string(), "runs", "verify", "--all"});
+  EXPECT_EQ(all.exit_code, 0) << all.out << all.err;
+  EXPECT_NE(all.out.find(" 0 tampered"), std::string::npos) << all.out;
   // An attempt without a bundle is one whose child was killed before it made one: it ended interrupted.
   size_t without = 0;
   for (const auto& id : run_ids)
