@@ -51,6 +51,8 @@ section "Memory: idle serve and per concurrent run" bash bench/serve_memory.sh 3
 section "REST API: wrk on loopback over 100,000 runs; scheduler dispatch" bash bench/serve_api.sh 100000 10 1000
 section "Retention plan vs find (1,000,000 files)" bash bench/retention_plan.sh 1000000
 section "Plugin isolation cost" build/bin/cp_isolation_bench
+section "Seal cost: signing and verify-on-read vs sha256sum and openssl" bash bench/seal_cost.sh
+section "Tampered bundles: what runs verify detects" bash bench/tamper_matrix.sh build/bin/cp-host build/plugins
 {
   echo
   echo "## Notes"

@@ -475,3 +475,23 @@ TEST_F(Sealed, NothingHidesBehindTheNamesOfTheSealsOwnFiles) {
 }
 
 }  // namespace
+
+namespace {
+
+TEST_F(Sealed, AKeyFolderOthersCanWriteIsNotUsed) {
+  TempDir d;
+  fs::path folder = d / "keys";
+  fs::create_directories(folder);
+  fs::permissions(folder, fs::perms::group_write | fs::perms::others_write, fs::perm_options::add);
+  Ran r = cli({"keys", "show"}, {"CP_HOST_KEY_DIR=" + folder.string()});
+  EXPECT_EQ(r.exit_code, 3) << r.out;
+  EXPECT_NE(r.err.find("can be written by others"), std::string::npos) << r.err;
+  EXPECT_FALSE(fs::exists(folder / "host_key.pem"));  // nothing was made there
+  // A run refuses to start rather than sign with such a key.
+  auto run =
+      p.run(p.contract({"sed -i s/Helo/Hello/ src/greeting.sh"}), {"CP_HOST_KEY_DIR=" + folder.string()});
+  EXPECT_EQ(run.ran.exit_code, 3) << run.ran.out << run.ran.err;
+  EXPECT_NE(run.ran.err.find("cannot sign the run's seal"), std::string::npos) << run.ran.err;
+}
+
+}  // namespace

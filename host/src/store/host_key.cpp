@@ -160,9 +160,9 @@ HostKey::~HostKey() {
 
 std::shared_ptr<const HostKey> HostKey::load_or_create(const fs::path& dir) {
   std::error_code ec;
-  fs::create_directories(dir, ec);
+  bool made = fs::create_directories(dir, ec);
   if (ec) throw KeyError("cannot make the key folder " + dir.string() + ": " + ec.message());
-  ::chmod(dir.c_str(), 0700);  // best effort: made by us, or checked to be ours just below
+  if (made) ::chmod(dir.c_str(), 0700);  // a folder found here is checked as it is, never loosened or fixed
   check_owner(dir, true);
   const fs::path file = dir / "host_key.pem";
   if (!fs::exists(file, ec)) {
