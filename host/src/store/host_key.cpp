@@ -6,6 +6,7 @@
 #include <fcntl.h>
 #include <openssl/evp.h>
 #include <openssl/pem.h>
+#include <pwd.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -114,6 +115,9 @@ fs::path key_dir() {
   if (const char* x = std::getenv("XDG_CONFIG_HOME"); x && *x && fs::path(x).is_absolute())
     return fs::path(x) / "cp-host" / "keys";
   if (const char* h = std::getenv("HOME"); h && *h) return fs::path(h) / ".config" / "cp-host" / "keys";
+  // No HOME (a service, a bare CI step): the user's home from the password database.
+  if (const passwd* pw = ::getpwuid(::geteuid()); pw && pw->pw_dir && *pw->pw_dir)
+    return fs::path(pw->pw_dir) / ".config" / "cp-host" / "keys";
   throw KeyError("no folder for the host key: set HOME, CP_HOST_KEY_DIR or --key-dir");
 }
 

@@ -25,7 +25,8 @@ struct KeyError : std::runtime_error {
 };
 
 // The key folder: set_key_dir()'s, else $CP_HOST_KEY_DIR, else $XDG_CONFIG_HOME/cp-host/keys, else
-// $HOME/.config/cp-host/keys. Throws KeyError when none can be named (no HOME).
+// ~/.config/cp-host/keys ($HOME, else the user's home in the password database). Throws KeyError when none
+// can be named.
 std::filesystem::path key_dir();
 void set_key_dir(const std::filesystem::path& dir);  // `--key-dir`; empty restores the default
 
