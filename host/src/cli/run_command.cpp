@@ -31,6 +31,13 @@ void install_stop_handlers() {
   sa.sa_flags = SA_RESTART;
   sigaction(SIGINT, &sa, nullptr);
   sigaction(SIGTERM, &sa, nullptr);
+  // A parent (serve's scheduler) may start us with them blocked so that a cancel during our start is not
+  // lost or fatal: it is delivered to the handler now.
+  sigset_t stop;
+  sigemptyset(&stop);
+  sigaddset(&stop, SIGINT);
+  sigaddset(&stop, SIGTERM);
+  sigprocmask(SIG_UNBLOCK, &stop, nullptr);
 }
 
 void print_summary(const run::RunOutcome& o, int code) {

@@ -137,7 +137,7 @@ int show(const Globals& g, const RunsOpts& o) {
     keys = store::KeyRing::of_dir(store::key_dir());
   } catch (const store::KeyError&) {
   }
-  store::BundleCheck check = store::verify_bundle(*dir, keys);
+  store::BundleCheck check = store::verify_settled(*dir, keys);
   const bool tampered = check.state == store::BundleCheck::State::tampered;
   if (o.json) {
     std::cout << m.dump(2) << "\n";
@@ -235,7 +235,7 @@ int verify(const Globals& g, const RunsOpts& o) {
   if (!o.all) {
     auto dir = locate(g, o.run_id);
     if (!dir) return kUsage;
-    store::BundleCheck c = store::verify_bundle(*dir, *keys);
+    store::BundleCheck c = store::verify_settled(*dir, *keys);
     if (o.json)
       std::cout << check_json(o.run_id, c).dump(2) << "\n";
     else
@@ -253,7 +253,7 @@ int verify(const Globals& g, const RunsOpts& o) {
   size_t intact = 0, tampered = 0, live = 0, i = 0;
   json results = json::array();
   for (const auto& id : ids) {
-    store::BundleCheck c = store::verify_bundle(store::runs_dir(g.root) / id, *keys);
+    store::BundleCheck c = store::verify_settled(store::runs_dir(g.root) / id, *keys);
     if (c.ok())
       ++intact;
     else if (c.state == store::BundleCheck::State::live)

@@ -2,6 +2,7 @@
 // `cp-host tokens add|list|revoke`: the bearer tokens the API accepts.
 #include "cli/commands.hpp"
 #include "control/approvals.hpp"
+#include "core/runtime_paths.hpp"
 #include "plugin/registry.hpp"
 #include "queue/queue_service.hpp"
 #include "queue/queue_store.hpp"
@@ -130,9 +131,9 @@ void add_serve(CLI::App& app, Globals& g, Runner& run) {
       fs::path root = fs::weakly_canonical(fs::absolute(g.root));
       fs::path rt = store::runtime_dir(root);
       fs::create_directories(rt);
-      int lock_fd = ::open((rt / "serve.lock").c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+      int lock_fd = ::open(core::serve_lock_file(root).c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
       if (lock_fd < 0 || ::flock(lock_fd, LOCK_EX | LOCK_NB) != 0) {
-        json info = store::read_json_file(rt / "serve.json");
+        json info = store::read_json_file(core::serve_info_file(root));
         std::cerr << "cp-host serve: another cp-host serve holds " << root.string()
                   << (info.is_object() ? " (pid " + std::to_string(info.value("pid", 0)) + ", " +
                                              info.value("url", "") + ")"
@@ -235,10 +236,11 @@ void add_serve(CLI::App& app, Globals& g, Runner& run) {
         return kUsage;
       }
       std::string url = "http://" + host + ":" + std::to_string(bound);
-      store::write_json_atomic(rt / "serve.json", json{{"pid", static_cast<long>(::getpid())},
-                                                       {"url", url},
-                                                       {"started_at", queue::iso_from_ms(queue::now_ms())},
-                                                       {"scheduler", scheduler ? "on" : "off"}});
+      store::write_json_atomic(core::serve_info_file(root),
+                               json{{"pid", static_cast<long>(::getpid())},
+                                    {"url", url},
+                                    {"started_at", queue::iso_from_ms(queue::now_ms())},
+                                    {"scheduler", scheduler ? "on" : "off"}});
       if (scheduler) scheduler->start();
       std::atomic<bool> stopping{false};
       std::thread refresher([&] {
@@ -286,7 +288,7 @@ void add_serve(CLI::App& app, Globals& g, Runner& run) {
       if (janitor.joinable()) janitor.join();
       http.stop();
       if (scheduler) scheduler->stop();
-      fs::remove(rt / "serve.json", ec);
+      fs::remove(core::serve_info_file(root), ec);
       ::close(lock_fd);
       return kOk;
     };

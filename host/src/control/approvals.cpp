@@ -1,4 +1,5 @@
 #include "control/approvals.hpp"
+#include "core/runtime_paths.hpp"
 
 #include "control/run_origin.hpp"
 #include "control/workflow_cases.hpp"
@@ -139,7 +140,7 @@ DecisionResult result(Outcome o, std::string message, json manifest = nullptr) {
 }  // namespace
 
 fs::path awaiting_marker(const fs::path& root, const std::string& run_id) {
-  return store::runs_dir(root) / ".awaiting" / run_id;
+  return core::awaiting_marker(root, run_id);
 }
 
 json approval_request(const json& compiled_pack) {
@@ -223,7 +224,7 @@ namespace {
 void walk_awaiting(const fs::path& root, std::vector<std::string>& expired,
                    const std::function<void(const std::string&, const fs::path&, const json&)>& waiting) {
   std::error_code ec;
-  fs::path dir = store::runs_dir(root) / ".awaiting";
+  fs::path dir = core::awaiting_dir(root);
   if (!fs::is_directory(dir, ec)) return;
   for (const auto& e : fs::directory_iterator(dir, ec)) {
     std::string id = e.path().filename().string();

@@ -1,4 +1,5 @@
 #include "control/workflow_cases.hpp"
+#include "core/runtime_paths.hpp"
 
 #include "log/logger.hpp"
 #include "store/atomic_file.hpp"
@@ -95,7 +96,7 @@ class CaseLock {
 }  // namespace
 
 fs::path workflow_cases_dir(const fs::path& root) {
-  return store::runtime_dir(root) / "workflow-cases";
+  return core::workflow_cases_dir(root);
 }
 
 void record_in_workflow_case(const fs::path& root, const json& manifest) {

@@ -1,4 +1,5 @@
 #include "log/log_lanes.hpp"
+#include "core/runtime_paths.hpp"
 
 #include "queue/queue_state.hpp"
 
@@ -191,7 +192,7 @@ void open_lanes(const fs::path& root, LaneOptions o) {
   if (l.open && l.root == root) return;
   for (size_t i = 0; i < kLanes.size(); ++i) {
     const char* name = lane_name(kLanes[i]);
-    auto sink = std::make_shared<GzipRotatingSink>(root / ".runtime-cache" / "logs" / name, name, o);
+    auto sink = std::make_shared<GzipRotatingSink>(core::logs_dir(root) / name, name, o);
     auto logger = std::make_shared<spdlog::logger>(std::string("lane-") + name, sink);
     logger->set_pattern("%v");
     logger->set_level(spdlog::level::trace);

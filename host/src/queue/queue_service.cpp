@@ -1,4 +1,5 @@
 #include "queue/queue_service.hpp"
+#include "core/runtime_paths.hpp"
 
 #include "contract/compiler.hpp"
 #include "contract/json_locator.hpp"
@@ -70,7 +71,7 @@ SubmitResult QueueService::submit(const SubmitRequest& req) {
   // The contract is kept as submitted, in a file of its own: the item runs what was checked, whatever
   // happens to the submitter's copy. It is validated in place, with the same checks as `cp-host validate`.
   const std::string item_id = new_item_id();
-  fs::path snap_dir = store::runtime_dir(root_) / "queue" / "contracts";
+  fs::path snap_dir = core::queue_contracts_dir(root_);
   fs::create_directories(snap_dir);
   fs::path snap = snap_dir / (item_id + ".json");
   store::write_json_atomic(snap, req.contract);

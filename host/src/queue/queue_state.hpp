@@ -6,6 +6,8 @@
 // running item only records the request; the item ends when its run's `finished` arrives.
 #pragma once
 
+#include "core/clock.hpp"
+
 #include <nlohmann/json.hpp>
 
 #include <cstdint>
@@ -77,9 +79,9 @@ class QueueState {
 
 // Time helpers on ISO-8601 UTC ("2026-11-25T10:00:00Z", optional fraction): milliseconds since the epoch,
 // or -1 when the text is not such a time.
-int64_t parse_iso_ms(const std::string& iso);
-std::string iso_from_ms(int64_t ms);
-int64_t now_ms();
+using core::iso_from_ms;  // the one clock: core/clock.hpp
+using core::now_ms;
+using core::parse_iso_ms;
 
 // Derived fields, given the whole state and the clock.
 struct Limits {

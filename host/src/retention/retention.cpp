@@ -1,4 +1,5 @@
 #include "retention/retention.hpp"
+#include "core/runtime_paths.hpp"
 
 #include "contract/json_depth.hpp"
 #include "contract/schema_catalog.hpp"
@@ -39,11 +40,11 @@ fs::path default_root(const fs::path& root, const std::string& lane) {
   fs::path rt = store::runtime_dir(root);
   if (lane == "runs") return store::runs_dir(root);
   if (lane == "worktrees") return store::worktrees_dir(root);
-  if (lane == "logs") return root / ".runtime-cache" / "logs";
-  if (lane == "cache") return root / ".runtime-cache" / "cache";
-  if (lane == "codex_home") return rt / "codex-home";
-  if (lane == "intake") return rt / "intake";
-  if (lane == "contract_artifacts") return rt / "queue" / "contracts";
+  if (lane == "logs") return core::logs_dir(root);
+  if (lane == "cache") return core::cache_dir(root);
+  if (lane == "codex_home") return core::agent_homes_dir(root);
+  if (lane == "intake") return core::intake_dir(root);
+  if (lane == "contract_artifacts") return core::queue_contracts_dir(root);
   return expand_home("~/.cache/cortexpilot");  // machine_cache
 }
 
@@ -63,7 +64,7 @@ json load_policy(const fs::path& root) {
 std::vector<std::string> live_runs(const fs::path& root) {
   std::vector<std::string> out;
   std::error_code ec;
-  fs::path live = store::runs_dir(root) / ".live";
+  fs::path live = core::live_dir(root);
   for (const auto& e : fs::directory_iterator(live, ec)) {
     std::string id = e.path().filename().string();
     if (id.empty() || id[0] == '.') continue;
@@ -81,7 +82,7 @@ std::vector<std::string> live_runs(const fs::path& root) {
 // Contract snapshots of queue items that have not ended.
 std::vector<std::string> queued_contracts(const fs::path& root) {
   std::vector<std::string> out;
-  if (!fs::exists(store::runtime_dir(root) / "queue.jsonl")) return out;
+  if (!fs::exists(core::queue_log(root))) return out;
   queue::QueueStore qs(store::runtime_dir(root));
   qs.refresh();
   for (const auto& [id, it] : qs.state().items())
@@ -119,7 +120,7 @@ int sweep_tombstones(const fs::path& dir) {
 json log_lane_summary(const fs::path& root) {
   json out = json::object();
   std::error_code ec;
-  for (const auto& lane : fs::directory_iterator(root / ".runtime-cache" / "logs", ec)) {
+  for (const auto& lane : fs::directory_iterator(core::logs_dir(root), ec)) {
     if (!lane.is_directory(ec)) continue;
     long long files = 0, bytes = 0, gz = 0, newest = 0;
     for (const auto& f : fs::directory_iterator(lane.path(), ec)) {
@@ -191,7 +192,7 @@ json finish_report(const fs::path& root, const char* mode, const json& lanes, co
 }  // namespace
 
 fs::path report_path(const fs::path& root) {
-  return store::runtime_dir(root) / "reports" / "retention_report.json";
+  return core::host_reports_dir(root) / "retention_report.json";
 }
 
 json plan(const Options& o, const plugin::Registry& reg) {

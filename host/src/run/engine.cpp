@@ -1,5 +1,6 @@
 #include "run/engine.hpp"
 #include "contract/json_depth.hpp"
+#include "core/runtime_paths.hpp"
 
 #include "contract/compiler.hpp"
 #include "contract/schema_catalog.hpp"
@@ -363,7 +364,7 @@ RunOutcome run_contract(const RunRequest& req) {
     }
     resume = {{"thread_id", prev["thread_id"]},
               {"from_run", from},
-              {"codex_home", (store::runtime_dir(req.root) / "codex-home" / from).string()}};
+              {"codex_home", core::agent_home_dir(req.root, from).string()}};
   }
 
   // The host key signs the seal; a key that cannot be used stops the run before anything runs, and its
@@ -439,7 +440,7 @@ RunOutcome run_contract(const RunRequest& req) {
   std::atomic<bool> cancel_flag{false};
   std::shared_ptr<os::Confinement> confinement;
   std::unique_ptr<DiskBudget> disk;
-  fs::path run_tmp = fs::absolute(store::runtime_dir(req.root) / "tmp" / o.run_id).lexically_normal();
+  fs::path run_tmp = fs::absolute(core::run_tmp_dir(req.root, o.run_id)).lexically_normal();
   try {
     json started{{"task_id", task_id},    {"contract_sha256", compiled.sha256},
                  {"runner", runner_id},   {"pack", pack_id},
@@ -479,8 +480,7 @@ RunOutcome run_contract(const RunRequest& req) {
     places.worktree = ws->path();
     places.tmp = run_tmp;
     places.scratch = fs::absolute(bundle->dir() / "artifacts" / "scratch").lexically_normal();
-    places.agent_home =
-        fs::absolute(store::runtime_dir(req.root) / "codex-home" / o.run_id).lexically_normal();
+    places.agent_home = fs::absolute(core::agent_home_dir(req.root, o.run_id)).lexically_normal();
     places.hidden = req.hidden_paths;
     // Every key folder this user may have, not only the one in use: one project's runs must not read the
     // key another project (or the default folder) signs with.

@@ -1,4 +1,5 @@
 #include "run/recovery.hpp"
+#include "core/runtime_paths.hpp"
 
 #include "control/approvals.hpp"
 #include "control/workflow_cases.hpp"
@@ -171,7 +172,7 @@ Stopped stop_processes(const json& manifest, const std::string& run_id) {
 // runtime/tmp/<run id>, the run's private TMPDIR: nothing reads it once the run is over, and on a full disk
 // it may be what filled it. Returns true when something was removed.
 bool remove_run_tmp(const fs::path& root, const std::string& run_id, RecoveryReport& report) {
-  fs::path tmp = store::runtime_dir(root) / "tmp" / run_id;
+  fs::path tmp = core::run_tmp_dir(root, run_id);
   std::error_code ec;
   if (!fs::exists(fs::symlink_status(tmp, ec))) return false;
   fs::remove_all(tmp, ec);  // never follows a symlink: a link is removed as itself
@@ -409,7 +410,7 @@ RecoveryReport recover(const fs::path& root, bool full_scan) {
   std::error_code ec;
   if (!fs::is_directory(runs, ec)) return report;
   // Half-made bundles: created but never renamed into runs/, so nothing ran. Removed, with their marker.
-  fs::path incoming = runs / ".incoming";
+  fs::path incoming = core::incoming_dir(root);
   for (const auto& e : fs::directory_iterator(incoming, ec)) {
     if (!stale(e.path())) continue;
     int fd = store::try_lock_bundle(e.path());
@@ -427,7 +428,7 @@ RecoveryReport recover(const fs::path& root, bool full_scan) {
   // Only bundles still marked live can need recovery; a full scan reads every bundle as well.
   std::set<std::string> candidates;
   ec.clear();
-  for (const auto& e : fs::directory_iterator(runs / ".live", ec)) {
+  for (const auto& e : fs::directory_iterator(core::live_dir(root), ec)) {
     std::string name = e.path().filename().string();
     if (!name.empty() && name[0] != '.')
       candidates.insert(name);  // not another process's marker being written
@@ -445,7 +446,7 @@ RecoveryReport recover(const fs::path& root, bool full_scan) {
     fs::path marker = store::live_marker(root, run_id);
     if (!fs::is_directory(dir, ec)) {
       // Crashed before its bundle was renamed into place (a live host renames it within milliseconds).
-      if (!fs::exists(runs / ".incoming" / run_id, ec) && stale(marker) && fs::remove(marker, ec))
+      if (!fs::exists(core::incoming_dir(root) / run_id, ec) && stale(marker) && fs::remove(marker, ec))
         report.cleaned.push_back(shown(root, marker));
       continue;
     }
@@ -501,7 +502,7 @@ RecoveryReport recover(const fs::path& root, bool full_scan) {
     ::close(fd);
   }
   // Private TMPDIRs of runs that are over: the engine removes its own at the seal, a crash leaves it.
-  fs::path tmp = store::runtime_dir(root) / "tmp";
+  fs::path tmp = core::run_tmp_root(root);
   ec.clear();
   for (const auto& e : fs::directory_iterator(tmp, ec)) {
     std::string run_id = e.path().filename().string();
@@ -512,7 +513,7 @@ RecoveryReport recover(const fs::path& root, bool full_scan) {
       if (fd < 0) continue;  // live
       remove_run_tmp(root, run_id, report);
       ::close(fd);
-    } else if (!fs::exists(runs / ".incoming" / run_id, e2) && stale(e.path())) {
+    } else if (!fs::exists(core::incoming_dir(root) / run_id, e2) && stale(e.path())) {
       remove_run_tmp(root, run_id, report);  // its bundle is gone (retention) or never was
     }
   }

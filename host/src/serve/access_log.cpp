@@ -1,4 +1,5 @@
 #include "serve/access_log.hpp"
+#include "core/runtime_paths.hpp"
 
 #include "log/log_lanes.hpp"
 
@@ -10,7 +11,7 @@ namespace fs = std::filesystem;
 
 AccessLog::AccessLog(const fs::path& root) {
   log::open_lanes(root);
-  path_ = root / ".runtime-cache" / "logs" / "access" / "access.jsonl";
+  path_ = core::logs_dir(root) / "access" / "access.jsonl";
 }
 
 AccessLog::~AccessLog() = default;

@@ -1,4 +1,5 @@
 #include "serve/api.hpp"
+#include "core/runtime_paths.hpp"
 
 #include "contract/json_depth.hpp"
 #include "contract/validation.hpp"
@@ -676,7 +677,7 @@ ApiResponse Api::dispatch(const ApiRequest& req, Ctx& ctx) const {
       return error(400, "bad_body", "the body is not a JSON object");
     json contract = body.contains("contract") ? body["contract"] : body;
     // The preview reads a file, like a run: a private temp file outside the runs folder, removed after.
-    fs::path dir = store::runtime_dir(cfg_.root) / "intake";
+    fs::path dir = core::intake_dir(cfg_.root);
     fs::create_directories(dir);
     std::string tmpl = (dir / ".preview-XXXXXX").string();
     int fd = ::mkstemp(tmpl.data());

@@ -1,4 +1,5 @@
 #include "serve/scheduler.hpp"
+#include "core/runtime_paths.hpp"
 
 #include "log/log_lanes.hpp"
 #include "queue/queue_service.hpp"
@@ -65,7 +66,7 @@ std::vector<json> end_attempt(const QueueItem& it, const std::string& status, co
 
 // The child's log file of one attempt (spawn() writes it).
 fs::path attempt_log(const fs::path& root, const std::string& item_id, int attempt) {
-  return store::runtime_dir(root) / "queue" / "logs" / (item_id + "-" + std::to_string(attempt) + ".log");
+  return core::queue_logs_dir(root) / (item_id + "-" + std::to_string(attempt) + ".log");
 }
 
 // The last lines of an attempt's log: why a child that sealed no bundle stopped (the diagnostics of a
@@ -394,7 +395,7 @@ void Scheduler::tick_once() {
 }
 
 pid_t Scheduler::spawn(const Child& c, const std::string& contract_path, const std::string& repo) {
-  fs::path logs = store::runtime_dir(o_.root) / "queue" / "logs";
+  fs::path logs = core::queue_logs_dir(o_.root);
   std::error_code ec;
   fs::create_directories(logs, ec);
   std::string log = attempt_log(o_.root, c.item_id, c.attempt).string();
@@ -436,9 +437,14 @@ pid_t Scheduler::spawn(const Child& c, const std::string& contract_path, const s
     if (devnull >= 0) ::dup2(devnull, 0);
     ::dup2(logfd, 1);
     ::dup2(logfd, 2);
-    sigset_t none;
-    sigemptyset(&none);
-    ::sigprocmask(SIG_SETMASK, &none, nullptr);
+    // SIGINT and SIGTERM stay blocked across exec until `cp-host run` has its handlers: a cancel that
+    // comes while the run is still starting is then held and turned into a cancelled run, never a death
+    // by the signal (run_command.cpp unblocks them once its handlers are in place).
+    sigset_t stop;
+    sigemptyset(&stop);
+    sigaddset(&stop, SIGINT);
+    sigaddset(&stop, SIGTERM);
+    ::sigprocmask(SIG_SETMASK, &stop, nullptr);
     ::execv(argv[0], argv.data());
     ::_exit(127);
   }

@@ -20,7 +20,7 @@ json VerifyCache::check(const std::filesystem::path& bundle) {
     keys = store::KeyRing::of_dir(store::key_dir());
   } catch (const store::KeyError&) {
   }
-  store::BundleCheck c = store::verify_bundle(bundle, keys);
+  store::BundleCheck c = store::verify_settled(bundle, keys);
   json r{{"state", store::state_name(c.state)}, {"ok", c.ok()}, {"problems", c.problems}};
   if (!c.key_id.empty()) r["key_id"] = c.key_id;
   // A live run changes with every event: only a settled answer is worth keeping.

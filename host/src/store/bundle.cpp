@@ -27,20 +27,6 @@ namespace cp::store {
 namespace fs = std::filesystem;
 using nlohmann::json;
 
-fs::path runtime_dir(const fs::path& root) {
-  return root / ".runtime-cache" / "cortexpilot";
-}
-fs::path runs_dir(const fs::path& root) {
-  return runtime_dir(root) / "runs";
-}
-fs::path worktrees_dir(const fs::path& root) {
-  return runtime_dir(root) / "worktrees";
-}
-
-fs::path live_marker(const fs::path& root, const std::string& run_id) {
-  return runs_dir(root) / ".live" / run_id;
-}
-
 void clear_live_marker(const fs::path& root, const std::string& run_id) {
   std::error_code ec;
   fs::remove(live_marker(root, run_id), ec);
@@ -94,20 +80,20 @@ std::unique_ptr<Bundle> Bundle::create(const fs::path& root, const std::string& 
                                        const json& manifest) {
   if (!valid_run_id(run_id)) throw std::invalid_argument("invalid run id '" + run_id + "'");
   fs::path runs = runs_dir(root);
-  fs::path incoming = runs / ".incoming" / run_id;
+  fs::path incoming = core::incoming_dir(root) / run_id;
   fs::path final_dir = runs / run_id;
   fs::create_directories(incoming.parent_path());
   if (fs::exists(final_dir)) throw std::runtime_error("run bundle already exists: " + final_dir.string());
   // The live marker first: a crash after it but before the rename leaves a marker recovery simply drops.
   // Created in place (an empty file needs no temp-and-rename) so no other process's recovery ever sees a
   // half-written marker.
-  fs::create_directories(runs / ".live");
+  fs::create_directories(core::live_dir(root));
   {
     int mfd = ::open(live_marker(root, run_id).c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
     if (mfd < 0)
       throw std::system_error(errno, std::generic_category(), "create " + live_marker(root, run_id).string());
     ::close(mfd);
-    fsync_dir(runs / ".live");
+    fsync_dir(core::live_dir(root));
   }
   if (!fs::create_directory(incoming))
     throw std::runtime_error("run bundle already being created: " + incoming.string());

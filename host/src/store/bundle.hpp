@@ -4,6 +4,7 @@
 // tell a crashed run (lock free, manifest not sealed) from one still running in another process.
 #pragma once
 
+#include "core/runtime_paths.hpp"
 #include "store/bundle_seal.hpp"
 #include "store/event_log.hpp"
 
@@ -19,13 +20,14 @@
 
 namespace cp::store {
 
-std::filesystem::path runtime_dir(const std::filesystem::path& root);    // <root>/.runtime-cache/cortexpilot
-std::filesystem::path runs_dir(const std::filesystem::path& root);       // .../runs
-std::filesystem::path worktrees_dir(const std::filesystem::path& root);  // .../worktrees
+// Paths under the runtime root are named in core/runtime_paths.hpp.
+using core::runs_dir;
+using core::runtime_dir;
+using core::worktrees_dir;
 
 // runs/.live/<run_id> exists from a bundle's creation until it is sealed, so that crash recovery looks at
 // the few live bundles rather than reading every manifest.
-std::filesystem::path live_marker(const std::filesystem::path& root, const std::string& run_id);
+using core::live_marker;
 // Removes the marker of a sealed run; never throws.
 void clear_live_marker(const std::filesystem::path& root, const std::string& run_id);
 

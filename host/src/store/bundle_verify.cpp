@@ -13,9 +13,11 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <chrono>
 #include <fstream>
 #include <map>
 #include <set>
+#include <thread>
 
 namespace cp::store {
 
@@ -313,25 +315,37 @@ BundleCheck verify_bundle(const fs::path& dir, const KeyRing& keys) {
   }
 }
 
+BundleCheck verify_settled(const fs::path& dir, const KeyRing& keys, bool finish_pending) {
+  BundleCheck c = verify_bundle(dir, keys);
+  if (c.ok() || c.state == BundleCheck::State::live) return c;
+  // An amendment (a decision, a promotion) may be writing the bundle right now under its lock: its seal
+  // is then half-written, which is not tampering. Wait for the lock (briefly: amendments take
+  // milliseconds; a live run would keep it, and its bundle reads as live above) and look again.
+  auto until = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+  int fd;
+  while ((fd = try_lock_bundle(dir)) < 0 && std::chrono::steady_clock::now() < until)
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  if (fd < 0) return c;
+  try {
+    if (finish_pending && c.seal_pending) {
+      EventLog log(dir / "events.jsonl", dir.filename().string());
+      complete_seal(dir, log, keys);
+    }
+    c = verify_bundle(dir, keys);
+  } catch (const std::exception&) {
+    // Left as found: the first answer stands.
+  }
+  ::close(fd);
+  return c;
+}
+
 std::string refusal_to_act(const fs::path& dir, BundleCheck* out) {
   KeyRing keys;
   try {
     keys = KeyRing::of_dir(key_dir());
   } catch (const KeyError&) {
   }
-  BundleCheck c = verify_bundle(dir, keys);
-  if (c.seal_pending) {
-    int fd = try_lock_bundle(dir);
-    if (fd >= 0) {
-      try {
-        EventLog log(dir / "events.jsonl", dir.filename().string());
-        if (complete_seal(dir, log, keys)) c = verify_bundle(dir, keys);
-      } catch (const std::exception&) {
-        // Left as found: the refusal below says what is wrong.
-      }
-      ::close(fd);
-    }
-  }
+  BundleCheck c = verify_settled(dir, keys, true);
   if (out) *out = c;
   if (c.ok()) return "";
   const std::string id = dir.filename().string();

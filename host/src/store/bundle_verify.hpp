@@ -42,6 +42,12 @@ const char* state_name(BundleCheck::State s);
 
 BundleCheck verify_bundle(const std::filesystem::path& dir, const KeyRing& keys);
 
+// verify_bundle(), and when that fails, again once the bundle's lock is free: a bundle read while an
+// amendment writes it (a decision mid-seal) is not called tampered. With `finish_pending`, a seal a crash
+// cut short is finished under that lock first (this writes; `runs verify` never passes it).
+BundleCheck verify_settled(const std::filesystem::path& dir, const KeyRing& keys,
+                           bool finish_pending = false);
+
 // Verify-before-act: "" when the bundle at `dir` verifies against the host's keys, else one line saying
 // why it does not, for a refusal (approve, promote, replay, compare refuse a bundle that fails). A seal a
 // crash cut short is finished first (when no live process holds the bundle), as recovery would.

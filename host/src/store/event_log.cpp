@@ -26,19 +26,6 @@ std::string zero_hash() {
   return std::string(64, '0');
 }
 
-std::string now_utc_iso() {
-  auto now = std::chrono::system_clock::now();
-  auto secs = std::chrono::time_point_cast<std::chrono::seconds>(now);
-  auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(now - secs).count();
-  std::time_t t = std::chrono::system_clock::to_time_t(now);
-  std::tm tm{};
-  gmtime_r(&t, &tm);
-  char buf[96];
-  std::snprintf(buf, sizeof buf, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900, tm.tm_mon + 1,
-                tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, static_cast<int>(ms));
-  return buf;
-}
-
 std::string event_hash(const json& e) {
   json body{{"seq", e.at("seq")},
             {"ts", e.at("ts")},

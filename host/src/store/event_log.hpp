@@ -4,6 +4,8 @@
 // prev_hash is 64 zeros. Canonical JSON = nlohmann's dump() (object keys sorted, no spaces).
 #pragma once
 
+#include "core/clock.hpp"
+
 #include <nlohmann/json.hpp>
 
 #include <cstdint>
@@ -32,7 +34,7 @@ inline constexpr size_t kMaxEventLine = 8u << 20;
 ChainCheck verify_event_log(const std::filesystem::path& path);
 
 std::string zero_hash();
-std::string now_utc_iso();  // 2026-11-25T10:00:00.123Z
+using core::now_utc_iso;  // 2026-11-25T10:00:00.123Z (core/clock.hpp)
 
 class EventLog {
  public:

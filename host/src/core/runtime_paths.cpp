@@ -1,0 +1,84 @@
+#include "core/runtime_paths.hpp"
+
+namespace cp::core {
+
+path runtime_cache_dir(const path& root) {
+  return root / ".runtime-cache";
+}
+path runtime_dir(const path& root) {
+  return runtime_cache_dir(root) / "cortexpilot";
+}
+path logs_dir(const path& root) {
+  return runtime_cache_dir(root) / "logs";
+}
+path cache_dir(const path& root) {
+  return runtime_cache_dir(root) / "cache";
+}
+
+path runs_dir(const path& root) {
+  return runtime_dir(root) / "runs";
+}
+path bundle_dir(const path& root, const std::string& run_id) {
+  return runs_dir(root) / run_id;
+}
+path live_dir(const path& root) {
+  return runs_dir(root) / ".live";
+}
+path live_marker(const path& root, const std::string& run_id) {
+  return live_dir(root) / run_id;
+}
+path awaiting_dir(const path& root) {
+  return runs_dir(root) / ".awaiting";
+}
+path awaiting_marker(const path& root, const std::string& run_id) {
+  return awaiting_dir(root) / run_id;
+}
+path incoming_dir(const path& root) {
+  return runs_dir(root) / ".incoming";
+}
+
+path worktrees_dir(const path& root) {
+  return runtime_dir(root) / "worktrees";
+}
+path worktree_dir(const path& root, const std::string& run_id) {
+  return worktrees_dir(root) / run_id;
+}
+path agent_homes_dir(const path& root) {
+  return runtime_dir(root) / "codex-home";
+}
+path agent_home_dir(const path& root, const std::string& run_id) {
+  return agent_homes_dir(root) / run_id;
+}
+path run_tmp_root(const path& root) {
+  return runtime_dir(root) / "tmp";
+}
+path run_tmp_dir(const path& root, const std::string& run_id) {
+  return run_tmp_root(root) / run_id;
+}
+
+path queue_log(const path& root) {
+  return runtime_dir(root) / "queue.jsonl";
+}
+path queue_contracts_dir(const path& root) {
+  return runtime_dir(root) / "queue" / "contracts";
+}
+path queue_logs_dir(const path& root) {
+  return runtime_dir(root) / "queue" / "logs";
+}
+path intake_dir(const path& root) {
+  return runtime_dir(root) / "intake";
+}
+path host_reports_dir(const path& root) {
+  return runtime_dir(root) / "reports";
+}
+path workflow_cases_dir(const path& root) {
+  return runtime_dir(root) / "workflow-cases";
+}
+path serve_info_file(const path& root) {
+  return runtime_dir(root) / "serve.json";
+}
+path serve_lock_file(const path& root) {
+  return runtime_dir(root) / "serve.lock";
+}
+
+}  // namespace cp::core

@@ -1,0 +1,58 @@
+// Every path under a project's runtime root, named in this one file: no other file spells `.runtime-cache`
+// or the names below it. A change of layout is a change here.
+//
+//   <root>/.runtime-cache/
+//     cortexpilot/                 runtime_dir()
+//       runs/<run_id>/             run bundles (runs_dir(), bundle_dir())
+//       runs/.live/<run_id>        bundles not sealed yet
+//       runs/.awaiting/<run_id>    runs awaiting an approval
+//       runs/.incoming/<run_id>    bundles being made
+//       worktrees/<run_id>         the runs' git worktrees
+//       codex-home/<run_id>        agent CLIs' private homes
+//       tmp/<run_id>               the runs' private TMPDIRs
+//       queue.jsonl                the run queue (queue/contracts/, queue/logs/ beside it)
+//       intake/                    intake previews kept by the API
+//       reports/                   host reports (retention)
+//       workflow-cases/<id>/       workflow cases
+//       serve.json, serve.lock     the running server
+//     logs/<lane>/                 the JSON log lanes
+//     cache/                       caches (a retention lane)
+#pragma once
+
+#include <filesystem>
+#include <string>
+
+namespace cp::core {
+
+using path = std::filesystem::path;
+
+path runtime_cache_dir(const path& root);  // <root>/.runtime-cache
+path runtime_dir(const path& root);        // <root>/.runtime-cache/cortexpilot
+path logs_dir(const path& root);           // <root>/.runtime-cache/logs
+path cache_dir(const path& root);          // <root>/.runtime-cache/cache
+
+path runs_dir(const path& root);
+path bundle_dir(const path& root, const std::string& run_id);
+path live_dir(const path& root);
+path live_marker(const path& root, const std::string& run_id);
+path awaiting_dir(const path& root);
+path awaiting_marker(const path& root, const std::string& run_id);
+path incoming_dir(const path& root);
+
+path worktrees_dir(const path& root);
+path worktree_dir(const path& root, const std::string& run_id);
+path agent_homes_dir(const path& root);
+path agent_home_dir(const path& root, const std::string& run_id);
+path run_tmp_root(const path& root);
+path run_tmp_dir(const path& root, const std::string& run_id);
+
+path queue_log(const path& root);            // queue.jsonl
+path queue_contracts_dir(const path& root);  // snapshots of submitted contracts
+path queue_logs_dir(const path& root);       // each attempt's output
+path intake_dir(const path& root);
+path host_reports_dir(const path& root);
+path workflow_cases_dir(const path& root);
+path serve_info_file(const path& root);  // serve.json
+path serve_lock_file(const path& root);  // serve.lock
+
+}  // namespace cp::core
