@@ -15,6 +15,7 @@
 #include "serve/run_catalog.hpp"
 #include "serve/scheduler.hpp"
 #include "serve/secret_redaction.hpp"
+#include "store/atomic_file.hpp"
 #include "store/bundle.hpp"
 #include "store/run_index.hpp"
 
@@ -885,30 +886,14 @@ ApiResponse Api::dispatch(const ApiRequest& req, Ctx& ctx) const {
       return error(code, code == 404 ? "not_found" : "bad_path",
                    "artifact '" + ctx.params["path"] + "' of run " + id + ": " + why);
     }
-    // O_NONBLOCK: a FIFO a run left in its scratch folder must not hold this thread (and the API) forever;
-    // the S_ISREG check below then refuses it.
-    int fd = ::open(p->c_str(), O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK);
-    struct stat st {};
-    if (fd < 0 || ::fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
-      if (fd >= 0) ::close(fd);
+    // Never blocks: a FIFO a run left in its scratch folder must not hold this thread (and the API) forever.
+    store::FileRead f = store::read_regular_file(*p, kMaxArtifactBytes);
+    if (f.status == store::FileRead::Status::not_regular)
       return error(404, "not_found", "artifact '" + ctx.params["path"] + "' is not a file");
-    }
-    if (static_cast<size_t>(st.st_size) > kMaxArtifactBytes) {
-      ::close(fd);
+    if (f.status == store::FileRead::Status::too_large)
       return error(413, "too_large",
                    "artifact is larger than 64 MiB; read it from the bundle on disk: " + p->string());
-    }
-    std::string body(static_cast<size_t>(st.st_size), '\0');
-    size_t got = 0;
-    while (got < body.size()) {
-      ssize_t n = ::read(fd, body.data() + got, body.size() - got);
-      if (n < 0 && errno == EINTR) continue;
-      if (n <= 0) break;
-      got += static_cast<size_t>(n);
-    }
-    ::close(fd);
-    body.resize(got);
-    return evidence(std::move(body), content_type_for(*p), raw, "artifact '" + ctx.params["path"] + "'");
+    return evidence(std::move(f.bytes), content_type_for(*p), raw, "artifact '" + ctx.params["path"] + "'");
   }
   return error(500, "internal", "route " + pat + " has no handler");
 }

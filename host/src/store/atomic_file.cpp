@@ -3,6 +3,7 @@
 #include <nlohmann/json.hpp>
 
 #include <fcntl.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -16,6 +17,33 @@ namespace {
   throw std::system_error(errno, std::generic_category(), what + " " + p.string());
 }
 }  // namespace
+
+FileRead read_regular_file(const std::filesystem::path& p, uint64_t max_bytes) {
+  FileRead r;
+  int fd = ::open(p.c_str(), O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
+  struct stat st {};
+  if (fd < 0 || ::fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+    if (fd >= 0) ::close(fd);
+    return r;
+  }
+  if (static_cast<uint64_t>(st.st_size) > max_bytes) {
+    ::close(fd);
+    r.status = FileRead::Status::too_large;
+    return r;
+  }
+  r.bytes.resize(static_cast<size_t>(st.st_size));
+  size_t got = 0;
+  while (got < r.bytes.size()) {
+    ssize_t n = ::read(fd, r.bytes.data() + got, r.bytes.size() - got);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) break;
+    got += static_cast<size_t>(n);
+  }
+  ::close(fd);
+  r.bytes.resize(got);
+  r.status = FileRead::Status::ok;
+  return r;
+}
 
 void fsync_dir(const std::filesystem::path& dir) {
   int fd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);

@@ -4,7 +4,9 @@
 
 #include <nlohmann/json_fwd.hpp>
 
+#include <cstdint>
 #include <filesystem>
+#include <string>
 #include <string_view>
 
 namespace cp::store {
@@ -18,5 +20,15 @@ void fsync_dir(const std::filesystem::path& dir);
 
 // Writes all of `data` to fd, retrying short writes and EINTR. Returns 0, or the errno that stopped it.
 int write_all(int fd, std::string_view data);
+
+// A regular file read whole, without following a symlink and without blocking on a FIFO (a run may have
+// left either where a file was expected). not_regular: missing, a link, a FIFO or device, or unreadable;
+// too_large: more than max_bytes (nothing is read).
+struct FileRead {
+  enum class Status { ok, not_regular, too_large };
+  Status status = Status::not_regular;
+  std::string bytes;
+};
+FileRead read_regular_file(const std::filesystem::path& p, uint64_t max_bytes);
 
 }  // namespace cp::store

@@ -175,22 +175,10 @@ void Bundle::write_text(const std::string& rel, std::string_view content) {
 }
 
 std::string Bundle::read_verified(const std::string& rel) const {
-  int fd = ::open((dir_ / rel).c_str(), O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
-  struct stat st {};
-  if (fd < 0 || ::fstat(fd, &st) != 0 || !S_ISREG(st.st_mode) || st.st_size > (1LL << 30)) {
-    if (fd >= 0) ::close(fd);
+  FileRead f = read_regular_file(dir_ / rel, 1ULL << 30);
+  if (f.status != FileRead::Status::ok)
     throw std::runtime_error(rel + " of run " + run_id_ + " cannot be read");
-  }
-  std::string text(static_cast<size_t>(st.st_size), '\0');
-  size_t got = 0;
-  while (got < text.size()) {
-    ssize_t n = ::read(fd, text.data() + got, text.size() - got);
-    if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) break;
-    got += static_cast<size_t>(n);
-  }
-  ::close(fd);
-  text.resize(got);
+  std::string text = std::move(f.bytes);
   if (guard_) {
     auto it = guard_->verified.find(rel);
     if (it == guard_->verified.end() || it->second != sha256_hex(text))

@@ -179,13 +179,7 @@ void EventLog::append_prepared(const json& e) {
       e.value("run_id", "") != run_id_ || event_hash(e) != e.value("hash", ""))
     throw std::runtime_error("a prepared event no longer follows " + path_.string() + " (now " +
                              std::to_string(seq_) + " events)");
-  std::string line = e.dump(-1, ' ', false, json::error_handler_t::replace) + "\n";
-  if (int err = write_all(fd_, line))
-    throw std::system_error(err, std::generic_category(), "append to " + path_.string());
-  if (durability_ == Durability::every_event && ::fdatasync(fd_) != 0)
-    throw std::system_error(errno, std::generic_category(), "fdatasync " + path_.string());
-  ++seq_;
-  last_hash_ = e["hash"].get<std::string>();
+  write_locked(e);
 }
 
 json EventLog::append(const std::string& type, json payload) {
@@ -194,8 +188,13 @@ json EventLog::append(const std::string& type, json payload) {
   json e{{"seq", seq_ + 1}, {"ts", now_utc_iso()},           {"run_id", run_id_},
          {"type", type},    {"payload", std::move(payload)}, {"prev_hash", last_hash_}};
   e["hash"] = event_hash(e);
-  // Bytes that are not UTF-8 (a run's file name, an agent's output) are replaced, as in the hash above, so
-  // that the line written and the line verified hash alike.
+  write_locked(e);
+  return e;
+}
+
+void EventLog::write_locked(const json& e) {
+  // Bytes that are not UTF-8 (a run's file name, an agent's output) are replaced, as in the hash, so that
+  // the line written and the line verified hash alike.
   std::string line = e.dump(-1, ' ', false, json::error_handler_t::replace) + "\n";
   if (int err = write_all(fd_, line))
     throw std::system_error(err, std::generic_category(), "append to " + path_.string());
@@ -203,7 +202,6 @@ json EventLog::append(const std::string& type, json payload) {
     throw std::system_error(errno, std::generic_category(), "fdatasync " + path_.string());
   ++seq_;
   last_hash_ = e["hash"].get<std::string>();
-  return e;
 }
 
 uint64_t EventLog::count() const {

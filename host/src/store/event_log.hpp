@@ -64,6 +64,7 @@ class EventLog {
   uint64_t truncated_bytes() const { return truncated_; }
 
  private:
+  void write_locked(const nlohmann::json& event);  // writes one chained event; mu_ held
   std::filesystem::path path_;
   std::string run_id_;
   Durability durability_;

@@ -4,10 +4,6 @@
 #include "store/host_key.hpp"
 #include "store/sha256.hpp"
 
-#include <fcntl.h>
-#include <sys/stat.h>
-#include <unistd.h>
-
 #include <sstream>
 
 namespace cp::store {
@@ -42,15 +38,9 @@ void ledger_sealed(const fs::path& bundle_dir, uint64_t seq, const std::string& 
 
 std::optional<LedgerEntry> ledger_read(const fs::path& bundle_dir) {
   try {
-    fs::path p = entry_path(bundle_dir);
-    int fd = ::open(p.c_str(), O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
-    if (fd < 0) return std::nullopt;
-    struct stat st {};
-    char buf[160] = {};
-    ssize_t n = ::fstat(fd, &st) == 0 && S_ISREG(st.st_mode) ? ::read(fd, buf, sizeof buf - 1) : -1;
-    ::close(fd);
-    if (n <= 0) return std::nullopt;
-    std::istringstream in(std::string(buf, static_cast<size_t>(n)));
+    FileRead f = read_regular_file(entry_path(bundle_dir), 160);
+    if (f.status != FileRead::Status::ok || f.bytes.empty()) return std::nullopt;
+    std::istringstream in(f.bytes);
     std::string first;
     in >> first;
     LedgerEntry e;
