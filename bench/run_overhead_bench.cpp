@@ -11,9 +11,9 @@
 //  - the /threads:2 variants: two of the same at once (each thread its own root), as a serve with
 //    concurrency 2 runs them; the time is per run, wall clock.
 // Medians over repetitions are what to compare; bench/run_overhead.sh prints the ratio.
+#include "os/process.hpp"
 #include "os/sandbox.hpp"
 #include "run/engine.hpp"
-#include "run/process.hpp"
 
 #include <benchmark/benchmark.h>
 
@@ -95,11 +95,11 @@ void spawn_true(benchmark::State& state, bool sandboxed) {
     sb = cp::os::PreparedSandbox::prepare(p, error);
     if (!sb) return state.SkipWithError(("no sandbox: " + error).c_str());
   }
-  cp::run::ProcessSpec spec;
+  cp::os::ProcessSpec spec;
   spec.argv = {"true"};
   spec.sandbox = sb;
   for (auto _ : state)
-    if (!cp::run::run_process(spec).ok()) state.SkipWithError("true failed");
+    if (!cp::os::run_process(spec).ok()) state.SkipWithError("true failed");
 }
 void SpawnTrue(benchmark::State& state) {
   spawn_true(state, false);

@@ -11,12 +11,12 @@
 //  - Fingerprint: store::bundle_fingerprint, all a read costs while serve's cached result still holds.
 // With CP_SEAL_BENCH_DIR set, the bundle and its key are made there and kept (bench/seal_cost.sh runs the
 // public tools on the same files); otherwise in a temporary folder that is removed.
+#include "core/sha256.hpp"
 #include "store/bundle.hpp"
 #include "store/bundle_seal.hpp"
 #include "store/bundle_verify.hpp"
 #include "store/event_log.hpp"
 #include "store/host_key.hpp"
-#include "store/sha256.hpp"
 
 #include <benchmark/benchmark.h>
 #include <nlohmann/json.hpp>
@@ -34,6 +34,7 @@
 namespace fs = std::filesystem;
 using nlohmann::json;
 namespace store = cp::store;
+namespace core = cp::core;
 
 namespace {
 
@@ -215,7 +216,7 @@ struct Fixture {
     manifest["finished_at"] = "2026-12-01T00:00:01.000Z";
     manifest["gates"] = gates;
     manifest["reports"] = reports;
-    manifest["contract_sha256"] = store::sha256_hex(json::parse(read(dir / "contract.json")).dump());
+    manifest["contract_sha256"] = core::sha256_hex(json::parse(read(dir / "contract.json")).dump());
     unsealed_events = read(dir / "events.jsonl");
     seal();  // sealed from here on; WriteSeal leaves it sealed again after every iteration
     json s = json::parse(read(dir / "seal.json"));

@@ -4,11 +4,11 @@
 // splices into or truncates one of its files (or adds one), and the bundle is verified. Beyond "no crash,
 // no hang, no leak" the target checks the seal's promise: a bundle whose bytes differ from the sealed ones
 // never verifies as intact, and the untouched bundle always does.
+#include "core/sha256.hpp"
 #include "store/bundle_seal.hpp"
 #include "store/bundle_verify.hpp"
 #include "store/event_log.hpp"
 #include "store/host_key.hpp"
-#include "store/sha256.hpp"
 
 #include <nlohmann/json.hpp>
 
@@ -67,7 +67,7 @@ Fixture& fixture() {
         {"status", "sealed"},
         {"verdict", "denied"},
         {"reason", "diff_scope failed"},
-        {"contract_sha256", cp::store::sha256_hex(json::parse(slurp(x.dir / "contract.json")).dump())},
+        {"contract_sha256", cp::core::sha256_hex(json::parse(slurp(x.dir / "contract.json")).dump())},
         {"gates", {{{"gate_id", "diff_scope"}, {"verdict", "fail"}}}},
         {"reports", {{"gate_diff_scope", "reports/gate_diff_scope.json"}}}};
     cp::store::write_seal(x.dir, log, "RUN_SEALED",

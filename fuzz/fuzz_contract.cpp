@@ -2,9 +2,9 @@
 // the line of every reported pointer. What `cp-host validate` and `POST /api/runs` do with untrusted input.
 // Invariants: nothing throws out, every violation's pointer resolves to a line inside the text.
 #include "contract/file_kind.hpp"
-#include "contract/json_depth.hpp"
-#include "contract/json_locator.hpp"
-#include "contract/schema_catalog.hpp"
+#include "core/json_depth.hpp"
+#include "core/json_locator.hpp"
+#include "core/schema_catalog.hpp"
 
 #include <nlohmann/json.hpp>
 
@@ -14,15 +14,15 @@
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   std::string_view text(reinterpret_cast<const char*>(data), size);
-  if (!cp::contract::json_depth_ok(text)) return 0;  // refused unparsed, as the host does
+  if (!cp::core::json_depth_ok(text)) return 0;  // refused unparsed, as the host does
   nlohmann::json doc = nlohmann::json::parse(text, nullptr, false);
   if (doc.is_discarded()) return 0;
   std::string kind = cp::contract::detect_schema("contracts/fuzz.json", doc);
   int lines = 1;
   for (char c : text) lines += c == '\n';
   for (const char* schema : {"task_contract", "task_chain", "pack"}) {
-    for (const auto& v : cp::contract::schema(schema).validate(doc)) {
-      int line = cp::contract::line_of_pointer(text, v.pointer);
+    for (const auto& v : cp::core::schema(schema).validate(doc)) {
+      int line = cp::core::line_of_pointer(text, v.pointer);
       if (line < 1 || line > lines) std::abort();  // a diagnostic that points outside the file
     }
   }

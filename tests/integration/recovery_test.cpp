@@ -2,9 +2,9 @@
 // (a double-forked, setsid'd survivor with a cleared environment included), leftovers of crashes are swept
 // (private TMPDIRs, live markers, half-made bundles, locked worktree registrations), a full disk is met by
 // freeing the dead run's worktree, and `runs recover` exits 1 naming what it could not seal.
+#include "core/sha256.hpp"
 #include "integration/run_project.hpp"
 #include "store/event_log.hpp"
-#include "store/sha256.hpp"
 
 #include <fcntl.h>
 #include <signal.h>
@@ -190,7 +190,7 @@ TEST(Recovery, RecoverExitsOneNamingABundleItCannotSealAndStillSealsTheOthers) {
     write_file(torn / "contract.json", "{}");  // every bundle holds its compiled contract
     cp::store::EventLog log(torn / "events.jsonl", "torn-run-2");
     log.append("RUN_STARTED", {{"task_id", "fix-greeting"},
-                               {"contract_sha256", cp::store::sha256_hex("{}")},
+                               {"contract_sha256", cp::core::sha256_hex("{}")},
                                {"runner", "tool"},
                                {"pack", "medium"},
                                {"repo", p.repo.string()},

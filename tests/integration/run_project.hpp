@@ -1,7 +1,7 @@
 // A project root and a git repository for end-to-end runs of the cp-host binary, shared by the run tests.
 #pragma once
 
-#include "contract/schema_catalog.hpp"
+#include "core/schema_catalog.hpp"
 #include "unit/test_support.hpp"
 
 #include <gtest/gtest.h>
@@ -31,7 +31,7 @@ inline Ran host(std::vector<std::string> args, const fs::path& cwd = {}) {
 }
 
 inline void expect_valid(const std::string& schema, const json& doc, const std::string& what) {
-  auto v = cp::contract::schema(schema).validate(doc);
+  auto v = cp::core::schema(schema).validate(doc);
   EXPECT_TRUE(v.empty()) << what << " breaks " << schema << " at "
                          << (v.empty() ? "" : v[0].pointer + ": " + v[0].message) << "\n"
                          << doc.dump(2);

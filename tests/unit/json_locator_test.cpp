@@ -1,8 +1,8 @@
-#include "contract/json_locator.hpp"
+#include "core/json_locator.hpp"
 
 #include <gtest/gtest.h>
 
-using cp::contract::line_of_pointer;
+using cp::core::line_of_pointer;
 
 TEST(JsonLocator, FindsNestedMembersAndArrayItems) {
   const char* text = R"({

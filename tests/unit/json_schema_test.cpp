@@ -1,10 +1,10 @@
-#include "contract/json_schema.hpp"
-#include "contract/schema_catalog.hpp"
+#include "core/json_schema.hpp"
+#include "core/schema_catalog.hpp"
 
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
 
-using cp::contract::JsonSchema;
+using cp::core::JsonSchema;
 using nlohmann::json;
 
 namespace {
@@ -54,8 +54,8 @@ TEST(JsonSchema, MalformedSchemaIsRefused) {
 }
 
 TEST(SchemaCatalog, EveryShippedSchemaCompiles) {
-  auto names = cp::contract::schema_names();
+  auto names = cp::core::schema_names();
   EXPECT_GE(names.size(), 11u);
-  for (const auto& n : names) EXPECT_NO_THROW((void)cp::contract::schema(n)) << n;
-  EXPECT_THROW((void)cp::contract::schema("no_such_schema"), std::out_of_range);
+  for (const auto& n : names) EXPECT_NO_THROW((void)cp::core::schema(n)) << n;
+  EXPECT_THROW((void)cp::core::schema("no_such_schema"), std::out_of_range);
 }

@@ -1,7 +1,7 @@
 // Log lanes: envelopes that fit log_event.v2, size rotation into gzip files that decompress to valid
 // envelopes, the count cap, and errors copied to the error lane.
 #include "log/log_lanes.hpp"
-#include "contract/schema_catalog.hpp"
+#include "core/schema_catalog.hpp"
 #include "unit/test_support.hpp"
 
 #include <gtest/gtest.h>
@@ -70,7 +70,7 @@ TEST(LogLanes, RotationGzipsValidEnvelopesAndKeepsTheNewest) {
     auto lines = lines_of(gunzip(f));
     EXPECT_FALSE(lines.empty()) << f;
     for (const auto& j : lines) {
-      auto v = contract::schema("log_event.v2").validate(j);
+      auto v = core::schema("log_event.v2").validate(j);
       EXPECT_TRUE(v.empty()) << j.dump() << " " << (v.empty() ? "" : v[0].pointer + ": " + v[0].message);
       int i = j["fields"]["i"];
       EXPECT_GT(i, last) << "files in name order hold events in time order";
@@ -96,7 +96,7 @@ TEST(LogLanes, RotationGzipsValidEnvelopesAndKeepsTheNewest) {
   EXPECT_EQ(errors[0]["lane"], "error");
   EXPECT_EQ(errors[0]["fields"]["from_lane"], "access");
   EXPECT_EQ(errors[0]["correlation_id"], "r-1");
-  EXPECT_TRUE(contract::schema("log_event.v2").valid(errors[0]));
+  EXPECT_TRUE(core::schema("log_event.v2").valid(errors[0]));
 }
 
 TEST(LogLanes, NothingIsWrittenBeforeTheLanesAreOpen) {
@@ -107,7 +107,7 @@ TEST(LogLanes, NothingIsWrittenBeforeTheLanesAreOpen) {
   emit(e);
   EXPECT_FALSE(lanes_open());
   EXPECT_FALSE(fs::exists(d / ".runtime-cache"));
-  EXPECT_TRUE(contract::schema("log_event.v2").valid(json::parse(envelope(e))));
+  EXPECT_TRUE(core::schema("log_event.v2").valid(json::parse(envelope(e))));
 }
 
 }  // namespace

@@ -1,4 +1,4 @@
-#include "run/process.hpp"
+#include "os/process.hpp"
 #include "unit/test_support.hpp"
 
 #include <gtest/gtest.h>
@@ -8,7 +8,7 @@
 #include <fstream>
 #include <thread>
 
-using namespace cp::run;
+using namespace cp::os;
 
 namespace {
 
@@ -151,7 +151,7 @@ TEST(Process, LargeOutputKeepsOnlyTheTailInMemory) {
 }
 
 TEST(Process, LineCallbackGetsWholeLinesAcrossChunksAndALastUnterminatedOne) {
-  cp::run::ProcessSpec spec;
+  cp::os::ProcessSpec spec;
   // Lines split across writes (and so across chunks), an overlong line, and no final newline.
   spec.argv = {"/bin/sh", "-c",
                "printf 'al'; sleep 0.05; printf 'pha\\nbeta\\n'; printf '%0300d\\n' 0; printf 'tail'"};
@@ -166,7 +166,7 @@ TEST(Process, LineCallbackGetsWholeLinesAcrossChunksAndALastUnterminatedOne) {
     chunks.append(c);
     return true;
   };
-  auto out = cp::run::run_process(spec);
+  auto out = cp::os::run_process(spec);
   EXPECT_TRUE(out.ok()) << out.describe();
   ASSERT_EQ(lines.size(), 4u);
   EXPECT_EQ(lines[0], "alpha");

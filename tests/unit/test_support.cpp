@@ -2,7 +2,7 @@
 
 #include <unistd.h>
 
-#include "run/process.hpp"
+#include "os/process.hpp"
 
 #include <fstream>
 #include <random>
@@ -48,7 +48,7 @@ Ran run(const std::vector<std::string>& argv, const std::filesystem::path& cwd) 
 
 Ran run_env(const std::vector<std::string>& argv, const std::vector<std::string>& extra_env,
             const std::filesystem::path& cwd) {
-  run::ProcessSpec spec;
+  os::ProcessSpec spec;
   spec.argv = argv;
   spec.cwd = cwd;
   spec.timeout = std::chrono::minutes(5);
@@ -68,7 +68,7 @@ Ran run_env(const std::vector<std::string>& argv, const std::vector<std::string>
     err.append(s);
     return true;
   };
-  auto o = run::run_process(spec);
+  auto o = os::run_process(spec);
   return {o.term_signal ? 128 + o.term_signal : o.exit_code, out, err};
 }
 

@@ -1,16 +1,18 @@
 #include "chain/chain_runner.hpp"
+#include "core/clock.hpp"
+#include "core/json_file.hpp"
+#include "core/runtime_paths.hpp"
 
 #include "chain/chain_spec.hpp"
 #include "control/actor.hpp"
 #include "control/evidence.hpp"
-#include "control/workflow_cases.hpp"
+#include "core/sha256.hpp"
 #include "log/log_lanes.hpp"
 #include "log/logger.hpp"
 #include "plugin/registry.hpp"
 #include "run/engine.hpp"
 #include "run/workspace.hpp"
 #include "store/bundle.hpp"
-#include "store/sha256.hpp"
 
 #include <unistd.h>
 
@@ -27,7 +29,7 @@ struct StepRun {
 
 json failed_gates_of(const fs::path& root, const std::string& run_id) {
   json out = json::array();
-  json m = store::read_json_file(store::runs_dir(root) / run_id / "manifest.json");
+  json m = core::read_json_file(core::runs_dir(root) / run_id / "manifest.json");
   if (!m.is_object()) return out;
   for (const auto& g : m.value("gates", json::array()))
     if (g.value("verdict", "") != "pass" && g.value("verdict", "") != "skipped") out.push_back(g);
@@ -75,12 +77,12 @@ ChainOutcome run_chain(const ChainRequest& req) {
                   {"kind", "chain"},
                   {"run_id", o.run_id},
                   {"task_id", spec.chain_id},
-                  {"contract_sha256", store::sha256_hex(spec.doc.dump())},
+                  {"contract_sha256", core::sha256_hex(spec.doc.dump())},
                   {"runner", "chain"},
                   {"repo", repo.string()},
                   {"baseline_commit", start_commit},
                   {"status", "created"},
-                  {"created_at", store::now_utc_iso()},
+                  {"created_at", core::now_utc_iso()},
                   {"plugins", json::array()},
                   {"host_pid", static_cast<long>(::getpid())}};
     if (!spec.workflow_id.empty()) manifest["workflow_id"] = spec.workflow_id;
@@ -150,7 +152,7 @@ ChainOutcome run_chain(const ChainRequest& req) {
   };
 
   try {
-    bundle->update_manifest({{"status", "running"}, {"started_at", store::now_utc_iso()}});
+    bundle->update_manifest({{"status", "running"}, {"started_at", core::now_utc_iso()}});
     events.append("CHAIN_STARTED", {{"chain_id", spec.chain_id},
                                     {"steps", spec.steps.size()},
                                     {"repo", repo.string()},
@@ -264,7 +266,7 @@ ChainOutcome run_chain(const ChainRequest& req) {
                 {"verdict", verdict},        {"reason", reason},
                 {"repo", repo.string()},     {"baseline_commit", start_commit},
                 {"steps", steps_report},     {"handoffs", handoffs},
-                {"lifecycle", lifecycle},    {"created_at", store::now_utc_iso()}};
+                {"lifecycle", lifecycle},    {"created_at", core::now_utc_iso()}};
     if (!final_commit.empty()) o.report["result"] = {{"branch", branch}, {"commit", final_commit}};
     bundle->write_json("reports/chain_report.json", o.report);
     json reports{{"chain_report", "reports/chain_report.json"}};
@@ -287,7 +289,7 @@ ChainOutcome run_chain(const ChainRequest& req) {
                      "The chain stopped at step '" + fs_json.value("step_id", "") +
                          "': read that step's run bundle (its incident pack names what failed), fix the "
                          "contract or the code, and run the chain again."},
-                    {"created_at", store::now_utc_iso()}};
+                    {"created_at", core::now_utc_iso()}};
       bundle->write_json("reports/incident_pack.json", incident);
       reports["incident_pack"] = "reports/incident_pack.json";
     }
@@ -298,11 +300,9 @@ ChainOutcome run_chain(const ChainRequest& req) {
                  {{"status", "sealed"},
                   {"verdict", verdict},
                   {"reason", reason},
-                  {"finished_at", store::now_utc_iso()},
+                  {"finished_at", core::now_utc_iso()},
                   {"reports", reports},
                   {"chain_steps", steps_report}});
-    store::clear_live_marker(req.root, o.run_id);
-    control::record_in_workflow_case(req.root, bundle->manifest());
     log::governance(o.run_id, "chain", "chain sealed " + verdict + ": " + reason,
                     {{"chain_id", spec.chain_id}, {"closed", closed}}, verdict != "success");
     o.verdict = verdict;

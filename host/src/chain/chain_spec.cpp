@@ -1,8 +1,9 @@
 #include "chain/chain_spec.hpp"
+#include "core/json_file.hpp"
 
-#include "contract/json_depth.hpp"
-#include "contract/json_locator.hpp"
-#include "contract/schema_catalog.hpp"
+#include "core/json_depth.hpp"
+#include "core/json_locator.hpp"
+#include "core/schema_catalog.hpp"
 #include "store/bundle.hpp"
 
 #include <fstream>
@@ -49,8 +50,8 @@ LoadResult load_chain(const fs::path& chain_file, const fs::path& root, const fs
   ss << in.rdbuf();
   const std::string text = ss.str();
   const std::string display = chain_file.string();
-  if (!contract::json_depth_ok(text)) {
-    out.error = display + " nests deeper than " + std::to_string(contract::kMaxJsonDepth) +
+  if (!core::json_depth_ok(text)) {
+    out.error = display + " nests deeper than " + std::to_string(core::kMaxJsonDepth) +
                 " levels of arrays and objects; refused unparsed";
     return out;
   }
@@ -59,7 +60,7 @@ LoadResult load_chain(const fs::path& chain_file, const fs::path& root, const fs
                  const std::string& expected) {
     contract::Diagnostic d;
     d.file = display;
-    d.line = contract::line_of_pointer(text, pointer);
+    d.line = core::line_of_pointer(text, pointer);
     d.pointer = pointer;
     d.rule = rule;
     d.message = message;
@@ -71,7 +72,7 @@ LoadResult load_chain(const fs::path& chain_file, const fs::path& root, const fs
     out.error = display + " is not valid JSON (run `cp-host validate " + display + "` for the position)";
     return out;
   }
-  for (const auto& v : contract::schema("task_chain").validate(doc))
+  for (const auto& v : core::schema("task_chain").validate(doc))
     add(v.pointer, v.rule, v.message, v.expected);
   if (!out.diagnostics.empty()) {
     out.error = "the chain is invalid";
@@ -141,7 +142,7 @@ LoadResult load_chain(const fs::path& chain_file, const fs::path& root, const fs
   }
   // A step's role is the role its contract assigns: the chain cannot give a contract another role.
   for (const auto& [ptr, file] : role_checks) {
-    json c = store::read_json_file(file);
+    json c = core::read_json_file(file);
     const json& role = doc.at(json::json_pointer(ptr));
     std::string assigned = c.is_object() ? c.value("assigned_agent", json::object()).value("role", "") : "";
     if (c.is_object() && role.is_string() && role.get<std::string>() != assigned)

@@ -1,5 +1,6 @@
 // cp-host: the command line. Parses arguments, dispatches to a subcommand, maps failures to exit codes.
 #include "cli/commands.hpp"
+#include "control/workflow_cases.hpp"
 #include "log/log_lanes.hpp"
 #include "log/logger.hpp"
 #include "store/host_key.hpp"
@@ -13,6 +14,8 @@
 
 int main(int argc, char** argv) {
   using namespace cp::cli;
+  // The reactions to a sealed run are wired here, at the top, so the layers that seal never call upward.
+  cp::control::record_workflow_cases_on_seal();
   CLI::App app{
       "cp-host — a governed control plane for AI coding agents.\n"
       "Runs task contracts through runner plugins, judges them with gate plugins, and leaves an "

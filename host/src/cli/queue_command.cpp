@@ -3,7 +3,7 @@
 // does not run anything: `cp-host serve` takes items from the queue.
 #include "cli/commands.hpp"
 #include "cli/diagnostic_output.hpp"
-#include "contract/json_depth.hpp"
+#include "core/json_depth.hpp"
 #include "plugin/registry.hpp"
 #include "queue/queue_service.hpp"
 #include "queue/queue_store.hpp"
@@ -95,8 +95,8 @@ void add_queue(CLI::App& app, Globals& g, Runner& run) {
         return kInvalid;
       }
       std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-      if (!contract::json_depth_ok(text)) {
-        std::cerr << so->contract << ": nested more than " << contract::kMaxJsonDepth
+      if (!core::json_depth_ok(text)) {
+        std::cerr << so->contract << ": nested more than " << core::kMaxJsonDepth
                   << " levels deep; refused unparsed\n";
         return kInvalid;
       }

@@ -2,6 +2,7 @@
 // retention_policy.json). plan is a dry run; apply deletes exactly what a plan listed, re-checking each
 // entry. Both write .runtime-cache/cortexpilot/reports/retention_report.json.
 #include "cli/commands.hpp"
+#include "core/json_file.hpp"
 #include "plugin/registry.hpp"
 #include "retention/retention.hpp"
 #include "store/bundle.hpp"
@@ -112,7 +113,7 @@ void add_retention(CLI::App& app, Globals& g, Runner& run) {
       } else {
         json p;
         if (!o->plan_file.empty()) {
-          p = store::read_json_file(o->plan_file);
+          p = core::read_json_file(o->plan_file);
           if (!p.is_object() || p.value("mode", "") != "plan") {
             std::cerr << "cp-host retention apply: " << o->plan_file
                       << " is not a plan report (from `cp-host retention plan --json`)\n";

@@ -1,13 +1,15 @@
 // `cp-host runs list|show|events|verify|recover`: read the run bundles under the runtime root.
 #include "cli/commands.hpp"
-#include "contract/json_depth.hpp"
+#include "core/json_depth.hpp"
+#include "core/json_file.hpp"
+#include "core/runtime_paths.hpp"
+#include "core/sha256.hpp"
 #include "run/recovery.hpp"
 #include "store/bundle.hpp"
 #include "store/bundle_verify.hpp"
 #include "store/event_log.hpp"
 #include "store/host_key.hpp"
 #include "store/run_index.hpp"
-#include "store/sha256.hpp"
 
 #include <CLI/CLI.hpp>
 #include <nlohmann/json.hpp>
@@ -37,7 +39,7 @@ struct RunsOpts {
 std::optional<fs::path> locate(const Globals& g, const std::string& id) {
   auto dir = store::find_run(g.root, id);
   if (!dir)
-    std::cerr << "cp-host: no run '" << id << "' under " << store::runs_dir(g.root).string()
+    std::cerr << "cp-host: no run '" << id << "' under " << core::runs_dir(g.root).string()
               << " (see `cp-host runs list`)\n";
   return dir;
 }
@@ -97,7 +99,7 @@ int list(const Globals& g, const RunsOpts& o) {
     return kOk;
   }
   if (runs.empty()) {
-    std::cout << "no runs under " << store::runs_dir(g.root).string() << "\n";
+    std::cout << "no runs under " << core::runs_dir(g.root).string() << "\n";
     return kOk;
   }
   std::cout << std::left << std::setw(48) << "RUN" << std::setw(18) << "STATUS" << std::setw(11) << "VERDICT"
@@ -126,7 +128,7 @@ int show(const Globals& g, const RunsOpts& o) {
   recover_quietly(g);
   auto dir = locate(g, o.run_id);
   if (!dir) return kUsage;
-  json m = store::read_json_file(*dir / "manifest.json");
+  json m = core::read_json_file(*dir / "manifest.json");
   if (!m.is_object()) {
     std::cerr << "cp-host: " << (*dir / "manifest.json").string() << " is missing or not JSON\n";
     return kInvalid;
@@ -178,8 +180,7 @@ int events(const Globals& g, const RunsOpts& o) {
   std::ifstream in(*dir / "events.jsonl");
   std::string line;
   while (std::getline(in, line)) {
-    json e =
-        contract::json_depth_ok(line) ? json::parse(line, nullptr, false) : json(json::value_t::discarded);
+    json e = core::json_depth_ok(line) ? json::parse(line, nullptr, false) : json(json::value_t::discarded);
     if (e.is_discarded()) {
       std::cerr << "cp-host: unparsable event line skipped (run `cp-host runs verify " << o.run_id << "`)\n";
       continue;
@@ -245,7 +246,7 @@ int verify(const Globals& g, const RunsOpts& o) {
   // --all: every bundle under the root, with progress on stderr; live runs are listed, not failures.
   std::vector<std::string> ids;
   std::error_code ec;
-  for (const auto& e : fs::directory_iterator(store::runs_dir(g.root), ec)) {
+  for (const auto& e : fs::directory_iterator(core::runs_dir(g.root), ec)) {
     std::string n = e.path().filename().string();
     if (!n.empty() && n[0] != '.' && e.is_directory(ec) && store::valid_run_id(n)) ids.push_back(n);
   }
@@ -253,7 +254,7 @@ int verify(const Globals& g, const RunsOpts& o) {
   size_t intact = 0, tampered = 0, live = 0, i = 0;
   json results = json::array();
   for (const auto& id : ids) {
-    store::BundleCheck c = store::verify_settled(store::runs_dir(g.root) / id, *keys);
+    store::BundleCheck c = store::verify_settled(core::runs_dir(g.root) / id, *keys);
     if (c.ok())
       ++intact;
     else if (c.state == store::BundleCheck::State::live)

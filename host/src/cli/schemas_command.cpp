@@ -1,6 +1,6 @@
 // `cp-host schemas list|show NAME`: the schemas compiled into this cp-host.
 #include "cli/commands.hpp"
-#include "contract/schema_catalog.hpp"
+#include "core/schema_catalog.hpp"
 
 #include <CLI/CLI.hpp>
 
@@ -13,7 +13,7 @@ void add_schemas(CLI::App& app, Runner& run) {
   cmd->require_subcommand(1);
   cmd->add_subcommand("list", "Names of all schemas")->callback([&run] {
     run = [] {
-      for (const auto& n : contract::schema_names()) std::cout << n << "\n";
+      for (const auto& n : core::schema_names()) std::cout << n << "\n";
       return int(kOk);
     };
   });
@@ -22,7 +22,7 @@ void add_schemas(CLI::App& app, Runner& run) {
   show->add_option("name", *name, "Schema name, e.g. task_contract")->required();
   show->callback([&run, name] {
     run = [name] {
-      auto text = contract::schema_text(*name);
+      auto text = core::schema_text(*name);
       if (text.empty()) {
         std::cerr << "cp-host: no schema '" << *name << "' (see `cp-host schemas list`)\n";
         return int(kUsage);

@@ -2,6 +2,8 @@
 // `cp-host tokens add|list|revoke`: the bearer tokens the API accepts.
 #include "cli/commands.hpp"
 #include "control/approvals.hpp"
+#include "core/clock.hpp"
+#include "core/json_file.hpp"
 #include "core/runtime_paths.hpp"
 #include "plugin/registry.hpp"
 #include "queue/queue_service.hpp"
@@ -60,7 +62,7 @@ bool split_listen(const std::string& listen, std::string& host, uint16_t& port) 
 }
 
 json read_tokens_file(const fs::path& file) {
-  json doc = store::read_json_file(file);
+  json doc = core::read_json_file(file);
   if (doc.is_null()) doc = json{{"schema_version", 1}, {"tokens", json::array()}};
   return doc;
 }
@@ -129,11 +131,11 @@ void add_serve(CLI::App& app, Globals& g, Runner& run) {
         return kUsage;
       }
       fs::path root = fs::weakly_canonical(fs::absolute(g.root));
-      fs::path rt = store::runtime_dir(root);
+      fs::path rt = core::runtime_dir(root);
       fs::create_directories(rt);
       int lock_fd = ::open(core::serve_lock_file(root).c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
       if (lock_fd < 0 || ::flock(lock_fd, LOCK_EX | LOCK_NB) != 0) {
-        json info = store::read_json_file(core::serve_info_file(root));
+        json info = core::read_json_file(core::serve_info_file(root));
         std::cerr << "cp-host serve: another cp-host serve holds " << root.string()
                   << (info.is_object() ? " (pid " + std::to_string(info.value("pid", 0)) + ", " +
                                              info.value("url", "") + ")"
@@ -239,7 +241,7 @@ void add_serve(CLI::App& app, Globals& g, Runner& run) {
       store::write_json_atomic(core::serve_info_file(root),
                                json{{"pid", static_cast<long>(::getpid())},
                                     {"url", url},
-                                    {"started_at", queue::iso_from_ms(queue::now_ms())},
+                                    {"started_at", core::iso_from_ms(core::now_ms())},
                                     {"scheduler", scheduler ? "on" : "off"}});
       if (scheduler) scheduler->start();
       std::atomic<bool> stopping{false};
@@ -325,7 +327,7 @@ void add_tokens(CLI::App& app, Runner& run) {
       json entry{{"id", ao->id},
                  {"role", ao->role},
                  {"sha256", serve::token_sha256(token)},
-                 {"created_at", queue::iso_from_ms(queue::now_ms())}};
+                 {"created_at", core::iso_from_ms(core::now_ms())}};
       if (!ao->note.empty()) entry["note"] = ao->note;
       doc["tokens"].push_back(entry);
       store::write_json_atomic(ao->file, doc);

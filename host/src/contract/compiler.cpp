@@ -1,6 +1,6 @@
 #include "contract/compiler.hpp"
 
-#include "store/sha256.hpp"
+#include "core/sha256.hpp"
 
 #include <fstream>
 
@@ -80,7 +80,7 @@ CompiledContract compile_contract(const json& contract, const fs::path& root) {
   if (ceiling.empty() && pack.contains("defaults") && pack["defaults"].contains("tool_permissions"))
     ceiling = pack["defaults"]["tool_permissions"].value("network", "");
   c.document["pack"]["network_ceiling"] = ceiling == "allow" ? "allow" : "deny";
-  c.sha256 = store::sha256_hex(c.document.dump());
+  c.sha256 = core::sha256_hex(c.document.dump());
   return c;
 }
 

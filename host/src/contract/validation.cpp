@@ -1,11 +1,11 @@
 #include "contract/validation.hpp"
-#include "contract/json_depth.hpp"
+#include "core/json_depth.hpp"
 
 #include "contract/compiler.hpp"
 #include "contract/file_kind.hpp"
-#include "contract/json_locator.hpp"
-#include "contract/json_schema.hpp"
-#include "contract/schema_catalog.hpp"
+#include "core/json_locator.hpp"
+#include "core/json_schema.hpp"
+#include "core/schema_catalog.hpp"
 #include "plugin/registry.hpp"
 
 #include <nlohmann/json.hpp>
@@ -139,11 +139,11 @@ void parse_and_check(Parsed& f, const std::string& forced_schema) {
         {f.display, 1, "", "io", "cannot read the file: " + why, "", "a readable file", ""});
     return;
   }
-  if (size_t depth = json_depth(f.text); depth > kMaxJsonDepth) {
+  if (size_t depth = core::json_depth(f.text); depth > core::kMaxJsonDepth) {
     f.diagnostics.push_back(
         {f.display, 1, "", "json",
-         "nested more than " + std::to_string(kMaxJsonDepth) + " levels deep (refused unparsed)", "",
-         "at most " + std::to_string(kMaxJsonDepth) + " levels of arrays and objects", ""});
+         "nested more than " + std::to_string(core::kMaxJsonDepth) + " levels deep (refused unparsed)", "",
+         "at most " + std::to_string(core::kMaxJsonDepth) + " levels of arrays and objects", ""});
     return;
   }
   try {
@@ -183,10 +183,10 @@ void parse_and_check(Parsed& f, const std::string& forced_schema) {
          ""});
     return;
   }
-  for (auto& v : schema(f.schema).validate(f.doc)) {
+  for (auto& v : core::schema(f.schema).validate(f.doc)) {
     Diagnostic d;
     d.file = f.display;
-    d.line = line_of_pointer(f.text, v.pointer);
+    d.line = core::line_of_pointer(f.text, v.pointer);
     d.pointer = v.pointer;
     d.rule = v.rule;
     d.message = v.message;
@@ -225,7 +225,7 @@ class CrossChecker {
  private:
   void add(Parsed& f, const std::string& pointer, const std::string& rule, const std::string& message,
            const std::string& expected) {
-    f.diagnostics.push_back({f.display, line_of_pointer(f.text, pointer), pointer, rule, message,
+    f.diagnostics.push_back({f.display, core::line_of_pointer(f.text, pointer), pointer, rule, message,
                              value_at(f.doc, pointer), expected, f.schema});
   }
 
@@ -278,7 +278,7 @@ class CrossChecker {
   }
 
   void plugin_config(Parsed& f, const std::string& pointer, const plugin::PluginInfo& p, const json& config) {
-    JsonSchema s = JsonSchema::compile(json::parse(p.config_schema));
+    core::JsonSchema s = core::JsonSchema::compile(json::parse(p.config_schema));
     for (const auto& v : s.validate(config)) {
       std::string ptr = pointer + v.pointer;
       add(f, ptr, "plugin_config:" + v.rule, "config of plugin '" + p.id + "': " + v.message,
@@ -396,7 +396,7 @@ void gather_references(const Parsed& f, References& refs) {
 ValidationReport validate(const ValidateOptions& options) {
   auto t0 = std::chrono::steady_clock::now();
   if (!options.forced_schema.empty()) {
-    auto names = schema_names();
+    auto names = core::schema_names();
     if (std::find(names.begin(), names.end(), options.forced_schema) == names.end()) {
       std::string all;
       for (const auto& n : names) all += (all.empty() ? "" : ", ") + n;
@@ -462,7 +462,7 @@ ValidationReport validate(const ValidateOptions& options) {
     }
   };
   // Compile every schema before the workers start, so no worker waits on another's compile.
-  for (const auto& n : schema_names()) (void)schema(n);
+  for (const auto& n : core::schema_names()) (void)core::schema(n);
   std::vector<std::thread> pool;
   for (unsigned j = 1; j < jobs; ++j) pool.emplace_back(work);
   work();
@@ -517,7 +517,7 @@ ValidationReport validate(const ValidateOptions& options) {
           std::string where = first.file + ":" + std::to_string(first.line) + " " +
                               (first.pointer.empty() ? std::string("(document)") : first.pointer);
           std::string ptr = ro.contains("pack") ? "/runtime_options/pack" : "/runtime_options";
-          p.diagnostics.push_back({p.display, line_of_pointer(p.text, ptr), ptr, "xref:pack",
+          p.diagnostics.push_back({p.display, core::line_of_pointer(p.text, ptr), ptr, "xref:pack",
                                    "pack '" + def->first + "' (" + pack.display + ") is invalid, " +
                                        std::to_string(pack.diagnostics.size()) + " error(s); first at " +
                                        where + ": " + first.message,

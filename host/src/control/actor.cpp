@@ -1,4 +1,5 @@
 #include "control/actor.hpp"
+#include "core/clock.hpp"
 
 #include "store/event_log.hpp"
 
@@ -23,7 +24,7 @@ Actor rule(std::string reason) {
 }
 
 nlohmann::json actor_record(const Actor& a) {
-  nlohmann::json j{{"by", a.by}, {"by_kind", a.by_kind}, {"how", a.how}, {"at", store::now_utc_iso()}};
+  nlohmann::json j{{"by", a.by}, {"by_kind", a.by_kind}, {"how", a.how}, {"at", core::now_utc_iso()}};
   if (!a.reason.empty()) j["reason"] = a.reason;
   return j;
 }

@@ -1,11 +1,11 @@
 #include "control/approvals.hpp"
+#include "core/clock.hpp"
+#include "core/json_file.hpp"
 #include "core/runtime_paths.hpp"
 
 #include "control/run_origin.hpp"
-#include "control/workflow_cases.hpp"
 #include "log/log_lanes.hpp"
 #include "log/logger.hpp"
-#include "queue/queue_state.hpp"
 #include "run/evidence_packs.hpp"
 #include "run/workspace.hpp"
 #include "store/atomic_file.hpp"
@@ -51,15 +51,15 @@ run::SealFacts facts_of(const store::Bundle& b, const json& manifest) {
 
 bool past(const json& approval) {
   if (!approval.is_object() || !approval.contains("deadline")) return false;
-  int64_t d = queue::parse_iso_ms(approval["deadline"].get<std::string>());
-  return d >= 0 && queue::now_ms() > d;
+  int64_t d = core::parse_iso_ms(approval["deadline"].get<std::string>());
+  return d >= 0 && core::now_ms() > d;
 }
 
 // Seals a waiting run with the decision. `state` is approved | rejected | expired.
 // `before`: events logged in the same step, ahead of APPROVAL_DECIDED (the approval that completed the
 // count).
-void seal_decision(const fs::path& root, store::Bundle& b, const std::string& state, const json& decided_by,
-                   const json& approvals, store::PlainEvents before = {}) {
+void seal_decision(store::Bundle& b, const std::string& state, const json& decided_by, const json& approvals,
+                   store::PlainEvents before = {}) {
   json man = b.manifest();
   const std::string run_id = b.run_id();
   run::SealFacts f = facts_of(b, man);
@@ -102,7 +102,7 @@ void seal_decision(const fs::path& root, store::Bundle& b, const std::string& st
   // A denied result is not kept around: its worktree goes, as the contract's rollback says.
   bool keep = man.value("worktree_kept", false);
   if (verdict != "success" && keep && man.contains("worktree")) {
-    json contract = store::read_json_file(b.dir() / "contract.json");
+    json contract = core::read_json_file(b.dir() / "contract.json");
     std::string strategy =
         contract.is_object() ? contract["contract"]["rollback"].value("strategy", "") : std::string();
     if (strategy != "none") {
@@ -121,9 +121,6 @@ void seal_decision(const fs::path& root, store::Bundle& b, const std::string& st
           {"reports", reports},
           {"worktree_kept", keep}},
          before);
-  std::error_code ec;
-  fs::remove(awaiting_marker(root, run_id), ec);
-  record_in_workflow_case(root, b.manifest());
   log::governance(run_id, "approvals", "run " + state + ": " + reason,
                   {{"verdict", verdict}, {"decision", decision}, {"task_id", man.value("task_id", "")}},
                   verdict != "success");
@@ -143,17 +140,6 @@ fs::path awaiting_marker(const fs::path& root, const std::string& run_id) {
   return core::awaiting_marker(root, run_id);
 }
 
-json approval_request(const json& compiled_pack) {
-  json cfg = compiled_pack.value("approval", json::object());
-  json a{{"state", "pending"},
-         {"requested_at", store::now_utc_iso()},
-         {"approvers_required", cfg.value("approvers", 1)},
-         {"approvals", json::array()}};
-  if (cfg.contains("deadline_sec"))
-    a["deadline"] = queue::iso_from_ms(queue::now_ms() + cfg["deadline_sec"].get<int64_t>() * 1000);
-  return a;
-}
-
 DecisionResult decide(const fs::path& root, const std::string& run_id, Decision d, const Actor& actor) {
   if (std::string why = refusal_from_run(actor); !why.empty()) return result(Outcome::from_run, why);
   if (actor.how == "god_mode" && d != Decision::approve)
@@ -164,7 +150,7 @@ DecisionResult decide(const fs::path& root, const std::string& run_id, Decision 
   if (!dir) return result(Outcome::not_found, "no run " + run_id);
   // Verify before acting: a decision on a bundle changed after its seal would seal the change.
   if (std::string why = store::refusal_to_act(*dir); !why.empty()) return result(Outcome::unverified, why);
-  json peek = store::read_json_file(*dir / "manifest.json");
+  json peek = core::read_json_file(*dir / "manifest.json");
   if (peek.is_object() && peek.value("status", "") != "awaiting_approval")
     return result(Outcome::not_awaiting,
                   "run " + run_id + " is not awaiting approval (status " + peek.value("status", "?") +
@@ -179,7 +165,7 @@ DecisionResult decide(const fs::path& root, const std::string& run_id, Decision 
 
     json approval = b->manifest().value("approval", json::object());
     if (past(approval)) {
-      seal_decision(root, *b, "expired", actor_record(rule("approval deadline passed")),
+      seal_decision(*b, "expired", actor_record(rule("approval deadline passed")),
                     approval.value("approvals", json::array()));
       return result(Outcome::expired,
                     "the approval deadline of run " + run_id + " (" + approval.value("deadline", "") +
@@ -191,7 +177,7 @@ DecisionResult decide(const fs::path& root, const std::string& run_id, Decision 
     if (!approvals.is_array()) approvals = json::array();
     json rec = actor_record(actor);
     if (d == Decision::reject) {
-      seal_decision(root, *b, "rejected", rec, approvals);
+      seal_decision(*b, "rejected", rec, approvals);
       return result(Outcome::rejected, "run " + run_id + " rejected: verdict denied", b->manifest());
     }
     for (const auto& a : approvals)
@@ -202,7 +188,7 @@ DecisionResult decide(const fs::path& root, const std::string& run_id, Decision 
     approvals.push_back(rec);
     int required = approval.value("approvers_required", 1);
     if (actor.how == "god_mode" || static_cast<int>(approvals.size()) >= required) {
-      seal_decision(root, *b, "approved", rec, approvals, {{"APPROVAL_RECORDED", rec}});
+      seal_decision(*b, "approved", rec, approvals, {{"APPROVAL_RECORDED", rec}});
       return result(Outcome::approved, "run " + run_id + " approved: verdict success", b->manifest());
     }
     approval["approvals"] = approvals;
@@ -229,8 +215,8 @@ void walk_awaiting(const fs::path& root, std::vector<std::string>& expired,
   for (const auto& e : fs::directory_iterator(dir, ec)) {
     std::string id = e.path().filename().string();
     if (id.empty() || id[0] == '.') continue;
-    fs::path bundle = store::runs_dir(root) / id;
-    json man = store::read_json_file(bundle / "manifest.json");
+    fs::path bundle = core::runs_dir(root) / id;
+    json man = core::read_json_file(bundle / "manifest.json");
     if (!man.is_object() || man.value("status", "") != "awaiting_approval") {
       // Decided (or gone) but the marker survived a crash.
       if (!man.is_object() || man.value("status", "") == "sealed") fs::remove(e.path(), ec);
@@ -264,7 +250,7 @@ json list_pending(const fs::path& root) {
               {"requested_at", a.value("requested_at", man.value("finished_at", ""))},
               {"approvers_required", a.value("approvers_required", 1)},
               {"approvals", a.value("approvals", json::array())},
-              {"approval_pack", store::read_json_file(bundle / "reports/approval_pack.json")}};
+              {"approval_pack", core::read_json_file(bundle / "reports/approval_pack.json")}};
     if (a.contains("deadline")) item["deadline"] = a["deadline"];
     if (man.contains("workflow_id")) item["workflow_id"] = man["workflow_id"];
     out.push_back(item);

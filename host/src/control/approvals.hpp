@@ -22,10 +22,6 @@ namespace cp::control {
 // runs/.awaiting/<run_id>: present while the run waits, so listings read the few waiting manifests only.
 std::filesystem::path awaiting_marker(const std::filesystem::path& root, const std::string& run_id);
 
-// The manifest's `approval` section (schemas/run_manifest.schema.json) for a run of `compiled_pack` that
-// starts waiting now.
-nlohmann::json approval_request(const nlohmann::json& compiled_pack);
-
 enum class Decision { approve, reject };
 
 struct DecisionResult {

@@ -1,7 +1,6 @@
 #include "control/evidence.hpp"
 
 #include "control/run_origin.hpp"
-#include "control/workflow_cases.hpp"
 #include "log/log_lanes.hpp"
 #include "log/logger.hpp"
 #include "run/workspace.hpp"
@@ -78,12 +77,10 @@ std::unique_ptr<store::Bundle> open_for_decision(const fs::path& root, const std
 
 // The decision re-seals the bundle: its event carries the seal of the manifest with `evidence` (and the
 // worktree's fate) in it.
-void finish(const fs::path& root, store::Bundle& b, const std::string& type, const json& evidence,
-            bool worktree_removed) {
+void finish(store::Bundle& b, const std::string& type, const json& evidence, bool worktree_removed) {
   json patch{{"evidence", evidence}};
   if (worktree_removed) patch["worktree_kept"] = false;
   b.seal(type, evidence, patch);
-  record_in_workflow_case(root, b.manifest());
   log::governance(b.run_id(), "evidence",
                   "evidence " + evidence.value("decision", "") + " by " + evidence.value("by", ""), evidence);
 }
@@ -187,7 +184,7 @@ EvidenceResult promote(const fs::path& root, const std::string& run_id, const st
     bool removed = false;
     if (m.value("worktree_kept", false) && m.contains("worktree"))
       removed = run::Workspace::remove(repo, m["worktree"].get<std::string>());
-    finish(root, *b, "EVIDENCE_PROMOTED", evidence, removed);
+    finish(*b, "EVIDENCE_PROMOTED", evidence, removed);
     return result(Outcome::promoted,
                   "run " + run_id + " promoted to " + branch + " as " + commit.substr(0, 12), evidence);
   } catch (const std::exception& e) {
@@ -208,7 +205,7 @@ EvidenceResult reject_evidence(const fs::path& root, const std::string& run_id, 
     bool removed = false;
     if (m.value("worktree_kept", false) && m.contains("worktree"))
       removed = run::Workspace::remove(m.value("repo", ""), m["worktree"].get<std::string>());
-    finish(root, *b, "EVIDENCE_REJECTED", evidence, removed);
+    finish(*b, "EVIDENCE_REJECTED", evidence, removed);
     return result(Outcome::rejected,
                   "run " + run_id + "'s change rejected" + (removed ? "; its worktree is removed" : ""),
                   evidence);

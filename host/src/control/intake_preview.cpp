@@ -1,5 +1,7 @@
 #include "control/intake_preview.hpp"
+#include "core/clock.hpp"
 
+#include "contract/role_binding.hpp"
 #include "contract/validation.hpp"
 #include "plugin/registry.hpp"
 #include "run/capability_check.hpp"
@@ -10,46 +12,6 @@
 namespace cp::control {
 
 using nlohmann::json;
-
-namespace {
-
-json role_entry(const json& registry, const std::string& role) {
-  for (const auto& r : registry.value("roles", json::array()))
-    if (r.value("role", "") == role) return r;
-  return nullptr;
-}
-
-json agent_binding(const json& registry, const json& agent) {
-  std::string role = agent.value("role", "");
-  json r = role_entry(registry, role);
-  json out{{"role", role}, {"agent_id", agent.value("agent_id", "")}, {"registered", r.is_object()}};
-  if (r.is_object()) {
-    out["can_approve"] = r.value("can_approve", false);
-    if (r.contains("allowed_runners")) out["allowed_runners"] = r["allowed_runners"];
-  }
-  return out;
-}
-
-}  // namespace
-
-json role_binding_summary(const json& compiled) {
-  const json& c = compiled["contract"];
-  const json registry = compiled["policies"].value("role_registry", json::object());
-  std::string runner = c["runtime_options"].value("runner", "");
-  json assigned = agent_binding(registry, c.value("assigned_agent", json::object()));
-  // A role that names no allowed_runners allows any runner.
-  bool allowed = true;
-  if (assigned.contains("allowed_runners")) {
-    const json& list = assigned["allowed_runners"];
-    allowed = std::find(list.begin(), list.end(), runner) != list.end();
-  }
-  assigned["runner"] = runner;
-  assigned["runner_allowed"] = allowed;
-  return {{"source", "task_contract"},
-          {"authority", "advisory"},
-          {"owner", agent_binding(registry, c.value("owner_agent", json::object()))},
-          {"assigned", assigned}};
-}
 
 PreviewResult intake_preview(const std::filesystem::path& contract_path, const std::filesystem::path& root,
                              const std::filesystem::path& plugins_dir) {
@@ -95,13 +57,13 @@ PreviewResult intake_preview(const std::filesystem::path& contract_path, const s
                      {"allowed_paths", c.value("allowed_paths", json::array())},
                      {"forbidden_actions", c.value("forbidden_actions", json::array())},
                      {"acceptance_tests", tests.size()},
-                     {"role_binding_summary", role_binding_summary(doc)}};
+                     {"role_binding_summary", contract::role_binding_summary(doc)}};
   if (c.contains("workflow_id")) role_contract["workflow_id"] = c["workflow_id"];
 
   out.report = {{"schema_version", 1},
                 {"kind", "execution_plan_report"},
                 {"advisory", true},
-                {"created_at", store::now_utc_iso()},
+                {"created_at", core::now_utc_iso()},
                 {"task_id", c.value("task_id", "")},
                 {"contract_sha256", prep.compiled.sha256},
                 {"runner", prep.runner->id},

@@ -1,8 +1,7 @@
 // What a run of a contract would be, said before anything runs: the advisory execution_plan_report
 // (contract, gates, predicted outputs, runtime capabilities) and the role_contract_summary. Both are read
 // surfaces only: the contract stays the one execution authority, and nothing here writes a run.
-// `role_binding_summary` is the part a run persists in its manifest, so that post-run surfaces (workflow
-// cases) read the same binding the preview showed.
+// Its role binding is contract/role_binding.hpp's, the one a run persists in its manifest.
 #pragma once
 
 #include <nlohmann/json.hpp>
@@ -16,10 +15,6 @@ struct Diagnostic;
 }
 
 namespace cp::control {
-
-// Who owns and who does the task, resolved against the compiled role registry: registered roles, whether
-// the runner is one the assigned role allows, who may approve. `compiled` is a compiled contract document.
-nlohmann::json role_binding_summary(const nlohmann::json& compiled);
 
 struct PreviewResult {
   bool ok = false;                                // false: the contract is invalid (diagnostics/error)

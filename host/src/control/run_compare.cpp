@@ -1,4 +1,6 @@
 #include "control/run_compare.hpp"
+#include "core/clock.hpp"
+#include "core/json_file.hpp"
 
 #include "store/atomic_file.hpp"
 #include "store/bundle.hpp"
@@ -28,8 +30,8 @@ struct Side {
 Side read_side(const fs::path& dir) {
   Side s;
   s.dir = dir;
-  s.manifest = store::read_json_file(dir / "manifest.json");
-  json changed = store::read_json_file(dir / "artifacts/changed_files.json");
+  s.manifest = core::read_json_file(dir / "manifest.json");
+  json changed = core::read_json_file(dir / "artifacts/changed_files.json");
   if (changed.is_array())
     for (const auto& c : changed) s.files.insert(c.value("path", ""));
   long long ins = 0, del = 0, bytes = 0;
@@ -125,7 +127,7 @@ CompareResult compare_runs(const fs::path& root, const std::string& run_a, const
     r.report = {
         {"schema_version", 1},
         {"kind", "run_compare_report"},
-        {"generated_at", store::now_utc_iso()},
+        {"generated_at", core::now_utc_iso()},
         {"a", summary(a)},
         {"b", summary(b)},
         {"replay", b.manifest.value("replay_of", "") == run_a},

@@ -1,7 +1,10 @@
 #include "control/workflow_cases.hpp"
+#include "core/clock.hpp"
+#include "core/json_file.hpp"
 #include "core/runtime_paths.hpp"
 
 #include "log/logger.hpp"
+#include "store/after_seal.hpp"
 #include "store/atomic_file.hpp"
 #include "store/bundle.hpp"
 #include "store/event_log.hpp"
@@ -60,7 +63,7 @@ json make_case(const std::string& workflow_id, json runs) {
   json c{{"schema_version", 1},
          {"kind", "workflow_case"},
          {"workflow_id", workflow_id},
-         {"updated_at", store::now_utc_iso()},
+         {"updated_at", core::now_utc_iso()},
          {"status", latest["status"]},
          {"latest_run_id", latest["run_id"]},
          {"latest_created_at", latest["created_at"]},
@@ -99,6 +102,10 @@ fs::path workflow_cases_dir(const fs::path& root) {
   return core::workflow_cases_dir(root);
 }
 
+void record_workflow_cases_on_seal() {
+  store::add_seal_observer(record_in_workflow_case);
+}
+
 void record_in_workflow_case(const fs::path& root, const json& manifest) {
   if (!manifest.is_object() || !manifest.contains("workflow_id") || !manifest["workflow_id"].is_string())
     return;
@@ -107,7 +114,7 @@ void record_in_workflow_case(const fs::path& root, const json& manifest) {
   try {
     fs::path dir = workflow_cases_dir(root) / id;
     CaseLock lock(dir);
-    json old = store::read_json_file(dir / "case.json");
+    json old = core::read_json_file(dir / "case.json");
     json runs = json::array();
     // Entries as they were once read back from their bundle, plus this run as it is now.
     if (old.is_object() && old.contains("runs") && old["runs"].is_array())
@@ -118,7 +125,7 @@ void record_in_workflow_case(const fs::path& root, const json& manifest) {
     json c = make_case(id, runs);
     const std::string latest = c["latest_run_id"];
     if (latest != manifest.value("run_id", "")) {
-      json lm = store::read_json_file(store::runs_dir(root) / latest / "manifest.json");
+      json lm = core::read_json_file(core::runs_dir(root) / latest / "manifest.json");
       if (lm.is_object())
         c["workflow_case_read_model"]["role_binding_summary"] =
             lm.value("role_binding_summary", json::object());
@@ -134,10 +141,10 @@ json rebuild_workflow_case(const fs::path& root, const std::string& workflow_id)
   json runs = json::array();
   json latest_binding;
   std::error_code ec;
-  for (const auto& e : fs::directory_iterator(store::runs_dir(root), ec)) {
+  for (const auto& e : fs::directory_iterator(core::runs_dir(root), ec)) {
     std::string name = e.path().filename().string();
     if (name.empty() || name[0] == '.') continue;
-    json m = store::read_json_file(e.path() / "manifest.json");
+    json m = core::read_json_file(e.path() / "manifest.json");
     if (m.is_object() && m.value("workflow_id", "") == workflow_id) runs.push_back(run_entry(m));
   }
   if (runs.empty()) return nullptr;
@@ -145,7 +152,7 @@ json rebuild_workflow_case(const fs::path& root, const std::string& workflow_id)
   CaseLock lock(dir);
   json c = make_case(workflow_id, runs);
   json lm =
-      store::read_json_file(store::runs_dir(root) / c["latest_run_id"].get<std::string>() / "manifest.json");
+      core::read_json_file(core::runs_dir(root) / c["latest_run_id"].get<std::string>() / "manifest.json");
   if (lm.is_object())
     c["workflow_case_read_model"]["role_binding_summary"] = lm.value("role_binding_summary", json::object());
   store::write_json_atomic(dir / "case.json", c);
@@ -154,7 +161,7 @@ json rebuild_workflow_case(const fs::path& root, const std::string& workflow_id)
 
 std::optional<json> read_workflow_case(const fs::path& root, const std::string& workflow_id) {
   if (!safe_id(workflow_id)) return std::nullopt;
-  json c = store::read_json_file(workflow_cases_dir(root) / workflow_id / "case.json");
+  json c = core::read_json_file(workflow_cases_dir(root) / workflow_id / "case.json");
   if (!c.is_object()) return std::nullopt;
   return c;
 }
@@ -165,7 +172,7 @@ json list_workflow_cases(const fs::path& root) {
   for (const auto& e : fs::directory_iterator(workflow_cases_dir(root), ec)) {
     std::string id = e.path().filename().string();
     if (!safe_id(id)) continue;
-    json c = store::read_json_file(e.path() / "case.json");
+    json c = core::read_json_file(e.path() / "case.json");
     if (!c.is_object()) continue;
     json s{{"workflow_id", id},
            {"status", c.value("status", "")},

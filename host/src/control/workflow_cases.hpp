@@ -21,6 +21,10 @@ std::filesystem::path workflow_cases_dir(const std::filesystem::path& root);
 // next linked run or `rebuild_workflow_case` writes the snapshot again.
 void record_in_workflow_case(const std::filesystem::path& root, const nlohmann::json& manifest);
 
+// Makes every seal in this process update its run's case (store/after_seal.hpp). The program installs it
+// once, at start; the layers that seal never call this folder.
+void record_workflow_cases_on_seal();
+
 // Rebuilds case.json of `workflow_id` from every bundle that carries it. Returns the case (null when no
 // run carries it).
 nlohmann::json rebuild_workflow_case(const std::filesystem::path& root, const std::string& workflow_id);

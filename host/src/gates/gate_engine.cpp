@@ -1,6 +1,7 @@
 #include "gates/gate_engine.hpp"
+#include "core/clock.hpp"
 
-#include "contract/json_schema.hpp"
+#include "core/json_schema.hpp"
 #include "gates/verdict.hpp"
 #include "log/logger.hpp"
 #include "plugin/instance.hpp"
@@ -111,7 +112,7 @@ std::vector<GateResult> run_gates(const plugin::Registry& registry, const std::v
       continue;
     }
     auto started = Clock::now();
-    std::string started_at = store::now_utc_iso();
+    std::string started_at = core::now_utc_iso();
     json doc;
     std::string plugin_version;
     bool isolated = false;
@@ -125,7 +126,7 @@ std::vector<GateResult> run_gates(const plugin::Registry& registry, const std::v
       std::string problem;
       if (!spec.config.is_null()) {
         try {
-          auto schema = contract::JsonSchema::compile(json::parse(info->config_schema));
+          auto schema = core::JsonSchema::compile(json::parse(info->config_schema));
           auto v = schema.validate(spec.config);
           if (!v.empty())
             problem = "pack config of gate '" + spec.plugin + "' breaks the plugin's schema at " +

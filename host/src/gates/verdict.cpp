@@ -1,7 +1,7 @@
 #include "gates/verdict.hpp"
-#include "contract/json_depth.hpp"
+#include "core/json_depth.hpp"
 
-#include "contract/schema_catalog.hpp"
+#include "core/schema_catalog.hpp"
 
 #include <nlohmann/json.hpp>
 
@@ -18,8 +18,8 @@ json error_verdict(const std::string& summary) {
 
 json verdict_from(const plugin::CallOutcome& outcome) {
   if (!outcome.ok()) return error_verdict("gate call failed: " + outcome.error);
-  if (!contract::json_depth_ok(outcome.output))
-    return error_verdict("gate returned JSON nested more than " + std::to_string(contract::kMaxJsonDepth) +
+  if (!core::json_depth_ok(outcome.output))
+    return error_verdict("gate returned JSON nested more than " + std::to_string(core::kMaxJsonDepth) +
                          " levels deep");
   json doc;
   try {
@@ -27,7 +27,7 @@ json verdict_from(const plugin::CallOutcome& outcome) {
   } catch (const json::parse_error& e) {
     return error_verdict(std::string("gate returned invalid JSON: ") + e.what());
   }
-  auto violations = contract::schema("gate_verdict").validate(doc);
+  auto violations = core::schema("gate_verdict").validate(doc);
   if (!violations.empty()) {
     const auto& v = violations.front();
     return error_verdict("gate returned a verdict that breaks schemas/gate_verdict.schema.json at " +

@@ -1,7 +1,7 @@
 #include "log/log_lanes.hpp"
 #include "core/runtime_paths.hpp"
 
-#include "queue/queue_state.hpp"
+#include "core/clock.hpp"
 
 #include <fcntl.h>
 #include <sys/stat.h>
@@ -66,7 +66,7 @@ class GzipRotatingSink : public spdlog::sinks::base_sink<std::mutex> {
     ::close(fd_);
     fd_ = -1;
     // Names sort by time, so pruning keeps the newest.
-    std::string stamp = queue::iso_from_ms(queue::now_ms());
+    std::string stamp = core::iso_from_ms(core::now_ms());
     std::string compact;
     for (char c : stamp)
       if (c != '-' && c != ':') compact += c;
@@ -174,7 +174,7 @@ const char* lane_name(Lane l) {
 
 std::string envelope(const Event& e) {
   json j{{"schema", "log_event.v2"},
-         {"ts", queue::iso_from_ms(queue::now_ms())},
+         {"ts", core::iso_from_ms(core::now_ms())},
          {"level", level_name(e.level)},
          {"lane", lane_name(e.lane)},
          {"correlation_kind", e.correlation_kind},

@@ -2,7 +2,7 @@
 
 #include "log/logger.hpp"
 #include "os/confinement.hpp"
-#include "run/process.hpp"
+#include "os/process.hpp"
 
 #include <unistd.h>
 
@@ -69,7 +69,7 @@ cp_status svc_emit_event(const cp_context* raw, const char* type, const char* pa
 cp_status svc_spawn(const cp_context* raw, const cp_spawn_request* req, cp_spawn_result* res) {
   const CallContext* ctx = CallContext::from(raw);
   if (!req || !res || !req->argv || !req->argv[0]) return CP_E_INVALID;
-  run::ProcessSpec spec;
+  os::ProcessSpec spec;
   if (ctx && !ctx->run_id().empty()) {
     const auto& conf = ctx->confinement();
     if (!conf || !conf->sandbox) {
@@ -121,7 +121,7 @@ cp_status svc_spawn(const cp_context* raw, const cp_spawn_request* req, cp_spawn
       for (const char* k : {"TMPDIR=", "TMP=", "TEMP="}) spec.env->push_back(k + policy.tmp_dir.string());
     if (!policy.scratch_dir.empty()) spec.env->push_back("CP_SCRATCH_DIR=" + policy.scratch_dir.string());
   }
-  run::ProcessOutcome out = run::run_process(spec);
+  os::ProcessOutcome out = os::run_process(spec);
   uint32_t size = res->struct_size;
   *res = cp_spawn_result{};
   res->struct_size = size;

@@ -1,7 +1,7 @@
 #include "plugin/probe_call.hpp"
-#include "contract/json_depth.hpp"
+#include "core/json_depth.hpp"
 
-#include "contract/schema_catalog.hpp"
+#include "core/schema_catalog.hpp"
 #include "plugin/instance.hpp"
 #include "plugin/isolated_plugin.hpp"
 
@@ -30,10 +30,10 @@ json call_probe(const PluginInfo& info) {
     out = inst->probe(ctx);
   }
   if (!out.ok()) return failed(out.error);
-  if (!contract::json_depth_ok(out.output)) return failed("probe returned JSON nested too deep");
+  if (!core::json_depth_ok(out.output)) return failed("probe returned JSON nested too deep");
   json doc = json::parse(out.output, nullptr, false);
   if (doc.is_discarded()) return failed("probe returned invalid JSON");
-  auto v = contract::schema("probe_result").validate(doc);
+  auto v = core::schema("probe_result").validate(doc);
   if (!v.empty())
     return failed("probe output breaks schemas/probe_result.schema.json at " + v[0].pointer + ": " +
                   v[0].message);

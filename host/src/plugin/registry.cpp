@@ -1,7 +1,7 @@
 #include "plugin/registry.hpp"
-#include "contract/json_depth.hpp"
+#include "core/json_depth.hpp"
 
-#include "contract/json_schema.hpp"
+#include "core/json_schema.hpp"
 #include "plugin/library.hpp"
 
 #include <nlohmann/json.hpp>
@@ -41,8 +41,8 @@ PluginPolicy PluginPolicy::load(const std::filesystem::path& file) {
   std::ifstream in(file);
   if (!in) throw std::runtime_error(file.string() + ": cannot read plugin policy");
   std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-  if (!contract::json_depth_ok(text))
-    throw std::runtime_error(file.string() + ": nested more than " + std::to_string(contract::kMaxJsonDepth) +
+  if (!core::json_depth_ok(text))
+    throw std::runtime_error(file.string() + ": nested more than " + std::to_string(core::kMaxJsonDepth) +
                              " levels deep");
   json doc;
   try {
@@ -230,9 +230,9 @@ void Registry::load_file(const std::filesystem::path& file, const PluginPolicy& 
       refuse(file, id, std::string("capabilities_json must be a JSON array of strings (") + e.what() + ")");
       continue;
     }
-    std::optional<contract::JsonSchema> schema;
+    std::optional<core::JsonSchema> schema;
     try {
-      schema.emplace(contract::JsonSchema::compile(json::parse(info.config_schema)));
+      schema.emplace(core::JsonSchema::compile(json::parse(info.config_schema)));
     } catch (const std::exception& e) {
       refuse(file, id, std::string("config schema is not a valid JSON Schema: ") + e.what());
       continue;

@@ -1,5 +1,5 @@
 #include "plugin/worker_protocol.hpp"
-#include "contract/json_depth.hpp"
+#include "core/json_depth.hpp"
 
 #include <poll.h>
 #include <sys/socket.h>
@@ -54,7 +54,7 @@ bool write_frame(int fd, const json& message) {
 }
 
 ReadStatus decode(std::string_view body, json& out) {
-  if (!contract::json_depth_ok(body)) return ReadStatus::malformed;
+  if (!core::json_depth_ok(body)) return ReadStatus::malformed;
   out = json::parse(body, nullptr, false);
   if (out.is_discarded() || !out.is_object() || !out.contains("op") || !out["op"].is_string())
     return ReadStatus::malformed;

@@ -1,8 +1,9 @@
 #include "queue/queue_service.hpp"
+#include "core/json_file.hpp"
 #include "core/runtime_paths.hpp"
 
 #include "contract/compiler.hpp"
-#include "contract/json_locator.hpp"
+#include "core/json_locator.hpp"
 #include "queue/queue_store.hpp"
 #include "run/workspace.hpp"
 #include "store/atomic_file.hpp"
@@ -19,7 +20,7 @@ using nlohmann::json;
 QueueService::QueueService(fs::path root, const plugin::Registry* registry)
     : root_(std::move(root)),
       registry_(registry),
-      store_(std::make_unique<QueueStore>(store::runtime_dir(root_))) {}
+      store_(std::make_unique<QueueStore>(core::runtime_dir(root_))) {}
 
 QueueService::~QueueService() = default;
 
@@ -33,7 +34,7 @@ Limits QueueService::limits(int global) const {
     per_pack_.clear();
     for (const auto& e : fs::directory_iterator(root_ / "packs", ec)) {
       if (e.path().extension() != ".json") continue;
-      json p = store::read_json_file(e.path());
+      json p = core::read_json_file(e.path());
       if (p.is_object() && p.contains("concurrency_limit") && p["concurrency_limit"].is_number_integer())
         per_pack_[p.value("pack_id", e.path().stem().string())] = p["concurrency_limit"].get<int>();
     }
@@ -91,7 +92,7 @@ SubmitResult QueueService::submit(const SubmitRequest& req) {
     for (auto& d : r.diagnostics) {
       if (fs::path(d.file).filename() != snap.filename()) continue;
       d.file = req.source;
-      if (!req.source_text.empty()) d.line = contract::line_of_pointer(req.source_text, d.pointer);
+      if (!req.source_text.empty()) d.line = core::line_of_pointer(req.source_text, d.pointer);
     }
     r.error = "the contract is not valid";
     return r;

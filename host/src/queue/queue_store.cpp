@@ -1,7 +1,7 @@
 #include "queue/queue_store.hpp"
 
-#include "contract/json_depth.hpp"
-#include "contract/schema_catalog.hpp"
+#include "core/json_depth.hpp"
+#include "core/schema_catalog.hpp"
 #include "store/atomic_file.hpp"
 
 #include <fcntl.h>
@@ -31,7 +31,7 @@ struct FdLock {
 };
 
 std::string schema_problem(const json& op) {
-  auto v = contract::schema("queue_item").validate(op);
+  auto v = core::schema("queue_item").validate(op);
   if (v.empty()) return {};
   return (v[0].pointer.empty() ? "/" : v[0].pointer) + ": " + v[0].message;
 }
@@ -112,7 +112,7 @@ bool QueueStore::read_new(bool may_repair) {
     pos = nl + 1;
     ++line_no_;
     if (line.empty()) continue;
-    if (line.size() > kMaxLine || !contract::json_depth_ok(line)) {
+    if (line.size() > kMaxLine || !core::json_depth_ok(line)) {
       bad_lines_.push_back({line_no_, "line too long or nested too deep"});
       continue;
     }

@@ -1,8 +1,10 @@
 #include "retention/retention.hpp"
+#include "core/clock.hpp"
+#include "core/json_file.hpp"
 #include "core/runtime_paths.hpp"
 
-#include "contract/json_depth.hpp"
-#include "contract/schema_catalog.hpp"
+#include "core/json_depth.hpp"
+#include "core/schema_catalog.hpp"
 #include "log/log_lanes.hpp"
 #include "plugin/instance.hpp"
 #include "plugin/registry.hpp"
@@ -37,9 +39,9 @@ fs::path expand_home(const std::string& p) {
 }
 
 fs::path default_root(const fs::path& root, const std::string& lane) {
-  fs::path rt = store::runtime_dir(root);
-  if (lane == "runs") return store::runs_dir(root);
-  if (lane == "worktrees") return store::worktrees_dir(root);
+  fs::path rt = core::runtime_dir(root);
+  if (lane == "runs") return core::runs_dir(root);
+  if (lane == "worktrees") return core::worktrees_dir(root);
   if (lane == "logs") return core::logs_dir(root);
   if (lane == "cache") return core::cache_dir(root);
   if (lane == "codex_home") return core::agent_homes_dir(root);
@@ -50,10 +52,10 @@ fs::path default_root(const fs::path& root, const std::string& lane) {
 
 json load_policy(const fs::path& root) {
   fs::path file = root / "policies" / "retention_policy.json";
-  json p = store::read_json_file(file);
+  json p = core::read_json_file(file);
   if (!p.is_object())
     throw PolicyError(file.string() + ": missing or not JSON; see schemas/retention_policy.schema.json");
-  auto v = contract::schema("retention_policy").validate(p);
+  auto v = core::schema("retention_policy").validate(p);
   if (!v.empty())
     throw PolicyError(file.string() + ": " + (v[0].pointer.empty() ? "/" : v[0].pointer) + ": " +
                       v[0].message);
@@ -68,7 +70,7 @@ std::vector<std::string> live_runs(const fs::path& root) {
   for (const auto& e : fs::directory_iterator(live, ec)) {
     std::string id = e.path().filename().string();
     if (id.empty() || id[0] == '.') continue;
-    fs::path dir = store::runs_dir(root) / id;
+    fs::path dir = core::runs_dir(root) / id;
     if (!fs::exists(dir)) continue;
     int fd = store::try_lock_bundle(dir);
     if (fd < 0)
@@ -83,7 +85,7 @@ std::vector<std::string> live_runs(const fs::path& root) {
 std::vector<std::string> queued_contracts(const fs::path& root) {
   std::vector<std::string> out;
   if (!fs::exists(core::queue_log(root))) return out;
-  queue::QueueStore qs(store::runtime_dir(root));
+  queue::QueueStore qs(core::runtime_dir(root));
   qs.refresh();
   for (const auto& [id, it] : qs.state().items())
     if (!it.terminal()) out.push_back(fs::path(it.contract_path).filename().string());
@@ -174,7 +176,7 @@ json finish_report(const fs::path& root, const char* mode, const json& lanes, co
                    std::chrono::steady_clock::time_point t0) {
   json report{{"schema_version", 1},
               {"mode", mode},
-              {"generated_at", queue::iso_from_ms(queue::now_ms())},
+              {"generated_at", core::iso_from_ms(core::now_ms())},
               {"root", root.string()},
               {"lanes", lanes},
               {"totals", totals_of(lanes)},
@@ -182,7 +184,7 @@ json finish_report(const fs::path& root, const char* mode, const json& lanes, co
               {"machine_cache_summary", machine_cache_summary(policy, lanes)}};
   report["duration_ms"] =
       std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - t0).count();
-  auto v = contract::schema("retention_report").validate(report);
+  auto v = core::schema("retention_report").validate(report);
   if (!v.empty())
     throw std::logic_error("retention report breaks its schema at " + v[0].pointer + ": " + v[0].message);
   store::write_json_atomic(report_path(root), report);
@@ -260,10 +262,9 @@ json plan(const Options& o, const plugin::Registry& reg) {
     } else {
       out.error = err;
     }
-    json p =
-        out.ok() && contract::json_depth_ok(out.output) ? json::parse(out.output, nullptr, false) : json();
-    std::vector<contract::SchemaViolation> bad;
-    if (p.is_object()) bad = contract::schema("retention_plan").validate(p);
+    json p = out.ok() && core::json_depth_ok(out.output) ? json::parse(out.output, nullptr, false) : json();
+    std::vector<core::SchemaViolation> bad;
+    if (p.is_object()) bad = core::schema("retention_plan").validate(p);
     if (!out.ok() || !p.is_object() || !bad.empty()) {
       // A lane that fails plans nothing: retention fails closed, it never guesses what may go.
       std::string why = !out.ok()        ? out.error
@@ -346,7 +347,7 @@ json apply(const Options& o, const plugin::Registry&, const json& plan_report) {
         continue;
       }
       if (name == "runs") {
-        json m = store::read_json_file(p / "manifest.json");
+        json m = core::read_json_file(p / "manifest.json");
         if (!m.is_object() || m.value("status", "") != "sealed") {
           skip("no longer sealed (status " +
                (m.is_object() ? m.value("status", "") : std::string("unreadable")) + ")");

@@ -1,8 +1,8 @@
 #include "run/capability_check.hpp"
 
+#include "os/process.hpp"
 #include "plugin/probe_call.hpp"
 #include "plugin/registry.hpp"
-#include "run/process.hpp"
 
 namespace cp::run {
 
@@ -20,7 +20,7 @@ CapabilityCheck check_capabilities(const plugin::Registry& reg, const plugin::Pl
   CapabilityCheck out;
   json& s = out.summary;
   s = {{"runner", runner.id}};
-  std::filesystem::path git = find_program("git");
+  std::filesystem::path git = os::find_program("git");
   s["git"] = git.empty() ? json(nullptr) : json(git.string());
   if (git.empty()) out.problem = "git is not in PATH: the run's worktree cannot be made";
   json probes = json::object();

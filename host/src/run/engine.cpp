@@ -1,15 +1,19 @@
 #include "run/engine.hpp"
-#include "contract/json_depth.hpp"
+#include "core/clock.hpp"
+#include "core/json_depth.hpp"
+#include "core/json_file.hpp"
 #include "core/runtime_paths.hpp"
 
+#include "contract/approval_request.hpp"
 #include "contract/compiler.hpp"
-#include "contract/schema_catalog.hpp"
-#include "control/approvals.hpp"
-#include "control/intake_preview.hpp"
-#include "control/workflow_cases.hpp"
+#include "contract/role_binding.hpp"
+#include "core/schema_catalog.hpp"
+#include "core/sha256.hpp"
 #include "gates/gate_engine.hpp"
 #include "log/log_lanes.hpp"
 #include "log/logger.hpp"
+#include "os/leftover_processes.hpp"
+#include "os/process.hpp"
 #include "plugin/host_services.hpp"
 #include "plugin/instance.hpp"
 #include "plugin/isolated_plugin.hpp"
@@ -17,8 +21,6 @@
 #include "run/capability_check.hpp"
 #include "run/disk_budget.hpp"
 #include "run/evidence_packs.hpp"
-#include "run/leftover_processes.hpp"
-#include "run/process.hpp"
 #include "run/recovery.hpp"
 #include "run/run_sandbox.hpp"
 #include "run/workspace.hpp"
@@ -28,7 +30,6 @@
 #include "store/event_check.hpp"
 #include "store/host_key.hpp"
 #include "store/run_index.hpp"
-#include "store/sha256.hpp"
 
 #include <chrono>
 #include <cstdlib>
@@ -122,10 +123,10 @@ RunnerReport drive_runner(const RunnerCalls& runner, const json& input, std::ato
       if (!out.ok()) {
         rep.result = runner_error("runner wait failed: " + out.error);
       } else {
-        json doc = contract::json_depth_ok(out.output) ? json::parse(out.output, nullptr, false)
-                                                       : json(json::value_t::discarded);
-        auto v = doc.is_discarded() ? std::vector<contract::SchemaViolation>{{"", "json", "not JSON", ""}}
-                                    : contract::schema("runner_result").validate(doc);
+        json doc = core::json_depth_ok(out.output) ? json::parse(out.output, nullptr, false)
+                                                   : json(json::value_t::discarded);
+        auto v = doc.is_discarded() ? std::vector<core::SchemaViolation>{{"", "json", "not JSON", ""}}
+                                    : core::schema("runner_result").validate(doc);
         rep.result = v.empty()
                          ? doc
                          : runner_error("runner result breaks schemas/runner_result.schema.json at " +
@@ -180,7 +181,7 @@ void kill_leftovers(const os::Confinement* conf, const std::string& run_id, cons
     count = conf->cgroup->kill_all().size();
     survivors = conf->cgroup->pids().size();
   } else {
-    count = static_cast<size_t>(kill_run_processes(run_id));
+    count = static_cast<size_t>(os::kill_run_processes(run_id));
   }
   if (count > 0)
     events.append("RUN_PROCESSES_KILLED", {{"stage", stage}, {"count", count}, {"survivors", survivors}});
@@ -231,7 +232,7 @@ bool prepare_replay(const std::string& run_id, const fs::path& root, const fs::p
     return false;
   };
   auto dir = store::find_run(root, run_id);
-  if (!dir) return fail("no run " + run_id + " to replay under " + store::runs_dir(root).string());
+  if (!dir) return fail("no run " + run_id + " to replay under " + core::runs_dir(root).string());
   // Verify before acting: a replay runs the contract the bundle holds, so that bundle must be as sealed.
   // The manifest used is the sealed one; the contract read below must hash to its contract_sha256.
   store::BundleCheck check;
@@ -241,13 +242,13 @@ bool prepare_replay(const std::string& run_id, const fs::path& root, const fs::p
   if (!man.is_object() || man.value("kind", "run") != "run")
     return fail("run " + run_id +
                 " is not a single contract run (a chain is replayed with `cp-host chain run`)");
-  json doc = store::read_json_file(*dir / "contract.json");
+  json doc = core::read_json_file(*dir / "contract.json");
   if (!doc.is_object()) return fail("the compiled contract of run " + run_id + " cannot be read");
-  auto v = contract::schema("compiled_contract").validate(doc);
+  auto v = core::schema("compiled_contract").validate(doc);
   if (!v.empty())
     return fail("contract.json of run " + run_id + " breaks schemas/compiled_contract.schema.json at " +
                 (v[0].pointer.empty() ? "/" : v[0].pointer) + ": " + v[0].message);
-  std::string sha = store::sha256_hex(doc.dump());
+  std::string sha = core::sha256_hex(doc.dump());
   if (sha != man.value("contract_sha256", ""))
     return fail("contract.json of run " + run_id + " does not match the sha256 its manifest recorded (" +
                 man.value("contract_sha256", "") + "); the bundle was changed after sealing");
@@ -284,7 +285,7 @@ bool prepare_run(const fs::path& contract_path, const fs::path& root, const fs::
     o.error = e.what();
     return false;
   }
-  json contract_doc = store::read_json_file(contract_path);
+  json contract_doc = core::read_json_file(contract_path);
 
   // 2. Compile.
   try {
@@ -359,7 +360,7 @@ RunOutcome run_contract(const RunRequest& req) {
       o.stage = RunOutcome::Stage::invalid;
       o.error = "runtime_options.resume_from_run: run '" + from + "' " +
                 (dir ? "recorded no agent thread to resume"
-                     : "does not exist under " + store::runs_dir(req.root).string());
+                     : "does not exist under " + core::runs_dir(req.root).string());
       return o;
     }
     resume = {{"thread_id", prev["thread_id"]},
@@ -394,7 +395,7 @@ RunOutcome run_contract(const RunRequest& req) {
     if (cap.rfind("probe:", 0) == 0) used.push_back(cap.substr(6));
   fs::path repo = fs::absolute(repo_arg).lexically_normal();
   o.run_id = req.run_id.empty() ? store::new_run_id(task_id) : req.run_id;
-  if (!store::valid_run_id(o.run_id) || fs::exists(store::runs_dir(req.root) / o.run_id)) {
+  if (!store::valid_run_id(o.run_id) || fs::exists(core::runs_dir(req.root) / o.run_id)) {
     o.stage = RunOutcome::Stage::invalid;
     o.error = "run id '" + o.run_id + "' is not a valid run id or is already used";
     return o;
@@ -410,11 +411,11 @@ RunOutcome run_contract(const RunRequest& req) {
                   {"repo", repo.string()},
                   {"baseline_ref", c["rollback"].value("baseline_ref", "")},
                   {"status", "created"},
-                  {"created_at", store::now_utc_iso()},
+                  {"created_at", core::now_utc_iso()},
                   {"plugins", plugin_list(reg, used)},
                   {"host_pid", static_cast<long>(::getpid())}};
     if (c.contains("workflow_id")) manifest["workflow_id"] = c["workflow_id"];
-    manifest["role_binding_summary"] = control::role_binding_summary(compiled.document);
+    manifest["role_binding_summary"] = contract::role_binding_summary(compiled.document);
     if (!req.replay_of.empty()) manifest["replay_of"] = req.replay_of;
     if (req.chain_link.is_object()) manifest["chain"] = req.chain_link;
     if (!req.queue_item_id.empty())
@@ -461,10 +462,10 @@ RunOutcome run_contract(const RunRequest& req) {
     if (!caps.problem.empty()) throw std::runtime_error("probe failed: " + caps.problem);
 
     // 5. Workspace.
-    fs::path wt = store::worktrees_dir(req.root) / o.run_id;
+    fs::path wt = core::worktrees_dir(req.root) / o.run_id;
     ws = Workspace::create(repo, baseline_commit, wt);
     bundle->update_manifest({{"status", "running"},
-                             {"started_at", store::now_utc_iso()},
+                             {"started_at", core::now_utc_iso()},
                              {"baseline_commit", ws->baseline_commit()},
                              {"worktree", ws->path().string()}});
     events.append("WORKSPACE_CREATED", {{"path", ws->path().string()},
@@ -517,7 +518,7 @@ RunOutcome run_contract(const RunRequest& req) {
           if (conf->cgroup)
             conf->cgroup->kill_all();
           else
-            kill_run_processes(id);
+            os::kill_run_processes(id);
         });
 
     // 6. Runner.
@@ -585,7 +586,7 @@ RunOutcome run_contract(const RunRequest& req) {
     }
     bundle->write_text("artifacts/diff.patch", col.patch);
     bundle->write_json("artifacts/changed_files.json", changes);
-    diff_sha = store::sha256_hex(col.patch);
+    diff_sha = core::sha256_hex(col.patch);
     events.append("DIFF_COLLECTED",
                   {{"files", changes.size()}, {"patch_bytes", col.patch.size()}, {"patch_sha256", diff_sha}});
     say("diff: " + std::to_string(changes.size()) + " changed path(s)");
@@ -668,7 +669,7 @@ RunOutcome run_contract(const RunRequest& req) {
   if (confinement && confinement->cgroup && !confinement->cgroup->destroy())
     log::error("run " + o.run_id + ": processes survived the kill of " +
                confinement->cgroup->path().string());
-  if (confinement && !confinement->cgroup) kill_run_processes(o.run_id);
+  if (confinement && !confinement->cgroup) os::kill_run_processes(o.run_id);
   {
     std::error_code ec;
     fs::remove_all(run_tmp, ec);
@@ -704,15 +705,12 @@ RunOutcome run_contract(const RunRequest& req) {
       if (g.contains("report")) reports["gate_" + g["gate_id"].get<std::string>()] = g["report"];
     json approval;
     if (awaiting) {
-      approval = control::approval_request(compiled.document["pack"]);
+      approval = contract::approval_request(compiled.document["pack"]);
       json ap = make_approval_pack(f, pack_id);
       ap["approvers_required"] = approval["approvers_required"];
       if (approval.contains("deadline")) ap["deadline"] = approval["deadline"];
       bundle->write_json("reports/approval_pack.json", ap);
       reports["approval_pack"] = "reports/approval_pack.json";
-      // The marker before the event: listings find the run however the seal is cut short.
-      fs::create_directories(control::awaiting_marker(req.root, o.run_id).parent_path());
-      store::write_atomic(control::awaiting_marker(req.root, o.run_id), "");
     } else if (verdict == "success") {
       bundle->write_json("reports/proof_pack.json", make_proof_pack(f, bundle->dir()));
       reports["proof_pack"] = "reports/proof_pack.json";
@@ -731,7 +729,7 @@ RunOutcome run_contract(const RunRequest& req) {
     bool keep = req.keep_worktree || awaiting || abandoned || c["rollback"].value("strategy", "") == "none";
     json patch{{"status", o.status},
                {"reason", o.reason},
-               {"finished_at", store::now_utc_iso()},
+               {"finished_at", core::now_utc_iso()},
                {"duration_ms", ms},
                {"gates", gate_summaries},
                {"reports", reports},
@@ -742,8 +740,6 @@ RunOutcome run_contract(const RunRequest& req) {
     if (!awaiting) patch["verdict"] = verdict;
     if (awaiting) patch["approval"] = approval;
     bundle->seal(awaiting ? "RUN_AWAITING_APPROVAL" : "RUN_SEALED", sealed, patch);
-    control::record_in_workflow_case(req.root, bundle->manifest());
-    store::clear_live_marker(req.root, o.run_id);
     // The governance lane: one line per decided run, for whoever audits verdicts across runs.
     json gov{{"task_id", task_id},
              {"pack", pack_id},

@@ -1,7 +1,8 @@
 #include "run/evidence_packs.hpp"
+#include "core/clock.hpp"
 
+#include "core/sha256.hpp"
 #include "store/event_log.hpp"
-#include "store/sha256.hpp"
 
 #include <fstream>
 #include <sstream>
@@ -33,7 +34,7 @@ std::string file_sha256(const fs::path& file) {
   if (!in) return {};
   std::ostringstream ss;
   ss << in.rdbuf();
-  return store::sha256_hex(ss.str());
+  return core::sha256_hex(ss.str());
 }
 
 std::string next_action(const SealFacts& f, const json& failed) {
@@ -91,7 +92,7 @@ json make_proof_pack(const SealFacts& f, const fs::path& bundle_dir) {
               {"diff_sha256", f.diff_sha256},
               {"changes", f.changes},
               {"gates", gates},
-              {"created_at", store::now_utc_iso()}};
+              {"created_at", core::now_utc_iso()}};
 }
 
 json make_incident_pack(const SealFacts& f, const fs::path& bundle_dir) {
@@ -144,7 +145,7 @@ json make_incident_pack(const SealFacts& f, const fs::path& bundle_dir) {
               {"changes", f.changes},
               {"log_tails", tails},
               {"suggested_next_action", next_action(f, failed)},
-              {"created_at", store::now_utc_iso()}};
+              {"created_at", core::now_utc_iso()}};
 }
 
 json make_approval_pack(const SealFacts& f, const std::string& pack_id) {
@@ -159,7 +160,7 @@ json make_approval_pack(const SealFacts& f, const std::string& pack_id) {
               {"diff_sha256", f.diff_sha256},
               {"changes", f.changes},
               {"gates", f.gates},
-              {"created_at", store::now_utc_iso()}};
+              {"created_at", core::now_utc_iso()}};
 }
 
 }  // namespace cp::run

@@ -1,20 +1,21 @@
 #include "run/recovery.hpp"
+#include "core/clock.hpp"
+#include "core/json_file.hpp"
 #include "core/runtime_paths.hpp"
 
-#include "control/approvals.hpp"
-#include "control/workflow_cases.hpp"
+#include "core/sha256.hpp"
 #include "log/logger.hpp"
+#include "os/leftover_processes.hpp"
 #include "os/run_cgroup.hpp"
 #include "run/evidence_packs.hpp"
-#include "run/leftover_processes.hpp"
 #include "run/workspace.hpp"
+#include "store/after_seal.hpp"
 #include "store/atomic_file.hpp"
 #include "store/bundle.hpp"
 #include "store/bundle_seal.hpp"
 #include "store/event_log.hpp"
 #include "store/host_key.hpp"
 #include "store/seal_ledger.hpp"
-#include "store/sha256.hpp"
 
 #include <nlohmann/json.hpp>
 
@@ -63,7 +64,7 @@ bool stale(const fs::path& p) {
 
 // `p` relative to the runtime folder, for reports.
 std::string shown(const fs::path& root, const fs::path& p) {
-  fs::path base = fs::absolute(store::runtime_dir(root)).lexically_normal();
+  fs::path base = fs::absolute(core::runtime_dir(root)).lexically_normal();
   fs::path rel = fs::absolute(p).lexically_normal().lexically_relative(base);
   return rel.empty() ? p.string() : rel.string();
 }
@@ -157,12 +158,12 @@ Stopped stop_processes(const json& manifest, const std::string& run_id) {
     if (!cg->destroy())
       for (int pid : cg->pids()) left.insert(pid);
   }
-  s.killed += static_cast<size_t>(kill_run_processes(run_id));
-  std::vector<int> marked = run_processes(run_id);
+  s.killed += static_cast<size_t>(os::kill_run_processes(run_id));
+  std::vector<int> marked = os::run_processes(run_id);
   for (int i = 0; i < 40 && !marked.empty(); ++i) {
     std::this_thread::sleep_for(std::chrono::milliseconds(50));
-    kill_run_processes(run_id);  // anything forked since the last round
-    marked = run_processes(run_id);
+    os::kill_run_processes(run_id);  // anything forked since the last round
+    marked = os::run_processes(run_id);
   }
   left.insert(marked.begin(), marked.end());
   s.survivors.assign(left.begin(), left.end());
@@ -187,7 +188,7 @@ bool remove_run_tmp(const fs::path& root, const std::string& run_id, RecoveryRep
 // the bundle says, and a planted bundle could name any folder for recovery to remove.
 // A manifest that names a worktree (gone or not) had one: then it is this one.
 fs::path worktree_of(const fs::path& root, const json& manifest, const std::string& run_id) {
-  fs::path conventional = store::worktrees_dir(root) / run_id;
+  fs::path conventional = core::worktrees_dir(root) / run_id;
   std::error_code ec;
   bool named = manifest.contains("worktree") && manifest["worktree"].is_string();
   return named || fs::exists(fs::symlink_status(conventional, ec)) ? conventional : fs::path();
@@ -203,7 +204,7 @@ void release_worktree_registration(const fs::path& root, const fs::path& repo, c
   std::error_code ec;
   if (repo.empty() || !fs::is_directory(repo / ".git", ec)) return;
   fs::path git_dir = repo / ".git";
-  fs::path ours = fs::weakly_canonical(fs::absolute(store::worktrees_dir(root)), ec);
+  fs::path ours = fs::weakly_canonical(fs::absolute(core::worktrees_dir(root)), ec);
   if (ec) return;
   for (const auto& e : fs::directory_iterator(git_dir / "worktrees", ec)) {
     std::ifstream in(e.path() / "gitdir");
@@ -290,7 +291,7 @@ Recovered seal(const fs::path& root, const fs::path& dir, json manifest, const S
     if (fs::exists(wt, ec)) Workspace::remove(manifest.value("repo", ""), wt);
     patch["worktree_kept"] = false;
   }
-  patch["finished_at"] = store::now_utc_iso();
+  patch["finished_at"] = core::now_utc_iso();
   patch["recovered_at"] = patch["finished_at"];
   const std::string interrupted = manifest.value("status", "");
   manifest.merge_patch(patch);
@@ -313,7 +314,7 @@ Recovered seal(const fs::path& root, const fs::path& dir, json manifest, const S
     manifest["events"] = {{"count", 0}, {"last_hash", store::zero_hash()}};
     store::write_json_atomic(dir / "manifest.json", manifest);
   }
-  control::record_in_workflow_case(root, manifest);
+  store::after_seal(root, manifest, /*clear_live=*/false);  // the live marker is recover_one's
   r.verdict = "error";
   r.reason = reason;
   return r;
@@ -367,7 +368,7 @@ void recover_one(const fs::path& root, const fs::path& dir, const json& manifest
 // True when seal.json names a later event than the manifest's counter: a seal (or an amendment's re-seal)
 // was cut short by a crash after its commit point.
 bool seal_pending(const fs::path& dir, const json& manifest) {
-  json seal = store::read_json_file(dir / store::kSealFile);
+  json seal = core::read_json_file(dir / store::kSealFile);
   if (!seal.is_object() || !seal.contains("event") || !seal["event"].is_object()) return false;
   const json& ev = seal["event"];
   if (!ev.contains("seq") || !ev["seq"].is_number_unsigned()) return false;
@@ -379,10 +380,10 @@ bool seal_pending(const fs::path& dir, const json& manifest) {
 }
 
 // Finishes a seal the dead host had signed (store::complete_seal). True when the bundle changed.
-bool finish_signed_seal(const fs::path& dir, const std::string& run_id) {
+bool finish_signed_seal(const fs::path& root, const fs::path& dir, const std::string& run_id) {
   try {
     store::EventLog log(dir / "events.jsonl", run_id);
-    return store::complete_seal(dir, log, store::KeyRing::of_dir(store::key_dir()));
+    return store::finish_cut_seal(root, dir, log, store::KeyRing::of_dir(store::key_dir()));
   } catch (const std::system_error&) {
     throw;  // a write failed: reported as a failed recovery
   } catch (const std::exception&) {
@@ -406,7 +407,7 @@ int lock_bundle(const fs::path& dir, std::string& why) {
 
 RecoveryReport recover(const fs::path& root, bool full_scan) {
   RecoveryReport report;
-  fs::path runs = store::runs_dir(root);
+  fs::path runs = core::runs_dir(root);
   std::error_code ec;
   if (!fs::is_directory(runs, ec)) return report;
   // Half-made bundles: created but never renamed into runs/, so nothing ran. Removed, with their marker.
@@ -421,8 +422,8 @@ RecoveryReport recover(const fs::path& root, bool full_scan) {
     if (!e2) {
       report.cleaned.push_back(shown(root, e.path()));
       std::string id = e.path().filename().string();
-      if (!fs::exists(runs / id, e2) && fs::remove(store::live_marker(root, id), e2))
-        report.cleaned.push_back(shown(root, store::live_marker(root, id)));
+      if (!fs::exists(runs / id, e2) && fs::remove(core::live_marker(root, id), e2))
+        report.cleaned.push_back(shown(root, core::live_marker(root, id)));
     }
   }
   // Only bundles still marked live can need recovery; a full scan reads every bundle as well.
@@ -443,14 +444,14 @@ RecoveryReport recover(const fs::path& root, bool full_scan) {
   }
   for (const auto& run_id : candidates) {
     fs::path dir = runs / run_id;
-    fs::path marker = store::live_marker(root, run_id);
+    fs::path marker = core::live_marker(root, run_id);
     if (!fs::is_directory(dir, ec)) {
       // Crashed before its bundle was renamed into place (a live host renames it within milliseconds).
       if (!fs::exists(core::incoming_dir(root) / run_id, ec) && stale(marker) && fs::remove(marker, ec))
         report.cleaned.push_back(shown(root, marker));
       continue;
     }
-    json manifest = store::read_json_file(dir / "manifest.json");
+    json manifest = core::read_json_file(dir / "manifest.json");
     const bool marked = fs::exists(marker, ec);
     std::string status = manifest.is_object() ? manifest.value("status", "") : "";
     if ((status == "sealed" || status == "awaiting_approval") && !marked &&
@@ -467,11 +468,11 @@ RecoveryReport recover(const fs::path& root, bool full_scan) {
       continue;
     }
     // Read again under the lock: another recovery may have sealed it since.
-    manifest = store::read_json_file(dir / "manifest.json");
+    manifest = core::read_json_file(dir / "manifest.json");
     try {
-      if (seal_pending(dir, manifest) && finish_signed_seal(dir, run_id)) {
+      if (seal_pending(dir, manifest) && finish_signed_seal(root, dir, run_id)) {
         report.cleaned.push_back("finished the signed seal of " + run_id + " that a crash cut short");
-        manifest = store::read_json_file(dir / "manifest.json");
+        manifest = core::read_json_file(dir / "manifest.json");
       }
     } catch (const std::exception& ex) {
       report.failed.push_back({run_id, ex.what()});

@@ -1,6 +1,6 @@
 #include "run/workspace.hpp"
 
-#include "run/process.hpp"
+#include "os/process.hpp"
 #include "run/worktree_scan.hpp"
 
 #include <fcntl.h>
@@ -53,7 +53,7 @@ struct GitOutput {
 // passes it. Throws WorkspaceError naming the subcommand `sub` with git's stderr tail on failure.
 GitOutput exec_git(std::vector<std::string> argv, std::optional<std::vector<std::string>> env,
                    const std::string& sub, const std::string& what, size_t limit = 0) {
-  ProcessSpec spec;
+  os::ProcessSpec spec;
   spec.argv = std::move(argv);
   spec.env = std::move(env);
   spec.timeout = std::chrono::minutes(10);
@@ -71,7 +71,7 @@ GitOutput exec_git(std::vector<std::string> argv, std::optional<std::vector<std:
     return true;
   };
   spec.tail_bytes = 2048;
-  ProcessOutcome r = run_process(spec);
+  os::ProcessOutcome r = os::run_process(spec);
   if (res.cut) return res;
   if (!r.ok()) {
     std::string err = r.stderr_tail;

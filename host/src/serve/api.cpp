@@ -1,13 +1,15 @@
 #include "serve/api.hpp"
+#include "core/clock.hpp"
+#include "core/json_file.hpp"
 #include "core/runtime_paths.hpp"
 
-#include "contract/json_depth.hpp"
 #include "contract/validation.hpp"
 #include "control/approvals.hpp"
 #include "control/evidence.hpp"
 #include "control/intake_preview.hpp"
 #include "control/run_compare.hpp"
 #include "control/workflow_cases.hpp"
+#include "core/json_depth.hpp"
 #include "plugin/registry.hpp"
 #include "queue/queue_service.hpp"
 #include "queue/queue_store.hpp"
@@ -203,7 +205,7 @@ ApiResponse bad_number(const std::string& name, const std::string& value, const 
 // An optional JSON object body ({"reason": ...}); nullopt when present but not an object.
 std::optional<json> object_body(const std::string& body) {
   if (body.empty()) return json::object();
-  if (!contract::json_depth_ok(body)) return std::nullopt;
+  if (!core::json_depth_ok(body)) return std::nullopt;
   json b = json::parse(body, nullptr, false);
   if (b.is_discarded() || !b.is_object()) return std::nullopt;
   return b;
@@ -574,7 +576,7 @@ ApiResponse Api::dispatch(const ApiRequest& req, Ctx& ctx) const {
   }
   if (pat == "/api/runs" && m == "GET") {
     RunFilter f{q("status"), q("runner"), q("pack"), q("since")};
-    if (!f.since.empty() && queue::parse_iso_ms(f.since) < 0)
+    if (!f.since.empty() && core::parse_iso_ms(f.since) < 0)
       return error(400, "bad_query", "since must be an ISO-8601 UTC time such as 2026-11-25T10:00:00Z");
     size_t limit = kDefaultPage;
     if (!q("limit").empty()) {
@@ -591,9 +593,9 @@ ApiResponse Api::dispatch(const ApiRequest& req, Ctx& ctx) const {
   if (pat == "/api/runs" && m == "POST") {
     if (req.body.empty())
       return error(400, "bad_body", "the body must be a JSON object: {\"contract\": {...}}");
-    if (!contract::json_depth_ok(req.body))
+    if (!core::json_depth_ok(req.body))
       return error(400, "bad_body",
-                   "the body nests deeper than " + std::to_string(contract::kMaxJsonDepth) + " levels");
+                   "the body nests deeper than " + std::to_string(core::kMaxJsonDepth) + " levels");
     json body = json::parse(req.body, nullptr, false);
     if (body.is_discarded() || !body.is_object())
       return error(400, "bad_body", "the body is not a JSON object");
@@ -671,7 +673,7 @@ ApiResponse Api::dispatch(const ApiRequest& req, Ctx& ctx) const {
     return ok_view(std::move(*c));
   }
   if (pat == "/api/intake/preview") {
-    if (req.body.empty() || !contract::json_depth_ok(req.body))
+    if (req.body.empty() || !core::json_depth_ok(req.body))
       return error(400, "bad_body", "the body must be a JSON object: {\"contract\": {...}}");
     json body = json::parse(req.body, nullptr, false);
     if (body.is_discarded() || !body.is_object())
@@ -709,7 +711,7 @@ ApiResponse Api::dispatch(const ApiRequest& req, Ctx& ctx) const {
     if (queue_.get(id)) {
       item_id = id;
     } else if (auto dir = bundle_of(id)) {
-      json man = store::read_json_file(*dir / "manifest.json");
+      json man = core::read_json_file(*dir / "manifest.json");
       if (man.contains("queue")) item_id = man["queue"].value("item_id", "");
       if (item_id.empty())
         return error(
@@ -774,7 +776,7 @@ ApiResponse Api::dispatch(const ApiRequest& req, Ctx& ctx) const {
     return ok_view(std::move(r.report));
   }
   if (pat == "/api/runs/{id}") {
-    json man = store::read_json_file(*dir / "manifest.json");
+    json man = core::read_json_file(*dir / "manifest.json");
     if (!man.is_object()) return error(500, "unreadable", "the manifest of run " + id + " cannot be read");
     json reports = json::array();
     std::error_code ec;
@@ -812,7 +814,7 @@ ApiResponse Api::dispatch(const ApiRequest& req, Ctx& ctx) const {
     unsigned long long last = after;
     bool more = false;
     while (std::getline(in, line)) {
-      if (line.empty() || !contract::json_depth_ok(line)) continue;
+      if (line.empty() || !core::json_depth_ok(line)) continue;
       json e = json::parse(line, nullptr, false);
       if (!e.is_object()) continue;
       unsigned long long seq = e.value("seq", 0ULL);
@@ -824,7 +826,7 @@ ApiResponse Api::dispatch(const ApiRequest& req, Ctx& ctx) const {
       events.push_back(std::move(e));
       last = seq;
     }
-    json man = store::read_json_file(*dir / "manifest.json");
+    json man = core::read_json_file(*dir / "manifest.json");
     json out{{"run_id", id},
              {"events", std::move(events)},
              {"next_after_seq", last},

@@ -1,8 +1,9 @@
 #include "serve/auth.hpp"
+#include "core/json_file.hpp"
 
-#include "contract/schema_catalog.hpp"
+#include "core/schema_catalog.hpp"
+#include "core/sha256.hpp"
 #include "store/bundle.hpp"
-#include "store/sha256.hpp"
 
 #include <openssl/crypto.h>
 #include <sys/random.h>
@@ -37,7 +38,7 @@ std::optional<Role> role_from_name(std::string_view n) {
 }
 
 std::string token_sha256(std::string_view token) {
-  return store::sha256_hex(token);
+  return core::sha256_hex(token);
 }
 
 namespace {
@@ -55,10 +56,10 @@ bool unhex(const std::string& hex, unsigned char out[32]) {
 }  // namespace
 
 TokenStore TokenStore::load(const std::filesystem::path& file) {
-  json doc = store::read_json_file(file);
+  json doc = core::read_json_file(file);
   if (!doc.is_object())
     throw std::runtime_error(file.string() + ": missing, unreadable or not a JSON object");
-  auto v = contract::schema("api_tokens").validate(doc);
+  auto v = core::schema("api_tokens").validate(doc);
   if (!v.empty())
     throw std::runtime_error(file.string() + ": " + (v[0].pointer.empty() ? "/" : v[0].pointer) + ": " +
                              v[0].message +

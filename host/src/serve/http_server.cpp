@@ -1,6 +1,7 @@
 #include "serve/http_server.hpp"
+#include "core/json_file.hpp"
 
-#include "contract/json_depth.hpp"
+#include "core/json_depth.hpp"
 #include "serve/access_log.hpp"
 #include "serve/api.hpp"
 #include "serve/metrics.hpp"
@@ -139,7 +140,7 @@ class SseHub {
         std::string_view line(buf.data() + pos, nl - pos);
         c.offset += nl - pos + 1;
         pos = nl + 1;
-        if (line.empty() || !contract::json_depth_ok(line)) continue;
+        if (line.empty() || !core::json_depth_ok(line)) continue;
         json e = json::parse(line, nullptr, false);
         if (!e.is_object()) continue;
         unsigned long long seq = e.value("seq", 0ULL);
@@ -159,7 +160,7 @@ class SseHub {
         }
       }
       if (out.empty() && at_end) {
-        json m = store::read_json_file(c.bundle / "manifest.json");
+        json m = core::read_json_file(c.bundle / "manifest.json");
         std::string st = m.is_object() ? m.value("status", "") : "";
         if (st == "sealed" || st == "awaiting_approval") {
           json end{{"status", st}, {"last_seq", c.last_seq}};

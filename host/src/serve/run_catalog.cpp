@@ -1,4 +1,6 @@
 #include "serve/run_catalog.hpp"
+#include "core/json_file.hpp"
+#include "core/runtime_paths.hpp"
 
 #include "store/bundle.hpp"
 
@@ -46,14 +48,14 @@ std::optional<std::pair<std::string, std::string>> decode_cursor(const std::stri
 
 }  // namespace
 
-RunCatalog::RunCatalog(fs::path root) : root_(std::move(root)), runs_(store::runs_dir(root_)) {}
+RunCatalog::RunCatalog(fs::path root) : root_(std::move(root)), runs_(core::runs_dir(root_)) {}
 
 std::optional<RunCatalog::Entry> RunCatalog::read_entry(const fs::path& dir, const std::string& run_id) {
   std::error_code ec;
   if (!fs::is_directory(dir, ec)) return std::nullopt;
   Entry e;
   e.run_id = run_id;
-  json m = store::read_json_file(dir / "manifest.json");
+  json m = core::read_json_file(dir / "manifest.json");
   json s{{"run_id", run_id}};
   if (!m.is_object()) {
     e.status = "unreadable";

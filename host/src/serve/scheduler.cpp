@@ -1,4 +1,6 @@
 #include "serve/scheduler.hpp"
+#include "core/clock.hpp"
+#include "core/json_file.hpp"
 #include "core/runtime_paths.hpp"
 
 #include "log/log_lanes.hpp"
@@ -28,13 +30,13 @@ using queue::QueueState;
 namespace {
 
 std::string now_iso() {
-  return queue::iso_from_ms(queue::now_ms());
+  return core::iso_from_ms(core::now_ms());
 }
 
 // The attempt's outcome from its bundle: {status, reason}; status empty when the bundle has none.
 std::pair<std::string, std::string> outcome_from_bundle(const fs::path& root, const std::string& run_id) {
   if (run_id.empty()) return {};
-  json m = store::read_json_file(store::runs_dir(root) / run_id / "manifest.json");
+  json m = core::read_json_file(core::runs_dir(root) / run_id / "manifest.json");
   if (!m.is_object()) return {};
   std::string status = m.value("status", "");
   if (status == "sealed") return {m.value("verdict", "error"), m.value("reason", "")};
@@ -53,12 +55,12 @@ std::vector<json> end_attempt(const QueueItem& it, const std::string& status, co
   if (!error.empty()) fin["error"] = error;
   std::vector<json> ops{fin};
   if (it.should_retry(status)) {
-    int64_t after = queue::now_ms() + static_cast<int64_t>(it.next_backoff_sec() * 1000);
+    int64_t after = core::now_ms() + static_cast<int64_t>(it.next_backoff_sec() * 1000);
     ops.push_back({{"op", "retried"},
                    {"item_id", it.item_id},
                    {"ts", now_iso()},
                    {"attempt", a->attempt + 1},
-                   {"run_after", queue::iso_from_ms(after)},
+                   {"run_after", core::iso_from_ms(after)},
                    {"reason", status + ": " + reason}});
   }
   return ops;
@@ -311,7 +313,7 @@ void Scheduler::tick_once() {
 
   // Is there anything to decide? Deciding takes the file lock; most ticks have nothing to do.
   queue::Limits limits = q_.limits(o_.concurrency);
-  int64_t now = queue::now_ms();
+  int64_t now = core::now_ms();
   bool work = false;
   {
     queue::Occupancy occ = queue::occupancy(store.state());

@@ -1,12 +1,13 @@
 #include "store/bundle.hpp"
-#include "contract/json_depth.hpp"
+#include "core/json_depth.hpp"
 
+#include "core/sha256.hpp"
+#include "store/after_seal.hpp"
 #include "store/atomic_file.hpp"
 #include "store/bundle_seal.hpp"
 #include "store/bundle_verify.hpp"
 #include "store/host_key.hpp"
 #include "store/seal_ledger.hpp"
-#include "store/sha256.hpp"
 
 #include <fcntl.h>
 #include <sys/file.h>
@@ -64,18 +65,6 @@ int try_lock_bundle(const fs::path& dir) {
   return fd;
 }
 
-json read_json_file(const fs::path& file) {
-  std::error_code ec;
-  auto size = fs::file_size(file, ec);
-  if (ec || size > kMaxJsonFileBytes) return nullptr;  // refused unread: memory stays bounded
-  std::ifstream in(file, std::ios::binary);
-  if (!in) return nullptr;
-  std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-  if (!contract::json_depth_ok(text)) return nullptr;
-  json doc = json::parse(text, nullptr, false);
-  return doc.is_discarded() ? json(nullptr) : doc;
-}
-
 std::unique_ptr<Bundle> Bundle::create(const fs::path& root, const std::string& run_id, const json& contract,
                                        const json& manifest) {
   if (!valid_run_id(run_id)) throw std::invalid_argument("invalid run id '" + run_id + "'");
@@ -114,6 +103,7 @@ std::unique_ptr<Bundle> Bundle::create(const fs::path& root, const std::string& 
                             "rename " + incoming.string() + " to " + final_dir.string());
   fsync_dir(runs);
   fsync_dir(incoming.parent_path());
+  b->root_ = root;
   b->dir_ = final_dir;
   b->events_ = std::make_unique<EventLog>(final_dir / "events.jsonl", run_id);
   // The host's record that it made this bundle: recovery vouches only for bundles it finds here.
@@ -137,6 +127,7 @@ std::unique_ptr<Bundle> Bundle::open(const fs::path& root, const std::string& ru
     std::this_thread::sleep_for(std::chrono::milliseconds(20));
   }
   b->run_id_ = run_id;
+  b->root_ = root;
   b->dir_ = dir;
   b->events_ = std::make_unique<EventLog>(dir / "events.jsonl", run_id);
   KeyRing keys;
@@ -144,7 +135,7 @@ std::unique_ptr<Bundle> Bundle::open(const fs::path& root, const std::string& ru
     keys = KeyRing::of_dir(key_dir());
   } catch (const KeyError&) {
   }
-  complete_seal(dir, *b->events_, keys);
+  finish_cut_seal(root, dir, *b->events_, keys);
   // Verified under the lock, and what the amendment builds on is what was verified: the sealed manifest
   // and the sealed files' hashes, never a second read of files that may have changed since.
   BundleCheck check = verify_bundle(dir, keys);
@@ -181,7 +172,7 @@ std::string Bundle::read_verified(const std::string& rel) const {
   std::string text = std::move(f.bytes);
   if (guard_) {
     auto it = guard_->verified.find(rel);
-    if (it == guard_->verified.end() || it->second != sha256_hex(text))
+    if (it == guard_->verified.end() || it->second != core::sha256_hex(text))
       throw std::runtime_error(rel + " of run " + run_id_ +
                                " is not the sealed file (changed since it was verified)");
   }
@@ -198,8 +189,10 @@ void Bundle::seal(const std::string& type, const json& payload, const json& patc
   json next = manifest_;
   next.merge_patch(patch);
   auto key = HostKey::current();
+  if (next.value("status", "") == "awaiting_approval") mark_awaiting(root_, run_id_);
   manifest_ = write_seal(dir_, *events_, type, payload, std::move(next), *key, preceding, guard_.get());
   if (guard_) guard_->verified.clear(), guard_->written.clear(), guard_.reset();
+  after_seal(root_, manifest_);
 }
 
 }  // namespace cp::store

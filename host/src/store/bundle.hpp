@@ -76,13 +76,15 @@ class Bundle {
 
   // Seals the bundle, or re-seals it after an amendment (store/bundle_seal.hpp): `patch` is merged into the
   // manifest, then a `type` event carrying the seal is logged, signed with the process's host key, and the
-  // manifest written. Throws store::KeyError when the host key cannot be used, and on failed writes.
-  // `preceding`: plain events logged in the same step, before the seal event.
+  // manifest written; then what follows every seal (store/after_seal.hpp: markers, observers). Throws
+  // store::KeyError when the host key cannot be used, and on failed writes. `preceding`: plain events logged
+  // in the same step, before the seal event.
   void seal(const std::string& type, const nlohmann::json& payload, const nlohmann::json& patch,
             const std::vector<std::pair<std::string, nlohmann::json>>& preceding = {});
 
  private:
   Bundle() = default;
+  std::filesystem::path root_;
   std::filesystem::path dir_;
   std::string run_id_;
   int lock_fd_ = -1;
@@ -94,11 +96,5 @@ class Bundle {
 // Tries to take a bundle's lock without waiting. Returns the held fd (close it to release), or -1 when
 // another process holds it (the run is live).
 int try_lock_bundle(const std::filesystem::path& dir);
-
-// Reads a JSON file; null json when missing, unreadable, larger than kMaxJsonFileBytes, nested deeper than
-// contract::kMaxJsonDepth, or not JSON. Bundle files, tokens and cases are far smaller; a bigger one is
-// refused unread, so no file can make cp-host read gigabytes into memory.
-inline constexpr std::uintmax_t kMaxJsonFileBytes = 64u << 20;
-nlohmann::json read_json_file(const std::filesystem::path& file);
 
 }  // namespace cp::store

@@ -1,9 +1,10 @@
 #include "store/bundle_seal.hpp"
+#include "core/json_file.hpp"
 
+#include "core/sha256.hpp"
 #include "store/atomic_file.hpp"
 #include "store/bundle.hpp"
 #include "store/seal_ledger.hpp"
-#include "store/sha256.hpp"
 
 #include <dirent.h>
 #include <fcntl.h>
@@ -90,7 +91,7 @@ SealedFile hash_file(const fs::path& dir, const std::string& rel) {
   f.path = rel;
   unsigned long long bytes = 0;
   try {
-    f.sha256 = sha256_fd_hex(fd, bytes);
+    f.sha256 = core::sha256_fd_hex(fd, bytes);
   } catch (...) {
     ::close(fd);
     throw;
@@ -186,7 +187,7 @@ json write_seal(const fs::path& dir, EventLog& log, const std::string& type, jso
   if (!payload.is_object()) payload = json::object();
   payload["seal"] = {{"version", 1},
                      {"manifest", manifest},
-                     {"files", {{"count", files.size()}, {"sha256", sha256_hex(list.dump())}}}};
+                     {"files", {{"count", files.size()}, {"sha256", core::sha256_hex(list.dump())}}}};
   if (!removed.empty()) payload["seal"]["files"]["removed"] = removed.size();
   json before = json::array();
   for (const auto& [t, p] : preceding)
@@ -215,7 +216,7 @@ json write_seal(const fs::path& dir, EventLog& log, const std::string& type, jso
 }
 
 bool complete_seal(const fs::path& dir, EventLog& log, const KeyRing& keys) {
-  json seal = read_json_file(dir / kSealFile);
+  json seal = core::read_json_file(dir / kSealFile);
   if (!seal.is_object() || !seal.contains("event") || !seal["event"].is_object()) return false;
   const json& ev = seal["event"];
   try {
@@ -246,7 +247,7 @@ bool complete_seal(const fs::path& dir, EventLog& log, const KeyRing& keys) {
     if (ev.value("seq", 0ULL) != log.count() || hash != log.last_hash()) return changed;
     // Only a manifest that lags the log (written before this seal) is finished; one that claims this seal's
     // event count but reads otherwise was changed afterwards, and verification must see that.
-    json man = read_json_file(dir / "manifest.json");
+    json man = core::read_json_file(dir / "manifest.json");
     bool lags = !man.is_object() || !man.contains("events") || !man["events"].is_object() ||
                 man["events"].value("count", 0ULL) != log.count() ||
                 man["events"].value("last_hash", "") != log.last_hash();

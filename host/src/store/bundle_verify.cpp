@@ -1,11 +1,12 @@
 #include "store/bundle_verify.hpp"
+#include "core/json_file.hpp"
 
+#include "core/sha256.hpp"
 #include "store/atomic_file.hpp"
 #include "store/bundle.hpp"
 #include "store/bundle_seal.hpp"
 #include "store/event_log.hpp"
 #include "store/seal_ledger.hpp"
-#include "store/sha256.hpp"
 
 #include <dirent.h>
 #include <fcntl.h>
@@ -43,7 +44,7 @@ json last_event(const fs::path& log, uint64_t valid_bytes) {
   std::ifstream in(log, std::ios::binary);
   // The last line ends at valid_bytes; read back far enough to hold it (a seal event is a few KB, the
   // manifest it carries included; 64 MiB is the cap on any JSON cp-host reads).
-  uint64_t want = std::min<uint64_t>(valid_bytes, kMaxJsonFileBytes);
+  uint64_t want = std::min<uint64_t>(valid_bytes, core::kMaxJsonFileBytes);
   in.seekg(static_cast<std::streamoff>(valid_bytes - want));
   std::string tail(want, '\0');
   in.read(tail.data(), static_cast<std::streamsize>(want));
@@ -82,7 +83,7 @@ void check_files(const fs::path& dir, const json& seal_doc, const json& seal,
     problems.push_back("seal.json has no file list");
     return;
   }
-  if (sha256_hex(list.dump()) != seal["files"].value("sha256", "") ||
+  if (core::sha256_hex(list.dump()) != seal["files"].value("sha256", "") ||
       list.size() != seal["files"].value("count", 0ULL)) {
     problems.push_back("seal.json's file list is not the one the signed seal event binds");
     return;
@@ -149,7 +150,7 @@ BundleCheck verify_unguarded(const fs::path& dir, const KeyRing& keys) {
   else if (!c.ok)
     problems.push_back("events.jsonl line " + std::to_string(c.bad_line) + ": " + c.reason);
 
-  json m = read_json_file(dir / "manifest.json");
+  json m = core::read_json_file(dir / "manifest.json");
   if (!m.is_object()) {
     problems.push_back(fs::exists(dir / "manifest.json", ec) ? "manifest.json is not a JSON object"
                                                              : "manifest.json is missing");
@@ -157,7 +158,7 @@ BundleCheck verify_unguarded(const fs::path& dir, const KeyRing& keys) {
   }
   r.status = m.contains("status") && m["status"].is_string() ? m["status"].get<std::string>() : "";
   if (m.contains("verdict") && m["verdict"].is_string()) r.verdict = m["verdict"].get<std::string>();
-  json seal_doc = read_json_file(dir / kSealFile);
+  json seal_doc = core::read_json_file(dir / kSealFile);
   const bool says_sealed = r.status == "sealed" || r.status == "awaiting_approval";
   // Not sealed: either a live run (nothing to check yet), or a bundle someone cut back to look unsealed.
   auto ledger = ledger_read(dir);
@@ -287,10 +288,10 @@ BundleCheck verify_unguarded(const fs::path& dir, const KeyRing& keys) {
                          std::to_string(c.events) + " events)");
   }
   if (m.contains("contract_sha256")) {
-    json contract = read_json_file(dir / "contract.json");
+    json contract = core::read_json_file(dir / "contract.json");
     if (!contract.is_object())
       problems.push_back("contract.json is missing or not JSON");
-    else if (m["contract_sha256"] != sha256_hex(contract.dump()))
+    else if (m["contract_sha256"] != core::sha256_hex(contract.dump()))
       problems.push_back("contract.json does not hash to the manifest's contract_sha256");
   }
   if (m.contains("reports") && m["reports"].is_object())
@@ -381,7 +382,7 @@ std::string bundle_fingerprint(const fs::path& dir) {
     }
     ::closedir(h);
   }
-  return sha256_hex(acc);
+  return core::sha256_hex(acc);
 }
 
 }  // namespace cp::store

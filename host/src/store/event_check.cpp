@@ -1,7 +1,7 @@
 #include "store/event_check.hpp"
-#include "contract/json_depth.hpp"
+#include "core/json_depth.hpp"
 
-#include "contract/schema_catalog.hpp"
+#include "core/schema_catalog.hpp"
 #include "log/logger.hpp"
 #include "store/bundle.hpp"
 
@@ -16,7 +16,7 @@ std::string check_event(const std::string& type, const json& payload) {
   // placeholders the log fills in.
   json doc{{"seq", 1},           {"ts", "2000-01-01T00:00:00Z"}, {"run_id", "check"},  {"type", type},
            {"payload", payload}, {"prev_hash", zero_hash()},     {"hash", zero_hash()}};
-  auto v = contract::schema("event").validate(doc);
+  auto v = core::schema("event").validate(doc);
   if (v.empty()) return {};
   return "event " + type + " breaks schemas/event.schema.json at " +
          (v[0].pointer.empty() ? "/" : v[0].pointer) + " (" + v[0].rule + "): " + v[0].message;
@@ -44,8 +44,8 @@ std::function<bool(const std::string&, const std::string&)> plugin_event_sink(Bu
                     " bytes exceeds 1 MiB");
       return false;
     }
-    json payload = contract::json_depth_ok(payload_json) ? json::parse(payload_json, nullptr, false)
-                                                         : json(json::value_t::discarded);
+    json payload = core::json_depth_ok(payload_json) ? json::parse(payload_json, nullptr, false)
+                                                     : json(json::value_t::discarded);
     if (payload.is_discarded()) {
       cp::log::warn("refused event " + type + ": payload is not JSON");
       return false;

@@ -1,9 +1,9 @@
 #include "store/event_log.hpp"
 
-#include "contract/json_depth.hpp"
+#include "core/json_depth.hpp"
 
+#include "core/sha256.hpp"
 #include "store/atomic_file.hpp"
-#include "store/sha256.hpp"
 
 #include <fcntl.h>
 #include <sys/stat.h>
@@ -32,8 +32,8 @@ std::string event_hash(const json& e) {
             {"run_id", e.at("run_id")},
             {"type", e.at("type")},
             {"payload", e.at("payload")}};
-  return sha256_hex(e.at("prev_hash").get<std::string>() +
-                    body.dump(-1, ' ', false, json::error_handler_t::replace));
+  return core::sha256_hex(e.at("prev_hash").get<std::string>() +
+                          body.dump(-1, ' ', false, json::error_handler_t::replace));
 }
 
 ChainCheck verify_event_log(const std::filesystem::path& path) {
@@ -106,7 +106,7 @@ ChainCheck verify_event_log(const std::filesystem::path& path) {
       c.reason = why;
       return c;
     };
-    if (!contract::json_depth_ok(line)) return bad("nested too deep to be an event");
+    if (!core::json_depth_ok(line)) return bad("nested too deep to be an event");
     json e = json::parse(line, nullptr, false);
     if (e.is_discarded() || !e.is_object()) return bad("not a JSON object");
     for (const char* k : {"seq", "ts", "run_id", "type", "payload", "prev_hash", "hash"})

@@ -1,10 +1,11 @@
 // events.jsonl: an append-only, SHA-256 hash-chained log of a run's events.
 // Line format (schemas/event.schema.json): {seq, ts, run_id, type, payload, prev_hash, hash}, where
-// hash = sha256_hex(prev_hash + canonical JSON of {payload, run_id, seq, ts, type}) and the first
+// hash = core::sha256_hex(prev_hash + canonical JSON of {payload, run_id, seq, ts, type}) and the first
 // prev_hash is 64 zeros. Canonical JSON = nlohmann's dump() (object keys sorted, no spaces).
 #pragma once
 
 #include "core/clock.hpp"
+#include "core/sha256.hpp"
 
 #include <nlohmann/json.hpp>
 

@@ -1,7 +1,7 @@
 #include "store/host_key.hpp"
 
+#include "core/sha256.hpp"
 #include "store/atomic_file.hpp"
-#include "store/sha256.hpp"
 
 #include <fcntl.h>
 #include <openssl/evp.h>
@@ -135,7 +135,7 @@ PublicKey PublicKey::from_pem(std::string_view pem, const std::string& origin) {
     throw KeyError(origin + " is not an Ed25519 public key in PEM form (`cp-host keys export` writes one)");
   PublicKey p;
   p.raw_ = raw_public(k.get());
-  p.id_ = sha256_hex(p.raw_).substr(0, 32);
+  p.id_ = core::sha256_hex(p.raw_).substr(0, 32);
   p.pem_ = public_pem(k.get());
   return p;
 }

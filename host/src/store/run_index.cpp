@@ -1,4 +1,5 @@
 #include "store/run_index.hpp"
+#include "core/json_file.hpp"
 
 #include "store/bundle.hpp"
 
@@ -20,7 +21,7 @@ std::vector<RunSummary> list_runs(const fs::path& root) {
     RunSummary s;
     s.dir = e.path();
     s.run_id = name;
-    json m = read_json_file(e.path() / "manifest.json");
+    json m = core::read_json_file(e.path() / "manifest.json");
     if (!m.is_object()) {
       s.status = "unreadable";
     } else {

@@ -1,8 +1,8 @@
 #include "store/seal_ledger.hpp"
 
+#include "core/sha256.hpp"
 #include "store/atomic_file.hpp"
 #include "store/host_key.hpp"
-#include "store/sha256.hpp"
 
 #include <sstream>
 
@@ -17,7 +17,7 @@ fs::path entry_path(const fs::path& bundle_dir) {
   std::error_code ec;
   fs::path runs = fs::weakly_canonical(fs::absolute(bundle_dir).parent_path(), ec);
   if (ec) runs = fs::absolute(bundle_dir).lexically_normal().parent_path();
-  return key_dir() / "ledger" / sha256_hex(runs.string()).substr(0, 24) / bundle_dir.filename();
+  return key_dir() / "ledger" / core::sha256_hex(runs.string()).substr(0, 24) / bundle_dir.filename();
 }
 
 void write_entry(const fs::path& bundle_dir, const std::string& text) {

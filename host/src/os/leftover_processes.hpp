@@ -8,7 +8,7 @@
 #include <string>
 #include <vector>
 
-namespace cp::run {
+namespace cp::os {
 
 // SIGKILLs every process of this user whose initial environment holds CP_RUN_ID=<run_id>. Returns how
 // many were signalled. Never throws.
@@ -18,4 +18,4 @@ int kill_run_processes(const std::string& run_id);
 // CP_RUN_ID=<run_id>, this process excepted. Never throws.
 std::vector<int> run_processes(const std::string& run_id);
 
-}  // namespace cp::run
+}  // namespace cp::os

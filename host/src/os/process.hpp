@@ -14,10 +14,8 @@
 #include <vector>
 
 namespace cp::os {
-class PreparedSandbox;
-}
 
-namespace cp::run {
+class PreparedSandbox;
 
 struct ProcessSpec {
   std::vector<std::string> argv;                // argv[0] resolved through PATH when it has no '/'
@@ -77,4 +75,4 @@ ProcessOutcome run_process(const ProcessSpec& spec);
 // Looks up a program name in PATH. Empty when not found.
 std::filesystem::path find_program(std::string_view name);
 
-}  // namespace cp::run
+}  // namespace cp::os

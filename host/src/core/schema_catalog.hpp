@@ -2,13 +2,13 @@
 // is compiled on first use, once per process, and shared by every thread.
 #pragma once
 
-#include "contract/json_schema.hpp"
+#include "core/json_schema.hpp"
 
 #include <string>
 #include <string_view>
 #include <vector>
 
-namespace cp::contract {
+namespace cp::core {
 
 // The compiled schema named `name` ("task_contract", "pack", "event", ...). Throws std::out_of_range for an
 // unknown name.
@@ -20,4 +20,4 @@ std::string_view schema_text(std::string_view name);
 // Every schema name, sorted.
 std::vector<std::string> schema_names();
 
-}  // namespace cp::contract
+}  // namespace cp::core

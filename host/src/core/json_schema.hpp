@@ -7,7 +7,7 @@
 #include <string>
 #include <vector>
 
-namespace cp::contract {
+namespace cp::core {
 
 // One broken rule, said so a user can fix it.
 struct SchemaViolation {
@@ -36,4 +36,4 @@ class JsonSchema {
   std::unique_ptr<Impl> impl_;
 };
 
-}  // namespace cp::contract
+}  // namespace cp::core

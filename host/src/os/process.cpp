@@ -1,4 +1,4 @@
-#include "run/process.hpp"
+#include "os/process.hpp"
 
 #include "os/sandbox.hpp"
 
@@ -27,7 +27,7 @@
 #include <cstring>
 #include <fstream>
 
-namespace cp::run {
+namespace cp::os {
 namespace asio = boost::asio;
 namespace bp = boost::process::v2;
 
@@ -353,4 +353,4 @@ ProcessOutcome run_process(const ProcessSpec& spec) {
   return finish();
 }
 
-}  // namespace cp::run
+}  // namespace cp::os

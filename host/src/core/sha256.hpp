@@ -4,7 +4,7 @@
 #include <string>
 #include <string_view>
 
-namespace cp::store {
+namespace cp::core {
 
 std::string sha256_hex(std::string_view data);
 
@@ -12,4 +12,4 @@ std::string sha256_hex(std::string_view data);
 // memory); `bytes` gets how many were read. Throws std::system_error on a read error.
 std::string sha256_fd_hex(int fd, unsigned long long& bytes);
 
-}  // namespace cp::store
+}  // namespace cp::core

@@ -1,6 +1,6 @@
-#include "contract/schema_catalog.hpp"
+#include "core/schema_catalog.hpp"
 
-#include "contract/schema_catalog_data.hpp"
+#include "core/schema_catalog_data.hpp"
 
 #include <nlohmann/json.hpp>
 
@@ -9,7 +9,7 @@
 #include <mutex>
 #include <stdexcept>
 
-namespace cp::contract {
+namespace cp::core {
 namespace {
 
 struct Slot {
@@ -51,4 +51,4 @@ std::vector<std::string> schema_names() {
   return out;
 }
 
-}  // namespace cp::contract
+}  // namespace cp::core

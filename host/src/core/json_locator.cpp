@@ -1,8 +1,8 @@
-#include "contract/json_locator.hpp"
+#include "core/json_locator.hpp"
 
 #include <vector>
 
-namespace cp::contract {
+namespace cp::core {
 namespace {
 
 class Scanner {
@@ -188,4 +188,4 @@ int line_of_pointer(std::string_view text, std::string_view pointer) {
   return Scanner(text, split_pointer(pointer)).run();
 }
 
-}  // namespace cp::contract
+}  // namespace cp::core

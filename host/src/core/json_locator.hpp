@@ -5,10 +5,10 @@
 #include <string>
 #include <string_view>
 
-namespace cp::contract {
+namespace cp::core {
 
 // 1-based line of the value `pointer` designates in `text`. When the pointer does not exist (a missing
 // property), the line of its deepest existing ancestor. 1 when nothing better is known.
 int line_of_pointer(std::string_view text, std::string_view pointer);
 
-}  // namespace cp::contract
+}  // namespace cp::core

@@ -1,4 +1,4 @@
-#include "store/sha256.hpp"
+#include "core/sha256.hpp"
 
 #include <openssl/evp.h>
 
@@ -10,7 +10,7 @@
 #include <system_error>
 #include <vector>
 
-namespace cp::store {
+namespace cp::core {
 
 namespace {
 std::string to_hex(const unsigned char* digest, unsigned len) {
@@ -53,4 +53,4 @@ std::string sha256_fd_hex(int fd, unsigned long long& bytes) {
   return to_hex(digest, len);
 }
 
-}  // namespace cp::store
+}  // namespace cp::core

@@ -7,7 +7,7 @@
 #include <cstddef>
 #include <string_view>
 
-namespace cp::contract {
+namespace cp::core {
 
 inline constexpr std::size_t kMaxJsonDepth = CP_JSON_MAX_DEPTH;
 
@@ -18,4 +18,4 @@ inline bool json_depth_ok(std::string_view text) {
   return json_depth(text) <= kMaxJsonDepth;
 }
 
-}  // namespace cp::contract
+}  // namespace cp::core

@@ -1,4 +1,4 @@
-#include "contract/json_schema.hpp"
+#include "core/json_schema.hpp"
 
 #include <nlohmann/json.hpp>
 // Without this valijson prints and abort()s on a malformed schema; a plugin's bad schema must not kill the
@@ -12,7 +12,7 @@
 
 #include <stdexcept>
 
-namespace cp::contract {
+namespace cp::core {
 
 using nlohmann::json;
 
@@ -262,4 +262,4 @@ std::vector<SchemaViolation> JsonSchema::validate(const json& doc) const {
   return out;
 }
 
-}  // namespace cp::contract
+}  // namespace cp::core

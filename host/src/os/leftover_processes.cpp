@@ -1,4 +1,4 @@
-#include "run/leftover_processes.hpp"
+#include "os/leftover_processes.hpp"
 
 #include <signal.h>
 #include <unistd.h>
@@ -8,7 +8,7 @@
 #include <fstream>
 #include <iterator>
 
-namespace cp::run {
+namespace cp::os {
 
 namespace fs = std::filesystem;
 
@@ -67,4 +67,4 @@ std::vector<int> run_processes(const std::string& run_id) {
   return out;
 }
 
-}  // namespace cp::run
+}  // namespace cp::os

@@ -1,0 +1,28 @@
+#include "core/json_file.hpp"
+#include "core/json_depth.hpp"
+
+#include <nlohmann/json.hpp>
+
+#include <fstream>
+#include <iterator>
+#include <string>
+#include <system_error>
+
+namespace cp::core {
+
+namespace fs = std::filesystem;
+using nlohmann::json;
+
+json read_json_file(const fs::path& file) {
+  std::error_code ec;
+  auto size = fs::file_size(file, ec);
+  if (ec || size > kMaxJsonFileBytes) return nullptr;  // refused unread: memory stays bounded
+  std::ifstream in(file, std::ios::binary);
+  if (!in) return nullptr;
+  std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  if (!json_depth_ok(text)) return nullptr;
+  json doc = json::parse(text, nullptr, false);
+  return doc.is_discarded() ? json(nullptr) : doc;
+}
+
+}  // namespace cp::core
