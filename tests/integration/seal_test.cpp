@@ -495,3 +495,63 @@ TEST_F(Sealed, AKeyFolderOthersCanWriteIsNotUsed) {
 }
 
 }  // namespace
+
+// A seal is one operation (Bundle::seal: seal.json, the event, the manifest, then store::after_seal's
+// markers and observers). A crash may cut it after the event or after the manifest; `runs recover` finishes
+// either from the log by one path, and the result is the whole seal: the sealed manifest, the live marker
+// gone, the workflow case recorded — once.
+struct SealCut : Sealed {
+  // A sealed run of workflow `wf-cut`, then the state a crash at `cut` would have left.
+  std::string cut_run(const std::string& cut) {
+    json c = p.contract({"sed -i s/Helo/Hello/ src/greeting.sh"});
+    c["workflow_id"] = "wf-cut";
+    auto r = p.run(c, env());
+    EXPECT_EQ(r.manifest["verdict"], "success") << r.ran.out << r.ran.err;
+    const std::string id = r.manifest["run_id"];
+    fs::path root = p.dir.path() / ".runtime-cache/cortexpilot";
+    // What after_seal had not done yet: the live marker is back, the case not written.
+    write_file(root / "runs/.live" / id, "");
+    fs::remove_all(root / "workflow-cases");
+    if (cut == "after the event") {
+      // The manifest as it was before the seal: its counter one event short of the log.
+      auto events = r.events();
+      json m = r.manifest;
+      m["status"] = "gating";
+      m.erase("verdict");
+      m["events"] = {{"count", events.size() - 1}, {"last_hash", events[events.size() - 2]["hash"]}};
+      write_json(r.bundle / "manifest.json", m);
+      EXPECT_EQ(verify(id).exit_code, 1);  // not a finished seal yet
+    }
+    return id;
+  }
+  void expect_finished(const std::string& id) const {
+    fs::path root = p.dir.path() / ".runtime-cache/cortexpilot";
+    Ran rec = cli({"runs", "recover"});
+    EXPECT_EQ(rec.exit_code, 0) << rec.out << rec.err;
+    EXPECT_EQ(verify(id).exit_code, 0);
+    json m = read_json(root / "runs" / id / "manifest.json");
+    EXPECT_EQ(m["status"], "sealed");
+    EXPECT_EQ(m["verdict"], "success");
+    EXPECT_FALSE(fs::exists(root / "runs/.live" / id));
+    ASSERT_TRUE(fs::exists(root / "workflow-cases/wf-cut/case.json"));
+    json k = read_json(root / "workflow-cases/wf-cut/case.json");
+    ASSERT_EQ(k["runs"].size(), 1u);
+    EXPECT_EQ(k["runs"][0]["run_id"], id);
+    EXPECT_EQ(k["runs"][0]["verdict"], "success");
+    std::ifstream in(root / "runs" / id / "events.jsonl");
+    std::string line;
+    size_t seals = 0;
+    while (std::getline(in, line)) seals += json::parse(line)["type"] == "RUN_SEALED";
+    EXPECT_EQ(seals, 1u);
+  }
+};
+
+TEST_F(SealCut, CutAfterTheEventIsFinishedFromTheLog) {
+  std::string id = cut_run("after the event");
+  expect_finished(id);
+}
+
+TEST_F(SealCut, CutAfterTheManifestIsFinishedByTheSamePath) {
+  std::string id = cut_run("after the manifest");
+  expect_finished(id);
+}

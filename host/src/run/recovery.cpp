@@ -485,8 +485,10 @@ RecoveryReport recover(const fs::path& root, bool full_scan) {
       if (ended_now && !fs::exists(marker, ec)) {
         // Nothing left to do.
       } else if (ended_now) {
-        // Sealed just before a crash removed the marker, or processes outlived an earlier recovery: the
-        // marker goes once nothing of the run is left running.
+        // Sealed just before a crash removed the marker (what follows a seal is done again: it is
+        // idempotent), or processes outlived an earlier recovery: the marker goes once nothing of the run
+        // is left running.
+        store::after_seal(root, manifest, /*clear_live=*/false);
         Stopped stopped = stop_processes(manifest, run_id);
         if (!stopped.survivors.empty())
           report.survivors.push_back({run_id, stopped.survivors});
