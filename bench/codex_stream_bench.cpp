@@ -77,6 +77,7 @@ void Stream(benchmark::State& state, cp::store::EventLog::Durability durability)
     cp::plugin::CallContext ctx("codex");
     ctx.set_workspace((d / "ws").string());
     ctx.set_bundle_dir((d / "bundle").string());
+    ctx.set_state_dir((d / "state").string());  // CODEX_HOME (cp_context.state_dir)
     ctx.set_event_sink([&](const std::string& type, const std::string& payload) {
       log.append(type, json::parse(payload));
       return true;

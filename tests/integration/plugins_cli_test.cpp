@@ -1,6 +1,7 @@
 // `cp-host plugins list|inspect` and `cp-host probe` on the shipped plugins and the loader fixtures.
 #include "unit/test_support.hpp"
 
+#include <cortexpilot/plugin.h>
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
 
@@ -37,7 +38,7 @@ TEST(PluginsCli, RefusalsAreListedWithFileAndReasonAndOthersStillLoad) {
   for (const auto& x : j["refused"])
     refused[std::filesystem::path(x["file"].get<std::string>()).filename()] = x["reason"];
   EXPECT_EQ(refused.size(), 8u);
-  EXPECT_NE(refused["c_abi_minor.so"].find("newer than this host's 1.1"), std::string::npos);
+  EXPECT_NE(refused["c_abi_minor.so"].find("newer than this host's 1.2"), std::string::npos);
   EXPECT_NE(refused["g_duplicate.so"].find("duplicate plugin id"), std::string::npos);
   EXPECT_NE(refused["h_strict.so"].find("config fails the plugin's schema"), std::string::npos);
   EXPECT_NE(refused["j_garbage.so"].find("not a loadable shared library"), std::string::npos);
@@ -56,7 +57,7 @@ TEST(PluginsCli, InspectShowsTheConfigSchema) {
   ASSERT_EQ(r.exit_code, 0) << r.err;
   json j = json::parse(r.out);
   EXPECT_EQ(j["kind"], "gate");
-  EXPECT_EQ(j["abi"], "1.1");  // the shipped plugins are built against the current SDK
+  EXPECT_EQ(j["abi"], "1.2");  // the shipped plugins are built against the current SDK
   EXPECT_TRUE(j["config_schema"]["properties"].contains("always_allowed"));
   auto missing = host(CP_PLUGIN_DIR, {"plugins", "inspect", "nope"});
   EXPECT_EQ(missing.exit_code, 1);
@@ -71,4 +72,12 @@ TEST(PluginsCli, ToolchainProbeFindsGitThroughTheHostSpawnService) {
   EXPECT_EQ(j["toolchain"]["capabilities"]["git"]["present"], true);
   EXPECT_NE(j["toolchain"]["capabilities"]["git"]["version"].get<std::string>().find("git version"),
             std::string::npos);
+}
+
+// One version source: project(cp-host VERSION ...) in CMakeLists.txt; the ABI comes from plugin.h.
+TEST(PluginsCli, VersionIsTheProjectVersionWithThePluginAbi) {
+  auto r = host(CP_PLUGIN_DIR, {"--version"});
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(r.out, "cp-host " CP_PROJECT_VERSION " (plugin ABI " + std::to_string(CP_PLUGIN_ABI_MAJOR) + "." +
+                       std::to_string(CP_PLUGIN_ABI_MINOR) + ")\n");
 }

@@ -395,10 +395,13 @@ TEST(RunCli, HighPackAppliesPolicyRulesAndWaitsForApproval) {
   EXPECT_EQ(approval["verdict_if_approved"], "success");
   EXPECT_TRUE(fs::exists(r.manifest["worktree"].get<std::string>()));  // kept for the reviewer
   EXPECT_EQ(p.runs({"verify", r.manifest["run_id"]}).exit_code, 0);
-  // A key file in the change breaks a policy rule: the run is a failure with the rule's message.
+  // A key file in the change breaks a policy rule: the `policy` gate declares CP_FLAG_GATE_POLICY (ABI 1.2),
+  // so the run is denied (it was a failure while only diff_scope and forbidden_actions could deny), with the
+  // rule's message.
   json c2 = p.contract({"sed -i s/Helo/Hello/ src/greeting.sh", "cp src/greeting.sh src/server.pem"});
   c2["runtime_options"]["pack"] = "high";
   auto r2 = p.run(c2);
-  EXPECT_EQ(r2.ran.exit_code, 4) << r2.ran.out;
+  EXPECT_EQ(r2.ran.exit_code, 5) << r2.ran.out;
+  EXPECT_EQ(r2.manifest["verdict"], "denied");
   EXPECT_NE(gate_report(r2, "policy").dump().find("Key material"), std::string::npos);
 }

@@ -137,8 +137,8 @@ TEST(GateVerdict, MalformedOrOffSchemaOutputIsAnError) {
   EXPECT_EQ(cp::gates::verdict_from(good)["verdict"], "pass");
 }
 
-TEST(AbiCompatibility, PluginBuiltAgainstTheFrozen1_0HeaderLoadsAndRunsInThis1_1Host) {
-  ASSERT_EQ(CP_PLUGIN_ABI_MINOR, 1) << "this test pins an older-minor plugin against the current host";
+TEST(AbiCompatibility, PluginBuiltAgainstTheFrozen1_0HeaderLoadsAndRunsInThis1_2Host) {
+  ASSERT_EQ(CP_PLUGIN_ABI_MINOR, 2) << "this test pins an older-minor plugin against the current host";
   Registry r;
   r.load_directory(CP_LOADER_FIXTURE_DIR);
   const auto* info = r.find("fixture_abi_v1_0");
@@ -154,4 +154,65 @@ TEST(AbiCompatibility, PluginBuiltAgainstTheFrozen1_0HeaderLoadsAndRunsInThis1_1
   EXPECT_EQ(cp::gates::verdict_from(out)["verdict"], "pass");
   // And the other direction: a plugin claiming a newer minor than the host is refused, saying so.
   EXPECT_NE(reason_for(r, "c_abi_minor").find("newer than this host"), std::string::npos);
+}
+
+TEST(AbiCompatibility, PluginBuiltAgainstTheFrozen1_1HeaderLoadsAndRunsInThis1_2Host) {
+  ASSERT_EQ(CP_PLUGIN_ABI_MINOR, 2) << "this test pins an older-minor plugin against the current host";
+  Registry r;
+  r.load_file(std::string(CP_ABI_COMPAT_DIR) + "/v1_1_other.so");
+  const auto* info = r.find("fixture_abi_v1_1");
+  ASSERT_NE(info, nullptr) << reason_for(r, "v1_1_other");
+  EXPECT_EQ(info->abi_minor, 1u);
+  std::string err;
+  auto inst = Instance::create(*info, err);
+  ASSERT_TRUE(inst) << err;
+  CallContext ctx(info->id);
+  ctx.set_state_dir("/nowhere");  // a 1.2 context field the 1.1 plugin never reads
+  auto out = inst->evaluate(ctx, "{}");
+  EXPECT_TRUE(out.ok()) << out.error;
+  EXPECT_EQ(cp::gates::verdict_from(out)["verdict"], "pass");
+}
+
+// ABI 1.0/1.1 had no gate flags: whatever such a gate holds in `flags` is ignored, and the gates those hosts
+// knew by id keep exactly that treatment, nothing more.
+TEST(AbiCompatibility, OldGatesGetTheFlagsTheirHostsGaveByIdAndTheirOwnBitsAreIgnored) {
+  Registry r;
+  for (const char* f : {"v1_0_diff_scope", "v1_1_acceptance_tests", "v1_1_forbidden_actions", "v1_1_other"})
+    r.load_file(std::string(CP_ABI_COMPAT_DIR) + "/" + f + ".so");
+  ASSERT_TRUE(r.refusals().empty()) << r.refusals().front().reason;
+  EXPECT_EQ(r.find("diff_scope")->flags, CP_FLAG_GATE_POLICY);  // built with 0x2: ignored
+  EXPECT_EQ(r.find("forbidden_actions")->flags, CP_FLAG_GATE_POLICY);
+  EXPECT_EQ(r.find("acceptance_tests")->flags, CP_FLAG_GATE_NEEDS_COMPLETED_RUNNER);
+  EXPECT_EQ(r.find("fixture_abi_v1_1")->flags, 0u);  // built with 0x3: ignored
+}
+
+TEST(Registry, A1_2GateCarriesItsDeclaredFlagsWhateverItsIdAndUndefinedBitsAreRefused) {
+  Registry r;
+  for (const char* f : {"v1_2_flags", "v1_2_named_like_old", "v1_2_bad_flags"})
+    r.load_file(std::string(CP_ABI_COMPAT_DIR) + "/" + f + ".so");
+  ASSERT_NE(r.find("fixture_flags"), nullptr) << reason_for(r, "v1_2_flags");
+  EXPECT_EQ(r.find("fixture_flags")->flags, CP_FLAG_GATE_POLICY | CP_FLAG_GATE_NEEDS_COMPLETED_RUNNER);
+  ASSERT_NE(r.find("diff_scope"), nullptr) << reason_for(r, "v1_2_named_like_old");
+  EXPECT_EQ(r.find("diff_scope")->flags, 0u);  // a 1.2 gate is not a policy gate by its name
+  EXPECT_EQ(r.find("fixture_bad_flags"), nullptr);
+  EXPECT_NE(reason_for(r, "v1_2_bad_flags").find("gate flags 0x104 are not defined"), std::string::npos)
+      << reason_for(r, "v1_2_bad_flags");
+  auto j = to_json(*r.find("fixture_flags"), false);
+  EXPECT_EQ(j["flags"], nlohmann::json::parse(R"(["policy", "needs_completed_runner"])"));
+}
+
+TEST(Registry, ShippedGatesDeclareTheirFlags) {
+  Registry r;
+  r.load_directory(CP_PLUGIN_DIR);
+  auto flags = [&](const char* id) {
+    const auto* p = r.find(id);
+    EXPECT_NE(p, nullptr) << id;
+    EXPECT_EQ(p ? p->abi_minor : 0u, 2u) << id;
+    return p ? p->flags : 0xffu;
+  };
+  EXPECT_EQ(flags("diff_scope"), CP_FLAG_GATE_POLICY);
+  EXPECT_EQ(flags("forbidden_actions"), CP_FLAG_GATE_POLICY);
+  EXPECT_EQ(flags("policy"), CP_FLAG_GATE_POLICY);
+  EXPECT_EQ(flags("acceptance_tests"), CP_FLAG_GATE_NEEDS_COMPLETED_RUNNER);
+  EXPECT_EQ(flags("required_outputs"), 0u);
 }

@@ -1,6 +1,8 @@
 // How a run's verdict follows from its runner and gates, and cp-host run's exit codes.
 #include "run/engine.hpp"
+#include "run/evidence_packs.hpp"
 #include "run/workspace.hpp"
+#include "unit/test_support.hpp"
 
 #include <gtest/gtest.h>
 
@@ -11,8 +13,10 @@ namespace {
 VerdictInputs all_pass(const std::string& runner = "completed") {
   VerdictInputs in;
   in.runner_status = runner;
+  // diff_scope and forbidden_actions declare CP_FLAG_GATE_POLICY (the shipped plugins do).
   for (const char* g : {"diff_scope", "acceptance_tests", "forbidden_actions", "required_outputs"})
-    in.gates.push_back({g, "pass", true});
+    in.gates.push_back(
+        {g, "pass", true, std::string(g) == "diff_scope" || std::string(g) == "forbidden_actions"});
   return in;
 }
 }  // namespace
@@ -52,6 +56,55 @@ TEST(RunVerdict, BrokenRulesOutrankEverythingElse) {
   in = all_pass("cancelled");
   in.deadline_hit = true;
   EXPECT_EQ(decide_verdict(in).first, "timeout");
+}
+
+// Whether a failing gate means "denied" is the descriptor's flag, never the gate's id.
+TEST(RunVerdict, ARequiredPolicyGateFailingIsDeniedWhateverItsId) {
+  auto in = all_pass();
+  in.gates.push_back({"policy", "fail", true, true});
+  EXPECT_EQ(decide_verdict(in), std::make_pair(std::string("denied"), std::string("gate policy failed")));
+  in = all_pass();
+  in.gates.push_back({"acme_license_rules", "fail", true, true});  // a third-party policy gate
+  in.deadline_hit = true;
+  EXPECT_EQ(decide_verdict(in).first, "denied");
+  in = all_pass();
+  in.gates[0].policy = false;  // a gate named diff_scope that does not declare the flag only fails
+  in.gates[0].verdict = "fail";
+  EXPECT_EQ(decide_verdict(in).first, "failure");
+  in = all_pass();
+  in.gates.push_back({"acme_license_rules", "warn", false, true});  // optional: its fail became a warning
+  EXPECT_EQ(decide_verdict(in).first, "success");
+}
+
+// The incident pack's advice: the deciding gate's own next_action, else a line chosen by the gate's flag.
+TEST(EvidencePacks, AdviceComesFromTheDecidingGatesVerdictOrIsGenericByFlag) {
+  cp::test::TempDir dir;
+  auto report = [&](const std::string& id, nlohmann::json doc) {
+    cp::test::write_file(dir / ("reports/gate_" + id + ".json"), doc.dump());
+    return nlohmann::json{{"gate_id", id},
+                          {"verdict", doc["verdict"]},
+                          {"required", true},
+                          {"summary", ""},
+                          {"report", "reports/gate_" + id + ".json"}};
+  };
+  cp::run::SealFacts f;
+  f.verdict = "denied";
+  f.gates =
+      nlohmann::json::array({report("tests_like", {{"verdict", "fail"}, {"next_action", "not this one"}}),
+                             report("acme_rules", {{"verdict", "fail"}, {"next_action", "Fix rule 7."}})});
+  f.policy_gates = {"acme_rules"};
+  EXPECT_EQ(cp::run::make_incident_pack(f, dir.path())["suggested_next_action"], "Fix rule 7.");
+  f.gates[1] = report("acme_rules", {{"verdict", "fail"}});  // no advice of its own: generic, by flag
+  EXPECT_EQ(
+      cp::run::make_incident_pack(f, dir.path())["suggested_next_action"],
+      "Gate acme_rules found that the run broke a rule: read its report (reports/gate_acme_rules.json), "
+      "then change the task or the contract, and run it again.");
+  f.verdict = "failure";
+  f.policy_gates.clear();
+  EXPECT_EQ(cp::run::make_incident_pack(f, dir.path())["suggested_next_action"], "not this one");
+  f.gates[0] = report("tests_like", {{"verdict", "fail"}});
+  EXPECT_EQ(cp::run::make_incident_pack(f, dir.path())["suggested_next_action"],
+            "Read the failing gate's report and the runner's command results, fix the cause, and run again.");
 }
 
 TEST(RunVerdict, ExitCodesAreDistinctPerVerdict) {

@@ -1,6 +1,7 @@
 // cp-host: the command line. Parses arguments, dispatches to a subcommand, maps failures to exit codes.
 #include "cli/commands.hpp"
 #include "control/workflow_cases.hpp"
+#include "core/version.hpp"
 #include "log/log_lanes.hpp"
 #include "log/logger.hpp"
 #include "store/host_key.hpp"
@@ -23,7 +24,8 @@ int main(int argc, char** argv) {
       "cp-host"};
   app.require_subcommand(1);
   app.fallthrough();  // global options may follow the subcommand
-  app.set_version_flag("--version", "cp-host 0.1.0 (plugin ABI " + std::to_string(CP_PLUGIN_ABI_MAJOR) + "." +
+  app.set_version_flag("--version", std::string("cp-host ") + CP_HOST_VERSION + " (plugin ABI " +
+                                        std::to_string(CP_PLUGIN_ABI_MAJOR) + "." +
                                         std::to_string(CP_PLUGIN_ABI_MINOR) + ")");
   Globals g;
   std::string log_level = "warn";

@@ -5,6 +5,7 @@
 #include "core/clock.hpp"
 #include "core/json_file.hpp"
 #include "core/runtime_paths.hpp"
+#include "core/version.hpp"
 #include "plugin/registry.hpp"
 #include "queue/queue_service.hpp"
 #include "queue/queue_store.hpp"
@@ -155,7 +156,7 @@ void add_serve(CLI::App& app, Globals& g, Runner& run) {
       serve::ApiConfig cfg;
       cfg.root = root;
       cfg.open_reads = o->open_reads;
-      cfg.version = "0.1.0";
+      cfg.version = CP_HOST_VERSION;
       cfg.openapi = std::string(serve::openapi_document());
       cfg.plugins_dir = fs::absolute(g.plugins_dir);
       std::error_code ec;

@@ -1,5 +1,6 @@
 #include "plugin/host_services.hpp"
 
+#include "core/version.hpp"
 #include "log/logger.hpp"
 #include "os/confinement.hpp"
 #include "os/process.hpp"
@@ -147,7 +148,7 @@ const cp_host_services kServices{sizeof(cp_host_services), &svc_log,   &svc_make
 }  // namespace
 
 const char* host_version() {
-  return "0.1.0";
+  return CP_HOST_VERSION;
 }
 
 CallContext::CallContext(std::string plugin_id) : plugin_id_(std::move(plugin_id)) {
@@ -164,6 +165,11 @@ void CallContext::set_workspace(std::string path) {
 void CallContext::set_bundle_dir(std::string path) {
   bundle_dir_ = std::move(path);
   raw_.bundle_dir = bundle_dir_.empty() ? nullptr : bundle_dir_.c_str();
+}
+
+void CallContext::set_state_dir(std::string path) {
+  state_dir_ = std::move(path);
+  raw_.state_dir = state_dir_.empty() ? nullptr : state_dir_.c_str();
 }
 
 const CallContext* CallContext::from(const cp_context* raw) {

@@ -29,6 +29,8 @@ class CallContext {
 
   void set_workspace(std::string path);
   void set_bundle_dir(std::string path);
+  // A runner's private state folder for the run (cp_context.state_dir, ABI 1.2); empty: NULL.
+  void set_state_dir(std::string path);
   void set_cancel_flag(const std::atomic<bool>* flag) { cancel_ = flag; }
   // Receives emit_event calls; returns false to refuse the event. Unset: events are refused.
   void set_event_sink(std::function<bool(const std::string& type, const std::string& payload_json)> sink) {
@@ -48,6 +50,7 @@ class CallContext {
   const std::string& plugin_id() const { return plugin_id_; }
   const std::string& workspace() const { return workspace_; }
   const std::string& bundle_dir() const { return bundle_dir_; }
+  const std::string& state_dir() const { return state_dir_; }
   bool cancelled() const { return cancel_ && cancel_->load(); }
   const std::atomic<bool>* cancel_flag() const { return cancel_; }
   bool emit(const std::string& type, const std::string& payload) const {
@@ -61,6 +64,7 @@ class CallContext {
   std::string plugin_id_;
   std::string workspace_;
   std::string bundle_dir_;
+  std::string state_dir_;
   const std::atomic<bool>* cancel_ = nullptr;
   std::function<bool(const std::string&, const std::string&)> event_sink_;
   std::string run_id_;

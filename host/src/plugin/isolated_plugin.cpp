@@ -264,6 +264,7 @@ CallOutcome IsolatedPlugin::start_run(CallContext& ctx, const std::string& run_j
                {"input", run_json},
                {"workspace", ctx.workspace()},
                {"bundle_dir", ctx.bundle_dir()},
+               {"state_dir", ctx.state_dir()},
                {"run_id", ctx.run_id()},
                {"confinement", ctx.confinement() ? ctx.confinement()->to_wire() : json()}},
               ctx, std::chrono::seconds(60));

@@ -34,6 +34,12 @@ nlohmann::json to_json(const plugin::PluginInfo& p, bool with_schema) {
                    {"library_name", p.library_name},
                    {"library_version", p.library_version},
                    {"capabilities", p.capabilities}};
+  if (p.kind == Kind::gate) {
+    nlohmann::json flags = nlohmann::json::array();
+    if (p.flags & CP_FLAG_GATE_POLICY) flags.push_back("policy");
+    if (p.flags & CP_FLAG_GATE_NEEDS_COMPLETED_RUNNER) flags.push_back("needs_completed_runner");
+    j["flags"] = flags;
+  }
   if (with_schema) {
     j["config_schema"] = nlohmann::json::parse(p.config_schema, nullptr, false);
     j["config"] = nlohmann::json::parse(p.config_json, nullptr, false);

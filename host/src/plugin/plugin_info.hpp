@@ -32,7 +32,7 @@ struct PluginInfo {
   std::string description;
   std::string config_schema;  // JSON Schema text, as published
   std::vector<std::string> capabilities;
-  uint32_t flags = 0;
+  uint32_t flags = 0;  // CP_FLAG_* bits of `kind`; a gate's as effective_gate_flags() (registry.hpp) says
   std::filesystem::path library_path;
   std::string library_name;
   std::string library_version;

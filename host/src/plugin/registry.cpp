@@ -37,6 +37,16 @@ size_t v1_0_size_of_vtable(Kind kind) {
   return 0;
 }
 
+uint32_t effective_gate_flags(uint32_t abi_minor, std::string_view id, uint32_t declared) {
+  if (abi_minor >= 2) return declared;
+  // ABI 1.0 and 1.1 defined no gate flags (whatever such a descriptor holds there is ignored): their hosts
+  // knew these three gates by id, and a gate built against them keeps exactly that treatment. This table is
+  // closed: no later gate is ever added to it.
+  if (id == "diff_scope" || id == "forbidden_actions") return CP_FLAG_GATE_POLICY;
+  if (id == "acceptance_tests") return CP_FLAG_GATE_NEEDS_COMPLETED_RUNNER;
+  return 0;
+}
+
 PluginPolicy PluginPolicy::load(const std::filesystem::path& file) {
   std::ifstream in(file);
   if (!in) throw std::runtime_error(file.string() + ": cannot read plugin policy");
@@ -203,6 +213,14 @@ void Registry::load_file(const std::filesystem::path& file, const PluginPolicy& 
       refuse(file, id, "function table misses a required function");
       continue;
     }
+    if (*kind == Kind::gate && m->abi_minor >= 2 && (d.flags & ~CP_FLAG_GATE_ALL) != 0) {
+      std::ostringstream hex;
+      hex << std::hex << (d.flags & ~CP_FLAG_GATE_ALL);
+      refuse(file, id,
+             "gate flags 0x" + hex.str() +
+                 " are not defined in ABI 1.2 (CP_FLAG_GATE_POLICY, CP_FLAG_GATE_NEEDS_COMPLETED_RUNNER)");
+      continue;
+    }
     if (const PluginInfo* other = find(id)) {
       refuse(file, id,
              "duplicate plugin id '" + id + "': already provided by " + other->library_path.string());
@@ -214,7 +232,7 @@ void Registry::load_file(const std::filesystem::path& file, const PluginPolicy& 
     info.version = d.version ? d.version : "";
     info.description = d.description ? d.description : "";
     info.config_schema = d.config_schema_json ? d.config_schema_json : "{}";
-    info.flags = d.flags;
+    info.flags = *kind == Kind::gate ? effective_gate_flags(m->abi_minor, id, d.flags) : d.flags;
     info.library_path = file;
     info.library_name = m->name;
     info.library_version = m->version;

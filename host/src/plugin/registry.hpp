@@ -58,4 +58,9 @@ size_t v1_0_size_of_manifest();
 size_t v1_0_size_of_descriptor();
 size_t v1_0_size_of_vtable(Kind kind);
 
+// The CP_FLAG_GATE_* bits the host applies to a gate descriptor (PluginInfo::flags): a gate built for ABI
+// 1.2 or later declares them; a 1.0/1.1 gate, whose ABI had none, gets what those hosts did by id
+// (diff_scope and forbidden_actions: policy; acceptance_tests: needs a completed runner; others: none).
+uint32_t effective_gate_flags(uint32_t abi_minor, std::string_view id, uint32_t declared);
+
 }  // namespace cp::plugin

@@ -36,6 +36,7 @@
 #include <fstream>
 #include <functional>
 #include <optional>
+#include <set>
 #include <thread>
 
 namespace cp::run {
@@ -363,9 +364,12 @@ RunOutcome run_contract(const RunRequest& req) {
                      : "does not exist under " + core::runs_dir(req.root).string());
       return o;
     }
+    // The earlier run's runner state folder (cp_context.state_dir then); a runner built for ABI 1.0/1.1
+    // knew it only as codex_home.
     resume = {{"thread_id", prev["thread_id"]},
               {"from_run", from},
-              {"codex_home", core::agent_home_dir(req.root, from).string()}};
+              {"state_dir", fs::absolute(core::agent_home_dir(req.root, from)).lexically_normal().string()}};
+    if (runner_info->abi_minor < 2) resume["codex_home"] = core::agent_home_dir(req.root, from).string();
   }
 
   // The host key signs the seal; a key that cannot be used stops the run before anything runs, and its
@@ -434,6 +438,7 @@ RunOutcome run_contract(const RunRequest& req) {
   std::string verdict, reason;
   json runner_result = runner_error("the runner did not run");
   json gate_summaries = json::array();
+  std::set<std::string> policy_gates;  // gates of the pack declaring CP_FLAG_GATE_POLICY
   json changes = json::array();
   std::string diff_sha;
   std::optional<Workspace> ws;
@@ -538,6 +543,7 @@ RunOutcome run_contract(const RunRequest& req) {
       runner_ctx->set_run_id(o.run_id);
       runner_ctx->set_workspace(ws->path().string());
       runner_ctx->set_bundle_dir(bundle->dir().string());
+      runner_ctx->set_state_dir(places.agent_home.string());
       runner_ctx->set_cancel_flag(&cancel_flag);
       runner_ctx->set_confinement(confinement);
       runner_ctx->set_event_sink(store::plugin_event_sink(*bundle));
@@ -610,8 +616,14 @@ RunOutcome run_contract(const RunRequest& req) {
                        {{"status", runner_result.value("status", "error")},
                         {"reason", runner_result.value("reason", "")}}}};
     std::string rstatus = runner_result.value("status", "error");
+    // The gates that declare they judge finished work only (CP_FLAG_GATE_NEEDS_COMPLETED_RUNNER).
+    auto gate_flags = [&reg](const std::string& id) -> uint32_t {
+      const plugin::PluginInfo* p = reg.find(id);
+      return p && p->kind == plugin::Kind::gate ? p->flags : 0;
+    };
     if (rstatus != "completed") {
-      gopt.skip = {"acceptance_tests"};
+      for (const auto& g : gate_specs)
+        if (gate_flags(g.plugin) & CP_FLAG_GATE_NEEDS_COMPLETED_RUNNER) gopt.skip.push_back(g.plugin);
       gopt.skip_reason = "not run: the runner did not complete (" + rstatus + ")";
     }
     bool already_stopped = rep.interrupted || rep.deadline_hit;
@@ -626,7 +638,9 @@ RunOutcome run_contract(const RunRequest& req) {
     vin.interrupted = rep.interrupted || (req.interrupt && req.interrupt->load());
     vin.deadline_hit = rep.deadline_hit;
     for (const auto& r : results) {
-      vin.gates.push_back({r.gate_id, r.verdict, r.required});
+      bool policy = (gate_flags(r.gate_id) & CP_FLAG_GATE_POLICY) != 0;
+      vin.gates.push_back({r.gate_id, r.verdict, r.required, policy});
+      if (policy) policy_gates.insert(r.gate_id);
       json s{
           {"gate_id", r.gate_id}, {"verdict", r.verdict}, {"required", r.required}, {"summary", r.summary}};
       if (!r.report.empty()) s["report"] = r.report;
@@ -687,18 +701,21 @@ RunOutcome run_contract(const RunRequest& req) {
                      {"commands", runner_result.value("commands", json::array())}},
                 changes,
                 gate_summaries,
-                diff_sha};
-    json task_result{{"schema_version", 1},
-                     {"run_id", o.run_id},
-                     {"task_id", task_id},
-                     {"runner", runner_id},
-                     {"status", runner_result.value("status", "error")},
-                     {"reason", runner_result.value("reason", "")},
-                     {"commands", runner_result.value("commands", json::array())},
-                     {"usage", runner_result.value("usage", json::object())},
-                     {"changes", changes}};
-    for (const char* k : {"thread_id", "stream", "last_message", "budget_exceeded", "exit_code"})
-      if (runner_result.contains(k)) task_result[k] = runner_result[k];
+                diff_sha,
+                policy_gates};
+    // The runner's own fields (everything of its schema-checked result the host does not write itself:
+    // thread_id, stream, whatever a third-party runner adds) pass verbatim; then the host's fields, which
+    // win over any the runner sent under the same name.
+    json task_result = runner_result.is_object() ? runner_result : json::object();
+    task_result.update(json{{"schema_version", 1},
+                            {"run_id", o.run_id},
+                            {"task_id", task_id},
+                            {"runner", runner_id},
+                            {"status", runner_result.value("status", "error")},
+                            {"reason", runner_result.value("reason", "")},
+                            {"commands", runner_result.value("commands", json::array())},
+                            {"usage", runner_result.value("usage", json::object())},
+                            {"changes", changes}});
     bundle->write_json("reports/task_result.json", task_result);
     json reports{{"task_result", "reports/task_result.json"}};
     for (const auto& g : gate_summaries)

@@ -94,7 +94,8 @@ int exit_code_for_verdict(const std::string& verdict);
 
 // The verdict of a run from what its runner and gates said (exposed for tests). Priority, highest first:
 // denied (a rule was broken: runner refused a command, or a required policy gate failed), cancelled,
-// timeout, error (runner error or any required gate error), failure, success.
+// timeout, error (runner error or any required gate error), failure, success. A policy gate is one whose
+// descriptor declares CP_FLAG_GATE_POLICY (plugin/registry.hpp: effective_gate_flags); no id is special.
 struct VerdictInputs {
   std::string runner_status;  // completed | failed | denied | timeout | cancelled | error
   bool interrupted = false;   // SIGINT/SIGTERM reached cp-host
@@ -102,6 +103,7 @@ struct VerdictInputs {
   struct Gate {
     std::string id, verdict;
     bool required = true;
+    bool policy = false;  // CP_FLAG_GATE_POLICY: a required fail means the run broke a rule (denied)
   };
   std::vector<Gate> gates;
 };

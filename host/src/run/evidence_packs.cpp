@@ -5,6 +5,7 @@
 #include "store/event_log.hpp"
 
 #include <fstream>
+#include <map>
 #include <sstream>
 
 namespace cp::run {
@@ -37,18 +38,22 @@ std::string file_sha256(const fs::path& file) {
   return core::sha256_hex(ss.str());
 }
 
-std::string next_action(const SealFacts& f, const json& failed) {
+// What to do next. The gate that decided the verdict may say it (its verdict's next_action, `advice` here);
+// otherwise the line is generic, chosen by what kind of gate failed (policy or not), never by its id.
+std::string next_action(const SealFacts& f, const json& failed,
+                        const std::map<std::string, std::string>& advice) {
+  auto advice_of = [&advice](const std::string& gate) {
+    auto it = advice.find(gate);
+    return it == advice.end() ? std::string() : it->second;
+  };
   if (f.verdict == "denied") {
-    for (const auto& g : failed)
-      if (g["gate_id"] == "diff_scope")
-        return "The run changed paths outside allowed_paths: review the diff_scope report, then either "
-               "narrow the "
-               "task or widen allowed_paths in the contract, and run it again.";
-    for (const auto& g : failed)
-      if (g["gate_id"] == "forbidden_actions")
-        return "The run executed a forbidden action: see the forbidden_actions report; remove that step from "
-               "the "
-               "task before running it again.";
+    for (const auto& g : failed) {
+      std::string id = g.value("gate_id", "");
+      if (g.value("verdict", "") != "fail" || !f.policy_gates.count(id)) continue;
+      if (std::string a = advice_of(id); !a.empty()) return a;
+      return "Gate " + id + " found that the run broke a rule: read its report (reports/gate_" + id +
+             ".json), then change the task or the contract, and run it again.";
+    }
     return "The runner tried a command the allowlist does not admit: add it to "
            "policies/command_allowlist.json "
            "if it is safe, or change the task.";
@@ -59,10 +64,8 @@ std::string next_action(const SealFacts& f, const json& failed) {
   if (f.verdict == "cancelled") return "The run was cancelled; run it again when ready.";
   if (f.verdict == "failure") {
     for (const auto& g : failed)
-      if (g["gate_id"] == "acceptance_tests")
-        return "An acceptance test failed: read its log tail below (artifacts/tests/), fix the change, and "
-               "run "
-               "again.";
+      if (g.value("verdict", "") == "fail")
+        if (std::string a = advice_of(g.value("gate_id", "")); !a.empty()) return a;
     return "Read the failing gate's report and the runner's command results, fix the cause, and run again.";
   }
   return "cp-host or a plugin could not finish the run: read the reason and the errored gate's report, fix "
@@ -97,6 +100,7 @@ json make_proof_pack(const SealFacts& f, const fs::path& bundle_dir) {
 
 json make_incident_pack(const SealFacts& f, const fs::path& bundle_dir) {
   json failed = json::array();
+  std::map<std::string, std::string> advice;  // gate id -> its verdict's next_action
   for (const auto& g : f.gates) {
     std::string v = g.value("verdict", "");
     if (v == "pass" || v == "warn" || v == "skipped") continue;
@@ -104,6 +108,8 @@ json make_incident_pack(const SealFacts& f, const fs::path& bundle_dir) {
     if (g.contains("report") && g["report"].is_string()) {
       e["report"] = g["report"];
       json report = json::parse(std::ifstream(bundle_dir / g["report"].get<std::string>()), nullptr, false);
+      if (report.is_object() && report.contains("next_action") && report["next_action"].is_string())
+        advice[g.value("gate_id", "")] = report["next_action"].get<std::string>();
       if (report.is_object() && report.contains("diagnostics")) {
         json d = json::array();
         for (const auto& x : report["diagnostics"]) {
@@ -144,7 +150,7 @@ json make_incident_pack(const SealFacts& f, const fs::path& bundle_dir) {
               {"runner", f.runner},
               {"changes", f.changes},
               {"log_tails", tails},
-              {"suggested_next_action", next_action(f, failed)},
+              {"suggested_next_action", next_action(f, failed, advice)},
               {"created_at", core::now_utc_iso()}};
 }
 

@@ -6,6 +6,7 @@
 #include <nlohmann/json.hpp>
 
 #include <filesystem>
+#include <set>
 #include <string>
 
 namespace cp::run {
@@ -16,6 +17,9 @@ struct SealFacts {
   nlohmann::json changes;  // [{status, path, old_path?}]
   nlohmann::json gates;    // manifest gate summaries [{gate_id, verdict, required, report, summary}]
   std::string diff_sha256;
+  // The gates declaring CP_FLAG_GATE_POLICY: the incident pack's advice for a denied run comes from the
+  // first of them that failed (its verdict's next_action, or a generic line).
+  std::set<std::string> policy_gates = {};
 };
 
 nlohmann::json make_proof_pack(const SealFacts& f, const std::filesystem::path& bundle_dir);

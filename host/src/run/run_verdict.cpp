@@ -3,17 +3,10 @@
 
 namespace cp::run {
 
-namespace {
-// Gates whose failure means the run broke a rule, not merely that its work is not good enough.
-bool is_policy_gate(const std::string& id) {
-  return id == "diff_scope" || id == "forbidden_actions";
-}
-}  // namespace
-
 std::pair<std::string, std::string> decide_verdict(const VerdictInputs& in) {
   for (const auto& g : in.gates)
-    if (g.required && g.verdict == "fail" && is_policy_gate(g.id))
-      return {"denied", "gate " + g.id + " failed"};
+    // A policy gate's failure means the run broke a rule, not merely that its work is not good enough.
+    if (g.required && g.verdict == "fail" && g.policy) return {"denied", "gate " + g.id + " failed"};
   if (in.runner_status == "denied")
     return {"denied", "the runner refused a command the policy does not allow"};
   if (in.interrupted) return {"cancelled", "cp-host received a stop signal"};

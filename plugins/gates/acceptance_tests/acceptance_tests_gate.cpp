@@ -149,9 +149,15 @@ class AcceptanceTestsGate : public cp::Gate {
       verdict = "pass";
       summary = "all " + std::to_string(tests.size()) + " acceptance test(s) passed";
     }
-    return json{
-        {"verdict", verdict}, {"summary", summary}, {"diagnostics", diags}, {"details", {{"tests", results}}}}
-        .dump();
+    json out{{"verdict", verdict},
+             {"summary", summary},
+             {"diagnostics", diags},
+             {"details", {{"tests", results}}}};
+    if (verdict == "fail")
+      out["next_action"] =
+          "An acceptance test failed: read its log tail below (artifacts/tests/), fix the change, and run "
+          "again.";
+    return out.dump();
   }
 
  private:
@@ -167,4 +173,4 @@ CP_PLUGIN("cp-gate-acceptance-tests", "0.1.0",
           cp::gate<AcceptanceTestsGate>(
               "acceptance_tests", "0.1.0",
               "Runs the contract's acceptance tests in the worktree; must_pass ones must exit 0",
-              kConfigSchema, R"(["spawn"])"))
+              kConfigSchema, R"(["spawn"])", CP_FLAG_GATE_NEEDS_COMPLETED_RUNNER))

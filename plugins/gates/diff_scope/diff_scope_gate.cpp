@@ -107,6 +107,10 @@ class DiffScopeGate : public cp::Gate {
                                   : std::to_string(diags.size()) + " changed path(s) outside allowed_paths"},
                  {"diagnostics", diags},
                  {"details", {{"allowed_paths", allowed}, {"paths_checked", checked}}}};
+    if (!pass)
+      verdict["next_action"] =
+          "The run changed paths outside allowed_paths: review the diff_scope report, then either narrow the "
+          "task or widen allowed_paths in the contract, and run it again.";
     return verdict.dump();
   }
 
@@ -119,4 +123,4 @@ class DiffScopeGate : public cp::Gate {
 CP_PLUGIN("cp-gate-diff-scope", "0.1.0",
           cp::gate<DiffScopeGate>("diff_scope", "0.1.0",
                                   "Every changed path (after '..' and symlinks) lies inside allowed_paths",
-                                  kConfigSchema, R"(["diff"])"))
+                                  kConfigSchema, R"(["diff"])", CP_FLAG_GATE_POLICY))

@@ -56,13 +56,17 @@ class ForbiddenActionsGate : public cp::Gate {
                                            (r.reason.empty() ? "" : " (" + r.reason + ")")}});
     }
     bool pass = diags.empty();
-    return json{{"verdict", pass ? "pass" : "fail"},
-                {"summary", pass ? std::to_string(in["commands"].size()) + " command(s) checked against " +
-                                       std::to_string(rules.size()) + " forbidden action(s)"
-                                 : std::to_string(diags.size()) + " forbidden action(s) executed"},
-                {"diagnostics", diags},
-                {"details", {{"rules", rules.size()}, {"commands", in["commands"].size()}}}}
-        .dump();
+    json verdict{{"verdict", pass ? "pass" : "fail"},
+                 {"summary", pass ? std::to_string(in["commands"].size()) + " command(s) checked against " +
+                                        std::to_string(rules.size()) + " forbidden action(s)"
+                                  : std::to_string(diags.size()) + " forbidden action(s) executed"},
+                 {"diagnostics", diags},
+                 {"details", {{"rules", rules.size()}, {"commands", in["commands"].size()}}}};
+    if (!pass)
+      verdict["next_action"] =
+          "The run executed a forbidden action: see the forbidden_actions report; remove that step from the "
+          "task before running it again.";
+    return verdict.dump();
   }
 
  private:
@@ -74,4 +78,4 @@ class ForbiddenActionsGate : public cp::Gate {
 CP_PLUGIN("cp-gate-forbidden-actions", "0.1.0",
           cp::gate<ForbiddenActionsGate>("forbidden_actions", "0.1.0",
                                          "No executed command matches a forbidden action of the contract",
-                                         kConfigSchema, R"(["commands"])"))
+                                         kConfigSchema, R"(["commands"])", CP_FLAG_GATE_POLICY))

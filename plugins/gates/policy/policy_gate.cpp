@@ -62,12 +62,17 @@ class PolicyGate : public cp::Gate {
       }
     }
     bool pass = broken == 0;
-    return json{{"verdict", pass ? "pass" : "fail"},
-                {"summary", pass ? "all " + std::to_string(checked) + " policy rule(s) hold"
-                                 : std::to_string(broken) + " policy rule violation(s)"},
-                {"diagnostics", diags},
-                {"details", {{"rules", rule_ids_}}}}
-        .dump();
+    json verdict{{"verdict", pass ? "pass" : "fail"},
+                 {"summary", pass ? "all " + std::to_string(checked) + " policy rule(s) hold"
+                                  : std::to_string(broken) + " policy rule violation(s)"},
+                 {"diagnostics", diags},
+                 {"details", {{"rules", rule_ids_}}}};
+    if (!pass)
+      verdict["next_action"] =
+          "The run broke a policy rule: the policy report names each rule and its message; change the task "
+          "so "
+          "the result keeps the rules, and run it again.";
+    return verdict.dump();
   }
 
  private:
@@ -150,4 +155,5 @@ class PolicyGate : public cp::Gate {
 CP_PLUGIN("cp-gate-policy", "0.1.0",
           cp::gate<PolicyGate>("policy", "0.1.0",
                                "Declarative policy rules (policies/policy_rules.json) judged against the run",
-                               kConfigSchema, R"(["diff", "commands", "reports", "usage"])"))
+                               kConfigSchema, R"(["diff", "commands", "reports", "usage"])",
+                               CP_FLAG_GATE_POLICY))

@@ -53,12 +53,15 @@ class CodexRun : public cp::plugins::StreamRun {
       : StreamRun(ctx, std::move(run), "codex"), config_(config) {
     fs::path bundle = ctx_.bundle_dir();
     fs::create_directories(bundle / "artifacts/codex");
-    // One CODEX_HOME per run under the runtime root: sessions of different runs never mix, and a resumed
-    // run starts from a copy of the home its thread was recorded in.
-    home_ = bundle.parent_path().parent_path() / "codex-home" / run_["run_id"].get<std::string>();
+    // CODEX_HOME is the run's runner state folder, which the host makes for every run: sessions of
+    // different runs never mix, and a resumed run starts from a copy of the folder its thread was
+    // recorded in.
+    home_ = ctx_.state_dir();
+    if (home_.empty())
+      throw cp::Error(CP_E_UNSUPPORTED, "codex runner: the host gave the run no state folder");
     fs::create_directories(home_);
-    if (run_.contains("resume") && run_["resume"].contains("codex_home")) {
-      fs::path from = run_["resume"]["codex_home"].get<std::string>();
+    if (run_.contains("resume") && run_["resume"].contains("state_dir")) {
+      fs::path from = run_["resume"]["state_dir"].get<std::string>();
       if (fs::is_directory(from)) copy_home(from, home_);
     }
     if (config_.value("inherit_auth", true)) {

@@ -17,6 +17,19 @@
  *     1.0  first release.
  *     1.1  a spawn request's stdout_sink may return non-zero to have the host stop the process (runners
  *          enforce budgets this way). A 1.0 plugin never returns non-zero there, so it runs unchanged.
+ *     1.2  descriptors declare what the host used to know by plugin id, so no first-party plugin is named
+ *          in the host:
+ *          - gate flags: CP_FLAG_GATE_POLICY (a required gate's "fail" seals the run "denied") and
+ *            CP_FLAG_GATE_NEEDS_COMPLETED_RUNNER (the gate is skipped when the runner did not complete);
+ *          - cp_context.state_dir (appended): a runner's private state folder for the run, made by the
+ *            host; the runner input's resume.state_dir names the resumed run's one;
+ *          - a runner result's fields beyond those the host reads pass verbatim into task_result.json
+ *            (schemas/runner_result.schema.json says which names are the host's);
+ *          - a gate verdict may carry next_action, the advice the incident pack shows.
+ *          A 1.0 or 1.1 gate defined no gate flags, so the host ignores its flags and keeps what those
+ *          hosts did by id: "diff_scope" and "forbidden_actions" are policy gates, "acceptance_tests"
+ *          needs a completed runner, every other gate neither. A 1.0 or 1.1 runner also still gets
+ *          resume.codex_home. Nothing else changes for them.
  *
  * Ownership
  *   - Every pointer passed *into* a plugin call is borrowed for the duration of that call only. Copy what
@@ -70,7 +83,7 @@ extern "C" {
 
 /* The ABI this header describes. A plugin reports the values it was compiled with in its manifest. */
 #define CP_PLUGIN_ABI_MAJOR 1
-#define CP_PLUGIN_ABI_MINOR 1
+#define CP_PLUGIN_ABI_MINOR 2
 
 /* Name of the one symbol a plugin exports for ABI major 1. */
 #define CP_PLUGIN_ENTRY_SYMBOL "cp_plugin_entry"
@@ -174,14 +187,27 @@ typedef struct cp_host_services {
   int (*is_cancelled)(const struct cp_context* ctx);
 } cp_host_services;
 
-/* The context of one call: who the host is and which services apply. Borrowed for the call. */
+/* The context of one call: who the host is and which services apply. Borrowed for the call.
+ * Fields after bundle_dir were appended by later minors: read one only when struct_size covers it
+ * (CP_CONTEXT_HAS(ctx, field)). */
 typedef struct cp_context {
   uint32_t struct_size;
   const cp_host_services* services;
   void* opaque;           /* host data; never touched by the plugin */
   const char* workspace;  /* the run's worktree, or NULL outside a run */
   const char* bundle_dir; /* the run's bundle directory, or NULL outside a run */
+  /* ABI 1.2. A runner's private state folder for this run (an agent CLI's home, caches, session files),
+   * or NULL for every other kind and outside a run. The host creates it empty before start(), keeps it
+   * out of the worktree and the bundle, lets the run's sandbox write there, counts it in the run's disk
+   * budget, and keeps it after the run (retention removes it later) so that a run resuming this one gets
+   * its path as resume.state_dir in the runner input. Nothing else of the runtime root is the plugin's
+   * to write. */
+  const char* state_dir;
 } cp_context;
+
+/* 1 when `ctx` (a const cp_context*) was built with `field`, i.e. its struct_size reaches past it. */
+#define CP_CONTEXT_HAS(ctx, field) \
+  ((ctx) != NULL && (size_t)(ctx)->struct_size >= offsetof(cp_context, field) + sizeof((ctx)->field))
 
 /* What the host tells a plugin at load time. */
 typedef struct cp_host_info {
@@ -212,7 +238,9 @@ typedef struct cp_gate_vtable {
   /* Judge a run. input_json is the gate input document (schemas/gate_input.schema.json): the compiled
    * contract, the workspace and bundle paths, the changed files and the executed commands. Write one JSON
    * verdict (schemas/gate_verdict.schema.json) to `out`. Any status other than CP_OK, or output that does
-   * not validate, makes the gate's verdict "error". */
+   * not validate, makes the gate's verdict "error". Since ABI 1.2 a verdict may carry "next_action": what
+   * a person should do about it, shown as the incident pack's suggested_next_action when this gate's
+   * failure decided the run's verdict (otherwise the host writes a generic line). */
   cp_status (*evaluate)(void* instance, const cp_context* ctx, const char* input_json, cp_sink* out,
                         cp_error** err);
 } cp_gate_vtable;
@@ -232,11 +260,14 @@ typedef struct cp_runner_vtable {
   cp_destroy_fn destroy;
   /* Begin a run described by run_json (schemas/runner_input.schema.json). Store an opaque run handle in
    * *out_run. The runner spawns processes only through ctx->services->spawn; `ctx` stays valid until
-   * release() of this run. */
+   * release() of this run. Keep private state in ctx->state_dir (ABI 1.2), nowhere else. */
   cp_status (*start)(void* instance, const cp_context* ctx, const char* run_json, void** out_run,
                      cp_error** err);
   /* Wait up to timeout_ms for the run to finish. CP_PENDING: still running. CP_OK: finished, and the run
-   * result (schemas/runner_result.schema.json) has been written to `out`. */
+   * result (schemas/runner_result.schema.json) has been written to `out`. Since ABI 1.2 every top-level
+   * field of the result other than the ones task_result.json's host part uses (schema_version, run_id,
+   * task_id, runner, status, reason, commands, usage, changes: the host writes those) is the runner's own
+   * and is copied verbatim into reports/task_result.json, e.g. codex's "stream" and "last_message". */
   cp_status (*wait)(void* instance, void* run, uint64_t timeout_ms, cp_sink* out, cp_error** err);
   /* Ask the run to stop: force == 0 graceful, 1 immediate. Idempotent. This is the one call the host may
    * make concurrently with wait() on the same run, from another thread; the runner must make it safe. */
@@ -245,8 +276,20 @@ typedef struct cp_runner_vtable {
   void (*release)(void* instance, void* run);
 } cp_runner_vtable;
 
+/* Descriptor flags. Bits are per kind: the same value means different things for different kinds. */
+
 /* Set on a retention lane descriptor when the lane applies its plans itself (apply != NULL). */
 #define CP_FLAG_LANE_APPLIES_OWN_PLAN 0x1u
+
+/* ABI 1.2. Set on a gate descriptor whose failure means the run broke a rule rather than fell short: when
+ * the pack requires the gate and it returns "fail", the run is sealed "denied" (exit 5), outranking
+ * timeout, cancellation and errors, instead of "failure". An optional gate's fail still only warns. */
+#define CP_FLAG_GATE_POLICY 0x1u
+/* ABI 1.2. Set on a gate descriptor that judges finished work (tests, say) and has nothing to judge when
+ * the runner did not complete: the host then does not call it and records it "skipped" (never a pass). */
+#define CP_FLAG_GATE_NEEDS_COMPLETED_RUNNER 0x2u
+/* A 1.2 gate setting a bit outside these is refused at load (a 1.0/1.1 gate's flags are ignored). */
+#define CP_FLAG_GATE_ALL (CP_FLAG_GATE_POLICY | CP_FLAG_GATE_NEEDS_COMPLETED_RUNNER)
 
 typedef struct cp_retention_lane_vtable {
   uint32_t struct_size;
@@ -270,7 +313,8 @@ typedef struct cp_plugin_descriptor {
   const char* description;        /* one line, for `cp-host plugins list` */
   const char* config_schema_json; /* JSON Schema (draft-07) of the config create() accepts */
   const char* capabilities_json;  /* JSON array of capability names, e.g. ["diff", "spawn"] */
-  uint32_t flags;                 /* CP_FLAG_* bits for this kind; 0 when none */
+  uint32_t flags;                 /* CP_FLAG_* bits for this kind (lane: CP_FLAG_LANE_*; gate, since ABI
+                                   * 1.2: CP_FLAG_GATE_*); 0 when none */
   const void* vtable;             /* points to the cp_*_vtable of `kind` */
 } cp_plugin_descriptor;
 

@@ -76,6 +76,11 @@ class Context {
 
   std::string workspace() const { return raw_ && raw_->workspace ? raw_->workspace : ""; }
   std::string bundle_dir() const { return raw_ && raw_->bundle_dir ? raw_->bundle_dir : ""; }
+  // A runner's private state folder for this run (ABI 1.2, cp_context.state_dir); empty for other kinds,
+  // outside a run, or when the host's context predates the field.
+  std::string state_dir() const {
+    return CP_CONTEXT_HAS(raw_, state_dir) && raw_->state_dir ? raw_->state_dir : "";
+  }
 
   void log(cp_log_level level, const std::string& message) const {
     if (raw_ && raw_->services && raw_->services->log) raw_->services->log(raw_, level, message.c_str());
@@ -330,11 +335,13 @@ inline cp_plugin_descriptor describe(cp_plugin_kind kind, const char* id, const 
 }  // namespace detail
 
 // Descriptor builders for CP_PLUGIN. Strings must have static storage (literals are fine).
+// A gate's `flags` (ABI 1.2) declare how the host treats it: CP_FLAG_GATE_POLICY (a required gate's fail
+// seals the run "denied"), CP_FLAG_GATE_NEEDS_COMPLETED_RUNNER (skipped when the runner did not complete).
 template <class T>
 cp_plugin_descriptor gate(const char* id, const char* version, const char* description,
                           const char* config_schema = "{\"type\":\"object\"}",
-                          const char* capabilities = "[]") {
-  return detail::describe(CP_KIND_GATE, id, version, description, config_schema, capabilities, 0,
+                          const char* capabilities = "[]", uint32_t flags = 0) {
+  return detail::describe(CP_KIND_GATE, id, version, description, config_schema, capabilities, flags,
                           &detail::GateThunks<T>::table);
 }
 template <class T>
