@@ -3,6 +3,7 @@
 #include "serve/api.hpp"
 #include "serve/metrics.hpp"
 #include "serve/openapi.hpp"
+#include "serve/routes.hpp"
 #include "serve/run_catalog.hpp"
 #include "unit/test_support.hpp"
 
@@ -115,6 +116,31 @@ TEST(OpenApi, DocumentIsWellFormedAndListsExactlyTheServedRoutes) {
   EXPECT_EQ(documented, served);
   // The copy in docs/ is the one compiled in.
   EXPECT_EQ(json::parse(cp::test::read_file(fs::path(CP_SOURCE_DIR) / "docs/openapi.json")), doc);
+}
+
+// The table Api::handle dispatches on: Api::routes() is read from it, every route has a handler, and a
+// path of each route is taken by that route alone among its method's (no declaration shadows another).
+TEST(RouteTable, EveryRouteHasAHandlerAndTakesItsPathsAlone) {
+  const auto& table = route_table();
+  ASSERT_EQ(table.size(), Api::routes().size());
+  std::set<std::pair<std::string, std::string>> seen;
+  for (size_t i = 0; i < table.size(); ++i) {
+    const Route& r = table[i];
+    const std::string method = r.info.method, pattern = r.info.pattern;
+    EXPECT_EQ(Api::routes()[i].pattern, pattern);
+    EXPECT_NE(r.handler, nullptr) << method << " " << pattern;
+    EXPECT_TRUE(seen.insert({method, pattern}).second) << method << " " << pattern << " is declared twice";
+    const std::string sample = std::regex_replace(pattern, std::regex("\\{[^}]+\\}"), "x");
+    for (const Route& other : table) {
+      std::map<std::string, std::string> params;
+      bool taken = match_route(other.info.pattern, sample, params);
+      if (&other == &r) {
+        EXPECT_TRUE(taken) << pattern << " does not match " << sample;
+      } else if (method == other.info.method) {
+        EXPECT_FALSE(taken) << sample << " is taken by " << pattern << " and " << other.info.pattern;
+      }
+    }
+  }
 }
 
 TEST(OpenApi, TheChecksCatchABrokenDocument) {

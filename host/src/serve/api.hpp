@@ -1,6 +1,7 @@
 // The REST API as plain functions of a request: routing, authorisation, validation and the answers. No
 // HTTP library appears here (http_server.cpp adapts Pistache to this), so every rule is testable and the
-// API calls the very services the CLI calls (QueueService, RunCatalog, the bundle store).
+// API calls the very services the CLI calls (QueueService, RunCatalog, the bundle store). The routes and
+// their handlers live per resource in routes_*.cpp (the table: routes.hpp).
 #pragma once
 
 #include "serve/auth.hpp"
@@ -84,11 +85,13 @@ class Api {
   // read yet, so a client without a token cannot make it hold a body in memory.
   std::optional<ApiResponse> refusal(const ApiRequest& req) const;
 
+  // Every route served, in matching order (read from the route table).
   static const std::vector<RouteInfo>& routes();
 
  private:
   struct Ctx;
   std::optional<ApiResponse> admit(const ApiRequest& req, Ctx& ctx) const;
+  std::optional<ApiResponse> authorise(const ApiRequest& req, Ctx& ctx) const;
   ApiResponse dispatch(const ApiRequest& req, Ctx& ctx) const;
 
   ApiConfig cfg_;

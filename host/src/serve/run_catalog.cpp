@@ -1,5 +1,4 @@
 #include "serve/run_catalog.hpp"
-#include "core/json_file.hpp"
 #include "core/runtime_paths.hpp"
 
 #include "store/bundle.hpp"
@@ -50,30 +49,8 @@ std::optional<std::pair<std::string, std::string>> decode_cursor(const std::stri
 
 RunCatalog::RunCatalog(fs::path root) : root_(std::move(root)), runs_(core::runs_dir(root_)) {}
 
-std::optional<RunCatalog::Entry> RunCatalog::read_entry(const fs::path& dir, const std::string& run_id) {
-  std::error_code ec;
-  if (!fs::is_directory(dir, ec)) return std::nullopt;
-  Entry e;
-  e.run_id = run_id;
-  json m = core::read_json_file(dir / "manifest.json");
-  json s{{"run_id", run_id}};
-  if (!m.is_object()) {
-    e.status = "unreadable";
-  } else {
-    e.status = m.value("status", "");
-    e.verdict = m.value("verdict", "");
-    e.runner = m.value("runner", "");
-    e.pack = m.value("pack", "");
-    e.created_at = m.value("created_at", "");
-    for (const auto& g : m.value("gates", json::array()))
-      if (g.is_object()) e.gates.emplace_back(g.value("gate_id", ""), g.value("verdict", ""));
-    for (const char* k : {"task_id", "runner", "pack", "created_at", "sealed_at", "verdict", "reason",
-                          "duration_ms", "workflow_id", "queue"})
-      if (m.contains(k)) s[k] = m[k];
-  }
-  s["status"] = e.status;
-  e.summary = std::move(s);
-  return e;
+std::optional<RunCatalog::Entry> RunCatalog::read_entry(const std::string& run_id) const {
+  return store::read_run_summary(runs_ / run_id, run_id);
 }
 
 void RunCatalog::put(Entry e) {
@@ -96,7 +73,7 @@ void RunCatalog::erase(const std::string& run_id) {
 
 void RunCatalog::update(const std::string& run_id) {
   if (!store::valid_run_id(run_id)) return;
-  auto e = read_entry(runs_ / run_id, run_id);
+  auto e = read_entry(run_id);
   std::unique_lock l(mu_);
   if (e)
     put(std::move(*e));
@@ -121,7 +98,7 @@ void RunCatalog::refresh() {
   std::vector<Entry> fresh;
   std::vector<std::string> gone;
   for (const auto& id : unsealed) {
-    auto e = read_entry(runs_ / id, id);
+    auto e = read_entry(id);
     if (e)
       fresh.push_back(std::move(*e));
     else
@@ -146,7 +123,7 @@ void RunCatalog::refresh() {
       names.swap(added);
     }
     for (const auto& n : names)
-      if (auto e = read_entry(runs_ / n, n)) fresh.push_back(std::move(*e));
+      if (auto e = read_entry(n)) fresh.push_back(std::move(*e));
   }
   std::unique_lock l(mu_);
   for (auto& e : fresh) put(std::move(e));
@@ -174,7 +151,7 @@ std::optional<RunPage> RunCatalog::list(const RunFilter& f, size_t limit, const 
       more = true;  // another run matches: there is a next page
       break;
     }
-    page.runs.push_back(e.summary);
+    page.runs.push_back(e.fields);
   }
   if (more) {
     const json& last = page.runs.back();

@@ -1,8 +1,11 @@
-// The runs the API lists: an in-memory index of every bundle's manifest summary, kept in newest-first
-// order so a page is a walk from a cursor, not a scan of the disk. Built once at start (one manifest read
-// per bundle), then kept fresh cheaply: the runs folder is re-listed only when its mtime moves, and only
-// bundles not yet sealed are re-read. The bundles stay the truth; this is a cache of them.
+// The runs the API lists: an in-memory index of every bundle's manifest summary (store::read_run_summary,
+// the reader `cp-host runs list` uses too), kept in newest-first order so a page is a walk from a cursor, not
+// a scan of the disk. Built once at start (one manifest read per bundle), then kept fresh cheaply: the runs
+// folder is re-listed only when its mtime moves, and only bundles not yet sealed are re-read. The bundles
+// stay the truth; this is a cache of them.
 #pragma once
+
+#include "store/run_index.hpp"
 
 #include <nlohmann/json.hpp>
 
@@ -45,11 +48,7 @@ class RunCatalog {
   std::map<std::string, std::map<std::string, long long>> gate_outcomes() const;
 
  private:
-  struct Entry {
-    std::string run_id, created_at, status, verdict, runner, pack;
-    std::vector<std::pair<std::string, std::string>> gates;  // gate id, verdict
-    nlohmann::json summary;
-  };
+  using Entry = store::RunSummary;
   // Newest first: created_at descending, then run_id descending.
   struct Key {
     std::string created_at, run_id;
@@ -57,7 +56,7 @@ class RunCatalog {
       return created_at != o.created_at ? created_at > o.created_at : run_id > o.run_id;
     }
   };
-  static std::optional<Entry> read_entry(const std::filesystem::path& dir, const std::string& run_id);
+  std::optional<Entry> read_entry(const std::string& run_id) const;
   void put(Entry e);  // caller holds the write lock
   void erase(const std::string& run_id);
 

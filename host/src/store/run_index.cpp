@@ -10,6 +10,45 @@ namespace cp::store {
 namespace fs = std::filesystem;
 using nlohmann::json;
 
+namespace {
+
+std::string text(const json& m, const char* key) {
+  auto it = m.find(key);
+  return it != m.end() && it->is_string() ? it->get<std::string>() : std::string();
+}
+
+}  // namespace
+
+std::optional<RunSummary> read_run_summary(const fs::path& dir, const std::string& run_id) {
+  std::error_code ec;
+  if (!fs::is_directory(dir, ec)) return std::nullopt;
+  RunSummary s;
+  s.run_id = run_id;
+  s.dir = dir;
+  s.fields = json{{"run_id", run_id}};
+  json m = core::read_json_file(dir / "manifest.json");
+  if (!m.is_object()) {
+    s.status = "unreadable";
+  } else {
+    s.task_id = text(m, "task_id");
+    s.status = text(m, "status");
+    s.verdict = text(m, "verdict");
+    s.runner = text(m, "runner");
+    s.pack = text(m, "pack");
+    s.created_at = text(m, "created_at");
+    s.reason = text(m, "reason");
+    if (auto d = m.find("duration_ms"); d != m.end() && d->is_number()) s.duration_ms = d->get<long long>();
+    if (auto g = m.find("gates"); g != m.end() && g->is_array())
+      for (const auto& gate : *g)
+        if (gate.is_object()) s.gates.emplace_back(text(gate, "gate_id"), text(gate, "verdict"));
+    for (const char* k : {"task_id", "runner", "pack", "created_at", "sealed_at", "verdict", "reason",
+                          "duration_ms", "workflow_id", "queue"})
+      if (m.contains(k)) s.fields[k] = m[k];
+  }
+  s.fields["status"] = s.status;
+  return s;
+}
+
 std::vector<RunSummary> list_runs(const fs::path& root) {
   std::vector<RunSummary> out;
   std::error_code ec;
@@ -17,23 +56,8 @@ std::vector<RunSummary> list_runs(const fs::path& root) {
   if (!fs::is_directory(runs, ec)) return out;
   for (const auto& e : fs::directory_iterator(runs, ec)) {
     std::string name = e.path().filename().string();
-    if (name.empty() || name[0] == '.' || !e.is_directory(ec)) continue;
-    RunSummary s;
-    s.dir = e.path();
-    s.run_id = name;
-    json m = core::read_json_file(e.path() / "manifest.json");
-    if (!m.is_object()) {
-      s.status = "unreadable";
-    } else {
-      s.task_id = m.value("task_id", "");
-      s.status = m.value("status", "");
-      s.verdict = m.value("verdict", "");
-      s.runner = m.value("runner", "");
-      s.created_at = m.value("created_at", "");
-      s.reason = m.value("reason", "");
-      s.duration_ms = m.value("duration_ms", -1LL);
-    }
-    out.push_back(std::move(s));
+    if (name.empty() || name[0] == '.') continue;
+    if (auto s = read_run_summary(e.path(), name)) out.push_back(std::move(*s));
   }
   std::sort(out.begin(), out.end(), [](const RunSummary& a, const RunSummary& b) {
     return a.created_at != b.created_at ? a.created_at > b.created_at : a.run_id > b.run_id;

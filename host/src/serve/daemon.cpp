@@ -1,0 +1,195 @@
+#include "serve/daemon.hpp"
+
+#include "core/runtime_paths.hpp"
+#include "plugin/registry.hpp"
+#include "queue/queue_service.hpp"
+#include "queue/queue_store.hpp"
+#include "serve/access_log.hpp"
+#include "serve/api.hpp"
+#include "serve/auth.hpp"
+#include "serve/background.hpp"
+#include "serve/http_server.hpp"
+#include "serve/metrics.hpp"
+#include "serve/openapi.hpp"
+#include "serve/run_catalog.hpp"
+#include "serve/scheduler.hpp"
+#include "serve/serve_lock.hpp"
+
+#include <signal.h>
+
+#include <iostream>
+#include <optional>
+
+namespace cp::serve {
+
+namespace fs = std::filesystem;
+
+namespace {
+
+std::optional<TokenStore> load_tokens(const DaemonOptions& o) {
+  if (o.tokens_file.empty()) return TokenStore{};
+  try {
+    return TokenStore::load(o.tokens_file);
+  } catch (const std::exception& e) {
+    std::cerr << "cp-host serve: " << e.what() << "\n";
+    return std::nullopt;
+  }
+}
+
+// The API's configuration; nullopt (having said why) when --repo or an --allow-repo is not a folder.
+std::optional<ApiConfig> api_config(const DaemonOptions& o, const fs::path& root) {
+  ApiConfig cfg;
+  cfg.root = root;
+  cfg.open_reads = o.open_reads;
+  cfg.version = o.version;
+  cfg.openapi = std::string(openapi_document());
+  cfg.plugins_dir = fs::absolute(o.plugins_dir);
+  std::error_code ec;
+  if (!o.repo.empty()) {
+    cfg.default_repo = fs::weakly_canonical(fs::absolute(o.repo), ec);
+    if (!fs::is_directory(cfg.default_repo)) {
+      std::cerr << "cp-host serve: --repo " << o.repo.string() << " is not a folder\n";
+      return std::nullopt;
+    }
+    cfg.allowed_repos.push_back(cfg.default_repo);
+  }
+  for (const auto& a : o.allow_repos) {
+    fs::path p = fs::weakly_canonical(fs::absolute(a), ec);
+    if (!fs::is_directory(p)) {
+      std::cerr << "cp-host serve: --allow-repo " << a.string() << " is not a folder\n";
+      return std::nullopt;
+    }
+    cfg.allowed_repos.push_back(p);
+  }
+  return cfg;
+}
+
+// SIGINT and SIGTERM are taken by sigwait; blocked before any thread starts so every thread inherits it.
+sigset_t block_stop_signals() {
+  sigset_t stop_set;
+  sigemptyset(&stop_set);
+  sigaddset(&stop_set, SIGINT);
+  sigaddset(&stop_set, SIGTERM);
+  pthread_sigmask(SIG_BLOCK, &stop_set, nullptr);
+  return stop_set;
+}
+
+// The scheduler, after it has ended what a stopped serve left running; a long queue file is compacted.
+std::unique_ptr<Scheduler> make_scheduler(const DaemonOptions& o, const fs::path& root,
+                                          queue::QueueService& queue, RunCatalog& catalog) {
+  SchedulerOptions so;
+  so.root = root;
+  so.plugins_dir = fs::absolute(o.plugins_dir);
+  so.concurrency = o.concurrency;
+  // Runs never see the token file, wherever it lives (its hashes are still worth guessing at).
+  if (!o.tokens_file.empty()) so.hidden.push_back(fs::absolute(o.tokens_file).lexically_normal());
+  so.on_run_done = [&catalog](const std::string& id) { catalog.update(id); };
+  auto scheduler = std::make_unique<Scheduler>(queue, so);
+  int ended = scheduler->recover();
+  if (ended > 0)
+    std::cerr << "cp-host serve: ended " << ended << " attempt(s) a stopped serve left running\n";
+  {
+    auto guard = queue.lock();
+    if (queue.store().lines() > 20000) queue.store().compact(24LL * 3600 * 1000);
+  }
+  return scheduler;
+}
+
+void index_runs(RunCatalog& catalog) {
+  auto t0 = std::chrono::steady_clock::now();
+  catalog.refresh();
+  auto ms =
+      std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - t0).count();
+  std::cerr << "cp-host serve: indexed " << catalog.size() << " runs in " << ms << " ms\n";
+}
+
+HttpOptions http_options(const DaemonOptions& o) {
+  HttpOptions ho;
+  ho.host = o.host;
+  ho.port = o.port;
+  ho.threads = o.threads;
+  ho.max_body = o.max_body;
+  ho.header_timeout = o.header_timeout;
+  ho.loopback_only = o.open_reads;  // checked on the resolved address the server binds
+  return ho;
+}
+
+// Everything that runs while this process holds the root, until a stop signal; then stops it in order.
+DaemonExit serve_until_signal(const DaemonOptions& o, const fs::path& root, const ServeLock& lock,
+                              const TokenStore& tokens, const ApiConfig& cfg, const plugin::Registry& reg,
+                              const sigset_t& stop_set) {
+  queue::QueueService queue(root, &reg);
+  RunCatalog catalog(root);
+  std::unique_ptr<Scheduler> scheduler;
+  if (o.scheduler) scheduler = make_scheduler(o, root, queue, catalog);
+  index_runs(catalog);
+  Metrics metrics;
+  std::unique_ptr<AccessLog> access;
+  try {
+    access = std::make_unique<AccessLog>(root);
+  } catch (const std::exception& e) {
+    std::cerr << "cp-host serve: access log: " << e.what() << "\n";
+    return DaemonExit::internal;
+  }
+  Api api(cfg, tokens, catalog, queue, scheduler.get(), &reg, metrics);
+  HttpServer http(api, metrics, access.get(), http_options(o));
+  uint16_t bound = 0;
+  try {
+    bound = http.start();
+  } catch (const std::exception& e) {
+    std::cerr << "cp-host serve: " << e.what() << "\n";
+    return DaemonExit::bad_option;
+  }
+  std::string url = "http://" + o.host + ":" + std::to_string(bound);
+  lock.publish(url, scheduler != nullptr);
+  if (scheduler) scheduler->start();
+  CatalogRefresher refresher(root, catalog);
+  refresher.start();
+  std::unique_ptr<RetentionJanitor> janitor;
+  if (o.retention_hours > 0) {
+    auto every = std::chrono::milliseconds(static_cast<long long>(o.retention_hours * 3600 * 1000));
+    janitor = std::make_unique<RetentionJanitor>(root, reg, every);
+    janitor->start();
+  }
+  std::cout << "cp-host serve: listening on " << url << " (root " << root.string() << ", "
+            << (scheduler ? "scheduler on, concurrency " + std::to_string(o.concurrency) : "scheduler off")
+            << ")" << std::endl;
+
+  int sig = 0;
+  sigwait(&stop_set, &sig);
+  std::cerr << "cp-host serve: signal " << sig << ", stopping" << std::endl;
+  refresher.stop();
+  if (janitor) janitor->stop();
+  http.stop();
+  if (scheduler) scheduler->stop();
+  lock.withdraw();
+  return DaemonExit::stopped;
+}
+
+}  // namespace
+
+DaemonExit run_daemon(const DaemonOptions& o) {
+  if (o.open_reads && !resolves_to_loopback(o.host)) {  // the resolved addresses decide, not the name's text
+    std::cerr << "cp-host serve: --open-reads is only allowed on a loopback address, not " << o.host
+              << "; give readers viewer tokens instead\n";
+    return DaemonExit::bad_option;
+  }
+  fs::path root = fs::weakly_canonical(fs::absolute(o.root));
+  fs::create_directories(core::runtime_dir(root));
+  auto lock = ServeLock::take(root);
+  if (!lock) {
+    std::cerr << "cp-host serve: another cp-host serve holds " << root.string() << ServeLock::holder(root)
+              << "; stop it first\n";
+    return DaemonExit::busy;
+  }
+  auto tokens = load_tokens(o);
+  if (!tokens) return DaemonExit::bad_option;
+  auto cfg = api_config(o, root);
+  if (!cfg) return DaemonExit::bad_option;
+  const sigset_t stop_set = block_stop_signals();
+  plugin::Registry reg;
+  if (!o.load_plugins || !o.load_plugins(root, reg)) return DaemonExit::bad_option;
+  return serve_until_signal(o, root, *lock, *tokens, *cfg, reg, stop_set);
+}
+
+}  // namespace cp::serve

@@ -1,0 +1,54 @@
+// `cp-host serve` as a daemon: one serve per runtime root (serve.lock, serve.json), the scheduler over the
+// queue, the run catalogue and its refresher (which also ends overdue approvals), the optional retention
+// janitor, and the REST API over HTTP; until SIGINT or SIGTERM, then everything stops in order. The CLI
+// (cli/serve_command.cpp) only turns flags into DaemonOptions.
+#pragma once
+
+#include "core/version.hpp"
+
+#include <chrono>
+#include <cstdint>
+#include <filesystem>
+#include <functional>
+#include <string>
+#include <vector>
+
+namespace cp::plugin {
+class Registry;
+}
+
+namespace cp::serve {
+
+struct DaemonOptions {
+  std::filesystem::path root = ".";  // the runtime root (made absolute and canonical)
+  std::filesystem::path plugins_dir;
+  std::string host = "127.0.0.1";
+  uint16_t port = 8787;  // 0: any free port
+  int concurrency = 2;
+  std::filesystem::path tokens_file;  // empty: no tokens (reads need open_reads, writes are refused)
+  bool open_reads = false;            // GET routes without a token; loopback addresses only
+  std::filesystem::path repo;         // for submissions that name none; empty: none
+  std::vector<std::filesystem::path> allow_repos;
+  size_t max_body = 1u << 20;
+  int threads = 2;
+  bool scheduler = true;
+  std::chrono::seconds header_timeout{10};
+  double retention_hours = 0;  // 0: no retention janitor
+  std::string version = CP_HOST_VERSION;
+  // Loads the plugins for the canonical `root` (the plugin folder, policies/plugins.json); false when it
+  // cannot, having said why.
+  std::function<bool(const std::filesystem::path& root, plugin::Registry& registry)> load_plugins;
+};
+
+enum class DaemonExit {
+  stopped,     // by a signal, cleanly
+  bad_option,  // an option, the token file, the plugins or the address cannot be used
+  internal,    // serve itself failed
+  busy,        // another serve holds this runtime root
+};
+
+// Runs serve until SIGINT/SIGTERM. Says what it does on stderr ("cp-host serve: ..."), and the URL it
+// listens on on stdout.
+DaemonExit run_daemon(const DaemonOptions& o);
+
+}  // namespace cp::serve

@@ -1,0 +1,71 @@
+// The API's route table. Each resource's file (routes_runs.cpp, routes_queue.cpp, ...) declares its routes
+// next to their handlers: method, OpenAPI path template, least role, handler. Api::handle looks a request
+// up in the table (api.cpp); docs/openapi.json must list exactly these routes (tests/unit/api_routes_test).
+#pragma once
+
+#include "serve/api.hpp"
+
+#include <map>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace cp::serve {
+
+// What a handler may use: the Api's configuration and services.
+struct ApiServices {
+  const ApiConfig& cfg;
+  RunCatalog& runs;
+  queue::QueueService& queue;
+  Scheduler* scheduler;  // null: no scheduler (serve --no-scheduler)
+  const plugin::Registry* registry;
+  Metrics& metrics;
+  VerifyCache& verified;
+};
+
+// One admitted request: the route's parameters are decoded, the caller's role is enough.
+struct RouteCall {
+  const ApiRequest& req;
+  const std::map<std::string, std::string>& params;  // {name} of the pattern -> its decoded segment(s)
+  const Principal& who;
+
+  std::string query(const std::string& key) const;  // "" when absent
+  std::string param(const std::string& key) const;  // "" when absent
+  std::string caller() const;                       // the token id, or "anonymous"
+};
+
+using RouteHandler = ApiResponse (*)(const ApiServices&, const RouteCall&);
+
+struct Route {
+  RouteInfo info;
+  RouteHandler handler;
+};
+
+// One list per resource, in the order routes are matched.
+std::vector<Route> system_routes();     // health, version, openapi.json, plugins, metrics
+std::vector<Route> runs_routes();       // list, submit, detail, cancel, compare
+std::vector<Route> events_routes();     // a run's events: a page, a live stream
+std::vector<Route> evidence_routes();   // a run's reports and artifacts; promote or reject its evidence
+std::vector<Route> approvals_routes();  // pending approvals; approve, reject, god-mode approve
+std::vector<Route> workflows_routes();  // workflow cases
+std::vector<Route> intake_routes();     // intake previews (the execution plan of a contract)
+std::vector<Route> queue_routes();      // queue items
+
+// Every route, built once from the lists above.
+const std::vector<Route>& route_table();
+
+// Matches `path` against a pattern; fills params. {path} as the last pattern segment takes the rest.
+bool match_route(const std::string& pattern, const std::string& path,
+                 std::map<std::string, std::string>& params);
+
+// The bundle of the run named by the route's {id}, or the refusal: 400 for what is not a run id, 404 when
+// there is no such run.
+struct RunRef {
+  std::string id;
+  std::filesystem::path dir;
+};
+std::optional<RunRef> run_of(const ApiServices& s, const RouteCall& c, ApiResponse& refused);
+// The {id} when it is a valid run id, else nullopt with the 400 in `refused`.
+std::optional<std::string> run_id_of(const RouteCall& c, ApiResponse& refused);
+
+}  // namespace cp::serve

@@ -1,0 +1,194 @@
+// Runs: the list (from the catalogue), a submission (into the queue), one run's detail, a cancel, and the
+// comparison of two runs.
+#include "control/run_compare.hpp"
+#include "core/clock.hpp"
+#include "core/json_depth.hpp"
+#include "core/json_file.hpp"
+#include "queue/queue_service.hpp"
+#include "serve/api_answers.hpp"
+#include "serve/routes.hpp"
+#include "serve/run_catalog.hpp"
+#include "serve/scheduler.hpp"
+#include "store/bundle.hpp"
+#include "store/run_index.hpp"
+
+#include <algorithm>
+
+namespace cp::serve {
+
+namespace fs = std::filesystem;
+using nlohmann::json;
+
+namespace {
+
+constexpr size_t kDefaultPage = 50, kMaxPage = 1000;
+
+ApiResponse list_runs(const ApiServices& s, const RouteCall& c) {
+  RunFilter f{c.query("status"), c.query("runner"), c.query("pack"), c.query("since")};
+  if (!f.since.empty() && core::parse_iso_ms(f.since) < 0)
+    return error(400, "bad_query", "since must be an ISO-8601 UTC time such as 2026-11-25T10:00:00Z");
+  size_t limit = kDefaultPage;
+  if (!c.query("limit").empty()) {
+    auto l = strict_uint(c.query("limit"), 1, kMaxPage);
+    if (!l) return bad_number("limit", c.query("limit"), "an integer from 1 to " + std::to_string(kMaxPage));
+    limit = static_cast<size_t>(*l);
+  }
+  auto page = s.runs.list(f, limit, c.query("cursor"));
+  if (!page) return error(400, "bad_cursor", "cursor is not one this server gave out");
+  json out{{"runs", page->runs}, {"count", page->runs.size()}};
+  out["next_cursor"] = page->next_cursor.empty() ? json(nullptr) : json(page->next_cursor);
+  return ok_view(std::move(out));
+}
+
+// The queue options of a wrapped submission ({"contract": ..., "priority": ...}); the 422 when one is off.
+std::optional<ApiResponse> read_options(const json& body, queue::SubmitRequest& sr) {
+  try {
+    if (body.contains("contract")) {
+      if (body.contains("priority")) sr.priority = body["priority"].get<int>();
+      if (body.contains("depends_on")) sr.depends_on = body["depends_on"].get<std::vector<std::string>>();
+      sr.run_after = body.value("run_after", "");
+      sr.deadline = body.value("deadline", "");
+      sr.start_by = body.value("start_by", "");
+    }
+  } catch (const std::exception& e) {
+    return error(422, "invalid", std::string("submission options: ") + e.what());
+  }
+  return std::nullopt;
+}
+
+// The repo must be one this server was told it may run on.
+std::optional<ApiResponse> read_repo(const ApiConfig& cfg, const json& body, fs::path& repo) {
+  repo = cfg.default_repo;
+  if (body.contains("repo")) {
+    if (!body["repo"].is_string()) return error(422, "invalid", "/repo must be a string path");
+    std::error_code ec;
+    repo = fs::weakly_canonical(fs::path(body["repo"].get<std::string>()), ec);
+    bool allowed = false;
+    for (const auto& a : cfg.allowed_repos) {
+      auto rel = repo.lexically_relative(a);
+      if (!rel.empty() && *rel.begin() != "..") allowed = true;
+    }
+    if (!allowed)
+      return error(422, "repo_not_allowed",
+                   "/repo: " + repo.string() +
+                       " is not a repository this server may run on; start serve with "
+                       "--allow-repo " +
+                       repo.string() + " (or a folder above it)");
+  }
+  if (repo.empty())
+    return error(422, "invalid", "/repo: this server has no default repository; name one in the body");
+  return std::nullopt;
+}
+
+ApiResponse submit(const ApiServices& s, const RouteCall& c) {
+  const std::string& text = c.req.body;
+  if (text.empty()) return error(400, "bad_body", "the body must be a JSON object: {\"contract\": {...}}");
+  if (!core::json_depth_ok(text))
+    return error(400, "bad_body",
+                 "the body nests deeper than " + std::to_string(core::kMaxJsonDepth) + " levels");
+  json body = json::parse(text, nullptr, false);
+  if (body.is_discarded() || !body.is_object())
+    return error(400, "bad_body", "the body is not a JSON object");
+  queue::SubmitRequest sr;
+  sr.contract = body.contains("contract") ? body["contract"] : body;
+  sr.source = "request body";
+  sr.submitted_by = c.caller();
+  if (auto refused = read_options(body, sr)) return *refused;
+  if (auto refused = read_repo(s.cfg, body, sr.repo)) return *refused;
+  // Prefixes diagnostics' pointers when the contract came wrapped.
+  std::string prefix = body.contains("contract") ? "/contract" : "";
+  auto res = s.queue.submit(sr);
+  if (res.outcome == queue::SubmitResult::Outcome::invalid)
+    return invalid_contract(res.error, res.diagnostics, prefix);
+  if (res.outcome == queue::SubmitResult::Outcome::conflict) return error(409, "conflict", res.error);
+  if (s.scheduler) s.scheduler->poke();
+  ApiResponse r = ok_json(res.item, 202);
+  r.headers.emplace_back("Location", "/api/queue/" + res.item.value("item_id", ""));
+  return r;
+}
+
+ApiResponse detail(const ApiServices& s, const RouteCall& c) {
+  ApiResponse refused;
+  auto run = run_of(s, c, refused);
+  if (!run) return refused;
+  json man = core::read_json_file(run->dir / "manifest.json");
+  if (!man.is_object()) return error(500, "unreadable", "the manifest of run " + run->id + " cannot be read");
+  json reports = json::array();
+  std::error_code ec;
+  for (const auto& e : fs::directory_iterator(run->dir / "reports", ec))
+    if (e.path().extension() == ".json") reports.push_back(e.path().stem().string());
+  std::sort(reports.begin(), reports.end());
+  json out{{"run_id", run->id}, {"manifest", man}, {"reports", reports}};
+  // Verify-on-read: what a viewer reads of a sealed run says whether the bundle is as sealed.
+  out["verification"] = s.verified.check(run->dir);
+  return ok_view(std::move(out));
+}
+
+// The queue item behind `id`: the id of an item itself, or of a run the queue started. "" with the refusal
+// set when there is none.
+std::string queue_item_of(const ApiServices& s, const std::string& id, ApiResponse& refused) {
+  if (s.queue.get(id)) return id;
+  auto dir = store::find_run(s.cfg.root, id);
+  if (!dir) {
+    refused = error(404, "not_found", "no run or queue item " + id);
+    return "";
+  }
+  std::string item_id;
+  json man = core::read_json_file(*dir / "manifest.json");
+  if (man.contains("queue")) item_id = man["queue"].value("item_id", "");
+  if (item_id.empty())
+    refused = error(
+        409, "not_queued",
+        "run " + id + " was not started by this server's queue; stop it where it runs (Ctrl-C, SIGTERM)");
+  return item_id;
+}
+
+ApiResponse cancel(const ApiServices& s, const RouteCall& c) {
+  ApiResponse refused;
+  auto id = run_id_of(c, refused);
+  if (!id) return refused;
+  std::string item_id = queue_item_of(s, *id, refused);
+  if (item_id.empty()) return refused;
+  std::string why = "cancelled through the API";
+  if (!c.req.body.empty()) {
+    json b = json::parse(c.req.body, nullptr, false);
+    if (b.is_object() && b.contains("reason") && b["reason"].is_string())
+      why = b["reason"].get<std::string>();
+  }
+  auto out = s.queue.cancel(item_id, c.caller(), why);
+  if (out == queue::CancelOutcome::already_ended)
+    return error(409, "already_ended", "item " + item_id + " has already ended");
+  if (out == queue::CancelOutcome::not_found) return error(404, "not_found", "no queue item " + item_id);
+  if (s.scheduler) s.scheduler->poke();
+  return ok_json({{"item_id", item_id},
+                  {"outcome", out == queue::CancelOutcome::cancelled ? "cancelled" : "cancel_requested"}},
+                 202);
+}
+
+ApiResponse compare(const ApiServices& s, const RouteCall& c) {
+  ApiResponse refused;
+  auto run = run_of(s, c, refused);
+  if (!run) return refused;
+  const std::string other = c.param("other");
+  if (!store::valid_run_id(other)) return error(400, "bad_id", "'" + other + "' is not a run id");
+  // A GET only reads: the report is computed and returned, never stored. Storing it would write into
+  // B's sealed bundle on a viewer's behalf; `cp-host compare` is the way to keep one.
+  auto r = control::compare_runs(s.cfg.root, run->id, other, false);
+  if (!r.ok && r.unverified) return error(409, "unverified", r.message);
+  if (!r.ok) return error(r.missing ? 404 : 500, r.missing ? "not_found" : "internal", r.message);
+  return ok_view(std::move(r.report));
+}
+
+}  // namespace
+
+std::vector<Route> runs_routes() {
+  return {
+      {{"GET", "/api/runs", Role::viewer}, list_runs},
+      {{"POST", "/api/runs", Role::operator_}, submit},
+      {{"GET", "/api/runs/{id}", Role::viewer}, detail},
+      {{"POST", "/api/runs/{id}/cancel", Role::operator_}, cancel},
+      {{"GET", "/api/runs/{id}/compare/{other}", Role::viewer}, compare},
+  };
+}
+
+}  // namespace cp::serve
