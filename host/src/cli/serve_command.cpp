@@ -202,10 +202,7 @@ void add_serve(CLI::App& app, Globals& g, Runner& run) {
         int ended = scheduler->recover();
         if (ended > 0)
           std::cerr << "cp-host serve: ended " << ended << " attempt(s) a stopped serve left running\n";
-        {
-          auto guard = queue.lock();
-          if (queue.store().lines() > 20000) queue.store().compact(24LL * 3600 * 1000);
-        }
+        queue.compact({24LL * 3600 * 1000, 20000});
       }
       auto t0 = std::chrono::steady_clock::now();
       catalog.refresh();
