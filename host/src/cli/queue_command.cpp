@@ -6,7 +6,6 @@
 #include "core/json_depth.hpp"
 #include "plugin/registry.hpp"
 #include "queue/queue_service.hpp"
-#include "queue/queue_store.hpp"
 
 #include <CLI/CLI.hpp>
 #include <nlohmann/json.hpp>
@@ -212,8 +211,7 @@ void add_queue(CLI::App& app, Globals& g, Runner& run) {
   compact->callback([&g, &run, keep_hours] {
     run = [&g, keep_hours]() -> int {
       queue::QueueService svc(g.root, nullptr);
-      auto guard = svc.lock();
-      size_t dropped = svc.store().compact(static_cast<int64_t>(*keep_hours * 3600 * 1000));
+      size_t dropped = svc.compact({static_cast<int64_t>(*keep_hours * 3600 * 1000)});
       std::cout << "moved " << dropped << " operations of ended items to queue-history/\n";
       return kOk;
     };

@@ -4,7 +4,6 @@
 
 #include "contract/compiler.hpp"
 #include "core/json_locator.hpp"
-#include "queue/queue_store.hpp"
 #include "run/workspace.hpp"
 #include "store/atomic_file.hpp"
 #include "store/bundle.hpp"
@@ -18,9 +17,7 @@ namespace fs = std::filesystem;
 using nlohmann::json;
 
 QueueService::QueueService(fs::path root, const plugin::Registry* registry)
-    : root_(std::move(root)),
-      registry_(registry),
-      store_(std::make_unique<QueueStore>(core::runtime_dir(root_))) {}
+    : root_(std::move(root)), registry_(registry), backend_(open_queue_backend({root_})) {}
 
 QueueService::~QueueService() = default;
 
@@ -115,69 +112,49 @@ SubmitResult QueueService::submit(const SubmitRequest& req) {
                  " (name a git repository, or fix /rollback/baseline_ref)");
   }
   json tr = c.value("timeout_retry", json::object());
-  json op{{"op", "enqueued"},
-          {"item_id", item_id},
-          {"ts", iso_from_ms(now_ms())},
-          {"task_id", c.value("task_id", "")},
-          {"pack", compiled["pack"].value("pack_id", "")},
-          {"contract_path", snap.string()},
-          {"repo", repo.string()},
-          {"priority", req.priority.value_or(c["runtime_options"].value("priority", 5))},
-          {"max_retries", tr.value("max_retries", 0)},
-          {"backoff_sec", tr.value("backoff_sec", 0.0)},
-          {"timeout_sec", tr.value("timeout_sec", 0)}};
-  if (!req.depends_on.empty()) op["depends_on"] = req.depends_on;
-  if (!req.run_after.empty()) op["run_after"] = req.run_after;
-  if (!req.deadline.empty()) op["deadline"] = req.deadline;
-  if (!req.start_by.empty()) op["start_by"] = req.start_by;
-  if (!req.submitted_by.empty()) op["submitted_by"] = req.submitted_by;
-  if (c.contains("workflow_id")) op["workflow_id"] = c["workflow_id"];
+  NewItem item;
+  item.item_id = item_id;
+  item.task_id = c.value("task_id", "");
+  item.pack = compiled["pack"].value("pack_id", "");
+  item.contract_path = snap.string();
+  item.repo = repo.string();
+  item.priority = req.priority.value_or(c["runtime_options"].value("priority", 5));
+  item.max_retries = tr.value("max_retries", 0);
+  item.backoff_sec = tr.value("backoff_sec", 0.0);
+  item.timeout_sec = tr.value("timeout_sec", 0);
+  item.depends_on = req.depends_on;
+  item.run_after = req.run_after;
+  item.deadline = req.deadline;
+  item.start_by = req.start_by;
+  item.submitted_by = req.submitted_by;
+  item.workflow_id = c.value("workflow_id", "");
 
-  auto guard = lock();
-  std::string missing;
-  store_->transact([&](const QueueState& st) -> std::vector<json> {
-    for (const auto& d : req.depends_on)
-      if (!st.find(d)) missing = d;
-    if (!missing.empty()) return {};
-    return {op};
-  });
-  if (!missing.empty()) {
+  SubmitOutcome sub = backend_->submit(item);
+  if (sub.kind != SubmitOutcome::Kind::queued) {
     fs::remove(snap, ec);
     r.outcome = SubmitResult::Outcome::conflict;
-    r.error = "depends_on names item " + missing + ", which is not in the queue";
+    r.error = sub.kind == SubmitOutcome::Kind::missing_dependency
+                  ? "depends_on names item " + sub.missing + ", which is not in the queue"
+                  : "item " + item_id + " is in the queue already";
     return r;
   }
-  const QueueItem* it = store_->state().find(item_id);
-  Occupancy occ = occupancy(store_->state());
-  r.item = to_json(*it, derive(*it, store_->state(), limits(global_), occ, now_ms()));
+  auto snapshot = backend_->list();
+  const QueueState& st = snapshot->state;
+  const QueueItem* it = st.find(item_id);
+  if (!it) it = &sub.item;  // gone again already (cancelled and compacted by another process)
+  r.item = to_json(*it, derive(*it, st, limits(global_), occupancy(st), now_ms()));
   r.outcome = SubmitResult::Outcome::queued;
   return r;
 }
 
 CancelOutcome QueueService::cancel(const std::string& item_id, const std::string& by,
                                    const std::string& reason) {
-  auto guard = lock();
-  CancelOutcome out = CancelOutcome::not_found;
-  store_->transact([&](const QueueState& st) -> std::vector<json> {
-    const QueueItem* it = st.find(item_id);
-    if (!it) return {};
-    if (it->terminal()) {
-      out = CancelOutcome::already_ended;
-      return {};
-    }
-    out = it->state == ItemState::queued ? CancelOutcome::cancelled : CancelOutcome::requested;
-    if (it->cancel_requested) return {};
-    json op{{"op", "cancelled"}, {"item_id", item_id}, {"ts", iso_from_ms(now_ms())}, {"reason", reason}};
-    if (!by.empty()) op["by"] = by;
-    return {op};
-  });
-  return out;
+  return backend_->cancel(item_id, by, reason);
 }
 
 json QueueService::list(const ListFilter& f) {
-  auto guard = lock();
-  store_->refresh();
-  const QueueState& st = store_->state();
+  auto snapshot = backend_->list();
+  const QueueState& st = snapshot->state;
   Limits lim = limits(global_);
   Occupancy occ = occupancy(st);
   int64_t now = now_ms();
@@ -198,25 +175,28 @@ json QueueService::list(const ListFilter& f) {
     items.push_back(to_json(*it, derive(*it, st, lim, occ, now)));
   }
   json problems = json::array();
-  for (const auto& p : store_->problems()) problems.push_back({{"line", p.line}, {"message", p.message}});
+  for (const auto& p : snapshot->problems) problems.push_back({{"line", p.line}, {"message", p.message}});
   return {{"items", items}, {"counts", counts}, {"problems", problems}, {"global_limit", lim.global}};
 }
 
 json QueueService::counts() {
-  auto guard = lock();
-  store_->refresh();
+  auto snapshot = backend_->list();
   json counts = json::object();
-  for (const auto& [id, it] : store_->state().items())
+  for (const auto& [id, it] : snapshot->state.items())
     counts[to_string(it.state)] = counts.value(to_string(it.state), 0) + 1;
   return counts;
 }
 
 std::optional<json> QueueService::get(const std::string& item_id) {
-  auto guard = lock();
-  store_->refresh();
-  const QueueItem* it = store_->state().find(item_id);
+  auto snapshot = backend_->list();
+  const QueueState& st = snapshot->state;
+  const QueueItem* it = st.find(item_id);
   if (!it) return std::nullopt;
-  return to_json(*it, derive(*it, store_->state(), limits(global_), occupancy(store_->state()), now_ms()));
+  return to_json(*it, derive(*it, st, limits(global_), occupancy(st), now_ms()));
+}
+
+size_t QueueService::compact(const CompactRequest& req) {
+  return backend_->compact(req);
 }
 
 }  // namespace cp::queue

@@ -1,12 +1,15 @@
-// The queue as a service: what `cp-host queue submit|list|cancel` and the REST API both call, so the two
-// can never disagree. Thread-safe: one mutex around the store.
+// The queue as a service: what `cp-host queue submit|list|cancel|compact` and the REST API both call, so
+// the two can never disagree. It checks what is submitted and derives what is listed; the queue itself is a
+// QueueBackend (open_queue_backend), which the scheduler drives directly. Thread-safe.
 #pragma once
 
 #include "contract/validation.hpp"
+#include "queue/queue_backend.hpp"
 #include "queue/queue_state.hpp"
 
 #include <nlohmann/json.hpp>
 
+#include <atomic>
 #include <filesystem>
 #include <map>
 #include <memory>
@@ -20,8 +23,6 @@ class Registry;
 }
 
 namespace cp::queue {
-
-class QueueStore;
 
 struct SubmitRequest {
   nlohmann::json contract;  // the task contract document
@@ -43,8 +44,6 @@ struct SubmitResult {
   nlohmann::json item;  // queued: the item as `queue list` shows it
 };
 
-enum class CancelOutcome { cancelled, requested, not_found, already_ended };
-
 struct ListFilter {
   std::string state;  // queued|claimed|running|done|cancelled, or empty for all
   bool include_ended = true;
@@ -62,22 +61,22 @@ class QueueService {
   nlohmann::json list(const ListFilter& f);  // {items:[...], counts:{state: n}, problems:[...]}
   nlohmann::json counts();                   // {state: n}, cheaper than list() for health and metrics
   std::optional<nlohmann::json> get(const std::string& item_id);
+  // Moves ended items out of the live queue (QueueBackend::compact).
+  size_t compact(const CompactRequest& req);
 
   // The limits that decide eligibility: `global` plus each pack's concurrency_limit.
   Limits limits(int global) const;
 
-  // Direct access for the scheduler; hold lock() while using store().
-  std::unique_lock<std::mutex> lock() { return std::unique_lock<std::mutex>(mu_); }
-  QueueStore& store() { return *store_; }
+  // The queue itself: what the scheduler claims from and finishes in.
+  QueueBackend& backend() { return *backend_; }
   const std::filesystem::path& root() const { return root_; }
   void set_global_limit(int n) { global_ = n; }
 
  private:
   std::filesystem::path root_;
   const plugin::Registry* registry_;
-  std::mutex mu_;
-  std::unique_ptr<QueueStore> store_;
-  int global_ = 2;
+  std::unique_ptr<QueueBackend> backend_;
+  std::atomic<int> global_{2};
   // packs/*.json concurrency limits, re-read only when the packs folder changes.
   mutable std::mutex limits_mu_;
   mutable std::map<std::string, int> per_pack_;

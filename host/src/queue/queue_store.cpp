@@ -1,4 +1,5 @@
 #include "queue/queue_store.hpp"
+#include "queue/queue_backend.hpp"
 
 #include "core/json_depth.hpp"
 #include "core/schema_catalog.hpp"
@@ -9,7 +10,6 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include <random>
 #include <set>
 #include <stdexcept>
 #include <system_error>
@@ -37,17 +37,6 @@ std::string schema_problem(const json& op) {
 }
 
 }  // namespace
-
-std::string new_item_id() {
-  std::string ts = iso_from_ms(now_ms());  // 2026-11-25T10:15:00.123Z
-  std::string compact;
-  for (char c : ts.substr(0, 19))
-    if (c != '-' && c != ':') compact += c;
-  static thread_local std::mt19937_64 rng{std::random_device{}()};
-  char hex[8];
-  std::snprintf(hex, sizeof hex, "%06x", static_cast<unsigned>(rng() & 0xffffff));
-  return "q-" + compact + "Z-" + hex;
-}
 
 QueueStore::QueueStore(fs::path runtime_dir)
     : dir_(std::move(runtime_dir)), path_(dir_ / "queue.jsonl"), lock_path_(dir_ / "queue.lock") {
@@ -85,6 +74,7 @@ void QueueStore::reopen() {
   inode_ = st.st_ino;
   offset_ = 0;
   line_no_ = 0;
+  ++generation_;
   state_.clear();
   bad_lines_.clear();
   raw_.clear();
@@ -111,6 +101,7 @@ bool QueueStore::read_new(bool may_repair) {
     offset_ += nl - pos + 1;
     pos = nl + 1;
     ++line_no_;
+    ++generation_;
     if (line.empty()) continue;
     if (line.size() > kMaxLine || !core::json_depth_ok(line)) {
       bad_lines_.push_back({line_no_, "line too long or nested too deep"});
@@ -133,6 +124,7 @@ bool QueueStore::read_new(bool may_repair) {
     if (::ftruncate(fd_, static_cast<off_t>(offset_)) != 0)
       throw std::system_error(errno, std::generic_category(), "truncate torn tail of " + path_.string());
     ::fdatasync(fd_);
+    ++generation_;
     bad_lines_.push_back(
         {line_no_ + 1, "torn last line cut off (" + std::to_string(buf.size() - pos) + " bytes)"});
   }
@@ -166,6 +158,7 @@ std::vector<json> QueueStore::transact(const Decide& decide) {
     throw std::system_error(err, std::generic_category(), "append to " + path_.string());
   if (::fdatasync(fd_) != 0)
     throw std::system_error(errno, std::generic_category(), "fdatasync " + path_.string());
+  ++generation_;
   for (const auto& op : ops) {
     state_.apply(op, ++line_no_);
     raw_.emplace_back(op["item_id"].get<std::string>(), op.dump());

@@ -26,7 +26,7 @@ class QueueStore {
 
   // Catches up with operations appended by any process since the last call. Returns true when the state
   // changed. Lines that do not parse or validate are skipped and listed in problems(). Not thread-safe:
-  // callers serialise (QueueService holds a mutex).
+  // callers serialise (JsonlQueueBackend holds a mutex).
   bool refresh();
 
   // Under the exclusive lock: catches up, lets `decide` look at the current state and return operations,
@@ -45,6 +45,8 @@ class QueueStore {
   std::vector<Problem> problems() const;
   const std::filesystem::path& path() const { return path_; }
   uint64_t lines() const { return line_no_; }
+  // Grows whenever what this store has read changes: a line read or appended, the file replaced.
+  uint64_t generation() const { return generation_; }
 
  private:
   void reopen();
@@ -56,13 +58,11 @@ class QueueStore {
   unsigned long inode_ = 0;
   uint64_t offset_ = 0;  // bytes consumed (whole lines)
   uint64_t line_no_ = 0;
+  uint64_t generation_ = 0;
   QueueState state_;
   std::vector<Problem> bad_lines_;
   // Raw lines and the item each belongs to, in log order: what compaction keeps.
   std::vector<std::pair<std::string, std::string>> raw_;
 };
-
-// "q-20261125T101500Z-3f9a1c": sortable by time, unique across processes.
-std::string new_item_id();
 
 }  // namespace cp::queue

@@ -8,8 +8,7 @@
 #include "log/log_lanes.hpp"
 #include "plugin/instance.hpp"
 #include "plugin/registry.hpp"
-#include "queue/queue_state.hpp"
-#include "queue/queue_store.hpp"
+#include "queue/queue_backend.hpp"
 #include "run/workspace.hpp"
 #include "store/atomic_file.hpp"
 #include "store/bundle.hpp"
@@ -84,10 +83,13 @@ std::vector<std::string> live_runs(const fs::path& root) {
 // Contract snapshots of queue items that have not ended.
 std::vector<std::string> queued_contracts(const fs::path& root) {
   std::vector<std::string> out;
-  if (!fs::exists(core::queue_log(root))) return out;
-  queue::QueueStore qs(core::runtime_dir(root));
-  qs.refresh();
-  for (const auto& [id, it] : qs.state().items())
+  queue::BackendOptions bo;
+  bo.root = root;
+  bo.create = false;  // a plan creates no queue
+  auto backend = queue::open_queue_backend(bo);
+  if (!backend) return out;
+  auto snapshot = backend->list();
+  for (const auto& [id, it] : snapshot->state.items())
     if (!it.terminal()) out.push_back(fs::path(it.contract_path).filename().string());
   return out;
 }

@@ -3,7 +3,6 @@
 #include "core/runtime_paths.hpp"
 #include "plugin/registry.hpp"
 #include "queue/queue_service.hpp"
-#include "queue/queue_store.hpp"
 #include "serve/access_log.hpp"
 #include "serve/api.hpp"
 #include "serve/auth.hpp"
@@ -88,10 +87,7 @@ std::unique_ptr<Scheduler> make_scheduler(const DaemonOptions& o, const fs::path
   int ended = scheduler->recover();
   if (ended > 0)
     std::cerr << "cp-host serve: ended " << ended << " attempt(s) a stopped serve left running\n";
-  {
-    auto guard = queue.lock();
-    if (queue.store().lines() > 20000) queue.store().compact(24LL * 3600 * 1000);
-  }
+  queue.compact({24LL * 3600 * 1000, 20000});
   return scheduler;
 }
 

@@ -4,8 +4,8 @@
 #include "core/runtime_paths.hpp"
 
 #include "log/log_lanes.hpp"
+#include "queue/queue_backend.hpp"
 #include "queue/queue_service.hpp"
-#include "queue/queue_store.hpp"
 #include "run/recovery.hpp"
 #include "store/bundle.hpp"
 #include "store/host_key.hpp"
@@ -23,15 +23,12 @@ namespace cp::serve {
 
 namespace fs = std::filesystem;
 using nlohmann::json;
+using queue::AttemptEnd;
 using queue::ItemState;
 using queue::QueueItem;
 using queue::QueueState;
 
 namespace {
-
-std::string now_iso() {
-  return core::iso_from_ms(core::now_ms());
-}
 
 // The attempt's outcome from its bundle: {status, reason}; status empty when the bundle has none.
 std::pair<std::string, std::string> outcome_from_bundle(const fs::path& root, const std::string& run_id) {
@@ -42,28 +39,6 @@ std::pair<std::string, std::string> outcome_from_bundle(const fs::path& root, co
   if (status == "sealed") return {m.value("verdict", "error"), m.value("reason", "")};
   if (status == "awaiting_approval") return {"awaiting_approval", m.value("reason", "waiting for approval")};
   return {};
-}
-
-// Ops that end attempt `it.attempts.size()` with `status`, and retry it when the policy says so. `error`:
-// what the child said when it ended without a sealed bundle, kept with the attempt.
-std::vector<json> end_attempt(const QueueItem& it, const std::string& status, const std::string& reason,
-                              const std::string& error = "") {
-  const queue::Attempt* a = it.current();
-  json fin{{"op", "finished"},      {"item_id", it.item_id}, {"ts", now_iso()},
-           {"attempt", a->attempt}, {"status", status},      {"reason", reason}};
-  if (!a->run_id.empty()) fin["run_id"] = a->run_id;
-  if (!error.empty()) fin["error"] = error;
-  std::vector<json> ops{fin};
-  if (it.should_retry(status)) {
-    int64_t after = core::now_ms() + static_cast<int64_t>(it.next_backoff_sec() * 1000);
-    ops.push_back({{"op", "retried"},
-                   {"item_id", it.item_id},
-                   {"ts", now_iso()},
-                   {"attempt", a->attempt + 1},
-                   {"run_after", core::iso_from_ms(after)},
-                   {"reason", status + ": " + reason}});
-  }
-  return ops;
 }
 
 // The child's log file of one attempt (spawn() writes it).
@@ -144,24 +119,20 @@ int Scheduler::recover() {
   // Bundles of children that died with the old host are sealed first (and their runners killed), so the
   // outcome read below is final.
   run::recover_unsealed(o_.root);
-  auto guard = q_.lock();
+  queue::QueueBackend& queue = q_.backend();
   int ended = 0;
-  q_.store().transact([&](const QueueState& st) {
-    std::vector<json> ops;
-    for (const auto& [id, it] : st.items()) {
-      if (!it.active()) continue;
-      auto [status, reason] = outcome_from_bundle(o_.root, it.current()->run_id);
-      if (status.empty()) {
-        status = "error";
-        reason =
-            "host_interrupted: cp-host serve stopped during attempt " + std::to_string(it.current()->attempt);
-      }
-      auto more = end_attempt(it, status, reason);
-      ops.insert(ops.end(), more.begin(), more.end());
-      ++ended;
+  auto snapshot = queue.list();
+  for (const auto& [id, it] : snapshot->state.items()) {
+    if (!it.active()) continue;
+    auto [status, reason] = outcome_from_bundle(o_.root, it.current()->run_id);
+    if (status.empty()) {
+      status = "error";
+      reason =
+          "host_interrupted: cp-host serve stopped during attempt " + std::to_string(it.current()->attempt);
     }
-    return ops;
-  });
+    if (queue.finish(id, it.current()->attempt, {status, reason, ""}).change == queue::Change::applied)
+      ++ended;
+  }
   return ended;
 }
 
@@ -218,16 +189,18 @@ void Scheduler::loop() {
         Child c = it->second;
         it = children_.erase(it);
         if (o_.on_run_done) o_.on_run_done(c.run_id);
-        auto guard = q_.lock();
-        q_.store().transact([&](const QueueState& st) -> std::vector<json> {
-          const QueueItem* item = st.find(c.item_id);
-          if (!item || !item->active() || item->current()->attempt != c.attempt) return {};
-          auto [status, reason] = outcome_from_bundle(o_.root, c.run_id);
-          if (item->cancel_requested && status == "cancelled") return end_attempt(*item, status, reason);
-          return end_attempt(
-              *item, "error",
-              "serve stopped during the run (its bundle says " + (status.empty() ? "nothing" : status) + ")");
-        });
+        auto [status, reason] = outcome_from_bundle(o_.root, c.run_id);
+        auto snapshot = q_.backend().list();
+        const QueueItem* item = snapshot->state.find(c.item_id);
+        if (item && item->active() && item->current()->attempt == c.attempt) {
+          AttemptEnd end{status, reason, ""};
+          if (!item->cancel_requested || status != "cancelled")
+            end = {"error",
+                   "serve stopped during the run (its bundle says " + (status.empty() ? "nothing" : status) +
+                       ")",
+                   ""};
+          q_.backend().finish(c.item_id, c.attempt, end);
+        }
       } else {
         ++it;
       }
@@ -255,7 +228,6 @@ void Scheduler::reap() {
 }
 
 void Scheduler::finish(const Child& c, int ws) {
-  // Plain variables, not a structured binding: the queue lambda below captures them.
   std::string status, reason, error;
   std::tie(status, reason) = outcome_from_bundle(o_.root, c.run_id);
   if (status.empty()) {
@@ -269,14 +241,7 @@ void Scheduler::finish(const Child& c, int ws) {
   }
   // The catalogue first: once the queue says the item is done, its run is listed too.
   if (o_.on_run_done) o_.on_run_done(c.run_id);
-  {
-    auto guard = q_.lock();
-    q_.store().transact([&](const QueueState& st) -> std::vector<json> {
-      const QueueItem* item = st.find(c.item_id);
-      if (!item || !item->active() || item->current()->attempt != c.attempt) return {};
-      return end_attempt(*item, status, reason, error);
-    });
-  }
+  q_.backend().finish(c.item_id, c.attempt, {status, reason, error});
   log::Event ev;
   ev.level = status == "success" ? log::Level::info
              : status == "error" ? log::Level::error
@@ -298,84 +263,55 @@ void Scheduler::finish(const Child& c, int ws) {
 
 void Scheduler::tick_once() {
   reap();
-  auto guard = q_.lock();
-  queue::QueueStore& store = q_.store();
-  store.refresh();
+  queue::QueueBackend& queue = q_.backend();
+  auto snapshot = queue.list();
+  const QueueState& st = snapshot->state;
 
   // Cancels asked for by anyone (this API, the CLI): the child seals its run as cancelled.
   for (auto& [pid, c] : children_) {
-    const QueueItem* it = store.state().find(c.item_id);
+    const QueueItem* it = st.find(c.item_id);
     if (it && it->cancel_requested && !c.term_sent) {
       ::kill(pid, SIGTERM);
       c.term_sent = true;
     }
   }
 
-  // Is there anything to decide? Deciding takes the file lock; most ticks have nothing to do.
+  // Items whose dependency ended without success can never run: they end cancelled.
   queue::Limits limits = q_.limits(o_.concurrency);
   int64_t now = core::now_ms();
-  bool work = false;
   {
-    queue::Occupancy occ = queue::occupancy(store.state());
-    for (const QueueItem* it : queue::in_run_order(store.state())) {
-      queue::Derived d = queue::derive(*it, store.state(), limits, occ, now);
-      if (d.eligible || !d.blocked_by.empty()) {
-        work = true;
-        break;
-      }
+    queue::Occupancy occ = queue::occupancy(st);
+    for (const QueueItem* it : queue::in_run_order(st)) {
+      queue::Derived d = queue::derive(*it, st, limits, occ, now);
+      if (!d.blocked_by.empty()) queue.cancel(it->item_id, "scheduler", d.why_not);
     }
   }
-  if (!work) return;
 
+  // Then every eligible item, in run order, each named (run id, attempt) in the queue before it starts.
   struct Launch {
     Child child;
     std::string contract_path, repo;
   };
   std::vector<Launch> launches;
-  store.transact([&](const QueueState& st) {
-    std::vector<json> ops;
-    launches.clear();
-    queue::Occupancy occ = queue::occupancy(st);
-    for (const QueueItem* it : queue::in_run_order(st)) {
-      queue::Derived d = queue::derive(*it, st, limits, occ, now);
-      if (!d.blocked_by.empty()) {
-        ops.push_back({{"op", "cancelled"},
-                       {"item_id", it->item_id},
-                       {"ts", now_iso()},
-                       {"by", "scheduler"},
-                       {"reason", d.why_not}});
-        continue;
-      }
-      if (!d.eligible) continue;
-      Launch l;
-      l.child.item_id = it->item_id;
-      l.child.attempt = static_cast<int>(it->attempts.size()) + 1;
-      l.child.run_id = store::new_run_id(it->task_id);
-      l.contract_path = it->contract_path;
-      l.repo = it->repo;
-      ops.push_back(
-          {{"op", "claimed"}, {"item_id", it->item_id}, {"ts", now_iso()}, {"attempt", l.child.attempt}});
-      ops.push_back({{"op", "started"},
-                     {"item_id", it->item_id},
-                     {"ts", now_iso()},
-                     {"attempt", l.child.attempt},
-                     {"run_id", l.child.run_id}});
-      ++occ.total;
-      ++occ.per_pack[it->pack];
-      launches.push_back(std::move(l));
-    }
-    return ops;
-  });
+  queue::ClaimRequest claim;
+  claim.limits = limits;
+  claim.now = now;
+  claim.name_run = [](const QueueItem& it) { return store::new_run_id(it.task_id); };
+  while (auto it = queue.claim(claim)) {
+    Launch l;
+    l.child.item_id = it->item_id;
+    l.child.attempt = it->current()->attempt;
+    l.child.run_id = it->current()->run_id;
+    l.contract_path = it->contract_path;
+    l.repo = it->repo;
+    launches.push_back(std::move(l));
+  }
 
   for (auto& l : launches) {
     pid_t pid = spawn(l.child, l.contract_path, l.repo);
     if (pid < 0) {
       std::string why = std::string("could not start cp-host run: ") + std::strerror(errno);
-      store.transact([&](const QueueState& st) -> std::vector<json> {
-        const QueueItem* item = st.find(l.child.item_id);
-        if (!item || !item->active()) return {};
-        return end_attempt(*item, "error", why);
-      });
+      queue.finish(l.child.item_id, l.child.attempt, {"error", why, ""});
       std::lock_guard<std::mutex> lk(mu_);
       ++stats_.spawn_failures;
       continue;

@@ -27,7 +27,7 @@ struct SchedulerOptions {
   std::filesystem::path root, plugins_dir;
   std::filesystem::path cp_host;  // the executable run as the child (default: this process's own)
   int concurrency = 2;
-  std::chrono::milliseconds tick{50};  // how often the queue file is polled for other processes' changes
+  std::chrono::milliseconds tick{50};  // how often the queue is looked at for other processes' changes
   std::function<void(const std::string& run_id)> on_run_done;  // called on the scheduler thread
   std::vector<std::filesystem::path> hidden;  // passed to each run as --hide (the token file)
 };

@@ -1,0 +1,325 @@
+#include "queue/jsonl_queue_backend.hpp"
+
+#include <algorithm>
+
+namespace cp::queue {
+
+using nlohmann::json;
+
+namespace {
+
+std::string now_iso() {
+  return iso_from_ms(now_ms());
+}
+
+// The first item claim() would take: run order, eligible under `limits` at `now`.
+const QueueItem* first_eligible(const QueueState& st, const Limits& limits, int64_t now) {
+  Occupancy occ = occupancy(st);
+  for (const QueueItem* it : in_run_order(st))
+    if (derive(*it, st, limits, occ, now).eligible) return it;
+  return nullptr;
+}
+
+// The operations that end the current attempt of `it` with `end`, and queue it again when its retry policy
+// says so.
+std::vector<json> end_attempt(const QueueItem& it, const AttemptEnd& end, FinishOutcome& out) {
+  const Attempt* a = it.current();
+  json fin{{"op", "finished"},      {"item_id", it.item_id}, {"ts", now_iso()},
+           {"attempt", a->attempt}, {"status", end.status},  {"reason", end.reason}};
+  if (!a->run_id.empty()) fin["run_id"] = a->run_id;
+  if (!end.error.empty()) fin["error"] = end.error;
+  std::vector<json> ops{fin};
+  if (it.should_retry(end.status)) {
+    int64_t after = now_ms() + static_cast<int64_t>(it.next_backoff_sec() * 1000);
+    out.retried = true;
+    out.run_after = iso_from_ms(after);
+    ops.push_back({{"op", "retried"},
+                   {"item_id", it.item_id},
+                   {"ts", now_iso()},
+                   {"attempt", a->attempt + 1},
+                   {"run_after", out.run_after},
+                   {"reason", end.status + ": " + end.reason}});
+  }
+  return ops;
+}
+
+}  // namespace
+
+JsonlQueueBackend::JsonlQueueBackend(std::filesystem::path runtime_dir) : store_(std::move(runtime_dir)) {}
+
+void JsonlQueueBackend::note_change_locked() {
+  if (store_.generation() == seen_generation_) return;
+  seen_generation_ = store_.generation();
+  ++version_;
+  snapshot_.reset();
+  changed_.notify_all();
+}
+
+void JsonlQueueBackend::refresh_locked() {
+  store_.refresh();
+  note_change_locked();
+}
+
+void JsonlQueueBackend::transact_locked(const QueueStore::Decide& decide) {
+  try {
+    store_.transact(decide);
+  } catch (...) {
+    note_change_locked();  // it may have caught up before refusing
+    throw;
+  }
+  note_change_locked();
+}
+
+SubmitOutcome JsonlQueueBackend::submit(const NewItem& item) {
+  json op{{"op", "enqueued"},
+          {"item_id", item.item_id},
+          {"ts", now_iso()},
+          {"task_id", item.task_id},
+          {"pack", item.pack},
+          {"contract_path", item.contract_path},
+          {"repo", item.repo},
+          {"priority", item.priority},
+          {"max_retries", item.max_retries},
+          {"backoff_sec", item.backoff_sec},
+          {"timeout_sec", item.timeout_sec}};
+  if (!item.depends_on.empty()) op["depends_on"] = item.depends_on;
+  if (!item.run_after.empty()) op["run_after"] = item.run_after;
+  if (!item.deadline.empty()) op["deadline"] = item.deadline;
+  if (!item.start_by.empty()) op["start_by"] = item.start_by;
+  if (!item.submitted_by.empty()) op["submitted_by"] = item.submitted_by;
+  if (!item.workflow_id.empty()) op["workflow_id"] = item.workflow_id;
+  SubmitOutcome out;
+  std::lock_guard<std::mutex> l(mu_);
+  transact_locked([&](const QueueState& st) -> std::vector<json> {
+    out = {};
+    if (st.find(item.item_id)) {
+      out.kind = SubmitOutcome::Kind::duplicate;
+      return {};
+    }
+    for (const auto& d : item.depends_on)
+      if (!st.find(d)) out.missing = d;
+    if (!out.missing.empty()) {
+      out.kind = SubmitOutcome::Kind::missing_dependency;
+      return {};
+    }
+    return {op};
+  });
+  if (out.kind == SubmitOutcome::Kind::queued)
+    if (const QueueItem* it = store_.state().find(item.item_id)) out.item = *it;
+  return out;
+}
+
+std::optional<QueueItem> JsonlQueueBackend::claim(const ClaimRequest& req) {
+  const int64_t now = req.now != 0 ? req.now : now_ms();
+  std::lock_guard<std::mutex> l(mu_);
+  // Most calls find nothing to claim: that is decided without taking the file lock.
+  refresh_locked();
+  if (!first_eligible(store_.state(), req.limits, now)) return std::nullopt;
+  std::string claimed;
+  transact_locked([&](const QueueState& st) -> std::vector<json> {
+    claimed.clear();
+    const QueueItem* it = first_eligible(st, req.limits, now);
+    if (!it) return {};
+    claimed = it->item_id;
+    const int attempt = static_cast<int>(it->attempts.size()) + 1;
+    std::vector<json> ops{
+        {{"op", "claimed"}, {"item_id", it->item_id}, {"ts", now_iso()}, {"attempt", attempt}}};
+    if (req.name_run)
+      ops.push_back({{"op", "started"},
+                     {"item_id", it->item_id},
+                     {"ts", now_iso()},
+                     {"attempt", attempt},
+                     {"run_id", req.name_run(*it)}});
+    return ops;
+  });
+  if (claimed.empty()) return std::nullopt;
+  const QueueItem* it = store_.state().find(claimed);
+  if (!it) return std::nullopt;
+  return *it;
+}
+
+Change JsonlQueueBackend::start(const std::string& item_id, int attempt, const std::string& run_id) {
+  Change out = Change::not_found;
+  std::lock_guard<std::mutex> l(mu_);
+  transact_locked([&](const QueueState& st) -> std::vector<json> {
+    const QueueItem* it = st.find(item_id);
+    if (!it) {
+      out = Change::not_found;
+      return {};
+    }
+    const bool current = it->current() && it->current()->attempt == attempt;
+    if (current && it->state == ItemState::running && it->current()->run_id == run_id) {
+      out = Change::unchanged;
+      return {};
+    }
+    if (!current || it->state != ItemState::claimed) {
+      out = Change::refused;
+      return {};
+    }
+    out = Change::applied;
+    return {{{"op", "started"},
+             {"item_id", item_id},
+             {"ts", now_iso()},
+             {"attempt", attempt},
+             {"run_id", run_id}}};
+  });
+  return out;
+}
+
+FinishOutcome JsonlQueueBackend::finish(const std::string& item_id, int attempt, const AttemptEnd& end) {
+  FinishOutcome out;
+  std::lock_guard<std::mutex> l(mu_);
+  transact_locked([&](const QueueState& st) -> std::vector<json> {
+    out = {};
+    const QueueItem* it = st.find(item_id);
+    if (!it) {
+      out.change = Change::not_found;
+      return {};
+    }
+    if (attempt >= 1 && attempt <= static_cast<int>(it->attempts.size()) &&
+        !it->attempts[static_cast<size_t>(attempt) - 1].finished_at.empty()) {
+      out.change = Change::unchanged;
+      return {};
+    }
+    if (!it->active() || it->current()->attempt != attempt) {
+      out.change = Change::refused;
+      return {};
+    }
+    out.change = Change::applied;
+    return end_attempt(*it, end, out);
+  });
+  return out;
+}
+
+Change JsonlQueueBackend::retry(const std::string& item_id, const RetryRequest& req) {
+  Change out = Change::not_found;
+  std::lock_guard<std::mutex> l(mu_);
+  transact_locked([&](const QueueState& st) -> std::vector<json> {
+    const QueueItem* it = st.find(item_id);
+    if (!it) {
+      out = Change::not_found;
+      return {};
+    }
+    if (it->state == ItemState::queued) {
+      out = Change::unchanged;
+      return {};
+    }
+    if (it->state != ItemState::done) {
+      out = Change::refused;
+      return {};
+    }
+    out = Change::applied;
+    json op{{"op", "retried"},
+            {"item_id", item_id},
+            {"ts", now_iso()},
+            {"attempt", static_cast<int>(it->attempts.size()) + 1},
+            {"run_after", req.run_after.empty() ? now_iso() : req.run_after}};
+    if (!req.reason.empty()) op["reason"] = req.reason;
+    return {op};
+  });
+  return out;
+}
+
+CancelOutcome JsonlQueueBackend::cancel(const std::string& item_id, const std::string& by,
+                                        const std::string& reason) {
+  CancelOutcome out = CancelOutcome::not_found;
+  std::lock_guard<std::mutex> l(mu_);
+  transact_locked([&](const QueueState& st) -> std::vector<json> {
+    out = CancelOutcome::not_found;
+    const QueueItem* it = st.find(item_id);
+    if (!it) return {};
+    if (it->terminal()) {
+      out = CancelOutcome::already_ended;
+      return {};
+    }
+    out = it->state == ItemState::queued ? CancelOutcome::cancelled : CancelOutcome::requested;
+    if (it->cancel_requested) return {};
+    json op{{"op", "cancelled"}, {"item_id", item_id}, {"ts", now_iso()}, {"reason", reason}};
+    if (!by.empty()) op["by"] = by;
+    return {op};
+  });
+  return out;
+}
+
+Change JsonlQueueBackend::set_held(const std::string& item_id, const std::string& by, bool held) {
+  Change out = Change::not_found;
+  std::lock_guard<std::mutex> l(mu_);
+  transact_locked([&](const QueueState& st) -> std::vector<json> {
+    const QueueItem* it = st.find(item_id);
+    if (!it) {
+      out = Change::not_found;
+      return {};
+    }
+    if (it->terminal()) {
+      out = Change::refused;
+      return {};
+    }
+    if (it->held == held) {
+      out = Change::unchanged;
+      return {};
+    }
+    out = Change::applied;
+    json op{{"op", held ? "held" : "released"}, {"item_id", item_id}, {"ts", now_iso()}};
+    if (!by.empty()) op["by"] = by;
+    return {op};
+  });
+  return out;
+}
+
+Change JsonlQueueBackend::hold(const std::string& item_id, const std::string& by) {
+  return set_held(item_id, by, true);
+}
+
+Change JsonlQueueBackend::release(const std::string& item_id, const std::string& by) {
+  return set_held(item_id, by, false);
+}
+
+std::shared_ptr<const Snapshot> JsonlQueueBackend::list() {
+  std::lock_guard<std::mutex> l(mu_);
+  refresh_locked();
+  if (!snapshot_) {
+    auto s = std::make_shared<Snapshot>();
+    s->state = store_.state();
+    s->problems = store_.problems();
+    s->version = version_;
+    snapshot_ = std::move(s);
+  }
+  return snapshot_;
+}
+
+uint64_t JsonlQueueBackend::version() {
+  std::lock_guard<std::mutex> l(mu_);
+  refresh_locked();
+  return version_;
+}
+
+uint64_t JsonlQueueBackend::watch(uint64_t since, std::chrono::milliseconds timeout) {
+  const auto deadline = std::chrono::steady_clock::now() + timeout;
+  std::unique_lock<std::mutex> l(mu_);
+  for (;;) {
+    refresh_locked();
+    if (version_ != since) return version_;
+    const auto now = std::chrono::steady_clock::now();
+    if (now >= deadline) return version_;
+    // Woken at once by this object's own changes; other processes' are seen at the next poll.
+    changed_.wait_for(l, std::min<std::chrono::steady_clock::duration>(deadline - now, kWatchPoll),
+                      [&] { return version_ != since; });
+  }
+}
+
+size_t JsonlQueueBackend::compact(const CompactRequest& req) {
+  std::lock_guard<std::mutex> l(mu_);
+  refresh_locked();
+  if (req.only_above > 0 && store_.lines() <= req.only_above) return 0;
+  size_t dropped = 0;
+  try {
+    dropped = store_.compact(req.keep_terminal_ms);
+  } catch (...) {
+    note_change_locked();
+    throw;
+  }
+  note_change_locked();
+  return dropped;
+}
+
+}  // namespace cp::queue

@@ -1,0 +1,47 @@
+#include "queue/queue_backend.hpp"
+#include "core/runtime_paths.hpp"
+
+#include "queue/jsonl_queue_backend.hpp"
+
+#include <cstdio>
+#include <random>
+#include <stdexcept>
+
+namespace cp::queue {
+
+namespace fs = std::filesystem;
+
+const char* to_string(Change c) {
+  switch (c) {
+    case Change::applied:
+      return "applied";
+    case Change::unchanged:
+      return "unchanged";
+    case Change::not_found:
+      return "not_found";
+    case Change::refused:
+      return "refused";
+  }
+  return "?";
+}
+
+std::unique_ptr<QueueBackend> open_queue_backend(const BackendOptions& o) {
+  if (o.kind == "jsonl") {
+    if (!o.create && !fs::exists(core::queue_log(o.root))) return nullptr;
+    return std::make_unique<JsonlQueueBackend>(core::runtime_dir(o.root));
+  }
+  throw std::invalid_argument("unknown queue backend '" + o.kind + "' (known: jsonl)");
+}
+
+std::string new_item_id() {
+  std::string ts = iso_from_ms(now_ms());  // 2026-11-25T10:15:00.123Z
+  std::string compact;
+  for (char c : ts.substr(0, 19))
+    if (c != '-' && c != ':') compact += c;
+  static thread_local std::mt19937_64 rng{std::random_device{}()};
+  char hex[8];
+  std::snprintf(hex, sizeof hex, "%06x", static_cast<unsigned>(rng() & 0xffffff));
+  return "q-" + compact + "Z-" + hex;
+}
+
+}  // namespace cp::queue

@@ -1,0 +1,161 @@
+// The queue's storage seam: every change to the run queue, and every read of it, goes through a
+// QueueBackend. Today one backend exists, JsonlQueueBackend (queue.jsonl under queue.lock, see
+// jsonl_queue_backend.hpp); a database backend implements the same operations.
+//
+// The contract every backend keeps:
+//  - each operation on an item is atomic: it sees the item's current state (whatever process changed it)
+//    and either records its change whole or records nothing;
+//  - operations are idempotent per item: repeating one that already took effect writes nothing and says
+//    `unchanged` (a cancel asked twice, a finish of an attempt that already ended);
+//  - claim() hands an item to exactly one caller: two claimers, in threads or processes, never get the same
+//    attempt of the same item (a SQL backend: SELECT ... FOR UPDATE SKIP LOCKED in one transaction);
+//  - every object is safe to use from several threads; several objects (and processes) may share a queue.
+#pragma once
+
+#include "queue/queue_state.hpp"
+
+#include <chrono>
+#include <cstdint>
+#include <filesystem>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace cp::queue {
+
+// What submit() records: an item as it enters the queue.
+struct NewItem {
+  std::string item_id;  // new_item_id(): named by the caller (its contract snapshot carries the name)
+  std::string task_id, pack, contract_path, repo, workflow_id;
+  int priority = 5;  // 0..9
+  std::vector<std::string> depends_on;
+  std::string run_after, deadline, start_by;  // ISO-8601 UTC or empty
+  int max_retries = 0;
+  double backoff_sec = 0;
+  int timeout_sec = 0;
+  std::string submitted_by;
+};
+
+struct SubmitOutcome {
+  enum class Kind {
+    queued,              // recorded
+    duplicate,           // an item of that id exists already: nothing written
+    missing_dependency,  // depends_on names an item the queue does not hold: nothing written
+  } kind = Kind::queued;
+  std::string missing;  // missing_dependency: a dependency the queue does not hold
+  QueueItem item;       // queued: the item as recorded
+};
+
+// The result of an operation on one item.
+enum class Change {
+  applied,    // recorded
+  unchanged,  // the item is already where the operation would put it: nothing written
+  not_found,  // no such item
+  refused,    // the item's state does not allow it (an attempt that is not the current one, an ended item)
+};
+const char* to_string(Change c);
+
+enum class CancelOutcome { cancelled, requested, not_found, already_ended };
+
+struct ClaimRequest {
+  Limits limits;    // the concurrency limits eligibility is judged by
+  int64_t now = 0;  // the time eligibility is judged at (milliseconds since the epoch); 0: the clock
+  // When set, the claim also records the attempt's start under the run id this returns for the item, in
+  // the same atomic step: the run is named in the queue before it starts. Called once, on the item being
+  // claimed, while the claim is in progress; it must not call the backend.
+  std::function<std::string(const QueueItem&)> name_run;
+};
+
+// How an attempt ended.
+struct AttemptEnd {
+  std::string status;  // success|failure|denied|timeout|cancelled|error|awaiting_approval
+  std::string reason;
+  std::string error;  // what the run printed when it ended without a sealed bundle (kept with the attempt)
+};
+
+struct FinishOutcome {
+  Change change = Change::not_found;
+  bool retried = false;   // applied: the retry policy queued the item again, in the same atomic step
+  std::string run_after;  // retried: not before this time
+};
+
+struct RetryRequest {
+  std::string run_after;  // ISO-8601 UTC; empty: now
+  std::string reason;
+};
+
+struct CompactRequest {
+  int64_t keep_terminal_ms =
+      0;                    // items that ended within this long stay, and whatever a kept item depends on
+  uint64_t only_above = 0;  // do nothing while the live queue holds at most this many records
+};
+
+// The whole queue at one moment: every item the live queue holds, and what could not be read.
+struct Snapshot {
+  QueueState state;
+  std::vector<Problem> problems;  // records skipped or refused on reading (JSONL: by line number)
+  uint64_t version = 0;           // this backend object's change counter when the snapshot was taken
+};
+
+class QueueBackend {
+ public:
+  virtual ~QueueBackend() = default;
+
+  virtual std::string kind() const = 0;  // "jsonl"
+
+  // Records a new item, unless its id exists or one of its dependencies does not.
+  virtual SubmitOutcome submit(const NewItem& item) = 0;
+
+  // Claims the first eligible item in run order (priority, then FIFO; derive() with `limits` at `now`):
+  // its next attempt is recorded as claimed (and started, with name_run). Returns the item as it is after
+  // the claim, or nothing when no item is eligible.
+  virtual std::optional<QueueItem> claim(const ClaimRequest& req) = 0;
+
+  // Records that attempt `attempt` of a claimed item runs as `run_id`.
+  virtual Change start(const std::string& item_id, int attempt, const std::string& run_id) = 0;
+
+  // Ends attempt `attempt` of a claimed or running item, then applies the item's retry policy
+  // (QueueItem::should_retry, next_backoff_sec) in the same atomic step.
+  virtual FinishOutcome finish(const std::string& item_id, int attempt, const AttemptEnd& end) = 0;
+
+  // Queues an item whose last attempt ended (state done) again. `unchanged` when it is already waiting.
+  virtual Change retry(const std::string& item_id, const RetryRequest& req) = 0;
+
+  // A waiting item ends cancelled; a claimed or running one is marked cancel_requested and ends when its
+  // attempt finishes. `by` may be empty.
+  virtual CancelOutcome cancel(const std::string& item_id, const std::string& by,
+                               const std::string& reason) = 0;
+
+  // A held item is never eligible until released. Refused once the item has ended.
+  virtual Change hold(const std::string& item_id, const std::string& by) = 0;
+  virtual Change release(const std::string& item_id, const std::string& by) = 0;
+
+  // The current queue, caught up with every process's changes. Cheap while nothing changed.
+  virtual std::shared_ptr<const Snapshot> list() = 0;
+
+  // The change counter, caught up with every process's changes: it grows whenever the queue changes.
+  virtual uint64_t version() = 0;
+  // Waits until the change counter differs from `since` or `timeout` passes; returns the counter.
+  virtual uint64_t watch(uint64_t since, std::chrono::milliseconds timeout) = 0;
+
+  // Moves items that ended more than keep_terminal_ms ago out of the live queue (a backend may archive
+  // them: JSONL keeps the full log in queue-history/). Returns how many records left the live queue.
+  virtual size_t compact(const CompactRequest& req) = 0;
+};
+
+struct BackendOptions {
+  std::filesystem::path root;  // the project root: the queue lives under its runtime folder
+  std::string kind = "jsonl";  // the backend; "jsonl" is the only one today
+  // false: when the queue was never written, open_queue_backend() returns nullptr and creates nothing.
+  bool create = true;
+};
+
+// The backend `o.kind` names, over the queue of `o.root`. std::invalid_argument for an unknown kind.
+std::unique_ptr<QueueBackend> open_queue_backend(const BackendOptions& o);
+
+// "q-20261125T101500Z-3f9a1c": sortable by time, unique across processes.
+std::string new_item_id();
+
+}  // namespace cp::queue

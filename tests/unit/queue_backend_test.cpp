@@ -1,0 +1,564 @@
+// The queue backend contract (queue/queue_backend.hpp), run against every backend in kBackends: the life
+// of an item (submit -> claim -> start -> finish), the retry policy and retry, cancel, hold/release, list,
+// compaction, watch, and claimers in threads and in processes that never get the same item. Each case
+// opens several clients of one queue, as serve and `cp-host queue` do. The JSONL-only tests at the end
+// cover what is particular to queue.jsonl.
+#include "queue/queue_backend.hpp"
+#include "queue/jsonl_queue_backend.hpp"
+#include "unit/test_support.hpp"
+
+#include <gtest/gtest.h>
+
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <chrono>
+#include <fstream>
+#include <latch>
+#include <map>
+#include <set>
+#include <thread>
+
+namespace cp::queue {
+namespace {
+
+namespace fs = std::filesystem;
+using std::chrono::milliseconds;
+using std::chrono::steady_clock;
+
+struct BackendCase {
+  std::string name;
+  // A new client of the queue that `scratch` (a fresh folder per test) names: each call is another
+  // connection to the same queue.
+  std::function<std::unique_ptr<QueueBackend>(const fs::path& scratch)> open;
+};
+
+std::unique_ptr<QueueBackend> open_jsonl(const fs::path& scratch) {
+  BackendOptions o;
+  o.root = scratch;
+  o.kind = "jsonl";
+  return open_queue_backend(o);
+}
+
+void PrintTo(const BackendCase& c, std::ostream* os) {
+  *os << c.name;
+}
+
+// A database backend adds its case here (skipping itself when no database is configured).
+const BackendCase kBackends[] = {{"jsonl", open_jsonl}};
+
+NewItem item(const std::string& id, int priority = 5, const std::string& pack = "low") {
+  NewItem n;
+  n.item_id = id;
+  n.task_id = "task-" + id;
+  n.pack = pack;
+  n.contract_path = "/c/" + id + ".json";
+  n.repo = "/repo";
+  n.priority = priority;
+  return n;
+}
+
+ClaimRequest any_slot(int64_t now = 0) {
+  ClaimRequest r;
+  r.limits.global = 1000;
+  r.now = now;
+  return r;
+}
+
+class QueueBackendContract : public ::testing::TestWithParam<BackendCase> {
+ protected:
+  std::unique_ptr<QueueBackend> open() { return GetParam().open(dir_.path()); }
+
+  const QueueItem* find(QueueBackend& b, const std::string& id) {
+    snapshot_ = b.list();
+    return snapshot_->state.find(id);
+  }
+
+  cp::test::TempDir dir_;
+  std::shared_ptr<const Snapshot> snapshot_;
+};
+
+TEST_P(QueueBackendContract, SubmitClaimStartFinish) {
+  auto q = open();
+  auto other = open();
+  SubmitOutcome s = q->submit(item("a"));
+  ASSERT_EQ(s.kind, SubmitOutcome::Kind::queued);
+  EXPECT_EQ(s.item.item_id, "a");
+  EXPECT_EQ(s.item.state, ItemState::queued);
+  EXPECT_EQ(other->submit(item("a")).kind, SubmitOutcome::Kind::duplicate) << "an id is recorded once";
+  NewItem orphan = item("orphan");
+  orphan.depends_on = {"nobody"};
+  SubmitOutcome o = q->submit(orphan);
+  EXPECT_EQ(o.kind, SubmitOutcome::Kind::missing_dependency);
+  EXPECT_EQ(o.missing, "nobody");
+  EXPECT_EQ(find(*q, "orphan"), nullptr) << "a refused submit records nothing";
+
+  std::optional<QueueItem> c = other->claim(any_slot());
+  ASSERT_TRUE(c.has_value());
+  EXPECT_EQ(c->item_id, "a");
+  EXPECT_EQ(c->state, ItemState::claimed);
+  ASSERT_EQ(c->attempts.size(), 1u);
+  EXPECT_EQ(c->current()->attempt, 1);
+  EXPECT_EQ(c->contract_path, "/c/a.json");
+  EXPECT_FALSE(q->claim(any_slot()).has_value()) << "a claimed item is not claimed again";
+  ASSERT_NE(find(*q, "a"), nullptr);
+  EXPECT_EQ(find(*q, "a")->state, ItemState::claimed) << "the other client sees the claim";
+
+  EXPECT_EQ(q->start("a", 2, "r1"), Change::refused) << "not the claimed attempt";
+  EXPECT_EQ(q->start("a", 1, "r1"), Change::applied);
+  EXPECT_EQ(other->start("a", 1, "r1"), Change::unchanged);
+  EXPECT_EQ(q->start("nope", 1, "r1"), Change::not_found);
+  const QueueItem* it = find(*other, "a");
+  ASSERT_NE(it, nullptr);
+  EXPECT_EQ(it->state, ItemState::running);
+  EXPECT_EQ(it->current()->run_id, "r1");
+
+  EXPECT_EQ(q->finish("a", 2, {"success", "", ""}).change, Change::refused);
+  FinishOutcome f = q->finish("a", 1, {"success", "all gates passed", ""});
+  EXPECT_EQ(f.change, Change::applied);
+  EXPECT_FALSE(f.retried);
+  EXPECT_EQ(other->finish("a", 1, {"error", "late", ""}).change, Change::unchanged) << "ended once";
+  EXPECT_EQ(q->finish("nope", 1, {"success", "", ""}).change, Change::not_found);
+  it = find(*other, "a");
+  ASSERT_NE(it, nullptr);
+  EXPECT_EQ(it->state, ItemState::done);
+  EXPECT_EQ(it->status, "success");
+  EXPECT_EQ(it->reason, "all gates passed");
+  EXPECT_EQ(it->current()->run_id, "r1");
+  EXPECT_FALSE(q->claim(any_slot()).has_value());
+}
+
+TEST_P(QueueBackendContract, ClaimNamesTheRunInTheSameStep) {
+  auto q = open();
+  q->submit(item("a"));
+  int calls = 0;
+  ClaimRequest r = any_slot();
+  r.name_run = [&](const QueueItem& it) {
+    ++calls;
+    return "run-of-" + it.task_id;
+  };
+  std::optional<QueueItem> c = q->claim(r);
+  ASSERT_TRUE(c.has_value());
+  EXPECT_EQ(calls, 1);
+  EXPECT_EQ(c->state, ItemState::running);
+  EXPECT_EQ(c->current()->run_id, "run-of-task-a");
+  EXPECT_EQ(open()->start("a", 1, "run-of-task-a"), Change::unchanged);
+  EXPECT_FALSE(q->claim(r).has_value());
+  EXPECT_EQ(calls, 1) << "nothing to claim: no run is named";
+}
+
+TEST_P(QueueBackendContract, ClaimTakesRunOrderWithinTheLimits) {
+  auto q = open();
+  q->submit(item("low", 1, "p1"));
+  q->submit(item("high", 9, "p1"));
+  q->submit(item("mid", 5, "p2"));
+  q->submit(item("mid2", 5, "p2"));
+  NewItem later = item("later", 9, "p2");
+  later.run_after = "2999-01-01T00:00:00Z";
+  q->submit(later);
+  NewItem child = item("child", 9, "p2");
+  child.depends_on = {"low"};
+  q->submit(child);
+
+  ClaimRequest r;
+  r.limits.global = 2;
+  r.limits.per_pack["p2"] = 1;
+  std::vector<std::string> got;
+  while (auto c = q->claim(r)) got.push_back(c->item_id);
+  EXPECT_EQ(got, (std::vector<std::string>{"high", "mid"})) << "priority, then FIFO, within the limits";
+  r.limits.global = 10;
+  got.clear();
+  while (auto c = q->claim(r)) got.push_back(c->item_id);
+  EXPECT_EQ(got, (std::vector<std::string>{"low"})) << "p2 is at its limit; later waits; child waits for low";
+  r.limits.per_pack.clear();
+  got.clear();
+  while (auto c = q->claim(r)) got.push_back(c->item_id);
+  EXPECT_EQ(got, (std::vector<std::string>{"mid2"}));
+  r.now = parse_iso_ms("2999-01-01T00:00:01Z");
+  std::optional<QueueItem> c = q->claim(r);
+  ASSERT_TRUE(c.has_value());
+  EXPECT_EQ(c->item_id, "later") << "eligible once its time has come";
+  q->finish("low", 1, {"success", "", ""});
+  c = q->claim(any_slot());
+  ASSERT_TRUE(c.has_value());
+  EXPECT_EQ(c->item_id, "child") << "eligible once its dependency succeeded";
+}
+
+TEST_P(QueueBackendContract, FinishAppliesTheRetryPolicy) {
+  auto q = open();
+  NewItem n = item("a");
+  n.max_retries = 1;
+  n.backoff_sec = 10;
+  q->submit(n);
+  ASSERT_TRUE(q->claim(any_slot()).has_value());
+  int64_t before = now_ms();
+  FinishOutcome f = q->finish("a", 1, {"timeout", "wall time", ""});
+  EXPECT_EQ(f.change, Change::applied);
+  ASSERT_TRUE(f.retried);
+  int64_t after = parse_iso_ms(f.run_after);
+  EXPECT_GE(after, before + 10000);
+  EXPECT_LE(after, now_ms() + 10000);
+  const QueueItem* it = find(*open(), "a");
+  ASSERT_NE(it, nullptr);
+  EXPECT_EQ(it->state, ItemState::queued);
+  EXPECT_EQ(it->run_after, f.run_after);
+  EXPECT_FALSE(q->claim(any_slot()).has_value()) << "not before the backoff";
+  std::optional<QueueItem> c = q->claim(any_slot(after + 1));
+  ASSERT_TRUE(c.has_value());
+  EXPECT_EQ(c->current()->attempt, 2);
+  f = q->finish("a", 2, {"error", "crashed", "last lines"});
+  EXPECT_EQ(f.change, Change::applied);
+  EXPECT_FALSE(f.retried) << "no attempts left";
+  it = find(*q, "a");
+  EXPECT_EQ(it->state, ItemState::done);
+  EXPECT_EQ(it->status, "error");
+  EXPECT_EQ(it->error, "last lines");
+  EXPECT_EQ(it->attempts.size(), 2u);
+}
+
+TEST_P(QueueBackendContract, RetryQueuesAnEndedItemAgain) {
+  auto q = open();
+  q->submit(item("a"));
+  q->submit(item("gone"));
+  ASSERT_TRUE(q->claim(any_slot()).has_value());
+  EXPECT_EQ(q->retry("a", {}), Change::refused) << "still claimed";
+  FinishOutcome f = q->finish("a", 1, {"failure", "tests failed", ""});
+  EXPECT_FALSE(f.retried) << "a failure is not retried by the policy";
+  EXPECT_EQ(q->retry("a", {"", "operator asked"}), Change::applied);
+  EXPECT_EQ(open()->retry("a", {}), Change::unchanged) << "already waiting";
+  const QueueItem* it = find(*q, "a");
+  ASSERT_NE(it, nullptr);
+  EXPECT_EQ(it->state, ItemState::queued);
+  EXPECT_TRUE(it->status.empty());
+  std::optional<QueueItem> c = q->claim(any_slot());
+  ASSERT_TRUE(c.has_value());
+  EXPECT_EQ(c->item_id, "a");
+  EXPECT_EQ(c->current()->attempt, 2);
+  q->cancel("gone", "", "no");
+  EXPECT_EQ(q->retry("gone", {}), Change::refused) << "a cancelled item stays cancelled";
+  EXPECT_EQ(q->retry("nope", {}), Change::not_found);
+}
+
+TEST_P(QueueBackendContract, CancelEndsAWaitingItemAndAsksARunningOne) {
+  auto q = open();
+  auto other = open();
+  q->submit(item("run", 9));
+  NewItem w = item("wait", 1);
+  w.max_retries = 3;
+  q->submit(w);
+  NewItem r = item("retry", 1);
+  r.max_retries = 3;
+  ASSERT_TRUE(q->claim(any_slot()).has_value());  // "run"
+  EXPECT_EQ(other->cancel("wait", "ops", "not needed"), CancelOutcome::cancelled);
+  EXPECT_EQ(q->cancel("wait", "ops", "again"), CancelOutcome::already_ended);
+  const QueueItem* it = find(*q, "wait");
+  ASSERT_NE(it, nullptr);
+  EXPECT_EQ(it->state, ItemState::cancelled);
+  EXPECT_EQ(it->reason, "not needed");
+
+  EXPECT_EQ(other->cancel("run", "ops", "stop"), CancelOutcome::requested);
+  uint64_t v = q->version();
+  EXPECT_EQ(q->cancel("run", "ops", "stop"), CancelOutcome::requested);
+  EXPECT_EQ(q->version(), v) << "asking again changes nothing";
+  it = find(*q, "run");
+  EXPECT_EQ(it->state, ItemState::claimed) << "a claimed item ends when its attempt does";
+  EXPECT_TRUE(it->cancel_requested);
+  EXPECT_EQ(q->cancel("nope", "", ""), CancelOutcome::not_found);
+
+  // A cancel request stops the retry policy.
+  q->submit(r);
+  std::optional<QueueItem> c = q->claim(any_slot());
+  ASSERT_TRUE(c.has_value());
+  ASSERT_EQ(c->item_id, "retry");
+  q->cancel("retry", "", "stop");
+  FinishOutcome f = q->finish("retry", 1, {"timeout", "", ""});
+  EXPECT_EQ(f.change, Change::applied);
+  EXPECT_FALSE(f.retried);
+  EXPECT_EQ(find(*q, "retry")->state, ItemState::done);
+}
+
+TEST_P(QueueBackendContract, HoldKeepsAnItemFromBeingClaimedUntilReleased) {
+  auto q = open();
+  auto other = open();
+  q->submit(item("a"));
+  EXPECT_EQ(q->hold("a", "ops"), Change::applied);
+  EXPECT_EQ(other->hold("a", "ops"), Change::unchanged);
+  EXPECT_TRUE(find(*other, "a")->held);
+  EXPECT_FALSE(other->claim(any_slot()).has_value()) << "held";
+  EXPECT_EQ(other->release("a", "ops"), Change::applied);
+  EXPECT_EQ(q->release("a", ""), Change::unchanged);
+  EXPECT_FALSE(find(*q, "a")->held);
+  std::optional<QueueItem> c = q->claim(any_slot());
+  ASSERT_TRUE(c.has_value());
+  q->finish("a", 1, {"success", "", ""});
+  EXPECT_EQ(q->hold("a", ""), Change::refused) << "ended";
+  EXPECT_EQ(q->release("a", ""), Change::refused);
+  EXPECT_EQ(q->hold("nope", ""), Change::not_found);
+  EXPECT_EQ(q->release("nope", ""), Change::not_found);
+}
+
+TEST_P(QueueBackendContract, ListIsOneConsistentViewOfEveryClientsChanges) {
+  auto q = open();
+  auto other = open();
+  EXPECT_TRUE(q->list()->state.items().empty());
+  q->submit(item("a"));
+  q->submit(item("b"));
+  other->cancel("b", "", "no");
+  auto s1 = q->list();
+  EXPECT_EQ(s1->state.items().size(), 2u);
+  EXPECT_EQ(s1->state.find("b")->state, ItemState::cancelled);
+  EXPECT_EQ(s1->version, q->version());
+  other->submit(item("c"));
+  auto s2 = q->list();
+  EXPECT_EQ(s2->state.items().size(), 3u);
+  EXPECT_GT(s2->version, s1->version);
+  EXPECT_EQ(s1->state.items().size(), 2u) << "a snapshot never changes under its reader";
+}
+
+TEST_P(QueueBackendContract, CompactDropsLongEndedItemsAndKeepsLiveOnesWithTheirDependencies) {
+  auto q = open();
+  auto other = open();
+  q->submit(item("old"));
+  q->cancel("old", "", "no");
+  q->submit(item("dep"));
+  ASSERT_TRUE(q->claim(any_slot()).has_value());
+  q->finish("dep", 1, {"success", "", ""});
+  NewItem live = item("live");
+  live.depends_on = {"dep"};
+  q->submit(live);
+  q->hold("live", "");  // stays waiting
+
+  EXPECT_EQ(q->compact({3600 * 1000, 0}), 0u) << "nothing ended an hour ago";
+  EXPECT_EQ(q->compact({0, 1000000}), 0u) << "the live queue is small";
+  EXPECT_EQ(q->list()->state.items().size(), 3u);
+  EXPECT_GT(q->compact({0, 0}), 0u);
+  for (auto* b : {q.get(), other.get()}) {
+    auto s = b->list();
+    EXPECT_EQ(s->state.find("old"), nullptr) << "ended: gone from the live queue";
+    ASSERT_NE(s->state.find("dep"), nullptr) << "ended, but a live item depends on it";
+    EXPECT_EQ(s->state.find("dep")->status, "success");
+    ASSERT_NE(s->state.find("live"), nullptr);
+    EXPECT_TRUE(s->state.find("live")->held);
+  }
+  EXPECT_EQ(q->compact({0, 0}), 0u) << "nothing left to drop";
+  // The queue works on after compaction.
+  other->release("live", "");
+  std::optional<QueueItem> c = q->claim(any_slot());
+  ASSERT_TRUE(c.has_value());
+  EXPECT_EQ(c->item_id, "live");
+}
+
+TEST_P(QueueBackendContract, WatchWakesOnAChangeAndTimesOutWithout) {
+  auto q = open();
+  auto other = open();
+  // Nothing changes: watch waits out its timeout and returns the same counter.
+  uint64_t v = q->version();
+  auto t0 = steady_clock::now();
+  EXPECT_EQ(q->watch(v, milliseconds(200)), v);
+  EXPECT_GE(steady_clock::now() - t0, milliseconds(200));
+
+  // Another client's change wakes it long before the timeout.
+  std::thread writer([&] {
+    std::this_thread::sleep_for(milliseconds(100));
+    other->submit(item("a"));
+  });
+  t0 = steady_clock::now();
+  uint64_t v2 = q->watch(v, milliseconds(20000));
+  auto waited = steady_clock::now() - t0;
+  writer.join();
+  EXPECT_NE(v2, v);
+  EXPECT_LT(waited, milliseconds(10000));
+  ASSERT_NE(find(*q, "a"), nullptr) << "what woke the watcher is in the queue";
+
+  // So does a change through the same client, from another thread.
+  std::thread self([&] {
+    std::this_thread::sleep_for(milliseconds(100));
+    q->cancel("a", "", "no");
+  });
+  t0 = steady_clock::now();
+  uint64_t v3 = q->watch(v2, milliseconds(20000));
+  waited = steady_clock::now() - t0;
+  self.join();
+  EXPECT_NE(v3, v2);
+  EXPECT_LT(waited, milliseconds(10000));
+  EXPECT_EQ(find(*q, "a")->state, ItemState::cancelled);
+  // A counter that is already behind returns at once.
+  t0 = steady_clock::now();
+  EXPECT_EQ(q->watch(v, milliseconds(20000)), q->version());
+  EXPECT_LT(steady_clock::now() - t0, milliseconds(10000));
+}
+
+TEST_P(QueueBackendContract, ClaimersInThreadsNeverClaimTheSameItem) {
+  constexpr int kItems = 60, kThreads = 4;
+  {
+    auto q = open();
+    for (int i = 0; i < kItems; ++i)
+      ASSERT_EQ(q->submit(item("i" + std::to_string(i))).kind, SubmitOutcome::Kind::queued);
+  }
+  std::vector<std::unique_ptr<QueueBackend>> clients;
+  for (int t = 0; t < kThreads; ++t) clients.push_back(open());
+  std::vector<std::vector<std::string>> got(kThreads);
+  std::latch go(kThreads);
+  std::vector<std::thread> threads;
+  std::atomic<int> failures{0};
+  for (int t = 0; t < kThreads; ++t)
+    threads.emplace_back([&, t] {
+      go.arrive_and_wait();
+      try {
+        ClaimRequest r = any_slot();
+        r.name_run = [t](const QueueItem& it) { return "t" + std::to_string(t) + "-" + it.item_id; };
+        while (auto c = clients[t]->claim(r)) got[t].push_back(c->item_id);
+      } catch (const std::exception&) {
+        ++failures;
+      }
+    });
+  for (auto& th : threads) th.join();
+  EXPECT_EQ(failures.load(), 0);
+  std::map<std::string, int> times;
+  size_t total = 0;
+  for (const auto& v : got) {
+    total += v.size();
+    for (const auto& id : v) ++times[id];
+  }
+  EXPECT_EQ(total, static_cast<size_t>(kItems));
+  EXPECT_EQ(times.size(), static_cast<size_t>(kItems));
+  for (const auto& [id, n] : times) EXPECT_EQ(n, 1) << id << " claimed " << n << " times";
+  // The queue agrees: every item runs its first attempt, under the name its claimer gave it.
+  auto s = open()->list();
+  for (int t = 0; t < kThreads; ++t)
+    for (const auto& id : got[t]) {
+      const QueueItem* it = s->state.find(id);
+      ASSERT_NE(it, nullptr);
+      EXPECT_EQ(it->state, ItemState::running);
+      EXPECT_EQ(it->attempts.size(), 1u);
+      EXPECT_EQ(it->current()->run_id, "t" + std::to_string(t) + "-" + id);
+    }
+}
+
+TEST_P(QueueBackendContract, ClaimersInProcessesNeverClaimTheSameItem) {
+  constexpr int kItems = 40, kProcs = 3;
+  {
+    auto q = open();
+    for (int i = 0; i < kItems; ++i)
+      ASSERT_EQ(q->submit(item("p" + std::to_string(i))).kind, SubmitOutcome::Kind::queued);
+  }
+  int go[2], out[2];
+  ASSERT_EQ(::pipe(go), 0);
+  ASSERT_EQ(::pipe(out), 0);
+  std::vector<pid_t> kids;
+  for (int k = 0; k < kProcs; ++k) {
+    pid_t pid = ::fork();
+    ASSERT_GE(pid, 0);
+    if (pid == 0) {
+      ::close(go[1]);
+      ::close(out[0]);
+      char b;
+      if (::read(go[0], &b, 1) != 1) ::_exit(3);
+      try {
+        auto q = open();
+        std::string lines;
+        while (auto c = q->claim(any_slot())) lines += c->item_id + "\n";
+        // One write per claimer, under PIPE_BUF: the lines of two claimers never interleave.
+        if (::write(out[1], lines.data(), lines.size()) != static_cast<ssize_t>(lines.size())) ::_exit(4);
+      } catch (...) {
+        ::_exit(2);
+      }
+      ::_exit(0);
+    }
+    kids.push_back(pid);
+  }
+  ::close(go[0]);
+  ::close(out[1]);
+  std::string start(kProcs, 'g');
+  ASSERT_EQ(::write(go[1], start.data(), start.size()), static_cast<ssize_t>(start.size()));
+  ::close(go[1]);
+  std::string all;
+  char buf[4096];
+  for (ssize_t n; (n = ::read(out[0], buf, sizeof buf)) > 0;) all.append(buf, static_cast<size_t>(n));
+  ::close(out[0]);
+  for (pid_t pid : kids) {
+    int ws = 0;
+    ASSERT_EQ(::waitpid(pid, &ws, 0), pid);
+    EXPECT_TRUE(WIFEXITED(ws) && WEXITSTATUS(ws) == 0) << "claimer " << pid << " status " << ws;
+  }
+  std::multiset<std::string> ids;
+  for (size_t pos = 0, nl; (nl = all.find('\n', pos)) != std::string::npos; pos = nl + 1)
+    ids.insert(all.substr(pos, nl - pos));
+  EXPECT_EQ(ids.size(), static_cast<size_t>(kItems));
+  for (const auto& id : std::set<std::string>(ids.begin(), ids.end()))
+    EXPECT_EQ(ids.count(id), 1u) << id << " claimed more than once";
+  auto s = open()->list();
+  for (int i = 0; i < kItems; ++i) {
+    const QueueItem* it = s->state.find("p" + std::to_string(i));
+    ASSERT_NE(it, nullptr);
+    EXPECT_EQ(it->state, ItemState::claimed);
+    EXPECT_EQ(it->attempts.size(), 1u);
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(Backends, QueueBackendContract, ::testing::ValuesIn(kBackends),
+                         [](const ::testing::TestParamInfo<BackendCase>& info) { return info.param.name; });
+
+// ---- What is particular to queue.jsonl ----------------------------------------------------------------
+
+TEST(JsonlQueueBackend, OpensNothingWhenAskedNotToCreate) {
+  cp::test::TempDir d;
+  BackendOptions o;
+  o.root = d.path();
+  o.create = false;
+  EXPECT_EQ(open_queue_backend(o), nullptr);
+  EXPECT_TRUE(fs::is_empty(d.path())) << "no folder, no file";
+  o.create = true;
+  open_queue_backend(o)->submit(item("a"));
+  o.create = false;
+  auto q = open_queue_backend(o);
+  ASSERT_NE(q, nullptr);
+  EXPECT_EQ(q->kind(), "jsonl");
+  EXPECT_NE(q->list()->state.find("a"), nullptr);
+  o.kind = "nosuch";
+  EXPECT_THROW(open_queue_backend(o), std::invalid_argument);
+}
+
+TEST(JsonlQueueBackend, CompactionArchivesTheFullLogInQueueHistory) {
+  cp::test::TempDir d;
+  JsonlQueueBackend q(d.path());
+  q.submit(item("old"));
+  q.cancel("old", "", "no");
+  q.submit(item("live"));
+  EXPECT_EQ(q.compact({0, 0}), 2u) << "old's two operations";
+  std::string log = cp::test::read_file(d / "queue.jsonl");
+  EXPECT_EQ(log.find("\"old\""), std::string::npos);
+  EXPECT_NE(log.find("\"live\""), std::string::npos);
+  size_t archived = 0;
+  for (const auto& e : fs::directory_iterator(d / "queue-history")) {
+    ++archived;
+    EXPECT_NE(cp::test::read_file(e.path()).find("\"old\""), std::string::npos);
+  }
+  EXPECT_EQ(archived, 1u);
+}
+
+TEST(JsonlQueueBackend, ListReportsBadLinesAndWritersCutATornTail) {
+  cp::test::TempDir d;
+  JsonlQueueBackend q(d.path());
+  q.submit(item("a"));
+  {
+    std::ofstream out(d / "queue.jsonl", std::ios::app);
+    out << "not json\n"
+        << R"({"op":"cancelled","item_id":"a","ts":"2026)";
+  }
+  JsonlQueueBackend other(d.path());
+  auto s = other.list();
+  ASSERT_EQ(s->problems.size(), 1u);
+  EXPECT_EQ(s->problems[0].line, 2u);
+  EXPECT_EQ(s->problems[0].message, "not JSON");
+  EXPECT_EQ(s->state.find("a")->state, ItemState::queued) << "a torn line is not an operation";
+  EXPECT_EQ(other.hold("a", ""), Change::applied);
+  std::string log = cp::test::read_file(d / "queue.jsonl");
+  EXPECT_EQ(log.find("\"ts\":\"2026{"), std::string::npos) << "the torn tail was cut before the append";
+  EXPECT_EQ(log.back(), '\n');
+  EXPECT_TRUE(q.list()->state.find("a")->held);
+}
+
+}  // namespace
+}  // namespace cp::queue
