@@ -89,7 +89,8 @@ check "$ok" 'm["verdict"] == "success"' \
   't["oot_state_written"] is True' \
   'os.path.isfile(os.path.join(t["oot_state_dir"], "oot_state.txt"))' \
   'not t["oot_state_dir"].startswith(b) and not t["oot_state_dir"].startswith(m["worktree"])' \
-  't["status"] == "completed" and t["runner"] == "oot_runner"'
+  't["status"] == "completed" and t["runner"] == "oot_runner"' \
+  '"verdict" not in t and "gates" not in t'
 echo "oot_pass: success; the runner's own fields are in task_result.json and its state folder was kept"
 
 denied=$(run oot_deny 5)

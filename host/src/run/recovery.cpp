@@ -13,6 +13,7 @@
 #include "store/atomic_file.hpp"
 #include "store/bundle.hpp"
 #include "store/bundle_seal.hpp"
+#include "store/bundle_verify.hpp"
 #include "store/event_log.hpp"
 #include "store/host_key.hpp"
 #include "store/seal_ledger.hpp"
@@ -488,7 +489,16 @@ RecoveryReport recover(const fs::path& root, bool full_scan) {
         // Sealed just before a crash removed the marker (what follows a seal is done again: it is
         // idempotent), or processes outlived an earlier recovery: the marker goes once nothing of the run
         // is left running.
-        store::after_seal(root, manifest, /*clear_live=*/false);
+        // Only for the bundle this folder is, as sealed: a manifest planted beside a live marker
+        // names no other run, and feeds no workflow case.
+        bool sound = false;
+        try {
+          sound = manifest.value("run_id", "") == run_id &&
+                  store::verify_bundle(dir, store::KeyRing::of_dir(store::key_dir())).ok();
+        } catch (const std::exception&) {
+          // no key folder to verify with: nothing follows
+        }
+        if (sound) store::after_seal(root, manifest, /*clear_live=*/false);
         Stopped stopped = stop_processes(manifest, run_id);
         if (!stopped.survivors.empty())
           report.survivors.push_back({run_id, stopped.survivors});

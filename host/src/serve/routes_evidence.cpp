@@ -72,7 +72,10 @@ ApiResponse artifact(const ApiServices& s, const RouteCall& c) {
                  "artifact '" + rel + "' of run " + run->id + ": " + why);
   }
   // Never blocks: a FIFO a run left in its scratch folder must not hold this thread (and the API) forever.
-  store::FileRead f = store::read_regular_file(*p, kMaxArtifactBytes);
+  // And opened beneath artifacts/ component by component, never following a link: a run that swaps one of
+  // its folders for a link after the check above reaches nothing outside its bundle.
+  store::FileRead f = store::read_regular_file_beneath(
+      run->dir / "artifacts", p->lexically_relative(run->dir / "artifacts"), kMaxArtifactBytes);
   if (f.status == store::FileRead::Status::not_regular)
     return error(404, "not_found", "artifact '" + rel + "' is not a file");
   if (f.status == store::FileRead::Status::too_large)

@@ -3,6 +3,7 @@
 #include "core/runtime_paths.hpp"
 #include "log/logger.hpp"
 #include "store/atomic_file.hpp"
+#include "store/bundle.hpp"
 #include "store/bundle_seal.hpp"
 
 #include <system_error>
@@ -35,6 +36,7 @@ void mark_awaiting(const fs::path& root, const std::string& run_id) {
 void after_seal(const fs::path& root, const json& manifest, bool clear_live) {
   if (!manifest.is_object() || !manifest.contains("run_id") || !manifest["run_id"].is_string()) return;
   const std::string run_id = manifest["run_id"].get<std::string>();
+  if (!valid_run_id(run_id)) return;  // a name that is no run's never becomes a path
   std::error_code ec;
   if (manifest.value("status", "") != "awaiting_approval")
     fs::remove(core::awaiting_marker(root, run_id), ec);

@@ -9,6 +9,7 @@
 #include <cerrno>
 #include <random>
 #include <system_error>
+#include <vector>
 
 namespace cp::store {
 
@@ -18,9 +19,11 @@ namespace {
 }
 }  // namespace
 
-FileRead read_regular_file(const std::filesystem::path& p, uint64_t max_bytes) {
+namespace {
+
+// Reads the regular file open on `fd` (closing it), bounded by max_bytes.
+FileRead read_open_file(int fd, uint64_t max_bytes) {
   FileRead r;
-  int fd = ::open(p.c_str(), O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
   struct stat st {};
   if (fd < 0 || ::fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
     if (fd >= 0) ::close(fd);
@@ -43,6 +46,42 @@ FileRead read_regular_file(const std::filesystem::path& p, uint64_t max_bytes) {
   r.bytes.resize(got);
   r.status = FileRead::Status::ok;
   return r;
+}
+
+}  // namespace
+
+FileRead read_regular_file(const std::filesystem::path& p, uint64_t max_bytes) {
+  return read_open_file(::open(p.c_str(), O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC), max_bytes);
+}
+
+FileRead read_regular_file_beneath(const std::filesystem::path& base, const std::filesystem::path& rel,
+                                   uint64_t max_bytes) {
+  // One component at a time from `base`, none of them followed if it is a link: a folder swapped for a
+  // link between a check and this read leads nowhere.
+  int dir = ::open(base.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+  if (dir < 0 || rel.empty() || rel.is_absolute()) {
+    if (dir >= 0) ::close(dir);
+    return {};
+  }
+  std::vector<std::string> parts;
+  for (const auto& part : rel) parts.push_back(part.string());
+  for (size_t i = 0; i < parts.size(); ++i) {
+    const std::string& part = parts[i];
+    if (part.empty() || part == "." || part == ".." || part.find('/') != std::string::npos) {
+      ::close(dir);
+      return {};
+    }
+    const bool last = i + 1 == parts.size();
+    int next = ::openat(dir, part.c_str(),
+                        last ? (O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC)
+                             : (O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
+    ::close(dir);
+    if (next < 0) return {};
+    if (last) return read_open_file(next, max_bytes);
+    dir = next;
+  }
+  ::close(dir);
+  return {};
 }
 
 void fsync_dir(const std::filesystem::path& dir) {

@@ -30,5 +30,9 @@ struct FileRead {
   std::string bytes;
 };
 FileRead read_regular_file(const std::filesystem::path& p, uint64_t max_bytes);
+// The same for `rel` under `base`, no component of the path followed if it is a link (a folder a run swaps
+// for a link while the file is read leads nowhere); `rel` with "..", "." or an absolute path is refused.
+FileRead read_regular_file_beneath(const std::filesystem::path& base, const std::filesystem::path& rel,
+                                   uint64_t max_bytes);
 
 }  // namespace cp::store
