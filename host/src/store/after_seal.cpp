@@ -40,7 +40,7 @@ void after_seal(const fs::path& root, const json& manifest, bool clear_live) {
   std::error_code ec;
   if (manifest.value("status", "") != "awaiting_approval")
     fs::remove(core::awaiting_marker(root, run_id), ec);
-  if (clear_live) fs::remove(core::live_marker(root, run_id), ec);
+  if (clear_live) clear_live_marker(root, run_id);
   for (const auto& observe : observers()) {
     try {
       observe(root, manifest);
