@@ -92,8 +92,16 @@ TEST(Recovery, KillsADoubleForkedSetsidSurvivorThroughTheRunCgroupAndSeals) {
     ::kill(survivor, SIGKILL);
     GTEST_SKIP() << "runs here are not held in a cgroup: " << before["sandbox"].dump();
   }
-  // Nothing but the cgroup knows it: it left its session and carries no CP_RUN_ID.
-  EXPECT_EQ(proc_file("/proc/" + std::to_string(survivor), "environ").find("CP_RUN_ID="), std::string::npos);
+  // Nothing but the cgroup knows it: it left its session and carries no CP_RUN_ID. The pid is written
+  // as soon as the fork returns, so wait for the `setsid` → `env -i` → `sleep` exec chain to finish first.
+  const std::string proc = "/proc/" + std::to_string(survivor);
+  for (int i = 0; i < 200 && proc_file(proc, "comm") != "sleep\n"; ++i)
+    std::this_thread::sleep_for(std::chrono::milliseconds(25));
+  if (proc_file(proc, "comm") != "sleep\n") {
+    ::kill(survivor, SIGKILL);
+    FAIL() << "the survivor never became sleep: " << proc_file(proc, "comm");
+  }
+  EXPECT_EQ(proc_file(proc, "environ").find("CP_RUN_ID="), std::string::npos);
   fs::path cgroup = before["sandbox"]["cgroup"].get<std::string>();
   EXPECT_TRUE(fs::exists(cgroup));
   const std::string run_id = before["run_id"];
