@@ -81,4 +81,15 @@ path serve_lock_file(const path& root) {
   return runtime_dir(root) / "serve.lock";
 }
 
+path shared_state_dir(const path& root, const std::string& name) {
+  static const char* const kHostFolders[] = {"runs",  "worktrees", "codex-home",     "tmp",
+                                             "queue", "intake",    "workflow-cases", "reports"};
+  if (name.empty() || name.size() > 64 || name[0] < 'a' || name[0] > 'z') return {};
+  for (char ch : name)
+    if (!((ch >= 'a' && ch <= 'z') || (ch >= '0' && ch <= '9') || ch == '-')) return {};
+  for (const char* own : kHostFolders)
+    if (name == own) return {};
+  return runtime_dir(root) / name;
+}
+
 }  // namespace cp::core

@@ -15,6 +15,8 @@
 //       reports/                   host reports (retention)
 //       workflow-cases/<id>/       workflow cases
 //       serve.json, serve.lock     the running server
+//       <name>/                    state shared across runs by runners declaring "shared_state:<name>"
+//                                  (the browser runner's browser-profiles/)
 //     logs/<lane>/                 the JSON log lanes
 //     cache/                       caches (a retention lane)
 #pragma once
@@ -54,5 +56,9 @@ path host_reports_dir(const path& root);
 path workflow_cases_dir(const path& root);
 path serve_info_file(const path& root);  // serve.json
 path serve_lock_file(const path& root);  // serve.lock
+
+// <runtime_dir>/<name>, the folder a runner's "shared_state:<name>" capability names. Empty when <name>
+// is not [a-z][a-z0-9-]{0,63} or is one of the host's own folders above.
+path shared_state_dir(const path& root, const std::string& name);
 
 }  // namespace cp::core

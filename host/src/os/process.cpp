@@ -312,7 +312,8 @@ ProcessOutcome run_process(const ProcessSpec& spec) {
       if (ec) return;
       auto now = std::chrono::steady_clock::now();
       if (!exited) {
-        bool cancel_now = (spec.cancel && spec.cancel->load()) || (spec.stop && spec.stop->load());
+        bool cancel_now = (spec.cancel && spec.cancel->load()) || (spec.stop && spec.stop->load()) ||
+                          (!term_sent && spec.keep_running && !spec.keep_running());
         bool deadline = spec.timeout.count() > 0 && now - t0 >= spec.timeout;
         if (!term_sent && (cancel_now || deadline)) {
           out.cancelled = cancel_now && !deadline;

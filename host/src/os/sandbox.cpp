@@ -145,6 +145,7 @@ json SandboxPolicy::to_json() const {
          {"hidden", strings(hidden_paths)},
          {"network", network ? "allow" : "deny"},
          {"connect_ports", connect_ports},
+         {"ephemeral_listener", ephemeral_listener},
          {"max_file_bytes", max_file_bytes},
          {"max_open_files", max_open_files},
          {"max_processes", max_processes},
@@ -163,6 +164,7 @@ SandboxPolicy SandboxPolicy::from_json(const json& doc) {
     p.hidden_paths = paths_of(doc, "hidden");
     p.network = doc.value("network", "deny") == "allow";
     p.connect_ports = doc.value("connect_ports", std::vector<uint16_t>{});
+    p.ephemeral_listener = doc.value("ephemeral_listener", false);
     p.max_file_bytes = doc.value("max_file_bytes", uint64_t{0});
     p.max_open_files = doc.value("max_open_files", uint64_t{0});
     p.max_processes = doc.value("max_processes", uint64_t{0});
@@ -239,6 +241,20 @@ std::shared_ptr<const PreparedSandbox> PreparedSandbox::prepare(const SandboxPol
   const uint64_t write_rights = attr.handled_access_fs & ~(landlock::kFsMakeChar | landlock::kFsMakeBlock);
   for (const auto& w : policy.write_paths)
     if (!rules.grant(real_path(w), write_rights, true, error)) return nullptr;
+  if (!policy.network && policy.ephemeral_listener && sb->abi_ < 4) {
+    error = "this kernel's Landlock (ABI " + std::to_string(sb->abi_) +
+            ") cannot filter TCP ports, so a process that must listen on loopback cannot run with the "
+            "network denied; use a kernel with Landlock ABI 4 or later (Linux 6.7+)";
+    return nullptr;
+  }
+  if (sb->abi_ >= 4 && !policy.network && policy.ephemeral_listener) {
+    // Landlock reads a bind rule for port 0 as "any port of the ephemeral range, picked by the kernel".
+    landlock::NetPortAttr net{landlock::kNetBindTcp, 0};
+    if (::syscall(landlock::kSysAddRule, sb->ruleset_fd_, landlock::kRuleNetPort, &net, 0) != 0) {
+      error = std::string("landlock_add_rule bind port 0: ") + std::strerror(errno);
+      return nullptr;
+    }
+  }
   if (sb->abi_ >= 4 && !policy.network) {
     for (uint16_t port : policy.connect_ports) {
       landlock::NetPortAttr net{landlock::kNetConnectTcp, port};
@@ -249,7 +265,8 @@ std::shared_ptr<const PreparedSandbox> PreparedSandbox::prepare(const SandboxPol
     }
   }
   sb->rules_ = rules.count();
-  sb->own_netns_ = !policy.network && policy.connect_ports.empty() && has_sys_admin();
+  sb->own_netns_ =
+      !policy.network && policy.connect_ports.empty() && !policy.ephemeral_listener && has_sys_admin();
   sb->bpf_ = build_seccomp_filter(policy.network, sb->abi_, error);
   if (sb->bpf_.empty()) return nullptr;
   error.clear();

@@ -28,6 +28,10 @@ struct SandboxPolicy {
   std::vector<std::filesystem::path> hidden_paths;  // no access at all (unless granted above)
   bool network = false;                             // false: no TCP bind/connect, no UDP or raw sockets
   std::vector<uint16_t> connect_ports;              // TCP ports still allowed to connect when !network
+  // One process's exception when !network: it may bind a TCP port of the kernel's ephemeral range (a
+  // browser's DevTools endpoint the host-side plugin connects to), and it never gets a network namespace
+  // of its own, which would put that endpoint out of the plugin's reach. Connect rules are unchanged.
+  bool ephemeral_listener = false;
   uint64_t max_file_bytes = 0;                      // RLIMIT_FSIZE; 0 = the host's own limit
   uint64_t max_open_files = 0;                      // RLIMIT_NOFILE; 0 = the host's own limit
   uint64_t max_processes = 0;                       // RLIMIT_NPROC (not enforced for root); 0 = unchanged

@@ -7,6 +7,8 @@
 
 #include <unistd.h>
 
+#include <cstddef>
+
 #include <new>
 
 namespace cp::plugin {
@@ -67,9 +69,26 @@ cp_status svc_emit_event(const cp_context* raw, const char* type, const char* pa
   return ctx->emit(type, payload_json) ? CP_OK : CP_E_UNSUPPORTED;
 }
 
+// True when a request built by the plugin reaches past `field` (fields appended by later minors).
+#define CP_REQUEST_HAS(req, field) \
+  ((size_t)(req)->struct_size >= offsetof(cp_spawn_request, field) + sizeof((req)->field))
+
+// The run's sandbox for one spawn: the run's own, or (CP_SPAWN_LOOPBACK_LISTENER, network denied) a copy
+// that may also bind an ephemeral port and stays in the host's network namespace. Null with `error`.
+std::shared_ptr<const os::PreparedSandbox> spawn_sandbox(const os::Confinement& conf, uint32_t flags,
+                                                         std::string& error) {
+  const os::SandboxPolicy& policy = conf.sandbox->policy();
+  if (!(flags & CP_SPAWN_LOOPBACK_LISTENER) || !policy.enabled || policy.network) return conf.sandbox;
+  os::SandboxPolicy listener = policy;
+  listener.ephemeral_listener = true;
+  return os::PreparedSandbox::prepare(listener, error);
+}
+
 cp_status svc_spawn(const cp_context* raw, const cp_spawn_request* req, cp_spawn_result* res) {
   const CallContext* ctx = CallContext::from(raw);
   if (!req || !res || !req->argv || !req->argv[0]) return CP_E_INVALID;
+  const uint32_t flags = CP_REQUEST_HAS(req, flags) ? req->flags : 0;
+  if (flags & ~CP_SPAWN_ALL) return CP_E_INVALID;
   os::ProcessSpec spec;
   if (ctx && !ctx->run_id().empty()) {
     const auto& conf = ctx->confinement();
@@ -77,7 +96,12 @@ cp_status svc_spawn(const cp_context* raw, const cp_spawn_request* req, cp_spawn
       log::error("[" + ctx->plugin_id() + "] spawn refused: run " + ctx->run_id() + " has no sandbox");
       return CP_E_UNSUPPORTED;
     }
-    spec.sandbox = conf->sandbox;
+    std::string error;
+    spec.sandbox = spawn_sandbox(*conf, flags, error);
+    if (!spec.sandbox) {
+      log::error("[" + ctx->plugin_id() + "] spawn refused: " + error);
+      return CP_E_UNSUPPORTED;
+    }
     if (conf->cgroup) spec.cgroup_procs_fd = conf->cgroup->procs_fd();
   }
   for (const char* const* a = req->argv; *a; ++a) spec.argv.emplace_back(*a);
@@ -103,6 +127,11 @@ cp_status svc_spawn(const cp_context* raw, const cp_spawn_request* req, cp_spawn
   if (cp_sink* s = req->stderr_sink)
     spec.on_stderr = [s](std::string_view chunk) { return s->write(s, chunk.data(), chunk.size()) == 0; };
   if (ctx) spec.cancel = ctx->cancel_flag();
+  if (CP_REQUEST_HAS(req, keep_running_arg) && req->keep_running) {
+    auto* fn = req->keep_running;
+    void* arg = req->keep_running_arg;
+    spec.keep_running = [fn, arg] { return fn(arg) != 0; };
+  }
   if (ctx && !ctx->run_id().empty()) {
     if (!spec.env) {
       spec.env.emplace();
@@ -170,6 +199,11 @@ void CallContext::set_bundle_dir(std::string path) {
 void CallContext::set_state_dir(std::string path) {
   state_dir_ = std::move(path);
   raw_.state_dir = state_dir_.empty() ? nullptr : state_dir_.c_str();
+}
+
+void CallContext::set_shared_state_dir(std::string path) {
+  shared_state_dir_ = std::move(path);
+  raw_.shared_state_dir = shared_state_dir_.empty() ? nullptr : shared_state_dir_.c_str();
 }
 
 const CallContext* CallContext::from(const cp_context* raw) {

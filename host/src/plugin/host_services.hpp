@@ -31,6 +31,9 @@ class CallContext {
   void set_bundle_dir(std::string path);
   // A runner's private state folder for the run (cp_context.state_dir, ABI 1.2); empty: NULL.
   void set_state_dir(std::string path);
+  // The folder a runner declaring "shared_state:<name>" shares across runs (cp_context.shared_state_dir,
+  // ABI 1.3); empty: NULL.
+  void set_shared_state_dir(std::string path);
   void set_cancel_flag(const std::atomic<bool>* flag) { cancel_ = flag; }
   // Receives emit_event calls; returns false to refuse the event. Unset: events are refused.
   void set_event_sink(std::function<bool(const std::string& type, const std::string& payload_json)> sink) {
@@ -51,6 +54,7 @@ class CallContext {
   const std::string& workspace() const { return workspace_; }
   const std::string& bundle_dir() const { return bundle_dir_; }
   const std::string& state_dir() const { return state_dir_; }
+  const std::string& shared_state_dir() const { return shared_state_dir_; }
   bool cancelled() const { return cancel_ && cancel_->load(); }
   const std::atomic<bool>* cancel_flag() const { return cancel_; }
   bool emit(const std::string& type, const std::string& payload) const {
@@ -65,6 +69,7 @@ class CallContext {
   std::string workspace_;
   std::string bundle_dir_;
   std::string state_dir_;
+  std::string shared_state_dir_;
   const std::atomic<bool>* cancel_ = nullptr;
   std::function<bool(const std::string&, const std::string&)> event_sink_;
   std::string run_id_;

@@ -265,6 +265,7 @@ CallOutcome IsolatedPlugin::start_run(CallContext& ctx, const std::string& run_j
                {"workspace", ctx.workspace()},
                {"bundle_dir", ctx.bundle_dir()},
                {"state_dir", ctx.state_dir()},
+               {"shared_state_dir", ctx.shared_state_dir()},
                {"run_id", ctx.run_id()},
                {"confinement", ctx.confinement() ? ctx.confinement()->to_wire() : json()}},
               ctx, std::chrono::seconds(60));

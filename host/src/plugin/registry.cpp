@@ -2,6 +2,7 @@
 #include "core/json_depth.hpp"
 
 #include "core/json_schema.hpp"
+#include "core/runtime_paths.hpp"
 #include "plugin/library.hpp"
 
 #include <nlohmann/json.hpp>
@@ -35,6 +36,23 @@ size_t v1_0_size_of_vtable(Kind kind) {
       return offsetof(cp_retention_lane_vtable, apply) + sizeof(void*);
   }
   return 0;
+}
+
+// Why a descriptor's "shared_state:<name>" capability cannot be honoured, or empty: only a 1.3 runner
+// gets the folder, once, under a name that is not one of the host's own folders.
+static std::string bad_shared_state(const PluginInfo& info) {
+  int count = 0;
+  for (const auto& cap : info.capabilities) {
+    if (cap.rfind("shared_state:", 0) != 0) continue;
+    if (info.kind != Kind::runner || info.abi_minor < 3)
+      return "capability \"" + cap + "\" is for runners built for ABI 1.3 or later";
+    if (core::shared_state_dir("/", cap.substr(13)).empty())
+      return "capability \"" + cap +
+             "\": the name must be [a-z][a-z0-9-]{0,63} and not one of the host's "
+             "own runtime folders (runs, worktrees, codex-home, tmp, queue, intake, workflow-cases, reports)";
+    if (++count > 1) return "a runner may declare one shared_state capability";
+  }
+  return "";
 }
 
 uint32_t effective_gate_flags(uint32_t abi_minor, std::string_view id, uint32_t declared) {
@@ -246,6 +264,10 @@ void Registry::load_file(const std::filesystem::path& file, const PluginPolicy& 
       for (const auto& c : caps) info.capabilities.push_back(c.get<std::string>());
     } catch (const std::exception& e) {
       refuse(file, id, std::string("capabilities_json must be a JSON array of strings (") + e.what() + ")");
+      continue;
+    }
+    if (std::string bad = bad_shared_state(info); !bad.empty()) {
+      refuse(file, id, bad);
       continue;
     }
     std::optional<core::JsonSchema> schema;

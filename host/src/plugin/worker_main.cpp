@@ -125,6 +125,7 @@ int main(int argc, char** argv) {
         run_ctx->set_workspace(msg.value("workspace", ""));
         run_ctx->set_bundle_dir(msg.value("bundle_dir", ""));
         run_ctx->set_state_dir(msg.value("state_dir", ""));
+        run_ctx->set_shared_state_dir(msg.value("shared_state_dir", ""));
         run_ctx->set_run_id(msg.value("run_id", ""));
         run_ctx->set_confinement(confinement_of(msg));
         run_ctx->set_cancel_flag(&run_cancel);

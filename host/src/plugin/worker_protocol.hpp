@@ -13,6 +13,7 @@
 //                                                                         then
 //                                                                         {"op":"result","status":S,"output":O,"error":E}
 //                   runners: {"op":"start","input":TEXT,"workspace":P,"bundle_dir":P,"state_dir":P,
+//                             "shared_state_dir":P,
 //                             "run_id":R} -> result,
 //                   {"op":"wait","timeout_ms":N} -> events, then result (status 1 = still running),
 //                   {"op":"cancel","force":B} -> result

@@ -64,6 +64,13 @@ void kill_leftovers(const os::Confinement* conf, const std::string& run_id, cons
     events.append("RUN_PROCESSES_KILLED", {{"stage", stage}, {"count", count}, {"survivors", survivors}});
 }
 
+// The folder a runner's "shared_state:<name>" capability names (the registry refused a bad name at load).
+fs::path shared_state_of(const plugin::PluginInfo& runner, const fs::path& root) {
+  for (const auto& cap : runner.capabilities)
+    if (cap.rfind("shared_state:", 0) == 0) return core::shared_state_dir(root, cap.substr(13));
+  return {};
+}
+
 }  // namespace
 
 ContractRun::ContractRun(const RunRequest& request, RunOutcome& outcome, Prepared prepared,
@@ -250,6 +257,7 @@ void ContractRun::confine() {
   places.tmp = run_tmp;
   places.scratch = fs::absolute(bundle->dir() / "artifacts" / "scratch").lexically_normal();
   places.agent_home = fs::absolute(core::agent_home_dir(req.root, o.run_id)).lexically_normal();
+  places.shared_state = shared_state_of(*runner_info, places.root);
   places.hidden = req.hidden_paths;
   // Every key folder this user may have, not only the one in use: one project's runs must not read the
   // key another project (or the default folder) signs with.
@@ -260,6 +268,7 @@ void ContractRun::confine() {
   std::error_code gone;
   fs::remove_all(places.agent_home, gone);
   for (const auto& d : {places.tmp, places.scratch, places.agent_home}) fs::create_directories(d);
+  if (!places.shared_state.empty()) fs::create_directories(places.shared_state);
   RunSandboxPlan plan = plan_run_sandbox(compiled.document, places);
   json sandbox_entry;
   try {
@@ -312,6 +321,7 @@ void ContractRun::run_runner() {
     runner_ctx->set_workspace(ws->path().string());
     runner_ctx->set_bundle_dir(bundle->dir().string());
     runner_ctx->set_state_dir(places.agent_home.string());
+    runner_ctx->set_shared_state_dir(places.shared_state.string());
     runner_ctx->set_cancel_flag(&cancel_flag);
     runner_ctx->set_confinement(confinement);
     runner_ctx->set_event_sink(store::plugin_event_sink(*bundle));

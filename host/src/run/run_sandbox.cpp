@@ -29,7 +29,7 @@ RunSandboxPlan plan_run_sandbox(const json& compiled, const RunPlaces& at) {
     p.read_paths.push_back(at.worktree);
   else
     p.write_paths.push_back(at.worktree);
-  for (const auto& w : {at.tmp, at.scratch, at.agent_home})
+  for (const auto& w : {at.tmp, at.scratch, at.agent_home, at.shared_state})
     if (!w.empty()) p.write_paths.push_back(w);
   p.tmp_dir = at.tmp;
   p.scratch_dir = at.scratch;

@@ -20,6 +20,8 @@ struct RunPlaces {
   std::filesystem::path tmp;         // the run's private TMPDIR: writable
   std::filesystem::path scratch;     // <bundle>/artifacts/scratch: writable, kept as evidence
   std::filesystem::path agent_home;  // a runner's per-run home (CODEX_HOME): writable; may be empty
+  // The folder shared across runs that the runner's "shared_state:<name>" names: writable; may be empty.
+  std::filesystem::path shared_state;
   std::vector<std::filesystem::path> hidden;  // more places no run may see (tokens, keys)
 };
 

@@ -30,6 +30,13 @@
  *          hosts did by id: "diff_scope" and "forbidden_actions" are policy gates, "acceptance_tests"
  *          needs a completed runner, every other gate neither. A 1.0 or 1.1 runner also still gets
  *          resume.codex_home. Nothing else changes for them.
+ *     1.3  for runners that drive a long-lived program (a browser) rather than run commands to completion:
+ *          - cp_spawn_request gains flags (CP_SPAWN_LOOPBACK_LISTENER: the process serves one loopback
+ *            debugging endpoint the plugin connects to) and keep_running (polled; returning 0 stops the
+ *            process, so the plugin can end it without waiting for output);
+ *          - cp_context.shared_state_dir (appended): a folder that outlives runs, which a runner asks for
+ *            by declaring the capability "shared_state:<name>" (a browser's named profiles).
+ *          A request or context built by an older minor is shorter; the host reads no field beyond it.
  *
  * Ownership
  *   - Every pointer passed *into* a plugin call is borrowed for the duration of that call only. Copy what
@@ -83,7 +90,7 @@ extern "C" {
 
 /* The ABI this header describes. A plugin reports the values it was compiled with in its manifest. */
 #define CP_PLUGIN_ABI_MAJOR 1
-#define CP_PLUGIN_ABI_MINOR 2
+#define CP_PLUGIN_ABI_MINOR 3
 
 /* Name of the one symbol a plugin exports for ABI major 1. */
 #define CP_PLUGIN_ENTRY_SYMBOL "cp_plugin_entry"
@@ -157,7 +164,23 @@ typedef struct cp_spawn_request {
                             * group gets SIGTERM, then SIGKILL after the grace period, and the result
                             * says cancelled = 1 (how a runner enforces a budget from the stream). */
   cp_sink* stderr_sink;    /* same for stderr (a non-zero return only stops the delivery) */
+  /* ABI 1.3 (read only when struct_size covers them; a 1.0-1.2 request is shorter). */
+  uint32_t flags; /* CP_SPAWN_* bits; 0 when none. Unknown bits make the host refuse the request. */
+  /* When non-NULL, called by the host on the thread that called spawn, about every 20 ms while the
+   * process runs, with keep_running_arg. Returning 0 stops the process exactly as a refusing stdout_sink
+   * does (SIGTERM to its group, SIGKILL after the grace period, result.cancelled = 1). It lets a plugin
+   * end a process that writes nothing, from another of its threads, through a flag the callback reads. */
+  int (*keep_running)(void* keep_running_arg);
+  void* keep_running_arg;
 } cp_spawn_request;
+
+/* ABI 1.3. The process listens on one loopback TCP port that the plugin itself connects to (a browser's
+ * DevTools endpoint). Inside a run whose network is denied the host then lets this process bind a port
+ * of the kernel's ephemeral range (never a chosen one) and keeps it in the host's network namespace, so
+ * the plugin can reach it; every connect rule of the run is unchanged. Refused (CP_E_UNSUPPORTED) where
+ * the kernel cannot filter TCP ports (Landlock ABI < 4) while the run's network is denied. */
+#define CP_SPAWN_LOOPBACK_LISTENER 0x1u
+#define CP_SPAWN_ALL CP_SPAWN_LOOPBACK_LISTENER
 
 /* How a spawned process ended. Filled by the host. */
 typedef struct cp_spawn_result {
@@ -203,6 +226,12 @@ typedef struct cp_context {
    * its path as resume.state_dir in the runner input. Nothing else of the runtime root is the plugin's
    * to write. */
   const char* state_dir;
+  /* ABI 1.3. For a runner that declares the capability "shared_state:<name>" (<name>: [a-z][a-z0-9-]*, at
+   * most 64 bytes, not one of the host's own folders): the folder <runtime root>/<name>, shared by every
+   * run of every runner that declares the same name and kept across runs. The host creates it and lets
+   * the run's sandbox write beneath it; the runner locks what its runs must not share at once. NULL for
+   * every other plugin and outside a run. */
+  const char* shared_state_dir;
 } cp_context;
 
 /* 1 when `ctx` (a const cp_context*) was built with `field`, i.e. its struct_size reaches past it. */

@@ -52,6 +52,11 @@ struct SpawnOptions {
   // Called with stdout bytes as they arrive, on the calling thread (chunks, not lines). Return false to
   // have the host stop the process (SpawnResult::cancelled is then true). Exceptions must not escape.
   std::function<bool(std::string_view)> on_stdout;
+  // ABI 1.3: CP_SPAWN_* bits (CP_SPAWN_LOOPBACK_LISTENER).
+  uint32_t flags = 0;
+  // ABI 1.3: polled by the host about every 20 ms on the calling thread; return false to have the host
+  // stop the process (SpawnResult::cancelled is then true). Exceptions must not escape.
+  std::function<bool()> keep_running;
 };
 
 struct SpawnResult {
@@ -80,6 +85,11 @@ class Context {
   // outside a run, or when the host's context predates the field.
   std::string state_dir() const {
     return CP_CONTEXT_HAS(raw_, state_dir) && raw_->state_dir ? raw_->state_dir : "";
+  }
+  // The folder shared across runs that a runner declaring "shared_state:<name>" gets (ABI 1.3,
+  // cp_context.shared_state_dir); empty otherwise.
+  std::string shared_state_dir() const {
+    return CP_CONTEXT_HAS(raw_, shared_state_dir) && raw_->shared_state_dir ? raw_->shared_state_dir : "";
   }
 
   void log(cp_log_level level, const std::string& message) const {
@@ -124,6 +134,11 @@ class Context {
     req.stderr_path = options.stderr_path.empty() ? nullptr : options.stderr_path.c_str();
     req.stdout_sink = &out_sink;
     req.stderr_sink = &err_sink;
+    req.flags = options.flags;
+    if (options.keep_running) {
+      req.keep_running = &keep_running_thunk;
+      req.keep_running_arg = const_cast<std::function<bool()>*>(&options.keep_running);
+    }
     cp_spawn_result res{};
     res.struct_size = sizeof(res);
     cp_status st = raw_->services->spawn(raw_, &req, &res);
@@ -139,6 +154,7 @@ class Context {
   }
 
  private:
+  static int keep_running_thunk(void* arg) { return (*static_cast<std::function<bool()>*>(arg))() ? 1 : 0; }
   struct Capture {
     std::string* into;
     size_t limit;
