@@ -130,7 +130,10 @@ class BrowserRun : public cp::plugins::ThreadedRun {
       TaskOutcome t = run_task(*session_, ctx_, task, root / task.value("id", "task"), deadline);
       tasks_.push_back(t.report);
       if (t.status != "completed") {
-        // The browser itself may be why: say so rather than blame the step.
+        // The browser itself may be why: say so rather than blame the step. Its end reaches us through
+        // the closed socket first and the host's reaping a moment later.
+        if (chromium_ && !session_->connected())
+          for (int i = 0; i < 100 && !chromium_->exited(); ++i) std::this_thread::sleep_for(milliseconds(50));
         if (chromium_ && chromium_->exited() && !cancelled_)
           return result("error",
                         "chromium ended during the run (" + chromium_->describe_exit() + "): " + t.reason);

@@ -74,6 +74,7 @@ class BrowserSession {
   std::optional<StepFailure> fatal() const;
   nlohmann::json summary() const;  // counts for the runner result
   uint64_t cdp_messages() const { return cdp_ ? cdp_->messages_received() : 0; }
+  bool connected() const { return cdp_ && cdp_->open(); }
 
  private:
   void on_event(const std::string& method, const nlohmann::json& params, const std::string& session);
