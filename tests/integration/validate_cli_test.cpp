@@ -1,4 +1,5 @@
 // `cp-host validate` as CI runs it: real binary, real files, exit codes, the three output formats.
+#include "integration/browser_plugins.hpp"
 #include "unit/test_support.hpp"
 
 #include <gtest/gtest.h>
@@ -12,8 +13,10 @@ namespace fs = std::filesystem;
 
 namespace {
 
+// The shipped plugins, and the browser runner the shipped browser contract names (a test stand-in while the
+// tree does not build it).
 Ran host(std::vector<std::string> args, const fs::path& cwd = {}) {
-  std::vector<std::string> argv{CP_HOST_BIN, "--plugins", CP_PLUGIN_DIR};
+  std::vector<std::string> argv{CP_HOST_BIN, "--plugins", cp::test::browser_plugin_dir()};
   argv.insert(argv.end(), args.begin(), args.end());
   return cp::test::run(argv, cwd);
 }
@@ -193,6 +196,21 @@ INSTANTIATE_TEST_SUITE_P(
                                  R"({"schema_version":1,"kind":"execution_plan_report","advisory":true,"created_at":"x","task_id":"t","contract_sha256":"0000000000000000000000000000000000000000000000000000000000000000","runner":"tool","pack":{"pack_id":"low","governance_level":"low","requires_approval":false},"gates":[],"predicted_outputs":{"bundle":[],"workspace":[],"terminal_status":"sealed"},"runtime_capability_summary":{},"would_run":true,"role_contract_summary":{"task_id":"t","role_binding_summary":{"source":"task_contract","authority":"advisory","owner":{"role":"PM","agent_id":"a","registered":true},"assigned":{"role":"WORKER","agent_id":"b","registered":true}}}})",
                                  R"({"schema_version":1,"kind":"execution_plan_report","advisory":false,"created_at":"x","task_id":"t","contract_sha256":"0000000000000000000000000000000000000000000000000000000000000000","runner":"tool","pack":{"pack_id":"low","governance_level":"low","requires_approval":false},"gates":[],"predicted_outputs":{"bundle":[],"workspace":[],"terminal_status":"sealed"},"runtime_capability_summary":{},"would_run":true,"role_contract_summary":{"task_id":"t","role_binding_summary":{"source":"task_contract","authority":"advisory","owner":{"role":"PM","agent_id":"a","registered":true},"assigned":{"role":"WORKER","agent_id":"b","registered":true}}}})",
                                  "/advisory", "const"},
+                      SchemaCase{
+                          "browser_policy",
+                          R"({"policy":"browser_policy","version":1,"allowed_origins":["http://127.0.0.1:*","https://*.example.com:8443"],"allow_downloads":false})",
+                          R"({"policy":"browser_policy","allowed_origins":["http://127.0.0.1:*","file:///etc"]})",
+                          "/allowed_origins/1", "pattern"},
+                      SchemaCase{
+                          "browser_tasks",
+                          R"({"tasks":[{"id":"a","url":"http://127.0.0.1:8000/","script":[{"action":"click","selector":"#go"}]}]})",
+                          R"({"tasks":[{"id":"a","script":[{"action":"click","selector":"#go"},{"action":"navigate"}]}]})",
+                          "/tasks/0/script/1/url", "required"},
+                      SchemaCase{
+                          "page_brief",
+                          R"({"schema_version":"page_brief.v1","task":"home","url":"http://127.0.0.1:8000/","title":"T","description":"","headings":[{"level":1,"text":"T"}],"excerpt":"x","link_count":2,"screenshot":"screenshot.png","http_status":200})",
+                          R"({"schema_version":"page_brief.v1","task":"home","url":"http://127.0.0.1:8000/","title":"T","description":"","headings":[{"level":7,"text":"T"}],"excerpt":"x","link_count":2,"screenshot":"screenshot.png","http_status":200})",
+                          "/headings/0/level", "maximum"},
                       SchemaCase{
                           "bundle_seal",
                           R"({"schema_version":1,"kind":"bundle_seal","run_id":"r","algorithm":"ed25519","key_id":"0123456789abcdef0123456789abcdef","public_key":"x","preceding":[],"event":{"seq":3,"type":"RUN_SEALED","payload":{},"hash":"h"},"files":[["contract.json","0000000000000000000000000000000000000000000000000000000000000000",12]],"signature":"s"})",
