@@ -87,6 +87,14 @@ TEST_F(BrowserContract, ABadStepIsReportedAtItsPointerInTheContract) {
   // Only the missing url: not the conditional rule that holds it, nothing else of the contract.
   EXPECT_EQ(d.size(), 1u) << json(d).dump(2);
   expect_run_refused(f, ptr);
+
+  // Valid tasks in a contract that breaks its schema elsewhere: those errors, no crash (exit 1, not 3).
+  c = example();
+  c["runtime_options"]["pack"] = 5;
+  c["tool_permissions"]["network"] = 7;
+  auto broken = validate(write_contract(c, "broken.json"), 1);
+  EXPECT_TRUE(broken.count("/runtime_options/pack")) << json(broken).dump(2);
+  EXPECT_TRUE(broken.count("/tool_permissions/network")) << json(broken).dump(2);
 }
 
 TEST_F(BrowserContract, ANonLoopbackOriginIsRefusedWhenTheRunHasNoNetwork) {

@@ -197,21 +197,6 @@ INSTANTIATE_TEST_SUITE_P(
                                  R"({"schema_version":1,"kind":"execution_plan_report","advisory":false,"created_at":"x","task_id":"t","contract_sha256":"0000000000000000000000000000000000000000000000000000000000000000","runner":"tool","pack":{"pack_id":"low","governance_level":"low","requires_approval":false},"gates":[],"predicted_outputs":{"bundle":[],"workspace":[],"terminal_status":"sealed"},"runtime_capability_summary":{},"would_run":true,"role_contract_summary":{"task_id":"t","role_binding_summary":{"source":"task_contract","authority":"advisory","owner":{"role":"PM","agent_id":"a","registered":true},"assigned":{"role":"WORKER","agent_id":"b","registered":true}}}})",
                                  "/advisory", "const"},
                       SchemaCase{
-                          "browser_policy",
-                          R"({"policy":"browser_policy","version":1,"allowed_origins":["http://127.0.0.1:*","https://*.example.com:8443"],"allow_downloads":false})",
-                          R"({"policy":"browser_policy","allowed_origins":["http://127.0.0.1:*","file:///etc"]})",
-                          "/allowed_origins/1", "pattern"},
-                      SchemaCase{
-                          "browser_tasks",
-                          R"({"tasks":[{"id":"a","url":"http://127.0.0.1:8000/","script":[{"action":"click","selector":"#go"}]}]})",
-                          R"({"tasks":[{"id":"a","script":[{"action":"click","selector":"#go"},{"action":"navigate"}]}]})",
-                          "/tasks/0/script/1/url", "required"},
-                      SchemaCase{
-                          "page_brief",
-                          R"({"schema_version":"page_brief.v1","task":"home","url":"http://127.0.0.1:8000/","title":"T","description":"","headings":[{"level":1,"text":"T"}],"excerpt":"x","link_count":2,"screenshot":"screenshot.png","http_status":200})",
-                          R"({"schema_version":"page_brief.v1","task":"home","url":"http://127.0.0.1:8000/","title":"T","description":"","headings":[{"level":7,"text":"T"}],"excerpt":"x","link_count":2,"screenshot":"screenshot.png","http_status":200})",
-                          "/headings/0/level", "maximum"},
-                      SchemaCase{
                           "bundle_seal",
                           R"({"schema_version":1,"kind":"bundle_seal","run_id":"r","algorithm":"ed25519","key_id":"0123456789abcdef0123456789abcdef","public_key":"x","preceding":[],"event":{"seq":3,"type":"RUN_SEALED","payload":{},"hash":"h"},"files":[["contract.json","0000000000000000000000000000000000000000000000000000000000000000",12]],"signature":"s"})",
                           R"({"schema_version":1,"kind":"bundle_seal","run_id":"r","algorithm":"ed25519","key_id":"0123456789abcdef0123456789abcdef","public_key":"x","preceding":[],"event":{"seq":3,"type":"RUN_SEALED","payload":{},"hash":"h"},"files":[["contract.json","0000000000000000000000000000000000000000000000000000000000000000",-1]],"signature":"s"})",
@@ -226,6 +211,27 @@ INSTANTIATE_TEST_SUITE_P(
                       SchemaCase{"probe_result", R"({"status":"ok","capabilities":{},"ttl_seconds":5})",
                                  R"({"status":"ok","capabilities":{},"ttl_seconds":-5})", "/ttl_seconds",
                                  "minimum"}),
+    [](const auto& info) { return std::string(info.param.schema); });
+
+// The browser runner's own documents.
+INSTANTIATE_TEST_SUITE_P(
+    BrowserSchemas, ValidateEverySchema,
+    ::testing::Values(
+        SchemaCase{
+            "browser_policy",
+            R"({"policy":"browser_policy","version":1,"allowed_origins":["http://127.0.0.1:*","https://*.example.com:8443"],"allow_downloads":false})",
+            R"({"policy":"browser_policy","allowed_origins":["http://127.0.0.1:*","file:///etc"]})",
+            "/allowed_origins/1", "pattern"},
+        SchemaCase{
+            "browser_tasks",
+            R"({"tasks":[{"id":"a","url":"http://127.0.0.1:8000/","script":[{"action":"click","selector":"#go"}]}]})",
+            R"({"tasks":[{"id":"a","script":[{"action":"click","selector":"#go"},{"action":"navigate"}]}]})",
+            "/tasks/0/script/1/url", "required"},
+        SchemaCase{
+            "page_brief",
+            R"({"schema_version":"page_brief.v1","task":"home","url":"http://127.0.0.1:8000/","title":"T","description":"","headings":[{"level":1,"text":"T"}],"excerpt":"x","link_count":2,"screenshot":"screenshot.png","http_status":200})",
+            R"({"schema_version":"page_brief.v1","task":"home","url":"http://127.0.0.1:8000/","title":"T","description":"","headings":[{"level":7,"text":"T"}],"excerpt":"x","link_count":2,"screenshot":"screenshot.png","http_status":200})",
+            "/headings/0/level", "maximum"}),
     [](const auto& info) { return std::string(info.param.schema); });
 
 TEST(ValidateCli, KnownEventTypesHaveTheirPayloadChecked) {

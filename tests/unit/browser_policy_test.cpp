@@ -170,6 +170,9 @@ TEST(BrowserPolicy, NetworkIsTheContractsWithinThePacksCeiling) {
   EXPECT_FALSE(cp::contract::network_allowed(asks, medium));
   EXPECT_FALSE(cp::contract::network_allowed(asks, capped));
   EXPECT_FALSE(cp::contract::network_allowed(json::parse(R"({"tool_permissions":{}})"), low));
+  // A contract breaking its schema elsewhere is judged, not thrown on (validation reports the rest).
+  EXPECT_FALSE(cp::contract::network_allowed(json::parse(R"({"tool_permissions":{"network":5}})"), low));
+  EXPECT_FALSE(cp::contract::network_allowed(json::parse(R"({"tool_permissions":"allow"})"), low));
 }
 
 // browser_policy.schema.json repeats browser_tasks.schema.json's origin pattern (no schema refers to another

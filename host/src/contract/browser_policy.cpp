@@ -151,15 +151,22 @@ std::optional<OriginPattern> literal_origin_of(std::string_view url) {
 }
 
 bool network_allowed(const json& contract, const json& pack) {
-  json perms = contract.contains("tool_permissions") ? contract["tool_permissions"]
-               : pack.contains("defaults") && pack["defaults"].is_object()
-                   ? pack["defaults"].value("tool_permissions", json::object())
-                   : json::object();
-  if (!perms.is_object() || perms.value("network", "deny") != "allow") return false;
-  std::string ceiling = pack.value("sandbox", json::object()).value("network", "");
-  if (ceiling.empty() && pack.contains("defaults") && pack["defaults"].is_object() &&
-      pack["defaults"].contains("tool_permissions"))
-    ceiling = pack["defaults"]["tool_permissions"].value("network", "");
+  // Read leniently: the contract may break its schema elsewhere, and validation reports that on its own.
+  auto text = [](const json& obj, const char* key) {
+    return obj.is_object() && obj.contains(key) && obj[key].is_string() ? obj[key].get<std::string>()
+                                                                        : std::string();
+  };
+  const json none = json::object();
+  const json& defaults = pack.is_object() && pack.contains("defaults") ? pack["defaults"] : none;
+  const json& pack_perms =
+      defaults.is_object() && defaults.contains("tool_permissions") ? defaults["tool_permissions"] : none;
+  const json& perms = contract.is_object() && contract.contains("tool_permissions")
+                          ? contract["tool_permissions"]
+                          : pack_perms;
+  if (text(perms, "network") != "allow") return false;
+  std::string ceiling =
+      text(pack.is_object() && pack.contains("sandbox") ? pack["sandbox"] : none, "network");
+  if (ceiling.empty()) ceiling = text(pack_perms, "network");
   return ceiling == "allow";
 }
 

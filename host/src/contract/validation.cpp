@@ -355,7 +355,10 @@ class CrossChecker {
           "a policy that passes `cp-host validate " + op->display + "`");
       return;
     }
-    std::string pack_id = d["runtime_options"].value("pack", std::string(kDefaultPack));
+    const json& ro = d["runtime_options"];
+    std::string pack_id = !ro.contains("pack")     ? std::string(kDefaultPack)
+                          : ro["pack"].is_string() ? ro["pack"].get<std::string>()
+                                                   : std::string();
     auto pack = refs_.pack_docs.find(pack_id);
     // An unknown pack is reported on its own; without it the network the run gets cannot be told.
     bool network = pack == refs_.pack_docs.end() || network_allowed(d, *pack->second);
