@@ -15,6 +15,7 @@ pkgs=(
   python3 procps
   bc time python3-jsonschema wrk curl  # bench/ scripts: arithmetic, peak RSS, side-by-side tools, HTTP load
   clang libclang-rt-14-dev             # fuzz/: libFuzzer targets (scripts/fuzz.sh)
+  chromium                             # the browser runner and its chromium probe (headless, DevTools)
 )
 
 need_install=()

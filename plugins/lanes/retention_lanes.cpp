@@ -11,7 +11,14 @@
 #include <cortexpilot/plugin.hpp>
 #include <nlohmann/json.hpp>
 
+#include <fcntl.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
 #include <algorithm>
+#include <cerrno>
+#include <cstring>
 #include <fstream>
 #include <set>
 
@@ -212,6 +219,41 @@ class MachineCacheLane : public Lane {
   }
 };
 
+// The browser runner's persistent profiles, <runtime root>/browser-profiles/<name>/ (the lane root): a
+// profile whose sibling lock file <name>.lock a live run holds (flock) is never a candidate. Only folders are
+// entries; lock files are never planned: removing one while a run opens it would let the next run lock a
+// new file of the same name and share the profile.
+class BrowserProfilesLane : public Lane {
+ public:
+  BrowserProfilesLane() : Lane("browser_profiles") {}
+
+ protected:
+  std::vector<Entry> enumerate(const std::string& root, const json&) override {
+    std::vector<Entry> v;
+    for (const auto& name : cp::plugins::children(root)) {
+      struct stat st {};
+      if (::lstat((root + "/" + name).c_str(), &st) != 0 || !S_ISDIR(st.st_mode)) continue;
+      v.push_back({name, cp::plugins::measure(root + "/" + name), ""});
+    }
+    return v;
+  }
+  std::string lane_hold(const std::string& root, const std::string& rel) override {
+    const std::string lock = root + "/" + rel + ".lock";
+    int fd = ::open(lock.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK);
+    if (fd < 0) {
+      if (errno == ENOENT) return {};
+      return "its lock file " + rel + ".lock cannot be opened (" + std::strerror(errno) + ")";
+    }
+    std::string hold;
+    if (::flock(fd, LOCK_EX | LOCK_NB) != 0)
+      hold = errno == EWOULDBLOCK
+                 ? "in use by a live run"
+                 : "its lock file cannot be locked (" + std::string(std::strerror(errno)) + ")";
+    ::close(fd);  // releases the lock if it was taken
+    return hold;
+  }
+};
+
 template <class L>
 class Named : public L {
  public:
@@ -250,4 +292,7 @@ CP_PLUGIN(
                                           "Contract snapshots of queue items that have ended"),
     cp::retention_lane<Named<MachineCacheLane>>(
         "retention_machine_cache", "0.1.0",
-        "Auto-clean children of ~/.cache/cortexpilot under a total cap; protected subtrees never"))
+        "Auto-clean children of ~/.cache/cortexpilot under a total cap; protected subtrees never"),
+    cp::retention_lane<Named<BrowserProfilesLane>>(
+        "retention_browser_profiles", "0.1.0",
+        "Persistent browser profiles unused past their TTL; never one a live run has locked"))

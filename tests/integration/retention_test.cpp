@@ -3,8 +3,10 @@
 #include "integration/serve_fixture.hpp"
 
 #include <fcntl.h>
+#include <spawn.h>
 #include <sys/file.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 
 #include <gtest/gtest.h>
 
@@ -306,6 +308,81 @@ TEST_F(Retention, LogsCodexHomeAndContractArtifactsLanes) {
   EXPECT_TRUE(fs::exists(rc / "cortexpilot/queue/contracts" / snap));
   EXPECT_FALSE(fs::exists(rc / "cortexpilot/queue/contracts/q-old-gone.json"));
   ::close(lock);
+}
+
+// A child process holding flock(LOCK_EX) on `lock` (one process: the shell execs into sleep with the locked
+// descriptor), as a browser run holds its profile's lock. Killed, with the lock, when the object dies.
+class LockHolder {
+ public:
+  explicit LockHolder(const fs::path& lock) : lock_(lock) {
+    std::string line = "exec 9<'" + lock.string() + "' && flock -x 9 && exec sleep 300";
+    const char* argv[] = {"/bin/sh", "-c", line.c_str(), nullptr};
+    EXPECT_EQ(posix_spawn(&pid_, "/bin/sh", nullptr, nullptr, const_cast<char**>(argv), environ), 0);
+    EXPECT_TRUE(wait_until([&] { return held(); }, std::chrono::seconds(10))) << "the child took no lock";
+  }
+  ~LockHolder() {
+    if (pid_ > 0) {
+      ::kill(pid_, SIGKILL);
+      ::waitpid(pid_, nullptr, 0);
+    }
+  }
+  bool held() const {
+    int fd = ::open(lock_.c_str(), O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return false;
+    bool busy = ::flock(fd, LOCK_EX | LOCK_NB) != 0 && errno == EWOULDBLOCK;
+    ::close(fd);
+    return busy;
+  }
+
+ private:
+  fs::path lock_;
+  pid_t pid_ = -1;
+};
+
+TEST_F(Retention, BrowserProfilesALiveRunsLockProtectsItsProfile) {
+  policy({{"browser_profiles", {{"ttl_days", 7}}}});
+  fs::path bp = rc / "cortexpilot/browser-profiles";
+  make(bp / "held", "Default/Cookies", 100, 30);
+  write_file(bp / "held.lock", "");
+  make(bp / "stale", "Default/Cookies", 200, 30);
+  write_file(bp / "stale.lock", "");
+  make(bp / "never-locked", "Default/Preferences", 50, 30);
+  make(bp / "fresh", "Default/Cookies", 100, 1);
+  write_file(bp / "fresh.lock", "");
+  auto holder = std::make_unique<LockHolder>(bp / "held.lock");
+
+  json r = plan({"--lane", "browser_profiles"});
+  const json& lane = r["lanes"]["browser_profiles"];
+  EXPECT_EQ(lane["lane_root"], bp.string());
+  EXPECT_EQ(paths(lane), (std::set<std::string>{"stale", "never-locked"})) << lane.dump(2);
+  std::map<std::string, std::string> held;
+  for (const auto& h : lane["held"]) held[h["path"]] = h["reason"];
+  EXPECT_EQ(held["held"], "in use by a live run") << lane.dump(2);
+  EXPECT_EQ(lane["entries"], 4) << "lock files are not profiles";
+
+  json a = apply({"--lane", "browser_profiles"});
+  EXPECT_EQ(paths(a["lanes"]["browser_profiles"], "deleted"),
+            (std::set<std::string>{"stale", "never-locked"}));
+  EXPECT_FALSE(fs::exists(bp / "stale"));
+  EXPECT_FALSE(fs::exists(bp / "never-locked"));
+  EXPECT_TRUE(fs::exists(bp / "stale.lock")) << "a lock file is never removed";
+  EXPECT_TRUE(fs::exists(bp / "held/Default/Cookies"));
+  EXPECT_TRUE(fs::exists(bp / "fresh/Default/Cookies"));
+
+  // The run ends: its profile becomes a candidate. A new run locks it between plan and apply: apply
+  // re-checks the lock and leaves the profile alone.
+  holder.reset();
+  json again = plan({"--lane", "browser_profiles"});
+  EXPECT_EQ(paths(again["lanes"]["browser_profiles"]), (std::set<std::string>{"held"}));
+  write_file(p.dir / "plan.json", again.dump());
+  LockHolder second(bp / "held.lock");
+  json b = apply({"--plan", (p.dir / "plan.json").string()});
+  const json& lb = b["lanes"]["browser_profiles"];
+  EXPECT_TRUE(lb["deleted"].empty()) << lb.dump(2);
+  ASSERT_EQ(lb["skipped"].size(), 1u) << lb.dump(2);
+  EXPECT_EQ(lb["skipped"][0]["path"], "held");
+  EXPECT_EQ(lb["skipped"][0]["reason"], "in use by a live run");
+  EXPECT_TRUE(fs::exists(bp / "held/Default/Cookies"));
 }
 
 TEST_F(Retention, BadPolicyAndUnknownLaneAreUsageErrors) {

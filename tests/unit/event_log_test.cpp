@@ -96,3 +96,51 @@ TEST(EventCheck, PluginEventsAreCheckedAgainstPayloadSchemasAndSize) {
   EXPECT_EQ(bundle->events().count(), 1u);
   EXPECT_TRUE(cp::store::verify_event_log(bundle->dir() / "events.jsonl").ok);
 }
+
+// The browser runner's events: a plugin may log them, and only with the payloads their schemas give.
+TEST(EventCheck, BrowserEventsHavePayloadSchemasAndPluginsMayLogThem) {
+  cp::test::TempDir root;
+  auto bundle = cp::store::Bundle::create(root.path(), "r-b", json::object(),
+                                          {{"schema_version", 1}, {"run_id", "r-b"}, {"status", "created"}});
+  auto sink = cp::store::plugin_event_sink(*bundle);
+  const std::pair<const char*, const char*> good[] = {
+      {"BROWSER_NAVIGATED", R"({"task":"home","url":"http://127.0.0.1:8000/","status":200,"ok":true})"},
+      {"BROWSER_NAVIGATED", R"({"task":"home","url":"about:blank","status":0,"ok":false})"},
+      {"BROWSER_STEP",
+       R"({"task":"home","index":2,"action":"click","name":"go","status":"failed","duration_ms":31,"detail":"no #go"})"},
+      {"BROWSER_CONSOLE_ERROR",
+       R"({"task":"home","text":"TypeError: x","url":"http://127.0.0.1:8000/a.js","line":3})"},
+      {"BROWSER_REQUEST_BLOCKED",
+       R"({"task":"home","url":"https://tracker.example/p.gif","initiator":"parser","resource_type":"Image","reason":"origin not allowed"})"},
+      {"BROWSER_ASSERTION",
+       R"({"task":"home","index":1,"name":"served","passed":true,"expected":"http_status 200","seen":"200"})"}};
+  for (const auto& [type, payload] : good) {
+    EXPECT_FALSE(cp::store::host_owned_event(type)) << type;
+    EXPECT_EQ(cp::store::check_event(type, json::parse(payload)), "") << type << " " << payload;
+    EXPECT_TRUE(sink(type, payload)) << type;
+  }
+  const std::string long_text(2001, 'x');
+  const std::pair<std::string, std::string> bad[] = {
+      {"BROWSER_NAVIGATED", R"({"task":"home","url":"http://127.0.0.1:8000/","status":"200","ok":true})"},
+      {"BROWSER_NAVIGATED", R"({"task":"home","url":"http://127.0.0.1:8000/","status":200})"},
+      {"BROWSER_STEP",
+       R"({"task":"home","index":0,"action":"click","name":"go","status":"ok","duration_ms":1})"},
+      {"BROWSER_STEP",
+       R"({"task":"../x","index":0,"action":"click","name":"go","status":"passed","duration_ms":1})"},
+      {"BROWSER_CONSOLE_ERROR", R"({"task":"home","text":")" + long_text + R"("})"},
+      {"BROWSER_REQUEST_BLOCKED",
+       R"({"task":"home","url":"https://t.example/","initiator":"parser","resource_type":"Image"})"},
+      {"BROWSER_REQUEST_BLOCKED", R"({"task":"home","url":"https://t.example/)" + long_text +
+                                      R"(","initiator":"parser","resource_type":"Image","reason":"r"})"},
+      {"BROWSER_ASSERTION",
+       R"({"task":"home","index":1,"name":"s","passed":"yes","expected":"e","seen":"s"})"},
+      {"BROWSER_ASSERTION", R"({"task":"home","index":1,"name":"s","passed":false,"expected":"e","seen":")" +
+                                long_text + R"("})"}};
+  for (const auto& [type, payload] : bad) {
+    EXPECT_NE(cp::store::check_event(type, json::parse(payload)), "")
+        << type << " " << payload.substr(0, 120);
+    EXPECT_FALSE(sink(type, payload)) << type;
+  }
+  EXPECT_EQ(bundle->events().count(), std::size(good));
+  EXPECT_TRUE(cp::store::verify_event_log(bundle->dir() / "events.jsonl").ok);
+}

@@ -15,6 +15,35 @@ namespace cp::cli {
 
 using nlohmann::json;
 
+namespace {
+
+// The browser section of a preview: tasks, the URL policy the run gets, profile, budgets.
+void print_browser(const json& b) {
+  const json& pol = b["policy"];
+  std::cout << "browser   " << b["tasks"].size() << " task(s), profile " << b["profile"].value("mode", "")
+            << (b["profile"].contains("name") ? " " + b["profile"]["name"].get<std::string>() : std::string())
+            << (b.value("headless", true) ? ", headless" : ", headed") << "\n";
+  for (const auto& t : b["tasks"]) {
+    std::cout << "  task    " << t["id"].get<std::string>() << "  "
+              << (t["url"].is_string() ? t["url"].get<std::string>() : std::string("(no url)")) << "  "
+              << t["steps"].get<size_t>() << " step(s)";
+    if (t["template"].is_string()) std::cout << "  template " << t["template"].get<std::string>();
+    std::cout << "\n";
+  }
+  std::cout << "  origins " << pol["allowed_origins"].dump() << " (" << pol["source"].get<std::string>()
+            << "; network " << pol["network"].get<std::string>() << ")\n";
+  if (!pol["allowed_url_patterns"].empty())
+    std::cout << "  urls    " << pol["allowed_url_patterns"].dump() << "\n";
+  if (pol.contains("dropped_without_network"))
+    std::cout << "  dropped " << pol["dropped_without_network"].dump()
+              << " (not loopback, the run has no network)\n";
+  std::cout << "  downloads " << b["downloads"].get<std::string>() << ", file URLs "
+            << b["file_urls"].get<std::string>() << "\n"
+            << "  budgets " << b["budgets"].dump() << "\n";
+}
+
+}  // namespace
+
 void add_intake(CLI::App& app, Globals& g, Runner& run) {
   struct Opts {
     std::string contract;
@@ -60,6 +89,7 @@ void add_intake(CLI::App& app, Globals& g, Runner& run) {
                   << "outputs   " << out["predicted_outputs"]["bundle"].size() << " bundle files, then "
                   << out["predicted_outputs"]["terminal_status"].get<std::string>() << "\n"
                   << "contract  sha256 " << out["contract_sha256"].get<std::string>() << "\n";
+        if (out.contains("browser")) print_browser(out["browser"]);
         for (const auto& [k, v] : out["runtime_capability_summary"].items())
           std::cout << "capability " << k << ": " << v.dump() << "\n";
         std::cout << (would_run ? "would run\n" : "would be refused: " + out.value("refusal", "") + "\n");

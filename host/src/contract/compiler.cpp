@@ -62,6 +62,14 @@ CompiledContract compile_contract(const json& contract, const fs::path& root) {
     policies["policy_rules"] = rules;
   }
 
+  // Optional: the operator's browser policy, which the browser runner reads at /policies/browser_policy of
+  // its input and which a contract's own browser_policy can only narrow (checked by validation).
+  if (fs::exists(root / "policies" / "browser_policy.json")) {
+    json browser = read_required(root / "policies" / "browser_policy.json", "policy browser_policy");
+    browser.erase("$schema");
+    policies["browser_policy"] = browser;
+  }
+
   CompiledContract c;
   c.document = json{{"schema_version", 1},
                     {"contract", merged},

@@ -1,6 +1,7 @@
 #include "contract/validation.hpp"
 #include "core/json_depth.hpp"
 
+#include "contract/browser_policy.hpp"
 #include "contract/compiler.hpp"
 #include "contract/file_kind.hpp"
 #include "core/json_locator.hpp"
@@ -34,9 +35,12 @@ struct Parsed {
   json doc;
   std::string schema;
   bool parsed = false;
-  bool in_scope = true;  // false: read only to resolve references
+  bool in_scope = true;              // false: read only to resolve references
+  bool browser_tasks_valid = false;  // a contract whose runtime_options.browser_tasks passed its schema
   std::vector<Diagnostic> diagnostics;
 };
+
+constexpr const char* kBrowserTasksPointer = "/runtime_options/browser_tasks";
 
 // On failure `why` says what the system answered (a symlink loop, a permission), for the file's diagnostic.
 bool read_file(const fs::path& p, std::string& out, std::string& why) {
@@ -122,6 +126,30 @@ void collect(const fs::path& p, std::vector<fs::path>& out, bool explicit_arg) {
   }
 }
 
+// The browser runner's tasks have a schema of their own (browser_tasks.schema.json), which
+// task_contract.schema.json does not reference (a schema stays readable alone, by any validator): they are
+// checked here, their diagnostics pointing into the contract.
+void browser_tasks(Parsed& f) {
+  if (!f.doc.is_object() || !f.doc.contains("runtime_options") || !f.doc["runtime_options"].is_object())
+    return;
+  const json& ro = f.doc["runtime_options"];
+  if (!ro.contains("browser_tasks") || !ro["browser_tasks"].is_object()) return;
+  auto violations = core::schema("browser_tasks").validate(ro["browser_tasks"]);
+  for (auto& v : violations) {
+    Diagnostic d;
+    d.file = f.display;
+    d.pointer = kBrowserTasksPointer + v.pointer;
+    d.line = core::line_of_pointer(f.text, d.pointer);
+    d.rule = v.rule;
+    d.message = v.message;
+    d.value = v.rule == "required" ? "" : value_at(f.doc, d.pointer);
+    d.expected = v.expected;
+    d.schema = "browser_tasks";
+    f.diagnostics.push_back(std::move(d));
+  }
+  f.browser_tasks_valid = violations.empty();
+}
+
 // Contracts, packs and policies are small; a file above this is refused before it is read.
 constexpr std::uintmax_t kMaxInputBytes = 16u << 20;
 
@@ -195,6 +223,7 @@ void parse_and_check(Parsed& f, const std::string& forced_schema) {
     d.schema = f.schema;
     f.diagnostics.push_back(std::move(d));
   }
+  if (f.schema == "task_contract") browser_tasks(f);
 }
 
 // What other files may refer to, gathered from every parsed document (in scope or not).
@@ -204,6 +233,9 @@ struct References {
   bool have_forbidden_policy = false;
   std::set<std::string> roles;
   bool have_role_registry = false;
+  std::map<std::string, const json*> pack_docs;  // pack_id -> the pack, for a contract's network
+  // The operator's browser policy, <root>/policies/browser_policy.json: null when there is none.
+  const Parsed* browser_policy = nullptr;
 };
 
 class CrossChecker {
@@ -304,8 +336,35 @@ class CrossChecker {
         plugin_of_kind(f, "/runtime_options/runner", ro["runner"].get<std::string>(), plugin::Kind::runner);
     }
     if (d.contains("forbidden_actions")) forbidden_ids(f, d["forbidden_actions"], "/forbidden_actions");
+    if (f.browser_tasks_valid) browser(f);
     role(f, "/owner_agent/role");
     role(f, "/assigned_agent/role");
+  }
+
+  // A contract's browser policy may only narrow the operator's, and without network only loopback origins
+  // can be reached (contract/browser_policy.hpp).
+  void browser(Parsed& f) {
+    const json& d = f.doc;
+    const Parsed* op = refs_.browser_policy;
+    if (op && (!op->parsed || !op->diagnostics.empty())) {
+      std::string first =
+          op->diagnostics.empty() ? std::string("not readable") : op->diagnostics.front().message;
+      add(f, kBrowserTasksPointer, "xref:browser_policy",
+          "the operator's browser policy " + op->display + " is invalid (" + first +
+              "), so what this contract's browser tasks may reach cannot be judged",
+          "a policy that passes `cp-host validate " + op->display + "`");
+      return;
+    }
+    const json& ro = d["runtime_options"];
+    std::string pack_id = !ro.contains("pack")     ? std::string(kDefaultPack)
+                          : ro["pack"].is_string() ? ro["pack"].get<std::string>()
+                                                   : std::string();
+    auto pack = refs_.pack_docs.find(pack_id);
+    // An unknown pack is reported on its own; without it the network the run gets cannot be told.
+    bool network = pack == refs_.pack_docs.end() || network_allowed(d, *pack->second);
+    for (const auto& issue :
+         check_browser_tasks(d["runtime_options"]["browser_tasks"], op ? &op->doc : nullptr, network))
+      add(f, issue.pointer, "xref:browser_policy", issue.message, issue.expected);
   }
 
   void pack(Parsed& f) {
@@ -375,8 +434,10 @@ class CrossChecker {
 void gather_references(const Parsed& f, References& refs) {
   if (!f.parsed || !f.doc.is_object()) return;
   const json& d = f.doc;
-  if (f.schema == "pack" && d.contains("pack_id") && d["pack_id"].is_string())
+  if (f.schema == "pack" && d.contains("pack_id") && d["pack_id"].is_string()) {
     refs.packs.emplace(d["pack_id"].get<std::string>(), f.path.string());
+    if (f.diagnostics.empty()) refs.pack_docs.emplace(d["pack_id"].get<std::string>(), &f.doc);
+  }
   if (f.schema == "forbidden_actions" && d.contains("actions") && d["actions"].is_array()) {
     refs.have_forbidden_policy = true;
     for (const auto& a : d["actions"])
@@ -470,6 +531,12 @@ ValidationReport validate(const ValidateOptions& options) {
 
   References refs;
   for (const auto& p : parsed) gather_references(p, refs);
+  // The operator's browser policy is the root's file, the one the compiler reads; nothing else counts.
+  if (fs::path bp = options.root / "policies" / "browser_policy.json"; fs::exists(bp)) {
+    const std::string want = canonical.of(bp);
+    for (const auto& p : parsed)
+      if (canonical.of(p.path) == want) refs.browser_policy = &p;
+  }
 
   std::optional<plugin::Registry> registry;
   if (options.check_plugins && !options.registry) {

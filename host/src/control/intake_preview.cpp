@@ -1,6 +1,7 @@
 #include "control/intake_preview.hpp"
 #include "core/clock.hpp"
 
+#include "contract/browser_policy.hpp"
 #include "contract/role_binding.hpp"
 #include "contract/validation.hpp"
 #include "plugin/registry.hpp"
@@ -12,6 +13,50 @@
 namespace cp::control {
 
 using nlohmann::json;
+
+namespace {
+
+// A browser contract's tasks, URL policy, profile and budgets, as the run would get them: the policy is
+// the contract's within the operator's (policies/browser_policy.json), loopback-only without network.
+json browser_section(const json& compiled) {
+  const json& c = compiled["contract"];
+  const json tasks = c["runtime_options"].value("browser_tasks", json::object());
+  const json& policies = compiled["policies"];
+  const json* op = policies.contains("browser_policy") ? &policies["browser_policy"] : nullptr;
+  json list = json::array();
+  json evidence = json::array();
+  for (const auto& t : tasks.value("tasks", json::array())) {
+    std::string id = t.value("id", "");
+    json e{{"id", id},
+           {"url", t.contains("url") ? t["url"] : json(nullptr)},
+           {"steps", t.value("script", json::array()).size()},
+           {"template", t.contains("task_template") ? t["task_template"] : json(nullptr)}};
+    if (t.contains("focus")) e["focus"] = t["focus"];
+    if (t.contains("timeout_ms")) e["timeout_ms"] = t["timeout_ms"];
+    list.push_back(e);
+    for (const char* f : {"screenshot.png", "dom.html", "console.jsonl", "network.jsonl", "extract.json"})
+      evidence.push_back("artifacts/browser/" + id + "/" + f);
+    if (t.value("task_template", "") == "page_brief")
+      evidence.push_back("artifacts/browser/" + id + "/brief.json");
+  }
+  json policy = contract::effective_browser_policy(tasks, op, contract::compiled_network_allowed(compiled));
+  json profile = tasks.value("profile", json::object());
+  if (!profile.contains("mode")) profile["mode"] = "ephemeral";
+  if (profile["mode"] == "persistent" && !profile.contains("wait_sec")) profile["wait_sec"] = 30;
+  json budgets = tasks.value("budgets", json::object());
+  budgets["max_pages"] = policy["max_pages"];
+  budgets["max_requests"] = policy["max_requests"];
+  return {{"tasks", list},
+          {"headless", tasks.value("headless", true)},
+          {"policy", policy},
+          {"downloads", policy["allow_downloads"].get<bool>() ? "allowed" : "denied"},
+          {"file_urls", policy["allow_file_urls"].get<bool>() ? "allowed" : "denied"},
+          {"profile", profile},
+          {"budgets", budgets},
+          {"evidence", evidence}};
+}
+
+}  // namespace
 
 PreviewResult intake_preview(const std::filesystem::path& contract_path, const std::filesystem::path& root,
                              const std::filesystem::path& plugins_dir) {
@@ -78,6 +123,7 @@ PreviewResult intake_preview(const std::filesystem::path& contract_path, const s
                 {"runtime_capability_summary", caps.summary},
                 {"would_run", caps.problem.empty()},
                 {"role_contract_summary", role_contract}};
+  if (c["runtime_options"].contains("browser_tasks")) out.report["browser"] = browser_section(doc);
   json sandbox = run::sandbox_preview(doc);
   out.report["sandbox"] = sandbox;
   if (!caps.problem.empty())

@@ -85,13 +85,16 @@ std::string refine(std::string rule, const std::string& d) {
   return rule;
 }
 
+// Errors that only say a subschema failed; what failed inside it is reported on its own (an if-then-else
+// branch's too).
 bool is_wrapper(const std::string& d) {
   static const char* wrappers[] = {"Failed to validate against schema associated with property name",
                                    "Failed to validate item #",
                                    "Failed to validate against additional properties schema",
                                    "Failed to validate against schema associated with pattern",
                                    "Failed to validate against dependent schema",
-                                   "Failed to validate against child schema"};
+                                   "Failed to validate against child schema",
+                                   "Failed to validate against a conditional schema"};
   for (const char* w : wrappers)
     if (d.rfind(w, 0) == 0) return true;
   return false;

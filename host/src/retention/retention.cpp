@@ -13,10 +13,14 @@
 #include "store/atomic_file.hpp"
 #include "store/bundle.hpp"
 
+#include <fcntl.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <cerrno>
 #include <chrono>
+#include <cstring>
 #include <random>
 #include <set>
 
@@ -38,7 +42,6 @@ fs::path expand_home(const std::string& p) {
 }
 
 fs::path default_root(const fs::path& root, const std::string& lane) {
-  fs::path rt = core::runtime_dir(root);
   if (lane == "runs") return core::runs_dir(root);
   if (lane == "worktrees") return core::worktrees_dir(root);
   if (lane == "logs") return core::logs_dir(root);
@@ -46,6 +49,8 @@ fs::path default_root(const fs::path& root, const std::string& lane) {
   if (lane == "codex_home") return core::agent_homes_dir(root);
   if (lane == "intake") return core::intake_dir(root);
   if (lane == "contract_artifacts") return core::queue_contracts_dir(root);
+  // The browser runner's persistent profiles (its "shared_state:browser-profiles" folder).
+  if (lane == "browser_profiles") return core::shared_state_dir(root, "browser-profiles");
   return expand_home("~/.cache/cortexpilot");  // machine_cache
 }
 
@@ -92,6 +97,25 @@ std::vector<std::string> queued_contracts(const fs::path& root) {
   for (const auto& [id, it] : snapshot->state.items())
     if (!it.terminal()) out.push_back(fs::path(it.contract_path).filename().string());
   return out;
+}
+
+// A browser profile's lock (<lane root>/<name>.lock, flock'd by the run using the profile), taken without
+// waiting: -1 when a live run holds it (or it cannot be opened), else a descriptor to close after the
+// profile is out of the way, or -2 when the profile has no lock file (no run has used it, none holds it).
+int lock_browser_profile(const fs::path& lane_root, const std::string& rel, std::string& why) {
+  fs::path lock = lane_root / (rel + ".lock");
+  int fd = ::open(lock.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK);
+  if (fd < 0) {
+    if (errno == ENOENT) return -2;
+    why = "its lock file cannot be opened (" + std::string(std::strerror(errno)) + ")";
+    return -1;
+  }
+  if (::flock(fd, LOCK_EX | LOCK_NB) != 0) {
+    why = errno == EWOULDBLOCK ? "in use by a live run" : "its lock file cannot be locked";
+    ::close(fd);
+    return -1;
+  }
+  return fd;
 }
 
 bool safe_rel(const std::string& rel) {
@@ -207,7 +231,7 @@ json plan(const Options& o, const plugin::Registry& reg) {
     if (!policy["lanes"].contains(l))
       throw PolicyError("lane '" + l +
                         "' is not in policies/retention_policy.json (lanes: runs, worktrees, logs, "
-                        "cache, codex_home, intake, contract_artifacts, machine_cache)");
+                        "cache, codex_home, intake, contract_artifacts, machine_cache, browser_profiles)");
   std::vector<std::string> live = live_runs(o.root);
   std::vector<std::string> contracts = queued_contracts(o.root);
   json global_protected = policy.value("protected_patterns", json::array());
@@ -362,6 +386,23 @@ json apply(const Options& o, const plugin::Registry&, const json& plan_report) {
         }
         ::close(fd);
       }
+      // A browser profile stays locked by this process from the check until it is out of sight, so no run
+      // can start using it in between; a run that locks it afterwards starts from an empty profile.
+      int profile_lock = -2;
+      if (name == "browser_profiles") {
+        std::string why;
+        if (rel.find('/') != std::string::npos ||
+            (profile_lock = lock_browser_profile(lane_root, rel, why)) == -1) {
+          skip(why.empty() ? "not a profile folder of the lane" : why);
+          continue;
+        }
+      }
+      struct ProfileUnlock {
+        int fd;
+        ~ProfileUnlock() {
+          if (fd >= 0) ::close(fd);
+        }
+      } unlock_profile{profile_lock};
       // A worktree's registration in its repository goes with it.
       fs::path owner = name == "worktrees" ? run::Workspace::owner_git_dir(p) : fs::path();
       // Out of sight first (one rename), then gone: a crash in between leaves only a tombstone.

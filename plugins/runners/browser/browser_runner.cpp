@@ -220,4 +220,4 @@ CP_PLUGIN(
         "browser", "0.1.0",
         "Drives headless chromium over the DevTools protocol through the contract's browser tasks, with the "
         "URL policy enforced inside the browser",
-        kConfigSchema, R"(["spawn", "cdp", "shared_state:browser-profiles"])"))
+        kConfigSchema, R"(["spawn", "cdp", "probe:chromium", "shared_state:browser-profiles"])"))
