@@ -6,7 +6,7 @@
 #   2. peak memory of cp-host's own process and of the chromium processes (Playwright's node alongside);
 #   3. CDP messages/s the runner takes in on a page that logs 20,000 console lines, and on one that makes
 #      1,000 requests.
-# What each number measures: bench/README.md#browser-runner-vs-playwright. Takes about 2 minutes at N=10.
+# What each number measures: bench/README.md#browser-runner-vs-playwright. Takes about 90 s at N=10.
 #
 # Usage: bash bench/browser_bench.sh [N=10]
 #   after `bash scripts/build.sh release`; needs /usr/bin/chromium, node >= 20 and npm (playwright-core is
