@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Runs every benchmark once, one after the other on a quiet machine, and writes bench/results/LATEST.md: the
-# machine description, then each benchmark's table as it printed it. Takes about 10 minutes on 2 cores.
+# machine description, then each benchmark's table as it printed it. Takes about 12 minutes on 2 cores.
 # Usage: bench/run_all.sh [OUT]   (after scripts/build.sh release; OUT defaults to bench/results/LATEST.md)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -41,6 +41,7 @@ section() {  # title, command...
   echo "| compiler | $(c++ --version | head -1) |"
   echo "| python3 jsonschema | $(python3 -c 'import jsonschema; print(jsonschema.__version__)' 2>/dev/null || echo absent) |"
   echo "| node | $(node --version 2>/dev/null || echo absent) (ajv-cli 5.0.0 from npm) |"
+  echo "| chromium | $(/usr/bin/chromium --version 2>/dev/null || echo absent) (Debian's package; playwright-core from bench/browser/package-lock.json) |"
   echo "| build | \`scripts/build.sh release\` (RelWithDebInfo, -O2) |"
 } > "$tmp"
 section "Validate: cp-host vs ajv-cli vs python jsonschema (10,000 contracts)" bash bench/validate_throughput.sh 10000
@@ -53,6 +54,7 @@ section "Retention plan vs find (1,000,000 files)" bash bench/retention_plan.sh 
 section "Plugin isolation cost" build/bin/cp_isolation_bench
 section "Seal cost: signing and verify-on-read vs sha256sum and openssl" bash bench/seal_cost.sh
 section "Tampered bundles: what runs verify detects" bash bench/tamper_matrix.sh build/bin/cp-host build/plugins
+section "Browser runner vs Playwright: first screenshot, memory, CDP messages/s" bash bench/browser_bench.sh 10
 {
   echo
   echo "## Notes"
