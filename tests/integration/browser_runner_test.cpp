@@ -332,3 +332,46 @@ TEST(BrowserRunner, AContractOriginBeyondTheOperatorPolicyOrOffLoopbackIsDenied)
   EXPECT_FALSE(fs::exists(p.runs_dir()));
   EXPECT_TRUE(chromium_of_run("").empty());
 }
+
+TEST(BrowserRunner, PopupsWebSocketsWorkersAndBeaconsToADisallowedOriginNeverReachIt) {
+  PageServer site, other;
+  site.route("/", {200,
+                   "text/html",
+                   "<title>sneaky</title><a id='pop' target='_blank' href='" + other.origin() +
+                       "/tab'>tab</a><script>"
+                       "window.open('" +
+                       other.origin() +
+                       "/popup');"
+                       "try { new WebSocket('ws://127.0.0.1:" +
+                       std::to_string(other.port()) +
+                       "/ws'); } catch (e) {}"
+                       "navigator.sendBeacon('" +
+                       other.origin() +
+                       "/beacon', 'x');"
+                       "new Worker('/worker.js');"
+                       "document.body.insertAdjacentHTML('beforeend', \"<iframe src='" +
+                       other.origin() +
+                       "/frame'></iframe>"
+                       "<link rel=prefetch href='" +
+                       other.origin() +
+                       "/prefetch'>\");"
+                       "</script>",
+                   {},
+                   false});
+  site.route(
+      "/worker.js",
+      {200, "text/javascript", "fetch('" + other.origin() + "/from-worker').catch(() => {})", {}, false});
+  BrowserProject p({site.port(), other.port()});
+  json script = json::array(
+      {{{"action", "click"}, {"selector", "#pop"}},  // a real click: no popup blocker
+       {{"action", "wait_for"}, {"network_idle", true}},
+       {{"action", "evaluate"}, {"expression", "new Promise(r => setTimeout(() => r(1), 1500))"}}});
+  auto r = p.run(p.browser_contract(tasks_of(site.origin(), task_doc(site.origin(), script))));
+  EXPECT_EQ(r.manifest.value("verdict", ""), "success") << task_reason(r);
+  auto seen = other.seen();
+  EXPECT_TRUE(seen.empty()) << "the disallowed origin was reached: " << seen.front();
+  bool ws_recorded = false;
+  for (const auto& e : events_of(r, "BROWSER_REQUEST_BLOCKED"))
+    ws_recorded = ws_recorded || e["payload"]["resource_type"] == "WebSocket";
+  EXPECT_TRUE(ws_recorded);
+}

@@ -27,6 +27,14 @@ std::string initiator_of(const json& request_will_be_sent) {
   return type;
 }
 
+// Every request is paused before it leaves (the URL policy); documents and scripts once more when their
+// response arrives, to carry the connect-src rule below.
+json fetch_patterns() {
+  return json::array({{{"urlPattern", "*"}, {"requestStage", "Request"}},
+                      {{"urlPattern", "*"}, {"resourceType", "Document"}, {"requestStage", "Response"}},
+                      {{"urlPattern", "*"}, {"resourceType", "Script"}, {"requestStage", "Response"}}});
+}
+
 // JS string literal of `s` (JSON string syntax is valid JavaScript).
 std::string js(const std::string& s) {
   return json(s).dump();
@@ -35,7 +43,18 @@ std::string js(const std::string& s) {
 }  // namespace
 
 BrowserSession::BrowserSession(cp::Context ctx, UrlPolicy policy, Budgets budgets)
-    : ctx_(ctx), policy_(std::move(policy)), budgets_(budgets) {}
+    : ctx_(ctx), policy_(std::move(policy)), budgets_(budgets) {
+  // http(s) origins and their ws(s) twins; nothing else may be connected to from a page or a worker.
+  std::string sources;
+  for (const auto& o : policy_.origins()) {
+    std::string host =
+        (o.subdomains ? "*." : "") + (o.host.find(':') != std::string::npos ? "[" + o.host + "]" : o.host);
+    std::string port = o.port == -1 ? "*" : std::to_string(o.port);
+    std::string ws = o.scheme == "https" ? "wss" : "ws";
+    sources += " " + o.scheme + "://" + host + ":" + port + " " + ws + "://" + host + ":" + port;
+  }
+  connect_src_ = "connect-src" + (sources.empty() ? std::string(" 'none'") : sources);
+}
 
 BrowserSession::~BrowserSession() {
   cdp_.reset();  // joins the I/O thread before the members its handler touches go
@@ -73,28 +92,24 @@ void BrowserSession::open(const std::string& ws_url, bool own_context, milliseco
     dl["downloadPath"] = ctx_.bundle_dir() + "/artifacts/browser/downloads";
   }
   cdp_->call("Browser.setDownloadBehavior", dl);
-  // Service and shared workers belong to no page session: attach to every new one browser-wide, paused,
-  // so that interception is on before their first request.
+  // Every target of the browser — the run's page, pages it opens (popups, target=_blank), service and
+  // shared workers — is attached paused, and resumes only once its interception is on (on_attached).
   cdp_->call("Target.setAutoAttach", {{"autoAttach", true},
                                       {"waitForDebuggerOnStart", true},
                                       {"flatten", true},
-                                      {"filter", json::array({{{"type", "service_worker"}},
-                                                              {{"type", "shared_worker"}},
-                                                              {{"type", "page"}, {"exclude", true}}})}});
+                                      {"filter", json::array({{{"type", "browser"}, {"exclude", true}},
+                                                              {{"type", "tab"}, {"exclude", true}},
+                                                              json::object()})}});
   target_id_ = cdp_->call("Target.createTarget", create).value("targetId", "");
-  page_session_ = cdp_->call("Target.attachToTarget", {{"targetId", target_id_}, {"flatten", true}})
-                      .value("sessionId", "");
-  // Interception before anything else, so that no request of the page escapes it.
-  cdp_->call("Fetch.enable",
-             {{"patterns", json::array({{{"urlPattern", "*"}, {"requestStage", "Request"}}})}},
-             page_session_);
-  for (const char* domain : {"Network.enable", "Page.enable", "Runtime.enable", "Log.enable"})
-    cdp_->call(domain, json::object(), page_session_);
+  {
+    std::unique_lock lock(mu_);
+    if (!cv_.wait_for(lock, timeout, [&] { return page_sessions_.count(target_id_) > 0; }))
+      throw CdpError("the browser never attached the run's page");
+    page_session_ = page_sessions_[target_id_];
+  }
+  for (const char* domain : {"Page.enable", "Log.enable"}) cdp_->call(domain, json::object(), page_session_);
   // A service worker must not answer the page's requests from a cache the policy never saw.
   cdp_->call("Network.setBypassServiceWorker", {{"bypass", true}}, page_session_);
-  // Out-of-process frames and dedicated workers: attached paused, intercepted like the page.
-  cdp_->call("Target.setAutoAttach",
-             {{"autoAttach", true}, {"waitForDebuggerOnStart", true}, {"flatten", true}}, page_session_);
   json tree = cdp_->call("Page.getFrameTree", json::object(), page_session_);
   main_frame_ = tree["frameTree"]["frame"].value("id", "");
   cdp_->call("Page.setLifecycleEventsEnabled", {{"enabled", true}}, page_session_);
@@ -177,6 +192,39 @@ void BrowserSession::on_event(const std::string& method, const json& params, con
   if (method == "Fetch.requestPaused") return on_request_paused(params, session);
   if (method.rfind("Network.", 0) == 0) return on_network(method, params);
   if (method == "Target.attachedToTarget") return on_attached(params);
+  if (method == "Audits.issueAdded") {
+    // Requests Blink refused under the run's connect-src (WebSockets, which Fetch never sees, and the
+    // fetches, beacons and event streams it stops before they are made): recorded here.
+    const json issue = params.value("issue", json::object());
+    if (issue.value("code", "") != "ContentSecurityPolicyIssue") return;
+    const json d =
+        issue.value("details", json::object()).value("contentSecurityPolicyIssueDetails", json::object());
+    std::string url = d.value("blockedURL", "");
+    if (url.empty() || d.value("violatedDirective", "") != "connect-src") return;
+    std::string reason = policy_.refusal(url);
+    if (reason.empty()) reason = "refused by the run's connect-src policy";
+    std::string type = url.rfind("ws", 0) == 0 ? "WebSocket" : "Fetch";
+    std::string task;
+    {
+      std::lock_guard lock(mu_);
+      task = task_;
+      ++blocked_;
+      write_line(network_out_, {{"url", cut(url)},
+                                {"method", "GET"},
+                                {"status", 0},
+                                {"bytes", 0},
+                                {"blocked", true},
+                                {"resource_type", type},
+                                {"reason", reason},
+                                {"timing_ms", 0}});
+    }
+    emit("BROWSER_REQUEST_BLOCKED", {{"task", task},
+                                     {"url", cut(url)},
+                                     {"initiator", "script"},
+                                     {"resource_type", type},
+                                     {"reason", reason}});
+    return;
+  }
   if (method == "Runtime.consoleAPICalled") {
     std::string text;
     for (const auto& a : params.value("args", json::array())) {
@@ -268,18 +316,62 @@ void BrowserSession::on_attached(const json& params) {
     cdp_->send("Target.detachFromTarget", {{"sessionId", session}});
     return;
   }
-  // The same interception as the page's, before the target runs a line (it waits for us).
-  cdp_->send("Fetch.enable",
-             {{"patterns", json::array({{{"urlPattern", "*"}, {"requestStage", "Request"}}})}}, session);
+  // Interception before the target runs a line (it waits for us), the same for every target.
+  cdp_->send("Fetch.enable", {{"patterns", fetch_patterns()}}, session);
   cdp_->send("Network.enable", json::object(), session);
   cdp_->send("Runtime.enable", json::object(), session);
+  cdp_->send("Audits.enable", json::object(), session);
   cdp_->send("Target.setAutoAttach",
              {{"autoAttach", true}, {"waitForDebuggerOnStart", true}, {"flatten", true}}, session);
   cdp_->send("Runtime.runIfWaitingForDebugger", json::object(), session);
+  if (info.value("type", "") == "page") {  // open() finds the run's own page here
+    std::lock_guard lock(mu_);
+    page_sessions_[info.value("targetId", "")] = session;
+    cv_.notify_all();
+  }
 }
 
 void BrowserSession::on_request_paused(const json& params, const std::string& session) {
   const std::string id = params.value("requestId", "");
+  if (params.contains("responseStatusCode") || params.contains("responseErrorReason")) {
+    // A document's or a script's response: WebSocket handshakes never pass Fetch interception, so every
+    // document and worker gets a Content-Security-Policy whose connect-src names only the allowed origins.
+    // Blink enforces it for WebSocket, fetch, XHR, EventSource and beacons alike, and a page can only add
+    // to a policy, never lift it.
+    if (params.contains("responseErrorReason")) {
+      cdp_->send("Fetch.continueRequest", {{"requestId", id}}, session);
+      return;
+    }
+    const int code = params.value("responseStatusCode", 0);
+    if (code >= 300 && code < 400) {  // a redirect has no body; its next hop is judged at the request stage
+      cdp_->send("Fetch.continueRequest", {{"requestId", id}}, session);
+      return;
+    }
+    json headers = json::array();
+    for (const auto& h : params.value("responseHeaders", json::array())) headers.push_back(h);
+    headers.push_back({{"name", "Content-Security-Policy"}, {"value", connect_src_}});
+    // Headers given to continueResponse do not reach a navigation's policy container, so the response is
+    // fulfilled whole, with its own body. Fail closed: a body that cannot be read fails the request.
+    cdp_->send(
+        "Fetch.getResponseBody", {{"requestId", id}}, session,
+        [this, id, session, code, headers](const json& r, const std::string& error) {
+          if (!error.empty()) {
+            cdp_->send("Fetch.failRequest", {{"requestId", id}, {"errorReason", "BlockedByClient"}}, session);
+            return;
+          }
+          std::string body = r.value("body", "");
+          if (!r.value("base64Encoded", false)) {
+            std::string b64(boost::beast::detail::base64::encoded_size(body.size()), '\0');
+            b64.resize(boost::beast::detail::base64::encode(b64.data(), body.data(), body.size()));
+            body = std::move(b64);
+          }
+          cdp_->send(
+              "Fetch.fulfillRequest",
+              {{"requestId", id}, {"responseCode", code}, {"responseHeaders", headers}, {"body", body}},
+              session);
+        });
+    return;
+  }
   const json req = params.value("request", json::object());
   const std::string url = req.value("url", "");
   std::string reason = policy_.refusal(url);
@@ -359,7 +451,8 @@ void BrowserSession::on_network(const std::string& method, const json& params) {
     r["bytes"] = static_cast<int64_t>(params.value("encodedDataLength", 0.0));
   } else {
     // A request the policy failed is already logged, with its reason, where it was judged.
-    if (params.value("errorText", "").find("BLOCKED_BY_CLIENT") != std::string::npos) {
+    if (params.value("errorText", "").find("BLOCKED_BY_CLIENT") != std::string::npos ||
+        params.value("blockedReason", "") == "csp") {
       inflight_.erase(it);
       return;
     }

@@ -96,6 +96,9 @@ class BrowserSession {
   std::string target_id_;
   std::string browser_context_;  // made by the run (attach), disposed at close
   std::string main_frame_;
+  std::string connect_src_;
+  std::map<std::string, std::string> page_sessions_;  // target id -> session of every page attached  // the
+                                                      // CSP every document and worker script of the run gets
 
   mutable std::mutex mu_;
   std::condition_variable cv_;

@@ -63,6 +63,7 @@ struct CdpClient::Impl {
 
   mutable std::mutex mu;
   std::map<int64_t, std::promise<json>> pending;
+  std::map<int64_t, AnswerHandler> callbacks;
   int64_t next_id = 1;
   std::atomic<bool> is_open{false};
   std::string why_closed;
@@ -97,12 +98,29 @@ struct CdpClient::Impl {
     if (!msg.is_object()) return;
     if (msg.contains("id") && msg["id"].is_number_integer()) {
       std::promise<json> p;
+      AnswerHandler handler;
       {
         std::lock_guard lock(mu);
         auto it = pending.find(msg["id"].get<int64_t>());
-        if (it == pending.end()) return;  // an answer to a send() nobody waits for
-        p = std::move(it->second);
-        pending.erase(it);
+        if (it == pending.end()) {
+          auto cb = callbacks.find(msg["id"].get<int64_t>());
+          if (cb == callbacks.end()) return;  // an answer to a send() nobody waits for
+          handler = std::move(cb->second);
+          callbacks.erase(cb);
+        } else {
+          p = std::move(it->second);
+          pending.erase(it);
+        }
+      }
+      if (handler) {
+        const json& e = msg.contains("error") ? msg["error"] : json();
+        std::string what = e.is_null() ? "" : e.is_object() ? e.value("message", e.dump()) : e.dump();
+        try {
+          handler(msg.value("result", json::object()),
+                  what.empty() && msg.contains("error") ? "error" : what);
+        } catch (...) {
+        }
+        return;
       }
       if (msg.contains("error")) {
         const json& e = msg["error"];
@@ -196,6 +214,18 @@ json CdpClient::call(const std::string& method, const json& params, const std::s
 
 void CdpClient::send(const std::string& method, const json& params, const std::string& session) {
   json msg{{"id", impl_->take_id()}, {"method", method}, {"params", params}};
+  if (!session.empty()) msg["sessionId"] = session;
+  impl_->enqueue(msg.dump());
+}
+
+void CdpClient::send(const std::string& method, const json& params, const std::string& session,
+                     AnswerHandler on_answer) {
+  int64_t id = impl_->take_id();
+  {
+    std::lock_guard lock(impl_->mu);
+    impl_->callbacks[id] = std::move(on_answer);
+  }
+  json msg{{"id", id}, {"method", method}, {"params", params}};
   if (!session.empty()) msg["sessionId"] = session;
   impl_->enqueue(msg.dump());
 }

@@ -40,6 +40,11 @@ class CdpClient {
                       std::chrono::milliseconds timeout = std::chrono::seconds(30));
   // Sends a command whose answer nobody waits for (from event handlers).
   void send(const std::string& method, const nlohmann::json& params, const std::string& session = "");
+  // (result, error message or "") of a command, on the I/O thread; must not block.
+  using AnswerHandler = std::function<void(const nlohmann::json&, const std::string&)>;
+  // Sends a command and hands its answer to `on_answer` (event handlers chain commands this way).
+  void send(const std::string& method, const nlohmann::json& params, const std::string& session,
+            AnswerHandler on_answer);
 
   bool open() const;
   // Why the socket closed, once it has.
