@@ -375,3 +375,136 @@ TEST(BrowserRunner, PopupsWebSocketsWorkersAndBeaconsToADisallowedOriginNeverRea
     ws_recorded = ws_recorded || e["payload"]["resource_type"] == "WebSocket";
   EXPECT_TRUE(ws_recorded);
 }
+
+TEST(BrowserRunner, PageBriefWritesABriefValidAgainstItsSchema) {
+  PageServer site;
+  site.route("/", {200, "text/html", kPage, {}, false});
+  BrowserProject p({site.port()});
+  json task{
+      {"id", "brief"}, {"url", site.origin() + "/"}, {"task_template", "page_brief"}, {"focus", "greetings"}};
+  auto r = p.run(p.browser_contract(tasks_of(site.origin(), task)));
+  ASSERT_EQ(r.manifest.value("verdict", ""), "success") << task_reason(r);
+  json brief = json::parse(read_file(r.bundle / "artifacts/browser/brief/brief.json"));
+  expect_valid("page_brief", brief, "brief.json");
+  EXPECT_EQ(brief["title"], "Greeting page");
+  EXPECT_EQ(brief["description"], "Where greetings live");
+  EXPECT_EQ(brief["link_count"], 2);
+  EXPECT_EQ(brief["http_status"], 200);
+  ASSERT_GE(brief["headings"].size(), 2u);
+  EXPECT_EQ(brief["headings"][0], json({{"level", 1}, {"text", "Hello, reader"}}));
+  EXPECT_NE(brief["excerpt"].get<std::string>().find("first"), std::string::npos);
+  EXPECT_TRUE(read_png(read_file(r.bundle / "artifacts/browser/brief/screenshot.png")).valid);
+}
+
+TEST(BrowserRunner, TwoLiveRunsNeverShareAPersistentProfile) {
+  PageServer site;
+  site.route(
+      "/",
+      {200, "text/html", "<title>p</title><script>localStorage.setItem('seen', 'yes')</script>", {}, false});
+  BrowserProject p({site.port()});
+  json profile{{"mode", "persistent"}, {"name", "shared"}, {"wait_sec", 1}};
+  json slow = json::array(
+      {{{"action", "evaluate"}, {"expression", "new Promise(r => setTimeout(() => r(1), 5000))"}}});
+  pid_t first = p.spawn_run(
+      p.browser_contract(tasks_of(site.origin(), task_doc(site.origin(), slow), {{"profile", profile}})));
+  fs::path profiles = p.dir / ".runtime-cache/cortexpilot/browser-profiles";
+  // The first run holds the profile once its chromium is up.
+  bool up = false;
+  for (int i = 0; i < 400 && !up; ++i) {
+    for (const auto& e : chromium_of_run(""))
+      up = up || e.find(profiles.string() + "/shared") != std::string::npos;
+    if (!up) std::this_thread::sleep_for(milliseconds(25));
+  }
+  ASSERT_TRUE(up) << "the first run's chromium never started on the profile";
+  auto second = p.run(p.browser_contract(
+      tasks_of(site.origin(), task_doc(site.origin(), json::array()), {{"profile", profile}})));
+  EXPECT_EQ(second.manifest.value("verdict", ""), "error");
+  EXPECT_NE(second.manifest.value("reason", "")
+                .find("browser profile 'shared' is in use by another live run (waited 1 s"),
+            std::string::npos)
+      << second.manifest.value("reason", "");
+  EXPECT_TRUE(chromium_of_run(second.manifest.value("run_id", "?")).empty());
+  int status = 0;
+  ASSERT_EQ(::waitpid(first, &status, 0), first);
+  EXPECT_EQ(WEXITSTATUS(status), 0) << "the first run did not succeed";
+  // The profile outlives its run, and a later run uses it.
+  EXPECT_TRUE(fs::is_directory(profiles / "shared"));
+  json check = json::array(
+      {{{"action", "evaluate"}, {"expression", "localStorage.getItem('seen')"}, {"name", "seen"}}});
+  json t{{"id", "again"}, {"url", site.origin() + "/none"}, {"script", check}};
+  auto third = p.run(p.browser_contract(tasks_of(site.origin(), t, {{"profile", profile}})));
+  ASSERT_EQ(third.manifest.value("verdict", ""), "success") << task_reason(third);
+  EXPECT_EQ(json::parse(read_file(third.bundle / "artifacts/browser/again/extract.json"))["seen"], "yes");
+}
+
+TEST(BrowserRunner, AttachModeDrivesABrowserItDidNotStartAndLeavesItRunning) {
+  PageServer site, other;
+  site.route(
+      "/", {200, "text/html", "<title>attached</title><img src='" + other.origin() + "/x.png'>", {}, false});
+  BrowserProject p({site.port()});
+  // A browser someone started, with DevTools on loopback.
+  TempDir profile;
+  pid_t browser = -1;
+  {
+    std::vector<std::string> args{"/usr/bin/chromium",
+                                  "--headless",
+                                  "--no-sandbox",
+                                  "--disable-gpu",
+                                  "--disable-dev-shm-usage",
+                                  "--remote-debugging-port=0",
+                                  "--user-data-dir=" + profile.path().string(),
+                                  "about:blank"};
+    std::vector<char*> argv;
+    for (auto& a : args) argv.push_back(a.data());
+    argv.push_back(nullptr);
+    posix_spawn_file_actions_t fa;
+    posix_spawn_file_actions_init(&fa);
+    posix_spawn_file_actions_addopen(&fa, 2, "/dev/null", O_WRONLY, 0);
+    ASSERT_EQ(posix_spawn(&browser, argv[0], &fa, nullptr, argv.data(), environ), 0);
+    posix_spawn_file_actions_destroy(&fa);
+  }
+  std::string port;
+  for (int i = 0; i < 400 && port.empty(); ++i) {
+    std::ifstream in(profile / "DevToolsActivePort");
+    std::getline(in, port);
+    if (port.empty()) std::this_thread::sleep_for(milliseconds(25));
+  }
+  ASSERT_FALSE(port.empty());
+  json attach{{"mode", "attach"}, {"endpoint", "http://127.0.0.1:" + port}};
+  json script = json::array({{{"action", "extract"}, {"selector", "title"}, {"key", "title"}}});
+  auto r = p.run(
+      p.browser_contract(tasks_of(site.origin(), task_doc(site.origin(), script), {{"profile", attach}})));
+  EXPECT_EQ(r.manifest.value("verdict", ""), "success") << task_reason(r);
+  EXPECT_EQ(json::parse(read_file(r.bundle / "artifacts/browser/home/extract.json"))["title"], "attached");
+  EXPECT_TRUE(other.seen().empty()) << "the policy did not hold in an attached browser";
+  EXPECT_TRUE(process_alive(browser)) << "the run stopped a browser it did not start";
+  ::kill(browser, SIGKILL);
+  int status = 0;
+  ::waitpid(browser, &status, 0);
+  // An attach endpoint off loopback is refused before anything starts.
+  json far{{"mode", "attach"}, {"endpoint", "http://192.0.2.1:9341"}};
+  auto refused =
+      p.run(p.browser_contract(tasks_of(site.origin(), task_doc(site.origin(), script), {{"profile", far}})));
+  EXPECT_EQ(refused.ran.exit_code, 2) << refused.ran.out << refused.ran.err;
+  EXPECT_NE((refused.ran.out + refused.ran.err).find("/runtime_options/browser_tasks/profile/endpoint"),
+            std::string::npos)
+      << refused.ran.out << refused.ran.err;
+}
+
+TEST(BrowserRunner, AFailingProbeRefusesTheRunBeforeAnyWorktree) {
+  PageServer site;
+  site.route("/", {200, "text/html", "<title>x</title>", {}, false});
+  BrowserProject p({site.port()});
+  // Every program of /usr/bin but chromium.
+  TempDir bin;
+  for (const auto& e : fs::directory_iterator("/usr/bin"))
+    if (e.path().filename() != "chromium") fs::create_symlink(e.path(), bin / e.path().filename().string());
+  auto r = p.run(p.browser_contract(tasks_of(site.origin(), task_doc(site.origin(), json::array()))),
+                 {"PATH=" + bin.path().string()});
+  EXPECT_EQ(r.manifest.value("verdict", ""), "error") << r.ran.out << r.ran.err;
+  EXPECT_NE(r.manifest.value("reason", "").find("probe chromium"), std::string::npos)
+      << r.manifest.value("reason", "");
+  EXPECT_FALSE(fs::exists(p.dir / ".runtime-cache/cortexpilot/worktrees" / r.manifest.value("run_id", "?")));
+  EXPECT_TRUE(site.seen().empty());
+  EXPECT_EQ(r.read("reports/task_result.json").value("status", ""), "error");
+}

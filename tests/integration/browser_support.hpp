@@ -42,7 +42,7 @@ inline std::vector<std::string> chromium_of_run(const std::string& run_id) {
       return;
     for (auto& ch : cmd)
       if (ch == '\0') ch = ' ';
-    found.push_back(proc.filename().string() + ": " + cmd.substr(0, 160));
+    found.push_back(proc.filename().string() + ": " + cmd.substr(0, 2000));
   });
   return found;
 }
