@@ -38,7 +38,9 @@ TEST(PluginsCli, RefusalsAreListedWithFileAndReasonAndOthersStillLoad) {
   for (const auto& x : j["refused"])
     refused[std::filesystem::path(x["file"].get<std::string>()).filename()] = x["reason"];
   EXPECT_EQ(refused.size(), 8u);
-  EXPECT_NE(refused["c_abi_minor.so"].find("newer than this host's 1.2"), std::string::npos);
+  EXPECT_NE(refused["c_abi_minor.so"].find("newer than this host's " + std::to_string(CP_PLUGIN_ABI_MAJOR) +
+                                           "." + std::to_string(CP_PLUGIN_ABI_MINOR)),
+            std::string::npos);
   EXPECT_NE(refused["g_duplicate.so"].find("duplicate plugin id"), std::string::npos);
   EXPECT_NE(refused["h_strict.so"].find("config fails the plugin's schema"), std::string::npos);
   EXPECT_NE(refused["j_garbage.so"].find("not a loadable shared library"), std::string::npos);
@@ -57,7 +59,8 @@ TEST(PluginsCli, InspectShowsTheConfigSchema) {
   ASSERT_EQ(r.exit_code, 0) << r.err;
   json j = json::parse(r.out);
   EXPECT_EQ(j["kind"], "gate");
-  EXPECT_EQ(j["abi"], "1.2");  // the shipped plugins are built against the current SDK
+  // The shipped plugins are built against the current SDK.
+  EXPECT_EQ(j["abi"], std::to_string(CP_PLUGIN_ABI_MAJOR) + "." + std::to_string(CP_PLUGIN_ABI_MINOR));
   EXPECT_TRUE(j["config_schema"]["properties"].contains("always_allowed"));
   auto missing = host(CP_PLUGIN_DIR, {"plugins", "inspect", "nope"});
   EXPECT_EQ(missing.exit_code, 1);

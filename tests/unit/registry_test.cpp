@@ -137,8 +137,8 @@ TEST(GateVerdict, MalformedOrOffSchemaOutputIsAnError) {
   EXPECT_EQ(cp::gates::verdict_from(good)["verdict"], "pass");
 }
 
-TEST(AbiCompatibility, PluginBuiltAgainstTheFrozen1_0HeaderLoadsAndRunsInThis1_2Host) {
-  ASSERT_EQ(CP_PLUGIN_ABI_MINOR, 2) << "this test pins an older-minor plugin against the current host";
+TEST(AbiCompatibility, PluginBuiltAgainstTheFrozen1_0HeaderLoadsAndRunsInThisHost) {
+  ASSERT_GT(CP_PLUGIN_ABI_MINOR, 0) << "this test pins an older-minor plugin against the current host";
   Registry r;
   r.load_directory(CP_LOADER_FIXTURE_DIR);
   const auto* info = r.find("fixture_abi_v1_0");
@@ -156,8 +156,8 @@ TEST(AbiCompatibility, PluginBuiltAgainstTheFrozen1_0HeaderLoadsAndRunsInThis1_2
   EXPECT_NE(reason_for(r, "c_abi_minor").find("newer than this host"), std::string::npos);
 }
 
-TEST(AbiCompatibility, PluginBuiltAgainstTheFrozen1_1HeaderLoadsAndRunsInThis1_2Host) {
-  ASSERT_EQ(CP_PLUGIN_ABI_MINOR, 2) << "this test pins an older-minor plugin against the current host";
+TEST(AbiCompatibility, PluginBuiltAgainstTheFrozen1_1HeaderLoadsAndRunsInThisHost) {
+  ASSERT_GT(CP_PLUGIN_ABI_MINOR, 1) << "this test pins an older-minor plugin against the current host";
   Registry r;
   r.load_file(std::string(CP_ABI_COMPAT_DIR) + "/v1_1_other.so");
   const auto* info = r.find("fixture_abi_v1_1");
@@ -207,7 +207,7 @@ TEST(Registry, ShippedGatesDeclareTheirFlags) {
   auto flags = [&](const char* id) {
     const auto* p = r.find(id);
     EXPECT_NE(p, nullptr) << id;
-    EXPECT_EQ(p ? p->abi_minor : 0u, 2u) << id;
+    EXPECT_GE(p ? p->abi_minor : 0u, 2u) << id;  // built for 1.2 or later: its flags count
     return p ? p->flags : 0xffu;
   };
   EXPECT_EQ(flags("diff_scope"), CP_FLAG_GATE_POLICY);

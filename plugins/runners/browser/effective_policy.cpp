@@ -2,6 +2,8 @@
 
 #include "url_policy.hpp"
 
+#include <algorithm>
+
 namespace cp::browser {
 
 using nlohmann::json;
@@ -41,13 +43,29 @@ json effective_policy(const json& operator_policy, const json& browser_tasks, bo
   } else {
     out["allowed_origins"] = op.value("allowed_origins", json::array());
   }
-  // Whole-URL patterns widen past origins: only the operator's count.
-  if (mine.contains("allowed_url_patterns") && !mine["allowed_url_patterns"].empty())
-    throw PolicyRefusal(
-        std::string(kBase) + "/allowed_url_patterns",
-        "a contract cannot add allowed_url_patterns; list origins instead, or put the pattern in "
-        "policies/browser_policy.json");
-  out["allowed_url_patterns"] = op.value("allowed_url_patterns", json::array());
+  // A contract's whole-URL pattern must begin with a literal origin the operator allows (or be one of the
+  // operator's own patterns); the operator's count when the contract names none.
+  if (mine.contains("allowed_url_patterns")) {
+    const json& list = mine["allowed_url_patterns"];
+    const json ops = op.value("allowed_url_patterns", json::array());
+    for (size_t i = 0; i < list.size(); ++i) {
+      std::string pat = list[i].is_string() ? list[i].get<std::string>() : "";
+      bool ok = std::find(ops.begin(), ops.end(), list[i]) != ops.end();
+      size_t sep = pat.find("://");
+      size_t path = sep == std::string::npos ? sep : pat.find('/', sep + 3);
+      if (!ok && path != std::string::npos && pat.find('*') > path) {
+        auto o = origin_of(pat.substr(0, path));
+        for (const auto& w : wider.origins()) ok = ok || (o && w.matches(*o));
+        if (o && !network_allowed && !is_loopback_host(o->host)) ok = false;
+      }
+      if (!ok)
+        throw PolicyRefusal(std::string(kBase) + "/allowed_url_patterns/" + std::to_string(i),
+                            pat + " does not begin with an origin policies/browser_policy.json allows");
+    }
+    out["allowed_url_patterns"] = list;
+  } else {
+    out["allowed_url_patterns"] = op.value("allowed_url_patterns", json::array());
+  }
   for (const char* flag : {"allow_downloads", "allow_file_urls"}) {
     bool asked = mine.value(flag, false);
     if (asked && !op.value(flag, false))
@@ -74,7 +92,7 @@ json effective_policy(const json& operator_policy, const json& browser_tasks, bo
               "the contract (and its pack), or allow only 127.0.0.1/localhost origins");
     }
     out["allowed_origins"] = kept;
-    out["allowed_url_patterns"] = json::array();
+    if (!mine.contains("allowed_url_patterns")) out["allowed_url_patterns"] = json::array();
   }
   return out;
 }
