@@ -508,3 +508,20 @@ TEST(BrowserRunner, AFailingProbeRefusesTheRunBeforeAnyWorktree) {
   EXPECT_TRUE(site.seen().empty());
   EXPECT_EQ(r.read("reports/task_result.json").value("status", ""), "error");
 }
+
+TEST(BrowserRunner, OnlyChromiumMayWriteTheSharedProfilesNeverTheRunsOwnCommands) {
+  PageServer site;
+  site.route("/", {200, "text/html", "<title>p</title>", {}, false});
+  BrowserProject p({site.port()});
+  fs::path profiles = p.dir / ".runtime-cache/cortexpilot/browser-profiles";
+  fs::create_directories(profiles / "victim");
+  // The run's acceptance test tries to plant a file in another profile.
+  p.commit("scripts/plant.sh", "echo x > \"" + (profiles / "victim/PLANTED").string() + "\" || true\n");
+  json c = p.browser_contract(tasks_of(site.origin(), task_doc(site.origin(), json::array()),
+                                       {{"profile", {{"mode", "persistent"}, {"name", "mine"}}}}));
+  c["acceptance_tests"] = json::array({{{"name", "plant"}, {"cmd", "sh scripts/plant.sh"}}});
+  auto r = p.run(c);
+  EXPECT_EQ(r.manifest.value("verdict", ""), "success") << task_reason(r);
+  EXPECT_FALSE(fs::exists(profiles / "victim/PLANTED")) << "a run's command wrote into a shared profile";
+  EXPECT_TRUE(fs::exists(profiles / "mine/Default")) << "chromium could not write its own profile";
+}

@@ -76,12 +76,16 @@ cp_status svc_emit_event(const cp_context* raw, const char* type, const char* pa
 // The run's sandbox for one spawn: the run's own, or (CP_SPAWN_LOOPBACK_LISTENER, network denied) a copy
 // that may also bind an ephemeral port and stays in the host's network namespace. Null with `error`.
 std::shared_ptr<const os::PreparedSandbox> spawn_sandbox(const os::Confinement& conf, uint32_t flags,
+                                                         const std::string& shared_state,
                                                          std::string& error) {
   const os::SandboxPolicy& policy = conf.sandbox->policy();
-  if (!(flags & CP_SPAWN_LOOPBACK_LISTENER) || !policy.enabled || policy.network) return conf.sandbox;
-  os::SandboxPolicy listener = policy;
-  listener.ephemeral_listener = true;
-  return os::PreparedSandbox::prepare(listener, error);
+  bool listen = (flags & CP_SPAWN_LOOPBACK_LISTENER) && !policy.network;
+  bool share = (flags & CP_SPAWN_SHARED_STATE) && !shared_state.empty();
+  if (!policy.enabled || (!listen && !share)) return conf.sandbox;
+  os::SandboxPolicy own = policy;
+  own.ephemeral_listener = listen;
+  if (share) own.write_paths.push_back(shared_state);
+  return os::PreparedSandbox::prepare(own, error);
 }
 
 cp_status svc_spawn(const cp_context* raw, const cp_spawn_request* req, cp_spawn_result* res) {
@@ -97,7 +101,8 @@ cp_status svc_spawn(const cp_context* raw, const cp_spawn_request* req, cp_spawn
       return CP_E_UNSUPPORTED;
     }
     std::string error;
-    spec.sandbox = spawn_sandbox(*conf, flags, error);
+    if ((flags & CP_SPAWN_SHARED_STATE) && ctx->shared_state_dir().empty()) return CP_E_UNSUPPORTED;
+    spec.sandbox = spawn_sandbox(*conf, flags, ctx->shared_state_dir(), error);
     if (!spec.sandbox) {
       log::error("[" + ctx->plugin_id() + "] spawn refused: " + error);
       return CP_E_UNSUPPORTED;

@@ -29,7 +29,8 @@ RunSandboxPlan plan_run_sandbox(const json& compiled, const RunPlaces& at) {
     p.read_paths.push_back(at.worktree);
   else
     p.write_paths.push_back(at.worktree);
-  for (const auto& w : {at.tmp, at.scratch, at.agent_home, at.shared_state})
+  // The shared state folder is not here: only a spawn that asks for it (CP_SPAWN_SHARED_STATE) gets it.
+  for (const auto& w : {at.tmp, at.scratch, at.agent_home})
     if (!w.empty()) p.write_paths.push_back(w);
   p.tmp_dir = at.tmp;
   p.scratch_dir = at.scratch;

@@ -181,9 +181,9 @@ class BrowserRun : public cp::plugins::ThreadedRun {
     fs::create_symlink(state / "tmp", short_tmp_ / "t");
     std::vector<std::string> argv{"/bin/sh", "-c", "TMPDIR=\"$0\" exec \"$@\"", (short_tmp_ / "t").string()};
     for (auto& a : chromium_argv(config_.value("binary", "chromium"), user_data, headless)) argv.push_back(a);
-    chromium_ =
-        std::make_unique<ChromiumProcess>(ctx_, argv, env, user_data, (logs / "chromium.stderr.log").string(),
-                                          static_cast<uint64_t>(wall.count()) * 1000 + 30000);
+    chromium_ = std::make_unique<ChromiumProcess>(
+        ctx_, argv, env, user_data, (logs / "chromium.stderr.log").string(),
+        static_cast<uint64_t>(wall.count()) * 1000 + 30000, mode_ == "persistent");
     return chromium_->wait_endpoint(milliseconds(config_.value("start_timeout_ms", 30000)));
   }
 

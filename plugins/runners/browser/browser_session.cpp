@@ -12,7 +12,9 @@ using Clock = std::chrono::steady_clock;
 
 namespace {
 
-constexpr size_t kMaxText = 2000;  // longest URL or message an event carries
+constexpr size_t kMaxText = 2000;            // longest URL or message an event carries
+constexpr int kMaxConsoleLines = 10000;      // console.jsonl lines kept per task
+constexpr int kMaxConsoleErrorEvents = 200;  // BROWSER_CONSOLE_ERROR events per task (the count goes on)
 
 std::string cut(const std::string& s, size_t n = kMaxText) {
   return s.size() <= n ? s : s.substr(0, n) + "…";
@@ -134,6 +136,7 @@ void BrowserSession::begin_task(const std::string& task, const std::filesystem::
   std::lock_guard lock(mu_);
   task_ = task;
   task_console_errors_ = 0;
+  task_console_lines_ = 0;
   console_out_ = std::ofstream(dir / "console.jsonl", std::ios::app);
   network_out_ = std::ofstream(dir / "network.jsonl", std::ios::app);
 }
@@ -272,7 +275,9 @@ void BrowserSession::on_event(const std::string& method, const json& params, con
   }
   if (method == "Page.javascriptDialogOpening") {
     // A dialog would block the page forever: dismiss it and keep the text.
-    cdp_->send("Page.handleJavaScriptDialog", {{"accept", false}}, session);
+    // beforeunload is accepted: refusing it would cancel the navigation the next step asked for.
+    cdp_->send("Page.handleJavaScriptDialog", {{"accept", params.value("type", "") == "beforeunload"}},
+               session);
     return on_console("warning", "dialog dismissed: " + params.value("message", ""), params.value("url", ""),
                       0);
   }
@@ -472,10 +477,15 @@ void BrowserSession::on_console(const std::string& level, const std::string& tex
   std::string task;
   {
     std::lock_guard lock(mu_);
-    write_line(console_out_, entry);
+    // A page can log without end: past these the lines are counted, not kept, and the summary says so.
+    if (++task_console_lines_ <= kMaxConsoleLines)
+      write_line(console_out_, entry);
+    else if (task_console_lines_ == kMaxConsoleLines + 1)
+      write_line(console_out_, {{"level", "warning"}, {"text", "further console lines not kept"}});
     if (level != "error") return;
     ++task_console_errors_;
     ++console_errors_total_;
+    if (task_console_errors_ > kMaxConsoleErrorEvents) return;
     task = task_;
   }
   entry["task"] = task;

@@ -105,6 +105,7 @@ class BrowserSession {
   std::string task_;
   std::ofstream console_out_, network_out_;
   int task_console_errors_ = 0;
+  int task_console_lines_ = 0;
   uint64_t loads_ = 0;  // Page.loadEventFired count
   int pages_ = 0, requests_ = 0, blocked_ = 0, console_errors_total_ = 0;
   std::map<std::string, nlohmann::json> inflight_;  // Network requestId -> what we know of it

@@ -27,7 +27,7 @@ using tcp = asio::ip::tcp;
 namespace {
 
 // A screenshot of a long page is a large message; past this the browser is misbehaving.
-constexpr size_t kMaxMessageBytes = 256u << 20;
+constexpr size_t kMaxMessageBytes = 64u << 20;
 
 struct WsUrl {
   std::string host, port, target;

@@ -19,31 +19,33 @@ namespace fs = std::filesystem;
 using std::chrono::milliseconds;
 
 ChromiumProcess::ChromiumProcess(cp::Context ctx, std::vector<std::string> argv, std::vector<std::string> env,
-                                 fs::path user_data_dir, std::string stderr_path, uint64_t timeout_ms)
+                                 fs::path user_data_dir, std::string stderr_path, uint64_t timeout_ms,
+                                 bool shared_profile)
     : ctx_(ctx), user_data_dir_(std::move(user_data_dir)) {
   // A port file left by an earlier browser of this profile would point at nothing, or at someone else.
   std::error_code ignored;
   fs::remove(user_data_dir_ / "DevToolsActivePort", ignored);
-  thread_ = std::thread([this, argv = std::move(argv), env = std::move(env), stderr_path, timeout_ms] {
-    cp::SpawnOptions opt;
-    opt.argv = argv;
-    opt.env = env;
-    opt.cwd = user_data_dir_.string();
-    opt.timeout_ms = timeout_ms;
-    opt.stderr_path = stderr_path;
-    opt.capture_limit = 16384;
-    opt.flags = CP_SPAWN_LOOPBACK_LISTENER;
-    opt.keep_running = [this] { return !stop_.load(); };
-    try {
-      cp::SpawnResult r = ctx_.spawn(opt);
-      std::lock_guard lock(mu_);
-      result_ = std::move(r);
-    } catch (const std::exception& e) {
-      std::lock_guard lock(mu_);
-      spawn_error_ = e.what();
-    }
-    exited_ = true;
-  });
+  thread_ = std::thread(
+      [this, argv = std::move(argv), env = std::move(env), stderr_path, timeout_ms, shared_profile] {
+        cp::SpawnOptions opt;
+        opt.argv = argv;
+        opt.env = env;
+        opt.cwd = user_data_dir_.string();
+        opt.timeout_ms = timeout_ms;
+        opt.stderr_path = stderr_path;
+        opt.capture_limit = 16384;
+        opt.flags = CP_SPAWN_LOOPBACK_LISTENER | (shared_profile ? CP_SPAWN_SHARED_STATE : 0u);
+        opt.keep_running = [this] { return !stop_.load(); };
+        try {
+          cp::SpawnResult r = ctx_.spawn(opt);
+          std::lock_guard lock(mu_);
+          result_ = std::move(r);
+        } catch (const std::exception& e) {
+          std::lock_guard lock(mu_);
+          spawn_error_ = e.what();
+        }
+        exited_ = true;
+      });
 }
 
 ChromiumProcess::~ChromiumProcess() {
@@ -90,26 +92,16 @@ std::vector<std::string> chromium_argv(const std::string& binary, const fs::path
                                        bool headless) {
   std::vector<std::string> a{binary};
   if (headless) a.push_back("--headless");
-  for (const char* flag : {"--no-sandbox",
-                           "--disable-gpu",
-                           "--disable-dev-shm-usage",
-                           "--no-first-run",
-                           "--no-default-browser-check",
-                           "--disable-background-networking",
-                           "--disable-component-update",
-                           "--disable-sync",
-                           "--disable-extensions",
-                           "--disable-default-apps",
-                           "--disable-breakpad",
-                           "--disable-crash-reporter",
-                           "--metrics-recording-only",
-                           "--password-store=basic",
-                           "--use-mock-keychain",
-                           "--mute-audio",
-                           "--hide-scrollbars",
-                           "--window-size=1280,800",
-                           "--remote-debugging-address=127.0.0.1",
-                           "--remote-debugging-port=0"})
+  for (const char* flag :
+       {"--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--no-first-run",
+        "--no-default-browser-check", "--disable-background-networking", "--disable-component-update",
+        "--disable-sync", "--disable-extensions", "--disable-default-apps", "--disable-breakpad",
+        "--disable-crash-reporter", "--metrics-recording-only", "--password-store=basic",
+        "--use-mock-keychain", "--mute-audio", "--hide-scrollbars", "--window-size=1280,800",
+        "--remote-debugging-address=127.0.0.1", "--remote-debugging-port=0",
+        // Speculative loads and bare preconnects bypass request interception.
+        "--disable-features=Prerender2,SpeculationRulesPrefetchFuture,NoStatePrefetch",
+        "--dns-prefetch-disable"})
     a.emplace_back(flag);
   a.push_back("--user-data-dir=" + user_data_dir.string());
   a.emplace_back("about:blank");

@@ -21,8 +21,10 @@ namespace cp::browser {
 class ChromiumProcess {
  public:
   // `timeout_ms`: the most the process may live (the run's wall budget).
+  // `shared_profile`: the profile lies in the shared state folder, which only this process may write.
   ChromiumProcess(cp::Context ctx, std::vector<std::string> argv, std::vector<std::string> env,
-                  std::filesystem::path user_data_dir, std::string stderr_path, uint64_t timeout_ms);
+                  std::filesystem::path user_data_dir, std::string stderr_path, uint64_t timeout_ms,
+                  bool shared_profile);
   ~ChromiumProcess();
   ChromiumProcess(const ChromiumProcess&) = delete;
   ChromiumProcess& operator=(const ChromiumProcess&) = delete;

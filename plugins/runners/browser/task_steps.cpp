@@ -138,9 +138,9 @@ class StepRunner {
     } else if (action == "type") {
       s_.type(step.value("selector", ""), step.value("text", ""), timeout_of(step, kDefaultStepTimeout));
     } else if (action == "evaluate") {
-      extract[name] = s_.evaluate(step.value("expression", ""), timeout_of(step, kDefaultStepTimeout));
+      keep(name, s_.evaluate(step.value("expression", ""), timeout_of(step, kDefaultStepTimeout)));
     } else if (action == "extract") {
-      extract[step.value("key", name)] = do_extract(step, timeout_of(step, kDefaultStepTimeout));
+      keep(step.value("key", name), do_extract(step, timeout_of(step, kDefaultStepTimeout)));
     } else if (action == "assert") {
       do_assert(step, name, index, timeout_of(step, kDefaultStepTimeout));
     } else if (action == "screenshot") {
@@ -152,6 +152,16 @@ class StepRunner {
     } else {
       throw StepFailure("error", "unknown action " + shown(action, 100));
     }
+  }
+
+  // A page decides how large a value is: each is held to 4 MiB and extract.json to 16 MiB in all.
+  void keep(const std::string& key, json value) {
+    size_t size = value.dump(-1, ' ', false, json::error_handler_t::replace).size();
+    if (size > (4u << 20))
+      throw StepFailure("failed", "the value is " + std::to_string(size) + " bytes, over 4 MiB");
+    kept_bytes_ += size;
+    if (kept_bytes_ > (16u << 20)) throw StepFailure("failed", "extract.json would pass 16 MiB");
+    extract[key] = std::move(value);
   }
 
   void wait_for(const json& step, milliseconds timeout) {
@@ -237,6 +247,7 @@ class StepRunner {
   std::string task_;
   fs::path dir_;
   Clock::time_point deadline_;
+  size_t kept_bytes_ = 0;
 };
 
 }  // namespace
@@ -289,8 +300,9 @@ TaskOutcome run_task(BrowserSession& session, cp::Context ctx, const json& task,
   // The page as it stands, whatever happened: the evidence a reader of a failure needs first.
   try {
     if (!session.fatal()) {
-      json html = session.evaluate("document.documentElement ? document.documentElement.outerHTML : ''",
-                                   milliseconds(5000));
+      json html = session.evaluate(
+          "document.documentElement ? document.documentElement.outerHTML.slice(0, 16777216) : ''",
+          milliseconds(5000));
       if (html.is_string()) write_file(dir / "dom.html", html.get<std::string>());
     }
   } catch (const std::exception&) {

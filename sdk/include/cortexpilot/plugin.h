@@ -180,7 +180,11 @@ typedef struct cp_spawn_request {
  * the plugin can reach it; every connect rule of the run is unchanged. Refused (CP_E_UNSUPPORTED) where
  * the kernel cannot filter TCP ports (Landlock ABI < 4) while the run's network is denied. */
 #define CP_SPAWN_LOOPBACK_LISTENER 0x1u
-#define CP_SPAWN_ALL CP_SPAWN_LOOPBACK_LISTENER
+/* ABI 1.3. The process may write the run's shared_state_dir (cp_context). No other process of the run may:
+ * the folder outlives runs, so only the program the runner drives with it (a browser on its profile) gets
+ * it, never the run's commands or tests. */
+#define CP_SPAWN_SHARED_STATE 0x2u
+#define CP_SPAWN_ALL (CP_SPAWN_LOOPBACK_LISTENER | CP_SPAWN_SHARED_STATE)
 
 /* How a spawned process ended. Filled by the host. */
 typedef struct cp_spawn_result {
