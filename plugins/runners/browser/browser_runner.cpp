@@ -133,7 +133,7 @@ class BrowserRun : public cp::plugins::ThreadedRun {
         // The browser itself may be why: say so rather than blame the step. Its end reaches us through
         // the closed socket first and the host's reaping a moment later.
         if (chromium_ && !session_->connected())
-          for (int i = 0; i < 100 && !chromium_->exited(); ++i) std::this_thread::sleep_for(milliseconds(50));
+          for (int i = 0; i < 300 && !chromium_->exited(); ++i) std::this_thread::sleep_for(milliseconds(50));
         if (chromium_ && chromium_->exited() && !cancelled_)
           return result("error",
                         "chromium ended during the run (" + chromium_->describe_exit() + "): " + t.reason);
