@@ -251,7 +251,16 @@ TEST(BrowserRunner, ChromiumKilledMidRunIsAnErrorThatSaysSo) {
     runner.join();  // the run ends by itself (its step times out); the thread must not be left joinable
     FAIL() << "the run's browser process was never found: " << ran.out;
   }
-  std::this_thread::sleep_for(milliseconds(1000));  // the wait_for step is running
+  // The page is open and the wait_for step running once the navigation is logged.
+  for (int i = 0; i < 1200; ++i) {
+    bool navigated = false;
+    std::error_code ec;
+    for (const auto& e : fs::directory_iterator(p.dir / ".runtime-cache/cortexpilot/runs", ec))
+      navigated =
+          navigated || read_file(e.path() / "events.jsonl").find("BROWSER_NAVIGATED") != std::string::npos;
+    if (navigated) break;
+    std::this_thread::sleep_for(milliseconds(25));
+  }
   std::string killed = proc_file("/proc/" + std::to_string(browser), "cmdline");
   ::kill(browser, SIGKILL);
   runner.join();
@@ -361,9 +370,13 @@ TEST(BrowserRunner, PopupsWebSocketsWorkersAndBeaconsToADisallowedOriginNeverRea
                        "</script>",
                    {},
                    false});
-  site.route(
-      "/worker.js",
-      {200, "text/javascript", "fetch('" + other.origin() + "/from-worker').catch(() => {})", {}, false});
+  site.route("/worker.js", {200,
+                            "text/javascript",
+                            "fetch('" + other.origin() + "/from-worker').catch(() => {});" +
+                                "try { new WebSocket('ws://127.0.0.1:" + std::to_string(other.port()) +
+                                "/worker-ws'); } catch (e) {}",
+                            {},
+                            false});
   BrowserProject p({site.port(), other.port()});
   json script = json::array(
       {{{"action", "click"}, {"selector", "#pop"}},  // a real click: no popup blocker
@@ -527,4 +540,20 @@ TEST(BrowserRunner, OnlyChromiumMayWriteTheSharedProfilesNeverTheRunsOwnCommands
   EXPECT_EQ(r.manifest.value("verdict", ""), "success") << task_reason(r);
   EXPECT_FALSE(fs::exists(profiles / "victim/PLANTED")) << "a run's command wrote into a shared profile";
   EXPECT_TRUE(fs::exists(profiles / "mine/Default")) << "chromium could not write its own profile";
+}
+
+TEST(BrowserRunner, AStepMayOpenOnlyPagesOfAllowedOriginsNeverADataDocument) {
+  PageServer site, other;
+  BrowserProject p({site.port(), other.port()});
+  std::string evil = "data:text/html,<script>new WebSocket('ws://127.0.0.1:" + std::to_string(other.port()) +
+                     "/x')</script>";
+  json task{{"id", "d"}, {"script", json::array({{{"action", "navigate"}, {"url", evil}}})}};
+  auto r = p.run(p.browser_contract(tasks_of(site.origin(), task)));
+  EXPECT_EQ(r.manifest.value("verdict", ""), "denied") << task_reason(r);
+  // Nor may a task run steps in the browser's blank page before it opened one.
+  json blank{{"id", "b"}, {"script", json::array({{{"action", "evaluate"}, {"expression", "1"}}})}};
+  auto r2 = p.run(p.browser_contract(tasks_of(site.origin(), blank)));
+  EXPECT_EQ(r2.manifest.value("verdict", ""), "denied") << task_reason(r2);
+  std::this_thread::sleep_for(milliseconds(300));
+  EXPECT_TRUE(other.seen().empty()) << other.seen().front();
 }

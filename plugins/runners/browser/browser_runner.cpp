@@ -94,9 +94,19 @@ class BrowserRun : public cp::plugins::ThreadedRun {
     } catch (const PolicyRefusal& e) {
       finish(result("denied", std::string("browser policy: ") + e.what() + " (at " + e.pointer + ")"));
     } catch (const std::exception& e) {
-      finish(result("error", std::string("browser runner: ") + e.what()));
+      finish(result("error", blame_browser(std::string("browser runner: ") + e.what())));
     }
     shutdown();
+  }
+
+  // When chromium died, that is the reason to give, whatever step noticed it first. Its end reaches us
+  // through the closed socket first and the host's reaping a moment later.
+  std::string blame_browser(const std::string& what) {
+    if (!chromium_ || cancelled_) return what;
+    if (!session_ || !session_->connected())
+      for (int i = 0; i < 300 && !chromium_->exited(); ++i) std::this_thread::sleep_for(milliseconds(50));
+    if (!chromium_->exited()) return what;
+    return "chromium ended during the run (" + chromium_->describe_exit() + "): " + what;
   }
 
   json run_tasks() {
@@ -130,13 +140,10 @@ class BrowserRun : public cp::plugins::ThreadedRun {
       TaskOutcome t = run_task(*session_, ctx_, task, root / task.value("id", "task"), deadline);
       tasks_.push_back(t.report);
       if (t.status != "completed") {
-        // The browser itself may be why: say so rather than blame the step. Its end reaches us through
-        // the closed socket first and the host's reaping a moment later.
-        if (chromium_ && !session_->connected())
-          for (int i = 0; i < 300 && !chromium_->exited(); ++i) std::this_thread::sleep_for(milliseconds(50));
-        if (chromium_ && chromium_->exited() && !cancelled_)
-          return result("error",
-                        "chromium ended during the run (" + chromium_->describe_exit() + "): " + t.reason);
+        if (chromium_ && !cancelled_ && !ctx_.cancelled()) {
+          std::string why = blame_browser(t.reason);
+          if (why != t.reason) return result("error", why);
+        }
         if (cancelled_ || ctx_.cancelled()) return result("cancelled", t.reason);
         return result(t.status, t.reason);
       }

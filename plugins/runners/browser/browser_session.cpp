@@ -34,7 +34,9 @@ std::string initiator_of(const json& request_will_be_sent) {
 json fetch_patterns() {
   return json::array({{{"urlPattern", "*"}, {"requestStage", "Request"}},
                       {{"urlPattern", "*"}, {"resourceType", "Document"}, {"requestStage", "Response"}},
-                      {{"urlPattern", "*"}, {"resourceType", "Script"}, {"requestStage", "Response"}}});
+                      {{"urlPattern", "*"}, {"resourceType", "Script"}, {"requestStage", "Response"}},
+                      // Worker scripts (dedicated, shared, service) arrive as "Other".
+                      {{"urlPattern", "*"}, {"resourceType", "Other"}, {"requestStage", "Response"}}});
 }
 
 // JS string literal of `s` (JSON string syntax is valid JavaScript).
@@ -495,7 +497,12 @@ void BrowserSession::on_console(const std::string& level, const std::string& tex
 
 Navigation BrowserSession::navigate(const std::string& url, milliseconds timeout) {
   Navigation nav;
-  if (std::string why = policy_.refusal(url); !why.empty()) {
+  std::string why = policy_.refusal(url);
+  // A step may open only a page that comes from an allowed origin (and so carries the run's connect-src):
+  // a data:, blob: or about: document of the contract's own would run with no such policy.
+  if (why.empty() && !origin_of(url) && url.rfind("file:", 0) != 0)
+    why = "the browser policy lets a step open only http(s) pages of allowed origins";
+  if (!why.empty()) {
     {
       std::lock_guard lock(mu_);
       ++blocked_;

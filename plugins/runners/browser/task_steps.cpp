@@ -267,7 +267,14 @@ TaskOutcome run_task(BrowserSession& session, cp::Context ctx, const json& task,
       steps.run({{"action", "navigate"}, {"url", task["url"]}, {"name", "open"}}, index++);
       ++passed;
     }
-    for (const auto& step : task.value("script", json::array())) {
+    // Until a task has opened a page of an allowed origin, the page is the browser's blank one, which
+    // carries no connect-src policy: nothing may run in it.
+    const json script = task.value("script", json::array());
+    if (session.last_navigation().url.empty() && !task.contains("url") &&
+        (script.empty() || script[0].value("action", "") != "navigate"))
+      throw StepFailure("denied",
+                        "task " + id + ": open a page first (the task's url or a first navigate step)");
+    for (const auto& step : script) {
       steps.run(step, index++);
       ++passed;
     }
