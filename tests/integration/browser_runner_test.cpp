@@ -557,3 +557,22 @@ TEST(BrowserRunner, AStepMayOpenOnlyPagesOfAllowedOriginsNeverADataDocument) {
   std::this_thread::sleep_for(milliseconds(300));
   EXPECT_TRUE(other.seen().empty()) << other.seen().front();
 }
+
+TEST(BrowserRunner, SpeculationRulesAndPreconnectsNeverReachADisallowedOrigin) {
+  PageServer site, other;
+  site.route("/",
+             {200,
+              "text/html",
+              "<title>spec</title><link rel=preconnect href='" + other.origin() +
+                  "'><script type=speculationrules>{\"prefetch\": [{\"source\": \"list\", \"urls\": [\"" +
+                  other.origin() + "/prefetch\"]}], \"prerender\": [{\"source\": \"list\", \"urls\": [\"" +
+                  other.origin() + "/prerender\"]}]}</script>",
+              {},
+              false});
+  BrowserProject p({site.port(), other.port()});
+  json script = json::array(
+      {{{"action", "evaluate"}, {"expression", "new Promise(r => setTimeout(() => r(1), 2000))"}}});
+  auto r = p.run(p.browser_contract(tasks_of(site.origin(), task_doc(site.origin(), script))));
+  EXPECT_EQ(r.manifest.value("verdict", ""), "success") << task_reason(r);
+  EXPECT_TRUE(other.seen().empty()) << "the disallowed origin was reached: " << other.seen().front();
+}

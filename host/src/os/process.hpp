@@ -39,7 +39,7 @@ struct ProcessSpec {
   const std::atomic<bool>* stop = nullptr;    // a second such flag: the caller's own reason (a budget)
   // Polled with the flags, on the calling thread; returning false stops the group as `stop` does.
   std::function<bool()> keep_running;
-  size_t tail_bytes = 4096;                   // how much of each stream to keep in the outcome
+  size_t tail_bytes = 4096;  // how much of each stream to keep in the outcome
   // Called once the process runs, with its pid (= its process group id), on the calling thread. Lets a
   // run record its groups so that recovery can kill what a crashed host left behind.
   std::function<void(int pid)> on_start;

@@ -32,11 +32,11 @@ struct SandboxPolicy {
   // browser's DevTools endpoint the host-side plugin connects to), and it never gets a network namespace
   // of its own, which would put that endpoint out of the plugin's reach. Connect rules are unchanged.
   bool ephemeral_listener = false;
-  uint64_t max_file_bytes = 0;                      // RLIMIT_FSIZE; 0 = the host's own limit
-  uint64_t max_open_files = 0;                      // RLIMIT_NOFILE; 0 = the host's own limit
-  uint64_t max_processes = 0;                       // RLIMIT_NPROC (not enforced for root); 0 = unchanged
-  std::filesystem::path tmp_dir;                    // the run's private TMPDIR (one of write_paths)
-  std::filesystem::path scratch_dir;                // where a run may leave evidence (one of write_paths)
+  uint64_t max_file_bytes = 0;        // RLIMIT_FSIZE; 0 = the host's own limit
+  uint64_t max_open_files = 0;        // RLIMIT_NOFILE; 0 = the host's own limit
+  uint64_t max_processes = 0;         // RLIMIT_NPROC (not enforced for root); 0 = unchanged
+  std::filesystem::path tmp_dir;      // the run's private TMPDIR (one of write_paths)
+  std::filesystem::path scratch_dir;  // where a run may leave evidence (one of write_paths)
 
   nlohmann::json to_json() const;
   // Throws std::invalid_argument on a malformed document (it crosses to cp-plugin-worker as JSON).

@@ -19,6 +19,7 @@
 
 #include <cstdlib>
 #include <filesystem>
+#include <fstream>
 #include <thread>
 
 namespace {
@@ -170,6 +171,7 @@ class BrowserRun : public cp::plugins::ThreadedRun {
       ephemeral_dir_ = user_data;
     }
     fs::create_directories(user_data);
+    no_preloading(user_data);
     fs::create_directories(state / "home");
     const char* path = std::getenv("PATH");
     std::vector<std::string> env{"PATH=" + std::string(path ? path : "/usr/bin:/bin"),
@@ -192,6 +194,22 @@ class BrowserRun : public cp::plugins::ThreadedRun {
         ctx_, argv, env, user_data, (logs / "chromium.stderr.log").string(),
         static_cast<uint64_t>(wall.count()) * 1000 + 30000, mode_ == "persistent");
     return chromium_->wait_endpoint(milliseconds(config_.value("start_timeout_ms", 30000)));
+  }
+
+  // Speculation rules and link prediction fetch from the browser process, past request interception:
+  // the profile's "preload pages" setting is turned off before chromium reads it.
+  static void no_preloading(const fs::path& user_data) {
+    fs::path file = user_data / "Default" / "Preferences";
+    fs::create_directories(file.parent_path());
+    json prefs = json::object();
+    std::error_code ec;
+    if (fs::is_regular_file(file, ec) && fs::file_size(file, ec) < (8u << 20)) {
+      std::ifstream in(file);
+      prefs = json::parse(in, nullptr, false);
+      if (!prefs.is_object()) prefs = json::object();
+    }
+    prefs["net"]["network_prediction_options"] = 2;  // never
+    std::ofstream(file, std::ios::trunc) << prefs.dump();
   }
 
   // The browser goes before the run reports done: nothing of it outlives the run.
