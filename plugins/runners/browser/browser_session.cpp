@@ -2,6 +2,7 @@
 
 #include <boost/beast/core/detail/base64.hpp>
 
+#include <cstring>
 #include <thread>
 
 namespace cp::browser {
@@ -12,9 +13,12 @@ using Clock = std::chrono::steady_clock;
 
 namespace {
 
-constexpr size_t kMaxText = 2000;            // longest URL or message an event carries
-constexpr int kMaxConsoleLines = 10000;      // console.jsonl lines kept per task
-constexpr int kMaxConsoleErrorEvents = 200;  // BROWSER_CONSOLE_ERROR events per task (the count goes on)
+constexpr size_t kMaxText = 2000;        // longest URL or message an event carries
+constexpr int kMaxConsoleLines = 10000;  // console.jsonl lines kept per task
+constexpr int kMaxConsoleErrorEvents = 200;
+// What a worker's WebSocket guard logs when it refuses one, before the URL.
+constexpr const char* kWebSocketRefused =
+    "cp-host refused a WebSocket to ";  // BROWSER_CONSOLE_ERROR events per task (the count goes on)
 
 std::string cut(const std::string& s, size_t n = kMaxText) {
   return s.size() <= n ? s : s.substr(0, n) + "…";
@@ -58,6 +62,33 @@ BrowserSession::BrowserSession(cp::Context ctx, UrlPolicy policy, Budgets budget
     sources += " " + o.scheme + "://" + host + ":" + port + " " + ws + "://" + host + ":" + port;
   }
   connect_src_ = "connect-src" + (sources.empty() ? std::string(" 'none'") : sources);
+  json allowed = json::array();
+  for (const auto& o : policy_.origins()) allowed.push_back({o.scheme, o.host, o.port, o.subdomains});
+  websocket_guard_ =
+      "(() => { const W = self.WebSocket; if (typeof W !== 'function') return;"
+      " const allowed = " +
+      allowed.dump() +
+      ";"
+      " const dflt = {'ws:': 80, 'wss:': 443, 'http:': 80, 'https:': 443};"
+      " const ok = (raw) => { let u; try { u = new URL(String(raw), self.location.href); } catch (e) { "
+      "return false; }"
+      "  const scheme = u.protocol === 'ws:' ? 'http' : u.protocol === 'wss:' ? 'https' : "
+      "u.protocol.slice(0, -1);"
+      "  const host = u.hostname.replace(/^\\[|\\]$/g, '').toLowerCase();"
+      "  const port = u.port ? Number(u.port) : dflt[u.protocol];"
+      "  return allowed.some(([s, h, p, sub]) => s === scheme && (p === -1 || p === port) &&"
+      "   (host === h || (sub && host.endsWith('.' + h)))); };"
+      " const Guard = function WebSocket(url, protocols) {"
+      "  if (!ok(url)) { console.error('" +
+      std::string(kWebSocketRefused) +
+      "' + String(url));"
+      "   throw new DOMException('refused by the run\\'s browser policy', 'SecurityError'); }"
+      "  return protocols === undefined ? new W(url) : new W(url, protocols); };"
+      " Guard.prototype = W.prototype;"
+      " for (const k of ['CONNECTING', 'OPEN', 'CLOSING', 'CLOSED']) Guard[k] = W[k];"
+      " Object.defineProperty(W.prototype, 'constructor', {value: Guard, writable: false, configurable: "
+      "false});"
+      " Object.defineProperty(self, 'WebSocket', {value: Guard, writable: false, configurable: false}); })()";
 }
 
 BrowserSession::~BrowserSession() {
@@ -239,6 +270,8 @@ void BrowserSession::on_event(const std::string& method, const json& params, con
       else
         text += a.value("description", a.value("type", ""));
     }
+    if (text.rfind(kWebSocketRefused, 0) == 0)
+      record_refused_websocket(text.substr(std::strlen(kWebSocketRefused)));
     std::string type = params.value("type", "log");
     const json frames = params.value("stackTrace", json::object()).value("callFrames", json::array());
     std::string url = frames.empty() ? "" : frames[0].value("url", "");
@@ -314,6 +347,30 @@ void BrowserSession::on_event(const std::string& method, const json& params, con
     return set_fatal("error", "the browser closed the run's page");
 }
 
+void BrowserSession::record_refused_websocket(const std::string& url) {
+  std::string reason = policy_.refusal(url);
+  if (reason.empty()) return;  // a page printing the marker for an allowed URL forges nothing
+  std::string task;
+  {
+    std::lock_guard lock(mu_);
+    task = task_;
+    ++blocked_;
+    write_line(network_out_, {{"url", cut(url)},
+                              {"method", "GET"},
+                              {"status", 0},
+                              {"bytes", 0},
+                              {"blocked", true},
+                              {"resource_type", "WebSocket"},
+                              {"reason", reason},
+                              {"timing_ms", 0}});
+  }
+  emit("BROWSER_REQUEST_BLOCKED", {{"task", task},
+                                   {"url", cut(url)},
+                                   {"initiator", "worker"},
+                                   {"resource_type", "WebSocket"},
+                                   {"reason", reason}});
+}
+
 void BrowserSession::on_attached(const json& params) {
   std::string session = params.value("sessionId", "");
   const json info = params.value("targetInfo", json::object());
@@ -327,6 +384,11 @@ void BrowserSession::on_attached(const json& params) {
   cdp_->send("Fetch.enable", {{"patterns", fetch_patterns()}}, session);
   cdp_->send("Network.enable", json::object(), session);
   cdp_->send("Runtime.enable", json::object(), session);
+  // A worker started by a worker fetches its script past every Fetch session, so it carries no connect-src
+  // policy: its WebSocket constructor is guarded in its own realm before its script runs.
+  const std::string type = info.value("type", "");
+  if (type == "worker" || type == "shared_worker" || type == "service_worker")
+    cdp_->send("Runtime.evaluate", {{"expression", websocket_guard_}}, session);
   cdp_->send("Audits.enable", json::object(), session);
   cdp_->send("Target.setAutoAttach",
              {{"autoAttach", true}, {"waitForDebuggerOnStart", true}, {"flatten", true}}, session);

@@ -81,6 +81,7 @@ class BrowserSession {
   void on_attached(const nlohmann::json& params);
   void on_request_paused(const nlohmann::json& params, const std::string& session);
   void on_network(const std::string& method, const nlohmann::json& params);
+  void record_refused_websocket(const std::string& url);
   void on_console(const std::string& level, const std::string& text, const std::string& url, int line);
   void set_fatal(const std::string& kind, const std::string& why);
   void emit(const std::string& type, const nlohmann::json& payload);
@@ -96,9 +97,9 @@ class BrowserSession {
   std::string target_id_;
   std::string browser_context_;  // made by the run (attach), disposed at close
   std::string main_frame_;
-  std::string connect_src_;
-  std::map<std::string, std::string> page_sessions_;  // target id -> session of every page attached  // the
-                                                      // CSP every document and worker script of the run gets
+  std::string connect_src_;                           // the CSP every document and worker script gets
+  std::map<std::string, std::string> page_sessions_;  // target id -> session of every page attached
+  std::string websocket_guard_;  // run in every worker before its script: refuses disallowed WebSockets
 
   mutable std::mutex mu_;
   std::condition_variable cv_;
