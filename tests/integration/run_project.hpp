@@ -37,14 +37,24 @@ inline void expect_valid(const std::string& schema, const json& doc, const std::
                          << doc.dump(2);
 }
 
+// The first line of /proc/<pid>/stat; empty when the process is gone, even mid-read.
+inline std::string stat_line(const fs::path& proc) {
+  try {
+    std::ifstream in(proc / "stat");
+    std::string line;
+    std::getline(in, line);
+    return line;
+  } catch (const std::exception&) {
+    return "";
+  }
+}
+
 // True while any process of the group is alive (zombies waiting for init to reap them do not count).
 inline bool group_alive(pid_t pgid) {
   for (const auto& e : fs::directory_iterator("/proc")) {
     std::string name = e.path().filename().string();
     if (name.empty() || !std::isdigit(static_cast<unsigned char>(name[0]))) continue;
-    std::ifstream in(e.path() / "stat");
-    std::string stat;
-    std::getline(in, stat);
+    std::string stat = stat_line(e.path());
     size_t close = stat.rfind(')');
     if (close == std::string::npos) continue;
     std::istringstream rest(stat.substr(close + 2));
@@ -58,9 +68,8 @@ inline bool group_alive(pid_t pgid) {
 
 // True while `pid` exists and is neither a zombie nor dead.
 inline bool process_alive(int pid) {
-  std::ifstream in("/proc/" + std::to_string(pid) + "/stat");
-  std::string stat;
-  if (!std::getline(in, stat)) return false;
+  std::string stat = stat_line("/proc/" + std::to_string(pid));
+  if (stat.empty()) return false;
   size_t close = stat.rfind(')');
   return close != std::string::npos && close + 2 < stat.size() && stat[close + 2] != 'Z' &&
          stat[close + 2] != 'X';
@@ -72,9 +81,7 @@ void for_each_live_process(Fn fn) {
   for (const auto& e : fs::directory_iterator("/proc")) {
     std::string name = e.path().filename().string();
     if (name.empty() || !std::isdigit(static_cast<unsigned char>(name[0]))) continue;
-    std::ifstream in(e.path() / "stat");
-    std::string stat;
-    std::getline(in, stat);
+    std::string stat = stat_line(e.path());
     size_t close = stat.rfind(')');
     if (close == std::string::npos || close + 2 >= stat.size() || stat[close + 2] == 'Z' ||
         stat[close + 2] == 'X')
@@ -84,9 +91,14 @@ void for_each_live_process(Fn fn) {
 }
 
 // The whole of /proc/<pid>/<file> (environ, cmdline: NUL-separated).
+// Empty when the process is gone, even mid-read (the read then fails with ESRCH, which libstdc++ throws).
 inline std::string proc_file(const fs::path& proc, const char* file) {
-  std::ifstream in(proc / file, std::ios::binary);
-  return std::string((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  try {
+    std::ifstream in(proc / file, std::ios::binary);
+    return std::string((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  } catch (const std::exception&) {
+    return "";
+  }
 }
 
 // "pid:run_id" for every live process whose environment carries CP_RUN_ID=<one of ids>.
