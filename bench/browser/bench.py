@@ -23,7 +23,7 @@ import time
 from datetime import datetime
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-CONSOLE_LINES = 20000
+CONSOLE_LINES = 9_000  # under the runner's 10,000 kept console lines per task
 IMAGES = 1000
 MEM_RUNS = 3
 HEAVY_RUNS = 3
@@ -351,7 +351,7 @@ def main():
         timing = ("({load_ms: performance.getEntriesByType('navigation')[0].loadEventStart, "
                   "loop_ms: window.__loop_ms || 0, images: document.images.length})")
         heavy_c = {kind: cp.contract(kind, [{"id": kind, "url": f"{base}/{kind}.html", "script": [
-            {"action": "evaluate", "name": "page", "expression": timing}]}], budgets={"max_requests": 10 * IMAGES})
+            {"action": "evaluate", "name": "page", "expression": timing}]}], budgets={"max_requests": min(5 * IMAGES, 5000)})  # within the shipped policy
             for kind in ("console", "network")}
         pw_png = f"{work}/pw.png"
 
