@@ -239,26 +239,7 @@ void BrowserSession::on_event(const std::string& method, const json& params, con
     if (url.empty() || d.value("violatedDirective", "") != "connect-src") return;
     std::string reason = policy_.refusal(url);
     if (reason.empty()) reason = "refused by the run's connect-src policy";
-    std::string type = url.rfind("ws", 0) == 0 ? "WebSocket" : "Fetch";
-    std::string task;
-    {
-      std::lock_guard lock(mu_);
-      task = task_;
-      ++blocked_;
-      write_line(network_out_, {{"url", cut(url)},
-                                {"method", "GET"},
-                                {"status", 0},
-                                {"bytes", 0},
-                                {"blocked", true},
-                                {"resource_type", type},
-                                {"reason", reason},
-                                {"timing_ms", 0}});
-    }
-    emit("BROWSER_REQUEST_BLOCKED", {{"task", task},
-                                     {"url", cut(url)},
-                                     {"initiator", "script"},
-                                     {"resource_type", type},
-                                     {"reason", reason}});
+    record_blocked(url, "GET", url.rfind("ws", 0) == 0 ? "WebSocket" : "Fetch", "script", reason);
     return;
   }
   if (method == "Runtime.consoleAPICalled") {
@@ -318,26 +299,8 @@ void BrowserSession::on_event(const std::string& method, const json& params, con
   }
   if (method == "Browser.downloadWillBegin") {
     std::string url = params.value("url", "");
-    if (!policy_.downloads_allowed()) {
-      std::string task;
-      {
-        std::lock_guard lock(mu_);
-        task = task_;
-        ++blocked_;
-        write_line(network_out_, {{"url", cut(url)},
-                                  {"method", "GET"},
-                                  {"status", 0},
-                                  {"bytes", 0},
-                                  {"blocked", true},
-                                  {"resource_type", "Download"},
-                                  {"reason", "downloads are denied"}});
-      }
-      emit("BROWSER_REQUEST_BLOCKED", {{"task", task},
-                                       {"url", cut(url)},
-                                       {"initiator", "download"},
-                                       {"resource_type", "Download"},
-                                       {"reason", "downloads are denied by the browser policy"}});
-    }
+    if (!policy_.downloads_allowed())
+      record_blocked(url, "GET", "Download", "download", "downloads are denied by the browser policy");
     return;
   }
   if ((method == "Inspector.targetCrashed" && session == page_session_) ||
@@ -347,28 +310,35 @@ void BrowserSession::on_event(const std::string& method, const json& params, con
     return set_fatal("error", "the browser closed the run's page");
 }
 
-void BrowserSession::record_refused_websocket(const std::string& url) {
-  std::string reason = policy_.refusal(url);
-  if (reason.empty()) return;  // a page printing the marker for an allowed URL forges nothing
+void BrowserSession::record_blocked(const std::string& url, const std::string& method,
+                                    const std::string& type, const std::string& initiator,
+                                    const std::string& reason) {
   std::string task;
   {
     std::lock_guard lock(mu_);
     task = task_;
     ++blocked_;
     write_line(network_out_, {{"url", cut(url)},
-                              {"method", "GET"},
+                              {"method", method},
                               {"status", 0},
                               {"bytes", 0},
                               {"blocked", true},
-                              {"resource_type", "WebSocket"},
+                              {"resource_type", type},
+                              {"initiator", initiator},
                               {"reason", reason},
                               {"timing_ms", 0}});
   }
   emit("BROWSER_REQUEST_BLOCKED", {{"task", task},
                                    {"url", cut(url)},
-                                   {"initiator", "worker"},
-                                   {"resource_type", "WebSocket"},
+                                   {"initiator", initiator},
+                                   {"resource_type", type},
                                    {"reason", reason}});
+}
+
+void BrowserSession::record_refused_websocket(const std::string& url) {
+  std::string reason = policy_.refusal(url);
+  if (reason.empty()) return;  // a page printing the marker for an allowed URL forges nothing
+  record_blocked(url, "GET", "WebSocket", "worker", reason);
 }
 
 void BrowserSession::on_attached(const json& params) {
@@ -446,38 +416,20 @@ void BrowserSession::on_request_paused(const json& params, const std::string& se
   std::string reason = policy_.refusal(url);
   std::string initiator = "other";
   bool over = false;
-  std::string task;
   {
     std::lock_guard lock(mu_);
-    task = task_;
     over = ++requests_ > budgets_.max_requests;
     auto it = inflight_.find(params.value("networkId", ""));
     if (it != inflight_.end()) initiator = it->second.value("initiator", "other");
     if (over && reason.empty())
       reason = "browser budget exceeded: more than " + std::to_string(budgets_.max_requests) + " requests";
-    if (!reason.empty()) {
-      ++blocked_;
-      write_line(network_out_, {{"url", cut(url)},
-                                {"method", req.value("method", "GET")},
-                                {"status", 0},
-                                {"bytes", 0},
-                                {"blocked", true},
-                                {"resource_type", params.value("resourceType", "Other")},
-                                {"initiator", initiator},
-                                {"reason", reason},
-                                {"timing_ms", 0}});
-    }
   }
   if (reason.empty()) {
     cdp_->send("Fetch.continueRequest", {{"requestId", id}}, session);
     return;
   }
   cdp_->send("Fetch.failRequest", {{"requestId", id}, {"errorReason", "BlockedByClient"}}, session);
-  emit("BROWSER_REQUEST_BLOCKED", {{"task", task},
-                                   {"url", cut(url)},
-                                   {"initiator", initiator},
-                                   {"resource_type", params.value("resourceType", "Other")},
-                                   {"reason", reason}});
+  record_blocked(url, req.value("method", "GET"), params.value("resourceType", "Other"), initiator, reason);
   if (over) set_fatal("failed", reason);
 }
 
@@ -565,23 +517,7 @@ Navigation BrowserSession::navigate(const std::string& url, milliseconds timeout
   if (why.empty() && !origin_of(url) && url.rfind("file:", 0) != 0)
     why = "the browser policy lets a step open only http(s) pages of allowed origins";
   if (!why.empty()) {
-    {
-      std::lock_guard lock(mu_);
-      ++blocked_;
-      write_line(network_out_, {{"url", cut(url)},
-                                {"method", "GET"},
-                                {"status", 0},
-                                {"bytes", 0},
-                                {"blocked", true},
-                                {"resource_type", "Document"},
-                                {"initiator", "navigate"},
-                                {"reason", why}});
-    }
-    emit("BROWSER_REQUEST_BLOCKED", {{"task", task_},
-                                     {"url", cut(url)},
-                                     {"initiator", "navigate"},
-                                     {"resource_type", "Document"},
-                                     {"reason", why}});
+    record_blocked(url, "GET", "Document", "navigate", why);
     nav.url = url;
     nav.error = why;
     last_nav_ = nav;

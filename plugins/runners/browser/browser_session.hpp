@@ -81,6 +81,9 @@ class BrowserSession {
   void on_attached(const nlohmann::json& params);
   void on_request_paused(const nlohmann::json& params, const std::string& session);
   void on_network(const std::string& method, const nlohmann::json& params);
+  // A request the policy refused: counted, a network.jsonl line, a BROWSER_REQUEST_BLOCKED event.
+  void record_blocked(const std::string& url, const std::string& method, const std::string& type,
+                      const std::string& initiator, const std::string& reason);
   void record_refused_websocket(const std::string& url);
   void on_console(const std::string& level, const std::string& text, const std::string& url, int line);
   void set_fatal(const std::string& kind, const std::string& why);
