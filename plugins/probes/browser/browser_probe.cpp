@@ -6,6 +6,8 @@
 // Status: ok | missing (no such program) | error (it did not start, or not in time); the message says
 // what failed and how to fix it. The id is `chromium`, not `browser`: plugin ids are unique across kinds
 // and `browser` is the runner's.
+#include "../../common/program_lookup.hpp"
+
 #include <cortexpilot/plugin.hpp>
 
 #include <nlohmann/json.hpp>
@@ -38,33 +40,6 @@ constexpr const char* kConfigSchema = R"({
 constexpr const char* kHowToFix =
     "install Debian's chromium package (scripts/bootstrap.sh installs it), or set the chromium probe's "
     "\"binary\" in policies/plugins.json";
-
-bool executable_file(const std::filesystem::path& p) {
-  struct stat st {};
-  return ::stat(p.c_str(), &st) == 0 && S_ISREG(st.st_mode) && ::access(p.c_str(), X_OK) == 0;
-}
-
-std::string find_program(const std::string& name) {
-  if (name.find('/') != std::string::npos) return executable_file(name) ? name : "";
-  const char* path = std::getenv("PATH");
-  std::string rest = path ? path : "";
-  size_t start = 0;
-  while (start <= rest.size()) {
-    size_t colon = rest.find(':', start);
-    std::string dir = rest.substr(start, colon == std::string::npos ? std::string::npos : colon - start);
-    if (!dir.empty() && executable_file(std::filesystem::path(dir) / name))
-      return (std::filesystem::path(dir) / name).string();
-    if (colon == std::string::npos) break;
-    start = colon + 1;
-  }
-  return "";
-}
-
-std::string trimmed_first_line(const std::string& s) {
-  std::string l = s.substr(0, s.find('\n'));
-  while (!l.empty() && (l.back() == '\r' || l.back() == ' ' || l.back() == '\t')) l.pop_back();
-  return l;
-}
 
 // The last non-empty line of a process's stderr, at most 300 characters: what a failure message quotes.
 std::string last_line(const std::string& s) {
@@ -119,7 +94,7 @@ class ChromiumProbe : public cp::Probe {
 
   std::string probe(cp::Context& ctx) override {
     json caps = json::object();
-    std::string path = find_program(binary_);
+    std::string path = cp::plugins::find_program(binary_);
     if (path.empty())
       return answer("missing", caps,
                     binary_ + " is not " +
@@ -141,7 +116,7 @@ class ChromiumProbe : public cp::Probe {
     version.timeout_ms = static_cast<uint64_t>(timeout_ms_);
     version.capture_limit = 4096;
     cp::SpawnResult v = ctx.spawn(version);
-    std::string version_line = trimmed_first_line(v.out);
+    std::string version_line = cp::plugins::trimmed_first_line(v.out);
     if (!v.ok() || version_line.empty()) {
       std::string why = v.ok() ? "printed nothing" : how_it_ended(v, timeout_ms_);
       std::string err = last_line(v.err);

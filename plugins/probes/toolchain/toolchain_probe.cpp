@@ -1,5 +1,7 @@
 // Probe `toolchain`: which agent-side tools are installed (git, codex, claude, chromium) and their versions,
 // found by running `<tool> --version` through the host's process service.
+#include "../../common/program_lookup.hpp"
+
 #include <cortexpilot/plugin.hpp>
 
 #include <nlohmann/json.hpp>
@@ -26,30 +28,6 @@ constexpr const char* kConfigSchema = R"({
   }
 })";
 
-std::string find_in_path(const std::string& name) {
-  const char* path = std::getenv("PATH");
-  std::string rest = path ? path : "/usr/bin:/bin";
-  size_t start = 0;
-  while (start <= rest.size()) {
-    size_t colon = rest.find(':', start);
-    std::string dir = rest.substr(start, colon == std::string::npos ? std::string::npos : colon - start);
-    if (!dir.empty()) {
-      std::filesystem::path p = std::filesystem::path(dir) / name;
-      if (::access(p.c_str(), X_OK) == 0 && !std::filesystem::is_directory(p)) return p.string();
-    }
-    if (colon == std::string::npos) break;
-    start = colon + 1;
-  }
-  return "";
-}
-
-std::string first_line(const std::string& s) {
-  auto nl = s.find('\n');
-  std::string l = s.substr(0, nl);
-  while (!l.empty() && (l.back() == '\r' || l.back() == ' ')) l.pop_back();
-  return l;
-}
-
 class ToolchainProbe : public cp::Probe {
  public:
   ToolchainProbe(cp::Context&, const std::string& config_json) {
@@ -65,7 +43,7 @@ class ToolchainProbe : public cp::Probe {
     std::vector<std::string> missing;
     for (const auto& tool : tools_) {
       json t{{"present", false}};
-      std::string path = find_in_path(tool);
+      std::string path = cp::plugins::find_program(tool);
       if (!path.empty()) {
         cp::SpawnOptions opt;
         opt.argv = {path, "--version"};
@@ -78,7 +56,7 @@ class ToolchainProbe : public cp::Probe {
         t["present"] = true;
         t["path"] = path;
         t["version_ok"] = r.ok();
-        std::string v = first_line(r.out.empty() ? r.err : r.out);
+        std::string v = cp::plugins::trimmed_first_line(r.out.empty() ? r.err : r.out);
         if (!v.empty()) t["version"] = v;
         if (!r.ok()) t["error"] = r.timed_out ? "timed out" : "exit " + std::to_string(r.exit_code);
       }
