@@ -187,3 +187,30 @@ TEST_F(ApiFuzzFindings, APathThatIsNotUtf8GetsAJson404InsteadOfAThrow) {
 
 }  // namespace
 }  // namespace cp::serve
+
+namespace cp::serve {
+namespace {
+
+TEST_F(ApiFuzzFindings, AnUnknownOrMisspeltQueryParameterIs400NamingIt) {
+  ApiRequest req;
+  req.method = "GET";
+  req.path = "/api/runs";
+  req.query = {{"statsu", "success"}};
+  ApiResponse r = api.handle(req);
+  EXPECT_EQ(r.status, 400);
+  json body = json::parse(r.body);
+  EXPECT_EQ(body["error"]["code"], "bad_query");
+  EXPECT_EQ(body["error"]["details"]["parameter"], "statsu");
+  EXPECT_NE(body["error"]["message"].get<std::string>().find("status"), std::string::npos)
+      << "the message lists what the route takes";
+  req.query = {{"status", "success"}};
+  EXPECT_EQ(api.handle(req).status, 200) << "a declared parameter passes";
+  req.path = "/api/health";
+  req.query = {{"x", "1"}};
+  r = api.handle(req);
+  EXPECT_EQ(r.status, 400);
+  EXPECT_NE(r.body.find("takes none"), std::string::npos) << r.body;
+}
+
+}  // namespace
+}  // namespace cp::serve

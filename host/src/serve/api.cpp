@@ -3,9 +3,14 @@
 #include "serve/api.hpp"
 
 #include "serve/api_answers.hpp"
+#include "serve/openapi.hpp"
 #include "serve/routes.hpp"
 #include "store/bundle.hpp"
 #include "store/run_index.hpp"
+
+#include <nlohmann/json.hpp>
+
+#include <set>
 
 namespace cp::serve {
 
@@ -84,6 +89,45 @@ ApiResponse unmatched(const ApiRequest& req, const std::vector<std::string>& all
   return r;
 }
 
+// The query parameters each route accepts: the ones docs/openapi.json declares for it, so the document and
+// the check cannot drift apart. Built once from the compiled-in document.
+const std::set<std::string>& declared_query(const RouteInfo& info) {
+  static const std::map<std::pair<std::string, std::string>, std::set<std::string>> table = [] {
+    std::map<std::pair<std::string, std::string>, std::set<std::string>> t;
+    auto doc = nlohmann::json::parse(openapi_document(), nullptr, false);
+    if (!doc.is_object() || !doc["paths"].is_object()) return t;
+    for (const auto& [path, item] : doc["paths"].items())
+      for (const auto& [method, op] : item.items()) {
+        std::string up = method;
+        for (auto& ch : up) ch = static_cast<char>(std::toupper(static_cast<unsigned char>(ch)));
+        auto& names = t[{up, path}];
+        if (!op.is_object() || !op.contains("parameters")) continue;
+        for (const auto& p : op["parameters"])
+          if (p.value("in", "") == "query") names.insert(p.value("name", ""));
+      }
+    return t;
+  }();
+  static const std::set<std::string> none;
+  auto it = table.find({info.method, info.pattern});
+  return it == table.end() ? none : it->second;
+}
+
+// 400 naming the first query parameter the route does not take: a misspelt filter must not be ignored
+// silently (the caller would read an unfiltered answer as a filtered one).
+std::optional<ApiResponse> unknown_query(const ApiRequest& req, const RouteInfo& info) {
+  const auto& names = declared_query(info);
+  for (const auto& [k, v] : req.query) {
+    if (names.count(k)) continue;
+    std::string known;
+    for (const auto& n : names) known += (known.empty() ? "" : ", ") + n;
+    return error(400, "bad_query",
+                 "unknown query parameter '" + k + "' for " + req.method + " " + info.pattern +
+                     (known.empty() ? "; it takes none" : "; it takes: " + known),
+                 {{"parameter", k}});
+  }
+  return std::nullopt;
+}
+
 }  // namespace
 
 Api::Api(ApiConfig cfg, const TokenStore& tokens, RunCatalog& runs, queue::QueueService& queue,
@@ -129,6 +173,10 @@ std::optional<ApiResponse> Api::admit(const ApiRequest& req, Ctx& ctx) const {
     allowed.push_back(r.info.method);
   }
   if (!ctx.route) return unmatched(req, allowed);
+  if (auto refused = unknown_query(req, ctx.route->info)) {
+    refused->route = ctx.route->info.pattern;
+    return refused;
+  }
   for (auto& [k, v] : ctx.params) {
     auto d = url_decode(v);
     if (!d) {
