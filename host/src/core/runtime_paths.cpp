@@ -80,6 +80,9 @@ path serve_info_file(const path& root) {
 path serve_lock_file(const path& root) {
   return runtime_dir(root) / "serve.lock";
 }
+path host_events_log(const path& root) {
+  return runtime_dir(root) / "host-events.jsonl";
+}
 
 path shared_state_dir(const path& root, const std::string& name) {
   static const char* const kHostFolders[] = {"runs",  "worktrees", "codex-home",     "tmp",

@@ -15,6 +15,7 @@
 //       reports/                   host reports (retention)
 //       workflow-cases/<id>/       workflow cases
 //       serve.json, serve.lock     the running server
+//       host-events.jsonl          events of no run (a lock force-released, a role config applied)
 //       <name>/                    state shared across runs by runners declaring "shared_state:<name>"
 //                                  (the browser runner's browser-profiles/)
 //     logs/<lane>/                 the JSON log lanes
@@ -56,6 +57,7 @@ path host_reports_dir(const path& root);
 path workflow_cases_dir(const path& root);
 path serve_info_file(const path& root);  // serve.json
 path serve_lock_file(const path& root);  // serve.lock
+path host_events_log(const path& root);  // host-events.jsonl: what happened outside any run
 
 // <runtime_dir>/<name>, the folder a runner's "shared_state:<name>" capability names. Empty when <name>
 // is not [a-z][a-z0-9-]{0,63} or is one of the host's own folders above.
