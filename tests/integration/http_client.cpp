@@ -82,7 +82,9 @@ size_t parse_head(const std::string& buf, int& status, std::map<std::string, std
     if (colon != std::string::npos) {
       std::string v = line.substr(colon + 1);
       while (!v.empty() && v.front() == ' ') v.erase(0, 1);
-      headers[lower(line.substr(0, colon))] = v;
+      // A repeated header (Set-Cookie) keeps every value, one per line.
+      std::string& slot = headers[lower(line.substr(0, colon))];
+      slot += (slot.empty() ? "" : "\n") + v;
     }
     pos = nl + 2;
   }

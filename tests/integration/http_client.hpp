@@ -17,7 +17,7 @@ int connect_loopback(uint16_t port, int rcvbuf = 0);
 
 struct HttpResponse {
   int status = 0;                              // 0: no answer (connection refused, reset, timeout)
-  std::map<std::string, std::string> headers;  // names lower-case
+  std::map<std::string, std::string> headers;  // names lower-case; a repeated header's values joined by '\n'
   std::string body;
 };
 

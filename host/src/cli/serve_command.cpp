@@ -14,6 +14,7 @@
 #include <sys/stat.h>
 
 #include <iostream>
+#include <regex>
 
 namespace cp::cli {
 
@@ -44,11 +45,27 @@ json read_tokens_file(const fs::path& file) {
   return doc;
 }
 
+// A CORS origin as browsers send it: scheme://host[:port], nothing more ("*" and paths are refused: a
+// listed origin gets credentials, so it must be one exact site).
+CLI::Validator origin_check() {
+  return CLI::Validator(
+      [](std::string& v) -> std::string {
+        static const std::regex origin(
+            R"(https?://[A-Za-z0-9.-]+(:[0-9]{1,5})?|https?://\[[0-9A-Fa-f:.]+\](:[0-9]{1,5})?)");
+        if (std::regex_match(v, origin)) return "";
+        return "'" + v +
+               "' is not an origin: give scheme://host[:port] with no path or trailing slash, e.g. "
+               "http://127.0.0.1:5173";
+      },
+      "ORIGIN");
+}
+
 struct ServeFlags {
   std::string listen = "127.0.0.1:8787";
   std::string tokens, repo;
   std::vector<std::string> allow_repo;
   int header_timeout = 10;
+  long long session_ttl = 8 * 3600;
   bool no_scheduler = false;
   serve::DaemonOptions daemon;
 };
@@ -79,6 +96,16 @@ void add_serve_flags(CLI::App& cmd, ServeFlags& f) {
   cmd.add_option("--header-timeout", f.header_timeout,
                  "Seconds a client may take to send a request's headers (default 10; then 408 and close)")
       ->check(CLI::Range(1, 3600));
+  cmd.add_option(
+         "--cors-origin", d.cors_origins,
+         "An origin (scheme://host[:port], no path) whose pages may call the API from a browser, with "
+         "credentials (repeatable; default: none, so only same-origin pages can)")
+      ->check(origin_check());
+  cmd.add_option("--session-ttl", f.session_ttl,
+                 "Longest life in seconds of a browser session made by POST /api/session (default 28800)")
+      ->check(CLI::Range(60LL, 30LL * 24 * 3600));
+  cmd.add_flag("--secure-cookies", d.secure_cookies,
+               "Mark session cookies Secure: set it when a TLS proxy in front of serve answers browsers");
 }
 
 int run_serve(const Globals& g, ServeFlags& f) {
@@ -93,6 +120,7 @@ int run_serve(const Globals& g, ServeFlags& f) {
   d.repo = f.repo;
   d.allow_repos.assign(f.allow_repo.begin(), f.allow_repo.end());
   d.header_timeout = std::chrono::seconds(f.header_timeout);
+  d.session_ttl = std::chrono::seconds(f.session_ttl);
   d.scheduler = !f.no_scheduler;
   d.load_plugins = [&g](const fs::path& root, plugin::Registry& reg) {
     Globals at_root = g;

@@ -3,6 +3,7 @@
 #include "serve/api.hpp"
 
 #include "serve/api_answers.hpp"
+#include "serve/event_feed.hpp"
 #include "serve/openapi.hpp"
 #include "serve/routes.hpp"
 #include "store/bundle.hpp"
@@ -10,6 +11,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include <algorithm>
 #include <set>
 
 namespace cp::serve {
@@ -50,7 +52,7 @@ const std::vector<Route>& route_table() {
   static const std::vector<Route> table = [] {
     std::vector<Route> all;
     for (auto part : {system_routes, runs_routes, events_routes, evidence_routes, approvals_routes,
-                      workflows_routes, intake_routes, queue_routes})
+                      workflows_routes, intake_routes, queue_routes, session_routes})
       for (auto& r : part()) all.push_back(r);
     return all;
   }();
@@ -70,6 +72,7 @@ struct Api::Ctx {
   const Route* route = nullptr;
   std::map<std::string, std::string> params;
   Principal who;
+  std::string session;  // the session cookie's value when the caller came with one
 };
 
 namespace {
@@ -138,24 +141,96 @@ Api::Api(ApiConfig cfg, const TokenStore& tokens, RunCatalog& runs, queue::Queue
       queue_(queue),
       scheduler_(scheduler),
       registry_(registry),
-      metrics_(metrics) {}
+      metrics_(metrics),
+      feed_(std::make_unique<EventFeed>(cfg_.root, runs_)) {}
+
+Api::~Api() = default;
 
 std::optional<ApiResponse> Api::refusal(const ApiRequest& req) const {
+  if (req.method == "OPTIONS") return preflight(req);
   Ctx ctx;
-  return admit(req, ctx);
+  auto r = admit(req, ctx);
+  if (r) allow_origin(req, *r);
+  return r;
 }
 
 ApiResponse Api::handle(const ApiRequest& req) const {
+  if (req.method == "OPTIONS") return preflight(req);
   Ctx ctx;
-  if (auto refused = admit(req, ctx)) return *refused;
   ApiResponse r;
-  try {
-    r = dispatch(req, ctx);
-  } catch (const std::exception& e) {
-    r = error(500, "internal", e.what());
+  if (auto refused = admit(req, ctx)) {
+    r = std::move(*refused);
+  } else {
+    try {
+      r = dispatch(req, ctx);
+    } catch (const std::exception& e) {
+      r = error(500, "internal", e.what());
+    }
+    r.route = ctx.route->info.pattern;
+    r.token_id = ctx.who.token_id;
   }
-  r.route = ctx.route->info.pattern;
-  r.token_id = ctx.who.token_id;
+  allow_origin(req, r);
+  return r;
+}
+
+namespace {
+
+std::string header_of(const ApiRequest& req, const char* name) {
+  auto it = req.headers.find(name);
+  return it == req.headers.end() ? std::string() : it->second;
+}
+
+bool listed_origin(const ApiConfig& cfg, const std::string& origin) {
+  return !origin.empty() &&
+         std::find(cfg.cors_origins.begin(), cfg.cors_origins.end(), origin) != cfg.cors_origins.end();
+}
+
+}  // namespace
+
+// CORS for the origins serve was given (--cors-origin), and for no other: a listed origin may read the
+// answers and send credentials; any other origin gets no CORS header at all, so a browser keeps the
+// answer from its page.
+void Api::allow_origin(const ApiRequest& req, ApiResponse& r) const {
+  std::string origin = header_of(req, "origin");
+  if (!listed_origin(cfg_, origin)) return;
+  r.headers.emplace_back("Access-Control-Allow-Origin", origin);
+  r.headers.emplace_back("Access-Control-Allow-Credentials", "true");
+  r.headers.emplace_back("Access-Control-Expose-Headers", "X-Request-Id, X-CP-Redacted, Location");
+  r.headers.emplace_back("Vary", "Origin");
+}
+
+// A CORS preflight (OPTIONS): answered for a listed origin on a path the API serves, with the methods that
+// path takes; refused (403, no CORS headers) for any other origin. No token is asked: browsers send none
+// on a preflight.
+ApiResponse Api::preflight(const ApiRequest& req) const {
+  std::string origin = header_of(req, "origin");
+  std::string allowed;
+  for (const auto& r : route_table()) {
+    std::map<std::string, std::string> params;
+    if (match_route(r.info.pattern, req.path, params))
+      allowed += (allowed.empty() ? "" : ", ") + std::string(r.info.method);
+  }
+  ApiResponse r;
+  r.route = "preflight";
+  if (allowed.empty()) {
+    r = error(404, "no_route", "no API route " + req.path + "; see GET /api/openapi.json");
+  } else if (origin.empty()) {
+    r = error(405, "method_not_allowed", "OPTIONS answers only CORS preflights (with an Origin header)");
+    r.headers.emplace_back("Allow", allowed);
+  } else if (!listed_origin(cfg_, origin)) {
+    r = error(403, "cors_origin_not_allowed",
+              "origin " + origin + " may not call this API; start serve with --cors-origin " + origin +
+                  " to allow it");
+  } else {
+    r.status = 204;
+    r.content_type = "text/plain";
+    r.headers.emplace_back("Access-Control-Allow-Methods", allowed);
+    r.headers.emplace_back("Access-Control-Allow-Headers",
+                           "Authorization, Content-Type, X-CSRF-Token, Last-Event-ID");
+    r.headers.emplace_back("Access-Control-Max-Age", "600");
+    allow_origin(req, r);
+  }
+  r.route = "preflight";
   return r;
 }
 
@@ -189,11 +264,61 @@ std::optional<ApiResponse> Api::admit(const ApiRequest& req, Ctx& ctx) const {
   return authorise(req, ctx);
 }
 
+// A caller who came with a session cookie and no bearer token. The session must be live; an unsafe method
+// must also carry the session's CSRF token in X-CSRF-Token, equal to the cp_csrf cookie (double submit),
+// and come from this server's own origin or a listed one when the browser names an origin: a page on
+// another port of the same host is "same-site" to the cookie and can read cp_csrf, but not forge Origin.
+std::optional<ApiResponse> Api::session_caller(const ApiRequest& req, const std::string& cookie,
+                                               Ctx& ctx) const {
+  const std::string pattern = ctx.route->info.pattern;
+  auto refuse = [&](int status, const char* code, const std::string& message) {
+    ApiResponse r = error(status, code, message);
+    r.route = pattern;
+    if (status == 401) r.cookies.push_back({kSessionCookie, "", 0, true, cfg_.secure_cookies});
+    return r;
+  };
+  auto ids = cookie_values(cookie, kSessionCookie);
+  if (ids.size() > 1)
+    return refuse(401, "session_ambiguous", "the request carries more than one cp_session cookie");
+  SessionStore::Lookup why;
+  auto s = sessions_.find(ids.front(), why);
+  if (!s)
+    return refuse(401, why == SessionStore::Lookup::expired ? "session_expired" : "session_unknown",
+                  std::string(why == SessionStore::Lookup::expired ? "the session has expired"
+                                                                   : "the session is not known (serve "
+                                                                     "restarted, or it was ended)") +
+                      "; exchange a bearer token again with POST /api/session");
+  bool safe = req.method == "GET" || req.method == "HEAD";
+  if (!safe) {
+    auto sent = header_of(req, kCsrfHeader);
+    auto cookies = cookie_values(cookie, kCsrfCookie);
+    if (sent.empty() || cookies.size() != 1 || !constant_time_equal(sent, cookies.front()) ||
+        !constant_time_equal(sent, s->csrf))
+      return refuse(403, "csrf",
+                    req.method +
+                        " with a session cookie needs the session's CSRF token in the X-CSRF-Token "
+                        "header (the csrf_token POST /api/session returned; also in the cp_csrf "
+                        "cookie)");
+    std::string origin = header_of(req, "origin");
+    std::string own = (cfg_.secure_cookies ? "https://" : "http://") + header_of(req, "host");
+    if (!origin.empty() && origin != own && !listed_origin(cfg_, origin))
+      return refuse(403, "cors_origin_not_allowed",
+                    "origin " + origin + " may not act with a session; start serve with --cors-origin " +
+                        origin + " to allow it");
+  }
+  ctx.who = s->who;
+  ctx.session = ids.front();
+  return std::nullopt;
+}
+
 std::optional<ApiResponse> Api::authorise(const ApiRequest& req, Ctx& ctx) const {
   const std::string pattern = ctx.route->info.pattern;
-  // Who is asking.
+  // Who is asking: a bearer token first; else a browser session's cookie.
   auto auth = req.headers.find("authorization");
-  if (auth != req.headers.end()) {
+  std::string cookie = header_of(req, "cookie");
+  if (auth == req.headers.end() && !cookie_values(cookie, kSessionCookie).empty()) {
+    if (auto refused = session_caller(req, cookie, ctx)) return refused;
+  } else if (auth != req.headers.end()) {
     const std::string& h = auth->second;
     std::optional<Principal> p;
     if (h.size() > 7 && (h.compare(0, 7, "Bearer ") == 0 || h.compare(0, 7, "bearer ") == 0))
@@ -229,8 +354,9 @@ std::optional<ApiResponse> Api::authorise(const ApiRequest& req, Ctx& ctx) const
 }
 
 ApiResponse Api::dispatch(const ApiRequest& req, Ctx& ctx) const {
-  const ApiServices services{cfg_, runs_, queue_, scheduler_, registry_, metrics_, verified_};
-  return ctx.route->handler(services, RouteCall{req, ctx.params, ctx.who});
+  const ApiServices services{cfg_,     runs_,     queue_,    scheduler_, registry_,
+                             metrics_, verified_, sessions_, *feed_};
+  return ctx.route->handler(services, RouteCall{req, ctx.params, ctx.who, ctx.session});
 }
 
 }  // namespace cp::serve

@@ -5,11 +5,12 @@
 #pragma once
 
 #include "serve/auth.hpp"
-
+#include "serve/sessions.hpp"
 #include "serve/verify_cache.hpp"
 
 #include <nlohmann/json.hpp>
 
+#include <chrono>
 #include <filesystem>
 #include <map>
 #include <memory>
@@ -27,6 +28,8 @@ class QueueService;
 namespace cp::serve {
 
 class RunCatalog;
+class EventFeed;
+struct AllRunsWatch;
 class Metrics;
 class Scheduler;
 
@@ -42,7 +45,17 @@ struct ApiRequest {
 struct SseRequest {
   std::filesystem::path bundle;
   unsigned long long after_seq = 0;
-  bool redact = true;  // secrets in the events' strings are replaced (false: an admin's raw=1)
+  bool redact = true;                 // secrets in the events' strings are replaced (false: an admin's raw=1)
+  std::shared_ptr<AllRunsWatch> all;  // set: every run's events (GET /api/events/stream); bundle unused
+  std::string replay;                 // frames sent first (a resumed stream's events of ended runs)
+};
+
+// A cookie the response sets (Set-Cookie), always with Path=/api and SameSite=Strict.
+struct SetCookie {
+  std::string name, value;
+  long long max_age = 0;  // seconds; 0 deletes the cookie
+  bool http_only = true;
+  bool secure = false;  // serve --secure-cookies: TLS is terminated in front of serve
 };
 
 struct ApiResponse {
@@ -50,6 +63,7 @@ struct ApiResponse {
   std::string content_type = "application/json";
   std::string body;
   std::vector<std::pair<std::string, std::string>> headers;
+  std::vector<SetCookie> cookies;
   std::shared_ptr<SseRequest> sse;  // set: stream instead of sending body
   // Filled for the access log and metrics.
   std::string route;     // the pattern matched, or "unmatched"
@@ -69,8 +83,11 @@ struct ApiConfig {
   std::vector<std::filesystem::path> allowed_repos;  // submissions may name these or folders under them
   bool open_reads = false;                           // reads without a token (loopback only)
   std::string version;
-  std::string openapi;                // the OpenAPI document served at /api/openapi.json
-  std::filesystem::path plugins_dir;  // for intake previews (they load the plugins like a run)
+  std::string openapi;                         // the OpenAPI document served at /api/openapi.json
+  std::filesystem::path plugins_dir;           // for intake previews (they load the plugins like a run)
+  std::vector<std::string> cors_origins;       // origins a browser may call from (scheme://host[:port])
+  std::chrono::seconds session_ttl{8 * 3600};  // the longest a browser session lasts
+  bool secure_cookies = false;                 // cookies carry Secure (TLS terminated in front of serve)
 };
 
 class Api {
@@ -78,6 +95,7 @@ class Api {
   // Everything passed must outlive the Api; scheduler and registry may be null.
   Api(ApiConfig cfg, const TokenStore& tokens, RunCatalog& runs, queue::QueueService& queue,
       Scheduler* scheduler, const plugin::Registry* registry, Metrics& metrics);
+  ~Api();
 
   ApiResponse handle(const ApiRequest& req) const;
   // The answer handle() would give before reading the body (no route, wrong method, no or too low a
@@ -92,6 +110,9 @@ class Api {
   struct Ctx;
   std::optional<ApiResponse> admit(const ApiRequest& req, Ctx& ctx) const;
   std::optional<ApiResponse> authorise(const ApiRequest& req, Ctx& ctx) const;
+  std::optional<ApiResponse> session_caller(const ApiRequest& req, const std::string& cookie, Ctx& ctx) const;
+  ApiResponse preflight(const ApiRequest& req) const;
+  void allow_origin(const ApiRequest& req, ApiResponse& r) const;
   ApiResponse dispatch(const ApiRequest& req, Ctx& ctx) const;
 
   ApiConfig cfg_;
@@ -102,6 +123,8 @@ class Api {
   const plugin::Registry* registry_;
   Metrics& metrics_;
   mutable VerifyCache verified_;  // verify-on-read of sealed runs' details
+  mutable SessionStore sessions_;
+  std::unique_ptr<EventFeed> feed_;  // the cross-run event views
 };
 
 // Percent-decoding of one URL component ('+' is a space only in query strings); nullopt for a malformed

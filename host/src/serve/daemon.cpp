@@ -43,6 +43,9 @@ std::optional<ApiConfig> api_config(const DaemonOptions& o, const fs::path& root
   cfg.version = o.version;
   cfg.openapi = std::string(openapi_document());
   cfg.plugins_dir = fs::absolute(o.plugins_dir);
+  cfg.cors_origins = o.cors_origins;
+  cfg.session_ttl = o.session_ttl;
+  cfg.secure_cookies = o.secure_cookies;
   std::error_code ec;
   if (!o.repo.empty()) {
     cfg.default_repo = fs::weakly_canonical(fs::absolute(o.repo), ec);

@@ -33,7 +33,10 @@ struct DaemonOptions {
   int threads = 2;
   bool scheduler = true;
   std::chrono::seconds header_timeout{10};
-  double retention_hours = 0;  // 0: no retention janitor
+  double retention_hours = 0;                  // 0: no retention janitor
+  std::vector<std::string> cors_origins;       // --cors-origin, checked by the CLI
+  std::chrono::seconds session_ttl{8 * 3600};  // --session-ttl
+  bool secure_cookies = false;                 // --secure-cookies
   std::string version = CP_HOST_VERSION;
   // Loads the plugins for the canonical `root` (the plugin folder, policies/plugins.json); false when it
   // cannot, having said why.

@@ -60,6 +60,16 @@ void add_header(Http::ResponseWriter& w, const std::string& name, const std::str
   w.headers().add(std::make_shared<NamedHeader>(name, value));
 }
 
+Http::Cookie to_cookie(const SetCookie& c) {
+  Http::Cookie out(c.name, c.value);
+  out.path = "/api";
+  out.maxAge = static_cast<int>(c.max_age);
+  out.httpOnly = c.http_only;
+  out.secure = c.secure;
+  out.ext["SameSite"] = "Strict";
+  return out;
+}
+
 std::string lower(std::string s) {
   for (auto& c : s) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
   return s;
@@ -95,12 +105,18 @@ struct HttpServer::Impl {
       ar.headers[lower(h->name())] = v.str();
     }
     for (const auto& [name, raw] : req.headers().rawList()) ar.headers[lower(name)] = raw.value();
+    // Pistache takes the Cookie header apart into its jar; the Api reads the header, so it is put back
+    // together (every value of every name: a duplicated session cookie must stay visible).
+    std::string cookies;
+    for (const auto& c : req.cookies()) cookies += (cookies.empty() ? "" : "; ") + c.name + "=" + c.value;
+    if (!cookies.empty()) ar.headers["cookie"] = cookies;
     ar.body = req.body();
 
     ApiResponse r = api.handle(ar);
     std::string rid = "r-" + std::to_string(next_request.fetch_add(1));
     add_header(response, "X-Request-Id", rid);
     for (const auto& [k, v] : r.headers) add_header(response, k, v);
+    for (const auto& c : r.cookies) response.cookies().add(to_cookie(c));
     // HTTP/1.1 keeps the connection unless the client said otherwise; Pistache answers "Connection:
     // Close" to any request without a Connection header, which makes clients reconnect every time.
     auto conn = ar.headers.find("connection");
@@ -119,11 +135,14 @@ struct HttpServer::Impl {
       client->bundle = r.sse->bundle;
       client->last_seq = r.sse->after_seq;
       client->redact = r.sse->redact;
+      client->all = r.sse->all;
       // The head is written by the hub with the first events; the body runs until the connection closes.
       client->pending =
           "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nCache-Control: no-cache\r\n"
           "Connection: close\r\nX-Accel-Buffering: no\r\nX-Request-Id: " +
-          rid + "\r\n\r\n";
+          rid + "\r\n";
+      for (const auto& [k, v] : r.headers) client->pending += k + ": " + v + "\r\n";
+      client->pending += "\r\n" + r.sse->replay;
       if (client->fd < 0 || !hub.add(std::move(client))) {
         r.status = 503;
         add_header(response, "Content-Type", "application/json");

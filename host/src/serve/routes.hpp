@@ -21,6 +21,8 @@ struct ApiServices {
   const plugin::Registry* registry;
   Metrics& metrics;
   VerifyCache& verified;
+  SessionStore& sessions;
+  EventFeed& feed;
 };
 
 // One admitted request: the route's parameters are decoded, the caller's role is enough.
@@ -28,6 +30,7 @@ struct RouteCall {
   const ApiRequest& req;
   const std::map<std::string, std::string>& params;  // {name} of the pattern -> its decoded segment(s)
   const Principal& who;
+  const std::string& session;  // the browser session the caller came with ("" for a bearer token)
 
   std::string query(const std::string& key) const;  // "" when absent
   std::string param(const std::string& key) const;  // "" when absent
@@ -50,6 +53,7 @@ std::vector<Route> approvals_routes();  // pending approvals; approve, reject, g
 std::vector<Route> workflows_routes();  // workflow cases
 std::vector<Route> intake_routes();     // intake previews (the execution plan of a contract)
 std::vector<Route> queue_routes();      // queue items
+std::vector<Route> session_routes();    // browser sessions: a bearer token for a cookie, and back
 
 // Every route, built once from the lists above.
 const std::vector<Route>& route_table();

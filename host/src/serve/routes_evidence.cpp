@@ -4,6 +4,7 @@
 #include "control/evidence.hpp"
 #include "serve/api_answers.hpp"
 #include "serve/routes.hpp"
+#include "serve/run_catalog.hpp"
 #include "store/atomic_file.hpp"
 
 #include <fstream>
@@ -94,7 +95,9 @@ ApiResponse promote(const ApiServices& s, const RouteCall& c) {
   std::string branch = string_field(*b, "branch");
   if (branch.empty())
     return error(422, "invalid", "/branch: name the branch to promote onto, e.g. {\"branch\": \"cp/fix\"}");
-  return evidence_response(control::promote(s.cfg.root, run->id, branch, actor));
+  auto r = evidence_response(control::promote(s.cfg.root, run->id, branch, actor));
+  s.runs.update(run->id);  // the re-seal added events: the cross-run views must see the run's new last event
+  return r;
 }
 
 ApiResponse reject(const ApiServices& s, const RouteCall& c) {
@@ -104,7 +107,9 @@ ApiResponse reject(const ApiServices& s, const RouteCall& c) {
   auto b = object_body(c.req.body);
   if (!b) return error(400, "bad_body", "the body must be a JSON object such as {\"branch\": \"...\"}");
   auto actor = control::token_holder(c.who.token_id, "human", string_field(*b, "reason"));
-  return evidence_response(control::reject_evidence(s.cfg.root, run->id, actor));
+  auto r = evidence_response(control::reject_evidence(s.cfg.root, run->id, actor));
+  s.runs.update(run->id);
+  return r;
 }
 
 }  // namespace

@@ -3,6 +3,11 @@
 
 #include "store/bundle.hpp"
 
+#include "core/clock.hpp"
+#include "serve/event_feed.hpp"
+
+#include <algorithm>
+#include <limits>
 #include <mutex>
 
 namespace cp::serve {
@@ -45,6 +50,18 @@ std::optional<std::pair<std::string, std::string>> decode_cursor(const std::stri
   return std::make_pair(raw.substr(0, bar), raw.substr(bar + 1));
 }
 
+RunSpan span_of(const store::RunSummary& e) {
+  RunSpan s;
+  s.run_id = e.run_id;
+  s.dir = e.dir;
+  s.workflow_id = e.fields.value("workflow_id", "");
+  s.first_ms = e.created_at.empty() ? 0 : std::max<long long>(0, core::parse_iso_ms(e.created_at));
+  s.live = !is_final(e.status) && e.status != "awaiting_approval";
+  long long last = last_event_ms(e.dir / "events.jsonl");
+  s.last_ms = s.live ? std::numeric_limits<long long>::max() : std::max(last, s.first_ms);
+  return s;
+}
+
 }  // namespace
 
 RunCatalog::RunCatalog(fs::path root) : root_(std::move(root)), runs_(core::runs_dir(root_)) {}
@@ -59,6 +76,11 @@ void RunCatalog::put(Entry e) {
     by_time_.erase(found->second);
     by_id_.erase(found);
   }
+  RunSpan span = span_of(e);
+  if (auto old = spans_.find(e.run_id); old != spans_.end())
+    by_last_event_.erase({old->second.last_ms, e.run_id});
+  by_last_event_.insert({span.last_ms, e.run_id});
+  spans_[e.run_id] = std::move(span);
   Key k{e.created_at, e.run_id};
   by_id_[e.run_id] = k;
   by_time_[k] = std::move(e);
@@ -69,6 +91,26 @@ void RunCatalog::erase(const std::string& run_id) {
   if (found == by_id_.end()) return;
   by_time_.erase(found->second);
   by_id_.erase(found);
+  if (auto old = spans_.find(run_id); old != spans_.end()) {
+    by_last_event_.erase({old->second.last_ms, run_id});
+    spans_.erase(old);
+  }
+}
+
+std::vector<RunSpan> RunCatalog::spans_by_last_event(
+    const std::optional<std::pair<long long, std::string>>& after, size_t n) const {
+  std::shared_lock l(mu_);
+  auto it = after ? by_last_event_.upper_bound(*after) : by_last_event_.begin();
+  std::vector<RunSpan> out;
+  for (; it != by_last_event_.end() && out.size() < n; ++it) out.push_back(spans_.at(it->second));
+  return out;
+}
+
+std::optional<RunSpan> RunCatalog::span(const std::string& run_id) const {
+  std::shared_lock l(mu_);
+  auto it = spans_.find(run_id);
+  if (it == spans_.end()) return std::nullopt;
+  return it->second;
 }
 
 void RunCatalog::update(const std::string& run_id) {

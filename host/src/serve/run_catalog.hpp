@@ -12,6 +12,7 @@
 #include <filesystem>
 #include <map>
 #include <optional>
+#include <set>
 #include <shared_mutex>
 #include <string>
 #include <unordered_map>
@@ -22,6 +23,15 @@ namespace cp::serve {
 struct RunFilter {
   std::string status, runner, pack;  // exact matches; empty = any. status also matches the verdict
   std::string since;                 // ISO-8601: runs created at or after
+};
+
+// When a run's events happened, for the cross-run event views: a run's events lie between its creation and
+// its last event. A live run may add events at any moment: its last_ms is the largest value.
+struct RunSpan {
+  std::string run_id, workflow_id;
+  std::filesystem::path dir;
+  long long first_ms = 0, last_ms = 0;
+  bool live = false;
 };
 
 struct RunPage {
@@ -41,6 +51,12 @@ class RunCatalog {
   // Newest first, ties by run id. `cursor` is the next_cursor of the previous page (opaque to callers);
   // std::nullopt when the cursor cannot be decoded.
   std::optional<RunPage> list(const RunFilter& f, size_t limit, const std::string& cursor) const;
+
+  // Runs ordered by their last event, newest first, after the run `after` names (its last_ms and id; none:
+  // from the newest); at most `n`. A page of the cross-run event views walks these.
+  std::vector<RunSpan> spans_by_last_event(const std::optional<std::pair<long long, std::string>>& after,
+                                           size_t n) const;
+  std::optional<RunSpan> span(const std::string& run_id) const;
 
   size_t size() const;
   std::map<std::string, long long> count_by_status() const;  // status or, once sealed, verdict
@@ -65,6 +81,9 @@ class RunCatalog {
   std::map<Key, Entry> by_time_;
   std::unordered_map<std::string, Key> by_id_;
   std::filesystem::file_time_type runs_mtime_{};
+  // (last event ms, run id), newest first, and each run's span.
+  std::set<std::pair<long long, std::string>, std::greater<>> by_last_event_;
+  std::unordered_map<std::string, RunSpan> spans_;
 };
 
 }  // namespace cp::serve

@@ -2,6 +2,7 @@
 #include "core/json_depth.hpp"
 #include "core/json_file.hpp"
 #include "serve/secret_redaction.hpp"
+#include "serve/sse_all_runs.hpp"
 
 #include <fcntl.h>
 
@@ -26,9 +27,23 @@ std::string sse_event_name(const json& e) {
   return s;
 }
 
+std::string sse_frame(const std::string& id, std::string_view line, json& e, bool redact) {
+  bool redacted = redact && redact_json_strings(e).total() > 0;
+  std::string data = !redacted && line.find('\r') == std::string_view::npos
+                         ? std::string(line)
+                         : e.dump(-1, ' ', false, json::error_handler_t::replace);
+  return "id: " + id + "\nevent: " + sse_event_name(e) + "\ndata: " + data + "\n\n";
+}
+
 bool SseHub::pump(SseClient& c) {
   auto now = std::chrono::steady_clock::now();
-  if (!c.finishing && c.pending.size() < kHighWater) {
+  if (c.all && c.pending.size() < kHighWater) {
+    std::string out;
+    read_all_runs(*c.all, c.redact, out, kReadChunk);
+    if (out.empty() && now - c.last_write > std::chrono::seconds(15) && c.pending.empty())
+      out = ": keep-alive\n\n";
+    c.pending += out;
+  } else if (!c.all && !c.finishing && c.pending.size() < kHighWater) {
     std::string buf;
     bool at_end = true;  // the whole file up to its current end was read
     int fd = ::open((c.bundle / "events.jsonl").c_str(), O_RDONLY | O_CLOEXEC);
@@ -58,14 +73,7 @@ bool SseHub::pump(SseClient& c) {
       if (!e.is_object()) continue;
       unsigned long long seq = e.value("seq", 0ULL);
       if (seq <= c.last_seq) continue;
-      // The line is sent as written (clients may check its hash) unless it holds a CR, which JSON allows
-      // between tokens and SSE reads as a line end, or a secret; then it goes re-serialised (where a CR
-      // cannot occur), with the secret redacted and a hash that no longer verifies.
-      bool redacted = c.redact && redact_json_strings(e).total() > 0;
-      std::string data = !redacted && line.find('\r') == std::string_view::npos
-                             ? std::string(line)
-                             : e.dump(-1, ' ', false, json::error_handler_t::replace);
-      out += "id: " + std::to_string(seq) + "\nevent: " + sse_event_name(e) + "\ndata: " + data + "\n\n";
+      out += sse_frame(std::to_string(seq), line, e, c.redact);
       c.last_seq = seq;
       if (out.size() >= kHighWater) {
         at_end = false;

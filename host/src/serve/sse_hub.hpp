@@ -21,6 +21,8 @@
 
 namespace cp::serve {
 
+struct AllRunsWatch;
+
 // One open event stream: the events of a bundle after `last_seq`, as they are appended. The stream owns a
 // dup() of the connection's socket and writes to it itself: Pistache's own stream writer is not safe to use
 // from a thread other than its reactor's, and a socket of our own cannot be reused under us.
@@ -33,6 +35,7 @@ struct SseClient {
   uint64_t offset = 0;  // bytes of events.jsonl consumed (whole lines)
   std::string pending;  // written to the socket as it drains
   bool finishing = false;
+  std::shared_ptr<AllRunsWatch> all;  // set: the stream of every run's events (bundle unused)
   std::chrono::steady_clock::time_point last_write = std::chrono::steady_clock::now();
   ~SseClient() {
     if (fd >= 0) {
@@ -44,6 +47,11 @@ struct SseClient {
 
 // The SSE `event:` name of an event: its type when that is a plain name, else "event".
 std::string sse_event_name(const nlohmann::json& e);
+
+// One SSE frame of an event: "id: <id>", "event: <type>", "data: <the line>". The line goes as written
+// (clients may check its hash) unless it holds a CR, which JSON allows between tokens and SSE reads as a
+// line end, or (with `redact`) a secret; then `e` goes re-serialised with the secret redacted.
+std::string sse_frame(const std::string& id, std::string_view line, nlohmann::json& e, bool redact);
 
 // Polls each stream's events.jsonl (the file is the truth, written by whichever process runs the run) and
 // writes new events as SSE frames: "id: <seq>", "event: <type>", "data: <event JSON>". Ends the stream
