@@ -50,7 +50,7 @@ const std::vector<Route>& route_table() {
   static const std::vector<Route> table = [] {
     std::vector<Route> all;
     for (auto part : {system_routes, runs_routes, events_routes, evidence_routes, approvals_routes,
-                      workflows_routes, intake_routes, queue_routes})
+                      workflows_routes, intake_routes, queue_routes, views_routes})
       for (auto& r : part()) all.push_back(r);
     return all;
   }();
@@ -229,7 +229,7 @@ std::optional<ApiResponse> Api::authorise(const ApiRequest& req, Ctx& ctx) const
 }
 
 ApiResponse Api::dispatch(const ApiRequest& req, Ctx& ctx) const {
-  const ApiServices services{cfg_, runs_, queue_, scheduler_, registry_, metrics_, verified_};
+  const ApiServices services{cfg_, runs_, queue_, scheduler_, registry_, metrics_, verified_, documents_};
   return ctx.route->handler(services, RouteCall{req, ctx.params, ctx.who});
 }
 

@@ -6,6 +6,7 @@
 
 #include "serve/auth.hpp"
 
+#include "serve/root_documents.hpp"
 #include "serve/verify_cache.hpp"
 
 #include <nlohmann/json.hpp>
@@ -101,7 +102,8 @@ class Api {
   Scheduler* scheduler_;
   const plugin::Registry* registry_;
   Metrics& metrics_;
-  mutable VerifyCache verified_;  // verify-on-read of sealed runs' details
+  mutable VerifyCache verified_;     // verify-on-read of sealed runs' details
+  mutable RootDocuments documents_;  // GET /api/contracts and /api/policies: validated, cached per file
 };
 
 // Percent-decoding of one URL component ('+' is a space only in query strings); nullopt for a malformed

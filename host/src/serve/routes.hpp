@@ -21,6 +21,7 @@ struct ApiServices {
   const plugin::Registry* registry;
   Metrics& metrics;
   VerifyCache& verified;
+  RootDocuments& documents;  // the contracts, packs and policies under the root, validated and cached
 };
 
 // One admitted request: the route's parameters are decoded, the caller's role is enough.
@@ -50,6 +51,7 @@ std::vector<Route> approvals_routes();  // pending approvals; approve, reject, g
 std::vector<Route> workflows_routes();  // workflow cases
 std::vector<Route> intake_routes();     // intake previews (the execution plan of a contract)
 std::vector<Route> queue_routes();      // queue items
+std::vector<Route> views_routes();      // contracts, policies, kept worktrees, a gate's results across runs
 
 // Every route, built once from the lists above.
 const std::vector<Route>& route_table();

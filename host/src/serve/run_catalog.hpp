@@ -12,6 +12,7 @@
 #include <filesystem>
 #include <map>
 #include <optional>
+#include <set>
 #include <shared_mutex>
 #include <string>
 #include <unordered_map>
@@ -29,6 +30,18 @@ struct RunPage {
   std::string next_cursor;  // empty on the last page
 };
 
+// One run's result of one gate: the run's listing fields, the gate's verdict in that run, its bundle.
+struct GateResult {
+  nlohmann::json run;
+  std::string verdict;
+  std::filesystem::path dir;
+};
+
+struct GateResultPage {
+  std::vector<GateResult> results;
+  std::string next_cursor;  // empty on the last page
+};
+
 class RunCatalog {
  public:
   explicit RunCatalog(std::filesystem::path root);
@@ -41,6 +54,13 @@ class RunCatalog {
   // Newest first, ties by run id. `cursor` is the next_cursor of the previous page (opaque to callers);
   // std::nullopt when the cursor cannot be decoded.
   std::optional<RunPage> list(const RunFilter& f, size_t limit, const std::string& cursor) const;
+
+  // The runs whose manifest lists gate `gate_id`, newest first, paged like list(); `verdict` (empty: any)
+  // is the gate's verdict in the run. std::nullopt when the cursor cannot be decoded.
+  std::optional<GateResultPage> gate_results(const std::string& gate_id, const std::string& verdict,
+                                             size_t limit, const std::string& cursor) const;
+  // Every gate id some run's manifest lists.
+  std::set<std::string> gate_ids() const;
 
   size_t size() const;
   std::map<std::string, long long> count_by_status() const;  // status or, once sealed, verdict
