@@ -92,8 +92,8 @@ WorktreeListing list_kept_worktrees(const fs::path& root, const WorktreeListLimi
   const fs::path dir = core::worktrees_dir(root);
   std::error_code ec;
   std::vector<std::string> names;
-  for (const auto& e : fs::directory_iterator(dir, ec)) {
-    std::string name = e.path().filename().string();
+  for (fs::directory_iterator it(dir, ec), end; !ec && it != end; it.increment(ec)) {
+    std::string name = it->path().filename().string();
     if (name.empty() || name[0] == '.') continue;
     if (names.size() >= limits.max_worktrees) {
       out.truncated = true;

@@ -11,10 +11,11 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cerrno>
 #include <cstdlib>
 #include <fstream>
 #include <optional>
-#include <set>
+#include <system_error>
 #include <vector>
 
 namespace cp::serve {
@@ -187,7 +188,7 @@ class Mirror {
   Mirror() {
     std::string t = (fs::temp_directory_path() / "cp-host-views-XXXXXX").string();
     if (!::mkdtemp(t.data())) throw std::system_error(errno, std::generic_category(), "make " + t);
-    dir_ = t;
+    dir_ = fs::absolute(t);  // TMPDIR may be relative; the validator's names are mapped back from this
   }
   ~Mirror() {
     std::error_code ec;
