@@ -52,7 +52,7 @@ const std::vector<Route>& route_table() {
   static const std::vector<Route> table = [] {
     std::vector<Route> all;
     for (auto part : {system_routes, runs_routes, events_routes, evidence_routes, approvals_routes,
-                      workflows_routes, intake_routes, queue_routes, session_routes})
+                      workflows_routes, intake_routes, queue_routes, session_routes, views_routes})
       for (auto& r : part()) all.push_back(r);
     return all;
   }();
@@ -355,7 +355,7 @@ std::optional<ApiResponse> Api::authorise(const ApiRequest& req, Ctx& ctx) const
 
 ApiResponse Api::dispatch(const ApiRequest& req, Ctx& ctx) const {
   const ApiServices services{cfg_,     runs_,     queue_,    scheduler_, registry_,
-                             metrics_, verified_, sessions_, *feed_};
+                             metrics_, verified_, sessions_, *feed_, documents_};
   return ctx.route->handler(services, RouteCall{req, ctx.params, ctx.who, ctx.session});
 }
 

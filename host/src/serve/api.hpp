@@ -5,6 +5,7 @@
 #pragma once
 
 #include "serve/auth.hpp"
+#include "serve/root_documents.hpp"
 #include "serve/sessions.hpp"
 #include "serve/verify_cache.hpp"
 
@@ -125,6 +126,7 @@ class Api {
   mutable VerifyCache verified_;  // verify-on-read of sealed runs' details
   mutable SessionStore sessions_;
   std::unique_ptr<EventFeed> feed_;  // the cross-run event views
+  mutable RootDocuments documents_;  // GET /api/contracts and /api/policies: validated, cached per file
 };
 
 // Percent-decoding of one URL component ('+' is a space only in query strings); nullopt for a malformed

@@ -23,6 +23,7 @@ struct ApiServices {
   VerifyCache& verified;
   SessionStore& sessions;
   EventFeed& feed;
+  RootDocuments& documents;  // the contracts, packs and policies under the root, validated and cached
 };
 
 // One admitted request: the route's parameters are decoded, the caller's role is enough.
@@ -54,6 +55,7 @@ std::vector<Route> workflows_routes();  // workflow cases
 std::vector<Route> intake_routes();     // intake previews (the execution plan of a contract)
 std::vector<Route> queue_routes();      // queue items
 std::vector<Route> session_routes();    // browser sessions: a bearer token for a cookie, and back
+std::vector<Route> views_routes();      // contracts, policies, kept worktrees, a gate's results across runs
 
 // Every route, built once from the lists above.
 const std::vector<Route>& route_table();

@@ -202,6 +202,39 @@ std::optional<RunPage> RunCatalog::list(const RunFilter& f, size_t limit, const 
   return page;
 }
 
+std::optional<GateResultPage> RunCatalog::gate_results(const std::string& gate_id, const std::string& verdict,
+                                                       size_t limit, const std::string& cursor) const {
+  std::shared_lock l(mu_);
+  auto it = by_time_.begin();
+  if (!cursor.empty()) {
+    auto k = decode_cursor(cursor);
+    if (!k) return std::nullopt;
+    it = by_time_.upper_bound(Key{k->first, k->second});
+  }
+  GateResultPage page;
+  for (; it != by_time_.end(); ++it) {
+    const Entry& e = it->second;
+    auto g = std::find_if(e.gates.begin(), e.gates.end(), [&](const auto& x) { return x.first == gate_id; });
+    if (g == e.gates.end() || (!verdict.empty() && g->second != verdict)) continue;
+    if (page.results.size() == limit) {
+      // Another run matches: there is a next page, which starts after the last one given.
+      const Key& last = by_id_.at(page.results.back().run.value("run_id", ""));
+      page.next_cursor = encode_cursor(last.created_at, last.run_id);
+      break;
+    }
+    page.results.push_back({e.fields, g->second, e.dir});
+  }
+  return page;
+}
+
+std::set<std::string> RunCatalog::gate_ids() const {
+  std::shared_lock l(mu_);
+  std::set<std::string> out;
+  for (const auto& [k, e] : by_time_)
+    for (const auto& [gate, verdict] : e.gates) out.insert(gate);
+  return out;
+}
+
 size_t RunCatalog::size() const {
   std::shared_lock l(mu_);
   return by_id_.size();

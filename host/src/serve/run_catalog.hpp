@@ -39,6 +39,18 @@ struct RunPage {
   std::string next_cursor;  // empty on the last page
 };
 
+// One run's result of one gate: the run's listing fields, the gate's verdict in that run, its bundle.
+struct GateResult {
+  nlohmann::json run;
+  std::string verdict;
+  std::filesystem::path dir;
+};
+
+struct GateResultPage {
+  std::vector<GateResult> results;
+  std::string next_cursor;  // empty on the last page
+};
+
 class RunCatalog {
  public:
   explicit RunCatalog(std::filesystem::path root);
@@ -57,6 +69,12 @@ class RunCatalog {
   std::vector<RunSpan> spans_by_last_event(const std::optional<std::pair<long long, std::string>>& after,
                                            size_t n) const;
   std::optional<RunSpan> span(const std::string& run_id) const;
+  // The runs whose manifest lists gate `gate_id`, newest first, paged like list(); `verdict` (empty: any)
+  // is the gate's verdict in the run. std::nullopt when the cursor cannot be decoded.
+  std::optional<GateResultPage> gate_results(const std::string& gate_id, const std::string& verdict,
+                                             size_t limit, const std::string& cursor) const;
+  // Every gate id some run's manifest lists.
+  std::set<std::string> gate_ids() const;
 
   size_t size() const;
   std::map<std::string, long long> count_by_status() const;  // status or, once sealed, verdict
