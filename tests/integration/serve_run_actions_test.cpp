@@ -167,7 +167,9 @@ TEST_F(RunActions, ContractReportsArtifactsAndDiffOfARealRun) {
   EXPECT_FALSE(aj["truncated"]);
   // Every file listed is one the raw route serves.
   for (const auto& [path, e] : listed)
-    if (e["type"] == "file") EXPECT_EQ(get(base + "/artifacts/" + path, viewer).status, 200) << path;
+    if (e["type"] == "file") {
+      EXPECT_EQ(get(base + "/artifacts/" + path, viewer).status, 200) << path;
+    }
 
   auto d = get(base + "/diff", viewer);
   ASSERT_EQ(d.status, 200) << d.body;
@@ -275,7 +277,7 @@ TEST_F(RunActions, ReplayAndRequeueFromARunRunTheSameContractSha) {
   p.commit("docs/later.md", "later\n");
   const std::string head = git("rev-parse HEAD");
   json pack = json::parse(read_file(p.dir / "packs/medium.json"));
-  pack["defaults"]["budgets"]["max_turns"] = 61;
+  pack["gates"][0]["timeout_sec"] = 77;
   write_file(p.dir / "packs/medium.json", pack.dump(2));
   auto fresh = post("/api/intake/preview", op,
                     json{{"contract", p.contract({"sed -i s/Helo/Hello/ src/greeting.sh"})}}.dump());
@@ -358,8 +360,8 @@ TEST_F(RunActions, ReplayAndRequeueFromARunRunTheSameContractSha) {
 
   // A bundle changed after its seal is not run again.
   write_file(bundle(id) / "contract.json", read_file(bundle(id) / "contract.json") + " ");
-  for (const std::string path : {"/api/runs/" + id + "/replay", "/api/queue/from-run/" + id,
-                                 "/api/queue/from-run/" + id + "/preview"}) {
+  for (const std::string& path : {"/api/runs/" + id + "/replay", "/api/queue/from-run/" + id,
+                                  "/api/queue/from-run/" + id + "/preview"}) {
     auto u = post(path, op);
     EXPECT_EQ(u.status, 409) << path << ": " << u.body;
     EXPECT_EQ(error_code(u), "unverified");
