@@ -507,6 +507,18 @@ TEST_F(RunActions, RollbackDiscardsAKeptWorktreeAndNothingOutsideIt) {
   EXPECT_FALSE(after["worktree_kept"]);
   EXPECT_EQ(after["rollback"]["worktree"], wt.string());
   EXPECT_EQ(p.runs({"verify", id}).exit_code, 0);
+  // And in the governance lane, with who and why.
+  fs::path gov = p.dir / ".runtime-cache/logs/governance/governance.jsonl";
+  EXPECT_TRUE(wait_until(
+      [&] { return fs::exists(gov) && read_file(gov).find(id + " rolled back") != std::string::npos; },
+      std::chrono::seconds(10)))
+      << (fs::exists(gov) ? read_file(gov) : "no governance log");
+  EXPECT_NE(read_file(gov).find("not needed"), std::string::npos);
+  // Its change was undone on purpose: it is not promoted afterwards.
+  auto pr = post("/api/runs/" + id + "/evidence/promote", op, R"({"branch": "cp/after"})");
+  EXPECT_EQ(pr.status, 409) << pr.body;
+  EXPECT_NE(pr.body.find("rolled back"), std::string::npos) << pr.body;
+  EXPECT_NE(sh("git rev-parse --verify --quiet refs/heads/cp/after", p.repo).exit_code, 0);
   auto again = post("/api/runs/" + id + "/rollback", op, R"({"reason": "twice"})");
   EXPECT_EQ(again.status, 409);
   EXPECT_EQ(error_code(again), "already_rolled_back");
