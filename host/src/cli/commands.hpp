@@ -39,8 +39,12 @@ void add_probe(CLI::App& app, Globals& g, Runner& run);
 void add_schemas(CLI::App& app, Runner& run);
 void add_run(CLI::App& app, Globals& g, Runner& run);
 void add_runs(CLI::App& app, Globals& g, Runner& run);
+// runs contract|reports|artifacts|diff|rollback, under `runs` (runs_detail_command.cpp).
+void add_runs_detail(CLI::App& runs, Globals& g, Runner& run);
 void add_intake(CLI::App& app, Globals& g, Runner& run);
 void add_queue(CLI::App& app, Globals& g, Runner& run);
+// queue from-run|replay, under `queue` (queue_rerun_command.cpp).
+void add_queue_rerun(CLI::App& queue, Globals& g, Runner& run);
 void add_serve(CLI::App& app, Globals& g, Runner& run);
 void add_tokens(CLI::App& app, Runner& run);
 void add_retention(CLI::App& app, Globals& g, Runner& run);

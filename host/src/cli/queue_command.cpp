@@ -216,6 +216,8 @@ void add_queue(CLI::App& app, Globals& g, Runner& run) {
       return kOk;
     };
   });
+
+  add_queue_rerun(*cmd, g, run);
 }
 
 }  // namespace cp::cli

@@ -95,7 +95,7 @@ void add_run(CLI::App& app, Globals& g, Runner& run) {
     bool json = false;
     bool quiet = false;
     bool keep = false;
-    std::string run_id, queue_item;
+    std::string run_id, queue_item, from_run;
     int attempt = 0;
     std::vector<std::string> hide;
   };
@@ -108,7 +108,14 @@ void add_run(CLI::App& app, Globals& g, Runner& run) {
       "<root>/.runtime-cache/cortexpilot/runs/<run_id>/.\n"
       "Exit codes: 0 success, 2 invalid contract or usage (nothing written), 3 internal error, 4 failure, "
       "5 denied (a rule was broken), 6 timeout, 7 cancelled, 8 error, 9 awaiting approval.");
-  cmd->add_option("contract", o->contract, "Task contract JSON file")->required();
+  auto* contract = cmd->add_option("contract", o->contract, "Task contract JSON file");
+  auto* from_run = cmd->add_option(
+      "--from-run", o->from_run,
+      "Instead of a contract file, run the compiled contract of this earlier run again (its bundle's "
+      "contract.json, checked against the sha256 its manifest recorded, so the new run records the same "
+      "contract_sha256), from the contract's rollback.baseline_ref as it resolves now (`cp-host replay` "
+      "starts from the earlier run's baseline commit instead). The manifest records from_run");
+  contract->excludes(from_run);
   cmd->add_option("--repo", o->repo,
                   "Git repository the run works on (default: .); it is never modified, a "
                   "worktree is made instead");
@@ -125,10 +132,13 @@ void add_run(CLI::App& app, Globals& g, Runner& run) {
                   "A file or folder the run's sandbox hides from it, on top of the runtime root and the "
                   "repository (repeatable; `serve` hides its token file this way)");
   cmd->callback([&g, &run, o] {
+    if (o->contract.empty() == o->from_run.empty())
+      throw CLI::ValidationError("run", "name a contract file, or an earlier run with --from-run");
     run = [&g, o]() -> int {
       install_stop_handlers();
       run::RunRequest req;
       req.contract_path = o->contract;
+      req.from_run = o->from_run;
       req.repo = o->repo;
       req.root = g.root;
       req.plugins_dir = g.plugins_dir;
@@ -141,7 +151,9 @@ void add_run(CLI::App& app, Globals& g, Runner& run) {
         req.hidden_paths.push_back(std::filesystem::absolute(h).lexically_normal());
       if (!o->quiet) req.progress = [](const std::string& line) { std::cerr << "· " << line << std::endl; };
       run::RunOutcome out = run::run_contract(req);
-      return report_outcome(out, o->json, "cp-host run", "`cp-host validate " + o->contract + "`");
+      return report_outcome(out, o->json, "cp-host run",
+                            o->from_run.empty() ? "`cp-host validate " + o->contract + "`"
+                                                : "`cp-host runs verify " + o->from_run + "`");
     };
   });
 }
@@ -150,6 +162,9 @@ void add_replay(CLI::App& app, Globals& g, Runner& run) {
   struct Opts {
     std::string run_id, repo;
     bool json = false, quiet = false, no_compare = false;
+    std::string new_run_id, queue_item;
+    int attempt = 0;
+    std::vector<std::string> hide;
   };
   auto o = std::make_shared<Opts>();
   auto* cmd = app.add_subcommand(
@@ -163,11 +178,23 @@ void add_replay(CLI::App& app, Globals& g, Runner& run) {
   cmd->add_flag("--json", o->json, "Print the outcome as JSON");
   cmd->add_flag("--quiet,-q", o->quiet, "No progress lines");
   cmd->add_flag("--no-compare", o->no_compare, "Do not write the compare report");
+  // Set by `cp-host serve` for queued replays (POST /api/runs/{id}/replay, `cp-host queue replay`).
+  cmd->add_option("--run-id", o->new_run_id)->group("");
+  cmd->add_option("--queue-item", o->queue_item)->group("");
+  cmd->add_option("--attempt", o->attempt)->group("");
+  cmd->add_option("--hide", o->hide,
+                  "A file or folder the run's sandbox hides from it, on top of the runtime root and the "
+                  "repository (repeatable)");
   cmd->callback([&g, &run, o] {
     run = [&g, o]() -> int {
       install_stop_handlers();
       run::RunRequest req;
       req.replay_of = o->run_id;
+      req.run_id = o->new_run_id;
+      req.queue_item_id = o->queue_item;
+      req.attempt = o->attempt;
+      for (const auto& h : o->hide)
+        req.hidden_paths.push_back(std::filesystem::absolute(h).lexically_normal());
       if (!o->repo.empty()) {
         req.repo = o->repo;
         req.repo_given = true;

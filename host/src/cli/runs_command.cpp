@@ -1,4 +1,5 @@
-// `cp-host runs list|show|events|verify|recover`: read the run bundles under the runtime root.
+// `cp-host runs list|show|events|verify|recover`: read the run bundles under the runtime root (the
+// detail views and rollback are in runs_detail_command.cpp).
 #include "cli/commands.hpp"
 #include "core/json_depth.hpp"
 #include "core/json_file.hpp"
@@ -211,15 +212,6 @@ std::optional<store::KeyRing> trusted_keys(const RunsOpts& o) {
   }
 }
 
-json check_json(const std::string& id, const store::BundleCheck& c) {
-  json j{{"run_id", id},          {"ok", c.ok()},       {"state", store::state_name(c.state)},
-         {"status", c.status},    {"events", c.events}, {"last_hash", c.last_hash},
-         {"problems", c.problems}};
-  if (!c.verdict.empty()) j["verdict"] = c.verdict;
-  if (!c.key_id.empty()) j["key_id"] = c.key_id;
-  return j;
-}
-
 void print_check(const std::string& id, const store::BundleCheck& c) {
   if (c.ok())
     std::cout << "ok: " << id << ": " << c.status << (c.verdict.empty() ? "" : " " + c.verdict) << ", "
@@ -238,7 +230,7 @@ int verify(const Globals& g, const RunsOpts& o) {
     if (!dir) return kUsage;
     store::BundleCheck c = store::verify_settled(*dir, *keys);
     if (o.json)
-      std::cout << check_json(o.run_id, c).dump(2) << "\n";
+      std::cout << store::check_json(o.run_id, c).dump(2) << "\n";
     else
       print_check(o.run_id, c);
     return c.ok() ? kOk : kInvalid;
@@ -262,7 +254,7 @@ int verify(const Globals& g, const RunsOpts& o) {
     else
       ++tampered;
     if (o.json)
-      results.push_back(check_json(id, c));
+      results.push_back(store::check_json(id, c));
     else if (!c.ok())
       print_check(id, c);
     if (++i % 100 == 0) std::cerr << "verified " << i << " of " << ids.size() << " bundles\n";
@@ -320,6 +312,7 @@ void add_runs(CLI::App& app, Globals& g, Runner& run) {
       "run/list/show do this for bundles marked live; this command also reads every bundle's manifest. "
       "Exit 0 done, 1 a bundle could not be sealed or a run's processes survived (each named on stderr)");
   rc->callback([&g, &run] { run = [&g] { return recover(g); }; });
+  add_runs_detail(*runs, g, run);
 }
 
 }  // namespace cp::cli

@@ -28,8 +28,9 @@ std::string trim(std::string s) {
   return s;
 }
 
-// The worktree (if any) that has `branch` checked out; empty when none.
-std::string checked_out_at(const fs::path& repo, const std::string& branch) {
+}  // namespace
+
+std::string branch_checked_out_at(const fs::path& repo, const std::string& branch) {
   std::string list = run::run_git(repo, {"worktree", "list", "--porcelain"}, "list worktrees");
   std::string path;
   size_t i = 0;
@@ -43,6 +44,8 @@ std::string checked_out_at(const fs::path& repo, const std::string& branch) {
   }
   return {};
 }
+
+namespace {
 
 // Opens the run for an evidence decision: sealed success, not yet decided.
 std::unique_ptr<store::Bundle> open_for_decision(const fs::path& root, const std::string& run_id,
@@ -63,6 +66,13 @@ std::unique_ptr<store::Bundle> open_for_decision(const fs::path& root, const std
                  "run " + run_id + "'s evidence was already " + m["evidence"].value("decision", "decided") +
                      " by " + m["evidence"].value("by", "?") + " at " + m["evidence"].value("at", "?"),
                  m["evidence"]);
+    return nullptr;
+  }
+  // A rolled-back run's change was undone on purpose: deciding on it again would bring it back.
+  if (m.contains("rollback")) {
+    why = result(Outcome::refused, "run " + run_id + " was rolled back by " + m["rollback"].value("by", "?") +
+                                       " at " + m["rollback"].value("at", "?") +
+                                       "; its change is not decided again (run it again instead)");
     return nullptr;
   }
   if (m.value("status", "") != "sealed") {
@@ -109,7 +119,7 @@ EvidenceResult promote(const fs::path& root, const std::string& run_id, const st
     } catch (const run::WorkspaceError&) {
       return result(Outcome::refused, "'" + branch + "' is not a valid branch name");
     }
-    std::string holder = checked_out_at(repo, branch);
+    std::string holder = branch_checked_out_at(repo, branch);
     if (!holder.empty())
       return result(Outcome::refused, "branch '" + branch + "' is checked out at " + holder +
                                           "; promote to another branch and merge it there, or check out "

@@ -30,6 +30,10 @@ struct EvidenceResult {
 EvidenceResult promote(const std::filesystem::path& root, const std::string& run_id,
                        const std::string& branch, const Actor& actor);
 
+// The worktree of `repo` (its main one included) that has `branch` checked out; empty when none. What
+// moves a branch without a working tree refuses one that is checked out: its files would no longer match.
+std::string branch_checked_out_at(const std::filesystem::path& repo, const std::string& branch);
+
 EvidenceResult reject_evidence(const std::filesystem::path& root, const std::string& run_id,
                                const Actor& actor);
 

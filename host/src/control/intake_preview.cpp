@@ -68,6 +68,13 @@ PreviewResult intake_preview(const std::filesystem::path& contract_path, const s
     out.error = bad.error;
     return out;
   }
+  out.report = execution_plan(prep);
+  out.ok = true;
+  return out;
+}
+
+json execution_plan(const run::Prepared& prep) {
+  json report;
   const json& doc = prep.compiled.document;
   const json& c = doc["contract"];
   auto caps = run::check_capabilities(*prep.registry, *prep.runner, c);
@@ -105,33 +112,32 @@ PreviewResult intake_preview(const std::filesystem::path& contract_path, const s
                      {"role_binding_summary", contract::role_binding_summary(doc)}};
   if (c.contains("workflow_id")) role_contract["workflow_id"] = c["workflow_id"];
 
-  out.report = {{"schema_version", 1},
-                {"kind", "execution_plan_report"},
-                {"advisory", true},
-                {"created_at", core::now_utc_iso()},
-                {"task_id", c.value("task_id", "")},
-                {"contract_sha256", prep.compiled.sha256},
-                {"runner", prep.runner->id},
-                {"pack", pack},
-                {"gates", gates},
-                {"acceptance_tests", tests},
-                {"predicted_outputs",
-                 {{"bundle", bundle_files},
-                  {"workspace", workspace_outputs},
-                  {"terminal_status", approval ? "awaiting_approval" : "sealed"}}},
-                {"budgets", c.value("budgets", json::object())},
-                {"runtime_capability_summary", caps.summary},
-                {"would_run", caps.problem.empty()},
-                {"role_contract_summary", role_contract}};
-  if (c["runtime_options"].contains("browser_tasks")) out.report["browser"] = browser_section(doc);
+  report = {{"schema_version", 1},
+            {"kind", "execution_plan_report"},
+            {"advisory", true},
+            {"created_at", core::now_utc_iso()},
+            {"task_id", c.value("task_id", "")},
+            {"contract_sha256", prep.compiled.sha256},
+            {"runner", prep.runner->id},
+            {"pack", pack},
+            {"gates", gates},
+            {"acceptance_tests", tests},
+            {"predicted_outputs",
+             {{"bundle", bundle_files},
+              {"workspace", workspace_outputs},
+              {"terminal_status", approval ? "awaiting_approval" : "sealed"}}},
+            {"budgets", c.value("budgets", json::object())},
+            {"runtime_capability_summary", caps.summary},
+            {"would_run", caps.problem.empty()},
+            {"role_contract_summary", role_contract}};
+  if (c["runtime_options"].contains("browser_tasks")) report["browser"] = browser_section(doc);
   json sandbox = run::sandbox_preview(doc);
-  out.report["sandbox"] = sandbox;
+  report["sandbox"] = sandbox;
   if (!caps.problem.empty())
-    out.report["refusal"] = caps.problem;
+    report["refusal"] = caps.problem;
   else if (sandbox.contains("refusal"))
-    out.report["would_run"] = false, out.report["refusal"] = sandbox["refusal"];
-  out.ok = true;
-  return out;
+    report["would_run"] = false, report["refusal"] = sandbox["refusal"];
+  return report;
 }
 
 }  // namespace cp::control

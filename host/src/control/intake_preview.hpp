@@ -13,6 +13,9 @@
 namespace cp::contract {
 struct Diagnostic;
 }
+namespace cp::run {
+struct Prepared;
+}
 
 namespace cp::control {
 
@@ -27,5 +30,9 @@ struct PreviewResult {
 // `--version`), and predicts the run's outputs. Writes nothing under the runtime root.
 PreviewResult intake_preview(const std::filesystem::path& contract_path, const std::filesystem::path& root,
                              const std::filesystem::path& plugins_dir);
+
+// The execution_plan_report of a contract already compiled and its plugins loaded (run/engine.hpp's
+// prepare_run or prepare_replay): what intake_preview reports, and what a re-queue's preview shows.
+nlohmann::json execution_plan(const run::Prepared& prep);
 
 }  // namespace cp::control

@@ -88,6 +88,8 @@ SubmitOutcome JsonlQueueBackend::submit(const NewItem& item) {
   if (!item.start_by.empty()) op["start_by"] = item.start_by;
   if (!item.submitted_by.empty()) op["submitted_by"] = item.submitted_by;
   if (!item.workflow_id.empty()) op["workflow_id"] = item.workflow_id;
+  if (!item.replay_of.empty()) op["replay_of"] = item.replay_of;
+  if (!item.from_run.empty()) op["from_run"] = item.from_run;
   SubmitOutcome out;
   std::lock_guard<std::mutex> l(mu_);
   transact_locked([&](const QueueState& st) -> std::vector<json> {

@@ -36,6 +36,10 @@ struct NewItem {
   double backoff_sec = 0;
   int timeout_sec = 0;
   std::string submitted_by;
+  // An item that runs an earlier run's compiled contract again (contract_path is that bundle's
+  // contract.json): as a replay (from the run's baseline commit, `cp-host replay`), or from its
+  // rollback.baseline_ref as it resolves when the item starts (`cp-host run --from-run`). At most one is set.
+  std::string replay_of, from_run;
 };
 
 struct SubmitOutcome {

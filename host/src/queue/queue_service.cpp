@@ -129,18 +129,38 @@ SubmitResult QueueService::submit(const SubmitRequest& req) {
   item.submitted_by = req.submitted_by;
   item.workflow_id = c.value("workflow_id", "");
 
+  r = record(item);
+  if (r.outcome != SubmitResult::Outcome::queued) fs::remove(snap, ec);
+  return r;
+}
+
+SubmitResult QueueService::submit_item(const NewItem& item) {
+  SubmitResult r;
+  for (const auto* t : {&item.run_after, &item.deadline, &item.start_by})
+    if (!valid_time(*t)) {
+      r.error = "'" + *t + "' is not an ISO-8601 UTC time such as 2026-11-25T10:00:00Z";
+      return r;
+    }
+  if (item.priority < 0 || item.priority > 9) {
+    r.error = "priority must be 0..9";
+    return r;
+  }
+  return record(item);
+}
+
+SubmitResult QueueService::record(const NewItem& item) {
+  SubmitResult r;
   SubmitOutcome sub = backend_->submit(item);
   if (sub.kind != SubmitOutcome::Kind::queued) {
-    fs::remove(snap, ec);
     r.outcome = SubmitResult::Outcome::conflict;
     r.error = sub.kind == SubmitOutcome::Kind::missing_dependency
                   ? "depends_on names item " + sub.missing + ", which is not in the queue"
-                  : "item " + item_id + " is in the queue already";
+                  : "item " + item.item_id + " is in the queue already";
     return r;
   }
   auto snapshot = backend_->list();
   const QueueState& st = snapshot->state;
-  const QueueItem* it = st.find(item_id);
+  const QueueItem* it = st.find(item.item_id);
   if (!it) it = &sub.item;  // gone again already (cancelled and compacted by another process)
   r.item = to_json(*it, derive(*it, st, limits(global_), occupancy(st), now_ms()));
   r.outcome = SubmitResult::Outcome::queued;

@@ -57,6 +57,10 @@ class QueueService {
   ~QueueService();
 
   SubmitResult submit(const SubmitRequest& req);
+  // Records an item whose contract was checked elsewhere (an earlier run's compiled contract, run again:
+  // control/run_requeue.hpp). Its times and priority are checked as submit() checks them; `conflict` when
+  // a dependency is missing. The caller names the item (new_item_id()).
+  SubmitResult submit_item(const NewItem& item);
   CancelOutcome cancel(const std::string& item_id, const std::string& by, const std::string& reason);
   nlohmann::json list(const ListFilter& f);  // {items:[...], counts:{state: n}, problems:[...]}
   nlohmann::json counts();                   // {state: n}, cheaper than list() for health and metrics
@@ -73,6 +77,8 @@ class QueueService {
   void set_global_limit(int n) { global_ = n; }
 
  private:
+  SubmitResult record(const NewItem& item);  // the backend's submit, and the item as list() shows it
+
   std::filesystem::path root_;
   const plugin::Registry* registry_;
   std::unique_ptr<QueueBackend> backend_;

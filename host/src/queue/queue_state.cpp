@@ -75,6 +75,8 @@ bool QueueState::apply(const json& op, uint64_t line) {
     it.backoff_sec = op.value("backoff_sec", 0.0);
     it.timeout_sec = op.value("timeout_sec", 0);
     it.submitted_by = op.value("submitted_by", "");
+    it.replay_of = op.value("replay_of", "");
+    it.from_run = op.value("from_run", "");
     it.order = next_order_++;
     items_.emplace(id, std::move(it));
     return true;
@@ -267,6 +269,8 @@ json to_json(const QueueItem& it, const Derived& d) {
   if (!it.start_by.empty()) j["start_by"] = it.start_by;
   if (!it.workflow_id.empty()) j["workflow_id"] = it.workflow_id;
   if (!it.submitted_by.empty()) j["submitted_by"] = it.submitted_by;
+  if (!it.replay_of.empty()) j["replay_of"] = it.replay_of;
+  if (!it.from_run.empty()) j["from_run"] = it.from_run;
   if (it.held) j["held"] = true;
   if (it.cancel_requested) j["cancel_requested"] = true;
   if (!it.status.empty()) j["status"] = it.status;

@@ -35,6 +35,7 @@ struct QueueItem {
   double backoff_sec = 0;
   int timeout_sec = 0;  // the contract's expected bound, for SLA risk
   std::string submitted_by;
+  std::string replay_of, from_run;  // an earlier run's contract run again (queue_backend.hpp: NewItem)
 
   ItemState state = ItemState::queued;
   bool held = false;

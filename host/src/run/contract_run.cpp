@@ -183,6 +183,7 @@ bool ContractRun::create_bundle() {
     if (c.contains("workflow_id")) manifest["workflow_id"] = c["workflow_id"];
     manifest["role_binding_summary"] = contract::role_binding_summary(compiled.document);
     if (!req.replay_of.empty()) manifest["replay_of"] = req.replay_of;
+    if (!req.from_run.empty()) manifest["from_run"] = req.from_run;
     if (req.chain_link.is_object()) manifest["chain"] = req.chain_link;
     if (!req.queue_item_id.empty())
       manifest["queue"] = {{"item_id", req.queue_item_id}, {"attempt", req.attempt}};
@@ -205,6 +206,7 @@ void ContractRun::execute() {
                  {"runner", runner_id},   {"pack", pack_id},
                  {"repo", repo.string()}, {"host_version", plugin::host_version()}};
     if (!req.replay_of.empty()) started["replay_of"] = req.replay_of;
+    if (!req.from_run.empty()) started["from_run"] = req.from_run;
     if (req.chain_link.is_object()) started["chain"] = req.chain_link;
     events().append("RUN_STARTED", started);
     probe();

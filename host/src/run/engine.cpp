@@ -167,6 +167,8 @@ RunOutcome run_contract(const RunRequest& req) {
     store::BundleCheck check;
     store::refusal_to_act(*store::find_run(req.root, req.replay_of), &check);
     replayed = check.sealed_manifest;
+  } else if (!req.from_run.empty()) {
+    if (!prepare_replay(req.from_run, req.root, req.plugins_dir, prep, o)) return o;
   } else if (!prepare_run(req.contract_path, req.root, req.plugins_dir, prep, o)) {
     return o;
   }

@@ -39,6 +39,10 @@ struct RunRequest {
   // same baseline commit, in the same repository unless `repo` is given; the manifest records replay_of.
   std::string replay_of;
   bool repo_given = false;  // with replay_of: use `repo` instead of the earlier run's
+  // Run again: the compiled contract stored in this earlier run's bundle (checked as a replay checks it, so
+  // the new run records the same contract_sha256), but from the contract's rollback.baseline_ref as it
+  // resolves now, in `repo`; the manifest records from_run. Not with replay_of.
+  std::string from_run;
   // Start from this commit instead of the contract's rollback.baseline_ref (a chain step continuing from
   // the previous step's result). The contract itself is not changed.
   std::string baseline_override;

@@ -46,16 +46,18 @@ struct Route {
 };
 
 // One list per resource, in the order routes are matched.
-std::vector<Route> system_routes();     // health, version, openapi.json, plugins, metrics
-std::vector<Route> runs_routes();       // list, submit, detail, cancel, compare
-std::vector<Route> events_routes();     // a run's events: a page, a live stream
-std::vector<Route> evidence_routes();   // a run's reports and artifacts; promote or reject its evidence
-std::vector<Route> approvals_routes();  // pending approvals; approve, reject, god-mode approve
-std::vector<Route> workflows_routes();  // workflow cases
-std::vector<Route> intake_routes();     // intake previews (the execution plan of a contract)
-std::vector<Route> queue_routes();      // queue items
-std::vector<Route> session_routes();    // browser sessions: a bearer token for a cookie, and back
-std::vector<Route> views_routes();      // contracts, policies, kept worktrees, a gate's results across runs
+std::vector<Route> system_routes();       // health, version, openapi.json, plugins, metrics
+std::vector<Route> runs_routes();         // list, submit, detail, cancel, compare
+std::vector<Route> events_routes();       // a run's events: a page, a live stream
+std::vector<Route> evidence_routes();     // a run's reports and artifacts; promote or reject its evidence
+std::vector<Route> run_detail_routes();   // a run's contract, all reports, artifact listing, diff
+std::vector<Route> run_actions_routes();  // verify, replay, re-queue (and its preview), rollback
+std::vector<Route> approvals_routes();    // pending approvals; approve, reject, god-mode approve
+std::vector<Route> workflows_routes();    // workflow cases
+std::vector<Route> intake_routes();       // intake previews (the execution plan of a contract)
+std::vector<Route> queue_routes();        // queue items
+std::vector<Route> session_routes();      // browser sessions: a bearer token for a cookie, and back
+std::vector<Route> views_routes();        // contracts, policies, kept worktrees, a gate's results across runs
 
 // Every route, built once from the lists above.
 const std::vector<Route>& route_table();

@@ -90,6 +90,14 @@ std::string log_tail(const fs::path& log) {
   return out;
 }
 
+// What the child runs for an item: its contract snapshot, or an earlier run's compiled contract again
+// (control/run_requeue.hpp).
+std::vector<std::string> command_of(const QueueItem& it) {
+  if (!it.replay_of.empty()) return {"replay", it.replay_of};
+  if (!it.from_run.empty()) return {"run", "--from-run", it.from_run};
+  return {"run", it.contract_path};
+}
+
 }  // namespace
 
 std::pair<std::string, std::string> outcome_from_exit(int ws) {
@@ -290,7 +298,8 @@ void Scheduler::tick_once() {
   // Then every eligible item, in run order, each named (run id, attempt) in the queue before it starts.
   struct Launch {
     Child child;
-    std::string contract_path, repo;
+    std::vector<std::string> command;
+    std::string repo;
   };
   std::vector<Launch> launches;
   queue::ClaimRequest claim;
@@ -302,13 +311,13 @@ void Scheduler::tick_once() {
     l.child.item_id = it->item_id;
     l.child.attempt = it->current()->attempt;
     l.child.run_id = it->current()->run_id;
-    l.contract_path = it->contract_path;
+    l.command = command_of(*it);
     l.repo = it->repo;
     launches.push_back(std::move(l));
   }
 
   for (auto& l : launches) {
-    pid_t pid = spawn(l.child, l.contract_path, l.repo);
+    pid_t pid = spawn(l.child, l.command, l.repo);
     if (pid < 0) {
       std::string why = std::string("could not start cp-host run: ") + std::strerror(errno);
       queue.finish(l.child.item_id, l.child.attempt, {"error", why, ""});
@@ -332,27 +341,16 @@ void Scheduler::tick_once() {
   }
 }
 
-pid_t Scheduler::spawn(const Child& c, const std::string& contract_path, const std::string& repo) {
+pid_t Scheduler::spawn(const Child& c, const std::vector<std::string>& command, const std::string& repo) {
   fs::path logs = core::queue_logs_dir(o_.root);
   std::error_code ec;
   fs::create_directories(logs, ec);
   std::string log = attempt_log(o_.root, c.item_id, c.attempt).string();
-  std::vector<std::string> args{o_.cp_host.string(),
-                                "run",
-                                contract_path,
-                                "--repo",
-                                repo,
-                                "--root",
-                                o_.root.string(),
-                                "--plugins",
-                                o_.plugins_dir.string(),
-                                "--run-id",
-                                c.run_id,
-                                "--queue-item",
-                                c.item_id,
-                                "--attempt",
-                                std::to_string(c.attempt),
-                                "--quiet"};
+  std::vector<std::string> args{o_.cp_host.string()};
+  args.insert(args.end(), command.begin(), command.end());
+  args.insert(args.end(),
+              {"--repo", repo, "--root", o_.root.string(), "--plugins", o_.plugins_dir.string(), "--run-id",
+               c.run_id, "--queue-item", c.item_id, "--attempt", std::to_string(c.attempt), "--quiet"});
   for (const auto& h : o_.hidden) args.insert(args.end(), {"--hide", h.string()});
   // The run signs its seal with this server's host key (whatever --key-dir or environment chose it).
   try {

@@ -67,7 +67,8 @@ class Scheduler {
   void tick_once();
   void reap();
   void finish(const Child& c, int wait_status);
-  pid_t spawn(const Child& c, const std::string& contract_path, const std::string& repo);
+  // `command`: what the child runs, after `cp-host` (`run CONTRACT`, `replay RUN`, `run --from-run RUN`).
+  pid_t spawn(const Child& c, const std::vector<std::string>& command, const std::string& repo);
 
   queue::QueueService& q_;
   SchedulerOptions o_;

@@ -109,7 +109,8 @@ bool starts_with(const std::string& s, const std::string& p) {
 
 bool is_seal_event_type(const std::string& type) {
   static const char* kTypes[] = {"RUN_SEALED",        "RUN_AWAITING_APPROVAL", "APPROVAL_RECORDED",
-                                 "EVIDENCE_PROMOTED", "EVIDENCE_REJECTED",     "REPORT_ADDED"};
+                                 "EVIDENCE_PROMOTED", "EVIDENCE_REJECTED",     "RUN_ROLLED_BACK",
+                                 "REPORT_ADDED"};
   return std::any_of(std::begin(kTypes), std::end(kTypes), [&](const char* t) { return type == t; });
 }
 

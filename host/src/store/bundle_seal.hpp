@@ -2,7 +2,8 @@
 // can make.
 //
 // A seal is one event at the end of events.jsonl (RUN_SEALED, RUN_AWAITING_APPROVAL, or an amendment made
-// later: APPROVAL_RECORDED, EVIDENCE_PROMOTED, EVIDENCE_REJECTED, REPORT_ADDED) whose payload carries
+// later: APPROVAL_RECORDED, EVIDENCE_PROMOTED, EVIDENCE_REJECTED, RUN_ROLLED_BACK, REPORT_ADDED) whose
+// payload carries
 //
 //   "seal": {"version": 1,
 //            "manifest": <manifest.json as it must read, without its `events` counter>,

@@ -135,6 +135,15 @@ const char* state_name(State s) {
   return "tampered";
 }
 
+nlohmann::json check_json(const std::string& run_id, const BundleCheck& c) {
+  nlohmann::json j{{"run_id", run_id},      {"ok", c.ok()},       {"state", state_name(c.state)},
+                   {"status", c.status},    {"events", c.events}, {"last_hash", c.last_hash},
+                   {"problems", c.problems}};
+  if (!c.verdict.empty()) j["verdict"] = c.verdict;
+  if (!c.key_id.empty()) j["key_id"] = c.key_id;
+  return j;
+}
+
 namespace {
 
 // What the checks of one bundle share: the bundle, the trusted keys, what is read once, and the findings.

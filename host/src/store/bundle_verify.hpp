@@ -40,6 +40,10 @@ struct BundleCheck {
 
 const char* state_name(BundleCheck::State s);
 
+// {"run_id", "ok", "state", "status", "events", "last_hash", "problems", "verdict"?, "key_id"?}: what
+// `cp-host runs verify --json` prints and POST /api/runs/{id}/verify answers.
+nlohmann::json check_json(const std::string& run_id, const BundleCheck& c);
+
 BundleCheck verify_bundle(const std::filesystem::path& dir, const KeyRing& keys);
 
 // verify_bundle(), and when that fails, again once the bundle's lock is free: a bundle read while an

@@ -1,0 +1,233 @@
+// `cp-host runs contract|reports|artifacts|diff|rollback RUN`: one run's compiled contract, reports and
+// packs, artifacts and patch (the same views GET /api/runs/{id}/contract|reports|artifacts|diff serve), and
+// its rollback (POST /api/runs/{id}/rollback). The OS user reads the bundle as written: nothing is
+// redacted here, the files are theirs to read anyway.
+#include "cli/commands.hpp"
+#include "control/actor.hpp"
+#include "control/patch_view.hpp"
+#include "control/run_rollback.hpp"
+#include "control/run_views.hpp"
+#include "core/runtime_paths.hpp"
+#include "log/log_lanes.hpp"
+#include "store/bundle.hpp"
+#include "store/run_index.hpp"
+
+#include <CLI/CLI.hpp>
+#include <nlohmann/json.hpp>
+
+#include <iomanip>
+#include <iostream>
+#include <map>
+#include <optional>
+
+namespace cp::cli {
+
+namespace fs = std::filesystem;
+using nlohmann::json;
+
+namespace {
+
+struct DetailOpts {
+  std::string run_id, reason;
+  bool json = false, patch = false;
+};
+
+std::optional<fs::path> locate_run(const Globals& g, const std::string& id) {
+  auto dir = store::valid_run_id(id) ? store::find_run(g.root, id) : std::nullopt;
+  if (!dir)
+    std::cerr << "cp-host: no run '" << id << "' under " << core::runs_dir(g.root).string()
+              << " (see `cp-host runs list`)\n";
+  return dir;
+}
+
+// Prints the view (or why there is none); `human` prints it for people.
+template <class Human>
+int show(const Globals& g, const DetailOpts& o, control::ViewResult (*make)(const fs::path&), Human human) {
+  auto dir = locate_run(g, o.run_id);
+  if (!dir) return kUsage;
+  control::ViewResult v = make(*dir);
+  if (v.status != control::ViewResult::Status::ok) {
+    std::cerr << "cp-host: run " << o.run_id << ": " << v.message << "\n";
+    return kInvalid;
+  }
+  if (o.json)
+    std::cout << v.view.dump(2, ' ', false, json::error_handler_t::replace) << "\n";
+  else
+    human(v.view);
+  return kOk;
+}
+
+void print_contract(const json& v) {
+  const json& c = v["contract"].value("contract", json::object());
+  std::cout << "run       " << v.value("run_id", "") << "\n"
+            << "task      " << c.value("task_id", "") << "\n"
+            << "sha256    " << v.value("sha256", "")
+            << (v.value("sha256_matches", false)
+                    ? "  (as the manifest recorded)"
+                    : "  DOES NOT MATCH the manifest's " + v.value("contract_sha256", std::string("(none)")))
+            << "\n";
+  if (v.value("kind", "run") != "run") {
+    std::cout << "kind      " << v.value("kind", "") << " (contract.json holds the chain; see --json)\n";
+    return;
+  }
+  const json ro = c.value("runtime_options", json::object());
+  std::cout << "runner    " << ro.value("runner", "") << "   pack "
+            << v["contract"].value("pack", json::object()).value("pack_id", "") << "\n"
+            << "baseline  " << c.value("rollback", json::object()).value("baseline_ref", "HEAD") << "\n";
+  for (const auto& p : c.value("allowed_paths", json::array())) std::cout << "allowed   " << p.dump() << "\n";
+  for (const auto& gt : v["contract"].value("gates", json::array()))
+    std::cout << "gate      " << gt.value("plugin", "") << (gt.value("required", true) ? "" : " (advisory)")
+              << "\n";
+  std::cout << "(the whole compiled contract: --json)\n";
+}
+
+void print_reports(const json& v) {
+  // A report's verdict, when it has one as a string (gate reports and packs do).
+  auto verdict = [](const json& r) -> std::string {
+    return r.is_object() && r.contains("verdict") && r["verdict"].is_string()
+               ? r["verdict"].get<std::string>()
+               : "";
+  };
+  for (const auto& [name, r] : v["packs"].items())
+    std::cout << "pack      " << std::left << std::setw(36) << name << verdict(r) << "\n";
+  for (const auto& [name, r] : v["reports"].items())
+    std::cout << "report    " << std::left << std::setw(36) << name << verdict(r) << "\n";
+  for (const auto& s : v["skipped"])
+    std::cout << "skipped   " << s.value("name", "") << ": " << s.value("why", "") << "\n";
+  if (v["packs"].empty() && v["reports"].empty() && v["skipped"].empty()) std::cout << "no reports\n";
+}
+
+void print_artifacts(const json& v) {
+  for (const auto& a : v["artifacts"])
+    std::cout << std::right << std::setw(12) << a.value("size", 0) << "  " << std::left << std::setw(8)
+              << a.value("type", "") << std::setw(26) << a.value("media_type", "-") << a.value("path", "")
+              << "\n";
+  std::cout << v.value("count", 0) << " entries, " << v.value("total_bytes", 0) << " bytes in files"
+            << (v.value("truncated", false) ? " (listing cut at its bound)" : "") << "\n";
+}
+
+int diff(const Globals& g, const DetailOpts& o) {
+  auto dir = locate_run(g, o.run_id);
+  if (!dir) return kUsage;
+  std::string text;
+  control::ViewResult v = control::read_patch(*dir, text);
+  if (v.status != control::ViewResult::Status::ok) {
+    std::cerr << "cp-host: run " << o.run_id << ": " << v.message << "\n";
+    return kInvalid;
+  }
+  if (o.patch) {
+    std::cout << text;
+    return kOk;
+  }
+  json view = control::parse_patch(text);
+  view["run_id"] = o.run_id;
+  if (o.json) {
+    std::cout << view.dump(2, ' ', false, json::error_handler_t::replace) << "\n";
+    return kOk;
+  }
+  static const std::map<std::string, std::string> kLetter{
+      {"added", "A"}, {"modified", "M"}, {"deleted", "D"}, {"renamed", "R"}, {"copied", "C"}};
+  for (const auto& f : view["files"]) {
+    std::string path = f.value("path", "");
+    if (f.contains("old_path")) path = f["old_path"].get<std::string>() + " -> " + path;
+    std::cout << " " << kLetter.at(f.value("status", "modified")) << " " << std::left << std::setw(48) << path
+              << (f.value("binary", false) ? " binary"
+                                           : " +" + std::to_string(f.value("added", 0)) + " -" +
+                                                 std::to_string(f.value("removed", 0)))
+              << "\n";
+  }
+  const json& t = view["totals"];
+  std::cout << t.value("files", 0) << " files changed, " << t.value("added", 0) << " insertions(+), "
+            << t.value("removed", 0) << " deletions(-)\n";
+  return kOk;
+}
+
+int rollback(const Globals& g, const DetailOpts& o) {
+  try {
+    log::open_lanes(fs::absolute(g.root));  // the governance lane records the rollback
+  } catch (const std::exception& e) {
+    std::cerr << "cp-host: cannot open the log lanes: " << e.what() << "\n";
+  }
+  using O = control::RollbackResult::Outcome;
+  control::RollbackResult r = control::rollback_run(g.root, o.run_id, control::os_user("human", o.reason));
+  int code = r.outcome == O::rolled_back                            ? kOk
+             : r.outcome == O::from_run                             ? kFromRun
+             : r.outcome == O::error                                ? kInternal
+             : r.outcome == O::not_found || r.outcome == O::invalid ? kUsage
+                                                                    : kInvalid;
+  if (o.json) {
+    json j{{"outcome", control::outcome_name(r.outcome)}, {"message", r.message}, {"exit_code", code}};
+    if (!r.code.empty()) j["code"] = r.code;
+    if (!r.rollback.is_null()) j["rollback"] = r.rollback;
+    std::cout << j.dump(2) << "\n";
+  } else {
+    (code == kOk ? std::cout : std::cerr)
+        << (code == kOk ? "" : "cp-host runs rollback: ") << r.message << "\n";
+  }
+  return code;
+}
+
+}  // namespace
+
+void add_runs_detail(CLI::App& runs, Globals& g, Runner& run) {
+  auto o = std::make_shared<DetailOpts>();
+  auto* ct = runs.add_subcommand("contract",
+                                 "Show the compiled contract a run ran (its bundle's contract.json: the "
+                                 "contract with its pack's defaults, "
+                                 "gates and policies) and whether it still hashes to the contract_sha256 its "
+                                 "manifest recorded. Exit 0, 1 "
+                                 "unreadable, 2 no such run");
+  ct->add_option("run_id", o->run_id, "Run id")->required();
+  ct->add_flag("--json", o->json, "Print the whole compiled contract with its sha256 check");
+  ct->callback(
+      [&g, &run, o] { run = [&g, o] { return show(g, *o, control::contract_view, print_contract); }; });
+
+  auto* rp = runs.add_subcommand(
+      "reports",
+      "List a run's reports (reports/*.json: gate reports, task_result, probes, compare, ...) and its "
+      "derived "
+      "packs (proof_pack, incident_pack, approval_pack) with their verdicts; a report that is not a regular "
+      "file, over 16 MiB or not JSON is listed as skipped. Exit 0, 2 no such run");
+  rp->add_option("run_id", o->run_id, "Run id")->required();
+  rp->add_flag("--json", o->json, "Print every report and pack parsed");
+  rp->callback(
+      [&g, &run, o] { run = [&g, o] { return show(g, *o, control::reports_view, print_reports); }; });
+
+  auto* ar = runs.add_subcommand(
+      "artifacts",
+      "List a run's artifacts/ (path, size, type, media type). Symlinks are listed as symlinks and never "
+      "followed, nor folders reached through one; at most 10,000 entries, 32 levels deep. Exit 0, 2 no such "
+      "run");
+  ar->add_option("run_id", o->run_id, "Run id")->required();
+  ar->add_flag("--json", o->json, "Machine-readable output");
+  ar->callback(
+      [&g, &run, o] { run = [&g, o] { return show(g, *o, control::artifact_listing, print_artifacts); }; });
+
+  auto* df = runs.add_subcommand(
+      "diff",
+      "Show what a run changed, from the patch its bundle recorded (artifacts/diff.patch): one line per file "
+      "with its status (A added, M modified, D deleted, R renamed, C copied) and +/- line counts, then the "
+      "totals. Exit 0, 1 no patch recorded (the run changed nothing or never collected), 2 no such run");
+  df->add_option("run_id", o->run_id, "Run id")->required();
+  auto* dj = df->add_flag("--json", o->json, "Files with status, hunks and counts as JSON (as GET .../diff)");
+  auto* dp = df->add_flag("--patch", o->patch, "Print the patch itself (as GET .../diff?format=patch)");
+  dj->excludes(dp);
+  df->callback([&g, &run, o] { run = [&g, o] { return diff(g, *o); }; });
+
+  auto* rb = runs.add_subcommand(
+      "rollback",
+      "Undo what a sealed run left behind. A promoted run (cp-host evidence promote): a commit reverting the "
+      "promotion is added on its branch, built without any working tree and moved in with a compare-and-swap "
+      "(refused while the branch is checked out anywhere, or when later commits changed the same lines). A "
+      "run "
+      "whose worktree was kept and never promoted: the worktree is removed. Recorded in the bundle "
+      "(RUN_ROLLED_BACK, the manifest's rollback section) and the governance log; a rolled-back run is not "
+      "promoted later. Exit 0 rolled back, 1 refused (the message says why; nothing changed), 2 no such run "
+      "or no --reason, 3 internal error, 11 asked from inside a run");
+  rb->add_option("run_id", o->run_id, "Run id")->required();
+  rb->add_option("--reason", o->reason, "Why (recorded, and in the revert commit's message)")->required();
+  rb->add_flag("--json", o->json, "Machine-readable output");
+  rb->callback([&g, &run, o] { run = [&g, o] { return rollback(g, *o); }; });
+}
+
+}  // namespace cp::cli
