@@ -2,6 +2,7 @@
 // only), what a contract's allowed_paths lock, and the lock a waiting item names in its waiting_on.
 #include "queue/path_locks.hpp"
 #include "queue/queue_state.hpp"
+#include "store/event_check.hpp"
 
 #include <gtest/gtest.h>
 
@@ -151,6 +152,31 @@ TEST(PathLocks, QueueStateHoldsAnAttemptsLocksUntilItEnds) {
   EXPECT_FALSE(st.apply(
       {{"op", "locks_released"}, {"item_id", "c"}, {"ts", "2026-01-01T00:31:00.000Z"}, {"attempt", 1}}))
       << "an item that holds no claim releases nothing";
+}
+
+// A release is recorded as a host event with a payload schema of its own; no plugin may log one into a run.
+TEST(PathLocks, TheReleaseEventHasAPayloadSchemaAndOnlyTheHostLogsIt) {
+  EXPECT_TRUE(store::host_owned_event("PATH_LOCK_RELEASED"));
+  PathLock l;
+  l.lock_id = lock_id("q-1", 1, "/r", "src/");
+  l.repo = "/r";
+  l.path = "src/";
+  l.item_id = "q-1";
+  l.attempt = 1;
+  l.since = "2026-01-01T00:00:00.000Z";
+  l.expires_at = "2026-01-01T01:00:00.000Z";
+  json payload{
+      {"how", "forced"}, {"by", "boss"}, {"by_kind", "token"}, {"reason", "stuck"}, {"locks", {to_json(l)}}};
+  EXPECT_EQ(store::check_event("PATH_LOCK_RELEASED", payload), "");
+  json no_reason = payload;
+  no_reason.erase("reason");
+  EXPECT_NE(store::check_event("PATH_LOCK_RELEASED", no_reason), "");
+  json no_locks = payload;
+  no_locks["locks"] = json::array();
+  EXPECT_NE(store::check_event("PATH_LOCK_RELEASED", no_locks), "");
+  json other_how = payload;
+  other_how["how"] = "asked";
+  EXPECT_NE(store::check_event("PATH_LOCK_RELEASED", other_how), "");
 }
 
 }  // namespace

@@ -279,7 +279,12 @@ void Scheduler::keep_locks(int64_t now) {
   }
   if (now < next_reap_ms_) return;
   next_reap_ms_ = now + 1000;
-  control::reap_expired_locks(o_.root, queue, now);
+  try {
+    control::reap_expired_locks(o_.root, queue, now);
+  } catch (const std::exception& e) {
+    // The locks are gone from the queue; only their record failed. Say so, and go on scheduling.
+    std::fprintf(stderr, "cp-host serve: scheduler: reaping expired path locks: %s\n", e.what());
+  }
 }
 
 void Scheduler::tick_once() {
