@@ -78,8 +78,10 @@ TEST(ServeQueue, ConcurrencyLimitIsHonoured) {
                          p.repo.string(), "--open-reads"});
   ASSERT_NE(serve.port(), 0) << serve.output();
   for (int i = 0; i < 5; ++i) {
-    auto r = http(serve.port(), "POST", "/api/runs", bearer(op),
-                  json{{"contract", queue_contract(p, "sleepy" + std::to_string(i), {"sleep 1"})}}.dump());
+    // Paths of their own: path locks (serve_locks_test.cpp) would keep runs of one path apart.
+    json c = queue_contract(p, "sleepy" + std::to_string(i), {"sleep 1"});
+    c["allowed_paths"] = {"lane" + std::to_string(i) + "/"};
+    auto r = http(serve.port(), "POST", "/api/runs", bearer(op), json{{"contract", c}}.dump());
     ASSERT_EQ(r.status, 202) << r.body;
   }
   int most = 0;
@@ -172,14 +174,20 @@ TEST(ServeQueue, DependenciesWaitAndAFailedOneCancelsItsDependents) {
 
 TEST(ServeQueue, KillNineWithWorkInFlightEndsEveryItemExactlyOnce) {
   RunProject p;
-  // Two long items that may retry once, one long item that may not, and three quick ones behind them.
+  // Two long items that may retry once, one long item that may not, and three quick ones behind them, each
+  // on paths of its own (path locks would otherwise run them one at a time).
+  auto own_paths = [&](const std::string& task, std::vector<std::string> commands, int retries) {
+    json c = queue_contract(p, task, std::move(commands), retries);
+    c["allowed_paths"] = {task + "/"};
+    return c;
+  };
   std::vector<std::string> items;
-  items.push_back(submit_cli(p, queue_contract(p, "retry-a", {"sleep 4"}, 1), "a"));
-  items.push_back(submit_cli(p, queue_contract(p, "no-retry", {"sleep 4"}, 0), "b", {"--priority", "8"}));
-  items.push_back(submit_cli(p, queue_contract(p, "retry-c", {"sleep 4"}, 1), "c"));
+  items.push_back(submit_cli(p, own_paths("retry-a", {"sleep 4"}, 1), "a"));
+  items.push_back(submit_cli(p, own_paths("no-retry", {"sleep 4"}, 0), "b", {"--priority", "8"}));
+  items.push_back(submit_cli(p, own_paths("retry-c", {"sleep 4"}, 1), "c"));
   for (int i = 0; i < 3; ++i)
     items.push_back(
-        submit_cli(p, queue_contract(p, "quick" + std::to_string(i), {"true"}), "q" + std::to_string(i)));
+        submit_cli(p, own_paths("quick" + std::to_string(i), {"true"}, 0), "q" + std::to_string(i)));
 
   auto serve = std::make_unique<ServeProcess>(p, std::vector<std::string>{"--concurrency", "2"});
   ASSERT_NE(serve->port(), 0) << serve->output();

@@ -17,6 +17,7 @@
 #include <fstream>
 #include <latch>
 #include <map>
+#include <mutex>
 #include <set>
 #include <thread>
 
@@ -56,6 +57,14 @@ NewItem item(const std::string& id, int priority = 5, const std::string& pack = 
   n.contract_path = "/c/" + id + ".json";
   n.repo = "/repo";
   n.priority = priority;
+  return n;
+}
+
+// An item whose claim locks `paths` of `repo`.
+NewItem locking(const std::string& id, std::vector<std::string> paths, const std::string& repo = "/repo") {
+  NewItem n = item(id);
+  n.repo = repo;
+  n.lock_paths = std::move(paths);
   return n;
 }
 
@@ -495,6 +504,197 @@ TEST_P(QueueBackendContract, ClaimersInProcessesNeverClaimTheSameItem) {
     EXPECT_EQ(it->state, ItemState::claimed);
     EXPECT_EQ(it->attempts.size(), 1u);
   }
+}
+
+TEST_P(QueueBackendContract, AClaimTakesItsPathLocksAndOverlappingItemsWait) {
+  auto q = open();
+  auto other = open();
+  ASSERT_EQ(q->submit(locking("a", {"src/"})).kind, SubmitOutcome::Kind::queued);
+  ASSERT_EQ(q->submit(locking("b", {"src/a.c"})).kind, SubmitOutcome::Kind::queued);
+  ASSERT_EQ(q->submit(locking("c", {"docs/"})).kind, SubmitOutcome::Kind::queued);
+  ASSERT_EQ(q->submit(locking("d", {"src/"}, "/other-repo")).kind, SubmitOutcome::Kind::queued);
+  ASSERT_EQ(q->submit(item("e")).kind, SubmitOutcome::Kind::queued) << "an item without lock paths";
+  ClaimRequest r = any_slot();
+  r.name_run = [](const QueueItem& it) { return "run-" + it.item_id; };
+  std::set<std::string> claimed;
+  while (auto c = other->claim(r)) claimed.insert(c->item_id);
+  EXPECT_EQ(claimed, (std::set<std::string>{"a", "c", "d", "e"})) << "b overlaps a: it waits, the rest go";
+  const QueueItem* a = find(*q, "a");
+  ASSERT_NE(a, nullptr);
+  EXPECT_EQ(a->current()->locks, (std::vector<std::string>{"src/"}));
+  EXPECT_FALSE(a->current()->lock_expires_at.empty());
+  // The lock table, as every client reads it.
+  auto locks = list_locks(*q);
+  ASSERT_EQ(locks.size(), 3u);
+  std::set<std::string> held;
+  for (const auto& l : locks) held.insert(l.repo + ":" + l.path + ":" + l.run_id);
+  EXPECT_EQ(held, (std::set<std::string>{"/repo:src/:run-a", "/repo:docs/:run-c", "/other-repo:src/:run-d"}));
+  // The waiting item says why.
+  auto snap = q->list();
+  const QueueItem* b = snap->state.find("b");
+  ASSERT_NE(b, nullptr);
+  Derived d = derive(*b, snap->state, r.limits, occupancy(snap->state), now_ms());
+  EXPECT_EQ(d.why_not, "lock src/ held by run-a");
+  // The holder's attempt ends: its locks go with it, and b is claimed.
+  ASSERT_EQ(q->finish("a", 1, {"success", "", ""}).change, Change::applied);
+  auto next = other->claim(r);
+  ASSERT_TRUE(next.has_value());
+  EXPECT_EQ(next->item_id, "b");
+}
+
+TEST_P(QueueBackendContract, ReleaseLocksByIdByRunAndPathAndByAttempt) {
+  auto q = open();
+  ASSERT_EQ(q->submit(locking("a", {"src/", "docs/"})).kind, SubmitOutcome::Kind::queued);
+  ASSERT_EQ(q->submit(locking("b", {"docs/x.md"})).kind, SubmitOutcome::Kind::queued);
+  ASSERT_EQ(q->submit(locking("c", {"src"})).kind, SubmitOutcome::Kind::queued);
+  ClaimRequest r = any_slot();
+  r.name_run = [](const QueueItem& it) { return "run-" + it.item_id; };
+  ASSERT_EQ(q->claim(r)->item_id, "a");
+  ASSERT_FALSE(q->claim(r).has_value());
+
+  LockRelease none;
+  none.run_id = "run-nobody";
+  EXPECT_EQ(q->release_locks(none).change, Change::not_found);
+  LockRelease wrong_path;
+  wrong_path.run_id = "run-a";
+  wrong_path.path = "tests/";
+  EXPECT_EQ(q->release_locks(wrong_path).change, Change::not_found);
+
+  // One path of a run's locks, named as the contract might spell it.
+  LockRelease docs;
+  docs.run_id = "run-a";
+  docs.path = "./docs";
+  docs.by = "admin";
+  docs.reason = "stuck";
+  LockReleaseOutcome out = q->release_locks(docs);
+  EXPECT_EQ(out.change, Change::applied);
+  ASSERT_EQ(out.released.size(), 1u);
+  EXPECT_EQ(out.released[0].path, "docs/");
+  auto b = q->claim(r);
+  ASSERT_TRUE(b.has_value());
+  EXPECT_EQ(b->item_id, "b") << "docs/ is free, src/ is still held";
+  EXPECT_EQ(find(*q, "a")->state, ItemState::running) << "the holder goes on";
+
+  // By id.
+  std::string src_id;
+  for (const auto& l : list_locks(*q))
+    if (l.item_id == "a") src_id = l.lock_id;
+  ASSERT_FALSE(src_id.empty());
+  LockRelease by_id;
+  by_id.lock_id = src_id;
+  EXPECT_EQ(q->release_locks(by_id).change, Change::applied);
+  EXPECT_EQ(q->release_locks(by_id).change, Change::not_found) << "released once";
+  EXPECT_EQ(q->claim(r)->item_id, "c");
+
+  // Every lock of one attempt (its run was sealed).
+  LockRelease attempt;
+  attempt.item_id = "c";
+  attempt.attempt = 1;
+  out = q->release_locks(attempt);
+  EXPECT_EQ(out.change, Change::applied);
+  ASSERT_EQ(out.released.size(), 1u);
+  EXPECT_EQ(out.released[0].path, "src");
+  EXPECT_EQ(list_locks(*q).size(), 1u) << "b's docs/x.md is left";
+}
+
+TEST_P(QueueBackendContract, ExpiredLocksAreIgnoredThenReapedAndRenewalsKeepThem) {
+  auto q = open();
+  auto other = open();
+  ASSERT_EQ(q->submit(locking("a", {"src/"})).kind, SubmitOutcome::Kind::queued);
+  ASSERT_EQ(q->submit(locking("b", {"src/"})).kind, SubmitOutcome::Kind::queued);
+  const int64_t t0 = now_ms();
+  ClaimRequest r = any_slot(t0);
+  r.lock_ttl_ms = 10'000;
+  r.name_run = [](const QueueItem& it) { return "run-" + it.item_id; };
+  ASSERT_EQ(q->claim(r)->item_id, "a");
+  EXPECT_EQ(parse_iso_ms(find(*q, "a")->current()->lock_expires_at), t0 + 10'000);
+  r.now = t0 + 9'999;
+  EXPECT_FALSE(other->claim(r).has_value()) << "not yet expired";
+  // Renewed by its claimer: it lasts longer.
+  EXPECT_EQ(q->renew_locks("a", 1, t0 + 20'000, t0 + 6'000), Change::applied);
+  EXPECT_EQ(q->renew_locks("a", 1, t0 + 15'000, t0 + 6'000), Change::unchanged);
+  EXPECT_EQ(q->renew_locks("a", 2, t0 + 30'000, t0 + 6'000), Change::refused);
+  r.now = t0 + 19'999;
+  EXPECT_FALSE(other->claim(r).has_value());
+  EXPECT_TRUE(other->reap_expired_locks(t0 + 19'999, "test").empty());
+  // Not renewed again (a leaked lock): ignored once its time has passed, then reaped.
+  EXPECT_EQ(list_locks(*q, t0 + 20'001).size(), 0u);
+  EXPECT_EQ(q->renew_locks("a", 1, t0 + 40'000, t0 + 20'001), Change::refused)
+      << "an expired lock is not brought back: another claim may hold the path";
+  auto reaped = other->reap_expired_locks(t0 + 20'001, "test");
+  ASSERT_EQ(reaped.size(), 1u);
+  EXPECT_EQ(reaped[0].item_id, "a");
+  EXPECT_TRUE(other->reap_expired_locks(t0 + 20'001, "test").empty()) << "reaped once";
+  EXPECT_EQ(find(*q, "a")->state, ItemState::running) << "the attempt itself is not ended";
+  r.now = t0 + 20'001;
+  auto b = other->claim(r);
+  ASSERT_TRUE(b.has_value());
+  EXPECT_EQ(b->item_id, "b");
+}
+
+// Claimers in threads, each its own client, over items most of whose paths overlap: no two claims ever
+// hold overlapping locks at once. Each claimer keeps up to two claims before it finishes the older, and
+// notes every claim in a shared table from before it is checked until before its finish, so an overlap
+// the backend let through is seen in the table, whatever the timing.
+TEST_P(QueueBackendContract, ClaimersInThreadsNeverHoldOverlappingLocks) {
+  constexpr int kThreads = 4;
+  const std::vector<std::vector<std::string>> shapes{
+      {"src/"}, {"src/a.c"}, {"src"}, {"."}, {"src/b/", "docs/"}, {"docs/x"}, {"tests/"}, {"tests/t.sh"}};
+  int n = 0;
+  {
+    auto q = open();
+    for (int round = 0; round < 5; ++round)
+      for (const auto& paths : shapes)
+        ASSERT_EQ(q->submit(locking("i" + std::to_string(n++), paths)).kind, SubmitOutcome::Kind::queued);
+  }
+  std::vector<std::unique_ptr<QueueBackend>> clients;
+  for (int t = 0; t < kThreads; ++t) clients.push_back(open());
+  std::mutex mu;
+  std::map<std::string, std::vector<std::string>> holding;  // item -> its lock paths
+  std::atomic<int> overlaps{0}, failures{0}, done{0};
+  std::latch go(kThreads);
+  std::vector<std::thread> threads;
+  for (int t = 0; t < kThreads; ++t)
+    threads.emplace_back([&, t] {
+      go.arrive_and_wait();
+      try {
+        ClaimRequest r = any_slot();
+        std::vector<std::string> mine;
+        auto finish_oldest = [&] {
+          {
+            std::lock_guard<std::mutex> l(mu);
+            holding.erase(mine.front());
+          }
+          if (clients[t]->finish(mine.front(), 1, {"success", "", ""}).change != Change::applied) ++failures;
+          mine.erase(mine.begin());
+          ++done;
+        };
+        while (done.load() < n) {
+          auto c = clients[t]->claim(r);
+          if (c) {
+            std::lock_guard<std::mutex> l(mu);
+            for (const auto& [other, paths] : holding)
+              for (const auto& p : paths)
+                for (const auto& m : c->lock_paths)
+                  if (paths_overlap(p, m)) ++overlaps;
+            holding[c->item_id] = c->lock_paths;
+            mine.push_back(c->item_id);
+          }
+          if (!mine.empty() && (!c || mine.size() == 2)) finish_oldest();
+          if (!c) std::this_thread::yield();
+        }
+        while (!mine.empty()) finish_oldest();
+      } catch (const std::exception&) {
+        ++failures;
+        done = n;
+      }
+    });
+  for (auto& th : threads) th.join();
+  EXPECT_EQ(failures.load(), 0);
+  EXPECT_EQ(overlaps.load(), 0) << "two claims held overlapping locks at once";
+  EXPECT_EQ(done.load(), n);
+  auto end = open()->list();
+  for (const auto& [id, it] : end->state.items()) EXPECT_EQ(it.state, ItemState::done) << id;
 }
 
 INSTANTIATE_TEST_SUITE_P(Backends, QueueBackendContract, ::testing::ValuesIn(kBackends),

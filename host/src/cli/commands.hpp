@@ -45,6 +45,7 @@ void add_intake(CLI::App& app, Globals& g, Runner& run);
 void add_queue(CLI::App& app, Globals& g, Runner& run);
 // queue from-run|replay, under `queue` (queue_rerun_command.cpp).
 void add_queue_rerun(CLI::App& queue, Globals& g, Runner& run);
+void add_locks(CLI::App& app, Globals& g, Runner& run);  // locks list|release: path locks of queued runs
 void add_serve(CLI::App& app, Globals& g, Runner& run);
 void add_tokens(CLI::App& app, Runner& run);
 void add_retention(CLI::App& app, Globals& g, Runner& run);

@@ -4,6 +4,7 @@
 #include "core/version.hpp"
 #include "log/log_lanes.hpp"
 #include "log/logger.hpp"
+#include "queue/locks_on_seal.hpp"
 #include "store/host_key.hpp"
 
 #include <cortexpilot/plugin.h>
@@ -17,6 +18,7 @@ int main(int argc, char** argv) {
   using namespace cp::cli;
   // The reactions to a sealed run are wired here, at the top, so the layers that seal never call upward.
   cp::control::record_workflow_cases_on_seal();
+  cp::queue::release_path_locks_on_seal();
   CLI::App app{
       "cp-host — a governed control plane for AI coding agents.\n"
       "Runs task contracts through runner plugins, judges them with gate plugins, and leaves an "
@@ -53,6 +55,7 @@ int main(int argc, char** argv) {
   add_runs(app, g, run);
   add_intake(app, g, run);
   add_queue(app, g, run);
+  add_locks(app, g, run);
   add_serve(app, g, run);
   add_tokens(app, run);
   add_retention(app, g, run);
@@ -86,7 +89,7 @@ int main(int argc, char** argv) {
   cp::log::set_console_format(log_format == "json" ? cp::log::ConsoleFormat::json
                                                    : cp::log::ConsoleFormat::text);
   for (const char* with_lanes : {"run", "serve", "queue", "retention", "replay", "approve", "reject",
-                                 "approvals", "evidence", "chain"})
+                                 "approvals", "evidence", "chain", "locks"})
     if (app.got_subcommand(with_lanes)) {
       try {
         cp::log::open_lanes(std::filesystem::absolute(g.root));

@@ -76,6 +76,11 @@ void add_serve_flags(CLI::App& cmd, ServeFlags& f) {
                  "HOST:PORT to listen on (default 127.0.0.1:8787; port 0 picks a free one)");
   cmd.add_option("--concurrency", d.concurrency, "Runs at once (default 2); packs may limit theirs further")
       ->check(CLI::Range(1, 256));
+  cmd.add_option("--lock-ttl", d.lock_ttl_sec,
+                 "Seconds a queued run's path locks last unless serve renews them (it does while the run "
+                 "lives), so a leaked lock frees itself; 0, the default: the run's wall-time budget plus 15 "
+                 "minutes")
+      ->check(CLI::Range(0, 7 * 24 * 3600));
   cmd.add_option(
       "--tokens", f.tokens,
       "Token file (schemas/api_tokens.schema.json) made with `cp-host tokens add`; without it every "

@@ -1,6 +1,7 @@
 #include "queue/jsonl_queue_backend.hpp"
 
 #include <algorithm>
+#include <map>
 
 namespace cp::queue {
 
@@ -14,7 +15,7 @@ std::string now_iso() {
 
 // The first item claim() would take: run order, eligible under `limits` at `now`.
 const QueueItem* first_eligible(const QueueState& st, const Limits& limits, int64_t now) {
-  Occupancy occ = occupancy(st);
+  Occupancy occ = occupancy(st, now);
   for (const QueueItem* it : in_run_order(st))
     if (derive(*it, st, limits, occ, now).eligible) return it;
   return nullptr;
@@ -90,6 +91,8 @@ SubmitOutcome JsonlQueueBackend::submit(const NewItem& item) {
   if (!item.workflow_id.empty()) op["workflow_id"] = item.workflow_id;
   if (!item.replay_of.empty()) op["replay_of"] = item.replay_of;
   if (!item.from_run.empty()) op["from_run"] = item.from_run;
+  if (!item.lock_paths.empty()) op["lock_paths"] = item.lock_paths;
+  if (item.lock_ttl_sec > 0) op["lock_ttl_sec"] = item.lock_ttl_sec;
   SubmitOutcome out;
   std::lock_guard<std::mutex> l(mu_);
   transact_locked([&](const QueueState& st) -> std::vector<json> {
@@ -126,6 +129,12 @@ std::optional<QueueItem> JsonlQueueBackend::claim(const ClaimRequest& req) {
     const int attempt = static_cast<int>(it->attempts.size()) + 1;
     std::vector<json> ops{
         {{"op", "claimed"}, {"item_id", it->item_id}, {"ts", now_iso()}, {"attempt", attempt}}};
+    if (!it->lock_paths.empty()) {
+      // The locks, judged free by first_eligible() under the file lock, are taken by this same line.
+      const int64_t ttl = lock_ttl_ms(*it, req.lock_ttl_ms);
+      ops[0]["locks"] = it->lock_paths;
+      ops[0]["lock_expires_at"] = iso_from_ms(now + ttl);
+    }
     if (req.name_run)
       ops.push_back({{"op", "started"},
                      {"item_id", it->item_id},
@@ -322,6 +331,109 @@ size_t JsonlQueueBackend::compact(const CompactRequest& req) {
   }
   note_change_locked();
   return dropped;
+}
+
+LockReleaseOutcome JsonlQueueBackend::release_locks(const LockRelease& req) {
+  const int64_t now = req.now != 0 ? req.now : now_ms();
+  LockReleaseOutcome out;
+  std::lock_guard<std::mutex> l(mu_);
+  transact_locked([&](const QueueState& st) -> std::vector<json> {
+    out = {};
+    std::vector<PathLock> held = held_locks(st, now);
+    if (!req.item_id.empty()) {
+      // The attempt's own end (its seal): expired locks go too, so nothing of it is left to reap.
+      std::vector<PathLock> late = expired_locks(st, now);
+      held.insert(held.end(), late.begin(), late.end());
+    }
+    std::string want_path;
+    if (!req.path.empty()) want_path = normalise_lock_path(req.path).value_or(req.path);
+    for (const auto& lk : held) {
+      bool match = !req.lock_id.empty() ? lk.lock_id == req.lock_id
+                   : !req.run_id.empty()
+                       ? lk.run_id == req.run_id && (want_path.empty() || same_lock_path(lk.path, want_path))
+                   : !req.item_id.empty() ? lk.item_id == req.item_id && lk.attempt == req.attempt
+                                          : false;
+      if (match) out.released.push_back(lk);
+    }
+    if (out.released.empty()) return {};
+    out.change = Change::applied;
+    // One operation per attempt, naming the paths it releases.
+    std::map<std::pair<std::string, int>, std::vector<std::string>> by_attempt;
+    for (const auto& lk : out.released) by_attempt[{lk.item_id, lk.attempt}].push_back(lk.path);
+    std::vector<json> ops;
+    for (const auto& [key, paths] : by_attempt) {
+      json op{{"op", "locks_released"},
+              {"item_id", key.first},
+              {"ts", now_iso()},
+              {"attempt", key.second},
+              {"paths", paths}};
+      if (!req.by.empty()) op["by"] = req.by;
+      if (!req.reason.empty()) op["reason"] = req.reason;
+      ops.push_back(std::move(op));
+    }
+    return ops;
+  });
+  return out;
+}
+
+Change JsonlQueueBackend::renew_locks(const std::string& item_id, int attempt, int64_t expires_at_ms,
+                                      int64_t now) {
+  if (now == 0) now = now_ms();
+  Change out = Change::not_found;
+  std::lock_guard<std::mutex> l(mu_);
+  transact_locked([&](const QueueState& st) -> std::vector<json> {
+    const QueueItem* it = st.find(item_id);
+    if (!it) {
+      out = Change::not_found;
+      return {};
+    }
+    bool holds = false;
+    if (it->active() && it->current()->attempt == attempt)
+      for (const auto& lk : held_locks(st, now))
+        if (lk.item_id == item_id) holds = true;
+    if (!holds) {
+      out = Change::refused;
+      return {};
+    }
+    if (parse_iso_ms(it->current()->lock_expires_at) >= expires_at_ms) {
+      out = Change::unchanged;
+      return {};
+    }
+    out = Change::applied;
+    return {{{"op", "locks_renewed"},
+             {"item_id", item_id},
+             {"ts", now_iso()},
+             {"attempt", attempt},
+             {"lock_expires_at", iso_from_ms(expires_at_ms)}}};
+  });
+  return out;
+}
+
+std::vector<PathLock> JsonlQueueBackend::reap_expired_locks(int64_t now, const std::string& by) {
+  if (now == 0) now = now_ms();
+  std::vector<PathLock> reaped;
+  std::lock_guard<std::mutex> l(mu_);
+  // Most calls find nothing: that is decided without taking the file lock.
+  refresh_locked();
+  if (expired_locks(store_.state(), now).empty()) return {};
+  transact_locked([&](const QueueState& st) -> std::vector<json> {
+    reaped = expired_locks(st, now);
+    std::map<std::pair<std::string, int>, std::pair<std::vector<std::string>, std::string>> by_attempt;
+    for (const auto& lk : reaped) {
+      auto& e = by_attempt[{lk.item_id, lk.attempt}];
+      e.first.push_back(lk.path);
+      e.second = lk.expires_at;
+    }
+    std::vector<json> ops;
+    for (const auto& [key, e] : by_attempt) {
+      json op{{"op", "locks_released"}, {"item_id", key.first}, {"ts", now_iso()},
+              {"attempt", key.second},  {"paths", e.first},     {"reason", "expired at " + e.second}};
+      if (!by.empty()) op["by"] = by;
+      ops.push_back(std::move(op));
+    }
+    return ops;
+  });
+  return reaped;
 }
 
 }  // namespace cp::queue

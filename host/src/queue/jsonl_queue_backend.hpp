@@ -31,6 +31,10 @@ class JsonlQueueBackend final : public QueueBackend {
   uint64_t version() override;
   uint64_t watch(uint64_t since, std::chrono::milliseconds timeout) override;
   size_t compact(const CompactRequest& req) override;
+  LockReleaseOutcome release_locks(const LockRelease& req) override;
+  Change renew_locks(const std::string& item_id, int attempt, int64_t expires_at_ms,
+                     int64_t now = 0) override;
+  std::vector<PathLock> reap_expired_locks(int64_t now, const std::string& by) override;
 
   // How often watch() looks at the file for other processes' appends.
   static constexpr std::chrono::milliseconds kWatchPoll{20};

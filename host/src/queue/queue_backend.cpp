@@ -33,6 +33,19 @@ std::unique_ptr<QueueBackend> open_queue_backend(const BackendOptions& o) {
   throw std::invalid_argument("unknown queue backend '" + o.kind + "' (known: jsonl)");
 }
 
+std::vector<PathLock> list_locks(QueueBackend& backend, int64_t now) {
+  return held_locks(backend.list()->state, now != 0 ? now : now_ms());
+}
+
+std::vector<PathLock> list_locks(const fs::path& root, int64_t now) {
+  BackendOptions o;
+  o.root = root;
+  o.create = false;
+  auto backend = open_queue_backend(o);
+  if (!backend) return {};
+  return list_locks(*backend, now);
+}
+
 std::string new_item_id() {
   std::string ts = iso_from_ms(now_ms());  // 2026-11-25T10:15:00.123Z
   std::string compact;

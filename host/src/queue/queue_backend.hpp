@@ -9,6 +9,14 @@
 //    `unchanged` (a cancel asked twice, a finish of an attempt that already ended);
 //  - claim() hands an item to exactly one caller: two claimers, in threads or processes, never get the same
 //    attempt of the same item (a SQL backend: SELECT ... FOR UPDATE SKIP LOCKED in one transaction);
+//  - the path locks (path_locks.hpp) are part of what the backend stores, and a claim takes the item's locks
+//    in the same atomic step as the item: it judges overlap against every lock held at that moment, by any
+//    process, so two claimers never hold overlapping locks of one repository. A SQL backend keeps a lock
+//    table (repo, path, item_id, attempt, run_id, since, expires_at, released_at) and, in the claim's
+//    transaction, serialises claims per repository (SELECT ... FOR UPDATE on a row per repo, or an advisory
+//    lock on its hash) before it reads the held rows and inserts its own. Locks end with their attempt
+//    (finish), by release_locks(), or when expires_at passes (ignored at once, released by
+//    reap_expired_locks());
 //  - every object is safe to use from several threads; several objects (and processes) may share a queue.
 #pragma once
 
@@ -40,6 +48,8 @@ struct NewItem {
   // contract.json): as a replay (from the run's baseline commit, `cp-host replay`), or from its
   // rollback.baseline_ref as it resolves when the item starts (`cp-host run --from-run`). At most one is set.
   std::string replay_of, from_run;
+  std::vector<std::string> lock_paths;  // normalised (lock_paths_of); empty: a claim takes no path lock
+  int lock_ttl_sec = 0;                 // how long a claim's locks last; 0: the claimer's default
 };
 
 struct SubmitOutcome {
@@ -70,6 +80,35 @@ struct ClaimRequest {
   // the same atomic step: the run is named in the queue before it starts. Called once, on the item being
   // claimed, while the claim is in progress; it must not call the backend.
   std::function<std::string(const QueueItem&)> name_run;
+  // How long the claimed item's path locks last from `now` (until renewed); 0: the item's lock_ttl_sec,
+  // else kDefaultLockTtlSec. An item whose paths overlap a held lock of its repository is not eligible.
+  int64_t lock_ttl_ms = 0;
+};
+
+// The TTL of a claim's locks when neither the claimer nor the item names one.
+inline constexpr int kDefaultLockTtlSec = 2 * 3600;
+
+// The TTL a claim gives `item`'s locks, in milliseconds: the claimer's `claim_ttl_ms` when it names one,
+// else the item's lock_ttl_sec, else kDefaultLockTtlSec.
+inline int64_t lock_ttl_ms(const QueueItem& item, int64_t claim_ttl_ms) {
+  if (claim_ttl_ms > 0) return claim_ttl_ms;
+  return int64_t{item.lock_ttl_sec > 0 ? item.lock_ttl_sec : kDefaultLockTtlSec} * 1000;
+}
+
+// Which locks release_locks() releases: one lock by id, the locks of a run (or one path of them), or the
+// locks of one attempt. Exactly one of lock_id, run_id and item_id is set.
+struct LockRelease {
+  std::string lock_id;
+  std::string run_id, path;  // path: normalised or not; empty: every lock of the run
+  std::string item_id;
+  int attempt = 0;  // with item_id
+  std::string by, reason;
+  int64_t now = 0;  // locks expired by then are not held (0: the clock)
+};
+
+struct LockReleaseOutcome {
+  Change change = Change::not_found;  // applied, or not_found: no held lock matched
+  std::vector<PathLock> released;
 };
 
 // How an attempt ended.
@@ -147,6 +186,19 @@ class QueueBackend {
   // Moves items that ended more than keep_terminal_ms ago out of the live queue (a backend may archive
   // them: JSONL keeps the full log in queue-history/). Returns how many records left the live queue.
   virtual size_t compact(const CompactRequest& req) = 0;
+
+  // Releases the held path locks `req` names, atomically; the attempt itself goes on.
+  virtual LockReleaseOutcome release_locks(const LockRelease& req) = 0;
+
+  // Moves the expiry of an active attempt's held locks to `expires_at_ms` (the claimer renews the locks
+  // of runs it still watches). `refused` when the attempt is not the active one or holds no lock any more
+  // (released, or expired by `now`: another claim may have them); `unchanged` when they last that long.
+  virtual Change renew_locks(const std::string& item_id, int attempt, int64_t expires_at_ms,
+                             int64_t now = 0) = 0;
+
+  // Releases every lock that expired by `now` and was not released (a leaked lock: its claimer died and
+  // nobody ended the attempt), recording `by`. Returns them.
+  virtual std::vector<PathLock> reap_expired_locks(int64_t now, const std::string& by) = 0;
 };
 
 struct BackendOptions {
@@ -158,6 +210,12 @@ struct BackendOptions {
 
 // The backend `o.kind` names, over the queue of `o.root`. std::invalid_argument for an unknown kind.
 std::unique_ptr<QueueBackend> open_queue_backend(const BackendOptions& o);
+
+// The path locks held now, oldest claim first: the read API of the lock table (GET /api/locks, `cp-host
+// locks list`, and any view that shows who holds what).
+std::vector<PathLock> list_locks(QueueBackend& backend, int64_t now = 0);
+// The same over the queue of `root`, opened for this call; empty when the root has no queue.
+std::vector<PathLock> list_locks(const std::filesystem::path& root, int64_t now = 0);
 
 // "q-20261125T101500Z-3f9a1c": sortable by time, unique across processes.
 std::string new_item_id();

@@ -4,6 +4,7 @@
 
 #include "contract/compiler.hpp"
 #include "core/json_locator.hpp"
+#include "run/runner_driver.hpp"
 #include "run/workspace.hpp"
 #include "store/atomic_file.hpp"
 #include "store/bundle.hpp"
@@ -111,6 +112,15 @@ SubmitResult QueueService::submit(const SubmitRequest& req) {
     return usage("repo " + repo.string() + " cannot be run on: " + e.what() +
                  " (name a git repository, or fix /rollback/baseline_ref)");
   }
+  // What a claim of the item locks: the contract's allowed_paths (the whole repository without any), for
+  // the run's wall-time budget plus room for its gates, unless the scheduler renews them.
+  std::vector<std::string> lock_paths;
+  try {
+    lock_paths = lock_paths_of(c.value("allowed_paths", json::array()));
+  } catch (const std::exception& e) {
+    fs::remove(snap, ec);
+    return usage(e.what());
+  }
   json tr = c.value("timeout_retry", json::object());
   NewItem item;
   item.item_id = item_id;
@@ -128,6 +138,8 @@ SubmitResult QueueService::submit(const SubmitRequest& req) {
   item.start_by = req.start_by;
   item.submitted_by = req.submitted_by;
   item.workflow_id = c.value("workflow_id", "");
+  item.lock_paths = std::move(lock_paths);
+  item.lock_ttl_sec = static_cast<int>(run::wall_time_of(c).count()) + kLockTtlMarginSec;
 
   r = record(item);
   if (r.outcome != SubmitResult::Outcome::queued) fs::remove(snap, ec);
@@ -217,6 +229,12 @@ std::optional<json> QueueService::get(const std::string& item_id) {
 
 size_t QueueService::compact(const CompactRequest& req) {
   return backend_->compact(req);
+}
+
+json QueueService::locks() {
+  json all = json::array();
+  for (const auto& l : list_locks(*backend_)) all.push_back(to_json(l));
+  return {{"locks", all}, {"count", all.size()}};
 }
 
 }  // namespace cp::queue

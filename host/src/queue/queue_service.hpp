@@ -67,6 +67,11 @@ class QueueService {
   std::optional<nlohmann::json> get(const std::string& item_id);
   // Moves ended items out of the live queue (QueueBackend::compact).
   size_t compact(const CompactRequest& req);
+  // The path locks held now (list_locks), oldest first: {locks: [...], count}.
+  nlohmann::json locks();
+
+  // What a queued item's locks last beyond the run's wall-time budget: its gates, its seal.
+  static constexpr int kLockTtlMarginSec = 15 * 60;
 
   // The limits that decide eligibility: `global` plus each pack's concurrency_limit.
   Limits limits(int global) const;

@@ -77,6 +77,8 @@ bool QueueState::apply(const json& op, uint64_t line) {
     it.submitted_by = op.value("submitted_by", "");
     it.replay_of = op.value("replay_of", "");
     it.from_run = op.value("from_run", "");
+    it.lock_paths = op.value("lock_paths", std::vector<std::string>{});
+    it.lock_ttl_sec = op.value("lock_ttl_sec", 0);
     it.order = next_order_++;
     items_.emplace(id, std::move(it));
     return true;
@@ -93,6 +95,8 @@ bool QueueState::apply(const json& op, uint64_t line) {
     Attempt a;
     a.attempt = attempt;
     a.claimed_at = ts;
+    a.locks = op.value("locks", std::vector<std::string>{});
+    a.lock_expires_at = op.value("lock_expires_at", "");
     it.attempts.push_back(a);
     it.state = ItemState::claimed;
     return true;
@@ -141,6 +145,23 @@ bool QueueState::apply(const json& op, uint64_t line) {
     }
     return true;
   }
+  if (kind == "locks_released" || kind == "locks_renewed") {
+    if (!it.active() || attempt != static_cast<int>(it.attempts.size()))
+      return fail("item " + id + " " + kind + " for attempt " + std::to_string(attempt) + " while " +
+                  to_string(it.state));
+    Attempt& a = it.attempts.back();
+    if (kind == "locks_renewed") {
+      a.lock_expires_at = op.value("lock_expires_at", a.lock_expires_at);
+      return true;
+    }
+    // No `paths`: every lock of the attempt.
+    std::vector<std::string> paths = op.value("paths", a.locks);
+    for (const auto& p : paths)
+      if (std::find(a.locks.begin(), a.locks.end(), p) != a.locks.end() &&
+          std::find(a.released_locks.begin(), a.released_locks.end(), p) == a.released_locks.end())
+        a.released_locks.push_back(p);
+    return true;
+  }
   if (kind == "held" || kind == "released") {
     if (it.terminal()) return fail("item " + id + " " + kind + " after it ended");
     it.held = kind == "held";
@@ -149,14 +170,57 @@ bool QueueState::apply(const json& op, uint64_t line) {
   return fail("unknown operation '" + kind + "'");
 }
 
-Occupancy occupancy(const QueueState& state) {
+Occupancy occupancy(const QueueState& state, int64_t now) {
   Occupancy o;
   for (const auto& [id, it] : state.items())
     if (it.active()) {
       ++o.total;
       ++o.per_pack[it.pack];
     }
+  o.locks = held_locks(state, now != 0 ? now : now_ms());
   return o;
+}
+
+namespace {
+
+// The locks of active attempts not released, those expired by `now` (`expired`) or the others.
+std::vector<PathLock> attempt_locks(const QueueState& state, int64_t now, bool expired) {
+  std::vector<std::pair<std::string, PathLock>> found;  // by claim time, then item and path
+  for (const auto& [id, it] : state.items()) {
+    if (!it.active()) continue;
+    const Attempt& a = *it.current();
+    if (a.locks.empty()) continue;
+    int64_t until = parse_iso_ms(a.lock_expires_at);
+    if ((until >= 0 && until <= now) != expired) continue;
+    for (const auto& p : a.locks) {
+      if (std::find(a.released_locks.begin(), a.released_locks.end(), p) != a.released_locks.end()) continue;
+      PathLock l;
+      l.lock_id = lock_id(it.item_id, a.attempt, it.repo, p);
+      l.repo = it.repo;
+      l.path = p;
+      l.item_id = it.item_id;
+      l.attempt = a.attempt;
+      l.run_id = a.run_id;
+      l.since = a.claimed_at;
+      l.expires_at = a.lock_expires_at;
+      found.emplace_back(a.claimed_at + "\n" + it.item_id, std::move(l));
+    }
+  }
+  std::stable_sort(found.begin(), found.end(),
+                   [](const auto& x, const auto& y) { return x.first < y.first; });
+  std::vector<PathLock> out;
+  for (auto& f : found) out.push_back(std::move(f.second));
+  return out;
+}
+
+}  // namespace
+
+std::vector<PathLock> held_locks(const QueueState& state, int64_t now) {
+  return attempt_locks(state, now, false);
+}
+
+std::vector<PathLock> expired_locks(const QueueState& state, int64_t now) {
+  return attempt_locks(state, now, true);
 }
 
 namespace {
@@ -222,6 +286,11 @@ Derived derive(const QueueItem& it, const QueueState& state, const Limits& limit
       return d;
     }
   }
+  if (!it.lock_paths.empty())
+    if (const PathLock* held = find_conflict(occ.locks, it.repo, it.lock_paths)) {
+      d.why_not = held_by_text(*held);
+      return d;
+    }
   if (occ.total >= limits.global) {
     d.why_not = "global concurrency limit " + std::to_string(limits.global) + " reached";
     return d;
@@ -271,6 +340,7 @@ json to_json(const QueueItem& it, const Derived& d) {
   if (!it.submitted_by.empty()) j["submitted_by"] = it.submitted_by;
   if (!it.replay_of.empty()) j["replay_of"] = it.replay_of;
   if (!it.from_run.empty()) j["from_run"] = it.from_run;
+  if (!it.lock_paths.empty()) j["lock_paths"] = it.lock_paths;
   if (it.held) j["held"] = true;
   if (it.cancel_requested) j["cancel_requested"] = true;
   if (!it.status.empty()) j["status"] = it.status;
@@ -284,6 +354,11 @@ json to_json(const QueueItem& it, const Derived& d) {
     if (!a.status.empty()) aj["status"] = a.status;
     if (!a.reason.empty()) aj["reason"] = a.reason;
     if (!a.error.empty()) aj["error"] = a.error;
+    if (!a.locks.empty()) {
+      aj["locks"] = a.locks;
+      aj["lock_expires_at"] = a.lock_expires_at;
+      if (!a.released_locks.empty()) aj["released_locks"] = a.released_locks;
+    }
     j["attempts"].push_back(std::move(aj));
   }
   if (const Attempt* a = it.current(); a && !a->run_id.empty()) j["run_id"] = a->run_id;

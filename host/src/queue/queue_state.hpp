@@ -7,6 +7,7 @@
 #pragma once
 
 #include "core/clock.hpp"
+#include "queue/path_locks.hpp"
 
 #include <nlohmann/json.hpp>
 
@@ -24,6 +25,10 @@ struct Attempt {
   int attempt = 0;
   std::string run_id, status, reason, claimed_at, started_at, finished_at;
   std::string error;  // what cp-host run said when it ended without a sealed bundle (its log's last lines)
+  // The path locks the claim took (normalised), those released since, and when the rest expire. The locks
+  // are held while the attempt is claimed or running, until released or expired (held_locks()).
+  std::vector<std::string> locks, released_locks;
+  std::string lock_expires_at;  // ISO-8601 UTC
 };
 
 struct QueueItem {
@@ -36,6 +41,10 @@ struct QueueItem {
   int timeout_sec = 0;  // the contract's expected bound, for SLA risk
   std::string submitted_by;
   std::string replay_of, from_run;  // an earlier run's contract run again (queue_backend.hpp: NewItem)
+  // What a claim locks in `repo` (path_locks.hpp): the contract's allowed_paths, normalised. Empty: nothing
+  // (an item queued before path locks existed, or one submitted straight to a backend without any).
+  std::vector<std::string> lock_paths;
+  int lock_ttl_sec = 0;  // how long a claim's locks last unless renewed; 0: the claimer's default
 
   ItemState state = ItemState::queued;
   bool held = false;
@@ -92,16 +101,23 @@ struct Limits {
 
 struct Derived {
   bool eligible = false;
-  std::string why_not;     // when not eligible: the first reason ("held", "waiting for item x", ...)
+  std::string why_not;     // when not eligible: the first reason ("held", "lock src/ held by RUN", ...)
   std::string sla_state;   // on_track | at_risk | breached
   std::string blocked_by;  // a dependency that ended without success: the item can never run
 };
-// Runs holding a slot (claimed or running), overall and per pack.
+// Runs holding a slot (claimed or running), overall and per pack, and the path locks held at `now`.
 struct Occupancy {
   int total = 0;
   std::map<std::string, int> per_pack;
+  std::vector<PathLock> locks;
 };
-Occupancy occupancy(const QueueState& state);
+Occupancy occupancy(const QueueState& state, int64_t now = 0);  // now 0: the clock
+
+// The path locks held at `now`: every claimed or running attempt's locks that were not released and have
+// not expired, oldest claim first. Expired locks are ignored here, whether or not anyone reaped them yet.
+std::vector<PathLock> held_locks(const QueueState& state, int64_t now);
+// The attempt's locks that expired by `now` and were not released: what a reaper releases.
+std::vector<PathLock> expired_locks(const QueueState& state, int64_t now);
 Derived derive(const QueueItem& item, const QueueState& state, const Limits& limits, const Occupancy& occ,
                int64_t now);
 

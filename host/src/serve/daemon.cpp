@@ -83,6 +83,7 @@ std::unique_ptr<Scheduler> make_scheduler(const DaemonOptions& o, const fs::path
   so.root = root;
   so.plugins_dir = fs::absolute(o.plugins_dir);
   so.concurrency = o.concurrency;
+  so.lock_ttl = std::chrono::seconds(o.lock_ttl_sec);
   // Runs never see the token file, wherever it lives (its hashes are still worth guessing at).
   if (!o.tokens_file.empty()) so.hidden.push_back(fs::absolute(o.tokens_file).lexically_normal());
   so.on_run_done = [&catalog](const std::string& id) { catalog.update(id); };

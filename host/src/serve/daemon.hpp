@@ -25,6 +25,7 @@ struct DaemonOptions {
   std::string host = "127.0.0.1";
   uint16_t port = 8787;  // 0: any free port
   int concurrency = 2;
+  int lock_ttl_sec = 0;               // path locks' TTL; 0: each item's wall-time budget plus a margin
   std::filesystem::path tokens_file;  // empty: no tokens (reads need open_reads, writes are refused)
   bool open_reads = false;            // GET routes without a token; loopback addresses only
   std::filesystem::path repo;         // for submissions that name none; empty: none

@@ -3,6 +3,7 @@
 #include "core/json_file.hpp"
 #include "core/runtime_paths.hpp"
 
+#include "control/path_lock_release.hpp"
 #include "log/log_lanes.hpp"
 #include "queue/queue_backend.hpp"
 #include "queue/queue_service.hpp"
@@ -269,8 +270,34 @@ void Scheduler::finish(const Child& c, int ws) {
   }
 }
 
+// Renews the locks of live children before half their TTL is gone, and (once a second) reaps expired
+// locks: those of attempts nobody watches any more.
+void Scheduler::keep_locks(int64_t now) {
+  queue::QueueBackend& queue = q_.backend();
+  for (auto& [pid, c] : children_) {
+    if (c.locks_expire_ms == 0 || now < c.locks_expire_ms - c.lock_ttl_ms / 2) continue;
+    const int64_t until = now + c.lock_ttl_ms;
+    queue::Change r = queue.renew_locks(c.item_id, c.attempt, until, now);
+    if (r == queue::Change::applied || r == queue::Change::unchanged) {
+      c.locks_expire_ms = until;
+      continue;
+    }
+    // Released (the run was sealed, or an admin forced it) or already expired: nothing left to renew.
+    c.locks_expire_ms = 0;
+  }
+  if (now < next_reap_ms_) return;
+  next_reap_ms_ = now + 1000;
+  try {
+    control::reap_expired_locks(o_.root, queue, now);
+  } catch (const std::exception& e) {
+    // The locks are gone from the queue; only their record failed. Say so, and go on scheduling.
+    std::fprintf(stderr, "cp-host serve: scheduler: reaping expired path locks: %s\n", e.what());
+  }
+}
+
 void Scheduler::tick_once() {
   reap();
+  keep_locks(core::now_ms());
   queue::QueueBackend& queue = q_.backend();
   auto snapshot = queue.list();
   const QueueState& st = snapshot->state;
@@ -306,12 +333,17 @@ void Scheduler::tick_once() {
   claim.limits = limits;
   claim.now = now;
   claim.name_run = [](const QueueItem& it) { return store::new_run_id(it.task_id); };
+  claim.lock_ttl_ms = std::chrono::duration_cast<std::chrono::milliseconds>(o_.lock_ttl).count();
   while (auto it = queue.claim(claim)) {
     Launch l;
     l.child.item_id = it->item_id;
     l.child.attempt = it->current()->attempt;
     l.child.run_id = it->current()->run_id;
     l.command = command_of(*it);
+    if (!it->current()->locks.empty()) {
+      l.child.lock_ttl_ms = queue::lock_ttl_ms(*it, claim.lock_ttl_ms);
+      l.child.locks_expire_ms = std::max<int64_t>(1, core::parse_iso_ms(it->current()->lock_expires_at));
+    }
     l.repo = it->repo;
     launches.push_back(std::move(l));
   }

@@ -3,6 +3,12 @@
 // before it starts (run id and attempt written to the queue first), dies with serve (PDEATHSIG), and its
 // outcome is read back from its sealed bundle. So after a kill -9 of serve, the restart finds each
 // interrupted item's attempt in the queue and its bundle on disk, and ends the attempt exactly once.
+//
+// Path locks: an item is claimed only together with the locks on its allowed_paths (queue/path_locks.hpp),
+// so an item whose paths a running run holds waits (its waiting_on names the lock and the holder) while
+// other items go ahead. The locks go when the attempt ends (here, on the child's exit; at restart, by
+// recover()) or the run is sealed (a seal observer, queue/locks_on_seal.hpp). While a child lives its
+// locks are renewed, so only a leaked lock (its claimer gone) reaches its TTL, and is then reaped.
 #pragma once
 
 #include <nlohmann/json.hpp>
@@ -30,6 +36,9 @@ struct SchedulerOptions {
   std::chrono::milliseconds tick{50};  // how often the queue is looked at for other processes' changes
   std::function<void(const std::string& run_id)> on_run_done;  // called on the scheduler thread
   std::vector<std::filesystem::path> hidden;  // passed to each run as --hide (the token file)
+  // How long a claim's path locks last unless renewed; 0: each item's own (its wall-time budget plus a
+  // margin). A live child's locks are renewed when half of this is left.
+  std::chrono::seconds lock_ttl{0};
 };
 
 class Scheduler {
@@ -62,10 +71,12 @@ class Scheduler {
     std::string item_id, run_id;
     int attempt = 0;
     bool term_sent = false;
+    int64_t lock_ttl_ms = 0, locks_expire_ms = 0;  // 0: the attempt holds no lock (any more)
   };
   void loop();
   void tick_once();
   void reap();
+  void keep_locks(int64_t now);
   void finish(const Child& c, int wait_status);
   // `command`: what the child runs, after `cp-host` (`run CONTRACT`, `replay RUN`, `run --from-run RUN`).
   pid_t spawn(const Child& c, const std::vector<std::string>& command, const std::string& repo);
@@ -78,6 +89,7 @@ class Scheduler {
   bool stop_ = false, poked_ = false;
   std::map<pid_t, Child> children_;  // touched only by the scheduler thread, except stats()
   Stats stats_;
+  int64_t next_reap_ms_ = 0;  // when expired locks are looked for next
 };
 
 // What the child's exit said, for an attempt whose bundle has no verdict: {status, reason}.
