@@ -6,8 +6,10 @@
 #include "core/sha256.hpp"
 #include "plugin/plugin_info.hpp"
 #include "plugin/registry.hpp"
+#include "queue/path_locks.hpp"
 #include "queue/queue_service.hpp"
 #include "run/engine.hpp"
+#include "run/runner_driver.hpp"
 #include "run/workspace.hpp"
 #include "store/atomic_file.hpp"
 #include "store/bundle.hpp"
@@ -156,6 +158,9 @@ RequeueResult requeue_run(queue::QueueService& queue, const fs::path& root, cons
     item.start_by = req.start_by;
     item.submitted_by = req.submitted_by;
     (req.mode == RequeueMode::replay ? item.replay_of : item.from_run) = req.run_id;
+    // A run again of the same contract locks the same paths as any queued contract.
+    item.lock_paths = queue::lock_paths_of(c.value("allowed_paths", json::array()));
+    item.lock_ttl_sec = static_cast<int>(run::wall_time_of(c).count()) + queue::QueueService::kLockTtlMarginSec;
     queue::SubmitResult r = queue.submit_item(item);
     switch (r.outcome) {
       case queue::SubmitResult::Outcome::queued:
