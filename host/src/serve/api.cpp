@@ -50,7 +50,7 @@ const std::vector<Route>& route_table() {
   static const std::vector<Route> table = [] {
     std::vector<Route> all;
     for (auto part : {system_routes, runs_routes, events_routes, evidence_routes, approvals_routes,
-                      workflows_routes, intake_routes, queue_routes})
+                      workflows_routes, intake_routes, queue_routes, agents_routes})
       for (auto& r : part()) all.push_back(r);
     return all;
   }();

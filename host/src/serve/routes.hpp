@@ -50,6 +50,7 @@ std::vector<Route> approvals_routes();  // pending approvals; approve, reject, g
 std::vector<Route> workflows_routes();  // workflow cases
 std::vector<Route> intake_routes();     // intake previews (the execution plan of a contract)
 std::vector<Route> queue_routes();      // queue items
+std::vector<Route> agents_routes();     // runners and roles, live agents, a role's config
 
 // Every route, built once from the lists above.
 const std::vector<Route>& route_table();
