@@ -484,7 +484,8 @@ class CrossChecker {
     for (size_t i = 0; i < f.doc["roles"].size(); ++i) {
       const json& r = f.doc["roles"][i];
       if (!r.is_object()) continue;
-      std::string name = r.value("role", std::string("<ROLE>"));
+      std::string name =
+          r.contains("role") && r["role"].is_string() ? r["role"].get<std::string>() : std::string("<ROLE>");
       for (const char* moved : {"allowed_runners", "prompt_ref"})
         if (r.contains(moved))
           add(f, "/roles/" + std::to_string(i) + "/" + moved, "xref:moved",
