@@ -45,9 +45,17 @@ struct Budgets {
   }
 };
 
-// The prompt an agent gets: the contract's spec plus the rules it will be judged by.
-inline std::string build_prompt(const json& contract) {
+// The prompt an agent gets: its role's system prompt (the runner input's role_prompt, which the host
+// compiled into the contract, so a role config changed later never reaches a run already compiled), then
+// the contract's spec plus the rules it will be judged by.
+inline std::string build_prompt(const json& contract, const json& role_prompt = json()) {
   std::string p;
+  if (role_prompt.is_object() && role_prompt.contains("text") && role_prompt["text"].is_string() &&
+      !role_prompt["text"].get_ref<const std::string&>().empty()) {
+    p += role_prompt["text"].get<std::string>();
+    if (p.back() != '\n') p += "\n";
+    p += "\nYour task:\n";
+  }
   if (contract.contains("title")) p += contract["title"].get<std::string>() + "\n\n";
   p += contract["inputs"].value("spec", "");
   p += "\n\nRules of this task (checked after you finish):\n- Change only files under:";

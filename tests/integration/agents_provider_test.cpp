@@ -153,6 +153,19 @@ TEST(AgentsRunner, ToolLoopFixesTheRepoThroughAllowedToolsOnly) {
   auto types = r.event_types();
   EXPECT_NE(std::find(types.begin(), types.end(), "FILE_CHANGED"), types.end());
   EXPECT_NE(std::find(types.begin(), types.end(), "COMMAND_EXECUTED"), types.end());
+  // The assigned role's prompt (policies/role_config.json, compiled into the contract) comes first.
+  // The last request is the runner's (the probe's come first); every turn resends the conversation.
+  std::istringstream sent(fake.requests());
+  std::string line, last;
+  while (std::getline(sent, line))
+    if (!line.empty()) last = line;
+  json request = json::parse(last, nullptr, false);
+  ASSERT_TRUE(request.is_object()) << last;
+  std::string user;
+  for (const auto& m : request["messages"])
+    if (m.value("role", "") == "user") user = m.value("content", "");
+  EXPECT_EQ(user.rfind(cp::test::read_file(p.dir / "policies/roles/worker.md"), 0), 0u) << user;
+  EXPECT_NE(user.find("Your task:"), std::string::npos) << user;
   expect_bundle_valid(p, r);
 }
 

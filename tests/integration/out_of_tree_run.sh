@@ -23,6 +23,15 @@ cp "$plugin_dir"/*.so "$work/build/oot_plugins.so" "$work/plugins/"
 root=$work/root
 mkdir -p "$root/contracts"
 cp -r "$source_dir/packs" "$source_dir/policies" "$root/"
+# The role a contract assigns must be allowed its runner (policies/role_config.json): an operator adding a
+# third-party runner lets the roles that may use it say so.
+python3 - "$root/policies/role_config.json" <<'PY'
+import json, sys
+path = sys.argv[1]
+cfg = json.load(open(path))
+cfg["roles"]["WORKER"]["allowed_runners"].append("oot_runner")
+json.dump(cfg, open(path, "w"), indent=2)
+PY
 for pack in oot_pass:oot_policy:pass oot_deny:oot_policy:fail oot_fail:oot_check:fail; do
   IFS=: read -r name gate verdict <<<"$pack"
   cat >"$root/packs/$name.json" <<JSON

@@ -110,6 +110,11 @@ INSTANTIATE_TEST_SUITE_P(
                       SchemaCase{"role_registry",
                                  R"({"policy":"role_registry","roles":[{"role":"PM","description":"d"}]})",
                                  R"({"policy":"role_registry","roles":[]})", "/roles", "minItems"},
+                      SchemaCase{
+                          "role_config",
+                          R"({"policy":"role_config","roles":{"WORKER":{"allowed_runners":["tool"]}}})",
+                          R"({"policy":"role_config","roles":{"WORKER":{"prompt_ref":"/etc/passwd"}}})",
+                          "/roles/WORKER/prompt_ref", "pattern"},
                       SchemaCase{"retention_policy",
                                  R"({"policy":"retention_policy","lanes":{"runs":{"ttl_days":3}}})",
                                  R"({"policy":"retention_policy","lanes":{"runs":{"ttl_days":-1}}})",

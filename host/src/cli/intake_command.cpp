@@ -84,8 +84,11 @@ void add_intake(CLI::App& app, Globals& g, Runner& run) {
                   << rb["assigned"].value("role", "")
                   << (rb["assigned"].value("runner_allowed", true) ? ""
                                                                    : " (runner not allowed for this role)")
-                  << "\n"
-                  << "gates     " << gates.dump() << "\n"
+                  << "\n";
+        if (rb["assigned"].contains("prompt_ref"))
+          std::cout << "prompt    " << rb["assigned"].value("prompt_ref", "") << " (sha256 "
+                    << rb["assigned"].value("prompt_sha256", "").substr(0, 12) << ")\n";
+        std::cout << "gates     " << gates.dump() << "\n"
                   << "outputs   " << out["predicted_outputs"]["bundle"].size() << " bundle files, then "
                   << out["predicted_outputs"]["terminal_status"].get<std::string>() << "\n"
                   << "contract  sha256 " << out["contract_sha256"].get<std::string>() << "\n";

@@ -66,6 +66,7 @@ int main(int argc, char** argv) {
   add_chain(app, g, run);
   add_keys(app, run);
   add_worktrees(app, g, run);
+  add_agents(app, g, run);
 
   try {
     app.parse(argc, argv);
@@ -89,7 +90,7 @@ int main(int argc, char** argv) {
   cp::log::set_console_format(log_format == "json" ? cp::log::ConsoleFormat::json
                                                    : cp::log::ConsoleFormat::text);
   for (const char* with_lanes : {"run", "serve", "queue", "retention", "replay", "approve", "reject",
-                                 "approvals", "evidence", "chain", "locks"})
+                                 "approvals", "evidence", "chain", "locks", "roles"})
     if (app.got_subcommand(with_lanes)) {
       try {
         cp::log::open_lanes(std::filesystem::absolute(g.root));

@@ -1,5 +1,6 @@
 #include "contract/compiler.hpp"
 
+#include "contract/role_config.hpp"
 #include "core/sha256.hpp"
 
 #include <fstream>
@@ -18,6 +19,32 @@ json read_required(const fs::path& file, const std::string& what) {
   if (doc.is_discarded() || !doc.is_object())
     throw CompileError(what + " " + file.string() + " is not a JSON object (run `cp-host validate`)");
   return doc;
+}
+
+// The assigned role's config, resolved now so the run keeps what it was compiled with whatever the file
+// says later: the prompt's text and sha256 go into the compiled contract (the runner reads them from
+// there), and the role's runtime binding fills the provider and model a contract on the role's runner
+// leaves out.
+json resolve_role(json& merged, const json& role_config, const fs::path& root) {
+  std::string role = merged.value("assigned_agent", json::object()).value("role", "");
+  json entry = role_config_entry(role_config, role);
+  if (!entry.is_object()) return nullptr;
+  if (entry.contains("runtime") && entry["runtime"].is_object()) {
+    const json& rt = entry["runtime"];
+    json& ro = merged["runtime_options"];
+    if (rt.value("runner", "") == ro.value("runner", ""))
+      for (const char* k : {"provider", "model"})
+        if (rt.contains(k) && !ro.contains(k)) ro[k] = rt[k];
+  }
+  if (!entry.contains("prompt_ref") || !entry["prompt_ref"].is_string()) return nullptr;
+  std::string why;
+  auto prompt = read_role_prompt(root, entry["prompt_ref"].get<std::string>(), why);
+  if (!prompt) throw CompileError("role '" + role + "' in " + std::string(kRoleConfigPath) + ": " + why);
+  return json{{"role", role},
+              {"prompt_ref", prompt->ref},
+              {"sha256", prompt->sha256},
+              {"bytes", prompt->text.size()},
+              {"text", prompt->text}};
 }
 
 }  // namespace
@@ -70,6 +97,15 @@ CompiledContract compile_contract(const json& contract, const fs::path& root) {
     policies["browser_policy"] = browser;
   }
 
+  // Optional: what each role's agent is told and may run on (allowed_runners were checked by validation).
+  json role_prompt;
+  if (fs::exists(role_config_file(root))) {
+    json rc = read_required(role_config_file(root), "policy role_config");
+    rc.erase("$schema");
+    role_prompt = resolve_role(merged, rc, root);
+    policies["role_config"] = rc;
+  }
+
   CompiledContract c;
   c.document = json{{"schema_version", 1},
                     {"contract", merged},
@@ -80,6 +116,7 @@ CompiledContract compile_contract(const json& contract, const fs::path& root) {
                     {"gates", gates},
                     {"policies", policies}};
   if (pack.contains("approval")) c.document["pack"]["approval"] = pack["approval"];
+  if (role_prompt.is_object()) c.document["role_prompt"] = role_prompt;
   // The sandbox settings are part of what the contract's sha256 binds: a run cannot be replayed looser.
   if (pack.contains("sandbox")) c.document["pack"]["sandbox"] = pack["sandbox"];
   // The most network a contract of this pack may ask for: the pack's sandbox.network, else its default

@@ -1,5 +1,7 @@
 #include "contract/role_binding.hpp"
 
+#include "contract/role_config.hpp"
+
 #include <algorithm>
 #include <string>
 
@@ -15,14 +17,12 @@ json role_entry(const json& registry, const std::string& role) {
   return nullptr;
 }
 
-json agent_binding(const json& registry, const json& agent) {
+json agent_binding(const json& registry, const json& config, const json& agent) {
   std::string role = agent.value("role", "");
   json r = role_entry(registry, role);
   json out{{"role", role}, {"agent_id", agent.value("agent_id", "")}, {"registered", r.is_object()}};
-  if (r.is_object()) {
-    out["can_approve"] = r.value("can_approve", false);
-    if (r.contains("allowed_runners")) out["allowed_runners"] = r["allowed_runners"];
-  }
+  if (r.is_object()) out["can_approve"] = r.value("can_approve", false);
+  if (auto allowed = allowed_runners_of(config, role)) out["allowed_runners"] = *allowed;
   return out;
 }
 
@@ -30,9 +30,13 @@ json agent_binding(const json& registry, const json& agent) {
 
 json role_binding_summary(const json& compiled) {
   const json& c = compiled["contract"];
-  const json registry = compiled["policies"].value("role_registry", json::object());
+  const json& policies = compiled["policies"];
+  const json registry = policies.value("role_registry", json::object());
+  // Compiled without a role config (an older project): nothing restricts the runner, as before.
+  const bool enforced = policies.contains("role_config");
+  const json config = policies.value("role_config", json::object());
   std::string runner = c["runtime_options"].value("runner", "");
-  json assigned = agent_binding(registry, c.value("assigned_agent", json::object()));
+  json assigned = agent_binding(registry, config, c.value("assigned_agent", json::object()));
   // A role that names no allowed_runners allows any runner.
   bool allowed = true;
   if (assigned.contains("allowed_runners")) {
@@ -41,9 +45,13 @@ json role_binding_summary(const json& compiled) {
   }
   assigned["runner"] = runner;
   assigned["runner_allowed"] = allowed;
+  if (compiled.contains("role_prompt")) {
+    assigned["prompt_ref"] = compiled["role_prompt"].value("prompt_ref", "");
+    assigned["prompt_sha256"] = compiled["role_prompt"].value("sha256", "");
+  }
   return {{"source", "task_contract"},
-          {"authority", "advisory"},
-          {"owner", agent_binding(registry, c.value("owner_agent", json::object()))},
+          {"authority", enforced ? "enforced" : "advisory"},
+          {"owner", agent_binding(registry, config, c.value("owner_agent", json::object()))},
           {"assigned", assigned}};
 }
 

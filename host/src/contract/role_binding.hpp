@@ -6,8 +6,11 @@
 
 namespace cp::contract {
 
-// {source, authority: "advisory", owner, assigned}: registered roles, whether the runner is one the
-// assigned role allows, who may approve. `compiled` is a compiled contract document.
+// {source, authority, owner, assigned}: registered roles (policies/role_registry.json), the runners each
+// may use and whether the contract's runner is one of them (policies/role_config.json), the assigned
+// role's prompt (its ref and sha256), who may approve. `authority` is "enforced" when the contract was
+// compiled with a role config (validation refused a runner the role may not use), else "advisory".
+// `compiled` is a compiled contract document.
 nlohmann::json role_binding_summary(const nlohmann::json& compiled);
 
 }  // namespace cp::contract

@@ -4,6 +4,7 @@
 #include "contract/browser_policy.hpp"
 #include "contract/compiler.hpp"
 #include "contract/file_kind.hpp"
+#include "contract/role_config.hpp"
 #include "core/json_locator.hpp"
 #include "core/json_schema.hpp"
 #include "core/schema_catalog.hpp"
@@ -37,6 +38,7 @@ struct Parsed {
   bool parsed = false;
   bool in_scope = true;              // false: read only to resolve references
   bool browser_tasks_valid = false;  // a contract whose runtime_options.browser_tasks passed its schema
+  bool schema_ok = false;            // parsed, its kind known and no schema diagnostic
   std::vector<Diagnostic> diagnostics;
 };
 
@@ -224,6 +226,7 @@ void parse_and_check(Parsed& f, const std::string& forced_schema) {
     f.diagnostics.push_back(std::move(d));
   }
   if (f.schema == "task_contract") browser_tasks(f);
+  f.schema_ok = f.diagnostics.empty();
 }
 
 // What other files may refer to, gathered from every parsed document (in scope or not).
@@ -236,11 +239,14 @@ struct References {
   std::map<std::string, const json*> pack_docs;  // pack_id -> the pack, for a contract's network
   // The operator's browser policy, <root>/policies/browser_policy.json: null when there is none.
   const Parsed* browser_policy = nullptr;
+  // The role config runs are compiled with, <root>/policies/role_config.json: null when there is none.
+  const Parsed* role_config = nullptr;
 };
 
 class CrossChecker {
  public:
-  CrossChecker(const References& refs, const plugin::Registry* registry) : refs_(refs), registry_(registry) {}
+  CrossChecker(const References& refs, const plugin::Registry* registry, fs::path root)
+      : refs_(refs), registry_(registry), root_(std::move(root)) {}
 
   void check(Parsed& f) {
     if (!f.parsed || !f.doc.is_object()) return;
@@ -252,6 +258,8 @@ class CrossChecker {
       plugin_policy(f);
     else if (f.schema == "role_registry")
       roles(f);
+    else if (f.schema == "role_config")
+      role_config(f);
   }
 
  private:
@@ -339,6 +347,60 @@ class CrossChecker {
     if (f.browser_tasks_valid) browser(f);
     role(f, "/owner_agent/role");
     role(f, "/assigned_agent/role");
+    assigned_role_config(f);
+  }
+
+  // What the root's role config says of the contract's assigned role: the runner must be one the role may
+  // use, and the role's prompt must be readable (the run compiles it in). An invalid role config refuses
+  // the contract: which runners the role may use cannot be told.
+  void assigned_role_config(Parsed& f) {
+    const Parsed* rc = refs_.role_config;
+    if (!rc) return;
+    const json& d = f.doc;
+    if (!d.contains("assigned_agent") || !d["assigned_agent"].is_object() ||
+        !d["assigned_agent"].contains("role") || !d["assigned_agent"]["role"].is_string())
+      return;
+    const std::string role = d["assigned_agent"]["role"].get<std::string>();
+    if (!rc->schema_ok) {
+      std::string first =
+          rc->diagnostics.empty() ? std::string("not readable") : describe(rc->diagnostics.front());
+      add(f, "/assigned_agent/role", "xref:role_config",
+          "the role config " + rc->display + " is invalid (" + first + "), so whether role '" + role +
+              "' may use this contract's runner cannot be judged",
+          "a role config that passes `cp-host validate " + rc->display + "`");
+      return;
+    }
+    const json* ro =
+        d.contains("runtime_options") && d["runtime_options"].is_object() ? &d["runtime_options"] : nullptr;
+    if (ro && ro->contains("runner") && (*ro)["runner"].is_string()) {
+      const std::string runner = (*ro)["runner"].get<std::string>();
+      if (auto allowed = allowed_runners_of(rc->doc, role);
+          allowed && std::find(allowed->begin(), allowed->end(), runner) == allowed->end()) {
+        std::string list;
+        for (const auto& a : *allowed) list += (list.empty() ? "" : ", ") + a;
+        add(f, "/runtime_options/runner", "xref:allowed_runners",
+            "runner '" + runner + "' may not be used by role '" + role + "' (/assigned_agent/role): " +
+                kRoleConfigPath + " /roles/" + role + "/allowed_runners is [" + list + "]",
+            (list.empty() ? std::string("no runner (the role may use none)") : "one of: " + list) +
+                "; or assign the task to a role that may use '" + runner + "', or add '" + runner +
+                "' to /roles/" + role + "/allowed_runners of " + kRoleConfigPath);
+      }
+    }
+    json entry = role_config_entry(rc->doc, role);
+    if (entry.is_object() && entry.contains("prompt_ref") && entry["prompt_ref"].is_string()) {
+      std::string ref = entry["prompt_ref"].get<std::string>();
+      auto cached = prompt_problems_.find(ref);
+      if (cached == prompt_problems_.end()) {
+        std::string why;
+        (void)read_role_prompt(role_config_root(rc->path, root_), ref, why);
+        cached = prompt_problems_.emplace(ref, why).first;
+      }
+      if (!cached->second.empty())
+        add(f, "/assigned_agent/role", "xref:prompt_ref",
+            "the prompt of role '" + role + "' cannot be used: " + cached->second,
+            "a UTF-8 file of at most 64 KiB at " + ref + ", or another prompt_ref in /roles/" + role +
+                " of " + kRoleConfigPath);
+    }
   }
 
   // A contract's browser policy may only narrow the operator's, and without network only loopback origins
@@ -415,20 +477,68 @@ class CrossChecker {
     }
   }
 
+  // What a role's agent is told and runs on lives in the role config alone: the registry's old fields
+  // for it are refused rather than read beside it (two places would disagree).
   void roles(Parsed& f) {
-    if (!registry_ || !f.doc.contains("roles") || !f.doc["roles"].is_array()) return;
+    if (!f.doc.contains("roles") || !f.doc["roles"].is_array()) return;
     for (size_t i = 0; i < f.doc["roles"].size(); ++i) {
       const json& r = f.doc["roles"][i];
-      if (!r.is_object() || !r.contains("allowed_runners") || !r["allowed_runners"].is_array()) continue;
-      for (size_t j = 0; j < r["allowed_runners"].size(); ++j)
-        if (r["allowed_runners"][j].is_string())
-          plugin_of_kind(f, "/roles/" + std::to_string(i) + "/allowed_runners/" + std::to_string(j),
-                         r["allowed_runners"][j].get<std::string>(), plugin::Kind::runner);
+      if (!r.is_object()) continue;
+      std::string name =
+          r.contains("role") && r["role"].is_string() ? r["role"].get<std::string>() : std::string("<ROLE>");
+      for (const char* moved : {"allowed_runners", "prompt_ref"})
+        if (r.contains(moved))
+          add(f, "/roles/" + std::to_string(i) + "/" + moved, "xref:moved",
+              std::string(moved) + " of a role is no longer read from the role registry; it moved to " +
+                  kRoleConfigPath,
+              "remove it here and set /roles/" + name + "/" + moved + " in " + kRoleConfigPath);
+    }
+  }
+
+  // A role config: its roles registered, its prompts readable beneath its project root, its runners loaded,
+  // and each role's runtime runner one it may use.
+  void role_config(Parsed& f) {
+    if (!f.doc.contains("roles") || !f.doc["roles"].is_object()) return;
+    const fs::path base = role_config_root(f.path, root_);
+    for (const auto& [role, entry] : f.doc["roles"].items()) {
+      std::string at = "/roles/" + role;
+      if (refs_.have_role_registry && !refs_.roles.count(role))
+        add(f, at, "xref:role", "role '" + role + "' is not in policies/role_registry.json",
+            "a registered role, or add '" + role + "' to policies/role_registry.json");
+      if (!entry.is_object()) continue;
+      if (entry.contains("prompt_ref") && entry["prompt_ref"].is_string()) {
+        std::string why;
+        if (!read_role_prompt(base, entry["prompt_ref"].get<std::string>(), why))
+          add(f, at + "/prompt_ref", "xref:prompt_ref", why,
+              "a UTF-8 file of at most 64 KiB under policies/ (no symbolic link on the way)");
+      }
+      std::optional<std::vector<std::string>> allowed;
+      if (entry.contains("allowed_runners") && entry["allowed_runners"].is_array()) {
+        allowed.emplace();
+        for (size_t j = 0; j < entry["allowed_runners"].size(); ++j) {
+          const json& r = entry["allowed_runners"][j];
+          if (!r.is_string()) continue;
+          allowed->push_back(r.get<std::string>());
+          plugin_of_kind(f, at + "/allowed_runners/" + std::to_string(j), r.get<std::string>(),
+                         plugin::Kind::runner);
+        }
+      }
+      if (entry.contains("runtime") && entry["runtime"].is_object() && entry["runtime"].contains("runner") &&
+          entry["runtime"]["runner"].is_string()) {
+        std::string runner = entry["runtime"]["runner"].get<std::string>();
+        plugin_of_kind(f, at + "/runtime/runner", runner, plugin::Kind::runner);
+        if (allowed && std::find(allowed->begin(), allowed->end(), runner) == allowed->end())
+          add(f, at + "/runtime/runner", "xref:allowed_runners",
+              "the role's own runner '" + runner + "' is not among its allowed_runners",
+              "a runner listed in " + at + "/allowed_runners, or add '" + runner + "' there");
+      }
     }
   }
 
   const References& refs_;
   const plugin::Registry* registry_;
+  fs::path root_;
+  std::map<std::string, std::string> prompt_problems_;  // prompt_ref -> why unusable ("" = fine)
 };
 
 void gather_references(const Parsed& f, References& refs) {
@@ -537,6 +647,12 @@ ValidationReport validate(const ValidateOptions& options) {
     for (const auto& p : parsed)
       if (canonical.of(p.path) == want) refs.browser_policy = &p;
   }
+  // So is the role config: the root's file, the one runs are compiled with.
+  if (fs::path rc = role_config_file(options.root); fs::exists(rc)) {
+    const std::string want = canonical.of(rc);
+    for (const auto& p : parsed)
+      if (canonical.of(p.path) == want) refs.role_config = &p;
+  }
 
   std::optional<plugin::Registry> registry;
   if (options.check_plugins && !options.registry) {
@@ -558,7 +674,7 @@ ValidationReport validate(const ValidateOptions& options) {
                                     : options.registry     ? options.registry
                                     : registry             ? &*registry
                                                            : nullptr;
-  CrossChecker checker(refs, plugins);
+  CrossChecker checker(refs, plugins, options.root);
 
   // A contract is only as good as its pack. When the pack is not among the files checked (the usual case
   // for `run`, `queue submit`, `intake preview` and the API, which validate one contract), it is checked

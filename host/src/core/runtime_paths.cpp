@@ -83,6 +83,9 @@ path serve_lock_file(const path& root) {
 path host_events_log(const path& root) {
   return runtime_dir(root) / "host-events.jsonl";
 }
+path role_config_lock(const path& root) {
+  return runtime_dir(root) / "role-config.lock";
+}
 
 path shared_state_dir(const path& root, const std::string& name) {
   static const char* const kHostFolders[] = {"runs",  "worktrees", "codex-home",     "tmp",

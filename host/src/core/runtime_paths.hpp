@@ -16,6 +16,7 @@
 //       workflow-cases/<id>/       workflow cases
 //       serve.json, serve.lock     the running server
 //       host-events.jsonl          events of no run (a lock force-released, a role config applied)
+//       role-config.lock           held while a role config is applied (serve and the CLI)
 //       <name>/                    state shared across runs by runners declaring "shared_state:<name>"
 //                                  (the browser runner's browser-profiles/)
 //     logs/<lane>/                 the JSON log lanes
@@ -55,9 +56,10 @@ path queue_logs_dir(const path& root);       // each attempt's output
 path intake_dir(const path& root);
 path host_reports_dir(const path& root);
 path workflow_cases_dir(const path& root);
-path serve_info_file(const path& root);  // serve.json
-path serve_lock_file(const path& root);  // serve.lock
-path host_events_log(const path& root);  // host-events.jsonl: what happened outside any run
+path serve_info_file(const path& root);   // serve.json
+path serve_lock_file(const path& root);   // serve.lock
+path host_events_log(const path& root);   // host-events.jsonl: what happened outside any run
+path role_config_lock(const path& root);  // role-config.lock: one role config change at a time
 
 // <runtime_dir>/<name>, the folder a runner's "shared_state:<name>" capability names. Empty when <name>
 // is not [a-z][a-z0-9-]{0,63} or is one of the host's own folders above.

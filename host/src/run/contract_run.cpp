@@ -333,7 +333,14 @@ void ContractRun::run_runner() {
                {"workspace", ws->path().string()},
                {"bundle_dir", bundle->dir().string()}};
     if (!resume.is_null()) input["resume"] = resume;
-    events().append("RUNNER_STARTED", {{"runner", runner_id}, {"version", runner_info->version}});
+    // The role's prompt as compiled: a config applied after this run was compiled does not reach it.
+    if (compiled.document.contains("role_prompt")) input["role_prompt"] = compiled.document["role_prompt"];
+    json started{{"runner", runner_id}, {"version", runner_info->version}};
+    if (input.contains("role_prompt")) {
+      started["role"] = input["role_prompt"]["role"];
+      started["role_prompt_sha256"] = input["role_prompt"]["sha256"];
+    }
+    events().append("RUNNER_STARTED", started);
     say("runner " + runner_id + " started");
     auto wall = wall_time_of(c);
     RunnerCalls calls =

@@ -50,6 +50,12 @@ bool json_name(const std::string& name) {
   return name.size() > 5 && name.compare(name.size() - 5, 5, ".json") == 0;
 }
 
+// A role's prompt (policies/role_config.json's prompt_ref): copied beside the policies so the role config
+// validates against the prompts it names, never listed itself.
+bool prompt_name(const std::string& name) {
+  return name.size() > 3 && name.compare(name.size() - 3, 3, ".md") == 0;
+}
+
 Found found_at(const fs::path& root, const fs::path& full, std::string rel, const struct stat& st) {
   Found f;
   f.rel = std::move(rel);
@@ -73,7 +79,8 @@ Found found_at(const fs::path& root, const fs::path& full, std::string rel, cons
 // The .json files beneath <root>/<folder>, recursively (as `cp-host validate` collects them: folders whose
 // name starts with '.' are skipped), never descending through a link. A link named *.json, or leading to a
 // folder, is listed so the answer can say it was not followed.
-Scan scan(const fs::path& root, const std::string& folder, const RootDocumentLimits& lim) {
+Scan scan(const fs::path& root, const std::string& folder, const RootDocumentLimits& lim,
+          bool (*wanted)(const std::string&) = json_name) {
   Scan s;
   fs::path dir = root / folder;
   struct stat st {};
@@ -99,7 +106,7 @@ Scan scan(const fs::path& root, const std::string& folder, const RootDocumentLim
       }
       continue;
     }
-    bool listed = json_name(name);
+    bool listed = wanted(name);
     if (!listed && S_ISLNK(est.st_mode)) {
       std::error_code dec;
       listed = fs::is_directory(p, dec);  // a linked folder: said, not entered
@@ -319,9 +326,10 @@ fs::path canonical_root(const fs::path& root) {
 
 void RootDocuments::refresh_references(const fs::path& root, const plugin::Registry* registry,
                                        uint64_t& budget) {
-  Scan packs = scan(root, "packs", limits_), policies = scan(root, "policies", limits_);
+  Scan packs = scan(root, "packs", limits_), policies = scan(root, "policies", limits_),
+       prompts = scan(root, "policies", limits_, prompt_name);
   std::string stamp = std::to_string(packs.truncated) + std::to_string(policies.truncated);
-  for (const Scan* s : {&packs, &policies})
+  for (const Scan* s : {&packs, &policies, &prompts})
     for (const auto& f : s->files) stamp += "\n" + f.rel + "|" + f.key();
   if (stamp == references_stamp_ && references_.is_object()) return;
 
@@ -335,13 +343,17 @@ void RootDocuments::refresh_references(const fs::path& root, const plugin::Regis
       else
         refused[f.rel] = std::move(no);
     }
+  for (const auto& f : prompts.files) {
+    json no;  // a prompt that cannot be read is left out: the role config then says it is missing
+    if (auto b = read_found(root, f, limits_, budget, no)) bytes[f.rel] = std::move(*b);
+  }
   std::map<std::string, json> diagnostics;
   if (!bytes.empty()) {
     Mirror m;
     std::vector<std::string> rels;
     for (const auto& [rel, b] : bytes) {
       m.put(rel, b);
-      rels.push_back(rel);
+      if (json_name(rel)) rels.push_back(rel);
     }
     diagnostics = validate_copies(m, rels, registry);
   }

@@ -59,6 +59,7 @@ std::vector<Route> queue_routes();        // queue items
 std::vector<Route> session_routes();      // browser sessions: a bearer token for a cookie, and back
 std::vector<Route> views_routes();        // contracts, policies, kept worktrees, a gate's results across runs
 std::vector<Route> locks_routes();        // path locks: list, forced release
+std::vector<Route> agents_routes();       // runners and roles, live agents, a role's config
 
 // Every route, built once from the lists above.
 const std::vector<Route>& route_table();

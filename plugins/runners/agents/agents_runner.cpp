@@ -176,7 +176,7 @@ class AgentsRun : public cp::plugins::ThreadedRun {
             {"content",
              "You are a coding agent working in a git repository. Use the tools to make the change, "
              "then answer with a short summary and no tool call."}},
-           {{"role", "user"}, {"content", cp::plugins::build_prompt(c)}}});
+           {{"role", "user"}, {"content", cp::plugins::build_prompt(c, run_.value("role_prompt", json()))}}});
       json tools = tool_defs(shell, files);
       // Before any command of the run starts, so the descriptor is the worktree cp-host made.
       if (files) files_.open(ctx_.workspace());

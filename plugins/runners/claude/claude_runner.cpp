@@ -37,7 +37,7 @@ class ClaudeRun : public cp::plugins::StreamRun {
     const json& c = run_["contract"];
     std::vector<std::string> a{config_.value("binary", "claude"),
                                "-p",
-                               cp::plugins::build_prompt(c),
+                               cp::plugins::build_prompt(c, run_.value("role_prompt", json())),
                                "--output-format",
                                "stream-json",
                                "--verbose",

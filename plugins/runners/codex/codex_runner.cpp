@@ -96,7 +96,7 @@ class CodexRun : public cp::plugins::StreamRun {
     if (run_.contains("resume") && run_["resume"].contains("thread_id"))
       a.insert(a.end(), {"resume", run_["resume"]["thread_id"].get<std::string>()});
     a.push_back("--");
-    a.push_back(cp::plugins::build_prompt(c));
+    a.push_back(cp::plugins::build_prompt(c, run_.value("role_prompt", json())));
     return a;
   }
   std::vector<std::string> env() override { return {"CODEX_HOME=" + home_.string()}; }
