@@ -50,6 +50,7 @@ void add_compare(CLI::App& app, Globals& g, Runner& run);
 void add_workflows(CLI::App& app, Globals& g, Runner& run);
 void add_chain(CLI::App& app, Globals& g, Runner& run);
 void add_keys(CLI::App& app, Runner& run);  // keys show|rotate|export: the host key that signs seals
+void add_tower(CLI::App& app, Globals& g, Runner& run);  // tower overview|alerts: the command tower
 
 // Loads the plugin folder with <root>/policies/plugins.json applied; false (message printed) when the
 // folder or the policy is unusable.

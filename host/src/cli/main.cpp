@@ -62,6 +62,7 @@ int main(int argc, char** argv) {
   add_workflows(app, g, run);
   add_chain(app, g, run);
   add_keys(app, run);
+  add_tower(app, g, run);
 
   try {
     app.parse(argc, argv);

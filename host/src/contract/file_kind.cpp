@@ -15,7 +15,8 @@ bool under(const std::filesystem::path& file, const char* dir) {
 std::string policy_schema(const std::string& policy) {
   if (policy == "plugins") return "plugin_config";
   if (policy == "command_allowlist" || policy == "forbidden_actions" || policy == "role_registry" ||
-      policy == "retention_policy" || policy == "policy_rules" || policy == "browser_policy")
+      policy == "retention_policy" || policy == "policy_rules" || policy == "browser_policy" ||
+      policy == "alerts")
     return policy;
   return "";
 }

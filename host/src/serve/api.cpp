@@ -50,7 +50,7 @@ const std::vector<Route>& route_table() {
   static const std::vector<Route> table = [] {
     std::vector<Route> all;
     for (auto part : {system_routes, runs_routes, events_routes, evidence_routes, approvals_routes,
-                      workflows_routes, intake_routes, queue_routes})
+                      workflows_routes, intake_routes, queue_routes, tower_routes})
       for (auto& r : part()) all.push_back(r);
     return all;
   }();
@@ -131,14 +131,15 @@ std::optional<ApiResponse> unknown_query(const ApiRequest& req, const RouteInfo&
 }  // namespace
 
 Api::Api(ApiConfig cfg, const TokenStore& tokens, RunCatalog& runs, queue::QueueService& queue,
-         Scheduler* scheduler, const plugin::Registry* registry, Metrics& metrics)
+         Scheduler* scheduler, const plugin::Registry* registry, Metrics& metrics, const CommandTower* tower)
     : cfg_(std::move(cfg)),
       tokens_(tokens),
       runs_(runs),
       queue_(queue),
       scheduler_(scheduler),
       registry_(registry),
-      metrics_(metrics) {}
+      metrics_(metrics),
+      tower_(tower) {}
 
 std::optional<ApiResponse> Api::refusal(const ApiRequest& req) const {
   Ctx ctx;
@@ -229,7 +230,7 @@ std::optional<ApiResponse> Api::authorise(const ApiRequest& req, Ctx& ctx) const
 }
 
 ApiResponse Api::dispatch(const ApiRequest& req, Ctx& ctx) const {
-  const ApiServices services{cfg_, runs_, queue_, scheduler_, registry_, metrics_, verified_};
+  const ApiServices services{cfg_, runs_, queue_, scheduler_, registry_, metrics_, verified_, tower_};
   return ctx.route->handler(services, RouteCall{req, ctx.params, ctx.who});
 }
 

@@ -29,6 +29,7 @@ namespace cp::serve {
 class RunCatalog;
 class Metrics;
 class Scheduler;
+class CommandTower;
 
 struct ApiRequest {
   std::string method;                          // GET, POST, ...
@@ -75,9 +76,10 @@ struct ApiConfig {
 
 class Api {
  public:
-  // Everything passed must outlive the Api; scheduler and registry may be null.
+  // Everything passed must outlive the Api; scheduler, registry and tower may be null.
   Api(ApiConfig cfg, const TokenStore& tokens, RunCatalog& runs, queue::QueueService& queue,
-      Scheduler* scheduler, const plugin::Registry* registry, Metrics& metrics);
+      Scheduler* scheduler, const plugin::Registry* registry, Metrics& metrics,
+      const CommandTower* tower = nullptr);
 
   ApiResponse handle(const ApiRequest& req) const;
   // The answer handle() would give before reading the body (no route, wrong method, no or too low a
@@ -101,6 +103,7 @@ class Api {
   Scheduler* scheduler_;
   const plugin::Registry* registry_;
   Metrics& metrics_;
+  const CommandTower* tower_;
   mutable VerifyCache verified_;  // verify-on-read of sealed runs' details
 };
 

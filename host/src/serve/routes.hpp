@@ -21,6 +21,7 @@ struct ApiServices {
   const plugin::Registry* registry;
   Metrics& metrics;
   VerifyCache& verified;
+  const CommandTower* tower;  // null: no command tower (an Api built without one answers its routes 503)
 };
 
 // One admitted request: the route's parameters are decoded, the caller's role is enough.
@@ -50,6 +51,7 @@ std::vector<Route> approvals_routes();  // pending approvals; approve, reject, g
 std::vector<Route> workflows_routes();  // workflow cases
 std::vector<Route> intake_routes();     // intake previews (the execution plan of a contract)
 std::vector<Route> queue_routes();      // queue items
+std::vector<Route> tower_routes();      // the command tower: overview and alerts across runs and the queue
 
 // Every route, built once from the lists above.
 const std::vector<Route>& route_table();

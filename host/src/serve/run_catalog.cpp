@@ -59,6 +59,7 @@ void RunCatalog::put(Entry e) {
     by_time_.erase(found->second);
     by_id_.erase(found);
   }
+  stats_.update(e);
   Key k{e.created_at, e.run_id};
   by_id_[e.run_id] = k;
   by_time_[k] = std::move(e);
@@ -69,6 +70,7 @@ void RunCatalog::erase(const std::string& run_id) {
   if (found == by_id_.end()) return;
   by_time_.erase(found->second);
   by_id_.erase(found);
+  stats_.remove(run_id);
 }
 
 void RunCatalog::update(const std::string& run_id) {

@@ -5,6 +5,7 @@
 // stay the truth; this is a cache of them.
 #pragma once
 
+#include "serve/run_stats.hpp"
 #include "store/run_index.hpp"
 
 #include <nlohmann/json.hpp>
@@ -46,6 +47,8 @@ class RunCatalog {
   std::map<std::string, long long> count_by_status() const;  // status or, once sealed, verdict
   // gate id -> verdict -> count, over every run's manifest gates.
   std::map<std::string, std::map<std::string, long long>> gate_outcomes() const;
+  // The command tower's aggregate, updated with every summary the catalogue takes in or drops.
+  const RunStats& stats() const { return stats_; }
 
  private:
   using Entry = store::RunSummary;
@@ -65,6 +68,7 @@ class RunCatalog {
   std::map<Key, Entry> by_time_;
   std::unordered_map<std::string, Key> by_id_;
   std::filesystem::file_time_type runs_mtime_{};
+  RunStats stats_;
 };
 
 }  // namespace cp::serve
