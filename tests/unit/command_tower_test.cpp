@@ -353,7 +353,7 @@ TEST(AlertRules, EachRuleFiresOnItsSituationWithSeverityLinkAndSince) {
   EXPECT_EQ(alerts[1].id, "sla_breached:late");
   EXPECT_EQ(alerts[2].id, "retention_over_cap:runs");
   for (const auto& a : alerts) {
-    json j = to_json(a);
+    json j = to_json(Alert(a));
     EXPECT_FALSE(j["message"].get<std::string>().empty());
     EXPECT_EQ(j["since"], iso(a.since_ms));
   }

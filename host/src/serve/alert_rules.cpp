@@ -303,14 +303,16 @@ std::vector<Alert> evaluate_alerts(const AlertPolicy& p, const AlertInputs& in, 
   return out;
 }
 
-json to_json(const Alert& a) {
-  return {{"id", a.id},
-          {"rule", a.rule},
-          {"severity", a.severity},
-          {"since", a.since_ms >= 0 ? json(core::iso_from_ms(a.since_ms)) : json(nullptr)},
-          {"message", a.message},
-          {"link", a.link},
-          {"subject", a.subject}};
+json to_json(Alert&& a) {
+  json j = json::object();
+  j["id"] = std::move(a.id);
+  j["rule"] = std::move(a.rule);
+  j["severity"] = std::move(a.severity);
+  j["since"] = a.since_ms >= 0 ? json(core::iso_from_ms(a.since_ms)) : json(nullptr);
+  j["message"] = std::move(a.message);
+  j["link"] = std::move(a.link);
+  j["subject"] = std::move(a.subject);
+  return j;
 }
 
 }  // namespace cp::serve

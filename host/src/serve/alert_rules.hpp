@@ -82,6 +82,6 @@ struct AlertInputs {
 // Every alert that holds at `now_ms`, most severe first, then oldest first, then by id.
 std::vector<Alert> evaluate_alerts(const AlertPolicy& p, const AlertInputs& in, int64_t now_ms);
 
-nlohmann::json to_json(const Alert& a);
+nlohmann::json to_json(Alert&& a);  // takes the subject over
 
 }  // namespace cp::serve

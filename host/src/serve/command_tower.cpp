@@ -39,6 +39,7 @@ CommandTower::CommandTower(fs::path root, const RunStats& runs, AlertPolicy poli
     : root_(std::move(root)),
       runs_(runs),
       policy_(std::move(policy)),
+      rules_(to_json(policy_)["rules"]),
       queue_(std::make_shared<QueueStats>()),
       disk_(std::make_shared<DiskState>()) {}
 
@@ -122,14 +123,17 @@ json CommandTower::overview(int64_t now_ms) const {
     lanes.push_back({{"lane", l.lane}, {"bytes", l.bytes}, {"cap_bytes", l.cap_bytes}, {"over", l.over()}});
   json disk_j{{"as_of", iso_or_null(disk->measured_ms)}, {"lanes", lanes}};
   if (!disk->error.empty()) disk_j["error"] = disk->error;
-  return {{"generated_at", core::iso_from_ms(now_ms)},
-          {"runs", runs},
-          {"throughput", throughput},
-          {"duration_ms", durations},
-          {"top_failing_gates", gates},
-          {"queue", queue},
-          {"approvals", approvals},
-          {"disk", disk_j}};
+  // Moved in, not listed in an initializer: a braced list would copy every part once more.
+  json out = json::object();
+  out["generated_at"] = core::iso_from_ms(now_ms);
+  out["runs"] = std::move(runs);
+  out["throughput"] = std::move(throughput);
+  out["duration_ms"] = std::move(durations);
+  out["top_failing_gates"] = std::move(gates);
+  out["queue"] = std::move(queue);
+  out["approvals"] = std::move(approvals);
+  out["disk"] = std::move(disk_j);
+  return out;
 }
 
 json CommandTower::alerts(int64_t now_ms) const {
@@ -142,22 +146,24 @@ json CommandTower::alerts(int64_t now_ms) const {
   json by_rule = json::object();
   json omitted = json::object();
   std::map<std::string, size_t> listed;
-  for (const auto& a : all) {
+  for (auto& a : all) {
     by_severity[a.severity] = by_severity[a.severity].get<long long>() + 1;
     by_rule[a.rule] = by_rule.value(a.rule, 0LL) + 1;
     if (listed[a.rule]++ >= kListedPerRule) {
       omitted[a.rule] = omitted.value(a.rule, 0LL) + 1;
       continue;
     }
-    list.push_back(to_json(a));
+    list.push_back(to_json(std::move(a)));
   }
-  return {{"generated_at", core::iso_from_ms(now_ms)},
-          {"count", all.size()},
-          {"by_severity", by_severity},
-          {"by_rule", by_rule},
-          {"omitted", omitted},
-          {"alerts", list},
-          {"rules", to_json(policy_)["rules"]}};
+  json out = json::object();
+  out["generated_at"] = core::iso_from_ms(now_ms);
+  out["count"] = all.size();
+  out["by_severity"] = std::move(by_severity);
+  out["by_rule"] = std::move(by_rule);
+  out["omitted"] = std::move(omitted);
+  out["alerts"] = std::move(list);
+  out["rules"] = rules_;
+  return out;
 }
 
 }  // namespace cp::serve

@@ -45,6 +45,7 @@ class CommandTower {
   std::filesystem::path root_;
   const RunStats& runs_;
   AlertPolicy policy_;
+  nlohmann::json rules_;   // the policy's rules as the alerts answer shows them, built once
   mutable std::mutex mu_;  // guards the two pointers; what they point to never changes
   std::shared_ptr<const QueueStats> queue_;
   std::shared_ptr<const DiskState> disk_;
