@@ -94,7 +94,8 @@ for j in range(400):
                         "run_id": "%s-a%d" % (iid, a)})
             ops.append({"op": "finished", "item_id": iid, "ts": iso(now - 590 + j + a), "attempt": a,
                         "status": "timeout", "reason": "generated"})
-            if a == 1: ops.append({"op": "retried", "item_id": iid, "ts": iso(now - 590 + j + a)})
+            if a == 1: ops.append({"op": "retried", "item_id": iid, "ts": iso(now - 590 + j + a), "attempt": 2,
+                                   "run_after": iso(now - 590 + j + a)})
     elif j % 20 == 1:
         ops.append({"op": "cancelled", "item_id": iid, "ts": iso(now - 60), "reason": "generated"})
 with open(os.path.join(rt, "queue.jsonl"), "w") as f:

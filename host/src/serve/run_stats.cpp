@@ -22,12 +22,21 @@ using Key = std::pair<int64_t, uint64_t>;
 using RankedKeys = __gnu_pbds::tree<Key, __gnu_pbds::null_type, std::less<Key>, __gnu_pbds::rb_tree_tag,
                                     __gnu_pbds::tree_order_statistics_node_update>;
 
-bool failing(const std::string& verdict) {
-  return verdict == "fail" || verdict == "error";
+// A gate verdict in one byte (a run's gate results are held for every run the root has).
+enum class Verdict : uint8_t { other, pass, warn, fail, error };
+Verdict verdict_of(const std::string& v) {
+  return v == "pass"    ? Verdict::pass
+         : v == "warn"  ? Verdict::warn
+         : v == "fail"  ? Verdict::fail
+         : v == "error" ? Verdict::error
+                        : Verdict::other;
+}
+bool failing(Verdict v) {
+  return v == Verdict::fail || v == Verdict::error;
 }
 // A result that ends a streak of failures; "skipped" says nothing about the gate either way.
-bool passing(const std::string& verdict) {
-  return verdict == "pass" || verdict == "warn";
+bool passing(Verdict v) {
+  return v == Verdict::pass || v == Verdict::warn;
 }
 bool live_status(const std::string& status) {
   return status != "sealed" && status != "awaiting_approval" && status != "unreadable";
@@ -49,28 +58,36 @@ struct RunStats::Impl {
     int64_t end_ms = 0;  // finished_at, else created_at: the time of its gate results and of its end
     bool finished = false, succeeded = false;
     long long duration_ms = -1;
-    std::vector<std::pair<std::string, std::string>> gates;
+    std::vector<std::pair<uint32_t, Verdict>> gates;  // (gate number, verdict)
     bool live = false, awaiting = false;
     int64_t deadline_ms = -1;
   };
   struct Gate {
-    long long fail = 0, error = 0, results = 0;
+    std::string id;
+    long long fail = 0, error = 0, results = 0;  // results 0: no run holds it now
     std::set<Key> failures, passes;
   };
 
   std::unordered_map<std::string, Contribution> runs;
-  std::unordered_map<uint64_t, std::string> id_of;  // seq -> run id
+  std::unordered_map<uint64_t, const std::string*> id_of;  // seq -> run id (the key in `runs`)
   uint64_t next_seq = 1;
   std::map<std::string, long long> states, verdicts;
   RankedKeys finished, succeeded, durations;
-  std::map<std::string, Gate> gates;
+  std::vector<Gate> gates;  // by gate number; gate ids are few, so they are numbered once
+  std::unordered_map<std::string, uint32_t> gate_number;
   std::map<std::string, LiveRun> live;
   std::map<std::string, AwaitingRun> awaiting;
   std::set<std::pair<int64_t, std::string>> deadlines;  // awaiting runs with a deadline
 
   std::string run_id(uint64_t seq) const {
     auto it = id_of.find(seq);
-    return it == id_of.end() ? std::string() : it->second;
+    return it == id_of.end() ? std::string() : *it->second;
+  }
+
+  uint32_t number_of(const std::string& gate) {
+    auto [it, fresh] = gate_number.try_emplace(gate, static_cast<uint32_t>(gates.size()));
+    if (fresh) gates.push_back(Gate{gate, 0, 0, 0, {}, {}});
+    return it->second;
   }
 
   static void count(std::map<std::string, long long>& m, const std::string& k, long long d) {
@@ -83,15 +100,13 @@ struct RunStats::Impl {
     if (c.finished) finished.erase({c.end_ms, c.seq});
     if (c.succeeded) succeeded.erase({c.end_ms, c.seq});
     if (c.duration_ms >= 0) durations.erase({c.duration_ms, c.seq});
-    for (const auto& [gate, verdict] : c.gates) {
-      auto g = gates.find(gate);
-      if (g == gates.end()) continue;
-      --g->second.results;
-      if (verdict == "fail") --g->second.fail;
-      if (verdict == "error") --g->second.error;
-      g->second.failures.erase({c.end_ms, c.seq});
-      g->second.passes.erase({c.end_ms, c.seq});
-      if (g->second.results == 0) gates.erase(g);
+    for (const auto& [number, verdict] : c.gates) {
+      Gate& g = gates[number];
+      --g.results;
+      if (verdict == Verdict::fail) --g.fail;
+      if (verdict == Verdict::error) --g.error;
+      g.failures.erase({c.end_ms, c.seq});
+      g.passes.erase({c.end_ms, c.seq});
     }
     if (c.live) live.erase(id);
     if (c.awaiting) {
@@ -113,12 +128,16 @@ struct RunStats::Impl {
     if (c.succeeded) succeeded.insert({c.end_ms, c.seq});
     c.duration_ms = sealed ? s.duration_ms : -1;
     if (c.duration_ms >= 0) durations.insert({c.duration_ms, c.seq});
-    c.gates = s.gates;
-    for (const auto& [gate, verdict] : c.gates) {
-      Gate& g = gates[gate];
+    c.gates.clear();
+    c.gates.reserve(s.gates.size());
+    for (const auto& [gate, text] : s.gates) {
+      const uint32_t number = number_of(gate);
+      const Verdict verdict = verdict_of(text);
+      c.gates.emplace_back(number, verdict);
+      Gate& g = gates[number];
       ++g.results;
-      if (verdict == "fail") ++g.fail;
-      if (verdict == "error") ++g.error;
+      if (verdict == Verdict::fail) ++g.fail;
+      if (verdict == Verdict::error) ++g.error;
       if (failing(verdict)) g.failures.insert({c.end_ms, c.seq});
       if (passing(verdict)) g.passes.insert({c.end_ms, c.seq});
     }
@@ -143,7 +162,7 @@ void RunStats::update(const store::RunSummary& s) {
   auto [it, fresh] = impl_->runs.try_emplace(s.run_id);
   if (fresh) {
     it->second.seq = impl_->next_seq++;
-    impl_->id_of[it->second.seq] = s.run_id;
+    impl_->id_of[it->second.seq] = &it->first;
   } else {
     impl_->take_out(s.run_id, it->second);
   }
@@ -201,9 +220,9 @@ DurationPercentiles RunStats::durations() const {
 std::vector<GateTally> RunStats::top_failing_gates(size_t n) const {
   std::lock_guard l(mu_);
   std::vector<GateTally> all;
-  for (const auto& [id, g] : impl_->gates) {
+  for (const auto& g : impl_->gates) {
     if (g.fail + g.error == 0) continue;
-    GateTally t{id, g.fail, g.error, g.results, {}, -1};
+    GateTally t{g.id, g.fail, g.error, g.results, {}, -1};
     if (!g.failures.empty()) {
       const Key& newest = *g.failures.rbegin();
       t.last_failure_ms = newest.first;
@@ -224,10 +243,10 @@ std::vector<FailingGate> RunStats::failing_gates(long long in_a_row, long long i
                                                  int64_t window_start_ms) const {
   std::lock_guard l(mu_);
   std::vector<FailingGate> out;
-  for (const auto& [id, g] : impl_->gates) {
+  for (const auto& g : impl_->gates) {
     if (g.failures.empty()) continue;
     FailingGate f;
-    f.gate_id = id;
+    f.gate_id = g.id;
     f.last_failure_ms = g.failures.rbegin()->first;
     f.last_failed_run = impl_->run_id(g.failures.rbegin()->second);
     // The streak: failures newer than the newest pass, counted up to the threshold.
