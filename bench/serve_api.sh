@@ -1,9 +1,12 @@
 #!/usr/bin/env bash
 # The REST API under load and the scheduler's dispatch latency, in one benchmark run on this machine.
 #   1. A runtime root with N run bundles (default 100,000; manifest + one report each, as the catalog and the
-#      detail route read them), `cp-host serve --no-scheduler`, then wrk (Debian's `wrk`) on loopback with
-#      64 connections for D seconds each: GET /api/runs/{id} and GET /api/runs?limit=50 (first page and a
-#      page deep in the list, by cursor). Prints req/s and p99 per route.
+#      detail route read them) spread over the last 30 days with realistic verdicts, durations and four gates
+#      each, a few live runs (some quiet for long: stuck) and runs awaiting approval, and a queue of 400 items
+#      (deadlines passed and close, retries): the command tower's aggregate gets what a busy root gives it.
+#      `cp-host serve --no-scheduler`, then wrk (Debian's `wrk`) on loopback with 64 connections for D seconds
+#      each: GET /api/runs/{id}, GET /api/runs?limit=50 (first page and a page deep in the list, by cursor),
+#      GET /api/health, GET /api/command-tower/overview and /alerts. Prints req/s and p99 per route.
 #   2. 1,000 no-op runs (tool runner `true`) submitted through POST /api/runs in one burst to a serve with
 #      the scheduler on: enqueue -> RUNNER_STARTED latency p50/p99 (includes waiting for a slot), claim ->
 #      RUNNER_STARTED (the dispatch itself: child process, plugin load, worktree), and runs/s.
@@ -26,23 +29,77 @@ bash scripts/make-sample-repo.sh "$work/repo" >/dev/null
 echo "== generating $N run bundles"
 t0=$(date +%s.%N)
 python3 - "$work" "$N" <<'PY'
-import json, os, sys
+import json, os, random, sys, time
 root, n = sys.argv[1], int(sys.argv[2])
-runs = os.path.join(root, ".runtime-cache/cortexpilot/runs")
+rt = os.path.join(root, ".runtime-cache/cortexpilot")
+runs = os.path.join(rt, "runs")
 os.makedirs(runs, exist_ok=True)
+rng = random.Random(18)
+now = time.time()
+span = 30 * 86400
+def iso(t):
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(t)) + ".%03dZ" % int((t % 1) * 1000)
 for i in range(n):
     rid = f"bench-{i:07d}"
     d = os.path.join(runs, rid)
     os.makedirs(os.path.join(d, "reports"))
-    ts = f"2026-{1 + i % 12:02d}-{1 + i % 28:02d}T{i % 24:02d}:{i % 60:02d}:{(i // 60) % 60:02d}.{i % 1000:03d}Z"
-    m = {"schema_version": 1, "run_id": rid, "task_id": "bench", "contract_sha256": "0" * 64, "runner": "tool",
-         "pack": ["low", "medium", "high"][i % 3], "repo": "/r", "baseline_ref": "HEAD", "status": "sealed",
-         "verdict": ["success", "failure", "denied"][i % 3], "reason": "generated", "created_at": ts,
-         "finished_at": ts, "duration_ms": 40 + i % 50, "host_pid": 1, "plugins": [],
-         "gates": [{"gate_id": "diff_scope", "verdict": "pass", "required": True, "report": "reports/gate_diff_scope.json"}],
-         "events": {"count": 11, "last_hash": "0" * 64}}
+    # Finished times spread over the last 30 days (about 140 in the last hour); durations long-tailed.
+    end = now - span + span * (i + 1) / n
+    dur = int(min(max(rng.lognormvariate(11, 0.9), 500), 3600000))
+    k = i % 100
+    verdict = "success" if k < 80 else "failure" if k < 92 else "denied" if k < 95 else "timeout" if k < 97 \
+        else "error" if k < 99 else "cancelled"
+    pack = ["low", "medium", "high"][i % 3]
+    gates = [{"gate_id": "diff_scope", "verdict": "fail" if verdict == "failure" and i % 7 == 0 else "pass"},
+             {"gate_id": "acceptance_tests", "verdict": "fail" if verdict == "failure" and i % 7 else "pass"},
+             {"gate_id": "forbidden_actions", "verdict": "fail" if verdict == "denied" else "pass"},
+             {"gate_id": "required_outputs", "verdict": "error" if verdict == "error" else "pass"}]
+    if pack == "high":
+        gates.append({"gate_id": "policy", "verdict": "warn" if i % 11 == 0 else "pass"})
+    for g in gates:
+        g.update({"required": True, "report": "reports/gate_%s.json" % g["gate_id"]})
+    m = {"schema_version": 1, "run_id": rid, "task_id": "bench-%d" % (i % 400), "contract_sha256": "0" * 64,
+         "runner": "tool", "pack": pack, "repo": "/r", "baseline_ref": "HEAD", "status": "sealed",
+         "verdict": verdict, "reason": "generated", "created_at": iso(end - dur / 1000),
+         "started_at": iso(end - dur / 1000), "finished_at": iso(end), "duration_ms": dur, "host_pid": 1,
+         "plugins": [], "gates": gates, "events": {"count": 11, "last_hash": "0" * 64}}
+    if i % 5000 == 17:  # 20 live runs; their last event 0..38 min ago, so a few are stuck
+        for key in ("verdict", "finished_at", "duration_ms", "gates"): m.pop(key)
+        m["status"] = "running"
+        ev = os.path.join(d, "events.jsonl")
+        open(ev, "w").write("{}\n")
+        t = now - (i // 5000) * 120
+        os.utime(ev, (t, t))
+    elif i % 4000 == 23:  # 25 runs awaiting a decision, deadlines from now to two days ahead
+        del m["verdict"]
+        m["status"] = "awaiting_approval"
+        m["approval"] = {"state": "pending", "requested_at": iso(end), "approvers_required": 1, "approvals": [],
+                         "deadline": iso(now + (i // 4000) * 7200 + 600)}
     with open(os.path.join(d, "manifest.json"), "w") as f: json.dump(m, f)
-    with open(os.path.join(d, "reports", "task_result.json"), "w") as f: json.dump({"run_id": rid, "verdict": m["verdict"]}, f)
+    with open(os.path.join(d, "reports", "task_result.json"), "w") as f: json.dump({"run_id": rid, "verdict": verdict}, f)
+# The queue: 400 items; deadlines passed (breached) and close (at risk), retries in the last 10 minutes.
+ops = []
+for j in range(400):
+    iid = "q-bench-%04d" % j
+    t0 = now - 3600 + j
+    e = {"op": "enqueued", "item_id": iid, "ts": iso(t0), "task_id": "bench-q%d" % j, "pack": "low",
+         "contract_path": "queue/contracts/%s.json" % iid, "repo": "/r", "priority": 5, "max_retries": 2,
+         "backoff_sec": 0, "timeout_sec": 1800}
+    if j % 10 == 0: e["deadline"] = iso(now + (j % 60 - 20) * 60)
+    ops.append(e)
+    if j % 8 == 0:
+        for a in (1, 2):
+            ops.append({"op": "claimed", "item_id": iid, "ts": iso(now - 600 + j + a), "attempt": a})
+            ops.append({"op": "started", "item_id": iid, "ts": iso(now - 600 + j + a), "attempt": a,
+                        "run_id": "%s-a%d" % (iid, a)})
+            ops.append({"op": "finished", "item_id": iid, "ts": iso(now - 590 + j + a), "attempt": a,
+                        "status": "timeout", "reason": "generated"})
+            if a == 1: ops.append({"op": "retried", "item_id": iid, "ts": iso(now - 590 + j + a), "attempt": 2,
+                                   "run_after": iso(now - 590 + j + a)})
+    elif j % 20 == 1:
+        ops.append({"op": "cancelled", "item_id": iid, "ts": iso(now - 60), "reason": "generated"})
+with open(os.path.join(rt, "queue.jsonl"), "w") as f:
+    for o in ops: f.write(json.dumps(o) + "\n")
 PY
 t1=$(date +%s.%N)
 echo "   $(echo "$t1 - $t0" | bc) s"
@@ -87,11 +144,18 @@ run_wrk "GET /api/runs/{id}" "/api/runs/$mid"
 run_wrk "GET /api/runs?limit=50 (first page)" "/api/runs?limit=50"
 run_wrk "GET /api/runs?limit=50 (10,000 deep)" "/api/runs?limit=50&cursor=$cursor"
 run_wrk "GET /api/health" "/api/health"
+auth=(-H "Authorization: Bearer $token")
+ov=$(curl -s "${auth[@]}" "$url/api/command-tower/overview")
+al=$(curl -s "${auth[@]}" "$url/api/command-tower/alerts")
+echo "   overview: $(echo "$ov" | python3 -c 'import json,sys; o=json.load(sys.stdin); print("%d runs, last day %d finished, p50 %s ms, p95 %s ms, queue depth %d, SLA breached %d" % (o["runs"]["total"], o["throughput"]["last_day"]["finished"], o["duration_ms"]["p50"], o["duration_ms"]["p95"], o["queue"]["depth"], o["queue"]["sla"]["breached"]))') ($(echo -n "$ov" | wc -c) bytes)"
+echo "   alerts:   $(echo "$al" | python3 -c 'import json,sys; a=json.load(sys.stdin); print("%d alerts %s" % (a["count"], a["by_rule"]))') ($(echo -n "$al" | wc -c) bytes)"
+run_wrk "GET /api/command-tower/overview" "/api/command-tower/overview"
+run_wrk "GET /api/command-tower/alerts" "/api/command-tower/alerts"
 echo "   RSS after load $(ps -o rss= -p "$spid" | awk '{printf "%.0f MiB", $1/1024}')"
 stop_serve
 
 echo "== $Q no-op runs submitted in one burst, scheduler on (concurrency 2)"
-rm -rf "$work/.runtime-cache/cortexpilot/runs"
+rm -rf "$work/.runtime-cache/cortexpilot/runs" "$work/.runtime-cache/cortexpilot/queue.jsonl"
 start_serve --concurrency 2
 python3 - "$url" "$token" "$Q" "$work" <<'PY'
 import json, sys, time, urllib.request, os, statistics

@@ -67,6 +67,7 @@ int main(int argc, char** argv) {
   add_keys(app, run);
   add_worktrees(app, g, run);
   add_agents(app, g, run);
+  add_tower(app, g, run);
 
   try {
     app.parse(argc, argv);

@@ -16,7 +16,7 @@ std::string policy_schema(const std::string& policy) {
   if (policy == "plugins") return "plugin_config";
   if (policy == "command_allowlist" || policy == "forbidden_actions" || policy == "role_registry" ||
       policy == "role_config" || policy == "retention_policy" || policy == "policy_rules" ||
-      policy == "browser_policy")
+      policy == "browser_policy" || policy == "alerts")
     return policy;
   return "";
 }

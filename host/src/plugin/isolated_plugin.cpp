@@ -1,5 +1,6 @@
 #include "plugin/isolated_plugin.hpp"
 
+#include "core/clock.hpp"
 #include "os/confinement.hpp"
 
 #include "plugin/worker_protocol.hpp"
@@ -29,8 +30,14 @@ namespace {
 
 // Consecutive worker failures per plugin, shared by every IsolatedPlugin of this process.
 struct Breaker {
+  struct Entry {
+    std::string plugin_id;
+    fs::path library;
+    int failures = 0;
+    int64_t opened_ms = 0;
+  };
   std::mutex mu;
-  std::map<std::string, int> failures;
+  std::map<std::string, Entry> by_key;
 };
 Breaker& breaker() {
   static Breaker b;
@@ -38,11 +45,16 @@ Breaker& breaker() {
 }
 int failures_of(const std::string& key) {
   std::lock_guard lock(breaker().mu);
-  return breaker().failures[key];
+  auto it = breaker().by_key.find(key);
+  return it == breaker().by_key.end() ? 0 : it->second.failures;
 }
-void record(const std::string& key, bool ok) {
+void record(const std::string& key, const PluginInfo& info, bool ok) {
   std::lock_guard lock(breaker().mu);
-  breaker().failures[key] = ok ? 0 : breaker().failures[key] + 1;
+  auto& e = breaker().by_key[key];
+  e.plugin_id = info.id;
+  e.library = info.library_path;
+  e.failures = ok ? 0 : e.failures + 1;
+  if (e.failures == IsolatedPlugin::kBreakerThreshold) e.opened_ms = core::now_ms();
 }
 
 std::string describe_status(int status) {
@@ -56,6 +68,15 @@ std::string describe_status(int status) {
 }
 
 }  // namespace
+
+std::vector<OpenCircuit> open_circuits() {
+  std::lock_guard lock(breaker().mu);
+  std::vector<OpenCircuit> out;
+  for (const auto& [key, e] : breaker().by_key)
+    if (e.failures >= IsolatedPlugin::kBreakerThreshold)
+      out.push_back({e.plugin_id, e.library, e.failures, e.opened_ms});
+  return out;
+}
 
 fs::path worker_path() {
   if (const char* env = std::getenv("CP_PLUGIN_WORKER"); env && *env) return env;
@@ -199,7 +220,7 @@ bool IsolatedPlugin::start(std::string& why) {
     why += " (worker " + how + ")";
     std::string tail = stderr_tail();
     if (!tail.empty()) why += "; worker stderr: " + tail;
-    record(key, false);
+    record(key, info_, false);
     return false;
   }
   start_time_ = std::chrono::duration_cast<std::chrono::microseconds>(Clock::now() - t0);
@@ -209,7 +230,7 @@ bool IsolatedPlugin::start(std::string& why) {
 CallOutcome IsolatedPlugin::failure(const std::string& what) {
   std::string how = stop(false);
   std::string tail = stderr_tail();
-  record(info_.library_path.string() + "#" + info_.id, false);
+  record(info_.library_path.string() + "#" + info_.id, info_, false);
   std::string msg = "isolated plugin '" + info_.id + "' " + what + "; worker ended by " + how;
   if (!tail.empty()) msg += "; worker stderr tail: " + tail;
   return {CP_E_FAILED, "", msg};
@@ -238,7 +259,7 @@ CallOutcome IsolatedPlugin::call(const json& request, CallContext& ctx, std::chr
     } else if (op == "result") {
       if (!msg.contains("status") || !msg["status"].is_number_integer())
         return failure("broke the protocol (result without a status)");
-      record(info_.library_path.string() + "#" + info_.id, true);
+      record(info_.library_path.string() + "#" + info_.id, info_, true);
       return {msg["status"].get<int>(), msg.value("output", ""), msg.value("error", "")};
     } else {
       return failure("broke the protocol (unexpected op '" + op + "')");

@@ -12,13 +12,26 @@
 #include <nlohmann/json_fwd.hpp>
 
 #include <chrono>
+#include <cstdint>
 #include <filesystem>
 #include <string>
+#include <vector>
 
 namespace cp::plugin {
 
 // cp-plugin-worker next to the running executable, or $CP_PLUGIN_WORKER.
 std::filesystem::path worker_path();
+
+// A plugin whose circuit is open in this process: its worker failed kBreakerThreshold times in a row, so
+// its calls fail at once until the process restarts. The breaker is per process: a `cp-host run` child's
+// circuits end with it, and serve sees only the circuits of the calls serve itself makes.
+struct OpenCircuit {
+  std::string plugin_id;
+  std::filesystem::path library;
+  int failures = 0;
+  int64_t opened_ms = 0;  // when the failure that opened it was recorded (ms since the epoch)
+};
+std::vector<OpenCircuit> open_circuits();
 
 class IsolatedPlugin {
  public:

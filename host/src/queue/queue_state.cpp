@@ -128,6 +128,7 @@ bool QueueState::apply(const json& op, uint64_t line) {
   if (kind == "retried") {
     if (it.state != ItemState::done) return fail("item " + id + " retried while " + to_string(it.state));
     it.state = ItemState::queued;
+    it.retried_at.push_back(ts);
     it.run_after = op.value("run_after", "");
     it.status.clear();
     it.reason.clear();
@@ -225,7 +226,13 @@ std::vector<PathLock> expired_locks(const QueueState& state, int64_t now) {
 
 namespace {
 
-std::string sla_of(const QueueItem& it, int64_t now) {
+struct Sla {
+  std::string state;
+  int64_t since = -1;  // when it stopped being on track
+  std::string bound;   // the bound it is about: deadline | start_by
+};
+
+Sla sla_of(const QueueItem& it, int64_t now) {
   int64_t deadline = it.deadline.empty() ? -1 : parse_iso_ms(it.deadline);
   int64_t start_by = it.start_by.empty() ? -1 : parse_iso_ms(it.start_by);
   int64_t expected = static_cast<int64_t>(it.timeout_sec) * 1000;
@@ -233,19 +240,20 @@ std::string sla_of(const QueueItem& it, int64_t now) {
     const Attempt* a = it.current();
     int64_t end = a && !a->finished_at.empty() ? parse_iso_ms(a->finished_at) : now;
     int64_t started = a && !a->started_at.empty() ? parse_iso_ms(a->started_at) : -1;
-    if (deadline >= 0 && end > deadline) return "breached";
-    if (start_by >= 0 && started > start_by) return "breached";
-    return "on_track";
+    if (deadline >= 0 && end > deadline) return {"breached", deadline, "deadline"};
+    if (start_by >= 0 && started > start_by) return {"breached", start_by, "start_by"};
+    return {"on_track", -1, ""};
   }
   bool started = it.active();
-  if (deadline >= 0 && now > deadline) return "breached";
-  if (!started && start_by >= 0 && now > start_by) return "breached";
-  if (deadline >= 0 && now + expected > deadline) return "at_risk";
+  if (deadline >= 0 && now > deadline) return {"breached", deadline, "deadline"};
+  if (!started && start_by >= 0 && now > start_by) return {"breached", start_by, "start_by"};
+  if (deadline >= 0 && now + expected > deadline) return {"at_risk", deadline - expected, "deadline"};
   if (!started && start_by >= 0) {
     int64_t window = start_by - parse_iso_ms(it.enqueued_at);
-    if (window > 0 && (start_by - now) * 4 < window) return "at_risk";  // under a quarter of the wait left
+    if (window > 0 && (start_by - now) * 4 < window)  // under a quarter of the wait left
+      return {"at_risk", start_by - window / 4, "start_by"};
   }
-  return "on_track";
+  return {"on_track", -1, ""};
 }
 
 }  // namespace
@@ -253,7 +261,10 @@ std::string sla_of(const QueueItem& it, int64_t now) {
 Derived derive(const QueueItem& it, const QueueState& state, const Limits& limits, const Occupancy& occ,
                int64_t now) {
   Derived d;
-  d.sla_state = sla_of(it, now);
+  Sla sla = sla_of(it, now);
+  d.sla_state = sla.state;
+  d.sla_since_ms = sla.since;
+  d.sla_bound = sla.bound;
   if (it.state != ItemState::queued) {
     d.why_not = to_string(it.state);
     return d;

@@ -54,6 +54,8 @@ struct QueueItem {
   std::string status, reason;     // of the terminal outcome (done/cancelled)
   std::string error;              // the last attempt's error, while the item is done
   uint64_t order = 0;             // position of the enqueue in the log: the FIFO tiebreak
+  // When each retry queued the item again (the command tower sees a retry storm here).
+  std::vector<std::string> retried_at;
 
   bool terminal() const { return state == ItemState::done || state == ItemState::cancelled; }
   bool active() const { return state == ItemState::claimed || state == ItemState::running; }
@@ -104,6 +106,10 @@ struct Derived {
   std::string why_not;     // when not eligible: the first reason ("held", "lock src/ held by RUN", ...)
   std::string sla_state;   // on_track | at_risk | breached
   std::string blocked_by;  // a dependency that ended without success: the item can never run
+  // at_risk/breached: when the item became so (ms since the epoch), and the bound it is about ("deadline"
+  // or "start_by").
+  int64_t sla_since_ms = -1;
+  std::string sla_bound;
 };
 // Runs holding a slot (claimed or running), overall and per pack, and the path locks held at `now`.
 struct Occupancy {

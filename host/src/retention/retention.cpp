@@ -54,18 +54,6 @@ fs::path default_root(const fs::path& root, const std::string& lane) {
   return expand_home("~/.cache/cortexpilot");  // machine_cache
 }
 
-json load_policy(const fs::path& root) {
-  fs::path file = root / "policies" / "retention_policy.json";
-  json p = core::read_json_file(file);
-  if (!p.is_object())
-    throw PolicyError(file.string() + ": missing or not JSON; see schemas/retention_policy.schema.json");
-  auto v = core::schema("retention_policy").validate(p);
-  if (!v.empty())
-    throw PolicyError(file.string() + ": " + (v[0].pointer.empty() ? "/" : v[0].pointer) + ": " +
-                      v[0].message);
-  return p;
-}
-
 // Runs a live process holds (their bundle lock is taken): never a candidate in any lane.
 std::vector<std::string> live_runs(const fs::path& root) {
   std::vector<std::string> out;
@@ -219,6 +207,26 @@ json finish_report(const fs::path& root, const char* mode, const json& lanes, co
 
 }  // namespace
 
+json load_policy(const fs::path& root) {
+  fs::path file = root / "policies" / "retention_policy.json";
+  json p = core::read_json_file(file);
+  if (!p.is_object())
+    throw PolicyError(file.string() + ": missing or not JSON; see schemas/retention_policy.schema.json");
+  auto v = core::schema("retention_policy").validate(p);
+  if (!v.empty())
+    throw PolicyError(file.string() + ": " + (v[0].pointer.empty() ? "/" : v[0].pointer) + ": " +
+                      v[0].message);
+  return p;
+}
+
+fs::path lane_root(const fs::path& root, const std::string& lane, const json& cfg) {
+  fs::path r = cfg.is_object() && cfg.contains("root") && cfg["root"].is_string()
+                   ? expand_home(cfg["root"].get<std::string>())
+                   : default_root(root, lane);
+  if (r.is_relative()) r = root / r;
+  return r.lexically_normal();
+}
+
 fs::path report_path(const fs::path& root) {
   return core::host_reports_dir(root) / "retention_report.json";
 }
@@ -242,10 +250,7 @@ json plan(const Options& o, const plugin::Registry& reg) {
   for (const auto& [name, cfg] : policy["lanes"].items()) {
     if (!only.empty() && !only.count(name)) continue;
     std::string plugin_id = "retention_" + name;
-    fs::path lane_root =
-        cfg.contains("root") ? expand_home(cfg["root"].get<std::string>()) : default_root(o.root, name);
-    if (lane_root.is_relative()) lane_root = o.root / lane_root;
-    lane_root = lane_root.lexically_normal();
+    fs::path lane_root = retention::lane_root(o.root, name, cfg);
     json l{{"plugin", plugin_id},
            {"lane_root", lane_root.string()},
            {"enabled", cfg.value("enabled", true)},

@@ -40,4 +40,13 @@ nlohmann::json apply(const Options& o, const plugin::Registry& reg, const nlohma
 
 std::filesystem::path report_path(const std::filesystem::path& root);
 
+// policies/retention_policy.json of `root`, checked against its schema; PolicyError (naming the JSON pointer)
+// when it is missing or invalid.
+nlohmann::json load_policy(const std::filesystem::path& root);
+
+// The folder lane `lane` governs: its `root` from the policy (`~/` expanded, relative to `root`), else the
+// lane's place under the runtime folder.
+std::filesystem::path lane_root(const std::filesystem::path& root, const std::string& lane,
+                                const nlohmann::json& lane_policy);
+
 }  // namespace cp::retention

@@ -54,7 +54,7 @@ const std::vector<Route>& route_table() {
     for (auto part : {system_routes, runs_routes, events_routes, evidence_routes, run_detail_routes,
                       run_actions_routes, approvals_routes, workflows_routes, intake_routes, queue_routes,
                       session_routes, views_routes, locks_routes,
-                      agents_routes})
+                      agents_routes, tower_routes})
       for (auto& r : part()) all.push_back(r);
     return all;
   }();
@@ -136,7 +136,7 @@ std::optional<ApiResponse> unknown_query(const ApiRequest& req, const RouteInfo&
 }  // namespace
 
 Api::Api(ApiConfig cfg, const TokenStore& tokens, RunCatalog& runs, queue::QueueService& queue,
-         Scheduler* scheduler, const plugin::Registry* registry, Metrics& metrics)
+         Scheduler* scheduler, const plugin::Registry* registry, Metrics& metrics, const CommandTower* tower)
     : cfg_(std::move(cfg)),
       tokens_(tokens),
       runs_(runs),
@@ -144,6 +144,7 @@ Api::Api(ApiConfig cfg, const TokenStore& tokens, RunCatalog& runs, queue::Queue
       scheduler_(scheduler),
       registry_(registry),
       metrics_(metrics),
+      tower_(tower),
       feed_(std::make_unique<EventFeed>(cfg_.root, runs_)) {}
 
 Api::~Api() = default;
@@ -357,7 +358,7 @@ std::optional<ApiResponse> Api::authorise(const ApiRequest& req, Ctx& ctx) const
 
 ApiResponse Api::dispatch(const ApiRequest& req, Ctx& ctx) const {
   const ApiServices services{cfg_,     runs_,     queue_,    scheduler_, registry_,
-                             metrics_, verified_, sessions_, *feed_, documents_};
+                             metrics_, verified_, sessions_, *feed_, documents_, tower_};
   return ctx.route->handler(services, RouteCall{req, ctx.params, ctx.who, ctx.session});
 }
 

@@ -33,6 +33,7 @@ class EventFeed;
 struct AllRunsWatch;
 class Metrics;
 class Scheduler;
+class CommandTower;
 
 struct ApiRequest {
   std::string method;                          // GET, POST, ...
@@ -93,9 +94,10 @@ struct ApiConfig {
 
 class Api {
  public:
-  // Everything passed must outlive the Api; scheduler and registry may be null.
+  // Everything passed must outlive the Api; scheduler, registry and tower may be null.
   Api(ApiConfig cfg, const TokenStore& tokens, RunCatalog& runs, queue::QueueService& queue,
-      Scheduler* scheduler, const plugin::Registry* registry, Metrics& metrics);
+      Scheduler* scheduler, const plugin::Registry* registry, Metrics& metrics,
+      const CommandTower* tower = nullptr);
   ~Api();
 
   ApiResponse handle(const ApiRequest& req) const;
@@ -123,6 +125,7 @@ class Api {
   Scheduler* scheduler_;
   const plugin::Registry* registry_;
   Metrics& metrics_;
+  const CommandTower* tower_;
   mutable VerifyCache verified_;  // verify-on-read of sealed runs' details
   mutable SessionStore sessions_;
   std::unique_ptr<EventFeed> feed_;  // the cross-run event views

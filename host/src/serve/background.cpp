@@ -1,7 +1,9 @@
 #include "serve/background.hpp"
 
 #include "control/approvals.hpp"
+#include "core/clock.hpp"
 #include "retention/retention.hpp"
+#include "serve/command_tower.hpp"
 #include "serve/run_catalog.hpp"
 
 #include <nlohmann/json.hpp>
@@ -31,6 +33,33 @@ void CatalogRefresher::loop() {
       catalog_.update(id);
       std::cerr << "cp-host serve: run " << id << " denied: approval deadline passed\n";
     }
+    if (tower_ && queue_) {
+      try {
+        tower_->refresh_queue(*queue_, core::now_ms());
+      } catch (const std::exception& e) {
+        std::cerr << "cp-host serve: command tower: the queue could not be read: " << e.what() << "\n";
+      }
+    }
+  }
+}
+
+void LaneMeasurer::start() {
+  thread_ = std::thread([this] { loop(); });
+}
+
+void LaneMeasurer::stop() {
+  stopping_.store(true);
+  if (thread_.joinable()) thread_.join();
+}
+
+void LaneMeasurer::loop() {
+  auto next = std::chrono::steady_clock::now();
+  while (!stopping_.load()) {
+    if (std::chrono::steady_clock::now() >= next) {
+      tower_.measure_disk(core::now_ms());
+      next = std::chrono::steady_clock::now() + every_;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
   }
 }
 

@@ -1,12 +1,15 @@
 #include "serve/daemon.hpp"
 
+#include "core/clock.hpp"
 #include "core/runtime_paths.hpp"
 #include "plugin/registry.hpp"
 #include "queue/queue_service.hpp"
 #include "serve/access_log.hpp"
+#include "serve/alert_rules.hpp"
 #include "serve/api.hpp"
 #include "serve/auth.hpp"
 #include "serve/background.hpp"
+#include "serve/command_tower.hpp"
 #include "serve/http_server.hpp"
 #include "serve/metrics.hpp"
 #include "serve/openapi.hpp"
@@ -117,12 +120,14 @@ HttpOptions http_options(const DaemonOptions& o) {
 // Everything that runs while this process holds the root, until a stop signal; then stops it in order.
 DaemonExit serve_until_signal(const DaemonOptions& o, const fs::path& root, const ServeLock& lock,
                               const TokenStore& tokens, const ApiConfig& cfg, const plugin::Registry& reg,
-                              const sigset_t& stop_set) {
+                              const AlertPolicy& alerts, const sigset_t& stop_set) {
   queue::QueueService queue(root, &reg);
   RunCatalog catalog(root);
   std::unique_ptr<Scheduler> scheduler;
   if (o.scheduler) scheduler = make_scheduler(o, root, queue, catalog);
   index_runs(catalog);
+  CommandTower tower(root, catalog.stats(), alerts);
+  tower.refresh_queue(queue.backend(), core::now_ms());
   Metrics metrics;
   std::unique_ptr<AccessLog> access;
   try {
@@ -131,7 +136,7 @@ DaemonExit serve_until_signal(const DaemonOptions& o, const fs::path& root, cons
     std::cerr << "cp-host serve: access log: " << e.what() << "\n";
     return DaemonExit::internal;
   }
-  Api api(cfg, tokens, catalog, queue, scheduler.get(), &reg, metrics);
+  Api api(cfg, tokens, catalog, queue, scheduler.get(), &reg, metrics, &tower);
   HttpServer http(api, metrics, access.get(), http_options(o));
   uint16_t bound = 0;
   try {
@@ -143,8 +148,10 @@ DaemonExit serve_until_signal(const DaemonOptions& o, const fs::path& root, cons
   std::string url = "http://" + o.host + ":" + std::to_string(bound);
   lock.publish(url, scheduler != nullptr);
   if (scheduler) scheduler->start();
-  CatalogRefresher refresher(root, catalog);
+  CatalogRefresher refresher(root, catalog, &tower, &queue.backend());
   refresher.start();
+  LaneMeasurer lanes(tower, std::chrono::seconds(alerts.retention_check_every_sec));
+  if (alerts.retention_over_cap.enabled) lanes.start();
   std::unique_ptr<RetentionJanitor> janitor;
   if (o.retention_hours > 0) {
     auto every = std::chrono::milliseconds(static_cast<long long>(o.retention_hours * 3600 * 1000));
@@ -159,6 +166,7 @@ DaemonExit serve_until_signal(const DaemonOptions& o, const fs::path& root, cons
   sigwait(&stop_set, &sig);
   std::cerr << "cp-host serve: signal " << sig << ", stopping" << std::endl;
   refresher.stop();
+  lanes.stop();
   if (janitor) janitor->stop();
   http.stop();
   if (scheduler) scheduler->stop();
@@ -186,10 +194,16 @@ DaemonExit run_daemon(const DaemonOptions& o) {
   if (!tokens) return DaemonExit::bad_option;
   auto cfg = api_config(o, root);
   if (!cfg) return DaemonExit::bad_option;
+  std::string why;
+  auto alerts = load_alert_policy(root, why);  // a broken alerts.json is refused before anything starts
+  if (!alerts) {
+    std::cerr << "cp-host serve: " << why << "\n";
+    return DaemonExit::bad_option;
+  }
   const sigset_t stop_set = block_stop_signals();
   plugin::Registry reg;
   if (!o.load_plugins || !o.load_plugins(root, reg)) return DaemonExit::bad_option;
-  return serve_until_signal(o, root, *lock, *tokens, *cfg, reg, stop_set);
+  return serve_until_signal(o, root, *lock, *tokens, *cfg, reg, *alerts, stop_set);
 }
 
 }  // namespace cp::serve

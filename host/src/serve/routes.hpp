@@ -24,6 +24,7 @@ struct ApiServices {
   SessionStore& sessions;
   EventFeed& feed;
   RootDocuments& documents;  // the contracts, packs and policies under the root, validated and cached
+  const CommandTower* tower;  // null: no command tower (an Api built without one answers its routes 503)
 };
 
 // One admitted request: the route's parameters are decoded, the caller's role is enough.
@@ -60,6 +61,7 @@ std::vector<Route> session_routes();      // browser sessions: a bearer token fo
 std::vector<Route> views_routes();        // contracts, policies, kept worktrees, a gate's results across runs
 std::vector<Route> locks_routes();        // path locks: list, forced release
 std::vector<Route> agents_routes();       // runners and roles, live agents, a role's config
+std::vector<Route> tower_routes();        // the command tower: overview and alerts across runs and the queue
 
 // Every route, built once from the lists above.
 const std::vector<Route>& route_table();

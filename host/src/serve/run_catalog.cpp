@@ -81,6 +81,7 @@ void RunCatalog::put(Entry e) {
     by_last_event_.erase({old->second.last_ms, e.run_id});
   by_last_event_.insert({span.last_ms, e.run_id});
   spans_[e.run_id] = std::move(span);
+  stats_.update(e);
   Key k{e.created_at, e.run_id};
   by_id_[e.run_id] = k;
   by_time_[k] = std::move(e);
@@ -95,6 +96,7 @@ void RunCatalog::erase(const std::string& run_id) {
     by_last_event_.erase({old->second.last_ms, run_id});
     spans_.erase(old);
   }
+  stats_.remove(run_id);
 }
 
 std::vector<RunSpan> RunCatalog::spans_by_last_event(

@@ -5,6 +5,7 @@
 // stay the truth; this is a cache of them.
 #pragma once
 
+#include "serve/run_stats.hpp"
 #include "store/run_index.hpp"
 
 #include <nlohmann/json.hpp>
@@ -80,6 +81,8 @@ class RunCatalog {
   std::map<std::string, long long> count_by_status() const;  // status or, once sealed, verdict
   // gate id -> verdict -> count, over every run's manifest gates.
   std::map<std::string, std::map<std::string, long long>> gate_outcomes() const;
+  // The command tower's aggregate, updated with every summary the catalogue takes in or drops.
+  const RunStats& stats() const { return stats_; }
 
  private:
   using Entry = store::RunSummary;
@@ -102,6 +105,7 @@ class RunCatalog {
   // (last event ms, run id), newest first, and each run's span.
   std::set<std::pair<long long, std::string>, std::greater<>> by_last_event_;
   std::unordered_map<std::string, RunSpan> spans_;
+  RunStats stats_;
 };
 
 }  // namespace cp::serve

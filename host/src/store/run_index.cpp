@@ -3,6 +3,8 @@
 
 #include "store/bundle.hpp"
 
+#include <sys/stat.h>
+
 #include <algorithm>
 
 namespace cp::store {
@@ -41,11 +43,22 @@ std::optional<RunSummary> read_run_summary(const fs::path& dir, const std::strin
     if (auto g = m.find("gates"); g != m.end() && g->is_array())
       for (const auto& gate : *g)
         if (gate.is_object()) s.gates.emplace_back(text(gate, "gate_id"), text(gate, "verdict"));
+    s.finished_at = text(m, "finished_at");
+    if (auto a = m.find("approval"); a != m.end() && a->is_object()) {
+      s.approval_requested_at = text(*a, "requested_at");
+      s.approval_deadline = text(*a, "deadline");
+    }
     for (const char* k : {"task_id", "runner", "pack", "created_at", "sealed_at", "verdict", "reason",
                           "duration_ms", "workflow_id", "queue"})
       if (m.contains(k)) s.fields[k] = m[k];
   }
   s.fields["status"] = s.status;
+  // A live run's last event is when its log last grew: one stat, never a read of the log.
+  if (s.status != "sealed" && s.status != "unreadable") {
+    struct stat st {};
+    if (::lstat((dir / "events.jsonl").c_str(), &st) == 0)
+      s.events_mtime_ms = static_cast<long long>(st.st_mtim.tv_sec) * 1000 + st.st_mtim.tv_nsec / 1000000;
+  }
   return s;
 }
 

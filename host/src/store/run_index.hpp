@@ -17,6 +17,10 @@ struct RunSummary {
   std::string run_id, task_id, status, verdict, runner, pack, created_at, reason;
   long long duration_ms = -1;
   std::vector<std::pair<std::string, std::string>> gates;  // gate id, verdict (the manifest's gates)
+  // What the command tower aggregates (serve/run_stats.hpp): when the run's work ended, the approval it
+  // waits for, and, while it is not sealed, when its event log last grew (events.jsonl's mtime; -1 unread).
+  std::string finished_at, approval_requested_at, approval_deadline;
+  long long events_mtime_ms = -1;
   // run_id, status and the manifest's listing fields as written: task_id, runner, pack, created_at,
   // sealed_at, verdict, reason, duration_ms, workflow_id, queue (what the API lists).
   nlohmann::json fields;
