@@ -75,6 +75,14 @@ for i in range(n):
         m["status"] = "awaiting_approval"
         m["approval"] = {"state": "pending", "requested_at": iso(end), "approvers_required": 1, "approvals": [],
                          "deadline": iso(now + (i // 4000) * 7200 + 600)}
+    else:  # a sealed run's event log: what GET /api/events pages through (5 events, keys sorted as written)
+        t0 = end - dur / 1000
+        lines = []
+        for k, typ in enumerate(["RUN_CREATED", "RUNNER_STARTED", "RUNNER_FINISHED", "GATES_FINISHED", "RUN_SEALED"], 1):
+            e = {"hash": "0" * 64, "payload": {}, "prev_hash": "0" * 64, "run_id": rid, "seq": k,
+                 "ts": iso(t0 + (dur / 1000) * (k - 1) / 4), "type": typ}
+            lines.append(json.dumps(e, sort_keys=True, separators=(",", ":")))
+        open(os.path.join(d, "events.jsonl"), "w").write("\n".join(lines) + "\n")
     with open(os.path.join(d, "manifest.json"), "w") as f: json.dump(m, f)
     with open(os.path.join(d, "reports", "task_result.json"), "w") as f: json.dump({"run_id": rid, "verdict": verdict}, f)
 # The queue: 400 items; deadlines passed (breached) and close (at risk), retries in the last 10 minutes.
@@ -151,6 +159,21 @@ echo "   overview: $(echo "$ov" | python3 -c 'import json,sys; o=json.load(sys.s
 echo "   alerts:   $(echo "$al" | python3 -c 'import json,sys; a=json.load(sys.stdin); print("%d alerts %s" % (a["count"], a["by_rule"]))') ($(echo -n "$al" | wc -c) bytes)"
 run_wrk "GET /api/command-tower/overview" "/api/command-tower/overview"
 run_wrk "GET /api/command-tower/alerts" "/api/command-tower/alerts"
+# Every run's events: the newest page, a page 5,000 events deep (by cursor), and a filtered page.
+ecursor=$(python3 - "$url" "$token" <<'PY'
+import json, sys, urllib.request
+url, token = sys.argv[1], sys.argv[2]
+cur = ""
+for _ in range(50):
+    q = "/api/events?limit=100" + ("&cursor=" + cur if cur else "")
+    r = json.load(urllib.request.urlopen(urllib.request.Request(url + q, headers={"Authorization": "Bearer " + token})))
+    cur = r["next_cursor"]
+print(cur)
+PY
+)
+run_wrk "GET /api/events?limit=50 (newest)" "/api/events?limit=50"
+run_wrk "GET /api/events?limit=50 (5,000 deep)" "/api/events?limit=50&cursor=$ecursor"
+run_wrk "GET /api/events?type=RUN_SEALED&limit=50" "/api/events?type=RUN_SEALED&limit=50"
 echo "   RSS after load $(ps -o rss= -p "$spid" | awk '{printf "%.0f MiB", $1/1024}')"
 stop_serve
 
@@ -165,6 +188,7 @@ c["timeout_retry"] = {"timeout_sec": 300, "max_retries": 0, "backoff_sec": 0}
 hdr = {"Authorization": "Bearer " + token, "Content-Type": "application/json"}
 t0 = time.time()
 for i in range(q):
+    c["allowed_paths"] = ["bench-%d/" % i]  # paths of its own: runs on overlapping paths wait for each other
     body = json.dumps({"contract": c}).encode()
     urllib.request.urlopen(urllib.request.Request(url + "/api/runs", data=body, headers=hdr, method="POST")).read()
 t_sub = time.time() - t0

@@ -60,7 +60,9 @@ std::string lower(std::string s) {
 std::string request_text(const std::string& method, const std::string& target,
                          const std::map<std::string, std::string>& headers, const std::string& body,
                          uint16_t port, bool close) {
-  std::string r = method + " " + target + " HTTP/1.1\r\nHost: 127.0.0.1:" + std::to_string(port) + "\r\n";
+  std::string r = method + " " + target + " HTTP/1.1\r\n";
+  // A Host the caller gives replaces the default (a request names one host).
+  if (!headers.count("Host")) r += "Host: 127.0.0.1:" + std::to_string(port) + "\r\n";
   for (const auto& [k, v] : headers) r += k + ": " + v + "\r\n";
   if (!body.empty() || method == "POST") r += "Content-Length: " + std::to_string(body.size()) + "\r\n";
   if (close) r += "Connection: close\r\n";

@@ -382,7 +382,7 @@ TEST(ServeApi, SlowClientsAreCutOff) {
   a.sin_port = htons(serve.port());
   a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
   ASSERT_EQ(::connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a), 0);
-  std::string partial = "GET /api/health HTTP/1.1\r\nHost: x\r\n";
+  std::string partial = "GET /api/health HTTP/1.1\r\nHost: 127.0.0.1\r\n";
   ASSERT_EQ(::send(fd, partial.data(), partial.size(), MSG_NOSIGNAL), static_cast<ssize_t>(partial.size()));
   auto t0 = std::chrono::steady_clock::now();
   timeval tv{10, 0};

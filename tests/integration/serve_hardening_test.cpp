@@ -118,8 +118,8 @@ struct Hardened : ::testing::Test {
   }
   // The raw request for a run's live event stream, as the viewer.
   std::string stream_request(const std::string& id) const {
-    return "GET /api/runs/" + id + "/events/stream HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer " + viewer +
-           "\r\n\r\n";
+    return "GET /api/runs/" + id + "/events/stream HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer " +
+           viewer + "\r\n\r\n";
   }
 };
 
@@ -127,9 +127,9 @@ TEST_F(Hardened, AfterA413NothingElseOnTheConnectionIsARequest) {
   start();
   // One request whose oversized body is made of further requests: one answer (413), then the close.
   std::string pipelined;
-  for (int i = 0; i < 7; ++i) pipelined += "GET /api/health HTTP/1.1\r\nHost: x\r\n\r\n";
+  for (int i = 0; i < 7; ++i) pipelined += "GET /api/health HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n";
   std::string body = pipelined + std::string(100000 - pipelined.size() * 2, 'x') + pipelined;
-  auto r = exchange("POST /api/runs HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer " + op +
+  auto r = exchange("POST /api/runs HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer " + op +
                     "\r\nContent-Type: application/json\r\nContent-Length: " + std::to_string(body.size()) +
                     "\r\n\r\n" + body);
   EXPECT_TRUE(r.eof) << "the server kept the connection open after a 413";
@@ -138,7 +138,7 @@ TEST_F(Hardened, AfterA413NothingElseOnTheConnectionIsARequest) {
 
   // Well-framed pipelined requests are all answered, in order.
   int fd = connect_loopback(serve->port());
-  send_some(fd, pipelined + "GET /api/health HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+  send_some(fd, pipelined + "GET /api/health HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n");
   auto ok = read_until_close(fd, std::chrono::seconds(15));
   ::close(fd);
   EXPECT_EQ(count_responses(ok.bytes), 8u) << ok.bytes;
@@ -147,8 +147,8 @@ TEST_F(Hardened, AfterA413NothingElseOnTheConnectionIsARequest) {
 TEST_F(Hardened, ContentLengthIsFramedStrictly) {
   start();
   auto post = [&](const std::string& length_headers, const std::string& body = "{}") {
-    return exchange("POST /api/intake/preview HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer " + op + "\r\n" +
-                    length_headers + "\r\n" + body);
+    return exchange("POST /api/intake/preview HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer " + op +
+                    "\r\n" + length_headers + "\r\n" + body);
   };
   struct Case {
     std::string headers;
@@ -177,7 +177,7 @@ TEST_F(Hardened, ContentLengthIsFramedStrictly) {
     EXPECT_EQ(r.bytes.find("basic_string"), std::string::npos) << r.bytes;
   }
   // A header line with a bare LF is refused too.
-  auto bare = exchange("GET /api/health HTTP/1.1\r\nHost: x\nX-A: b\r\n\r\n");
+  auto bare = exchange("GET /api/health HTTP/1.1\r\nHost: 127.0.0.1\nX-A: b\r\n\r\n");
   EXPECT_EQ(status_of(bare.bytes), 400) << bare.bytes;
   // The server is still answering.
   EXPECT_EQ(http(serve->port(), "GET", "/api/health").status, 200);
@@ -194,7 +194,7 @@ TEST_F(Hardened, BodiesAreNotHeldForClientsWithoutAToken) {
   for (int i = 0; i < 16; ++i) {
     int fd = connect_loopback(serve->port());
     ASSERT_GE(fd, 0);
-    send_some(fd, "POST /api/runs HTTP/1.1\r\nHost: x\r\nContent-Length: 4294967296\r\n\r\n");
+    send_some(fd, "POST /api/runs HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 4294967296\r\n\r\n");
     send_some(fd, chunk);
     fds.push_back(fd);
   }
@@ -207,7 +207,7 @@ TEST_F(Hardened, BodiesAreNotHeldForClientsWithoutAToken) {
   for (int i = 0; i < 32; ++i) {
     int fd = connect_loopback(serve->port());
     ASSERT_GE(fd, 0);
-    send_some(fd, "POST /api/runs HTTP/1.1\r\nHost: x\r\nContent-Length: 60000\r\n\r\n");
+    send_some(fd, "POST /api/runs HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 60000\r\n\r\n");
     fds.push_back(fd);  // the body never comes
   }
   for (int fd : fds) {
@@ -218,9 +218,9 @@ TEST_F(Hardened, BodiesAreNotHeldForClientsWithoutAToken) {
   }
   // A bad token is the same 401, also before the body.
   int fd = connect_loopback(serve->port());
-  send_some(
-      fd,
-      "POST /api/runs HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer nope\r\nContent-Length: 60000\r\n\r\n");
+  send_some(fd,
+            "POST /api/runs HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer nope\r\nContent-Length: "
+            "60000\r\n\r\n");
   auto r = read_until_close(fd, std::chrono::seconds(5));
   ::close(fd);
   EXPECT_EQ(status_of(r.bytes), 401) << r.bytes;

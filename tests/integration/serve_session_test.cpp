@@ -3,6 +3,8 @@
 // event streams read with the cookie. The refusals are proved by what did not happen (no queue item).
 #include "integration/serve_fixture.hpp"
 
+#include <sys/stat.h>
+
 #include <gtest/gtest.h>
 
 namespace cp::test {
@@ -289,6 +291,39 @@ TEST_F(SessionFixture, EveryRunsEventsStreamWithTheCookieAndPageNewestFirst) {
   EXPECT_EQ(http(serve->port(), "GET", "/api/events?runn=x", b.headers(false)).status, 400);
   EXPECT_EQ(http(serve->port(), "GET", "/api/events/stream?after=zz", b.headers(false)).status, 400);
   EXPECT_EQ(http(serve->port(), "GET", "/api/events").status, 401);
+}
+
+// What an adversarial review found, each now refused: sessions made anonymously under --open-reads, a page
+// of a rebinding name reading a loopback serve, a FIFO planted as a bundle's events log holding the API.
+TEST(SessionHardening, OpenReadsMakeNoSessionsAndRebindingNamesAreRefused) {
+  RunProject p;
+  ServeProcess serve(p, {"--open-reads"});
+  ASSERT_NE(serve.port(), 0) << serve.output();
+  auto r = http(serve.port(), "POST", "/api/session", {{"Origin", "http://evil.example"}});
+  EXPECT_EQ(r.status, 401) << r.body;
+  EXPECT_EQ(r.headers.count("set-cookie"), 0u) << "no session was made";
+  EXPECT_EQ(http(serve.port(), "GET", "/api/runs").status, 200) << "open reads still read";
+
+  std::string port = std::to_string(serve.port());
+  r = http(serve.port(), "GET", "/api/runs", {{"Host", "rebind.attacker.example:" + port}});
+  EXPECT_EQ(r.status, 421) << r.body;
+  EXPECT_EQ(r.body.find("\"runs\""), std::string::npos) << "nothing of the API was answered";
+  for (const std::string& host :
+       {"127.0.0.1:" + port, "localhost:" + port, "[::1]:" + port, std::string("127.0.0.2")})
+    EXPECT_EQ(http(serve.port(), "GET", "/api/runs", {{"Host", host}}).status, 200) << host;
+
+  // A bundle whose events.jsonl is a FIFO: refused at once, and the API keeps answering.
+  fs::path planted = p.dir / ".runtime-cache/cortexpilot/runs/planted-fifo";
+  fs::create_directories(planted);
+  ASSERT_EQ(::mkfifo((planted / "events.jsonl").c_str(), 0600), 0);
+  cp::test::write_file(planted / "manifest.json", R"({"run_id":"planted-fifo","status":"sealed"})");
+  for (int i = 0; i < 3; ++i)
+    EXPECT_EQ(
+        http(serve.port(), "GET", "/api/runs/planted-fifo/events", {}, "", std::chrono::seconds(5)).status,
+        409);
+  auto sse = read_sse(serve.port(), "/api/runs/planted-fifo/events/stream", {}, 1, std::chrono::seconds(2));
+  EXPECT_TRUE(sse.events.empty());
+  EXPECT_EQ(http(serve.port(), "GET", "/api/health", {}, "", std::chrono::seconds(5)).status, 200);
 }
 
 }  // namespace

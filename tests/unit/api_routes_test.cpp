@@ -214,3 +214,28 @@ TEST_F(ApiFuzzFindings, AnUnknownOrMisspeltQueryParameterIs400NamingIt) {
 
 }  // namespace
 }  // namespace cp::serve
+
+namespace cp::serve {
+namespace {
+
+TEST(SessionStore, OneTokenChurnsOnlyItsOwnSessions) {
+  SessionStore store(100, 4);
+  Principal viewer{"dash", Role::viewer}, admin{"root", Role::admin};
+  auto admins = store.open(admin, std::chrono::seconds(60));
+  ASSERT_TRUE(admins);
+  std::vector<OpenedSession> v;
+  for (int i = 0; i < 500; ++i) {
+    auto s = store.open(viewer, std::chrono::seconds(60));
+    ASSERT_TRUE(s) << "a token's newest session always fits: its oldest makes room";
+    v.push_back(*s);
+  }
+  EXPECT_EQ(store.size(), 5u) << "four of the viewer's, one of the admin's";
+  SessionStore::Lookup why;
+  EXPECT_TRUE(store.find(admins->id, why)) << "another token's session survives the churn";
+  EXPECT_TRUE(store.find(v.back().id, why));
+  EXPECT_FALSE(store.find(v.front().id, why));
+  EXPECT_EQ(why, SessionStore::Lookup::unknown);
+}
+
+}  // namespace
+}  // namespace cp::serve

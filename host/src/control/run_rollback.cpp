@@ -10,7 +10,10 @@
 #include "store/bundle_verify.hpp"
 #include "store/run_index.hpp"
 
+#include <stdlib.h>
 #include <unistd.h>
+#include <cerrno>
+#include <cstring>
 
 namespace cp::control {
 
@@ -90,16 +93,20 @@ RollbackResult revert_promotion(store::Bundle& b, const json& m, const Actor& ac
   } else {
     // Later commits sit on top: take the promotion's change out of the tip's tree, in a private index
     // (the user's index and files are never touched) from a private patch file.
-    const std::string tag = std::to_string(::getpid()) + "-" + run_id.substr(0, 64);
-    fs::path index = fs::temp_directory_path() / ("cp-rollback-index-" + tag);
-    fs::path patch = fs::temp_directory_path() / ("cp-rollback-patch-" + tag);
+    // A folder of our own (mkdtemp: unpredictable, mode 0700): names another user could guess and plant
+    // first in the shared temp folder would let them break or steer the revert.
+    std::string tmpl = (fs::temp_directory_path() / "cp-rollback-XXXXXX").string();
+    if (!::mkdtemp(tmpl.data()))
+      throw std::runtime_error("cannot make a private temporary folder for the revert: " +
+                               std::string(std::strerror(errno)));
     struct Cleanup {
-      std::vector<fs::path> p;
+      fs::path dir;
       ~Cleanup() {
         std::error_code e;
-        for (const auto& f : p) fs::remove(f, e);
+        fs::remove_all(dir, e);
       }
-    } cleanup{{index, patch}};
+    } cleanup{tmpl};
+    fs::path index = cleanup.dir / "index", patch = cleanup.dir / "change.patch";
     std::vector<std::string> env{"GIT_INDEX_FILE=" + index.string()};
     std::string diff = run::run_git(
         repo, {"diff-tree", "-p", "--binary", "--full-index", "--no-renames", parent, promoted, "--"},

@@ -12,6 +12,7 @@
 #include <nlohmann/json.hpp>
 
 #include <algorithm>
+#include <regex>
 #include <set>
 
 namespace cp::serve {
@@ -53,8 +54,7 @@ const std::vector<Route>& route_table() {
     std::vector<Route> all;
     for (auto part : {system_routes, runs_routes, events_routes, evidence_routes, run_detail_routes,
                       run_actions_routes, approvals_routes, workflows_routes, intake_routes, queue_routes,
-                      session_routes, views_routes, locks_routes,
-                      agents_routes, tower_routes})
+                      session_routes, views_routes, locks_routes, agents_routes, tower_routes})
       for (auto& r : part()) all.push_back(r);
     return all;
   }();
@@ -237,7 +237,34 @@ ApiResponse Api::preflight(const ApiRequest& req) const {
   return r;
 }
 
+namespace {
+
+// Whether a Host header names a loopback host: localhost, 127.0.0.0/8 or [::1], with any port.
+bool loopback_host(std::string host) {
+  if (host.empty()) return true;  // HTTP/1.0 clients send none; browsers always do
+  if (host.front() == '[') return host.rfind("[::1]", 0) == 0 && (host.size() == 5 || host[5] == ':');
+  host = host.substr(0, host.find(':'));
+  for (auto& ch : host) ch = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
+  if (host == "localhost") return true;
+  static const std::regex v4(R"(127\.[0-9]{1,3}\.[0-9]{1,3}\.[0-9]{1,3})");
+  return std::regex_match(host, v4);
+}
+
+}  // namespace
+
 std::optional<ApiResponse> Api::admit(const ApiRequest& req, Ctx& ctx) const {
+  if (cfg_.loopback_host_only) {
+    auto h = req.headers.find("host");
+    if (h != req.headers.end() && !loopback_host(h->second)) {
+      ApiResponse r =
+          error(421, "misdirected",
+                "this server listens on loopback and answers only requests naming a loopback host "
+                "(127.0.0.1, localhost, [::1]); a page of another name pointed here (DNS "
+                "rebinding) is refused");
+      r.route = "unmatched";
+      return r;
+    }
+  }
   // Route first: an unknown path is 404 whoever asks; a known path with another method is 405.
   std::vector<std::string> allowed;
   for (const auto& r : route_table()) {
@@ -335,7 +362,9 @@ std::optional<ApiResponse> Api::authorise(const ApiRequest& req, Ctx& ctx) const
     ctx.who = *p;
   }
   Role need = ctx.route->info.role;
-  bool anonymous_ok = need == Role::none || (need == Role::viewer && cfg_.open_reads);
+  // --open-reads opens reads only: a viewer route that changes something (a session) still needs a token.
+  bool safe = req.method == "GET" || req.method == "HEAD";
+  bool anonymous_ok = need == Role::none || (need == Role::viewer && cfg_.open_reads && safe);
   if (ctx.who.role == Role::none && !anonymous_ok) {
     ApiResponse r =
         error(401, "unauthorized",
@@ -357,8 +386,8 @@ std::optional<ApiResponse> Api::authorise(const ApiRequest& req, Ctx& ctx) const
 }
 
 ApiResponse Api::dispatch(const ApiRequest& req, Ctx& ctx) const {
-  const ApiServices services{cfg_,     runs_,     queue_,    scheduler_, registry_,
-                             metrics_, verified_, sessions_, *feed_, documents_, tower_};
+  const ApiServices services{cfg_,      runs_,     queue_, scheduler_, registry_, metrics_,
+                             verified_, sessions_, *feed_, documents_, tower_};
   return ctx.route->handler(services, RouteCall{req, ctx.params, ctx.who, ctx.session});
 }
 

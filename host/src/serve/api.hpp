@@ -90,6 +90,9 @@ struct ApiConfig {
   std::vector<std::string> cors_origins;       // origins a browser may call from (scheme://host[:port])
   std::chrono::seconds session_ttl{8 * 3600};  // the longest a browser session lasts
   bool secure_cookies = false;                 // cookies carry Secure (TLS terminated in front of serve)
+  // Serve listens on loopback: a request must name a loopback host (Host: 127.x, localhost, [::1]). A page
+  // of another site whose name was re-pointed at 127.0.0.1 (DNS rebinding) sends its own name and is refused.
+  bool loopback_host_only = false;
 };
 
 class Api {

@@ -1,6 +1,7 @@
 #include "serve/command_tower.hpp"
 
 #include "core/clock.hpp"
+#include "queue/path_locks.hpp"
 #include "queue/queue_backend.hpp"
 
 namespace cp::serve {
@@ -110,6 +111,12 @@ json CommandTower::overview(int64_t now_ms) const {
              {"held", q->held},
              {"by_state", counts_json(q->by_state)},
              {"sla", {{"at_risk", q->at_risk}, {"breached", q->breached}}}};
+  json held = json::array();
+  for (const auto& l : q->locks) {
+    if (held.size() >= kNextApprovals) break;
+    held.push_back(queue::to_json(l));
+  }
+  json locks{{"active", q->locks.size()}, {"oldest", held}};
   auto next = runs_.awaiting_by_deadline(INT64_MAX, kNextApprovals);
   json upcoming = json::array();
   for (const auto& a : next)
@@ -132,6 +139,7 @@ json CommandTower::overview(int64_t now_ms) const {
   out["top_failing_gates"] = std::move(gates);
   out["queue"] = std::move(queue);
   out["approvals"] = std::move(approvals);
+  out["locks"] = std::move(locks);
   out["disk"] = std::move(disk_j);
   return out;
 }

@@ -49,6 +49,7 @@ std::optional<ApiConfig> api_config(const DaemonOptions& o, const fs::path& root
   cfg.cors_origins = o.cors_origins;
   cfg.session_ttl = o.session_ttl;
   cfg.secure_cookies = o.secure_cookies;
+  cfg.loopback_host_only = resolves_to_loopback(o.host);
   std::error_code ec;
   if (!o.repo.empty()) {
     cfg.default_repo = fs::weakly_canonical(fs::absolute(o.repo), ec);

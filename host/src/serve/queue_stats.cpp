@@ -32,6 +32,7 @@ QueueStats derive_queue_stats(const queue::QueueState& state, int64_t now_ms) {
     q.sla.push_back({id, it.task_id, queue::to_string(it.state), d.sla_state, d.sla_bound, it.deadline,
                      it.start_by, d.sla_since_ms});
   }
+  q.locks = queue::held_locks(state, now_ms);
   std::sort(q.retries.begin(), q.retries.end());
   std::sort(q.sla.begin(), q.sla.end(), [](const SlaItem& a, const SlaItem& b) {
     if (a.sla_state != b.sla_state) return a.sla_state == "breached";

@@ -32,6 +32,7 @@ struct QueueStats {
   // When each retry re-queued an item, oldest first (items the queue still holds: compaction drops ended
   // items after a day).
   std::vector<std::pair<int64_t, std::string>> retries;
+  std::vector<queue::PathLock> locks;  // the path locks held (not expired), oldest first
 
   // Retries at or after `since_ms`.
   long long retries_since(int64_t since_ms) const;

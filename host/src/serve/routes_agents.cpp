@@ -6,6 +6,7 @@
 #include "control/live_runs.hpp"
 #include "control/role_config_service.hpp"
 #include "core/json_depth.hpp"
+#include "queue/queue_service.hpp"
 #include "serve/api_answers.hpp"
 #include "serve/routes.hpp"
 
@@ -36,7 +37,18 @@ ApiResponse agents(const ApiServices& s, const RouteCall&) {
 
 ApiResponse status(const ApiServices& s, const RouteCall&) {
   // What runs reported (paths an agent named) is untrusted text: served redacted.
-  return ok_view(live_runs_of(s.cfg.root).snapshot());
+  json out = live_runs_of(s.cfg.root).snapshot();
+  // The path locks each live run holds, from the queue (a run started outside the queue holds none).
+  std::map<std::string, json> held;
+  for (const auto& l : s.queue.locks()["locks"]) {
+    std::string run = l.value("run_id", "");
+    if (!run.empty()) held[run].push_back(l);
+  }
+  for (auto& r : out["runs"]) {
+    auto it = held.find(r.value("run_id", ""));
+    r["held_locks"] = it == held.end() ? json::array() : it->second;
+  }
+  return ok_view(std::move(out));
 }
 
 std::optional<std::string> role_of(const RouteCall& c, ApiResponse& refused) {

@@ -10,7 +10,12 @@
 #include "serve/sse_hub.hpp"
 #include "store/bundle.hpp"
 
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
 #include <algorithm>
+#include <ext/stdio_filebuf.h>
+
 #include <fstream>
 #include <limits>
 #include <regex>
@@ -53,7 +58,16 @@ ApiResponse events(const ApiServices& s, const RouteCall& c) {
   unsigned long long after = 0;
   size_t limit = kDefaultEvents;
   if (auto bad = page_bounds(c, after, limit)) return *bad;
-  std::ifstream in(run->dir / "events.jsonl");
+  // Opened without following a link and without blocking: a FIFO planted as events.jsonl must not hold an
+  // HTTP thread (and with two of them, the whole API).
+  int fd = ::open((run->dir / "events.jsonl").c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK);
+  struct stat st {};
+  if (fd >= 0 && (::fstat(fd, &st) != 0 || !S_ISREG(st.st_mode))) {
+    ::close(fd);
+    return error(409, "not_a_file", "the events log of run " + run->id + " is not a regular file");
+  }
+  __gnu_cxx::stdio_filebuf<char> buf(fd, std::ios::in);
+  std::istream in(fd >= 0 ? &buf : nullptr);
   json page = json::array();
   std::string line;
   unsigned long long last = after;

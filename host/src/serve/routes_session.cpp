@@ -19,8 +19,17 @@ ApiResponse open_session(const ApiServices& s, const RouteCall& c) {
     return error(409, "session_exists",
                  "this request came with a session already; a session is made from a bearer token "
                  "(Authorization: Bearer <token>)");
+  if (c.who.role == Role::none)
+    return error(
+        401, "unauthorized",
+        "a session is made from a bearer token (Authorization: Bearer <token>); --open-reads does not "
+        "make one");
   auto body = object_body(c.req.body);
   if (!body) return error(400, "bad_body", "the body must be empty or a JSON object {\"ttl_sec\": N}");
+  for (const auto& [k, v] : body->items())
+    if (k != "ttl_sec")
+      return error(422, "invalid", "/" + k + ": unknown field; the body takes only ttl_sec",
+                   {{"pointer", "/" + k}});
   auto ttl = s.cfg.session_ttl;
   if (body->contains("ttl_sec")) {
     const json& t = (*body)["ttl_sec"];

@@ -41,6 +41,18 @@ void SessionStore::drop_expired_locked(clock::time_point now) {
 std::optional<OpenedSession> SessionStore::open(const Principal& who, std::chrono::seconds ttl) {
   OpenedSession s{generate_token(), generate_token(), clock::now() + ttl};
   std::lock_guard<std::mutex> g(mu_);
+  // The token's own oldest sessions go first when it holds its share already.
+  for (;;) {
+    auto oldest = by_hash_.end();
+    size_t held = 0;
+    for (auto it = by_hash_.begin(); it != by_hash_.end(); ++it) {
+      if (it->second.who.token_id != who.token_id) continue;
+      ++held;
+      if (oldest == by_hash_.end() || it->second.expires < oldest->second.expires) oldest = it;
+    }
+    if (held < per_token_ || oldest == by_hash_.end()) break;
+    by_hash_.erase(oldest);
+  }
   if (by_hash_.size() >= max_) drop_expired_locked(clock::now());
   if (by_hash_.size() >= max_) return std::nullopt;
   by_hash_[token_sha256(s.id)] = Session{who, s.csrf, s.expires};

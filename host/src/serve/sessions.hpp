@@ -34,7 +34,11 @@ struct OpenedSession {
 
 class SessionStore {
  public:
-  explicit SessionStore(size_t max_sessions = 10000) : max_(max_sessions) {}
+  // At most `max_sessions` in all and `per_token` for one token: a token's oldest session is ended to make
+  // room for its newest, so one holder (a viewer, a script) can churn only its own sessions and never
+  // crowd out another token's.
+  explicit SessionStore(size_t max_sessions = 10000, size_t per_token = 32)
+      : max_(max_sessions), per_token_(per_token) {}
 
   // A new session for `who`, or nullopt when the store is full even after dropping expired sessions.
   std::optional<OpenedSession> open(const Principal& who, std::chrono::seconds ttl);
@@ -50,7 +54,7 @@ class SessionStore {
 
  private:
   void drop_expired_locked(std::chrono::system_clock::time_point now);
-  size_t max_;
+  size_t max_, per_token_;
   mutable std::mutex mu_;
   std::map<std::string, Session> by_hash_;
 };

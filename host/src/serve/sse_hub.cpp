@@ -5,6 +5,7 @@
 #include "serve/sse_all_runs.hpp"
 
 #include <fcntl.h>
+#include <sys/stat.h>
 
 #include <algorithm>
 #include <cerrno>
@@ -46,7 +47,13 @@ bool SseHub::pump(SseClient& c) {
   } else if (!c.all && !c.finishing && c.pending.size() < kHighWater) {
     std::string buf;
     bool at_end = true;  // the whole file up to its current end was read
-    int fd = ::open((c.bundle / "events.jsonl").c_str(), O_RDONLY | O_CLOEXEC);
+    // Never a link, never blocking: a FIFO planted as events.jsonl must not freeze every stream.
+    int fd = ::open((c.bundle / "events.jsonl").c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK);
+    struct stat st {};
+    if (fd >= 0 && (::fstat(fd, &st) != 0 || !S_ISREG(st.st_mode))) {
+      ::close(fd);
+      return false;
+    }
     if (fd >= 0) {
       char chunk[65536];
       for (;;) {
