@@ -56,8 +56,8 @@ void add_workflows(CLI::App& app, Globals& g, Runner& run);
 void add_chain(CLI::App& app, Globals& g, Runner& run);
 void add_keys(CLI::App& app, Runner& run);  // keys show|rotate|export: the host key that signs seals
 void add_worktrees(CLI::App& app, Globals& g, Runner& run);  // worktrees list: the kept worktrees
-void add_agents(CLI::App& app, Globals& g, Runner& run);  // agents list|status, roles show|preview|apply
-void add_tower(CLI::App& app, Globals& g, Runner& run);  // tower overview|alerts: the command tower
+void add_agents(CLI::App& app, Globals& g, Runner& run);     // agents list|status, roles show|preview|apply
+void add_tower(CLI::App& app, Globals& g, Runner& run);      // tower overview|alerts: the command tower
 
 // Loads the plugin folder with <root>/policies/plugins.json applied; false (message printed) when the
 // folder or the policy is unusable.

@@ -160,7 +160,8 @@ RequeueResult requeue_run(queue::QueueService& queue, const fs::path& root, cons
     (req.mode == RequeueMode::replay ? item.replay_of : item.from_run) = req.run_id;
     // A run again of the same contract locks the same paths as any queued contract.
     item.lock_paths = queue::lock_paths_of(c.value("allowed_paths", json::array()));
-    item.lock_ttl_sec = static_cast<int>(run::wall_time_of(c).count()) + queue::QueueService::kLockTtlMarginSec;
+    item.lock_ttl_sec =
+        static_cast<int>(run::wall_time_of(c).count()) + queue::QueueService::kLockTtlMarginSec;
     queue::SubmitResult r = queue.submit_item(item);
     switch (r.outcome) {
       case queue::SubmitResult::Outcome::queued:

@@ -23,7 +23,7 @@ struct ApiServices {
   VerifyCache& verified;
   SessionStore& sessions;
   EventFeed& feed;
-  RootDocuments& documents;  // the contracts, packs and policies under the root, validated and cached
+  RootDocuments& documents;   // the contracts, packs and policies under the root, validated and cached
   const CommandTower* tower;  // null: no command tower (an Api built without one answers its routes 503)
 };
 

@@ -29,7 +29,7 @@ bool host_owned_event(const std::string& type) {
       "GATE_WARNED",           "GATE_ERRORED",         "GATE_SKIPPED",      "RUN_SEALED",
       "RUN_AWAITING_APPROVAL", "RUN_CANCEL_REQUESTED", "APPROVAL_RECORDED", "APPROVAL_DECIDED",
       "EVIDENCE_PROMOTED",     "EVIDENCE_REJECTED",    "REPORT_ADDED",      "SANDBOX_APPLIED",
-      "RUN_PROCESSES_KILLED",  "DISK_BUDGET_EXCEEDED", "RUN_ROLLED_BACK", "PATH_LOCK_RELEASED"};
+      "RUN_PROCESSES_KILLED",  "DISK_BUDGET_EXCEEDED", "RUN_ROLLED_BACK",   "PATH_LOCK_RELEASED"};
   for (const char* t : kHost)
     if (type == t) return true;
   return type.rfind("CHAIN_", 0) == 0;
