@@ -148,11 +148,10 @@ std::shared_ptr<const EventFeed::Cached> EventFeed::lines_of(const std::string& 
   {
     std::lock_guard<std::mutex> g(mu_);
     auto it = cache_.find(run_id);
-    if (it != cache_.end() && it->second->size == static_cast<uint64_t>(st.st_size)) {
-      lru_.remove(run_id);
-      lru_.push_back(run_id);
+    if (it != cache_.end() && it->second.lines->size == static_cast<uint64_t>(st.st_size)) {
+      lru_.splice(lru_.end(), lru_, it->second.use);
       ::close(fd);
-      return it->second;
+      return it->second.lines;
     }
   }
   std::string text(static_cast<size_t>(st.st_size), '\0');
@@ -188,15 +187,16 @@ std::shared_ptr<const EventFeed::Cached> EventFeed::lines_of(const std::string& 
             [](const Line& a, const Line& b) { return b.key.newer_than(a.key); });
   std::lock_guard<std::mutex> g(mu_);
   if (auto old = cache_.find(run_id); old != cache_.end()) {
-    cached_bytes_ -= old->second->bytes;
-    lru_.remove(run_id);
+    cached_bytes_ -= old->second.lines->bytes;
+    lru_.erase(old->second.use);
+    cache_.erase(old);
   }
-  cache_[run_id] = c;
   lru_.push_back(run_id);
+  cache_[run_id] = Slot{c, std::prev(lru_.end())};
   cached_bytes_ += c->bytes;
   while (cached_bytes_ > kCacheBytes && !lru_.empty()) {
     auto victim = cache_.find(lru_.front());
-    cached_bytes_ -= victim->second->bytes;
+    cached_bytes_ -= victim->second.lines->bytes;
     cache_.erase(victim);
     lru_.pop_front();
   }

@@ -86,8 +86,12 @@ class EventFeed {
   const RunCatalog& catalog_;
   size_t max_runs_;
   std::mutex mu_;
-  std::unordered_map<std::string, std::shared_ptr<const Cached>> cache_;
-  std::list<std::string> lru_;  // oldest use first
+  struct Slot {
+    std::shared_ptr<const Cached> lines;
+    std::list<std::string>::iterator use;  // its place in lru_
+  };
+  std::unordered_map<std::string, Slot> cache_;
+  std::list<std::string> lru_;  // oldest use first; moved in O(1) through Slot::use
   size_t cached_bytes_ = 0;
   static constexpr size_t kCacheBytes = 64u << 20;
 };
