@@ -103,7 +103,7 @@ TEST_F(EventFeedTest, APageThatSpendsItsReadingBudgetGoesOnFromItsCursor) {
   catalog.refresh();
   for (size_t budget : {1u, 2u, 5u}) {
     EventFeed feed(root.path(), catalog, budget);  // a fresh cache each time: every run is read anew
-    for (size_t limit : {1u, 4u, 1000u}) {
+    for (size_t limit : {1u, 2u, 3u, 4u, 7u, 1000u}) {
       auto got = page_all(feed, {}, limit);
       EXPECT_TRUE(same(got, all)) << "budget " << budget << ", page size " << limit << ": " << got.size();
     }

@@ -68,7 +68,7 @@ class SpanWalk {
   }
   void pop() {
     const RunSpan* p = peek();
-    if (p == &*host_) {
+    if (host_ && p == &*host_) {
       host_.reset();
     } else if (p) {
       ++pos_;
@@ -278,9 +278,9 @@ FeedPage EventFeed::newest_first(const FeedFilter& f, size_t limit, const std::o
     else if (s)
       page.next = FeedKey{s->last_ms, "~", std::numeric_limits<unsigned long long>::max()};
   } else if (page.events.size() == limit && last) {
-    if (activate() && !heap.empty()) page.next = last;
-    if (!page.next && walk.peek() == nullptr && heap.empty()) page.next.reset();
-    if (!page.next && !heap.empty()) page.next = last;
+    // Another page when an event is waiting, or when the reading budget stopped the look for one.
+    bool looked_everywhere = activate();
+    if (!looked_everywhere || !heap.empty()) page.next = last;
   }
   return page;
 }
