@@ -81,7 +81,10 @@ struct Served {
   fs::path bundle(const std::string& run_id) const { return core::bundle_dir(p.dir.path(), run_id); }
 };
 
+// The run's entry in an agents status answer; null when it is not there, or the answer is not one (a poll
+// that got no answer: a slow sanitizer build may still be starting serve or busy).
 json status_run(const json& status, const std::string& run_id) {
+  if (!status.is_object() || !status.contains("runs") || !status["runs"].is_array()) return nullptr;
   for (const auto& r : status["runs"])
     if (r["run_id"] == run_id) return r;
   return nullptr;
@@ -116,7 +119,7 @@ TEST(RoleConfig, ApplyChangesTheNextRunsPromptAndLeavesARunningRunAlone) {
   json seen;
   ASSERT_TRUE(wait_until(
       [&] {
-        seen = status_run(json::parse(s.get("/api/agents/status", s.viewer).body), run_a);
+        seen = status_run(json::parse(s.get("/api/agents/status", s.viewer).body, nullptr, false), run_a);
         return seen.is_object() && seen["files_changed"]["count"] == 1;
       },
       std::chrono::seconds(60)))
@@ -142,7 +145,8 @@ TEST(RoleConfig, ApplyChangesTheNextRunsPromptAndLeavesARunningRunAlone) {
   json contract_a = json::parse(read_file(s.bundle(run_a) / "contract.json"));
   EXPECT_EQ(contract_a["role_prompt"]["text"], old_prompt);
   EXPECT_NE(contract_a["role_prompt"]["sha256"], new_sha);
-  EXPECT_TRUE(status_run(json::parse(s.get("/api/agents/status", s.viewer).body), run_a).is_object());
+  EXPECT_TRUE(
+      status_run(json::parse(s.get("/api/agents/status", s.viewer).body, nullptr, false), run_a).is_object());
   auto cancel = s.post("/api/runs/" + run_a + "/cancel", s.op, json::object());
   ASSERT_EQ(cancel.status, 202) << cancel.body;  // requested: serve stops the run
   ASSERT_TRUE(s.ended(item_a));
@@ -230,7 +234,7 @@ TEST(AgentsStatus, ShowsEachLiveRunWithRoleStageWorktreeAndFilesChanged) {
   EXPECT_EQ(t["runner"], "tool");
   EXPECT_EQ(t["files_changed"]["count"], 0) << "the tool runner reports no FILE_CHANGED";
   // Read again: the events already read are not counted twice.
-  json again = status_run(json::parse(s.get("/api/agents/status", s.viewer).body), run_agent);
+  json again = status_run(json::parse(s.get("/api/agents/status", s.viewer).body, nullptr, false), run_agent);
   EXPECT_EQ(again["files_changed"]["count"], 1);
   EXPECT_EQ(again["files_changed"]["events"], 1);
   // The CLI twin sees the same runs.
