@@ -40,7 +40,8 @@ ApiResponse status(const ApiServices& s, const RouteCall&) {
   json out = live_runs_of(s.cfg.root).snapshot();
   // The path locks each live run holds, from the queue (a run started outside the queue holds none).
   std::map<std::string, json> held;
-  for (const auto& l : s.queue.locks()["locks"]) {
+  const json locks = s.queue.locks();  // kept: a range-for over a member of a temporary would dangle
+  for (const auto& l : locks["locks"]) {
     std::string run = l.value("run_id", "");
     if (!run.empty()) held[run].push_back(l);
   }
