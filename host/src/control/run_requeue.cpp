@@ -139,29 +139,16 @@ RequeueResult requeue_run(queue::QueueService& queue, const fs::path& root, cons
   try {
     auto s = check_source(root, req, why);
     if (!s) return why;
-    const json& c = s->compiled["contract"];
-    const json tr = c.value("timeout_retry", json::object());
-    queue::NewItem item;
+    queue::NewItem item = queue::QueueService::item_from_compiled(s->compiled, req.priority);
     item.item_id = queue::new_item_id();
-    item.task_id = c.value("task_id", "");
-    item.pack = s->compiled["pack"].value("pack_id", "");
     item.contract_path = fs::absolute(s->dir / "contract.json").lexically_normal().string();
     item.repo = s->repo.string();
-    item.workflow_id = c.value("workflow_id", "");
-    item.priority = req.priority.value_or(c.value("runtime_options", json::object()).value("priority", 5));
-    item.max_retries = tr.value("max_retries", 0);
-    item.backoff_sec = tr.value("backoff_sec", 0.0);
-    item.timeout_sec = tr.value("timeout_sec", 0);
     item.depends_on = req.depends_on;
     item.run_after = req.run_after;
     item.deadline = req.deadline;
     item.start_by = req.start_by;
     item.submitted_by = req.submitted_by;
     (req.mode == RequeueMode::replay ? item.replay_of : item.from_run) = req.run_id;
-    // A run again of the same contract locks the same paths as any queued contract.
-    item.lock_paths = queue::lock_paths_of(c.value("allowed_paths", json::array()));
-    item.lock_ttl_sec =
-        static_cast<int>(run::wall_time_of(c).count()) + queue::QueueService::kLockTtlMarginSec;
     queue::SubmitResult r = queue.submit_item(item);
     switch (r.outcome) {
       case queue::SubmitResult::Outcome::queued:

@@ -112,38 +112,43 @@ SubmitResult QueueService::submit(const SubmitRequest& req) {
     return usage("repo " + repo.string() + " cannot be run on: " + e.what() +
                  " (name a git repository, or fix /rollback/baseline_ref)");
   }
-  // What a claim of the item locks: the contract's allowed_paths (the whole repository without any), for
-  // the run's wall-time budget plus room for its gates, unless the scheduler renews them.
-  std::vector<std::string> lock_paths;
+  NewItem item;
   try {
-    lock_paths = lock_paths_of(c.value("allowed_paths", json::array()));
+    item = item_from_compiled(compiled, req.priority);
   } catch (const std::exception& e) {
     fs::remove(snap, ec);
     return usage(e.what());
   }
-  json tr = c.value("timeout_retry", json::object());
-  NewItem item;
   item.item_id = item_id;
-  item.task_id = c.value("task_id", "");
-  item.pack = compiled["pack"].value("pack_id", "");
   item.contract_path = snap.string();
   item.repo = repo.string();
-  item.priority = req.priority.value_or(c["runtime_options"].value("priority", 5));
-  item.max_retries = tr.value("max_retries", 0);
-  item.backoff_sec = tr.value("backoff_sec", 0.0);
-  item.timeout_sec = tr.value("timeout_sec", 0);
   item.depends_on = req.depends_on;
   item.run_after = req.run_after;
   item.deadline = req.deadline;
   item.start_by = req.start_by;
   item.submitted_by = req.submitted_by;
-  item.workflow_id = c.value("workflow_id", "");
-  item.lock_paths = std::move(lock_paths);
-  item.lock_ttl_sec = static_cast<int>(run::wall_time_of(c).count()) + kLockTtlMarginSec;
 
   r = record(item);
   if (r.outcome != SubmitResult::Outcome::queued) fs::remove(snap, ec);
   return r;
+}
+
+NewItem QueueService::item_from_compiled(const json& compiled, std::optional<int> priority) {
+  const json& c = compiled["contract"];
+  const json tr = c.value("timeout_retry", json::object());
+  NewItem item;
+  item.task_id = c.value("task_id", "");
+  item.pack = compiled["pack"].value("pack_id", "");
+  item.priority = priority.value_or(c.value("runtime_options", json::object()).value("priority", 5));
+  item.max_retries = tr.value("max_retries", 0);
+  item.backoff_sec = tr.value("backoff_sec", 0.0);
+  item.timeout_sec = tr.value("timeout_sec", 0);
+  item.workflow_id = c.value("workflow_id", "");
+  // What a claim of the item locks: the contract's allowed_paths (the whole repository without any), for
+  // the run's wall-time budget plus room for its gates, unless the scheduler renews them.
+  item.lock_paths = lock_paths_of(c.value("allowed_paths", json::array()));
+  item.lock_ttl_sec = static_cast<int>(run::wall_time_of(c).count()) + kLockTtlMarginSec;
+  return item;
 }
 
 SubmitResult QueueService::submit_item(const NewItem& item) {

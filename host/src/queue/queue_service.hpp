@@ -61,6 +61,10 @@ class QueueService {
   // control/run_requeue.hpp). Its times and priority are checked as submit() checks them; `conflict` when
   // a dependency is missing. The caller names the item (new_item_id()).
   SubmitResult submit_item(const NewItem& item);
+  // The item fields a compiled contract decides (task, pack, priority unless given, retries, workflow, the
+  // path locks and their TTL), shared by a submission and a re-queue of a past run. Throws on an
+  // allowed_paths entry that cannot be locked.
+  static NewItem item_from_compiled(const nlohmann::json& compiled, std::optional<int> priority);
   CancelOutcome cancel(const std::string& item_id, const std::string& by, const std::string& reason);
   nlohmann::json list(const ListFilter& f);  // {items:[...], counts:{state: n}, problems:[...]}
   nlohmann::json counts();                   // {state: n}, cheaper than list() for health and metrics
