@@ -164,6 +164,50 @@ TEST_F(SessionFixture, ExpiredAndEndedSessionsAre401) {
   EXPECT_EQ(http(serve->port(), "DELETE", "/api/session", bearer(viewer)).status, 409) << "no session to end";
 }
 
+// A reloaded page has only its cookies, and cp_csrf (Path=/api) is out of its reach: GET /api/session tells
+// it who it is and its CSRF token, which then works for an unsafe method. Two sessions of one token get
+// their own tokens; a bearer caller gets no CSRF token; an ended session is nobody.
+TEST_F(SessionFixture, ASessionCookieAloneTellsThePageWhoItIsAndItsCsrfToken) {
+  auto opened = http(serve->port(), "POST", "/api/session", bearer(op));
+  ASSERT_EQ(opened.status, 201) << opened.body;
+  json first = json::parse(opened.body);
+  Browser b{cookie_value(set_cookie(opened, "cp_session")), cookie_value(set_cookie(opened, "cp_csrf"))};
+  Browser other = login(op);
+  ASSERT_NE(other.csrf, b.csrf);
+
+  auto r = http(serve->port(), "GET", "/api/session", {{"Cookie", "cp_session=" + b.session}});
+  ASSERT_EQ(r.status, 200) << r.body;
+  EXPECT_EQ(r.headers["cache-control"], "no-store");
+  json me = json::parse(r.body);
+  EXPECT_EQ(me["token_id"], "ops");
+  EXPECT_EQ(me["role"], "operator");
+  EXPECT_EQ(me["via"], "session");
+  EXPECT_EQ(me["csrf_token"], b.csrf) << "this session's token, not the other session's";
+  EXPECT_EQ(me["expires_at"], first["expires_at"]);
+  EXPECT_EQ(r.body.find(b.session), std::string::npos) << "the session id is never in a body";
+  // The token read back does the double submit: a write goes through and is queued.
+  Browser reloaded{b.session, me["csrf_token"]};
+  auto sub = http(serve->port(), "POST", "/api/runs", reloaded.headers(), submission());
+  EXPECT_EQ(sub.status, 202) << sub.body;
+  EXPECT_EQ(queued(), 1u);
+
+  r = http(serve->port(), "GET", "/api/session", bearer(viewer));
+  ASSERT_EQ(r.status, 200) << r.body;
+  me = json::parse(r.body);
+  EXPECT_EQ(me["role"], "viewer");
+  EXPECT_EQ(me["via"], "bearer");
+  EXPECT_TRUE(me["csrf_token"].is_null());
+  EXPECT_TRUE(me["expires_at"].is_null());
+
+  ASSERT_EQ(http(serve->port(), "DELETE", "/api/session", b.headers()).status, 204);
+  r = http(serve->port(), "GET", "/api/session", {{"Cookie", "cp_session=" + b.session}});
+  EXPECT_EQ(r.status, 401) << r.body;
+  EXPECT_EQ(json::parse(r.body)["error"]["code"], "session_unknown");
+  EXPECT_EQ(http(serve->port(), "GET", "/api/session").status, 401) << "no caller, no answer";
+  EXPECT_EQ(http(serve->port(), "GET", "/api/session", other.headers(false)).status, 200)
+      << "ending one session leaves the other";
+}
+
 TEST_F(SessionFixture, CorsPreflightAnswersListedOriginsOnly) {
   std::map<std::string, std::string> pre{{"Origin", kDashboard},
                                          {"Access-Control-Request-Method", "POST"},

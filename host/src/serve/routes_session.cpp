@@ -1,7 +1,7 @@
 // Browser sessions: POST /api/session exchanges the caller's bearer token for a session cookie (HttpOnly,
-// SameSite=Strict, Path=/api) and a CSRF token; DELETE /api/session ends the session. The cookie's value
-// never appears in an answer body or a log line; the CSRF token is returned once, and kept in the cp_csrf
-// cookie (readable by the page) for the double submit.
+// SameSite=Strict, Path=/api) and a CSRF token; GET /api/session tells a reloaded page who it is and its
+// CSRF token (the cp_csrf cookie has Path=/api, so a page at / cannot read it); DELETE /api/session ends
+// the session. The cookie's value never appears in an answer body or a log line.
 #include "core/clock.hpp"
 #include "serve/api_answers.hpp"
 #include "serve/routes.hpp"
@@ -55,6 +55,33 @@ ApiResponse open_session(const ApiServices& s, const RouteCall& c) {
   return r;
 }
 
+// Who the caller is. A session caller also gets its session's expiry and CSRF token; a bearer caller gets
+// nulls there (it has no session, and needs no CSRF token). Anonymous callers (--open-reads) are nobody.
+ApiResponse current_session(const ApiServices& s, const RouteCall& c) {
+  if (c.who.role == Role::none)
+    return error(401, "unauthorized",
+                 "this request came with neither a session cookie nor a bearer token; log in with "
+                 "POST /api/session (Authorization: Bearer <token>)");
+  json body{{"token_id", c.who.token_id},
+            {"role", role_name(c.who.role)},
+            {"via", c.session.empty() ? "bearer" : "session"},
+            {"expires_at", nullptr},
+            {"csrf_token", nullptr}};
+  if (!c.session.empty()) {
+    SessionStore::Lookup why;
+    auto session = s.sessions.find(c.session, why);
+    if (!session)  // ended or expired between admission and here
+      return error(401, why == SessionStore::Lookup::expired ? "session_expired" : "session_unknown",
+                   "the session ended; exchange a bearer token again with POST /api/session");
+    auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(session->expires.time_since_epoch());
+    body["expires_at"] = core::iso_from_ms(ms.count());
+    body["csrf_token"] = session->csrf;
+  }
+  ApiResponse r = ok_json(body);
+  r.headers.emplace_back("Cache-Control", "no-store");
+  return r;
+}
+
 ApiResponse close_session(const ApiServices& s, const RouteCall& c) {
   if (c.session.empty())
     return error(409, "no_session", "this request came with no session cookie; there is no session to end");
@@ -71,6 +98,7 @@ ApiResponse close_session(const ApiServices& s, const RouteCall& c) {
 
 std::vector<Route> session_routes() {
   return {
+      {{"GET", "/api/session", Role::viewer}, current_session},
       {{"POST", "/api/session", Role::viewer}, open_session},
       {{"DELETE", "/api/session", Role::viewer}, close_session},
   };
