@@ -15,8 +15,12 @@ pkgs=(
   python3 procps
   bc time python3-jsonschema wrk curl  # bench/ scripts: arithmetic, peak RSS, side-by-side tools, HTTP load
   clang libclang-rt-14-dev             # fuzz/: libFuzzer targets (scripts/fuzz.sh)
-  chromium                             # the browser runner and its chromium probe (headless, DevTools)
+  chromium                             # the browser runner, its chromium probe, the dashboard's tests
 )
+# The dashboard (web/) is built with Node.js and npm, and tested with Playwright driving chromium. A
+# machine that has them already (another packaging of Node.js) keeps its own.
+command -v node >/dev/null 2>&1 || pkgs+=(nodejs)
+command -v npm >/dev/null 2>&1 || pkgs+=(npm)
 
 need_install=()
 for p in "${pkgs[@]}"; do

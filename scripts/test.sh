@@ -19,6 +19,12 @@ for flavour in release asan; do
   echo "== test ($flavour)"
   ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
     ctest --test-dir "$dir" --output-on-failure -j2 --timeout 600
+  if [ "$flavour" = release ]; then
+    # The dashboard in Debian's chromium, headless, against real serve processes of the release build;
+    # screenshots of every page land in build/ui-screenshots/.
+    echo "== dashboard (Playwright, chromium)"
+    (cd web && CP_BUILD_DIR="$PWD/../build" npx playwright test)
+  fi
 done
 # A short fuzzing pass over every libFuzzer target (fuzz/, seeds in fuzz/corpus/): a crash fails the run.
 echo "== fuzz (${CP_FUZZ_SECONDS:-20} s per target)"

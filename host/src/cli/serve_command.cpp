@@ -67,6 +67,7 @@ struct ServeFlags {
   int header_timeout = 10;
   long long session_ttl = 8 * 3600;
   bool no_scheduler = false;
+  bool no_ui = false;
   serve::DaemonOptions daemon;
 };
 
@@ -111,6 +112,10 @@ void add_serve_flags(CLI::App& cmd, ServeFlags& f) {
       ->check(CLI::Range(60LL, 30LL * 24 * 3600));
   cmd.add_flag("--secure-cookies", d.secure_cookies,
                "Mark session cookies Secure: set it when a TLS proxy in front of serve answers browsers");
+  cmd.add_option("--ui-dir", d.ui_dir,
+                 "Serve the dashboard from this built folder (web/dist after `npm run build`) instead of "
+                 "the one built into cp-host; it is read at each request, for working on the dashboard");
+  cmd.add_flag("--no-ui", f.no_ui, "Serve no dashboard: every path outside /api is 404");
 }
 
 int run_serve(const Globals& g, ServeFlags& f) {
@@ -127,6 +132,7 @@ int run_serve(const Globals& g, ServeFlags& f) {
   d.header_timeout = std::chrono::seconds(f.header_timeout);
   d.session_ttl = std::chrono::seconds(f.session_ttl);
   d.scheduler = !f.no_scheduler;
+  d.ui = !f.no_ui;
   d.load_plugins = [&g](const fs::path& root, plugin::Registry& reg) {
     Globals at_root = g;
     at_root.root = root;

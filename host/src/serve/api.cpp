@@ -6,6 +6,7 @@
 #include "serve/event_feed.hpp"
 #include "serve/openapi.hpp"
 #include "serve/routes.hpp"
+#include "serve/ui_assets.hpp"
 #include "store/bundle.hpp"
 #include "store/run_index.hpp"
 
@@ -265,6 +266,9 @@ std::optional<ApiResponse> Api::admit(const ApiRequest& req, Ctx& ctx) const {
       return r;
     }
   }
+  // The dashboard's files are public (they hold no data: every page asks the API, which checks the
+  // caller), so they need no token.
+  if (cfg_.ui && UiAssets::owns(req.path)) return cfg_.ui->answer(req);
   // Route first: an unknown path is 404 whoever asks; a known path with another method is 405.
   std::vector<std::string> allowed;
   for (const auto& r : route_table()) {

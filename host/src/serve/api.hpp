@@ -34,6 +34,7 @@ struct AllRunsWatch;
 class Metrics;
 class Scheduler;
 class CommandTower;
+class UiAssets;
 
 struct ApiRequest {
   std::string method;                          // GET, POST, ...
@@ -93,6 +94,8 @@ struct ApiConfig {
   // Serve listens on loopback: a request must name a loopback host (Host: 127.x, localhost, [::1]). A page
   // of another site whose name was re-pointed at 127.0.0.1 (DNS rebinding) sends its own name and is refused.
   bool loopback_host_only = false;
+  // The dashboard, answered at every path outside /api (null: those paths are 404 like any unknown one).
+  std::shared_ptr<const UiAssets> ui;
 };
 
 class Api {

@@ -16,6 +16,7 @@
 #include "serve/run_catalog.hpp"
 #include "serve/scheduler.hpp"
 #include "serve/serve_lock.hpp"
+#include "serve/ui_assets.hpp"
 
 #include <signal.h>
 
@@ -50,6 +51,15 @@ std::optional<ApiConfig> api_config(const DaemonOptions& o, const fs::path& root
   cfg.session_ttl = o.session_ttl;
   cfg.secure_cookies = o.secure_cookies;
   cfg.loopback_host_only = resolves_to_loopback(o.host);
+  try {
+    if (!o.ui_dir.empty())
+      cfg.ui = UiAssets::from_dir(o.ui_dir);
+    else if (o.ui)
+      cfg.ui = UiAssets::embedded();
+  } catch (const std::exception& e) {
+    std::cerr << "cp-host serve: " << e.what() << "\n";
+    return std::nullopt;
+  }
   std::error_code ec;
   if (!o.repo.empty()) {
     cfg.default_repo = fs::weakly_canonical(fs::absolute(o.repo), ec);

@@ -38,6 +38,8 @@ struct DaemonOptions {
   std::vector<std::string> cors_origins;       // --cors-origin, checked by the CLI
   std::chrono::seconds session_ttl{8 * 3600};  // --session-ttl
   bool secure_cookies = false;                 // --secure-cookies
+  std::filesystem::path ui_dir;  // --ui-dir: the dashboard from this folder, not the built-in one
+  bool ui = true;                // --no-ui: no dashboard, every path outside /api is 404
   std::string version = CP_HOST_VERSION;
   // Loads the plugins for the canonical `root` (the plugin folder, policies/plugins.json); false when it
   // cannot, having said why.

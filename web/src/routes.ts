@@ -1,0 +1,4 @@
+// The pages beyond the command tower and the runs list, by URL (each page's file adds its own line).
+import type { FunctionComponent } from "preact";
+
+export const routes: { path: string; component: FunctionComponent<any> }[] = [];
