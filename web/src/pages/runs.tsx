@@ -24,7 +24,7 @@ const textFilters = [
 ] as const;
 // The filters, each a query parameter GET /api/runs declares (the type check fails if one is dropped).
 type RunsQuery = NonNullable<paths["/api/runs"]["get"]["parameters"]["query"]>;
-const filterKeys = ["status", "verdict", "runner", "pack", "workflow", "q"] as const satisfies readonly (keyof RunsQuery | "verdict" | "workflow" | "q")[];
+const filterKeys = ["status", "verdict", "runner", "pack", "workflow", "q"] as const satisfies readonly (keyof RunsQuery)[];
 type FilterKey = (typeof filterKeys)[number];
 // Events after which the first page may show something new.
 const listChanging = new Set(["RUN_STARTED", "RUN_SEALED", "RUN_AWAITING_APPROVAL", "APPROVAL_DECIDED", "RUNNER_FINISHED"]);
@@ -43,7 +43,7 @@ export function RunsPage() {
   const back = useRef<string[]>([]);
 
   const key = JSON.stringify([filters, cursor]);
-  const page = useApi(() => ok(api.GET("/api/runs", { params: { query: { ...filters, cursor, limit: PAGE } } })), [key]);
+  const page = useApi(() => ok(api.GET("/api/runs", { params: { query: { ...filters, cursor, limit: PAGE } as RunsQuery } })), [key]);
 
   const go = (f: Partial<Record<FilterKey, string>>, c?: string) => {
     const q = new URLSearchParams();
