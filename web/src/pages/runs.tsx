@@ -77,7 +77,7 @@ export function RunsPage() {
       <form class="filters" onSubmit={apply} role="search" aria-label="Filter runs">
         <label>
           Status
-          <select value={draft.status ?? ""} onChange={(e) => setDraft({ ...draft, status: (e.target as HTMLSelectElement).value })}>
+          <select name="status" value={draft.status ?? ""} onChange={(e) => setDraft({ ...draft, status: (e.target as HTMLSelectElement).value })}>
             <option value="">any</option>
             {statuses.map((s) => (
               <option key={s}>{s}</option>
@@ -86,7 +86,7 @@ export function RunsPage() {
         </label>
         <label>
           Verdict
-          <select value={draft.verdict ?? ""} onChange={(e) => setDraft({ ...draft, verdict: (e.target as HTMLSelectElement).value })}>
+          <select name="verdict" value={draft.verdict ?? ""} onChange={(e) => setDraft({ ...draft, verdict: (e.target as HTMLSelectElement).value })}>
             <option value="">any</option>
             {verdicts.map((s) => (
               <option key={s}>{s}</option>
