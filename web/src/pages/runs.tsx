@@ -1,7 +1,7 @@
 // Runs, newest first: filters by status, verdict, runner, pack, workflow and text, kept in the URL; cursor
 // paging (each page asks the index for the next 50 only, so it stays fast over 100,000 runs); new runs
 // appear without a reload while the first page is shown.
-import { useRef, useState } from "preact/hooks";
+import { useEffect, useRef, useState } from "preact/hooks";
 import { Link, useLocation, useSearch } from "wouter-preact";
 import { api, ok, type paths, type Schemas } from "../api/client";
 import { useLive } from "../api/live";
@@ -68,6 +68,10 @@ export function RunsPage() {
   });
 
   const runs = page.data?.runs ?? [];
+  // For bench/ui_first_render.sh: when the first page of runs is on screen.
+  useEffect(() => {
+    if (page.data && !performance.getEntriesByName("cp:runs-rendered").length) performance.mark("cp:runs-rendered");
+  }, [page.data]);
   return (
     <Page title="Runs" actions={<span class="small muted">{live ? "Live" : "Not live"}</span>}>
       <form class="filters" onSubmit={apply} role="search" aria-label="Filter runs">
