@@ -65,7 +65,7 @@ function FileDiff({ file, id }: { file: DiffFile; id: string }) {
       {file.binary ? (
         <p class="muted small">A binary file: its bytes are not shown.</p>
       ) : (
-        <div class="diff">
+        <div class="diff" role="region" aria-label={`Hunks of ${file.path}`} tabIndex={0}>
           {(file.hunks ?? []).map((h, i) => (
             <HunkView key={i} hunk={h} />
           ))}

@@ -62,7 +62,7 @@ function GateReportView({ runId, name, report }: { runId: string; name: string; 
       ) : (
         <p class="muted">No diagnostics.</p>
       )}
-      {report.details && <pre class="block">{JSON.stringify(report.details, null, 2)}</pre>}
+      {report.details && <pre class="block" tabIndex={0}>{JSON.stringify(report.details, null, 2)}</pre>}
       <p>
         {report.isolation && <span class="muted">Ran {report.isolation.replace(/_/g, " ")}. </span>}
         <a href={raw} target="_blank" rel="noopener">

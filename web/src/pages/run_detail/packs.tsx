@@ -35,9 +35,11 @@ function GateList({ gates }: { gates: PackGate[] }) {
   );
 }
 
-function Decision({ approval }: { approval?: Approval }) {
-  const d = approval?.decision;
-  if (!d) return null;
+// A pack's `approval` is the decision itself ({by, how, at, reason}); the manifest's holds it as `decision`.
+function Decision({ approval }: { approval?: unknown }) {
+  const a = (approval ?? {}) as Record<string, unknown>;
+  const d = (a.decision && typeof a.decision === "object" ? a.decision : a) as NonNullable<Approval["decision"]>;
+  if (!d.by) return null;
   return (
     <p class="small">
       Decided by <strong>{d.by}</strong> ({d.how?.replace(/_/g, " ")}) <Time iso={d.at} />
@@ -64,7 +66,7 @@ export function ProofPack({ pack }: { pack: Pack }) {
           <Time iso={str(pack.created_at)} />
         </dd>
       </dl>
-      <Decision approval={pack.approval as Approval | undefined} />
+      <Decision approval={pack.approval} />
       <h4>Changes</h4>
       <Changes changes={list<Change>(pack.changes)} />
       <h4>Gates passed</h4>
@@ -87,7 +89,7 @@ export function IncidentPack({ pack }: { pack: Pack }) {
           <strong>What to do next:</strong> {str(pack.suggested_next_action)}
         </p>
       )}
-      <Decision approval={pack.approval as Approval | undefined} />
+      <Decision approval={pack.approval} />
       {failed.length > 0 && (
         <>
           <h4>Failed gates</h4>
@@ -99,7 +101,7 @@ export function IncidentPack({ pack }: { pack: Pack }) {
           <summary class="small">
             Last lines of <code>{path}</code>
           </summary>
-          <pre class="block">{typeof text === "string" ? text : JSON.stringify(text, null, 2)}</pre>
+          <pre class="block" tabIndex={0}>{typeof text === "string" ? text : JSON.stringify(text, null, 2)}</pre>
         </details>
       ))}
     </section>

@@ -46,11 +46,16 @@ export function Timeline({ runId, version, onChange }: { runId: string; version:
   };
   const last = useRef(0);
   const busy = useRef(false);
+  const list = useRef<HTMLOListElement>(null);
+  // Whether the list was scrolled to its end before the last events came: then it follows them.
+  const following = useRef(true);
 
   const append = (batch: RunEvent[]) => {
     const fresh = batch.filter((e) => e.seq > last.current);
     if (!fresh.length) return;
     last.current = fresh[fresh.length - 1].seq;
+    const l = list.current;
+    following.current = !l || l.scrollHeight - l.scrollTop - l.clientHeight < 24;
     setEvents((old) => old.concat(fresh));
   };
 
@@ -101,6 +106,11 @@ export function Timeline({ runId, version, onChange }: { runId: string; version:
     // eslint-disable-next-line react-hooks/exhaustive-deps
   }, [runId]);
 
+  useEffect(() => {
+    const l = list.current;
+    if (l && following.current && phaseNow.current === "live") l.scrollTop = l.scrollHeight;
+  }, [events]);
+
   // The page read the run again (an action, a decision): read what was appended since, unless the stream
   // brings it anyway.
   useEffect(() => {
@@ -138,7 +148,7 @@ export function Timeline({ runId, version, onChange }: { runId: string; version:
         {events.length} event(s) · {state}
       </p>
       {error !== undefined && <ErrorPanel error={error} what="read the run's events" />}
-      <ol class="timeline" data-testid="timeline" aria-label="Events of the run, oldest first">
+      <ol ref={list} class="timeline" data-testid="timeline" aria-label="Events of the run, oldest first" tabIndex={0}>
         {events.map((e) => (
           <li key={e.seq} class={tone(e.type)}>
             <span class="t">
