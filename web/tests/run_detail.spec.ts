@@ -27,6 +27,16 @@ async function manifest(server: Server, id: string) {
   return r.json.manifest;
 }
 
+// Adds files to the sample repository in one commit (runs start from its HEAD).
+function commit(server: Server, files: Record<string, string | Buffer>) {
+  for (const [path, content] of Object.entries(files)) writeFileSync(join(server.repo, path), content);
+  const git = spawnSync("sh", ["-c", "git add -A && git -c user.name=t -c user.email=t@localhost commit -q -m test-files"], {
+    cwd: server.repo,
+    encoding: "utf8",
+  });
+  expect(git.status, git.stderr).toBe(0);
+}
+
 // The serious or critical accessibility problems axe finds on the page as it is now.
 async function axe(page: Page) {
   const r = await new AxeBuilder({ page }).withTags(["wcag2a", "wcag2aa", "wcag21a", "wcag21aa"]).analyze();
@@ -48,12 +58,7 @@ async function act(page: Page, label: string, fields: Record<string, string> = {
 test("the event timeline grows while the run executes, then the run seals", async ({ page, server }) => {
   // A script that holds the run until the test lets it go (a file named `go` in its worktree), so the run is
   // known to be still running when the timeline is checked, whatever the machine's speed.
-  writeFileSync(join(server.repo, "scripts/hold.sh"), "while [ ! -e go ]; do sleep 0.1; done; rm -f go\n");
-  const git = spawnSync("sh", ["-c", "git add scripts/hold.sh && git -c user.name=t -c user.email=t@localhost commit -q -m hold"], {
-    cwd: server.repo,
-    encoding: "utf8",
-  });
-  expect(git.status, git.stderr).toBe(0);
+  commit(server, { "scripts/hold.sh": "while [ ! -e go ]; do sleep 0.1; done; rm -f go\n" });
   const item = await server.submit(contract("timeline", ["sh scripts/hold.sh", "sh scripts/slow.sh", "sh scripts/hold.sh", ...fix]));
   const run = await server.waitRun(item.item_id, ["running"]);
   const id = run.run_id;
@@ -208,4 +213,30 @@ test("the diff viewer shows the demo change; replay, verify and the comparison o
   await expect(verdictRow).toContainText("same");
   expect(await axe(page), "the compare page").toEqual([]);
   await shoot(page, "run-compare");
+});
+
+test("an image among the artifacts (a browser run's screenshot) is shown as an image; other files are links", async ({ page, server }) => {
+  // A 2x2 PNG the run copies into its scratch folder, which the bundle keeps under artifacts/scratch/.
+  const png = Buffer.from(
+    "iVBORw0KGgoAAAANSUhEUgAAAAIAAAACCAIAAAD91JpzAAAAEElEQVR4nGP4z8AARAwQCgAf7gP9i18U1AAAAABJRU5ErkJggg==",
+    "base64",
+  );
+  commit(server, { "scripts/shot.png": png, "scripts/shot.sh": 'cp scripts/shot.png "$CP_SCRATCH_DIR/shot.png"\n' });
+  const item = await server.submit(contract("shot", ["sh scripts/shot.sh", ...fix]));
+  const run = await server.waitRun(item.item_id, ["sealed"]);
+  const listing = await server.call("GET", `/api/runs/${run.run_id}/artifacts`);
+  const shot = listing.json.artifacts.find((a: any) => a.path.endsWith("shot.png"));
+  expect(shot?.media_type, JSON.stringify(listing.json)).toBe("image/png");
+
+  await login(page, server, "viewer");
+  await page.goto(`${server.url}/runs/${run.run_id}`);
+  const img = page.getByRole("img", { name: `Screenshot ${shot.path}` });
+  await img.scrollIntoViewIfNeeded();
+  await expect(img).toBeVisible();
+  // The browser fetched and decoded it (with the session cookie): the same bytes the run wrote.
+  await expect.poll(() => img.evaluate((i: HTMLImageElement) => i.complete && i.naturalWidth)).toBe(2);
+  const link = page.getByTestId("artifacts").getByRole("link", { name: "diff.patch" });
+  const patch = await page.request.get(server.url + (await link.getAttribute("href")));
+  expect(patch.status()).toBe(200);
+  expect(await patch.text()).toContain("+echo \"Hello, world\"");
 });
