@@ -40,37 +40,37 @@ export function RunActions({ manifest, done }: { manifest: Manifest; done(): voi
   return (
     <div class="row actions" role="group" aria-label="Actions on this run">
       {shown("Approve", awaiting) && (
-          <ActionButton
-            label="Approve"
-            title="Approve this run?"
-            explain="Your approval is recorded with your token's name; the run is sealed as a success once its pack's number of approvers is reached."
-            fields={[reasonField()]}
-            act={async (v) => decided(await ok(api.POST("/api/runs/{id}/approve", { params: path, body: { reason: opt(v.reason) } })))}
-            done={after("Approve")}
-          />
+        <ActionButton
+          label="Approve"
+          title="Approve this run?"
+          explain="Your approval is recorded with your token's name; the run is sealed as a success once its pack's number of approvers is reached."
+          fields={[reasonField()]}
+          act={async (v) => decided(await ok(api.POST("/api/runs/{id}/approve", { params: path, body: { reason: opt(v.reason) } })))}
+          done={after("Approve")}
+        />
       )}
       {shown("Reject", awaiting) && (
-          <ActionButton
-            label="Reject"
-            title="Reject this run?"
-            explain="The run is sealed as denied, with an incident pack, and its worktree is discarded."
-            danger
-            fields={[reasonField()]}
-            act={async (v) => decided(await ok(api.POST("/api/runs/{id}/reject", { params: path, body: { reason: opt(v.reason) } })))}
-            done={after("Reject")}
-          />
+        <ActionButton
+          label="Reject"
+          title="Reject this run?"
+          explain="The run is sealed as denied, with an incident pack, and its worktree is discarded."
+          danger
+          fields={[reasonField()]}
+          act={async (v) => decided(await ok(api.POST("/api/runs/{id}/reject", { params: path, body: { reason: opt(v.reason) } })))}
+          done={after("Reject")}
+        />
       )}
-          {can(role, "admin") && shown("God-mode approve", awaiting) && (
-            <ActionButton
-              label="God-mode approve"
-              title="Approve alone, whatever the pack asks?"
-              explain="An admin's decision that stands in for every approver the pack asks for. It is recorded as god mode, with your reason."
-              danger
-              fields={[reasonField(true)]}
-              act={async (v) => decided(await ok(api.POST("/api/runs/{id}/god-mode-approve", { params: path, body: { reason: v.reason ?? "" } })))}
-              done={after("God-mode approve")}
-            />
-          )}
+      {can(role, "admin") && shown("God-mode approve", awaiting) && (
+        <ActionButton
+          label="God-mode approve"
+          title="Approve alone, whatever the pack asks?"
+          explain="An admin's decision that stands in for every approver the pack asks for. It is recorded as god mode, with your reason."
+          danger
+          fields={[reasonField(true)]}
+          act={async (v) => decided(await ok(api.POST("/api/runs/{id}/god-mode-approve", { params: path, body: { reason: v.reason ?? "" } })))}
+          done={after("God-mode approve")}
+        />
+      )}
       {shown("Cancel run", live.has(status)) && (
         <ActionButton
           label="Cancel run"
