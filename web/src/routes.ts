@@ -1,7 +1,12 @@
 // The pages beyond the command tower and the runs list, by URL (each page's file adds its own line).
 import type { FunctionComponent } from "preact";
+import { ApprovalsPage } from "./pages/approvals";
 import { QueuePage } from "./pages/queue";
+import { WorkflowPage, WorkflowsPage } from "./pages/workflows";
 
 export const routes: { path: string; component: FunctionComponent<any> }[] = [
   { path: "/queue", component: QueuePage },
+  { path: "/approvals", component: ApprovalsPage },
+  { path: "/workflows", component: WorkflowsPage },
+  { path: "/workflows/:id", component: WorkflowPage },
 ];

@@ -100,6 +100,9 @@ test("an invalid contract submitted from the page shows each problem's pointer a
 
 test("a contract picked as a file is queued; cancelling it from the page cancels it", async ({ page, queueServer: server }) => {
   const first = await server.submit(contract("ui-first", ["true"]));
+  // One that waits on the first: the page says what it waits on.
+  const after = await server.call("POST", "/api/runs", "operator", { contract: contract("ui-after", ["true"]), depends_on: [first.item_id] });
+  expect(after.status).toBe(202);
   await login(page, server, "operator");
   await page.goto(server.url + "/queue");
   await expect(page.getByRole("link", { name: first.item_id })).toBeVisible();
@@ -123,6 +126,7 @@ test("a contract picked as a file is queued; cancelling it from the page cancels
   const rows = page.locator("table").first().locator("tbody tr");
   await expect(rows.nth(0)).toContainText(itemId);
   await expect(rows.nth(1)).toContainText(first.item_id);
+  await expect(page.getByRole("row").filter({ hasText: after.json.item_id })).toContainText(`waiting for item ${first.item_id}`);
   await expect(rows.nth(0)).toContainText("eligible");
   await expect(rows.nth(0)).toContainText("on_track");
 
@@ -132,8 +136,8 @@ test("a contract picked as a file is queued; cancelling it from the page cancels
   await panel.getByRole("button", { name: "Cancel item" }).click();
   await page.getByRole("button", { name: "Yes, cancel item" }).click();
   await expect(panel.getByRole("status")).toContainText("cancelled");
-  const after = await server.call("GET", `/api/queue/${itemId}`);
-  expect(after.json.state).toBe("cancelled");
+  const cancelled = await server.call("GET", `/api/queue/${itemId}`);
+  expect(cancelled.json.state).toBe("cancelled");
   // The other item is untouched.
   expect((await server.call("GET", `/api/queue/${first.item_id}`)).json.state).toBe("queued");
   await expect(page.getByRole("table").nth(1)).toContainText(itemId);
