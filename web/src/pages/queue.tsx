@@ -332,6 +332,7 @@ function Submit({ queued }: { queued(itemId: string): void }) {
   let syntax: JsonTextError | undefined;
   let contract: Record<string, any> | undefined;
   try {
+    if (!text.trim()) throw new Error("empty");
     valueLines(text);
     const parsed = JSON.parse(text);
     if (parsed && typeof parsed === "object" && !Array.isArray(parsed)) {
@@ -340,7 +341,7 @@ function Submit({ queued }: { queued(itemId: string): void }) {
       summary = `Task ${parsed.task_id ?? "(no task_id)"}, runner ${ro.runner ?? "(none)"}, pack ${ro.pack ?? "(default)"}, priority ${priority || (ro.priority ?? "5 (default)")}. serve checks it as cp-host validate does before queueing it.`;
     } else summary = "The text is JSON but not an object: a contract is a JSON object.";
   } catch (e) {
-    if (e instanceof JsonTextError) syntax = e;
+    if (e instanceof JsonTextError && text.trim()) syntax = e;
     summary = text.trim() ? `The text is not JSON: ${e instanceof Error ? e.message : String(e)}` : "Paste a contract or pick a file first.";
   }
 
