@@ -109,6 +109,20 @@ export function QueuePage() {
         </p>
       </div>
       {queue.error && <ErrorPanel error={queue.error} what="list the queue" />}
+      {(queue.data?.problems?.length ?? 0) > 0 && (
+        <div class="error" role="alert">
+          <p>
+            <strong>The queue file has lines serve could not read</strong> (they are skipped; <code>cp-host queue list</code> shows the same):
+          </p>
+          <ul>
+            {(queue.data!.problems as { line?: number; message?: string }[]).slice(0, 10).map((p, i) => (
+              <li key={i}>
+                line {p.line ?? "?"}: {p.message}
+              </li>
+            ))}
+          </ul>
+        </div>
+      )}
       {!queue.data && !queue.error && <Loading what="the queue" />}
       {selected && <ItemPanel key={selected} id={selected} operator={operator} changed={queue.reload} close={() => go({ item: null })} />}
       {queue.data && (
