@@ -43,7 +43,7 @@ export function RunsPage() {
   const back = useRef<string[]>([]);
 
   const key = JSON.stringify([filters, cursor]);
-  const page = useApi(() => ok(api.GET("/api/runs", { params: { query: { ...filters, cursor, limit: PAGE } } })), [key]);
+  const page = useApi(() => ok(api.GET("/api/runs", { params: { query: { ...filters, cursor, limit: PAGE } as RunsQuery } })), [key]);
 
   const go = (f: Partial<Record<FilterKey, string>>, c?: string) => {
     const q = new URLSearchParams();
