@@ -98,7 +98,7 @@ test("an invalid contract submitted from the page shows each problem's pointer a
   expect((await server.call("GET", "/api/queue")).json.items).toEqual([]);
 });
 
-test("a contract picked as a file is queued; cancelling it from the page cancels it", async ({ page, queueServer: server }) => {
+test("a contract picked as a file is queued; priority and cancel from the page change the item as the API says", async ({ page, queueServer: server }) => {
   const first = await server.submit(contract("ui-first", ["true"]));
   // One that waits on the first: the page says what it waits on.
   const after = await server.call("POST", "/api/runs", "operator", { contract: contract("ui-after", ["true"]), depends_on: [first.item_id] });
@@ -130,22 +130,44 @@ test("a contract picked as a file is queued; cancelling it from the page cancels
   await expect(rows.nth(0)).toContainText("eligible");
   await expect(rows.nth(0)).toContainText("on_track");
 
-  // The submission opened the item's panel; cancel it there.
+  // The first item's priority raised to 9 from its panel: it now runs first.
+  await page.getByRole("link", { name: first.item_id }).click();
   const panel = page.getByTestId("queue-item");
+  await expect(panel).toContainText(first.item_id);
+  await panel.getByRole("button", { name: "Change priority" }).click();
+  const dialog = page.getByRole("dialog");
+  await expect(dialog.getByLabel("Priority (0–9)")).toHaveValue("5");
+  await dialog.getByLabel("Priority (0–9)").fill("12");
+  await dialog.getByRole("button", { name: "Yes, change priority" }).click();
+  await expect(dialog.getByRole("alert")).toContainText("0 to 9");
+  expect((await server.call("GET", `/api/queue/${first.item_id}`)).json.priority).toBe(5);
+  await dialog.getByLabel("Priority (0–9)").fill("9");
+  await dialog.getByRole("button", { name: "Yes, change priority" }).click();
+  await expect(panel.getByRole("status")).toContainText("Priority now 9");
+  expect((await server.call("GET", `/api/queue/${first.item_id}`)).json.priority).toBe(9);
+  await expect(panel.getByTestId("item-priority")).toHaveText("9");
+  await expect(rows.nth(0)).toContainText(first.item_id);
+  await expect(rows.nth(1)).toContainText(itemId);
+
+  // Cancel the picked one from its panel, with a reason.
+  await page.getByRole("link", { name: itemId }).click();
   await expect(panel).toContainText(itemId);
   await panel.getByRole("button", { name: "Cancel item" }).click();
-  await page.getByRole("button", { name: "Yes, cancel item" }).click();
-  await expect(panel.getByRole("status")).toContainText("cancelled");
+  await dialog.getByLabel("Reason (optional, recorded)").fill("not needed after all");
+  await dialog.getByRole("button", { name: "Yes, cancel item" }).click();
+  await expect(panel.getByRole("status")).toContainText(`${itemId}: cancelled`);
   const cancelled = await server.call("GET", `/api/queue/${itemId}`);
   expect(cancelled.json.state).toBe("cancelled");
+  expect(cancelled.json.reason).toContain("not needed after all");
+  await expect(page.getByRole("table").nth(1)).toContainText(itemId);
   // The other item is untouched.
   expect((await server.call("GET", `/api/queue/${first.item_id}`)).json.state).toBe("queued");
-  await expect(page.getByRole("table").nth(1)).toContainText(itemId);
-  await page.getByRole("button", { name: "Close" }).click();
+  await page.getByRole("link", { name: after.json.item_id }).click();
+  await expect(panel).toContainText("waiting for item");
   await shoot(page, "queue");
 });
 
-test("a viewer sees no submit or cancel, and a cancel forged from its session is refused with the item unchanged", async ({ page, queueServer: server }) => {
+test("a viewer sees no submit, priority or cancel, and those forged from its session are refused 403 with the item unchanged", async ({ page, queueServer: server }) => {
   const item = await server.submit(contract("ui-viewer", ["true"]));
   await login(page, server, "viewer");
   await page.goto(server.url + `/queue?item=${item.item_id}`);
@@ -154,21 +176,28 @@ test("a viewer sees no submit or cancel, and a cancel forged from its session is
   await expect(page.getByRole("button", { name: "Queue contract" })).toHaveCount(0);
   await expect(page.getByLabel("Contract (JSON)")).toHaveCount(0);
   await expect(page.getByRole("button", { name: "Cancel item" })).toHaveCount(0);
+  await expect(page.getByRole("button", { name: "Change priority" })).toHaveCount(0);
   await expect(page.getByText("need an operator token")).toBeVisible();
 
-  // The session's own CSRF token rides along, so only the role can be what refuses it.
+  // The session's own CSRF token rides along, so only the role can be what refuses them.
   const forged = await page.evaluate(async (id) => {
     const s = await (await fetch("/api/session")).json();
-    const r = await fetch(`/api/runs/${id}/cancel`, {
-      method: "POST",
-      headers: { "X-CSRF-Token": s.csrf_token, "Content-Type": "application/json" },
-      body: "{}",
-    });
-    return { status: r.status, body: await r.json() };
+    const post = async (path: string, body: unknown) => {
+      const r = await fetch(path, {
+        method: "POST",
+        headers: { "X-CSRF-Token": s.csrf_token, "Content-Type": "application/json" },
+        body: JSON.stringify(body),
+      });
+      return { status: r.status, code: (await r.json()).error?.code };
+    };
+    return {
+      cancel: await post(`/api/queue/${id}/cancel`, {}),
+      runCancel: await post(`/api/runs/${id}/cancel`, {}),
+      priority: await post(`/api/queue/${id}/priority`, { priority: 9 }),
+    };
   }, item.item_id);
-  expect(forged.status).toBe(403);
-  expect(forged.body.error.code).toBe("forbidden");
+  for (const r of [forged.cancel, forged.runCancel, forged.priority]) expect(r).toEqual({ status: 403, code: "forbidden" });
   const after = await server.call("GET", `/api/queue/${item.item_id}`);
-  expect(after.json.state).toBe("queued");
+  expect(after.json).toMatchObject({ state: "queued", priority: 5 });
   expect(after.json.cancel_requested).toBeUndefined();
 });

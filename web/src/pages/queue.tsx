@@ -274,14 +274,34 @@ function ItemPanel({ id, operator, changed, close }: { id: string; operator: boo
           )}
           {operator && !ended(it) && !it.cancel_requested && (
             <div class="row" style={{ marginTop: "10px" }}>
+              {it.state === "queued" && (
+                <ActionButton
+                  label="Change priority"
+                  title={`Change the priority of ${it.item_id}?`}
+                  explain="From 0 to 9; higher runs first, and within a priority the earlier queued. Only a waiting item can be re-prioritised."
+                  fields={[{ name: "priority", label: "Priority (0–9)", required: true, value: String(it.priority) }]}
+                  act={async (v) => {
+                    const p = (v.priority ?? "").trim();
+                    if (!/^[0-9]$/.test(p))
+                      throw new ApiError(422, "bad_priority", "The priority must be a whole number from 0 to 9.", { pointer: "/priority" });
+                    const r = await ok(api.POST("/api/queue/{item_id}/priority", { params: { path: { item_id: it.item_id } }, body: { priority: Number(p) } }));
+                    return r.changed ? `Priority now ${r.item.priority}` : `Priority was ${r.item.priority} already`;
+                  }}
+                  done={done}
+                />
+              )}
               <ActionButton
                 label="Cancel item"
                 danger
                 title={`Cancel ${it.item_id}?`}
                 explain={it.state === "queued" ? "It will not start." : "Its run is stopped and sealed as cancelled."}
-                act={async () => {
-                  const r = await ok(api.POST("/api/runs/{id}/cancel", { params: { path: { id: it.item_id } } }));
-                  const msg = `${r.item_id ?? it.item_id}: ${r.outcome === "cancelled" ? "cancelled" : "cancel requested"}`;
+                fields={[{ name: "reason", label: "Reason (optional, recorded)" }]}
+                act={async (v) => {
+                  const reason = (v.reason ?? "").trim();
+                  const r = await ok(
+                    api.POST("/api/queue/{item_id}/cancel", { params: { path: { item_id: it.item_id } }, body: reason ? { reason } : {} }),
+                  );
+                  const msg = `${r.item_id}: ${r.outcome === "cancelled" ? "cancelled" : "cancel requested"}`;
                   setSaid(msg);
                   return msg;
                 }}
