@@ -3,9 +3,12 @@ import type { FunctionComponent } from "preact";
 import { ApprovalsPage } from "./pages/approvals";
 import { ChainPage, ChainsPage } from "./pages/chains";
 import { QueuePage } from "./pages/queue";
+import { RunComparePage, RunDetailPage } from "./pages/run_detail";
 import { WorkflowPage, WorkflowsPage } from "./pages/workflows";
 
 export const routes: { path: string; component: FunctionComponent<any> }[] = [
+  { path: "/runs/:id", component: RunDetailPage },
+  { path: "/runs/:id/compare/:other", component: RunComparePage },
   { path: "/queue", component: QueuePage },
   { path: "/approvals", component: ApprovalsPage },
   { path: "/workflows", component: WorkflowsPage },
