@@ -1,6 +1,7 @@
 // The pages beyond the command tower and the runs list, by URL (each page's file adds its own line).
 import type { FunctionComponent } from "preact";
 import { ApprovalsPage } from "./pages/approvals";
+import { ChainPage, ChainsPage } from "./pages/chains";
 import { QueuePage } from "./pages/queue";
 import { RunComparePage, RunDetailPage } from "./pages/run_detail";
 import { WorkflowPage, WorkflowsPage } from "./pages/workflows";
@@ -12,4 +13,6 @@ export const routes: { path: string; component: FunctionComponent<any> }[] = [
   { path: "/approvals", component: ApprovalsPage },
   { path: "/workflows", component: WorkflowsPage },
   { path: "/workflows/:id", component: WorkflowPage },
+  { path: "/chains", component: ChainsPage },
+  { path: "/chains/:id", component: ChainPage },
 ];
