@@ -69,8 +69,13 @@ export class Server {
     }
   }
 
-  stop() {
+  // Stops serve and waits until it has exited: it stops and waits for its runs first, so their files are
+  // no longer being written when the caller removes the root.
+  async stop() {
+    if (this.child.exitCode !== null || this.child.signalCode !== null) return;
+    const exited = new Promise((done) => this.child.once("exit", done));
     this.child.kill("SIGTERM");
+    await exited;
   }
 }
 
@@ -88,8 +93,11 @@ export function contract(taskId: string, commands: string[], extra: Record<strin
   return { ...c, ...extra };
 }
 
-// Starts serve over a fresh project; `prepare(root)` may add files (runs, policies) before it starts.
-export async function startServer(opts: { prepare?: (root: string) => void; args?: string[] } = {}): Promise<Server> {
+// Starts serve over a fresh project; `prepare(root)` may add files (runs, policies) before it starts;
+// `plugins` is the plugin folder serve loads (default: the build's).
+export async function startServer(
+  opts: { prepare?: (root: string) => void; args?: string[]; plugins?: string } = {},
+): Promise<Server> {
   const root = mkdtempSync(join(tmpdir(), "cp-ui-"));
   for (const d of ["packs", "policies"]) cpSync(join(source, d), join(root, d), { recursive: true });
   const repo = join(root, "repo");
@@ -109,7 +117,7 @@ export async function startServer(opts: { prepare?: (root: string) => void; args
   const child = spawn(
     bin,
     [
-      "--plugins", plugins, "--root", root, "serve", "--listen", "127.0.0.1:0", "--tokens", tokensFile, "--repo", repo,
+      "--plugins", opts.plugins ?? plugins, "--root", root, "serve", "--listen", "127.0.0.1:0", "--tokens", tokensFile, "--repo", repo,
       // CP_UI_DIR: test a dashboard built on disk (npm run build) rather than the one built into cp-host.
       ...(process.env.CP_UI_DIR ? ["--ui-dir", process.env.CP_UI_DIR] : []),
       ...(opts.args ?? []),
@@ -154,7 +162,7 @@ export const test = base.extend<{}, { server: Server }>({
     async ({}, use) => {
       const s = await startServer();
       await use(s);
-      s.stop();
+      await s.stop();
       rmSync(s.root, { recursive: true, force: true });
     },
     { scope: "worker" },
