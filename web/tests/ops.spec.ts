@@ -4,6 +4,7 @@
 import { copyFileSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import AxeBuilder from "@axe-core/playwright";
 import type { Page } from "@playwright/test";
 import { test, expect, login, shoot, contract, plugins, startServer, type Server } from "./fixtures";
 
@@ -17,6 +18,13 @@ async function runOf(server: Server, itemId: string): Promise<string> {
     })
     .not.toBe("");
   return runId;
+}
+
+// axe finds no serious or critical violation on the page as it is now.
+async function accessible(page: Page) {
+  const found = await new AxeBuilder({ page }).analyze();
+  const bad = found.violations.filter((v) => v.impact === "serious" || v.impact === "critical");
+  expect(bad.map((v) => `${v.id}: ${v.nodes.map((n) => n.target.join(" ")).join(", ")}`)).toEqual([]);
 }
 
 // The row of the locks table for the lock a run holds.
@@ -67,6 +75,7 @@ test("an admin releases a held lock from the page; an operator sees no release a
   await expect(row).toContainText("1: waiting");
   await expect(page.getByRole("row", { name: new RegExp(waiter.item_id) })).toContainText(`lock src/ held by ${holderRun}`);
   await shoot(page, "locks");
+  await accessible(page);
   await row.getByRole("button", { name: "Release src/" }).click();
   const dialog = page.getByRole("dialog");
   await dialog.getByLabel("Reason").fill("the holder is stuck");
@@ -134,6 +143,7 @@ test("a role's config is edited, previewed as a diff and applied by an admin; th
   await expect(editor).toHaveValue(/"codex"\n/);
   await expect(editor).not.toHaveValue(/claude/);
   await shoot(page, "agents");
+  await accessible(page);
 
   await server.call("POST", `/api/runs/${item.item_id}/cancel`, "operator");
 });
@@ -163,6 +173,7 @@ test("the plugins page shows each refused library with the reason, and the loade
     await expect(row).toContainText(tool.abi);
     await expect(page.getByRole("row", { name: /gate_diff_scope\.so/ })).toContainText("gate");
     await shoot(page, "plugins");
+    await accessible(page);
   } finally {
     await s.stop();
     rmSync(s.root, { recursive: true, force: true });
