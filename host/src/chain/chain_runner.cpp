@@ -124,6 +124,7 @@ bool ChainRun::open() {
                   {"plugins", json::array()},
                   {"host_pid", static_cast<long>(::getpid())}};
     if (!spec_.workflow_id.empty()) manifest["workflow_id"] = spec_.workflow_id;
+    if (spec_.doc.contains("title") && spec_.doc["title"].is_string()) manifest["title"] = spec_.doc["title"];
     bundle_ = store::Bundle::create(req_.root, o_.run_id, spec_.doc, manifest);
   } catch (const std::exception& e) {
     o_.stage = ChainOutcome::Stage::internal;

@@ -35,6 +35,7 @@ struct RunsOpts {
   std::string type;
   bool all = false;
   std::vector<std::string> keys;
+  store::RunQuery query;  // list's filters
 };
 
 std::optional<fs::path> locate(const Globals& g, const std::string& id) {
@@ -90,8 +91,14 @@ int recover(const Globals& g) {
 }
 
 int list(const Globals& g, const RunsOpts& o) {
+  std::string param;
+  if (auto problem = store::query_problem(o.query, param); !problem.empty()) {
+    std::cerr << "cp-host: " << problem << "\n";
+    return kUsage;
+  }
   recover_quietly(g);
   auto runs = store::list_runs(g.root);
+  std::erase_if(runs, [&](const store::RunSummary& r) { return !store::matches(r, o.query); });
   if (runs.size() > o.limit) runs.resize(o.limit);
   if (o.json) {
     json arr = json::array();
@@ -277,6 +284,18 @@ void add_runs(CLI::App& app, Globals& g, Runner& run) {
   auto* ls = runs->add_subcommand("list", "List runs, newest first");
   ls->add_flag("--json", o->json, "Machine-readable output");
   ls->add_option("--limit", o->limit, "At most this many runs (default 50)");
+  ls->add_option(
+      "--status", o->query.status,
+      "Only runs with this status (created, running, gating, awaiting_approval, sealed) or verdict");
+  ls->add_option("--verdict", o->query.verdict,
+                 "Only runs with this verdict (success, failure, denied, timeout, cancelled, error), or "
+                 "awaiting_approval for runs waiting for a decision");
+  ls->add_option("--runner", o->query.runner, "Only runs of this runner");
+  ls->add_option("--pack", o->query.pack, "Only runs of this pack");
+  ls->add_option("--workflow", o->query.workflow, "Only runs of this workflow_id");
+  ls->add_option("--since", o->query.since, "Only runs created at or after this ISO-8601 UTC time");
+  ls->add_option("--search", o->query.text,
+                 "Only runs whose id, task id or title holds this text (case-insensitive)");
   ls->callback([&g, &run, o] { run = [&g, o] { return list(g, *o); }; });
   auto* sh = runs->add_subcommand("show", "Show a run's manifest: status, verdict, gates, reports");
   sh->add_option("run_id", o->run_id, "Run id")->required();

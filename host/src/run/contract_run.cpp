@@ -181,6 +181,7 @@ bool ContractRun::create_bundle() {
                   {"plugins", plugin_list(reg, used)},
                   {"host_pid", static_cast<long>(::getpid())}};
     if (c.contains("workflow_id")) manifest["workflow_id"] = c["workflow_id"];
+    if (c.contains("title") && c["title"].is_string()) manifest["title"] = c["title"];
     manifest["role_binding_summary"] = contract::role_binding_summary(compiled.document);
     if (!req.replay_of.empty()) manifest["replay_of"] = req.replay_of;
     if (!req.from_run.empty()) manifest["from_run"] = req.from_run;

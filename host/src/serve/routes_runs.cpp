@@ -24,9 +24,17 @@ namespace {
 constexpr size_t kDefaultPage = 50, kMaxPage = 1000;
 
 ApiResponse list_runs(const ApiServices& s, const RouteCall& c) {
-  RunFilter f{c.query("status"), c.query("runner"), c.query("pack"), c.query("since")};
-  if (!f.since.empty() && core::parse_iso_ms(f.since) < 0)
-    return error(400, "bad_query", "since must be an ISO-8601 UTC time such as 2026-11-25T10:00:00Z");
+  RunFilter f;
+  f.status = c.query("status");
+  f.verdict = c.query("verdict");
+  f.runner = c.query("runner");
+  f.pack = c.query("pack");
+  f.workflow = c.query("workflow");
+  f.since = c.query("since");
+  f.text = c.query("q");
+  std::string param;
+  if (auto problem = store::query_problem(f, param); !problem.empty())
+    return error(400, "bad_query", problem, {{"parameter", param}});
   size_t limit = kDefaultPage;
   if (!c.query("limit").empty()) {
     auto l = strict_uint(c.query("limit"), 1, kMaxPage);

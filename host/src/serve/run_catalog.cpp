@@ -71,9 +71,16 @@ std::optional<RunCatalog::Entry> RunCatalog::read_entry(const std::string& run_i
 }
 
 void RunCatalog::put(Entry e) {
+  Key k{e.created_at, e.run_id};
   auto found = by_id_.find(e.run_id);
-  if (found != by_id_.end()) {
-    by_time_.erase(found->second);
+  // A run re-read with the same key keeps its node (and so its row's pointer); one whose key moved is
+  // taken out and put back.
+  bool in_place = found != by_id_.end() && found->second.created_at == k.created_at;
+  if (found != by_id_.end() && !in_place) {
+    if (auto node = by_time_.find(found->second); node != by_time_.end()) {
+      if (!bulk_) rows_.remove(node->second);
+      by_time_.erase(node);
+    }
     by_id_.erase(found);
   }
   RunSpan span = span_of(e);
@@ -82,15 +89,23 @@ void RunCatalog::put(Entry e) {
   by_last_event_.insert({span.last_ms, e.run_id});
   spans_[e.run_id] = std::move(span);
   stats_.update(e);
-  Key k{e.created_at, e.run_id};
   by_id_[e.run_id] = k;
-  by_time_[k] = std::move(e);
+  Entry& slot = by_time_[k];
+  slot = std::move(e);
+  if (bulk_) return;
+  if (in_place)
+    rows_.update(slot);
+  else
+    rows_.insert(slot);
 }
 
 void RunCatalog::erase(const std::string& run_id) {
   auto found = by_id_.find(run_id);
   if (found == by_id_.end()) return;
-  by_time_.erase(found->second);
+  if (auto node = by_time_.find(found->second); node != by_time_.end()) {
+    if (!bulk_) rows_.remove(node->second);
+    by_time_.erase(node);
+  }
   by_id_.erase(found);
   if (auto old = spans_.find(run_id); old != spans_.end()) {
     by_last_event_.erase({old->second.last_ms, run_id});
@@ -170,37 +185,50 @@ void RunCatalog::refresh() {
       if (auto e = read_entry(n)) fresh.push_back(std::move(*e));
   }
   std::unique_lock l(mu_);
+  // Many runs come or go at once (the first build, a restored root): one rebuild of the rows, not a shift
+  // per run. Runs re-read in place (the live ones, every refresh) do not count.
+  size_t moved = gone.size();
+  for (const auto& e : fresh) moved += by_id_.count(e.run_id) ? 0 : 1;
+  bulk_ = moved > 256;
   for (auto& e : fresh) put(std::move(e));
   for (const auto& id : gone) erase(id);
+  if (bulk_) {
+    std::vector<const Entry*> newest_first;
+    newest_first.reserve(by_time_.size());
+    for (const auto& [k, e] : by_time_) newest_first.push_back(&e);
+    rows_.rebuild(newest_first);
+    bulk_ = false;
+  }
   if (relist) runs_mtime_ = mtime;
 }
 
 std::optional<RunPage> RunCatalog::list(const RunFilter& f, size_t limit, const std::string& cursor) const {
   std::shared_lock l(mu_);
-  auto it = by_time_.begin();
+  const auto& rows = rows_.rows();
+  size_t i = rows.size();  // newest first: the walk goes down from here
   if (!cursor.empty()) {
     auto k = decode_cursor(cursor);
     if (!k) return std::nullopt;
-    it = by_time_.upper_bound(Key{k->first, k->second});
+    i = rows_.older_than(k->first, k->second);
   }
   RunPage page;
+  auto screen = rows_.screen(f);
+  if (!screen) return page;  // a value no run has
+  // Newest first: nothing created before `since` can match, so the walk ends there.
+  const size_t stop = f.since.empty() ? 0 : rows_.created_before(f.since);
+  const Entry* last = nullptr;
   bool more = false;
-  for (; it != by_time_.end(); ++it) {
-    const Entry& e = it->second;
-    if (!f.status.empty() && e.status != f.status && e.verdict != f.status) continue;
-    if (!f.runner.empty() && e.runner != f.runner) continue;
-    if (!f.pack.empty() && e.pack != f.pack) continue;
-    if (!f.since.empty() && e.created_at < f.since) break;  // newest first: nothing older can match
+  while (i > stop) {
+    const RunRows::Row& r = rows[--i];
+    if (!RunRows::passes(r, *screen) || !store::matches(*r.run, f)) continue;
     if (page.runs.size() == limit) {
       more = true;  // another run matches: there is a next page
       break;
     }
-    page.runs.push_back(e.fields);
+    page.runs.push_back(r.run->fields);
+    last = r.run;
   }
-  if (more) {
-    const json& last = page.runs.back();
-    page.next_cursor = encode_cursor(last.value("created_at", ""), last.value("run_id", ""));
-  }
+  if (more && last) page.next_cursor = encode_cursor(last->created_at, last->run_id);
   return page;
 }
 

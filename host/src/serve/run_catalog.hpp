@@ -5,6 +5,7 @@
 // stay the truth; this is a cache of them.
 #pragma once
 
+#include "serve/run_rows.hpp"
 #include "serve/run_stats.hpp"
 #include "store/run_index.hpp"
 
@@ -21,10 +22,8 @@
 
 namespace cp::serve {
 
-struct RunFilter {
-  std::string status, runner, pack;  // exact matches; empty = any. status also matches the verdict
-  std::string since;                 // ISO-8601: runs created at or after
-};
+// What a listing keeps: the same query `cp-host runs list` asks (store::matches).
+using RunFilter = store::RunQuery;
 
 // When a run's events happened, for the cross-run event views: a run's events lie between its creation and
 // its last event. A live run may add events at any moment: its last_ms is the largest value.
@@ -101,6 +100,10 @@ class RunCatalog {
   mutable std::shared_mutex mu_;
   std::map<Key, Entry> by_time_;
   std::unordered_map<std::string, Key> by_id_;
+  // The listing's screen over by_time_'s entries. While bulk_ (a refresh taking in many runs, the first
+  // build above all) put and erase leave it alone and it is rebuilt once at the end.
+  RunRows rows_;
+  bool bulk_ = false;
   std::filesystem::file_time_type runs_mtime_{};
   // (last event ms, run id), newest first, and each run's span.
   std::set<std::pair<long long, std::string>, std::greater<>> by_last_event_;
