@@ -27,4 +27,9 @@ echo "== cp-host runs verify $run_id"
 echo
 echo "== cp-host runs show $run_id"
 "$host" runs show "$run_id"
+echo
+echo "== the dashboard: this run and every later one, in a browser"
+echo "   $host tokens add --file tokens.json --id me --role admin    # prints a token"
+echo "   $host serve --tokens tokens.json --repo $repo"
+echo "   then open http://127.0.0.1:8787/ and log in with the token (docs/dashboard.md)"
 exit "$code"

@@ -162,7 +162,7 @@ class ApiFuzzFindings : public ::testing::Test {
   std::unique_ptr<cp::queue::QueueService> queue =
       std::make_unique<cp::queue::QueueService>(root.path(), nullptr);
   Metrics metrics;
-  Api api{ApiConfig{root.path(), {}, {}, true, "0", "{}", {}, {}, std::chrono::hours(8), false},
+  Api api{ApiConfig{root.path(), {}, {}, true, "0", "{}", {}, {}, std::chrono::hours(8), false, false, {}},
           tokens,
           *catalog,
           *queue,

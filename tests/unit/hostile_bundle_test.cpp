@@ -35,15 +35,24 @@ TEST(HostileBundle, ArtifactReadCannotBeRacedOutOfTheBundle) {
   serve::RunCatalog catalog(root.path());
   queue::QueueService q(root.path(), nullptr);
   serve::Metrics metrics;
-  serve::Api api{
-      serve::ApiConfig{
-          root.path(), {}, {}, /*open_reads=*/true, "0", "{}", {}, {}, std::chrono::hours(8), false},
-      tokens,
-      catalog,
-      q,
-      nullptr,
-      nullptr,
-      metrics};
+  serve::Api api{serve::ApiConfig{root.path(),
+                                  {},
+                                  {},
+                                  /*open_reads=*/true,
+                                  "0",
+                                  "{}",
+                                  {},
+                                  {},
+                                  std::chrono::hours(8),
+                                  false,
+                                  false,
+                                  {}},
+                 tokens,
+                 catalog,
+                 q,
+                 nullptr,
+                 nullptr,
+                 metrics};
 
   // The hostile agent: flips scratch/d between its real folder and a symlink to outside/.
   std::atomic<bool> stop{false};

@@ -3,8 +3,11 @@ import type { FunctionComponent } from "preact";
 import { AgentsPage } from "./pages/agents";
 import { LocksPage } from "./pages/locks";
 import { PluginsPage } from "./pages/plugins";
+import { RunComparePage, RunDetailPage } from "./pages/run_detail";
 
 export const routes: { path: string; component: FunctionComponent<any> }[] = [
+  { path: "/runs/:id", component: RunDetailPage },
+  { path: "/runs/:id/compare/:other", component: RunComparePage },
   { path: "/locks", component: LocksPage },
   { path: "/agents", component: AgentsPage },
   { path: "/plugins", component: PluginsPage },

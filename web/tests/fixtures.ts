@@ -54,7 +54,7 @@ export class Server {
     return r.json;
   }
 
-  // Waits until the queue item has a run in one of `statuses`; returns the run's summary.
+  // Waits until the queue item has a run in one of `statuses`; returns the run's manifest.
   async waitRun(itemId: string, statuses: string[], timeoutMs = 90_000): Promise<any> {
     const end = Date.now() + timeoutMs;
     for (;;) {
@@ -62,18 +62,17 @@ export class Server {
       const runId = item.json?.run_id;
       if (runId) {
         const run = await this.call("GET", `/api/runs/${runId}`);
-        if (run.status === 200 && statuses.includes(run.json.status)) return run.json;
+        if (run.status === 200 && statuses.includes(run.json.manifest?.status)) return run.json.manifest;
       }
       if (Date.now() > end) throw new Error(`item ${itemId} did not reach ${statuses}: ${JSON.stringify(item.json)}`);
       await new Promise((r) => setTimeout(r, 250));
     }
   }
 
-  // Stops serve and waits until it has exited: it stops and waits for its runs first, so their files are
-  // no longer being written when the caller removes the root.
+  // Stops serve and waits for it to exit (it finishes writing before the test removes its root).
   async stop() {
-    if (this.child.exitCode !== null || this.child.signalCode !== null) return;
-    const exited = new Promise((done) => this.child.once("exit", done));
+    if (this.child.exitCode !== null) return;
+    const exited = new Promise((r) => this.child.once("exit", r));
     this.child.kill("SIGTERM");
     await exited;
   }

@@ -1,6 +1,6 @@
 // A status, verdict or state as a coloured label; the word is always shown, colour only adds to it.
 const tone: Record<string, string> = {
-  success: "ok", pass: "ok", sealed: "ok", approved: "ok", done: "ok", eligible: "ok", held: "info",
+  ok: "ok", success: "ok", pass: "ok", sealed: "ok", approved: "ok", done: "ok", eligible: "ok", held: "info",
   failure: "bad", fail: "bad", denied: "bad", error: "bad", timeout: "bad", rejected: "bad", dead: "bad",
   breached: "bad", critical: "bad",
   warn: "warn", warning: "warn", awaiting_approval: "warn", waiting: "warn", cancelled: "warn", at_risk: "warn",
