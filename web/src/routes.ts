@@ -3,6 +3,7 @@ import type { FunctionComponent } from "preact";
 import { AgentsPage } from "./pages/agents";
 import { LocksPage } from "./pages/locks";
 import { PluginsPage } from "./pages/plugins";
+import { RetentionPage } from "./pages/retention";
 import { RunComparePage, RunDetailPage } from "./pages/run_detail";
 
 export const routes: { path: string; component: FunctionComponent<any> }[] = [
@@ -11,4 +12,5 @@ export const routes: { path: string; component: FunctionComponent<any> }[] = [
   { path: "/locks", component: LocksPage },
   { path: "/agents", component: AgentsPage },
   { path: "/plugins", component: PluginsPage },
+  { path: "/retention", component: RetentionPage },
 ];

@@ -1,7 +1,7 @@
 // The operations pages: locks (admin release), agents and roles (live status, role config preview and
 // apply), plugins (refusals with their reasons) and retention (the plan by lane, apply for admin), each
 // against a real serve with real runs.
-import { copyFileSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from "node:fs";
+import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, utimesSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import AxeBuilder from "@axe-core/playwright";
@@ -178,5 +178,82 @@ test("the plugins page shows each refused library with the reason, and the loade
     await s.stop();
     rmSync(s.root, { recursive: true, force: true });
     rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test("the retention plan is shown by lane; only an admin may apply it, which removes what the plan listed", async ({
+  page,
+  browser,
+}) => {
+  // Lanes inside the root only (the shipped policy also governs a cache under $HOME), a stale cache entry
+  // (5 days old, TTL 1 day) and a fresh one.
+  let cache = "";
+  const s = await startServer({
+    prepare: (root) => {
+      writeFileSync(
+        join(root, "policies/retention_policy.json"),
+        JSON.stringify({
+          policy: "retention_policy",
+          version: 1,
+          lanes: { runs: { ttl_days: 1 }, cache: { ttl_days: 1 }, logs: { ttl_days: 14 } },
+          protected_patterns: [],
+        }),
+      );
+      cache = join(root, ".runtime-cache/cache/build");
+      for (const [name, text] of [["stale", "x".repeat(100)], ["fresh", "y"]]) {
+        mkdirSync(join(cache, name), { recursive: true });
+        writeFileSync(join(cache, name, "f"), text);
+      }
+      const old = new Date(Date.now() - 5 * 86_400_000);
+      utimesSync(join(cache, "stale/f"), old, old);
+      utimesSync(join(cache, "stale"), old, old);
+    },
+  });
+  try {
+    const plan = (await s.call("GET", "/api/retention/plan", "viewer")).json;
+    expect(plan.lanes.cache.candidates.map((c: any) => c.path)).toEqual(["build/stale"]);
+
+    // An operator sees the plan by lane but no apply, and an apply forged from its session is refused.
+    const opContext = await browser.newContext();
+    const op = await opContext.newPage();
+    await login(op, s, "operator");
+    await op.goto(s.url + "/retention");
+    const cacheLane = op.getByTestId("lane-cache");
+    await expect(cacheLane.getByRole("row", { name: /build\/stale/ })).toContainText(plan.lanes.cache.candidates[0].reason);
+    await expect(op.getByTestId("lane-runs")).toContainText("nothing to delete");
+    await expect(op.getByText("Applying it needs an admin")).toBeVisible();
+    await expect(op.getByRole("button", { name: "Apply the plan" })).toHaveCount(0);
+    const session = await (await op.request.get(s.url + "/api/session")).json();
+    const forged = await op.request.post(s.url + "/api/retention/apply", {
+      headers: { "X-CSRF-Token": session.csrf_token },
+      data: { paths: { cache: ["build/stale"] }, reason: "forged by an operator" },
+    });
+    expect(forged.status()).toBe(403);
+    expect(existsSync(join(cache, "stale/f"))).toBe(true);
+    await opContext.close();
+
+    // The admin applies it from the page: the stale entry goes, the fresh one stays.
+    await login(page, s, "admin");
+    await page.goto(s.url + "/retention");
+    await expect(page.getByTestId("retention-candidates")).toHaveText("1");
+    await expect(page.getByRole("row", { name: /^cache/ })).toContainText("1");
+    await expect(page.getByTestId("lane-logs")).toContainText("held");
+    await shoot(page, "retention");
+    await accessible(page);
+    await page.getByRole("button", { name: "Apply the plan" }).click();
+    const dialog = page.getByRole("dialog");
+    await dialog.getByLabel("Reason").fill("stale build cache");
+    await dialog.getByRole("button", { name: "Yes, apply the plan" }).click();
+    const applied = page.getByTestId("retention-applied");
+    await expect(applied).toContainText("1 removed");
+    await expect(applied.getByRole("list", { name: "Removed" })).toContainText("cache: build/stale");
+    expect(existsSync(join(cache, "stale"))).toBe(false);
+    expect(existsSync(join(cache, "fresh/f"))).toBe(true);
+    // The plan, made again, has nothing left to delete.
+    await expect(page.getByTestId("retention-candidates")).toHaveText("0");
+    await expect(page.getByRole("button", { name: "Apply the plan" })).toHaveCount(0);
+  } finally {
+    await s.stop();
+    rmSync(s.root, { recursive: true, force: true });
   }
 });
