@@ -2,7 +2,7 @@
 // within an hour: real runs (tool runner) come to await a decision, one is approved (once through the API,
 // once from the page) and sealed success, one is rejected from the page; the workflow case then lists both.
 import { test as base, expect, login, shoot, startServer, contract, type Server } from "./fixtures";
-import { readFileSync, writeFileSync } from "node:fs";
+import { readFileSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 
 const test = base.extend<{}, { approvalServer: Server }>({
@@ -18,6 +18,7 @@ const test = base.extend<{}, { approvalServer: Server }>({
       });
       await use(s);
       s.stop();
+      rmSync(s.root, { recursive: true, force: true });
     },
     { scope: "worker" },
   ],

@@ -2,6 +2,7 @@
 // queued until the test acts on it: submitting a contract (pasted, or picked as a file), the 422
 // diagnostics shown at the line they point into, cancel and priority, and what a viewer may not do.
 import { test as base, expect, login, shoot, startServer, contract, type Server } from "./fixtures";
+import { rmSync } from "node:fs";
 import { lineOfPointer, valueLines, JsonTextError } from "../src/pages/json_lines";
 
 const test = base.extend<{}, { queueServer: Server }>({
@@ -10,6 +11,7 @@ const test = base.extend<{}, { queueServer: Server }>({
       const s = await startServer({ args: ["--no-scheduler"] });
       await use(s);
       s.stop();
+      rmSync(s.root, { recursive: true, force: true });
     },
     { scope: "worker" },
   ],

@@ -111,22 +111,27 @@ export function ChainsPage() {
         </button>
       </form>
       {page.error && <ErrorPanel error={page.error} what="list the chains" />}
-      <DataTable<Chain>
-        caption={page.loading && !page.data ? "Loading chains…" : `${chains.length} chain(s) on this page${cursor ? "" : ", newest first"}`}
-        rows={chains}
-        rowKey={(c) => c.run_id}
-        empty={page.loading ? "Loading…" : "No chain matches."}
-        columns={[
-          { title: "Execution", cell: (c) => <Link href={`/chains/${c.run_id}`} class="mono">{c.run_id}</Link> },
-          { title: "Chain", cell: (c) => <code>{c.chain_id}</code> },
-          { title: "Title", cell: (c) => c.title ?? "—" },
-          { title: "Status", cell: (c) => <Badge value={c.status} /> },
-          { title: "Verdict", cell: (c) => (c.verdict ? <Badge value={c.verdict} /> : <span class="muted">—</span>) },
-          { title: "Workflow", cell: (c) => (c.workflow_id ? <Link href={`/workflows/${c.workflow_id}`}>{c.workflow_id}</Link> : "—") },
-          { title: "Started", cell: (c) => <Time iso={c.created_at} /> },
-          { title: "Took", num: true, cell: (c) => (c.duration_ms == null ? "—" : duration(c.duration_ms / 1000)) },
-        ]}
-      />
+      {!page.data && !page.error && <Loading what="the chains" />}
+      {page.data && chains.length === 0 && (
+        <p class="panel muted">{Object.keys(filters).length ? "No chain matches these filters." : "No chain has run yet: they come from cp-host chain run."}</p>
+      )}
+      {chains.length > 0 && (
+        <DataTable<Chain>
+          caption={`${chains.length} chain(s) on this page${cursor ? "" : ", newest first"}`}
+          rows={chains}
+          rowKey={(c) => c.run_id}
+          columns={[
+            { title: "Execution", cell: (c) => <Link href={`/chains/${c.run_id}`} class="mono">{c.run_id}</Link> },
+            { title: "Chain", cell: (c) => <code>{c.chain_id}</code> },
+            { title: "Title", cell: (c) => c.title ?? "—" },
+            { title: "Status", cell: (c) => <Badge value={c.status} /> },
+            { title: "Verdict", cell: (c) => (c.verdict ? <Badge value={c.verdict} /> : <span class="muted">—</span>) },
+            { title: "Workflow", cell: (c) => (c.workflow_id ? <Link href={`/workflows/${c.workflow_id}`}>{c.workflow_id}</Link> : "—") },
+            { title: "Started", cell: (c) => <Time iso={c.created_at} /> },
+            { title: "Took", num: true, cell: (c) => (c.duration_ms == null ? "—" : duration(c.duration_ms / 1000)) },
+          ]}
+        />
+      )}
       <nav class="row" aria-label="Pages of chains" style={{ marginTop: "10px" }}>
         <button type="button" disabled={!cursor} onClick={() => go(filters, back.current.pop() || undefined)}>
           Previous page

@@ -127,24 +127,28 @@ export function QueuePage() {
       {selected && <ItemPanel key={selected} id={selected} operator={operator} changed={queue.reload} close={() => go({ item: null })} />}
       {queue.data && (
         <>
-          <DataTable<Item>
-            caption="Waiting and running, in the order the scheduler starts them"
-            rows={inLine}
-            rowKey={(it) => it.item_id}
-            empty="Nothing is waiting or running."
-            columns={[
-              { title: "#", num: true, cell: (it) => place.get(it.item_id) ?? "" },
-              { title: "Item", cell: itemLink },
-              { title: "Task", cell: (it) => it.task_id ?? "—" },
-              { title: "Pack", cell: (it) => it.pack ?? "—" },
-              { title: "Priority", num: true, cell: (it) => it.priority },
-              { title: "State", cell: (it) => <Badge value={it.cancel_requested ? "cancel requested" : it.state} /> },
-              { title: "Eligible", cell: (it) => <Waiting it={it} /> },
-              { title: "SLA", cell: (it) => <Badge value={it.sla_state} /> },
-              { title: "Run", cell: runLink },
-              { title: "Queued", cell: (it) => <Time iso={it.enqueued_at} /> },
-            ]}
-          />
+          {/* An empty table would still be as wide as its ten headers: on a phone, a box to scroll with nothing in it. */}
+          {inLine.length === 0 ? (
+            <p class="panel muted">Nothing is waiting or running.</p>
+          ) : (
+            <DataTable<Item>
+              caption="Waiting and running, in the order the scheduler starts them"
+              rows={inLine}
+              rowKey={(it) => it.item_id}
+              columns={[
+                { title: "#", num: true, cell: (it) => place.get(it.item_id) ?? "" },
+                { title: "Item", cell: itemLink },
+                { title: "Task", cell: (it) => it.task_id ?? "—" },
+                { title: "Pack", cell: (it) => it.pack ?? "—" },
+                { title: "Priority", num: true, cell: (it) => it.priority },
+                { title: "State", cell: (it) => <Badge value={it.cancel_requested ? "cancel requested" : it.state} /> },
+                { title: "Eligible", cell: (it) => <Waiting it={it} /> },
+                { title: "SLA", cell: (it) => <Badge value={it.sla_state} /> },
+                { title: "Run", cell: runLink },
+                { title: "Queued", cell: (it) => <Time iso={it.enqueued_at} /> },
+              ]}
+            />
+          )}
           {past.length > 0 && (
             <>
               <h2>Ended</h2>

@@ -66,12 +66,12 @@ export function WorkflowsPage() {
       </p>
       {list.error && <ErrorPanel error={list.error} what="list the workflows" />}
       {!list.data && !list.error && <Loading what="the workflows" />}
-      {list.data && (
+      {list.data && cases.length === 0 && <p class="panel muted">No workflow yet: a run joins one when its contract names a workflow_id.</p>}
+      {cases.length > 0 && (
         <DataTable<CaseSummary>
-          caption={`${list.data.count ?? cases.length} workflow(s), newest latest run first`}
+          caption={`${list.data?.count ?? cases.length} workflow(s), newest latest run first`}
           rows={cases}
           rowKey={(c) => c.workflow_id}
-          empty="No workflow yet: a run joins one when its contract names a workflow_id."
           columns={[
             { title: "Workflow", cell: (c) => <Link href={`/workflows/${encodeURIComponent(c.workflow_id)}`}>{c.workflow_id}</Link> },
             { title: "Latest outcome", cell: outcome },
