@@ -64,6 +64,7 @@ std::vector<Route> agents_routes();       // runners and roles, live agents, a r
 std::vector<Route> tower_routes();        // the command tower: overview and alerts across runs and the queue
 std::vector<Route> retention_routes();    // retention: the plan by lane, an admin's apply
 std::vector<Route> chains_routes();       // chain executions: the list, one step by step
+std::vector<Route> probes_routes();       // probe plugins' capability answers, plugins the registry refused
 
 // Every route, built once from the lists above.
 const std::vector<Route>& route_table();

@@ -16,7 +16,7 @@ namespace cp::store {
 struct RunSummary {
   std::string run_id, task_id, status, verdict, runner, pack, created_at, reason;
   std::string title, workflow_id;  // the task's title (empty for runs made before manifests held it)
-  std::string kind;                // "chain" for a chain's own bundle, else "run"
+  std::string kind = "run";        // "chain" for a chain's own bundle
   long long duration_ms = -1;
   std::vector<std::pair<std::string, std::string>> gates;  // gate id, verdict (the manifest's gates)
   // What the command tower aggregates (serve/run_stats.hpp): when the run's work ended, the approval it
