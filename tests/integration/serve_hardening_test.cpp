@@ -404,6 +404,75 @@ TEST_F(Hardened, NumericQueryValuesAreStrict) {
       200);
 }
 
+// A HEAD answer carries no body: on a kept connection the next answer must start where the head ends, or a
+// client (or a proxy in front of serve) would read the body as the next answer's head.
+TEST_F(Hardened, HeadAnswersHaveNoBody) {
+  start();
+  int fd = connect_loopback(serve->port());
+  ASSERT_GE(fd, 0);
+  send_some(fd,
+            "HEAD / HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n"
+            "HEAD /api/health HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n"
+            "GET /api/health HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n");
+  // Read until the GET's answer is whole (serve may keep the connection despite "close").
+  RawAnswer r;
+  for (int idle = 0; r.bytes.find("\"status\":\"ok\"}") == std::string::npos && idle < 30;) {
+    auto more = read_until_close(fd, std::chrono::seconds(1));
+    r.bytes += more.bytes;
+    if (more.eof) break;
+    if (more.bytes.empty()) ++idle;  // a bound for a broken build
+  }
+  ::close(fd);
+  EXPECT_EQ(count_responses(r.bytes), 3u) << r.bytes;
+  EXPECT_EQ(r.bytes.find("<html"), std::string::npos) << "the dashboard page went out on a HEAD:\n"
+                                                      << r.bytes;
+  // Each answer begins right after the blank line that ends the one before.
+  size_t first = r.bytes.find("\r\n\r\n"), second = r.bytes.find("\r\n\r\n", first + 4);
+  ASSERT_NE(second, std::string::npos) << r.bytes;
+  EXPECT_EQ(r.bytes.compare(first + 4, 9, "HTTP/1.1 "), 0) << r.bytes;
+  EXPECT_EQ(r.bytes.compare(second + 4, 9, "HTTP/1.1 "), 0) << r.bytes;
+  EXPECT_NE(r.bytes.find("\"status\":\"ok\""), std::string::npos) << "the GET's body is there: " << r.bytes;
+}
+
+// A run writes its artifacts and reports; none of them, nor any other answer of the API, may be sniffed as
+// another type (a page of this origin loading one as a script), framed, or run anything when opened.
+TEST_F(Hardened, ApiAnswersAreNeverSniffedFramedOrScripted) {
+  std::string id = "20261125T100000Z-x";
+  fs::path dir = make_bundle(p, id, "sealed", "success");
+  cp::test::write_file(dir / "artifacts/page.html", "<script>parent.document.title='ran'</script>");
+  cp::test::write_file(dir / "artifacts/code.txt", "document.title='ran'");
+  cp::test::write_file(dir / "reports/gate_x.json", R"({"verdict":"pass"})");
+  start();
+  auto locked = [](const HttpResponse& r, const std::string& what) {
+    EXPECT_EQ(r.headers.count("x-content-type-options") ? r.headers.at("x-content-type-options") : "",
+              "nosniff")
+        << what;
+    std::string csp =
+        r.headers.count("content-security-policy") ? r.headers.at("content-security-policy") : "";
+    EXPECT_NE(csp.find("default-src 'none'"), std::string::npos) << what << ": " << csp;
+    EXPECT_NE(csp.find("sandbox"), std::string::npos) << what << ": " << csp;
+    EXPECT_NE(csp.find("frame-ancestors 'none'"), std::string::npos) << what << ": " << csp;
+  };
+  for (std::string file : {"page.html", "code.txt"}) {
+    auto r = http(serve->port(), "GET", "/api/runs/" + id + "/artifacts/" + file, bearer(viewer));
+    EXPECT_EQ(r.status, 200) << r.body;
+    EXPECT_EQ(r.headers["content-type"].find("text/html"), std::string::npos) << file;
+    locked(r, file);
+  }
+  locked(http(serve->port(), "GET", "/api/runs/" + id + "/reports/gate_x", bearer(viewer)), "a report");
+  locked(http(serve->port(), "GET", "/api/runs/" + id + "/artifacts/none.html", bearer(viewer)), "a 404");
+  locked(http(serve->port(), "GET", "/api/runs"), "a 401");
+  locked(http(serve->port(), "GET", "/api/nowhere"), "an unknown route");
+  locked(http(serve->port(), "GET", "/api/health"), "an open route");
+  // The dashboard's own files keep their policy (scripts of this origin only), errors included.
+  auto page = http(serve->port(), "GET", "/runs/" + id);
+  EXPECT_NE(page.headers["content-security-policy"].find("script-src 'self'"), std::string::npos);
+  EXPECT_EQ(page.headers["x-frame-options"], "DENY");
+  auto missing = http(serve->port(), "GET", "/assets/none.js");
+  EXPECT_EQ(missing.status, 404);
+  EXPECT_EQ(missing.headers["x-content-type-options"], "nosniff");
+}
+
 bool resolves_only_to_loopback(const std::string& name) {
   addrinfo hints{};
   hints.ai_socktype = SOCK_STREAM;

@@ -3,6 +3,7 @@
 // event streams read with the cookie. The refusals are proved by what did not happen (no queue item).
 #include "integration/serve_fixture.hpp"
 
+#include <sys/socket.h>
 #include <sys/stat.h>
 
 #include <gtest/gtest.h>
@@ -262,6 +263,37 @@ TEST_F(SessionFixture, EventStreamsWorkWithTheCookie) {
                           {{"Cookie", "cp_session=cpt_forged"}}, 10, std::chrono::seconds(5));
   EXPECT_EQ(refused.status, 401);
   EXPECT_TRUE(refused.events.empty());
+}
+
+// Logging out ends what the session opened: a live stream of every run's events (which never ends by
+// itself) is closed by serve once its session is ended.
+TEST_F(SessionFixture, LoggingOutEndsTheSessionsOpenStreams) {
+  Browser b = login(viewer);
+  int fd = connect_loopback(serve->port());
+  ASSERT_GE(fd, 0);
+  std::string req =
+      "GET /api/events/stream HTTP/1.1\r\nHost: 127.0.0.1\r\nCookie: cp_session=" + b.session + "\r\n\r\n";
+  ASSERT_EQ(::send(fd, req.data(), req.size(), MSG_NOSIGNAL), static_cast<ssize_t>(req.size()));
+  timeval wait{60, 0};
+  ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &wait, sizeof wait);
+  std::string got;
+  char buf[4096];
+  while (got.find("\r\n\r\n") == std::string::npos) {
+    ssize_t n = ::recv(fd, buf, sizeof buf, 0);
+    ASSERT_GT(n, 0) << got;
+    got.append(buf, static_cast<size_t>(n));
+  }
+  ASSERT_EQ(got.rfind("HTTP/1.1 200", 0), 0u) << got;
+  ASSERT_EQ(http(serve->port(), "DELETE", "/api/session", b.headers()).status, 204);
+  // Read (keep-alive comments, events) until serve closes; the deadline only bounds a broken build.
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);
+  ssize_t n = 1;
+  while (n > 0 && std::chrono::steady_clock::now() < deadline) {
+    n = ::recv(fd, buf, sizeof buf, 0);
+    if (n > 0) got.append(buf, static_cast<size_t>(n));
+  }
+  ::close(fd);
+  EXPECT_EQ(n, 0) << "the stream was still open after logout";
 }
 
 // Every run's events: the live stream read with a session cookie while a run happens, the page view

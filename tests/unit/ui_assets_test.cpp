@@ -63,9 +63,12 @@ TEST_F(UiDir, NeverServesWhatLiesOutsideTheFolder) {
   fs::create_symlink(tmp.path() / "secret.txt", dir / "assets/link.js");
   fs::create_symlink(tmp.path(), dir / "up");
   ASSERT_EQ(::mkfifo((dir / "assets/pipe.js").c_str(), 0600), 0);  // would block a reader
+  cp::test::write_file(dir / ".env", "top secret");                // hidden files stay unserved
+  cp::test::write_file(dir / ".git/config", "top secret");
   auto ui = UiAssets::from_dir(dir);
-  for (const char* p : {"/assets/link.js", "/up/secret.txt", "/../secret.txt", "/assets/../../secret.txt",
-                        "/./index.html", "//secret.txt", "/assets/pipe.js", "/assets\\..\\..\\secret.txt"}) {
+  for (const char* p :
+       {"/assets/link.js", "/up/secret.txt", "/../secret.txt", "/assets/../../secret.txt", "/./index.html",
+        "//secret.txt", "/assets/pipe.js", "/assets\\..\\..\\secret.txt", "/.env", "/.git/config", "/.git"}) {
     auto r = get(*ui, p);
     EXPECT_EQ(r.body.find("top secret"), std::string::npos) << p;
     EXPECT_NE(r.status, 200) << p;
@@ -73,7 +76,11 @@ TEST_F(UiDir, NeverServesWhatLiesOutsideTheFolder) {
   ApiRequest post;
   post.method = "POST";
   post.path = "/index.html";
-  EXPECT_EQ(ui->answer(post).status, 405);
+  auto refused = ui->answer(post);
+  EXPECT_EQ(refused.status, 405);
+  // Refusals carry the same policy as the pages: never sniffed, never framed.
+  EXPECT_EQ(header(refused, "X-Content-Type-Options"), "nosniff");
+  EXPECT_EQ(header(get(*ui, "/nothing.js"), "X-Content-Type-Options"), "nosniff");
 }
 
 TEST(UiAssets, AFolderWithoutIndexIsRefusedAtStart) {

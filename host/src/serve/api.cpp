@@ -151,16 +151,41 @@ Api::Api(ApiConfig cfg, const TokenStore& tokens, RunCatalog& runs, queue::Queue
 
 Api::~Api() = default;
 
+namespace {
+
+// Every answer of the API, whatever it holds: never sniffed as another type, never framed, and shown (a
+// run's artifact or report opened in a tab) as an inert document that runs nothing. A run writes those
+// files; served as text/plain or octet-stream without nosniff, a page of this origin could load one as a
+// script, which the dashboard's own policy (script-src 'self') allows. The dashboard's files set theirs.
+void lock_down(ApiResponse& r) {
+  if (r.route == "ui") return;
+  r.headers.emplace_back("X-Content-Type-Options", "nosniff");
+  r.headers.emplace_back("Content-Security-Policy", "default-src 'none'; frame-ancestors 'none'; sandbox");
+}
+
+}  // namespace
+
 std::optional<ApiResponse> Api::refusal(const ApiRequest& req) const {
-  if (req.method == "OPTIONS") return preflight(req);
+  if (req.method == "OPTIONS") {
+    auto r = preflight(req);
+    lock_down(r);
+    return r;
+  }
   Ctx ctx;
   auto r = admit(req, ctx);
-  if (r) allow_origin(req, *r);
+  if (r) {
+    allow_origin(req, *r);
+    lock_down(*r);
+  }
   return r;
 }
 
 ApiResponse Api::handle(const ApiRequest& req) const {
-  if (req.method == "OPTIONS") return preflight(req);
+  if (req.method == "OPTIONS") {
+    auto r = preflight(req);
+    lock_down(r);
+    return r;
+  }
   Ctx ctx;
   ApiResponse r;
   if (auto refused = admit(req, ctx)) {
@@ -173,8 +198,16 @@ ApiResponse Api::handle(const ApiRequest& req) const {
     }
     r.route = ctx.route->info.pattern;
     r.token_id = ctx.who.token_id;
+    // A stream opened with a session lasts only as long as the session: logging out (or its expiry) ends
+    // it, as it ends every other request the cookie could make.
+    if (r.sse && !ctx.session.empty())
+      r.sse->live = [this, id = ctx.session] {
+        SessionStore::Lookup why;
+        return sessions_.find(id, why).has_value();
+      };
   }
   allow_origin(req, r);
+  lock_down(r);
   return r;
 }
 

@@ -13,6 +13,7 @@
 
 #include <chrono>
 #include <filesystem>
+#include <functional>
 #include <map>
 #include <memory>
 #include <optional>
@@ -51,6 +52,7 @@ struct SseRequest {
   bool redact = true;                 // secrets in the events' strings are replaced (false: an admin's raw=1)
   std::shared_ptr<AllRunsWatch> all;  // set: every run's events (GET /api/events/stream); bundle unused
   std::string replay;                 // frames sent first (a resumed stream's events of ended runs)
+  std::function<bool()> live;         // set: the stream ends once this says false (its session ended)
 };
 
 // A cookie the response sets (Set-Cookie), always with Path=/api and SameSite=Strict.

@@ -136,6 +136,7 @@ struct HttpServer::Impl {
       client->last_seq = r.sse->after_seq;
       client->redact = r.sse->redact;
       client->all = r.sse->all;
+      client->live = r.sse->live;
       // The head is written by the hub with the first events; the body runs until the connection closes.
       client->pending =
           "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nCache-Control: no-cache\r\n"
@@ -151,7 +152,9 @@ struct HttpServer::Impl {
       }
     } else {
       add_header(response, "Content-Type", r.content_type);
-      response.send(static_cast<Http::Code>(r.status), r.body);
+      // A HEAD answer has no body (Pistache would send one): a client or proxy reading this connection
+      // would take those bytes for the head of the next answer.
+      response.send(static_cast<Http::Code>(r.status), ar.method == "HEAD" ? std::string() : r.body);
     }
     double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
     metrics.record(ar.method, r.route, r.status, secs);

@@ -38,6 +38,11 @@ std::string sse_frame(const std::string& id, std::string_view line, json& e, boo
 
 bool SseHub::pump(SseClient& c) {
   auto now = std::chrono::steady_clock::now();
+  // The session the stream was opened with was ended (logout) or expired: so is the stream.
+  if (c.live && now - c.live_checked >= std::chrono::seconds(1)) {
+    if (!c.live()) return false;
+    c.live_checked = now;
+  }
   if (c.all && c.pending.size() < kHighWater) {
     std::string out;
     read_all_runs(*c.all, c.redact, out, kReadChunk);

@@ -13,6 +13,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <filesystem>
+#include <functional>
 #include <list>
 #include <memory>
 #include <mutex>
@@ -36,6 +37,8 @@ struct SseClient {
   std::string pending;  // written to the socket as it drains
   bool finishing = false;
   std::shared_ptr<AllRunsWatch> all;  // set: the stream of every run's events (bundle unused)
+  std::function<bool()> live;         // set: asked about once a second; false ends the stream
+  std::chrono::steady_clock::time_point live_checked = std::chrono::steady_clock::now();
   std::chrono::steady_clock::time_point last_write = std::chrono::steady_clock::now();
   ~SseClient() {
     if (fd >= 0) {

@@ -3,10 +3,7 @@
 #include "core/sha256.hpp"
 #include "serve/api_answers.hpp"
 #include "serve/embedded_file.hpp"
-
-#include <fcntl.h>
-#include <sys/stat.h>
-#include <unistd.h>
+#include "store/atomic_file.hpp"
 
 #include <stdexcept>
 
@@ -64,40 +61,20 @@ std::optional<std::string> clean(const std::string& path) {
   while (start <= rel.size()) {
     size_t end = rel.find('/', start);
     std::string seg = rel.substr(start, end == std::string::npos ? std::string::npos : end - start);
-    if (seg.empty() || seg == "." || seg == ".." || seg.find('\\') != std::string::npos) return std::nullopt;
+    // A leading dot also keeps hidden files (.git, .env) of a --ui-dir folder unserved.
+    if (seg.empty() || seg.front() == '.' || seg.find('\\') != std::string::npos) return std::nullopt;
     if (end == std::string::npos) break;
     start = end + 1;
   }
   return rel;
 }
 
-// A regular file under `dir`, opened without following a symbolic link at its last step, and whose real
-// path stays inside `dir`: a link planted in the folder must not serve files from elsewhere.
+// A regular file under `dir`, opened one component at a time and none of them followed if it is a link: a
+// link planted in the folder, or a folder swapped for one while it is read, serves nothing from elsewhere.
 std::optional<std::string> read_under(const fs::path& dir, const std::string& rel) {
-  std::error_code ec;
-  fs::path real = fs::canonical(dir / rel, ec);
-  if (ec) return std::nullopt;
-  auto d = dir.string() + "/";
-  if (real.string().rfind(d, 0) != 0) return std::nullopt;
-  int fd = ::open(real.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK);
-  if (fd < 0) return std::nullopt;
-  struct stat st {};
-  std::string out;
-  if (::fstat(fd, &st) == 0 && S_ISREG(st.st_mode) && st.st_size < (64 << 20)) {
-    out.resize(static_cast<size_t>(st.st_size));
-    size_t got = 0;
-    while (got < out.size()) {
-      ssize_t n = ::read(fd, out.data() + got, out.size() - got);
-      if (n <= 0) break;
-      got += static_cast<size_t>(n);
-    }
-    out.resize(got);
-  } else {
-    ::close(fd);
-    return std::nullopt;
-  }
-  ::close(fd);
-  return out;
+  auto f = store::read_regular_file_beneath(dir, rel, 64u << 20);
+  if (f.status != store::FileRead::Status::ok) return std::nullopt;
+  return std::move(f.bytes);
 }
 
 void set_security_headers(ApiResponse& r) {
@@ -172,6 +149,7 @@ ApiResponse UiAssets::answer(const ApiRequest& req) const {
         req.method + " is not allowed on the dashboard's pages (" + req.path + "); the API is under /api");
     r.headers.emplace_back("Allow", "GET, HEAD");
     r.route = "ui";
+    set_security_headers(r);
     return r;
   }
   std::string path = req.path == "/" ? "/index.html" : req.path;
@@ -185,6 +163,7 @@ ApiResponse UiAssets::answer(const ApiRequest& req) const {
   if (!file) {
     r = error(404, "not_found", "no dashboard file " + req.path);
     r.route = "ui";
+    set_security_headers(r);
     return r;
   }
   set_security_headers(r);
