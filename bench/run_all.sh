@@ -55,6 +55,7 @@ section "Plugin isolation cost" build/bin/cp_isolation_bench
 section "Seal cost: signing and verify-on-read vs sha256sum and openssl" bash bench/seal_cost.sh
 section "Tampered bundles: what runs verify detects" bash bench/tamper_matrix.sh build/bin/cp-host build/plugins
 section "Browser runner vs Playwright: first screenshot, memory, CDP messages/s" bash bench/browser_bench.sh 10
+section "Dashboard: first load and first render of the runs page, 100 vs 100,000 runs" bash bench/ui_first_render.sh 100000
 {
   echo
   echo "## Notes"
