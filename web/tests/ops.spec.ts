@@ -148,7 +148,7 @@ test("a role's config is edited, previewed as a diff and applied by an admin; th
   await server.call("POST", `/api/runs/${item.item_id}/cancel`, "operator");
 });
 
-test("the plugins page shows each refused library with the reason, and the loaded plugins with kind, version and ABI", async ({
+test("the plugins page shows each refused library with the reason, each probe's answer, and the loaded plugins with kind, version and ABI", async ({
   page,
 }) => {
   // A plugin folder with the build's plugins and a file that is no shared library.
@@ -172,6 +172,16 @@ test("the plugins page shows each refused library with the reason, and the loade
     await expect(row).toContainText(tool.version);
     await expect(row).toContainText(tool.abi);
     await expect(page.getByRole("row", { name: /gate_diff_scope\.so/ })).toContainText("gate");
+    // Each probe with its answer (kept by serve for its TTL, so the page shows what this call got).
+    const probes = (await s.call("GET", "/api/probes", "viewer")).json;
+    expect(probes.count).toBeGreaterThan(0);
+    const probeTable = page.getByRole("table", { name: /probe\(s\)/ });
+    await expect(probeTable).toContainText(`${probes.count} probe(s)`);
+    for (const p of probes.probes) {
+      const r = probeTable.getByRole("row", { name: new RegExp(`^${p.id}\\b`) });
+      await expect(r).toContainText(p.status);
+      if (p.message) await expect(r).toContainText(p.message);
+    }
     await shoot(page, "plugins");
     await accessible(page);
   } finally {
