@@ -397,5 +397,27 @@ TEST_F(Retention, BadPolicyAndUnknownLaneAreUsageErrors) {
   EXPECT_NE(u.err.find("lane 'nope'"), std::string::npos) << u.err;
 }
 
+// A plan file is input: one whose lane_root points elsewhere (here the project root, where a candidate names
+// a file no lane governs) is refused for that lane, and nothing there is touched.
+TEST_F(Retention, APlanThatMovesALaneIsRefusedAndDeletesNothing) {
+  policy({{"cache", {{"ttl_days", 1}}}});
+  make(rc / "cache/build/stale", "f", 100, 5);
+  write_file(p.dir / "precious/keep.txt", "keep");
+  json r = plan();
+  r["lanes"]["cache"]["lane_root"] = p.dir.path().string();
+  r["lanes"]["cache"]["candidates"] = json::array({{{"path", "precious"}, {"bytes", 4}, {"reason", "ttl"}}});
+  write_file(p.dir / "plan.json", r.dump());
+  Ran a = host({"--root", p.dir.path().string(), "retention", "apply", "--json", "--plan",
+                (p.dir / "plan.json").string()});
+  EXPECT_EQ(a.exit_code, 1) << "a lane error: " << a.out << a.err;
+  json rep = json::parse(a.out);
+  EXPECT_TRUE(rep["lanes"]["cache"]["deleted"].empty());
+  ASSERT_FALSE(rep["lanes"]["cache"]["errors"].empty());
+  EXPECT_NE(rep["lanes"]["cache"]["errors"][0]["message"].get<std::string>().find("policy"),
+            std::string::npos);
+  EXPECT_EQ(read_file(p.dir / "precious/keep.txt"), "keep");
+  EXPECT_TRUE(fs::exists(rc / "cache/build/stale/f"));
+}
+
 }  // namespace
 }  // namespace cp::test

@@ -77,6 +77,8 @@ TEST_F(ApiFixture, OpenRoutesAndAuthentication) {
   json listed = json::parse(plugins.body);
   for (const auto& pl : listed["plugins"]) tool = tool || pl["id"] == "tool";
   EXPECT_TRUE(tool) << plugins.body;
+  // The shipped plugins load, so nothing is refused (a refusal is listed with its reason: ops.spec.ts).
+  EXPECT_TRUE(listed["refused"].is_array() && listed["refused"].empty()) << plugins.body;
 
   // A viewer may read but not write.
   auto denied = post("/api/runs", p.contract({"true"}).dump(), viewer);

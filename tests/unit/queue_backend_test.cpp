@@ -307,6 +307,26 @@ TEST_P(QueueBackendContract, HoldKeepsAnItemFromBeingClaimedUntilReleased) {
   EXPECT_EQ(q->release("nope", ""), Change::not_found);
 }
 
+TEST_P(QueueBackendContract, PriorityMovesAWaitingItemAndNotAClaimedOrEndedOne) {
+  auto q = open();
+  auto other = open();
+  q->submit(item("low", 1));
+  q->submit(item("high", 8));
+  EXPECT_EQ(other->set_priority("low", 9, "ops"), Change::applied);
+  EXPECT_EQ(q->set_priority("low", 9, "ops"), Change::unchanged);
+  EXPECT_EQ(find(*q, "low")->priority, 9);
+  std::optional<QueueItem> c = q->claim(any_slot());
+  ASSERT_TRUE(c.has_value());
+  EXPECT_EQ(c->item_id, "low") << "the new priority decides the run order";
+  uint64_t v = q->version();
+  EXPECT_EQ(other->set_priority("low", 0, "ops"), Change::refused) << "claimed";
+  EXPECT_EQ(q->version(), v) << "a refusal writes nothing";
+  EXPECT_EQ(find(*q, "low")->priority, 9);
+  q->cancel("high", "", "");
+  EXPECT_EQ(q->set_priority("high", 1, ""), Change::refused) << "ended";
+  EXPECT_EQ(q->set_priority("nope", 1, ""), Change::not_found);
+}
+
 TEST_P(QueueBackendContract, ListIsOneConsistentViewOfEveryClientsChanges) {
   auto q = open();
   auto other = open();

@@ -92,8 +92,11 @@ export function contract(taskId: string, commands: string[], extra: Record<strin
   return { ...c, ...extra };
 }
 
-// Starts serve over a fresh project; `prepare(root)` may add files (runs, policies) before it starts.
-export async function startServer(opts: { prepare?: (root: string) => void; args?: string[] } = {}): Promise<Server> {
+// Starts serve over a fresh project; `prepare(root)` may add files (runs, policies) before it starts;
+// `plugins` is the plugin folder serve loads (default: the build's).
+export async function startServer(
+  opts: { prepare?: (root: string) => void; args?: string[]; plugins?: string } = {},
+): Promise<Server> {
   const root = mkdtempSync(join(tmpdir(), "cp-ui-"));
   for (const d of ["packs", "policies"]) cpSync(join(source, d), join(root, d), { recursive: true });
   const repo = join(root, "repo");
@@ -113,7 +116,7 @@ export async function startServer(opts: { prepare?: (root: string) => void; args
   const child = spawn(
     bin,
     [
-      "--plugins", plugins, "--root", root, "serve", "--listen", "127.0.0.1:0", "--tokens", tokensFile, "--repo", repo,
+      "--plugins", opts.plugins ?? plugins, "--root", root, "serve", "--listen", "127.0.0.1:0", "--tokens", tokensFile, "--repo", repo,
       // CP_UI_DIR: test a dashboard built on disk (npm run build) rather than the one built into cp-host.
       ...(process.env.CP_UI_DIR ? ["--ui-dir", process.env.CP_UI_DIR] : []),
       ...(opts.args ?? []),

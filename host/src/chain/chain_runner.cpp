@@ -146,13 +146,19 @@ StepRun ChainRun::run_step(const Step& st, const fs::path& contract, const std::
   rr.interrupt = req_.interrupt;
   rr.baseline_override = base_;
   rr.chain_link = {{"run_id", o_.run_id}, {"step_id", st.id}, {"role", st.role}};
+  // Named before it starts, so the chain's events say which run a step is running while it runs (a
+  // dashboard follows it live); named after the contract's task as every run is.
+  json step_contract = core::read_json_file(contract);
+  std::string task_id = step_contract.is_object() ? step_contract.value("task_id", "") : "";
+  rr.run_id = store::new_run_id(store::valid_run_id(task_id) ? task_id : st.id);
   if (req_.progress) rr.progress = [this, label](const std::string& l) { say("  " + label + ": " + l); };
   auto& events = bundle_->events();
   events.append("CHAIN_STEP_STARTED", {{"step_id", st.id},
                                        {"kind", st.kind},
                                        {"role", st.role},
                                        {"contract", contract.string()},
-                                       {"baseline_commit", base_}});
+                                       {"baseline_commit", base_},
+                                       {"run_id", rr.run_id}});
   run::RunOutcome out = run::run_contract(rr);
   StepRun r{out.run_id, out.status, out.verdict, out.reason};
   if (out.stage != run::RunOutcome::Stage::sealed) {

@@ -1,15 +1,20 @@
 // `cp-host chain run CHAIN`: a task chain, step by step, into a chain bundle (see chain/chain_runner.hpp).
 // Exit codes as `cp-host run`: 0 success, 2 invalid chain (nothing run), 3 internal error, 4 failure
 // (a step failed or a quorum was missed), 5 denied, 6 timeout, 7 cancelled, 8 error.
+// `cp-host chain list|show`: the chain executions under the root, and one of them step by step
+// (chain/chain_view.hpp), as GET /api/chains and /api/chains/{run_id} answer them.
 #include "chain/chain_runner.hpp"
+#include "chain/chain_view.hpp"
 #include "cli/commands.hpp"
 #include "cli/diagnostic_output.hpp"
 #include "run/engine.hpp"
+#include "store/run_index.hpp"
 
 #include <CLI/CLI.hpp>
 #include <nlohmann/json.hpp>
 
 #include <csignal>
+#include <iomanip>
 #include <iostream>
 
 namespace cp::cli {
@@ -28,6 +33,33 @@ int chain_exit(const chain::ChainOutcome& o) {
   if (o.stage == chain::ChainOutcome::Stage::invalid) return kUsage;
   if (o.stage == chain::ChainOutcome::Stage::internal) return kInternal;
   return run::exit_code_for_verdict(o.verdict);
+}
+
+// One line per step: its state, verdict, runs (with reviewers' votes) and the handoff that led to it.
+void print_view(const json& v) {
+  auto str = [](const json& j, const char* k) {
+    return j.contains(k) && j[k].is_string() ? j[k].get<std::string>() : std::string("-");
+  };
+  std::cout << "chain    " << str(v, "run_id") << " (" << str(v, "chain_id") << ")\nstatus   "
+            << str(v, "status")
+            << (v["verdict"].is_string() ? " " + v["verdict"].get<std::string>() : std::string()) << "\n";
+  for (const auto& s : v["steps"]) {
+    std::cout << std::left << std::setw(22) << str(s, "step_id") << std::setw(10) << str(s, "kind")
+              << std::setw(12) << str(s, "role") << std::setw(12) << str(s, "state")
+              << (s.contains("verdict") ? str(s, "verdict") : std::string("")) << "\n";
+    if (s.contains("handoff"))
+      std::cout << "    " << str(s["handoff"], "from_role") << " -> " << str(s["handoff"], "to_role") << ": "
+                << str(s["handoff"], "summary") << "\n";
+    for (const auto& r : s.value("runs", json::array()))
+      std::cout << "    run " << str(r, "run_id") << "  " << str(r, "status") << " " << str(r, "verdict")
+                << (r.contains("approve") ? (r["approve"].get<bool>() ? "  approves" : "  does not approve")
+                                          : "")
+                << "\n";
+    if (s.contains("quorum") && s["quorum"].is_object())
+      std::cout << "    quorum " << s["quorum"].value("approvals", 0) << " of "
+                << s["quorum"].value("required", 0) << (s["quorum"].value("met", false) ? " met" : " not met")
+                << "\n";
+  }
 }
 
 }  // namespace
@@ -101,6 +133,61 @@ void add_chain(CLI::App& app, Globals& g, Runner& run) {
         std::cout << "bundle   " << out.bundle_dir.string() << "\nexit     " << code << "\n";
       }
       return code;
+    };
+  });
+
+  struct ReadOpts {
+    std::string run_id;
+    size_t limit = 50;
+    bool json = false;
+  };
+  auto ro = std::make_shared<ReadOpts>();
+  auto* list = chain->add_subcommand("list", "Chain executions under the root, newest first");
+  list->add_option("--limit", ro->limit, "At most this many (default 50)");
+  list->add_flag("--json", ro->json, "Machine-readable output");
+  list->callback([&g, &run, ro] {
+    run = [&g, ro]() -> int {
+      store::RunQuery q;
+      q.kind = "chain";
+      json rows = json::array();
+      for (const auto& s : store::list_runs(g.root)) {
+        if (!store::matches(s, q)) continue;
+        if (rows.size() == ro->limit) break;
+        json row = s.fields;
+        row["chain_id"] = s.task_id;
+        rows.push_back(row);
+      }
+      if (ro->json) {
+        std::cout << json{{"chains", rows}, {"count", rows.size()}}.dump(2) << "\n";
+        return kOk;
+      }
+      if (rows.empty()) std::cout << "no chains under " << g.root.string() << "\n";
+      for (const auto& r : rows)
+        std::cout << std::left << std::setw(48) << r.value("run_id", "") << std::setw(12)
+                  << r.value("status", "") << std::setw(10) << r.value("verdict", "-")
+                  << r.value("created_at", "") << "\n";
+      return kOk;
+    };
+  });
+  auto* show = chain->add_subcommand(
+      "show",
+      "One chain execution step by step: each step's state, its runs (status, verdict, runner), the handoff "
+      "before it, a review's votes and quorum; a running chain as far as it got. Exit 1 when RUN is no "
+      "chain's bundle");
+  show->add_option("run_id", ro->run_id, "The chain's run id (from `chain list` or `chain run`)")->required();
+  show->add_flag("--json", ro->json, "Print the view as JSON");
+  show->callback([&g, &run, ro] {
+    run = [&g, ro]() -> int {
+      auto v = chain::chain_view(g.root, ro->run_id);
+      if (v.outcome != chain::ChainView::Outcome::ok) {
+        std::cerr << "cp-host chain show: " << v.message << "\n";
+        return v.outcome == chain::ChainView::Outcome::unreadable ? kInternal : kInvalid;
+      }
+      if (ro->json)
+        std::cout << v.view.dump(2) << "\n";
+      else
+        print_view(v.view);
+      return kOk;
     };
   });
 }

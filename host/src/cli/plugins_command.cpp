@@ -21,13 +21,6 @@ plugin::PluginPolicy load_policy(const Globals& g) {
   return plugin::PluginPolicy::load(file);
 }
 
-json refusals_json(const plugin::Registry& r) {
-  json out = json::array();
-  for (const auto& x : r.refusals())
-    out.push_back({{"file", x.file.string()}, {"id", x.id}, {"reason", x.reason}});
-  return out;
-}
-
 void print_refusals(const plugin::Registry& r) {
   for (const auto& x : r.refusals())
     std::cerr << "refused: " << x.file.string() << (x.id.empty() ? "" : " [" + x.id + "]") << ": " << x.reason
@@ -68,7 +61,7 @@ void add_plugins(CLI::App& app, Globals& g, Runner& run) {
       if (*json_list) {
         json out{{"plugins_dir", g.plugins_dir.string()},
                  {"plugins", json::array()},
-                 {"refused", refusals_json(reg)}};
+                 {"refused", plugin::refusals_json(reg)}};
         for (const auto& p : reg.plugins()) out["plugins"].push_back(plugin::to_json(p, false));
         std::cout << out.dump(2) << "\n";
       } else {

@@ -1,6 +1,6 @@
-// `cp-host queue submit|list|show|cancel|compact`: the run queue under <root>/.runtime-cache/cortexpilot.
-// The same QueueService answers the REST API, so both see and change exactly the same queue. Submitting
-// does not run anything: `cp-host serve` takes items from the queue.
+// `cp-host queue submit|list|show|cancel|priority|compact`: the run queue under
+// <root>/.runtime-cache/cortexpilot. The same QueueService answers the REST API, so both see and change
+// exactly the same queue. Submitting does not run anything: `cp-host serve` takes items from the queue.
 #include "cli/commands.hpp"
 #include "cli/diagnostic_output.hpp"
 #include "core/json_depth.hpp"
@@ -197,6 +197,42 @@ void add_queue(CLI::App& app, Globals& g, Runner& run) {
           return kInvalid;
         case queue::CancelOutcome::not_found:
           std::cerr << "cp-host: no queue item '" << co->item << "' (see `cp-host queue list`)\n";
+          return kInvalid;
+      }
+      return kInternal;
+    };
+  });
+
+  struct PriorityOpts {
+    std::string item;
+    int priority = 5;
+  };
+  auto po = std::make_shared<PriorityOpts>();
+  auto* priority = cmd->add_subcommand(
+      "priority",
+      "Give a waiting item another priority (0..9, higher runs first), which moves it in run order; an item "
+      "already claimed, running or ended keeps its own (exit 1). Recorded in queue.jsonl with who asked");
+  priority->add_option("item", po->item, "Queue item id")->required();
+  priority->add_option("priority", po->priority, "0..9")->required()->check(CLI::Range(0, 9));
+  priority->callback([&g, &run, po] {
+    run = [&g, po]() -> int {
+      queue::QueueService svc(g.root, nullptr);
+      switch (svc.set_priority(po->item, po->priority, os_user())) {
+        case queue::Change::applied:
+          std::cout << "item " << po->item << " now has priority " << po->priority << "\n";
+          return kOk;
+        case queue::Change::unchanged:
+          std::cout << "item " << po->item << " already has priority " << po->priority << "\n";
+          return kOk;
+        case queue::Change::refused: {
+          auto it = svc.get(po->item);
+          std::cerr << "cp-host: item " << po->item << " is "
+                    << (it ? it->value("state", "not waiting") : std::string("not waiting"))
+                    << "; only a waiting (queued) item's priority can change\n";
+          return kInvalid;
+        }
+        case queue::Change::not_found:
+          std::cerr << "cp-host: no queue item '" << po->item << "' (see `cp-host queue list`)\n";
           return kInvalid;
       }
       return kInternal;

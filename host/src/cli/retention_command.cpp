@@ -2,6 +2,7 @@
 // retention_policy.json). plan is a dry run; apply deletes exactly what a plan listed, re-checking each
 // entry. Both write .runtime-cache/cortexpilot/reports/retention_report.json.
 #include "cli/commands.hpp"
+#include "control/actor.hpp"
 #include "core/json_file.hpp"
 #include "plugin/registry.hpp"
 #include "retention/retention.hpp"
@@ -98,6 +99,9 @@ void add_retention(CLI::App& app, Globals& g, Runner& run) {
     retention::Options ro;
     ro.root = fs::weakly_canonical(fs::absolute(g.root));
     ro.lanes = o->lanes;
+    control::Actor me = control::os_user();
+    ro.by = me.by;
+    ro.by_kind = me.by_kind;
     bool tty = ::isatty(2);
     if (applying && tty)
       ro.progress = [](size_t done, size_t total, const std::string&) {

@@ -294,6 +294,8 @@ void add_runs(CLI::App& app, Globals& g, Runner& run) {
   ls->add_option("--pack", o->query.pack, "Only runs of this pack");
   ls->add_option("--workflow", o->query.workflow, "Only runs of this workflow_id");
   ls->add_option("--since", o->query.since, "Only runs created at or after this ISO-8601 UTC time");
+  ls->add_option("--kind", o->query.kind,
+                 "Only runs (run: contracts' runs, chain steps included) or chains' own bundles (chain)");
   ls->add_option("--search", o->query.text,
                  "Only runs whose id, task id or title holds this text (case-insensitive)");
   ls->callback([&g, &run, o] { run = [&g, o] { return list(g, *o); }; });

@@ -305,4 +305,11 @@ void Registry::load_file(const std::filesystem::path& file, const PluginPolicy& 
   }
 }
 
+json refusals_json(const Registry& r) {
+  json out = json::array();
+  for (const auto& x : r.refusals())
+    out.push_back({{"file", x.file.string()}, {"id", x.id}, {"reason", x.reason}});
+  return out;
+}
+
 }  // namespace cp::plugin

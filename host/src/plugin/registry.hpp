@@ -5,6 +5,8 @@
 
 #include "plugin/plugin_info.hpp"
 
+#include <nlohmann/json_fwd.hpp>
+
 #include <filesystem>
 #include <map>
 #include <set>
@@ -51,6 +53,9 @@ class Registry {
   std::vector<PluginInfo> plugins_;
   std::vector<Refusal> refusals_;
 };
+
+// Every refusal as {file, id, reason}: what `cp-host plugins --json` and GET /api/probes show.
+nlohmann::json refusals_json(const Registry& r);
 
 // The size a struct had in ABI 1.0. A struct_size below it is "short": the plugin was built against a
 // header the host cannot read safely.

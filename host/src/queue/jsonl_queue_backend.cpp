@@ -285,6 +285,31 @@ Change JsonlQueueBackend::release(const std::string& item_id, const std::string&
   return set_held(item_id, by, false);
 }
 
+Change JsonlQueueBackend::set_priority(const std::string& item_id, int priority, const std::string& by) {
+  Change out = Change::not_found;
+  std::lock_guard<std::mutex> l(mu_);
+  transact_locked([&](const QueueState& st) -> std::vector<json> {
+    const QueueItem* it = st.find(item_id);
+    if (!it) {
+      out = Change::not_found;
+      return {};
+    }
+    if (it->state != ItemState::queued) {
+      out = Change::refused;
+      return {};
+    }
+    if (it->priority == priority) {
+      out = Change::unchanged;
+      return {};
+    }
+    out = Change::applied;
+    json op{{"op", "priority_changed"}, {"item_id", item_id}, {"ts", now_iso()}, {"priority", priority}};
+    if (!by.empty()) op["by"] = by;
+    return {op};
+  });
+  return out;
+}
+
 std::shared_ptr<const Snapshot> JsonlQueueBackend::list() {
   std::lock_guard<std::mutex> l(mu_);
   refresh_locked();

@@ -27,6 +27,7 @@ class JsonlQueueBackend final : public QueueBackend {
   CancelOutcome cancel(const std::string& item_id, const std::string& by, const std::string& reason) override;
   Change hold(const std::string& item_id, const std::string& by) override;
   Change release(const std::string& item_id, const std::string& by) override;
+  Change set_priority(const std::string& item_id, int priority, const std::string& by) override;
   std::shared_ptr<const Snapshot> list() override;
   uint64_t version() override;
   uint64_t watch(uint64_t since, std::chrono::milliseconds timeout) override;

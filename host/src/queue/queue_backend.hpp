@@ -175,6 +175,11 @@ class QueueBackend {
   virtual Change hold(const std::string& item_id, const std::string& by) = 0;
   virtual Change release(const std::string& item_id, const std::string& by) = 0;
 
+  // Gives a waiting item another priority (0..9: the caller checks the range), which moves it in run
+  // order. `refused` once the item is claimed, running or ended (its priority no longer decides anything);
+  // `unchanged` when it has that priority already. `by` may be empty.
+  virtual Change set_priority(const std::string& item_id, int priority, const std::string& by) = 0;
+
   // The current queue, caught up with every process's changes. Cheap while nothing changed.
   virtual std::shared_ptr<const Snapshot> list() = 0;
 

@@ -189,6 +189,13 @@ CancelOutcome QueueService::cancel(const std::string& item_id, const std::string
   return backend_->cancel(item_id, by, reason);
 }
 
+Change QueueService::set_priority(const std::string& item_id, int priority, const std::string& by) {
+  if (priority < kMinPriority || priority > kMaxPriority)
+    throw std::invalid_argument("priority " + std::to_string(priority) + " is outside " +
+                                std::to_string(kMinPriority) + ".." + std::to_string(kMaxPriority));
+  return backend_->set_priority(item_id, priority, by);
+}
+
 json QueueService::list(const ListFilter& f) {
   auto snapshot = backend_->list();
   const QueueState& st = snapshot->state;

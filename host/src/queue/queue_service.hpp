@@ -1,6 +1,6 @@
-// The queue as a service: what `cp-host queue submit|list|cancel|compact` and the REST API both call, so
-// the two can never disagree. It checks what is submitted and derives what is listed; the queue itself is a
-// QueueBackend (open_queue_backend), which the scheduler drives directly. Thread-safe.
+// The queue as a service: what `cp-host queue submit|list|cancel|priority|compact` and the REST API both
+// call, so the two can never disagree. It checks what is submitted and derives what is listed; the queue
+// itself is a QueueBackend (open_queue_backend), which the scheduler drives directly. Thread-safe.
 #pragma once
 
 #include "contract/validation.hpp"
@@ -66,6 +66,9 @@ class QueueService {
   // allowed_paths entry that cannot be locked.
   static NewItem item_from_compiled(const nlohmann::json& compiled, std::optional<int> priority);
   CancelOutcome cancel(const std::string& item_id, const std::string& by, const std::string& reason);
+  // A waiting item's new priority (QueueBackend::set_priority). std::invalid_argument outside 0..9.
+  Change set_priority(const std::string& item_id, int priority, const std::string& by);
+  static constexpr int kMinPriority = 0, kMaxPriority = 9;
   nlohmann::json list(const ListFilter& f);  // {items:[...], counts:{state: n}, problems:[...]}
   nlohmann::json counts();                   // {state: n}, cheaper than list() for health and metrics
   std::optional<nlohmann::json> get(const std::string& item_id);

@@ -168,6 +168,12 @@ bool QueueState::apply(const json& op, uint64_t line) {
     it.held = kind == "held";
     return true;
   }
+  if (kind == "priority_changed") {
+    if (it.state != ItemState::queued)
+      return fail("item " + id + " changed priority while " + to_string(it.state));
+    it.priority = op.value("priority", it.priority);
+    return true;
+  }
   return fail("unknown operation '" + kind + "'");
 }
 

@@ -12,6 +12,7 @@
 #include "run/workspace.hpp"
 #include "store/atomic_file.hpp"
 #include "store/bundle.hpp"
+#include "store/host_events.hpp"
 
 #include <fcntl.h>
 #include <sys/file.h>
@@ -205,6 +206,36 @@ json finish_report(const fs::path& root, const char* mode, const json& lanes, co
   return report;
 }
 
+// Who applied what, as a host event and a governance line: an apply on someone's word is an action of no
+// run. Nothing to record when nothing went and nothing failed.
+void record_apply(const Options& o, const json& report) {
+  const json& t = report["totals"];
+  if (o.by.empty() || (t.value("deleted", 0) == 0 && t.value("errors", 0) == 0)) return;
+  json per_lane = json::object();
+  for (const auto& [name, l] : report["lanes"].items())
+    per_lane[name] = {{"deleted", l.value("deleted", json::array()).size()},
+                      {"reclaimed_bytes", l.value("reclaimed_bytes", 0LL)},
+                      {"skipped", l.value("skipped", json::array()).size()},
+                      {"errors", l.value("errors", json::array()).size()}};
+  json payload{{"by", o.by},
+               {"by_kind", o.by_kind},
+               {"lanes", per_lane},
+               {"deleted", t.value("deleted", 0)},
+               {"reclaimed_bytes", t.value("reclaimed_bytes", 0LL)},
+               {"errors", t.value("errors", 0)}};
+  if (!o.reason.empty()) payload["reason"] = o.reason;
+  log::Event ev;
+  ev.lane = log::Lane::governance;
+  ev.correlation_kind = "retention";
+  ev.correlation_id = "apply";
+  ev.component = "retention";
+  ev.message = "retention applied by " + o.by + ": " + std::to_string(t.value("deleted", 0)) +
+               " entries deleted, " + std::to_string(t.value("reclaimed_bytes", 0LL)) + " bytes reclaimed";
+  ev.fields = payload;
+  log::emit(ev);
+  store::record_host_event(o.root, "RETENTION_APPLIED", payload);
+}
+
 }  // namespace
 
 json load_policy(const fs::path& root) {
@@ -225,6 +256,13 @@ fs::path lane_root(const fs::path& root, const std::string& lane, const json& cf
                    : default_root(root, lane);
   if (r.is_relative()) r = root / r;
   return r.lexically_normal();
+}
+
+std::vector<std::string> lane_names(const fs::path& root) {
+  std::vector<std::string> out;
+  const json policy = load_policy(root);  // kept: a range-for over a member of a temporary would dangle
+  for (const auto& [name, cfg] : policy["lanes"].items()) out.push_back(name);
+  return out;
 }
 
 fs::path report_path(const fs::path& root) {
@@ -336,8 +374,13 @@ json apply(const Options& o, const plugin::Registry&, const json& plan_report) {
   for (const auto& c : queued_contracts(o.root)) queued.insert(c);
   json global_protected = policy.value("protected_patterns", json::array());
   size_t total = 0, done = 0;
-  for (const auto& [name, l] : plan_report["lanes"].items())
-    total += l.value("candidates", json::array()).size();
+  for (const auto& [name, l] : plan_report["lanes"].items()) {
+    if (!o.only) {
+      total += l.value("candidates", json::array()).size();
+    } else if (auto want = o.only->find(name); want != o.only->end()) {
+      total += want->second.size();
+    }
+  }
   static thread_local std::mt19937_64 rng{std::random_device{}()};
   json lanes = json::object();
   for (const auto& [name, pl] : plan_report["lanes"].items()) {
@@ -352,8 +395,33 @@ json apply(const Options& o, const plugin::Registry&, const json& plan_report) {
       lanes[name] = l;
       continue;
     }
+    if (lane_root != retention::lane_root(o.root, name, policy["lanes"][name])) {
+      l["errors"].push_back(
+          {{"message", "the plan places the lane at " + lane_root.string() + ", the policy at " +
+                           retention::lane_root(o.root, name, policy["lanes"][name]).string() +
+                           "; nothing applied (make a new plan)"}});
+      lanes[name] = l;
+      continue;
+    }
     l["tombstones_swept"] = sweep_tombstones(lane_root);
-    for (const auto& c : pl.value("candidates", json::array())) {
+    json chosen = pl.value("candidates", json::array());
+    if (o.only) {
+      // Only what was chosen, and only if the plan lists it.
+      auto want = o.only->find(name);
+      std::set<std::string> listed;
+      json kept = json::array();
+      for (const auto& c : chosen) {
+        listed.insert(c.value("path", ""));
+        if (want != o.only->end() && want->second.count(c.value("path", ""))) kept.push_back(c);
+      }
+      if (want != o.only->end())
+        for (const auto& path : want->second)
+          if (!listed.count(path))
+            l["skipped"].push_back(
+                {{"path", path}, {"reason", "not a candidate of the plan (make a new plan)"}});
+      chosen = kept;
+    }
+    for (const auto& c : chosen) {
       std::string rel = c.value("path", "");
       if (o.progress) o.progress(++done, total, name + "/" + rel);
       auto skip = [&](const std::string& why) { l["skipped"].push_back({{"path", rel}, {"reason", why}}); };
@@ -442,7 +510,9 @@ json apply(const Options& o, const plugin::Registry&, const json& plan_report) {
     l["reclaimed_bytes"] = reclaimed;
     lanes[name] = l;
   }
-  return finish_report(o.root, "apply", lanes, policy, t0);
+  json report = finish_report(o.root, "apply", lanes, policy, t0);
+  record_apply(o, report);
+  return report;
 }
 
 }  // namespace cp::retention

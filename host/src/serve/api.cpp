@@ -53,9 +53,10 @@ std::optional<RunRef> run_of(const ApiServices& s, const RouteCall& c, ApiRespon
 const std::vector<Route>& route_table() {
   static const std::vector<Route> table = [] {
     std::vector<Route> all;
-    for (auto part : {system_routes, runs_routes, events_routes, evidence_routes, run_detail_routes,
-                      run_actions_routes, approvals_routes, workflows_routes, intake_routes, queue_routes,
-                      session_routes, views_routes, locks_routes, agents_routes, tower_routes})
+    for (auto part :
+         {system_routes, runs_routes, events_routes, evidence_routes, run_detail_routes, run_actions_routes,
+          approvals_routes, workflows_routes, intake_routes, queue_routes, session_routes, views_routes,
+          locks_routes, agents_routes, tower_routes, retention_routes, chains_routes, probes_routes})
       for (auto& r : part()) all.push_back(r);
     return all;
   }();

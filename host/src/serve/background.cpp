@@ -86,6 +86,8 @@ void RetentionJanitor::apply_once() {
   try {
     retention::Options ro;
     ro.root = root_;
+    ro.by = "cp-host";
+    ro.by_kind = "system";
     json rep = retention::apply(ro, registry_, retention::plan(ro, registry_));
     std::cerr << "cp-host serve: retention deleted " << rep["totals"].value("deleted", 0) << " entries, "
               << rep["totals"].value("reclaimed_bytes", 0LL) << " bytes\n";

@@ -62,6 +62,9 @@ std::vector<Route> views_routes();        // contracts, policies, kept worktrees
 std::vector<Route> locks_routes();        // path locks: list, forced release
 std::vector<Route> agents_routes();       // runners and roles, live agents, a role's config
 std::vector<Route> tower_routes();        // the command tower: overview and alerts across runs and the queue
+std::vector<Route> retention_routes();    // retention: the plan by lane, an admin's apply
+std::vector<Route> chains_routes();       // chain executions: the list, one step by step
+std::vector<Route> probes_routes();       // probe plugins' capability answers, plugins the registry refused
 
 // Every route, built once from the lists above.
 const std::vector<Route>& route_table();

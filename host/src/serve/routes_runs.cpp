@@ -32,6 +32,7 @@ ApiResponse list_runs(const ApiServices& s, const RouteCall& c) {
   f.workflow = c.query("workflow");
   f.since = c.query("since");
   f.text = c.query("q");
+  f.kind = c.query("kind");
   std::string param;
   if (auto problem = store::query_problem(f, param); !problem.empty())
     return error(400, "bad_query", problem, {{"parameter", param}});

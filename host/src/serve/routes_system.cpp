@@ -38,10 +38,15 @@ ApiResponse openapi(const ApiServices& s, const RouteCall&) {
   return r;
 }
 
+// The plugins loaded and those refused, with why (as `cp-host plugins list --json`; a refused library is
+// named by its file name only, as a loaded one is, so the answer holds no path of the host).
 ApiResponse plugins(const ApiServices& s, const RouteCall&) {
-  json out{{"plugins", json::array()}};
-  if (s.registry)
+  json out{{"plugins", json::array()}, {"refused", json::array()}};
+  if (s.registry) {
     for (const auto& p : s.registry->plugins()) out["plugins"].push_back(plugin::to_json(p, false));
+    for (const auto& r : s.registry->refusals())
+      out["refused"].push_back({{"library", r.file.filename().string()}, {"id", r.id}, {"reason", r.reason}});
+  }
   return ok_json(out);
 }
 

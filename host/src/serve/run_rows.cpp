@@ -48,6 +48,7 @@ RunRows::Row RunRows::row_of(const store::RunSummary& run) {
              intern(run.runner),
              intern(run.pack),
              intern(run.workflow_id),
+             intern(run.kind),
              std::move(text)};
 }
 
@@ -89,7 +90,7 @@ std::optional<RunRows::Screen> RunRows::screen(const store::RunQuery& q) const {
     return code.has_value();  // a value no run has: nothing can match
   };
   if (!want(q.status, s.status) || !want(q.verdict, s.verdict) || !want(q.runner, s.runner) ||
-      !want(q.pack, s.pack) || !want(q.workflow, s.workflow))
+      !want(q.pack, s.pack) || !want(q.workflow, s.workflow) || !want(q.kind, s.kind))
     return std::nullopt;
   s.text = folded(q.text);
   return s;
@@ -104,6 +105,7 @@ bool RunRows::passes(const Row& r, const Screen& s) {
   if (s.runner && r.runner != *s.runner) return false;
   if (s.pack && r.pack != *s.pack) return false;
   if (s.workflow && r.workflow != *s.workflow) return false;
+  if (s.kind && r.kind != *s.kind) return false;
   return s.text.empty() || r.text.find(s.text) != std::string::npos;
 }
 

@@ -18,14 +18,14 @@ namespace cp::serve {
 class RunRows {
  public:
   struct Row {
-    const store::RunSummary* run;                      // the catalogue's summary; stable until remove()
-    uint32_t status, verdict, runner, pack, workflow;  // interned values (0: empty)
+    const store::RunSummary* run;                            // the catalogue's summary; stable until remove()
+    uint32_t status, verdict, runner, pack, workflow, kind;  // interned values (0: empty)
     std::string text;  // run id, task id and title, ASCII lower case, NUL between them
   };
 
   // What a query asks of a row, its values interned; nullopt when no run can match (a value no run has).
   struct Screen {
-    std::optional<uint32_t> status, verdict, runner, pack, workflow;
+    std::optional<uint32_t> status, verdict, runner, pack, workflow, kind;
     std::string text;  // folded
   };
 

@@ -43,6 +43,7 @@ std::optional<RunSummary> read_run_summary(const fs::path& dir, const std::strin
     s.reason = text(m, "reason");
     s.title = text(m, "title");
     s.workflow_id = text(m, "workflow_id");
+    s.kind = text(m, "kind") == "chain" ? "chain" : "run";
     if (auto d = m.find("duration_ms"); d != m.end() && d->is_number()) s.duration_ms = d->get<long long>();
     if (auto g = m.find("gates"); g != m.end() && g->is_array())
       for (const auto& gate : *g)
@@ -98,6 +99,7 @@ bool matches(const RunSummary& s, const RunQuery& q) {
   if (!q.runner.empty() && s.runner != q.runner) return false;
   if (!q.pack.empty() && s.pack != q.pack) return false;
   if (!q.workflow.empty() && s.workflow_id != q.workflow) return false;
+  if (!q.kind.empty() && s.kind != q.kind) return false;
   if (!q.since.empty() && s.created_at < q.since) return false;
   if (!q.text.empty() && !contains_folded(s.run_id, q.text) && !contains_folded(s.task_id, q.text) &&
       !contains_folded(s.title, q.text))
@@ -131,6 +133,10 @@ std::string query_problem(const RunQuery& q, std::string& param) {
       param = "verdict";
       return "verdict '" + q.verdict + "' is none of: " + names;
     }
+  }
+  if (!q.kind.empty() && q.kind != "run" && q.kind != "chain") {
+    param = "kind";
+    return "kind '" + q.kind + "' is neither run nor chain";
   }
   if (!q.since.empty() && core::parse_iso_ms(q.since) < 0) {
     param = "since";
@@ -174,6 +180,7 @@ json to_json(const RunSummary& s) {
   if (!s.reason.empty()) j["reason"] = s.reason;
   if (!s.title.empty()) j["title"] = s.title;
   if (!s.workflow_id.empty()) j["workflow_id"] = s.workflow_id;
+  if (s.kind == "chain") j["kind"] = s.kind;
   if (s.duration_ms >= 0) j["duration_ms"] = s.duration_ms;
   return j;
 }

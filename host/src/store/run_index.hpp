@@ -16,6 +16,7 @@ namespace cp::store {
 struct RunSummary {
   std::string run_id, task_id, status, verdict, runner, pack, created_at, reason;
   std::string title, workflow_id;  // the task's title (empty for runs made before manifests held it)
+  std::string kind = "run";        // "chain" for a chain's own bundle
   long long duration_ms = -1;
   std::vector<std::pair<std::string, std::string>> gates;  // gate id, verdict (the manifest's gates)
   // What the command tower aggregates (serve/run_stats.hpp): when the run's work ended, the approval it
@@ -37,6 +38,7 @@ struct RunQuery {
   std::string workflow;  // workflow_id
   std::string since;     // ISO-8601: runs created at or after
   std::string text;      // a case-insensitive substring of the run id, task id or title
+  std::string kind;      // "run" (a contract's run, chain steps included) or "chain" (a chain's own bundle)
 };
 
 bool matches(const RunSummary& s, const RunQuery& q);
@@ -47,8 +49,9 @@ inline constexpr const char* kAwaitingApproval = "awaiting_approval";
 // The verdicts a sealed run may have (the manifest schema's list).
 const std::vector<std::string>& run_verdicts();
 
-// Why a query cannot be asked ("" when it can): a verdict that is none, a since that is not an ISO-8601
-// time, a text longer than kMaxQueryText. `param` names the offending field as the caller spells it.
+// Why a query cannot be asked ("" when it can): a verdict that is none, a kind other than run or chain, a
+// since that is not an ISO-8601 time, a text longer than kMaxQueryText. `param` names the offending field as
+// the caller spells it.
 inline constexpr size_t kMaxQueryText = 200;
 std::string query_problem(const RunQuery& q, std::string& param);
 

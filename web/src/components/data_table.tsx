@@ -11,7 +11,8 @@ export function DataTable<T>({ caption, columns, rows, rowKey, empty }: {
   empty?: string;
 }) {
   return (
-    <div class="table-wrap">
+    // Focusable, so a table wider than a narrow screen can be scrolled from the keyboard.
+    <div class="table-wrap" tabIndex={0} role="region" aria-label={caption}>
       <table>
         <caption>{caption}</caption>
         <thead>

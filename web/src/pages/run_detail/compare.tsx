@@ -19,7 +19,7 @@ const show = (v: unknown) => (v === undefined || v === null || v === "" ? "—" 
 
 function Table({ caption, rows }: { caption: string; rows: Row[] }) {
   return (
-    <div class="table-wrap">
+    <div class="table-wrap" tabIndex={0} role="region" aria-label={caption}>
       <table class="compare">
         <caption>{caption}</caption>
         <thead>
