@@ -9,6 +9,7 @@ import { TowerPage } from "./pages/tower";
 import { RunsPage } from "./pages/runs";
 import { routes } from "./routes";
 import { Loading } from "./components/page";
+import { Guard } from "./components/guard";
 
 function SideBar() {
   const [location] = useLocation();
@@ -79,20 +80,23 @@ function Authed() {
   const [location] = useLocation();
   if (!checked) return <Loading what="your session" />;
   if (!who) return <Redirect to={"/login?next=" + encodeURIComponent(location + location_search())} />;
+  // A page that fails to draw what the API gave says so instead of leaving a blank page (a new page clears it).
   return (
-    <Switch>
-      <Route path="/" component={TowerPage} />
-      <Route path="/runs" component={RunsPage} />
-      {routes.map((r) => (
-        <Route key={r.path} path={r.path} component={r.component} />
-      ))}
-      <Route>
-        <h1>No such page</h1>
-        <p>
-          There is no dashboard page at <code>{location}</code>. <Link href="/">Go to the command tower</Link>.
-        </p>
-      </Route>
-    </Switch>
+    <Guard what="this page" reset={location}>
+      <Switch>
+        <Route path="/" component={TowerPage} />
+        <Route path="/runs" component={RunsPage} />
+        {routes.map((r) => (
+          <Route key={r.path} path={r.path} component={r.component} />
+        ))}
+        <Route>
+          <h1>No such page</h1>
+          <p>
+            There is no dashboard page at <code>{location}</code>. <Link href="/">Go to the command tower</Link>.
+          </p>
+        </Route>
+      </Switch>
+    </Guard>
   );
 }
 

@@ -12,8 +12,7 @@ export function LoginPage() {
   const [error, setError] = useState<unknown>();
   const [busy, setBusy] = useState(false);
   const [, navigate] = useLocation();
-  const next = new URLSearchParams(useSearch()).get("next");
-  const target = next && next.startsWith("/") && !next.startsWith("//") && !next.startsWith("/login") ? next : "/";
+  const target = pageAfterLogin(new URLSearchParams(useSearch()).get("next"));
 
   const submit = async (e: Event) => {
     e.preventDefault();
@@ -62,4 +61,20 @@ export function LoginPage() {
       </form>
     </Page>
   );
+}
+
+// Where `next` (anyone may craft a login link) leads after logging in: a page of this dashboard, as the
+// browser reads the address, or the command tower. Checked on the parsed address, since browsers read
+// "/\evil.example" or "/\t/evil.example" as "//evil.example", another site; and never the API or login itself.
+export function pageAfterLogin(next: string | null): string {
+  if (!next || !next.startsWith("/")) return "/";
+  let u: URL;
+  try {
+    u = new URL(next, location.origin);
+  } catch {
+    return "/";
+  }
+  if (u.origin !== location.origin || u.pathname.startsWith("/api/") || u.pathname === "/api" || u.pathname.startsWith("/login"))
+    return "/";
+  return u.pathname + u.search + u.hash;
 }

@@ -6,12 +6,13 @@ import { Link } from "wouter-preact";
 import { api, ok } from "../api/client";
 import { useApi } from "../api/use_api";
 import { ErrorPanel } from "../components/error_panel";
+import { Guard } from "../components/guard";
 import { Loading, Page } from "../components/page";
 import { RunActions } from "./run_detail/actions";
 import { Artifacts } from "./run_detail/artifacts";
 import { CompareForm } from "./run_detail/compare";
 import { DiffView } from "./run_detail/diff_view";
-import { Decisions, Facts, Verdict, type Verification } from "./run_detail/facts";
+import { Decisions, Facts, Verdict, trusted, type Verification } from "./run_detail/facts";
 import { Gates } from "./run_detail/gates";
 import { ApprovalPack, IncidentPack, ProofPack } from "./run_detail/packs";
 import { TaskResultView, UsageView } from "./run_detail/result";
@@ -51,9 +52,19 @@ export function RunDetailPage({ params }: { params: { id: string } }) {
   const named = (r?.reports ?? {}) as Record<string, unknown>;
   const inner = (contract.data?.contract ?? {}) as { contract?: { budgets?: Budgets } };
   const budgets = inner.contract?.budgets ?? {};
+  const verification = run.data?.verification as Verification | undefined;
 
   return (
-    <Page title={`Run ${id}`} actions={m && <RunActions key={id} manifest={{ ...m, run_id: m.run_id ?? id }} done={reload} />}>
+    <Page
+      title={`Run ${id}`}
+      actions={
+        m && (
+          <Guard what="the run's actions">
+            <RunActions key={id} manifest={{ ...m, run_id: m.run_id ?? id }} done={reload} />
+          </Guard>
+        )
+      }
+    >
       <p class="small">
         <Link href="/runs">All runs</Link>
       </p>
@@ -61,32 +72,46 @@ export function RunDetailPage({ params }: { params: { id: string } }) {
       {!m && !run.error && <Loading what="the run" />}
       {m && (
         <>
-          <Verdict m={m} />
-          <Decisions m={m} />
-          {packs.proof_pack && <ProofPack pack={packs.proof_pack} />}
-          {packs.incident_pack && <IncidentPack pack={packs.incident_pack} />}
-          {m.status === "awaiting_approval" && packs.approval_pack && <ApprovalPack pack={packs.approval_pack} approval={m.approval} />}
+          <Guard what="the run's verdict">
+            <Verdict m={m} verification={verification} />
+            <Decisions m={m} />
+          </Guard>
+          <Guard what="the run's packs">
+            {packs.proof_pack && <ProofPack pack={packs.proof_pack} trusted={trusted(m, verification)} />}
+            {packs.incident_pack && <IncidentPack pack={packs.incident_pack} />}
+            {m.status === "awaiting_approval" && packs.approval_pack && <ApprovalPack pack={packs.approval_pack} approval={m.approval} />}
+          </Guard>
           <div class="split">
             <section aria-labelledby="facts-title">
               <h2 id="facts-title">Facts</h2>
-              <Facts m={m} verification={run.data?.verification as Verification | undefined} />
+              <Guard what="the run's facts">
+                <Facts m={m} verification={verification} />
+              </Guard>
             </section>
             <section aria-labelledby="usage-title">
               <h2 id="usage-title">Usage against budgets</h2>
-              <UsageView manifest={m} budgets={budgets} now={Date.now()} />
+              <Guard what="the run's usage">
+                <UsageView manifest={m} budgets={budgets} now={Date.now()} />
+              </Guard>
               {contract.error && contract.error.status !== 404 && <ErrorPanel error={contract.error} what="read the run's budgets" />}
             </section>
           </div>
         </>
       )}
       {/* The timeline reads the events itself, so it starts (and goes live) even before the manifest. */}
-      {!run.error && <Timeline key={id} runId={id} version={version} onChange={onEvents} />}
+      {!run.error && (
+        <Guard what="the run's events">
+          <Timeline key={id} runId={id} version={version} onChange={onEvents} />
+        </Guard>
+      )}
       {m && (
         <>
           <section aria-labelledby="gates-title">
             <h2 id="gates-title">Gates</h2>
             {reports.error && <ErrorPanel error={reports.error} what="read the run's reports" />}
-            <Gates runId={id} gates={m.gates ?? []} reports={named} />
+            <Guard what="the run's gates">
+              <Gates runId={id} gates={m.gates ?? []} reports={named} />
+            </Guard>
             {(r?.skipped?.length ?? 0) > 0 && (
               <p class="small muted">
                 Not shown: {r!.skipped.map((s) => `${s.name} (${s.why})`).join(", ")}
@@ -95,15 +120,21 @@ export function RunDetailPage({ params }: { params: { id: string } }) {
           </section>
           <section aria-labelledby="result-title">
             <h2 id="result-title">Task result</h2>
-            <TaskResultView result={named.task_result as TaskResult | undefined} />
+            <Guard what="the task result">
+              <TaskResultView result={named.task_result as TaskResult | undefined} />
+            </Guard>
           </section>
           <section aria-labelledby="diff-title">
             <h2 id="diff-title">Diff</h2>
-            <DiffView runId={id} version={version} />
+            <Guard what="the diff">
+              <DiffView runId={id} version={version} />
+            </Guard>
           </section>
           <section aria-labelledby="artifacts-title">
             <h2 id="artifacts-title">Artifacts</h2>
-            <Artifacts runId={id} version={version} />
+            <Guard what="the artifacts">
+              <Artifacts runId={id} version={version} />
+            </Guard>
           </section>
           <section aria-labelledby="compare-title">
             <h2 id="compare-title">Compare with another run</h2>

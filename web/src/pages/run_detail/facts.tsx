@@ -10,13 +10,35 @@ export type Verification = { state?: string; ok?: boolean; problems?: string[]; 
 
 const q = (k: string, v: string) => `/runs?${k}=${encodeURIComponent(v)}`;
 
-export function Verdict({ m }: { m: Manifest }) {
+// Whether what the bundle's files say may be shown as what the host sealed: only when the API verified the
+// bundle against its seal. A sealed run that does not verify (or whose check is missing) and a run found
+// tampered say what their files claim, never as a verdict or a proof.
+export function trusted(m: Manifest, verification?: Verification): boolean {
+  if (verification?.state === "tampered") return false;
+  return m.status !== "sealed" || verification?.state === "intact";
+}
+
+export function Verdict({ m, verification }: { m: Manifest; verification?: Verification }) {
   const sealed = m.status === "sealed";
+  const ok = trusted(m, verification);
   return (
-    <div class={"verdict panel " + (m.verdict === "success" ? "ok" : m.verdict ? "bad" : "")} data-testid="verdict">
+    <div class={"verdict panel " + (ok && m.verdict === "success" ? "ok" : m.verdict || !ok ? "bad" : "")} data-testid="verdict">
+      {!ok && (
+        <p class="error" role="alert" data-testid="untrusted">
+          <strong>This run's bundle does not verify</strong> ({verification?.state ?? "not checked"}): what follows is what
+          its files say now, not what the host sealed. Do not act on it; <code>cp-host runs verify {m.run_id}</code> says
+          what changed.
+        </p>
+      )}
       <p class="big">
-        {sealed ? <Badge value={m.verdict} label="Verdict" /> : <Badge value={m.status} label="Status" />}{" "}
-        {sealed && <Badge value={m.status} />}
+        {!sealed ? (
+          <Badge value={m.status} label="Status" />
+        ) : ok ? (
+          <Badge value={m.verdict} label="Verdict" />
+        ) : (
+          <span class="badge">Claimed verdict: {m.verdict ?? "—"}</span>
+        )}{" "}
+        {sealed && (ok ? <Badge value={m.status} /> : <span class="badge">{m.status}</span>)}
       </p>
       <p>{m.reason ?? (sealed ? "" : "No verdict yet: the run has not been sealed.")}</p>
     </div>

@@ -48,11 +48,12 @@ function Decision({ approval }: { approval?: unknown }) {
   );
 }
 
-export function ProofPack({ pack }: { pack: Pack }) {
+// `trusted`: the bundle verified against its seal. Otherwise the pack is only what the files claim.
+export function ProofPack({ pack, trusted = true }: { pack: Pack; trusted?: boolean }) {
   return (
     <section class="panel proof" data-testid="proof" aria-labelledby="proof-title">
       <h3 id="proof-title">
-        Proof of success <Badge value={str(pack.verdict)} />
+        {trusted ? "Proof of success" : "Claimed proof (the bundle does not verify: not a proof)"} <Badge value={str(pack.verdict)} />
       </h3>
       <dl class="facts small">
         <dt>Diff sha256</dt>
