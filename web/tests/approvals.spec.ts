@@ -17,7 +17,7 @@ const test = base.extend<{}, { approvalServer: Server }>({
         },
       });
       await use(s);
-      s.stop();
+      await s.stop();
       rmSync(s.root, { recursive: true, force: true });
     },
     { scope: "worker" },

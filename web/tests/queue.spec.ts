@@ -10,7 +10,7 @@ const test = base.extend<{}, { queueServer: Server }>({
     async ({}, use) => {
       const s = await startServer({ args: ["--no-scheduler"] });
       await use(s);
-      s.stop();
+      await s.stop();
       rmSync(s.root, { recursive: true, force: true });
     },
     { scope: "worker" },
