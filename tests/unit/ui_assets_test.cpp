@@ -56,7 +56,8 @@ TEST_F(UiDir, AnswersFilesWithTypesCachingAndEtags) {
   EXPECT_NE(header(index, "Content-Security-Policy").find("default-src 'self'"), std::string::npos);
   // A page of the router gets index.html; a missing file with an extension is 404.
   EXPECT_EQ(get(*ui, "/runs/some-run").body, index.body);
-  EXPECT_EQ(get(*ui, "/runs/fix.greeting-20261125T100000Z-a1b2c3").body, index.body) << "a task id with a dot";
+  EXPECT_EQ(get(*ui, "/runs/fix.greeting-20261125T100000Z-a1b2c3").body, index.body)
+      << "a task id with a dot";
   EXPECT_EQ(get(*ui, "/assets/nothing.js").status, 404);
 }
 
