@@ -155,8 +155,7 @@ ApiResponse UiAssets::answer(const ApiRequest& req) const {
   std::string path = req.path == "/" ? "/index.html" : req.path;
   auto file = find(path);
   // A page of the dashboard's router (/runs/abc): its last segment names no type of file the dashboard
-  // serves. Run ids may hold dots (a task "fix.greeting" makes /runs/fix.greeting-2026...), so any dot won't
-  // do.
+  // serves. Not "has no dot": run ids may hold dots (a task "fix.greeting" makes /runs/fix.greeting-2026...).
   if (!file && content_type_of(path) == "application/octet-stream" && clean(path)) {
     path = "/index.html";
     file = find(path);
