@@ -4,6 +4,7 @@
 #pragma once
 
 #include "serve/api.hpp"
+#include "serve/run_catalog.hpp"
 
 #include <map>
 #include <optional>
@@ -82,5 +83,9 @@ struct RunRef {
 std::optional<RunRef> run_of(const ApiServices& s, const RouteCall& c, ApiResponse& refused);
 // The {id} when it is a valid run id, else nullopt with the 400 in `refused`.
 std::optional<std::string> run_id_of(const RouteCall& c, ApiResponse& refused);
+// A page of the catalogue's runs matching `f`, by the request's limit and cursor; nullopt with the 400 in
+// `refused` for a bad filter, limit or cursor. GET /api/runs and GET /api/chains both list this way.
+std::optional<RunPage> run_page(const ApiServices& s, const RouteCall& c, const RunFilter& f,
+                                ApiResponse& refused);
 
 }  // namespace cp::serve

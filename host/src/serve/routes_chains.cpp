@@ -14,8 +14,6 @@ using nlohmann::json;
 
 namespace {
 
-constexpr size_t kDefaultPage = 50, kMaxPage = 1000;
-
 ApiResponse list_chains(const ApiServices& s, const RouteCall& c) {
   RunFilter f;
   f.kind = "chain";
@@ -23,17 +21,9 @@ ApiResponse list_chains(const ApiServices& s, const RouteCall& c) {
   f.verdict = c.query("verdict");
   f.workflow = c.query("workflow");
   f.text = c.query("q");
-  std::string param;
-  if (auto problem = store::query_problem(f, param); !problem.empty())
-    return error(400, "bad_query", problem, {{"parameter", param}});
-  size_t limit = kDefaultPage;
-  if (!c.query("limit").empty()) {
-    auto l = strict_uint(c.query("limit"), 1, kMaxPage);
-    if (!l) return bad_number("limit", c.query("limit"), "an integer from 1 to " + std::to_string(kMaxPage));
-    limit = static_cast<size_t>(*l);
-  }
-  auto page = s.runs.list(f, limit, c.query("cursor"));
-  if (!page) return error(400, "bad_cursor", "cursor is not one this server gave out");
+  ApiResponse refused;
+  auto page = run_page(s, c, f, refused);
+  if (!page) return refused;
   json chains = json::array();
   for (auto& row : page->runs) {
     row["chain_id"] = row.value("task_id", "");

@@ -19,9 +19,29 @@ namespace cp::serve {
 namespace fs = std::filesystem;
 using nlohmann::json;
 
-namespace {
+std::optional<RunPage> run_page(const ApiServices& s, const RouteCall& c, const RunFilter& f,
+                                ApiResponse& refused) {
+  constexpr size_t kDefaultPage = 50, kMaxPage = 1000;
+  std::string param;
+  if (auto problem = store::query_problem(f, param); !problem.empty()) {
+    refused = error(400, "bad_query", problem, {{"parameter", param}});
+    return std::nullopt;
+  }
+  size_t limit = kDefaultPage;
+  if (!c.query("limit").empty()) {
+    auto l = strict_uint(c.query("limit"), 1, kMaxPage);
+    if (!l) {
+      refused = bad_number("limit", c.query("limit"), "an integer from 1 to " + std::to_string(kMaxPage));
+      return std::nullopt;
+    }
+    limit = static_cast<size_t>(*l);
+  }
+  auto page = s.runs.list(f, limit, c.query("cursor"));
+  if (!page) refused = error(400, "bad_cursor", "cursor is not one this server gave out");
+  return page;
+}
 
-constexpr size_t kDefaultPage = 50, kMaxPage = 1000;
+namespace {
 
 ApiResponse list_runs(const ApiServices& s, const RouteCall& c) {
   RunFilter f;
@@ -33,17 +53,9 @@ ApiResponse list_runs(const ApiServices& s, const RouteCall& c) {
   f.since = c.query("since");
   f.text = c.query("q");
   f.kind = c.query("kind");
-  std::string param;
-  if (auto problem = store::query_problem(f, param); !problem.empty())
-    return error(400, "bad_query", problem, {{"parameter", param}});
-  size_t limit = kDefaultPage;
-  if (!c.query("limit").empty()) {
-    auto l = strict_uint(c.query("limit"), 1, kMaxPage);
-    if (!l) return bad_number("limit", c.query("limit"), "an integer from 1 to " + std::to_string(kMaxPage));
-    limit = static_cast<size_t>(*l);
-  }
-  auto page = s.runs.list(f, limit, c.query("cursor"));
-  if (!page) return error(400, "bad_cursor", "cursor is not one this server gave out");
+  ApiResponse refused;
+  auto page = run_page(s, c, f, refused);
+  if (!page) return refused;
   json out{{"runs", page->runs}, {"count", page->runs.size()}};
   out["next_cursor"] = page->next_cursor.empty() ? json(nullptr) : json(page->next_cursor);
   return ok_view(std::move(out));
