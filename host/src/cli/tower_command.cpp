@@ -40,7 +40,7 @@ std::string counts_text(const json& m) {
   return out.empty() ? "none" : out;
 }
 
-void print_overview(const json& o) {
+void print_tower_overview(const json& o) {
   const json& r = o["runs"];
   std::cout << "runs        " << r["total"] << " total, " << r["live"]
             << " live; by state: " << counts_text(r["by_state"]) << "\n";
@@ -98,7 +98,7 @@ int run_tower(const Globals& g, const TowerOpts& o, bool alerts) {
     if (o.json)
       std::cout << ov.dump(2) << "\n";
     else
-      print_overview(ov);
+      print_tower_overview(ov);
     return kOk;
   }
   json al = tower.alerts(now);
