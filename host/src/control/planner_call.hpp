@@ -34,6 +34,7 @@ struct PlannerReply {
   nlohmann::json questions = nlohmann::json::array();
   nlohmann::json plan;  // plan: the plan bundle (valid against plan_bundle.schema.json); null otherwise
   std::string reason;   // no_match: why no pack fits
+  std::string message;  // a line for the person, when the planner gave one
   nlohmann::json suggestions = nlohmann::json::array();  // no_match: [{task_pack, title?, why?}]
   // refused: every violation, [{pointer, rule, message}] (pointers into the planner's output).
   nlohmann::json violations = nlohmann::json::array();
@@ -54,8 +55,8 @@ inline constexpr size_t kMaxRawBytes = 1u << 20;
 PlannerReply call_planner(const plugin::Registry& registry, const std::string& planner_id,
                           const nlohmann::json& input, std::chrono::milliseconds deadline);
 
-// The reply as JSON: {kind, planner, task_pack, questions, plan, reason, suggestions, violations, raw,
-// raw_truncated, error, usage, duration_ms}.
+// The reply as JSON: {kind, planner, task_pack, questions, plan, reason, message, suggestions, violations,
+// raw, raw_truncated, error, usage, duration_ms}.
 nlohmann::json to_json(const PlannerReply& reply);
 
 // A planner input for `request`: the valid task packs of `root` (their documents), task_pack ("" = null),
