@@ -219,10 +219,22 @@ TEST(LlmPlanner, AGoodPlanFromTheFakeProviderCompiles) {
       t.ask("llm", t.input(request, "", {{"test_command", "sh tests/test_greeting.sh"}}, first.questions));
   ASSERT_EQ(second.kind, PlannerReplyKind::plan) << show(second);
   EXPECT_NE(second.raw.find("\"status\""), std::string::npos);
+  // The probe's ok answer holds for its ttl: one probe for the two calls.
+  std::istringstream lines(fake.requests());
+  size_t probes = 0;
+  for (std::string line; std::getline(lines, line);) probes += line.find("cp_ping") != std::string::npos;
+  EXPECT_EQ(probes, 1u);
   auto c = t.compile(second.plan);
   ASSERT_TRUE(c.ok) << diagnostics_text(c);
   EXPECT_EQ(c.chain["steps"][0]["contract"]["runtime_options"]["commands"][0],
             "sed -i s/Helo/Hello/ src/greeting.sh");
+
+  // Asked for one pack, the model asks about another: refused.
+  PlannerReply other = t.ask("llm", t.input(request, "add-tests"));
+  ASSERT_EQ(other.kind, PlannerReplyKind::refused) << show(other);
+  EXPECT_NE(other.error.find("the questions are for task pack 'fix-bug' but the request named 'add-tests'"),
+            std::string::npos)
+      << other.error;
 }
 
 TEST(LlmPlanner, APlanBreakingTheSchemaOrProseIsRefusedAndKeptAsEvidence) {

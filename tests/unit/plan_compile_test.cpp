@@ -162,6 +162,7 @@ TEST_F(PlanRoot, TheOrderOfStepsIsChecked) {
          {"to_role", "WORKER"},
          {"summary", "x"}};
   json e = work_step("a", "WORKER");  // a second "a"
+  e["depends_on"] = {"h"};            // a handoff runs nothing to wait for
   auto c = compile(plan_of({a, b, c1, d, h, e}));
   EXPECT_FALSE(c.ok);
   ASSERT_NE(at(c, "/steps/0/depends_on/0"), nullptr) << all(c);
@@ -171,6 +172,8 @@ TEST_F(PlanRoot, TheOrderOfStepsIsChecked) {
   ASSERT_NE(at(c, "/steps/3/parallel_group"), nullptr) << all(c);
   ASSERT_NE(at(c, "/steps/4/from_role"), nullptr) << all(c);
   ASSERT_NE(at(c, "/steps/5/step_id"), nullptr) << all(c);
+  ASSERT_NE(at(c, "/steps/5/depends_on/0"), nullptr) << all(c);
+  EXPECT_NE(at(c, "/steps/5/depends_on/0")->message.find("handoff"), std::string::npos);
 }
 
 TEST_F(PlanRoot, TheFieldsOfAPlanAreCheckedAgainstItsTaskPack) {

@@ -106,8 +106,8 @@ bool closes_pm_loop(const std::vector<std::string>& roles) {
   return k == loop.size();
 }
 
-// The order of the steps: unique ids, depends_on naming earlier steps only (so there is no cycle), each
-// parallel group consecutive, handoffs joining the roles either side of them.
+// The order of the steps: unique ids, depends_on naming earlier task or review steps only (so there is no
+// cycle), each parallel group consecutive, handoffs joining the roles either side of them.
 void check_order(const json& steps, bool require_pm_loop, PlanDiagnostics& diags) {
   std::map<std::string, size_t> seen;
   std::string open_group;
@@ -120,7 +120,14 @@ void check_order(const json& steps, bool require_pm_loop, PlanDiagnostics& diags
       diags.add(at + "/step_id", "unique", "step_id '" + id + "' is used twice", "a step id of its own");
     for (size_t j = 0; s.contains("depends_on") && j < s["depends_on"].size(); ++j) {
       const std::string dep = s["depends_on"][j];
-      if (seen.count(dep)) continue;
+      auto earlier = seen.find(dep);
+      if (earlier != seen.end() && steps[earlier->second]["kind"] != "handoff") continue;
+      if (earlier != seen.end()) {
+        diags.add(at + "/depends_on/" + std::to_string(j), "xref:depends_on",
+                  "step '" + dep + "' is a handoff, which runs nothing to wait for",
+                  "the step_id of an earlier task or review step");
+        continue;
+      }
       bool later = false;
       for (size_t k = i; k < steps.size(); ++k) later = later || steps[k]["step_id"] == dep;
       diags.add(at + "/depends_on/" + std::to_string(j), "xref:depends_on",
@@ -128,7 +135,7 @@ void check_order(const json& steps, bool require_pm_loop, PlanDiagnostics& diags
                             "' comes at or after this step: a step may only wait for earlier ones "
                             "(which also rules out cycles)"
                       : "no step '" + dep + "' in the plan",
-                "the step_id of an earlier step");
+                "the step_id of an earlier task or review step");
     }
     seen.emplace(id, i);
     const std::string group = s.value("parallel_group", "");

@@ -1,6 +1,7 @@
 #include "control/planner_call.hpp"
 
 #include "contract/task_packs.hpp"
+#include "core/clock.hpp"
 #include "core/json_depth.hpp"
 #include "core/schema_catalog.hpp"
 #include "plugin/instance.hpp"
@@ -8,7 +9,9 @@
 #include "plugin/probe_call.hpp"
 #include "plugin/registry.hpp"
 
+#include <algorithm>
 #include <condition_variable>
+#include <map>
 #include <mutex>
 #include <thread>
 
@@ -66,6 +69,36 @@ plugin::CallOutcome run_in_process(const plugin::PluginInfo& info, const std::st
       CP_E_TIMEOUT, "",
       "planner '" + info.id + "' did not answer within " + std::to_string(deadline.count()) +
           " ms; its answer, if it comes, is not used (run it isolated to have it killed at the deadline)"};
+}
+
+// Probe answers that were ok, kept for the ttl they gave: an intake asks its planner several times in a row,
+// and the provider need not be probed before each. An answer that is not ok is never kept, so a key fixed or
+// a provider back is seen at the next call. Keyed by library, plugin and config (two configs, two providers).
+class OkProbeAnswers {
+ public:
+  bool holds(const plugin::PluginInfo& p) {
+    std::lock_guard lock(mu_);
+    auto it = until_ms_.find(key(p));
+    return it != until_ms_.end() && core::now_ms() < it->second;
+  }
+  void keep(const plugin::PluginInfo& p, const json& answer) {
+    long long ttl = answer.value("ttl_seconds", 0LL);
+    if (ttl <= 0) return;
+    std::lock_guard lock(mu_);
+    until_ms_[key(p)] = core::now_ms() + std::min(ttl, 86400LL) * 1000;
+  }
+
+ private:
+  static std::string key(const plugin::PluginInfo& p) {
+    return p.library_path.string() + "#" + p.id + "#" + p.config_json;
+  }
+  std::mutex mu_;
+  std::map<std::string, int64_t> until_ms_;
+};
+
+OkProbeAnswers& ok_probe_answers() {
+  static OkProbeAnswers answers;
+  return answers;
 }
 
 // The questions asked for a pack must fill that pack's fields (or name the pack itself).
@@ -142,6 +175,14 @@ void judge(PlannerReply& r, const std::string& text, const json& input) {
   const std::string status = doc["status"];
   const std::string asked_pack = input["task_pack"].is_string() ? input["task_pack"].get<std::string>() : "";
   if (status == "questions") {
+    if (!asked_pack.empty() && doc["task_pack"].is_string() && doc["task_pack"] != asked_pack) {
+      refuse(r,
+             "the questions are for task pack '" + doc["task_pack"].get<std::string>() +
+                 "' but the request named '" + asked_pack + "'",
+             json::array(
+                 {{{"pointer", "/task_pack"}, {"rule", "xref:task_pack"}, {"message", "another pack"}}}));
+      return;
+    }
     if (std::string bad = unknown_question_field(doc, input); !bad.empty()) {
       refuse(
           r,
@@ -226,11 +267,14 @@ PlannerReply call_planner(const plugin::Registry& registry, const std::string& p
     if (cap.rfind("probe:", 0) != 0) continue;
     const std::string probe_id = cap.substr(6);
     const plugin::PluginInfo* p = registry.find(probe_id);
+    if (p && p->kind == plugin::Kind::probe && ok_probe_answers().holds(*p)) continue;
     json answer =
         p && p->kind == plugin::Kind::probe
             ? plugin::call_probe(*p)
             : json{{"status", "error"}, {"message", "probe plugin '" + probe_id + "' is not loaded"}};
-    if (answer.value("status", "error") != "ok") {
+    if (answer.value("status", "error") == "ok") {
+      ok_probe_answers().keep(*p, answer);
+    } else {
       r.error = "probe " + probe_id + " (which planner '" + planner_id + "' needs) answered " +
                 answer.value("status", "error") + ": " + answer.value("message", std::string("no message")) +
                 "; nothing was asked of the planner";

@@ -6,7 +6,8 @@
 // past the deadline or floods its output is an `error`. Before the planner is asked, the probes it
 // declares as capabilities ("probe:<id>", as runners do: the llm planner names provider_capability) are
 // run; one that does not answer ok makes the call an `error` naming the probe and its message (an
-// unreachable provider or a refused key is said before any plan is asked of it).
+// unreachable provider or a refused key is said before any plan is asked of it). An ok answer is kept, in
+// this process, for the ttl the probe gave it; an answer that is not ok never is.
 #pragma once
 
 #include <nlohmann/json.hpp>
