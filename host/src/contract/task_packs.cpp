@@ -2,6 +2,7 @@
 
 #include "core/json_depth.hpp"
 #include "core/json_locator.hpp"
+#include "core/runtime_paths.hpp"
 #include "core/schema_catalog.hpp"
 #include "core/sha256.hpp"
 #include "store/atomic_file.hpp"
@@ -229,6 +230,7 @@ std::optional<TaskPack> load_task_pack(const fs::path& root, std::string_view na
 }
 
 bool planned_path_ok(const std::string& p, std::string& why) {
+  static const std::string runtime_folder = core::runtime_cache_dir({}).filename().string();
   if (p.empty()) return why = "an empty path", false;
   if (p.size() > 1000) return why = "a path longer than 1000 characters", false;
   if (p[0] == '/') return why = "'" + p + "' starts with '/': give a path relative to the repo root", false;
@@ -241,7 +243,7 @@ bool planned_path_ok(const std::string& p, std::string& why) {
     const std::string segment = p.substr(start, end - start);
     if (segment == "..") return why = "'" + p + "' has a '..' segment: give a path inside the repo", false;
     if (segment != "*" && segment != "**")
-      for (const char* reserved : {".git", ".runtime-cache"})
+      for (const std::string& reserved : {std::string(".git"), runtime_folder})
         if (reserved_segment(segment, reserved))
           return why = "'" + p + "' reaches " + reserved +
                        ", which no planned job may change (the repository's git folder, the host's runtime "

@@ -69,7 +69,7 @@ std::vector<TaskPackProblem> check_task_pack(const nlohmann::json& doc, std::str
 // Whether `path`, a path or glob relative to the repo root that a planned job names (a path field's value, a
 // plan step's allowed, exclusive or output path), stays inside what such a job may touch: not empty, at most
 // 1000 characters, one line, no leading '/', no '..' segment, and no segment naming the repository's git
-// folder or the host's runtime folder (".git", ".runtime-cache", in any letter case, or a glob segment such
+// folder or the host's runtime folder (`.git`, `.runtime-cache`, in any letter case, or a glob segment such
 // as ".gi?" that matches one of them; a bare "*" or "**" is the whole repository, not a reach for them).
 // When not, `why` says what is wrong.
 bool planned_path_ok(const std::string& path, std::string& why);
