@@ -1,12 +1,19 @@
-// A minimal client for OpenAI-compatible `POST {base_url}/chat/completions`, shared by the `agents` runner
-// and the `provider_capability` probe. Boost.Beast over plain TCP or TLS (OpenSSL, peer verified against
-// the system's CA store), one synchronous request at a time with a deadline on the whole exchange.
-// Header-only; only the two plugins that talk to providers include it (Beast is heavy to compile).
+// A minimal client for OpenAI-compatible `POST {base_url}/chat/completions`, shared by the `agents` runner,
+// the `provider_capability` probe and the `llm` planner. Boost.Beast over plain TCP or TLS (OpenSSL, peer
+// verified against the system's CA store), one request at a time with a deadline on the whole exchange: name
+// lookup, connect, handshake, request and response together. The steps run asynchronously on a private
+// io_context for that reason alone: Beast's timeouts apply to asynchronous operations only, and a provider
+// that accepts and never answers, or answers one byte at a time, would hold a blocking read for ever. The
+// response is at most Beast's 8 MB; the API key never comes back in it (a provider or a proxy that echoes
+// it has it replaced by "[redacted]" before anyone sees the body).
+// Header-only; only the plugins that talk to providers include it (Beast is heavy to compile).
 #pragma once
 
 #include <cortexpilot/json_guard.h>
 #include <boost/asio/connect.hpp>
+#include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/post.hpp>
 #include <boost/asio/ssl/context.hpp>
 #include <boost/asio/ssl/host_name_verification.hpp>
 #include <boost/asio/ssl/stream.hpp>
@@ -19,6 +26,7 @@
 
 #include <chrono>
 #include <cstdlib>
+#include <stdexcept>
 #include <string>
 
 namespace cp::plugins {
@@ -45,6 +53,42 @@ struct HttpReply {
   std::string body;
   std::string error;  // transport failure (refused, timeout, TLS): the provider was not reached
 };
+
+namespace chat_detail {
+
+// Runs the asynchronous operation `start` begins (handing it the completion handler) until it ends or the
+// deadline passes; then `abort` closes what is open, which ends the operation, and the answer is timed_out.
+template <class Start, class Abort>
+boost::system::error_code run_step(boost::asio::io_context& io,
+                                   std::chrono::steady_clock::time_point deadline, Start&& start,
+                                   Abort&& abort) {
+  boost::system::error_code result;
+  bool done = false;
+  start([&](boost::system::error_code ec, auto&&...) {
+    result = ec;
+    done = true;
+  });
+  io.restart();
+  io.run_until(deadline);
+  if (done) return result;
+  abort();
+  io.restart();
+  io.run();  // the aborted operation's handler
+  return boost::asio::error::timed_out;
+}
+
+// `text` with every occurrence of `secret` (and of its JSON-escaped form) replaced by "[redacted]". Keys
+// shorter than 8 characters are not keys worth the name, and replacing them would mangle ordinary words.
+inline void redact_secret(std::string& text, const std::string& secret) {
+  if (secret.size() < 8) return;
+  std::string escaped = nlohmann::json(secret).dump();
+  escaped = escaped.substr(1, escaped.size() - 2);
+  for (const std::string& needle : {secret, escaped})
+    for (size_t at = text.find(needle); at != std::string::npos; at = text.find(needle, at))
+      text.replace(at, needle.size(), "[redacted]");
+}
+
+}  // namespace chat_detail
 
 // POSTs `body` as JSON to {base_url}/chat/completions. Never throws.
 inline HttpReply post_chat(const ProviderConfig& p, const std::string& body) {
@@ -75,18 +119,55 @@ inline HttpReply post_chat(const ProviderConfig& p, const std::string& body) {
     req.set(http::field::host, hostport);
     req.set(http::field::content_type, "application/json");
     req.set(http::field::user_agent, "cp-host");
+    std::string key;
     if (!p.api_key_env.empty())
-      if (const char* key = std::getenv(p.api_key_env.c_str()); key && *key)
-        req.set(http::field::authorization, std::string("Bearer ") + key);
+      if (const char* k = std::getenv(p.api_key_env.c_str()); k && *k) key = k;
+    if (!key.empty()) req.set(http::field::authorization, std::string("Bearer ") + key);
     req.body() = body;
     req.prepare_payload();
 
+    const auto deadline = std::chrono::steady_clock::now() + p.timeout;
     asio::io_context io;
     asio::ip::tcp::resolver resolver(io);
-    auto endpoints = resolver.resolve(host, port);
     beast::flat_buffer buffer;
     http::response<http::string_body> res;
-    auto deadline = p.timeout;
+    asio::ip::tcp::resolver::results_type endpoints;
+    auto fail = [&](boost::system::error_code ec, const char* step) {
+      if (ec == asio::error::timed_out)
+        throw std::runtime_error("no answer within " + std::to_string(p.timeout.count()) +
+                                 " s (request_timeout_sec; " + step + ")");
+      throw boost::system::system_error(ec);
+    };
+    if (auto ec = chat_detail::run_step(
+            io, deadline,
+            [&](auto handler) {
+              resolver.async_resolve(
+                  host, port,
+                  [&, handler](boost::system::error_code e, asio::ip::tcp::resolver::results_type r) mutable {
+                    endpoints = std::move(r);
+                    handler(e);
+                  });
+            },
+            [&] { resolver.cancel(); }))
+      fail(ec, "looking up the host");
+    // One exchange on `stream` (tcp or TLS): connect, [handshake,] write, read, each within the deadline.
+    auto exchange = [&](auto& stream, auto& lowest, auto&& handshake) {
+      auto abort = [&] {
+        boost::system::error_code ignored;
+        lowest.socket().close(ignored);
+      };
+      if (auto ec = chat_detail::run_step(
+              io, deadline, [&](auto handler) { lowest.async_connect(endpoints, handler); }, abort))
+        fail(ec, "connecting");
+      if (auto ec = chat_detail::run_step(io, deadline, handshake, abort)) fail(ec, "TLS handshake");
+      if (auto ec = chat_detail::run_step(
+              io, deadline, [&](auto handler) { http::async_write(stream, req, handler); }, abort))
+        fail(ec, "sending the request");
+      if (auto ec = chat_detail::run_step(
+              io, deadline, [&](auto handler) { http::async_read(stream, buffer, res, handler); }, abort))
+        fail(ec, "reading the answer");
+      abort();  // no TLS close_notify exchange: a peer that never answers it cannot hold the call
+    };
     if (tls) {
       asio::ssl::context ctx(asio::ssl::context::tls_client);
       ctx.set_default_verify_paths();
@@ -94,24 +175,15 @@ inline HttpReply post_chat(const ProviderConfig& p, const std::string& body) {
       beast::ssl_stream<beast::tcp_stream> stream(io, ctx);
       SSL_set_tlsext_host_name(stream.native_handle(), host.c_str());
       stream.set_verify_callback(asio::ssl::host_name_verification(host));
-      beast::get_lowest_layer(stream).expires_after(deadline);
-      beast::get_lowest_layer(stream).connect(endpoints);
-      stream.handshake(asio::ssl::stream_base::client);
-      http::write(stream, req);
-      http::read(stream, buffer, res);
-      beast::error_code ec;
-      stream.shutdown(ec);
+      exchange(stream, beast::get_lowest_layer(stream),
+               [&](auto handler) { stream.async_handshake(asio::ssl::stream_base::client, handler); });
     } else {
       beast::tcp_stream stream(io);
-      stream.expires_after(deadline);
-      stream.connect(endpoints);
-      http::write(stream, req);
-      http::read(stream, buffer, res);
-      beast::error_code ec;
-      stream.socket().shutdown(asio::ip::tcp::socket::shutdown_both, ec);
+      exchange(stream, stream, [&](auto handler) { asio::post(io, [handler]() mutable { handler({}); }); });
     }
     reply.status = static_cast<int>(res.result_int());
     reply.body = std::move(res.body());
+    chat_detail::redact_secret(reply.body, key);
   } catch (const boost::system::system_error& e) {
     reply.error =
         e.code().message();  // what() carries Asio's source location; the message is what users need

@@ -21,12 +21,17 @@ chosen by the request's model:
                  src/greeting.sh with the tool runner and checks it in a second step
   badplan-model  a plan that breaks plan_bundle.schema.json (no summary, steps not a list)
   prose-model    prose instead of JSON
+  slow-model     accepts the request and answers nothing for 60 s (probes included)
+  drip-model     probes answered; otherwise a 200 whose promised 100 KB body comes one byte every 0.2 s
+  echokey-model  probes answered; otherwise content that repeats the request's Authorization header
+  echokey-error-model  probes answered; otherwise HTTP 500 whose error message repeats that header
 Every request needs `Authorization: Bearer test-key`, else HTTP 401.
 Usage: provider.py PORT_FILE [LOG_FILE]   (binds an ephemeral port and writes it to PORT_FILE; with LOG_FILE,
 every request body is appended to it as one JSON line, so a test can see what reached the provider)"""
 import json
 import sys
 import threading
+import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 FIXED_GREETING = "#!/bin/sh\n# Prints the greeting of the sample project.\necho \"Hello, world\"\n"
@@ -107,6 +112,24 @@ class Handler(BaseHTTPRequestHandler):
             return reply(self, 429, {"error": {"message": "Rate limit reached"}})
         if model == "error-model":
             return reply(self, 500, {"error": {"message": "internal error"}})
+        if model == "slow-model":
+            time.sleep(60)
+            return
+        if model == "drip-model" and "cp_ping" not in tools:
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", "100000")
+            self.end_headers()
+            for _ in range(300):
+                self.wfile.write(b" ")
+                self.wfile.flush()
+                time.sleep(0.2)
+            return
+        if model == "echokey-model" and "cp_ping" not in tools:
+            said = "the key you sent: " + self.headers.get("Authorization", "")
+            return reply(self, 200, completion(model, {"content": said}))
+        if model == "echokey-error-model" and "cp_ping" not in tools:
+            return reply(self, 500, {"error": {"message": "upstream refused " + self.headers.get("Authorization", "")}})
         if model == "notools-model" and tools:
             return reply(self, 400, {"error": {"message": "tools are not supported by this model"}})
         if model == "chat-model" or model == "notools-model":

@@ -4,6 +4,8 @@
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
 
+#include <set>
+
 using cp::core::JsonSchema;
 using nlohmann::json;
 
@@ -58,4 +60,36 @@ TEST(SchemaCatalog, EveryShippedSchemaCompiles) {
   EXPECT_GE(names.size(), 11u);
   for (const auto& n : names) EXPECT_NO_THROW((void)cp::core::schema(n)) << n;
   EXPECT_THROW((void)cp::core::schema("no_such_schema"), std::out_of_range);
+}
+
+// Hostile strings meet "pattern" everywhere (a planner's plan, a plugin's answer, an API body): a long one
+// once overflowed the stack of std::regex's backtracking matcher and killed the process. Each string here is
+// far beyond where that happened (about 100 KB); the answer must be a violation, and this process alive.
+TEST(JsonSchema, ALongStringAgainstARepeatingPatternIsJudgedNotACrash) {
+  const std::string long_text(1u << 20, 'a');
+  auto s = compile(R"({"type":"object","properties":{
+      "id": {"type":"string","maxLength":64,"pattern":"^[a-z][a-z0-9_.-]*$"},
+      "path": {"type":"string","pattern":"^(?!/)(?!.*(^|/)\\.\\.(/|$)).*$"}},
+      "propertyNames": {"pattern": "^[a-z]*$"}})");
+  auto v = s.validate(json{{"id", long_text}, {"path", long_text}});
+  ASSERT_EQ(v.size(), 1u);  // only the maxLength: both patterns match
+  EXPECT_EQ(v[0].pointer, "/id");
+  EXPECT_EQ(v[0].rule, "maxLength");
+  EXPECT_FALSE(s.valid(json{{"path", "../" + long_text}}));
+  EXPECT_FALSE(s.valid(json{{long_text + "!", 1}}));  // a key checked by propertyNames
+  EXPECT_TRUE(s.valid(json{{long_text, 1}}));
+  // A shipped schema: a plan whose allowed path and runner are megabytes long is refused with pointers.
+  json step{{"step_id", "a"},
+            {"kind", "task"},
+            {"role", "WORKER"},
+            {"title", "t"},
+            {"runner", long_text},
+            {"instruction", "i"},
+            {"allowed_paths", {long_text}},
+            {"pack", long_text}};
+  json plan{{"schema_version", 1}, {"title", "t"}, {"summary", "s"}, {"steps", {step}}};
+  std::set<std::string> where;
+  for (const auto& x : cp::core::schema("plan_bundle").validate(plan)) where.insert(x.pointer + " " + x.rule);
+  EXPECT_TRUE(where.count("/steps/0/runner pattern")) << where.size();
+  EXPECT_TRUE(where.count("/steps/0/allowed_paths/0 maxLength")) << where.size();
 }

@@ -2,6 +2,7 @@
 
 #include "core/json_depth.hpp"
 #include "core/json_locator.hpp"
+#include "core/runtime_paths.hpp"
 #include "core/schema_catalog.hpp"
 #include "core/sha256.hpp"
 #include "store/atomic_file.hpp"
@@ -74,21 +75,24 @@ bool compiles(const std::string& pattern, std::string& why) {
   return re.ok();
 }
 
-bool path_text_ok(const std::string& p, std::string& why) {
-  if (p.empty()) return why = "an empty path", false;
-  if (p.size() > 1000) return why = "a path longer than 1000 characters", false;
-  if (p[0] == '/') return why = "'" + p + "' starts with '/': give a path relative to the repo root", false;
-  if (p.find('\n') != std::string::npos || p.find('\0') != std::string::npos)
-    return why = "a path holding a line break", false;
-  size_t start = 0;
-  while (start <= p.size()) {
-    size_t end = p.find('/', start);
-    if (end == std::string::npos) end = p.size();
-    if (p.compare(start, end - start, "..") == 0)
-      return why = "'" + p + "' has a '..' segment: give a path inside the repo", false;
-    start = end + 1;
+// Whether one path segment, a literal or a glob of '*' and '?' within the segment, names `reserved`
+// (lower case), ignoring letter case. Dynamic programming: no backtracking over the stars.
+bool reserved_segment(const std::string& segment, const std::string& reserved) {
+  std::vector<char> next(reserved.size() + 1, 0), cur(reserved.size() + 1, 0);
+  next[reserved.size()] = 1;
+  for (size_t i = segment.size(); i-- > 0;) {
+    const char c =
+        segment[i] >= 'A' && segment[i] <= 'Z' ? static_cast<char>(segment[i] - 'A' + 'a') : segment[i];
+    cur[reserved.size()] = c == '*' ? next[reserved.size()] : 0;
+    for (size_t j = reserved.size(); j-- > 0;) {
+      if (c == '*')
+        cur[j] = next[j] || cur[j + 1];
+      else
+        cur[j] = (c == '?' || c == reserved[j]) && next[j + 1];
+    }
+    std::swap(cur, next);
   }
-  return true;
+  return next[0];
 }
 
 bool line_ok(const std::string& s, size_t max, std::string& why) {
@@ -225,6 +229,31 @@ std::optional<TaskPack> load_task_pack(const fs::path& root, std::string_view na
   return read_pack(root, std::string(name), diagnostics);
 }
 
+bool planned_path_ok(const std::string& p, std::string& why) {
+  static const std::string runtime_folder = core::runtime_cache_dir({}).filename().string();
+  if (p.empty()) return why = "an empty path", false;
+  if (p.size() > 1000) return why = "a path longer than 1000 characters", false;
+  if (p[0] == '/') return why = "'" + p + "' starts with '/': give a path relative to the repo root", false;
+  if (p.find_first_of(std::string("\n\r\0", 3)) != std::string::npos)
+    return why = "a path holding a line break or a NUL", false;
+  size_t start = 0;
+  while (start <= p.size()) {
+    size_t end = p.find('/', start);
+    if (end == std::string::npos) end = p.size();
+    const std::string segment = p.substr(start, end - start);
+    if (segment == "..") return why = "'" + p + "' has a '..' segment: give a path inside the repo", false;
+    if (segment != "*" && segment != "**")
+      for (const std::string& reserved : {std::string(".git"), runtime_folder})
+        if (reserved_segment(segment, reserved))
+          return why = "'" + p + "' reaches " + reserved +
+                       ", which no planned job may change (the repository's git folder, the host's runtime "
+                       "folder): name the paths of the work itself",
+                 false;
+    start = end + 1;
+  }
+  return true;
+}
+
 bool field_value_ok(const json& field, const json& value, std::string& why) {
   const std::string type = field.contains("type") ? text_of(field, "type") : "string";
   const size_t max = field.contains("max_length") && field["max_length"].is_number_unsigned()
@@ -241,14 +270,15 @@ bool field_value_ok(const json& field, const json& value, std::string& why) {
     for (const auto& v : value) {
       if (!v.is_string()) return why = "every item must be a text", false;
       texts.push_back(v.get<std::string>());
-      if (type == "paths" ? !path_text_ok(texts.back(), why) : !line_ok(texts.back(), max, why)) return false;
+      if (type == "paths" ? !planned_path_ok(texts.back(), why) : !line_ok(texts.back(), max, why))
+        return false;
     }
   } else {
     if (!value.is_string()) return why = "expected a text", false;
     texts.push_back(value.get<std::string>());
     const std::string& s = texts.back();
     if (type == "path") {
-      if (!path_text_ok(s, why)) return false;
+      if (!planned_path_ok(s, why)) return false;
     } else if (type == "text") {
       if (s.find_first_not_of(" \t\r\n") == std::string::npos) return why = "an empty text", false;
       if (s.size() > max) return why = "longer than " + std::to_string(max) + " characters", false;

@@ -66,8 +66,17 @@ struct TaskPackProblem {
 };
 std::vector<TaskPackProblem> check_task_pack(const nlohmann::json& doc, std::string_view folder_name);
 
-// Whether `value` is an acceptable answer for the pack field `field` (its type, choices and pattern); when
-// not, `why` says what is wrong. Shared by the host's plan check and the packs' own default checks.
+// Whether `path`, a path or glob relative to the repo root that a planned job names (a path field's value, a
+// plan step's allowed, exclusive or output path), stays inside what such a job may touch: not empty, at most
+// 1000 characters, one line, no leading '/', no '..' segment, and no segment naming the repository's git
+// folder or the host's runtime folder (`.git`, `.runtime-cache`, in any letter case, or a glob segment such
+// as ".gi?" that matches one of them; a bare "*" or "**" is the whole repository, not a reach for them).
+// When not, `why` says what is wrong.
+bool planned_path_ok(const std::string& path, std::string& why);
+
+// Whether `value` is an acceptable answer for the pack field `field` (its type, choices and pattern; a path
+// as planned_path_ok); when not, `why` says what is wrong. Shared by the host's plan check and the packs' own
+// default checks.
 bool field_value_ok(const nlohmann::json& field, const nlohmann::json& value, std::string& why);
 
 }  // namespace cp::contract

@@ -1,6 +1,7 @@
 #include "control/plan_compile.hpp"
 #include "core/ascii.hpp"
 
+#include "contract/task_pack_render.hpp"
 #include "contract/task_packs.hpp"
 #include "core/schema_catalog.hpp"
 #include "core/sha256.hpp"
@@ -60,9 +61,11 @@ std::string escape(const std::string& key) {
 }
 
 // The plan's fields against its task pack's: required ones present, each value of its field's type and
-// pattern, no field the pack does not declare.
-void check_fields(const json& plan, const fs::path& root, PlanDiagnostics& diags) {
-  if (!plan.contains("task_pack") || !plan["task_pack"].is_string()) return;
+// pattern, no field the pack does not declare. Returns the pack's document when the plan names a valid pack
+// (null otherwise); `fields_ok` says whether its fields passed.
+json check_fields(const json& plan, const fs::path& root, PlanDiagnostics& diags, bool& fields_ok) {
+  fields_ok = false;
+  if (!plan.contains("task_pack") || !plan["task_pack"].is_string()) return nullptr;
   const std::string name = plan["task_pack"].get<std::string>();
   std::vector<contract::Diagnostic> why;
   auto pack = contract::load_task_pack(root, name, why);
@@ -71,8 +74,9 @@ void check_fields(const json& plan, const fs::path& root, PlanDiagnostics& diags
     diags.add("/task_pack", "xref:task_pack",
               "no valid task pack '" + name + "' under " + contract::kTaskPacksDir + " (" + reason + ")",
               "the name of a task pack that `cp-host task-packs list` shows, or null");
-    return;
+    return nullptr;
   }
+  const size_t before = diags.list().size();
   const json fields = plan.value("fields", json::object());
   std::set<std::string> declared;
   for (const auto& f : pack->doc["fields"]) {
@@ -95,6 +99,108 @@ void check_fields(const json& plan, const fs::path& root, PlanDiagnostics& diags
     if (!declared.count(it.key()))
       diags.add("/fields/" + escape(it.key()), "xref:field",
                 "task pack '" + name + "' declares no field '" + it.key() + "'", "one of the pack's fields");
+  fields_ok = diags.list().size() == before;
+  return pack->doc;
+}
+
+// The texts of a plan a planner words as it likes (the pack's own wording is a suggestion); everything else
+// of a plan that names a task pack is what the pack makes of the plan's fields.
+bool free_text_key(const std::string& key) {
+  static const std::set<std::string> texts{"title", "instruction", "summary", "risks", "next_role_context"};
+  return texts.count(key) > 0;
+}
+
+std::string shown_plan_value(const json& v) {
+  std::string s = v.is_null() ? std::string("nothing") : v.dump();
+  return s.size() > 300 ? s.substr(0, 297) + "..." : s;
+}
+
+// `got` (a step, or one reviewer of a review step, at `at` in the plan) against `want`, what the pack makes
+// there: every key but the free texts must be the same.
+void compare_work(const json& got, const json& want, const std::string& at, const std::string& pack_name,
+                  PlanDiagnostics& diags) {
+  std::set<std::string> keys;
+  for (auto it = got.begin(); it != got.end(); ++it) keys.insert(it.key());
+  for (auto it = want.begin(); it != want.end(); ++it) keys.insert(it.key());
+  for (const auto& k : keys) {
+    if (free_text_key(k)) continue;
+    const json g = got.contains(k) ? got[k] : json(nullptr);
+    const json w = want.contains(k) ? want[k] : json(nullptr);
+    if (k == "reviewers" && g.is_array() && w.is_array() && g.size() == w.size()) {
+      for (size_t j = 0; j < g.size(); ++j)
+        if (g[j].is_object() && w[j].is_object())
+          compare_work(g[j], w[j], at + "/reviewers/" + std::to_string(j), pack_name, diags);
+      continue;
+    }
+    auto none = [](const json& v) { return v.is_null() || (v.is_array() && v.empty()); };
+    if (g == w || (none(g) && none(w))) continue;  // an empty list and none say the same
+    diags.add(at + "/" + escape(k), "xref:task_pack",
+              "task pack '" + pack_name + "' makes " + shown_plan_value(w) +
+                  " here from the plan's fields, but the plan has " + shown_plan_value(g) +
+                  ": a plan of a task pack may word its titles, instructions and summaries, never change its "
+                  "steps, runners, governance packs, paths, commands or tests",
+              "exactly what the task pack makes (see `cp-host task-packs show " + pack_name + "`)");
+  }
+}
+
+// A plan that names a task pack is held to it: its steps are the pack's chain rendered with the plan's
+// fields (defaults filled in), key for key but for the free texts. A planner that claims a pack and adds a
+// step, widens a path, swaps a runner or lowers a governance pack is refused.
+void check_pack_binding(const json& plan, const json& pack, PlanDiagnostics& diags) {
+  const std::string name = pack.value("name", "");
+  const json want = contract::render_task_pack_plan(
+      pack, contract::task_pack_values(pack, plan.value("fields", json::object())));
+  for (const char* k : {"baseline_ref", "workflow_id", "require_pm_loop"}) {
+    const json g = plan.contains(k) ? plan[k] : json(nullptr);
+    const json w = want.contains(k) ? want[k] : json(nullptr);
+    if (g != w)
+      diags.add(std::string("/") + k, "xref:task_pack",
+                "task pack '" + name + "' makes " + shown_plan_value(w) + " of " + k + ", but the plan has " +
+                    shown_plan_value(g),
+                "exactly what the task pack makes");
+  }
+  const json& got = plan["steps"];
+  const json& steps = want["steps"];
+  if (got.size() != steps.size()) {
+    auto ids = [](const json& list) {
+      std::string out;
+      for (const auto& s : list) out += (out.empty() ? "" : ", ") + s.value("step_id", std::string("?"));
+      return out;
+    };
+    diags.add("/steps", "xref:task_pack",
+              "task pack '" + name + "' makes " + std::to_string(steps.size()) + " step(s) (" + ids(steps) +
+                  ") from the plan's fields, but the plan has " + std::to_string(got.size()) + " (" +
+                  ids(got) + "): a plan of a task pack never adds or drops a step",
+              "the steps of the task pack");
+    return;
+  }
+  for (size_t i = 0; i < got.size(); ++i)
+    compare_work(got[i], steps[i], "/steps/" + std::to_string(i), name, diags);
+}
+
+// No path a step names (allowed, exclusive, output) reaches the git folder or the runtime folder.
+void check_planned_paths(const json& steps, PlanDiagnostics& diags) {
+  auto check_list = [&](const json& work, const char* key, const std::string& at) {
+    if (!work.contains(key) || !work[key].is_array()) return;
+    for (size_t j = 0; j < work[key].size(); ++j) {
+      const json& item = work[key][j];
+      const bool output = std::string(key) == "required_outputs";
+      const json& p = output ? item.value("path", json()) : item;
+      std::string why;
+      if (p.is_string() && !contract::planned_path_ok(p.get<std::string>(), why))
+        diags.add(at + "/" + key + "/" + std::to_string(j) + (output ? "/path" : ""), "path", why,
+                  "a path relative to the repo root, outside .git and .runtime-cache");
+    }
+  };
+  for (size_t i = 0; i < steps.size(); ++i) {
+    const std::string at = "/steps/" + std::to_string(i);
+    for (const char* key : {"allowed_paths", "exclusive_paths", "required_outputs"})
+      check_list(steps[i], key, at);
+    if (steps[i].contains("reviewers"))
+      for (size_t j = 0; j < steps[i]["reviewers"].size(); ++j)
+        for (const char* key : {"allowed_paths", "required_outputs"})
+          check_list(steps[i]["reviewers"][j], key, at + "/reviewers/" + std::to_string(j));
+  }
 }
 
 bool closes_pm_loop(const std::vector<std::string>& roles) {
@@ -296,8 +402,11 @@ CompiledPlan compile_plan(const json& plan, const fs::path& root, const plugin::
     out.diagnostics = std::move(diags.list());
     return out;
   }
-  check_fields(plan, root, diags);
+  bool fields_ok = false;
+  const json pack = check_fields(plan, root, diags, fields_ok);
+  if (fields_ok) check_pack_binding(plan, pack, diags);
   const json& steps = plan["steps"];
+  check_planned_paths(steps, diags);
   check_order(steps, plan.value("require_pm_loop", false), diags);
 
   const std::string prefix = plan["task_pack"].is_string() ? plan["task_pack"].get<std::string>() : "plan";

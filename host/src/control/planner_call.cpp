@@ -128,10 +128,35 @@ std::string valid_utf8(const std::string& text) {
   return json::parse(quoted).get<std::string>();
 }
 
+// At most `max` bytes of `text` as valid UTF-8, saying how much was left out: a planner's own error text
+// and the violations its output earns are kept in session files and shown in answers, and a planner decides
+// how long they are.
+std::string bounded_text(const std::string& text, size_t max) {
+  if (text.size() <= max) return valid_utf8(text);
+  size_t n = max;
+  while (n > 0 && (static_cast<unsigned char>(text[n]) & 0xC0) == 0x80) --n;
+  return valid_utf8(text.substr(0, n)) + "... (" + std::to_string(text.size() - n) + " more bytes)";
+}
+
+constexpr size_t kMaxViolations = 50;
+constexpr size_t kMaxViolationText = 1000;
+constexpr size_t kMaxPlannerError = 4000;
+
 void refuse(PlannerReply& r, const std::string& what, json violations) {
   r.kind = PlannerReplyKind::refused;
+  const size_t total = violations.size();
+  if (total > kMaxViolations) violations.erase(violations.begin() + kMaxViolations, violations.end());
+  for (auto& v : violations)
+    for (auto it = v.begin(); it != v.end(); ++it)
+      if (it.value().is_string()) it.value() = bounded_text(it.value().get<std::string>(), kMaxViolationText);
+  if (total > kMaxViolations)
+    violations.push_back(
+        {{"pointer", ""},
+         {"rule", "truncated"},
+         {"message", std::to_string(total - kMaxViolations) + " more violation(s) left out"}});
   r.violations = std::move(violations);
-  r.error = "planner '" + r.planner_id + "' answered output that was refused: " + what +
+  r.error = "planner '" + r.planner_id +
+            "' answered output that was refused: " + bounded_text(what, kMaxPlannerError) +
             ". The output is kept as evidence (raw) and was not used";
 }
 
@@ -295,7 +320,7 @@ PlannerReply call_planner(const plugin::Registry& registry, const std::string& p
   r.raw = valid_utf8(r.raw_truncated ? out.output.substr(0, kMaxRawBytes) : out.output);
   if (!out.ok()) {
     r.error = "planner '" + planner_id + "' failed (status " + std::to_string(out.status) +
-              "): " + valid_utf8(out.error);
+              "): " + bounded_text(out.error, kMaxPlannerError);
     return done();
   }
   judge(r, out.output, input);

@@ -10,7 +10,9 @@
 #include <valijson/validation_results.hpp>
 #include <valijson/validator.hpp>
 
+#include <regex>
 #include <stdexcept>
+#include <unordered_map>
 
 namespace cp::core {
 
@@ -19,6 +21,7 @@ using nlohmann::json;
 struct JsonSchema::Impl {
   json source;  // kept to explain violations ("expected ...")
   valijson::Schema schema;
+  std::vector<std::string> patterns;  // every "pattern" of the schema, compiled ahead (see validate)
 };
 
 namespace {
@@ -188,6 +191,39 @@ std::string expected_of(const json& root, const std::string& pointer, const std:
   return out;
 }
 
+// Every string under a "pattern" key of the schema.
+void collect_patterns(const json& node, std::vector<std::string>& out) {
+  if (node.is_array()) {
+    for (const auto& item : node) collect_patterns(item, out);
+  } else if (node.is_object()) {
+    for (auto it = node.begin(); it != node.end(); ++it) {
+      if (it.key() == "pattern" && it.value().is_string())
+        out.push_back(it.value().get<std::string>());
+      else
+        collect_patterns(it.value(), out);
+    }
+  }
+}
+
+// The regexes valijson matches "pattern" against, keyed by pattern as valijson's own cache is. valijson
+// would build each as std::regex(pattern), which libstdc++ matches by backtracking with one stack frame per
+// character repeated: a string of some 100 KB against a pattern such as "^[a-z][a-z0-9_.-]*$" overflows the
+// stack and kills the process, and the strings checked here come from plugins, planners and API bodies.
+// Built in polynomial mode instead, the same pattern is matched breadth-first, in memory bounded by the
+// pattern and time linear in the string. A pattern polynomial mode refuses (one with a back-reference) is
+// left to valijson.
+std::unordered_map<std::string, std::regex>& pattern_cache(const std::vector<std::string>& patterns) {
+  thread_local std::unordered_map<std::string, std::regex> cache;
+  for (const auto& p : patterns) {
+    if (cache.count(p)) continue;
+    try {
+      cache.emplace(p, std::regex(p, std::regex::ECMAScript | std::regex_constants::__polynomial));
+    } catch (const std::regex_error&) {
+    }
+  }
+  return cache;
+}
+
 }  // namespace
 
 JsonSchema::JsonSchema(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
@@ -205,16 +241,19 @@ JsonSchema JsonSchema::compile(const json& schema) {
   } catch (const std::exception& e) {
     throw std::invalid_argument(std::string("invalid JSON Schema: ") + e.what());
   }
+  collect_patterns(impl->source, impl->patterns);
   return JsonSchema(std::move(impl));
 }
 
 std::vector<SchemaViolation> JsonSchema::validate(const json& doc) const {
-  // A Validator caches compiled regexes; one per thread keeps that cache warm across documents.
-  thread_local valijson::Validator validator;
+  // What valijson::Validator::validate does, with the regex cache ours: one per thread, filled with the
+  // schema's patterns in polynomial mode before valijson would build them its own way.
   valijson::ValidationResults results;
   valijson::adapters::NlohmannJsonAdapter target(doc);
+  valijson::ValidationVisitor<valijson::adapters::NlohmannJsonAdapter> visitor(
+      target, std::vector<std::string>(1, "<root>"), true, &results, pattern_cache(impl_->patterns));
   std::vector<SchemaViolation> out;
-  if (validator.validate(impl_->schema, target, &results)) return out;
+  if (visitor.validateSchema(impl_->schema)) return out;
   valijson::ValidationResults::Error e;
   while (results.popError(e)) {
     if (is_wrapper(e.description)) continue;

@@ -27,8 +27,23 @@ int usage() {
   return 2;
 }
 
+// `text` as valid UTF-8, each invalid byte replaced by U+FFFD.
+std::string as_utf8(const std::string& text) {
+  return json::parse(json(text).dump(-1, ' ', false, json::error_handler_t::replace)).get<std::string>();
+}
+
+// A call's outcome as its frame. JSON carries text only, so an output that is not valid UTF-8 cannot cross
+// as the plugin wrote it (building the frame would throw and end this worker, and the host would see a
+// crash): the call is then failed saying so, with the output, made valid, kept for the host as evidence.
 json outcome_message(const cp::plugin::CallOutcome& o) {
-  return {{"op", "result"}, {"status", o.status}, {"output", o.output}, {"error", o.error}};
+  std::string output = as_utf8(o.output), error = as_utf8(o.error);
+  if (output != o.output)
+    return {{"op", "result"},
+            {"status", CP_E_INVALID},
+            {"output", output},
+            {"error", "the plugin's output is not valid UTF-8 (each invalid byte is shown as U+FFFD)" +
+                          (error.empty() ? std::string() : "; its error: " + error)}};
+  return {{"op", "result"}, {"status", o.status}, {"output", output}, {"error", error}};
 }
 
 // The run's sandbox and cgroup, prepared here again from what the host sent. A call without one (or one

@@ -30,7 +30,9 @@ std::string_view describe(ReadStatus s) {
 }
 
 bool write_frame(int fd, const json& message) {
-  std::string body = message.dump();
+  // Texts a plugin wrote (an event's payload, an error) may hold invalid UTF-8, which dump() refuses with an
+  // exception: such bytes cross as U+FFFD instead of ending the worker.
+  std::string body = message.dump(-1, ' ', false, json::error_handler_t::replace);
   if (body.size() > kMaxFrame) return false;
   uint32_t n = static_cast<uint32_t>(body.size());
   std::string frame(4, '\0');

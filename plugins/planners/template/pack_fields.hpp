@@ -70,17 +70,43 @@ inline json normalize(const json& field, const json& value) {
   return value;
 }
 
+// Whether one path segment (a literal, or a glob of '*' and '?') names `reserved` (lower case), in any
+// letter case. Dynamic programming: no backtracking over the stars.
+inline bool segment_names(const std::string& segment, const std::string& reserved) {
+  std::vector<char> next(reserved.size() + 1, 0), cur(reserved.size() + 1, 0);
+  next[reserved.size()] = 1;
+  for (size_t i = segment.size(); i-- > 0;) {
+    const char c =
+        segment[i] >= 'A' && segment[i] <= 'Z' ? static_cast<char>(segment[i] - 'A' + 'a') : segment[i];
+    cur[reserved.size()] = c == '*' ? next[reserved.size()] : 0;
+    for (size_t j = reserved.size(); j-- > 0;)
+      cur[j] = c == '*' ? (next[j] || cur[j + 1]) : ((c == '?' || c == reserved[j]) && next[j + 1]);
+    std::swap(cur, next);
+  }
+  return next[0];
+}
+
+// As the host's planned_path_ok (contract/task_packs.hpp), which judges the plan again: asked here, the
+// person hears why and answers again instead of getting a refused plan.
 inline bool path_ok(const std::string& p, std::string& why) {
   if (p.empty() || p.size() > 1000) return why = "give a path of 1 to 1000 characters", false;
   if (p[0] == '/')
     return why = "'" + p + "' starts with '/': give a path relative to the repository root", false;
-  if (p.find('\n') != std::string::npos) return why = "a path holds no line break", false;
+  if (p.find_first_of(std::string("\n\r\0", 3)) != std::string::npos)
+    return why = "a path holds no line break", false;
   size_t start = 0;
   while (start <= p.size()) {
     size_t end = p.find('/', start);
     if (end == std::string::npos) end = p.size();
-    if (p.compare(start, end - start, "..") == 0)
+    const std::string segment = p.substr(start, end - start);
+    if (segment == "..")
       return why = "'" + p + "' leaves the repository ('..'): give a path inside it", false;
+    if (segment != "*" && segment != "**")
+      for (const char* reserved : {".git", ".runtime-cache"})
+        if (segment_names(segment, reserved))
+          return why = "'" + p + "' reaches " + reserved +
+                       ", which no job may change: name the paths of the work",
+                 false;
     start = end + 1;
   }
   return true;
