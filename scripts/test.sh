@@ -3,9 +3,12 @@
 # the ASan+UBSan build — then each libFuzzer target for a short while. Exits non-zero on the first failure.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-bash scripts/bootstrap.sh
 start=$(date +%s)
-echo "== format (clang-format, .clang-format)"
+# Each phase says how far into the run it starts, so a slow phase shows in any log.
+phase() { echo "== $* (at $(( $(date +%s) - start )) s)"; }
+phase "install (scripts/bootstrap.sh)"
+bash scripts/bootstrap.sh
+phase "format (clang-format, .clang-format)"
 # The frozen ABI 1.0 header is kept byte for byte as released, so it is not reformatted.
 if git rev-parse --is-inside-work-tree >/dev/null 2>&1; then
   git ls-files '*.c' '*.h' '*.cpp' '*.hpp' ':!tests/plugins/abi_v1_0/*'
@@ -13,20 +16,23 @@ else  # an unpacked source archive
   find sdk host plugins tests bench examples -name '*.[ch]' -o -name '*.[ch]pp' | grep -v '^tests/plugins/abi_v1_0/'
 fi | xargs clang-format --dry-run -Werror
 for flavour in release asan; do
-  echo "== build ($flavour)"
+  phase "build ($flavour)"
   bash scripts/build.sh "$flavour"
   dir=build; [ "$flavour" = asan ] && dir=build-asan
-  echo "== test ($flavour)"
-  ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+  phase "test ($flavour)"
+  # The chaos test's 210 runs cost minutes each under the sanitizers; 70 still see a dozen kills.
+  chaos_runs=210; [ "$flavour" = asan ] && chaos_runs=70
+  CP_CHAOS_RUNS=$chaos_runs ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
+    UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
     ctest --test-dir "$dir" --output-on-failure -j2 --timeout 600
   if [ "$flavour" = release ]; then
     # The dashboard in Debian's chromium, headless, against real serve processes of the release build;
     # screenshots of every page land in build/ui-screenshots/.
-    echo "== dashboard (Playwright, chromium)"
+    phase "dashboard (Playwright, chromium)"
     (cd web && CP_BUILD_DIR="$PWD/../build" npx playwright test)
   fi
 done
 # A short fuzzing pass over every libFuzzer target (fuzz/, seeds in fuzz/corpus/): a crash fails the run.
-echo "== fuzz (${CP_FUZZ_SECONDS:-20} s per target)"
+phase "fuzz (${CP_FUZZ_SECONDS:-20} s per target)"
 bash scripts/fuzz.sh "${CP_FUZZ_SECONDS:-20}"
 echo "== all tests passed in both builds, fuzzing clean ($(( $(date +%s) - start )) s)"

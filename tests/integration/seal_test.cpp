@@ -327,12 +327,13 @@ TEST_F(Sealed, ARunThatRewritesItsOwnSealedManifestIsCaughtByVerification) {
       "bundle=$(cd \"$CP_SCRATCH_DIR/../..\" && pwd)\n"
       "(setsid env -i PATH=/usr/bin:/bin B=\"$bundle\" sh -c 'echo $$ > " +
           pidfile.string() +
-          "; for i in $(seq 600); do if grep -q \"\\\"sealed\\\"\" \"$B/manifest.json\"; then sleep 0.2; "
+          "; for i in $(seq 1800); do if grep -q \"\\\"sealed\\\"\" \"$B/manifest.json\"; then sleep 0.2; "
           "sed -i s/\\\"denied\\\"/\\\"success\\\"/ \"$B/manifest.json\" && echo done > " +
           mark.string() +
           "; exit 0; fi; sleep 0.1; done' > /dev/null 2>&1 &)\n"
           // Until the escape has dropped the run's marker, the end of the run would kill it.
-          "for i in $(seq 50); do [ -s " +
+          // Generous: a loaded machine running the sanitizer build is slow to start a shell.
+          "for i in $(seq 300); do [ -s " +
           pidfile.string() + " ] && break; sleep 0.1; done\n");
   json pack = json::parse(read_file(p.dir / "packs/medium.json"));
   pack["sandbox"] = {{"on_unsupported", "run_unsandboxed"}};
@@ -345,7 +346,7 @@ TEST_F(Sealed, ARunThatRewritesItsOwnSealedManifestIsCaughtByVerification) {
   auto r = p.run(c, e);
   ASSERT_EQ(r.manifest["verdict"], "denied") << r.ran.out << r.ran.err;
   std::string id = r.manifest["run_id"];
-  ASSERT_TRUE(wait_until([&] { return fs::exists(mark); }, std::chrono::seconds(60)))
+  ASSERT_TRUE(wait_until([&] { return fs::exists(mark); }, std::chrono::seconds(180)))
       << "the escaped process " << (fs::exists(pidfile) ? "started" : "never started");
   if (fs::exists(pidfile)) ::kill(std::stoi(read_file(pidfile)), SIGKILL);
   // The bad thing happened on disk: the manifest says success ...

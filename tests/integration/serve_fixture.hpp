@@ -4,6 +4,8 @@
 #include "integration/http_client.hpp"
 #include "integration/run_project.hpp"
 
+#include <gtest/gtest.h>
+
 #include <signal.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -139,6 +141,20 @@ inline json queue_contract(const RunProject& p, const std::string& task_id, std:
   c["task_id"] = task_id;
   c["timeout_retry"] = {{"timeout_sec", 300}, {"max_retries", max_retries}, {"backoff_sec", 0}};
   return c;
+}
+
+// `cp-host queue submit` of `contract` (written to NAME.json in the project), with `extra` arguments; the
+// queued item's id, or "" when the submission failed (the failure is reported).
+inline std::string submit_cli(const RunProject& p, const json& contract, const std::string& name,
+                              std::vector<std::string> extra = {}) {
+  write_file(p.dir / (name + ".json"), contract.dump(2));
+  std::vector<std::string> args{
+      "--root", p.dir.path().string(), "queue", "submit", (p.dir / (name + ".json")).string(),
+      "--repo", p.repo.string(),       "--json"};
+  args.insert(args.end(), extra.begin(), extra.end());
+  Ran r = host(args);
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  return json::parse(r.out, nullptr, false).value("item_id", "");
 }
 
 }  // namespace cp::test

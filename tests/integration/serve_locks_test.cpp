@@ -28,18 +28,6 @@ json locking(const RunProject& p, const std::string& task, std::vector<std::stri
   return c;
 }
 
-std::string submit_cli(const RunProject& p, const json& contract, const std::string& name,
-                       std::vector<std::string> extra = {}) {
-  write_file(p.dir / (name + ".json"), contract.dump(2));
-  std::vector<std::string> args{
-      "--root", p.dir.path().string(), "queue", "submit", (p.dir / (name + ".json")).string(),
-      "--repo", p.repo.string(),       "--json"};
-  args.insert(args.end(), extra.begin(), extra.end());
-  Ran r = host(args);
-  EXPECT_EQ(r.exit_code, 0) << r.err;
-  return json::parse(r.out, nullptr, false).value("item_id", "");
-}
-
 Ran locks_cli(const RunProject& p, std::vector<std::string> args) {
   std::vector<std::string> a{"--root", p.dir.path().string(), "locks"};
   a.insert(a.end(), args.begin(), args.end());

@@ -18,18 +18,6 @@ bool all_ended(const json& q) {
   return !q["items"].empty();
 }
 
-std::string submit_cli(const RunProject& p, const json& contract, const std::string& name,
-                       std::vector<std::string> extra = {}) {
-  write_file(p.dir / (name + ".json"), contract.dump(2));
-  std::vector<std::string> args{
-      "--root", p.dir.path().string(), "queue", "submit", (p.dir / (name + ".json")).string(),
-      "--repo", p.repo.string(),       "--json"};
-  args.insert(args.end(), extra.begin(), extra.end());
-  Ran r = host(args);
-  EXPECT_EQ(r.exit_code, 0) << r.err;
-  return json::parse(r.out)["item_id"];
-}
-
 // A live process whose command line names queue item `item` (the child `cp-host run` of serve).
 bool child_alive(const std::string& item) {
   bool alive = false;

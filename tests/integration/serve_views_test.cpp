@@ -50,8 +50,16 @@ class ViewsApi : public ::testing::Test {
     auto r = p.run(contract);
     EXPECT_EQ(r.ran.exit_code, want_exit) << r.ran.out << r.ran.err;
     std::string id = r.manifest.value("run_id", "");
-    EXPECT_TRUE(wait_until([&] { return get("/api/runs?limit=1000").body.find(id) != std::string::npos; },
-                           std::chrono::seconds(10)));
+    // The catalog may first see the run while it is still going; it is ready once listed as sealed.
+    EXPECT_TRUE(wait_until(
+        [&] {
+          json runs = json::parse(get("/api/runs?limit=1000").body, nullptr, false);
+          if (!runs.is_object()) return false;
+          for (const auto& r : runs["runs"])
+            if (r.value("run_id", "") == id) return r.value("status", "") == "sealed";
+          return false;
+        },
+        std::chrono::seconds(10)));
     return id;
   }
   fs::path worktrees() const { return p.dir / ".runtime-cache/cortexpilot/worktrees"; }

@@ -14,7 +14,7 @@ namespace {
 
 // The shipped plugins, and the browser runner the shipped browser contract names (a test stand-in while the
 // tree does not build it).
-Ran host(std::vector<std::string> args, const fs::path& cwd = {}) {
+Ran host_with_plugins(std::vector<std::string> args, const fs::path& cwd = {}) {
   std::vector<std::string> argv{CP_HOST_BIN, "--plugins", CP_PLUGIN_DIR};
   argv.insert(argv.end(), args.begin(), args.end());
   return cp::test::run(argv, cwd);
@@ -32,7 +32,7 @@ struct Project {
   Ran validate(std::vector<std::string> extra = {}) const {
     std::vector<std::string> a{"--root", dir.path().string(), "validate", "--format", "json"};
     a.insert(a.end(), extra.begin(), extra.end());
-    return host(a, dir.path());
+    return host_with_plugins(a, dir.path());
   }
 };
 
@@ -46,7 +46,7 @@ std::set<std::pair<std::string, std::string>> pointer_rules(const Ran& r) {
 }  // namespace
 
 TEST(ValidateCli, ShippedContractsPacksAndPoliciesAreValid) {
-  auto r = host({"--root", CP_SOURCE_DIR, "validate"}, CP_SOURCE_DIR);
+  auto r = host_with_plugins({"--root", CP_SOURCE_DIR, "validate"}, CP_SOURCE_DIR);
   EXPECT_EQ(r.exit_code, 0) << r.out << r.err;
   EXPECT_NE(r.out.find("ok: "), std::string::npos);
 }
@@ -68,11 +68,11 @@ TEST_P(ValidateEverySchema, AcceptsValidAndPinpointsInvalid) {
   cp::test::TempDir d;
   cp::test::write_file(d / "valid.json", c.valid);
   cp::test::write_file(d / "invalid.json", c.invalid);
-  auto ok = host({"validate", "--no-plugin-checks", "--schema", c.schema, "--format", "json",
-                  (d / "valid.json").string()});
+  auto ok = host_with_plugins({"validate", "--no-plugin-checks", "--schema", c.schema, "--format", "json",
+                               (d / "valid.json").string()});
   EXPECT_EQ(ok.exit_code, 0) << ok.out << ok.err;
-  auto bad = host({"validate", "--no-plugin-checks", "--schema", c.schema, "--format", "json",
-                   (d / "invalid.json").string()});
+  auto bad = host_with_plugins({"validate", "--no-plugin-checks", "--schema", c.schema, "--format", "json",
+                                (d / "invalid.json").string()});
   EXPECT_EQ(bad.exit_code, 1) << bad.out << bad.err;
   auto found = pointer_rules(bad);
   EXPECT_TRUE(found.count({c.pointer, c.rule}))
@@ -246,8 +246,9 @@ TEST(ValidateCli, KnownEventTypesHaveTheirPayloadChecked) {
   cp::test::write_file(
       d / "invalid.json",
       R"({"seq":1,"ts":"2026-01-01T00:00:00Z","run_id":"r","type":"RUN_SEALED","payload":{"status":"sealed","verdict":"maybe","reason":"x"},"prev_hash":"0000000000000000000000000000000000000000000000000000000000000000","hash":"0000000000000000000000000000000000000000000000000000000000000000"})");
-  EXPECT_EQ(host({"validate", "--schema", "event", (d / "valid.json").string()}).exit_code, 0);
-  auto bad = host({"validate", "--schema", "event", "--format", "json", (d / "invalid.json").string()});
+  EXPECT_EQ(host_with_plugins({"validate", "--schema", "event", (d / "valid.json").string()}).exit_code, 0);
+  auto bad =
+      host_with_plugins({"validate", "--schema", "event", "--format", "json", (d / "invalid.json").string()});
   EXPECT_EQ(bad.exit_code, 1);
   EXPECT_TRUE(pointer_rules(bad).count({"/payload/verdict", "enum"})) << bad.out;
 }
@@ -314,7 +315,7 @@ TEST(ValidateCli, TextAndGithubFormatsNameFileLinePointerAndRule) {
       if (l.find("\"max_turns\"") != std::string::npos) line = n;
   }
   ASSERT_GT(line, 0);
-  auto text = host({"validate", "--no-plugin-checks", "contracts/c.json"}, d.path());
+  auto text = host_with_plugins({"validate", "--no-plugin-checks", "contracts/c.json"}, d.path());
   EXPECT_EQ(text.exit_code, 1);
   EXPECT_NE(text.out.find("contracts/c.json:" + std::to_string(line) + ": error [type] /budgets/max_turns"),
             std::string::npos)
@@ -322,7 +323,8 @@ TEST(ValidateCli, TextAndGithubFormatsNameFileLinePointerAndRule) {
   EXPECT_NE(text.out.find("(value: \"ten\")"), std::string::npos);
   EXPECT_NE(text.out.find("expected: type integer"), std::string::npos);
 
-  auto gh = host({"validate", "--no-plugin-checks", "--format", "github", "contracts/c.json"}, d.path());
+  auto gh = host_with_plugins({"validate", "--no-plugin-checks", "--format", "github", "contracts/c.json"},
+                              d.path());
   EXPECT_EQ(gh.exit_code, 1);
   std::string want = "::error file=contracts/c.json,line=" + std::to_string(line) +
                      ",title=cp-host validate%3A type::/budgets/max_turns";
@@ -332,8 +334,8 @@ TEST(ValidateCli, TextAndGithubFormatsNameFileLinePointerAndRule) {
 TEST(ValidateCli, BrokenJsonNamesTheLine) {
   cp::test::TempDir d;
   cp::test::write_file(d / "contracts/broken.json", "{\n  \"task_id\": \"x\",\n  \"a\": [1,,2]\n}\n");
-  auto r =
-      host({"validate", "--no-plugin-checks", "--format", "json", (d / "contracts/broken.json").string()});
+  auto r = host_with_plugins(
+      {"validate", "--no-plugin-checks", "--format", "json", (d / "contracts/broken.json").string()});
   EXPECT_EQ(r.exit_code, 1);
   json j = json::parse(r.out);
   ASSERT_EQ(j["diagnostics"].size(), 1u);
@@ -344,17 +346,17 @@ TEST(ValidateCli, BrokenJsonNamesTheLine) {
 TEST(ValidateCli, UnknownFileKindIsAnErrorNotASkip) {
   cp::test::TempDir d;
   cp::test::write_file(d / "mystery.json", R"({"hello": "world"})");
-  auto r = host({"validate", "--no-plugin-checks", (d / "mystery.json").string()});
+  auto r = host_with_plugins({"validate", "--no-plugin-checks", (d / "mystery.json").string()});
   EXPECT_EQ(r.exit_code, 1);
   EXPECT_NE(r.out.find("cannot tell which schema applies"), std::string::npos);
 }
 
 TEST(ValidateCli, UsageErrorsExitTwo) {
-  EXPECT_EQ(host({"validate", "/no/such/path.json"}).exit_code, 2);
-  EXPECT_EQ(host({"validate", "--format", "yaml"}).exit_code, 2);
-  EXPECT_EQ(host({"validate", "--schema", "nope", CP_SOURCE_DIR "/contracts"}).exit_code, 2);
+  EXPECT_EQ(host_with_plugins({"validate", "/no/such/path.json"}).exit_code, 2);
+  EXPECT_EQ(host_with_plugins({"validate", "--format", "yaml"}).exit_code, 2);
+  EXPECT_EQ(host_with_plugins({"validate", "--schema", "nope", CP_SOURCE_DIR "/contracts"}).exit_code, 2);
   cp::test::TempDir empty;
-  EXPECT_EQ(host({"--root", empty.path().string(), "validate"}).exit_code, 2);
+  EXPECT_EQ(host_with_plugins({"--root", empty.path().string(), "validate"}).exit_code, 2);
   auto r = cp::test::run({CP_HOST_BIN, "--plugins", "/no/plugins", "--root", CP_SOURCE_DIR, "validate"});
   EXPECT_EQ(r.exit_code, 2);
   EXPECT_NE(r.err.find("--no-plugin-checks"), std::string::npos);
@@ -371,8 +373,8 @@ TEST(ValidateCli, ManyFilesAreAllChecked) {
       c["task_type"] = "code_change";
     cp::test::write_file(d / ("contracts/c" + std::to_string(i) + ".json"), c.dump());
   }
-  auto r =
-      host({"validate", "--no-plugin-checks", "--format", "json", "-j", "2", (d / "contracts").string()});
+  auto r = host_with_plugins(
+      {"validate", "--no-plugin-checks", "--format", "json", "-j", "2", (d / "contracts").string()});
   EXPECT_EQ(r.exit_code, 1);
   json j = json::parse(r.out);
   EXPECT_EQ(j["files_checked"], 300);
@@ -383,8 +385,8 @@ TEST(ValidateCli, HostileNestingIsRefusedWithoutCrashing) {
   cp::test::TempDir d;
   std::string deep = "{\"task_id\":" + std::string(100000, '[') + std::string(100000, ']') + "}";
   cp::test::write_file(d / "deep.json", deep);
-  auto r = host({"validate", "--no-plugin-checks", "--schema", "task_contract", "--format", "json",
-                 (d / "deep.json").string()});
+  auto r = host_with_plugins({"validate", "--no-plugin-checks", "--schema", "task_contract", "--format",
+                              "json", (d / "deep.json").string()});
   EXPECT_EQ(r.exit_code, 1) << r.err;  // checked and invalid, not a crash (139)
   EXPECT_NE(r.out.find("nested more than 256 levels"), std::string::npos) << r.out;
 }
@@ -397,8 +399,8 @@ TEST(ValidateCli, OversizedFileIsRefusedUnread) {
     big << std::string(17u << 20, 'x');
     big << "\"}";
   }
-  auto r = host({"validate", "--no-plugin-checks", "--schema", "task_contract", "--format", "json",
-                 (d / "big.json").string()});
+  auto r = host_with_plugins({"validate", "--no-plugin-checks", "--schema", "task_contract", "--format",
+                              "json", (d / "big.json").string()});
   EXPECT_EQ(r.exit_code, 1);
   EXPECT_NE(r.out.find("refused unread (limit 16 MiB)"), std::string::npos) << r.out;
 }
@@ -473,9 +475,9 @@ TEST(ValidateCli, ContractWhosePackNamesAnUnloadedGateIsInvalid) {
   EXPECT_TRUE(in_pack) << r.out;
   EXPECT_TRUE(in_contract) << r.out;
   // intake preview refuses it the same way.
-  auto pre =
-      host({"--root", p.dir.path().string(), "intake", "preview", "contracts/examples/fix-greeting.json"},
-           p.dir.path());
+  auto pre = host_with_plugins(
+      {"--root", p.dir.path().string(), "intake", "preview", "contracts/examples/fix-greeting.json"},
+      p.dir.path());
   EXPECT_EQ(pre.exit_code, 2) << pre.out << pre.err;
   EXPECT_NE(pre.err.find("/gates/" + std::to_string(at) + "/plugin"), std::string::npos) << pre.err;
 }

@@ -36,7 +36,7 @@ std::string list_or_any(const json& allowed) {
   return s.empty() ? "none" : s;
 }
 
-void print_overview(const json& o) {
+void print_agents_overview(const json& o) {
   std::cout << "RUNNERS\n"
             << std::left << std::setw(12) << "ID" << std::setw(10) << "VERSION" << std::setw(12)
             << "ISOLATION"
@@ -256,7 +256,7 @@ void add_agents(CLI::App& app, Globals& g, Runner& run) {
       if (*list_json)
         std::cout << o.dump(2) << "\n";
       else
-        print_overview(o);
+        print_agents_overview(o);
       return kOk;
     };
   });

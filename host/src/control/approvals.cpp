@@ -21,7 +21,7 @@ namespace cp::control {
 
 namespace fs = std::filesystem;
 using nlohmann::json;
-using Outcome = DecisionResult::Outcome;
+using DecisionOutcome = DecisionResult::Outcome;
 
 namespace {
 
@@ -126,7 +126,7 @@ void seal_decision(store::Bundle& b, const std::string& state, const json& decid
                   verdict != "success");
 }
 
-DecisionResult result(Outcome o, std::string message, json manifest = nullptr) {
+DecisionResult result(DecisionOutcome o, std::string message, json manifest = nullptr) {
   DecisionResult r;
   r.outcome = o;
   r.message = std::move(message);
@@ -141,18 +141,20 @@ fs::path awaiting_marker(const fs::path& root, const std::string& run_id) {
 }
 
 DecisionResult decide(const fs::path& root, const std::string& run_id, Decision d, const Actor& actor) {
-  if (std::string why = refusal_from_run(actor); !why.empty()) return result(Outcome::from_run, why);
+  if (std::string why = refusal_from_run(actor); !why.empty()) return result(DecisionOutcome::from_run, why);
   if (actor.how == "god_mode" && d != Decision::approve)
-    return result(Outcome::invalid, "god-mode only approves; reject with a plain rejection");
+    return result(DecisionOutcome::invalid, "god-mode only approves; reject with a plain rejection");
   if (actor.how == "god_mode" && actor.reason.empty())
-    return result(Outcome::invalid, "a god-mode approval needs a reason (it is recorded with the decision)");
+    return result(DecisionOutcome::invalid,
+                  "a god-mode approval needs a reason (it is recorded with the decision)");
   auto dir = store::find_run(root, run_id);
-  if (!dir) return result(Outcome::not_found, "no run " + run_id);
+  if (!dir) return result(DecisionOutcome::not_found, "no run " + run_id);
   // Verify before acting: a decision on a bundle changed after its seal would seal the change.
-  if (std::string why = store::refusal_to_act(*dir); !why.empty()) return result(Outcome::unverified, why);
+  if (std::string why = store::refusal_to_act(*dir); !why.empty())
+    return result(DecisionOutcome::unverified, why);
   json peek = core::read_json_file(*dir / "manifest.json");
   if (peek.is_object() && peek.value("status", "") != "awaiting_approval")
-    return result(Outcome::not_awaiting,
+    return result(DecisionOutcome::not_awaiting,
                   "run " + run_id + " is not awaiting approval (status " + peek.value("status", "?") +
                       (peek.contains("verdict") ? ", verdict " + peek["verdict"].get<std::string>() : "") +
                       ")",
@@ -161,13 +163,14 @@ DecisionResult decide(const fs::path& root, const std::string& run_id, Decision 
   try {
     b = store::Bundle::open(root, run_id);
     if (b->manifest().value("status", "") != "awaiting_approval")
-      return result(Outcome::not_awaiting, "run " + run_id + " has already been decided", b->manifest());
+      return result(DecisionOutcome::not_awaiting, "run " + run_id + " has already been decided",
+                    b->manifest());
 
     json approval = b->manifest().value("approval", json::object());
     if (past(approval)) {
       seal_decision(*b, "expired", actor_record(rule("approval deadline passed")),
                     approval.value("approvals", json::array()));
-      return result(Outcome::expired,
+      return result(DecisionOutcome::expired,
                     "the approval deadline of run " + run_id + " (" + approval.value("deadline", "") +
                         ") has passed: the run was denied by rule",
                     b->manifest());
@@ -178,28 +181,28 @@ DecisionResult decide(const fs::path& root, const std::string& run_id, Decision 
     json rec = actor_record(actor);
     if (d == Decision::reject) {
       seal_decision(*b, "rejected", rec, approvals);
-      return result(Outcome::rejected, "run " + run_id + " rejected: verdict denied", b->manifest());
+      return result(DecisionOutcome::rejected, "run " + run_id + " rejected: verdict denied", b->manifest());
     }
     for (const auto& a : approvals)
       if (a.value("by", "") == actor.by && a.value("by_kind", "") == actor.by_kind && actor.how != "god_mode")
-        return result(Outcome::duplicate,
+        return result(DecisionOutcome::duplicate,
                       actor.by + " has already approved run " + run_id + "; another approver is needed",
                       b->manifest());
     approvals.push_back(rec);
     int required = approval.value("approvers_required", 1);
     if (actor.how == "god_mode" || static_cast<int>(approvals.size()) >= required) {
       seal_decision(*b, "approved", rec, approvals, {{"APPROVAL_RECORDED", rec}});
-      return result(Outcome::approved, "run " + run_id + " approved: verdict success", b->manifest());
+      return result(DecisionOutcome::approved, "run " + run_id + " approved: verdict success", b->manifest());
     }
     approval["approvals"] = approvals;
     // A counted approval re-seals the bundle: the manifest's approval list changed.
     b->seal("APPROVAL_RECORDED", rec, {{"approval", approval}});
-    return result(Outcome::recorded,
+    return result(DecisionOutcome::recorded,
                   "approval " + std::to_string(approvals.size()) + " of " + std::to_string(required) +
                       " recorded for run " + run_id,
                   b->manifest());
   } catch (const std::exception& e) {
-    return result(Outcome::error, e.what(), b ? b->manifest() : json(nullptr));
+    return result(DecisionOutcome::error, e.what(), b ? b->manifest() : json(nullptr));
   }
 }
 
@@ -224,7 +227,7 @@ void walk_awaiting(const fs::path& root, std::vector<std::string>& expired,
     }
     if (past(man.value("approval", json::object()))) {
       auto r = decide(root, id, Decision::reject, rule("approval deadline passed"));
-      if (r.outcome == Outcome::expired) expired.push_back(id);
+      if (r.outcome == DecisionOutcome::expired) expired.push_back(id);
       continue;
     }
     if (waiting) waiting(id, bundle, man);
@@ -263,29 +266,29 @@ json list_pending(const fs::path& root) {
   return out;
 }
 
-const char* outcome_name(Outcome o) {
+const char* outcome_name(DecisionOutcome o) {
   switch (o) {
-    case Outcome::recorded:
+    case DecisionOutcome::recorded:
       return "recorded";
-    case Outcome::approved:
+    case DecisionOutcome::approved:
       return "approved";
-    case Outcome::rejected:
+    case DecisionOutcome::rejected:
       return "rejected";
-    case Outcome::expired:
+    case DecisionOutcome::expired:
       return "expired";
-    case Outcome::not_awaiting:
+    case DecisionOutcome::not_awaiting:
       return "not_awaiting";
-    case Outcome::unverified:
+    case DecisionOutcome::unverified:
       return "unverified";
-    case Outcome::duplicate:
+    case DecisionOutcome::duplicate:
       return "duplicate";
-    case Outcome::not_found:
+    case DecisionOutcome::not_found:
       return "not_found";
-    case Outcome::invalid:
+    case DecisionOutcome::invalid:
       return "invalid";
-    case Outcome::from_run:
+    case DecisionOutcome::from_run:
       return "from_run";
-    case Outcome::error:
+    case DecisionOutcome::error:
       return "error";
   }
   return "error";

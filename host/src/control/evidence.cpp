@@ -15,11 +15,11 @@ namespace cp::control {
 
 namespace fs = std::filesystem;
 using nlohmann::json;
-using Outcome = EvidenceResult::Outcome;
+using EvidenceOutcome = EvidenceResult::Outcome;
 
 namespace {
 
-EvidenceResult result(Outcome o, std::string message, json evidence = nullptr) {
+EvidenceResult result(EvidenceOutcome o, std::string message, json evidence = nullptr) {
   return {o, std::move(message), std::move(evidence)};
 }
 
@@ -51,18 +51,18 @@ namespace {
 std::unique_ptr<store::Bundle> open_for_decision(const fs::path& root, const std::string& run_id,
                                                  EvidenceResult& why) {
   if (!store::find_run(root, run_id)) {
-    why = result(Outcome::not_found, "no run " + run_id);
+    why = result(EvidenceOutcome::not_found, "no run " + run_id);
     return nullptr;
   }
   // Verify before acting: promoting a bundle changed after its seal would commit what no gate judged.
   if (std::string refusal = store::refusal_to_act(*store::find_run(root, run_id)); !refusal.empty()) {
-    why = result(Outcome::unverified, refusal);
+    why = result(EvidenceOutcome::unverified, refusal);
     return nullptr;
   }
   auto b = store::Bundle::open(root, run_id);
   const json& m = b->manifest();
   if (m.contains("evidence")) {
-    why = result(Outcome::refused,
+    why = result(EvidenceOutcome::refused,
                  "run " + run_id + "'s evidence was already " + m["evidence"].value("decision", "decided") +
                      " by " + m["evidence"].value("by", "?") + " at " + m["evidence"].value("at", "?"),
                  m["evidence"]);
@@ -70,16 +70,17 @@ std::unique_ptr<store::Bundle> open_for_decision(const fs::path& root, const std
   }
   // A rolled-back run's change was undone on purpose: deciding on it again would bring it back.
   if (m.contains("rollback")) {
-    why = result(Outcome::refused, "run " + run_id + " was rolled back by " + m["rollback"].value("by", "?") +
-                                       " at " + m["rollback"].value("at", "?") +
-                                       "; its change is not decided again (run it again instead)");
+    why = result(EvidenceOutcome::refused, "run " + run_id + " was rolled back by " +
+                                               m["rollback"].value("by", "?") + " at " +
+                                               m["rollback"].value("at", "?") +
+                                               "; its change is not decided again (run it again instead)");
     return nullptr;
   }
   if (m.value("status", "") != "sealed") {
-    why = result(Outcome::refused, "run " + run_id + " is " + m.value("status", "?") +
-                                       (m.value("status", "") == "awaiting_approval"
-                                            ? ": approve it first (cp-host approve " + run_id + ")"
-                                            : ": only a sealed run's evidence can be decided"));
+    why = result(EvidenceOutcome::refused, "run " + run_id + " is " + m.value("status", "?") +
+                                               (m.value("status", "") == "awaiting_approval"
+                                                    ? ": approve it first (cp-host approve " + run_id + ")"
+                                                    : ": only a sealed run's evidence can be decided"));
     return nullptr;
   }
   return b;
@@ -100,30 +101,31 @@ void finish(store::Bundle& b, const std::string& type, const json& evidence, boo
 EvidenceResult promote(const fs::path& root, const std::string& run_id, const std::string& branch,
                        const Actor& actor) {
   if (std::string refusal = refusal_from_run(actor); !refusal.empty())
-    return result(Outcome::from_run, refusal);
+    return result(EvidenceOutcome::from_run, refusal);
   EvidenceResult why;
   try {
     auto b = open_for_decision(root, run_id, why);
     if (!b) return why;
     const json m = b->manifest();
     if (m.value("verdict", "") != "success")
-      return result(Outcome::refused, "run " + run_id + " has verdict " + m.value("verdict", "?") +
-                                          ": only a successful run's change can be promoted");
+      return result(EvidenceOutcome::refused, "run " + run_id + " has verdict " + m.value("verdict", "?") +
+                                                  ": only a successful run's change can be promoted");
     fs::path repo = m.value("repo", "");
     std::string base = m.value("baseline_commit", "");
     if (repo.empty() || base.empty() || !fs::is_directory(repo))
-      return result(Outcome::refused,
+      return result(EvidenceOutcome::refused,
                     "run " + run_id + " names no usable repository (" + repo.string() + ")");
     try {
       run::run_git(repo, {"check-ref-format", "--branch", branch}, "check the branch name");
     } catch (const run::WorkspaceError&) {
-      return result(Outcome::refused, "'" + branch + "' is not a valid branch name");
+      return result(EvidenceOutcome::refused, "'" + branch + "' is not a valid branch name");
     }
     std::string holder = branch_checked_out_at(repo, branch);
     if (!holder.empty())
-      return result(Outcome::refused, "branch '" + branch + "' is checked out at " + holder +
-                                          "; promote to another branch and merge it there, or check out "
-                                          "another branch in that worktree");
+      return result(EvidenceOutcome::refused,
+                    "branch '" + branch + "' is checked out at " + holder +
+                        "; promote to another branch and merge it there, or check out "
+                        "another branch in that worktree");
     // Where the commit goes: the branch tip, or the run's baseline for a new branch.
     std::string parent, old_value;
     try {
@@ -141,10 +143,11 @@ EvidenceResult promote(const fs::path& root, const std::string& run_id, const st
     try {
       patch_text = b->read_verified("artifacts/diff.patch");
     } catch (const std::exception& e) {
-      return result(Outcome::refused, std::string(e.what()) + ": nothing to promote");
+      return result(EvidenceOutcome::refused, std::string(e.what()) + ": nothing to promote");
     }
     if (patch_text.empty())
-      return result(Outcome::refused, "run " + run_id + " changed nothing: there is no patch to promote");
+      return result(EvidenceOutcome::refused,
+                    "run " + run_id + " changed nothing: there is no patch to promote");
     // A private index and patch copy, outside the bundle (the seal lists every file in it): the user's
     // index and files are never touched.
     const std::string tag = std::to_string(::getpid()) + "-" + run_id.substr(0, 64);
@@ -164,9 +167,9 @@ EvidenceResult promote(const fs::path& root, const std::string& run_id, const st
       run::run_git(repo, {"apply", "--cached", "--binary", "--whitespace=nowarn", patch.string()},
                    "apply the patch", env);
     } catch (const run::WorkspaceError& e) {
-      return result(Outcome::refused, "the change of run " + run_id + " does not apply cleanly to '" +
-                                          branch + "' at " + parent.substr(0, 12) + " (" + e.what() +
-                                          "); rebase the branch or replay the run on it");
+      return result(EvidenceOutcome::refused, "the change of run " + run_id + " does not apply cleanly to '" +
+                                                  branch + "' at " + parent.substr(0, 12) + " (" + e.what() +
+                                                  "); rebase the branch or replay the run on it");
     }
     std::string tree = trim(run::run_git(repo, {"write-tree"}, "write the tree", env));
     std::string who = actor.by + " (" + actor.by_kind + ", " + actor.how + ")";
@@ -182,8 +185,8 @@ EvidenceResult promote(const fs::path& root, const std::string& run_id, const st
           repo, {"update-ref", "-m", "cp-host promote " + run_id, "refs/heads/" + branch, commit, old_value},
           "move the branch");
     } catch (const run::WorkspaceError& e) {
-      return result(Outcome::refused, "branch '" + branch + "' moved while the promotion was made (" +
-                                          e.what() + "); try again");
+      return result(EvidenceOutcome::refused, "branch '" + branch + "' moved while the promotion was made (" +
+                                                  e.what() + "); try again");
     }
     json evidence = actor_record(actor);
     evidence["decision"] = "promoted";
@@ -195,16 +198,16 @@ EvidenceResult promote(const fs::path& root, const std::string& run_id, const st
     if (m.value("worktree_kept", false) && m.contains("worktree"))
       removed = run::Workspace::remove(repo, m["worktree"].get<std::string>());
     finish(*b, "EVIDENCE_PROMOTED", evidence, removed);
-    return result(Outcome::promoted,
+    return result(EvidenceOutcome::promoted,
                   "run " + run_id + " promoted to " + branch + " as " + commit.substr(0, 12), evidence);
   } catch (const std::exception& e) {
-    return result(Outcome::error, e.what());
+    return result(EvidenceOutcome::error, e.what());
   }
 }
 
 EvidenceResult reject_evidence(const fs::path& root, const std::string& run_id, const Actor& actor) {
   if (std::string refusal = refusal_from_run(actor); !refusal.empty())
-    return result(Outcome::from_run, refusal);
+    return result(EvidenceOutcome::from_run, refusal);
   EvidenceResult why;
   try {
     auto b = open_for_decision(root, run_id, why);
@@ -216,11 +219,11 @@ EvidenceResult reject_evidence(const fs::path& root, const std::string& run_id, 
     if (m.value("worktree_kept", false) && m.contains("worktree"))
       removed = run::Workspace::remove(m.value("repo", ""), m["worktree"].get<std::string>());
     finish(*b, "EVIDENCE_REJECTED", evidence, removed);
-    return result(Outcome::rejected,
+    return result(EvidenceOutcome::rejected,
                   "run " + run_id + "'s change rejected" + (removed ? "; its worktree is removed" : ""),
                   evidence);
   } catch (const std::exception& e) {
-    return result(Outcome::error, e.what());
+    return result(EvidenceOutcome::error, e.what());
   }
 }
 

@@ -28,7 +28,7 @@ namespace cp::control {
 
 namespace fs = std::filesystem;
 using nlohmann::json;
-using Outcome = RoleConfigResult::Outcome;
+using RoleConfigOutcome = RoleConfigResult::Outcome;
 
 namespace {
 
@@ -160,25 +160,25 @@ Plan plan_change(const fs::path& root, const plugin::Registry* registry, const s
   Plan p;
   RoleConfigResult& r = p.result;
   if (!valid_role_name(role)) {
-    r.outcome = Outcome::invalid;
+    r.outcome = RoleConfigOutcome::invalid;
     r.message = "'" + role + "' is not a role name ([A-Z][A-Z_]*, at most 64 characters)";
     return p;
   }
   if (!registry_entry(root, role).is_object()) {
-    r.outcome = Outcome::not_found;
+    r.outcome = RoleConfigOutcome::not_found;
     r.message = "role '" + role + "' is not in policies/role_registry.json; register it there first";
     return p;
   }
   ConfigFile cf = read_config(root);
   if (cf.exists && !cf.readable) {
-    r.outcome = Outcome::conflict;
+    r.outcome = RoleConfigOutcome::conflict;
     r.message = std::string(contract::kRoleConfigPath) + " cannot be changed: " + cf.problem +
                 "; fix the file by hand (cp-host validate says where)";
     return p;
   }
   r.config_sha256_before = cf.sha256;
   if (!change.base_sha256.empty() && change.base_sha256 != cf.sha256) {
-    r.outcome = Outcome::conflict;
+    r.outcome = RoleConfigOutcome::conflict;
     r.message = std::string(contract::kRoleConfigPath) + " changed since it was read: its sha256 is " +
                 (cf.exists ? cf.sha256 : std::string("(no file)")) + ", not the base_sha256 " +
                 change.base_sha256 + "; read it again (GET the role's config) and redo the change";
@@ -208,7 +208,7 @@ Plan plan_change(const fs::path& root, const plugin::Registry* registry, const s
               "fix the file by hand first (cp-host validate " + std::string(contract::kRoleConfigPath) + ")");
   }
   if (!r.problems.empty()) {
-    r.outcome = Outcome::invalid;
+    r.outcome = RoleConfigOutcome::invalid;
     r.message = "the role's config is invalid: " + std::to_string(r.problems.size()) + " problem(s)";
     return p;
   }
@@ -227,7 +227,7 @@ Plan plan_change(const fs::path& root, const plugin::Registry* registry, const s
   if (change.prompt) {
     const std::string& text = *change.prompt;
     if (text.size() > contract::kMaxRolePromptBytes) {
-      r.outcome = Outcome::too_large;
+      r.outcome = RoleConfigOutcome::too_large;
       r.message = "the prompt is " + std::to_string(text.size()) + " bytes; at most " +
                   std::to_string(contract::kMaxRolePromptBytes) + " are taken";
       r.problems.push_back(
@@ -298,11 +298,11 @@ Plan plan_change(const fs::path& root, const plugin::Registry* registry, const s
   }
   r.changes = json::diff(r.current.is_object() ? r.current : json::object(), r.proposed);
   if (!r.problems.empty()) {
-    r.outcome = Outcome::invalid;
+    r.outcome = RoleConfigOutcome::invalid;
     r.message = "the role's config is invalid: " + std::to_string(r.problems.size()) + " problem(s)";
     return p;
   }
-  r.outcome = Outcome::previewed;
+  r.outcome = RoleConfigOutcome::previewed;
   r.message = r.changes.empty() && !prompt["changed"].get<bool>()
                   ? "no change: the role's config and prompt are already these"
                   : "valid; applying it changes " + std::to_string(r.changes.size()) + " field(s)" +
@@ -470,7 +470,7 @@ RoleConfigResult apply_role_config(const fs::path& root, const plugin::Registry*
                                    const std::string& role, const RoleChange& change, const Actor& actor) {
   RoleConfigResult out;
   if (std::string why = refusal_from_run(actor); !why.empty()) {
-    out.outcome = Outcome::from_run;
+    out.outcome = RoleConfigOutcome::from_run;
     out.message = why;
     return out;
   }
@@ -478,9 +478,9 @@ RoleConfigResult apply_role_config(const fs::path& root, const plugin::Registry*
     ConfigLock lock(root);
     Plan p = plan_change(root, registry, role, change);
     RoleConfigResult& r = p.result;
-    if (r.outcome != Outcome::previewed) return r;
+    if (r.outcome != RoleConfigOutcome::previewed) return r;
     if (r.changes.empty() && !r.prompt.value("changed", false) && !p.write_prompt) {
-      r.outcome = Outcome::unchanged;
+      r.outcome = RoleConfigOutcome::unchanged;
       r.config_sha256_after = r.config_sha256_before;
       return r;
     }
@@ -495,7 +495,7 @@ RoleConfigResult apply_role_config(const fs::path& root, const plugin::Registry*
         prev_prompt = previous_of(root / p.prompt_ref, why);
     }
     if (!prev_config || (p.write_prompt && !prev_prompt)) {
-      r.outcome = Outcome::conflict;
+      r.outcome = RoleConfigOutcome::conflict;
       r.message = "cannot apply safely: " + why;
       return r;
     }
@@ -526,7 +526,7 @@ RoleConfigResult apply_role_config(const fs::path& root, const plugin::Registry*
       // A change nobody can audit is not kept.
       prev_config->restore();
       if (prev_prompt) prev_prompt->restore();
-      r.outcome = Outcome::error;
+      r.outcome = RoleConfigOutcome::error;
       r.message = std::string("the change was undone: its audit event cannot be recorded: ") + e.what();
       return r;
     }
@@ -544,12 +544,12 @@ RoleConfigResult apply_role_config(const fs::path& root, const plugin::Registry*
                  {"prompt_written", p.write_prompt},
                  {"event_seq", r.event.value("seq", 0)}};
     log::emit(ev);
-    r.outcome = Outcome::applied;
+    r.outcome = RoleConfigOutcome::applied;
     r.message = "applied: runs compiled from now on get the new config of " + role +
                 "; runs already started keep the one they were compiled with";
     return r;
   } catch (const std::exception& e) {
-    out.outcome = Outcome::error;
+    out.outcome = RoleConfigOutcome::error;
     out.message = std::string("cannot apply the role config: ") + e.what();
     return out;
   }
@@ -557,23 +557,23 @@ RoleConfigResult apply_role_config(const fs::path& root, const plugin::Registry*
 
 const char* outcome_name(RoleConfigResult::Outcome o) {
   switch (o) {
-    case Outcome::previewed:
+    case RoleConfigOutcome::previewed:
       return "previewed";
-    case Outcome::applied:
+    case RoleConfigOutcome::applied:
       return "applied";
-    case Outcome::unchanged:
+    case RoleConfigOutcome::unchanged:
       return "unchanged";
-    case Outcome::invalid:
+    case RoleConfigOutcome::invalid:
       return "invalid";
-    case Outcome::not_found:
+    case RoleConfigOutcome::not_found:
       return "not_found";
-    case Outcome::conflict:
+    case RoleConfigOutcome::conflict:
       return "conflict";
-    case Outcome::too_large:
+    case RoleConfigOutcome::too_large:
       return "too_large";
-    case Outcome::from_run:
+    case RoleConfigOutcome::from_run:
       return "from_run";
-    case Outcome::error:
+    case RoleConfigOutcome::error:
       break;
   }
   return "error";

@@ -20,13 +20,13 @@ namespace cp::control {
 
 namespace fs = std::filesystem;
 using nlohmann::json;
-using Outcome = RequeueResult::Outcome;
+using RequeueOutcome = RequeueResult::Outcome;
 
 namespace {
 
 constexpr uint64_t kMaxContract = uint64_t{16} << 20;
 
-RequeueResult result(Outcome o, std::string message, json body = nullptr) {
+RequeueResult result(RequeueOutcome o, std::string message, json body = nullptr) {
   return {o, std::move(message), std::move(body)};
 }
 
@@ -44,7 +44,7 @@ std::optional<Source> check_source(const fs::path& root, const RequeueRequest& r
   const std::string& id = req.run_id;
   auto dir = store::valid_run_id(id) ? store::find_run(root, id) : std::nullopt;
   if (!dir) {
-    why = result(Outcome::not_found, "no run " + id);
+    why = result(RequeueOutcome::not_found, "no run " + id);
     return std::nullopt;
   }
   Source s;
@@ -52,14 +52,14 @@ std::optional<Source> check_source(const fs::path& root, const RequeueRequest& r
   // Verify before acting: the contract run again must be the one that was sealed.
   store::BundleCheck check;
   if (std::string refusal = store::refusal_to_act(*dir, &check); !refusal.empty()) {
-    why = result(Outcome::unverified, refusal);
+    why = result(RequeueOutcome::unverified, refusal);
     return std::nullopt;
   }
   s.manifest = check.sealed_manifest;
   if (!s.manifest.is_object() || s.manifest.value("kind", "run") != "run") {
-    why = result(Outcome::refused, "run " + id +
-                                       " is not a single contract run (a chain runs again with "
-                                       "`cp-host chain run`)");
+    why = result(RequeueOutcome::refused, "run " + id +
+                                              " is not a single contract run (a chain runs again with "
+                                              "`cp-host chain run`)");
     return std::nullopt;
   }
   store::FileRead f = store::read_regular_file_beneath(*dir, "contract.json", kMaxContract);
@@ -67,18 +67,18 @@ std::optional<Source> check_source(const fs::path& root, const RequeueRequest& r
                  ? json::parse(f.bytes, nullptr, false)
                  : json(json::value_t::discarded);
   if (!doc.is_object()) {
-    why = result(Outcome::refused, "the compiled contract of run " + id + " cannot be read");
+    why = result(RequeueOutcome::refused, "the compiled contract of run " + id + " cannot be read");
     return std::nullopt;
   }
   if (auto v = core::schema("compiled_contract").validate(doc); !v.empty()) {
-    why = result(Outcome::refused, "contract.json of run " + id +
-                                       " breaks schemas/compiled_contract.schema.json at " +
-                                       (v[0].pointer.empty() ? "/" : v[0].pointer) + ": " + v[0].message);
+    why = result(RequeueOutcome::refused,
+                 "contract.json of run " + id + " breaks schemas/compiled_contract.schema.json at " +
+                     (v[0].pointer.empty() ? "/" : v[0].pointer) + ": " + v[0].message);
     return std::nullopt;
   }
   s.sha256 = core::sha256_hex(doc.dump());
   if (s.sha256 != s.manifest.value("contract_sha256", "")) {
-    why = result(Outcome::refused,
+    why = result(RequeueOutcome::refused,
                  "contract.json of run " + id + " does not match the sha256 its manifest recorded");
     return std::nullopt;
   }
@@ -87,7 +87,8 @@ std::optional<Source> check_source(const fs::path& root, const RequeueRequest& r
   fs::path repo = req.repo.empty() ? fs::path(s.manifest.value("repo", "")) : req.repo;
   s.repo = fs::weakly_canonical(fs::absolute(repo), ec);
   if (repo.empty() || ec || !fs::is_directory(s.repo)) {
-    why = result(Outcome::refused, "repository " + repo.string() + " of run " + id + " is not a folder");
+    why =
+        result(RequeueOutcome::refused, "repository " + repo.string() + " of run " + id + " is not a folder");
     return std::nullopt;
   }
   if (req.allowed_repos) {
@@ -97,7 +98,7 @@ std::optional<Source> check_source(const fs::path& root, const RequeueRequest& r
       if (!rel.empty() && *rel.begin() != "..") allowed = true;
     }
     if (!allowed) {
-      why = result(Outcome::repo_not_allowed,
+      why = result(RequeueOutcome::repo_not_allowed,
                    s.repo.string() +
                        " is not a repository this server may run on; start serve with --allow-repo " +
                        s.repo.string() + " (or a folder above it)");
@@ -108,10 +109,10 @@ std::optional<Source> check_source(const fs::path& root, const RequeueRequest& r
   if (req.mode == RequeueMode::replay) {
     s.baseline_ref = s.manifest.value("baseline_commit", "");
     if (s.baseline_ref.empty()) {
-      why = result(Outcome::refused, "run " + id +
-                                         " never made its worktree: it has no baseline commit to "
-                                         "replay from (queue it from its contract's baseline_ref: "
-                                         "from-run)");
+      why = result(RequeueOutcome::refused, "run " + id +
+                                                " never made its worktree: it has no baseline commit to "
+                                                "replay from (queue it from its contract's baseline_ref: "
+                                                "from-run)");
       return std::nullopt;
     }
   } else {
@@ -121,8 +122,8 @@ std::optional<Source> check_source(const fs::path& root, const RequeueRequest& r
   try {
     s.baseline_commit = run::Workspace::resolve(s.repo, s.baseline_ref);
   } catch (const std::exception& e) {
-    why = result(Outcome::refused, "repository " + s.repo.string() + " cannot be run on from " +
-                                       s.baseline_ref + ": " + e.what());
+    why = result(RequeueOutcome::refused, "repository " + s.repo.string() + " cannot be run on from " +
+                                              s.baseline_ref + ": " + e.what());
     return std::nullopt;
   }
   return s;
@@ -152,17 +153,17 @@ RequeueResult requeue_run(queue::QueueService& queue, const fs::path& root, cons
     queue::SubmitResult r = queue.submit_item(item);
     switch (r.outcome) {
       case queue::SubmitResult::Outcome::queued:
-        return result(Outcome::queued,
+        return result(RequeueOutcome::queued,
                       "queued " + item.item_id + " (" + mode_name(req.mode) + " of run " + req.run_id + ")",
                       r.item);
       case queue::SubmitResult::Outcome::conflict:
-        return result(Outcome::conflict, r.error);
+        return result(RequeueOutcome::conflict, r.error);
       case queue::SubmitResult::Outcome::invalid:
         break;
     }
-    return result(Outcome::invalid, r.error);
+    return result(RequeueOutcome::invalid, r.error);
   } catch (const std::exception& e) {
-    return result(Outcome::error, e.what());
+    return result(RequeueOutcome::error, e.what());
   }
 }
 
@@ -175,7 +176,7 @@ RequeueResult preview_requeue(const fs::path& root, const fs::path& plugins_dir,
     run::Prepared prep;
     run::RunOutcome bad;
     if (!run::prepare_replay(req.run_id, root, plugins_dir, prep, bad))
-      return result(Outcome::refused, "run " + req.run_id + " cannot run again: " + bad.error);
+      return result(RequeueOutcome::refused, "run " + req.run_id + " cannot run again: " + bad.error);
     const json& c = s->compiled["contract"];
     json out{{"mode", mode_name(req.mode)},
              {"source_run", req.run_id},
@@ -187,9 +188,9 @@ RequeueResult preview_requeue(const fs::path& root, const fs::path& plugins_dir,
              {"baseline_ref", s->baseline_ref},
              {"baseline_commit", s->baseline_commit},
              {"plan", execution_plan(prep)}};
-    return result(Outcome::previewed, "", out);
+    return result(RequeueOutcome::previewed, "", out);
   } catch (const std::exception& e) {
-    return result(Outcome::error, e.what());
+    return result(RequeueOutcome::error, e.what());
   }
 }
 

@@ -19,16 +19,16 @@ namespace cp::control {
 
 namespace fs = std::filesystem;
 using nlohmann::json;
-using Outcome = RollbackResult::Outcome;
+using RollbackOutcome = RollbackResult::Outcome;
 
 namespace {
 
-RollbackResult result(Outcome o, std::string code, std::string message, json record = nullptr) {
+RollbackResult result(RollbackOutcome o, std::string code, std::string message, json record = nullptr) {
   return {o, std::move(code), std::move(message), std::move(record)};
 }
 
 RollbackResult refused(std::string code, std::string message, json record = nullptr) {
-  return result(Outcome::refused, std::move(code), std::move(message), std::move(record));
+  return result(RollbackOutcome::refused, std::move(code), std::move(message), std::move(record));
 }
 
 std::string trim(std::string s) {
@@ -152,7 +152,7 @@ RollbackResult revert_promotion(store::Bundle& b, const json& m, const Actor& ac
   rec["commit"] = commit;
   rec["parent"] = tip;
   record(b, rec, false);
-  return result(Outcome::rolled_back, "",
+  return result(RollbackOutcome::rolled_back, "",
                 "run " + run_id + " rolled back: " + commit.substr(0, 12) + " on " + branch + " reverts " +
                     promoted.substr(0, 12),
                 rec);
@@ -189,47 +189,50 @@ RollbackResult discard_worktree(const fs::path& root, store::Bundle& b, const js
     removed = run::Workspace::remove(m.value("repo", ""), expected);
   }
   if (!removed)
-    return result(Outcome::error, "", "cannot remove run " + run_id + "'s worktree " + expected.string());
+    return result(RollbackOutcome::error, "",
+                  "cannot remove run " + run_id + "'s worktree " + expected.string());
   json rec = actor_record(actor);
   rec["action"] = "worktree_discarded";
   rec["worktree"] = expected.string();
   record(b, rec, true);
-  return result(Outcome::rolled_back, "", "run " + run_id + " rolled back: its worktree is removed", rec);
+  return result(RollbackOutcome::rolled_back, "", "run " + run_id + " rolled back: its worktree is removed",
+                rec);
 }
 
 }  // namespace
 
 const char* outcome_name(RollbackResult::Outcome o) {
   switch (o) {
-    case Outcome::rolled_back:
+    case RollbackOutcome::rolled_back:
       return "rolled_back";
-    case Outcome::refused:
+    case RollbackOutcome::refused:
       return "refused";
-    case Outcome::unverified:
+    case RollbackOutcome::unverified:
       return "unverified";
-    case Outcome::not_found:
+    case RollbackOutcome::not_found:
       return "not_found";
-    case Outcome::invalid:
+    case RollbackOutcome::invalid:
       return "invalid";
-    case Outcome::from_run:
+    case RollbackOutcome::from_run:
       return "from_run";
-    case Outcome::error:
+    case RollbackOutcome::error:
       break;
   }
   return "error";
 }
 
 RollbackResult rollback_run(const fs::path& root, const std::string& run_id, const Actor& actor) {
-  if (std::string why = refusal_from_run(actor); !why.empty()) return result(Outcome::from_run, "", why);
+  if (std::string why = refusal_from_run(actor); !why.empty())
+    return result(RollbackOutcome::from_run, "", why);
   if (actor.reason.empty())
-    return result(Outcome::invalid, "",
+    return result(RollbackOutcome::invalid, "",
                   "a rollback needs a reason (it is recorded, and in the revert commit's message)");
   try {
     auto dir = store::find_run(root, run_id);
-    if (!dir) return result(Outcome::not_found, "", "no run " + run_id);
+    if (!dir) return result(RollbackOutcome::not_found, "", "no run " + run_id);
     // Verify before acting: what is undone must be what was sealed (its promotion record above all).
     if (std::string why = store::refusal_to_act(*dir); !why.empty())
-      return result(Outcome::unverified, "", why);
+      return result(RollbackOutcome::unverified, "", why);
     auto b = store::Bundle::open(root, run_id);
     const json m = b->manifest();
     if (m.contains("rollback"))
@@ -254,7 +257,7 @@ RollbackResult rollback_run(const fs::path& root, const std::string& run_id, con
                                                " was never promoted and kept no worktree: it changed nothing "
                                                "outside its bundle");
   } catch (const std::exception& e) {
-    return result(Outcome::error, "", e.what());
+    return result(RollbackOutcome::error, "", e.what());
   }
 }
 

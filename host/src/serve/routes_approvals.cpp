@@ -34,7 +34,7 @@ ApiResponse approve(const ApiServices& s, const RouteCall& c) {
   return decide(s, c, control::Decision::approve, false);
 }
 
-ApiResponse reject(const ApiServices& s, const RouteCall& c) {
+ApiResponse reject_run(const ApiServices& s, const RouteCall& c) {
   return decide(s, c, control::Decision::reject, false);
 }
 
@@ -48,7 +48,7 @@ std::vector<Route> approvals_routes() {
   return {
       {{"GET", "/api/approvals", Role::viewer}, pending},
       {{"POST", "/api/runs/{id}/approve", Role::operator_}, approve},
-      {{"POST", "/api/runs/{id}/reject", Role::operator_}, reject},
+      {{"POST", "/api/runs/{id}/reject", Role::operator_}, reject_run},
       {{"POST", "/api/runs/{id}/god-mode-approve", Role::admin}, god_mode_approve},
   };
 }

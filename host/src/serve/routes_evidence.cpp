@@ -100,7 +100,7 @@ ApiResponse promote(const ApiServices& s, const RouteCall& c) {
   return r;
 }
 
-ApiResponse reject(const ApiServices& s, const RouteCall& c) {
+ApiResponse reject_evidence_route(const ApiServices& s, const RouteCall& c) {
   ApiResponse refused;
   auto run = run_of(s, c, refused);
   if (!run) return refused;
@@ -119,7 +119,7 @@ std::vector<Route> evidence_routes() {
       {{"GET", "/api/runs/{id}/reports/{name}", Role::viewer}, report},
       {{"GET", "/api/runs/{id}/artifacts/{path}", Role::viewer}, artifact},
       {{"POST", "/api/runs/{id}/evidence/promote", Role::operator_}, promote},
-      {{"POST", "/api/runs/{id}/evidence/reject", Role::operator_}, reject},
+      {{"POST", "/api/runs/{id}/evidence/reject", Role::operator_}, reject_evidence_route},
   };
 }
 

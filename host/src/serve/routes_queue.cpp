@@ -31,9 +31,12 @@ ApiResponse one_item(const ApiServices& s, const RouteCall& c) {
 std::optional<ApiResponse> refuse_fields(const std::optional<json>& body,
                                          std::initializer_list<const char*> fields, const char* shape) {
   if (!body) return error(400, "bad_body", std::string("the body must be a JSON object: ") + shape);
-  for (const auto& [k, v] : body->items())
+  for (const auto& item : body->items()) {
+    // A named string, not a structured binding: clang 14 cannot capture a binding in a lambda.
+    const std::string& k = item.key();
     if (std::find_if(fields.begin(), fields.end(), [&](const char* f) { return k == f; }) == fields.end())
       return error(422, "invalid", "/" + k + ": unknown field; the body is " + shape, {{"pointer", "/" + k}});
+  }
   return std::nullopt;
 }
 

@@ -311,8 +311,10 @@ void check_seal(Verification& v) {
                                                 : "seal.json is missing: the bundle is not signed");
     return;
   }
-  if (!sd.contains("event") || !sd["event"].is_object() || !sd["event"]["payload"].is_object() ||
-      !sd["event"]["payload"].contains("seal") || !sd["event"]["payload"]["seal"].is_object()) {
+  // contains() before every const operator[]: on a missing key that operator is undefined behaviour.
+  if (!sd.contains("event") || !sd["event"].is_object() || !sd["event"].contains("payload") ||
+      !sd["event"]["payload"].is_object() || !sd["event"]["payload"].contains("seal") ||
+      !sd["event"]["payload"]["seal"].is_object()) {
     v.problem("seal.json holds no seal event");
     return;
   }

@@ -43,12 +43,11 @@ json fetch_patterns() {
                       {{"urlPattern", "*"}, {"resourceType", "Other"}, {"requestStage", "Response"}}});
 }
 
-// JS string literal of `s` (JSON string syntax is valid JavaScript).
-std::string js(const std::string& s) {
+}  // namespace
+
+std::string js_literal(const std::string& s) {
   return json(s).dump();
 }
-
-}  // namespace
 
 BrowserSession::BrowserSession(cp::Context ctx, UrlPolicy policy, Budgets budgets)
     : ctx_(ctx), policy_(std::move(policy)), budgets_(budgets) {
@@ -594,7 +593,7 @@ std::string BrowserSession::screenshot_png(bool full_page, milliseconds timeout)
 
 void BrowserSession::click(const std::string& selector, milliseconds timeout) {
   json box = evaluate(
-      "(() => { const e = document.querySelector(" + js(selector) +
+      "(() => { const e = document.querySelector(" + js_literal(selector) +
           "); if (!e) return null; e.scrollIntoView({block: 'center'}); "
           "const r = e.getBoundingClientRect(); return {x: r.x + r.width / 2, y: r.y + r.height / 2}; })()",
       timeout);
@@ -605,7 +604,7 @@ void BrowserSession::click(const std::string& selector, milliseconds timeout) {
 }
 
 void BrowserSession::type(const std::string& selector, const std::string& text, milliseconds timeout) {
-  json ok = evaluate("(() => { const e = document.querySelector(" + js(selector) +
+  json ok = evaluate("(() => { const e = document.querySelector(" + js_literal(selector) +
                          "); if (!e) return false; e.focus(); return true; })()",
                      timeout);
   if (ok != true) throw StepFailure("failed", "no element matches " + cut(selector, 200));

@@ -27,6 +27,9 @@
 
 namespace cp::browser {
 
+// `s` as a JavaScript string literal (JSON string syntax is valid JavaScript), for scripts sent to a page.
+std::string js_literal(const std::string& s);
+
 struct Budgets {
   int max_pages = 50;
   int max_requests = 5000;

@@ -15,10 +15,6 @@ namespace {
 constexpr milliseconds kDefaultStepTimeout{10000};
 constexpr milliseconds kDefaultNavigateTimeout{30000};
 
-std::string js(const std::string& s) {
-  return json(s).dump();
-}
-
 std::string shown(const json& v, size_t n = 2000) {
   std::string s =
       v.is_string() ? v.get<std::string>() : v.dump(-1, ' ', false, json::error_handler_t::replace);
@@ -38,7 +34,7 @@ std::string brief_script(const std::string& focus) {
          "document.documentElement).innerText || '';"
          " const flat = text.replace(/\\s+/g, ' ').trim();"
          " const focus = " +
-         js(focus) +
+         js_literal(focus) +
          ".toLowerCase();"
          " let at = 0;"
          " if (focus) { const words = focus.split(/\\s+/).filter(w => w.length > 2);"
@@ -170,10 +166,11 @@ class StepRunner {
       throw StepFailure("timeout",
                         "the network did not go idle within " + std::to_string(timeout.count()) + " ms");
     std::string cond;
-    if (step.contains("selector")) cond = "document.querySelector(" + js(step["selector"]) + ") !== null";
+    if (step.contains("selector"))
+      cond = "document.querySelector(" + js_literal(step["selector"]) + ") !== null";
     if (step.contains("text"))
       cond += std::string(cond.empty() ? "" : " && ") +
-              "(document.body && document.body.innerText.includes(" + js(step["text"]) + "))";
+              "(document.body && document.body.innerText.includes(" + js_literal(step["text"]) + "))";
     if (cond.empty()) return;
     while (true) {
       if (s_.evaluate(cond, milliseconds(5000)) == true) return;
@@ -188,10 +185,11 @@ class StepRunner {
 
   json do_extract(const json& step, milliseconds timeout) {
     std::string what = step.value("what", "text");
-    std::string read = what == "html"        ? "e.outerHTML"
-                       : what == "attribute" ? "e.getAttribute(" + js(step.value("attribute", "")) + ")"
-                                             : "(e.innerText !== undefined ? e.innerText : e.textContent)";
-    std::string sel = js(step.value("selector", ""));
+    std::string read = what == "html" ? "e.outerHTML"
+                       : what == "attribute"
+                           ? "e.getAttribute(" + js_literal(step.value("attribute", "")) + ")"
+                           : "(e.innerText !== undefined ? e.innerText : e.textContent)";
+    std::string sel = js_literal(step.value("selector", ""));
     json v = s_.evaluate(
         step.value("all", false)
             ? "Array.from(document.querySelectorAll(" + sel + ")).map(e => " + read + ")"
@@ -204,7 +202,7 @@ class StepRunner {
 
   void do_assert(const json& step, const std::string& name, int index, milliseconds timeout) {
     if (step.contains("selector_exists")) {
-      bool found = s_.evaluate("document.querySelector(" + js(step["selector_exists"]) + ") !== null",
+      bool found = s_.evaluate("document.querySelector(" + js_literal(step["selector_exists"]) + ") !== null",
                                timeout) == true;
       assertion(index, name, found, "an element matching " + shown(step["selector_exists"]),
                 found ? "one" : "none");
@@ -216,14 +214,14 @@ class StepRunner {
       assertion(index, name, ok, "page text containing " + shown(step["text_contains"]), text);
     }
     if (step.contains("title_matches")) {
-      json r = s_.evaluate("(() => ({ok: new RegExp(" + js(step["title_matches"]) +
+      json r = s_.evaluate("(() => ({ok: new RegExp(" + js_literal(step["title_matches"]) +
                                ").test(document.title), title: document.title}))()",
                            timeout);
       assertion(index, name, r.value("ok", false), "title matching /" + shown(step["title_matches"]) + "/",
                 r.value("title", ""));
     }
     if (step.contains("url_matches")) {
-      json r = s_.evaluate("(() => ({ok: new RegExp(" + js(step["url_matches"]) +
+      json r = s_.evaluate("(() => ({ok: new RegExp(" + js_literal(step["url_matches"]) +
                                ").test(location.href), url: location.href}))()",
                            timeout);
       assertion(index, name, r.value("ok", false), "URL matching /" + shown(step["url_matches"]) + "/",
