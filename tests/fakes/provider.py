@@ -16,6 +16,11 @@ chosen by the request's model:
                  src/d with a symlink to a folder outside), then 40 turns of write_file and read_file of
                  src/d/x, then answers
   rate-model     HTTP 429 always;  error-model  HTTP 500 always
+  planner-model  the llm planner's model: while the planner input (the last user message, JSON) has no answers,
+                 questions for the fix-bug pack's test_command; then a plan (in a ```json fence) that fixes
+                 src/greeting.sh with the tool runner and checks it in a second step
+  badplan-model  a plan that breaks plan_bundle.schema.json (no summary, steps not a list)
+  prose-model    prose instead of JSON
 Every request needs `Authorization: Bearer test-key`, else HTTP 401.
 Usage: provider.py PORT_FILE [LOG_FILE]   (binds an ephemeral port and writes it to PORT_FILE; with LOG_FILE,
 every request body is appended to it as one JSON line, so a test can see what reached the provider)"""
@@ -50,6 +55,36 @@ def completion(model, message):
             "usage": {"prompt_tokens": 100, "completion_tokens": 20, "total_tokens": 120}}
 
 
+GOOD_PLAN = {
+    "schema_version": 1, "task_pack": None, "title": "Fix the greeting",
+    "summary": "The greeting says Helo; make it say Hello and keep its test green.",
+    "steps": [
+        {"step_id": "fix", "kind": "task", "role": "WORKER", "title": "Fix the greeting typo", "runner": "tool",
+         "pack": "low", "instruction": "Fix the typo in src/greeting.sh.", "allowed_paths": ["src/"],
+         "commands": ["sed -i s/Helo/Hello/ src/greeting.sh"],
+         "acceptance_tests": [{"name": "greeting", "cmd": "sh tests/test_greeting.sh"}]},
+        {"step_id": "fix-to-verify", "kind": "handoff", "from_role": "WORKER", "to_role": "TESTING",
+         "summary": "The typo is fixed."},
+        {"step_id": "verify", "kind": "task", "role": "TESTING", "title": "Run the greeting test", "runner": "tool",
+         "pack": "low", "instruction": "Run the greeting test.", "allowed_paths": ["tests/"],
+         "acceptance_tests": [{"name": "greeting", "cmd": "sh tests/test_greeting.sh"}]},
+    ],
+}
+
+
+def planner_answer(model, req):
+    if model == "prose-model":
+        return "Sure! First I would look at src/greeting.sh, then fix the typo."
+    if model == "badplan-model":
+        return json.dumps({"status": "plan", "plan": {"schema_version": 1, "title": "Fix it", "steps": "fix the bug"}})
+    planner_input = json.loads(req["messages"][-1]["content"])
+    if not planner_input.get("answers"):
+        return json.dumps({"status": "questions", "task_pack": "fix-bug", "questions": [
+            {"id": "test_command-1", "field": "test_command", "text": "Which command runs the failing test?"}]})
+    plan = dict(GOOD_PLAN, fields=planner_input["answers"])
+    return "```json\n" + json.dumps({"status": "plan", "plan": plan}) + "\n```"
+
+
 class Handler(BaseHTTPRequestHandler):
     def log_message(self, *args):
         pass
@@ -78,6 +113,8 @@ class Handler(BaseHTTPRequestHandler):
             return reply(self, 200, completion(model, {"content": "I can only talk."}))
         if "cp_ping" in tools:
             return reply(self, 200, completion(model, {"content": None, "tool_calls": [tool_call(0, "cp_ping", {})]}))
+        if model in ("planner-model", "badplan-model", "prose-model"):
+            return reply(self, 200, completion(model, {"content": planner_answer(model, req)}))
         if model == "loop-model":
             return reply(self, 200, completion(model, {"content": None, "tool_calls": [tool_call(done, "read_file", {"path": "src/greeting.sh"})]}))
         if model == "outside-model":

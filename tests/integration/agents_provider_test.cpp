@@ -2,6 +2,7 @@
 // (tests/fakes/provider.py, a real HTTP server on 127.0.0.1): classification of each provider behaviour,
 // the tool loop end to end through `cp-host run`, and the fail-closed refusal of tool work on a chat-only
 // provider, and file tools that stay inside the worktree whatever symlinks the run's own processes plant.
+#include "integration/fake_provider.hpp"
 #include "integration/run_project.hpp"
 
 #include <spawn.h>
@@ -16,50 +17,6 @@ using namespace cp::test;
 extern char** environ;
 
 namespace {
-
-// The fake provider, started for one test and stopped with it.
-class FakeProvider {
- public:
-  FakeProvider() {
-    std::string script = std::string(CP_SOURCE_DIR) + "/tests/fakes/provider.py";
-    std::string port_file = (dir_ / "port").string();
-    std::vector<std::string> args{"python3", script, port_file, log_file().string()};
-    std::vector<char*> argv;
-    for (auto& a : args) argv.push_back(a.data());
-    argv.push_back(nullptr);
-    EXPECT_EQ(posix_spawnp(&pid_, "python3", nullptr, nullptr, argv.data(), environ), 0);
-    for (int i = 0; i < 100 && !fs::exists(port_file); ++i)
-      std::this_thread::sleep_for(std::chrono::milliseconds(50));
-    port_ = fs::exists(port_file) ? cp::test::read_file(port_file) : "0";
-  }
-  ~FakeProvider() {
-    ::kill(pid_, SIGTERM);
-    int st;
-    ::waitpid(pid_, &st, 0);
-  }
-  std::string base_url() const { return "http://127.0.0.1:" + port_ + "/v1"; }
-  // Every request body the provider received, one JSON line each.
-  fs::path log_file() const { return dir_ / "requests.jsonl"; }
-  std::string requests() const { return fs::exists(log_file()) ? cp::test::read_file(log_file()) : ""; }
-  // The tool results (tool_call_id -> content) the model was sent in the last request.
-  std::map<std::string, std::string> tool_results() const {
-    std::map<std::string, std::string> out;
-    std::istringstream in(requests());
-    std::string line, last;
-    while (std::getline(in, line))
-      if (!line.empty()) last = line;
-    json doc = json::parse(last, nullptr, false);
-    if (!doc.is_object()) return out;
-    for (const auto& m : doc.value("messages", json::array()))
-      if (m.value("role", "") == "tool") out[m.value("tool_call_id", "")] = m.value("content", "");
-    return out;
-  }
-
- private:
-  cp::test::TempDir dir_;
-  pid_t pid_ = -1;
-  std::string port_;
-};
 
 json provider_config(const std::string& base_url, const std::string& model) {
   return {{"base_url", base_url},

@@ -10,7 +10,8 @@ cmake --install "$build_dir" --prefix "$work/prefix" --component Unspecified >/d
 test -f "$work/prefix/include/cortexpilot/plugin.h"
 test -f "$work/prefix/lib/pkgconfig/cortexpilot-sdk.pc" || test -f "$work/prefix/lib/x86_64-linux-gnu/pkgconfig/cortexpilot-sdk.pc"
 # The schemas of every payload that crosses the ABI are installed with the SDK, identical to the host's.
-for s in gate_input gate_verdict runner_input runner_result probe_result retention_plan event task_result; do
+for s in gate_input gate_verdict runner_input runner_result probe_result retention_plan event task_result \
+  planner_input planner_output plan_bundle task_pack; do
   cmp "$work/prefix/share/cortexpilot-sdk/schemas/$s.schema.json" "$src/../../schemas/$s.schema.json"
 done
 # The package's version is the ABI's, read from the installed plugin.h.

@@ -59,6 +59,9 @@ void add_worktrees(CLI::App& app, Globals& g, Runner& run);  // worktrees list: 
 void add_agents(CLI::App& app, Globals& g, Runner& run);     // agents list|status, roles show|preview|apply
 void add_tower(CLI::App& app, Globals& g, Runner& run);      // tower overview|alerts: the command tower
 
+// task-packs list|show: the kinds of job the planners know (task_packs_command.cpp).
+void add_task_packs(CLI::App& app, Globals& g, Runner& run);
+
 // Loads the plugin folder with <root>/policies/plugins.json applied; false (message printed) when the
 // folder or the policy is unusable.
 bool load_plugins(const Globals& g, plugin::Registry& reg);

@@ -68,6 +68,7 @@ int main(int argc, char** argv) {
   add_worktrees(app, g, run);
   add_agents(app, g, run);
   add_tower(app, g, run);
+  add_task_packs(app, g, run);
 
   try {
     app.parse(argc, argv);

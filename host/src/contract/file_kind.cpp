@@ -12,6 +12,13 @@ bool under(const std::filesystem::path& file, const char* dir) {
   return false;
 }
 
+// packs/tasks/<name>/pack.json: a task pack (task_packs.hpp), not a governance pack.
+bool task_pack_path(const std::filesystem::path& file) {
+  const auto dir = file.parent_path();
+  return file.filename() == "pack.json" && dir.parent_path().filename() == "tasks" &&
+         dir.parent_path().parent_path().filename() == "packs";
+}
+
 std::string policy_schema(const std::string& policy) {
   if (policy == "plugins") return "plugin_config";
   if (policy == "command_allowlist" || policy == "forbidden_actions" || policy == "role_registry" ||
@@ -43,6 +50,9 @@ std::string detect_schema(const std::filesystem::path& file, const nlohmann::jso
       if (doc["kind"] == k) return k;
   }
   if (is_obj && doc.contains("chain_id") && doc.contains("steps")) return "task_chain";
+  if (task_pack_path(file) ||
+      (is_obj && doc.contains("fields") && doc.contains("chain") && doc.contains("name")))
+    return "task_pack";
   // The rest of a run bundle's reports, by shape.
   if (is_obj && doc.contains("gate_id") && doc.contains("verdict") && doc.contains("summary"))
     return "gate_verdict";

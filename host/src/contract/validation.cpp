@@ -5,6 +5,7 @@
 #include "contract/compiler.hpp"
 #include "contract/file_kind.hpp"
 #include "contract/role_config.hpp"
+#include "contract/task_packs.hpp"
 #include "core/json_locator.hpp"
 #include "core/json_schema.hpp"
 #include "core/schema_catalog.hpp"
@@ -260,6 +261,8 @@ class CrossChecker {
       roles(f);
     else if (f.schema == "role_config")
       role_config(f);
+    else if (f.schema == "task_pack")
+      task_pack(f);
   }
 
  private:
@@ -474,6 +477,44 @@ class CrossChecker {
       }
       if (it.value().is_object() && it.value().contains("config"))
         plugin_config(f, base + "/config", *p, it.value()["config"]);
+    }
+  }
+
+  // A task pack: what its schema cannot say (task_packs.hpp: its name is its folder's, its templates name
+  // declared fields, its patterns compile, its defaults fit), and the runners, packs and roles its steps name
+  // where they are not templated.
+  void task_pack(Parsed& f) {
+    if (!f.schema_ok) return;  // its shape is wrong already; the schema's diagnostics say where
+    const fs::path dir = f.path.parent_path();
+    std::string folder = f.path.filename() == kTaskPackFile && dir.parent_path().filename() == "tasks"
+                             ? dir.filename().string()
+                             : std::string();
+    for (const auto& p : check_task_pack(f.doc, folder)) add(f, p.pointer, p.rule, p.message, p.expected);
+    const json& steps = f.doc["chain"]["steps"];
+    auto literal = [](const json& s, const char* k) {
+      return s.contains(k) && s[k].is_string() && s[k].get<std::string>().find("{{") == std::string::npos;
+    };
+    auto check_work = [&](const json& s, const std::string& at) {
+      if (literal(s, "runner"))
+        plugin_of_kind(f, at + "/runner", s["runner"].get<std::string>(), plugin::Kind::runner);
+      if (literal(s, "pack") && !refs_.packs.count(s["pack"].get<std::string>())) {
+        std::string known;
+        for (const auto& [id, file] : refs_.packs) known += (known.empty() ? "" : ", ") + id;
+        add(f, at + "/pack", "xref:pack", "pack '" + s["pack"].get<std::string>() + "' does not exist",
+            known.empty() ? "a pack_id defined under packs/" : "one of: " + known);
+      }
+    };
+    for (size_t i = 0; i < steps.size(); ++i) {
+      const json& s = steps[i];
+      if (!s.is_object()) continue;
+      const std::string at = "/chain/steps/" + std::to_string(i);
+      check_work(s, at);
+      for (const char* k : {"role", "from_role", "to_role"})
+        if (literal(s, k)) role(f, at + "/" + k);
+      if (s.contains("reviewers") && s["reviewers"].is_array())
+        for (size_t j = 0; j < s["reviewers"].size(); ++j)
+          if (s["reviewers"][j].is_object())
+            check_work(s["reviewers"][j], at + "/reviewers/" + std::to_string(j));
     }
   }
 

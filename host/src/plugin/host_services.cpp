@@ -93,6 +93,10 @@ cp_status svc_spawn(const cp_context* raw, const cp_spawn_request* req, cp_spawn
   if (!req || !res || !req->argv || !req->argv[0]) return CP_E_INVALID;
   const uint32_t flags = CP_REQUEST_HAS(req, flags) ? req->flags : 0;
   if (flags & ~CP_SPAWN_ALL) return CP_E_INVALID;
+  if (ctx && ctx->spawn_denied()) {
+    log::warn("[" + ctx->plugin_id() + "] spawn refused: this call may not start processes");
+    return CP_E_UNSUPPORTED;
+  }
   os::ProcessSpec spec;
   if (ctx && !ctx->run_id().empty()) {
     const auto& conf = ctx->confinement();

@@ -35,6 +35,9 @@ class CallContext {
   // ABI 1.3); empty: NULL.
   void set_shared_state_dir(std::string path);
   void set_cancel_flag(const std::atomic<bool>* flag) { cancel_ = flag; }
+  // Refuse every spawn through this context (CP_E_UNSUPPORTED): a planner's call runs no process.
+  void deny_spawn() { spawn_denied_ = true; }
+  bool spawn_denied() const { return spawn_denied_; }
   // Receives emit_event calls; returns false to refuse the event. Unset: events are refused.
   void set_event_sink(std::function<bool(const std::string& type, const std::string& payload_json)> sink) {
     event_sink_ = std::move(sink);
@@ -71,6 +74,7 @@ class CallContext {
   std::string state_dir_;
   std::string shared_state_dir_;
   const std::atomic<bool>* cancel_ = nullptr;
+  bool spawn_denied_ = false;
   std::function<bool(const std::string&, const std::string&)> event_sink_;
   std::string run_id_;
   std::shared_ptr<const os::Confinement> confinement_;

@@ -77,6 +77,17 @@ CallOutcome Instance::plan(CallContext& ctx, const std::string& lane_input_json)
   return finish(st, err, out);
 }
 
+CallOutcome Instance::propose_plan(CallContext& ctx, const std::string& input_json) {
+  if (info_.kind != Kind::planner)
+    return {CP_E_UNSUPPORTED, "", "plugin '" + info_.id + "' is not a planner"};
+  std::lock_guard lock(mu_);
+  SinkBuffer out(kOutputLimit);
+  cp_error* err = nullptr;
+  auto* vt = static_cast<const cp_planner_vtable*>(info_.vtable);
+  cp_status st = vt->plan(handle_, ctx.raw(), input_json.c_str(), out.sink(), &err);
+  return finish(st, err, out);
+}
+
 CallOutcome Instance::start(CallContext& ctx, const std::string& run_json, void*& run) {
   run = nullptr;
   if (info_.kind != Kind::runner) return {CP_E_UNSUPPORTED, "", "plugin '" + info_.id + "' is not a runner"};

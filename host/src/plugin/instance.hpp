@@ -37,6 +37,9 @@ class Instance {
   CallOutcome probe(CallContext& ctx);                                     // probe
   CallOutcome plan(CallContext& ctx, const std::string& lane_input_json);  // retention lane
 
+  // A planner's plan() (ABI 1.4): one planner input in, one planner output back.
+  CallOutcome propose_plan(CallContext& ctx, const std::string& input_json);
+
   // Runner calls, in plugin.h's legal order: start -> wait* [-> cancel] -> wait OK -> release. `ctx` must
   // outlive release(). wait() returns status CP_PENDING while the run goes on; cancel() may be called
   // from another thread while wait() runs (the one concurrent call plugin.h allows).

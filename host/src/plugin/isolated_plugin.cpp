@@ -301,6 +301,13 @@ void IsolatedPlugin::cancel_run(CallContext& ctx, bool force) {
   if (pid_ > 0) call({{"op", "cancel"}, {"force", force}}, ctx, std::chrono::seconds(10));
 }
 
+CallOutcome IsolatedPlugin::propose_plan(CallContext& ctx, const std::string& input_json,
+                                         std::chrono::milliseconds deadline) {
+  if (info_.kind != Kind::planner)
+    return {CP_E_UNSUPPORTED, "", "plugin '" + info_.id + "' is not a planner"};
+  return call({{"op", "propose"}, {"input", input_json}}, ctx, deadline);
+}
+
 CallOutcome IsolatedPlugin::probe(CallContext& ctx, std::chrono::milliseconds deadline) {
   if (info_.kind != Kind::probe) return {CP_E_UNSUPPORTED, "", "plugin '" + info_.id + "' is not a probe"};
   return call({{"op", "probe"}}, ctx, deadline);

@@ -43,6 +43,9 @@ class IsolatedPlugin {
   // Gate evaluate / probe through the worker. Events the plugin emits are passed to ctx.
   CallOutcome evaluate(CallContext& ctx, const std::string& input_json, std::chrono::milliseconds deadline);
   CallOutcome probe(CallContext& ctx, std::chrono::milliseconds deadline);
+  // A planner's plan() through the worker (ABI 1.4); the worker's context refuses spawns.
+  CallOutcome propose_plan(CallContext& ctx, const std::string& input_json,
+                           std::chrono::milliseconds deadline);
 
   // A runner's run in the worker, driven by the host like an in-process one: start, then wait until the
   // status is not CP_PENDING, cancel at any point. Events arrive during wait and go to ctx.

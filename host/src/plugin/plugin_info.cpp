@@ -14,12 +14,14 @@ std::string_view kind_name(Kind kind) {
       return "probe";
     case Kind::retention_lane:
       return "retention_lane";
+    case Kind::planner:
+      return "planner";
   }
   return "unknown";
 }
 
 std::optional<Kind> kind_from_name(std::string_view name) {
-  for (Kind k : {Kind::runner, Kind::gate, Kind::probe, Kind::retention_lane})
+  for (Kind k : {Kind::runner, Kind::gate, Kind::probe, Kind::retention_lane, Kind::planner})
     if (kind_name(k) == name) return k;
   return std::nullopt;
 }

@@ -13,7 +13,7 @@
 
 namespace cp::plugin {
 
-enum class Kind { runner, gate, probe, retention_lane };
+enum class Kind { runner, gate, probe, retention_lane, planner };
 
 std::string_view kind_name(Kind kind);
 std::optional<Kind> kind_from_name(std::string_view name);

@@ -34,6 +34,8 @@ size_t v1_0_size_of_vtable(Kind kind) {
       return offsetof(cp_runner_vtable, release) + sizeof(void*);
     case Kind::retention_lane:
       return offsetof(cp_retention_lane_vtable, apply) + sizeof(void*);
+    case Kind::planner:  // no planner of ABI 1.0 exists: its first layout (1.4) is the smallest accepted
+      return offsetof(cp_planner_vtable, plan) + sizeof(void*);
   }
   return 0;
 }
@@ -146,6 +148,10 @@ bool functions_present(Kind kind, const void* vt) {
       auto* t = static_cast<const cp_retention_lane_vtable*>(vt);
       return t->create && t->destroy && t->plan;
     }
+    case Kind::planner: {
+      auto* t = static_cast<const cp_planner_vtable*>(vt);
+      return t->create && t->destroy && t->plan;
+    }
   }
   return false;
 }
@@ -160,6 +166,8 @@ std::optional<Kind> kind_of(int raw) {
       return Kind::probe;
     case CP_KIND_RETENTION_LANE:
       return Kind::retention_lane;
+    case CP_KIND_PLANNER:
+      return Kind::planner;
   }
   return std::nullopt;
 }
@@ -214,6 +222,12 @@ void Registry::load_file(const std::filesystem::path& file, const PluginPolicy& 
     auto kind = kind_of(d.kind);
     if (!kind) {
       refuse(file, id, "unknown plugin kind " + std::to_string(static_cast<int>(d.kind)));
+      continue;
+    }
+    if (*kind == Kind::planner && m->abi_minor < 4) {
+      refuse(file, id,
+             "kind planner (5) was added in ABI 1.4, but the plugin was built for ABI 1." +
+                 std::to_string(m->abi_minor) + ": rebuild it against SDK 1.4 or later");
       continue;
     }
     if (!d.vtable) {

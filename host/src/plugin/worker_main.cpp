@@ -102,6 +102,16 @@ int main(int argc, char** argv) {
         if (!instance) reply["status"] = CP_E_FAILED, reply["error"] = error;
       }
       if (!wire::write_frame(fd, reply)) return 7;
+    } else if (op == "propose") {
+      if (!instance) {
+        if (!wire::write_frame(fd, outcome_message({CP_E_INVALID, "", "no instance: send create first"})))
+          return 7;
+        continue;
+      }
+      cp::plugin::CallContext ctx(id);
+      ctx.deny_spawn();  // a planner runs no process, isolated or not
+      if (!wire::write_frame(fd, outcome_message(instance->propose_plan(ctx, msg.value("input", "{}")))))
+        return 7;
     } else if (op == "evaluate" || op == "probe") {
       if (!instance) {
         if (!wire::write_frame(fd, outcome_message({CP_E_INVALID, "", "no instance: send create first"})))

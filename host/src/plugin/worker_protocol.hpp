@@ -6,7 +6,8 @@
 //                   {"op":"create","id":ID,"config":JSON-text}        ->
 //                   {"op":"created","status":S,"error":E}
 //                   {"op":"evaluate","input":TEXT,"workspace":P,"bundle_dir":P,"run_id":R}
-//                   {"op":"probe"}                                     -> zero or more
+//                   {"op":"probe"}
+//                   {"op":"propose","input":TEXT}  (a planner's plan, ABI 1.4) -> zero or more
 //                   {"op":"event","type":T,"payload":TEXT}
 //                                                                         or
 //                                                                         {"op":"log","level":L,"message":M},

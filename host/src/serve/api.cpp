@@ -58,6 +58,7 @@ const std::vector<Route>& route_table() {
           approvals_routes, workflows_routes, intake_routes, queue_routes, session_routes, views_routes,
           locks_routes, agents_routes, tower_routes, retention_routes, chains_routes, probes_routes})
       for (auto& r : part()) all.push_back(r);
+    for (auto& r : task_packs_routes()) all.push_back(r);
     return all;
   }();
   return table;

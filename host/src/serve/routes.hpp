@@ -66,6 +66,7 @@ std::vector<Route> tower_routes();        // the command tower: overview and ale
 std::vector<Route> retention_routes();    // retention: the plan by lane, an admin's apply
 std::vector<Route> chains_routes();       // chain executions: the list, one step by step
 std::vector<Route> probes_routes();       // probe plugins' capability answers, plugins the registry refused
+std::vector<Route> task_packs_routes();   // task packs: the kinds of job the planners know, their fields
 
 // Every route, built once from the lists above.
 const std::vector<Route>& route_table();

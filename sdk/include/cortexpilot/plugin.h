@@ -37,6 +37,11 @@
  *          - cp_context.shared_state_dir (appended): a folder that outlives runs, which a runner asks for
  *            by declaring the capability "shared_state:<name>" (a browser's named profiles).
  *          A request or context built by an older minor is shorter; the host reads no field beyond it.
+ *     1.4  a fifth kind, the planner (CP_KIND_PLANNER, cp_planner_vtable): from a person's request and
+ *          answers it proposes questions, then a plan (schemas/planner_input.schema.json in,
+ *          schemas/planner_output.schema.json out). Nothing else changes: plugins of 1.0-1.3 load and run
+ *          as before, and a descriptor of kind CP_KIND_PLANNER in a plugin built for an older minor is
+ *          refused (that minor had no such kind).
  *
  * Ownership
  *   - Every pointer passed *into* a plugin call is borrowed for the duration of that call only. Copy what
@@ -71,6 +76,7 @@
  *     gate:            evaluate*
  *     probe:           probe*
  *     retention lane:  plan* and, only when the descriptor sets CP_FLAG_LANE_APPLIES_OWN_PLAN, apply*
+ *     planner:         plan*                                                            (ABI 1.4)
  *
  * JSON
  *   Every JSON document crosses as a NUL-terminated UTF-8 string. The host validates each plugin's config
@@ -90,7 +96,7 @@ extern "C" {
 
 /* The ABI this header describes. A plugin reports the values it was compiled with in its manifest. */
 #define CP_PLUGIN_ABI_MAJOR 1
-#define CP_PLUGIN_ABI_MINOR 3
+#define CP_PLUGIN_ABI_MINOR 4
 
 /* Name of the one symbol a plugin exports for ABI major 1. */
 #define CP_PLUGIN_ENTRY_SYMBOL "cp_plugin_entry"
@@ -118,7 +124,8 @@ typedef enum cp_plugin_kind {
   CP_KIND_RUNNER = 1,
   CP_KIND_GATE = 2,
   CP_KIND_PROBE = 3,
-  CP_KIND_RETENTION_LANE = 4
+  CP_KIND_RETENTION_LANE = 4,
+  CP_KIND_PLANNER = 5 /* ABI 1.4: cp_planner_vtable */
 } cp_plugin_kind;
 
 typedef enum cp_log_level {
@@ -336,6 +343,27 @@ typedef struct cp_retention_lane_vtable {
   cp_status (*apply)(void* instance, const cp_context* ctx, const char* plan_json, cp_sink* out,
                      cp_error** err);
 } cp_retention_lane_vtable;
+
+/* ABI 1.4. A planner turns a person's words into work the host can check: asked with the request, the
+ * answers so far and the task packs the host knows, it answers with questions for what is missing, a plan,
+ * or why no pack fits. Planners are called outside any run: cp_context.workspace, bundle_dir, state_dir
+ * and shared_state_dir are NULL, emit_event answers CP_E_UNSUPPORTED and spawn is refused
+ * (CP_E_UNSUPPORTED): a planner reads its input and, at most, talks to a model over the network. */
+typedef struct cp_planner_vtable {
+  uint32_t struct_size;
+  cp_create_fn create;
+  cp_destroy_fn destroy;
+  /* Answer one planner input (schemas/planner_input.schema.json: the request, the repo, the task pack
+   * chosen or null, the answers by field, the questions already asked, every task pack's document, the
+   * intake id). Write one JSON document (schemas/planner_output.schema.json) to `out`: status "questions"
+   * with the questions to ask, "plan" with the plan bundle (schemas/plan_bundle.schema.json), or
+   * "no_match" with the reason and suggestions. The host trusts none of it: output that does not parse
+   * or does not validate is refused (kept as evidence, never used), and every contract of a plan is
+   * validated before anything runs. Check ctx->services->is_cancelled while waiting on a model: the host
+   * sets it when its deadline for the call has passed. */
+  cp_status (*plan)(void* instance, const cp_context* ctx, const char* input_json, cp_sink* out,
+                    cp_error** err);
+} cp_planner_vtable;
 
 /* One capability a plugin offers. */
 typedef struct cp_plugin_descriptor {

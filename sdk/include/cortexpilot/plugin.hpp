@@ -1,7 +1,7 @@
 // cortexpilot/plugin.hpp — header-only C++ wrapper over the C ABI in plugin.h.
 //
 // A plugin written with this header:
-//   1. derives a class from cp::Gate, cp::Probe, cp::Runner or cp::RetentionLane;
+//   1. derives a class from cp::Gate, cp::Probe, cp::Runner, cp::RetentionLane or cp::Planner (ABI 1.4);
 //   2. gives it a constructor `T(cp::Context& ctx, const std::string& config_json)` (the config has already
 //      been validated by the host against the schema the descriptor publishes);
 //   3. lists its descriptors once with CP_PLUGIN(name, version, cp::gate<T>(...), ...).
@@ -198,6 +198,16 @@ class RetentionLane {
   }
 };
 
+// ABI 1.4. Called outside any run (no workspace, no events, no spawn): read the input, perhaps ask a model.
+class Planner {
+ public:
+  virtual ~Planner() = default;
+  // Answer one planner input (schemas/planner_input.schema.json) with one planner output
+  // (schemas/planner_output.schema.json): questions, a plan, or no_match. ctx.cancelled() turns true when
+  // the host's deadline for the call has passed.
+  virtual std::string plan(Context& ctx, const std::string& input_json) = 0;
+};
+
 // One run of a runner. Destroyed by the host's release() call.
 class RunnerRun {
  public:
@@ -300,6 +310,17 @@ struct LaneThunks {
 };
 
 template <class T>
+struct PlannerThunks {
+  static cp_status plan(void* inst, const cp_context* ctx, const char* input, cp_sink* out, cp_error** err) {
+    return guarded(ctx, err, [&] {
+      Context c(ctx);
+      return emit(out, static_cast<Planner*>(static_cast<T*>(inst))->plan(c, input ? input : "{}"));
+    });
+  }
+  static constexpr cp_planner_vtable table{sizeof(cp_planner_vtable), &create<T>, &destroy<T>, &plan};
+};
+
+template <class T>
 struct RunnerThunks {
   struct Handle {
     std::unique_ptr<RunnerRun> run;
@@ -382,10 +403,20 @@ cp_plugin_descriptor retention_lane(const char* id, const char* version, const c
                           flags, &detail::LaneThunks<T>::table);
 }
 
+// ABI 1.4: a planner (questions from a request, then a plan).
+template <class T>
+cp_plugin_descriptor planner(const char* id, const char* version, const char* description,
+                             const char* config_schema = "{\"type\":\"object\"}",
+                             const char* capabilities = "[]") {
+  return detail::describe(CP_KIND_PLANNER, id, version, description, config_schema, capabilities, 0,
+                          &detail::PlannerThunks<T>::table);
+}
+
 }  // namespace cp
 
 // Generates the exported entry point. NAME and VERSION are string literals; the rest are descriptors built
-// with cp::gate<T>(...), cp::probe<T>(...), cp::runner<T>(...), cp::retention_lane<T>(...).
+// with cp::gate<T>(...), cp::probe<T>(...), cp::runner<T>(...), cp::retention_lane<T>(...),
+// cp::planner<T>(...).
 #define CP_PLUGIN(NAME, VERSION, ...)                                                                     \
   extern "C" CP_PLUGIN_EXPORT cp_status cp_plugin_entry(const cp_host_info* host,                         \
                                                         const cp_plugin_manifest** out, cp_error** err) { \

@@ -89,7 +89,7 @@ function Probes() {
   );
 }
 
-const kindOrder = ["runner", "gate", "probe", "retention_lane"];
+const kindOrder = ["runner", "gate", "probe", "retention_lane", "planner"];
 
 export function PluginsPage() {
   const plugins = useApi(() => ok(api.GET("/api/plugins")), []);
