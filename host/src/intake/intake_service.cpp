@@ -54,6 +54,8 @@ json kept_question(const json& q) {
   json out{{"id", q["id"]}, {"text", q["text"].get<std::string>().substr(0, 2000)}};
   if (q.contains("field") && q["field"].is_string())
     out["field"] = q["field"].get<std::string>().substr(0, 64);
+  if (q.contains("problem") && q["problem"].is_string())
+    out["problem"] = q["problem"].get<std::string>().substr(0, 2000);
   if (q.contains("choices") && q["choices"].is_array()) {
     out["choices"] = json::array();
     for (const auto& c : q["choices"])
@@ -189,7 +191,13 @@ IntakeResult IntakeService::plan_next(const std::string& id, uint64_t seen_seq) 
   spec.request = (*s)["request"];
   spec.repo = (*s)["repo"];
   spec.task_pack = (*s)["task_pack"].is_string() ? (*s)["task_pack"].get<std::string>() : "";
-  spec.answers = (*s)["answers"];
+  // The session keeps answers by question id (what was asked, what was said); a planner reads them by the
+  // pack field each question was about, the latest answer to a field winning (a field asked again).
+  spec.answers = json::object();
+  for (const auto& q : (*s)["asked"]) {
+    const std::string qid = q.value("id", "");
+    if ((*s)["answers"].contains(qid)) spec.answers[q.value("field", qid)] = (*s)["answers"][qid];
+  }
   spec.asked = (*s)["asked"];
   spec.intake_id = id;
   json input = control::make_planner_input(root_, spec);
@@ -305,6 +313,10 @@ IntakeResult IntakeService::run(const std::string& id, const std::string& by) {
   req.registry = registry_;
   req.submitted_by = by;
   req.origin = "intake:" + id;
+  // The chain's contracts are inline; a path in it would name a file beside the session, never elsewhere.
+  req.confine_paths = true;
+  req.source = "intake " + id + " chain";
+  req.pointer_prefix = "/chain";
   const uint64_t seen = (*s)["event_seq"];
   // The chain is queued under the session's lock, so two runs of one session never queue two chains.
   IntakeResult refusal;
