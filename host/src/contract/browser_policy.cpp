@@ -1,4 +1,5 @@
 #include "contract/browser_policy.hpp"
+#include "core/ascii.hpp"
 
 #include <algorithm>
 #include <cctype>
@@ -8,12 +9,6 @@ namespace cp::contract {
 using nlohmann::json;
 
 namespace {
-
-std::string lower(std::string_view s) {
-  std::string out(s);
-  for (auto& c : out) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-  return out;
-}
 
 int default_port(const std::string& scheme) {
   return scheme == "https" || scheme == "wss" ? 443 : 80;
@@ -62,7 +57,7 @@ std::optional<OriginPattern> parse_origin_pattern(std::string_view text) {
   auto sep = text.find("://");
   if (sep == std::string_view::npos) return std::nullopt;
   OriginPattern p;
-  p.scheme = lower(text.substr(0, sep));
+  p.scheme = core::ascii_lower(text.substr(0, sep));
   if (p.scheme != "http" && p.scheme != "https" && p.scheme != "ws" && p.scheme != "wss") return std::nullopt;
   std::string_view rest = text.substr(sep + 3);
   if (rest.rfind("*.", 0) == 0) {
@@ -96,7 +91,7 @@ std::optional<OriginPattern> parse_origin_pattern(std::string_view text) {
         host.back() == '.')
       return std::nullopt;
   }
-  p.host = lower(host);
+  p.host = core::ascii_lower(host);
   if (port.empty()) {
     p.port = default_port(p.scheme);
   } else if (port == "*") {

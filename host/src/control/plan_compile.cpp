@@ -1,4 +1,5 @@
 #include "control/plan_compile.hpp"
+#include "core/ascii.hpp"
 
 #include "contract/task_packs.hpp"
 #include "core/schema_catalog.hpp"
@@ -194,11 +195,6 @@ std::string default_task_type(const std::string& role) {
   return "research";
 }
 
-std::string lower(std::string s) {
-  for (auto& c : s) c = static_cast<char>(c >= 'A' && c <= 'Z' ? c - 'A' + 'a' : c);
-  return s;
-}
-
 // The contract one piece of work (a task step, or one reviewer of a review step) becomes.
 json contract_of(const json& plan, const json& work, const std::string& role, const std::string& task_id) {
   const std::string runner = work["runner"];
@@ -213,7 +209,7 @@ json contract_of(const json& plan, const json& work, const std::string& role, co
       {"task_type", work.value("task_type", default_task_type(role))},
       {"title", work["title"]},
       {"owner_agent", {{"role", kOwnerRole}, {"agent_id", kOwnerAgent}}},
-      {"assigned_agent", {{"role", role}, {"agent_id", runner + "-" + lower(role)}}},
+      {"assigned_agent", {{"role", role}, {"agent_id", runner + "-" + core::ascii_lower(role)}}},
       {"inputs", {{"spec", work["instruction"]}}},
       {"allowed_paths", work["allowed_paths"]},
       {"acceptance_tests", work.value("acceptance_tests", json::array())},

@@ -1,4 +1,5 @@
 #include "control/role_config_service.hpp"
+#include "core/ascii.hpp"
 
 #include "contract/role_config.hpp"
 #include "control/run_origin.hpp"
@@ -133,11 +134,6 @@ json view_of(const fs::path& root, const std::string& role, const json& reg, con
   return out;
 }
 
-std::string lower(std::string s) {
-  for (auto& c : s) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-  return s;
-}
-
 bool prompts_dir_ref(const std::string& ref) {
   static const std::regex re("^policies/roles/[A-Za-z0-9_][A-Za-z0-9._-]{0,99}\\.md$");
   return std::regex_match(ref, re);
@@ -187,7 +183,7 @@ Plan plan_change(const fs::path& root, const plugin::Registry* registry, const s
   r.current = cf.readable ? contract::role_config_entry(cf.doc, role) : json();
   r.proposed = change.config;
   if (change.prompt && r.proposed.is_object() && !r.proposed.contains("prompt_ref"))
-    r.proposed["prompt_ref"] = std::string(contract::kRolePromptsDir) + lower(role) + ".md";
+    r.proposed["prompt_ref"] = std::string(contract::kRolePromptsDir) + core::ascii_lower(role) + ".md";
 
   p.new_doc =
       cf.readable ? cf.doc : json{{"policy", "role_config"}, {"version", 1}, {"roles", json::object()}};
@@ -243,13 +239,13 @@ Plan plan_change(const fs::path& root, const plugin::Registry* registry, const s
           "a prompt sent with the change is written to prompt_ref, which must then be a .md file directly "
           "under " +
               std::string(contract::kRolePromptsDir) + " (it is '" + ref + "')",
-          std::string(contract::kRolePromptsDir) + lower(role) + ".md");
+          std::string(contract::kRolePromptsDir) + core::ascii_lower(role) + ".md");
     for (const auto& [other, oe] : p.new_doc["roles"].items())
       if (other != role && oe.is_object() && oe.value("prompt_ref", "") == ref)
         problem(p, "/config/prompt_ref", "xref:prompt_ref",
                 "role '" + other + "' uses " + ref + " too; writing it would change that role's prompt",
-                "a file of this role's own, e.g. " + std::string(contract::kRolePromptsDir) + lower(role) +
-                    ".md");
+                "a file of this role's own, e.g. " + std::string(contract::kRolePromptsDir) +
+                    core::ascii_lower(role) + ".md");
     proposed_sha = core::sha256_hex(text);
     std::string why, on_disk;
     if (auto cur = contract::read_role_prompt(root, ref, why)) on_disk = cur->sha256;

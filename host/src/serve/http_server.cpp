@@ -1,4 +1,5 @@
 #include "serve/http_server.hpp"
+#include "core/ascii.hpp"
 #include "core/json_file.hpp"
 
 #include "core/json_depth.hpp"
@@ -70,11 +71,6 @@ Http::Cookie to_cookie(const SetCookie& c) {
   return out;
 }
 
-std::string lower(std::string s) {
-  for (auto& c : s) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-  return s;
-}
-
 }  // namespace
 
 struct HttpServer::Impl {
@@ -102,9 +98,9 @@ struct HttpServer::Impl {
     for (const auto& h : req.headers().list()) {
       std::ostringstream v;
       h->write(v);
-      ar.headers[lower(h->name())] = v.str();
+      ar.headers[core::ascii_lower(h->name())] = v.str();
     }
-    for (const auto& [name, raw] : req.headers().rawList()) ar.headers[lower(name)] = raw.value();
+    for (const auto& [name, raw] : req.headers().rawList()) ar.headers[core::ascii_lower(name)] = raw.value();
     // Pistache takes the Cookie header apart into its jar; the Api reads the header, so it is put back
     // together (every value of every name: a duplicated session cookie must stay visible).
     std::string cookies;
@@ -120,8 +116,9 @@ struct HttpServer::Impl {
     // HTTP/1.1 keeps the connection unless the client said otherwise; Pistache answers "Connection:
     // Close" to any request without a Connection header, which makes clients reconnect every time.
     auto conn = ar.headers.find("connection");
-    bool close = req.version() != Http::Version::Http11 ||
-                 (conn != ar.headers.end() && lower(conn->second).find("close") != std::string::npos);
+    bool close =
+        req.version() != Http::Version::Http11 ||
+        (conn != ar.headers.end() && core::ascii_lower(conn->second).find("close") != std::string::npos);
     if (!close) {
       response.headers().remove<Http::Header::Connection>();
       response.headers().add<Http::Header::Connection>(Http::ConnectionControl::KeepAlive);
@@ -245,7 +242,7 @@ Head check_head(std::string_view head, size_t max_body) {
     size_t colon = l.find(':');
     if (l.front() == ' ' || l.front() == '\t' || colon == std::string_view::npos || colon == 0)
       return refuse(400, "bad_request", "malformed header line (folded, or no name)");
-    std::string name = lower(std::string(l.substr(0, colon)));
+    std::string name = core::ascii_lower(std::string(l.substr(0, colon)));
     if (name.find_first_of(" \t") != std::string::npos)
       return refuse(400, "bad_request", "a header name holds white space");
     std::string value = trim(l.substr(colon + 1));
