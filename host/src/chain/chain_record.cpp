@@ -22,6 +22,14 @@ std::optional<json> read_chain_record(const fs::path& root, const std::string& r
   return rec;
 }
 
+json read_chain_cancel(const fs::path& root, const std::string& run_id) {
+  if (!store::valid_run_id(run_id)) return nullptr;
+  json c = core::read_json_file(chain_record_dir(root, run_id) / "cancel.json");
+  if (!c.is_object() || !core::schema("queued_chain_cancel").validate(c).empty() || c["run_id"] != run_id)
+    return nullptr;
+  return c;
+}
+
 ChainSpec spec_of_record(const json& record, const fs::path& root) {
   ChainSpec spec;
   spec.doc = record["document"];

@@ -23,6 +23,10 @@ std::filesystem::path chain_record_dir(const std::filesystem::path& root, const 
 // not read as one: an id that is not a run id, a file that is not the schema's).
 std::optional<nlohmann::json> read_chain_record(const std::filesystem::path& root, const std::string& run_id);
 
+// The chain's cancel (queue/chains/<run_id>/cancel.json, schemas/queued_chain_cancel.schema.json), null
+// while nobody cancelled it.
+nlohmann::json read_chain_cancel(const std::filesystem::path& root, const std::string& run_id);
+
 // The chain a record describes, as the seal and the views need it (steps, roles, handoffs, quorums, the
 // copied contracts); nothing is checked again.
 ChainSpec spec_of_record(const nlohmann::json& record, const std::filesystem::path& root);
