@@ -118,9 +118,13 @@ int QueuedChainDriver::advance(queue::QueueBackend& queue) {
     auto snapshot = queue.list();
     const queue::QueueState& st = snapshot->state;
     const int64_t now = core::now_ms();
-    // Reading the waiting runs' manifests is the one cost here: a few times a second is soon enough.
+    // Reading the waiting runs' manifests is the one cost here: a few times a second is soon enough. In
+    // between, a queue that did not change has nothing new to judge.
     const bool read_decisions = now >= next_decisions_ms_;
     if (read_decisions) next_decisions_ms_ = now + 200;
+    if (!read_decisions && seen_any_ && snapshot->version == seen_version_) return 0;
+    seen_version_ = snapshot->version;
+    seen_any_ = true;
     for (const auto& [id, chain_item] : st.items()) {
       if (!is_chain_item(chain_item) || chain_item.state == queue::ItemState::done) continue;
       const json* rec = record(id);

@@ -63,6 +63,8 @@ class QueuedChainDriver {
   std::filesystem::path root_;
   std::map<std::string, nlohmann::json> records_;  // records never change once written
   int64_t next_decisions_ms_ = 0;                  // when the approvals' runs are read next
+  uint64_t seen_version_ = 0;                      // the queue as advance() last judged it
+  bool seen_any_ = false;
 };
 
 }  // namespace cp::chain

@@ -127,6 +127,19 @@ json build_view(const fs::path& root, const json& rec, const queue::QueueState& 
   const queue::Occupancy occ = queue::occupancy(st);
   const int64_t now = core::now_ms();
 
+  // What a step waits for, with the chain's item ids named by their steps.
+  std::map<std::string, std::string> step_of_item_id;
+  for (const auto& sp : prog.steps)
+    for (const auto& ip : sp.items) step_of_item_id[ip.item_id] = sp.step_id;
+  auto name_items = [&](std::string text) {
+    for (const auto& [item, step] : step_of_item_id) {
+      const std::string needle = "item " + item;
+      if (auto at = text.find(needle); at != std::string::npos)
+        text.replace(at, needle.size(), "step " + step + " (item " + item + ")");
+    }
+    return text;
+  };
+
   json steps = json::array(), handoffs = json::array(), votes = json::array();
   json previous_handoff;
   std::string previous_run;
@@ -168,7 +181,7 @@ json build_view(const fs::path& root, const json& rec, const queue::QueueState& 
       if (!ip.run_id.empty()) last_run = ip.run_id;
       if (ip.item && ip.item->state == queue::ItemState::queued && waiting_on.empty()) {
         queue::Derived d = queue::derive(*ip.item, st, limits, occ, now);
-        if (!d.eligible) waiting_on = d.why_not;
+        if (!d.eligible) waiting_on = name_items(d.why_not);
       }
       if (!ip.run_id.empty() || (ip.item && ip.item->active())) runs.push_back(r);
     }
