@@ -296,7 +296,7 @@ TEST_F(ServeChainQueue, AnApprovalStepPausesTheChainAcrossAKill9UntilApprovedThr
   expect_sealed_chain_valid(id);
 }
 
-TEST_F(ServeChainQueue, ARejectedApprovalEndsTheChainWithAnIncidentNamingTheStep) {
+TEST_F(ServeChainQueue, ARejectedOrOverdueApprovalEndsTheChainWithAnIncidentNamingTheStep) {
   const std::string id = submit(
       chain_of("rejected", {step("gate", contract("gate", "gate/", {"sh scripts/needs.sh gate"}, "high")),
                             step("next", contract("next", "next/", {"sh scripts/needs.sh next"}))}));
@@ -317,6 +317,21 @@ TEST_F(ServeChainQueue, ARejectedApprovalEndsTheChainWithAnIncidentNamingTheStep
   EXPECT_TRUE(step_runs(id)["next"].empty());
   EXPECT_EQ(git("rev-parse --verify --quiet cp-chain/" + id), "<1>") << "nothing was carried";
   expect_sealed_chain_valid(id);
+
+  // Nobody decides before the pack's deadline: the rule denies it, and the chain ends the same way.
+  json timed = json::parse(read_file(p.dir / "packs/high.json"));
+  timed["pack_id"] = "timed";
+  timed["approval"] = {{"deadline_sec", 1}};
+  write_file(p.dir / "packs/timed.json", timed.dump(2));
+  const std::string late = submit(
+      chain_of("overdue", {step("gate", contract("gate", "gate/", {"sh scripts/needs.sh gate"}, "timed")),
+                           step("next", contract("next", "next/", {"sh scripts/needs.sh next"}))}));
+  json lv = wait_sealed(late);
+  EXPECT_EQ(lv["verdict"], "denied") << lv.dump(2);
+  EXPECT_EQ(step_of(lv, "next")["state"], "not_run");
+  json li = bundle_file(late, "reports/incident_pack.json");
+  EXPECT_EQ(li["failed_step"]["step_id"], "gate");
+  EXPECT_NE(li["failed_step"]["reason"].get<std::string>().find("deadline"), std::string::npos) << li.dump(2);
 }
 
 TEST_F(ServeChainQueue, CancellingARunningChainStopsItsStepAndStartsNothingLater) {
