@@ -1,4 +1,5 @@
 #include "chain/chain_driver.hpp"
+#include "core/json_text.hpp"
 
 #include "chain/chain_bundle.hpp"
 #include "chain/chain_progress.hpp"
@@ -39,11 +40,6 @@ std::string branch_head(const std::string& repo, const std::string& branch) {
   } catch (const std::exception&) {
     return "";
   }
-}
-
-std::string text_of(const json& j, const char* k) {
-  auto it = j.find(k);
-  return it != j.end() && it->is_string() ? it->get<std::string>() : std::string();
 }
 
 // A verdict the chain report and CHAIN_COMPLETED accept.
@@ -137,7 +133,7 @@ int QueuedChainDriver::advance(queue::QueueBackend& queue) {
       const std::string end_reason =
           cancelling ? std::string(kChainCancelledReason) + ": " +
                            (prog.cancel_reason.empty() ? chain_item.cancel_reason : prog.cancel_reason)
-                     : std::string(kChainEndedReason) + ": " + text_of(prog.ending, "reason");
+                     : std::string(kChainEndedReason) + ": " + core::text_of(prog.ending, "reason");
       for (const auto& sp : prog.steps)
         for (const auto& ip : sp.items) {
           if (!ip.item) continue;
@@ -161,8 +157,9 @@ int QueuedChainDriver::advance(queue::QueueBackend& queue) {
           }
           if (!read_decisions) continue;
           json m = step_manifest(root_, ip.run_id);
-          if (!m.is_object() || text_of(m, "status") != "sealed") continue;  // still waiting for a person
-          std::string verdict = text_of(m, "verdict"), reason = text_of(m, "reason");
+          if (!m.is_object() || core::text_of(m, "status") != "sealed")
+            continue;  // still waiting for a person
+          std::string verdict = core::text_of(m, "verdict"), reason = core::text_of(m, "reason");
           if (verdict == "success" && sp.kind == "task") {
             // Approved: the change goes onto the chain branch before anything waiting for it may start.
             Carried c = carry_forward(root_, ip.run_id, (*rec)["branch"], id, sp.step_id);
@@ -189,8 +186,8 @@ queue::AttemptEnd QueuedChainDriver::seal(const queue::QueueItem& item, queue::Q
   // Sealed before a crash cut the attempt short: its verdict stands.
   if (auto dir = store::find_run(root_, id)) {
     json m = core::read_json_file(*dir / "manifest.json");
-    if (m.is_object() && text_of(m, "status") == "sealed")
-      return {chain_verdict(text_of(m, "verdict")), text_of(m, "reason"), ""};
+    if (m.is_object() && core::text_of(m, "status") == "sealed")
+      return {chain_verdict(core::text_of(m, "verdict")), core::text_of(m, "reason"), ""};
     return {"error", "the chain bundle " + id + " exists but was never sealed (a crash while it was written)",
             ""};
   }
@@ -274,20 +271,21 @@ queue::AttemptEnd QueuedChainDriver::seal(const queue::QueueItem& item, queue::Q
                        {"kind", st.kind},
                        {"role", st.role},
                        {"contract", j < st.contracts.size() ? st.contracts[j].string() : ""},
-                       {"baseline_commit", m.is_object() ? text_of(m, "baseline_commit") : ""},
+                       {"baseline_commit", m.is_object() ? core::text_of(m, "baseline_commit") : ""},
                        {"run_id", ip.run_id},
                        {"item_id", ip.item_id},
                        {"at", ip.started_at}});
         entry["run_ids"].push_back(ip.run_id);
         if (!ip.settled) continue;
-        events.append("CHAIN_STEP_FINISHED", {{"step_id", st.id},
-                                              {"role", st.role},
-                                              {"run_id", ip.run_id},
-                                              {"status", m.is_object() ? text_of(m, "status") : "not_found"},
-                                              {"verdict", ip.status},
-                                              {"reason", ip.reason},
-                                              {"item_id", ip.item_id},
-                                              {"at", ip.finished_at}});
+        events.append("CHAIN_STEP_FINISHED",
+                      {{"step_id", st.id},
+                       {"role", st.role},
+                       {"run_id", ip.run_id},
+                       {"status", m.is_object() ? core::text_of(m, "status") : "not_found"},
+                       {"verdict", ip.status},
+                       {"reason", ip.reason},
+                       {"item_id", ip.item_id},
+                       {"at", ip.finished_at}});
         if (st.kind == "review")
           votes.push_back({{"reviewer", j + 1},
                            {"run_id", ip.run_id},
@@ -295,11 +293,11 @@ queue::AttemptEnd QueuedChainDriver::seal(const queue::QueueItem& item, queue::Q
                            {"approve", ip.status == "success"}});
         // A carried change, as the step's run records its promotion onto the chain branch.
         if (st.kind == "task" && ip.status == "success" && m.is_object() && m.contains("evidence") &&
-            m["evidence"].is_object() && text_of(m["evidence"], "branch") == branch &&
-            text_of(m["evidence"], "decision") == "promoted")
+            m["evidence"].is_object() && core::text_of(m["evidence"], "branch") == branch &&
+            core::text_of(m["evidence"], "decision") == "promoted")
           events.append("CHAIN_BRANCH_ADVANCED", {{"step_id", st.id},
                                                   {"branch", branch},
-                                                  {"commit", text_of(m["evidence"], "commit")},
+                                                  {"commit", core::text_of(m["evidence"], "commit")},
                                                   {"run_id", ip.run_id}});
       }
       entry["verdict"] = sp->verdict.empty() ? "not_run" : sp->verdict;
@@ -330,8 +328,8 @@ queue::AttemptEnd QueuedChainDriver::seal(const queue::QueueItem& item, queue::Q
           break;
         }
     } else if (!prog.ending.is_null()) {
-      end.verdict = chain_verdict(text_of(prog.ending, "verdict"));
-      end.reason = text_of(prog.ending, "reason");
+      end.verdict = chain_verdict(core::text_of(prog.ending, "verdict"));
+      end.reason = core::text_of(prog.ending, "reason");
       end.failed_step = prog.ending;
     } else if (allowed_failures > 0) {
       end.reason =

@@ -1,4 +1,5 @@
 #include "chain/chain_queue.hpp"
+#include "core/json_text.hpp"
 
 #include "chain/chain_bundle.hpp"
 #include "chain/chain_progress.hpp"
@@ -59,11 +60,6 @@ std::shared_ptr<const queue::Snapshot> queue_now(const fs::path& root) {
   return backend->list();
 }
 
-std::string text_of(const json& j, const char* k) {
-  auto it = j.find(k);
-  return it != j.end() && it->is_string() ? it->get<std::string>() : std::string();
-}
-
 // A step's run as its own manifest says now, or what the queue knows of it.
 json run_entry(const fs::path& root, const ItemProgress& ip) {
   json r{{"run_id", ip.run_id.empty() ? json(nullptr) : json(ip.run_id)}, {"item_id", ip.item_id}};
@@ -95,8 +91,9 @@ std::string carried_commit(const fs::path& root, const std::string& run_id, cons
   json m = core::read_json_file(core::runs_dir(root) / run_id / "manifest.json");
   if (!m.is_object() || !m.contains("evidence") || !m["evidence"].is_object()) return "";
   const json& ev = m["evidence"];
-  return text_of(ev, "decision") == "promoted" && text_of(ev, "branch") == branch ? text_of(ev, "commit")
-                                                                                  : "";
+  return core::text_of(ev, "decision") == "promoted" && core::text_of(ev, "branch") == branch
+             ? core::text_of(ev, "commit")
+             : "";
 }
 
 // The chain's state: queued, running, awaiting_approval, ending, done or cancelled.
@@ -265,7 +262,7 @@ json sealed_view(json bundle_view, const json& queued) {
   std::map<std::string, const json*> by_step;
   for (const auto& s : queued["steps"]) by_step[s["step_id"].get<std::string>()] = &s;
   for (auto& s : bundle_view["steps"]) {
-    auto q = by_step.find(text_of(s, "step_id"));
+    auto q = by_step.find(core::text_of(s, "step_id"));
     if (q == by_step.end()) continue;
     for (const char* k : {"item_id", "item_ids", "run_id", "depends_on", "ordered_after", "parallel_group",
                           "continue_on_fail", "exclusive_paths", "lock_paths", "requires_approval",
@@ -275,7 +272,7 @@ json sealed_view(json bundle_view, const json& queued) {
   for (const char* k : {"handoffs", "votes", "queued", "item_id", "origin", "submitted_by", "steps_total",
                         "steps_done", "cancel"})
     if (queued.contains(k)) bundle_view[k] = queued[k];
-  const bool cancelled = queued.contains("cancel") || text_of(bundle_view, "verdict") == "cancelled";
+  const bool cancelled = queued.contains("cancel") || core::text_of(bundle_view, "verdict") == "cancelled";
   bundle_view["state"] = cancelled ? "cancelled" : "done";
   return bundle_view;
 }
@@ -476,7 +473,7 @@ std::optional<json> queued_chain_view(const fs::path& root, const std::string& c
   json v = build_view(root, *rec, snap->state);
   if (auto dir = store::find_run(root, chain_id)) {
     ChainView cv = chain_view(root, chain_id);
-    if (cv.outcome == ChainView::Outcome::ok && text_of(cv.view, "status") == "sealed")
+    if (cv.outcome == ChainView::Outcome::ok && core::text_of(cv.view, "status") == "sealed")
       return sealed_view(cv.view, v);
   }
   return v;
@@ -491,7 +488,7 @@ std::vector<json> list_queued_chains(const fs::path& root) {
     if (id.empty() || id[0] == '.') continue;
     if (auto dir = store::find_run(root, id)) {
       json m = core::read_json_file(*dir / "manifest.json");
-      if (m.is_object() && text_of(m, "status") == "sealed") continue;  // the catalogue lists it
+      if (m.is_object() && core::text_of(m, "status") == "sealed") continue;  // the catalogue lists it
     }
     auto rec = read_chain_record(root, id);
     if (!rec) continue;
