@@ -263,3 +263,57 @@ TEST(Chain, BrokenChainIsRefusedWithPointersAndRunsNothing) {
   EXPECT_EQ(o2.ran.exit_code, 2);
   EXPECT_NE(o2.ran.err.find("do not close the PM loop"), std::string::npos) << o2.ran.err;
 }
+
+TEST(Chain, ChainRunTakesInlineContractsTheOrderAndContinueOnFail) {
+  // The shared chain document, run in one process: inline contracts, a step that names a later one in
+  // depends_on (so it runs after it), and a failing step allowed to fail.
+  ChainProject p;
+  auto inline_contract = [&](const std::string& task, const std::string& dir, const std::string& cmd) {
+    json c = p.contract({cmd});
+    c["task_id"] = task;
+    c["allowed_paths"] = json::array({dir});
+    c["required_outputs"] = json::array();
+    c["acceptance_tests"] =
+        json::array({{{"name", "ok"}, {"cmd", "true"}, {"must_pass", true}, {"timeout_sec", 60}}});
+    c["runtime_options"]["pack"] = "low";
+    return c;
+  };
+  p.commit("scripts/mk.sh", "mkdir -p \"$1\" && echo \"$1\" > \"$1/done.txt\"\n");
+  p.commit("scripts/needs.sh",
+           "test -f \"$2/done.txt\" && mkdir -p \"$1\" && echo \"$1\" > \"$1/done.txt\"\n");
+  json chain{{"schema_version", 1},
+             {"chain_id", "inline"},
+             {"lifecycle", {{"require_pm_loop", false}}},
+             {"steps",
+              {{{"step_id", "second"},
+                {"kind", "task"},
+                {"role", "WORKER"},
+                {"depends_on", {"first"}},
+                {"contract", inline_contract("second", "s/", "sh scripts/needs.sh s f")}},
+               {{"step_id", "first"},
+                {"kind", "task"},
+                {"role", "WORKER"},
+                {"depends_on", json::array()},
+                {"contract", inline_contract("first", "f/", "sh scripts/mk.sh f")}},
+               {{"step_id", "flaky"},
+                {"kind", "task"},
+                {"role", "WORKER"},
+                {"continue_on_fail", true},
+                {"contract", inline_contract("flaky", "x/", "false")}},
+               {{"step_id", "last"},
+                {"kind", "task"},
+                {"role", "WORKER"},
+                {"contract", inline_contract("last", "l/", "sh scripts/needs.sh l s")}}}}};
+  p.put("greeting-loop.chain.json", chain);
+  auto o = p.run_chain();
+  ASSERT_EQ(o.ran.exit_code, 0) << o.ran.out << o.ran.err;
+  expect_chain_bundle_valid(p, o);
+  std::vector<std::string> ran;
+  for (const auto& s : o.report["steps"]) ran.push_back(s["step_id"]);
+  EXPECT_EQ(ran, (std::vector<std::string>{"first", "second", "flaky", "last"}));
+  EXPECT_NE(o.report["steps"][2]["verdict"], "success");
+  EXPECT_NE(o.report["reason"].get<std::string>().find("allowed to fail"), std::string::npos)
+      << o.report["reason"];
+  std::string branch = o.report["result"]["branch"];
+  EXPECT_EQ(sh("git show " + branch + ":l/done.txt", p.repo).out, "l\n");
+}

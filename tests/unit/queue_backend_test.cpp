@@ -717,6 +717,130 @@ TEST_P(QueueBackendContract, ClaimersInThreadsNeverHoldOverlappingLocks) {
   for (const auto& [id, it] : end->state.items()) EXPECT_EQ(it.state, ItemState::done) << id;
 }
 
+// A claim that runs an item to its end with `status` (what the scheduler does with a run).
+void run_to_end(QueueBackend& q, const std::string& id, const std::string& status) {
+  ClaimRequest r = any_slot();
+  r.name_run = [](const QueueItem& it) { return "run-" + it.item_id; };
+  auto c = q.claim(r);
+  ASSERT_TRUE(c.has_value()) << "nothing to claim for " << id;
+  ASSERT_EQ(c->item_id, id);
+  ASSERT_EQ(q.finish(id, c->current()->attempt, {status, status + " reason", ""}).change, Change::applied);
+}
+
+TEST_P(QueueBackendContract, SubmitAllRecordsEveryItemOrNone) {
+  auto q = open();
+  auto other = open();
+  ASSERT_EQ(q->submit(item("before")).kind, SubmitOutcome::Kind::queued);
+  NewItem a = item("a"), b = item("b"), end = item("end");
+  b.depends_on = {"a", "before"};  // one in the batch, one in the queue
+  end.depends_on = {"a", "b"};
+  end.kind = "chain";
+  end.when = "always";
+  a.parent = b.parent = "end";
+  a.allow_failure = true;
+  BatchOutcome ok = q->submit_all({a, b, end});
+  ASSERT_EQ(ok.kind, SubmitOutcome::Kind::queued);
+  ASSERT_EQ(ok.items.size(), 3u);
+  EXPECT_EQ(ok.items[1].depends_on, (std::vector<std::string>{"a", "before"}));
+  const QueueItem* seen = find(*other, "end");
+  ASSERT_NE(seen, nullptr) << "another client sees the batch";
+  EXPECT_EQ(seen->kind, "chain");
+  EXPECT_EQ(seen->when, "always");
+  EXPECT_EQ(find(*other, "a")->parent, "end");
+  EXPECT_TRUE(find(*other, "a")->allow_failure);
+  EXPECT_FALSE(find(*other, "b")->allow_failure);
+
+  // A duplicate anywhere, or a dependency found nowhere: nothing of the batch is recorded.
+  NewItem c = item("c"), d = item("d");
+  d.depends_on = {"c"};
+  BatchOutcome dup = other->submit_all({c, d, item("a")});
+  EXPECT_EQ(dup.kind, SubmitOutcome::Kind::duplicate);
+  EXPECT_EQ(dup.item_id, "a");
+  EXPECT_EQ(find(*q, "c"), nullptr);
+  EXPECT_EQ(find(*q, "d"), nullptr);
+  EXPECT_EQ(q->submit_all({c, item("c")}).kind, SubmitOutcome::Kind::duplicate) << "twice in one batch";
+  NewItem late = item("late");
+  late.depends_on = {"later"};  // later in the batch is not earlier
+  BatchOutcome missing = q->submit_all({c, late, item("later")});
+  EXPECT_EQ(missing.kind, SubmitOutcome::Kind::missing_dependency);
+  EXPECT_EQ(missing.item_id, "late");
+  EXPECT_EQ(missing.missing, "later");
+  EXPECT_EQ(find(*q, "c"), nullptr);
+  EXPECT_EQ(find(*q, "later"), nullptr);
+  EXPECT_EQ(q->list()->state.items().size(), 4u);
+}
+
+TEST_P(QueueBackendContract, AllowedFailuresAndAlwaysItemsRunAfterFailedDependencies) {
+  auto q = open();
+  NewItem may = item("may", 9), must = item("must", 8), after_may = item("after-may", 7),
+          after_must = item("after-must", 6), always = item("always", 5);
+  may.allow_failure = true;
+  after_may.depends_on = {"may"};
+  after_must.depends_on = {"must"};
+  always.depends_on = {"may", "must", "after-must"};
+  always.when = "always";
+  ASSERT_EQ(q->submit_all({may, must, after_may, after_must, always}).kind, SubmitOutcome::Kind::queued);
+  run_to_end(*q, "may", "failure");
+  run_to_end(*q, "must", "failure");
+  auto snap = q->list();
+  const QueueState& st = snap->state;
+  Limits lim;
+  lim.global = 10;
+  Occupancy occ = occupancy(st);
+  Derived dm = derive(*st.find("after-may"), st, lim, occ, now_ms());
+  EXPECT_TRUE(dm.eligible) << "an allowed failure does not block: " << dm.why_not;
+  Derived dn = derive(*st.find("after-must"), st, lim, occ, now_ms());
+  EXPECT_FALSE(dn.eligible);
+  EXPECT_EQ(dn.blocked_by, "must");
+  Derived da = derive(*st.find("always"), st, lim, occ, now_ms());
+  EXPECT_FALSE(da.eligible) << "after-must has not ended yet";
+  EXPECT_TRUE(da.blocked_by.empty()) << "an always item is never blocked";
+  EXPECT_EQ(q->cancel("after-must", "t", "blocked"), CancelOutcome::cancelled);
+  run_to_end(*q, "after-may", "success");
+  run_to_end(*q, "always", "success");
+  EXPECT_EQ(find(*q, "always")->status, "success");
+}
+
+TEST_P(QueueBackendContract, DependentsWaitForADecisionAndSettleRecordsIt) {
+  auto q = open();
+  auto other = open();
+  NewItem gated = item("gated", 9), next = item("next"), rejected = item("rejected", 8),
+          after_rejected = item("after-rejected");
+  next.depends_on = {"gated"};
+  after_rejected.depends_on = {"rejected"};
+  ASSERT_EQ(q->submit_all({gated, next, rejected, after_rejected}).kind, SubmitOutcome::Kind::queued);
+  EXPECT_EQ(q->settle("gated", "success", "", ""), Change::refused) << "not waiting for a decision yet";
+  run_to_end(*q, "gated", "awaiting_approval");
+  run_to_end(*q, "rejected", "awaiting_approval");
+  const QueueItem* g = find(*other, "gated");
+  ASSERT_NE(g, nullptr);
+  EXPECT_TRUE(g->awaiting_decision());
+  EXPECT_FALSE(q->claim(any_slot()).has_value()) << "a dependent waits for the decision, it is not blocked";
+  {
+    auto snap = q->list();
+    Limits lim;
+    Derived d = derive(*snap->state.find("next"), snap->state, lim, occupancy(snap->state), now_ms());
+    EXPECT_TRUE(d.blocked_by.empty());
+    EXPECT_NE(d.why_not.find("approval"), std::string::npos) << d.why_not;
+  }
+  EXPECT_EQ(other->settle("gated", "success", "approved by ann", "ann"), Change::applied);
+  EXPECT_EQ(q->settle("gated", "success", "approved by ann", "ann"), Change::unchanged);
+  EXPECT_EQ(q->settle("gated", "denied", "too late", ""), Change::refused) << "decided once";
+  EXPECT_EQ(q->settle("nobody", "success", "", ""), Change::not_found);
+  g = find(*q, "gated");
+  EXPECT_EQ(g->status, "success");
+  EXPECT_EQ(g->reason, "approved by ann");
+  EXPECT_EQ(g->current()->status, "awaiting_approval") << "the attempt keeps how it ended";
+  run_to_end(*q, "next", "success");
+
+  EXPECT_EQ(q->settle("rejected", "denied", "rejected by bob", "bob"), Change::applied);
+  auto snap = q->list();
+  Limits lim;
+  Derived d = derive(*snap->state.find("after-rejected"), snap->state, lim, occupancy(snap->state), now_ms());
+  EXPECT_EQ(d.blocked_by, "rejected");
+  EXPECT_FALSE(q->claim(any_slot()).has_value());
+}
+
 INSTANTIATE_TEST_SUITE_P(Backends, QueueBackendContract, ::testing::ValuesIn(kBackends),
                          [](const ::testing::TestParamInfo<BackendCase>& info) { return info.param.name; });
 

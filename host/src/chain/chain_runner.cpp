@@ -3,18 +3,14 @@
 #include "core/json_file.hpp"
 #include "core/runtime_paths.hpp"
 
+#include "chain/chain_bundle.hpp"
 #include "chain/chain_spec.hpp"
-#include "control/actor.hpp"
-#include "control/evidence.hpp"
-#include "core/sha256.hpp"
 #include "log/log_lanes.hpp"
 #include "log/logger.hpp"
 #include "plugin/registry.hpp"
 #include "run/engine.hpp"
 #include "run/workspace.hpp"
 #include "store/bundle.hpp"
-
-#include <unistd.h>
 
 namespace cp::chain {
 
@@ -27,25 +23,21 @@ struct StepRun {
   std::string run_id, status, verdict, reason;
 };
 
-json failed_gates_of(const fs::path& root, const std::string& run_id) {
-  json out = json::array();
-  json m = core::read_json_file(core::runs_dir(root) / run_id / "manifest.json");
-  if (!m.is_object()) return out;
-  for (const auto& g : m.value("gates", json::array()))
-    if (g.value("verdict", "") != "pass" && g.value("verdict", "") != "skipped") out.push_back(g);
-  return out;
-}
-
 // One chain, from its bundle to its seal. The steps of run_chain() are its methods; the state they share
 // (the branch head, what each step reported, why the chain stopped) lives here.
 class ChainRun {
  public:
   ChainRun(const ChainRequest& req, ChainOutcome& o) : req_(req), o_(o) {}
+  ~ChainRun() {
+    // Inline contracts were staged in a temporary folder of this run's own.
+    std::error_code ec;
+    if (!spec_.staging.empty()) fs::remove_all(spec_.staging, ec);
+  }
 
   // Loads the plugins and the chain, resolves the repository's HEAD, creates the chain bundle. False (and
   // the outcome says why) when the chain cannot start.
   bool open();
-  // Every step in order, until one fails, a quorum is missed or the run is interrupted.
+  // Every step in its order, until one fails (unless it may), a quorum is missed or the run is interrupted.
   void run_steps();
   // Lifecycle, report, incident pack, then RUN_SEALED (as a run seals).
   void seal();
@@ -56,17 +48,15 @@ class ChainRun {
   }
   bool interrupted() const { return req_.interrupt && req_.interrupt->load(); }
   void stop(const std::string& v, const std::string& why, json failed) {
-    verdict_ = v;
-    reason_ = why;
-    failed_step_ = std::move(failed);
+    end_.verdict = v;
+    end_.reason = why;
+    end_.failed_step = std::move(failed);
   }
   StepRun run_step(const Step& st, const fs::path& contract, const std::string& label);
-  void carry_forward(const Step& st, StepRun& r);
-  void mark_handoff(const Step& st);
+  void carry(const Step& st, StepRun& r);
+  void mark_handoffs_before(size_t index);
   bool run_task(const Step& st);
   bool run_review(const Step& st);
-  json lifecycle(bool closed) const;
-  json incident_pack() const;
 
   const ChainRequest& req_;
   ChainOutcome& o_;
@@ -76,11 +66,8 @@ class ChainRun {
   std::string start_commit_, branch_;
   std::string base_;  // where the next step starts: the chain branch's head
   std::unique_ptr<store::Bundle> bundle_;
-  json steps_report_ = json::array(), handoffs_ = json::array(), quorums_ = json::array();
-  json step_verdicts_ = json::object();
-  std::vector<std::string> observed_;  // roles of the steps that passed, in order
-  std::string verdict_ = "success", reason_ = "every step passed";
-  json failed_step_;
+  ChainEnd end_;
+  std::vector<bool> handoff_marked_;
 };
 
 bool ChainRun::open() {
@@ -92,6 +79,7 @@ bool ChainRun::open() {
     return false;
   }
   LoadResult loaded = load_chain(req_.chain_path, req_.root, req_.plugins_dir, &reg_);
+  spec_.staging = loaded.spec.staging;  // removed with this object, valid or not
   if (!loaded.ok) {
     o_.stage = ChainOutcome::Stage::invalid;
     o_.diagnostics = loaded.diagnostics;
@@ -99,6 +87,7 @@ bool ChainRun::open() {
     return false;
   }
   spec_ = loaded.spec;
+  handoff_marked_.assign(spec_.steps.size(), false);
   repo_ = fs::absolute(req_.repo).lexically_normal();
   try {
     start_commit_ = run::Workspace::resolve(repo_, "HEAD");
@@ -109,23 +98,10 @@ bool ChainRun::open() {
   }
   base_ = start_commit_;
   o_.run_id = store::new_run_id(spec_.chain_id);
-  branch_ = "cp-chain/" + o_.run_id;
+  branch_ = chain_branch(o_.run_id);
   try {
-    json manifest{{"schema_version", 1},
-                  {"kind", "chain"},
-                  {"run_id", o_.run_id},
-                  {"task_id", spec_.chain_id},
-                  {"contract_sha256", core::sha256_hex(spec_.doc.dump())},
-                  {"runner", "chain"},
-                  {"repo", repo_.string()},
-                  {"baseline_commit", start_commit_},
-                  {"status", "created"},
-                  {"created_at", core::now_utc_iso()},
-                  {"plugins", json::array()},
-                  {"host_pid", static_cast<long>(::getpid())}};
-    if (!spec_.workflow_id.empty()) manifest["workflow_id"] = spec_.workflow_id;
-    if (spec_.doc.contains("title") && spec_.doc["title"].is_string()) manifest["title"] = spec_.doc["title"];
-    bundle_ = store::Bundle::create(req_.root, o_.run_id, spec_.doc, manifest);
+    bundle_ = store::Bundle::create(req_.root, o_.run_id, spec_.doc,
+                                    chain_manifest(spec_, o_.run_id, repo_, start_commit_));
   } catch (const std::exception& e) {
     o_.stage = ChainOutcome::Stage::internal;
     o_.error = std::string("cannot create the chain bundle: ") + e.what();
@@ -167,7 +143,9 @@ StepRun ChainRun::run_step(const Step& st, const fs::path& contract, const std::
     r.reason = out.error;
   } else if (out.status == "awaiting_approval") {
     r.verdict = "failure";
-    r.reason = "the step's pack requires approval, which a chain cannot wait for; use a pack without it";
+    r.reason =
+        "the step's pack requires approval, which `chain run` cannot wait for; queue the chain (`cp-host "
+        "chain submit`) so that serve waits for the approval, or use a pack without it";
   }
   events.append("CHAIN_STEP_FINISHED", {{"step_id", st.id},
                                         {"role", st.role},
@@ -175,49 +153,57 @@ StepRun ChainRun::run_step(const Step& st, const fs::path& contract, const std::
                                         {"status", r.status},
                                         {"verdict", r.verdict},
                                         {"reason", r.reason}});
-  if (r.verdict == "success" && st.kind == "task") carry_forward(st, r);
+  if (r.verdict == "success" && st.kind == "task") carry(st, r);
   return r;
 }
 
 // Commits a passed task step's change onto the chain branch (the promote machinery, no working tree).
-void ChainRun::carry_forward(const Step& st, StepRun& r) {
-  auto pr =
-      control::promote(req_.root, r.run_id, branch_, control::rule("chain " + o_.run_id + " step " + st.id));
-  if (pr.outcome == control::EvidenceResult::Outcome::promoted) {
-    base_ = pr.evidence["commit"];
+void ChainRun::carry(const Step& st, StepRun& r) {
+  Carried c = carry_forward(req_.root, r.run_id, branch_, o_.run_id, st.id);
+  if (!c.ok) {
+    r.verdict = "error";
+    r.reason = c.error;
+  } else if (!c.commit.empty()) {
+    base_ = c.commit;
     bundle_->events().append(
         "CHAIN_BRANCH_ADVANCED",
         {{"step_id", st.id}, {"branch", branch_}, {"commit", base_}, {"run_id", r.run_id}});
-  } else if (pr.message.find("changed nothing") == std::string::npos) {
-    r.verdict = "error";
-    r.reason = "cannot carry the step's change forward: " + pr.message;
   }
 }
 
-void ChainRun::mark_handoff(const Step& st) {
-  json h = st.handoff;
-  h["step_id"] = st.id;
-  h["previous_run_id"] = steps_report_.empty() ? json(nullptr) : steps_report_.back()["run_ids"].back();
-  h["contract_rewritten"] = false;  // a handoff summarises; the next contract runs as written
-  bundle_->events().append("CHAIN_HANDOFF_STEP_MARKED", h);
-  handoffs_.push_back(h);
-  say("handoff " + st.id + ": " + h["from_role"].get<std::string>() + " -> " +
-      h["to_role"].get<std::string>());
+// Marks the handoffs that stand just before step `index` in the chain file (after the step before them).
+void ChainRun::mark_handoffs_before(size_t index) {
+  size_t first = index;
+  while (first > 0 && spec_.steps[first - 1].kind == "handoff") --first;
+  for (size_t h = first; h < index; ++h) {
+    if (handoff_marked_[h]) continue;
+    handoff_marked_[h] = true;
+    const Step& st = spec_.steps[h];
+    json prev = end_.steps_report.empty() ? json(nullptr) : end_.steps_report.back()["run_ids"].back();
+    json mark = handoff_mark(st, prev);
+    bundle_->events().append("CHAIN_HANDOFF_STEP_MARKED", mark);
+    end_.handoffs.push_back(mark);
+    say("handoff " + st.id + ": " + mark["from_role"].get<std::string>() + " -> " +
+        mark["to_role"].get<std::string>());
+  }
 }
 
-// A task step: one run. False when the chain stops here.
+// A task step: one run. False when it did not pass.
 bool ChainRun::run_task(const Step& st) {
   json entry{{"step_id", st.id}, {"kind", st.kind}, {"role", st.role}, {"run_ids", json::array()}};
   StepRun r = run_step(st, st.contracts[0], st.id);
   entry["run_ids"].push_back(r.run_id);
   entry["verdict"] = r.verdict;
   entry["reason"] = r.reason;
-  step_verdicts_[st.id] = r.verdict;
-  steps_report_.push_back(entry);
+  end_.step_verdicts[st.id] = r.verdict;
+  end_.steps_report.push_back(entry);
   say("step " + st.id + ": " + r.verdict);
   if (r.verdict == "success") return true;
-  stop(r.verdict == "awaiting_approval" ? "failure" : r.verdict,
-       "step " + st.id + " (" + st.role + ") ended " + r.verdict + ": " + r.reason,
+  if (st.continue_on_fail && !interrupted()) {
+    say("step " + st.id + " may fail (continue_on_fail): the chain goes on");
+    return false;
+  }
+  stop(r.verdict, "step " + st.id + " (" + st.role + ") ended " + r.verdict + ": " + r.reason,
        {{"step_id", st.id},
         {"role", st.role},
         {"run_id", r.run_id},
@@ -230,33 +216,29 @@ bool ChainRun::run_task(const Step& st) {
 // missed.
 bool ChainRun::run_review(const Step& st) {
   json entry{{"step_id", st.id}, {"kind", st.kind}, {"role", st.role}, {"run_ids", json::array()}};
-  int approvals = 0;
   json votes = json::array();
   for (size_t i = 0; i < st.contracts.size(); ++i) {
     StepRun r = run_step(st, st.contracts[i], st.id + "#" + std::to_string(i + 1));
-    bool approve = r.verdict == "success";
-    approvals += approve ? 1 : 0;
     entry["run_ids"].push_back(r.run_id);
-    votes.push_back(
-        {{"reviewer", i + 1}, {"run_id", r.run_id}, {"verdict", r.verdict}, {"approve", approve}});
+    votes.push_back({{"reviewer", i + 1},
+                     {"run_id", r.run_id},
+                     {"verdict", r.verdict},
+                     {"approve", r.verdict == "success"}});
     if (interrupted()) break;
   }
-  bool met = approvals >= st.quorum;
-  json q{{"step_id", st.id},
-         {"required", st.quorum},
-         {"reviewers", st.contracts.size()},
-         {"approvals", approvals},
-         {"met", met},
-         {"votes", votes}};
+  json q = quorum_evaluation(st, votes);
   bundle_->events().append("CHAIN_QUORUM_EVALUATED", q);
-  quorums_.push_back(q);
+  end_.quorums.push_back(q);
+  const bool met = q["met"].get<bool>();
+  const int approvals = q["approvals"].get<int>();
   entry["verdict"] = met ? "success" : "failure";
   entry["quorum"] = q;
-  step_verdicts_[st.id] = entry["verdict"];
-  steps_report_.push_back(entry);
+  end_.step_verdicts[st.id] = entry["verdict"];
+  end_.steps_report.push_back(entry);
   say("review " + st.id + ": " + std::to_string(approvals) + " of " + std::to_string(st.contracts.size()) +
       " approve, " + std::to_string(st.quorum) + " needed: quorum " + (met ? "met" : "not met"));
   if (met) return true;
+  if (st.continue_on_fail && !interrupted()) return false;
   std::string why = "step " + st.id + " (" + st.role + "): reviewer quorum not met (" +
                     std::to_string(approvals) + " of " + std::to_string(st.quorum) + " required approvals)";
   stop(interrupted() ? "cancelled" : "failure", why,
@@ -276,98 +258,47 @@ void ChainRun::run_steps() {
                                                {"repo", repo_.string()},
                                                {"baseline_commit", start_commit_},
                                                {"branch", branch_}});
-    for (const Step& st : spec_.steps) {
+    bool stopped = false;
+    int allowed_failures = 0;
+    // One step at a time, in an order that respects every step's depends_on.
+    for (size_t index : spec_.order) {
+      const Step& st = spec_.steps[index];
       if (interrupted()) {
         std::string why = "interrupted before step " + st.id;
         stop("cancelled", why,
              {{"step_id", st.id}, {"role", st.role}, {"verdict", "cancelled"}, {"reason", why}});
+        stopped = true;
         break;
       }
-      if (st.kind == "handoff") {
-        mark_handoff(st);
-        continue;
-      }
+      mark_handoffs_before(index);
       say("step " + st.id + " (" + st.role + ")");
-      if (!(st.kind == "task" ? run_task(st) : run_review(st))) break;
-      observed_.push_back(st.role);
+      if (st.kind == "task" ? run_task(st) : run_review(st)) {
+        end_.observed_roles.push_back(st.role);
+      } else if (!end_.failed_step.is_null() || end_.verdict != "success") {
+        stopped = true;
+        break;
+      } else {
+        ++allowed_failures;
+      }
     }
+    // Handoffs after the last step close the chain's file.
+    if (!stopped) mark_handoffs_before(spec_.steps.size());
+    if (!stopped && allowed_failures > 0)
+      end_.reason =
+          "every step passed but " + std::to_string(allowed_failures) + " allowed to fail (continue_on_fail)";
   } catch (const std::exception& e) {
-    verdict_ = "error";
-    reason_ = e.what();
-    log::error("chain " + o_.run_id + ": " + reason_);
+    end_.verdict = "error";
+    end_.reason = e.what();
+    log::error("chain " + o_.run_id + ": " + end_.reason);
   }
-}
-
-json ChainRun::lifecycle(bool closed) const {
-  std::vector<std::string> expected_roles;
-  for (const auto& st : spec_.steps)
-    if (st.kind != "handoff") expected_roles.push_back(st.role);
-  json lifecycle{{"pm_loop", pm_loop()},
-                 {"require_pm_loop", spec_.require_pm_loop},
-                 {"planned_roles", expected_roles},
-                 {"observed_roles", observed_},
-                 {"closed", closed},
-                 {"quorum", quorums_},
-                 {"step_verdicts", step_verdicts_},
-                 {"handoffs", handoffs_.size()}};
-  if (!failed_step_.is_null()) lifecycle["failed_step"] = failed_step_;
-  return lifecycle;
-}
-
-json ChainRun::incident_pack() const {
-  json failed = failed_step_.is_null() ? json{{"step_id", ""}, {"reason", reason_}} : failed_step_;
-  bool names_run = failed_step_.contains("run_id") && failed_step_["run_id"].is_string() &&
-                   !failed_step_["run_id"].get<std::string>().empty();
-  return {
-      {"schema_version", 1},
-      {"kind", "incident_pack"},
-      {"run_id", o_.run_id},
-      {"task_id", spec_.chain_id},
-      {"verdict", verdict_},
-      {"reason", reason_},
-      {"failed_step", failed},
-      {"failed_gates", names_run ? failed_gates_of(req_.root, failed_step_["run_id"]) : json::array()},
-      {"runner", {{"status", verdict_}, {"reason", reason_}}},
-      {"log_tails", json::object()},
-      {"suggested_next_action", "The chain stopped at step '" + failed.value("step_id", "") +
-                                    "': read that step's run bundle (its incident pack names what failed), "
-                                    "fix the contract or the code, and run the chain again."},
-      {"created_at", core::now_utc_iso()}};
 }
 
 void ChainRun::seal() {
   try {
-    bool closed = verdict_ == "success" && closes_pm_loop(observed_);
-    json life = lifecycle(closed);
-    bundle_->events().append("CHAIN_LIFECYCLE_EVALUATED", life);
-    std::string final_commit = base_ != start_commit_ ? base_ : "";
-    o_.report = {{"schema_version", 1},        {"kind", "chain_report"},
-                 {"chain_id", spec_.chain_id}, {"run_id", o_.run_id},
-                 {"verdict", verdict_},        {"reason", reason_},
-                 {"repo", repo_.string()},     {"baseline_commit", start_commit_},
-                 {"steps", steps_report_},     {"handoffs", handoffs_},
-                 {"lifecycle", life},          {"created_at", core::now_utc_iso()}};
-    if (!final_commit.empty()) o_.report["result"] = {{"branch", branch_}, {"commit", final_commit}};
-    bundle_->write_json("reports/chain_report.json", o_.report);
-    json reports{{"chain_report", "reports/chain_report.json"}};
-    if (verdict_ != "success") {
-      bundle_->write_json("reports/incident_pack.json", incident_pack());
-      reports["incident_pack"] = "reports/incident_pack.json";
-    }
-    json completed{{"verdict", verdict_}, {"reason", reason_}, {"closed", closed}};
-    if (!final_commit.empty()) completed["result"] = o_.report["result"];
-    bundle_->events().append("CHAIN_COMPLETED", completed);
-    bundle_->seal("RUN_SEALED", {{"status", "sealed"}, {"verdict", verdict_}, {"reason", reason_}},
-                  {{"status", "sealed"},
-                   {"verdict", verdict_},
-                   {"reason", reason_},
-                   {"finished_at", core::now_utc_iso()},
-                   {"reports", reports},
-                   {"chain_steps", steps_report_}});
-    log::governance(o_.run_id, "chain", "chain sealed " + verdict_ + ": " + reason_,
-                    {{"chain_id", spec_.chain_id}, {"closed", closed}}, verdict_ != "success");
-    o_.verdict = verdict_;
-    o_.reason = reason_;
+    end_.final_commit = base_ != start_commit_ ? base_ : "";
+    o_.report = seal_chain(req_.root, *bundle_, spec_, repo_, start_commit_, branch_, end_);
+    o_.verdict = end_.verdict;
+    o_.reason = end_.reason;
     o_.stage = ChainOutcome::Stage::sealed;
   } catch (const std::exception& e) {
     o_.stage = ChainOutcome::Stage::internal;

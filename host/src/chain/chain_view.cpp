@@ -1,4 +1,5 @@
 #include "chain/chain_view.hpp"
+#include "core/json_text.hpp"
 
 #include "core/json_depth.hpp"
 #include "core/json_file.hpp"
@@ -60,11 +61,6 @@ std::vector<json> chain_events(const fs::path& log, bool& complete) {
   return out;
 }
 
-std::string text_of(const json& j, const char* key) {
-  auto it = j.find(key);
-  return it != j.end() && it->is_string() ? it->get<std::string>() : std::string();
-}
-
 bool flag(const json& j, const char* key) {
   auto it = j.find(key);
   return it != j.end() && it->is_boolean() && it->get<bool>();
@@ -106,12 +102,12 @@ ChainView chain_view(const fs::path& root, const std::string& run_id) {
     v.message = "the manifest of " + run_id + " cannot be read";
     return v;
   }
-  if (text_of(man, "kind") != "chain") {
+  if (core::text_of(man, "kind") != "chain") {
     v.outcome = ChainView::Outcome::not_a_chain;
     v.message = run_id + " is a run, not a chain's bundle" +
                 (man.contains("chain") && man["chain"].is_object()
-                     ? "; it is step '" + text_of(man["chain"], "step_id") + "' of chain " +
-                           text_of(man["chain"], "run_id")
+                     ? "; it is step '" + core::text_of(man["chain"], "step_id") + "' of chain " +
+                           core::text_of(man["chain"], "run_id")
                      : std::string());
     return v;
   }
@@ -126,7 +122,7 @@ ChainView chain_view(const fs::path& root, const std::string& run_id) {
   for (const auto& e : events) {
     const std::string type = e["type"];
     const json& p = e["payload"];
-    const std::string step = text_of(p, "step_id");
+    const std::string step = core::text_of(p, "step_id");
     if (type == "CHAIN_STARTED") chain_started = p;
     if (type == "CHAIN_STEP_STARTED") started[step].push_back(p);
     if (type == "CHAIN_STEP_FINISHED") finished[step].push_back(p);
@@ -136,7 +132,7 @@ ChainView chain_view(const fs::path& root, const std::string& run_id) {
     if (type == "CHAIN_LIFECYCLE_EVALUATED") lifecycle = p;
     if (type == "CHAIN_COMPLETED") completed = p;
   }
-  const bool sealed = text_of(man, "status") == "sealed";
+  const bool sealed = core::text_of(man, "status") == "sealed";
 
   json steps = json::array();
   json previous_handoff;  // the handoff step just before the current one, if any
@@ -144,14 +140,14 @@ ChainView chain_view(const fs::path& root, const std::string& run_id) {
       spec.is_object() && spec.contains("steps") && spec["steps"].is_array() ? spec["steps"] : json::array();
   for (const auto& s : spec_steps) {
     if (!s.is_object()) continue;
-    const std::string id = text_of(s, "step_id"), kind = text_of(s, "kind");
-    json step{{"step_id", id}, {"kind", kind}, {"role", text_of(s, "role")}};
+    const std::string id = core::text_of(s, "step_id"), kind = core::text_of(s, "kind");
+    json step{{"step_id", id}, {"kind", kind}, {"role", core::text_of(s, "role")}};
     if (kind == "handoff") {
-      json h{{"from_role", text_of(s, "from_role")},
-             {"to_role", text_of(s, "to_role")},
-             {"summary", text_of(s, "summary")},
+      json h{{"from_role", core::text_of(s, "from_role")},
+             {"to_role", core::text_of(s, "to_role")},
+             {"summary", core::text_of(s, "summary")},
              {"risks", s.contains("risks") && s["risks"].is_array() ? s["risks"] : json::array()},
-             {"next_role_context", text_of(s, "next_role_context")},
+             {"next_role_context", core::text_of(s, "next_role_context")},
              {"previous_run_id", nullptr}};
       if (auto m = handoffs.find(id); m != handoffs.end())
         h["previous_run_id"] = m->second.value("previous_run_id", json());
@@ -170,12 +166,12 @@ ChainView chain_view(const fs::path& root, const std::string& run_id) {
     const auto& st = started[id];
     const auto& fin = finished[id];
     for (size_t i = 0; i < st.size(); ++i) {
-      std::string rid = text_of(st[i], "run_id");
+      std::string rid = core::text_of(st[i], "run_id");
       if (rid.empty() && i < fin.size())
-        rid = text_of(fin[i], "run_id");  // chains from before runs were named first
+        rid = core::text_of(fin[i], "run_id");  // chains from before runs were named first
       json r = rid.empty() ? json{{"run_id", nullptr}, {"status", "not_started"}} : run_entry(root, rid);
       r["finished"] = i < fin.size();
-      if (i < fin.size()) r["step_verdict"] = text_of(fin[i], "verdict");
+      if (i < fin.size()) r["step_verdict"] = core::text_of(fin[i], "verdict");
       if (kind == "review") r["reviewer"] = i + 1;
       runs.push_back(r);
     }
@@ -185,13 +181,13 @@ ChainView chain_view(const fs::path& root, const std::string& run_id) {
       step["quorum"] = quorum;
       for (auto& r : runs)
         for (const auto& vote : quorum.value("votes", json::array()))
-          if (vote.is_object() && text_of(vote, "run_id") == text_of(r, "run_id"))
+          if (vote.is_object() && core::text_of(vote, "run_id") == core::text_of(r, "run_id"))
             r["approve"] = flag(vote, "approve");
     } else {
       step["quorum"] = nullptr;
     }
     step["runs"] = runs;
-    if (auto a = advanced.find(id); a != advanced.end()) step["commit"] = text_of(a->second, "commit");
+    if (auto a = advanced.find(id); a != advanced.end()) step["commit"] = core::text_of(a->second, "commit");
     // The step's state and verdict: a task step ends with its run; a review step with its quorum.
     bool done = kind == "review" ? quorums.count(id) > 0 : !fin.empty() && fin.size() == st.size();
     if (done) {
@@ -199,8 +195,8 @@ ChainView chain_view(const fs::path& root, const std::string& run_id) {
       if (kind == "review") {
         step["verdict"] = flag(quorums[id], "met") ? "success" : "failure";
       } else {
-        step["verdict"] = text_of(fin.back(), "verdict");
-        step["reason"] = text_of(fin.back(), "reason");
+        step["verdict"] = core::text_of(fin.back(), "verdict");
+        step["reason"] = core::text_of(fin.back(), "reason");
       }
     } else if (!st.empty()) {
       step["state"] = sealed ? "interrupted" : "running";
@@ -211,9 +207,9 @@ ChainView chain_view(const fs::path& root, const std::string& run_id) {
   }
 
   json out{{"run_id", run_id},
-           {"chain_id", text_of(man, "task_id")},
-           {"status", text_of(man, "status")},
-           {"created_at", text_of(man, "created_at")},
+           {"chain_id", core::text_of(man, "task_id")},
+           {"status", core::text_of(man, "status")},
+           {"created_at", core::text_of(man, "created_at")},
            {"steps", steps},
            {"events_complete", complete}};
   for (const char* k :

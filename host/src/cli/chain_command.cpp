@@ -1,12 +1,18 @@
 // `cp-host chain run CHAIN`: a task chain, step by step, into a chain bundle (see chain/chain_runner.hpp).
 // Exit codes as `cp-host run`: 0 success, 2 invalid chain (nothing run), 3 internal error, 4 failure
 // (a step failed or a quorum was missed), 5 denied, 6 timeout, 7 cancelled, 8 error.
-// `cp-host chain list|show`: the chain executions under the root, and one of them step by step
-// (chain/chain_view.hpp), as GET /api/chains and /api/chains/{run_id} answer them.
+// `cp-host chain submit|cancel`: a chain queued for `serve` to run (chain/chain_queue.hpp), a queued chain
+// cancelled, as POST /api/chains and /api/chains/{id}/cancel do.
+// `cp-host chain list|show`: the chain executions under the root (the queued ones first), and one of them
+// step by step (chain/chain_view.hpp, chain_queue.hpp), as GET /api/chains and /api/chains/{id} answer.
+#include "chain/chain_queue.hpp"
 #include "chain/chain_runner.hpp"
 #include "chain/chain_view.hpp"
 #include "cli/commands.hpp"
 #include "cli/diagnostic_output.hpp"
+#include "control/actor.hpp"
+#include "core/json_depth.hpp"
+#include "plugin/registry.hpp"
 #include "run/engine.hpp"
 #include "store/run_index.hpp"
 
@@ -14,8 +20,10 @@
 #include <nlohmann/json.hpp>
 
 #include <csignal>
+#include <fstream>
 #include <iomanip>
 #include <iostream>
+#include <sstream>
 
 namespace cp::cli {
 
@@ -43,6 +51,9 @@ void print_view(const json& v) {
   std::cout << "chain    " << str(v, "run_id") << " (" << str(v, "chain_id") << ")\nstatus   "
             << str(v, "status")
             << (v["verdict"].is_string() ? " " + v["verdict"].get<std::string>() : std::string()) << "\n";
+  if (v.contains("state")) std::cout << "state    " << str(v, "state") << "\n";
+  if (v.contains("origin") && !str(v, "origin").empty() && str(v, "origin") != "-")
+    std::cout << "origin   " << str(v, "origin") << "\n";
   for (const auto& s : v["steps"]) {
     std::cout << std::left << std::setw(22) << str(s, "step_id") << std::setw(10) << str(s, "kind")
               << std::setw(12) << str(s, "role") << std::setw(12) << str(s, "state")
@@ -50,6 +61,12 @@ void print_view(const json& v) {
     if (s.contains("handoff"))
       std::cout << "    " << str(s["handoff"], "from_role") << " -> " << str(s["handoff"], "to_role") << ": "
                 << str(s["handoff"], "summary") << "\n";
+    if (s.contains("waiting_on")) std::cout << "    waiting on " << str(s, "waiting_on") << "\n";
+    if (s.contains("depends_on") && s["depends_on"].is_array() && !s["depends_on"].empty()) {
+      std::string deps;
+      for (const auto& d : s["depends_on"]) deps += (deps.empty() ? "" : ", ") + d.get<std::string>();
+      std::cout << "    after " << deps << "\n";
+    }
     for (const auto& r : s.value("runs", json::array()))
       std::cout << "    run " << str(r, "run_id") << "  " << str(r, "status") << " " << str(r, "verdict")
                 << (r.contains("approve") ? (r["approve"].get<bool>() ? "  approves" : "  does not approve")
@@ -150,6 +167,11 @@ void add_chain(CLI::App& app, Globals& g, Runner& run) {
       store::RunQuery q;
       q.kind = "chain";
       json rows = json::array();
+      // The chains still in the queue first: the newest, and the ones moving.
+      for (auto& row : chain::list_queued_chains(g.root)) {
+        if (rows.size() == ro->limit) break;
+        rows.push_back(std::move(row));
+      }
       for (const auto& s : store::list_runs(g.root)) {
         if (!store::matches(s, q)) continue;
         if (rows.size() == ro->limit) break;
@@ -164,7 +186,8 @@ void add_chain(CLI::App& app, Globals& g, Runner& run) {
       if (rows.empty()) std::cout << "no chains under " << g.root.string() << "\n";
       for (const auto& r : rows)
         std::cout << std::left << std::setw(48) << r.value("run_id", "") << std::setw(12)
-                  << r.value("status", "") << std::setw(10) << r.value("verdict", "-")
+                  << r.value("status", "") << std::setw(10)
+                  << (r["verdict"].is_string() ? r["verdict"].get<std::string>() : std::string("-"))
                   << r.value("created_at", "") << "\n";
       return kOk;
     };
@@ -172,12 +195,19 @@ void add_chain(CLI::App& app, Globals& g, Runner& run) {
   auto* show = chain->add_subcommand(
       "show",
       "One chain execution step by step: each step's state, its runs (status, verdict, runner), the handoff "
-      "before it, a review's votes and quorum; a running chain as far as it got. Exit 1 when RUN is no "
-      "chain's bundle");
+      "before it, a review's votes and quorum; a running chain as far as it got; a queued chain with each "
+      "step's queue state, what it waits on, and its dependencies. Exit 1 when RUN is no chain");
   show->add_option("run_id", ro->run_id, "The chain's run id (from `chain list` or `chain run`)")->required();
   show->add_flag("--json", ro->json, "Print the view as JSON");
   show->callback([&g, &run, ro] {
     run = [&g, ro]() -> int {
+      if (auto queued = chain::queued_chain_view(g.root, ro->run_id)) {
+        if (ro->json)
+          std::cout << queued->dump(2) << "\n";
+        else
+          print_view(*queued);
+        return kOk;
+      }
       auto v = chain::chain_view(g.root, ro->run_id);
       if (v.outcome != chain::ChainView::Outcome::ok) {
         std::cerr << "cp-host chain show: " << v.message << "\n";
@@ -188,6 +218,112 @@ void add_chain(CLI::App& app, Globals& g, Runner& run) {
       else
         print_view(v.view);
       return kOk;
+    };
+  });
+
+  struct SubmitOpts {
+    std::string chain, repo = ".", origin = "cli";
+    int priority = 5;
+    bool json = false;
+  };
+  auto so = std::make_shared<SubmitOpts>();
+  auto* submit = chain->add_subcommand(
+      "submit",
+      "Queue a task chain for `cp-host serve` to run (the chain run's one-shot twin is `chain run`). Every "
+      "step contract is checked first; on any error nothing is queued. The chain becomes a queue item whose "
+      "steps are queue items with dependencies (depends_on, parallel_group: steps that start together "
+      "within the concurrency limit and the path locks), so serve runs them, survives restarts, and "
+      "shows them (`chain show`, GET /api/chains/{id}). Each passed task step's change is committed onto "
+      "cp-chain/<chain run id>, where the steps after it start. A step whose pack requires approval pauses "
+      "what depends on it until a person approves (`cp-host approve`); a rejection ends the chain.\n"
+      "Prints the chain's run id. Exit codes: 0 queued, 1 invalid chain (diagnostics printed), 2 usage or "
+      "a repository that cannot be run on, 3 the queue refused it.");
+  submit->add_option("chain", so->chain, "Task chain JSON file (its contract paths are relative to it)")
+      ->required();
+  submit->add_option("--repo", so->repo, "Git repository the steps run on (default: .)");
+  submit->add_option("--origin", so->origin,
+                     "Free text shown with the chain: where it came from (default: cli)");
+  submit->add_option("--priority", so->priority, "Priority of the chain's items, 0..9 (default 5)")
+      ->check(CLI::Range(0, 9));
+  submit->add_flag("--json", so->json, "Print the queued chain's view as JSON");
+  submit->callback([&g, &run, so] {
+    run = [&g, so]() -> int {
+      std::ifstream in(so->chain, std::ios::binary);
+      if (!in) {
+        std::cerr << "cp-host chain submit: cannot read " << so->chain << "\n";
+        return kUsage;
+      }
+      std::stringstream ss;
+      ss << in.rdbuf();
+      const std::string text = ss.str();
+      json doc = core::json_depth_ok(text) ? json::parse(text, nullptr, false) : json();
+      if (!doc.is_object()) {
+        std::cerr << "cp-host chain submit: " << so->chain << " is not a JSON object; see `cp-host validate "
+                  << so->chain << "`\n";
+        return kInvalid;
+      }
+      plugin::Registry reg;
+      if (!load_plugins(g, reg)) return kUsage;
+      chain::QueuedChainRequest req;
+      req.chain = doc;
+      req.base_dir = std::filesystem::absolute(so->chain).parent_path();
+      req.source = so->chain;
+      req.source_text = text;
+      req.repo = so->repo;
+      req.root = g.root;
+      req.plugins_dir = g.plugins_dir;
+      req.registry = &reg;
+      req.submitted_by = control::os_user().by;
+      req.origin = so->origin;
+      req.priority = so->priority;
+      auto r = chain::submit_queued_chain(req);
+      using O = chain::QueuedChainResult::Outcome;
+      if (r.outcome != O::queued) {
+        print_diagnostics(r.diagnostics);
+        std::cerr << "cp-host chain submit: " << r.error << "; nothing was queued.\n";
+        return r.outcome == O::conflict ? kInternal : r.diagnostics.empty() ? kUsage : kInvalid;
+      }
+      if (so->json)
+        std::cout << r.view.dump(2) << "\n";
+      else
+        std::cout << r.chain_id << "\n";
+      return kOk;
+    };
+  });
+
+  struct CancelOpts {
+    std::string run_id, reason;
+    bool json = false;
+  };
+  auto co = std::make_shared<CancelOpts>();
+  auto* cancel = chain->add_subcommand(
+      "cancel",
+      "Cancel a queued chain: its steps that have not started never will, running steps are stopped (their "
+      "runs seal cancelled), steps waiting for approval are denied by rule; the chain then seals cancelled. "
+      "Exit codes: 0 cancelled, 1 no such queued chain, 4 it has already ended.");
+  cancel->add_option("run_id", co->run_id, "The chain's run id (from `chain submit` or `chain list`)")
+      ->required();
+  cancel->add_option("--reason", co->reason, "Why, recorded with the cancel");
+  cancel->add_flag("--json", co->json, "Print the outcome as JSON");
+  cancel->callback([&g, &run, co] {
+    run = [&g, co]() -> int {
+      auto r =
+          chain::cancel_queued_chain(g.root, co->run_id, control::os_user("human", co->reason), co->reason);
+      using O = chain::CancelChainResult::Outcome;
+      if (co->json)
+        std::cout << json{{"outcome", r.outcome == O::cancelled       ? "cancelled"
+                                      : r.outcome == O::already_ended ? "already_ended"
+                                                                      : "not_found"},
+                          {"message", r.message},
+                          {"cancelled", r.cancelled},
+                          {"stopping", r.stopping},
+                          {"rejected", r.rejected},
+                          {"view", r.view}}
+                         .dump(2)
+                  << "\n";
+      else
+        (r.outcome == O::cancelled ? std::cout : std::cerr) << r.message << "\n";
+      return r.outcome == O::cancelled ? kOk : r.outcome == O::not_found ? kInvalid : 4;
     };
   });
 }

@@ -1,14 +1,21 @@
-// `cp-host intake preview CONTRACT`: what a run of this contract would start from, without running it —
-// the advisory execution_plan_report (compiled contract hash, pack, gates, predicted outputs, runtime
-// capability summary from the runner's probes) with its role_contract_summary. Fails closed like a run would.
+// `cp-host intake new|answer|show|list|run`: intake sessions from the command line, the twins of the
+// API's (intake/intake_service.hpp) — a request, the planner's questions, the answers, the plan, the chain
+// queued. And `cp-host intake preview CONTRACT`: what a run of this contract would start from, without
+// running it — the advisory execution_plan_report (compiled contract hash, pack, gates, predicted outputs,
+// runtime capability summary from the runner's probes) with its role_contract_summary. Fails closed like a
+// run would.
 #include "cli/commands.hpp"
 #include "cli/diagnostic_output.hpp"
 #include "contract/validation.hpp"
+#include "control/actor.hpp"
 #include "control/intake_preview.hpp"
+#include "intake/intake_service.hpp"
+#include "plugin/registry.hpp"
 
 #include <CLI/CLI.hpp>
 #include <nlohmann/json.hpp>
 
+#include <filesystem>
 #include <iostream>
 
 namespace cp::cli {
@@ -42,6 +49,186 @@ void print_browser(const json& b) {
             << "  budgets " << b["budgets"].dump() << "\n";
 }
 
+// Exit codes of the session commands (docs/cli.md).
+constexpr int kNoPlan =
+    5;  // the planner could not plan: no task pack fits, its output was refused, it failed
+constexpr int kConflict = 4;  // the session's state does not allow it
+
+void print_session(const json& s) {
+  std::cout << "intake    " << s.value("intake_id", "") << "   state " << s.value("state", "")
+            << "   planner " << s.value("planner", "")
+            << (s["task_pack"].is_string() ? "   pack " + s["task_pack"].get<std::string>() : std::string())
+            << "\n"
+            << "request   " << s.value("request", "") << "\n";
+  if (s.contains("conversation"))
+    for (const auto& line : s["conversation"]) {
+      const std::string kind = line.value("kind", "");
+      if (kind == "answers")
+        for (const auto& [k, v] : line["answers"].items())
+          std::cout << "answer    " << k << " = " << v.get<std::string>() << "   (" << line.value("who", "")
+                    << ")\n";
+    }
+  for (const auto& q : s["questions"]) {
+    std::cout << "question  " << q.value("id", "") << ": " << q.value("text", "");
+    if (q.contains("choices")) std::cout << "  " << q["choices"].dump();
+    std::cout << "\n";
+  }
+  const std::string state = s.value("state", "");
+  if (state == "asking")
+    std::cout << "next      cp-host intake answer " << s.value("intake_id", "") << " ID=ANSWER ...\n";
+  if (state == "planned" && s["chain"].is_object()) {
+    for (const auto& st : s["chain"]["steps"])
+      std::cout << "step      " << st.value("step_id", "") << "  " << st.value("kind", "") << "  "
+                << st.value("role", "") << "\n";
+    std::cout << "next      cp-host intake run " << s.value("intake_id", "") << "\n";
+  }
+  if (state == "queued") std::cout << "chain     " << s.value("chain_id", "") << "\n";
+  if (s["no_match"].is_object()) std::cout << "no match  " << s["no_match"].value("reason", "") << "\n";
+  if (s["error"].is_object())
+    std::cout << "error     " << s["error"].value("code", "") << ": " << s["error"].value("message", "")
+              << "\n";
+}
+
+int session_exit(const intake::IntakeResult& r, bool as_json) {
+  using O = intake::IntakeResult::Outcome;
+  if (r.outcome == O::ok) {
+    if (as_json)
+      std::cout << r.session.dump(2) << "\n";
+    else
+      print_session(r.session);
+    const std::string st = r.session.value("state", "");
+    return st == "no_match" || st == "refused" || st == "error" ? kNoPlan : kOk;
+  }
+  if (!r.diagnostics.empty()) print_diagnostics(r.diagnostics);
+  std::cerr << "cp-host intake: " << r.message << (r.pointer.empty() ? "" : " (at " + r.pointer + ")")
+            << "\n";
+  switch (r.outcome) {
+    case O::invalid:
+    case O::unavailable:
+      return kUsage;
+    case O::not_found:
+      return kInvalid;
+    case O::conflict:
+      return kConflict;
+    default:
+      return kInternal;
+  }
+}
+
+void add_intake_sessions(CLI::App* intake, Globals& g, Runner& run) {
+  struct Opts {
+    std::string request, repo = ".", task_pack, planner, id;
+    std::vector<std::string> answers;
+    bool json = false;
+  };
+  auto o = std::make_shared<Opts>();
+  // The planner plugins are loaded for the commands that call one; show and list read the store only.
+  auto service = [&g](plugin::Registry* reg) { return intake::IntakeService(g.root, g.plugins_dir, reg); };
+  auto loaded = [&g](plugin::Registry& reg) { return load_plugins(g, reg); };
+
+  auto* add =
+      intake->add_subcommand("new",
+                             "Start an intake session: a planner reads REQUEST (a task pack's planner: "
+                             "`template`, or `llm`) and asks "
+                             "about what is missing, or plans at once. Exit 0 asking or planned, 2 bad "
+                             "input, 5 no plan (no task pack "
+                             "fits, the planner's output was refused, or it failed: the session says why).");
+  add->add_option("request", o->request, "What should be done, in words")->required();
+  add->add_option("--repo", o->repo, "The repository the chain will run in (default: .)");
+  add->add_option("--pack", o->task_pack, "A task pack under packs/tasks/ (default: the planner chooses)");
+  add->add_option("--planner", o->planner, "The planner plugin (default: template)");
+  add->add_flag("--json", o->json, "Print the session as JSON");
+  add->callback([&run, o, service, loaded] {
+    run = [o, service, loaded]() -> int {
+      plugin::Registry reg;
+      if (!loaded(reg)) return kUsage;
+      std::error_code ec;
+      auto repo = std::filesystem::weakly_canonical(o->repo, ec);
+      if (ec || !std::filesystem::is_directory(repo)) {
+        std::cerr << "cp-host intake new: --repo " << o->repo << " is not a folder\n";
+        return kUsage;
+      }
+      return session_exit(
+          service(&reg).create({o->request, repo.string(), o->task_pack, o->planner, control::os_user().by}),
+          o->json);
+    };
+  });
+
+  auto* ans = intake->add_subcommand(
+      "answer",
+      "Answer a session's open questions (ID=TEXT each); the planner then asks more or plans. Exit 0, "
+      "1 no such session, 2 bad answer, 4 nothing to answer, 5 no plan.");
+  ans->add_option("intake", o->id, "The intake id")->required();
+  ans->add_option("answers", o->answers, "QUESTION_ID=ANSWER, one per open question")->required();
+  ans->add_flag("--json", o->json, "Print the session as JSON");
+  ans->callback([&run, o, service, loaded] {
+    run = [o, service, loaded]() -> int {
+      json answers = json::object();
+      for (const auto& a : o->answers) {
+        auto eq = a.find('=');
+        if (eq == std::string::npos || eq == 0) {
+          std::cerr << "cp-host intake answer: '" << a << "' is not QUESTION_ID=ANSWER\n";
+          return kUsage;
+        }
+        answers[a.substr(0, eq)] = a.substr(eq + 1);
+      }
+      plugin::Registry reg;
+      if (!loaded(reg)) return kUsage;
+      return session_exit(service(&reg).answer(o->id, answers, control::os_user().by), o->json);
+    };
+  });
+
+  auto* runs = intake->add_subcommand(
+      "run",
+      "Queue a planned session's chain (a running `cp-host serve` runs it). Exit 0 queued, 1 no such "
+      "session, 2 the chain does not validate now, 4 not planned or queued already.");
+  runs->add_option("intake", o->id, "The intake id")->required();
+  runs->add_flag("--json", o->json, "Print the session as JSON");
+  runs->callback([&run, o, service, loaded] {
+    run = [o, service, loaded]() -> int {
+      plugin::Registry reg;
+      if (!loaded(reg)) return kUsage;
+      return session_exit(service(&reg).run(o->id, control::os_user().by), o->json);
+    };
+  });
+
+  auto* show = intake->add_subcommand("show", "A session with its conversation. Exit 0, 1 no such session.");
+  show->add_option("intake", o->id, "The intake id")->required();
+  show->add_flag("--json", o->json, "Print what GET /api/intake/{id} answers");
+  show->callback([&run, o, service] {
+    run = [o, service]() -> int {
+      auto s = service(nullptr).show(o->id);
+      if (!s) {
+        std::cerr << "cp-host intake show: no intake session '" << o->id << "'\n";
+        return kInvalid;
+      }
+      if (o->json)
+        std::cout << s->dump(2) << "\n";
+      else
+        print_session(*s);
+      return kOk;
+    };
+  });
+
+  auto* list = intake->add_subcommand("list", "The intake sessions, newest first.");
+  list->add_flag("--json", o->json, "Print what GET /api/intakes answers");
+  list->callback([&run, o, service] {
+    run = [o, service]() -> int {
+      json all = service(nullptr).list();
+      if (o->json) {
+        std::cout << all.dump(2) << "\n";
+        return kOk;
+      }
+      for (const auto& s : all["intakes"])
+        std::cout << s.value("intake_id", "") << "  " << s.value("state", "") << "  "
+                  << (s["task_pack"].is_string() ? s["task_pack"].get<std::string>() : std::string("-"))
+                  << "  " << s.value("request", "") << "\n";
+      if (all["intakes"].empty()) std::cout << "no intake sessions\n";
+      return kOk;
+    };
+  });
+}
+
 }  // namespace
 
 void add_intake(CLI::App& app, Globals& g, Runner& run) {
@@ -50,8 +237,12 @@ void add_intake(CLI::App& app, Globals& g, Runner& run) {
     bool json = false;
   };
   auto o = std::make_shared<Opts>();
-  auto* intake = app.add_subcommand("intake", "Look at a contract before running it");
+  auto* intake = app.add_subcommand(
+      "intake",
+      "Turn a request into a planned, queued task chain (new, answer, run, show, list), or look at a "
+      "contract before running it (preview)");
   intake->require_subcommand(1);
+  add_intake_sessions(intake, g, run);
   auto* preview =
       intake->add_subcommand("preview",
                              "Validate and compile a contract and run its runner's probes, without running "

@@ -1,5 +1,6 @@
 // `cp-host run CONTRACT`: one contract, end to end, into a sealed run bundle. SIGINT/SIGTERM cancel the
 // run (its process groups are stopped) and seal it as cancelled.
+#include "chain/chain_driver.hpp"
 #include "cli/commands.hpp"
 #include "cli/diagnostic_output.hpp"
 #include "control/run_compare.hpp"
@@ -95,7 +96,7 @@ void add_run(CLI::App& app, Globals& g, Runner& run) {
     bool json = false;
     bool quiet = false;
     bool keep = false;
-    std::string run_id, queue_item, from_run;
+    std::string run_id, queue_item, from_run, chain;
     int attempt = 0;
     std::vector<std::string> hide;
   };
@@ -128,6 +129,8 @@ void add_run(CLI::App& app, Globals& g, Runner& run) {
   cmd->add_option("--run-id", o->run_id)->group("");
   cmd->add_option("--queue-item", o->queue_item)->group("");
   cmd->add_option("--attempt", o->attempt)->group("");
+  // A step of a queued chain (chain/chain_queue.hpp): starts from the chain branch, linked to the chain.
+  cmd->add_option("--chain", o->chain)->group("");
   cmd->add_option("--hide", o->hide,
                   "A file or folder the run's sandbox hides from it, on top of the runtime root and the "
                   "repository (repeatable; `serve` hides its token file this way)");
@@ -147,6 +150,15 @@ void add_run(CLI::App& app, Globals& g, Runner& run) {
       req.run_id = o->run_id;
       req.queue_item_id = o->queue_item;
       req.attempt = o->attempt;
+      if (!o->chain.empty()) {
+        chain::StepStart start = chain::queued_step_start(g.root, o->chain, o->queue_item);
+        if (!start.ok) {
+          std::cerr << "cp-host run: " << start.error << std::endl;
+          return kUsage;
+        }
+        req.baseline_override = start.baseline_commit;
+        req.chain_link = start.chain_link;
+      }
       for (const auto& h : o->hide)
         req.hidden_paths.push_back(std::filesystem::absolute(h).lexically_normal());
       if (!o->quiet) req.progress = [](const std::string& line) { std::cerr << "· " << line << std::endl; };

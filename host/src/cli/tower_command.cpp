@@ -3,6 +3,7 @@
 // capped lanes' sizes; then asked the same questions.
 #include "cli/commands.hpp"
 #include "core/clock.hpp"
+#include "intake/session_view.hpp"
 #include "queue/queue_backend.hpp"
 #include "serve/command_tower.hpp"
 #include "serve/run_catalog.hpp"
@@ -23,6 +24,7 @@ namespace {
 struct TowerOpts {
   bool json = false;
   std::string fail_on;  // alerts: exit 1 when an alert this severe or worse holds
+  std::string session;  // sessions: the one to show
 };
 
 std::string percent(const json& rate) {
@@ -122,6 +124,53 @@ int run_tower(const Globals& g, const TowerOpts& o, bool alerts) {
   return kOk;
 }
 
+int show_sessions(const Globals& g, const TowerOpts& o) {
+  if (o.session.empty()) {
+    json all = intake::session_summaries(g.root);
+    if (o.json) {
+      std::cout << all.dump(2) << "\n";
+      return kOk;
+    }
+    for (const auto& s : all["sessions"]) {
+      const json& m = s["metrics"];
+      std::cout << s.value("intake_id", "") << "  " << s.value("state", "") << "  chain "
+                << (s["chain_state"].is_string() ? s["chain_state"].get<std::string>() : std::string("-"))
+                << "  " << s.value("runs", 0) << " run(s)  " << m.value("duration_ms", 0LL) << " ms  "
+                << m.value("input_tokens", 0LL) + m.value("output_tokens", 0LL) << " tokens  "
+                << m.value("gate_failures", 0) << " gate failure(s)  " << s.value("request", "") << "\n";
+    }
+    if (all["sessions"].empty()) std::cout << "no sessions\n";
+    return kOk;
+  }
+  auto d = intake::session_detail(g.root, o.session);
+  if (!d) {
+    std::cerr << "cp-host tower sessions: no intake session '" << o.session << "'\n";
+    return kInvalid;
+  }
+  if (o.json) {
+    std::cout << d->dump(2) << "\n";
+    return kOk;
+  }
+  const json& in = (*d)["intake"];
+  std::cout << "session  " << in.value("intake_id", "") << "  " << in.value("state", "") << "\n"
+            << "request  " << in.value("request", "") << "\n";
+  for (const auto& line : in["conversation"]) {
+    std::cout << line.value("at", "") << "  " << line.value("who", "") << "  " << line.value("kind", "");
+    if (line.contains("questions"))
+      for (const auto& q : line["questions"]) std::cout << "\n    ? " << q.value("text", "");
+    if (line.contains("answers"))
+      for (const auto& [k, v] : line["answers"].items()) std::cout << "\n    " << k << ": " << v.dump();
+    std::cout << "\n";
+  }
+  for (const auto& r : (*d)["runs"]) {
+    const json& m = r["metrics"];
+    std::cout << "run      " << r.value("run_id", "") << "  step " << r.value("step_id", "") << "  "
+              << (r["verdict"].is_string() ? r["verdict"].get<std::string>() : r.value("status", "")) << "  "
+              << m.value("duration_ms", 0LL) << " ms  " << r.value("events_total", 0) << " event(s)\n";
+  }
+  return kOk;
+}
+
 }  // namespace
 
 void add_tower(CLI::App& app, Globals& g, Runner& run) {
@@ -152,6 +201,14 @@ void add_tower(CLI::App& app, Globals& g, Runner& run) {
                  "Exit 1 when an alert of this severity or worse holds (for cron and CI)")
       ->check(CLI::IsMember({"info", "warning", "critical"}));
   al->callback([&g, &run, o] { run = [&g, o] { return run_tower(g, *o, true); }; });
+  auto* se = tower->add_subcommand(
+      "sessions",
+      "The sessions: each intake with its chain's state, its runs and their metrics (duration, tokens, cost, "
+      "gate failures); with an ID, that session's conversation, steps, and every run's events. Exit 0, 1 no "
+      "such session");
+  se->add_option("intake", o->session, "An intake id: show that session");
+  se->add_flag("--json", o->json, "Print what GET /api/command-tower/sessions[/{id}] answers");
+  se->callback([&g, &run, o] { run = [&g, o] { return show_sessions(g, *o); }; });
 }
 
 }  // namespace cp::cli

@@ -1,4 +1,5 @@
 #include "contract/task_packs.hpp"
+#include "core/json_text.hpp"
 
 #include "core/json_depth.hpp"
 #include "core/json_locator.hpp"
@@ -62,11 +63,6 @@ void each_string(const json& node, const std::string& pointer,
 }
 
 // A string member of an object, or "" (the checks below also run on documents of any shape).
-std::string text_of(const json& obj, const char* key) {
-  if (!obj.is_object() || !obj.contains(key) || !obj[key].is_string()) return "";
-  return obj[key].get<std::string>();
-}
-
 bool compiles(const std::string& pattern, std::string& why) {
   RE2::Options o;
   o.set_log_errors(false);
@@ -255,7 +251,7 @@ bool planned_path_ok(const std::string& p, std::string& why) {
 }
 
 bool field_value_ok(const json& field, const json& value, std::string& why) {
-  const std::string type = field.contains("type") ? text_of(field, "type") : "string";
+  const std::string type = field.contains("type") ? core::text_of(field, "type") : "string";
   const size_t max = field.contains("max_length") && field["max_length"].is_number_unsigned()
                          ? std::min<size_t>(field["max_length"].get<size_t>(), 20000)
                          : (type == "text" ? 20000 : 2000);
@@ -309,9 +305,9 @@ bool field_value_ok(const json& field, const json& value, std::string& why) {
 std::vector<TaskPackProblem> check_task_pack(const json& doc, std::string_view folder_name) {
   std::vector<TaskPackProblem> out;
   if (!doc.is_object()) return out;
-  if (!folder_name.empty() && text_of(doc, "name") != folder_name)
+  if (!folder_name.empty() && core::text_of(doc, "name") != folder_name)
     out.push_back({"/name", "xref:folder",
-                   "the pack is named '" + text_of(doc, "name") + "' but its folder is '" +
+                   "the pack is named '" + core::text_of(doc, "name") + "' but its folder is '" +
                        std::string(folder_name) + "'",
                    "the folder's name, " + std::string(folder_name)});
   std::set<std::string> declared;
@@ -320,7 +316,7 @@ std::vector<TaskPackProblem> check_task_pack(const json& doc, std::string_view f
     const json& f = fields[i];
     if (!f.is_object()) continue;
     const std::string at = "/fields/" + std::to_string(i);
-    const std::string name = text_of(f, "name");
+    const std::string name = core::text_of(f, "name");
     if (name == "task_pack")
       out.push_back({at + "/name", "reserved", "'task_pack' names the pack itself; a field cannot use it",
                      "another field name"});
@@ -335,7 +331,7 @@ std::vector<TaskPackProblem> check_task_pack(const json& doc, std::string_view f
         f["extract"]["pattern"].is_string() && !compiles(f["extract"]["pattern"].get<std::string>(), why))
       out.push_back({at + "/extract/pattern", "pattern", "the pattern does not compile (RE2): " + why,
                      "an RE2 pattern"});
-    const std::string type = f.contains("type") ? text_of(f, "type") : "string";
+    const std::string type = f.contains("type") ? core::text_of(f, "type") : "string";
     if (type == "choice" && !f.contains("choices"))
       out.push_back(
           {at, "choices", "field '" + name + "' is a choice but lists no choices", "a choices list"});
@@ -377,7 +373,7 @@ std::vector<TaskPackProblem> check_task_pack(const json& doc, std::string_view f
   for (size_t i = 0; i < steps.size(); ++i) {
     if (!steps[i].is_object()) continue;
     const std::string at = "/chain/steps/" + std::to_string(i);
-    std::string id = text_of(steps[i], "step_id");
+    std::string id = core::text_of(steps[i], "step_id");
     if (!ids.insert(id).second)
       out.push_back({at + "/step_id", "unique", "step_id '" + id + "' is used twice", "a unique step id"});
     if (steps[i].contains("when") && steps[i]["when"].is_string() &&

@@ -65,6 +65,9 @@ path queue_contracts_dir(const path& root) {
 path queue_logs_dir(const path& root) {
   return runtime_dir(root) / "queue" / "logs";
 }
+path queue_chains_dir(const path& root) {
+  return runtime_dir(root) / "queue" / "chains";
+}
 path intake_dir(const path& root) {
   return runtime_dir(root) / "intake";
 }

@@ -11,6 +11,7 @@
 //       codex-home/<run_id>        agent CLIs' private homes
 //       tmp/<run_id>               the runs' private TMPDIRs
 //       queue.jsonl                the run queue (queue/contracts/, queue/logs/ beside it)
+//       queue/chains/<run_id>/     queued chains: the chain as submitted, its steps' contracts
 //       intake/                    intake previews kept by the API
 //       reports/                   host reports (retention)
 //       workflow-cases/<id>/       workflow cases
@@ -53,6 +54,7 @@ path run_tmp_dir(const path& root, const std::string& run_id);
 path queue_log(const path& root);            // queue.jsonl
 path queue_contracts_dir(const path& root);  // snapshots of submitted contracts
 path queue_logs_dir(const path& root);       // each attempt's output
+path queue_chains_dir(const path& root);     // queued chains, one folder each (chain/chain_record.hpp)
 path intake_dir(const path& root);
 path host_reports_dir(const path& root);
 path workflow_cases_dir(const path& root);

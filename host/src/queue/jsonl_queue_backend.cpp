@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <map>
+#include <set>
 
 namespace cp::queue {
 
@@ -71,10 +72,13 @@ void JsonlQueueBackend::transact_locked(const QueueStore::Decide& decide) {
   note_change_locked();
 }
 
-SubmitOutcome JsonlQueueBackend::submit(const NewItem& item) {
+namespace {
+
+// The `enqueued` operation of a new item.
+json enqueue_op(const NewItem& item, const std::string& ts) {
   json op{{"op", "enqueued"},
           {"item_id", item.item_id},
-          {"ts", now_iso()},
+          {"ts", ts},
           {"task_id", item.task_id},
           {"pack", item.pack},
           {"contract_path", item.contract_path},
@@ -93,24 +97,79 @@ SubmitOutcome JsonlQueueBackend::submit(const NewItem& item) {
   if (!item.from_run.empty()) op["from_run"] = item.from_run;
   if (!item.lock_paths.empty()) op["lock_paths"] = item.lock_paths;
   if (item.lock_ttl_sec > 0) op["lock_ttl_sec"] = item.lock_ttl_sec;
+  if (!item.kind.empty()) op["kind"] = item.kind;
+  if (!item.parent.empty()) op["parent"] = item.parent;
+  if (item.allow_failure) op["allow_failure"] = true;
+  if (!item.when.empty()) op["when"] = item.when;
+  return op;
+}
+
+}  // namespace
+
+SubmitOutcome JsonlQueueBackend::submit(const NewItem& item) {
+  BatchOutcome b = submit_all({item});
   SubmitOutcome out;
+  out.kind = b.kind;
+  out.missing = b.missing;
+  if (!b.items.empty()) out.item = b.items.front();
+  return out;
+}
+
+BatchOutcome JsonlQueueBackend::submit_all(const std::vector<NewItem>& items) {
+  BatchOutcome out;
+  const std::string ts = now_iso();
   std::lock_guard<std::mutex> l(mu_);
   transact_locked([&](const QueueState& st) -> std::vector<json> {
     out = {};
-    if (st.find(item.item_id)) {
-      out.kind = SubmitOutcome::Kind::duplicate;
-      return {};
+    std::set<std::string> batch;
+    std::vector<json> ops;
+    for (const auto& item : items) {
+      if (st.find(item.item_id) || batch.count(item.item_id)) {
+        out.kind = SubmitOutcome::Kind::duplicate;
+        out.item_id = item.item_id;
+        return {};
+      }
+      for (const auto& d : item.depends_on)
+        if (!st.find(d) && !batch.count(d)) {
+          out.kind = SubmitOutcome::Kind::missing_dependency;
+          out.item_id = item.item_id;
+          out.missing = d;
+          return {};
+        }
+      batch.insert(item.item_id);
+      ops.push_back(enqueue_op(item, ts));
     }
-    for (const auto& d : item.depends_on)
-      if (!st.find(d)) out.missing = d;
-    if (!out.missing.empty()) {
-      out.kind = SubmitOutcome::Kind::missing_dependency;
-      return {};
-    }
-    return {op};
+    return ops;
   });
   if (out.kind == SubmitOutcome::Kind::queued)
-    if (const QueueItem* it = store_.state().find(item.item_id)) out.item = *it;
+    for (const auto& item : items)
+      if (const QueueItem* it = store_.state().find(item.item_id)) out.items.push_back(*it);
+  return out;
+}
+
+Change JsonlQueueBackend::settle(const std::string& item_id, const std::string& status,
+                                 const std::string& reason, const std::string& by) {
+  Change out = Change::not_found;
+  std::lock_guard<std::mutex> l(mu_);
+  transact_locked([&](const QueueState& st) -> std::vector<json> {
+    const QueueItem* it = st.find(item_id);
+    if (!it) {
+      out = Change::not_found;
+      return {};
+    }
+    if (!it->awaiting_decision()) {
+      // Settled already with this outcome: nothing to do; anything else is not waiting for a decision.
+      bool settled_so = it->state == ItemState::done && it->status == status && it->current() &&
+                        it->current()->status == "awaiting_approval";
+      out = settled_so ? Change::unchanged : Change::refused;
+      return {};
+    }
+    out = Change::applied;
+    json op{
+        {"op", "settled"}, {"item_id", item_id}, {"ts", now_iso()}, {"status", status}, {"reason", reason}};
+    if (!by.empty()) op["by"] = by;
+    return {op};
+  });
   return out;
 }
 

@@ -20,6 +20,9 @@ class JsonlQueueBackend final : public QueueBackend {
 
   std::string kind() const override { return "jsonl"; }
   SubmitOutcome submit(const NewItem& item) override;
+  BatchOutcome submit_all(const std::vector<NewItem>& items) override;
+  Change settle(const std::string& item_id, const std::string& status, const std::string& reason,
+                const std::string& by) override;
   std::optional<QueueItem> claim(const ClaimRequest& req) override;
   Change start(const std::string& item_id, int attempt, const std::string& run_id) override;
   FinishOutcome finish(const std::string& item_id, int attempt, const AttemptEnd& end) override;

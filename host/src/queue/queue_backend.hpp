@@ -50,6 +50,12 @@ struct NewItem {
   std::string replay_of, from_run;
   std::vector<std::string> lock_paths;  // normalised (lock_paths_of); empty: a claim takes no path lock
   int lock_ttl_sec = 0;                 // how long a claim's locks last; 0: the claimer's default
+  // A group of items (a chain): what the item is ("" a run, "chain" the item ending its group), the item
+  // it belongs to, whether its dependents run after it failed, and whether it waits for its dependencies
+  // to succeed ("") or only to end ("always"). See QueueItem.
+  std::string kind, parent;
+  bool allow_failure = false;
+  std::string when;
 };
 
 struct SubmitOutcome {
@@ -60,6 +66,14 @@ struct SubmitOutcome {
   } kind = Kind::queued;
   std::string missing;  // missing_dependency: a dependency the queue does not hold
   QueueItem item;       // queued: the item as recorded
+};
+
+// What submit_all() recorded: every item, or none.
+struct BatchOutcome {
+  SubmitOutcome::Kind kind = SubmitOutcome::Kind::queued;
+  std::string item_id;           // duplicate or missing_dependency: the item of the batch concerned
+  std::string missing;           // missing_dependency: the dependency neither the queue nor the batch holds
+  std::vector<QueueItem> items;  // queued: the items as recorded, in the batch's order
 };
 
 // The result of an operation on one item.
@@ -151,6 +165,11 @@ class QueueBackend {
   // Records a new item, unless its id exists or one of its dependencies does not.
   virtual SubmitOutcome submit(const NewItem& item) = 0;
 
+  // Records several items in one atomic step (the steps of a chain and the item that ends it): all of
+  // them, or none when one's id exists (in the queue or twice in the batch) or one of its dependencies is
+  // neither in the queue nor earlier in the batch.
+  virtual BatchOutcome submit_all(const std::vector<NewItem>& items) = 0;
+
   // Claims the first eligible item in run order (priority, then FIFO; derive() with `limits` at `now`):
   // its next attempt is recorded as claimed (and started, with name_run). Returns the item as it is after
   // the claim, or nothing when no item is eligible.
@@ -162,6 +181,14 @@ class QueueBackend {
   // Ends attempt `attempt` of a claimed or running item, then applies the item's retry policy
   // (QueueItem::should_retry, next_backoff_sec) in the same atomic step.
   virtual FinishOutcome finish(const std::string& item_id, int attempt, const AttemptEnd& end) = 0;
+
+  // Records the decision on an item whose attempt ended awaiting_approval (QueueItem::awaiting_decision):
+  // its status becomes `status` (success when its run was approved; denied when it was rejected or its
+  // deadline passed; cancelled when nobody will decide any more), and its dependents go on or are
+  // blocked accordingly. `unchanged` when the item already ended so; `refused` when it does not wait for a
+  // decision. `by` may be empty.
+  virtual Change settle(const std::string& item_id, const std::string& status, const std::string& reason,
+                        const std::string& by) = 0;
 
   // Queues an item whose last attempt ended (state done) again. `unchanged` when it is already waiting.
   virtual Change retry(const std::string& item_id, const RetryRequest& req) = 0;

@@ -79,6 +79,12 @@ bool QueueState::apply(const json& op, uint64_t line) {
     it.from_run = op.value("from_run", "");
     it.lock_paths = op.value("lock_paths", std::vector<std::string>{});
     it.lock_ttl_sec = op.value("lock_ttl_sec", 0);
+    it.kind = op.value("kind", "");
+    if (it.kind == "run") it.kind.clear();
+    it.parent = op.value("parent", "");
+    it.allow_failure = op.value("allow_failure", false);
+    it.when = op.value("when", "");
+    if (it.when == "on_success") it.when.clear();
     it.order = next_order_++;
     items_.emplace(id, std::move(it));
     return true;
@@ -133,6 +139,13 @@ bool QueueState::apply(const json& op, uint64_t line) {
     it.status.clear();
     it.reason.clear();
     it.error.clear();
+    return true;
+  }
+  if (kind == "settled") {
+    if (!it.awaiting_decision())
+      return fail("item " + id + " settled while " + to_string(it.state) + " " + it.status);
+    it.status = op.value("status", "");
+    it.reason = op.value("reason", "");
     return true;
   }
   if (kind == "cancelled") {
@@ -281,14 +294,23 @@ Derived derive(const QueueItem& it, const QueueState& state, const Limits& limit
       d.why_not = "waiting for unknown item " + dep;
       return d;
     }
-    if (other->state == ItemState::cancelled ||
-        (other->state == ItemState::done && other->status != "success")) {
-      d.blocked_by = dep;
-      d.why_not = "dependency " + dep + " ended " + other->status;
+    if (other->awaiting_decision()) {
+      d.why_not =
+          "waiting for the approval of item " + dep +
+          (other->current() && !other->current()->run_id.empty() ? " (run " + other->current()->run_id + ")"
+                                                                 : std::string());
       return d;
     }
-    if (other->state != ItemState::done) {
+    if (!other->terminal()) {
       d.why_not = "waiting for item " + dep;
+      return d;
+    }
+    if (it.when == "always") continue;
+    const bool allowed =
+        other->status == "success" || (other->allow_failure && other->state == ItemState::done);
+    if (!allowed) {
+      d.blocked_by = dep;
+      d.why_not = "dependency " + dep + " ended " + other->status;
       return d;
     }
   }
@@ -358,6 +380,10 @@ json to_json(const QueueItem& it, const Derived& d) {
   if (!it.replay_of.empty()) j["replay_of"] = it.replay_of;
   if (!it.from_run.empty()) j["from_run"] = it.from_run;
   if (!it.lock_paths.empty()) j["lock_paths"] = it.lock_paths;
+  if (!it.kind.empty()) j["kind"] = it.kind;
+  if (!it.parent.empty()) j["parent"] = it.parent;
+  if (it.allow_failure) j["allow_failure"] = true;
+  if (!it.when.empty()) j["when"] = it.when;
   if (it.held) j["held"] = true;
   if (it.cancel_requested) j["cancel_requested"] = true;
   if (!it.status.empty()) j["status"] = it.status;

@@ -45,6 +45,16 @@ struct QueueItem {
   // (an item queued before path locks existed, or one submitted straight to a backend without any).
   std::vector<std::string> lock_paths;
   int lock_ttl_sec = 0;  // how long a claim's locks last unless renewed; 0: the claimer's default
+  // What the item is: a run ("", the default), or "chain": the item that ends a chain of items (its steps,
+  // which name it as their parent); the scheduler seals the chain when it takes the item, no run starts.
+  std::string kind;
+  std::string parent;  // the item this one belongs to (a chain step names its chain's item), or empty
+  // When the item ends without success (not cancelled), the items that depend on it still run: its
+  // failure is allowed (a chain step with continue_on_fail, a reviewer's vote against).
+  bool allow_failure = false;
+  // When the item runs: "" once every dependency succeeded (or ended as allowed), "always" once every
+  // dependency ended, whatever the outcome (what ends a chain runs after a failed step too).
+  std::string when;
 
   ItemState state = ItemState::queued;
   bool held = false;
@@ -58,6 +68,9 @@ struct QueueItem {
   std::vector<std::string> retried_at;
 
   bool terminal() const { return state == ItemState::done || state == ItemState::cancelled; }
+  // Done, but its run waits for a person's decision (its pack requires approval): its dependents wait for
+  // the decision (QueueBackend::settle), they do not fail.
+  bool awaiting_decision() const { return state == ItemState::done && status == "awaiting_approval"; }
   bool active() const { return state == ItemState::claimed || state == ItemState::running; }
   const Attempt* current() const { return attempts.empty() ? nullptr : &attempts.back(); }
   // The retry policy, for an attempt that ended with `status`: retry timeouts and errors while attempts

@@ -54,6 +54,12 @@ std::string string_field(const nlohmann::json& b, const char* k);
 ApiResponse invalid_contract(const std::string& message, const std::vector<contract::Diagnostic>& diagnostics,
                              const std::string& prefix, const std::string& body_file = "request body");
 
+// The repository a submission names (`/repo` of `body`), which must be one this server was told it may run
+// on (serve --repo / --allow-repo, or a folder under one); the server's default when the body names none.
+// Returns the refusal (422 with the pointer and how to allow it), or nullopt with `repo` set.
+std::optional<ApiResponse> read_repo(const ApiConfig& cfg, const nlohmann::json& body,
+                                     std::filesystem::path& repo);
+
 ApiResponse decision_response(const control::DecisionResult& r);
 ApiResponse evidence_response(const control::EvidenceResult& r);
 

@@ -1,6 +1,9 @@
 // The command tower: an overview of runs, queue and approvals, and the alerts that hold now. Both are read
-// from the aggregate the server keeps up to date (serve/command_tower.hpp), never from the bundles.
+// from the aggregate the server keeps up to date (serve/command_tower.hpp), never from the bundles. And its
+// sessions: an intake with its chain, its runs' events and metrics (intake/session_view.hpp), read from the
+// store on each request.
 #include "core/clock.hpp"
+#include "intake/session_view.hpp"
 #include "serve/api_answers.hpp"
 #include "serve/command_tower.hpp"
 #include "serve/routes.hpp"
@@ -25,12 +28,30 @@ ApiResponse alerts(const ApiServices& s, const RouteCall&) {
   return ok_view(s.tower->alerts(core::now_ms()));
 }
 
+ApiResponse sessions(const ApiServices& s, const RouteCall&) {
+  return ok_view(intake::session_summaries(s.cfg.root));
+}
+
+ApiResponse session(const ApiServices& s, const RouteCall& c) {
+  size_t per_run = 200;
+  if (!c.query("events").empty()) {
+    auto n = strict_uint(c.query("events"), 0, 2000);
+    if (!n) return bad_number("events", c.query("events"), "an integer from 0 to 2000");
+    per_run = static_cast<size_t>(*n);
+  }
+  auto d = intake::session_detail(s.cfg.root, c.param("id"), per_run);
+  if (!d) return error(404, "not_found", "no intake session '" + c.param("id") + "'");
+  return ok_view(std::move(*d));
+}
+
 }  // namespace
 
 std::vector<Route> tower_routes() {
   return {
       {{"GET", "/api/command-tower/overview", Role::viewer}, overview},
       {{"GET", "/api/command-tower/alerts", Role::viewer}, alerts},
+      {{"GET", "/api/command-tower/sessions", Role::viewer}, sessions},
+      {{"GET", "/api/command-tower/sessions/{id}", Role::viewer}, session},
   };
 }
 

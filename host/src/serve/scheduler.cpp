@@ -1,4 +1,5 @@
 #include "serve/scheduler.hpp"
+#include "chain/chain_driver.hpp"
 #include "core/clock.hpp"
 #include "core/json_file.hpp"
 #include "core/runtime_paths.hpp"
@@ -96,7 +97,9 @@ std::string log_tail(const fs::path& log) {
 std::vector<std::string> command_of(const QueueItem& it) {
   if (!it.replay_of.empty()) return {"replay", it.replay_of};
   if (!it.from_run.empty()) return {"run", "--from-run", it.from_run};
-  return {"run", it.contract_path};
+  std::vector<std::string> cmd{"run", it.contract_path};
+  for (auto& a : chain::QueuedChainDriver::step_arguments(it)) cmd.push_back(std::move(a));
+  return cmd;
 }
 
 }  // namespace
@@ -117,6 +120,7 @@ std::pair<std::string, std::string> outcome_from_exit(int ws) {
 Scheduler::Scheduler(queue::QueueService& q, SchedulerOptions o) : q_(q), o_(std::move(o)) {
   if (o_.cp_host.empty()) o_.cp_host = fs::read_symlink("/proc/self/exe");
   o_.root = fs::absolute(o_.root).lexically_normal();
+  chains_ = std::make_unique<chain::QueuedChainDriver>(o_.root);
   q_.set_global_limit(o_.concurrency);
 }
 
@@ -139,9 +143,12 @@ int Scheduler::recover() {
       reason =
           "host_interrupted: cp-host serve stopped during attempt " + std::to_string(it.current()->attempt);
     }
-    if (queue.finish(id, it.current()->attempt, {status, reason, ""}).change == queue::Change::applied)
-      ++ended;
+    // A chain step that passed has its change carried first, as if the old host had finished it.
+    AttemptEnd end = chains_->on_attempt_end(it, {status, reason, ""});
+    if (queue.finish(id, it.current()->attempt, end).change == queue::Change::applied) ++ended;
   }
+  // Approvals decided and chains ended while no serve ran.
+  chains_->advance(queue);
   return ended;
 }
 
@@ -250,7 +257,15 @@ void Scheduler::finish(const Child& c, int ws) {
   }
   // The catalogue first: once the queue says the item is done, its run is listed too.
   if (o_.on_run_done) o_.on_run_done(c.run_id);
-  q_.backend().finish(c.item_id, c.attempt, {status, reason, error});
+  AttemptEnd end{status, reason, error};
+  {
+    // A chain step's passed change goes onto the chain branch before the item counts as passed.
+    auto snapshot = q_.backend().list();
+    if (const QueueItem* it = snapshot->state.find(c.item_id)) end = chains_->on_attempt_end(*it, end);
+  }
+  status = end.status;
+  reason = end.reason;
+  q_.backend().finish(c.item_id, c.attempt, end);
   log::Event ev;
   ev.level = status == "success" ? log::Level::info
              : status == "error" ? log::Level::error
@@ -299,6 +314,8 @@ void Scheduler::tick_once() {
   reap();
   keep_locks(core::now_ms());
   queue::QueueBackend& queue = q_.backend();
+  // Chains first: an ended chain's steps are cancelled, a decided approval settled, before any claim.
+  chains_->advance(queue);
   auto snapshot = queue.list();
   const QueueState& st = snapshot->state;
 
@@ -332,9 +349,27 @@ void Scheduler::tick_once() {
   queue::ClaimRequest claim;
   claim.limits = limits;
   claim.now = now;
-  claim.name_run = [](const QueueItem& it) { return store::new_run_id(it.task_id); };
+  // A chain's own item is named after the chain: its bundle is the chain bundle.
+  claim.name_run = [](const QueueItem& it) {
+    return chain::QueuedChainDriver::is_chain_item(it) ? it.item_id : store::new_run_id(it.task_id);
+  };
   claim.lock_ttl_ms = std::chrono::duration_cast<std::chrono::milliseconds>(o_.lock_ttl).count();
   while (auto it = queue.claim(claim)) {
+    if (chain::QueuedChainDriver::is_chain_item(*it)) {
+      // Every step ended: the chain is sealed here, no child runs.
+      AttemptEnd end = chains_->seal(*it, queue);
+      if (o_.on_run_done) o_.on_run_done(it->item_id);
+      queue.finish(it->item_id, it->current()->attempt, end);
+      log::Event ev;
+      ev.level = end.status == "success" ? log::Level::info : log::Level::warn;
+      ev.correlation_kind = "queue";
+      ev.correlation_id = it->item_id;
+      ev.run_id = it->item_id;
+      ev.component = "scheduler";
+      ev.message = "chain " + it->item_id + " sealed " + end.status + ": " + end.reason;
+      log::emit(ev);
+      continue;
+    }
     Launch l;
     l.child.item_id = it->item_id;
     l.child.attempt = it->current()->attempt;

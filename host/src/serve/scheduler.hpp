@@ -4,6 +4,11 @@
 // outcome is read back from its sealed bundle. So after a kill -9 of serve, the restart finds each
 // interrupted item's attempt in the queue and its bundle on disk, and ends the attempt exactly once.
 //
+// Chains (chain/chain_queue.hpp): a chain step's child starts from the chain branch (`run --chain`); before
+// a step's attempt is recorded as ended its passed change is carried onto the chain branch; every tick,
+// before anything is claimed, decided approvals are settled and ended chains have their remaining steps
+// cancelled; a chain's own item is not a child: taking it seals the chain bundle (chain/chain_driver.hpp).
+//
 // Path locks: an item is claimed only together with the locks on its allowed_paths (queue/path_locks.hpp),
 // so an item whose paths a running run holds waits (its waiting_on names the lock and the holder) while
 // other items go ahead. The locks go when the attempt ends (here, on the child's exit; at restart, by
@@ -18,6 +23,7 @@
 #include <filesystem>
 #include <functional>
 #include <map>
+#include <memory>
 #include <mutex>
 #include <string>
 #include <thread>
@@ -25,6 +31,9 @@
 
 namespace cp::queue {
 class QueueService;
+}
+namespace cp::chain {
+class QueuedChainDriver;
 }
 
 namespace cp::serve {
@@ -83,6 +92,7 @@ class Scheduler {
 
   queue::QueueService& q_;
   SchedulerOptions o_;
+  std::unique_ptr<chain::QueuedChainDriver> chains_;  // used by the scheduler thread (and recover())
   std::thread thread_;
   mutable std::mutex mu_;
   std::condition_variable cv_;
