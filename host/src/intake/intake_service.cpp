@@ -101,6 +101,7 @@ IntakeResult IntakeService::create(const NewIntake& req) {
                {"request", req.request},
                {"repo", req.repo},
                {"task_pack", req.task_pack.empty() ? json(nullptr) : json(req.task_pack)},
+               {"requested_task_pack", req.task_pack.empty() ? json(nullptr) : json(req.task_pack)},
                {"planner", planner},
                {"state", "asking"},
                {"questions", json::array()},
@@ -190,7 +191,10 @@ IntakeResult IntakeService::plan_next(const std::string& id, uint64_t seen_seq) 
   control::PlannerInputSpec spec;
   spec.request = (*s)["request"];
   spec.repo = (*s)["repo"];
-  spec.task_pack = (*s)["task_pack"].is_string() ? (*s)["task_pack"].get<std::string>() : "";
+  // Only a pack the request named binds the plan; one the planner chose while asking is its own to keep
+  // or drop (a plan of a pack is held to that pack's rendering either way).
+  const json named = s->value("requested_task_pack", json(nullptr));
+  spec.task_pack = named.is_string() ? named.get<std::string>() : "";
   // The session keeps answers by question id (what was asked, what was said); a planner reads them by the
   // pack field each question was about, the latest answer to a field winning (a field asked again).
   spec.answers = json::object();
@@ -259,8 +263,7 @@ IntakeResult IntakeService::plan_next(const std::string& id, uint64_t seen_seq) 
           st["chain"] = compiled->chain;
           st["state"] = "planned";
           st["questions"] = json::array();
-          if (reply.plan.contains("task_pack") && reply.plan["task_pack"].is_string())
-            st["task_pack"] = reply.plan["task_pack"];
+          st["task_pack"] = reply.plan.value("task_pack", json(nullptr));
           return IntakeEvent{"INTAKE_PLANNED",
                              {{"task_pack", st["task_pack"]},
                               {"steps", compiled->chain.value("steps", json::array()).size()}}};

@@ -104,7 +104,9 @@ json run_metrics(const fs::path& root, const std::string& run_id) {
 json session_summaries(const fs::path& root) {
   IntakeService svc(root, {}, nullptr);
   json out = json::array();
-  for (const auto& brief : svc.list()["intakes"]) {
+  // The list is held by name: a range-for over a temporary's member would read a destroyed object.
+  const json listed = svc.list();
+  for (const auto& brief : listed["intakes"]) {
     json item = brief;
     item["chain_state"] = nullptr;
     item["chain_verdict"] = nullptr;

@@ -87,10 +87,6 @@ struct RunRef {
 std::optional<RunRef> run_of(const ApiServices& s, const RouteCall& c, ApiResponse& refused);
 // The {id} when it is a valid run id, else nullopt with the 400 in `refused`.
 std::optional<std::string> run_id_of(const RouteCall& c, ApiResponse& refused);
-// The repository a submission names in its body's "repo" (or the server's default), which must be one the
-// server was told it may run on (--allow-repo); the 422 otherwise. POST /api/runs and POST /api/chains.
-std::optional<ApiResponse> read_repo(const ApiConfig& cfg, const nlohmann::json& body,
-                                     std::filesystem::path& repo);
 
 // A page of the catalogue's runs matching `f`, by the request's limit and cursor; nullopt with the 400 in
 // `refused` for a bad filter, limit or cursor. GET /api/runs and GET /api/chains both list this way.

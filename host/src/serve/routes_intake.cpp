@@ -7,6 +7,7 @@
 #include "intake/intake_service.hpp"
 #include "serve/api_answers.hpp"
 #include "serve/routes.hpp"
+#include "serve/scheduler.hpp"
 
 #include <unistd.h>
 

@@ -41,29 +41,6 @@ std::optional<RunPage> run_page(const ApiServices& s, const RouteCall& c, const 
   return page;
 }
 
-std::optional<ApiResponse> read_repo(const ApiConfig& cfg, const json& body, fs::path& repo) {
-  repo = cfg.default_repo;
-  if (body.contains("repo")) {
-    if (!body["repo"].is_string()) return error(422, "invalid", "/repo must be a string path");
-    std::error_code ec;
-    repo = fs::weakly_canonical(fs::path(body["repo"].get<std::string>()), ec);
-    bool allowed = false;
-    for (const auto& a : cfg.allowed_repos) {
-      auto rel = repo.lexically_relative(a);
-      if (!rel.empty() && *rel.begin() != "..") allowed = true;
-    }
-    if (!allowed)
-      return error(422, "repo_not_allowed",
-                   "/repo: " + repo.string() +
-                       " is not a repository this server may run on; start serve with "
-                       "--allow-repo " +
-                       repo.string() + " (or a folder above it)");
-  }
-  if (repo.empty())
-    return error(422, "invalid", "/repo: this server has no default repository; name one in the body");
-  return std::nullopt;
-}
-
 namespace {
 
 ApiResponse list_runs(const ApiServices& s, const RouteCall& c) {

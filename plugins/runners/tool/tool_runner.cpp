@@ -50,10 +50,21 @@ class ToolRun : public cp::plugins::ThreadedRun {
       cp::plugins::CommandAllowlist allow(policies.value("command_allowlist", json::object()));
       auto forbidden = cp::plugins::ForbiddenActions::for_run(run_["contract"], policies);
       json cmds = run_["contract"]["runtime_options"].value("commands", json::array());
-      if (cmds.empty())
+      // A step whose whole job is its acceptance tests (a chain's "run the test on the fix") has nothing to
+      // run itself: the host's tests gate is its proof. A run with neither commands nor tests is a mistake.
+      if (cmds.empty()) {
+        const json& tests = run_["contract"].value("acceptance_tests", json::array());
+        if (tests.is_array() && !tests.empty())
+          return finish({{"status", "completed"},
+                         {"reason", "no commands to run: the acceptance tests are this run's proof"},
+                         {"commands", commands_out},
+                         {"usage", {{"turns", 0}}}});
         return finish({{"status", "error"},
-                       {"reason", "the contract lists no runtime_options.commands for the tool runner"},
+                       {"reason",
+                        "the contract lists no runtime_options.commands for the tool runner and no "
+                        "acceptance_tests: there is nothing to run"},
                        {"commands", commands_out}});
+      }
       std::string bundle = ctx_.bundle_dir();
       int index = 0;
       for (const auto& c : cmds) {
