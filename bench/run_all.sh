@@ -56,6 +56,7 @@ section "Seal cost: signing and verify-on-read vs sha256sum and openssl" bash be
 section "Tampered bundles: what runs verify detects" bash bench/tamper_matrix.sh build/bin/cp-host build/plugins
 section "Browser runner vs Playwright: first screenshot, memory, CDP messages/s" bash bench/browser_bench.sh 10
 section "Dashboard: first load and first render of the runs page, 100 vs 100,000 runs" bash bench/ui_first_render.sh 100000
+section "Intake run: from POST /api/intake/{id}/run to the first step's runner start" bash bench/intake_run_latency.sh 100
 {
   echo
   echo "## Notes"
