@@ -31,6 +31,13 @@
 
 namespace cp::plugins {
 
+// Where the provider is and which environment variable holds its key, as JSON Schema properties followed by
+// a comma: every plugin that talks to a provider (the agents runner, the llm planner, the provider probe)
+// declares these two alike inside its config schema's "properties", before its own keys.
+#define CP_PROVIDER_ENDPOINT_PROPERTIES                                                                                                                                   \
+  R"("base_url": {"type": "string", "pattern": "^https?://", "description": "OpenAI-compatible API root, e.g. https://api.openai.com/v1 (default: $OPENAI_BASE_URL)."},)" \
+  R"("api_key_env": {"type": "string", "description": "Environment variable holding the API key (default OPENAI_API_KEY)."},)"
+
 struct ProviderConfig {
   std::string base_url;  // e.g. https://api.openai.com/v1 or http://127.0.0.1:8080/v1
   std::string model;

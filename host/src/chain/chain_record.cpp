@@ -67,4 +67,40 @@ std::optional<RecordStepRef> step_of_item(const json& record, const std::string&
   return std::nullopt;
 }
 
+namespace {
+
+bool older_than(const fs::path& p, std::chrono::seconds age) {
+  std::error_code ec;
+  auto t = fs::last_write_time(p, ec);
+  if (ec) return false;
+  return fs::file_time_type::clock::now() - t > age;
+}
+
+}  // namespace
+
+size_t sweep_unqueued_chains(const fs::path& root, const queue::QueueState& queue,
+                             std::chrono::seconds min_age) {
+  size_t swept = 0;
+  std::error_code ec;
+  const fs::path dir = core::queue_chains_dir(root);
+  for (const auto& e : fs::directory_iterator(dir / ".incoming", ec)) {
+    if (!older_than(e.path(), min_age)) continue;
+    std::error_code rm;
+    if (fs::remove_all(e.path(), rm) != static_cast<std::uintmax_t>(-1) && !rm) ++swept;
+  }
+  for (const auto& e : fs::directory_iterator(dir, ec)) {
+    const std::string id = e.path().filename().string();
+    if (!store::valid_run_id(id) || e.is_symlink(ec) || !e.is_directory(ec)) continue;
+    if (queue.find(id) || fs::exists(fs::symlink_status(core::runs_dir(root) / id, ec))) continue;
+    if (!older_than(e.path(), min_age)) continue;
+    // Only a folder that says it is this chain's record: nothing else under queue/chains/ is ours to remove.
+    json rec = core::read_json_file(e.path() / "chain.json");
+    if (!rec.is_object() || rec.value("kind", "") != "queued_chain" || rec.value("run_id", "") != id)
+      continue;
+    std::error_code rm;
+    if (fs::remove_all(e.path(), rm) != static_cast<std::uintmax_t>(-1) && !rm) ++swept;
+  }
+  return swept;
+}
+
 }  // namespace cp::chain

@@ -5,9 +5,11 @@
 #pragma once
 
 #include "chain/chain_spec.hpp"
+#include "queue/queue_state.hpp"
 
 #include <nlohmann/json.hpp>
 
+#include <chrono>
 #include <filesystem>
 #include <optional>
 #include <string>
@@ -37,5 +39,13 @@ struct RecordStepRef {
   size_t step = 0, item = 0;
 };
 std::optional<RecordStepRef> step_of_item(const nlohmann::json& record, const std::string& item_id);
+
+// What a submission that died part way leaves behind: a folder under queue/chains/.incoming/ (a chain being
+// written), or a record whose chain the queue never took (killed between the record and the queue's batch,
+// or a batch cut short and repaired away) — no queue item and no bundle of that run: nothing would ever
+// run or seal it, yet it would be listed as queued for ever. Each goes once older than `min_age`, so a
+// submission under way is never touched. Returns how many folders went.
+size_t sweep_unqueued_chains(const std::filesystem::path& root, const queue::QueueState& queue,
+                             std::chrono::seconds min_age);
 
 }  // namespace cp::chain

@@ -134,7 +134,7 @@ void add_chain(CLI::App& app, Globals& g, Runner& run) {
           j["report"] = out.report;
         else
           j["error"] = out.error;
-        if (!out.diagnostics.empty()) j["diagnostics"] = diagnostics_json(out.diagnostics);
+        if (!out.diagnostics.empty()) j["diagnostics"] = contract::diagnostics_json(out.diagnostics);
         std::cout << j.dump(2) << "\n";
       } else if (out.stage == chain::ChainOutcome::Stage::sealed) {
         std::cout << "chain    " << out.run_id << "\nverdict  " << out.verdict << "\nreason   " << out.reason

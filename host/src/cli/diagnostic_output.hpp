@@ -4,14 +4,11 @@
 
 #include "contract/validation.hpp"
 
-#include <nlohmann/json.hpp>
-
 #include <vector>
 
 namespace cp::cli {
 
 void print_diagnostics(const std::vector<contract::Diagnostic>& diagnostics);
-// [{file, line, pointer, rule, message}]
-nlohmann::json diagnostics_json(const std::vector<contract::Diagnostic>& diagnostics);
+// The --json form of the same problems is contract::diagnostics_json.
 
 }  // namespace cp::cli

@@ -79,7 +79,7 @@ int report_outcome(const run::RunOutcome& out, bool as_json, const std::string& 
       j["manifest"] = out.manifest;
     else
       j["error"] = out.error;
-    if (!out.diagnostics.empty()) j["diagnostics"] = diagnostics_json(out.diagnostics);
+    if (!out.diagnostics.empty()) j["diagnostics"] = contract::diagnostics_json(out.diagnostics);
     std::cout << j.dump(2) << "\n";
   } else if (out.stage == run::RunOutcome::Stage::sealed) {
     print_summary(out, code);

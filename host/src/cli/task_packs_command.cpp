@@ -24,7 +24,7 @@ int list_packs(const Globals& g, bool as_json) {
     for (const auto& p : set.packs) packs.push_back(contract::task_pack_summary(p, g.root));
     std::cout << json{{"task_packs", packs},
                       {"count", packs.size()},
-                      {"invalid", diagnostics_json(set.diagnostics)},
+                      {"invalid", contract::diagnostics_json(set.diagnostics)},
                       {"truncated", set.truncated}}
                      .dump(2)
               << "\n";
@@ -57,7 +57,7 @@ int show_pack(const Globals& g, const std::string& name, bool as_json) {
   if (!pack) {
     if (as_json)
       std::cout << json{{"error", "no valid task pack '" + name + "'"},
-                        {"diagnostics", diagnostics_json(why)}}
+                        {"diagnostics", contract::diagnostics_json(why)}}
                        .dump(2)
                 << "\n";
     print_diagnostics(why);

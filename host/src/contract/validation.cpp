@@ -773,6 +773,18 @@ std::string diagnostic_line(const Diagnostic& d) {
   return d.file + ":" + std::to_string(d.line) + ": error [" + d.rule + "] " + describe(d);
 }
 
+nlohmann::json diagnostic_json(const Diagnostic& d) {
+  return {{"file", d.file},         {"line", d.line},       {"pointer", d.pointer},
+          {"rule", d.rule},         {"message", d.message}, {"value", d.value},
+          {"expected", d.expected}, {"schema", d.schema},   {"text", describe(d)}};
+}
+
+nlohmann::json diagnostics_json(const std::vector<Diagnostic>& list) {
+  nlohmann::json out = nlohmann::json::array();
+  for (const auto& d : list) out.push_back(diagnostic_json(d));
+  return out;
+}
+
 std::string describe(const Diagnostic& d) {
   std::string s = (d.pointer.empty() ? std::string("(document)") : d.pointer) + ": " + d.message;
   if (!d.value.empty()) s += " (value: " + d.value + ")";

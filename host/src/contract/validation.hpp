@@ -3,6 +3,8 @@
 // plugin's schema).
 #pragma once
 
+#include <nlohmann/json_fwd.hpp>
+
 #include <chrono>
 #include <filesystem>
 #include <optional>
@@ -57,5 +59,10 @@ ValidationReport validate(const ValidateOptions& options);
 std::string describe(const Diagnostic& d);
 // The line every command prints for a diagnostic: "FILE:LINE: error [RULE] <describe(d)>".
 std::string diagnostic_line(const Diagnostic& d);
+// One diagnostic as the API answers it: {file, line, pointer, rule, message, value, expected, schema, text},
+// text being describe(d). Callers that speak of a request body rewrite file and pointer after.
+nlohmann::json diagnostic_json(const Diagnostic& d);
+// Every diagnostic of `list`, in order, as diagnostic_json gives each.
+nlohmann::json diagnostics_json(const std::vector<Diagnostic>& list);
 
 }  // namespace cp::contract

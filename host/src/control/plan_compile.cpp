@@ -497,17 +497,4 @@ CompiledPlan compile_plan(const json& plan, const fs::path& root, const plugin::
   if (out.ok) out.chain = std::move(chain);
   return out;
 }
-
-json plan_diagnostics_json(const std::vector<contract::Diagnostic>& diagnostics) {
-  json list = json::array();
-  for (const auto& d : diagnostics)
-    list.push_back({{"pointer", d.pointer},
-                    {"rule", d.rule},
-                    {"message", d.message},
-                    {"expected", d.expected},
-                    {"value", d.value},
-                    {"text", contract::describe(d)}});
-  return list;
-}
-
 }  // namespace cp::control

@@ -39,7 +39,4 @@ struct CompiledPlan {
 CompiledPlan compile_plan(const nlohmann::json& plan, const std::filesystem::path& root,
                           const plugin::Registry* registry);
 
-// The diagnostics as [{pointer, rule, message, expected, value, text}] for API answers and --json output.
-nlohmann::json plan_diagnostics_json(const std::vector<contract::Diagnostic>& diagnostics);
-
 }  // namespace cp::control

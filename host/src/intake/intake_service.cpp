@@ -253,7 +253,7 @@ IntakeResult IntakeService::plan_next(const std::string& id, uint64_t seen_seq) 
         case K::plan: {
           st["plan"] = reply.plan;
           if (!compiled->ok) {
-            json diags = control::plan_diagnostics_json(compiled->diagnostics);
+            json diags = contract::diagnostics_json(compiled->diagnostics);
             st["state"] = "refused";
             st["error"] = {{"code", "plan_invalid"},
                            {"message", "the plan's chain does not validate (" +

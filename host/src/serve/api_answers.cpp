@@ -125,12 +125,10 @@ ApiResponse invalid_contract(const std::string& message, const std::vector<contr
     // Only the submitted contract's pointers are inside the body; a diagnostic of another file (the
     // contract's pack) keeps its own pointer and says which file it is.
     bool body = d.file == body_file;
-    diags.push_back({{"pointer", (body ? prefix : std::string()) + d.pointer},
-                     {"file", body ? std::string("request body") : d.file},
-                     {"rule", d.rule},
-                     {"message", d.message},
-                     {"text", contract::describe(d)},
-                     {"expected", d.expected}});
+    json one = contract::diagnostic_json(d);
+    one["pointer"] = (body ? prefix : std::string()) + d.pointer;
+    one["file"] = body ? std::string("request body") : d.file;
+    diags.push_back(std::move(one));
   }
   return error(422, "invalid_contract", message, diags);
 }

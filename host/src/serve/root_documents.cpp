@@ -258,15 +258,7 @@ std::map<std::string, json> validate_copies(const Mirror& m, const std::vector<s
     d.file = at->second;
     d.message = clean(d.message);
     d.expected = clean(d.expected);
-    out[at->second].push_back({{"file", d.file},
-                               {"line", d.line},
-                               {"pointer", d.pointer},
-                               {"rule", d.rule},
-                               {"message", d.message},
-                               {"value", d.value},
-                               {"expected", d.expected},
-                               {"schema", d.schema},
-                               {"text", contract::describe(d)}});
+    out[at->second].push_back(contract::diagnostic_json(d));
   }
   return out;
 }

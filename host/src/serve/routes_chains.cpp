@@ -101,12 +101,9 @@ ApiResponse invalid_chain(const ApiServices& s, const chain::QueuedChainResult& 
       auto rel = fs::path(d.file).lexically_relative(s.cfg.root);
       if (!rel.empty() && *rel.begin() != "..") file = rel.string();
     }
-    diags.push_back({{"pointer", d.pointer},
-                     {"file", file},
-                     {"rule", d.rule},
-                     {"message", d.message},
-                     {"text", contract::describe(d)},
-                     {"expected", d.expected}});
+    json one = contract::diagnostic_json(d);
+    one["file"] = file;
+    diags.push_back(std::move(one));
   }
   return error(422, "invalid_chain", r.error + " (see details); nothing was queued", diags);
 }

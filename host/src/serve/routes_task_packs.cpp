@@ -14,27 +14,13 @@ using nlohmann::json;
 
 namespace {
 
-json pack_diagnostics(const std::vector<contract::Diagnostic>& list) {
-  json out = json::array();
-  for (const auto& d : list)
-    out.push_back({{"file", d.file},
-                   {"line", d.line},
-                   {"pointer", d.pointer},
-                   {"rule", d.rule},
-                   {"message", d.message},
-                   {"value", d.value},
-                   {"expected", d.expected},
-                   {"text", contract::describe(d)}});
-  return out;
-}
-
 ApiResponse list_task_packs(const ApiServices& s, const RouteCall&) {
   auto set = contract::load_task_packs(s.cfg.root);
   json packs = json::array();
   for (const auto& p : set.packs) packs.push_back(contract::task_pack_summary(p, s.cfg.root));
   return ok_json({{"task_packs", packs},
                   {"count", packs.size()},
-                  {"invalid", pack_diagnostics(set.diagnostics)},
+                  {"invalid", contract::diagnostics_json(set.diagnostics)},
                   {"truncated", set.truncated}});
 }
 
@@ -62,7 +48,7 @@ ApiResponse one_task_pack(const ApiServices& s, const RouteCall& c) {
   return error(422, "invalid_task_pack",
                "task pack '" + name + "' is invalid: " + contract::describe(why.front()) +
                    "; fix the file and check it with `cp-host validate " + why.front().file + "`",
-               {{"diagnostics", pack_diagnostics(why)}});
+               {{"diagnostics", contract::diagnostics_json(why)}});
 }
 
 }  // namespace

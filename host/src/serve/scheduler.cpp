@@ -1,5 +1,6 @@
 #include "serve/scheduler.hpp"
 #include "chain/chain_driver.hpp"
+#include "chain/chain_record.hpp"
 #include "core/clock.hpp"
 #include "core/json_file.hpp"
 #include "core/runtime_paths.hpp"
@@ -149,6 +150,8 @@ int Scheduler::recover() {
   }
   // Approvals decided and chains ended while no serve ran.
   chains_->advance(queue);
+  // Chains whose submission died before the queue took them: nothing will ever run them.
+  chain::sweep_unqueued_chains(o_.root, queue.list()->state, std::chrono::minutes(10));
   return ended;
 }
 

@@ -20,9 +20,8 @@ constexpr const char* kConfigSchema = R"({
   "type": "object",
   "additionalProperties": false,
   "properties": {
-    "base_url": {"type": "string", "pattern": "^https?://", "description": "OpenAI-compatible API root, e.g. https://api.openai.com/v1 (default: $OPENAI_BASE_URL)."},
+    )" CP_PROVIDER_ENDPOINT_PROPERTIES R"(
     "model": {"type": "string", "minLength": 1, "description": "The chat model (default gpt-4o-mini)."},
-    "api_key_env": {"type": "string", "description": "Environment variable holding the API key (default OPENAI_API_KEY)."},
     "request_timeout_sec": {"type": "integer", "minimum": 1, "maximum": 600, "description": "Deadline of one request (default 120)."},
     "max_tokens": {"type": "integer", "minimum": 256, "maximum": 100000, "description": "Most tokens of the model's answer (default 4000)."},
     "retries": {"type": "integer", "minimum": 0, "maximum": 5, "description": "Retries on HTTP 429 and 5xx (default 1)."},

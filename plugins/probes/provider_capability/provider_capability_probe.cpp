@@ -15,9 +15,8 @@ constexpr const char* kConfigSchema = R"({
   "type": "object",
   "additionalProperties": false,
   "properties": {
-    "base_url": {"type": "string", "pattern": "^https?://"},
+    )" CP_PROVIDER_ENDPOINT_PROPERTIES R"(
     "model": {"type": "string", "minLength": 1},
-    "api_key_env": {"type": "string"},
     "request_timeout_sec": {"type": "integer", "minimum": 1, "maximum": 600},
     "ttl_seconds": {"type": "integer", "minimum": 0, "maximum": 86400}
   }

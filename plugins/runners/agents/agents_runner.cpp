@@ -22,9 +22,8 @@ constexpr const char* kConfigSchema = R"({
   "type": "object",
   "additionalProperties": false,
   "properties": {
-    "base_url": {"type": "string", "pattern": "^https?://", "description": "OpenAI-compatible API root, e.g. https://api.openai.com/v1 (default: $OPENAI_BASE_URL)."},
+    )" CP_PROVIDER_ENDPOINT_PROPERTIES R"(
     "model": {"type": "string", "minLength": 1, "description": "Default model; the contract's runtime_options.model wins."},
-    "api_key_env": {"type": "string", "description": "Environment variable holding the API key (default OPENAI_API_KEY)."},
     "request_timeout_sec": {"type": "integer", "minimum": 1, "maximum": 3600},
     "max_steps": {"type": "integer", "minimum": 1, "maximum": 1000, "description": "Model calls per run (default 30)."},
     "retries": {"type": "integer", "minimum": 0, "maximum": 10, "description": "Retries on 429/5xx, with backoff (default 2)."},
