@@ -20,6 +20,10 @@ chosen by the request's model:
                  questions for the fix-bug pack's test_command; then a plan (in a ```json fence) that fixes
                  src/greeting.sh with the tool runner and checks it in a second step
   badplan-model  a plan that breaks plan_bundle.schema.json (no summary, steps not a list)
+  packplan-model for the fix-bug pack: questions for test_command and governance, then the pack's chain
+                 rendered faithfully with the answers (the tool runner fixing the greeting with one sed)
+  overrule-model the same questions, then the same rendering with the model's own governance (low) and
+                 test_command (`true`) in place of the person's answers
   prose-model    prose instead of JSON
   slow-model     accepts the request and answers nothing for 60 s (probes included)
   drip-model     probes answered; otherwise a 200 whose promised 100 KB body comes one byte every 0.2 s
@@ -77,12 +81,100 @@ GOOD_PLAN = {
 }
 
 
+def rendered_text(v):
+    if isinstance(v, str):
+        return v
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if isinstance(v, int):
+        return str(v)
+    if isinstance(v, list):
+        return ", ".join(rendered_text(x) for x in v)
+    return ""
+
+
+def has_value(values, name):
+    v = values.get(name)
+    if isinstance(v, (str, list)):
+        return len(v) > 0
+    if isinstance(v, bool):
+        return v
+    if isinstance(v, int):
+        return v != 0
+    return v is not None
+
+
+def fill(text, values):
+    out, at = "", 0
+    while True:
+        o = text.find("{{", at)
+        c = -1 if o < 0 else text.find("}}", o + 2)
+        if c < 0:
+            return out + text[at:]
+        out += text[at:o]
+        name = text[o + 2:c]
+        if name in values:
+            out += rendered_text(values[name])
+        at = c + 2
+
+
+def render(node, values):
+    """A task pack's chain rendered with field values, as the template planner renders it."""
+    if isinstance(node, str):
+        return fill(node, values)
+    if isinstance(node, list):
+        out = []
+        for item in node:
+            if isinstance(item, str) and len(item) > 4 and item.startswith("{{") and item.find("}}") == len(item) - 2 \
+                    and item.find("{{", 2) < 0:
+                name = item[2:-2]
+                if has_value(values, name):
+                    v = values[name]
+                    out.extend(v) if isinstance(v, list) else out.append(rendered_text(v))
+                continue
+            out.append(render(item, values))
+        return out
+    if isinstance(node, dict):
+        return {k: render(v, values) for k, v in node.items()}
+    return node
+
+
+def pack_plan(model, req, answers):
+    """fix-bug rendered with the answers (overrule-model: with its own governance and test command)."""
+    packs = json.loads(req["messages"][0]["content"].split("Task packs:\n", 1)[1])
+    pack = [p for p in packs if p["name"] == "fix-bug"][0]
+    values = {"bug": "The greeting says Helo instead of Hello.", "paths": ["src/greeting.sh"], "runner": "tool",
+              "commands": ["sed -i s/Helo/Hello/ src/greeting.sh"]}
+    values.update(answers)
+    if model == "overrule-model":
+        values.update({"governance": "low", "test_command": "true"})
+    for f in pack["fields"]:
+        if "default" in f and f["name"] not in values:
+            values[f["name"]] = f["default"]
+    steps = []
+    for st in pack["chain"]["steps"]:
+        if isinstance(st.get("when"), str) and not has_value(values, st["when"]):
+            continue
+        step = render(st, values)
+        step.pop("when", None)
+        steps.append(step)
+    return {"schema_version": 1, "task_pack": "fix-bug", "title": fill(pack["chain"]["title"], values)[:200],
+            "summary": fill(pack["chain"]["summary"], values)[:4000], "fields": values, "steps": steps}
+
+
 def planner_answer(model, req):
     if model == "prose-model":
         return "Sure! First I would look at src/greeting.sh, then fix the typo."
     if model == "badplan-model":
         return json.dumps({"status": "plan", "plan": {"schema_version": 1, "title": "Fix it", "steps": "fix the bug"}})
     planner_input = json.loads(req["messages"][-1]["content"])
+    if model in ("packplan-model", "overrule-model"):
+        if not planner_input.get("answers"):
+            return json.dumps({"status": "questions", "task_pack": "fix-bug", "questions": [
+                {"id": "test_command-1", "field": "test_command", "text": "Which command runs the failing test?"},
+                {"id": "governance-1", "field": "governance", "text": "Which governance pack?",
+                 "choices": ["low", "medium", "high"]}]})
+        return json.dumps({"status": "plan", "plan": pack_plan(model, req, planner_input["answers"])})
     if not planner_input.get("answers"):
         return json.dumps({"status": "questions", "task_pack": "fix-bug", "questions": [
             {"id": "test_command-1", "field": "test_command", "text": "Which command runs the failing test?"}]})
@@ -136,7 +228,7 @@ class Handler(BaseHTTPRequestHandler):
             return reply(self, 200, completion(model, {"content": "I can only talk."}))
         if "cp_ping" in tools:
             return reply(self, 200, completion(model, {"content": None, "tool_calls": [tool_call(0, "cp_ping", {})]}))
-        if model in ("planner-model", "badplan-model", "prose-model"):
+        if model in ("planner-model", "badplan-model", "prose-model", "packplan-model", "overrule-model"):
             return reply(self, 200, completion(model, {"content": planner_answer(model, req)}))
         if model == "loop-model":
             return reply(self, 200, completion(model, {"content": None, "tool_calls": [tool_call(done, "read_file", {"path": "src/greeting.sh"})]}))

@@ -262,6 +262,31 @@ TEST(Chain, BrokenChainIsRefusedWithPointersAndRunsNothing) {
   auto o2 = p.run_chain();
   EXPECT_EQ(o2.ran.exit_code, 2);
   EXPECT_NE(o2.ran.err.find("do not close the PM loop"), std::string::npos) << o2.ran.err;
+
+  // validate checks a chain as `chain run` loads it, not only its schema: the broken chain above, and steps
+  // that wait for each other, fail it in CI before anything is run.
+  p.put("broken.chain.json", c);
+  Ran broken =
+      host({"--root", p.dir.path().string(), "validate", (p.chain_dir / "broken.chain.json").string()});
+  EXPECT_EQ(broken.exit_code, 1) << broken.out << broken.err;
+  for (const char* ptr : {"/steps/1/to_role", "/steps/6/quorum", "/steps/4/role", "/steps/8/contract"})
+    EXPECT_NE((broken.out + broken.err).find(ptr), std::string::npos) << ptr << " missing in:\n"
+                                                                      << broken.out;
+  json cycle = p.chain();
+  cycle["steps"][0]["depends_on"] = {"worker"};
+  cycle["steps"][4]["depends_on"] = {"pm-intake"};
+  p.put("cycle.chain.json", cycle);
+  Ran cyc = host({"--root", p.dir.path().string(), "validate", "--format", "json",
+                  (p.chain_dir / "cycle.chain.json").string()});
+  EXPECT_EQ(cyc.exit_code, 1) << cyc.out << cyc.err;
+  json report = json::parse(cyc.out, nullptr, false);
+  ASSERT_TRUE(report.is_object()) << cyc.out;
+  bool named = false;
+  for (const auto& d : report["diagnostics"])
+    named = named || (d["rule"] == "cycle" &&
+                      d["file"].get<std::string>().find("cycle.chain.json") != std::string::npos);
+  EXPECT_TRUE(named) << cyc.out;
+  EXPECT_TRUE(p.task_ids().empty());
 }
 
 TEST(Chain, ChainRunTakesInlineContractsTheOrderAndContinueOnFail) {

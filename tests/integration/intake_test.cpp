@@ -58,6 +58,10 @@ struct Intake : ::testing::Test {
         << v.dump(2) << serve->output();
     return v;
   }
+  size_t queued_count() const {
+    return json::parse(host({"--root", p.dir.path().string(), "queue", "list", "--json"}).out)["items"]
+        .size();
+  }
   Ran cli(std::vector<std::string> args) const {
     std::vector<std::string> a{"--root", p.dir.path().string()};
     a.insert(a.end(), args.begin(), args.end());
@@ -203,6 +207,33 @@ TEST_F(Intake, TheCliAsksAnswersAndQueuesWithDistinctExitCodes) {
   EXPECT_EQ(cli({"intake", "new", "  ", "--repo", p.repo.string()}).exit_code, 2);
 }
 
+// A run that died after the queue took its chain, before the session recorded it (kill -9 between the two):
+// the next run finds that chain and records it, and queues nothing more, so no step runs twice.
+TEST_F(Intake, ARunThatDiedAfterQueueingFindsItsChainAndQueuesNothingTwice) {
+  Ran made = cli({"intake", "new", kBug, "--repo", p.repo.string(), "--json"});
+  ASSERT_EQ(made.exit_code, 0) << made.out << made.err;
+  json s = json::parse(made.out);
+  const std::string id = s["intake_id"], q = s["questions"][0]["id"];
+  ASSERT_EQ(cli({"intake", "answer", id, q + "=sh tests/test_greeting.sh"}).exit_code, 0);
+  json planned = json::parse(cli({"intake", "show", id, "--json"}).out);
+  ASSERT_EQ(planned["state"], "planned") << planned.dump(2);
+  // What the dead run had done: its chain queued with the session as origin.
+  write_file(p.dir / "planned.chain.json", planned["chain"].dump(2));
+  Ran sub = cli({"chain", "submit", (p.dir / "planned.chain.json").string(), "--repo", p.repo.string(),
+                 "--origin", "intake:" + id});
+  ASSERT_EQ(sub.exit_code, 0) << sub.out << sub.err;
+  const std::string first = sub.out.substr(0, sub.out.find('\n'));
+  const size_t items = queued_count();
+
+  Ran run = cli({"intake", "run", id, "--json"});
+  ASSERT_EQ(run.exit_code, 0) << run.out << run.err;
+  json queued = json::parse(run.out);
+  EXPECT_EQ(queued["state"], "queued");
+  EXPECT_EQ(queued["chain_id"], first) << "the chain the dead run queued";
+  EXPECT_EQ(queued_count(), items) << "nothing queued twice";
+  EXPECT_EQ(cli({"intake", "run", id}).exit_code, 4);
+}
+
 // The llm planner against the fake OpenAI-compatible provider, configured in policies/plugins.json (serve
 // reads it at start, so each provider behaviour gets its own serve).
 struct LlmIntake : Intake {
@@ -226,10 +257,6 @@ struct LlmIntake : Intake {
     for (std::string line; std::getline(in, line);) out.push_back(json::parse(line));
     return out;
   }
-  size_t queued_items() const {
-    return json::parse(host({"--root", p.dir.path().string(), "queue", "list", "--json"}).out)["items"]
-        .size();
-  }
 };
 
 TEST_F(LlmIntake, AGoodPlanIsPlannedAndRuns) {
@@ -247,6 +274,44 @@ TEST_F(LlmIntake, AGoodPlanIsPlannedAndRuns) {
   EXPECT_EQ(chain["verdict"], "success") << chain.dump(2);
 }
 
+// Within the pack the request named, the model words the plan but the person's answers are the person's: a
+// faithful rendering is planned; the same rendering with the model's own governance and test command in
+// place of what the person answered is refused, kept as evidence, and nothing can be queued.
+TEST_F(LlmIntake, APlanOfTheNamedPackKeepsThePersonsAnswersOrIsRefused) {
+  auto ask = [&](const std::string& model) {
+    use_llm(model, "test-key");
+    json s = ok(
+        call("POST", "/api/intake", {{"request", kBug}, {"planner", "llm"}, {"task_pack", "fix-bug"}}), 201);
+    EXPECT_EQ(s["state"], "asking") << s.dump(2);
+    json answers = json::object();
+    for (const auto& q : s["questions"])
+      answers[q["id"].get<std::string>()] =
+          q["field"] == "governance" ? "high" : std::string("sh tests/test_greeting.sh");
+    return ok(
+        call("POST", "/api/intake/" + s["intake_id"].get<std::string>() + "/answers", {{"answers", answers}}),
+        200);
+  };
+  json faithful = ask("packplan-model");
+  ASSERT_EQ(faithful["state"], "planned") << faithful.dump(2);
+  EXPECT_EQ(faithful["plan"]["fields"]["governance"], "high");
+  for (const auto& st : faithful["chain"]["steps"])
+    if (st.contains("contract")) {
+      EXPECT_EQ(st["contract"]["runtime_options"]["pack"], "high") << st.dump(2);
+    }
+
+  json overruled = ask("overrule-model");
+  EXPECT_EQ(overruled["state"], "refused") << overruled.dump(2);
+  const std::string why = overruled["error"]["message"];
+  EXPECT_NE(why.find("but the person answered"), std::string::npos) << why;
+  EXPECT_NE(why.find("field 'test_command'"), std::string::npos) << why;
+  json evs = events_of(overruled["intake_id"]);
+  ASSERT_EQ(evs.back()["type"], "INTAKE_REFUSED");
+  EXPECT_NE(evs.back()["payload"]["raw"].get<std::string>().find("\"low\""), std::string::npos)
+      << "the model's plan is kept as evidence";
+  EXPECT_EQ(call("POST", "/api/intake/" + overruled["intake_id"].get<std::string>() + "/run").status, 409);
+  EXPECT_EQ(queued_count(), 0u);
+}
+
 TEST_F(LlmIntake, APlanBreakingTheSchemaIsRefusedKeptAsEvidenceAndNothingQueued) {
   use_llm("badplan-model", "test-key");
   json s = ok(call("POST", "/api/intake", {{"request", "Fix the greeting"}, {"planner", "llm"}}), 201);
@@ -259,7 +324,7 @@ TEST_F(LlmIntake, APlanBreakingTheSchemaIsRefusedKeptAsEvidenceAndNothingQueued)
       << "the model's own words are kept";
   EXPECT_FALSE(evs.back()["payload"]["problems"].empty());
   EXPECT_EQ(call("POST", "/api/intake/" + s["intake_id"].get<std::string>() + "/run").status, 409);
-  EXPECT_EQ(queued_items(), 0u);
+  EXPECT_EQ(queued_count(), 0u);
 }
 
 TEST_F(LlmIntake, ARefusedKeyOrAFailingProviderIsAClearErrorAndNothingQueued) {
@@ -272,7 +337,7 @@ TEST_F(LlmIntake, ARefusedKeyOrAFailingProviderIsAClearErrorAndNothingQueued) {
   EXPECT_EQ(e["state"], "error") << e.dump(2);
   EXPECT_NE(e["error"]["message"].get<std::string>().find("HTTP 500"), std::string::npos) << e.dump(2);
   EXPECT_EQ(call("POST", "/api/intake/" + e["intake_id"].get<std::string>() + "/run").status, 409);
-  EXPECT_EQ(queued_items(), 0u);
+  EXPECT_EQ(queued_count(), 0u);
 }
 
 }  // namespace

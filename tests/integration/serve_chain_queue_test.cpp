@@ -334,6 +334,52 @@ TEST_F(ServeChainQueue, ARejectedOrOverdueApprovalEndsTheChainWithAnIncidentNami
   EXPECT_NE(li["failed_step"]["reason"].get<std::string>().find("deadline"), std::string::npos) << li.dump(2);
 }
 
+// continue_on_fail lets a step's failure pass, never a person's refusal: a rejected approval still ends the
+// chain, and what comes after it never runs.
+TEST_F(ServeChainQueue, ContinueOnFailDoesNotLetARejectedApprovalPass) {
+  const std::string id = submit(
+      chain_of("tolerant-gate", {step("gate", contract("gate", "gate/", {"sh scripts/needs.sh gate"}, "high"),
+                                      {{"continue_on_fail", true}}),
+                                 step("next", contract("next", "next/", {"sh scripts/needs.sh next"}))}));
+  json v;
+  ASSERT_TRUE(
+      wait_until([&] { return step_of(v = view(id), "gate")["state"] == "awaiting_approval"; }, seconds(120)))
+      << v.dump(2);
+  ASSERT_EQ(post("/api/runs/" + run_of(v, "gate") + "/reject", {{"reason", "no"}}, op).status, 200);
+  v = wait_sealed(id);
+  EXPECT_NE(v["verdict"], "success") << v.dump(2);
+  EXPECT_EQ(step_of(v, "next")["state"], "not_run") << v.dump(2);
+  EXPECT_TRUE(step_runs(id)["next"].empty()) << "the step after the refusal never ran";
+  EXPECT_EQ(bundle_file(id, "reports/incident_pack.json")["failed_step"]["step_id"], "gate");
+}
+
+// A person who cancels one step's queue item (not the chain) ends the chain cancelled, whatever words the
+// cancel's reason uses: only the host's own cancels are the chain's.
+TEST_F(ServeChainQueue, APersonCancellingAStepItemEndsTheChainWhateverTheReasonSays) {
+  const std::string id =
+      submit(chain_of("step-cancel", {step("slow", contract("slow", "s/", {"sh scripts/gated.sh s"})),
+                                      step("later", contract("later", "l/", {"sh scripts/needs.sh l"}))}));
+  json v;
+  std::string slow;
+  ASSERT_TRUE(wait_until(
+      [&] {
+        slow = run_of(v = view(id), "slow");
+        return !slow.empty() && mark(slow, "start") > 0;
+      },
+      seconds(120)))
+      << v.dump(2);
+  const std::string later_item = step_of(v, "later")["item_id"];
+  auto r = post("/api/queue/" + later_item + "/cancel", {{"reason", "dependency bump no longer needed"}}, op);
+  ASSERT_EQ(r.status, 202) << r.body;
+  write_file(scratch(slow) / "go", "");
+  v = wait_sealed(id);
+  EXPECT_EQ(v["verdict"], "cancelled") << v.dump(2);
+  EXPECT_EQ(step_of(v, "slow")["verdict"], "success") << "the running step finished";
+  json report = bundle_file(id, "reports/chain_report.json");
+  EXPECT_NE(report["verdict"], "success") << report.dump(2);
+  EXPECT_TRUE(step_runs(id)["later"].empty());
+}
+
 TEST_F(ServeChainQueue, CancellingARunningChainStopsItsStepAndStartsNothingLater) {
   const std::string id =
       submit(chain_of("cancel", {step("slow", contract("slow", "s/", {"sh scripts/gated.sh s"})),

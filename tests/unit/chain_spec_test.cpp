@@ -203,5 +203,23 @@ TEST(ChainOrder, AChainFromTheApiNamesOnlyFilesOfTheProject) {
   EXPECT_TRUE(fs::is_regular_file(l->staging / "contracts/ok.json"));
 }
 
+// Every task step and every reviewer is a run and a queue item: a small document naming one contract many
+// times is refused by its count of runs before any contract is checked or copied.
+TEST(ChainOrder, AChainOfMoreThan256RunsIsRefusedBeforeAnyContractIsRead) {
+  json reviewers = json::array();
+  for (int i = 0; i < 32; ++i) reviewers.push_back("missing.json");
+  json steps = json::array();
+  for (int i = 0; i < 9; ++i)
+    steps.push_back({{"step_id", "review-" + std::to_string(i)},
+                     {"kind", "review"},
+                     {"role", "REVIEWER"},
+                     {"reviewers", reviewers}});
+  auto l = load(chain_of(steps));
+  EXPECT_FALSE(l->r.ok);
+  EXPECT_TRUE(l->has("/steps", "maxRuns")) << l->all();
+  EXPECT_EQ(l->r.diagnostics.size(), 1u) << "no contract was looked at: " << l->all();
+  EXPECT_FALSE(fs::exists(l->staging.path() / "contracts")) << "nothing copied";
+}
+
 }  // namespace
 }  // namespace cp::chain

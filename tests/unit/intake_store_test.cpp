@@ -106,6 +106,16 @@ TEST(IntakeStore, ASessionFileLeftBehindByACrashIsReadFromTheLog) {
     return IntakeEvent{"INTAKE_QUEUED", {{"chain_id", "c1"}}};
   });
   EXPECT_EQ((*next)["event_seq"], 3);
+
+  // An edited copy that names the log's last event is not believed either: the log is read, never the file.
+  json forged = json::parse(cp::test::read_file(file));
+  forged["state"] = "planned";
+  forged["chain"] = {{"steps", json::array()}};
+  cp::test::write_file(file, forged.dump());
+  auto after = store.load(id);
+  ASSERT_TRUE(after);
+  EXPECT_EQ((*after)["state"], "queued");
+  EXPECT_TRUE((*after)["chain"].is_null());
 }
 
 TEST(IntakeStore, ATamperedLogIsNeverAppendedToAndNothingIsRead) {

@@ -139,12 +139,14 @@ int QueuedChainDriver::advance(queue::QueueBackend& queue) {
           if (!ip.item) continue;
           // The chain ended: what has not started never will.
           if (ending && ip.item->state == queue::ItemState::queued) {
-            if (queue.cancel(ip.item_id, "cp-host", end_reason) == queue::CancelOutcome::cancelled) ++changes;
+            if (queue.cancel(ip.item_id, kChainActor, end_reason) == queue::CancelOutcome::cancelled)
+              ++changes;
             continue;
           }
           // Cancelled: what runs is stopped too (the scheduler sends it SIGTERM; it seals cancelled).
           if (cancelling && ip.item->active() && !ip.item->cancel_requested) {
-            if (queue.cancel(ip.item_id, "cp-host", end_reason) == queue::CancelOutcome::requested) ++changes;
+            if (queue.cancel(ip.item_id, kChainActor, end_reason) == queue::CancelOutcome::requested)
+              ++changes;
             continue;
           }
           if (!ip.awaiting) continue;

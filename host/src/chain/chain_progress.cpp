@@ -29,13 +29,16 @@ ItemProgress item_progress(const std::string& id, const queue::QueueState& st) {
     p.started = !a->started_at.empty() || !a->run_id.empty();
   }
   p.awaiting = it.awaiting_decision();
+  p.decided = it.decided;
   p.settled = it.terminal() && !p.awaiting;
   p.status = it.terminal() ? it.status : "";
   p.reason = it.terminal() ? it.reason : "";
-  // Cancelled by the chain's own end or cancel, or by the queue because a dependency failed.
-  p.ended_by_chain = it.cancel_requested && (starts_with(it.cancel_reason, kChainCancelledReason) ||
-                                             starts_with(it.cancel_reason, kChainEndedReason) ||
-                                             starts_with(it.cancel_reason, "dependency "));
+  // Cancelled by the chain's own end or cancel, or by the scheduler because a dependency failed: only the
+  // host's own actors. A person's cancel of a step (whatever its reason says) ends the chain.
+  p.ended_by_chain =
+      it.cancel_requested && starts_with(it.cancel_by, queue::kHostActor) &&
+      (starts_with(it.cancel_reason, kChainCancelledReason) ||
+       starts_with(it.cancel_reason, kChainEndedReason) || starts_with(it.cancel_reason, "dependency "));
   return p;
 }
 
@@ -121,7 +124,9 @@ ChainProgress progress_of(const json& record, const json& cancel, const queue::Q
       sp.passed = ip.status == "success";
       if (sp.passed || sp.state == "not_run" || !out.ending.is_null()) continue;
       if (ip.ended_by_chain && !any_started) continue;
-      if (may_fail && ip.status != "cancelled") continue;
+      // continue_on_fail lets a step's failure pass, never a person's refusal: a rejected (or overdue)
+      // approval ends the chain.
+      if (may_fail && ip.status != "cancelled" && !(ip.decided && !ip.ended_by_chain)) continue;
       out.ending = {{"step_id", sp.step_id},
                     {"role", sp.role},
                     {"run_id", ip.run_id},

@@ -17,6 +17,8 @@ namespace cp::chain {
 // and the chain ending after a failure (the steps that had not started).
 inline constexpr const char* kChainCancelledReason = "chain cancelled";
 inline constexpr const char* kChainEndedReason = "chain ended";
+// Who the chain's own cancels are by, in the queue's log (queue::kHostActor's prefix).
+inline constexpr const char* kChainActor = "cp-host:chain";
 
 struct ItemProgress {
   std::string item_id;
@@ -26,6 +28,7 @@ struct ItemProgress {
   bool awaiting = false;        // its run waits for a person's decision
   bool started = false;         // an attempt of it was started
   bool ended_by_chain = false;  // cancelled because the chain was cancelled or ended
+  bool decided = false;         // its run waited for approval and a person (or the deadline rule) decided
 };
 
 struct StepProgress {

@@ -78,6 +78,19 @@ bool older_than(const fs::path& p, std::chrono::seconds age) {
 
 }  // namespace
 
+std::optional<std::string> taken_chain_with_origin(const fs::path& root, const std::string& origin,
+                                                   const queue::QueueState& queue) {
+  std::error_code ec;
+  for (const auto& e : fs::directory_iterator(core::queue_chains_dir(root), ec)) {
+    const std::string id = e.path().filename().string();
+    if (!store::valid_run_id(id)) continue;
+    auto rec = read_chain_record(root, id);
+    if (!rec || rec->value("origin", "") != origin) continue;
+    if (queue.find(id) || fs::exists(fs::symlink_status(core::runs_dir(root) / id, ec))) return id;
+  }
+  return std::nullopt;
+}
+
 size_t sweep_unqueued_chains(const fs::path& root, const queue::QueueState& queue,
                              std::chrono::seconds min_age) {
   size_t swept = 0;

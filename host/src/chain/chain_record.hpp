@@ -40,6 +40,12 @@ struct RecordStepRef {
 };
 std::optional<RecordStepRef> step_of_item(const nlohmann::json& record, const std::string& item_id);
 
+// The run id of the chain submitted with `origin` ("intake:<id>") that the queue took (it holds the chain's
+// item, or the chain has its bundle), if there is one: what a caller that died after submitting, before it
+// could record the chain as its own, finds again instead of queueing the same work twice.
+std::optional<std::string> taken_chain_with_origin(const std::filesystem::path& root,
+                                                   const std::string& origin, const queue::QueueState& queue);
+
 // What a submission that died part way leaves behind: a folder under queue/chains/.incoming/ (a chain being
 // written), or a record whose chain the queue never took (killed between the record and the queue's batch,
 // or a batch cut short and repaired away) — no queue item and no bundle of that run: nothing would ever

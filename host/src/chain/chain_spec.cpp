@@ -24,6 +24,9 @@ using nlohmann::json;
 
 namespace {
 constexpr std::uintmax_t kMaxChainBytes = 16u << 20;  // as for contracts (`cp-host validate`)
+// Runs one chain may start in all (task steps + reviewers): each is checked, queued and run; a small
+// document naming one contract file 8,000 times would otherwise hold serve for minutes.
+constexpr size_t kMaxChainRuns = 256;
 
 // Collects diagnostics about one chain document.
 struct SpecDiagnostics {
@@ -298,6 +301,23 @@ LoadResult load_chain_document(const json& doc, const ChainSource& src, const fs
   for (const auto& v : core::schema("task_chain").validate(doc))
     diag.add(v.pointer, v.rule, v.message, v.expected);
   if (!out.diagnostics.empty()) {
+    out.error = "the chain is invalid";
+    return out;
+  }
+
+  // Each task step and each reviewer is a run of its own (and a queue item): the schema bounds steps and
+  // reviewers apart, this bounds their product, before any contract is read or checked.
+  size_t runs = 0;
+  for (const auto& s : doc["steps"])
+    runs += s.value("kind", "") == "review" ? s.value("reviewers", json::array()).size()
+            : s.value("kind", "") == "task" ? 1
+                                            : 0;
+  if (runs > kMaxChainRuns) {
+    diag.add(
+        "/steps", "maxRuns",
+        "the chain would start " + std::to_string(runs) + " runs (task steps and reviewers); at most " +
+            std::to_string(kMaxChainRuns) + " are taken",
+        "at most " + std::to_string(kMaxChainRuns) + " task steps and reviewers in all: split the chain");
     out.error = "the chain is invalid";
     return out;
   }

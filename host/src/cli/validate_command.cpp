@@ -1,4 +1,5 @@
 // `cp-host validate [PATHS...]`: schema + cross-reference checks for CI.
+#include "chain/chain_spec.hpp"
 #include "cli/commands.hpp"
 #include "contract/validation.hpp"
 
@@ -102,6 +103,19 @@ void add_validate(CLI::App& app, Globals& g, Runner& run) {
       opts.check_plugins = !o->no_plugin_checks;
       opts.forced_schema = o->schema;
       opts.jobs = o->jobs;
+      // A chain file is checked as `chain run` would load it: its order (depends_on, cycles, parallel
+      // groups) and its steps' contracts, not only its schema.
+      opts.check_chain = [&g](const std::filesystem::path& file, const plugin::Registry* plugins) {
+        chain::LoadResult loaded = chain::load_chain(file, g.root, g.plugins_dir, plugins);
+        if (!loaded.spec.staging.empty()) {
+          std::error_code ec;
+          std::filesystem::remove_all(loaded.spec.staging, ec);
+        }
+        std::vector<contract::Diagnostic> out = std::move(loaded.diagnostics);
+        if (out.empty() && !loaded.ok && !loaded.error.empty())
+          out.push_back({file.string(), 1, "", "chain", loaded.error, "", "", "task_chain"});
+        return out;
+      };
       contract::ValidationReport report;
       try {
         report = contract::validate(opts);

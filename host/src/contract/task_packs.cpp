@@ -1,4 +1,5 @@
 #include "contract/task_packs.hpp"
+#include "core/ascii.hpp"
 #include "core/json_text.hpp"
 
 #include "core/json_depth.hpp"
@@ -248,6 +249,52 @@ bool planned_path_ok(const std::string& p, std::string& why) {
     start = end + 1;
   }
   return true;
+}
+
+namespace {
+
+std::string trimmed_answer(const std::string& s) {
+  size_t a = s.find_first_not_of(" \t\r\n"), b = s.find_last_not_of(" \t\r\n");
+  return a == std::string::npos ? std::string() : s.substr(a, b - a + 1);
+}
+
+json answer_list(const std::string& text, bool paths) {
+  json out = json::array();
+  std::string cur;
+  auto flush = [&] {
+    std::string t = trimmed_answer(cur);
+    if (!t.empty()) out.push_back(t);
+    cur.clear();
+  };
+  for (char c : text) {
+    if (c == '\n' || (paths && (c == ',' || c == ' ' || c == '\t')))
+      flush();
+    else
+      cur += c;
+  }
+  flush();
+  return out;
+}
+
+}  // namespace
+
+json field_value_from_answer(const json& field, const json& answer) {
+  if (!answer.is_string()) return answer;
+  const std::string type = field.contains("type") ? core::text_of(field, "type") : "string";
+  const std::string t = trimmed_answer(answer.get<std::string>());
+  if (type == "paths" || type == "commands") return answer_list(answer.get<std::string>(), type == "paths");
+  if (type == "integer" && !t.empty() && t.size() < 18 &&
+      t.find_first_not_of("0123456789") == std::string::npos)
+    return std::stoll(t);
+  if (type == "boolean") {
+    const std::string l = core::ascii_lower(t);
+    if (l == "yes" || l == "y" || l == "true") return true;
+    if (l == "no" || l == "n" || l == "false") return false;
+  }
+  if (type == "choice" && field.contains("choices") && field["choices"].is_array())
+    for (const auto& c : field["choices"])
+      if (c.is_string() && core::ascii_lower(c.get<std::string>()) == core::ascii_lower(t)) return c;
+  return t;
 }
 
 bool field_value_ok(const json& field, const json& value, std::string& why) {

@@ -79,4 +79,10 @@ bool planned_path_ok(const std::string& path, std::string& why);
 // default checks.
 bool field_value_ok(const nlohmann::json& field, const nlohmann::json& value, std::string& why);
 
+// A person's text answer to pack field `field` as the field's value: trimmed; a list field split (paths on
+// commas, blanks and line breaks; commands on line breaks); an integer or yes/no read as such; a choice as
+// the choice it names in any letter case. What does not read as the type is returned as given. The template
+// planner reads answers the same way; the host uses it to hold any planner's plan to what the person said.
+nlohmann::json field_value_from_answer(const nlohmann::json& field, const nlohmann::json& answer);
+
 }  // namespace cp::contract

@@ -21,6 +21,7 @@
 #include <map>
 #include <set>
 #include <thread>
+#include <tuple>
 #include <unordered_map>
 
 namespace cp::contract {
@@ -756,6 +757,15 @@ ValidationReport validate(const ValidateOptions& options) {
         }
       }
     }
+    // A chain's own problems are its file's; those of the contracts it names are theirs (reported once,
+    // below, when those files are checked too).
+    if (options.check_chain && options.forced_schema.empty() && p.schema_ok && p.schema == "task_chain") {
+      const std::string as_given = p.path.string();
+      for (auto& d : options.check_chain(p.path, plugins)) {
+        if (d.file == as_given) d.file = p.display;
+        (d.file == p.display ? p.diagnostics : report.diagnostics).push_back(std::move(d));
+      }
+    }
     ++report.files_checked;
     if (!p.diagnostics.empty()) ++report.files_invalid;
     for (auto& d : p.diagnostics) report.diagnostics.push_back(std::move(d));
@@ -764,6 +774,12 @@ ValidationReport validate(const ValidateOptions& options) {
                    [](const Diagnostic& a, const Diagnostic& b) {
                      return a.file != b.file ? a.file < b.file : a.line < b.line;
                    });
+  // A chain's check also checks its steps' contracts, which may be among the files checked: each problem
+  // is said once.
+  std::set<std::tuple<std::string, int, std::string, std::string, std::string>> said;
+  std::erase_if(report.diagnostics, [&](const Diagnostic& d) {
+    return !said.emplace(d.file, d.line, d.pointer, d.rule, d.message).second;
+  });
   report.duration =
       std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - t0);
   return report;

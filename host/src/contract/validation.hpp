@@ -7,6 +7,7 @@
 
 #include <chrono>
 #include <filesystem>
+#include <functional>
 #include <optional>
 #include <stdexcept>
 #include <string>
@@ -38,6 +39,13 @@ struct ValidateOptions {
   const plugin::Registry* registry = nullptr;
   std::string forced_schema;  // apply this schema to every file
   unsigned jobs = 0;          // 0 = one per core
+  // A task chain's own checks beyond its schema (its step order: depends_on, cycles, parallel groups; its
+  // steps' contracts), which live in the chain layer above this one: called for every chain file checked
+  // whose schema passed (not with forced_schema), with the plugins references are checked against (null
+  // when not checked). What it returns is reported with the file's other problems. Unset: chains get their
+  // schema check only.
+  std::function<std::vector<Diagnostic>(const std::filesystem::path& file, const plugin::Registry* plugins)>
+      check_chain;
 };
 
 struct ValidationReport {

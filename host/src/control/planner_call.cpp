@@ -121,6 +121,38 @@ std::string unknown_question_field(const json& output, const json& input) {
   return "";
 }
 
+// What is wrong when a plan of a task pack sets a field the person answered to anything but that answer
+// (read as the field's value), else "". The planner fills only what the person left open: a model that
+// answers "low" where the person said "high", or swaps the test command, is refused.
+std::string overruled_answer(const json& plan, const json& input) {
+  if (!plan.contains("task_pack") || !plan["task_pack"].is_string() || !input.contains("answers") ||
+      !input["answers"].is_object())
+    return "";
+  if (!input.contains("task_packs") || !input["task_packs"].is_array()) return "";
+  const json* pack = nullptr;
+  for (const auto& p : input["task_packs"])
+    if (p.is_object() && p.value("name", json()) == plan["task_pack"]) pack = &p;
+  if (!pack || !pack->contains("fields") || !(*pack)["fields"].is_array()) return "";
+  const json fields = plan.value("fields", json::object());
+  for (const auto& f : (*pack)["fields"]) {
+    if (!f.is_object() || !f.contains("name") || !f["name"].is_string()) continue;
+    const std::string name = f["name"];
+    if (!input["answers"].contains(name)) continue;
+    const json said = contract::field_value_from_answer(f, input["answers"][name]);
+    const json got = fields.is_object() && fields.contains(name) ? fields[name] : json(nullptr);
+    if (got != said) {
+      std::string shown = got.is_null() ? std::string("nothing") : got.dump();
+      if (shown.size() > 200) shown = shown.substr(0, 197) + "...";
+      std::string answer = said.dump();
+      if (answer.size() > 200) answer = answer.substr(0, 197) + "...";
+      return "the plan sets field '" + name + "' of task pack '" + plan["task_pack"].get<std::string>() +
+             "' to " + shown + ", but the person answered " + answer +
+             ": a planner fills only the fields the person left open";
+    }
+  }
+  return "";
+}
+
 // `text` as valid UTF-8 (each invalid byte replaced by U+FFFD): a planner's bytes end up in JSON answers and
 // session files, whose writers refuse invalid UTF-8.
 std::string valid_utf8(const std::string& text) {
@@ -228,6 +260,13 @@ void judge(PlannerReply& r, const std::string& text, const json& input) {
           r, "the plan is for task pack " + pack.dump() + " but the request named '" + asked_pack + "'",
           json::array(
               {{{"pointer", "/plan/task_pack"}, {"rule", "xref:task_pack"}, {"message", "another pack"}}}));
+      return;
+    }
+    if (std::string bad = overruled_answer(doc["plan"], input); !bad.empty()) {
+      refuse(r, bad,
+             json::array({{{"pointer", "/plan/fields"},
+                           {"rule", "xref:answer"},
+                           {"message", "a field differs from the person's answer"}}}));
       return;
     }
     r.kind = PlannerReplyKind::plan;

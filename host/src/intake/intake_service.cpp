@@ -1,12 +1,14 @@
 #include "intake/intake_service.hpp"
 
 #include "chain/chain_queue.hpp"
+#include "chain/chain_record.hpp"
 #include "contract/task_packs.hpp"
 #include "control/plan_compile.hpp"
 #include "control/planner_call.hpp"
 #include "core/clock.hpp"
 #include "intake/intake_store.hpp"
 #include "plugin/registry.hpp"
+#include "queue/queue_backend.hpp"
 
 #include <regex>
 #include <set>
@@ -330,6 +332,17 @@ IntakeResult IntakeService::run(const std::string& id, const std::string& by) {
         refusal = intake_error(Outcome::conflict, "changed",
                                "intake " + id + " changed meanwhile; read it again", "", st);
         return std::nullopt;
+      }
+      // A run that died after the queue took its chain, before this session could say so, left that chain
+      // queued: it is this session's, and queueing the plan again would run every step twice.
+      queue::BackendOptions qo;
+      qo.root = root_;
+      if (auto prior = chain::taken_chain_with_origin(root_, req.origin,
+                                                      queue::open_queue_backend(qo)->list()->state)) {
+        st["chain_id"] = *prior;
+        st["state"] = "queued";
+        st["updated_at"] = core::now_utc_iso();
+        return IntakeEvent{"INTAKE_QUEUED", {{"by", by}, {"chain_id", *prior}, {"recovered", true}}};
       }
       auto q = chain::submit_queued_chain(req);
       if (q.outcome != chain::QueuedChainResult::Outcome::queued) {

@@ -24,7 +24,6 @@ using nlohmann::json;
 
 namespace {
 
-constexpr uint64_t kMaxSessionBytes = 4u << 20;
 constexpr uint64_t kMaxIntakeLogBytes = 64u << 20;
 
 // An exclusive flock on intake/<id>/.lock for as long as it lives; threads of one process queue on a mutex
@@ -53,14 +52,6 @@ class SessionLock {
   std::lock_guard<std::mutex> guard_;
   int fd_ = -1;
 };
-
-std::optional<json> read_object(const fs::path& file, uint64_t max_bytes) {
-  auto r = store::read_regular_file(file, max_bytes);
-  if (r.status != store::FileRead::Status::ok || !core::json_depth_ok(r.bytes)) return std::nullopt;
-  json doc = json::parse(r.bytes, nullptr, false);
-  if (doc.is_discarded() || !doc.is_object()) return std::nullopt;
-  return doc;
-}
 
 // The log's events, each parsed; nullopt when the log is missing, a link or does not verify.
 std::optional<std::vector<json>> read_log(const fs::path& log) {
@@ -92,9 +83,9 @@ std::optional<json> current_session(const fs::path& dir) {
   if (!real_dir(dir)) return std::nullopt;
   auto events = read_log(dir / "events.jsonl");
   if (!events || events->empty()) return std::nullopt;
+  // The log is the truth and its last event carries the whole session: session.json is a copy for people
+  // and tools, never read back (an edited copy with the right event_seq would otherwise be believed).
   const json& last = events->back();
-  auto cached = read_object(dir / "session.json", kMaxSessionBytes);
-  if (cached && cached->value("event_seq", 0) == last.value("seq", 0)) return cached;
   const json& p = last["payload"];
   if (!p.is_object() || !p.contains("session") || !p["session"].is_object()) return std::nullopt;
   return p["session"];

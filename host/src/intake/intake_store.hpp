@@ -3,10 +3,11 @@
 // log in the run events' line format (store/event_log.hpp) with run_id = the intake id.
 //
 // The log is the truth: every change appends one event whose payload carries the whole session as it is
-// after the change (`payload.session`), then rewrites session.json atomically. A crash between the two
-// leaves session.json one event behind; reading notices (session.json's `event_seq` is not the log's last)
-// and takes the last event's copy instead. The CLI and `cp-host serve` may change one session at once: a
-// change holds the session's flock (intake/<id>/.lock) from reading to writing.
+// after the change (`payload.session`), then rewrites session.json atomically, a copy for people and tools.
+// Reading always takes the last event's copy: session.json is never read back, so neither a crash between
+// the two (the file one event behind) nor an edited file changes what the host believes. The CLI and `cp-host
+// serve` may change one session at once: a change holds the session's flock (intake/<id>/.lock) from reading
+// to writing.
 #pragma once
 
 #include <nlohmann/json.hpp>

@@ -146,12 +146,14 @@ bool QueueState::apply(const json& op, uint64_t line) {
       return fail("item " + id + " settled while " + to_string(it.state) + " " + it.status);
     it.status = op.value("status", "");
     it.reason = op.value("reason", "");
+    it.decided = true;
     return true;
   }
   if (kind == "cancelled") {
     if (it.terminal()) return fail("item " + id + " cancelled after it ended");
     it.cancel_requested = true;
     it.cancel_reason = op.value("reason", "cancelled");
+    it.cancel_by = op.value("by", "");
     if (it.state == ItemState::queued) {
       it.state = ItemState::cancelled;
       it.status = "cancelled";
@@ -306,8 +308,9 @@ Derived derive(const QueueItem& it, const QueueState& state, const Limits& limit
       return d;
     }
     if (it.when == "always") continue;
-    const bool allowed =
-        other->status == "success" || (other->allow_failure && other->state == ItemState::done);
+    // allow_failure lets a failed run through, never a person's refusal of one that waited for approval.
+    const bool allowed = other->status == "success" ||
+                         (other->allow_failure && other->state == ItemState::done && !other->decided);
     if (!allowed) {
       d.blocked_by = dep;
       d.why_not = "dependency " + dep + " ended " + other->status;

@@ -31,6 +31,11 @@ struct Attempt {
   std::string lock_expires_at;  // ISO-8601 UTC
 };
 
+// The prefix of the host's own actors in a queue's log ("cp-host:scheduler", "cp-host:chain"). A token id
+// cannot hold ':' and a person's is "os:<user>", so nobody else writes a name with it: what the host itself
+// cancelled is told apart from a person's cancel by who, never by the words of the reason.
+inline constexpr const char* kHostActor = "cp-host:";
+
 struct QueueItem {
   std::string item_id, task_id, pack, contract_path, repo, workflow_id;
   std::string enqueued_at, run_after, deadline, start_by;  // ISO-8601 UTC; empty when not set
@@ -50,7 +55,8 @@ struct QueueItem {
   std::string kind;
   std::string parent;  // the item this one belongs to (a chain step names its chain's item), or empty
   // When the item ends without success (not cancelled), the items that depend on it still run: its
-  // failure is allowed (a chain step with continue_on_fail, a reviewer's vote against).
+  // failure is allowed (a chain step with continue_on_fail, a reviewer's vote against) — not a refusal of a
+  // run that waited for approval (decided).
   bool allow_failure = false;
   // When the item runs: "" once every dependency succeeded (or ended as allowed), "always" once every
   // dependency ended, whatever the outcome (what ends a chain runs after a failed step too).
@@ -60,6 +66,9 @@ struct QueueItem {
   bool held = false;
   bool cancel_requested = false;
   std::string cancel_reason;
+  bool decided = false;  // its run waited for a person's decision, and the decision is recorded (settled)
+  std::string
+      cancel_by;  // who asked for the cancel: a token id, "os:<user>", or the host itself (kHostActor...)
   std::vector<Attempt> attempts;  // one per claim, in order
   std::string status, reason;     // of the terminal outcome (done/cancelled)
   std::string error;              // the last attempt's error, while the item is done

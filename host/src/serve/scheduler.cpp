@@ -338,7 +338,8 @@ void Scheduler::tick_once() {
     queue::Occupancy occ = queue::occupancy(st);
     for (const QueueItem* it : queue::in_run_order(st)) {
       queue::Derived d = queue::derive(*it, st, limits, occ, now);
-      if (!d.blocked_by.empty()) queue.cancel(it->item_id, "scheduler", d.why_not);
+      if (!d.blocked_by.empty())
+        queue.cancel(it->item_id, std::string(queue::kHostActor) + "scheduler", d.why_not);
     }
   }
 
