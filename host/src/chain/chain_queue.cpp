@@ -486,13 +486,17 @@ std::vector<json> list_queued_chains(const fs::path& root) {
   for (const auto& e : fs::directory_iterator(core::queue_chains_dir(root), ec)) {
     const std::string id = e.path().filename().string();
     if (id.empty() || id[0] == '.') continue;
-    if (auto dir = store::find_run(root, id)) {
-      json m = core::read_json_file(*dir / "manifest.json");
+    auto bundle = store::find_run(root, id);
+    if (bundle) {
+      json m = core::read_json_file(*bundle / "manifest.json");
       if (m.is_object() && core::text_of(m, "status") == "sealed") continue;  // the catalogue lists it
     }
     auto rec = read_chain_record(root, id);
     if (!rec) continue;
     if (!snap) snap = queue_now(root);
+    // A record the queue never took (its submission died in between) is no chain: nothing will run it,
+    // and serve's start sweeps it.
+    if (!bundle && !snap->state.find(id)) continue;
     json v = build_view(root, *rec, snap->state);
     out.push_back({{"run_id", id},
                    {"chain_id", v["chain_id"]},
