@@ -165,7 +165,7 @@ TEST(AgentsRunner, ProviderErrorsBudgetsAndEscapesAreNeverAPass) {
     json c = agents_contract(p);
     c["budgets"]["max_turns"] = 2;
     auto r = p.run(c, kKey);
-    EXPECT_EQ(r.ran.exit_code, 4) << r.ran.out;
+    EXPECT_EQ(r.ran.exit_code, 4) << r.ran.out << r.ran.err;
     EXPECT_EQ(r.manifest["reason"], "budget_exceeded: max_turns 3 > 2");
   }
   {

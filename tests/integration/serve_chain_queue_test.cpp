@@ -102,6 +102,23 @@ struct ServeChainQueue : ::testing::Test {
     EXPECT_TRUE(sealed) << v.dump(2) << serve->output();
     return v;
   }
+  // A chain of a step that waits for the test's go ("slow") and one after it ("later").
+  std::string submit_slow_then_later(const std::string& chain_id) const {
+    return submit(chain_of(chain_id, {step("slow", contract("slow", "s/", {"sh scripts/gated.sh s"})),
+                                      step("later", contract("later", "l/", {"sh scripts/needs.sh l"}))}));
+  }
+  // The run of chain `id`'s "slow" step once it has started (its start mark written), "" if it never did;
+  // `v` is the chain's last view.
+  std::string wait_slow_started(const std::string& id, json& v) const {
+    std::string slow;
+    bool started = wait_until(
+        [&] {
+          slow = run_of(v = view(id), "slow");
+          return !slow.empty() && mark(slow, "start") > 0;
+        },
+        seconds(120));
+    return started ? slow : std::string();
+  }
   fs::path runs() const { return p.dir / ".runtime-cache/cortexpilot/runs"; }
   fs::path scratch(const std::string& run_id) const { return runs() / run_id / "artifacts/scratch"; }
   // A step's mark (nanoseconds since the epoch); -1 while absent.
@@ -356,18 +373,10 @@ TEST_F(ServeChainQueue, ContinueOnFailDoesNotLetARejectedApprovalPass) {
 // A person who cancels one step's queue item (not the chain) ends the chain cancelled, whatever words the
 // cancel's reason uses: only the host's own cancels are the chain's.
 TEST_F(ServeChainQueue, APersonCancellingAStepItemEndsTheChainWhateverTheReasonSays) {
-  const std::string id =
-      submit(chain_of("step-cancel", {step("slow", contract("slow", "s/", {"sh scripts/gated.sh s"})),
-                                      step("later", contract("later", "l/", {"sh scripts/needs.sh l"}))}));
+  const std::string id = submit_slow_then_later("step-cancel");
   json v;
-  std::string slow;
-  ASSERT_TRUE(wait_until(
-      [&] {
-        slow = run_of(v = view(id), "slow");
-        return !slow.empty() && mark(slow, "start") > 0;
-      },
-      seconds(120)))
-      << v.dump(2);
+  const std::string slow = wait_slow_started(id, v);
+  ASSERT_FALSE(slow.empty()) << v.dump(2);
   const std::string later_item = step_of(v, "later")["item_id"];
   auto r = post("/api/queue/" + later_item + "/cancel", {{"reason", "dependency bump no longer needed"}}, op);
   ASSERT_EQ(r.status, 202) << r.body;
@@ -381,18 +390,10 @@ TEST_F(ServeChainQueue, APersonCancellingAStepItemEndsTheChainWhateverTheReasonS
 }
 
 TEST_F(ServeChainQueue, CancellingARunningChainStopsItsStepAndStartsNothingLater) {
-  const std::string id =
-      submit(chain_of("cancel", {step("slow", contract("slow", "s/", {"sh scripts/gated.sh s"})),
-                                 step("later", contract("later", "l/", {"sh scripts/needs.sh l"}))}));
+  const std::string id = submit_slow_then_later("cancel");
   json v;
-  std::string slow;
-  ASSERT_TRUE(wait_until(
-      [&] {
-        slow = run_of(v = view(id), "slow");
-        return !slow.empty() && mark(slow, "start") > 0;
-      },
-      seconds(120)))
-      << v.dump(2);
+  const std::string slow = wait_slow_started(id, v);
+  ASSERT_FALSE(slow.empty()) << v.dump(2);
   EXPECT_EQ(http(serve->port(), "POST", "/api/chains/" + id + "/cancel", bearer(viewer), "{}").status, 403);
   auto r = post("/api/chains/" + id + "/cancel", {{"reason", "not needed"}}, op);
   ASSERT_EQ(r.status, 200) << r.body;
@@ -498,6 +499,8 @@ TEST_F(ServeChainQueue, AChainCannotApproveItsOwnStep) {
       "date +%s%N > \"$CP_SCRATCH_DIR/start\"\n"
       "i=0; while [ ! -e \"$CP_SCRATCH_DIR/target\" ] && [ $i -lt 2400 ]; do sleep 0.05; i=$((i+1)); done\n"
       ". \"$CP_SCRATCH_DIR/target\"\n"
+      // A sanitizer build's leak check stops the world with ptrace, which the run's seccomp filter refuses.
+      "export ASAN_OPTIONS=detect_leaks=0\n"
       "\"$HOST\" --root \"$ROOT\" approve \"$RUN\" > \"$CP_SCRATCH_DIR/approve.out\" 2>&1\n"
       "echo $? > \"$CP_SCRATCH_DIR/approve.rc\"\n"
       "mkdir -p t && echo t > t/done.txt\n");
