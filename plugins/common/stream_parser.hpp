@@ -18,6 +18,36 @@ namespace cp::plugins {
 
 using nlohmann::json;
 
+// A token count an agent CLI reports under `key` of `usage`: a non-negative integer, at most 10^15. A count
+// too big for any integer (a float such as 8e35) is that most, so it breaks every budget instead of turning
+// into undefined behaviour; a negative count or one that is not a number is 0.
+inline constexpr long long kMostTokens = 1000000000000000LL;
+inline long long token_count(const json& usage, const char* key) {
+  constexpr long long kMost = kMostTokens;
+  if (!usage.is_object() || !usage.contains(key)) return 0;
+  const json& v = usage[key];
+  if (v.is_number_unsigned()) {
+    const auto n = v.get<json::number_unsigned_t>();
+    return n > static_cast<json::number_unsigned_t>(kMost) ? kMost : static_cast<long long>(n);
+  }
+  if (v.is_number_integer()) {
+    const long long n = v.get<long long>();
+    return n < 0 ? 0 : n > kMost ? kMost : n;
+  }
+  if (v.is_number_float()) {
+    const double d = v.get<double>();
+    if (!(d > 0)) return 0;  // negative, zero or NaN
+    return d >= static_cast<double>(kMost) ? kMost : static_cast<long long>(d);
+  }
+  return 0;
+}
+
+// `total` + `n`, both counts as token_count gives them, held at kMostTokens (a stream of many huge counts
+// never overflows the sum).
+inline long long add_tokens(long long total, long long n) {
+  return total >= kMostTokens - n ? kMostTokens : total + n;
+}
+
 // What a parser learns from the stream.
 struct StreamState {
   std::string thread_id;

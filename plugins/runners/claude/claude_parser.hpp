@@ -53,10 +53,11 @@ class ClaudeParser : public StreamParser {
   }
 
   void tokens(const json& u) {
-    state_.input_tokens = u.value("input_tokens", 0LL) + u.value("cache_read_input_tokens", 0LL) +
-                          u.value("cache_creation_input_tokens", 0LL);
-    state_.cached_input_tokens = u.value("cache_read_input_tokens", 0LL);
-    state_.output_tokens = u.value("output_tokens", 0LL);
+    state_.input_tokens =
+        add_tokens(add_tokens(token_count(u, "input_tokens"), token_count(u, "cache_read_input_tokens")),
+                   token_count(u, "cache_creation_input_tokens"));
+    state_.cached_input_tokens = token_count(u, "cache_read_input_tokens");
+    state_.output_tokens = token_count(u, "output_tokens");
   }
 
   void assistant(const json& msg, bool top_level) {
@@ -64,9 +65,10 @@ class ClaudeParser : public StreamParser {
     if (msg.contains("usage")) {
       // Per-message usage: the running total is the sum over messages until `result` gives the final one.
       const json& u = msg["usage"];
-      running_in_ += u.value("input_tokens", 0LL) + u.value("cache_read_input_tokens", 0LL);
-      running_cached_ += u.value("cache_read_input_tokens", 0LL);
-      running_out_ += u.value("output_tokens", 0LL);
+      running_in_ = add_tokens(
+          running_in_, add_tokens(token_count(u, "input_tokens"), token_count(u, "cache_read_input_tokens")));
+      running_cached_ = add_tokens(running_cached_, token_count(u, "cache_read_input_tokens"));
+      running_out_ = add_tokens(running_out_, token_count(u, "output_tokens"));
       state_.input_tokens = running_in_;
       state_.cached_input_tokens = running_cached_;
       state_.output_tokens = running_out_;

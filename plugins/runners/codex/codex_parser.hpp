@@ -50,9 +50,9 @@ class CodexParser : public StreamParser {
 
   void usage(const json& u) {
     // Cumulative over the thread: replace, never sum.
-    state_.input_tokens = u.value("input_tokens", 0LL);
-    state_.cached_input_tokens = u.value("cached_input_tokens", 0LL);
-    state_.output_tokens = u.value("output_tokens", 0LL);
+    state_.input_tokens = token_count(u, "input_tokens");
+    state_.cached_input_tokens = token_count(u, "cached_input_tokens");
+    state_.output_tokens = token_count(u, "output_tokens");
     if (!costs_.empty()) {
       double uncached = static_cast<double>(state_.input_tokens - state_.cached_input_tokens);
       state_.cost_usd = (uncached * costs_.value("input", 0.0) +
