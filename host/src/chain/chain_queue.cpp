@@ -77,11 +77,7 @@ json run_entry(const fs::path& root, const ItemProgress& ip) {
     r["status"] = ip.run_id.empty() ? "not_started" : ip.item && ip.item->active() ? "starting" : "not_found";
     return r;
   }
-  r["status"] = s->status;
-  r["runner"] = s->runner;
-  if (!s->verdict.empty()) r["verdict"] = s->verdict;
-  if (!s->reason.empty()) r["reason"] = s->reason;
-  if (!s->title.empty()) r["title"] = s->title;
+  add_run_summary(r, *s);
   return r;
 }
 

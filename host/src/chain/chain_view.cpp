@@ -79,15 +79,19 @@ json run_entry(const fs::path& root, const std::string& run_id) {
     r["status"] = "not_found";
     return r;
   }
-  r["status"] = s->status;
-  r["runner"] = s->runner;
-  if (!s->verdict.empty()) r["verdict"] = s->verdict;
-  if (!s->reason.empty()) r["reason"] = s->reason;
-  if (!s->title.empty()) r["title"] = s->title;
+  add_run_summary(r, *s);
   return r;
 }
 
 }  // namespace
+
+void add_run_summary(json& entry, const store::RunSummary& s) {
+  entry["status"] = s.status;
+  entry["runner"] = s.runner;
+  if (!s.verdict.empty()) entry["verdict"] = s.verdict;
+  if (!s.reason.empty()) entry["reason"] = s.reason;
+  if (!s.title.empty()) entry["title"] = s.title;
+}
 
 ChainView chain_view(const fs::path& root, const std::string& run_id) {
   ChainView v;

@@ -5,6 +5,8 @@
 // still running is shown as far as it got. What `GET /api/chains/{run_id}` and `cp-host chain show` print.
 #pragma once
 
+#include "store/run_index.hpp"
+
 #include <nlohmann/json.hpp>
 
 #include <filesystem>
@@ -19,6 +21,10 @@ struct ChainView {
 };
 
 ChainView chain_view(const std::filesystem::path& root, const std::string& run_id);
+
+// What a chain view says of one step run from its manifest's summary: status, runner, and verdict, reason
+// and title when it has them, added to `entry`.
+void add_run_summary(nlohmann::json& entry, const store::RunSummary& summary);
 
 // The most of a chain's events.jsonl read; a chain writes a few events per step, far below this.
 inline constexpr size_t kMaxChainEventBytes = 16u << 20;
