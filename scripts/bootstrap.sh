@@ -16,6 +16,7 @@ pkgs=(
   bc time python3-jsonschema wrk curl  # bench/ scripts: arithmetic, peak RSS, side-by-side tools, HTTP load
   clang libclang-rt-14-dev             # fuzz/: libFuzzer targets (scripts/fuzz.sh)
   chromium                             # the browser runner, its chromium probe, the dashboard's tests
+  libpq-dev postgresql-15              # the PostgreSQL store (serve --store postgres://...); its tests' server
 )
 # The dashboard (web/) is built with Node.js and npm, and tested with Playwright driving chromium. A
 # machine that has them already (another packaging of Node.js) keeps its own.

@@ -4,7 +4,10 @@
 // opens several clients of one queue, as serve and `cp-host queue` do. The JSONL-only tests at the end
 // cover what is particular to queue.jsonl.
 #include "queue/queue_backend.hpp"
-#include "queue/jsonl_queue_backend.hpp"
+#include "db/migrations.hpp"
+#include "queue/log_queue_backend.hpp"
+#include "queue/queue_store.hpp"
+#include "unit/pg_server.hpp"
 #include "unit/test_support.hpp"
 
 #include <gtest/gtest.h>
@@ -42,12 +45,33 @@ std::unique_ptr<QueueBackend> open_jsonl(const fs::path& scratch) {
   return open_queue_backend(o);
 }
 
+// One database per test (its scratch folder names it), migrated before its first client opens it.
+std::unique_ptr<QueueBackend> open_postgres(const fs::path& scratch) {
+  static std::map<fs::path, std::string> databases;
+  static std::mutex mu;
+  std::string conninfo;
+  {
+    std::lock_guard<std::mutex> l(mu);
+    auto& db = databases[scratch];
+    if (db.empty()) {
+      db = cp::test::PgServer::shared().fresh_database();
+      cp::db::PgConnection c(db);
+      cp::db::migrate(c);
+    }
+    conninfo = db;
+  }
+  BackendOptions o;
+  o.kind = "postgres";
+  o.store = conninfo;
+  return open_queue_backend(o);
+}
+
 void PrintTo(const BackendCase& c, std::ostream* os) {
   *os << c.name;
 }
 
-// A database backend adds its case here (skipping itself when no database is configured).
-const BackendCase kBackends[] = {{"jsonl", open_jsonl}};
+// Every backend passes the same contract: queue.jsonl and PostgreSQL (a real server, pg_server.hpp).
+const BackendCase kBackends[] = {{"jsonl", open_jsonl}, {"postgres", open_postgres}};
 
 NewItem item(const std::string& id, int priority = 5, const std::string& pack = "low") {
   NewItem n;
@@ -866,7 +890,7 @@ TEST(JsonlQueueBackend, OpensNothingWhenAskedNotToCreate) {
 
 TEST(JsonlQueueBackend, CompactionArchivesTheFullLogInQueueHistory) {
   cp::test::TempDir d;
-  JsonlQueueBackend q(d.path());
+  LogQueueBackend q(std::make_unique<QueueStore>(d.path()));
   q.submit(item("old"));
   q.cancel("old", "", "no");
   q.submit(item("live"));
@@ -884,14 +908,14 @@ TEST(JsonlQueueBackend, CompactionArchivesTheFullLogInQueueHistory) {
 
 TEST(JsonlQueueBackend, ListReportsBadLinesAndWritersCutATornTail) {
   cp::test::TempDir d;
-  JsonlQueueBackend q(d.path());
+  LogQueueBackend q(std::make_unique<QueueStore>(d.path()));
   q.submit(item("a"));
   {
     std::ofstream out(d / "queue.jsonl", std::ios::app);
     out << "not json\n"
         << R"({"op":"cancelled","item_id":"a","ts":"2026)";
   }
-  JsonlQueueBackend other(d.path());
+  LogQueueBackend other(std::make_unique<QueueStore>(d.path()));
   auto s = other.list();
   ASSERT_EQ(s->problems.size(), 1u);
   EXPECT_EQ(s->problems[0].line, 2u);

@@ -54,7 +54,9 @@ void add_decisions(CLI::App& app, Globals& g, Runner& run);  // approve, reject,
 void add_compare(CLI::App& app, Globals& g, Runner& run);
 void add_workflows(CLI::App& app, Globals& g, Runner& run);
 void add_chain(CLI::App& app, Globals& g, Runner& run);
-void add_keys(CLI::App& app, Runner& run);  // keys show|rotate|export: the host key that signs seals
+void add_keys(CLI::App& app, Runner& run);
+void add_db(CLI::App& app, Runner& run);  // db migrate|status: the PostgreSQL store (db_command.cpp)  // keys
+                                          // show|rotate|export: the host key that signs seals
 void add_worktrees(CLI::App& app, Globals& g, Runner& run);  // worktrees list: the kept worktrees
 void add_agents(CLI::App& app, Globals& g, Runner& run);     // agents list|status, roles show|preview|apply
 void add_tower(CLI::App& app, Globals& g, Runner& run);      // tower overview|alerts: the command tower

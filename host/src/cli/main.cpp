@@ -65,6 +65,7 @@ int main(int argc, char** argv) {
   add_workflows(app, g, run);
   add_chain(app, g, run);
   add_keys(app, run);
+  add_db(app, run);
   add_worktrees(app, g, run);
   add_agents(app, g, run);
   add_tower(app, g, run);

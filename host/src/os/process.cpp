@@ -1,6 +1,6 @@
 #include "os/process.hpp"
 
-#include "os/sandbox.hpp"
+#include "os/child_launch.hpp"
 
 #define BOOST_PROCESS_USE_STD_FS 1
 // Boost 1.81 forgets these two includes on the std::filesystem path.
@@ -8,18 +8,14 @@
 #include <boost/asio/read.hpp>
 #include <boost/asio/readable_pipe.hpp>
 #include <boost/asio/steady_timer.hpp>
-#include <boost/asio/writable_pipe.hpp>
 #include <boost/optional.hpp>
 #include <boost/process/v2/process.hpp>
-#include <boost/process/v2/start_dir.hpp>
-#include <boost/process/v2/stdio.hpp>
 #include <type_traits>
 
 #include <fcntl.h>
 #include <signal.h>
-#include <sys/prctl.h>
-#include <sys/resource.h>
 #include <sys/syscall.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <array>
@@ -32,49 +28,6 @@ namespace asio = boost::asio;
 namespace bp = boost::process::v2;
 
 namespace {
-
-// Marks every descriptor above stderr close-on-exec, in the child (async-signal-safe: system calls only).
-// close_range(2) does it in one call on Linux >= 5.11; older kernels get a loop up to the fd limit.
-void close_inherited_fds() {
-  constexpr unsigned kCloexec = 1u << 2;  // CLOSE_RANGE_CLOEXEC
-  if (::syscall(SYS_close_range, 3u, ~0u, kCloexec) == 0) return;
-  struct rlimit rl {};
-  long top =
-      ::getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < 65536 ? static_cast<long>(rl.rlim_cur) : 65536;
-  for (long fd = 3; fd < top; ++fd) ::fcntl(static_cast<int>(fd), F_SETFD, FD_CLOEXEC);
-}
-
-// Runs in the child between fork and exec: own process group (so the host can signal the whole tree), and
-// death with the parent thread that waits on it (so a killed host leaves no agent behind).
-struct ChildSetup {
-  const char* const* env = nullptr;
-  pid_t parent = 0;
-  const os::PreparedSandbox* sandbox = nullptr;
-  int cgroup_procs_fd = -1;
-  template <class Launcher>
-  bp::error_code on_setup(Launcher& launcher, const std::filesystem::path&, const char* const*&) {
-    if (env) launcher.env = env;
-    return {};
-  }
-  template <class Launcher>
-  bp::error_code on_exec_setup(Launcher&, const std::filesystem::path&, const char* const*&) {
-    // A session of its own, not only a group: no controlling terminal, so nothing it runs can reach the
-    // terminal cp-host was started from. The session id is the group id, so killing the group still works.
-    if (::setsid() < 0) return {errno, boost::system::system_category()};
-    ::prctl(PR_SET_PDEATHSIG, SIGKILL);
-    if (::getppid() != parent) ::_exit(127);
-    // Into the run's cgroup first ("0" means the writer itself), then the sandbox, which leaves the
-    // cgroup tree out of reach.
-    if (cgroup_procs_fd >= 0 && ::write(cgroup_procs_fd, "0", 1) != 1)
-      return {errno, boost::system::system_category()};
-    if (sandbox)
-      if (int e = sandbox->apply_in_child()) return {e, boost::system::system_category()};
-    // Nothing the host holds open may reach the program: another thread's bundle files, pipes or sockets
-    // opened without O_CLOEXEC would otherwise be writable handles that no sandbox rule governs.
-    close_inherited_fds();
-    return {};
-  }
-};
 
 class Tail {
  public:
@@ -242,41 +195,73 @@ ProcessOutcome run_process(const ProcessSpec& spec) {
     }
   } closer{so, se};
 
-  std::vector<std::string> env_storage;
+  // Everything the child needs is built here, before fork: the child itself may not allocate.
+  std::vector<const char*> argv;
+  const std::string exe_path = exe.string();
+  argv.push_back(exe_path.c_str());
+  for (size_t i = 1; i < spec.argv.size(); ++i) argv.push_back(spec.argv[i].c_str());
+  argv.push_back(nullptr);
   std::vector<const char*> envp;
-  ChildSetup setup;
-  setup.parent = ::getpid();
-  setup.sandbox = spec.sandbox.get();
-  setup.cgroup_procs_fd = spec.cgroup_procs_fd;
   if (spec.env) {
-    env_storage = *spec.env;
-    for (auto& e : env_storage) envp.push_back(e.c_str());
+    for (const auto& e : *spec.env) envp.push_back(e.c_str());
     envp.push_back(nullptr);
-    setup.env = envp.data();
   }
+  const std::string cwd = spec.cwd.empty() ? std::string() : spec.cwd.string();
 
-  std::vector<std::string> args(spec.argv.begin() + 1, spec.argv.end());
-  std::optional<bp::process> proc;
-  {
-    asio::writable_pipe so_w(io), se_w(io);
-    bp::error_code ec;
-    asio::connect_pipe(so.pipe, so_w, ec);
-    if (!ec) asio::connect_pipe(se.pipe, se_w, ec);
-    if (ec) {
-      out.start_error = "pipe: " + ec.message();
-      out.exit_code = 127;
-      return finish();
-    }
-    bp::process_start_dir dir(spec.cwd.empty() ? std::filesystem::current_path() : spec.cwd);
-    try {
-      proc.emplace(io.get_executor(), exe, args, bp::process_stdio{nullptr, so_w, se_w}, dir, setup);
-    } catch (const std::exception& e) {
-      out.start_error = std::string(e.what()) + (spec.sandbox ? " (starting inside the run sandbox)" : "");
-      out.exit_code = 127;
-      return finish();
-    }
-    // The write ends close here, so EOF arrives once the child (and anything it forked) lets go.
+  // Every descriptor is close-on-exec from birth, so no other thread's child inherits a write end and
+  // holds this process's output open.
+  int out_pipe[2], err_pipe[2];
+  if (::pipe2(out_pipe, O_CLOEXEC) != 0) {
+    out.start_error = std::string("pipe: ") + std::strerror(errno);
+    out.exit_code = 127;
+    return finish();
   }
+  if (::pipe2(err_pipe, O_CLOEXEC) != 0) {
+    out.start_error = std::string("pipe: ") + std::strerror(errno);
+    ::close(out_pipe[0]), ::close(out_pipe[1]);
+    out.exit_code = 127;
+    return finish();
+  }
+  so.pipe.assign(out_pipe[0]);
+  se.pipe.assign(err_pipe[0]);
+  int devnull = ::open("/dev/null", O_RDONLY | O_CLOEXEC);
+  ChildPlan plan;
+  plan.exe = exe_path.c_str();
+  plan.argv = argv.data();
+  plan.envp = spec.env ? envp.data() : nullptr;
+  plan.cwd = cwd.empty() ? nullptr : cwd.c_str();
+  plan.stdio[0] = devnull;
+  plan.stdio[1] = out_pipe[1];
+  plan.stdio[2] = err_pipe[1];
+  plan.sandbox = spec.sandbox.get();
+  plan.cgroup_procs_fd = spec.cgroup_procs_fd;
+  std::string launch_error;
+  const pid_t pid = devnull < 0 ? -1 : launch_child(plan, launch_error);
+  if (devnull < 0) launch_error = std::string("/dev/null: ") + std::strerror(errno);
+  // The write ends close here, so EOF arrives once the child (and anything it forked) lets go.
+  ::close(out_pipe[1]);
+  ::close(err_pipe[1]);
+  if (devnull >= 0) ::close(devnull);
+  if (pid < 0) {
+    out.start_error = launch_error + (spec.sandbox ? " (starting inside the run sandbox)" : "");
+    out.exit_code = 127;
+    return finish();
+  }
+  // The process is watched through a pidfd. Without one (an old kernel, a descriptor limit) nobody could
+  // supervise it: it is killed and the call says why.
+  const int pidfd = static_cast<int>(::syscall(SYS_pidfd_open, pid, 0));
+  if (pidfd < 0) {
+    const int err = errno;
+    ::kill(-pid, SIGKILL);
+    ::kill(pid, SIGKILL);
+    while (::waitpid(pid, nullptr, 0) < 0 && errno == EINTR) {
+    }
+    out.start_error = std::string("pidfd_open: ") + std::strerror(err);
+    out.exit_code = 127;
+    return finish();
+  }
+  std::optional<bp::process> proc;
+  proc.emplace(io.get_executor(), pid, pidfd);
   out.started = true;
   out.pid = proc->id();
   const pid_t group = proc->id();
@@ -299,6 +284,9 @@ ProcessOutcome run_process(const ProcessSpec& spec) {
   proc->async_wait([&](const bp::error_code&, int) {
     exited = true;
     native_status = proc->native_exit_code();
+    // Reaped: let go of the pid, which the kernel may give to another child of this host before the
+    // process object is destroyed (whose destructor would otherwise wait for, or kill, that pid).
+    proc->detach();
     // Anything still in the leader's group is a leftover child: it must not outlive the call.
     kill_group(SIGKILL);
     all_done();

@@ -1,7 +1,9 @@
 #include "queue/queue_backend.hpp"
 #include "core/runtime_paths.hpp"
 
-#include "queue/jsonl_queue_backend.hpp"
+#include "queue/log_queue_backend.hpp"
+#include "queue/pg_op_log.hpp"
+#include "queue/queue_store.hpp"
 
 #include <cstdio>
 #include <random>
@@ -28,9 +30,10 @@ const char* to_string(Change c) {
 std::unique_ptr<QueueBackend> open_queue_backend(const BackendOptions& o) {
   if (o.kind == "jsonl") {
     if (!o.create && !fs::exists(core::queue_log(o.root))) return nullptr;
-    return std::make_unique<JsonlQueueBackend>(core::runtime_dir(o.root));
+    return std::make_unique<LogQueueBackend>(std::make_unique<QueueStore>(core::runtime_dir(o.root)));
   }
-  throw std::invalid_argument("unknown queue backend '" + o.kind + "' (known: jsonl)");
+  if (o.kind == "postgres") return std::make_unique<LogQueueBackend>(std::make_unique<PgOpLog>(o.store));
+  throw std::invalid_argument("unknown queue backend '" + o.kind + "' (known: jsonl, postgres)");
 }
 
 std::vector<PathLock> list_locks(QueueBackend& backend, int64_t now) {

@@ -1,6 +1,7 @@
 // The queue's storage seam: every change to the run queue, and every read of it, goes through a
-// QueueBackend. Today one backend exists, JsonlQueueBackend (queue.jsonl under queue.lock, see
-// jsonl_queue_backend.hpp); a database backend implements the same operations.
+// QueueBackend. Both backends are a LogQueueBackend (log_queue_backend.hpp) over an operation log:
+// queue.jsonl under queue.lock (QueueStore, "jsonl", the default), or a table in PostgreSQL (PgOpLog,
+// "postgres") that nodes on several machines share.
 //
 // The contract every backend keeps:
 //  - each operation on an item is atomic: it sees the item's current state (whatever process changed it)
@@ -234,8 +235,9 @@ class QueueBackend {
 };
 
 struct BackendOptions {
-  std::filesystem::path root;  // the project root: the queue lives under its runtime folder
-  std::string kind = "jsonl";  // the backend; "jsonl" is the only one today
+  std::filesystem::path root;  // the project root: the JSONL queue lives under its runtime folder
+  std::string kind = "jsonl";  // the backend: "jsonl" or "postgres"
+  std::string store = {};      // postgres: the connection string (empty: libpq's PG* variables)
   // false: when the queue was never written, open_queue_backend() returns nullptr and creates nothing.
   bool create = true;
 };

@@ -2,7 +2,6 @@
 #include "queue/queue_backend.hpp"
 
 #include "core/json_depth.hpp"
-#include "core/schema_catalog.hpp"
 #include "store/atomic_file.hpp"
 
 #include <fcntl.h>
@@ -13,6 +12,7 @@
 #include <set>
 #include <stdexcept>
 #include <system_error>
+#include <thread>
 
 namespace cp::queue {
 
@@ -30,13 +30,11 @@ struct FdLock {
   }
 };
 
-std::string schema_problem(const json& op) {
-  auto v = core::schema("queue_item").validate(op);
-  if (v.empty()) return {};
-  return (v[0].pointer.empty() ? "/" : v[0].pointer) + ": " + v[0].message;
-}
-
 }  // namespace
+
+void QueueStore::wait_for_others(std::chrono::milliseconds timeout) {
+  std::this_thread::sleep_for(timeout);
+}
 
 QueueStore::QueueStore(fs::path runtime_dir)
     : dir_(std::move(runtime_dir)), path_(dir_ / "queue.jsonl"), lock_path_(dir_ / "queue.lock") {
@@ -112,7 +110,7 @@ bool QueueStore::read_new(bool may_repair) {
       bad_lines_.push_back({line_no_, "not JSON"});
       continue;
     }
-    if (std::string p = schema_problem(op); !p.empty()) {
+    if (std::string p = op_schema_problem(op); !p.empty()) {
       bad_lines_.push_back({line_no_, "does not fit queue_item.schema.json: " + p});
       continue;
     }
@@ -142,7 +140,7 @@ std::vector<json> QueueStore::transact(const Decide& decide) {
   if (ops.empty()) return ops;
   std::string out;
   for (const auto& op : ops) {
-    if (std::string p = schema_problem(op); !p.empty())
+    if (std::string p = op_schema_problem(op); !p.empty())
       throw std::invalid_argument("queue operation does not fit queue_item.schema.json: " + p + ": " +
                                   op.dump());
     out += op.dump() + "\n";
@@ -170,20 +168,7 @@ std::vector<json> QueueStore::transact(const Decide& decide) {
 size_t QueueStore::compact(int64_t keep_terminal_ms) {
   FdLock lock{lock_exclusive()};
   read_new(true);
-  int64_t now = now_ms();
-  std::set<std::string> keep;
-  for (const auto& [id, it] : state_.items()) {
-    bool recent = false;
-    if (it.terminal()) {
-      const Attempt* a = it.current();
-      std::string end = a && !a->finished_at.empty() ? a->finished_at : it.enqueued_at;
-      recent = now - parse_iso_ms(end) < keep_terminal_ms;
-    }
-    if (!it.terminal() || recent) keep.insert(id);
-  }
-  for (const auto& [id, it] : state_.items())
-    if (keep.count(id))
-      for (const auto& dep : it.depends_on) keep.insert(dep);
+  std::set<std::string> keep = kept_by_compaction(state_, keep_terminal_ms, now_ms());
   size_t dropped = 0;
   std::string out;
   for (const auto& [id, line] : raw_) {

@@ -5,7 +5,7 @@
 // last line that the next writer cuts off (its writer died before the fsync, so nobody acted on it).
 #pragma once
 
-#include "queue/queue_state.hpp"
+#include "queue/op_log.hpp"
 
 #include <nlohmann/json.hpp>
 
@@ -16,7 +16,7 @@
 
 namespace cp::queue {
 
-class QueueStore {
+class QueueStore final : public OpLog {
  public:
   // `runtime_dir` is <root>/.runtime-cache/cortexpilot; it is created when missing.
   explicit QueueStore(std::filesystem::path runtime_dir);
@@ -24,29 +24,33 @@ class QueueStore {
   QueueStore(const QueueStore&) = delete;
   QueueStore& operator=(const QueueStore&) = delete;
 
+  std::string kind() const override { return "jsonl"; }
+
   // Catches up with operations appended by any process since the last call. Returns true when the state
   // changed. Lines that do not parse or validate are skipped and listed in problems(). Not thread-safe:
-  // callers serialise (JsonlQueueBackend holds a mutex).
-  bool refresh();
+  // callers serialise (LogQueueBackend holds a mutex).
+  bool refresh() override;
 
   // Under the exclusive lock: catches up, lets `decide` look at the current state and return operations,
   // validates them against schemas/queue_item.schema.json (std::invalid_argument when one does not fit),
   // appends them durably and applies them. Returns the operations written.
-  using Decide = std::function<std::vector<nlohmann::json>(const QueueState&)>;
-  std::vector<nlohmann::json> transact(const Decide& decide);
+  std::vector<nlohmann::json> transact(const Decide& decide) override;
 
   // Rewrites queue.jsonl with only the operations of items that are not terminal, ended within
   // `keep_terminal_ms`, or are a dependency of a kept item; the full log is kept first as
   // history/queue-<time>.jsonl. Returns the number of operations dropped from the live log.
-  size_t compact(int64_t keep_terminal_ms);
+  size_t compact(int64_t keep_terminal_ms) override;
 
-  const QueueState& state() const { return state_; }
+  const QueueState& state() const override { return state_; }
   // Lines skipped (unparseable, schema-invalid) and operations that did not fit their item's state.
-  std::vector<Problem> problems() const;
+  std::vector<Problem> problems() const override;
   const std::filesystem::path& path() const { return path_; }
-  uint64_t lines() const { return line_no_; }
+  uint64_t lines() const override { return line_no_; }
   // Grows whenever what this store has read changes: a line read or appended, the file replaced.
-  uint64_t generation() const { return generation_; }
+  uint64_t generation() const override { return generation_; }
+  // Other processes' appends are found by polling the file: wait_for_others() only sleeps.
+  bool notifies() const override { return false; }
+  void wait_for_others(std::chrono::milliseconds timeout) override;
 
  private:
   void reopen();

@@ -1,4 +1,4 @@
-#include "queue/jsonl_queue_backend.hpp"
+#include "queue/log_queue_backend.hpp"
 
 #include <algorithm>
 #include <map>
@@ -47,24 +47,24 @@ std::vector<json> end_attempt(const QueueItem& it, const AttemptEnd& end, Finish
 
 }  // namespace
 
-JsonlQueueBackend::JsonlQueueBackend(std::filesystem::path runtime_dir) : store_(std::move(runtime_dir)) {}
+LogQueueBackend::LogQueueBackend(std::unique_ptr<OpLog> log) : log_(std::move(log)) {}
 
-void JsonlQueueBackend::note_change_locked() {
-  if (store_.generation() == seen_generation_) return;
-  seen_generation_ = store_.generation();
+void LogQueueBackend::note_change_locked() {
+  if (log_->generation() == seen_generation_) return;
+  seen_generation_ = log_->generation();
   ++version_;
   snapshot_.reset();
   changed_.notify_all();
 }
 
-void JsonlQueueBackend::refresh_locked() {
-  store_.refresh();
+void LogQueueBackend::refresh_locked() {
+  log_->refresh();
   note_change_locked();
 }
 
-void JsonlQueueBackend::transact_locked(const QueueStore::Decide& decide) {
+void LogQueueBackend::transact_locked(const OpLog::Decide& decide) {
   try {
-    store_.transact(decide);
+    log_->transact(decide);
   } catch (...) {
     note_change_locked();  // it may have caught up before refusing
     throw;
@@ -106,7 +106,7 @@ json enqueue_op(const NewItem& item, const std::string& ts) {
 
 }  // namespace
 
-SubmitOutcome JsonlQueueBackend::submit(const NewItem& item) {
+SubmitOutcome LogQueueBackend::submit(const NewItem& item) {
   BatchOutcome b = submit_all({item});
   SubmitOutcome out;
   out.kind = b.kind;
@@ -115,7 +115,7 @@ SubmitOutcome JsonlQueueBackend::submit(const NewItem& item) {
   return out;
 }
 
-BatchOutcome JsonlQueueBackend::submit_all(const std::vector<NewItem>& items) {
+BatchOutcome LogQueueBackend::submit_all(const std::vector<NewItem>& items) {
   BatchOutcome out;
   const std::string ts = now_iso();
   std::lock_guard<std::mutex> l(mu_);
@@ -143,12 +143,12 @@ BatchOutcome JsonlQueueBackend::submit_all(const std::vector<NewItem>& items) {
   });
   if (out.kind == SubmitOutcome::Kind::queued)
     for (const auto& item : items)
-      if (const QueueItem* it = store_.state().find(item.item_id)) out.items.push_back(*it);
+      if (const QueueItem* it = log_->state().find(item.item_id)) out.items.push_back(*it);
   return out;
 }
 
-Change JsonlQueueBackend::settle(const std::string& item_id, const std::string& status,
-                                 const std::string& reason, const std::string& by) {
+Change LogQueueBackend::settle(const std::string& item_id, const std::string& status,
+                               const std::string& reason, const std::string& by) {
   Change out = Change::not_found;
   std::lock_guard<std::mutex> l(mu_);
   transact_locked([&](const QueueState& st) -> std::vector<json> {
@@ -173,12 +173,12 @@ Change JsonlQueueBackend::settle(const std::string& item_id, const std::string& 
   return out;
 }
 
-std::optional<QueueItem> JsonlQueueBackend::claim(const ClaimRequest& req) {
+std::optional<QueueItem> LogQueueBackend::claim(const ClaimRequest& req) {
   const int64_t now = req.now != 0 ? req.now : now_ms();
   std::lock_guard<std::mutex> l(mu_);
   // Most calls find nothing to claim: that is decided without taking the file lock.
   refresh_locked();
-  if (!first_eligible(store_.state(), req.limits, now)) return std::nullopt;
+  if (!first_eligible(log_->state(), req.limits, now)) return std::nullopt;
   std::string claimed;
   transact_locked([&](const QueueState& st) -> std::vector<json> {
     claimed.clear();
@@ -203,12 +203,12 @@ std::optional<QueueItem> JsonlQueueBackend::claim(const ClaimRequest& req) {
     return ops;
   });
   if (claimed.empty()) return std::nullopt;
-  const QueueItem* it = store_.state().find(claimed);
+  const QueueItem* it = log_->state().find(claimed);
   if (!it) return std::nullopt;
   return *it;
 }
 
-Change JsonlQueueBackend::start(const std::string& item_id, int attempt, const std::string& run_id) {
+Change LogQueueBackend::start(const std::string& item_id, int attempt, const std::string& run_id) {
   Change out = Change::not_found;
   std::lock_guard<std::mutex> l(mu_);
   transact_locked([&](const QueueState& st) -> std::vector<json> {
@@ -236,7 +236,7 @@ Change JsonlQueueBackend::start(const std::string& item_id, int attempt, const s
   return out;
 }
 
-FinishOutcome JsonlQueueBackend::finish(const std::string& item_id, int attempt, const AttemptEnd& end) {
+FinishOutcome LogQueueBackend::finish(const std::string& item_id, int attempt, const AttemptEnd& end) {
   FinishOutcome out;
   std::lock_guard<std::mutex> l(mu_);
   transact_locked([&](const QueueState& st) -> std::vector<json> {
@@ -261,7 +261,7 @@ FinishOutcome JsonlQueueBackend::finish(const std::string& item_id, int attempt,
   return out;
 }
 
-Change JsonlQueueBackend::retry(const std::string& item_id, const RetryRequest& req) {
+Change LogQueueBackend::retry(const std::string& item_id, const RetryRequest& req) {
   Change out = Change::not_found;
   std::lock_guard<std::mutex> l(mu_);
   transact_locked([&](const QueueState& st) -> std::vector<json> {
@@ -290,8 +290,8 @@ Change JsonlQueueBackend::retry(const std::string& item_id, const RetryRequest& 
   return out;
 }
 
-CancelOutcome JsonlQueueBackend::cancel(const std::string& item_id, const std::string& by,
-                                        const std::string& reason) {
+CancelOutcome LogQueueBackend::cancel(const std::string& item_id, const std::string& by,
+                                      const std::string& reason) {
   CancelOutcome out = CancelOutcome::not_found;
   std::lock_guard<std::mutex> l(mu_);
   transact_locked([&](const QueueState& st) -> std::vector<json> {
@@ -311,7 +311,7 @@ CancelOutcome JsonlQueueBackend::cancel(const std::string& item_id, const std::s
   return out;
 }
 
-Change JsonlQueueBackend::set_held(const std::string& item_id, const std::string& by, bool held) {
+Change LogQueueBackend::set_held(const std::string& item_id, const std::string& by, bool held) {
   Change out = Change::not_found;
   std::lock_guard<std::mutex> l(mu_);
   transact_locked([&](const QueueState& st) -> std::vector<json> {
@@ -336,15 +336,15 @@ Change JsonlQueueBackend::set_held(const std::string& item_id, const std::string
   return out;
 }
 
-Change JsonlQueueBackend::hold(const std::string& item_id, const std::string& by) {
+Change LogQueueBackend::hold(const std::string& item_id, const std::string& by) {
   return set_held(item_id, by, true);
 }
 
-Change JsonlQueueBackend::release(const std::string& item_id, const std::string& by) {
+Change LogQueueBackend::release(const std::string& item_id, const std::string& by) {
   return set_held(item_id, by, false);
 }
 
-Change JsonlQueueBackend::set_priority(const std::string& item_id, int priority, const std::string& by) {
+Change LogQueueBackend::set_priority(const std::string& item_id, int priority, const std::string& by) {
   Change out = Change::not_found;
   std::lock_guard<std::mutex> l(mu_);
   transact_locked([&](const QueueState& st) -> std::vector<json> {
@@ -369,26 +369,26 @@ Change JsonlQueueBackend::set_priority(const std::string& item_id, int priority,
   return out;
 }
 
-std::shared_ptr<const Snapshot> JsonlQueueBackend::list() {
+std::shared_ptr<const Snapshot> LogQueueBackend::list() {
   std::lock_guard<std::mutex> l(mu_);
   refresh_locked();
   if (!snapshot_) {
     auto s = std::make_shared<Snapshot>();
-    s->state = store_.state();
-    s->problems = store_.problems();
+    s->state = log_->state();
+    s->problems = log_->problems();
     s->version = version_;
     snapshot_ = std::move(s);
   }
   return snapshot_;
 }
 
-uint64_t JsonlQueueBackend::version() {
+uint64_t LogQueueBackend::version() {
   std::lock_guard<std::mutex> l(mu_);
   refresh_locked();
   return version_;
 }
 
-uint64_t JsonlQueueBackend::watch(uint64_t since, std::chrono::milliseconds timeout) {
+uint64_t LogQueueBackend::watch(uint64_t since, std::chrono::milliseconds timeout) {
   const auto deadline = std::chrono::steady_clock::now() + timeout;
   std::unique_lock<std::mutex> l(mu_);
   for (;;) {
@@ -396,19 +396,28 @@ uint64_t JsonlQueueBackend::watch(uint64_t since, std::chrono::milliseconds time
     if (version_ != since) return version_;
     const auto now = std::chrono::steady_clock::now();
     if (now >= deadline) return version_;
+    const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - now);
+    if (log_->notifies()) {
+      // Everyone's changes, this object's included, come as notifications on the log's own connection;
+      // the second's poll covers one lost while that connection was down.
+      l.unlock();
+      log_->wait_for_others(std::min<std::chrono::milliseconds>(left, std::chrono::seconds(1)));
+      l.lock();
+      continue;
+    }
     // Woken at once by this object's own changes; other processes' are seen at the next poll.
-    changed_.wait_for(l, std::min<std::chrono::steady_clock::duration>(deadline - now, kWatchPoll),
+    changed_.wait_for(l, std::min<std::chrono::milliseconds>(left, kWatchPoll),
                       [&] { return version_ != since; });
   }
 }
 
-size_t JsonlQueueBackend::compact(const CompactRequest& req) {
+size_t LogQueueBackend::compact(const CompactRequest& req) {
   std::lock_guard<std::mutex> l(mu_);
   refresh_locked();
-  if (req.only_above > 0 && store_.lines() <= req.only_above) return 0;
+  if (req.only_above > 0 && log_->lines() <= req.only_above) return 0;
   size_t dropped = 0;
   try {
-    dropped = store_.compact(req.keep_terminal_ms);
+    dropped = log_->compact(req.keep_terminal_ms);
   } catch (...) {
     note_change_locked();
     throw;
@@ -417,7 +426,7 @@ size_t JsonlQueueBackend::compact(const CompactRequest& req) {
   return dropped;
 }
 
-LockReleaseOutcome JsonlQueueBackend::release_locks(const LockRelease& req) {
+LockReleaseOutcome LogQueueBackend::release_locks(const LockRelease& req) {
   const int64_t now = req.now != 0 ? req.now : now_ms();
   LockReleaseOutcome out;
   std::lock_guard<std::mutex> l(mu_);
@@ -460,8 +469,8 @@ LockReleaseOutcome JsonlQueueBackend::release_locks(const LockRelease& req) {
   return out;
 }
 
-Change JsonlQueueBackend::renew_locks(const std::string& item_id, int attempt, int64_t expires_at_ms,
-                                      int64_t now) {
+Change LogQueueBackend::renew_locks(const std::string& item_id, int attempt, int64_t expires_at_ms,
+                                    int64_t now) {
   if (now == 0) now = now_ms();
   Change out = Change::not_found;
   std::lock_guard<std::mutex> l(mu_);
@@ -493,13 +502,13 @@ Change JsonlQueueBackend::renew_locks(const std::string& item_id, int attempt, i
   return out;
 }
 
-std::vector<PathLock> JsonlQueueBackend::reap_expired_locks(int64_t now, const std::string& by) {
+std::vector<PathLock> LogQueueBackend::reap_expired_locks(int64_t now, const std::string& by) {
   if (now == 0) now = now_ms();
   std::vector<PathLock> reaped;
   std::lock_guard<std::mutex> l(mu_);
   // Most calls find nothing: that is decided without taking the file lock.
   refresh_locked();
-  if (expired_locks(store_.state(), now).empty()) return {};
+  if (expired_locks(log_->state(), now).empty()) return {};
   transact_locked([&](const QueueState& st) -> std::vector<json> {
     reaped = expired_locks(st, now);
     std::map<std::pair<std::string, int>, std::pair<std::vector<std::string>, std::string>> by_attempt;

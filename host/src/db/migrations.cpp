@@ -1,0 +1,106 @@
+#include "db/migrations.hpp"
+
+namespace cp::db {
+
+namespace {
+
+// Two migrators of one database take this lock in turn (an arbitrary constant: "cp-migr").
+constexpr const char* kMigrateLock = "72401134010";
+
+const std::vector<Migration> kMigrations = {
+    {1, "queue operation log",
+     R"sql(
+CREATE TABLE cp_queue_ops (
+  seq bigserial PRIMARY KEY,
+  item_id text NOT NULL,
+  op jsonb NOT NULL,
+  recorded_at timestamptz NOT NULL DEFAULT now()
+);
+CREATE INDEX cp_queue_ops_item ON cp_queue_ops (item_id);
+CREATE TABLE cp_queue_history (
+  seq bigint PRIMARY KEY,
+  item_id text NOT NULL,
+  op jsonb NOT NULL,
+  recorded_at timestamptz NOT NULL,
+  archived_at timestamptz NOT NULL DEFAULT now()
+);
+CREATE TABLE cp_queue_meta (
+  id int PRIMARY KEY CHECK (id = 1),
+  epoch bigint NOT NULL
+);
+INSERT INTO cp_queue_meta VALUES (1, 1);
+)sql"},
+};
+
+const char* kCreateTable = R"sql(
+CREATE TABLE IF NOT EXISTS cp_schema_migrations (
+  version int PRIMARY KEY,
+  name text NOT NULL,
+  applied_at timestamptz NOT NULL DEFAULT now()
+))sql";
+
+bool has_migrations_table(PgConnection& c) {
+  return c.exec("SELECT to_regclass('cp_schema_migrations') IS NOT NULL").text(0, 0) == "t";
+}
+
+}  // namespace
+
+const std::vector<Migration>& migrations() {
+  return kMigrations;
+}
+
+int latest_schema_version() {
+  return kMigrations.back().version;
+}
+
+SchemaStatus schema_status(PgConnection& c) {
+  SchemaStatus s;
+  s.latest = latest_schema_version();
+  if (has_migrations_table(c)) {
+    PgRows r = c.exec(
+        "SELECT version, to_char(applied_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"') "
+        "FROM cp_schema_migrations ORDER BY version");
+    for (int i = 0; i < r.size(); ++i) {
+      int v = static_cast<int>(r.integer(i, 0));
+      s.applied_at.emplace_back(v, r.text(i, 1));
+      if (v > s.version) s.version = v;
+    }
+  }
+  for (const auto& m : kMigrations)
+    if (m.version > s.version) s.pending.push_back(m);
+  return s;
+}
+
+std::vector<Migration> migrate(PgConnection& c) {
+  std::vector<Migration> applied;
+  for (const auto& m : kMigrations) {
+    Transaction t(c);
+    c.exec("SELECT pg_advisory_xact_lock(" + std::string(kMigrateLock) + ")");
+    // Under the lock too: two CREATE TABLE IF NOT EXISTS at once can still collide in the catalogue.
+    c.exec(kCreateTable);
+    // Decided under the lock: a migrator that waited sees what the other applied.
+    if (c.exec("SELECT 1 FROM cp_schema_migrations WHERE version = $1", {std::to_string(m.version)}).size())
+      continue;
+    c.exec_script(m.sql);
+    c.exec("INSERT INTO cp_schema_migrations (version, name) VALUES ($1, $2)",
+           {std::to_string(m.version), std::string(m.name)});
+    t.commit();
+    applied.push_back(m);
+  }
+  return applied;
+}
+
+void require_current_schema(PgConnection& c) {
+  SchemaStatus s = schema_status(c);
+  if (s.version == s.latest) return;
+  const std::string store = c.redacted().empty() ? "" : " --store '" + c.redacted() + "'";
+  if (s.version > s.latest)
+    throw SchemaMismatch("the database's schema is at version " + std::to_string(s.version) +
+                         ", newer than this cp-host knows (" + std::to_string(s.latest) +
+                         "): run a cp-host at least as new as the one that migrated it");
+  throw SchemaMismatch("the database's schema is at version " + std::to_string(s.version) + " of " +
+                       std::to_string(s.latest) + " (" + std::to_string(s.pending.size()) +
+                       " migration(s) pending): run `cp-host db migrate" + store + "`");
+}
+
+}  // namespace cp::db

@@ -1,0 +1,32 @@
+#include "queue/op_log.hpp"
+
+#include "core/schema_catalog.hpp"
+
+namespace cp::queue {
+
+using nlohmann::json;
+
+std::set<std::string> kept_by_compaction(const QueueState& state, int64_t keep_terminal_ms, int64_t now) {
+  std::set<std::string> keep;
+  for (const auto& [id, it] : state.items()) {
+    bool recent = false;
+    if (it.terminal()) {
+      const Attempt* a = it.current();
+      std::string end = a && !a->finished_at.empty() ? a->finished_at : it.enqueued_at;
+      recent = now - parse_iso_ms(end) < keep_terminal_ms;
+    }
+    if (!it.terminal() || recent) keep.insert(id);
+  }
+  for (const auto& [id, it] : state.items())
+    if (keep.count(id))
+      for (const auto& dep : it.depends_on) keep.insert(dep);
+  return keep;
+}
+
+std::string op_schema_problem(const json& op) {
+  auto v = core::schema("queue_item").validate(op);
+  if (v.empty()) return {};
+  return (v[0].pointer.empty() ? "/" : v[0].pointer) + ": " + v[0].message;
+}
+
+}  // namespace cp::queue

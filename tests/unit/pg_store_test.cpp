@@ -1,0 +1,160 @@
+// The PostgreSQL store against a real server (unit/pg_server.hpp): schema migrations, refusals of a
+// database that is not migrated, and a queue that loses nothing and doubles nothing while the server
+// restarts under load. The queue's whole contract runs against it in queue_backend_test.cpp.
+#include "db/migrations.hpp"
+#include "db/pg_connection.hpp"
+#include "queue/queue_backend.hpp"
+#include "unit/pg_server.hpp"
+
+#include <gtest/gtest.h>
+
+#include <atomic>
+#include <set>
+#include <thread>
+
+#include <unistd.h>
+
+namespace cp {
+namespace {
+
+namespace fs = std::filesystem;
+using test::PgServer;
+
+// ctest's set-up and clean-up of the shared server (FIXTURES_SETUP / FIXTURES_CLEANUP pg): disabled, so
+// that only those two entries run them.
+TEST(PgServerFixture, DISABLED_Start) {
+  EXPECT_NO_THROW(PgServer::shared());
+}
+TEST(PgServerFixture, DISABLED_Stop) {
+  PgServer::stop_shared();
+}
+
+std::unique_ptr<queue::QueueBackend> open_queue(const std::string& conninfo) {
+  queue::BackendOptions o;
+  o.kind = "postgres";
+  o.store = conninfo;
+  return queue::open_queue_backend(o);
+}
+
+queue::NewItem item(const std::string& id) {
+  queue::NewItem n;
+  n.item_id = id;
+  n.task_id = "task-" + id;
+  n.pack = "low";
+  n.contract_path = "/c/" + id + ".json";
+  n.repo = "/repo";
+  return n;
+}
+
+TEST(PgSchema, MigrateTwiceIsANoOpAndStatusSaysCurrent) {
+  std::string url = PgServer::shared().fresh_database();
+  db::PgConnection c(url);
+  db::SchemaStatus before = db::schema_status(c);
+  EXPECT_EQ(before.version, 0);
+  EXPECT_EQ(before.pending.size(), db::migrations().size());
+  auto first = db::migrate(c);
+  EXPECT_EQ(first.size(), db::migrations().size());
+  auto second = db::migrate(c);
+  EXPECT_TRUE(second.empty()) << "a second migrate applies nothing";
+  db::SchemaStatus after = db::schema_status(c);
+  EXPECT_EQ(after.version, db::latest_schema_version());
+  EXPECT_TRUE(after.pending.empty());
+  EXPECT_EQ(c.exec("SELECT count(*) FROM cp_schema_migrations").integer(0, 0),
+            static_cast<int64_t>(db::migrations().size()))
+      << "each migration recorded once";
+  EXPECT_NO_THROW(db::require_current_schema(c));
+}
+
+TEST(PgSchema, TwoMigratorsAtOnceApplyEachMigrationOnce) {
+  std::string url = PgServer::shared().fresh_database();
+  std::atomic<int> applied{0}, failed{0};
+  std::vector<std::thread> ts;
+  for (int i = 0; i < 4; ++i)
+    ts.emplace_back([&] {
+      try {
+        db::PgConnection c(url);
+        applied += static_cast<int>(db::migrate(c).size());
+      } catch (const std::exception&) {
+        ++failed;
+      }
+    });
+  for (auto& t : ts) t.join();
+  EXPECT_EQ(failed, 0);
+  EXPECT_EQ(applied, static_cast<int>(db::migrations().size()));
+}
+
+TEST(PgSchema, AnUnmigratedOrOlderDatabaseIsRefusedWithTheCommandToRun) {
+  std::string url = PgServer::shared().fresh_database();
+  try {
+    open_queue(url);
+    FAIL() << "an empty database was accepted";
+  } catch (const db::SchemaMismatch& e) {
+    EXPECT_NE(std::string(e.what()).find("cp-host db migrate --store"), std::string::npos) << e.what();
+    EXPECT_NE(std::string(e.what()).find("version 0 of"), std::string::npos) << e.what();
+  }
+  db::PgConnection c(url);
+  db::migrate(c);
+  // A database a newer cp-host migrated: refused too, and nothing is written to it.
+  c.exec("INSERT INTO cp_schema_migrations (version, name) VALUES (999, 'from the future')");
+  EXPECT_THROW(open_queue(url), db::SchemaMismatch);
+  c.exec("DELETE FROM cp_schema_migrations WHERE version = 999");
+  EXPECT_NO_THROW(open_queue(url));
+}
+
+TEST(PgSchema, AnUnreachableServerIsAClearErrorWithoutThePassword) {
+  try {
+    db::PgConnection c("postgresql://cp:hunter2@127.0.0.1:1/nosuch?connect_timeout=2");
+    FAIL() << "connected to nothing";
+  } catch (const db::DbError& e) {
+    std::string m = e.what();
+    EXPECT_TRUE(e.transient());
+    EXPECT_NE(m.find("cannot connect to PostgreSQL"), std::string::npos) << m;
+    EXPECT_EQ(m.find("hunter2"), std::string::npos) << "the password leaked: " << m;
+  }
+}
+
+TEST(PgQueue, AServerRestartUnderLoadLosesNothingAndDoublesNothing) {
+  // A server of its own in a folder under /tmp that the postgres user may enter.
+  auto server =
+      PgServer::own(fs::temp_directory_path() / ("cp-test-pg-restart-" + std::to_string(::getpid())));
+  std::string url = server->fresh_database();
+  {
+    db::PgConnection c(url);
+    db::migrate(c);
+  }
+  constexpr int kItems = 120;
+  std::atomic<int> submitted{0};
+  std::atomic<bool> failed{false};
+  std::string failure;
+  std::thread writer([&] {
+    try {
+      auto q = open_queue(url);
+      for (int i = 0; i < kItems; ++i) {
+        auto out = q->submit(item("r" + std::to_string(i)));
+        // A submit whose COMMIT got no answer is decided again: it finds its own item and says so.
+        if (out.kind != queue::SubmitOutcome::Kind::queued &&
+            out.kind != queue::SubmitOutcome::Kind::duplicate)
+          throw std::runtime_error("submit " + std::to_string(i) + " refused");
+        ++submitted;
+        std::this_thread::sleep_for(std::chrono::milliseconds(5));
+      }
+    } catch (const std::exception& e) {
+      failure = e.what();
+      failed = true;
+    }
+  });
+  while (submitted < kItems / 3 && !failed) std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  server->restart();  // under load: the writer's connection dies mid-stream
+  writer.join();
+  ASSERT_FALSE(failed) << failure;
+  auto q = open_queue(url);
+  auto snap = q->list();
+  EXPECT_EQ(snap->state.items().size(), static_cast<size_t>(kItems));
+  EXPECT_TRUE(snap->problems.empty()) << snap->problems.front().message;
+  db::PgConnection c(url);
+  EXPECT_EQ(c.exec("SELECT count(*) FROM cp_queue_ops WHERE op->>'op' = 'enqueued'").integer(0, 0), kItems)
+      << "each item enqueued exactly once";
+}
+
+}  // namespace
+}  // namespace cp
