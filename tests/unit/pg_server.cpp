@@ -82,10 +82,13 @@ PgServer& PgServer::shared() {
 
 void PgServer::ensure_running() {
   FileLock lock(dir_.string() + ".lock");
+  // A name in /tmp that someone else made (a link to elsewhere) is refused rather than followed.
+  if (fs::is_symlink(dir_)) throw std::runtime_error(dir_.string() + " is a symbolic link: refusing it");
   fs::path data = dir_ / "data";
   if (!fs::exists(data / "PG_VERSION")) {
     fs::remove_all(dir_);
-    fs::create_directories(dir_);
+    fs::create_directory(dir_);
+    fs::permissions(dir_, fs::perms::owner_all);  // the socket's folder: nobody else may even look
     if (root()) {
       Ran c = run({"chown", "postgres:postgres", dir_.string()});
       if (c.exit_code != 0) throw std::runtime_error("chown " + dir_.string() + ": " + c.err);
@@ -103,8 +106,10 @@ void PgServer::ensure_running() {
 
 void PgServer::start() {
   // Only the socket in our folder; no fsync (a test server's data dies with the machine anyway).
-  std::string opts = "-k " + dir_.string() +
-                     " -c listen_addresses= -c fsync=off -c full_page_writes=off -c max_connections=300";
+  std::string opts =
+      "-k " + dir_.string() +
+      " -c listen_addresses= -c unix_socket_permissions=0700 -c fsync=off -c full_page_writes=off"
+      " -c max_connections=300";
   Ran r = as_server(std::string(kBin) + "/pg_ctl start -w -t 60 -D " + quoted(dir_ / "data") + " -l " +
                     quoted(dir_ / "server.log") + " -o \"" + opts + "\" >/dev/null 2>&1");
   if (r.exit_code != 0) throw std::runtime_error("pg_ctl start failed: " + read_file(dir_ / "server.log"));

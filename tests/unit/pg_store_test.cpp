@@ -9,6 +9,7 @@
 #include <gtest/gtest.h>
 
 #include <atomic>
+#include <mutex>
 #include <set>
 #include <thread>
 
@@ -111,6 +112,67 @@ TEST(PgSchema, AnUnreachableServerIsAClearErrorWithoutThePassword) {
     EXPECT_NE(m.find("cannot connect to PostgreSQL"), std::string::npos) << m;
     EXPECT_EQ(m.find("hunter2"), std::string::npos) << "the password leaked: " << m;
   }
+}
+
+TEST(PgSchema, ConnectionStringsAreShownWithoutTheirPasswordInEveryForm) {
+  for (const std::string& s : {std::string("postgres://u:hunter2@db.example/cp"),
+                               std::string("postgresql://u:hun%40ter2@db.example:5433/cp?sslmode=disable"),
+                               std::string("host=db.example password=hunter2 dbname=cp"),
+                               std::string("host=db.example password = 'hunter2 with spaces' dbname=cp"),
+                               std::string("postgres://u@db.example/cp?password=hunter2")}) {
+    std::string shown = db::redact_conninfo(s);
+    EXPECT_EQ(shown.find("hunter2"), std::string::npos) << s << " -> " << shown;
+    EXPECT_EQ(shown.find("hun%40ter2"), std::string::npos) << s << " -> " << shown;
+    EXPECT_NE(shown.find("db.example"), std::string::npos) << s << " -> " << shown;
+  }
+  // A string libpq cannot parse is not echoed at all, and is a usage error, not an unreachable server.
+  for (const std::string& s :
+       {std::string("postgres://u:hunter2@[::1:1/db"), std::string("postgres://u:hunter2%zz@h/db"),
+        std::string("PASSWORD=hunter2"), std::string("password hunter2")}) {
+    EXPECT_EQ(db::redact_conninfo(s).find("hunter2"), std::string::npos) << s;
+    try {
+      db::PgConnection c(s);
+      FAIL() << "connected with " << s;
+    } catch (const db::DbError& e) {
+      EXPECT_EQ(std::string(e.what()).find("hunter2"), std::string::npos) << e.what();
+      EXPECT_EQ(e.sqlstate(), "config") << s << ": " << e.what();
+      EXPECT_FALSE(e.transient());
+    }
+  }
+}
+
+TEST(PgQueue, ClaimersOnARepeatableReadDatabaseNeverClaimTheSameItem) {
+  // The server's default isolation must not matter: each decision reads what committed before it.
+  std::string url = PgServer::shared().fresh_database();
+  {
+    db::PgConnection c(url);
+    db::migrate(c);
+    std::string name = url.substr(url.rfind('=') + 1);
+    c.exec("ALTER DATABASE " + name + " SET default_transaction_isolation = 'repeatable read'");
+  }
+  constexpr int kItems = 60, kThreads = 4;
+  {
+    auto q = open_queue(url);
+    for (int i = 0; i < kItems; ++i)
+      ASSERT_EQ(q->submit(item("i" + std::to_string(i))).kind, queue::SubmitOutcome::Kind::queued);
+  }
+  std::mutex mu;
+  std::multiset<std::string> claimed;
+  std::vector<std::thread> ts;
+  for (int t = 0; t < kThreads; ++t)
+    ts.emplace_back([&] {
+      auto q = open_queue(url);
+      queue::ClaimRequest r;
+      r.limits.global = 1000;
+      while (auto it = q->claim(r)) {
+        std::lock_guard<std::mutex> l(mu);
+        claimed.insert(it->item_id);
+      }
+    });
+  for (auto& t : ts) t.join();
+  EXPECT_EQ(claimed.size(), static_cast<size_t>(kItems));
+  for (const auto& id : std::set<std::string>(claimed.begin(), claimed.end()))
+    EXPECT_EQ(claimed.count(id), 1u) << id;
 }
 
 TEST(PgQueue, AServerRestartUnderLoadLosesNothingAndDoublesNothing) {

@@ -273,6 +273,23 @@ TEST_P(QueueBackendContract, RetryQueuesAnEndedItemAgain) {
   EXPECT_EQ(q->retry("nope", {}), Change::not_found);
 }
 
+TEST_P(QueueBackendContract, ANulInAReasonOrAnErrorIsKeptAsAReplacementCharacter) {
+  // A child's last output lines and an API caller's reason may hold a NUL; no log may refuse the operation
+  // for it (PostgreSQL's jsonb holds no U+0000), or the attempt would never end.
+  auto q = open();
+  q->submit(item("a"));
+  q->submit(item("b"));
+  ASSERT_TRUE(q->claim(any_slot()).has_value());  // "a"
+  const std::string nul("x\0y", 3);
+  EXPECT_EQ(q->finish("a", 1, {"error", "died: " + nul, "last line " + nul}).change, Change::applied);
+  EXPECT_EQ(q->cancel("b", "ops", "why " + nul), CancelOutcome::cancelled);
+  auto s = open()->list();
+  EXPECT_EQ(s->state.find("a")->reason, "died: x\xEF\xBF\xBDy");
+  EXPECT_EQ(s->state.find("a")->error, "last line x\xEF\xBF\xBDy");
+  EXPECT_EQ(s->state.find("b")->reason, "why x\xEF\xBF\xBDy");
+  EXPECT_TRUE(s->problems.empty());
+}
+
 TEST_P(QueueBackendContract, CancelEndsAWaitingItemAndAsksARunningOne) {
   auto q = open();
   auto other = open();

@@ -99,6 +99,9 @@ int run_db(const DbOpts& o, bool do_migrate) {
         std::cout << "queue:   " << q["items"].get<size_t>() << " items";
         for (const auto& [state, n] : q["by_state"].items())
           std::cout << ", " << n.get<int>() << " " << state;
+        if (q["problems"].get<size_t>() > 0)
+          std::cout << "\nproblems: " << q["problems"].get<size_t>()
+                    << " operation(s) of the log could not be read or did not fit (see `cp-host queue list`)";
         std::cout << "\nlocks:   " << q["path_locks_held"].get<int>() << " path locks held, "
                   << q["path_locks_expired_unreaped"].get<int>() << " expired and not yet reaped\n";
       }
@@ -108,6 +111,7 @@ int run_db(const DbOpts& o, bool do_migrate) {
     std::cerr
         << "cp-host db: " << e.what() << "\n"
         << "  name the database with --store postgres://USER@HOST/DB (or CP_HOST_STORE, or PG* variables)\n";
+    if (e.sqlstate() == "config") return kUsage;
     return e.transient() ? kUnreachable : kInternal;
   } catch (const std::exception& e) {
     std::cerr << "cp-host db: " << e.what() << "\n";

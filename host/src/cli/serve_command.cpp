@@ -24,6 +24,7 @@ using nlohmann::json;
 namespace {
 
 constexpr int kBusy = 10;  // another serve holds this runtime root
+constexpr int kStore = 6;  // the store cannot be reached or is not migrated (as `cp-host db`)
 
 bool split_listen(const std::string& listen, std::string& host, uint16_t& port) {
   auto colon = listen.rfind(':');
@@ -94,7 +95,26 @@ void add_serve_flags(CLI::App& cmd, ServeFlags& f) {
                  "A repository (or a folder of them) submissions may name (repeatable)");
   cmd.add_option("--max-body", d.max_body, "Largest request body in bytes (default 1 MiB; larger gets 413)");
   cmd.add_option("--threads", d.threads, "HTTP worker threads (default 2)")->check(CLI::Range(1, 64));
-  cmd.add_flag("--no-scheduler", f.no_scheduler, "Serve the API only; leave queued items waiting");
+  cmd.add_flag("--no-scheduler", f.no_scheduler,
+               "Serve the API only; leave queued items to the workers (with --store, another node's)");
+  cmd.add_option("--store", d.store,
+                 "The queue's store: a PostgreSQL database (postgres://USER[:PASSWORD]@HOST[:PORT]/DB or "
+                 "key=value; migrated with `cp-host db migrate`) shared by every node, or jsonl (default: "
+                 "$CP_HOST_STORE, else queue.jsonl under the root)");
+  cmd.add_option(
+         "--worker-id", d.worker_id,
+         "This node's name in the store's worker registry (default: host name and a hash of the root)")
+      ->check([](const std::string& v) -> std::string {
+        static const std::regex id(R"([A-Za-z0-9][A-Za-z0-9._:-]{0,127})");
+        return std::regex_match(v, id) ? ""
+                                       : "a worker id is letters, digits, '.', '_', ':' or '-' (at most 128)";
+      });
+  auto* lease = cmd.add_option_function<double>(
+      "--lease-ttl",
+      [&d](double s) { d.lease_ttl = std::chrono::milliseconds(static_cast<long long>(s * 1000)); },
+      "Seconds a node may go without a heartbeat before its runs are taken from it and queued again on "
+      "another node (default 30; the node beats five times per TTL)");
+  lease->check(CLI::Range(0.5, 3600.0));
   cmd.add_option("--retention-every", d.retention_hours,
                  "Run `retention apply` every this many hours (0, the default: never; see policies/"
                  "retention_policy.json)")
@@ -147,6 +167,8 @@ int run_serve(const Globals& g, ServeFlags& f) {
       return kInternal;
     case serve::DaemonExit::busy:
       return kBusy;
+    case serve::DaemonExit::store:
+      return kStore;
   }
   return kInternal;
 }
@@ -161,8 +183,8 @@ void add_serve(CLI::App& app, Globals& g, Runner& run) {
       "SIGINT/SIGTERM. "
       "One serve per runtime root. Items a killed serve left running are ended (error/host_interrupted) and "
       "retried per their timeout_retry on the next start.\n"
-      "Exit codes: 0 stopped cleanly, 2 bad option or token file, 3 internal error, 10 another serve holds "
-      "this root.");
+      "Exit codes: 0 stopped cleanly, 2 bad option or token file, 3 internal error, 6 the store cannot be "
+      "reached or is not migrated (the message names the command), 10 another serve holds this root.");
   add_serve_flags(*cmd, *f);
   cmd->callback([&g, &run, f] { run = [&g, f]() -> int { return run_serve(g, *f); }; });
 }

@@ -14,8 +14,11 @@ CREATE TABLE cp_queue_ops (
   seq bigserial PRIMARY KEY,
   item_id text NOT NULL,
   op jsonb NOT NULL,
-  recorded_at timestamptz NOT NULL DEFAULT now()
+  txn text NOT NULL,
+  recorded_at timestamptz NOT NULL DEFAULT now(),
+  CHECK (op->>'item_id' = item_id)
 );
+CREATE INDEX cp_queue_ops_txn ON cp_queue_ops (txn);
 CREATE INDEX cp_queue_ops_item ON cp_queue_ops (item_id);
 CREATE TABLE cp_queue_history (
   seq bigint PRIMARY KEY,
@@ -29,6 +32,21 @@ CREATE TABLE cp_queue_meta (
   epoch bigint NOT NULL
 );
 INSERT INTO cp_queue_meta VALUES (1, 1);
+)sql"},
+    {2, "worker registry",
+     R"sql(
+CREATE TABLE cp_workers (
+  worker_id text PRIMARY KEY,
+  host text NOT NULL,
+  root text NOT NULL,
+  pid int NOT NULL,
+  scheduler boolean NOT NULL,
+  started_at timestamptz NOT NULL DEFAULT now(),
+  heartbeat_at timestamptz NOT NULL DEFAULT now(),
+  stopped_at timestamptz,
+  runs_held int NOT NULL DEFAULT 0,
+  url text NOT NULL DEFAULT ''
+);
 )sql"},
 };
 

@@ -5,7 +5,6 @@
 
 #include <cstdlib>
 #include <cstring>
-#include <regex>
 
 namespace cp::db {
 
@@ -15,7 +14,7 @@ namespace {
 // (class 08), the server shutting down or starting (57P01-57P03), a serialisation failure or deadlock.
 bool transient_state(const std::string& s) {
   return s.rfind("08", 0) == 0 || s == "57P01" || s == "57P02" || s == "57P03" || s == "40001" ||
-         s == "40P01";
+         s == "40P01" || s == "55P03" || s == "25P03";
 }
 
 std::string trimmed(const char* msg) {
@@ -41,12 +40,47 @@ std::string text_array(const std::vector<std::string>& items) {
 }
 
 std::string redact_conninfo(const std::string& conninfo) {
-  // postgres://user:secret@host -> postgres://user:***@host; password=secret -> password=***
-  static const std::regex uri(R"(^(postgres(?:ql)?://[^:/@]*):[^@]*@)");
-  static const std::regex kv(R"((password\s*=\s*)('[^']*'|\S+))");
-  std::string s = std::regex_replace(conninfo, uri, "$1:***@");
-  return std::regex_replace(s, kv, "$1***");
+  if (conninfo.empty()) return {};
+  // Parsed by libpq itself, then shown as key=value without the password: no hand-written pattern can
+  // miss a form libpq accepts. A string libpq cannot parse is not shown at all (its error would echo it).
+  char* err = nullptr;
+  PQconninfoOption* opts = PQconninfoParse(conninfo.c_str(), &err);
+  if (!opts) {
+    if (err) PQfreemem(err);
+    return "(a malformed connection string)";
+  }
+  std::string out;
+  for (PQconninfoOption* o = opts; o->keyword; ++o) {
+    if (!o->val || !*o->val) continue;
+    const std::string key = o->keyword;
+    if (key == "password" || key == "sslpassword") continue;
+    if (!out.empty()) out += ' ';
+    out += key + "=" + o->val;
+  }
+  PQconninfoFree(opts);
+  return out;
 }
+
+namespace {
+
+// The password a connection string carries (to scrub it from libpq's messages), or "".
+std::string password_of(const std::string& conninfo) {
+  PQconninfoOption* opts = PQconninfoParse(conninfo.c_str(), nullptr);
+  std::string pw;
+  if (!opts) return pw;
+  for (PQconninfoOption* o = opts; o->keyword; ++o)
+    if (std::string(o->keyword) == "password" && o->val) pw = o->val;
+  PQconninfoFree(opts);
+  return pw;
+}
+
+std::string scrubbed(std::string msg, const std::string& secret) {
+  if (secret.size() < 2) return msg;
+  for (size_t p; (p = msg.find(secret)) != std::string::npos;) msg.replace(p, secret.size(), "***");
+  return msg;
+}
+
+}  // namespace
 
 PgRows::PgRows(pg_result* r) : r_(r) {}
 PgRows::PgRows(PgRows&& o) noexcept : r_(o.r_) {
@@ -88,9 +122,28 @@ PgConnection::~PgConnection() {
 
 void PgConnection::open() {
   if (c_) PQfinish(c_);
-  c_ = PQconnectdb(conninfo_.c_str());
+  c_ = nullptr;
+  if (!conninfo_.empty()) {
+    char* err = nullptr;
+    PQconninfoOption* parsed = PQconninfoParse(conninfo_.c_str(), &err);
+    if (!parsed) {
+      if (err) PQfreemem(err);
+      throw DbError(
+          "the store's connection string is malformed: give postgres://USER[:PASSWORD]@HOST[:PORT]/DB "
+          "or libpq's key=value form (percent-encode special characters in a URI)",
+          false, "config");
+    }
+    PQconninfoFree(parsed);
+  }
+  // Defaults first, the caller's string last: what it says wins. A host that stops answering is noticed
+  // within a minute rather than TCP's two hours, so no lock is held for ever by a dead peer.
+  const char* keys[] = {
+      "connect_timeout", "keepalives", "keepalives_idle", "keepalives_interval", "keepalives_count",
+      "dbname",          nullptr};
+  const char* values[] = {"10", "1", "10", "5", "3", conninfo_.c_str(), nullptr};
+  c_ = PQconnectdbParams(keys, values, 1);
   if (!c_ || PQstatus(c_) != CONNECTION_OK) {
-    std::string why = c_ ? trimmed(PQerrorMessage(c_)) : "out of memory";
+    std::string why = c_ ? scrubbed(trimmed(PQerrorMessage(c_)), password_of(conninfo_)) : "out of memory";
     throw DbError(
         "cannot connect to PostgreSQL (" + (redacted_.empty() ? "PG* variables" : redacted_) + "): " + why,
         true);
@@ -98,6 +151,9 @@ void PgConnection::open() {
   // Notices ("relation already exists, skipping") are not errors; keep them off the console.
   PQsetNoticeProcessor(
       c_, [](void*, const char*) {}, nullptr);
+  // A lock or an idle transaction never waits for ever: the retry logic above decides what comes next.
+  exec("SET lock_timeout = '30s'");
+  exec("SET idle_in_transaction_session_timeout = '60s'");
   for (const auto& ch : channels_) exec("LISTEN " + ch);
 }
 
@@ -168,7 +224,9 @@ bool PgConnection::wait_notification(std::chrono::milliseconds timeout) {
 }
 
 Transaction::Transaction(PgConnection& c) : c_(c) {
-  c_.exec("BEGIN");
+  // Read committed whatever the server's default: each statement sees what committed before it, so a
+  // writer that waited for the queue's lock reads what the previous holder wrote.
+  c_.exec("BEGIN ISOLATION LEVEL READ COMMITTED");
 }
 
 Transaction::~Transaction() {

@@ -23,7 +23,8 @@ class DbError : public std::runtime_error {
   DbError(const std::string& what, bool transient, std::string sqlstate = {})
       : std::runtime_error(what), transient_(transient), sqlstate_(std::move(sqlstate)) {}
   bool transient() const { return transient_; }
-  const std::string& sqlstate() const { return sqlstate_; }  // "40001", "23505"; empty when none
+  // "40001", "23505"; "config" for a connection string libpq cannot parse; empty when none.
+  const std::string& sqlstate() const { return sqlstate_; }
 
  private:
   bool transient_;

@@ -17,6 +17,10 @@ namespace cp::plugin {
 
 const char* host_version();
 
+// Whether an environment entry ("K=V") names or opens the store: CP_HOST_STORE and libpq's PG* variables
+// (PGPASSWORD, PGHOST, PGSERVICEFILE, ...). No plugin, and no process a plugin starts, gets them.
+bool is_store_secret(const std::string& kv);
+
 // One plugin call's (or one run's) context. Owns the cp_context handed to the plugin; must outlive every
 // use the plugin makes of it (for a runner: until release()).
 class CallContext {

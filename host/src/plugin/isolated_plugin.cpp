@@ -2,6 +2,7 @@
 
 #include "core/clock.hpp"
 #include "os/confinement.hpp"
+#include "plugin/host_services.hpp"
 
 #include "plugin/worker_protocol.hpp"
 
@@ -165,6 +166,12 @@ bool IsolatedPlugin::start(std::string& why) {
   // Everything the child needs is prepared before fork: after it, only async-signal-safe calls.
   std::string exe = worker.string(), plugin = info_.library_path.string(), log = log_.string();
   const char* args[] = {exe.c_str(), "--fd", "3", "--plugin", plugin.c_str(), nullptr};
+  std::vector<std::string> env;
+  for (char** e = environ; *e; ++e)
+    if (!is_store_secret(*e)) env.emplace_back(*e);
+  std::vector<const char*> envp;
+  for (const auto& e : env) envp.push_back(e.c_str());
+  envp.push_back(nullptr);
   [[maybe_unused]] rlimit as{limits_.address_space_mb << 20, limits_.address_space_mb << 20};
   rlimit cpu{limits_.cpu_seconds, limits_.cpu_seconds};
   rlimit files{limits_.open_files, limits_.open_files};
@@ -192,7 +199,7 @@ bool IsolatedPlugin::start(std::string& why) {
 #endif
     ::setrlimit(RLIMIT_CPU, &cpu);
     ::setrlimit(RLIMIT_NOFILE, &files);
-    ::execv(exe.c_str(), const_cast<char* const*>(args));
+    ::execve(exe.c_str(), const_cast<char* const*>(args), const_cast<char* const*>(envp.data()));
     ::_exit(127);
   }
   ::close(sv[1]);

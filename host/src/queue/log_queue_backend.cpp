@@ -194,6 +194,7 @@ std::optional<QueueItem> LogQueueBackend::claim(const ClaimRequest& req) {
       ops[0]["locks"] = it->lock_paths;
       ops[0]["lock_expires_at"] = iso_from_ms(now + ttl);
     }
+    if (!req.worker.empty()) ops[0]["worker"] = req.worker;
     if (req.name_run)
       ops.push_back({{"op", "started"},
                      {"item_id", it->item_id},
@@ -257,6 +258,43 @@ FinishOutcome LogQueueBackend::finish(const std::string& item_id, int attempt, c
     }
     out.change = Change::applied;
     return end_attempt(*it, end, out);
+  });
+  return out;
+}
+
+FinishOutcome LogQueueBackend::requeue_lost(const std::string& item_id, int attempt,
+                                            const std::string& reason) {
+  FinishOutcome out;
+  std::lock_guard<std::mutex> l(mu_);
+  transact_locked([&](const QueueState& st) -> std::vector<json> {
+    out = {};
+    const QueueItem* it = st.find(item_id);
+    if (!it) {
+      out.change = Change::not_found;
+      return {};
+    }
+    if (!it->active() || it->current()->attempt != attempt) {
+      out.change = Change::refused;
+      return {};
+    }
+    out.change = Change::applied;
+    const Attempt* a = it->current();
+    json fin{{"op", "finished"},   {"item_id", item_id}, {"ts", now_iso()},
+             {"attempt", attempt}, {"status", "error"},  {"reason", reason}};
+    if (!a->run_id.empty()) fin["run_id"] = a->run_id;
+    if (it->cancel_requested) {
+      fin["status"] = "cancelled";
+      fin["reason"] = "cancel requested (" + it->cancel_reason + "); " + reason;
+      return {fin};
+    }
+    out.retried = true;
+    out.run_after = now_iso();
+    return {fin, json{{"op", "retried"},
+                      {"item_id", item_id},
+                      {"ts", now_iso()},
+                      {"attempt", attempt + 1},
+                      {"run_after", out.run_after},
+                      {"reason", "lease lost: " + reason}}};
   });
   return out;
 }

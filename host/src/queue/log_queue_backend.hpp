@@ -27,6 +27,7 @@ class LogQueueBackend final : public QueueBackend {
   std::optional<QueueItem> claim(const ClaimRequest& req) override;
   Change start(const std::string& item_id, int attempt, const std::string& run_id) override;
   FinishOutcome finish(const std::string& item_id, int attempt, const AttemptEnd& end) override;
+  FinishOutcome requeue_lost(const std::string& item_id, int attempt, const std::string& reason) override;
   Change retry(const std::string& item_id, const RetryRequest& req) override;
   CancelOutcome cancel(const std::string& item_id, const std::string& by, const std::string& reason) override;
   Change hold(const std::string& item_id, const std::string& by) override;

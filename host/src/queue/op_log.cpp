@@ -23,6 +23,38 @@ std::set<std::string> kept_by_compaction(const QueueState& state, int64_t keep_t
   return keep;
 }
 
+namespace {
+
+std::string without_nul(const std::string& s) {
+  if (s.find('\0') == std::string::npos) return s;
+  std::string out;
+  for (char c : s) {
+    if (c == '\0')
+      out += "\xEF\xBF\xBD";  // U+FFFD
+    else
+      out += c;
+  }
+  return out;
+}
+
+}  // namespace
+
+void strip_nul(json& op) {
+  if (op.is_string()) {
+    op = without_nul(op.get_ref<const std::string&>());
+  } else if (op.is_array()) {
+    for (auto& v : op) strip_nul(v);
+  } else if (op.is_object()) {
+    json fixed = json::object();
+    for (auto it = op.begin(); it != op.end(); ++it) {
+      json v = it.value();
+      strip_nul(v);
+      fixed[without_nul(it.key())] = std::move(v);
+    }
+    op = std::move(fixed);
+  }
+}
+
 std::string op_schema_problem(const json& op) {
   auto v = core::schema("queue_item").validate(op);
   if (v.empty()) return {};

@@ -60,6 +60,11 @@ class OpLog {
 // `keep_terminal_ms`, and every dependency of a kept item.
 std::set<std::string> kept_by_compaction(const QueueState& state, int64_t keep_terminal_ms, int64_t now);
 
+// Replaces U+0000 in every string of `op` (keys included) with U+FFFD: a NUL in a reason or an error
+// (a child's output, an API caller's text) would otherwise be refused by one log (PostgreSQL's jsonb) and
+// kept by the other. Both logs record operations so.
+void strip_nul(nlohmann::json& op);
+
 // The schema problem of one operation ("/attempt: must be integer"), or "" when it fits.
 std::string op_schema_problem(const nlohmann::json& op);
 

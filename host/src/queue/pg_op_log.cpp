@@ -4,6 +4,8 @@
 #include "db/migrations.hpp"
 
 #include <algorithm>
+#include <cstdio>
+#include <random>
 #include <stdexcept>
 #include <thread>
 
@@ -17,6 +19,7 @@ namespace {
 constexpr const char* kQueueLock = "72401134011";
 constexpr const char* kChannel = "cp_queue";
 constexpr size_t kMaxOp = 1 << 20;  // as queue.jsonl: an operation is small, a longer one is damage
+constexpr int kPage = 1000;         // operations read per statement: bounded memory however long the log
 
 }  // namespace
 
@@ -42,6 +45,9 @@ auto PgOpLog::with_retries(Work&& work) -> decltype(work()) {
     if (conn_.broken()) {
       try {
         conn_.reconnect();
+        // A new connection may be to another server (a fail-over, a restore): read everything again
+        // rather than trust the position reached on the old one.
+        forget();
       } catch (const db::DbError&) {
         // still down: the next round tries again
       }
@@ -59,45 +65,56 @@ void PgOpLog::forget() {
 }
 
 bool PgOpLog::catch_up() {
-  // One statement: the epoch, and every operation after the last one read (none: one row of NULLs).
-  const std::string sql =
-      "SELECT m.epoch, o.seq, o.op::text FROM cp_queue_meta m "
-      "LEFT JOIN cp_queue_ops o ON o.seq > $1 ORDER BY o.seq";
-  db::PgRows r = conn_.exec(sql, {std::to_string(seq_)});
-  if (r.size() == 0) throw db::DbError("cp_queue_meta is empty: the queue tables were damaged", false);
   bool changed = false;
-  if (r.integer(0, 0) != epoch_) {
-    const bool first = epoch_ == 0;
-    forget();
-    changed = !first;
-    epoch_ = r.integer(0, 0);
-    if (seq_ != 0 || !first) r = conn_.exec(sql, {std::to_string(seq_)});
+  for (;;) {
+    // A page of operations after the last one read, with the epoch (no operation: one row of NULLs). An
+    // operation too long to be one is not even fetched: the server says only that it is.
+    db::PgRows r = conn_.exec(
+        "SELECT m.epoch, o.seq, CASE WHEN octet_length(o.op::text) > $2 THEN NULL ELSE o.op::text END "
+        "FROM cp_queue_meta m LEFT JOIN LATERAL (SELECT seq, op FROM cp_queue_ops WHERE seq > $1 "
+        "ORDER BY seq LIMIT $3) o ON true ORDER BY o.seq",
+        {std::to_string(seq_), std::to_string(kMaxOp), std::to_string(kPage)});
+    if (r.size() == 0) throw db::DbError("cp_queue_meta is empty: the queue tables were damaged", false);
+    if (r.integer(0, 0) != epoch_) {
+      // A compaction rewrote the log (or this is the first read): start over from its beginning.
+      const bool first = epoch_ == 0;
+      forget();
+      epoch_ = r.integer(0, 0);
+      changed = changed || !first;
+      continue;
+    }
+    int rows = 0;
+    for (int i = 0; i < r.size(); ++i) {
+      if (r.null(i, 1)) continue;
+      ++rows;
+      const int64_t seq = r.integer(i, 1);
+      seq_ = std::max(seq_, seq);
+      ++lines_;
+      ++generation_;
+      changed = true;
+      const uint64_t line = static_cast<uint64_t>(seq);
+      if (r.null(i, 2)) {
+        bad_records_.push_back({line, "operation longer than " + std::to_string(kMaxOp) + " bytes"});
+        continue;
+      }
+      const std::string text = r.text(i, 2);
+      if (!core::json_depth_ok(text)) {
+        bad_records_.push_back({line, "operation nested too deep"});
+        continue;
+      }
+      json op = json::parse(text, nullptr, false);
+      if (op.is_discarded()) {
+        bad_records_.push_back({line, "not JSON"});
+        continue;
+      }
+      if (std::string p = op_schema_problem(op); !p.empty()) {
+        bad_records_.push_back({line, "does not fit queue_item.schema.json: " + p});
+        continue;
+      }
+      state_.apply(op, line);
+    }
+    if (rows < kPage) return changed;
   }
-  for (int i = 0; i < r.size(); ++i) {
-    if (r.null(i, 1)) continue;
-    const int64_t seq = r.integer(i, 1);
-    seq_ = std::max(seq_, seq);
-    ++lines_;
-    ++generation_;
-    changed = true;
-    const std::string text = r.text(i, 2);
-    const uint64_t line = static_cast<uint64_t>(seq);
-    if (text.size() > kMaxOp || !core::json_depth_ok(text)) {
-      bad_records_.push_back({line, "operation too long or nested too deep"});
-      continue;
-    }
-    json op = json::parse(text, nullptr, false);
-    if (op.is_discarded()) {
-      bad_records_.push_back({line, "not JSON"});
-      continue;
-    }
-    if (std::string p = op_schema_problem(op); !p.empty()) {
-      bad_records_.push_back({line, "does not fit queue_item.schema.json: " + p});
-      continue;
-    }
-    state_.apply(op, line);
-  }
-  return changed;
 }
 
 bool PgOpLog::refresh() {
@@ -111,45 +128,62 @@ std::vector<Problem> PgOpLog::problems() const {
 }
 
 std::vector<json> PgOpLog::transact(const Decide& decide) {
-  return with_retries([&]() -> std::vector<json> {
-    std::vector<json> ops;
-    std::vector<std::string> ids, texts;
-    {
-      db::Transaction t(conn_);
-      conn_.exec(std::string("SELECT pg_advisory_xact_lock(") + kQueueLock + ")");
-      catch_up();
-      ops = decide(state_);
-      if (ops.empty()) return ops;  // rolled back: nothing was written
-      for (const auto& op : ops) {
-        if (std::string p = op_schema_problem(op); !p.empty())
-          throw std::invalid_argument("queue operation does not fit queue_item.schema.json: " + p + ": " +
-                                      op.dump());
-        ids.push_back(op["item_id"].get<std::string>());
-        texts.push_back(op.dump());
+  // This call's mark on the rows it writes: after a COMMIT whose answer was lost, the next round finds
+  // them and returns them instead of deciding again on a state that already holds them.
+  static thread_local std::mt19937_64 rng{std::random_device{}()};
+  char token[40];
+  std::snprintf(token, sizeof token, "%016llx%016llx", static_cast<unsigned long long>(rng()),
+                static_cast<unsigned long long>(rng()));
+  bool sent_commit = false;
+  std::vector<json> ops = with_retries([&]() -> std::vector<json> {
+    if (sent_commit) {
+      db::PgRows done =
+          conn_.exec("SELECT op::text FROM cp_queue_ops WHERE txn = $1 ORDER BY seq", {std::string(token)});
+      if (done.size() > 0) {
+        std::vector<json> recorded;
+        for (int i = 0; i < done.size(); ++i)
+          recorded.push_back(json::parse(done.text(i, 0), nullptr, false));
+        return recorded;
       }
-      // Applied to a copy first: an operation that does not fit is refused before anything is written.
-      QueueState probe = state_;
-      for (const auto& op : ops)
-        if (!probe.apply(op))
-          throw std::logic_error("queue operation does not fit: " + probe.problems().back().message);
-      conn_.exec(
-          "INSERT INTO cp_queue_ops (item_id, op) SELECT i, o::jsonb "
-          "FROM unnest($1::text[], $2::text[]) WITH ORDINALITY AS x(i, o, n) ORDER BY n",
-          {db::text_array(ids), db::text_array(texts)});
-      conn_.exec(std::string("SELECT pg_notify('") + kChannel + "', '')");
-      try {
-        t.commit();
-      } catch (const db::DbError&) {
-        // Whether the COMMIT took effect is unknown: read everything again before deciding anew.
-        forget();
-        throw;
-      }
+      sent_commit = false;  // it did not commit: decide again
     }
-    // Read back what was just recorded (and nothing else: the lock was held until the commit) so the state
-    // holds the operations as the log does, with their numbers.
+    std::vector<json> decided;
+    std::vector<std::string> ids, texts;
+    db::Transaction t(conn_);
+    conn_.exec(std::string("SELECT pg_advisory_xact_lock(") + kQueueLock + ")");
     catch_up();
-    return ops;
+    decided = decide(state_);
+    if (decided.empty()) return decided;  // rolled back: nothing was written
+    for (auto& op : decided) {
+      strip_nul(op);  // PostgreSQL's jsonb holds no U+0000
+      if (std::string p = op_schema_problem(op); !p.empty())
+        throw std::invalid_argument("queue operation does not fit queue_item.schema.json: " + p + ": " +
+                                    op.dump());
+      ids.push_back(op["item_id"].get<std::string>());
+      texts.push_back(op.dump());
+    }
+    // Applied to a copy first: an operation that does not fit is refused before anything is written.
+    QueueState probe = state_;
+    for (const auto& op : decided)
+      if (!probe.apply(op))
+        throw std::logic_error("queue operation does not fit: " + probe.problems().back().message);
+    conn_.exec(
+        "INSERT INTO cp_queue_ops (item_id, op, txn) SELECT i, o::jsonb, $3 "
+        "FROM unnest($1::text[], $2::text[]) WITH ORDINALITY AS x(i, o, n) ORDER BY n",
+        {db::text_array(ids), db::text_array(texts), std::string(token)});
+    conn_.exec(std::string("SELECT pg_notify('") + kChannel + "', '')");
+    sent_commit = true;
+    t.commit();
+    return decided;
   });
+  // Read back what was just recorded (nothing else came between: the lock was held until the commit), so
+  // the state holds the operations as the log does. Should that read fail, the next one starts over.
+  try {
+    catch_up();
+  } catch (const db::DbError&) {
+    forget();
+  }
+  return ops;
 }
 
 size_t PgOpLog::compact(int64_t keep_terminal_ms) {

@@ -6,6 +6,7 @@
 #include "queue/queue_store.hpp"
 
 #include <cstdio>
+#include <cstdlib>
 #include <random>
 #include <stdexcept>
 
@@ -27,7 +28,23 @@ const char* to_string(Change c) {
   return "?";
 }
 
-std::unique_ptr<QueueBackend> open_queue_backend(const BackendOptions& o) {
+StoreChoice configured_store() {
+  const char* env = std::getenv("CP_HOST_STORE");
+  std::string s = env ? env : "";
+  if (s.empty() || s == "jsonl") return {"jsonl", ""};
+  if (s.rfind("postgres://", 0) == 0 || s.rfind("postgresql://", 0) == 0 || s.find('=') != std::string::npos)
+    return {"postgres", s};
+  throw std::invalid_argument(
+      "CP_HOST_STORE is neither \"jsonl\" nor a PostgreSQL connection string (postgres://USER@HOST/DB)");
+}
+
+std::unique_ptr<QueueBackend> open_queue_backend(const BackendOptions& given) {
+  BackendOptions o = given;
+  if (o.kind.empty()) {
+    StoreChoice c = configured_store();
+    o.kind = c.kind;
+    o.store = c.store;
+  }
   if (o.kind == "jsonl") {
     if (!o.create && !fs::exists(core::queue_log(o.root))) return nullptr;
     return std::make_unique<LogQueueBackend>(std::make_unique<QueueStore>(core::runtime_dir(o.root)));

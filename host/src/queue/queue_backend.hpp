@@ -98,6 +98,8 @@ struct ClaimRequest {
   // How long the claimed item's path locks last from `now` (until renewed); 0: the item's lock_ttl_sec,
   // else kDefaultLockTtlSec. An item whose paths overlap a held lock of its repository is not eligible.
   int64_t lock_ttl_ms = 0;
+  // The node claiming (recorded with the attempt): its lease on the attempt lasts while its heartbeat does.
+  std::string worker;
 };
 
 // The TTL of a claim's locks when neither the claimer nor the item names one.
@@ -183,6 +185,13 @@ class QueueBackend {
   // (QueueItem::should_retry, next_backoff_sec) in the same atomic step.
   virtual FinishOutcome finish(const std::string& item_id, int attempt, const AttemptEnd& end) = 0;
 
+  // Ends attempt `attempt` of a claimed or running item whose node lost its lease (its heartbeat lapsed: a
+  // crash, a partition, a pause): the attempt ends `error` with `reason`, and the item is queued again at
+  // once whatever its retry policy, since the run did not fail (a cancel requested meanwhile ends it
+  // cancelled instead). The attempt number is the fence: the lost node's later start, finish or lock
+  // renewal for that attempt is refused. `refused` when the attempt is not the item's active one.
+  virtual FinishOutcome requeue_lost(const std::string& item_id, int attempt, const std::string& reason) = 0;
+
   // Records the decision on an item whose attempt ended awaiting_approval (QueueItem::awaiting_decision):
   // its status becomes `status` (success when its run was approved; denied when it was rejected or its
   // deadline passed; cancelled when nobody will decide any more), and its dependents go on or are
@@ -234,9 +243,18 @@ class QueueBackend {
   virtual std::vector<PathLock> reap_expired_locks(int64_t now, const std::string& by) = 0;
 };
 
+// The store this process uses: CP_HOST_STORE (set by `serve --store`, inherited by the runs serve starts)
+// names a PostgreSQL database (postgres://..., postgresql://..., or libpq's key=value form); empty or
+// "jsonl": queue.jsonl under the root. std::invalid_argument for anything else.
+struct StoreChoice {
+  std::string kind;   // "jsonl" or "postgres"
+  std::string store;  // postgres: the connection string
+};
+StoreChoice configured_store();
+
 struct BackendOptions {
   std::filesystem::path root;  // the project root: the JSONL queue lives under its runtime folder
-  std::string kind = "jsonl";  // the backend: "jsonl" or "postgres"
+  std::string kind = "";       // the backend: "jsonl", "postgres", or "" for configured_store()'s
   std::string store = {};      // postgres: the connection string (empty: libpq's PG* variables)
   // false: when the queue was never written, open_queue_backend() returns nullptr and creates nothing.
   bool create = true;

@@ -103,6 +103,7 @@ bool QueueState::apply(const json& op, uint64_t line) {
     a.claimed_at = ts;
     a.locks = op.value("locks", std::vector<std::string>{});
     a.lock_expires_at = op.value("lock_expires_at", "");
+    a.worker = op.value("worker", "");
     it.attempts.push_back(a);
     it.state = ItemState::claimed;
     return true;
@@ -395,6 +396,7 @@ json to_json(const QueueItem& it, const Derived& d) {
   for (const auto& a : it.attempts) {
     json aj{{"attempt", a.attempt}, {"claimed_at", a.claimed_at}};
     if (!a.run_id.empty()) aj["run_id"] = a.run_id;
+    if (!a.worker.empty()) aj["worker"] = a.worker;
     if (!a.started_at.empty()) aj["started_at"] = a.started_at;
     if (!a.finished_at.empty()) aj["finished_at"] = a.finished_at;
     if (!a.status.empty()) aj["status"] = a.status;

@@ -29,6 +29,8 @@ struct Attempt {
   // are held while the attempt is claimed or running, until released or expired (held_locks()).
   std::vector<std::string> locks, released_locks;
   std::string lock_expires_at;  // ISO-8601 UTC
+  // The node that claimed it (serve's --worker-id; empty in a queue written before nodes were named).
+  std::string worker;
 };
 
 // The prefix of the host's own actors in a queue's log ("cp-host:scheduler", "cp-host:chain"). A token id

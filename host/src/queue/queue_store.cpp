@@ -139,7 +139,8 @@ std::vector<json> QueueStore::transact(const Decide& decide) {
   std::vector<json> ops = decide(state_);
   if (ops.empty()) return ops;
   std::string out;
-  for (const auto& op : ops) {
+  for (auto& op : ops) {
+    strip_nul(op);
     if (std::string p = op_schema_problem(op); !p.empty())
       throw std::invalid_argument("queue operation does not fit queue_item.schema.json: " + p + ": " +
                                   op.dump());

@@ -98,6 +98,9 @@ struct ApiConfig {
   bool loopback_host_only = false;
   // The dashboard, answered at every path outside /api (null: those paths are 404 like any unknown one).
   std::shared_ptr<const UiAssets> ui;
+  // The nodes serving this queue, as GET /api/workers answers them ({workers: [...]}); null: this node only,
+  // described by nothing more than health.
+  std::function<nlohmann::json()> workers = {};
 };
 
 class Api {

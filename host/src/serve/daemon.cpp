@@ -2,6 +2,7 @@
 
 #include "core/clock.hpp"
 #include "core/runtime_paths.hpp"
+#include "db/migrations.hpp"
 #include "plugin/registry.hpp"
 #include "queue/queue_service.hpp"
 #include "serve/access_log.hpp"
@@ -17,9 +18,12 @@
 #include "serve/scheduler.hpp"
 #include "serve/serve_lock.hpp"
 #include "serve/ui_assets.hpp"
+#include "serve/worker_registry.hpp"
 
 #include <signal.h>
+#include <unistd.h>
 
+#include <algorithm>
 #include <iostream>
 #include <optional>
 
@@ -92,7 +96,8 @@ sigset_t block_stop_signals() {
 
 // The scheduler, after it has ended what a stopped serve left running; a long queue file is compacted.
 std::unique_ptr<Scheduler> make_scheduler(const DaemonOptions& o, const fs::path& root,
-                                          queue::QueueService& queue, RunCatalog& catalog) {
+                                          queue::QueueService& queue, RunCatalog& catalog,
+                                          WorkerRegistry& workers, const std::string& worker_id) {
   SchedulerOptions so;
   so.root = root;
   so.plugins_dir = fs::absolute(o.plugins_dir);
@@ -101,6 +106,9 @@ std::unique_ptr<Scheduler> make_scheduler(const DaemonOptions& o, const fs::path
   // Runs never see the token file, wherever it lives (its hashes are still worth guessing at).
   if (!o.tokens_file.empty()) so.hidden.push_back(fs::absolute(o.tokens_file).lexically_normal());
   so.on_run_done = [&catalog](const std::string& id) { catalog.update(id); };
+  so.worker_id = worker_id;
+  so.registry = &workers;
+  so.lease_ttl = o.lease_ttl;
   auto scheduler = std::make_unique<Scheduler>(queue, so);
   int ended = scheduler->recover();
   if (ended > 0)
@@ -130,12 +138,40 @@ HttpOptions http_options(const DaemonOptions& o) {
 
 // Everything that runs while this process holds the root, until a stop signal; then stops it in order.
 DaemonExit serve_until_signal(const DaemonOptions& o, const fs::path& root, const ServeLock& lock,
-                              const TokenStore& tokens, const ApiConfig& cfg, const plugin::Registry& reg,
+                              const TokenStore& tokens, ApiConfig cfg, const plugin::Registry& reg,
                               const AlertPolicy& alerts, const sigset_t& stop_set) {
+  const std::string worker_id = o.worker_id.empty() ? default_worker_id(root.string()) : o.worker_id;
+  std::unique_ptr<WorkerRegistry> workers;
+  try {
+    workers = open_worker_registry(worker_id);
+    WorkerInfo self;
+    self.worker_id = worker_id;
+    char host[256] = {0};
+    ::gethostname(host, sizeof host - 1);
+    self.host = host;
+    self.root = root.string();
+    self.pid = static_cast<int>(::getpid());
+    self.scheduler = o.scheduler;
+    workers->join(self);
+  } catch (const std::exception& e) {
+    std::cerr << "cp-host serve: the worker registry: " << e.what() << "\n";
+    return DaemonExit::store;
+  }
+  const auto ttl = o.lease_ttl;
+  WorkerRegistry* reg_ptr = workers.get();
+  cfg.workers = [reg_ptr, ttl] {
+    nlohmann::json all = nlohmann::json::array();
+    for (const auto& w : reg_ptr->list(ttl)) all.push_back(to_json(w));
+    return all;
+  };
   queue::QueueService queue(root, &reg);
   RunCatalog catalog(root);
   std::unique_ptr<Scheduler> scheduler;
-  if (o.scheduler) scheduler = make_scheduler(o, root, queue, catalog);
+  if (o.scheduler) scheduler = make_scheduler(o, root, queue, catalog, *workers, worker_id);
+  // The node's lease: beats several times per TTL, so one slow beat does not lose it.
+  Scheduler* sched_ptr = scheduler.get();
+  Heartbeat heartbeat(*workers, std::max<std::chrono::milliseconds>(ttl / 5, std::chrono::milliseconds(100)),
+                      [sched_ptr] { return sched_ptr ? sched_ptr->stats().running : 0; });
   index_runs(catalog);
   CommandTower tower(root, catalog.stats(), alerts);
   tower.refresh_queue(queue.backend(), core::now_ms());
@@ -182,6 +218,7 @@ DaemonExit serve_until_signal(const DaemonOptions& o, const fs::path& root, cons
   http.stop();
   if (scheduler) scheduler->stop();
   lock.withdraw();
+  // ~Heartbeat records the clean stop: this node holds nothing any more.
   return DaemonExit::stopped;
 }
 
@@ -210,6 +247,19 @@ DaemonExit run_daemon(const DaemonOptions& o) {
   if (!alerts) {
     std::cerr << "cp-host serve: " << why << "\n";
     return DaemonExit::bad_option;
+  }
+  // The store, named before any thread starts: everything in this process, and every run it starts, reads
+  // CP_HOST_STORE. A database that cannot be reached or is not migrated is refused here.
+  if (!o.store.empty()) ::setenv("CP_HOST_STORE", o.store.c_str(), 1);
+  try {
+    queue::StoreChoice store = queue::configured_store();
+    if (store.kind == "postgres") {
+      db::PgConnection c(store.store);
+      db::require_current_schema(c);
+    }
+  } catch (const std::exception& e) {
+    std::cerr << "cp-host serve: the store: " << e.what() << "\n";
+    return DaemonExit::store;
   }
   const sigset_t stop_set = block_stop_signals();
   plugin::Registry reg;

@@ -40,6 +40,11 @@ struct DaemonOptions {
   bool secure_cookies = false;                 // --secure-cookies
   std::filesystem::path ui_dir;  // --ui-dir: the dashboard from this folder, not the built-in one
   bool ui = true;                // --no-ui: no dashboard, every path outside /api is 404
+  // --store: the queue's store (a PostgreSQL connection string; empty: CP_HOST_STORE, else queue.jsonl).
+  // serve puts it in CP_HOST_STORE, so every part of this process and every run it starts uses it.
+  std::string store;
+  std::string worker_id;                       // --worker-id; empty: default_worker_id(root)
+  std::chrono::milliseconds lease_ttl{30000};  // --lease-ttl: a node silent this long loses its attempts
   std::string version = CP_HOST_VERSION;
   // Loads the plugins for the canonical `root` (the plugin folder, policies/plugins.json); false when it
   // cannot, having said why.
@@ -51,6 +56,7 @@ enum class DaemonExit {
   bad_option,  // an option, the token file, the plugins or the address cannot be used
   internal,    // serve itself failed
   busy,        // another serve holds this runtime root
+  store,       // the store cannot be reached, or its schema is not this build's (the message says which)
 };
 
 // Runs serve until SIGINT/SIGTERM. Says what it does on stderr ("cp-host serve: ..."), and the URL it

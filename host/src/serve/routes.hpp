@@ -51,7 +51,7 @@ struct Route {
 };
 
 // One list per resource, in the order routes are matched.
-std::vector<Route> system_routes();       // health, version, openapi.json, plugins, metrics
+std::vector<Route> system_routes();       // health, version, openapi.json, plugins, metrics, workers
 std::vector<Route> runs_routes();         // list, submit, detail, cancel, compare
 std::vector<Route> events_routes();       // a run's events: a page, a live stream
 std::vector<Route> evidence_routes();     // a run's reports and artifacts; promote or reject its evidence

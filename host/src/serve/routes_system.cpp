@@ -1,4 +1,5 @@
-// The server itself: health, version, the OpenAPI document, the loaded plugins, Prometheus metrics.
+// The server itself: health, version, the OpenAPI document, the loaded plugins, Prometheus metrics, and
+// the nodes serving the queue.
 #include "plugin/registry.hpp"
 #include "queue/queue_service.hpp"
 #include "serve/api_answers.hpp"
@@ -23,6 +24,13 @@ ApiResponse health(const ApiServices& s, const RouteCall&) {
                   {"runs_indexed", s.runs.size()},
                   {"queue", counts},
                   {"scheduler", s.scheduler ? "on" : "off"}});
+}
+
+// Every node of the queue (workers and API-only nodes) with its last heartbeat, whichever node is asked.
+ApiResponse workers(const ApiServices& s, const RouteCall&) {
+  if (!s.cfg.workers) return ok_json({{"workers", json::array()}, {"count", 0}});
+  json w = s.cfg.workers();
+  return ok_json({{"workers", w}, {"count", w.size()}});
 }
 
 ApiResponse version(const ApiServices& s, const RouteCall&) {
@@ -96,7 +104,7 @@ std::vector<Route> system_routes() {
   return {
       {{"GET", "/api/health", Role::none}, health},        {{"GET", "/api/version", Role::viewer}, version},
       {{"GET", "/api/openapi.json", Role::none}, openapi}, {{"GET", "/api/plugins", Role::viewer}, plugins},
-      {{"GET", "/metrics", Role::viewer}, metrics},
+      {{"GET", "/metrics", Role::viewer}, metrics},        {{"GET", "/api/workers", Role::viewer}, workers},
   };
 }
 

@@ -10,6 +10,7 @@
 #include "queue/queue_backend.hpp"
 #include "queue/queue_service.hpp"
 #include "run/recovery.hpp"
+#include "serve/worker_registry.hpp"
 #include "store/bundle.hpp"
 #include "store/host_key.hpp"
 
@@ -19,6 +20,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <fstream>
 #include <set>
 
@@ -136,8 +138,11 @@ int Scheduler::recover() {
   queue::QueueBackend& queue = q_.backend();
   int ended = 0;
   auto snapshot = queue.list();
+  const bool shared = o_.registry && o_.registry->shared();
   for (const auto& [id, it] : snapshot->state.items()) {
     if (!it.active()) continue;
+    // Other nodes' attempts are theirs while their lease holds; the lease check ends them when it lapses.
+    if (shared && it.current()->worker != o_.worker_id) continue;
     auto [status, reason] = outcome_from_bundle(o_.root, it.current()->run_id);
     if (status.empty()) {
       status = "error";
@@ -247,6 +252,24 @@ void Scheduler::reap() {
 }
 
 void Scheduler::finish(const Child& c, int ws) {
+  if (c.fenced) {
+    // Another node runs the item now: this attempt's outcome is not recorded, and nothing of it is
+    // carried onto a chain branch. Its local bundle stays, as evidence of what the fenced run did.
+    if (o_.on_run_done) o_.on_run_done(c.run_id);
+    log::Event ev;
+    ev.level = log::Level::warn;
+    ev.correlation_kind = "queue";
+    ev.correlation_id = c.item_id;
+    ev.run_id = c.run_id;
+    ev.component = "scheduler";
+    ev.message = "attempt " + std::to_string(c.attempt) + " of " + c.item_id +
+                 " was fenced (its lease was lost); its end is not recorded";
+    log::emit(ev);
+    std::fprintf(stderr, "cp-host serve: %s\n", ev.message.c_str());
+    std::lock_guard<std::mutex> l(mu_);
+    stats_.running = static_cast<int>(children_.size());
+    return;
+  }
   std::string status, reason, error;
   std::tie(status, reason) = outcome_from_bundle(o_.root, c.run_id);
   if (status.empty()) {
@@ -268,7 +291,7 @@ void Scheduler::finish(const Child& c, int ws) {
   }
   status = end.status;
   reason = end.reason;
-  q_.backend().finish(c.item_id, c.attempt, end);
+  record_end(c.item_id, c.attempt, end);
   log::Event ev;
   ev.level = status == "success" ? log::Level::info
              : status == "error" ? log::Level::error
@@ -313,7 +336,27 @@ void Scheduler::keep_locks(int64_t now) {
   }
 }
 
+void Scheduler::record_end(const std::string& item_id, int attempt, const AttemptEnd& end) {
+  try {
+    q_.backend().finish(item_id, attempt, end);
+  } catch (const std::exception& e) {
+    // The store is out of reach for longer than its retries: the outcome is kept and recorded at a later
+    // tick, never dropped (the item would otherwise look running for ever).
+    std::fprintf(stderr, "cp-host serve: scheduler: recording the end of %s attempt %d: %s (will retry)\n",
+                 item_id.c_str(), attempt, e.what());
+    unrecorded_.push_back({item_id, attempt, end});
+  }
+}
+
 void Scheduler::tick_once() {
+  if (!unrecorded_.empty()) {
+    auto pending = std::move(unrecorded_);
+    unrecorded_.clear();
+    for (const auto& u : pending) record_end(u.item_id, u.attempt, u.end);
+  }
+  // Fenced children are found before any is reaped: the end of an attempt that is no longer this node's
+  // must not be recorded, nor carried onto a chain branch.
+  fence_and_requeue(q_.backend().list()->state, core::now_ms());
   reap();
   keep_locks(core::now_ms());
   queue::QueueBackend& queue = q_.backend();
@@ -350,15 +393,25 @@ void Scheduler::tick_once() {
     std::string repo;
   };
   std::vector<Launch> launches;
+  // --concurrency bounds this node's runs; the queue's occupancy counts every node's, so the others' are
+  // added to the limit the claim is judged by (per-pack limits stay the whole queue's).
+  int mine = 0;
+  for (const auto& [pid, c] : children_)
+    if (!c.fenced) ++mine;
+  const int others = std::max(0, queue::occupancy(st, now).total - mine);
   queue::ClaimRequest claim;
   claim.limits = limits;
+  claim.limits.global = o_.concurrency + others;
   claim.now = now;
+  claim.worker = o_.worker_id;
   // A chain's own item is named after the chain: its bundle is the chain bundle.
   claim.name_run = [](const QueueItem& it) {
     return chain::QueuedChainDriver::is_chain_item(it) ? it.item_id : store::new_run_id(it.task_id);
   };
   claim.lock_ttl_ms = std::chrono::duration_cast<std::chrono::milliseconds>(o_.lock_ttl).count();
-  while (auto it = queue.claim(claim)) {
+  while (mine + static_cast<int>(launches.size()) < o_.concurrency) {
+    auto it = queue.claim(claim);
+    if (!it) break;
     if (chain::QueuedChainDriver::is_chain_item(*it)) {
       // Every step ended: the chain is sealed here, no child runs.
       AttemptEnd end = chains_->seal(*it, queue);
@@ -409,6 +462,40 @@ void Scheduler::tick_once() {
     std::lock_guard<std::mutex> lk(mu_);
     ++stats_.started_total;
     stats_.running = static_cast<int>(children_.size());
+  }
+}
+
+void Scheduler::fence_and_requeue(const queue::QueueState& st, int64_t now) {
+  for (auto& [pid, c] : children_) {
+    if (c.fenced) continue;
+    const QueueItem* it = st.find(c.item_id);
+    const queue::Attempt* a = it ? it->current() : nullptr;
+    if (it && it->active() && a && a->attempt == c.attempt) continue;
+    // The queue gave the item to another attempt (this node's lease lapsed while it was paused or cut
+    // off): the run is stopped, and whatever it does from here is not this item's outcome.
+    ::kill(pid, SIGTERM);
+    c.fenced = true;
+    c.term_sent = true;
+  }
+  if (!o_.registry || !o_.registry->shared() || now < next_lease_ms_) return;
+  next_lease_ms_ = now + std::clamp<int64_t>(o_.lease_ttl.count() / 4, 100, 1000);
+  std::set<std::string> lost = o_.registry->lost(o_.lease_ttl);
+  if (lost.empty()) return;
+  for (const auto& [id, it] : st.items()) {
+    if (!it.active() || !lost.count(it.current()->worker)) continue;
+    const std::string why = "worker " + it.current()->worker + " lost its lease (no heartbeat for " +
+                            std::to_string(o_.lease_ttl.count()) + " ms)";
+    queue::FinishOutcome r = q_.backend().requeue_lost(id, it.current()->attempt, why);
+    if (r.change != queue::Change::applied) continue;
+    log::Event ev;
+    ev.level = log::Level::warn;
+    ev.correlation_kind = "queue";
+    ev.correlation_id = id;
+    ev.run_id = it.current()->run_id;
+    ev.component = "scheduler";
+    ev.message = "attempt " + std::to_string(it.current()->attempt) + " of " + id + " ended: " + why +
+                 (r.retried ? "; queued again" : "");
+    log::emit(ev);
   }
 }
 

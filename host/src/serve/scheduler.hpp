@@ -16,6 +16,8 @@
 // locks are renewed, so only a leaked lock (its claimer gone) reaches its TTL, and is then reaped.
 #pragma once
 
+#include "queue/queue_backend.hpp"
+
 #include <nlohmann/json.hpp>
 
 #include <chrono>
@@ -38,6 +40,8 @@ class QueuedChainDriver;
 
 namespace cp::serve {
 
+class WorkerRegistry;
+
 struct SchedulerOptions {
   std::filesystem::path root, plugins_dir;
   std::filesystem::path cp_host;  // the executable run as the child (default: this process's own)
@@ -48,6 +52,12 @@ struct SchedulerOptions {
   // How long a claim's path locks last unless renewed; 0: each item's own (its wall-time budget plus a
   // margin). A live child's locks are renewed when half of this is left.
   std::chrono::seconds lock_ttl{0};
+  // This node's id, recorded with each attempt it claims, and the registry of the nodes sharing the queue
+  // (null: this node alone). With a shared registry, recover() ends only this node's attempts, and the
+  // attempts of nodes whose heartbeat lapsed for lease_ttl are queued again (queue::requeue_lost).
+  std::string worker_id;
+  WorkerRegistry* registry = nullptr;
+  std::chrono::milliseconds lease_ttl{30000};
 };
 
 class Scheduler {
@@ -80,13 +90,19 @@ class Scheduler {
     std::string item_id, run_id;
     int attempt = 0;
     bool term_sent = false;
+    bool fenced = false;  // the attempt is no longer this node's (its lease was lost): its end is not ours
     int64_t lock_ttl_ms = 0, locks_expire_ms = 0;  // 0: the attempt holds no lock (any more)
   };
   void loop();
   void tick_once();
   void reap();
   void keep_locks(int64_t now);
+  // Stops children whose attempt the queue no longer gives this node; queues again the attempts of nodes
+  // whose lease lapsed.
+  void fence_and_requeue(const queue::QueueState& st, int64_t now);
   void finish(const Child& c, int wait_status);
+  // The queue's finish of an attempt; kept and tried again at the next tick when the store fails.
+  void record_end(const std::string& item_id, int attempt, const queue::AttemptEnd& end);
   // `command`: what the child runs, after `cp-host` (`run CONTRACT`, `replay RUN`, `run --from-run RUN`).
   pid_t spawn(const Child& c, const std::vector<std::string>& command, const std::string& repo);
 
@@ -99,7 +115,14 @@ class Scheduler {
   bool stop_ = false, poked_ = false;
   std::map<pid_t, Child> children_;  // touched only by the scheduler thread, except stats()
   Stats stats_;
-  int64_t next_reap_ms_ = 0;  // when expired locks are looked for next
+  int64_t next_reap_ms_ = 0;   // when expired locks are looked for next
+  int64_t next_lease_ms_ = 0;  // when lapsed leases are looked for next
+  struct Unrecorded {
+    std::string item_id;
+    int attempt;
+    queue::AttemptEnd end;
+  };
+  std::vector<Unrecorded> unrecorded_;  // attempt ends the store refused to take yet (scheduler thread)
 };
 
 // What the child's exit said, for an attempt whose bundle has no verdict: {status, reason}.

@@ -1,0 +1,237 @@
+// Several `cp-host serve` nodes sharing one queue in a real PostgreSQL (unit/pg_server.hpp): workers that
+// each run their share, an API-only node that sees everything, a worker killed with runs in flight whose
+// runs are taken over once its lease lapses, and a paused worker whose late results are fenced off.
+#include "db/pg_connection.hpp"
+#include "integration/serve_fixture.hpp"
+#include "unit/pg_server.hpp"
+
+#include <gtest/gtest.h>
+
+#include <map>
+#include <set>
+
+namespace cp::test {
+namespace {
+
+// A migrated database of its own.
+std::string migrated_database() {
+  std::string url = PgServer::shared().fresh_database();
+  Ran r = host({"db", "migrate", "--store", url});
+  EXPECT_EQ(r.exit_code, 0) << r.out << r.err;
+  return url;
+}
+
+// A contract that runs `command` and may touch only its own folder (so items lock disjoint paths and may
+// run side by side on any node).
+json own_contract(const RunProject& p, const std::string& task_id, const std::string& command,
+                  int retries = 0) {
+  json c = queue_contract(p, task_id, {command}, retries);
+  c["allowed_paths"] = json::array({"work/" + task_id + "/"});
+  c["acceptance_tests"] = json::array({{{"name", "noop"}, {"cmd", "true"}}});
+  return c;
+}
+
+std::string submit(const RunProject& p, const std::string& store, const json& contract,
+                   const std::string& name) {
+  write_file(p.dir / (name + ".json"), contract.dump(2));
+  Ran r = run_env({CP_HOST_BIN, "--plugins", CP_PLUGIN_DIR, "--root", p.dir.path().string(), "queue",
+                   "submit", (p.dir / (name + ".json")).string(), "--repo", p.repo.string(), "--json"},
+                  {"CP_HOST_STORE=" + store});
+  EXPECT_EQ(r.exit_code, 0) << r.out << r.err;
+  return json::parse(r.out, nullptr, false).value("item_id", "");
+}
+
+json queue_via(uint16_t port) {
+  HttpResponse r = http(port, "GET", "/api/queue");
+  EXPECT_EQ(r.status, 200) << r.body;
+  return json::parse(r.body, nullptr, false);
+}
+
+bool all_ended(const json& q, size_t n) {
+  if (!q.contains("items") || q["items"].size() != n) return false;
+  for (const auto& it : q["items"])
+    if (it["state"] != "done" && it["state"] != "cancelled") return false;
+  return true;
+}
+
+// How many `finished` operations the log holds for each item, by status.
+std::map<std::string, std::map<std::string, int>> finishes(const std::string& store) {
+  db::PgConnection c(store);
+  db::PgRows r = c.exec(
+      "SELECT item_id, op->>'status', count(*) FROM cp_queue_ops WHERE op->>'op' = 'finished' "
+      "GROUP BY 1, 2");
+  std::map<std::string, std::map<std::string, int>> out;
+  for (int i = 0; i < r.size(); ++i) out[r.text(i, 0)][r.text(i, 1)] = static_cast<int>(r.integer(i, 2));
+  return out;
+}
+
+std::vector<std::string> node_args(const std::string& store, const std::string& id,
+                                   std::vector<std::string> more) {
+  std::vector<std::string> a{"--store", store, "--worker-id", id, "--open-reads"};
+  a.insert(a.end(), more.begin(), more.end());
+  return a;
+}
+
+TEST(ScaleOut, ThreeWorkersAndAnApiNodeRunEveryItemExactlyOnce) {
+#if defined(__SANITIZE_ADDRESS__)
+  const size_t kRuns = 60;  // the sanitizers make each run several times slower; the release build runs 300
+#else
+  const size_t kRuns = 300;
+#endif
+  const std::string store = migrated_database();
+  RunProject api_root, w1_root, w2_root, w3_root;
+  ServeProcess api(api_root, node_args(store, "api-node", {"--no-scheduler"}));
+  ASSERT_NE(api.port(), 0) << api.output();
+  ServeProcess w1(w1_root, node_args(store, "worker-1", {"--concurrency", "2"}));
+  ServeProcess w2(w2_root, node_args(store, "worker-2", {"--concurrency", "2"}));
+  ServeProcess w3(w3_root, node_args(store, "worker-3", {"--concurrency", "2"}));
+  for (ServeProcess* w : {&w1, &w2, &w3}) ASSERT_NE(w->port(), 0) << w->output();
+
+  // The API node knows every node, whichever it is asked.
+  HttpResponse workers = http(api.port(), "GET", "/api/workers");
+  ASSERT_EQ(workers.status, 200) << workers.body;
+  json wj = json::parse(workers.body);
+  std::map<std::string, bool> sched;
+  for (const auto& w : wj["workers"]) {
+    EXPECT_TRUE(w["alive"]) << w.dump();
+    sched[w["worker_id"]] = w["scheduler"];
+  }
+  EXPECT_EQ(sched, (std::map<std::string, bool>{
+                       {"api-node", false}, {"worker-1", true}, {"worker-2", true}, {"worker-3", true}}));
+
+  // Submitted on the API node's root (its contracts are snapshotted there; every node on this machine
+  // reads them).
+  std::set<std::string> ids;
+  for (size_t i = 0; i < kRuns; ++i) {
+    std::string task = "t" + std::to_string(i);
+    ids.insert(submit(api_root, store, own_contract(api_root, task, "true"), task));
+  }
+  ASSERT_EQ(ids.size(), kRuns);
+
+  json q;
+  ASSERT_TRUE(
+      wait_until([&] { return all_ended(q = queue_via(api.port()), kRuns); }, std::chrono::minutes(12)))
+      << "items still open: " << q.value("counts", json()).dump();
+
+  // Every item ended once, successfully, on one attempt; the work was shared out.
+  std::map<std::string, int> by_worker;
+  for (const auto& it : q["items"]) {
+    EXPECT_EQ(it["status"], "success") << it.dump(2);
+    ASSERT_EQ(it["attempts"].size(), 1u) << it.dump(2);
+    by_worker[it["attempts"][0].value("worker", "")]++;
+  }
+  auto fin = finishes(store);
+  EXPECT_EQ(fin.size(), kRuns);
+  for (const auto& [item, statuses] : fin)
+    EXPECT_EQ(statuses, (std::map<std::string, int>{{"success", 1}})) << item;
+  EXPECT_EQ(by_worker.count("api-node"), 0u) << "the API-only node ran nothing";
+  EXPECT_GE(by_worker.size(), 2u) << "the work went to one worker only";
+  for (const auto& [w, n] : by_worker) EXPECT_TRUE(w.rfind("worker-", 0) == 0) << w << " ran " << n;
+
+  // Each node lists every item.
+  for (ServeProcess* node : {&api, &w1, &w2, &w3}) {
+    json nq = queue_via(node->port());
+    EXPECT_EQ(nq["items"].size(), kRuns);
+  }
+}
+
+TEST(ScaleOut, AKilledWorkersRunsAreRetriedElsewhereOnceItsLeaseLapses) {
+  const std::string store = migrated_database();
+  RunProject a_root, b_root;
+  ServeProcess a(a_root, node_args(store, "doomed", {"--concurrency", "2", "--lease-ttl", "2"}));
+  ASSERT_NE(a.port(), 0) << a.output();
+  std::vector<std::string> items;
+  for (int i = 0; i < 2; ++i) {
+    std::string task = "slow" + std::to_string(i);
+    items.push_back(submit(a_root, store, own_contract(a_root, task, "sleep 2"), task));
+  }
+  // Both are running on the doomed node before the second node starts.
+  ASSERT_TRUE(wait_until(
+      [&] {
+        json q = queue_via(a.port());
+        int running = 0;
+        for (const auto& it : q["items"]) running += it["state"] == "running";
+        return running == 2;
+      },
+      std::chrono::seconds(30)));
+  a.kill9();
+  auto killed_at = std::chrono::steady_clock::now();
+  ServeProcess b(b_root, node_args(store, "survivor", {"--concurrency", "2", "--lease-ttl", "2"}));
+  ASSERT_NE(b.port(), 0) << b.output();
+  json q;
+  ASSERT_TRUE(wait_until([&] { return all_ended(q = queue_via(b.port()), 2); }, std::chrono::seconds(90)))
+      << q.dump(2);
+  auto took =
+      std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - killed_at);
+  for (const auto& it : q["items"]) {
+    EXPECT_EQ(it["status"], "success") << it.dump(2);
+    ASSERT_EQ(it["attempts"].size(), 2u) << it.dump(2);
+    EXPECT_EQ(it["attempts"][0]["worker"], "doomed");
+    EXPECT_NE(it["attempts"][0]["reason"].get<std::string>().find("lost its lease"), std::string::npos);
+    EXPECT_EQ(it["attempts"][1]["worker"], "survivor");
+  }
+  // Ended once: the lost attempt as an error, the item by its one success.
+  for (const auto& [item, statuses] : finishes(store))
+    EXPECT_EQ(statuses, (std::map<std::string, int>{{"error", 1}, {"success", 1}})) << item;
+  RecordProperty("retried_after_ms", static_cast<int>(took.count()));
+}
+
+TEST(ScaleOut, APausedWorkerPastItsLeaseIsFencedOffWhenItWakes) {
+  const std::string store = migrated_database();
+  RunProject a_root, b_root;
+  ServeProcess a(a_root, node_args(store, "sleeper", {"--concurrency", "1", "--lease-ttl", "2"}));
+  ASSERT_NE(a.port(), 0) << a.output();
+  std::string item = submit(a_root, store, own_contract(a_root, "paused", "sleep 3"), "paused");
+  ASSERT_TRUE(wait_until([&] { return queue_via(a.port())["items"][0]["state"] == "running"; },
+                         std::chrono::seconds(30)));
+  ::kill(a.pid(), SIGSTOP);  // its child run goes on; serve itself beats no more
+  ServeProcess b(b_root, node_args(store, "taker", {"--concurrency", "1", "--lease-ttl", "2"}));
+  ASSERT_NE(b.port(), 0) << b.output();
+  json q;
+  ASSERT_TRUE(wait_until([&] { return all_ended(q = queue_via(b.port()), 1); }, std::chrono::seconds(60)))
+      << q.dump(2);
+  ::kill(a.pid(), SIGCONT);
+  // The sleeper wakes to find its attempt taken: whatever its run did is not recorded.
+  ASSERT_TRUE(wait_until([&] { return a.output().find("was fenced") != std::string::npos; },
+                         std::chrono::seconds(30)))
+      << a.output();
+  json after = queue_via(b.port());
+  const json& it = after["items"][0];
+  EXPECT_EQ(it["status"], "success");
+  ASSERT_EQ(it["attempts"].size(), 2u) << it.dump(2);
+  EXPECT_EQ(it["attempts"][0]["worker"], "sleeper");
+  EXPECT_EQ(it["attempts"][0]["status"], "error")
+      << "the paused attempt keeps the lost-lease end, not its run's";
+  EXPECT_EQ(it["attempts"][1]["worker"], "taker");
+  auto fin = finishes(store);
+  EXPECT_EQ(fin[item], (std::map<std::string, int>{{"error", 1}, {"success", 1}}));
+}
+
+TEST(ScaleOut, TheStoresCredentialsNeverReachARunsProcesses) {
+  const std::string store = migrated_database();
+  RunProject w;
+  // The run's command fails if anything of the store reaches it: the connection string, or libpq's
+  // variables (a canary password set on serve).
+  write_file(w.repo / "scripts/no_store.sh",
+             "[ \"$CANARY_VISIBLE\" = yes ] || { echo 'the environment did not reach the run'; exit 1; }\n"
+             "if env | grep -q -e CP_HOST_STORE -e PGPASSWORD -e canary-db-secret -e '" +
+                 store + "'; then echo 'the store reached the run'; exit 1; fi\n");
+  Ran c = sh("git add -A && git -c user.name=t -c user.email=t@localhost commit -q -m script", w.repo);
+  ASSERT_EQ(c.exit_code, 0) << c.err;
+  ServeProcess node(w, node_args(store, "env-check", {"--concurrency", "1"}),
+                    {"PGPASSWORD=canary-db-secret", "CANARY_VISIBLE=yes"});
+  ASSERT_NE(node.port(), 0) << node.output();
+  json contract = own_contract(w, "envcheck", "sh scripts/no_store.sh");
+  contract["acceptance_tests"] = json::array({{{"name", "no-store"}, {"cmd", "sh scripts/no_store.sh"}}});
+  submit(w, store, contract, "envcheck");
+  json q;
+  ASSERT_TRUE(wait_until([&] { return all_ended(q = queue_via(node.port()), 1); }, std::chrono::seconds(60)));
+  EXPECT_EQ(q["items"][0]["status"], "success") << q.dump(2);
+  // The control: serve itself had the canary (the script also proved that the rest of the environment
+  // reached the run, so the grep would have seen it).
+  std::string environ_text = read_file("/proc/" + std::to_string(node.pid()) + "/environ");
+  EXPECT_NE(environ_text.find("canary-db-secret"), std::string::npos);
+}
+
+}  // namespace
+}  // namespace cp::test
