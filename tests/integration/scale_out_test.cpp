@@ -208,14 +208,24 @@ TEST(ScaleOut, APausedWorkerPastItsLeaseIsFencedOffWhenItWakes) {
 }
 
 TEST(ScaleOut, TheStoresCredentialsNeverReachARunsProcesses) {
-  const std::string store = migrated_database();
+  // The store's password (ignored by the test server, which trusts its socket) is a canary, and so is
+  // libpq's PGPASSWORD set on serve.
+  const std::string store = migrated_database() + " password=canary-url-secret";
   RunProject w;
-  // The run's command fails if anything of the store reaches it: the connection string, or libpq's
-  // variables (a canary password set on serve).
-  write_file(w.repo / "scripts/no_store.sh",
-             "[ \"$CANARY_VISIBLE\" = yes ] || { echo 'the environment did not reach the run'; exit 1; }\n"
-             "if env | grep -q -e CP_HOST_STORE -e PGPASSWORD -e canary-db-secret -e '" +
-                 store + "'; then echo 'the store reached the run'; exit 1; fi\n");
+  // The run's command fails if anything of the store reaches it: its own environment, or what it can read
+  // of any process on the machine, serve's and `cp-host run`'s environment and command line included.
+  write_file(
+      w.repo / "scripts/no_store.sh",
+      "[ \"$CANARY_VISIBLE\" = yes ] || { echo 'the environment did not reach the run'; exit 1; }\n"
+      "if env | grep -q -e CP_HOST_STORE -e PGPASSWORD -e canary-db-secret; then\n"
+      "  echo 'the store reached the run'; exit 1; fi\n"
+      "seen=0\n"
+      "for f in /proc/[0-9]*/environ /proc/[0-9]*/cmdline; do\n"
+      "  if tr '\\0' '\\n' < \"$f\" 2>/dev/null | grep -q -e canary-db-secret -e canary-url-secret; then\n"
+      "    echo \"the store is readable in $f\"; exit 1; fi\n"
+      "  seen=$((seen + 1))\n"
+      "done\n"
+      "[ \"$seen\" -gt 10 ] || { echo 'could not look at /proc'; exit 1; }\n");
   Ran c = sh("git add -A && git -c user.name=t -c user.email=t@localhost commit -q -m script", w.repo);
   ASSERT_EQ(c.exit_code, 0) << c.err;
   ServeProcess node(w, node_args(store, "env-check", {"--concurrency", "1"}),
@@ -227,10 +237,13 @@ TEST(ScaleOut, TheStoresCredentialsNeverReachARunsProcesses) {
   json q;
   ASSERT_TRUE(wait_until([&] { return all_ended(q = queue_via(node.port()), 1); }, std::chrono::seconds(60)));
   EXPECT_EQ(q["items"][0]["status"], "success") << q.dump(2);
-  // The control: serve itself had the canary (the script also proved that the rest of the environment
-  // reached the run, so the grep would have seen it).
+  // The control: serve itself holds the canaries (in its environment; its command line is masked).
   std::string environ_text = read_file("/proc/" + std::to_string(node.pid()) + "/environ");
   EXPECT_NE(environ_text.find("canary-db-secret"), std::string::npos);
+  std::string cmdline = read_file("/proc/" + std::to_string(node.pid()) + "/cmdline");
+  EXPECT_EQ(cmdline.find("canary-url-secret"), std::string::npos)
+      << "serve's command line shows the password";
+  EXPECT_NE(cmdline.find("--store"), std::string::npos);
 }
 
 }  // namespace

@@ -12,6 +12,7 @@
 
 #include <string>
 
+#include <cstring>
 #include <iostream>
 
 int main(int argc, char** argv) {
@@ -82,6 +83,17 @@ int main(int argc, char** argv) {
   } catch (const CLI::ParseError& e) {
     app.exit(e);
     return kUsage;
+  }
+  // A connection string on the command line may carry a password, and /proc/<pid>/cmdline is readable by
+  // every process of the machine: once parsed, the value is overwritten where the kernel reads it from.
+  for (int i = 1; i < argc; ++i) {
+    char* value = nullptr;
+    if (std::strcmp(argv[i], "--store") == 0 && i + 1 < argc)
+      value = argv[i + 1];
+    else if (std::strncmp(argv[i], "--store=", 8) == 0)
+      value = argv[i] + 8;
+    if (value)
+      for (char* c = value; *c; ++c) *c = '*';
   }
   if (!g.plugins_dir_given) g.plugins_dir = default_plugins_dir();
   if (!key_dir.empty()) cp::store::set_key_dir(key_dir);

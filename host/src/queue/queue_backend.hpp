@@ -243,7 +243,7 @@ class QueueBackend {
   virtual std::vector<PathLock> reap_expired_locks(int64_t now, const std::string& by) = 0;
 };
 
-// The store this process uses: CP_HOST_STORE (set by `serve --store`, inherited by the runs serve starts)
+// The store this process uses: CP_HOST_STORE (set by `serve --store` for its own parts, or by an operator)
 // names a PostgreSQL database (postgres://..., postgresql://..., or libpq's key=value form); empty or
 // "jsonl": queue.jsonl under the root. std::invalid_argument for anything else.
 struct StoreChoice {

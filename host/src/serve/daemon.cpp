@@ -24,6 +24,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cstdlib>
 #include <iostream>
 #include <optional>
 
@@ -94,6 +95,22 @@ sigset_t block_stop_signals() {
   return stop_set;
 }
 
+// The files libpq reads passwords and services from, as they exist on this machine: PGPASSFILE or
+// ~/.pgpass, PGSERVICEFILE or ~/.pg_service.conf.
+std::vector<fs::path> libpq_secret_files() {
+  std::vector<fs::path> out;
+  const char* home = std::getenv("HOME");
+  auto add = [&](const char* env, const char* in_home) {
+    const char* v = std::getenv(env);
+    fs::path p = v && *v ? fs::path(v) : home && *home ? fs::path(home) / in_home : fs::path();
+    std::error_code ec;
+    if (!p.empty() && fs::exists(p, ec)) out.push_back(fs::absolute(p).lexically_normal());
+  };
+  add("PGPASSFILE", ".pgpass");
+  add("PGSERVICEFILE", ".pg_service.conf");
+  return out;
+}
+
 // The scheduler, after it has ended what a stopped serve left running; a long queue file is compacted.
 std::unique_ptr<Scheduler> make_scheduler(const DaemonOptions& o, const fs::path& root,
                                           queue::QueueService& queue, RunCatalog& catalog,
@@ -103,8 +120,11 @@ std::unique_ptr<Scheduler> make_scheduler(const DaemonOptions& o, const fs::path
   so.plugins_dir = fs::absolute(o.plugins_dir);
   so.concurrency = o.concurrency;
   so.lock_ttl = std::chrono::seconds(o.lock_ttl_sec);
-  // Runs never see the token file, wherever it lives (its hashes are still worth guessing at).
+  // Runs never see the token file, wherever it lives (its hashes are still worth guessing at), nor
+  // libpq's password and service files when the store is a database.
   if (!o.tokens_file.empty()) so.hidden.push_back(fs::absolute(o.tokens_file).lexically_normal());
+  if (queue::configured_store().kind == "postgres")
+    for (const fs::path& f : libpq_secret_files()) so.hidden.push_back(f);
   so.on_run_done = [&catalog](const std::string& id) { catalog.update(id); };
   so.worker_id = worker_id;
   so.registry = &workers;
@@ -248,7 +268,7 @@ DaemonExit run_daemon(const DaemonOptions& o) {
     std::cerr << "cp-host serve: " << why << "\n";
     return DaemonExit::bad_option;
   }
-  // The store, named before any thread starts: everything in this process, and every run it starts, reads
+  // The store, named before any thread starts: every part of this process (never a run it starts) reads
   // CP_HOST_STORE. A database that cannot be reached or is not migrated is refused here.
   if (!o.store.empty()) ::setenv("CP_HOST_STORE", o.store.c_str(), 1);
   try {

@@ -41,7 +41,7 @@ struct DaemonOptions {
   std::filesystem::path ui_dir;  // --ui-dir: the dashboard from this folder, not the built-in one
   bool ui = true;                // --no-ui: no dashboard, every path outside /api is 404
   // --store: the queue's store (a PostgreSQL connection string; empty: CP_HOST_STORE, else queue.jsonl).
-  // serve puts it in CP_HOST_STORE, so every part of this process and every run it starts uses it.
+  // serve puts it in CP_HOST_STORE, so every part of this process uses it; the runs it starts never get it.
   std::string store;
   std::string worker_id;                       // --worker-id; empty: default_worker_id(root)
   std::chrono::milliseconds lease_ttl{30000};  // --lease-ttl: a node silent this long loses its attempts

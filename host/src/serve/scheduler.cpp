@@ -7,6 +7,7 @@
 
 #include "control/path_lock_release.hpp"
 #include "log/log_lanes.hpp"
+#include "plugin/host_services.hpp"
 #include "queue/queue_backend.hpp"
 #include "queue/queue_service.hpp"
 #include "run/recovery.hpp"
@@ -519,6 +520,15 @@ pid_t Scheduler::spawn(const Child& c, const std::vector<std::string>& command, 
   std::vector<char*> argv;
   for (auto& a : args) argv.push_back(a.data());
   argv.push_back(nullptr);
+  // The run does not get the store: its seal releases path locks only in a JSONL queue, and this node
+  // ends the attempt (which releases them) in a shared one. A process of the run that could read its
+  // ancestors' environment finds no credentials there.
+  std::vector<std::string> env;
+  for (char** e = environ; *e; ++e)
+    if (!plugin::is_store_secret(*e)) env.emplace_back(*e);
+  std::vector<char*> envp;
+  for (auto& e : env) envp.push_back(e.data());
+  envp.push_back(nullptr);
   int logfd = ::open(log.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
   if (logfd < 0) return -1;
   int devnull = ::open("/dev/null", O_RDONLY | O_CLOEXEC);
@@ -539,7 +549,7 @@ pid_t Scheduler::spawn(const Child& c, const std::vector<std::string>& command, 
     sigaddset(&stop, SIGINT);
     sigaddset(&stop, SIGTERM);
     ::sigprocmask(SIG_SETMASK, &stop, nullptr);
-    ::execv(argv[0], argv.data());
+    ::execve(argv[0], argv.data(), envp.data());
     ::_exit(127);
   }
   int saved = errno;
