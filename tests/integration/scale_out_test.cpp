@@ -246,5 +246,51 @@ TEST(ScaleOut, TheStoresCredentialsNeverReachARunsProcesses) {
   EXPECT_NE(cmdline.find("--store"), std::string::npos);
 }
 
+TEST(ScaleOut, ALiveNodesIdIsRefusedAndEachNodeIsJudgedByItsOwnLease) {
+  const std::string store = migrated_database();
+  RunProject a_root, b_root, c_root;
+  // A node beating every 6 s (its TTL is the default 30 s) runs a long item.
+  ServeProcess a(a_root, node_args(store, "steady", {"--concurrency", "1"}));
+  ASSERT_NE(a.port(), 0) << a.output();
+  std::string item = submit(a_root, store, own_contract(a_root, "long", "sleep 8"), "long");
+  ASSERT_TRUE(wait_until([&] { return queue_via(a.port())["items"][0]["state"] == "running"; },
+                         std::chrono::seconds(30)));
+  // A second process with the same id is refused before it touches anything.
+  ServeProcess twin(b_root, node_args(store, "steady", {"--concurrency", "1"}));
+  EXPECT_EQ(twin.port(), 0);
+  EXPECT_EQ(twin.stop(), 10);
+  EXPECT_NE(twin.output().find("is held by a live node"), std::string::npos) << twin.output();
+  // A node with a 1 s TTL of its own does not judge the steady node by it.
+  ServeProcess hasty(c_root, node_args(store, "hasty", {"--concurrency", "1", "--lease-ttl", "1"}));
+  ASSERT_NE(hasty.port(), 0) << hasty.output();
+  json q;
+  ASSERT_TRUE(wait_until([&] { return all_ended(q = queue_via(a.port()), 1); }, std::chrono::seconds(60)));
+  ASSERT_EQ(q["items"][0]["attempts"].size(), 1u) << q.dump(2);
+  EXPECT_EQ(q["items"][0]["attempts"][0]["worker"], "steady");
+  EXPECT_EQ(q["items"][0]["status"], "success");
+}
+
+TEST(ScaleOut, ChainsAreRefusedOnASharedStoreRatherThanFailingOnAnotherNode) {
+  const std::string store = migrated_database();
+  RunProject p;
+  json chain = {{"schema_version", 1},
+                {"chain_id", "one-step"},
+                {"lifecycle", {{"require_pm_loop", false}}},
+                {"steps", json::array({{{"step_id", "one"},
+                                        {"kind", "task"},
+                                        {"role", "WORKER"},
+                                        {"contract", own_contract(p, "one", "true")}}})}};
+  write_file(p.dir / "chain.json", chain.dump(2));
+  Ran r = run_env({CP_HOST_BIN, "--plugins", CP_PLUGIN_DIR, "--root", p.dir.path().string(), "chain",
+                   "submit", (p.dir / "chain.json").string(), "--repo", p.repo.string()},
+                  {"CP_HOST_STORE=" + store});
+  EXPECT_NE(r.exit_code, 0) << r.out;
+  EXPECT_NE((r.out + r.err).find("chains cannot be queued on a shared (PostgreSQL) store yet"),
+            std::string::npos)
+      << r.out << r.err;
+  db::PgConnection c(store);
+  EXPECT_EQ(c.exec("SELECT count(*) FROM cp_queue_ops").integer(0, 0), 0) << "nothing was queued";
+}
+
 }  // namespace
 }  // namespace cp::test

@@ -280,6 +280,12 @@ QueuedChainResult submit_queued_chain(const QueuedChainRequest& req) {
   if (req.priority < queue::QueueService::kMinPriority || req.priority > queue::QueueService::kMaxPriority)
     return refused_chain(O::invalid, "priority must be 0..9");
   if (req.origin.size() > 500) return refused_chain(O::invalid, "origin is longer than 500 characters");
+  // A chain's record (its contracts, its branch) lives under the root of the node it was submitted to, and
+  // a step may run on any node of a shared queue: refused rather than failing on another node.
+  if (queue::configured_store().kind != "jsonl")
+    return refused_chain(O::conflict,
+                         "chains cannot be queued on a shared (PostgreSQL) store yet: queue them on a node "
+                         "with the JSONL store, or run one here with `cp-host chain run`");
   std::error_code ec;
   fs::path repo = fs::weakly_canonical(fs::absolute(req.repo.empty() ? fs::path(".") : req.repo), ec);
   if (ec || !fs::is_directory(repo))

@@ -3,10 +3,12 @@
 #include "cli/commands.hpp"
 #include "db/migrations.hpp"
 #include "queue/queue_backend.hpp"
+#include "serve/worker_registry.hpp"
 
 #include <CLI/CLI.hpp>
 #include <nlohmann/json.hpp>
 
+#include <chrono>
 #include <cstdlib>
 #include <iostream>
 #include <map>
@@ -54,6 +56,26 @@ json queue_health(const std::string& store) {
           {"problems", snap->problems.size()}};
 }
 
+// The nodes in the registry, judged with the lease TTL, and the attempts each holds.
+json workers_health(const std::string& store) {
+  ::setenv("CP_HOST_STORE", store.c_str(), 1);  // the registry opens the store this process names
+  auto registry = serve::open_worker_registry("cp-host-db-status");
+  queue::BackendOptions o;
+  o.kind = "postgres";
+  o.store = store;
+  auto snap = queue::open_queue_backend(o)->list();
+  std::map<std::string, int> held;
+  for (const auto& [id, it] : snap->state.items())
+    if (it.active()) ++held[it.current()->worker];
+  json all = json::array();
+  for (const auto& w : registry->list()) {
+    json j = serve::to_json(w);
+    j["attempts_held"] = held[w.worker_id];
+    all.push_back(j);
+  }
+  return all;
+}
+
 int run_db(const DbOpts& o, bool do_migrate) {
   const std::string store = store_of(o);
   try {
@@ -83,7 +105,10 @@ int run_db(const DbOpts& o, bool do_migrate) {
     json pending = json::array();
     for (const auto& m : s.pending) pending.push_back(migration_json(m));
     out["pending"] = pending;
-    if (s.version == s.latest) out["queue"] = queue_health(store);
+    if (s.version == s.latest) {
+      out["queue"] = queue_health(store);
+      out["workers"] = workers_health(store);
+    }
     if (o.json) {
       std::cout << out.dump(2) << "\n";
     } else {
@@ -104,6 +129,15 @@ int run_db(const DbOpts& o, bool do_migrate) {
                     << " operation(s) of the log could not be read or did not fit (see `cp-host queue list`)";
         std::cout << "\nlocks:   " << q["path_locks_held"].get<int>() << " path locks held, "
                   << q["path_locks_expired_unreaped"].get<int>() << " expired and not yet reaped\n";
+        for (const auto& w : out["workers"])
+          std::cout << "worker:  " << w["worker_id"].get<std::string>() << " on "
+                    << w["host"].get<std::string>() << (w["scheduler"].get<bool>() ? "" : " (API only)")
+                    << ": "
+                    << (w["alive"].get<bool>()     ? "alive"
+                        : w.contains("stopped_at") ? "stopped"
+                                                   : "LEASE LAPSED")
+                    << ", last heartbeat " << w["heartbeat_at"].get<std::string>() << ", "
+                    << w["attempts_held"].get<int>() << " attempt(s) held\n";
       }
     }
     return s.version == s.latest ? kOk : kInvalid;
@@ -136,8 +170,9 @@ void add_db(CLI::App& app, Runner& run) {
       "6 the database cannot be reached");
   auto* status = cmd->add_subcommand(
       "status",
-      "The schema's version and pending migrations; on a current schema, the queue's items by state and the "
-      "path locks held or expired. Exit 0 current, 1 migrations pending (or the schema is newer than this "
+      "The schema's version and pending migrations; on a current schema, the queue's items by state, the "
+      "path locks held or expired, and every node with its last heartbeat and the attempts it holds. Exit 0 "
+      "current, 1 migrations pending (or the schema is newer than this "
       "cp-host), 6 the database cannot be reached");
   for (auto* sub : {migrate, status}) {
     sub->add_option("--store", o->store,

@@ -184,7 +184,9 @@ void add_serve(CLI::App& app, Globals& g, Runner& run) {
       "One serve per runtime root. Items a killed serve left running are ended (error/host_interrupted) and "
       "retried per their timeout_retry on the next start.\n"
       "Exit codes: 0 stopped cleanly, 2 bad option or token file, 3 internal error, 6 the store cannot be "
-      "reached or is not migrated (the message names the command), 10 another serve holds this root.");
+      "reached or is not migrated (the message names the command), 10 another serve holds this root (or, "
+      "with "
+      "--store, a live node holds this --worker-id).");
   add_serve_flags(*cmd, *f);
   cmd->callback([&g, &run, f] { run = [&g, f]() -> int { return run_serve(g, *f); }; });
 }

@@ -45,7 +45,9 @@ CREATE TABLE cp_workers (
   heartbeat_at timestamptz NOT NULL DEFAULT now(),
   stopped_at timestamptz,
   runs_held int NOT NULL DEFAULT 0,
-  url text NOT NULL DEFAULT ''
+  url text NOT NULL DEFAULT '',
+  lease_ms int NOT NULL,
+  incarnation text NOT NULL
 );
 )sql"},
 };

@@ -61,6 +61,21 @@ std::string redact_conninfo(const std::string& conninfo) {
   return out;
 }
 
+std::vector<std::string> conninfo_files(const std::string& conninfo) {
+  std::vector<std::string> out;
+  PQconninfoOption* opts = PQconninfoParse(conninfo.c_str(), nullptr);
+  if (!opts) return out;
+  for (PQconninfoOption* o = opts; o->keyword; ++o) {
+    const std::string key = o->keyword;
+    if (o->val && *o->val &&
+        (key == "passfile" || key == "sslkey" || key == "sslcert" || key == "sslrootcert" ||
+         key == "sslcrl" || key == "sslcrldir"))
+      out.emplace_back(o->val);
+  }
+  PQconninfoFree(opts);
+  return out;
+}
+
 namespace {
 
 // The password a connection string carries (to scrub it from libpq's messages), or "".

@@ -92,6 +92,10 @@ class PgConnection {
 // A text[] parameter in PostgreSQL's array literal form: {"a","b \"c\""}.
 std::string text_array(const std::vector<std::string>& items);
 
+// The files a connection string names (passfile, sslkey, sslcert, sslrootcert, sslcrl, sslcrldir), as
+// libpq parses it; empty for a string it cannot parse.
+std::vector<std::string> conninfo_files(const std::string& conninfo);
+
 // `conninfo` without its password (URI or key=value form).
 std::string redact_conninfo(const std::string& conninfo);
 

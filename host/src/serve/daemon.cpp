@@ -95,19 +95,25 @@ sigset_t block_stop_signals() {
   return stop_set;
 }
 
-// The files libpq reads passwords and services from, as they exist on this machine: PGPASSFILE or
-// ~/.pgpass, PGSERVICEFILE or ~/.pg_service.conf.
-std::vector<fs::path> libpq_secret_files() {
+// The files libpq reads secrets from, as they exist on this machine: PGPASSFILE or ~/.pgpass,
+// PGSERVICEFILE or ~/.pg_service.conf, the client keys and certificates (~/.postgresql, PGSSLKEY, ...),
+// and every file the connection string names.
+std::vector<fs::path> libpq_secret_files(const std::string& conninfo) {
   std::vector<fs::path> out;
   const char* home = std::getenv("HOME");
-  auto add = [&](const char* env, const char* in_home) {
-    const char* v = std::getenv(env);
-    fs::path p = v && *v ? fs::path(v) : home && *home ? fs::path(home) / in_home : fs::path();
+  auto keep = [&](const fs::path& p) {
     std::error_code ec;
     if (!p.empty() && fs::exists(p, ec)) out.push_back(fs::absolute(p).lexically_normal());
   };
-  add("PGPASSFILE", ".pgpass");
-  add("PGSERVICEFILE", ".pg_service.conf");
+  auto env_or_home = [&](const char* env, const char* in_home) {
+    const char* v = std::getenv(env);
+    keep(v && *v ? fs::path(v) : home && *home && in_home ? fs::path(home) / in_home : fs::path());
+  };
+  env_or_home("PGPASSFILE", ".pgpass");
+  env_or_home("PGSERVICEFILE", ".pg_service.conf");
+  env_or_home("PGSSLKEY", ".postgresql");
+  for (const char* env : {"PGSSLCERT", "PGSSLROOTCERT", "PGSSLCRL", "PGSSLCRLDIR"}) env_or_home(env, nullptr);
+  for (const auto& f : db::conninfo_files(conninfo)) keep(f);
   return out;
 }
 
@@ -123,8 +129,8 @@ std::unique_ptr<Scheduler> make_scheduler(const DaemonOptions& o, const fs::path
   // Runs never see the token file, wherever it lives (its hashes are still worth guessing at), nor
   // libpq's password and service files when the store is a database.
   if (!o.tokens_file.empty()) so.hidden.push_back(fs::absolute(o.tokens_file).lexically_normal());
-  if (queue::configured_store().kind == "postgres")
-    for (const fs::path& f : libpq_secret_files()) so.hidden.push_back(f);
+  if (queue::StoreChoice store = queue::configured_store(); store.kind == "postgres")
+    for (const fs::path& f : libpq_secret_files(store.store)) so.hidden.push_back(f);
   so.on_run_done = [&catalog](const std::string& id) { catalog.update(id); };
   so.worker_id = worker_id;
   so.registry = &workers;
@@ -172,16 +178,20 @@ DaemonExit serve_until_signal(const DaemonOptions& o, const fs::path& root, cons
     self.root = root.string();
     self.pid = static_cast<int>(::getpid());
     self.scheduler = o.scheduler;
+    self.lease_ms = o.lease_ttl.count();
     workers->join(self);
+  } catch (const WorkerIdInUse& e) {
+    std::cerr << "cp-host serve: " << e.what() << "\n";
+    return DaemonExit::busy;
   } catch (const std::exception& e) {
     std::cerr << "cp-host serve: the worker registry: " << e.what() << "\n";
     return DaemonExit::store;
   }
   const auto ttl = o.lease_ttl;
   WorkerRegistry* reg_ptr = workers.get();
-  cfg.workers = [reg_ptr, ttl] {
+  cfg.workers = [reg_ptr] {
     nlohmann::json all = nlohmann::json::array();
-    for (const auto& w : reg_ptr->list(ttl)) all.push_back(to_json(w));
+    for (const auto& w : reg_ptr->list()) all.push_back(to_json(w));
     return all;
   };
   queue::QueueService queue(root, &reg);

@@ -215,16 +215,23 @@ void Scheduler::loop() {
         it = children_.erase(it);
         if (o_.on_run_done) o_.on_run_done(c.run_id);
         auto [status, reason] = outcome_from_bundle(o_.root, c.run_id);
-        auto snapshot = q_.backend().list();
-        const QueueItem* item = snapshot->state.find(c.item_id);
-        if (item && item->active() && item->current()->attempt == c.attempt) {
-          AttemptEnd end{status, reason, ""};
-          if (!item->cancel_requested || status != "cancelled")
-            end = {"error",
-                   "serve stopped during the run (its bundle says " + (status.empty() ? "nothing" : status) +
-                       ")",
-                   ""};
-          q_.backend().finish(c.item_id, c.attempt, end);
+        try {
+          auto snapshot = q_.backend().list();
+          const QueueItem* item = snapshot->state.find(c.item_id);
+          if (item && item->active() && item->current()->attempt == c.attempt) {
+            AttemptEnd end{status, reason, ""};
+            if (!item->cancel_requested || status != "cancelled")
+              end = {"error",
+                     "serve stopped during the run (its bundle says " +
+                         (status.empty() ? "nothing" : status) + ")",
+                     ""};
+            q_.backend().finish(c.item_id, c.attempt, end);
+          }
+        } catch (const std::exception& e) {
+          // The store is out of reach while stopping: the attempt stays open, and is ended by this node's
+          // next start (recover) or, on a shared store, by another node once this one's lease lapses.
+          std::fprintf(stderr, "cp-host serve: scheduler: recording the end of %s while stopping: %s\n",
+                       c.item_id.c_str(), e.what());
         }
       } else {
         ++it;
@@ -285,10 +292,16 @@ void Scheduler::finish(const Child& c, int ws) {
   // The catalogue first: once the queue says the item is done, its run is listed too.
   if (o_.on_run_done) o_.on_run_done(c.run_id);
   AttemptEnd end{status, reason, error};
-  {
-    // A chain step's passed change goes onto the chain branch before the item counts as passed.
+  try {
+    // A chain step's passed change goes onto the chain branch before the item counts as passed, and only
+    // while the attempt is still this node's (a lease lost since the last fence check carries nothing).
     auto snapshot = q_.backend().list();
-    if (const QueueItem* it = snapshot->state.find(c.item_id)) end = chains_->on_attempt_end(*it, end);
+    const QueueItem* it = snapshot->state.find(c.item_id);
+    if (it && it->active() && it->current()->attempt == c.attempt) end = chains_->on_attempt_end(*it, end);
+  } catch (const std::exception& e) {
+    // The store is out of reach: the end is recorded later (record_end keeps it).
+    std::fprintf(stderr, "cp-host serve: scheduler: reading the queue for %s: %s\n", c.item_id.c_str(),
+                 e.what());
   }
   status = end.status;
   reason = end.reason;
@@ -410,7 +423,9 @@ void Scheduler::tick_once() {
     return chain::QueuedChainDriver::is_chain_item(it) ? it.item_id : store::new_run_id(it.task_id);
   };
   claim.lock_ttl_ms = std::chrono::duration_cast<std::chrono::milliseconds>(o_.lock_ttl).count();
-  while (mine + static_cast<int>(launches.size()) < o_.concurrency) {
+  // A node whose id another process took claims nothing: that process is the node now.
+  const bool displaced = o_.registry && o_.registry->displaced();
+  while (!displaced && mine + static_cast<int>(launches.size()) < o_.concurrency) {
     auto it = queue.claim(claim);
     if (!it) break;
     if (chain::QueuedChainDriver::is_chain_item(*it)) {
@@ -480,12 +495,12 @@ void Scheduler::fence_and_requeue(const queue::QueueState& st, int64_t now) {
   }
   if (!o_.registry || !o_.registry->shared() || now < next_lease_ms_) return;
   next_lease_ms_ = now + std::clamp<int64_t>(o_.lease_ttl.count() / 4, 100, 1000);
-  std::set<std::string> lost = o_.registry->lost(o_.lease_ttl);
+  std::set<std::string> lost = o_.registry->lost();
   if (lost.empty()) return;
   for (const auto& [id, it] : st.items()) {
     if (!it.active() || !lost.count(it.current()->worker)) continue;
-    const std::string why = "worker " + it.current()->worker + " lost its lease (no heartbeat for " +
-                            std::to_string(o_.lease_ttl.count()) + " ms)";
+    const std::string why =
+        "worker " + it.current()->worker + " lost its lease (no heartbeat within its TTL)";
     queue::FinishOutcome r = q_.backend().requeue_lost(id, it.current()->attempt, why);
     if (r.change != queue::Change::applied) continue;
     log::Event ev;

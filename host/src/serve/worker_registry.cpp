@@ -7,12 +7,16 @@
 
 #include <nlohmann/json.hpp>
 
+#include <signal.h>
 #include <unistd.h>
 
+#include <atomic>
+#include <cerrno>
 #include <condition_variable>
 #include <cstdio>
 #include <functional>
 #include <mutex>
+#include <random>
 #include <thread>
 
 namespace cp::serve {
@@ -65,8 +69,9 @@ class LocalRegistry final : public WorkerRegistry {
     std::lock_guard<std::mutex> l(mu_);
     self_.stopped_at = core::iso_from_ms(core::now_ms());
   }
-  std::set<std::string> lost(std::chrono::milliseconds) override { return {}; }
-  std::vector<WorkerInfo> list(std::chrono::milliseconds) override {
+  bool displaced() const override { return false; }
+  std::set<std::string> lost() override { return {}; }
+  std::vector<WorkerInfo> list() override {
     std::lock_guard<std::mutex> l(mu_);
     WorkerInfo w = self_;
     w.alive = w.stopped_at.empty();
@@ -91,52 +96,75 @@ class PgRegistry final : public WorkerRegistry {
  public:
   PgRegistry(const std::string& store, std::string self_id) : conn_(store), id_(std::move(self_id)) {
     db::require_current_schema(conn_);
+    static thread_local std::mt19937_64 rng{std::random_device{}()};
+    char token[40];
+    std::snprintf(token, sizeof token, "%016llx%016llx", static_cast<unsigned long long>(rng()),
+                  static_cast<unsigned long long>(rng()));
+    incarnation_ = token;
   }
   void join(const WorkerInfo& self) override {
     run([&] {
+      db::Transaction t(conn_);
+      db::PgRows held = conn_.exec(
+          "SELECT host, pid, " + kAlive + " FROM cp_workers WHERE worker_id = $1 FOR UPDATE", {id_});
+      if (held.size() > 0 && held.text(0, 2) == "t") {
+        // Alive by its heartbeat: refused, unless it is this machine's earlier process of this node, gone.
+        const bool same_host = held.text(0, 0) == self.host;
+        const pid_t pid = static_cast<pid_t>(held.integer(0, 1));
+        const bool gone = same_host && pid > 0 && ::kill(pid, 0) != 0 && errno == ESRCH;
+        if (!gone)
+          throw WorkerIdInUse("worker id " + id_ + " is held by a live node (host " + held.text(0, 0) +
+                              ", pid " + std::to_string(pid) +
+                              "): give this node another --worker-id, or stop that one first");
+      }
       conn_.exec(
-          "INSERT INTO cp_workers (worker_id, host, root, pid, scheduler, url) VALUES ($1, $2, $3, $4, $5, "
-          "$6) "
+          "INSERT INTO cp_workers (worker_id, host, root, pid, scheduler, url, lease_ms, incarnation) "
+          "VALUES ($1, $2, $3, $4, $5, $6, $7, $8) "
           "ON CONFLICT (worker_id) DO UPDATE SET host = $2, root = $3, pid = $4, scheduler = $5, url = $6, "
-          "started_at = now(), heartbeat_at = now(), stopped_at = NULL, runs_held = 0",
-          {id_, self.host, self.root, std::to_string(self.pid), self.scheduler ? "t" : "f", self.url});
+          "lease_ms = $7, incarnation = $8, started_at = now(), heartbeat_at = now(), stopped_at = NULL, "
+          "runs_held = 0",
+          {id_, self.host, self.root, std::to_string(self.pid), self.scheduler ? "t" : "f", self.url,
+           std::to_string(self.lease_ms), incarnation_});
+      t.commit();
     });
   }
   void beat(int runs_held) override {
     run([&] {
-      conn_.exec(
-          "UPDATE cp_workers SET heartbeat_at = now(), runs_held = $2, stopped_at = NULL WHERE worker_id = "
-          "$1",
-          {id_, std::to_string(runs_held)});
+      db::PgRows r = conn_.exec(
+          "UPDATE cp_workers SET heartbeat_at = now(), runs_held = $2, stopped_at = NULL "
+          "WHERE worker_id = $1 AND incarnation = $3 RETURNING 1",
+          {id_, std::to_string(runs_held), incarnation_});
+      if (r.size() == 0 && !displaced_.exchange(true))
+        std::fprintf(stderr,
+                     "cp-host serve: another process took worker id %s: this node claims nothing more\n",
+                     id_.c_str());
     });
   }
+  bool displaced() const override { return displaced_.load(); }
   void leave() override {
     run([&] {
-      conn_.exec("UPDATE cp_workers SET stopped_at = now(), runs_held = 0 WHERE worker_id = $1", {id_});
+      conn_.exec(
+          "UPDATE cp_workers SET stopped_at = now(), runs_held = 0 WHERE worker_id = $1 AND incarnation = $2",
+          {id_, incarnation_});
     });
   }
-  std::set<std::string> lost(std::chrono::milliseconds ttl) override {
+  std::set<std::string> lost() override {
     std::set<std::string> out;
     run([&] {
-      // The database's clock judges every node: the nodes' own clocks may disagree.
-      db::PgRows r = conn_.exec(
-          "SELECT worker_id FROM cp_workers WHERE worker_id <> $1 AND (stopped_at IS NOT NULL OR "
-          "heartbeat_at < now() - make_interval(secs => $2::double precision / 1000))",
-          {id_, std::to_string(ttl.count())});
+      // The database's clock judges every node, each by its own lease: the nodes' clocks and TTLs may
+      // disagree.
+      db::PgRows r =
+          conn_.exec("SELECT worker_id FROM cp_workers WHERE worker_id <> $1 AND NOT " + kAlive, {id_});
       for (int i = 0; i < r.size(); ++i) out.insert(r.text(i, 0));
     });
     return out;
   }
-  std::vector<WorkerInfo> list(std::chrono::milliseconds ttl) override {
+  std::vector<WorkerInfo> list() override {
     std::vector<WorkerInfo> out;
     run([&] {
       db::PgRows r = conn_.exec("SELECT worker_id, host, root, pid, scheduler, " + iso("started_at") + ", " +
-                                    iso("heartbeat_at") + ", " + iso("stopped_at") +
-                                    ", runs_held, url, "
-                                    "(stopped_at IS NULL AND heartbeat_at >= now() - make_interval(secs => "
-                                    "$1::double precision / 1000)) "
-                                    "FROM cp_workers ORDER BY worker_id",
-                                {std::to_string(ttl.count())});
+                                iso("heartbeat_at") + ", " + iso("stopped_at") + ", runs_held, url, " +
+                                kAlive + ", lease_ms FROM cp_workers ORDER BY worker_id");
       for (int i = 0; i < r.size(); ++i) {
         WorkerInfo w;
         w.worker_id = r.text(i, 0);
@@ -150,6 +178,7 @@ class PgRegistry final : public WorkerRegistry {
         w.runs_held = static_cast<int>(r.integer(i, 8));
         w.url = r.text(i, 9);
         w.alive = r.text(i, 10) == "t";
+        w.lease_ms = r.integer(i, 11);
         out.push_back(std::move(w));
       }
     });
@@ -171,9 +200,15 @@ class PgRegistry final : public WorkerRegistry {
     }
   }
 
+  // A node is alive while it has not stopped and its last heartbeat is younger than its own lease.
+  inline static const std::string kAlive =
+      "(stopped_at IS NULL AND heartbeat_at + lease_ms * interval '1 millisecond' >= now())";
+
   std::mutex mu_;
   db::PgConnection conn_;
   std::string id_;
+  std::string incarnation_;  // this process: a beat that finds another's here knows it was displaced
+  std::atomic<bool> displaced_{false};
 };
 
 }  // namespace

@@ -12,6 +12,7 @@
 #include <functional>
 #include <memory>
 #include <set>
+#include <stdexcept>
 #include <string>
 #include <vector>
 
@@ -23,23 +24,36 @@ struct WorkerInfo {
   bool scheduler = false;
   std::string started_at, heartbeat_at, stopped_at;  // ISO-8601 UTC; stopped_at empty while it serves
   int runs_held = 0;
-  bool alive = false;  // its heartbeat is younger than the lease TTL and it has not stopped
+  int64_t lease_ms = 30000;  // its own --lease-ttl: it counts as lost once its heartbeat is this old
+  bool alive = false;        // its heartbeat is younger than its lease and it has not stopped
 };
 nlohmann::json to_json(const WorkerInfo& w);
+
+// join() refused: a live node holds the id.
+class WorkerIdInUse : public std::runtime_error {
+ public:
+  using std::runtime_error::runtime_error;
+};
 
 class WorkerRegistry {
  public:
   virtual ~WorkerRegistry() = default;
-  // Records this node as serving (again, after a restart with the same id).
+  // Records this node as serving (again, after a restart with the same id). Throws WorkerIdInUse when
+  // a live node holds that id already (another process, or another machine): two nodes of one id would
+  // take each other's attempts.
   virtual void join(const WorkerInfo& self) = 0;
-  // This node is alive and holds `runs_held` runs. Throws on a store error (the caller retries).
+  // This node is alive and holds `runs_held` runs. Throws on a store error (the caller retries). When
+  // another process took this node's id meanwhile, displaced() turns true.
   virtual void beat(int runs_held) = 0;
+  // Another process holds this node's id now: this one must claim nothing more.
+  virtual bool displaced() const = 0;
   // This node stops serving (a clean stop): it holds nothing any more.
   virtual void leave() = 0;
-  // Nodes whose lease lapsed: no heartbeat for `ttl`, or stopped. Never this node.
-  virtual std::set<std::string> lost(std::chrono::milliseconds ttl) = 0;
-  // Every node known, alive or not, judged with `ttl`.
-  virtual std::vector<WorkerInfo> list(std::chrono::milliseconds ttl) = 0;
+  // Nodes whose lease lapsed: no heartbeat for their own lease TTL (by the database's clock), or stopped.
+  // Never this node.
+  virtual std::set<std::string> lost() = 0;
+  // Every node known, alive or not.
+  virtual std::vector<WorkerInfo> list() = 0;
   // Whether several nodes share the queue (a database): then each node recovers only its own attempts.
   virtual bool shared() const = 0;
 };
