@@ -7,6 +7,7 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <map>
 #include <set>
 
@@ -268,6 +269,32 @@ TEST(ScaleOut, ALiveNodesIdIsRefusedAndEachNodeIsJudgedByItsOwnLease) {
   ASSERT_EQ(q["items"][0]["attempts"].size(), 1u) << q.dump(2);
   EXPECT_EQ(q["items"][0]["attempts"][0]["worker"], "steady");
   EXPECT_EQ(q["items"][0]["status"], "success");
+}
+
+TEST(ScaleOut, OverlappingPathsNeverRunAtOnceAcrossTwoWorkers) {
+  const std::string store = migrated_database();
+  RunProject a_root, b_root;
+  ServeProcess a(a_root, node_args(store, "left", {"--concurrency", "2"}));
+  ServeProcess b(b_root, node_args(store, "right", {"--concurrency", "2"}));
+  ASSERT_NE(a.port(), 0) << a.output();
+  ASSERT_NE(b.port(), 0) << b.output();
+  // Four items that all lock work/shared/: however the two nodes claim them, one runs at a time.
+  for (int i = 0; i < 4; ++i) {
+    json c = own_contract(a_root, "shared" + std::to_string(i), "sleep 1");
+    c["allowed_paths"] = json::array({"work/shared/"});
+    submit(a_root, store, c, "shared" + std::to_string(i));
+  }
+  json q;
+  ASSERT_TRUE(wait_until([&] { return all_ended(q = queue_via(a.port()), 4); }, std::chrono::seconds(120)));
+  std::vector<std::pair<std::string, std::string>> spans;
+  for (const auto& it : q["items"]) {
+    EXPECT_EQ(it["status"], "success") << it.dump(2);
+    const json& at = it["attempts"].back();
+    spans.emplace_back(at["claimed_at"], at["finished_at"]);
+  }
+  std::sort(spans.begin(), spans.end());
+  for (size_t i = 1; i < spans.size(); ++i)
+    EXPECT_LE(spans[i - 1].second, spans[i].first) << "two runs held work/shared/ at once";
 }
 
 TEST(ScaleOut, ChainsAreRefusedOnASharedStoreRatherThanFailingOnAnotherNode) {

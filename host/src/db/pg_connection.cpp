@@ -159,6 +159,9 @@ void PgConnection::open() {
   c_ = PQconnectdbParams(keys, values, 1);
   if (!c_ || PQstatus(c_) != CONNECTION_OK) {
     std::string why = c_ ? scrubbed(trimmed(PQerrorMessage(c_)), password_of(conninfo_)) : "out of memory";
+    // A constructor that throws runs no destructor: the failed connection is let go here.
+    if (c_) PQfinish(c_);
+    c_ = nullptr;
     throw DbError(
         "cannot connect to PostgreSQL (" + (redacted_.empty() ? "PG* variables" : redacted_) + "): " + why,
         true);
