@@ -57,6 +57,7 @@ section "Tampered bundles: what runs verify detects" bash bench/tamper_matrix.sh
 section "Browser runner vs Playwright: first screenshot, memory, CDP messages/s" bash bench/browser_bench.sh 10
 section "Dashboard: first load and first render of the runs page, 100 vs 100,000 runs" bash bench/ui_first_render.sh 100000
 section "Intake run: from POST /api/intake/{id}/run to the first step's runner start" bash bench/intake_run_latency.sh 100
+section "Scale-out: 1,000 no-op runs on PostgreSQL with 1, 2 and 3 workers vs the JSONL single host" bash bench/scale_out.sh 1000
 {
   echo
   echo "## Notes"
