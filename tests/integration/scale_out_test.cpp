@@ -11,6 +11,8 @@
 #include <map>
 #include <set>
 
+#include <unistd.h>
+
 namespace cp::test {
 namespace {
 
@@ -295,6 +297,58 @@ TEST(ScaleOut, OverlappingPathsNeverRunAtOnceAcrossTwoWorkers) {
   std::sort(spans.begin(), spans.end());
   for (size_t i = 1; i < spans.size(); ++i)
     EXPECT_LE(spans[i - 1].second, spans[i].first) << "two runs held work/shared/ at once";
+}
+
+TEST(ScaleOut, APostgresRestartUnderLoadLosesNothingAndDoublesNothing) {
+  // A server of this test's own, restarted while two workers run a burst.
+  auto server = PgServer::own(fs::temp_directory_path() / ("cp-test-pg-sc-" + std::to_string(::getpid())));
+  const std::string store = server->fresh_database();
+  ASSERT_EQ(host({"db", "migrate", "--store", store}).exit_code, 0);
+  RunProject a_root, b_root;
+  ServeProcess a(a_root, node_args(store, "first", {"--concurrency", "2"}));
+  ServeProcess b(b_root, node_args(store, "second", {"--concurrency", "2"}));
+  ASSERT_NE(a.port(), 0) << a.output();
+  ASSERT_NE(b.port(), 0) << b.output();
+  constexpr size_t kRuns = 40;
+  for (size_t i = 0; i < kRuns; ++i) {
+    std::string task = "r" + std::to_string(i);
+    submit(a_root, store, own_contract(a_root, task, "true"), task);
+  }
+  // Once a few have ended, the server goes down and comes back while the rest are claimed and run.
+  ASSERT_TRUE(wait_until(
+      [&] {
+        json q = queue_via(a.port());
+        size_t ended = 0;
+        for (const auto& it : q.value("items", json::array())) ended += it["state"] == "done";
+        return ended >= 5;
+      },
+      std::chrono::seconds(120)));
+  server->restart();
+  json mid = queue_via(a.port());
+  size_t open_items = 0;
+  for (const auto& it : mid.value("items", json::array())) open_items += it["state"] != "done";
+  EXPECT_GT(open_items, 0u) << "the restart came after the burst: it proves nothing";
+  json q;
+  ASSERT_TRUE(wait_until(
+      [&] {
+        HttpResponse r = http(b.port(), "GET", "/api/queue");
+        if (r.status != 200) return false;
+        q = json::parse(r.body, nullptr, false);
+        return all_ended(q, kRuns);
+      },
+      std::chrono::minutes(5)))
+      << q.dump(2) << a.output() << b.output();
+  for (const auto& it : q["items"]) {
+    EXPECT_EQ(it["status"], "success") << it.dump(2);
+    EXPECT_EQ(it["attempts"].size(), 1u) << "an attempt was lost or doubled: " << it.dump(2);
+  }
+  for (const auto& [item, statuses] : finishes(store))
+    EXPECT_EQ(statuses, (std::map<std::string, int>{{"success", 1}})) << item;
+  EXPECT_EQ(finishes(store).size(), kRuns);
+  // Both nodes are still serving, and still beat.
+  HttpResponse w = http(a.port(), "GET", "/api/workers");
+  ASSERT_EQ(w.status, 200);
+  for (const auto& node : json::parse(w.body)["workers"]) EXPECT_TRUE(node["alive"]) << node.dump();
 }
 
 TEST(ScaleOut, ChainsAreRefusedOnASharedStoreRatherThanFailingOnAnotherNode) {
