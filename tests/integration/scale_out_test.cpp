@@ -185,18 +185,20 @@ TEST(ScaleOut, APausedWorkerPastItsLeaseIsFencedOffWhenItWakes) {
   ServeProcess a(a_root, node_args(store, "sleeper", {"--concurrency", "1", "--lease-ttl", "2"}));
   ASSERT_NE(a.port(), 0) << a.output();
   std::string item = submit(a_root, store, own_contract(a_root, "paused", "sleep 3"), "paused");
+  // Generous waits: under the sanitizers, with other tests beside it, a run takes seconds to start.
   ASSERT_TRUE(wait_until([&] { return queue_via(a.port())["items"][0]["state"] == "running"; },
-                         std::chrono::seconds(30)));
+                         std::chrono::seconds(120)))
+      << a.output();
   ::kill(a.pid(), SIGSTOP);  // its child run goes on; serve itself beats no more
   ServeProcess b(b_root, node_args(store, "taker", {"--concurrency", "1", "--lease-ttl", "2"}));
   ASSERT_NE(b.port(), 0) << b.output();
   json q;
-  ASSERT_TRUE(wait_until([&] { return all_ended(q = queue_via(b.port()), 1); }, std::chrono::seconds(60)))
+  ASSERT_TRUE(wait_until([&] { return all_ended(q = queue_via(b.port()), 1); }, std::chrono::seconds(180)))
       << q.dump(2);
   ::kill(a.pid(), SIGCONT);
   // The sleeper wakes to find its attempt taken: whatever its run did is not recorded.
   ASSERT_TRUE(wait_until([&] { return a.output().find("was fenced") != std::string::npos; },
-                         std::chrono::seconds(30)))
+                         std::chrono::seconds(120)))
       << a.output();
   json after = queue_via(b.port());
   const json& it = after["items"][0];
@@ -348,7 +350,8 @@ TEST(ScaleOut, APostgresRestartUnderLoadLosesNothingAndDoublesNothing) {
   // Both nodes are still serving, and still beat.
   HttpResponse w = http(a.port(), "GET", "/api/workers");
   ASSERT_EQ(w.status, 200);
-  for (const auto& node : json::parse(w.body)["workers"]) EXPECT_TRUE(node["alive"]) << node.dump();
+  const json nodes = json::parse(w.body);
+  for (const auto& node : nodes["workers"]) EXPECT_TRUE(node["alive"]) << node.dump();
 }
 
 TEST(ScaleOut, ChainsAreRefusedOnASharedStoreRatherThanFailingOnAnotherNode) {
