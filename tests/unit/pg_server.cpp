@@ -63,6 +63,7 @@ PgServer::~PgServer() {
   stop();
   std::error_code ec;
   fs::remove_all(dir_, ec);
+  fs::remove(dir_.string() + ".lock", ec);
 }
 
 std::unique_ptr<PgServer> PgServer::own(const fs::path& dir) {
