@@ -77,9 +77,8 @@ SchemaStatus schema_status(PgConnection& c) {
   SchemaStatus s;
   s.latest = latest_schema_version();
   if (has_migrations_table(c)) {
-    PgRows r = c.exec(
-        "SELECT version, to_char(applied_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"') "
-        "FROM cp_schema_migrations ORDER BY version");
+    PgRows r = c.exec("SELECT version, " + iso_utc_sql("applied_at") +
+                      " FROM cp_schema_migrations ORDER BY version");
     for (int i = 0; i < r.size(); ++i) {
       int v = static_cast<int>(r.integer(i, 0));
       s.applied_at.emplace_back(v, r.text(i, 1));

@@ -3,8 +3,10 @@
 #include <libpq-fe.h>
 #include <poll.h>
 
+#include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <random>
 
 namespace cp::db {
 
@@ -59,6 +61,18 @@ std::string redact_conninfo(const std::string& conninfo) {
   }
   PQconninfoFree(opts);
   return out;
+}
+
+std::string iso_utc_sql(const std::string& column) {
+  return "to_char(" + column + " AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"')";
+}
+
+std::string random_token() {
+  static thread_local std::mt19937_64 rng{std::random_device{}()};
+  char token[40];
+  std::snprintf(token, sizeof token, "%016llx%016llx", static_cast<unsigned long long>(rng()),
+                static_cast<unsigned long long>(rng()));
+  return token;
 }
 
 std::vector<std::string> conninfo_files(const std::string& conninfo) {

@@ -96,6 +96,12 @@ std::string text_array(const std::vector<std::string>& items);
 // libpq parses it; empty for a string it cannot parse.
 std::vector<std::string> conninfo_files(const std::string& conninfo);
 
+// SQL text that renders timestamptz `column` as ISO-8601 UTC ("2026-12-02T10:00:00Z"), the host's time form.
+std::string iso_utc_sql(const std::string& column);
+
+// 128 random bits as 32 hex digits: the mark a write leaves on its rows, a process's incarnation.
+std::string random_token();
+
 // `conninfo` without its password (URI or key=value form).
 std::string redact_conninfo(const std::string& conninfo);
 

@@ -162,11 +162,10 @@ cp_status svc_spawn(const cp_context* raw, const cp_spawn_request* req, cp_spawn
   }
   // The store's credentials are the host's: no process a plugin starts sees them (a run that could reach
   // the database could write the queue's log itself).
-  if (!spec.env) {
-    spec.env.emplace();
-    for (char** e = environ; *e; ++e) spec.env->emplace_back(*e);
-  }
-  std::erase_if(*spec.env, [](const std::string& kv) { return is_store_secret(kv); });
+  if (!spec.env)
+    spec.env = environment_without_store_secrets();
+  else
+    std::erase_if(*spec.env, [](const std::string& kv) { return is_store_secret(kv); });
   os::ProcessOutcome out = os::run_process(spec);
   uint32_t size = res->struct_size;
   *res = cp_spawn_result{};
@@ -195,6 +194,13 @@ const cp_host_services kServices{sizeof(cp_host_services), &svc_log,   &svc_make
 bool is_store_secret(const std::string& kv) {
   if (kv.rfind("CP_HOST_STORE=", 0) == 0) return true;
   return kv.size() > 3 && kv[0] == 'P' && kv[1] == 'G' && kv[2] >= 'A' && kv[2] <= 'Z';
+}
+
+std::vector<std::string> environment_without_store_secrets() {
+  std::vector<std::string> env;
+  for (char** e = environ; *e; ++e)
+    if (!is_store_secret(*e)) env.emplace_back(*e);
+  return env;
 }
 
 const char* host_version() {

@@ -8,6 +8,7 @@
 #include <functional>
 #include <memory>
 #include <string>
+#include <vector>
 
 namespace cp::os {
 struct Confinement;
@@ -20,6 +21,8 @@ const char* host_version();
 // Whether an environment entry ("K=V") names or opens the store: CP_HOST_STORE and libpq's PG* variables
 // (PGPASSWORD, PGHOST, PGSERVICEFILE, ...). No plugin, and no process a plugin starts, gets them.
 bool is_store_secret(const std::string& kv);
+// This process's environment without those entries: what a process it starts for a run or a plugin gets.
+std::vector<std::string> environment_without_store_secrets();
 
 // One plugin call's (or one run's) context. Owns the cp_context handed to the plugin; must outlive every
 // use the plugin makes of it (for a runner: until release()).

@@ -166,9 +166,7 @@ bool IsolatedPlugin::start(std::string& why) {
   // Everything the child needs is prepared before fork: after it, only async-signal-safe calls.
   std::string exe = worker.string(), plugin = info_.library_path.string(), log = log_.string();
   const char* args[] = {exe.c_str(), "--fd", "3", "--plugin", plugin.c_str(), nullptr};
-  std::vector<std::string> env;
-  for (char** e = environ; *e; ++e)
-    if (!is_store_secret(*e)) env.emplace_back(*e);
+  const std::vector<std::string> env = environment_without_store_secrets();
   std::vector<const char*> envp;
   for (const auto& e : env) envp.push_back(e.c_str());
   envp.push_back(nullptr);

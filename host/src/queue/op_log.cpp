@@ -55,6 +55,19 @@ void strip_nul(json& op) {
   }
 }
 
+std::optional<json> parse_op(const std::string& text, std::string& problem) {
+  json op = json::parse(text, nullptr, false);
+  if (op.is_discarded()) {
+    problem = "not JSON";
+    return std::nullopt;
+  }
+  if (std::string p = op_schema_problem(op); !p.empty()) {
+    problem = "does not fit queue_item.schema.json: " + p;
+    return std::nullopt;
+  }
+  return op;
+}
+
 std::string op_schema_problem(const json& op) {
   auto v = core::schema("queue_item").validate(op);
   if (v.empty()) return {};

@@ -15,6 +15,7 @@
 #include <chrono>
 #include <cstdint>
 #include <functional>
+#include <optional>
 #include <set>
 #include <string>
 #include <vector>
@@ -64,6 +65,10 @@ std::set<std::string> kept_by_compaction(const QueueState& state, int64_t keep_t
 // (a child's output, an API caller's text) would otherwise be refused by one log (PostgreSQL's jsonb) and
 // kept by the other. Both logs record operations so.
 void strip_nul(nlohmann::json& op);
+
+// One recorded operation read back: the operation, or nothing with `problem` set ("not JSON", "does not fit
+// queue_item.schema.json: /attempt: ..."). The caller has already bounded its size and nesting.
+std::optional<nlohmann::json> parse_op(const std::string& text, std::string& problem);
 
 // The schema problem of one operation ("/attempt: must be integer"), or "" when it fits.
 std::string op_schema_problem(const nlohmann::json& op);

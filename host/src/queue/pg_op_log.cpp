@@ -4,8 +4,6 @@
 #include "db/migrations.hpp"
 
 #include <algorithm>
-#include <cstdio>
-#include <random>
 #include <stdexcept>
 #include <thread>
 
@@ -102,16 +100,13 @@ bool PgOpLog::catch_up() {
         bad_records_.push_back({line, "operation nested too deep"});
         continue;
       }
-      json op = json::parse(text, nullptr, false);
-      if (op.is_discarded()) {
-        bad_records_.push_back({line, "not JSON"});
+      std::string problem;
+      std::optional<json> op = parse_op(text, problem);
+      if (!op) {
+        bad_records_.push_back({line, problem});
         continue;
       }
-      if (std::string p = op_schema_problem(op); !p.empty()) {
-        bad_records_.push_back({line, "does not fit queue_item.schema.json: " + p});
-        continue;
-      }
-      state_.apply(op, line);
+      state_.apply(*op, line);
     }
     if (rows < kPage) return changed;
   }
@@ -130,15 +125,11 @@ std::vector<Problem> PgOpLog::problems() const {
 std::vector<json> PgOpLog::transact(const Decide& decide) {
   // This call's mark on the rows it writes: after a COMMIT whose answer was lost, the next round finds
   // them and returns them instead of deciding again on a state that already holds them.
-  static thread_local std::mt19937_64 rng{std::random_device{}()};
-  char token[40];
-  std::snprintf(token, sizeof token, "%016llx%016llx", static_cast<unsigned long long>(rng()),
-                static_cast<unsigned long long>(rng()));
+  const std::string token = db::random_token();
   bool sent_commit = false;
   std::vector<json> ops = with_retries([&]() -> std::vector<json> {
     if (sent_commit) {
-      db::PgRows done =
-          conn_.exec("SELECT op::text FROM cp_queue_ops WHERE txn = $1 ORDER BY seq", {std::string(token)});
+      db::PgRows done = conn_.exec("SELECT op::text FROM cp_queue_ops WHERE txn = $1 ORDER BY seq", {token});
       if (done.size() > 0) {
         std::vector<json> recorded;
         for (int i = 0; i < done.size(); ++i)
@@ -170,7 +161,7 @@ std::vector<json> PgOpLog::transact(const Decide& decide) {
     conn_.exec(
         "INSERT INTO cp_queue_ops (item_id, op, txn) SELECT i, o::jsonb, $3 "
         "FROM unnest($1::text[], $2::text[]) WITH ORDINALITY AS x(i, o, n) ORDER BY n",
-        {db::text_array(ids), db::text_array(texts), std::string(token)});
+        {db::text_array(ids), db::text_array(texts), token});
     conn_.exec(std::string("SELECT pg_notify('") + kChannel + "', '')");
     sent_commit = true;
     t.commit();

@@ -105,17 +105,14 @@ bool QueueStore::read_new(bool may_repair) {
       bad_lines_.push_back({line_no_, "line too long or nested too deep"});
       continue;
     }
-    json op = json::parse(line, nullptr, false);
-    if (op.is_discarded()) {
-      bad_lines_.push_back({line_no_, "not JSON"});
+    std::string problem;
+    std::optional<json> op = parse_op(line, problem);
+    if (!op) {
+      bad_lines_.push_back({line_no_, problem});
       continue;
     }
-    if (std::string p = op_schema_problem(op); !p.empty()) {
-      bad_lines_.push_back({line_no_, "does not fit queue_item.schema.json: " + p});
-      continue;
-    }
-    if (state_.apply(op, line_no_)) changed = true;
-    raw_.emplace_back(op["item_id"].get<std::string>(), std::move(line));
+    if (state_.apply(*op, line_no_)) changed = true;
+    raw_.emplace_back((*op)["item_id"].get<std::string>(), std::move(line));
   }
   if (may_repair && pos < buf.size()) {
     // We hold the writers' lock, so nobody is mid-append: this tail is a writer that died mid-line.

@@ -172,9 +172,7 @@ DaemonExit serve_until_signal(const DaemonOptions& o, const fs::path& root, cons
     workers = open_worker_registry(worker_id);
     WorkerInfo self;
     self.worker_id = worker_id;
-    char host[256] = {0};
-    ::gethostname(host, sizeof host - 1);
-    self.host = host;
+    self.host = host_name();
     self.root = root.string();
     self.pid = static_cast<int>(::getpid());
     self.scheduler = o.scheduler;

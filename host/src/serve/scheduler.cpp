@@ -538,9 +538,7 @@ pid_t Scheduler::spawn(const Child& c, const std::vector<std::string>& command, 
   // The run does not get the store: its seal releases path locks only in a JSONL queue, and this node
   // ends the attempt (which releases them) in a shared one. A process of the run that could read its
   // ancestors' environment finds no credentials there.
-  std::vector<std::string> env;
-  for (char** e = environ; *e; ++e)
-    if (!plugin::is_store_secret(*e)) env.emplace_back(*e);
+  std::vector<std::string> env = plugin::environment_without_store_secrets();
   std::vector<char*> envp;
   for (auto& e : env) envp.push_back(e.data());
   envp.push_back(nullptr);

@@ -16,7 +16,6 @@
 #include <cstdio>
 #include <functional>
 #include <mutex>
-#include <random>
 #include <thread>
 
 namespace cp::serve {
@@ -38,11 +37,17 @@ json to_json(const WorkerInfo& w) {
   return j;
 }
 
-std::string default_worker_id(const std::string& root) {
+std::string host_name() {
   char host[256] = {0};
-  if (::gethostname(host, sizeof host - 1) != 0) std::snprintf(host, sizeof host, "node");
+  if (::gethostname(host, sizeof host - 1) != 0) return {};
+  return host;
+}
+
+std::string default_worker_id(const std::string& root) {
+  std::string host = host_name();
+  if (host.empty()) host = "node";
   std::string id;
-  for (const char* p = host; *p && id.size() < 100; ++p)
+  for (const char* p = host.c_str(); *p && id.size() < 100; ++p)
     id += (std::isalnum(static_cast<unsigned char>(*p)) || *p == '.' || *p == '-') ? *p : '-';
   if (id.empty() || !std::isalnum(static_cast<unsigned char>(id[0]))) id = "node" + id;
   char hash[16];
@@ -84,23 +89,13 @@ class LocalRegistry final : public WorkerRegistry {
   WorkerInfo self_;
 };
 
-const char* kIso = "'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"'";
-
-std::string iso(const std::string& column) {
-  return "to_char(" + column + " AT TIME ZONE 'UTC', " + kIso + ")";
-}
-
 // cp_workers (migration 2). One connection, used under a mutex: beats come from one thread, reads from
 // the scheduler and the API.
 class PgRegistry final : public WorkerRegistry {
  public:
   PgRegistry(const std::string& store, std::string self_id) : conn_(store), id_(std::move(self_id)) {
     db::require_current_schema(conn_);
-    static thread_local std::mt19937_64 rng{std::random_device{}()};
-    char token[40];
-    std::snprintf(token, sizeof token, "%016llx%016llx", static_cast<unsigned long long>(rng()),
-                  static_cast<unsigned long long>(rng()));
-    incarnation_ = token;
+    incarnation_ = db::random_token();
   }
   void join(const WorkerInfo& self) override {
     run([&] {
@@ -162,9 +157,10 @@ class PgRegistry final : public WorkerRegistry {
   std::vector<WorkerInfo> list() override {
     std::vector<WorkerInfo> out;
     run([&] {
-      db::PgRows r = conn_.exec("SELECT worker_id, host, root, pid, scheduler, " + iso("started_at") + ", " +
-                                iso("heartbeat_at") + ", " + iso("stopped_at") + ", runs_held, url, " +
-                                kAlive + ", lease_ms FROM cp_workers ORDER BY worker_id");
+      db::PgRows r =
+          conn_.exec("SELECT worker_id, host, root, pid, scheduler, " + db::iso_utc_sql("started_at") + ", " +
+                     db::iso_utc_sql("heartbeat_at") + ", " + db::iso_utc_sql("stopped_at") +
+                     ", runs_held, url, " + kAlive + ", lease_ms FROM cp_workers ORDER BY worker_id");
       for (int i = 0; i < r.size(); ++i) {
         WorkerInfo w;
         w.worker_id = r.text(i, 0);

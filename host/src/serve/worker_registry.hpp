@@ -76,6 +76,9 @@ class Heartbeat {
 // alone.
 std::unique_ptr<WorkerRegistry> open_worker_registry(const std::string& worker_id);
 
+// This machine's host name ("" when it cannot be read).
+std::string host_name();
+
 // A default node id: the host name and a short hash of the runtime root, stable across restarts.
 std::string default_worker_id(const std::string& root);
 
