@@ -8,6 +8,7 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <fstream>
 #include <map>
 #include <set>
 
@@ -66,6 +67,33 @@ std::map<std::string, std::map<std::string, int>> finishes(const std::string& st
   std::map<std::string, std::map<std::string, int>> out;
   for (int i = 0; i < r.size(); ++i) out[r.text(i, 0)][r.text(i, 1)] = static_cast<int>(r.integer(i, 2));
   return out;
+}
+
+// Every run a node lists (GET /api/runs, page by page): run id -> its listing row.
+std::map<std::string, json> listed_runs(uint16_t port) {
+  std::map<std::string, json> out;
+  std::string cursor;
+  for (int page = 0; page < 100; ++page) {
+    HttpResponse r = http(port, "GET", "/api/runs?limit=100" + (cursor.empty() ? "" : "&cursor=" + cursor));
+    if (r.status != 200) break;
+    json j = json::parse(r.body, nullptr, false);
+    for (const auto& run : j["runs"]) out[run.value("run_id", "")] = run;
+    if (!j["next_cursor"].is_string()) break;
+    cursor = j["next_cursor"];
+  }
+  return out;
+}
+
+// The lines of a file (a bundle's events.jsonl).
+std::vector<std::string> lines_of(const fs::path& p) {
+  std::vector<std::string> out;
+  std::ifstream in(p);
+  for (std::string line; std::getline(in, line);) out.push_back(line);
+  return out;
+}
+
+fs::path bundle_of(const RunProject& p, const std::string& run_id) {
+  return p.dir / ".runtime-cache/cortexpilot/runs" / run_id;
 }
 
 std::vector<std::string> node_args(const std::string& store, const std::string& id,
@@ -131,11 +159,79 @@ TEST(ScaleOut, ThreeWorkersAndAnApiNodeRunEveryItemExactlyOnce) {
   EXPECT_GE(by_worker.size(), 2u) << "the work went to one worker only";
   for (const auto& [w, n] : by_worker) EXPECT_TRUE(w.rfind("worker-", 0) == 0) << w << " ran " << n;
 
-  // Each node lists every item.
+  // Each node lists every item, and every run, sealed as its worker sealed it: the runs of the other
+  // nodes come from the database.
+  std::set<std::string> run_ids;
+  for (const auto& it : q["items"]) run_ids.insert(it["attempts"][0].value("run_id", ""));
+  ASSERT_EQ(run_ids.size(), kRuns);
   for (ServeProcess* node : {&api, &w1, &w2, &w3}) {
     json nq = queue_via(node->port());
     EXPECT_EQ(nq["items"].size(), kRuns);
+    std::map<std::string, json> runs;
+    EXPECT_TRUE(wait_until(
+        [&] {
+          runs = listed_runs(node->port());
+          if (runs.size() != kRuns) return false;
+          for (const auto& [id, row] : runs)
+            if (row.value("verdict", "") != "success") return false;
+          return true;
+        },
+        std::chrono::seconds(120)))
+        << "node on port " << node->port() << " lists " << runs.size() << " runs";
+    std::set<std::string> ids;
+    for (const auto& [id, row] : runs) ids.insert(id);
+    EXPECT_EQ(ids, run_ids);
   }
+  // The database holds each run once, sealed, with the worker's events.
+  db::PgConnection c(store);
+  EXPECT_EQ(c.exec("SELECT count(*) FROM cp_runs WHERE sealed AND NOT fenced").integer(0, 0),
+            static_cast<int64_t>(kRuns));
+}
+
+TEST(ScaleOut, TheApiNodeStreamsTheEventsOfARunExecutingOnAWorker) {
+  const std::string store = migrated_database();
+  RunProject api_root, w_root;
+  ServeProcess api(api_root, node_args(store, "api-node", {"--no-scheduler"}));
+  ServeProcess w(w_root, node_args(store, "worker-1", {"--concurrency", "1"}));
+  ASSERT_NE(api.port(), 0) << api.output();
+  ASSERT_NE(w.port(), 0) << w.output();
+  json contract = queue_contract(api_root, "streamed", {"echo one", "sleep 2", "echo two", "sleep 2"});
+  std::string item = submit(api_root, store, contract, "streamed");
+  // The run appears on the API node while it still runs on the worker.
+  std::string rid;
+  ASSERT_TRUE(wait_until(
+      [&] {
+        json it = json::parse(http(api.port(), "GET", "/api/queue/" + item).body, nullptr, false);
+        rid = it.is_object() ? it.value("run_id", "") : "";
+        return !rid.empty() && http(api.port(), "GET", "/api/runs/" + rid).status == 200;
+      },
+      std::chrono::seconds(120)))
+      << w.output();
+  json live = json::parse(http(api.port(), "GET", "/api/runs/" + rid).body, nullptr, false);
+  EXPECT_NE(live.value("status", ""), "sealed") << "the stream starts while the run is live";
+  EXPECT_FALSE(fs::exists(bundle_of(api_root, rid) / "seal.json"));
+  auto sse = read_sse(api.port(), "/api/runs/" + rid + "/events/stream", {}, 100000, std::chrono::seconds(120));
+  EXPECT_EQ(sse.status, 200);
+  ASSERT_TRUE(sse.ended) << "the stream ends when the run is sealed";
+  ASSERT_FALSE(sse.events.empty());
+  EXPECT_EQ(sse.events.front().event, "RUN_STARTED");
+  EXPECT_EQ(sse.events.back().event, "RUN_SEALED");
+  // Exactly the worker's own log: the same lines, so the same hash chain.
+  std::vector<std::string> logged = lines_of(bundle_of(w_root, rid) / "events.jsonl");
+  ASSERT_EQ(sse.events.size(), logged.size());
+  for (size_t i = 0; i < logged.size(); ++i) {
+    EXPECT_EQ(sse.events[i].data, logged[i]) << "event " << i + 1;
+    EXPECT_EQ(sse.events[i].id, std::to_string(i + 1));
+  }
+  // The sealed bundle is served by the API node from the copy the database gave it, and verifies there.
+  ASSERT_TRUE(wait_until([&] { return fs::exists(bundle_of(api_root, rid) / "seal.json"); },
+                         std::chrono::seconds(60)));
+  HttpResponse result = http(api.port(), "GET", "/api/runs/" + rid + "/reports/task_result");
+  EXPECT_EQ(result.status, 200) << result.body;
+  EXPECT_EQ(fs::file_size(bundle_of(api_root, rid) / "artifacts/diff.patch"),
+            fs::file_size(bundle_of(w_root, rid) / "artifacts/diff.patch"));
+  Ran verify = run_env({CP_HOST_BIN, "--root", api_root.dir.path().string(), "runs", "verify", rid}, {});
+  EXPECT_EQ(verify.exit_code, 0) << verify.out << verify.err;
 }
 
 TEST(ScaleOut, AKilledWorkersRunsAreRetriedElsewhereOnceItsLeaseLapses) {
@@ -210,6 +306,37 @@ TEST(ScaleOut, APausedWorkerPastItsLeaseIsFencedOffWhenItWakes) {
   EXPECT_EQ(it["attempts"][1]["worker"], "taker");
   auto fin = finishes(store);
   EXPECT_EQ(fin[item], (std::map<std::string, int>{{"error", 1}, {"success", 1}}));
+
+  // Its appends and its seal were refused by the fence: the sleeper's own bundle was sealed, yet the
+  // database holds its run as it stood when the fence closed, unsealed, and no file of it.
+  const std::string old_run = it["attempts"][0]["run_id"], new_run = it["attempts"][1]["run_id"];
+  EXPECT_TRUE(wait_until([&] { return a.output().find("refused its events and seal") != std::string::npos; },
+                         std::chrono::seconds(60)))
+      << a.output();
+  std::vector<std::string> local = lines_of(bundle_of(a_root, old_run) / "events.jsonl");
+  ASSERT_FALSE(local.empty());
+  EXPECT_NE(local.back().find("RUN_SEALED"), std::string::npos) << "the paused run did seal, locally";
+  db::PgConnection c(store);
+  db::PgRows old_row = c.exec("SELECT sealed, fenced, events_count FROM cp_runs WHERE run_id = $1", {old_run});
+  if (old_row.size() == 1) {  // it may have been paused before its first push
+    EXPECT_EQ(old_row.text(0, 0), "f");
+    EXPECT_EQ(old_row.text(0, 1), "t");
+    EXPECT_LT(old_row.integer(0, 2), static_cast<int64_t>(local.size()));
+  }
+  EXPECT_EQ(c.exec("SELECT count(*) FROM cp_run_events WHERE run_id = $1 AND line LIKE '%RUN_SEALED%'",
+                   {old_run})
+                .integer(0, 0),
+            0);
+  EXPECT_EQ(c.exec("SELECT count(*) FROM cp_run_files WHERE run_id = $1", {old_run}).integer(0, 0), 0);
+  // The bundle the database holds for the item is the new attempt's, and it is what the woken node serves.
+  db::PgRows new_row = c.exec("SELECT sealed, worker_id FROM cp_runs WHERE item_id = $1 AND sealed", {item});
+  ASSERT_EQ(new_row.size(), 1);
+  EXPECT_EQ(new_row.text(0, 1), "taker");
+  EXPECT_EQ(c.exec("SELECT run_id FROM cp_runs WHERE item_id = $1 AND sealed", {item}).text(0, 0), new_run);
+  ASSERT_TRUE(wait_until([&] { return fs::exists(bundle_of(a_root, new_run) / "seal.json"); },
+                         std::chrono::seconds(60)));
+  EXPECT_EQ(lines_of(bundle_of(a_root, new_run) / "events.jsonl"),
+            lines_of(bundle_of(b_root, new_run) / "events.jsonl"));
 }
 
 TEST(ScaleOut, TheStoresCredentialsNeverReachARunsProcesses) {

@@ -36,6 +36,12 @@ path awaiting_marker(const path& root, const std::string& run_id) {
 path incoming_dir(const path& root) {
   return runs_dir(root) / ".incoming";
 }
+path replicas_dir(const path& root) {
+  return runs_dir(root) / ".replicas";
+}
+path replica_marker(const path& root, const std::string& run_id) {
+  return replicas_dir(root) / run_id;
+}
 
 path worktrees_dir(const path& root) {
   return runtime_dir(root) / "worktrees";

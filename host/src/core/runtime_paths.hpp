@@ -7,6 +7,7 @@
 //       runs/.live/<run_id>        bundles not sealed yet
 //       runs/.awaiting/<run_id>    runs awaiting an approval
 //       runs/.incoming/<run_id>    bundles being made
+//       runs/.replicas/<run_id>    bundles copied from the shared store (another node's runs)
 //       worktrees/<run_id>         the runs' git worktrees
 //       codex-home/<run_id>        agent CLIs' private homes
 //       tmp/<run_id>               the runs' private TMPDIRs
@@ -43,6 +44,8 @@ path live_marker(const path& root, const std::string& run_id);
 path awaiting_dir(const path& root);
 path awaiting_marker(const path& root, const std::string& run_id);
 path incoming_dir(const path& root);
+path replicas_dir(const path& root);
+path replica_marker(const path& root, const std::string& run_id);
 
 path worktrees_dir(const path& root);
 path worktree_dir(const path& root, const std::string& run_id);

@@ -50,6 +50,68 @@ CREATE TABLE cp_workers (
   incarnation text NOT NULL
 );
 )sql"},
+    {3, "run index, events and sealed bundles; attempt fences",
+     R"sql(
+-- The fence of each item's current attempt, kept by the queue's own log: a claim opens it for the claiming
+-- attempt and node, an end by a lost lease closes it. A run's writes (events, its seal) commit only while
+-- the fence names their attempt, checked in the same transaction under a row lock.
+CREATE TABLE cp_attempt_fences (
+  item_id text PRIMARY KEY,
+  attempt int NOT NULL,
+  worker_id text NOT NULL,
+  open boolean NOT NULL
+);
+CREATE SEQUENCE cp_run_change;
+CREATE TABLE cp_runs (
+  run_id text PRIMARY KEY,
+  item_id text NOT NULL,
+  attempt int NOT NULL,
+  worker_id text NOT NULL,
+  manifest jsonb NOT NULL,
+  events_count bigint NOT NULL DEFAULT 0,
+  last_hash text NOT NULL DEFAULT '',
+  sealed boolean NOT NULL DEFAULT false,
+  fenced boolean NOT NULL DEFAULT false,
+  bundle_bytes bigint NOT NULL DEFAULT 0,
+  change bigint NOT NULL DEFAULT nextval('cp_run_change'),
+  created_at timestamptz NOT NULL DEFAULT now(),
+  updated_at timestamptz NOT NULL DEFAULT now()
+);
+CREATE INDEX cp_runs_change ON cp_runs (change);
+CREATE INDEX cp_runs_item ON cp_runs (item_id);
+CREATE TABLE cp_run_events (
+  run_id text NOT NULL REFERENCES cp_runs ON DELETE CASCADE,
+  seq bigint NOT NULL,
+  line text NOT NULL,
+  PRIMARY KEY (run_id, seq)
+);
+CREATE TABLE cp_run_files (
+  run_id text NOT NULL REFERENCES cp_runs ON DELETE CASCADE,
+  path text NOT NULL,
+  chunk int NOT NULL,
+  size bigint NOT NULL,
+  data bytea NOT NULL,
+  PRIMARY KEY (run_id, path, chunk)
+);
+CREATE FUNCTION cp_fence_follows_queue() RETURNS trigger LANGUAGE plpgsql AS $fn$
+BEGIN
+  IF NEW.op->>'op' = 'claimed' THEN
+    INSERT INTO cp_attempt_fences (item_id, attempt, worker_id, open)
+      VALUES (NEW.item_id, (NEW.op->>'attempt')::int, coalesce(NEW.op->>'worker', ''), true)
+      ON CONFLICT (item_id) DO UPDATE
+        SET attempt = EXCLUDED.attempt, worker_id = EXCLUDED.worker_id, open = true;
+  ELSIF NEW.op->>'op' = 'finished' AND (NEW.op->>'lease_lost')::boolean IS TRUE THEN
+    UPDATE cp_attempt_fences SET open = false
+      WHERE item_id = NEW.item_id AND attempt = (NEW.op->>'attempt')::int;
+    UPDATE cp_runs SET fenced = true, change = nextval('cp_run_change'), updated_at = now()
+      WHERE run_id = NEW.op->>'run_id' AND NOT sealed;
+  END IF;
+  RETURN NEW;
+END
+$fn$;
+CREATE TRIGGER cp_fence_follows_queue AFTER INSERT ON cp_queue_ops
+  FOR EACH ROW EXECUTE FUNCTION cp_fence_follows_queue();
+)sql"},
 };
 
 const char* kCreateTable = R"sql(

@@ -15,6 +15,8 @@
 #include "serve/metrics.hpp"
 #include "serve/openapi.hpp"
 #include "serve/run_catalog.hpp"
+#include "serve/run_mirror.hpp"
+#include "serve/run_replicas.hpp"
 #include "serve/scheduler.hpp"
 #include "serve/serve_lock.hpp"
 #include "serve/ui_assets.hpp"
@@ -120,7 +122,8 @@ std::vector<fs::path> libpq_secret_files(const std::string& conninfo) {
 // The scheduler, after it has ended what a stopped serve left running; a long queue file is compacted.
 std::unique_ptr<Scheduler> make_scheduler(const DaemonOptions& o, const fs::path& root,
                                           queue::QueueService& queue, RunCatalog& catalog,
-                                          WorkerRegistry& workers, const std::string& worker_id) {
+                                          WorkerRegistry& workers, const std::string& worker_id,
+                                          RunMirror* mirror) {
   SchedulerOptions so;
   so.root = root;
   so.plugins_dir = fs::absolute(o.plugins_dir);
@@ -135,6 +138,7 @@ std::unique_ptr<Scheduler> make_scheduler(const DaemonOptions& o, const fs::path
   so.worker_id = worker_id;
   so.registry = &workers;
   so.lease_ttl = o.lease_ttl;
+  so.mirror = mirror;
   auto scheduler = std::make_unique<Scheduler>(queue, so);
   int ended = scheduler->recover();
   if (ended > 0)
@@ -194,8 +198,17 @@ DaemonExit serve_until_signal(const DaemonOptions& o, const fs::path& root, cons
   };
   queue::QueueService queue(root, &reg);
   RunCatalog catalog(root);
+  // With a shared store, this node's runs go to the database as they happen, and every other node's runs
+  // come back from it as local copies: any node lists, streams and serves every run.
+  std::unique_ptr<RunMirror> mirror;
+  std::unique_ptr<RunReplicas> replicas;
+  if (queue::StoreChoice store = queue::configured_store(); store.kind == "postgres") {
+    if (o.scheduler) mirror = std::make_unique<RunMirror>(root, store.store, worker_id);
+    replicas = std::make_unique<RunReplicas>(root, store.store, worker_id,
+                                             [&catalog](const std::string& id) { catalog.update(id); });
+  }
   std::unique_ptr<Scheduler> scheduler;
-  if (o.scheduler) scheduler = make_scheduler(o, root, queue, catalog, *workers, worker_id);
+  if (o.scheduler) scheduler = make_scheduler(o, root, queue, catalog, *workers, worker_id, mirror.get());
   // The node's lease: beats several times per TTL, so one slow beat does not lose it.
   Scheduler* sched_ptr = scheduler.get();
   Heartbeat heartbeat(*workers, std::max<std::chrono::milliseconds>(ttl / 5, std::chrono::milliseconds(100)),

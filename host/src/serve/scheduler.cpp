@@ -11,6 +11,7 @@
 #include "queue/queue_backend.hpp"
 #include "queue/queue_service.hpp"
 #include "run/recovery.hpp"
+#include "serve/run_mirror.hpp"
 #include "serve/worker_registry.hpp"
 #include "store/bundle.hpp"
 #include "store/host_key.hpp"
@@ -150,6 +151,11 @@ int Scheduler::recover() {
       reason =
           "host_interrupted: cp-host serve stopped during attempt " + std::to_string(it.current()->attempt);
     }
+    // Its run goes to the shared store as it stands, while the attempt still holds its fence.
+    if (o_.mirror && !it.current()->run_id.empty()) {
+      o_.mirror->track(it.current()->run_id, id, it.current()->attempt);
+      o_.mirror->finish(it.current()->run_id, std::chrono::seconds(15));
+    }
     // A chain step that passed has its change carried first, as if the old host had finished it.
     AttemptEnd end = chains_->on_attempt_end(it, {status, reason, ""});
     if (queue.finish(id, it.current()->attempt, end).change == queue::Change::applied) ++ended;
@@ -213,6 +219,7 @@ void Scheduler::loop() {
       if (r == it->first || (r < 0 && errno == ECHILD)) {
         Child c = it->second;
         it = children_.erase(it);
+        if (o_.mirror) o_.mirror->finish(c.run_id, std::chrono::seconds(5));
         if (o_.on_run_done) o_.on_run_done(c.run_id);
         auto [status, reason] = outcome_from_bundle(o_.root, c.run_id);
         try {
@@ -262,7 +269,9 @@ void Scheduler::reap() {
 void Scheduler::finish(const Child& c, int ws) {
   if (c.fenced) {
     // Another node runs the item now: this attempt's outcome is not recorded, and nothing of it is
-    // carried onto a chain branch. Its local bundle stays, as evidence of what the fenced run did.
+    // carried onto a chain branch. Its local bundle stays, as evidence of what the fenced run did; the
+    // shared store's fence refuses its last events and its seal.
+    if (o_.mirror) o_.mirror->finish(c.run_id, std::chrono::seconds(5));
     if (o_.on_run_done) o_.on_run_done(c.run_id);
     log::Event ev;
     ev.level = log::Level::warn;
@@ -305,6 +314,11 @@ void Scheduler::finish(const Child& c, int ws) {
   }
   status = end.status;
   reason = end.reason;
+  // The sealed bundle goes to the shared store before the attempt counts as ended, so a node that sees
+  // the item done finds its run there. When the store is slow the mirror keeps trying on its own.
+  if (o_.mirror && !o_.mirror->finish(c.run_id, std::chrono::seconds(15)))
+    std::fprintf(stderr, "cp-host serve: scheduler: run %s of %s is not in the shared store yet\n",
+                 c.run_id.c_str(), c.item_id.c_str());
   record_end(c.item_id, c.attempt, end);
   log::Event ev;
   ev.level = status == "success" ? log::Level::info
@@ -467,6 +481,7 @@ void Scheduler::tick_once() {
     }
     l.child.pid = pid;
     children_[pid] = l.child;
+    if (o_.mirror) o_.mirror->track(l.child.run_id, l.child.item_id, l.child.attempt);
     log::Event ev;
     ev.correlation_kind = "queue";
     ev.correlation_id = l.child.item_id;

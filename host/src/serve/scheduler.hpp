@@ -41,6 +41,7 @@ class QueuedChainDriver;
 namespace cp::serve {
 
 class WorkerRegistry;
+class RunMirror;
 
 struct SchedulerOptions {
   std::filesystem::path root, plugins_dir;
@@ -58,6 +59,9 @@ struct SchedulerOptions {
   std::string worker_id;
   WorkerRegistry* registry = nullptr;
   std::chrono::milliseconds lease_ttl{30000};
+  // With a shared store: each child's run is copied into the database as it goes (its events, then its
+  // sealed bundle before its attempt's end is recorded), under the attempt's fence. Null: not copied.
+  RunMirror* mirror = nullptr;
 };
 
 class Scheduler {

@@ -1,0 +1,212 @@
+#include "serve/run_replicas.hpp"
+
+#include "core/runtime_paths.hpp"
+#include "db/run_store.hpp"
+#include "store/atomic_file.hpp"
+
+#include <nlohmann/json.hpp>
+
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <cstdio>
+#include <fstream>
+#include <thread>
+#include <unordered_map>
+
+namespace cp::serve {
+
+namespace fs = std::filesystem;
+using json = nlohmann::json;
+
+namespace {
+
+constexpr int kRowsPerPass = 200;
+constexpr int kLinesPerRead = 2000;
+
+// A run id fit to name a folder here: what store::new_run_id makes, and nothing that could leave runs/.
+bool safe_run_id(const std::string& id) {
+  if (id.empty() || id.size() > 160 || id[0] == '.') return false;
+  for (char c : id)
+    if (!(std::isalnum(static_cast<unsigned char>(c)) || c == '-' || c == '_' || c == '.')) return false;
+  return true;
+}
+
+// A stored file's path, fit to be written below the copy: relative, no `.`/`..`/empty component, no NUL.
+bool safe_rel_path(const std::string& rel) {
+  if (rel.empty() || rel.size() > 1024 || rel[0] == '/' || rel.find('\0') != std::string::npos) return false;
+  size_t start = 0;
+  for (;;) {
+    size_t slash = rel.find('/', start);
+    std::string part = rel.substr(start, slash == std::string::npos ? std::string::npos : slash - start);
+    if (part.empty() || part == "." || part == ".." || part == ".lock") return false;
+    if (slash == std::string::npos) return true;
+    start = slash + 1;
+  }
+}
+
+int64_t count_lines(const fs::path& p) {
+  std::ifstream in(p, std::ios::binary);
+  int64_t n = 0;
+  std::string line;
+  while (std::getline(in, line))
+    if (!in.eof()) ++n;
+  return n;
+}
+
+bool append_lines(const fs::path& p, const std::vector<std::string>& lines) {
+  std::string out;
+  for (const auto& l : lines) out += l + "\n";
+  int fd = ::open(p.c_str(), O_WRONLY | O_APPEND | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0644);
+  if (fd < 0) return false;
+  size_t off = 0;
+  while (off < out.size()) {
+    ssize_t n = ::write(fd, out.data() + off, out.size() - off);
+    if (n <= 0) {
+      ::close(fd);
+      return false;
+    }
+    off += static_cast<size_t>(n);
+  }
+  ::close(fd);
+  return true;
+}
+
+}  // namespace
+
+struct RunReplicas::State {
+  fs::path root;
+  std::string conninfo, worker_id;
+  std::function<void(const std::string&)> changed;
+  std::unique_ptr<db::PgConnection> conn;
+  int64_t cursor = 0;
+  struct Copy {
+    int64_t events = 0;
+    bool sealed = false;
+    std::string manifest;
+  };
+  std::unordered_map<std::string, Copy> copies;  // the copies this process has looked at
+  std::atomic<bool> stop{false};
+  std::thread thread;
+
+  void loop();
+  void pass(db::RunStore& store);
+  void sync(db::RunStore& store, const db::RunRow& row);
+};
+
+void RunReplicas::State::sync(db::RunStore& store, const db::RunRow& row) {
+  if (!safe_run_id(row.run_id)) return;
+  const fs::path bundle = core::bundle_dir(root, row.run_id);
+  const fs::path marker = core::replica_marker(root, row.run_id);
+  std::error_code ec;
+  auto known = copies.find(row.run_id);
+  if (known == copies.end()) {
+    const bool has_marker = fs::exists(marker, ec), has_bundle = fs::exists(bundle, ec);
+    // A bundle of this node's own (never overwritten), or a copy retention cleared (not fetched again).
+    if (has_bundle != has_marker) return;
+    Copy c;
+    if (has_bundle) {
+      c.events = count_lines(bundle / "events.jsonl");
+      json m = json::parse(std::ifstream(bundle / "manifest.json"), nullptr, false);
+      const std::string status = m.is_object() ? m.value("status", "") : "";
+      c.sealed = (status == "sealed" || status == "awaiting_approval") && fs::exists(bundle / "seal.json", ec);
+    }
+    known = copies.emplace(row.run_id, c).first;
+  }
+  Copy& c = known->second;
+  if (c.sealed) return;  // a sealed copy is whole
+  fs::create_directories(marker.parent_path(), ec);
+  if (!fs::exists(marker, ec)) store::write_atomic(marker, row.worker_id + "\n");
+  fs::create_directories(bundle, ec);
+  if (ec) throw std::runtime_error("cannot make " + bundle.string() + ": " + ec.message());
+  while (c.events < row.events_count) {
+    std::vector<std::string> lines = store.events(row.run_id, c.events, kLinesPerRead);
+    if (lines.empty()) break;
+    if (!append_lines(bundle / "events.jsonl", lines))
+      throw std::runtime_error("cannot append to " + (bundle / "events.jsonl").string());
+    c.events += static_cast<int64_t>(lines.size());
+  }
+  if (row.sealed) {
+    for (const std::string& rel : store.file_paths(row.run_id)) {
+      if (!safe_rel_path(rel) || rel == "manifest.json") continue;
+      auto bytes = store.file(row.run_id, rel);
+      if (!bytes) continue;
+      fs::create_directories((bundle / rel).parent_path(), ec);
+      store::write_atomic(bundle / rel, *bytes);
+    }
+    // The manifest last: a reader that sees it sealed finds every file in place.
+    auto m = store.file(row.run_id, "manifest.json");
+    store::write_atomic(bundle / "manifest.json", m ? *m : row.manifest);
+    c.events = count_lines(bundle / "events.jsonl");
+    c.sealed = true;
+  } else if (row.manifest != c.manifest) {
+    store::write_atomic(bundle / "manifest.json", row.manifest);
+    c.manifest = row.manifest;
+  }
+  if (changed) changed(row.run_id);
+}
+
+void RunReplicas::State::pass(db::RunStore& store) {
+  for (;;) {
+    std::vector<db::RunRow> rows = store.changed_since(cursor, kRowsPerPass);
+    for (const db::RunRow& row : rows) {
+      if (stop) return;
+      if (row.worker_id != worker_id) {
+        try {
+          sync(store, row);
+        } catch (const db::DbError& e) {
+          if (e.transient()) throw;  // the connection: this row again after a reconnect
+          std::fprintf(stderr, "cp-host serve: run_replicas: run %s: %s (its copy is left as it is)\n",
+                       row.run_id.c_str(), e.what());
+        } catch (const std::exception& e) {
+          std::fprintf(stderr, "cp-host serve: run_replicas: run %s: %s (its copy is left as it is)\n",
+                       row.run_id.c_str(), e.what());
+        }
+      }
+      cursor = row.change;
+    }
+    if (rows.size() < static_cast<size_t>(kRowsPerPass)) return;
+  }
+}
+
+void RunReplicas::State::loop() {
+  auto backoff = std::chrono::milliseconds(250);
+  while (!stop) {
+    try {
+      if (!conn || conn->broken()) {
+        conn.reset();
+        conn = std::make_unique<db::PgConnection>(conninfo);
+        conn->listen("cp_runs");
+      }
+      db::RunStore store(*conn);
+      pass(store);
+      backoff = std::chrono::milliseconds(250);
+      conn->wait_notification(std::chrono::milliseconds(500));
+    } catch (const std::exception& e) {
+      conn.reset();
+      std::fprintf(stderr, "cp-host serve: run_replicas: %s (will retry)\n", e.what());
+      for (auto waited = std::chrono::milliseconds(0); waited < backoff && !stop;
+           waited += std::chrono::milliseconds(50))
+        std::this_thread::sleep_for(std::chrono::milliseconds(50));
+      backoff = std::min(backoff * 2, std::chrono::milliseconds(5000));
+    }
+  }
+}
+
+RunReplicas::RunReplicas(fs::path root, std::string conninfo, std::string worker_id,
+                         std::function<void(const std::string&)> changed)
+    : s_(std::make_unique<State>()) {
+  s_->root = std::move(root);
+  s_->conninfo = std::move(conninfo);
+  s_->worker_id = std::move(worker_id);
+  s_->changed = std::move(changed);
+  s_->thread = std::thread([s = s_.get()] { s->loop(); });
+}
+
+RunReplicas::~RunReplicas() {
+  s_->stop = true;
+  if (s_->thread.joinable()) s_->thread.join();
+}
+
+}  // namespace cp::serve

@@ -1,0 +1,160 @@
+// Runs in the PostgreSQL store (db/run_store.hpp) against a real server: events kept in order and once,
+// whole bundles stored in compressed chunks and read back byte for byte, and the fence the queue's own
+// operations keep — a write of an attempt that lost its lease, or of another node, changes nothing.
+#include "db/migrations.hpp"
+#include "db/pg_connection.hpp"
+#include "db/run_store.hpp"
+#include "queue/queue_backend.hpp"
+#include "unit/pg_server.hpp"
+
+#include <gtest/gtest.h>
+
+#include <random>
+
+namespace cp {
+namespace {
+
+using test::PgServer;
+
+struct Store {
+  std::string url = PgServer::shared().fresh_database();
+  db::PgConnection conn{url};
+  std::unique_ptr<queue::QueueBackend> queue;
+  Store() {
+    db::migrate(conn);
+    queue::BackendOptions o;
+    o.kind = "postgres";
+    o.store = url;
+    queue = queue::open_queue_backend(o);
+  }
+  // An item claimed by `worker`, its run named `run_id`: its attempt's fence is open for that node.
+  int claim(const std::string& item_id, const std::string& worker, const std::string& run_id = "") {
+    queue::NewItem n;
+    n.item_id = item_id;
+    n.task_id = "task-" + item_id;
+    n.pack = "low";
+    n.contract_path = "/c/" + item_id + ".json";
+    n.repo = "/repo";
+    queue->submit(n);
+    queue::ClaimRequest req;
+    req.worker = worker;
+    if (!run_id.empty()) req.name_run = [run_id](const queue::QueueItem&) { return run_id; };
+    auto it = queue->claim(req);
+    EXPECT_TRUE(it.has_value());
+    return it ? it->current()->attempt : 0;
+  }
+  int64_t count(const std::string& sql) { return conn.exec(sql).integer(0, 0); }
+};
+
+db::RunPush push(const std::string& run, const std::string& item, int attempt, const std::string& worker,
+                 int64_t first, int n) {
+  db::RunPush p;
+  p.run_id = run;
+  p.fence = {item, attempt, worker};
+  p.manifest = R"({"run_id":")" + run + R"(","status":"running"})";
+  p.first_seq = first;
+  for (int i = 0; i < n; ++i)
+    p.lines.push_back(R"({"seq":)" + std::to_string(first + i) + R"(,"hash":"h)" + std::to_string(first + i) +
+                      R"("})");
+  if (n > 0) p.last_hash = "h" + std::to_string(first + n - 1);
+  return p;
+}
+
+TEST(PgRunStore, EventsAreKeptInOrderOnceEvenWhenAPushIsRepeated) {
+  Store s;
+  int attempt = s.claim("item-a", "w1");
+  db::RunStore rs(s.conn);
+  auto out = rs.push(push("run-a", "item-a", attempt, "w1", 1, 3));
+  ASSERT_EQ(out.result, db::PushResult::applied);
+  EXPECT_EQ(out.stored_events, 3);
+  // A push repeated after a lost COMMIT overlaps what is stored: only the new line lands.
+  out = rs.push(push("run-a", "item-a", attempt, "w1", 2, 3));
+  ASSERT_EQ(out.result, db::PushResult::applied);
+  EXPECT_EQ(out.stored_events, 4);
+  // A push past the end is a gap, and says where to start again.
+  out = rs.push(push("run-a", "item-a", attempt, "w1", 7, 1));
+  EXPECT_EQ(out.result, db::PushResult::gap);
+  EXPECT_EQ(out.stored_events, 4);
+  auto lines = rs.events("run-a", 0, 100);
+  ASSERT_EQ(lines.size(), 4u);
+  for (size_t i = 0; i < lines.size(); ++i)
+    EXPECT_EQ(lines[i], R"({"seq":)" + std::to_string(i + 1) + R"(,"hash":"h)" + std::to_string(i + 1) + R"("})");
+  auto row = rs.row("run-a");
+  ASSERT_TRUE(row);
+  EXPECT_EQ(row->events_count, 4);
+  EXPECT_EQ(row->worker_id, "w1");
+  EXPECT_FALSE(row->sealed);
+  EXPECT_EQ(s.count("SELECT count(*) FROM cp_run_events WHERE run_id = 'run-a'"), 4);
+}
+
+TEST(PgRunStore, AnotherNodeOrAnotherAttemptWritesNothing) {
+  Store s;
+  int attempt = s.claim("item-b", "w1");
+  db::RunStore rs(s.conn);
+  ASSERT_EQ(rs.push(push("run-b", "item-b", attempt, "w1", 1, 2)).result, db::PushResult::applied);
+  EXPECT_EQ(rs.push(push("run-b", "item-b", attempt, "w2", 3, 5)).result, db::PushResult::fenced);
+  EXPECT_EQ(rs.push(push("run-b", "item-b", attempt + 1, "w1", 3, 5)).result, db::PushResult::fenced);
+  EXPECT_EQ(rs.push(push("run-x", "no-such-item", 1, "w1", 1, 5)).result, db::PushResult::fenced);
+  EXPECT_EQ(s.count("SELECT count(*) FROM cp_run_events"), 2);
+  EXPECT_EQ(s.count("SELECT count(*) FROM cp_runs"), 1);
+}
+
+TEST(PgRunStore, ALostLeaseClosesTheFenceAndTheNextAttemptOwnsTheItem) {
+  Store s;
+  int first = s.claim("item-c", "sleeper", "run-c1");
+  db::RunStore rs(s.conn);
+  ASSERT_EQ(rs.push(push("run-c1", "item-c", first, "sleeper", 1, 2)).result, db::PushResult::applied);
+  // Another node ends the attempt of the node whose lease lapsed.
+  auto lost = s.queue->requeue_lost("item-c", first, "worker sleeper lost its lease");
+  ASSERT_EQ(lost.change, queue::Change::applied);
+  // The late writes of the paused node: its events and its seal are refused, nothing is stored.
+  db::RunPush late = push("run-c1", "item-c", first, "sleeper", 3, 4);
+  late.sealed = std::vector<db::RunFile>{{"seal.json", "{}"}};
+  EXPECT_EQ(rs.push(late).result, db::PushResult::fenced);
+  auto row = rs.row("run-c1");
+  ASSERT_TRUE(row);
+  EXPECT_EQ(row->events_count, 2);
+  EXPECT_FALSE(row->sealed);
+  EXPECT_TRUE(row->fenced) << "the index says the run was cut off by the fence";
+  EXPECT_EQ(s.count("SELECT count(*) FROM cp_run_files"), 0);
+  // The next attempt, on another node, writes and seals.
+  int second = s.claim("item-c", "taker", "run-c2");
+  EXPECT_EQ(second, first + 1);
+  db::RunPush done = push("run-c2", "item-c", second, "taker", 1, 3);
+  done.sealed = std::vector<db::RunFile>{{"seal.json", R"({"ok":true})"}};
+  ASSERT_EQ(rs.push(done).result, db::PushResult::applied);
+  EXPECT_TRUE(rs.row("run-c2")->sealed);
+  // And the old attempt stays fenced off even though the item is claimed again.
+  EXPECT_EQ(rs.push(push("run-c1", "item-c", first, "sleeper", 3, 1)).result, db::PushResult::fenced);
+}
+
+TEST(PgRunStore, ASealedBundleComesBackByteForByteAcrossChunks) {
+  Store s;
+  int attempt = s.claim("item-d", "w1");
+  db::RunStore rs(s.conn);
+  std::string big(db::RunStore::kChunk * 2 + 12345, '\0');
+  std::mt19937 rng(7);
+  for (size_t i = 0; i < big.size(); ++i) big[i] = static_cast<char>(i % 3 == 0 ? rng() : i % 251);
+  db::RunPush p = push("run-d", "item-d", attempt, "w1", 1, 1);
+  p.sealed = std::vector<db::RunFile>{
+      {"artifacts/big.bin", big}, {"empty.txt", ""}, {"reports/task_result.json", R"({"status":"success"})"}};
+  ASSERT_EQ(rs.push(p).result, db::PushResult::applied);
+  EXPECT_EQ(s.count("SELECT count(*) FROM cp_run_files WHERE path = 'artifacts/big.bin'"), 3);
+  EXPECT_LT(s.count("SELECT sum(octet_length(data)) FROM cp_run_files"), static_cast<int64_t>(big.size()))
+      << "chunks are stored compressed";
+  EXPECT_EQ(rs.file_paths("run-d"),
+            (std::vector<std::string>{"artifacts/big.bin", "empty.txt", "reports/task_result.json"}));
+  EXPECT_EQ(rs.file("run-d", "artifacts/big.bin"), big);
+  EXPECT_EQ(rs.file("run-d", "empty.txt"), std::string());
+  EXPECT_FALSE(rs.file("run-d", "nope"));
+  auto row = rs.row("run-d");
+  ASSERT_TRUE(row);
+  EXPECT_TRUE(row->sealed);
+  // Index rows come back in change order after a cursor.
+  auto changed = rs.changed_since(0, 10);
+  ASSERT_EQ(changed.size(), 1u);
+  EXPECT_TRUE(rs.changed_since(changed[0].change, 10).empty());
+}
+
+}  // namespace
+}  // namespace cp
