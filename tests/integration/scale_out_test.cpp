@@ -337,6 +337,20 @@ TEST(ScaleOut, APausedWorkerPastItsLeaseIsFencedOffWhenItWakes) {
                          std::chrono::seconds(60)));
   EXPECT_EQ(lines_of(bundle_of(a_root, new_run) / "events.jsonl"),
             lines_of(bundle_of(b_root, new_run) / "events.jsonl"));
+  // Elsewhere the cut-off run is listed as fenced, not as running for ever, and its stream ends.
+  if (old_row.size() == 1) {
+    json listed;
+    EXPECT_TRUE(wait_until(
+        [&] {
+          listed = listed_runs(b.port())[old_run];
+          return listed.value("status", "") == "fenced";
+        },
+        std::chrono::seconds(60)))
+        << listed.dump();
+    auto sse = read_sse(b.port(), "/api/runs/" + old_run + "/events/stream", {}, 100000, std::chrono::seconds(30));
+    EXPECT_TRUE(sse.ended);
+    EXPECT_EQ(static_cast<int64_t>(sse.events.size()), old_row.integer(0, 2));
+  }
 }
 
 TEST(ScaleOut, TheStoresCredentialsNeverReachARunsProcesses) {
@@ -474,6 +488,38 @@ TEST(ScaleOut, APostgresRestartUnderLoadLosesNothingAndDoublesNothing) {
   for (const auto& [item, statuses] : finishes(store))
     EXPECT_EQ(statuses, (std::map<std::string, int>{{"success", 1}})) << item;
   EXPECT_EQ(finishes(store).size(), kRuns);
+  // Every run reached the database whole, once: its events are the lines its worker logged, in order, and
+  // it is sealed; and each node lists all of them, sealed.
+  db::PgConnection c(store);
+  for (const auto& it : q["items"]) {
+    const std::string rid = it["attempts"][0]["run_id"];
+    const bool on_a = !fs::exists(a_root.dir / ".runtime-cache/cortexpilot/runs/.replicas" / rid);
+    std::vector<std::string> local = lines_of(bundle_of(on_a ? a_root : b_root, rid) / "events.jsonl");
+    std::vector<std::string> stored;
+    ASSERT_TRUE(wait_until(
+        [&] {
+          stored.clear();
+          db::PgRows r = c.exec("SELECT line FROM cp_run_events WHERE run_id = $1 ORDER BY seq", {rid});
+          for (int i = 0; i < r.size(); ++i) stored.push_back(r.text(i, 0));
+          return stored.size() == local.size() &&
+                 c.exec("SELECT sealed FROM cp_runs WHERE run_id = $1", {rid}).text(0, 0) == "t";
+        },
+        std::chrono::seconds(60)))
+        << rid << ": " << stored.size() << " of " << local.size() << " events stored";
+    EXPECT_EQ(stored, local) << rid;
+  }
+  for (ServeProcess* node : {&a, &b}) {
+    std::map<std::string, json> runs;
+    EXPECT_TRUE(wait_until(
+        [&] {
+          runs = listed_runs(node->port());
+          size_t sealed = 0;
+          for (const auto& [id, row] : runs) sealed += row.value("verdict", "") == "success";
+          return runs.size() == kRuns && sealed == kRuns;
+        },
+        std::chrono::seconds(60)))
+        << runs.size();
+  }
   // Both nodes are still serving, and still beat.
   HttpResponse w = http(a.port(), "GET", "/api/workers");
   ASSERT_EQ(w.status, 200);

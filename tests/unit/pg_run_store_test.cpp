@@ -9,7 +9,9 @@
 
 #include <gtest/gtest.h>
 
+#include <chrono>
 #include <random>
+#include <thread>
 
 namespace cp {
 namespace {
@@ -154,6 +156,35 @@ TEST(PgRunStore, ASealedBundleComesBackByteForByteAcrossChunks) {
   auto changed = rs.changed_since(0, 10);
   ASSERT_EQ(changed.size(), 1u);
   EXPECT_TRUE(rs.changed_since(changed[0].change, 10).empty());
+}
+
+TEST(PgRunStore, AReaderFollowingTheChangeCounterNeverSkipsAWriteThatCommitsLate) {
+  Store s;
+  int a1 = s.claim("item-e1", "w1"), a2 = s.claim("item-e2", "w2");
+  db::RunStore rs(s.conn);
+  ASSERT_EQ(rs.push(push("run-e1", "item-e1", a1, "w1", 1, 1)).result, db::PushResult::applied);
+  const int64_t seen = rs.changed_since(0, 10).back().change;
+  // A write in flight holds the next change of run-e1 and has not committed.
+  db::PgConnection slow(s.url);
+  slow.exec("BEGIN");
+  slow.exec(
+      "WITH c AS (UPDATE cp_run_meta SET change = change + 1 WHERE id = 1 RETURNING change) "
+      "UPDATE cp_runs SET change = (SELECT change FROM c) WHERE run_id = 'run-e1'");
+  // Another write starts after it and would take a later change: it cannot commit before the first.
+  std::thread fast([&] {
+    db::PgConnection c(s.url);
+    db::RunStore other(c);
+    EXPECT_EQ(other.push(push("run-e2", "item-e2", a2, "w2", 1, 1)).result, db::PushResult::applied);
+  });
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));
+  EXPECT_TRUE(rs.changed_since(seen, 10).empty()) << "a later change is visible before an earlier one";
+  slow.exec("COMMIT");
+  fast.join();
+  auto rows = rs.changed_since(seen, 10);
+  ASSERT_EQ(rows.size(), 2u);
+  EXPECT_EQ(rows[0].run_id, "run-e1");
+  EXPECT_EQ(rows[1].run_id, "run-e2");
+  EXPECT_LT(rows[0].change, rows[1].change);
 }
 
 }  // namespace

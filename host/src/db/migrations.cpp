@@ -61,7 +61,15 @@ CREATE TABLE cp_attempt_fences (
   worker_id text NOT NULL,
   open boolean NOT NULL
 );
-CREATE SEQUENCE cp_run_change;
+-- The runs' change counter. A write takes the next value by updating this one row as its last statement, so
+-- the row lock orders the writes' commits the way their values go: a reader that has seen change N has seen
+-- every change below it (a sequence's values can commit out of order, and a reader following them would
+-- skip one committed late).
+CREATE TABLE cp_run_meta (
+  id int PRIMARY KEY CHECK (id = 1),
+  change bigint NOT NULL
+);
+INSERT INTO cp_run_meta VALUES (1, 0);
 CREATE TABLE cp_runs (
   run_id text PRIMARY KEY,
   item_id text NOT NULL,
@@ -73,7 +81,7 @@ CREATE TABLE cp_runs (
   sealed boolean NOT NULL DEFAULT false,
   fenced boolean NOT NULL DEFAULT false,
   bundle_bytes bigint NOT NULL DEFAULT 0,
-  change bigint NOT NULL DEFAULT nextval('cp_run_change'),
+  change bigint NOT NULL DEFAULT 0,
   created_at timestamptz NOT NULL DEFAULT now(),
   updated_at timestamptz NOT NULL DEFAULT now()
 );
@@ -94,6 +102,8 @@ CREATE TABLE cp_run_files (
   PRIMARY KEY (run_id, path, chunk)
 );
 CREATE FUNCTION cp_fence_follows_queue() RETURNS trigger LANGUAGE plpgsql AS $fn$
+DECLARE
+  next_change bigint;
 BEGIN
   IF NEW.op->>'op' = 'claimed' THEN
     INSERT INTO cp_attempt_fences (item_id, attempt, worker_id, open)
@@ -103,8 +113,11 @@ BEGIN
   ELSIF NEW.op->>'op' = 'finished' AND (NEW.op->>'lease_lost')::boolean IS TRUE THEN
     UPDATE cp_attempt_fences SET open = false
       WHERE item_id = NEW.item_id AND attempt = (NEW.op->>'attempt')::int;
-    UPDATE cp_runs SET fenced = true, change = nextval('cp_run_change'), updated_at = now()
-      WHERE run_id = NEW.op->>'run_id' AND NOT sealed;
+    IF EXISTS (SELECT 1 FROM cp_runs WHERE run_id = NEW.op->>'run_id' AND NOT sealed) THEN
+      UPDATE cp_run_meta SET change = change + 1 WHERE id = 1 RETURNING change INTO next_change;
+      UPDATE cp_runs SET fenced = true, change = next_change, updated_at = now()
+        WHERE run_id = NEW.op->>'run_id' AND NOT sealed;
+    END IF;
   END IF;
   RETURN NEW;
 END

@@ -129,10 +129,12 @@ PushOutcome RunStore::push(const RunPush& p) {
       } while (off < file.bytes.size());
     }
   }
+  // The change counter last: its row lock is held only from here to COMMIT, and orders the commits.
   c_.exec(
+      "WITH c AS (UPDATE cp_run_meta SET change = change + 1 WHERE id = 1 RETURNING change) "
       "UPDATE cp_runs SET manifest = $2, events_count = $3, last_hash = CASE WHEN $4 = '' THEN last_hash "
       "ELSE $4 END, sealed = sealed OR $5::boolean, bundle_bytes = CASE WHEN $5::boolean THEN $6::bigint "
-      "ELSE bundle_bytes END, change = nextval('cp_run_change'), updated_at = now() WHERE run_id = $1",
+      "ELSE bundle_bytes END, change = (SELECT change FROM c), updated_at = now() WHERE run_id = $1",
       {p.run_id, p.manifest, std::to_string(now_stored), p.last_hash, p.sealed ? "true" : "false",
        std::to_string(bundle_bytes)});
   c_.exec("SELECT pg_notify('cp_runs', $1)", {p.run_id});

@@ -17,8 +17,9 @@ using nlohmann::json;
 
 namespace {
 
+// "fenced": a copy of another node's run that lost its lease (serve/run_replicas.hpp): never sealed.
 bool is_final(const std::string& status) {
-  return status == "sealed" || status == "unreadable";
+  return status == "sealed" || status == "unreadable" || status == "fenced";
 }
 
 // A cursor is the key of the last run of a page, hex-encoded so it survives any query string.

@@ -123,9 +123,11 @@ bool RunMirror::finish(const std::string& run_id, std::chrono::milliseconds wait
   it->second.ended = true;
   poked_ = true;
   cv_.notify_all();
-  done_cv_.wait_for(l, wait, [&] {
+  // While the store is out of reach the wait is short: the scheduler must go on reaping and recording,
+  // and the thread pushes the run once the store answers again.
+  done_cv_.wait_for(l, failing_ ? std::min(wait, std::chrono::milliseconds(500)) : wait, [&] {
     auto f = runs_.find(run_id);
-    return f == runs_.end() || f->second.done;
+    return f == runs_.end() || f->second.done || failing_;
   });
   auto f = runs_.find(run_id);
   if (f == runs_.end()) return false;
@@ -265,6 +267,10 @@ void RunMirror::loop() {
       it->second.ended = ended || copy.ended;
       it->second.orphan = orphan;
       if (orphan && copy.done) runs_.erase(it);
+    }
+    {
+      std::lock_guard<std::mutex> l(mu_);
+      failing_ = failed;
     }
     done_cv_.notify_all();
     backoff = failed ? std::min(backoff * 2, std::chrono::milliseconds(5000)) : std::chrono::milliseconds(250);

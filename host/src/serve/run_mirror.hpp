@@ -62,6 +62,7 @@ class RunMirror {
   std::map<std::string, Run> runs_;
   Stats stats_;
   bool stop_ = false, poked_ = false;
+  bool failing_ = false;  // the last round could not reach the store
   std::thread thread_;
 };
 

@@ -140,6 +140,18 @@ void RunReplicas::State::sync(db::RunStore& store, const db::RunRow& row) {
     store::write_atomic(bundle / "manifest.json", m ? *m : row.manifest);
     c.events = count_lines(bundle / "events.jsonl");
     c.sealed = true;
+  } else if (row.fenced) {
+    // Its node lost the attempt's lease and the fence ended it: it will never be sealed. The copy says
+    // so, and is final; the item's run is the next attempt's.
+    json m = json::parse(row.manifest, nullptr, false);
+    if (!m.is_object()) m = json{{"run_id", row.run_id}};
+    m["status"] = "fenced";
+    m["fenced"] = {{"worker", row.worker_id},
+                   {"reason", "worker " + row.worker_id + " lost its lease on attempt " +
+                                  std::to_string(row.attempt) + " of " + row.item_id +
+                                  "; the store refused the run's later events and its seal"}};
+    store::write_atomic(bundle / "manifest.json", m.dump());
+    c.sealed = true;
   } else if (row.manifest != c.manifest) {
     store::write_atomic(bundle / "manifest.json", row.manifest);
     c.manifest = row.manifest;

@@ -39,7 +39,7 @@ bool passing(Verdict v) {
   return v == Verdict::pass || v == Verdict::warn;
 }
 bool live_status(const std::string& status) {
-  return status != "sealed" && status != "awaiting_approval" && status != "unreadable";
+  return status != "sealed" && status != "awaiting_approval" && status != "unreadable" && status != "fenced";
 }
 
 int64_t ms_or(const std::string& iso, int64_t fallback) {

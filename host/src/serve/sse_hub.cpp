@@ -95,7 +95,7 @@ bool SseHub::pump(SseClient& c) {
     if (out.empty() && at_end) {
       json m = core::read_json_file(c.bundle / "manifest.json");
       std::string st = m.is_object() ? m.value("status", "") : "";
-      if (st == "sealed" || st == "awaiting_approval") {
+      if (st == "sealed" || st == "awaiting_approval" || st == "fenced") {
         json end{{"status", st}, {"last_seq", c.last_seq}};
         if (m.contains("verdict")) end["verdict"] = m["verdict"];
         // dump() escapes every control character: the frame is one data line.

@@ -14,7 +14,7 @@ import { Time, duration } from "../components/time";
 
 type Run = Schemas["RunSummary"];
 const PAGE = 50;
-const statuses = ["created", "running", "gating", "awaiting_approval", "sealed"];
+const statuses = ["created", "running", "gating", "awaiting_approval", "sealed", "fenced"];
 const verdicts = ["success", "failure", "denied", "timeout", "cancelled", "error"];
 const textFilters = [
   { key: "runner", label: "Runner" },
