@@ -210,7 +210,8 @@ TEST(ScaleOut, TheApiNodeStreamsTheEventsOfARunExecutingOnAWorker) {
   json live = json::parse(http(api.port(), "GET", "/api/runs/" + rid).body, nullptr, false);
   EXPECT_NE(live.value("status", ""), "sealed") << "the stream starts while the run is live";
   EXPECT_FALSE(fs::exists(bundle_of(api_root, rid) / "seal.json"));
-  auto sse = read_sse(api.port(), "/api/runs/" + rid + "/events/stream", {}, 100000, std::chrono::seconds(120));
+  auto sse =
+      read_sse(api.port(), "/api/runs/" + rid + "/events/stream", {}, 100000, std::chrono::seconds(120));
   EXPECT_EQ(sse.status, 200);
   ASSERT_TRUE(sse.ended) << "the stream ends when the run is sealed";
   ASSERT_FALSE(sse.events.empty());
@@ -232,6 +233,15 @@ TEST(ScaleOut, TheApiNodeStreamsTheEventsOfARunExecutingOnAWorker) {
             fs::file_size(bundle_of(w_root, rid) / "artifacts/diff.patch"));
   Ran verify = run_env({CP_HOST_BIN, "--root", api_root.dir.path().string(), "runs", "verify", rid}, {});
   EXPECT_EQ(verify.exit_code, 0) << verify.out << verify.err;
+  // A decision re-seals a bundle: on a copy it is refused, naming the node that ran the run, and the copy
+  // is left as it was.
+  const std::string seal_before = read_file(bundle_of(api_root, rid) / "seal.json");
+  for (const char* verb : {"approve", "reject"}) {
+    Ran d = run_env({CP_HOST_BIN, "--root", api_root.dir.path().string(), verb, rid, "--reason", "r"}, {});
+    EXPECT_EQ(d.exit_code, 1) << verb << d.out << d.err;
+    EXPECT_NE(d.err.find("ran on worker 'worker-1'"), std::string::npos) << d.err;
+  }
+  EXPECT_EQ(read_file(bundle_of(api_root, rid) / "seal.json"), seal_before);
 }
 
 TEST(ScaleOut, AKilledWorkersRunsAreRetriedElsewhereOnceItsLeaseLapses) {
@@ -317,16 +327,17 @@ TEST(ScaleOut, APausedWorkerPastItsLeaseIsFencedOffWhenItWakes) {
   ASSERT_FALSE(local.empty());
   EXPECT_NE(local.back().find("RUN_SEALED"), std::string::npos) << "the paused run did seal, locally";
   db::PgConnection c(store);
-  db::PgRows old_row = c.exec("SELECT sealed, fenced, events_count FROM cp_runs WHERE run_id = $1", {old_run});
+  db::PgRows old_row =
+      c.exec("SELECT sealed, fenced, events_count FROM cp_runs WHERE run_id = $1", {old_run});
   if (old_row.size() == 1) {  // it may have been paused before its first push
     EXPECT_EQ(old_row.text(0, 0), "f");
     EXPECT_EQ(old_row.text(0, 1), "t");
     EXPECT_LT(old_row.integer(0, 2), static_cast<int64_t>(local.size()));
   }
-  EXPECT_EQ(c.exec("SELECT count(*) FROM cp_run_events WHERE run_id = $1 AND line LIKE '%RUN_SEALED%'",
-                   {old_run})
-                .integer(0, 0),
-            0);
+  EXPECT_EQ(
+      c.exec("SELECT count(*) FROM cp_run_events WHERE run_id = $1 AND line LIKE '%RUN_SEALED%'", {old_run})
+          .integer(0, 0),
+      0);
   EXPECT_EQ(c.exec("SELECT count(*) FROM cp_run_files WHERE run_id = $1", {old_run}).integer(0, 0), 0);
   // The bundle the database holds for the item is the new attempt's, and it is what the woken node serves.
   db::PgRows new_row = c.exec("SELECT sealed, worker_id FROM cp_runs WHERE item_id = $1 AND sealed", {item});
@@ -347,7 +358,8 @@ TEST(ScaleOut, APausedWorkerPastItsLeaseIsFencedOffWhenItWakes) {
         },
         std::chrono::seconds(60)))
         << listed.dump();
-    auto sse = read_sse(b.port(), "/api/runs/" + old_run + "/events/stream", {}, 100000, std::chrono::seconds(30));
+    auto sse =
+        read_sse(b.port(), "/api/runs/" + old_run + "/events/stream", {}, 100000, std::chrono::seconds(30));
     EXPECT_TRUE(sse.ended);
     EXPECT_EQ(static_cast<int64_t>(sse.events.size()), old_row.integer(0, 2));
   }

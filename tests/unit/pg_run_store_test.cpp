@@ -80,7 +80,8 @@ TEST(PgRunStore, EventsAreKeptInOrderOnceEvenWhenAPushIsRepeated) {
   auto lines = rs.events("run-a", 0, 100);
   ASSERT_EQ(lines.size(), 4u);
   for (size_t i = 0; i < lines.size(); ++i)
-    EXPECT_EQ(lines[i], R"({"seq":)" + std::to_string(i + 1) + R"(,"hash":"h)" + std::to_string(i + 1) + R"("})");
+    EXPECT_EQ(lines[i],
+              R"({"seq":)" + std::to_string(i + 1) + R"(,"hash":"h)" + std::to_string(i + 1) + R"("})");
   auto row = rs.row("run-a");
   ASSERT_TRUE(row);
   EXPECT_EQ(row->events_count, 4);

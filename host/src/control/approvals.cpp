@@ -3,6 +3,7 @@
 #include "core/json_file.hpp"
 #include "core/runtime_paths.hpp"
 
+#include "control/run_copy.hpp"
 #include "control/run_origin.hpp"
 #include "log/log_lanes.hpp"
 #include "log/logger.hpp"
@@ -149,6 +150,8 @@ DecisionResult decide(const fs::path& root, const std::string& run_id, Decision 
                   "a god-mode approval needs a reason (it is recorded with the decision)");
   auto dir = store::find_run(root, run_id);
   if (!dir) return result(DecisionOutcome::not_found, "no run " + run_id);
+  if (std::string why = copy_refusal(root, run_id); !why.empty())
+    return result(DecisionOutcome::elsewhere, why);
   // Verify before acting: a decision on a bundle changed after its seal would seal the change.
   if (std::string why = store::refusal_to_act(*dir); !why.empty())
     return result(DecisionOutcome::unverified, why);
@@ -282,6 +285,8 @@ const char* outcome_name(DecisionOutcome o) {
       return "unverified";
     case DecisionOutcome::duplicate:
       return "duplicate";
+    case DecisionOutcome::elsewhere:
+      return "elsewhere";
     case DecisionOutcome::not_found:
       return "not_found";
     case DecisionOutcome::invalid:

@@ -1,5 +1,6 @@
 #include "control/evidence.hpp"
 
+#include "control/run_copy.hpp"
 #include "control/run_origin.hpp"
 #include "log/log_lanes.hpp"
 #include "log/logger.hpp"
@@ -52,6 +53,10 @@ std::unique_ptr<store::Bundle> open_for_decision(const fs::path& root, const std
                                                  EvidenceResult& why) {
   if (!store::find_run(root, run_id)) {
     why = result(EvidenceOutcome::not_found, "no run " + run_id);
+    return nullptr;
+  }
+  if (std::string why_copy = copy_refusal(root, run_id); !why_copy.empty()) {
+    why = result(EvidenceOutcome::refused, why_copy);
     return nullptr;
   }
   // Verify before acting: promoting a bundle changed after its seal would commit what no gate judged.

@@ -1,6 +1,7 @@
 #include "control/run_rollback.hpp"
 
 #include "control/evidence.hpp"
+#include "control/run_copy.hpp"
 #include "control/run_origin.hpp"
 #include "core/runtime_paths.hpp"
 #include "log/log_lanes.hpp"
@@ -230,6 +231,7 @@ RollbackResult rollback_run(const fs::path& root, const std::string& run_id, con
   try {
     auto dir = store::find_run(root, run_id);
     if (!dir) return result(RollbackOutcome::not_found, "", "no run " + run_id);
+    if (std::string why = copy_refusal(root, run_id); !why.empty()) return refused("elsewhere", why);
     // Verify before acting: what is undone must be what was sealed (its promotion record above all).
     if (std::string why = store::refusal_to_act(*dir); !why.empty())
       return result(RollbackOutcome::unverified, "", why);

@@ -94,10 +94,12 @@ PushOutcome RunStore::push(const RunPush& p) {
       "INSERT INTO cp_runs (run_id, item_id, attempt, worker_id, manifest) VALUES ($1, $2, $3, $4, $5) "
       "ON CONFLICT (run_id) DO NOTHING",
       {p.run_id, p.fence.item_id, std::to_string(p.fence.attempt), p.fence.worker_id, p.manifest});
-  PgRows r = c_.exec("SELECT events_count, item_id, attempt, worker_id FROM cp_runs WHERE run_id = $1 FOR UPDATE",
-                     {p.run_id});
+  PgRows r =
+      c_.exec("SELECT events_count, item_id, attempt, worker_id FROM cp_runs WHERE run_id = $1 FOR UPDATE",
+              {p.run_id});
   // A run id belongs to one attempt: another attempt's writes to it are fenced off as well.
-  if (r.text(0, 1) != p.fence.item_id || r.integer(0, 2) != p.fence.attempt || r.text(0, 3) != p.fence.worker_id)
+  if (r.text(0, 1) != p.fence.item_id || r.integer(0, 2) != p.fence.attempt ||
+      r.text(0, 3) != p.fence.worker_id)
     return {PushResult::fenced, 0};
   const int64_t stored = r.integer(0, 0);
   if (p.first_seq > stored + 1) return {PushResult::gap, stored};
@@ -121,9 +123,10 @@ PushOutcome RunStore::push(const RunPush& p) {
       int chunk = 0;
       do {
         const size_t n = std::min(kChunk, file.bytes.size() - off);
-        c_.exec("INSERT INTO cp_run_files (run_id, path, chunk, size, data) VALUES ($1, $2, $3, $4, $5::bytea)",
-                {p.run_id, file.path, std::to_string(chunk), std::to_string(n),
-                 hex(deflate_chunk(file.bytes.data() + off, n))});
+        c_.exec(
+            "INSERT INTO cp_run_files (run_id, path, chunk, size, data) VALUES ($1, $2, $3, $4, $5::bytea)",
+            {p.run_id, file.path, std::to_string(chunk), std::to_string(n),
+             hex(deflate_chunk(file.bytes.data() + off, n))});
         off += n;
         ++chunk;
       } while (off < file.bytes.size());
@@ -143,9 +146,9 @@ PushOutcome RunStore::push(const RunPush& p) {
 }
 
 std::vector<RunRow> RunStore::changed_since(int64_t change, int limit) {
-  PgRows r = c_.exec(std::string("SELECT ") + kRowColumns +
-                         " FROM cp_runs WHERE change > $1 ORDER BY change LIMIT $2",
-                     {std::to_string(change), std::to_string(limit)});
+  PgRows r = c_.exec(
+      std::string("SELECT ") + kRowColumns + " FROM cp_runs WHERE change > $1 ORDER BY change LIMIT $2",
+      {std::to_string(change), std::to_string(limit)});
   std::vector<RunRow> out;
   out.reserve(static_cast<size_t>(r.size()));
   for (int i = 0; i < r.size(); ++i) out.push_back(row_of(r, i));
@@ -159,8 +162,9 @@ std::optional<RunRow> RunStore::row(const std::string& run_id) {
 }
 
 std::vector<std::string> RunStore::events(const std::string& run_id, int64_t after_seq, int limit) {
-  PgRows r = c_.exec("SELECT seq, line FROM cp_run_events WHERE run_id = $1 AND seq > $2 ORDER BY seq LIMIT $3",
-                     {run_id, std::to_string(after_seq), std::to_string(limit)});
+  PgRows r =
+      c_.exec("SELECT seq, line FROM cp_run_events WHERE run_id = $1 AND seq > $2 ORDER BY seq LIMIT $3",
+              {run_id, std::to_string(after_seq), std::to_string(limit)});
   std::vector<std::string> out;
   for (int i = 0; i < r.size(); ++i) {
     // Consecutive from after_seq + 1: a hole would put an event at the wrong line of the copy.
@@ -178,12 +182,14 @@ std::vector<std::string> RunStore::file_paths(const std::string& run_id) {
 }
 
 std::optional<std::string> RunStore::file(const std::string& run_id, const std::string& path) {
-  PgRows r = c_.exec("SELECT chunk, size, data FROM cp_run_files WHERE run_id = $1 AND path = $2 ORDER BY chunk",
-                     {run_id, path});
+  PgRows r =
+      c_.exec("SELECT chunk, size, data FROM cp_run_files WHERE run_id = $1 AND path = $2 ORDER BY chunk",
+              {run_id, path});
   if (r.size() == 0) return std::nullopt;
   std::string out;
   for (int i = 0; i < r.size(); ++i) {
-    if (r.integer(i, 0) != i) throw DbError("a stored file of run " + run_id + " misses a chunk: " + path, false);
+    if (r.integer(i, 0) != i)
+      throw DbError("a stored file of run " + run_id + " misses a chunk: " + path, false);
     out += inflate_chunk(unhex(r.text(i, 2)), static_cast<size_t>(r.integer(i, 1)));
   }
   return out;

@@ -30,10 +30,10 @@ struct RunFile {
 struct RunPush {
   std::string run_id;
   RunFence fence;
-  std::string manifest;            // manifest.json's text
-  int64_t first_seq = 1;           // the seq of lines[0]
-  std::vector<std::string> lines;  // whole event lines, without their newline
-  std::string last_hash;           // the hash of the last event pushed so far
+  std::string manifest;                        // manifest.json's text
+  int64_t first_seq = 1;                       // the seq of lines[0]
+  std::vector<std::string> lines;              // whole event lines, without their newline
+  std::string last_hash;                       // the hash of the last event pushed so far
   std::optional<std::vector<RunFile>> sealed;  // the bundle's files: stored, and the run marked sealed
 };
 

@@ -279,8 +279,8 @@ FinishOutcome LogQueueBackend::requeue_lost(const std::string& item_id, int atte
     }
     out.change = Change::applied;
     const Attempt* a = it->current();
-    json fin{{"op", "finished"},   {"item_id", item_id}, {"ts", now_iso()},
-             {"attempt", attempt}, {"status", "error"},  {"reason", reason}, {"lease_lost", true}};
+    json fin{{"op", "finished"},  {"item_id", item_id}, {"ts", now_iso()},   {"attempt", attempt},
+             {"status", "error"}, {"reason", reason},   {"lease_lost", true}};
     if (!a->run_id.empty()) fin["run_id"] = a->run_id;
     if (it->cancel_requested) {
       fin["status"] = "cancelled";

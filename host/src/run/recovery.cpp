@@ -446,7 +446,7 @@ RecoveryReport recover(const fs::path& root, bool full_scan) {
   for (const auto& run_id : candidates) {
     fs::path dir = runs / run_id;
     fs::path marker = core::live_marker(root, run_id);
-    // A copy of another node's run, kept from the shared store: that node seals it, or the store's fence ends it.
+    // A copy of another node's run, kept from the shared store: never this node's to seal.
     if (fs::exists(core::replica_marker(root, run_id), ec)) continue;
     if (!fs::is_directory(dir, ec)) {
       // Crashed before its bundle was renamed into place (a live host renames it within milliseconds).

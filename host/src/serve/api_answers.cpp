@@ -146,6 +146,7 @@ ApiResponse decision_response(const control::DecisionResult& r) {
     case O::not_awaiting:
     case O::duplicate:
     case O::unverified:
+    case O::elsewhere:
       status = 409;
       code = control::outcome_name(r.outcome);
       break;

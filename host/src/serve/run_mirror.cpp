@@ -273,7 +273,8 @@ void RunMirror::loop() {
       failing_ = failed;
     }
     done_cv_.notify_all();
-    backoff = failed ? std::min(backoff * 2, std::chrono::milliseconds(5000)) : std::chrono::milliseconds(250);
+    backoff =
+        failed ? std::min(backoff * 2, std::chrono::milliseconds(5000)) : std::chrono::milliseconds(250);
   }
 }
 

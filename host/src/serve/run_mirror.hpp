@@ -41,14 +41,14 @@ class RunMirror {
  private:
   struct Run {
     db::RunFence fence;
-    int64_t stored = 0;    // events the store holds
-    uint64_t offset = 0;   // bytes of events.jsonl behind `stored` lines (0 with stored > 0: unknown)
+    int64_t stored = 0;   // events the store holds
+    uint64_t offset = 0;  // bytes of events.jsonl behind `stored` lines (0 with stored > 0: unknown)
     std::string last_hash;
     std::string manifest;  // last pushed
     bool ended = false;    // the process is gone: push the seal once the bundle has one
     bool done = false;     // stored with its seal, or refused: nothing more to do
     bool stored_ok = false;
-    bool orphan = false;   // finish() stopped waiting: forgotten once done
+    bool orphan = false;  // finish() stopped waiting: forgotten once done
   };
   void loop();
   // One push of `r`; false when the store failed (tried again at the next round).

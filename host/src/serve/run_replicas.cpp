@@ -110,7 +110,8 @@ void RunReplicas::State::sync(db::RunStore& store, const db::RunRow& row) {
       c.events = count_lines(bundle / "events.jsonl");
       json m = json::parse(std::ifstream(bundle / "manifest.json"), nullptr, false);
       const std::string status = m.is_object() ? m.value("status", "") : "";
-      c.sealed = (status == "sealed" || status == "awaiting_approval") && fs::exists(bundle / "seal.json", ec);
+      c.sealed =
+          (status == "sealed" || status == "awaiting_approval") && fs::exists(bundle / "seal.json", ec);
     }
     known = copies.emplace(row.run_id, c).first;
   }
@@ -146,10 +147,10 @@ void RunReplicas::State::sync(db::RunStore& store, const db::RunRow& row) {
     json m = json::parse(row.manifest, nullptr, false);
     if (!m.is_object()) m = json{{"run_id", row.run_id}};
     m["status"] = "fenced";
-    m["fenced"] = {{"worker", row.worker_id},
-                   {"reason", "worker " + row.worker_id + " lost its lease on attempt " +
-                                  std::to_string(row.attempt) + " of " + row.item_id +
-                                  "; the store refused the run's later events and its seal"}};
+    m["fenced"] = {
+        {"worker", row.worker_id},
+        {"reason", "worker " + row.worker_id + " lost its lease on attempt " + std::to_string(row.attempt) +
+                       " of " + row.item_id + "; the store refused the run's later events and its seal"}};
     store::write_atomic(bundle / "manifest.json", m.dump());
     c.sealed = true;
   } else if (row.manifest != c.manifest) {
