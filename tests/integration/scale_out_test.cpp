@@ -539,6 +539,33 @@ TEST(ScaleOut, APostgresRestartUnderLoadLosesNothingAndDoublesNothing) {
   for (const auto& node : nodes["workers"]) EXPECT_TRUE(node["alive"]) << node.dump();
 }
 
+TEST(ScaleOut, ARestartedWorkerPushesTheSealsAnEarlierProcessLeftUnpushed) {
+  const std::string store = migrated_database();
+  RunProject root;
+  std::string item, rid;
+  {
+    ServeProcess w(root, node_args(store, "worker-r", {"--concurrency", "1"}));
+    ASSERT_NE(w.port(), 0) << w.output();
+    item = submit(root, store, own_contract(root, "resumed", "true"), "resumed");
+    json q;
+    ASSERT_TRUE(wait_until([&] { return all_ended(q = queue_via(w.port()), 1); }, std::chrono::seconds(120)));
+    rid = q["items"][0]["attempts"][0]["run_id"];
+  }
+  // As if the process had stopped before its run's seal reached the database (it was away at the time).
+  db::PgConnection c(store);
+  c.exec("UPDATE cp_runs SET sealed = false WHERE run_id = $1", {rid});
+  c.exec("DELETE FROM cp_run_files WHERE run_id = $1", {rid});
+  ServeProcess again(root, node_args(store, "worker-r", {"--concurrency", "1"}));
+  ASSERT_NE(again.port(), 0) << again.output();
+  EXPECT_TRUE(wait_until(
+      [&] { return c.exec("SELECT sealed FROM cp_runs WHERE run_id = $1", {rid}).text(0, 0) == "t"; },
+      std::chrono::seconds(60)))
+      << again.output();
+  EXPECT_GT(c.exec("SELECT count(*) FROM cp_run_files WHERE run_id = $1 AND path = 'seal.json'", {rid})
+                .integer(0, 0),
+            0);
+}
+
 TEST(ScaleOut, ChainsAreRefusedOnASharedStoreRatherThanFailingOnAnotherNode) {
   const std::string store = migrated_database();
   RunProject p;

@@ -161,6 +161,15 @@ std::optional<RunRow> RunStore::row(const std::string& run_id) {
   return row_of(r, 0);
 }
 
+std::vector<RunRow> RunStore::unsealed_of(const std::string& worker_id) {
+  PgRows r = c_.exec(std::string("SELECT ") + kRowColumns +
+                         " FROM cp_runs WHERE worker_id = $1 AND NOT sealed AND NOT fenced ORDER BY change",
+                     {worker_id});
+  std::vector<RunRow> out;
+  for (int i = 0; i < r.size(); ++i) out.push_back(row_of(r, i));
+  return out;
+}
+
 std::vector<std::string> RunStore::events(const std::string& run_id, int64_t after_seq, int limit) {
   PgRows r =
       c_.exec("SELECT seq, line FROM cp_run_events WHERE run_id = $1 AND seq > $2 ORDER BY seq LIMIT $3",

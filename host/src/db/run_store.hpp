@@ -68,6 +68,9 @@ class RunStore {
   // Index rows changed after `change`, oldest change first, at most `limit`.
   std::vector<RunRow> changed_since(int64_t change, int limit);
   std::optional<RunRow> row(const std::string& run_id);
+  // The runs of `worker_id` neither sealed nor fenced in the index: what a node that stopped before pushing
+  // its runs' seals has left to push.
+  std::vector<RunRow> unsealed_of(const std::string& worker_id);
   // Event lines with seq > after_seq, in order, at most `limit`.
   std::vector<std::string> events(const std::string& run_id, int64_t after_seq, int limit);
   // The paths of a sealed run's stored files, and one file's bytes (chunks inflated and joined).

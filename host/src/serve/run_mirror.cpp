@@ -228,9 +228,41 @@ bool RunMirror::sync(const std::string& run_id, Run& r) {
   }
 }
 
+void RunMirror::resume() {
+  if (!conn_ || conn_->broken()) {
+    conn_.reset();
+    conn_ = std::make_unique<db::PgConnection>(conninfo_);
+  }
+  std::vector<db::RunRow> rows = db::RunStore(*conn_).unsealed_of(worker_id_);
+  std::lock_guard<std::mutex> l(mu_);
+  for (const db::RunRow& row : rows) {
+    // A run of this process is tracked before its first push makes its row: any other is an earlier
+    // process's, whose child is gone.
+    if (runs_.count(row.run_id)) continue;
+    Run& r = runs_[row.run_id];
+    r.fence = {row.item_id, row.attempt, worker_id_};
+    r.stored = row.events_count;
+    r.ended = true;
+    r.orphan = true;
+  }
+}
+
 void RunMirror::loop() {
   auto backoff = std::chrono::milliseconds(250);
+  bool resumed = false;
   for (;;) {
+    if (!resumed) {
+      // The runs an earlier process of this node left unpushed (it stopped, or the database was away when
+      // they ended) are pushed now, while their attempts still hold the fence.
+      try {
+        resume();
+        resumed = true;
+      } catch (const std::exception& e) {
+        conn_.reset();
+        std::fprintf(stderr, "cp-host serve: run_mirror: looking for runs left to push: %s (will retry)\n",
+                     e.what());
+      }
+    }
     std::vector<std::string> ids;
     {
       std::unique_lock<std::mutex> l(mu_);

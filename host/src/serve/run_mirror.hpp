@@ -51,6 +51,7 @@ class RunMirror {
     bool orphan = false;  // finish() stopped waiting: forgotten once done
   };
   void loop();
+  void resume();  // takes up the runs an earlier process of this node left unpushed
   // One push of `r`; false when the store failed (tried again at the next round).
   bool sync(const std::string& run_id, Run& r);
 
