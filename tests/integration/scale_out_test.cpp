@@ -564,6 +564,15 @@ TEST(ScaleOut, ARestartedWorkerPushesTheSealsAnEarlierProcessLeftUnpushed) {
   EXPECT_GT(c.exec("SELECT count(*) FROM cp_run_files WHERE run_id = $1 AND path = 'seal.json'", {rid})
                 .integer(0, 0),
             0);
+  // `db status` counts the run index.
+  Ran st = host({"db", "status", "--store", store, "--json"});
+  ASSERT_EQ(st.exit_code, 0) << st.err;
+  json runs = json::parse(st.out)["runs"];
+  EXPECT_EQ(runs["runs"], 1);
+  EXPECT_EQ(runs["sealed"], 1);
+  EXPECT_EQ(runs["open"], 0);
+  EXPECT_GT(runs["events"].get<int64_t>(), 5);
+  EXPECT_GT(runs["bundle_bytes"].get<int64_t>(), 1000);
 }
 
 TEST(ScaleOut, ChainsAreRefusedOnASharedStoreRatherThanFailingOnAnotherNode) {

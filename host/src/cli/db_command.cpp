@@ -2,6 +2,7 @@
 // (a connection string), else CP_HOST_STORE, else libpq's PG* variables.
 #include "cli/commands.hpp"
 #include "db/migrations.hpp"
+#include "db/run_store.hpp"
 #include "queue/queue_backend.hpp"
 #include "serve/worker_registry.hpp"
 
@@ -108,6 +109,9 @@ int run_db(const DbOpts& o, bool do_migrate) {
     if (s.version == s.latest) {
       out["queue"] = queue_health(store);
       out["workers"] = workers_health(store);
+      db::RunStoreSummary r = db::RunStore(c).summary();
+      out["runs"] = {{"runs", r.runs},     {"sealed", r.sealed}, {"fenced", r.fenced},
+                     {"open", r.open},     {"events", r.events}, {"bundle_bytes", r.bundle_bytes}};
     }
     if (o.json) {
       std::cout << out.dump(2) << "\n";
@@ -129,6 +133,11 @@ int run_db(const DbOpts& o, bool do_migrate) {
                     << " operation(s) of the log could not be read or did not fit (see `cp-host queue list`)";
         std::cout << "\nlocks:   " << q["path_locks_held"].get<int>() << " path locks held, "
                   << q["path_locks_expired_unreaped"].get<int>() << " expired and not yet reaped\n";
+        const json& r = out["runs"];
+        std::cout << "runs:    " << r["runs"].get<int64_t>() << " in the index (" << r["sealed"].get<int64_t>()
+                  << " sealed, " << r["open"].get<int64_t>() << " open, " << r["fenced"].get<int64_t>()
+                  << " cut off by the fence), " << r["events"].get<int64_t>() << " events, "
+                  << r["bundle_bytes"].get<int64_t>() << " bytes of sealed bundles\n";
         for (const auto& w : out["workers"])
           std::cout << "worker:  " << w["worker_id"].get<std::string>() << " on "
                     << w["host"].get<std::string>() << (w["scheduler"].get<bool>() ? "" : " (API only)")

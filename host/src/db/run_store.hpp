@@ -56,6 +56,11 @@ struct RunRow {
   bool sealed = false, fenced = false;
 };
 
+// What the index holds, for `cp-host db status`.
+struct RunStoreSummary {
+  int64_t runs = 0, sealed = 0, fenced = 0, open = 0, events = 0, bundle_bytes = 0;
+};
+
 class RunStore {
  public:
   explicit RunStore(PgConnection& c) : c_(c) {}
@@ -71,6 +76,7 @@ class RunStore {
   // The runs of `worker_id` neither sealed nor fenced in the index: what a node that stopped before pushing
   // its runs' seals has left to push.
   std::vector<RunRow> unsealed_of(const std::string& worker_id);
+  RunStoreSummary summary();
   // Event lines with seq > after_seq, in order, at most `limit`.
   std::vector<std::string> events(const std::string& run_id, int64_t after_seq, int limit);
   // The paths of a sealed run's stored files, and one file's bytes (chunks inflated and joined).
