@@ -10,6 +10,7 @@
 #include <gtest/gtest.h>
 
 #include <chrono>
+#include <map>
 #include <random>
 #include <thread>
 
@@ -62,6 +63,22 @@ db::RunPush push(const std::string& run, const std::string& item, int attempt, c
   return p;
 }
 
+// Stages `files` (each chunk by chunk) then pushes `p` as the seal.
+db::PushOutcome seal_with(db::RunStore& rs, db::RunPush p, const std::map<std::string, std::string>& files) {
+  rs.clear_staged(p.run_id);
+  for (const auto& [path, bytes] : files) {
+    size_t off = 0;
+    int chunk = 0;
+    do {
+      const size_t n = std::min(db::RunStore::kChunk, bytes.size() - off);
+      rs.stage_chunk(p.run_id, path, chunk++, bytes.data() + off, n);
+      off += n;
+    } while (off < bytes.size());
+  }
+  p.seal = true;
+  return rs.push(p);
+}
+
 TEST(PgRunStore, EventsAreKeptInOrderOnceEvenWhenAPushIsRepeated) {
   Store s;
   int attempt = s.claim("item-a", "w1");
@@ -111,24 +128,81 @@ TEST(PgRunStore, ALostLeaseClosesTheFenceAndTheNextAttemptOwnsTheItem) {
   auto lost = s.queue->requeue_lost("item-c", first, "worker sleeper lost its lease");
   ASSERT_EQ(lost.change, queue::Change::applied);
   // The late writes of the paused node: its events and its seal are refused, nothing is stored.
-  db::RunPush late = push("run-c1", "item-c", first, "sleeper", 3, 4);
-  late.sealed = std::vector<db::RunFile>{{"seal.json", "{}"}};
-  EXPECT_EQ(rs.push(late).result, db::PushResult::fenced);
+  EXPECT_EQ(seal_with(rs, push("run-c1", "item-c", first, "sleeper", 3, 4), {{"seal.json", "{}"}}).result,
+            db::PushResult::fenced);
   auto row = rs.row("run-c1");
   ASSERT_TRUE(row);
   EXPECT_EQ(row->events_count, 2);
   EXPECT_FALSE(row->sealed);
   EXPECT_TRUE(row->fenced) << "the index says the run was cut off by the fence";
-  EXPECT_EQ(s.count("SELECT count(*) FROM cp_run_files"), 0);
+  EXPECT_EQ(s.count("SELECT count(*) FROM cp_run_files WHERE NOT staged"), 0);
+  EXPECT_TRUE(rs.file_paths("run-c1").empty()) << "staged files are nobody's until a seal takes them";
   // The next attempt, on another node, writes and seals.
   int second = s.claim("item-c", "taker", "run-c2");
   EXPECT_EQ(second, first + 1);
-  db::RunPush done = push("run-c2", "item-c", second, "taker", 1, 3);
-  done.sealed = std::vector<db::RunFile>{{"seal.json", R"({"ok":true})"}};
-  ASSERT_EQ(rs.push(done).result, db::PushResult::applied);
+  ASSERT_EQ(rs.push(push("run-c2", "item-c", second, "taker", 1, 3)).result, db::PushResult::applied);
+  ASSERT_EQ(seal_with(rs, push("run-c2", "item-c", second, "taker", 4, 0), {{"seal.json", R"({"ok":true})"}})
+                .result,
+            db::PushResult::applied);
   EXPECT_TRUE(rs.row("run-c2")->sealed);
   // And the old attempt stays fenced off even though the item is claimed again.
   EXPECT_EQ(rs.push(push("run-c1", "item-c", first, "sleeper", 3, 1)).result, db::PushResult::fenced);
+}
+
+TEST(PgRunStore, TheNextAttemptsClaimCutsOffAnEarlierRunThatWasNeverSealed) {
+  Store s;
+  int first = s.claim("item-f", "w1", "run-f1");
+  db::RunStore rs(s.conn);
+  ASSERT_EQ(rs.push(push("run-f1", "item-f", first, "w1", 1, 2)).result, db::PushResult::applied);
+  // The attempt ends (its node recorded it) before its seal reached the store, and the item runs again.
+  ASSERT_EQ(s.queue->finish("item-f", first, {"failure", "a test failed", ""}).change,
+            queue::Change::applied);
+  ASSERT_EQ(s.queue->retry("item-f", {}), queue::Change::applied);
+  EXPECT_EQ(s.claim("item-f", "w2", "run-f2"), first + 1);
+  auto row = rs.row("run-f1");
+  ASSERT_TRUE(row);
+  EXPECT_TRUE(row->fenced) << "the index says the run will never be sealed";
+  EXPECT_EQ(seal_with(rs, push("run-f1", "item-f", first, "w1", 3, 0), {{"seal.json", "{}"}}).result,
+            db::PushResult::fenced);
+  EXPECT_FALSE(rs.row("run-f1")->sealed);
+}
+
+TEST(PgRunStore, AWriterStalledOnTheFenceRowDoesNotStallTheQueue) {
+  Store s;
+  int attempt = s.claim("item-g", "paused", "run-g");
+  db::RunStore rs(s.conn);
+  ASSERT_EQ(rs.push(push("run-g", "item-g", attempt, "paused", 1, 1)).result, db::PushResult::applied);
+  // A run write of the paused node holds the fence row (paused mid-commit).
+  db::PgConnection paused(s.url);
+  paused.exec("BEGIN");
+  paused.exec("SELECT 1 FROM cp_attempt_fences WHERE item_id = 'item-g' FOR SHARE");
+  // Another node ends the paused node's attempt: that waits on the row, a few seconds at a time...
+  std::thread taker([&] {
+    queue::BackendOptions o;
+    o.kind = "postgres";
+    o.store = s.url;
+    auto q = queue::open_queue_backend(o);
+    q->requeue_lost("item-g", attempt, "worker paused lost its lease");
+  });
+  std::this_thread::sleep_for(std::chrono::milliseconds(500));
+  // ...while the rest of the queue goes on.
+  auto before = std::chrono::steady_clock::now();
+  queue::NewItem n;
+  n.item_id = "item-other";
+  n.task_id = "task-other";
+  n.pack = "low";
+  n.contract_path = "/c/other.json";
+  n.repo = "/repo";
+  queue::BackendOptions o;
+  o.kind = "postgres";
+  o.store = s.url;
+  auto other = queue::open_queue_backend(o);
+  EXPECT_EQ(other->submit(n).kind, queue::SubmitOutcome::Kind::queued);
+  EXPECT_LT(std::chrono::steady_clock::now() - before, std::chrono::seconds(10))
+      << "a submit waited for the stalled writer";
+  paused.exec("ROLLBACK");
+  taker.join();
+  EXPECT_EQ(rs.push(push("run-g", "item-g", attempt, "paused", 2, 1)).result, db::PushResult::fenced);
 }
 
 TEST(PgRunStore, ASealedBundleComesBackByteForByteAcrossChunks) {
@@ -138,11 +212,15 @@ TEST(PgRunStore, ASealedBundleComesBackByteForByteAcrossChunks) {
   std::string big(db::RunStore::kChunk * 2 + 12345, '\0');
   std::mt19937 rng(7);
   for (size_t i = 0; i < big.size(); ++i) big[i] = static_cast<char>(i % 3 == 0 ? rng() : i % 251);
-  db::RunPush p = push("run-d", "item-d", attempt, "w1", 1, 1);
-  p.sealed = std::vector<db::RunFile>{
-      {"artifacts/big.bin", big}, {"empty.txt", ""}, {"reports/task_result.json", R"({"status":"success"})"}};
-  ASSERT_EQ(rs.push(p).result, db::PushResult::applied);
-  EXPECT_EQ(s.count("SELECT count(*) FROM cp_run_files WHERE path = 'artifacts/big.bin'"), 3);
+  ASSERT_EQ(rs.push(push("run-d", "item-d", attempt, "w1", 1, 1)).result, db::PushResult::applied);
+  ASSERT_EQ(seal_with(rs, push("run-d", "item-d", attempt, "w1", 2, 0),
+                      {{"artifacts/big.bin", big},
+                       {"empty.txt", ""},
+                       {"reports/task_result.json", R"({"status":"success"})"}})
+                .result,
+            db::PushResult::applied);
+  EXPECT_EQ(s.count("SELECT count(*) FROM cp_run_files WHERE path = 'artifacts/big.bin' AND NOT staged"), 3);
+  EXPECT_EQ(s.count("SELECT count(*) FROM cp_run_files WHERE staged"), 0);
   EXPECT_LT(s.count("SELECT sum(octet_length(data)) FROM cp_run_files"), static_cast<int64_t>(big.size()))
       << "chunks are stored compressed";
   EXPECT_EQ(rs.file_paths("run-d"),

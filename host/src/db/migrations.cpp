@@ -75,7 +75,7 @@ CREATE TABLE cp_runs (
   item_id text NOT NULL,
   attempt int NOT NULL,
   worker_id text NOT NULL,
-  manifest jsonb NOT NULL,
+  manifest text NOT NULL,
   events_count bigint NOT NULL DEFAULT 0,
   last_hash text NOT NULL DEFAULT '',
   sealed boolean NOT NULL DEFAULT false,
@@ -93,23 +93,37 @@ CREATE TABLE cp_run_events (
   line text NOT NULL,
   PRIMARY KEY (run_id, seq)
 );
+-- A sealed bundle's files. A seal's chunks are uploaded staged, each in a short transaction of its own, and
+-- made the run's in the one short transaction that checks the fence: no lock is held while bytes travel.
 CREATE TABLE cp_run_files (
   run_id text NOT NULL REFERENCES cp_runs ON DELETE CASCADE,
   path text NOT NULL,
   chunk int NOT NULL,
+  staged boolean NOT NULL,
   size bigint NOT NULL,
   data bytea NOT NULL,
-  PRIMARY KEY (run_id, path, chunk)
+  PRIMARY KEY (run_id, staged, path, chunk)
 );
 CREATE FUNCTION cp_fence_follows_queue() RETURNS trigger LANGUAGE plpgsql AS $fn$
 DECLARE
   next_change bigint;
 BEGIN
+  -- The queue's writer holds the queue's lock while this waits for a run write's short hold on the fence
+  -- row: bounded, so a writer that stalls there (paused mid-commit) fails this one operation, which is
+  -- retried, rather than the whole queue.
+  PERFORM set_config('lock_timeout', '3s', true);
   IF NEW.op->>'op' = 'claimed' THEN
     INSERT INTO cp_attempt_fences (item_id, attempt, worker_id, open)
       VALUES (NEW.item_id, (NEW.op->>'attempt')::int, coalesce(NEW.op->>'worker', ''), true)
       ON CONFLICT (item_id) DO UPDATE
         SET attempt = EXCLUDED.attempt, worker_id = EXCLUDED.worker_id, open = true;
+    -- An earlier attempt's run that never got its seal stored will not now: it is cut off.
+    IF EXISTS (SELECT 1 FROM cp_runs WHERE item_id = NEW.item_id AND attempt < (NEW.op->>'attempt')::int
+               AND NOT sealed AND NOT fenced) THEN
+      UPDATE cp_run_meta SET change = change + 1 WHERE id = 1 RETURNING change INTO next_change;
+      UPDATE cp_runs SET fenced = true, change = next_change, updated_at = now()
+        WHERE item_id = NEW.item_id AND attempt < (NEW.op->>'attempt')::int AND NOT sealed AND NOT fenced;
+    END IF;
   ELSIF NEW.op->>'op' = 'finished' AND (NEW.op->>'lease_lost')::boolean IS TRUE THEN
     UPDATE cp_attempt_fences SET open = false
       WHERE item_id = NEW.item_id AND attempt = (NEW.op->>'attempt')::int;

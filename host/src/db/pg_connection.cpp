@@ -203,7 +203,9 @@ void PgConnection::fail(const std::string& what, pg_result* r) {
   std::string msg = r ? trimmed(PQresultErrorMessage(r)) : "";
   if (msg.empty()) msg = trimmed(PQerrorMessage(c_));
   if (r) PQclear(r);
-  bool transient = broken() || transient_state(state);
+  // An error the server did not classify (no SQLSTATE) came from the connection itself: libpq reports some
+  // losses that way while the status still reads OK.
+  bool transient = broken() || state.empty() || transient_state(state);
   throw DbError(what + ": " + msg, transient, state);
 }
 

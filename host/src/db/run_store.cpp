@@ -114,32 +114,18 @@ PushOutcome RunStore::push(const RunPush& p) {
         {p.run_id, std::to_string(stored + 1), text_array(fresh)});
   }
   const int64_t now_stored = std::max(stored, last);
-  int64_t bundle_bytes = 0;
-  if (p.sealed) {
-    c_.exec("DELETE FROM cp_run_files WHERE run_id = $1", {p.run_id});
-    for (const RunFile& file : *p.sealed) {
-      bundle_bytes += static_cast<int64_t>(file.bytes.size());
-      size_t off = 0;
-      int chunk = 0;
-      do {
-        const size_t n = std::min(kChunk, file.bytes.size() - off);
-        c_.exec(
-            "INSERT INTO cp_run_files (run_id, path, chunk, size, data) VALUES ($1, $2, $3, $4, $5::bytea)",
-            {p.run_id, file.path, std::to_string(chunk), std::to_string(n),
-             hex(deflate_chunk(file.bytes.data() + off, n))});
-        off += n;
-        ++chunk;
-      } while (off < file.bytes.size());
-    }
+  if (p.seal) {
+    c_.exec("DELETE FROM cp_run_files WHERE run_id = $1 AND NOT staged", {p.run_id});
+    c_.exec("UPDATE cp_run_files SET staged = false WHERE run_id = $1 AND staged", {p.run_id});
   }
   // The change counter last: its row lock is held only from here to COMMIT, and orders the commits.
   c_.exec(
       "WITH c AS (UPDATE cp_run_meta SET change = change + 1 WHERE id = 1 RETURNING change) "
       "UPDATE cp_runs SET manifest = $2, events_count = $3, last_hash = CASE WHEN $4 = '' THEN last_hash "
-      "ELSE $4 END, sealed = sealed OR $5::boolean, bundle_bytes = CASE WHEN $5::boolean THEN $6::bigint "
-      "ELSE bundle_bytes END, change = (SELECT change FROM c), updated_at = now() WHERE run_id = $1",
-      {p.run_id, p.manifest, std::to_string(now_stored), p.last_hash, p.sealed ? "true" : "false",
-       std::to_string(bundle_bytes)});
+      "ELSE $4 END, sealed = sealed OR $5::boolean, bundle_bytes = CASE WHEN $5::boolean THEN (SELECT "
+      "coalesce(sum(size), 0) FROM cp_run_files WHERE run_id = $1) ELSE bundle_bytes END, "
+      "change = (SELECT change FROM c), updated_at = now() WHERE run_id = $1",
+      {p.run_id, p.manifest, std::to_string(now_stored), p.last_hash, p.seal ? "true" : "false"});
   c_.exec("SELECT pg_notify('cp_runs', $1)", {p.run_id});
   t.commit();
   return {PushResult::applied, now_stored};
@@ -175,7 +161,8 @@ RunStoreSummary RunStore::summary() {
       "SELECT count(*), count(*) FILTER (WHERE sealed), count(*) FILTER (WHERE fenced), "
       "count(*) FILTER (WHERE NOT sealed AND NOT fenced), coalesce(sum(events_count), 0), "
       "coalesce(sum(bundle_bytes), 0) FROM cp_runs");
-  return {r.integer(0, 0), r.integer(0, 1), r.integer(0, 2), r.integer(0, 3), r.integer(0, 4), r.integer(0, 5)};
+  return {r.integer(0, 0), r.integer(0, 1), r.integer(0, 2),
+          r.integer(0, 3), r.integer(0, 4), r.integer(0, 5)};
 }
 
 std::vector<std::string> RunStore::events(const std::string& run_id, int64_t after_seq, int limit) {
@@ -191,24 +178,56 @@ std::vector<std::string> RunStore::events(const std::string& run_id, int64_t aft
   return out;
 }
 
+void RunStore::clear_staged(const std::string& run_id) {
+  c_.exec("DELETE FROM cp_run_files WHERE run_id = $1 AND staged", {run_id});
+}
+
+void RunStore::stage_chunk(const std::string& run_id, const std::string& path, int chunk, const char* data,
+                           size_t n) {
+  if (n > kChunk) throw DbError("a chunk of " + path + " is larger than the chunk size", false);
+  c_.exec(
+      "INSERT INTO cp_run_files (run_id, path, chunk, staged, size, data) VALUES ($1, $2, $3, true, $4, "
+      "$5::bytea) ON CONFLICT (run_id, staged, path, chunk) DO UPDATE SET size = EXCLUDED.size, data = "
+      "EXCLUDED.data",
+      {run_id, path, std::to_string(chunk), std::to_string(n), hex(deflate_chunk(data, n))});
+}
+
 std::vector<std::string> RunStore::file_paths(const std::string& run_id) {
-  PgRows r = c_.exec("SELECT DISTINCT path FROM cp_run_files WHERE run_id = $1 ORDER BY path", {run_id});
+  PgRows r = c_.exec("SELECT DISTINCT path FROM cp_run_files WHERE run_id = $1 AND NOT staged ORDER BY path",
+                     {run_id});
   std::vector<std::string> out;
   for (int i = 0; i < r.size(); ++i) out.push_back(r.text(i, 0));
   return out;
 }
 
-std::optional<std::string> RunStore::file(const std::string& run_id, const std::string& path) {
-  PgRows r =
-      c_.exec("SELECT chunk, size, data FROM cp_run_files WHERE run_id = $1 AND path = $2 ORDER BY chunk",
-              {run_id, path});
-  if (r.size() == 0) return std::nullopt;
-  std::string out;
+std::vector<int64_t> RunStore::chunk_sizes(const std::string& run_id, const std::string& path) {
+  PgRows r = c_.exec(
+      "SELECT chunk, size FROM cp_run_files WHERE run_id = $1 AND path = $2 AND NOT staged ORDER BY chunk",
+      {run_id, path});
+  std::vector<int64_t> out;
   for (int i = 0; i < r.size(); ++i) {
     if (r.integer(i, 0) != i)
       throw DbError("a stored file of run " + run_id + " misses a chunk: " + path, false);
-    out += inflate_chunk(unhex(r.text(i, 2)), static_cast<size_t>(r.integer(i, 1)));
+    out.push_back(r.integer(i, 1));
   }
+  return out;
+}
+
+std::string RunStore::chunk(const std::string& run_id, const std::string& path, int chunk) {
+  PgRows r = c_.exec(
+      "SELECT size, data FROM cp_run_files WHERE run_id = $1 AND path = $2 AND chunk = $3 AND NOT staged",
+      {run_id, path, std::to_string(chunk)});
+  if (r.size() != 1) throw DbError("a stored file of run " + run_id + " misses a chunk: " + path, false);
+  const int64_t size = r.integer(0, 0);
+  if (size < 0) throw DbError("a stored chunk of " + path + " has a negative size", false);
+  return inflate_chunk(unhex(r.text(0, 1)), static_cast<size_t>(size));
+}
+
+std::optional<std::string> RunStore::file(const std::string& run_id, const std::string& path) {
+  std::vector<int64_t> sizes = chunk_sizes(run_id, path);
+  if (sizes.empty()) return std::nullopt;
+  std::string out;
+  for (size_t i = 0; i < sizes.size(); ++i) out += chunk(run_id, path, static_cast<int>(i));
   return out;
 }
 

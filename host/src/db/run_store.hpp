@@ -21,20 +21,16 @@ struct RunFence {
   std::string worker_id;
 };
 
-struct RunFile {
-  std::string path;  // relative to the bundle, '/'-separated
-  std::string bytes;
-};
-
-// One write of a run: events after those stored, the manifest as it stands, and (once) the sealed bundle.
+// One write of a run: events after those stored, the manifest as it stands, and (once) the seal: the files
+// staged before (stage_chunk) become the run's bundle.
 struct RunPush {
   std::string run_id;
   RunFence fence;
-  std::string manifest;                        // manifest.json's text
-  int64_t first_seq = 1;                       // the seq of lines[0]
-  std::vector<std::string> lines;              // whole event lines, without their newline
-  std::string last_hash;                       // the hash of the last event pushed so far
-  std::optional<std::vector<RunFile>> sealed;  // the bundle's files: stored, and the run marked sealed
+  std::string manifest;            // manifest.json's text
+  int64_t first_seq = 1;           // the seq of lines[0]
+  std::vector<std::string> lines;  // whole event lines, without their newline
+  std::string last_hash;           // the hash of the last event pushed so far
+  bool seal = false;               // the staged files become the bundle, and the run is marked sealed
 };
 
 enum class PushResult {
@@ -65,10 +61,16 @@ class RunStore {
  public:
   explicit RunStore(PgConnection& c) : c_(c) {}
 
-  // One transaction: the fence row locked and checked, the events inserted (those already stored are
-  // skipped, so a push repeated after a lost COMMIT is harmless), the index row written, the bundle
-  // stored when `sealed` is set, and a NOTIFY on channel cp_runs. DbError on a store failure.
+  // One short transaction: the fence row locked and checked, the events inserted (those already stored
+  // are skipped, so a push repeated after a lost COMMIT is harmless), the index row written, with `seal`
+  // the staged files made the bundle, and a NOTIFY on channel cp_runs. DbError on a store failure.
   PushOutcome push(const RunPush& p);
+
+  // A seal's files go up before the seal, one chunk (at most kChunk bytes) per statement and no lock
+  // held: staged, invisible to readers until push() with `seal` takes them. The run's row must exist (a
+  // push made it). clear_staged() drops what an earlier, interrupted upload left.
+  void clear_staged(const std::string& run_id);
+  void stage_chunk(const std::string& run_id, const std::string& path, int chunk, const char* data, size_t n);
 
   // Index rows changed after `change`, oldest change first, at most `limit`.
   std::vector<RunRow> changed_since(int64_t change, int limit);
@@ -79,8 +81,11 @@ class RunStore {
   RunStoreSummary summary();
   // Event lines with seq > after_seq, in order, at most `limit`.
   std::vector<std::string> events(const std::string& run_id, int64_t after_seq, int limit);
-  // The paths of a sealed run's stored files, and one file's bytes (chunks inflated and joined).
+  // The paths of a sealed run's stored files; a file's chunk sizes (inflated), in order; one chunk's bytes;
+  // and a whole file (for tests: a reader of large files goes chunk by chunk).
   std::vector<std::string> file_paths(const std::string& run_id);
+  std::vector<int64_t> chunk_sizes(const std::string& run_id, const std::string& path);
+  std::string chunk(const std::string& run_id, const std::string& path, int chunk);
   std::optional<std::string> file(const std::string& run_id, const std::string& path);
 
   // Stored file chunks hold at most this many bytes before compression.

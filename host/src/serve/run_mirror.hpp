@@ -49,11 +49,16 @@ class RunMirror {
     bool done = false;     // stored with its seal, or refused: nothing more to do
     bool stored_ok = false;
     bool orphan = false;  // finish() stopped waiting: forgotten once done
+    int refusals = 0;     // writes of it the store refused in a row (not connection failures)
   };
+  enum class Sync { ok, store_away, refused_once };
   void loop();
   void resume();  // takes up the runs an earlier process of this node left unpushed
-  // One push of `r`; false when the store failed (tried again at the next round).
-  bool sync(const std::string& run_id, Run& r);
+  // One push of `r` (and its seal once due). store_away: the connection failed, tried again later.
+  Sync sync(const std::string& run_id, Run& r);
+  Sync given_up_after(const std::string& run_id, Run& r, const std::string& why);
+  void refused(const std::string& run_id, Run& r);
+  void connect();
 
   std::filesystem::path root_;
   std::string conninfo_, worker_id_;

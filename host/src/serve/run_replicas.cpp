@@ -12,6 +12,8 @@
 #include <atomic>
 #include <cstdio>
 #include <fstream>
+#include <map>
+#include <optional>
 #include <thread>
 #include <unordered_map>
 
@@ -24,6 +26,10 @@ namespace {
 
 constexpr int kRowsPerPass = 200;
 constexpr int kLinesPerRead = 2000;
+// A copy holds at most this much of a bundle (a run's default disk budget): past it, files are left out.
+constexpr int64_t kMaxCopyBytes = 2LL << 30;
+// A run whose copy failed (not the connection) is tried again this many passes, then left as it is.
+constexpr int kMaxTries = 10;
 
 // A run id fit to name a folder here: what store::new_run_id makes, and nothing that could leave runs/.
 bool safe_run_id(const std::string& id) {
@@ -53,6 +59,39 @@ int64_t count_lines(const fs::path& p) {
   while (std::getline(in, line))
     if (!in.eof()) ++n;
   return n;
+}
+
+// Writes one stored file chunk by chunk into a temporary beside `target`, then renames it into place: a
+// file of any size costs one chunk of memory. False (nothing written) when it would pass `budget`.
+bool copy_file(db::RunStore& store, const std::string& run_id, const std::string& rel, const fs::path& target,
+               int64_t& budget) {
+  std::vector<int64_t> sizes = store.chunk_sizes(run_id, rel);
+  int64_t total = 0;
+  for (int64_t n : sizes) total += n;
+  if (total > budget) return false;
+  const fs::path tmp = target.parent_path() / (".copy-" + target.filename().string());
+  int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0644);
+  if (fd < 0) throw std::runtime_error("cannot write " + tmp.string());
+  try {
+    for (size_t i = 0; i < sizes.size(); ++i) {
+      std::string bytes = store.chunk(run_id, rel, static_cast<int>(i));
+      for (size_t off = 0; off < bytes.size();) {
+        ssize_t n = ::write(fd, bytes.data() + off, bytes.size() - off);
+        if (n <= 0) throw std::runtime_error("cannot write " + tmp.string());
+        off += static_cast<size_t>(n);
+      }
+    }
+  } catch (...) {
+    ::close(fd);
+    ::unlink(tmp.c_str());
+    throw;
+  }
+  ::close(fd);
+  std::error_code ec;
+  fs::rename(tmp, target, ec);
+  if (ec) throw std::runtime_error("cannot write " + target.string() + ": " + ec.message());
+  budget -= total;
+  return true;
 }
 
 bool append_lines(const fs::path& p, const std::vector<std::string>& lines) {
@@ -87,11 +126,20 @@ struct RunReplicas::State {
     std::string manifest;
   };
   std::unordered_map<std::string, Copy> copies;  // the copies this process has looked at
+  std::map<std::string, int> retry;              // copies that failed (not the connection): tries so far
   std::atomic<bool> stop{false};
   std::thread thread;
 
   void loop();
   void pass(db::RunStore& store);
+  // Counts a failed try of a copy; returns the next entry (this one erased once it has had kMaxTries).
+  std::map<std::string, int>::iterator failed_again(std::map<std::string, int>::iterator it,
+                                                    const std::string& why) {
+    const bool last = ++it->second >= kMaxTries;
+    std::fprintf(stderr, "cp-host serve: run_replicas: run %s: %s (%s)\n", it->first.c_str(), why.c_str(),
+                 last ? "its copy is left as it is" : "will retry");
+    return last ? retry.erase(it) : std::next(it);
+  }
   void sync(db::RunStore& store, const db::RunRow& row);
 };
 
@@ -129,13 +177,17 @@ void RunReplicas::State::sync(db::RunStore& store, const db::RunRow& row) {
     c.events += static_cast<int64_t>(lines.size());
   }
   if (row.sealed) {
+    int64_t budget = kMaxCopyBytes;
+    std::vector<std::string> left_out;
     for (const std::string& rel : store.file_paths(row.run_id)) {
       if (!safe_rel_path(rel) || rel == "manifest.json") continue;
-      auto bytes = store.file(row.run_id, rel);
-      if (!bytes) continue;
       fs::create_directories((bundle / rel).parent_path(), ec);
-      store::write_atomic(bundle / rel, *bytes);
+      if (!copy_file(store, row.run_id, rel, bundle / rel, budget)) left_out.push_back(rel);
     }
+    if (!left_out.empty())
+      std::fprintf(
+          stderr, "cp-host serve: run_replicas: run %s: %zu file(s) left out of its copy (past %lld bytes)\n",
+          row.run_id.c_str(), left_out.size(), static_cast<long long>(kMaxCopyBytes));
     // The manifest last: a reader that sees it sealed finds every file in place.
     auto m = store.file(row.run_id, "manifest.json");
     store::write_atomic(bundle / "manifest.json", m ? *m : row.manifest);
@@ -161,6 +213,19 @@ void RunReplicas::State::sync(db::RunStore& store, const db::RunRow& row) {
 }
 
 void RunReplicas::State::pass(db::RunStore& store) {
+  // Copies that failed before are tried again first, from their current row.
+  for (auto it = retry.begin(); it != retry.end() && !stop;) {
+    std::optional<db::RunRow> row = store.row(it->first);
+    try {
+      if (row) sync(store, *row);
+      it = retry.erase(it);
+    } catch (const db::DbError& e) {
+      if (e.transient()) throw;
+      it = failed_again(it, e.what());
+    } catch (const std::exception& e) {
+      it = failed_again(it, e.what());
+    }
+  }
   for (;;) {
     std::vector<db::RunRow> rows = store.changed_since(cursor, kRowsPerPass);
     for (const db::RunRow& row : rows) {
@@ -170,11 +235,9 @@ void RunReplicas::State::pass(db::RunStore& store) {
           sync(store, row);
         } catch (const db::DbError& e) {
           if (e.transient()) throw;  // the connection: this row again after a reconnect
-          std::fprintf(stderr, "cp-host serve: run_replicas: run %s: %s (its copy is left as it is)\n",
-                       row.run_id.c_str(), e.what());
+          failed_again(retry.emplace(row.run_id, 0).first, e.what());
         } catch (const std::exception& e) {
-          std::fprintf(stderr, "cp-host serve: run_replicas: run %s: %s (its copy is left as it is)\n",
-                       row.run_id.c_str(), e.what());
+          failed_again(retry.emplace(row.run_id, 0).first, e.what());
         }
       }
       cursor = row.change;
