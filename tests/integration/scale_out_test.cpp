@@ -575,6 +575,52 @@ TEST(ScaleOut, ARestartedWorkerPushesTheSealsAnEarlierProcessLeftUnpushed) {
   EXPECT_GT(runs["bundle_bytes"].get<int64_t>(), 1000);
 }
 
+TEST(ScaleOut, ALargeLogReachesTheStoreWholeAcrossAWorkersRestart) {
+  // Over 2000 events and over 4 MiB of them: more than one push, and more than one read window. The worker
+  // is killed part way (its run is then sealed as interrupted by the restarted worker) and started again with
+  // the same id: it goes on from what the store holds, neither doubling nor dropping a line.
+  const std::string store = migrated_database();
+  RunProject root;
+  json contract = own_contract(root, "large", "true");
+  std::vector<std::string> commands(2300, "echo " + std::string(3000, 'x'));  // an event each
+  contract["runtime_options"]["commands"] = commands;
+  contract["budgets"]["wall_time_sec"] = 900;
+  contract["timeout_retry"]["timeout_sec"] = 900;
+  std::string item = submit(root, store, contract, "large");
+  db::PgConnection c(store);
+  std::string rid;
+  {
+    ServeProcess w(root, node_args(store, "worker-l", {"--concurrency", "1", "--lease-ttl", "30"}));
+    ASSERT_NE(w.port(), 0) << w.output();
+    ASSERT_TRUE(wait_until(
+        [&] {
+          db::PgRows r = c.exec("SELECT run_id, events_count FROM cp_runs");
+          if (r.size() != 1) return false;
+          rid = r.text(0, 0);
+          return r.integer(0, 1) > 2050;  // past one push's 2000 lines
+        },
+        std::chrono::seconds(300)))
+        << w.output();
+    w.kill9();
+  }
+  ServeProcess again(root, node_args(store, "worker-l", {"--concurrency", "1", "--lease-ttl", "30"}));
+  ASSERT_NE(again.port(), 0) << again.output();
+  ASSERT_TRUE(wait_until(
+      [&] { return c.exec("SELECT sealed FROM cp_runs WHERE run_id = $1", {rid}).text(0, 0) == "t"; },
+      std::chrono::seconds(300)))
+      << again.output();
+  std::vector<std::string> local = lines_of(bundle_of(root, rid) / "events.jsonl");
+  std::vector<std::string> stored;
+  db::PgRows r = c.exec("SELECT line FROM cp_run_events WHERE run_id = $1 ORDER BY seq", {rid});
+  for (int i = 0; i < r.size(); ++i) stored.push_back(r.text(i, 0));
+  EXPECT_GT(stored.size(), 2000u);
+  ASSERT_EQ(stored.size(), local.size());
+  EXPECT_TRUE(stored == local) << "the stored events differ from the worker's log";
+  EXPECT_NE(stored.back().find("RUN_SEALED"), std::string::npos);
+  EXPECT_EQ(c.exec("SELECT events_count FROM cp_runs WHERE run_id = $1", {rid}).integer(0, 0),
+            static_cast<int64_t>(local.size()));
+}
+
 TEST(ScaleOut, ChainsAreRefusedOnASharedStoreRatherThanFailingOnAnotherNode) {
   const std::string store = migrated_database();
   RunProject p;
