@@ -139,6 +139,7 @@ std::unique_ptr<Scheduler> make_scheduler(const DaemonOptions& o, const fs::path
   so.registry = &workers;
   so.lease_ttl = o.lease_ttl;
   so.mirror = mirror;
+  if (mirror) so.idle_tick = std::chrono::seconds(1);
   auto scheduler = std::make_unique<Scheduler>(queue, so);
   int ended = scheduler->recover();
   if (ended > 0)

@@ -172,6 +172,28 @@ void Scheduler::start() {
   if (thread_.joinable()) return;
   stop_ = false;
   thread_ = std::thread([this] { loop(); });
+  // A shared queue says when it changes (NOTIFY): an idle node is woken at once by a submission anywhere,
+  // and looks at the queue only every idle_tick otherwise.
+  if (o_.registry && o_.registry->shared()) waker_ = std::thread([this] { wake_on_changes(); });
+}
+
+void Scheduler::wake_on_changes() {
+  uint64_t seen = 0;
+  for (;;) {
+    {
+      std::lock_guard<std::mutex> l(mu_);
+      if (stop_) return;
+    }
+    try {
+      uint64_t now = q_.backend().watch(seen, std::chrono::seconds(1));
+      if (now != seen) {
+        seen = now;
+        poke();
+      }
+    } catch (const std::exception&) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(500));  // the store is away: the tick covers it
+    }
+  }
 }
 
 void Scheduler::stop() {
@@ -181,6 +203,7 @@ void Scheduler::stop() {
   }
   cv_.notify_all();
   if (thread_.joinable()) thread_.join();
+  if (waker_.joinable()) waker_.join();
 }
 
 void Scheduler::poke() {
@@ -204,8 +227,11 @@ void Scheduler::loop() {
       // A queue file that cannot be written is fatal to scheduling, not to the API: say so and retry.
       std::fprintf(stderr, "cp-host serve: scheduler: %s\n", e.what());
     }
+    // With nothing running and nothing to record the queue's own wake-ups suffice (idle_tick); a running
+    // child is looked at every tick.
+    const bool idle = o_.idle_tick > o_.tick && children_.empty() && unrecorded_.empty();
     std::unique_lock<std::mutex> l(mu_);
-    cv_.wait_for(l, o_.tick, [this] { return stop_ || poked_; });
+    cv_.wait_for(l, idle ? o_.idle_tick : o_.tick, [this] { return stop_ || poked_; });
     poked_ = false;
     if (stop_) break;
   }

@@ -48,6 +48,9 @@ struct SchedulerOptions {
   std::filesystem::path cp_host;  // the executable run as the child (default: this process's own)
   int concurrency = 2;
   std::chrono::milliseconds tick{50};  // how often the queue is looked at for other processes' changes
+  // With a shared store and nothing running: how often the queue is looked at when no change is announced
+  // (a submission anywhere wakes the scheduler at once). 0: every tick.
+  std::chrono::milliseconds idle_tick{0};
   std::function<void(const std::string& run_id)> on_run_done;  // called on the scheduler thread
   std::vector<std::filesystem::path> hidden;  // passed to each run as --hide (the token file)
   // How long a claim's path locks last unless renewed; 0: each item's own (its wall-time budget plus a
@@ -98,6 +101,7 @@ class Scheduler {
     int64_t lock_ttl_ms = 0, locks_expire_ms = 0;  // 0: the attempt holds no lock (any more)
   };
   void loop();
+  void wake_on_changes();  // pokes the scheduler at each change the shared queue announces
   void tick_once();
   void reap();
   void keep_locks(int64_t now);
@@ -113,7 +117,7 @@ class Scheduler {
   queue::QueueService& q_;
   SchedulerOptions o_;
   std::unique_ptr<chain::QueuedChainDriver> chains_;  // used by the scheduler thread (and recover())
-  std::thread thread_;
+  std::thread thread_, waker_;
   mutable std::mutex mu_;
   std::condition_variable cv_;
   bool stop_ = false, poked_ = false;
