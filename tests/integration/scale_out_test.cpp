@@ -573,6 +573,7 @@ TEST(ScaleOut, ARestartedWorkerPushesTheSealsAnEarlierProcessLeftUnpushed) {
   EXPECT_EQ(runs["open"], 0);
   EXPECT_GT(runs["events"].get<int64_t>(), 5);
   EXPECT_GT(runs["bundle_bytes"].get<int64_t>(), 1000);
+  EXPECT_EQ(runs["staged_bytes"], 0);
 }
 
 TEST(ScaleOut, ALargeLogReachesTheStoreWholeAcrossAWorkersRestart) {

@@ -124,9 +124,13 @@ TEST(PgRunStore, ALostLeaseClosesTheFenceAndTheNextAttemptOwnsTheItem) {
   int first = s.claim("item-c", "sleeper", "run-c1");
   db::RunStore rs(s.conn);
   ASSERT_EQ(rs.push(push("run-c1", "item-c", first, "sleeper", 1, 2)).result, db::PushResult::applied);
+  // It had started to upload its seal when it was paused.
+  rs.stage_chunk("run-c1", "artifacts/big.bin", 0, "abc", 3);
   // Another node ends the attempt of the node whose lease lapsed.
   auto lost = s.queue->requeue_lost("item-c", first, "worker sleeper lost its lease");
   ASSERT_EQ(lost.change, queue::Change::applied);
+  EXPECT_EQ(s.count("SELECT count(*) FROM cp_run_files WHERE run_id = 'run-c1'"), 0)
+      << "what the cut-off run had staged is gone with it";
   // The late writes of the paused node: its events and its seal are refused, nothing is stored.
   EXPECT_EQ(seal_with(rs, push("run-c1", "item-c", first, "sleeper", 3, 4), {{"seal.json", "{}"}}).result,
             db::PushResult::fenced);

@@ -110,8 +110,13 @@ int run_db(const DbOpts& o, bool do_migrate) {
       out["queue"] = queue_health(store);
       out["workers"] = workers_health(store);
       db::RunStoreSummary r = db::RunStore(c).summary();
-      out["runs"] = {{"runs", r.runs}, {"sealed", r.sealed}, {"fenced", r.fenced},
-                     {"open", r.open}, {"events", r.events}, {"bundle_bytes", r.bundle_bytes}};
+      out["runs"] = {{"runs", r.runs},
+                     {"sealed", r.sealed},
+                     {"fenced", r.fenced},
+                     {"open", r.open},
+                     {"events", r.events},
+                     {"bundle_bytes", r.bundle_bytes},
+                     {"staged_bytes", r.staged_bytes}};
     }
     if (o.json) {
       std::cout << out.dump(2) << "\n";
@@ -137,7 +142,8 @@ int run_db(const DbOpts& o, bool do_migrate) {
         std::cout << "runs:    " << r["runs"].get<int64_t>() << " in the index ("
                   << r["sealed"].get<int64_t>() << " sealed, " << r["open"].get<int64_t>() << " open, "
                   << r["fenced"].get<int64_t>() << " cut off by the fence), " << r["events"].get<int64_t>()
-                  << " events, " << r["bundle_bytes"].get<int64_t>() << " bytes of sealed bundles\n";
+                  << " events, " << r["bundle_bytes"].get<int64_t>() << " bytes of sealed bundles, "
+                  << r["staged_bytes"].get<int64_t>() << " bytes staged for seals not made yet\n";
         for (const auto& w : out["workers"])
           std::cout << "worker:  " << w["worker_id"].get<std::string>() << " on "
                     << w["host"].get<std::string>() << (w["scheduler"].get<bool>() ? "" : " (API only)")

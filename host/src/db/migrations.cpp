@@ -124,6 +124,9 @@ BEGIN
       UPDATE cp_runs SET fenced = true, change = next_change, updated_at = now()
         WHERE item_id = NEW.item_id AND attempt < (NEW.op->>'attempt')::int AND NOT sealed AND NOT fenced;
     END IF;
+    -- What a cut-off run had staged for a seal it can no longer make.
+    DELETE FROM cp_run_files f USING cp_runs r
+      WHERE f.run_id = r.run_id AND f.staged AND r.item_id = NEW.item_id AND r.fenced;
   ELSIF NEW.op->>'op' = 'finished' AND (NEW.op->>'lease_lost')::boolean IS TRUE THEN
     UPDATE cp_attempt_fences SET open = false
       WHERE item_id = NEW.item_id AND attempt = (NEW.op->>'attempt')::int;
@@ -131,6 +134,7 @@ BEGIN
       UPDATE cp_run_meta SET change = change + 1 WHERE id = 1 RETURNING change INTO next_change;
       UPDATE cp_runs SET fenced = true, change = next_change, updated_at = now()
         WHERE run_id = NEW.op->>'run_id' AND NOT sealed;
+      DELETE FROM cp_run_files WHERE run_id = NEW.op->>'run_id' AND staged;
     END IF;
   END IF;
   RETURN NEW;

@@ -160,9 +160,10 @@ RunStoreSummary RunStore::summary() {
   PgRows r = c_.exec(
       "SELECT count(*), count(*) FILTER (WHERE sealed), count(*) FILTER (WHERE fenced), "
       "count(*) FILTER (WHERE NOT sealed AND NOT fenced), coalesce(sum(events_count), 0), "
-      "coalesce(sum(bundle_bytes), 0) FROM cp_runs");
-  return {r.integer(0, 0), r.integer(0, 1), r.integer(0, 2),
-          r.integer(0, 3), r.integer(0, 4), r.integer(0, 5)};
+      "coalesce(sum(bundle_bytes), 0), (SELECT coalesce(sum(size), 0) FROM cp_run_files WHERE staged) "
+      "FROM cp_runs");
+  return {r.integer(0, 0), r.integer(0, 1), r.integer(0, 2), r.integer(0, 3),
+          r.integer(0, 4), r.integer(0, 5), r.integer(0, 6)};
 }
 
 std::vector<std::string> RunStore::events(const std::string& run_id, int64_t after_seq, int limit) {

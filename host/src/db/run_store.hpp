@@ -55,6 +55,7 @@ struct RunRow {
 // What the index holds, for `cp-host db status`.
 struct RunStoreSummary {
   int64_t runs = 0, sealed = 0, fenced = 0, open = 0, events = 0, bundle_bytes = 0;
+  int64_t staged_bytes = 0;  // uploaded for seals not made yet (a push in progress, or one that died)
 };
 
 class RunStore {
