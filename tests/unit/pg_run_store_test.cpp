@@ -5,6 +5,7 @@
 #include "db/pg_connection.hpp"
 #include "db/run_store.hpp"
 #include "queue/queue_backend.hpp"
+#include "unit/pg_queue_support.hpp"
 #include "unit/pg_server.hpp"
 
 #include <gtest/gtest.h>
@@ -19,34 +20,17 @@ namespace {
 
 using test::PgServer;
 
-std::unique_ptr<queue::QueueBackend> run_store_queue(const std::string& url) {
-  queue::BackendOptions o;
-  o.kind = "postgres";
-  o.store = url;
-  return queue::open_queue_backend(o);
-}
-
-queue::NewItem queued_item(const std::string& item_id) {
-  queue::NewItem n;
-  n.item_id = item_id;
-  n.task_id = "task-" + item_id;
-  n.pack = "low";
-  n.contract_path = "/c/" + item_id + ".json";
-  n.repo = "/repo";
-  return n;
-}
-
 struct Store {
   std::string url = PgServer::shared().fresh_database();
   db::PgConnection conn{url};
   std::unique_ptr<queue::QueueBackend> queue;
   Store() {
     db::migrate(conn);
-    queue = run_store_queue(url);
+    queue = test::pg_queue(url);
   }
   // An item claimed by `worker`, its run named `run_id`: its attempt's fence is open for that node.
   int claim(const std::string& item_id, const std::string& worker, const std::string& run_id = "") {
-    queue->submit(queued_item(item_id));
+    queue->submit(test::pg_item(item_id));
     queue::ClaimRequest req;
     req.worker = worker;
     if (!run_id.empty()) req.name_run = [run_id](const queue::QueueItem&) { return run_id; };
@@ -190,11 +174,11 @@ TEST(PgRunStore, AWriterStalledOnTheFenceRowDoesNotStallTheQueue) {
   paused.exec("SELECT 1 FROM cp_attempt_fences WHERE item_id = 'item-g' FOR SHARE");
   // Another node ends the paused node's attempt: that waits on the row, a few seconds at a time...
   std::thread taker(
-      [&] { run_store_queue(s.url)->requeue_lost("item-g", attempt, "worker paused lost its lease"); });
+      [&] { test::pg_queue(s.url)->requeue_lost("item-g", attempt, "worker paused lost its lease"); });
   std::this_thread::sleep_for(std::chrono::milliseconds(500));
   // ...while the rest of the queue goes on.
   auto before = std::chrono::steady_clock::now();
-  EXPECT_EQ(run_store_queue(s.url)->submit(queued_item("item-other")).kind,
+  EXPECT_EQ(test::pg_queue(s.url)->submit(test::pg_item("item-other")).kind,
             queue::SubmitOutcome::Kind::queued);
   EXPECT_LT(std::chrono::steady_clock::now() - before, std::chrono::seconds(10))
       << "a submit waited for the stalled writer";

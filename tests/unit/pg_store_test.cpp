@@ -4,6 +4,7 @@
 #include "db/migrations.hpp"
 #include "db/pg_connection.hpp"
 #include "queue/queue_backend.hpp"
+#include "unit/pg_queue_support.hpp"
 #include "unit/pg_server.hpp"
 
 #include <gtest/gtest.h>
@@ -28,23 +29,6 @@ TEST(PgServerFixture, DISABLED_Start) {
 }
 TEST(PgServerFixture, DISABLED_Stop) {
   PgServer::stop_shared();
-}
-
-std::unique_ptr<queue::QueueBackend> open_queue(const std::string& conninfo) {
-  queue::BackendOptions o;
-  o.kind = "postgres";
-  o.store = conninfo;
-  return queue::open_queue_backend(o);
-}
-
-queue::NewItem item(const std::string& id) {
-  queue::NewItem n;
-  n.item_id = id;
-  n.task_id = "task-" + id;
-  n.pack = "low";
-  n.contract_path = "/c/" + id + ".json";
-  n.repo = "/repo";
-  return n;
 }
 
 TEST(PgSchema, MigrateTwiceIsANoOpAndStatusSaysCurrent) {
@@ -87,7 +71,7 @@ TEST(PgSchema, TwoMigratorsAtOnceApplyEachMigrationOnce) {
 TEST(PgSchema, AnUnmigratedOrOlderDatabaseIsRefusedWithTheCommandToRun) {
   std::string url = PgServer::shared().fresh_database();
   try {
-    open_queue(url);
+    test::pg_queue(url);
     FAIL() << "an empty database was accepted";
   } catch (const db::SchemaMismatch& e) {
     EXPECT_NE(std::string(e.what()).find("cp-host db migrate --store"), std::string::npos) << e.what();
@@ -97,9 +81,9 @@ TEST(PgSchema, AnUnmigratedOrOlderDatabaseIsRefusedWithTheCommandToRun) {
   db::migrate(c);
   // A database a newer cp-host migrated: refused too, and nothing is written to it.
   c.exec("INSERT INTO cp_schema_migrations (version, name) VALUES (999, 'from the future')");
-  EXPECT_THROW(open_queue(url), db::SchemaMismatch);
+  EXPECT_THROW(test::pg_queue(url), db::SchemaMismatch);
   c.exec("DELETE FROM cp_schema_migrations WHERE version = 999");
-  EXPECT_NO_THROW(open_queue(url));
+  EXPECT_NO_THROW(test::pg_queue(url));
 }
 
 TEST(PgSchema, AnUnreachableServerIsAClearErrorWithoutThePassword) {
@@ -152,16 +136,16 @@ TEST(PgQueue, ClaimersOnARepeatableReadDatabaseNeverClaimTheSameItem) {
   }
   constexpr int kItems = 60, kThreads = 4;
   {
-    auto q = open_queue(url);
+    auto q = test::pg_queue(url);
     for (int i = 0; i < kItems; ++i)
-      ASSERT_EQ(q->submit(item("i" + std::to_string(i))).kind, queue::SubmitOutcome::Kind::queued);
+      ASSERT_EQ(q->submit(test::pg_item("i" + std::to_string(i))).kind, queue::SubmitOutcome::Kind::queued);
   }
   std::mutex mu;
   std::multiset<std::string> claimed;
   std::vector<std::thread> ts;
   for (int t = 0; t < kThreads; ++t)
     ts.emplace_back([&] {
-      auto q = open_queue(url);
+      auto q = test::pg_queue(url);
       queue::ClaimRequest r;
       r.limits.global = 1000;
       while (auto it = q->claim(r)) {
@@ -190,9 +174,9 @@ TEST(PgQueue, AServerRestartUnderLoadLosesNothingAndDoublesNothing) {
   std::string failure;
   std::thread writer([&] {
     try {
-      auto q = open_queue(url);
+      auto q = test::pg_queue(url);
       for (int i = 0; i < kItems; ++i) {
-        auto out = q->submit(item("r" + std::to_string(i)));
+        auto out = q->submit(test::pg_item("r" + std::to_string(i)));
         // A submit whose COMMIT got no answer is decided again: it finds its own item and says so.
         if (out.kind != queue::SubmitOutcome::Kind::queued &&
             out.kind != queue::SubmitOutcome::Kind::duplicate)
@@ -209,7 +193,7 @@ TEST(PgQueue, AServerRestartUnderLoadLosesNothingAndDoublesNothing) {
   server->restart();  // under load: the writer's connection dies mid-stream
   writer.join();
   ASSERT_FALSE(failed) << failure;
-  auto q = open_queue(url);
+  auto q = test::pg_queue(url);
   auto snap = q->list();
   EXPECT_EQ(snap->state.items().size(), static_cast<size_t>(kItems));
   EXPECT_TRUE(snap->problems.empty()) << snap->problems.front().message;

@@ -34,8 +34,8 @@ struct DecisionResult {
     unverified,    // the bundle does not verify (store/bundle_verify.hpp): nothing was decided
     duplicate,     // this approver has already approved this run
     not_found,
-    elsewhere,     // a copy of another node's run (control/run_copy.hpp): decide on that node
-    invalid,   // the request itself is wrong (god-mode without a reason, god-mode reject)
+    elsewhere,  // a copy of another node's run (control/run_copy.hpp): decide on that node
+    invalid,    // the request itself is wrong (god-mode without a reason, god-mode reject)
     from_run,  // asked from inside a run's process tree (control/run_origin.hpp): nothing was read or written
     error,
   };
