@@ -292,7 +292,19 @@ void Scheduler::reap() {
   }
 }
 
-void Scheduler::finish(const Child& c, int ws) {
+void Scheduler::finish(const Child& reaped, int ws) {
+  Child c = reaped;
+  if (!c.fenced) {
+    // Looked at again now: this process may have been paused between the tick's fence check and this
+    // reap, and another node may have taken the attempt meanwhile. (When the store cannot be read, the
+    // queue still refuses the end of an attempt that is not current.)
+    try {
+      auto snapshot = q_.backend().list();
+      const QueueItem* it = snapshot->state.find(c.item_id);
+      if (!(it && it->active() && it->current() && it->current()->attempt == c.attempt)) c.fenced = true;
+    } catch (const std::exception&) {
+    }
+  }
   if (c.fenced) {
     // Another node runs the item now: this attempt's outcome is not recorded, and nothing of it is
     // carried onto a chain branch. Its local bundle stays, as evidence of what the fenced run did; the
