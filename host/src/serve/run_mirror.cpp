@@ -1,5 +1,6 @@
 #include "serve/run_mirror.hpp"
 
+#include "core/json_text.hpp"
 #include "core/runtime_paths.hpp"
 #include "log/log_lanes.hpp"
 
@@ -239,7 +240,8 @@ RunMirror::Sync RunMirror::sync(const std::string& run_id, Run& r) {
     return Sync::ok;
   }
   auto manifest = read_file(bundle / "manifest.json");
-  if (!manifest || json::parse(*manifest, nullptr, false).is_discarded()) return Sync::ok;  // mid-rename
+  const json parsed = manifest ? json::parse(*manifest, nullptr, false) : json();
+  if (!parsed.is_object()) return Sync::ok;  // mid-rename, or not yet written
   const fs::path events = bundle / "events.jsonl";
   if (r.offset == 0 && r.stored > 0) {
     auto off = offset_of_line(events, r.stored);
@@ -257,7 +259,7 @@ RunMirror::Sync RunMirror::sync(const std::string& run_id, Run& r) {
     json last = json::parse(p.lines.back(), nullptr, false);
     if (last.is_object() && last.contains("hash") && last["hash"].is_string()) p.last_hash = last["hash"];
   }
-  const std::string status = json::parse(*manifest, nullptr, false).value("status", "");
+  const std::string status = core::text_of(parsed, "status");
   const bool sealed = status == "sealed" || status == "awaiting_approval";
   // The seal goes once every event is in the store: the process is gone and the log read to its end.
   const bool seal_now = r.ended && log.at_end && sealed;

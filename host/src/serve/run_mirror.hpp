@@ -41,9 +41,8 @@ class RunMirror {
  private:
   struct Run {
     db::RunFence fence;
-    int64_t stored = 0;   // events the store holds
-    uint64_t offset = 0;  // bytes of events.jsonl behind `stored` lines (0 with stored > 0: unknown)
-    std::string last_hash;
+    int64_t stored = 0;    // events the store holds
+    uint64_t offset = 0;   // bytes of events.jsonl behind `stored` lines (0 with stored > 0: unknown)
     std::string manifest;  // last pushed
     bool ended = false;    // the process is gone: push the seal once the bundle has one
     bool done = false;     // stored with its seal, or refused: nothing more to do

@@ -1,5 +1,6 @@
 #include "serve/run_replicas.hpp"
 
+#include "core/json_text.hpp"
 #include "core/runtime_paths.hpp"
 #include "db/run_store.hpp"
 #include "store/atomic_file.hpp"
@@ -157,7 +158,7 @@ void RunReplicas::State::sync(db::RunStore& store, const db::RunRow& row) {
     if (has_bundle) {
       c.events = count_lines(bundle / "events.jsonl");
       json m = json::parse(std::ifstream(bundle / "manifest.json"), nullptr, false);
-      const std::string status = m.is_object() ? m.value("status", "") : "";
+      const std::string status = core::text_of(m, "status");
       c.sealed =
           (status == "sealed" || status == "awaiting_approval") && fs::exists(bundle / "seal.json", ec);
     }
