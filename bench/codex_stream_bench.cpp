@@ -1,7 +1,9 @@
 // How many events per second the codex runner's stream parser sustains, end to end through the C ABI: the
-// fake codex replays a recorded stream of N command items, the runner parses each line and emits
-// COMMAND_EXECUTED, and the host appends it to a hash-chained events.jsonl — unsynced (Durability::none)
-// or durable (fdatasync per event, what runs use).
+// fake codex replays a recorded stream of 50,000 command items, the runner parses each line and emits
+// COMMAND_EXECUTED, and the host appends it to a hash-chained events.jsonl: unsynced (Durability::none),
+// durable by group commit (what runs use: one fdatasync for the events written while the previous one ran,
+// and the time includes the last sync, so every event is on disk when the clock stops), and durable one
+// fdatasync per event (the floor group commit is measured against).
 #include "plugin/host_services.hpp"
 #include "plugin/instance.hpp"
 #include "plugin/registry.hpp"
@@ -19,7 +21,8 @@ using nlohmann::json;
 
 namespace {
 
-constexpr int kItems = 5000;
+// Enough that the fake CLI's own start (python, about 0.1 s) does not decide the rate.
+constexpr int kItems = 50000;
 
 fs::path scratch() {
   char tmpl[] = "/tmp/cp-bench-codex-XXXXXX";
@@ -90,6 +93,7 @@ void Stream(benchmark::State& state, cp::store::EventLog::Durability durability)
     inst->release(run);
     if (json::parse(out.output).value("status", "") != "completed")
       return state.SkipWithError(out.output.c_str());
+    log.sync();  // every event on disk before the clock stops
     events += static_cast<int64_t>(log.count());
   }
   state.counters["events_per_s"] =
@@ -101,12 +105,16 @@ void Stream(benchmark::State& state, cp::store::EventLog::Durability durability)
 void StreamUnsynced(benchmark::State& s) {
   Stream(s, cp::store::EventLog::Durability::none);
 }
-void StreamDurable(benchmark::State& s) {
+void StreamGroupCommit(benchmark::State& s) {
+  Stream(s, cp::store::EventLog::Durability::group);
+}
+void StreamSyncEachEvent(benchmark::State& s) {
   Stream(s, cp::store::EventLog::Durability::every_event);
 }
 
 }  // namespace
 
 BENCHMARK(StreamUnsynced)->Unit(benchmark::kMillisecond)->UseRealTime()->Iterations(3);
-BENCHMARK(StreamDurable)->Unit(benchmark::kMillisecond)->UseRealTime()->Iterations(1);
+BENCHMARK(StreamGroupCommit)->Unit(benchmark::kMillisecond)->UseRealTime()->Iterations(3);
+BENCHMARK(StreamSyncEachEvent)->Unit(benchmark::kMillisecond)->UseRealTime()->Iterations(1);
 BENCHMARK_MAIN();

@@ -7,6 +7,8 @@
 #include <gtest/gtest.h>
 
 #include <fstream>
+#include <thread>
+#include <vector>
 
 using cp::store::EventLog;
 using nlohmann::json;
@@ -27,6 +29,63 @@ TEST(EventLog, AppendsFormAChainThatVerifiesAndSurvivesReopen) {
   EXPECT_TRUE(c.ok) << c.reason;
   EXPECT_EQ(c.events, 3u);
   EXPECT_EQ(c.last_hash, e["hash"]);
+}
+
+// Group commit: appends from several threads while the flusher runs; sync() returns with every event
+// written, and the log verifies line by line (each line is exactly the host's form of its event).
+TEST(EventLog, GroupCommittedAppendsFromManyThreadsVerifyAfterSync) {
+  cp::test::TempDir d;
+  auto file = d / "events.jsonl";
+  EventLog log(file, "run-1", EventLog::Durability::group);
+  std::vector<std::thread> writers;
+  for (int t = 0; t < 4; ++t)
+    writers.emplace_back([&log, t] {
+      for (int i = 0; i < 500; ++i) log.append("STEP", {{"t", t}, {"i", i}});
+    });
+  for (auto& w : writers) w.join();
+  log.sync();
+  auto c = cp::store::verify_event_log(file);
+  EXPECT_TRUE(c.ok) << c.reason;
+  EXPECT_EQ(c.events, 2000u);
+  EXPECT_EQ(c.last_hash, log.last_hash());
+  // sync() with nothing new returns at once; the log goes on after it.
+  log.sync();
+  log.append("RUN_SEALED", {{"verdict", "success"}});
+  log.sync();
+  EXPECT_EQ(cp::store::verify_event_log(file).events, 2001u);
+}
+
+// A group log closed without sync(): the destructor leaves every event in the file.
+TEST(EventLog, AGroupLogClosedWithoutSyncKeepsEveryEvent) {
+  cp::test::TempDir d;
+  auto file = d / "events.jsonl";
+  {
+    EventLog log(file, "run-1", EventLog::Durability::group);
+    for (int i = 0; i < 300; ++i) log.append("STEP", {{"i", i}});
+  }
+  auto c = cp::store::verify_event_log(file);
+  EXPECT_TRUE(c.ok) << c.reason;
+  EXPECT_EQ(c.events, 300u);
+}
+
+// The line is put together from pieces rather than dumped whole: names and payloads that need escaping
+// (quotes, backslashes, control characters, bytes that are not UTF-8) must still give the very bytes the
+// verifier expects, and the returned event must hash to its hash.
+TEST(EventLog, LinesOfEventsThatNeedEscapingVerify) {
+  cp::test::TempDir d;
+  auto file = d / "events.jsonl";
+  const std::string odd = std::string("q\"b\\s\n\t\x01 \xff\xfe caf\xc3\xa9 ") + "\u2028";
+  {
+    EventLog log(file, "run-\xc3\xa9\"x", EventLog::Durability::none);
+    auto e = log.append("TYPE " + odd, {{"text", odd}, {odd, {1, 2.5, nullptr, true}}});
+    EXPECT_EQ(e["hash"], cp::store::event_hash(e));
+    log.append("PLAIN", json::array({1, 2}));  // not an object: wrapped as {"value": ...}
+  }
+  auto c = cp::store::verify_event_log(file);
+  EXPECT_TRUE(c.ok) << c.reason;
+  EXPECT_EQ(c.events, 2u);
+  EventLog again(file, "run-\xc3\xa9\"x");
+  EXPECT_EQ(again.count(), 2u);
 }
 
 TEST(EventLog, EditedPayloadReorderedOrDroppedLinesAreDetected) {

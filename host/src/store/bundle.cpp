@@ -105,7 +105,9 @@ std::unique_ptr<Bundle> Bundle::create(const fs::path& root, const std::string& 
   fsync_dir(incoming.parent_path());
   b->root_ = root;
   b->dir_ = final_dir;
-  b->events_ = std::make_unique<EventLog>(final_dir / "events.jsonl", run_id);
+  // A run's own events are group-committed: an agent's stream of thousands of events costs a handful of
+  // fdatasyncs, and the seal (store/bundle_seal.cpp) waits for them all before it is written.
+  b->events_ = std::make_unique<EventLog>(final_dir / "events.jsonl", run_id, EventLog::Durability::group);
   // The host's record that it made this bundle: recovery vouches only for bundles it finds here.
   ledger_created(final_dir);
   return b;

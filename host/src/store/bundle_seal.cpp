@@ -190,6 +190,9 @@ json write_seal(const fs::path& dir, EventLog& log, const std::string& type, jso
                      {"manifest", manifest},
                      {"files", {{"count", files.size()}, {"sha256", core::sha256_hex(list.dump())}}}};
   if (!removed.empty()) payload["seal"]["files"]["removed"] = removed.size();
+  // Every event the seal follows is on disk before seal.json names the seal's place in the chain: after a
+  // power loss, recovery finishes a seal only onto the very log it was signed over.
+  log.sync();
   json before = json::array();
   for (const auto& [t, p] : preceding)
     before.push_back(log.prepare(t, p, before.empty() ? nullptr : &before.back()));
@@ -211,6 +214,7 @@ json write_seal(const fs::path& dir, EventLog& log, const std::string& type, jso
   ledger_sealed(dir, event["seq"].get<uint64_t>(), hash);
   for (const auto& e : before) log.append_prepared(e);
   log.append_prepared(event);
+  log.sync();  // the seal event is durable before the manifest (and so anyone) reports the run sealed
   manifest["events"] = {{"count", log.count()}, {"last_hash", log.last_hash()}};
   write_json_atomic(dir / "manifest.json", manifest);
   return manifest;
@@ -245,6 +249,7 @@ bool complete_seal(const fs::path& dir, EventLog& log, const KeyRing& keys) {
         log.append_prepared(e);
         changed = true;
       }
+    log.sync();
     if (ev.value("seq", 0ULL) != log.count() || hash != log.last_hash()) return changed;
     // Only a manifest that lags the log (written before this seal) is finished; one that claims this seal's
     // event count but reads otherwise was changed afterwards, and verification must see that.

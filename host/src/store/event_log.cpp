@@ -36,6 +36,40 @@ std::string event_hash(const json& e) {
                           body.dump(-1, ' ', false, json::error_handler_t::replace));
 }
 
+namespace {
+
+std::string dumped(const json& v) {
+  return v.dump(-1, ' ', false, json::error_handler_t::replace);
+}
+
+// An event as text, built once: the canonical body hashed and the line written are put together from the
+// payload's one dump, in the bytes nlohmann's dump() of the whole event gives (keys sorted: hash, payload,
+// prev_hash, run_id, seq, ts, type), which verify_event_log() checks line by line.
+struct EventText {
+  std::string hash, line;  // line without its '\n'
+};
+
+EventText event_text(uint64_t seq, const std::string& ts, const std::string& run_id, const std::string& type,
+                     const std::string& payload_text, const std::string& prev_hash) {
+  const std::string run = dumped(json(run_id)), when = dumped(json(ts)), kind = dumped(json(type));
+  const std::string n = std::to_string(seq);
+  std::string body;
+  body.reserve(prev_hash.size() + payload_text.size() + run.size() + when.size() + kind.size() + 64);
+  body.append(prev_hash).append("{\"payload\":").append(payload_text).append(",\"run_id\":").append(run);
+  body.append(",\"seq\":").append(n).append(",\"ts\":").append(when).append(",\"type\":").append(kind);
+  body.append("}");
+  EventText t;
+  t.hash = core::sha256_hex(body);
+  t.line.reserve(body.size() + 160);
+  t.line.append("{\"hash\":\"").append(t.hash).append("\",\"payload\":").append(payload_text);
+  t.line.append(",\"prev_hash\":").append(dumped(json(prev_hash))).append(",\"run_id\":").append(run);
+  t.line.append(",\"seq\":").append(n).append(",\"ts\":").append(when).append(",\"type\":").append(kind);
+  t.line.append("}");
+  return t;
+}
+
+}  // namespace
+
 ChainCheck verify_event_log(const std::filesystem::path& path) {
   ChainCheck c;
   c.last_hash = zero_hash();
@@ -156,10 +190,54 @@ EventLog::EventLog(std::filesystem::path path, std::string run_id, Durability du
   fd_ = ::open(path_.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
   if (fd_ < 0) throw std::system_error(errno, std::generic_category(), "open " + path_.string());
   if (truncated_ > 0) ::fsync(fd_);
+  durable_ = seq_;
 }
 
 EventLog::~EventLog() {
+  if (flusher_.joinable()) {
+    {
+      std::lock_guard lock(mu_);
+      stopping_ = true;
+    }
+    flush_cv_.notify_all();
+    flusher_.join();
+  }
   if (fd_ >= 0) ::close(fd_);
+}
+
+// One fdatasync covers every line written before it starts: while it runs, appends go on, and the next
+// round covers them all. The lock is never held across the fdatasync.
+void EventLog::flush_loop() {
+  std::unique_lock lock(mu_);
+  for (;;) {
+    flush_cv_.wait(lock, [this] { return stopping_ || (seq_ > durable_ && flush_error_ == 0); });
+    if (seq_ <= durable_ || flush_error_ != 0) return;  // stopping, and nothing (more) can be made durable
+    // A short window for more events to join this round, unless someone waits for it: each fdatasync of
+    // an appended file commits the journal, and appends stall while it does, so fewer rounds carry more.
+    if (waiters_ == 0 && !stopping_)
+      flush_cv_.wait_for(lock, kGroupWindow, [this] { return waiters_ > 0 || stopping_; });
+    uint64_t target = seq_;
+    lock.unlock();
+    int err = ::fdatasync(fd_) == 0 ? 0 : errno;
+    lock.lock();
+    if (err != 0)
+      flush_error_ = err;
+    else
+      durable_ = target;
+    durable_cv_.notify_all();
+  }
+}
+
+void EventLog::sync() {
+  if (durability_ != Durability::group) return;
+  std::unique_lock lock(mu_);
+  uint64_t want = seq_;
+  ++waiters_;
+  flush_cv_.notify_one();
+  durable_cv_.wait(lock, [&] { return durable_ >= want || flush_error_ != 0; });
+  --waiters_;
+  if (durable_ < want)
+    throw std::system_error(flush_error_, std::generic_category(), "fdatasync " + path_.string());
 }
 
 json EventLog::prepare(const std::string& type, json payload, const json* after) const {
@@ -184,24 +262,42 @@ void EventLog::append_prepared(const json& e) {
 
 json EventLog::append(const std::string& type, json payload) {
   if (!payload.is_object()) payload = json{{"value", std::move(payload)}};
+  // Bytes that are not UTF-8 (a run's file name, an agent's output) are replaced, in the hash as in the
+  // line, so that the line written and the line verified hash alike.
+  const std::string payload_text = dumped(payload);
   std::lock_guard lock(mu_);
-  json e{{"seq", seq_ + 1}, {"ts", now_utc_iso()},           {"run_id", run_id_},
-         {"type", type},    {"payload", std::move(payload)}, {"prev_hash", last_hash_}};
-  e["hash"] = event_hash(e);
-  write_locked(e);
+  const std::string ts = now_utc_iso();
+  EventText t = event_text(seq_ + 1, ts, run_id_, type, payload_text, last_hash_);
+  json e{{"seq", seq_ + 1},
+         {"ts", ts},
+         {"run_id", run_id_},
+         {"type", type},
+         {"payload", std::move(payload)},
+         {"prev_hash", last_hash_},
+         {"hash", t.hash}};
+  t.line += '\n';
+  write_line_locked(t.line, t.hash);
   return e;
 }
 
 void EventLog::write_locked(const json& e) {
-  // Bytes that are not UTF-8 (a run's file name, an agent's output) are replaced, as in the hash, so that
-  // the line written and the line verified hash alike.
-  std::string line = e.dump(-1, ' ', false, json::error_handler_t::replace) + "\n";
+  std::string line = dumped(e) + "\n";
+  write_line_locked(line, e["hash"].get<std::string>());
+}
+
+void EventLog::write_line_locked(const std::string& line, const std::string& hash) {
   if (int err = write_all(fd_, line))
     throw std::system_error(err, std::generic_category(), "append to " + path_.string());
   if (durability_ == Durability::every_event && ::fdatasync(fd_) != 0)
     throw std::system_error(errno, std::generic_category(), "fdatasync " + path_.string());
   ++seq_;
-  last_hash_ = e["hash"].get<std::string>();
+  last_hash_ = hash;
+  if (durability_ == Durability::every_event) durable_ = seq_;
+  if (durability_ != Durability::group) return;
+  if (flush_error_ != 0)  // the disk already failed an fdatasync: say so at once rather than at the seal
+    throw std::system_error(flush_error_, std::generic_category(), "fdatasync " + path_.string());
+  if (!flusher_.joinable()) flusher_ = std::thread([this] { flush_loop(); });
+  flush_cv_.notify_one();
 }
 
 uint64_t EventLog::count() const {

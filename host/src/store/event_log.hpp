@@ -9,11 +9,14 @@
 
 #include <nlohmann/json.hpp>
 
+#include <chrono>
+#include <condition_variable>
 #include <cstdint>
 #include <filesystem>
 #include <mutex>
 #include <optional>
 #include <string>
+#include <thread>
 
 namespace cp::store {
 
@@ -39,13 +42,20 @@ using core::now_utc_iso;  // 2026-11-25T10:00:00.123Z (core/clock.hpp)
 
 class EventLog {
  public:
-  enum class Durability { every_event, none };
+  // every_event: append() returns once its line is on disk (one fdatasync per event).
+  // group: append() returns once its line is written; a flusher thread runs one fdatasync for all the
+  //   events written while the previous one ran (group commit), and sync() waits until every event
+  //   appended so far is on disk. A process crash loses nothing (the lines are in the page cache); a power
+  //   loss loses at most the events of the fdatasync in flight, and recovery cuts a torn tail as ever.
+  //   What must outlive a power loss (a seal and everything before it) is followed by sync().
+  // none: never synced (tests and benchmarks).
+  enum class Durability { every_event, group, none };
 
   // Opens (creating if needed) a run's log for appending. A torn last line from a crash is truncated
   // (reported in truncated_bytes()); any other chain problem throws std::runtime_error: a log that does
   // not verify is never appended to.
   EventLog(std::filesystem::path path, std::string run_id, Durability durability = Durability::every_event);
-  ~EventLog();
+  ~EventLog();  // waits for the flusher: every event written is on disk when a group log is closed
   EventLog(const EventLog&) = delete;
   EventLog& operator=(const EventLog&) = delete;
 
@@ -60,12 +70,18 @@ class EventLog {
                          const nlohmann::json* after = nullptr) const;
   void append_prepared(const nlohmann::json& event);
 
+  // Returns once every event appended before the call is on disk; throws when an fdatasync failed (the
+  // log must then not be trusted to hold them). Free for every_event and none.
+  void sync();
+
   uint64_t count() const;
   std::string last_hash() const;
   uint64_t truncated_bytes() const { return truncated_; }
 
  private:
   void write_locked(const nlohmann::json& event);  // writes one chained event; mu_ held
+  void write_line_locked(const std::string& line, const std::string& hash);  // the same, as its line
+  void flush_loop();                                                         // the group flusher's thread
   std::filesystem::path path_;
   std::string run_id_;
   Durability durability_;
@@ -74,6 +90,17 @@ class EventLog {
   uint64_t seq_ = 0;
   std::string last_hash_;
   uint64_t truncated_ = 0;
+  // Group commit (mu_ guards all of these): events up to durable_ are on disk; the flusher waits on
+  // flush_cv_ for seq_ to pass durable_, sync() waits on durable_cv_.
+  uint64_t durable_ = 0;
+  int flush_error_ = 0;  // errno of a failed fdatasync: every later sync() throws
+  int waiters_ = 0;      // sync() calls waiting: the flusher then starts its round at once
+  // How long the flusher lets events gather before a round nobody waits for: the most a power loss can
+  // take beyond the round in flight.
+  static constexpr std::chrono::milliseconds kGroupWindow{5};
+  bool stopping_ = false;
+  std::condition_variable flush_cv_, durable_cv_;
+  std::thread flusher_;  // started with the first append of a group log
 };
 
 // The hash an event must carry, from its fields and prev_hash.
