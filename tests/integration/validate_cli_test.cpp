@@ -481,3 +481,39 @@ TEST(ValidateCli, ContractWhosePackNamesAnUnloadedGateIsInvalid) {
   EXPECT_EQ(pre.exit_code, 2) << pre.out << pre.err;
   EXPECT_NE(pre.err.find("/gates/" + std::to_string(at) + "/plugin"), std::string::npos) << pre.err;
 }
+
+// A pack is known by its content wherever it lies: one outside packs/, among the files checked, is a pack
+// the contracts checked with it may name (files others refer to are read before the rest).
+TEST(ValidateCli, PackOutsidePacksFolderIsReferencedByTheContractsCheckedWithIt) {
+  Project p;
+  p.write("other/extra-pack.json",
+          {{"pack_id", "ultra"}, {"governance_level", "low"}, {"gates", {{{"plugin", "diff_scope"}}}}});
+  json c = json::parse(kContract);
+  c["runtime_options"]["pack"] = "ultra";
+  p.write("contracts/ultra.json", c);
+  auto r = p.validate({"--no-plugin-checks", "contracts/ultra.json", "other"});
+  EXPECT_EQ(r.exit_code, 0) << r.out << r.err;
+  auto missing = p.validate({"--no-plugin-checks", "contracts/ultra.json"});
+  EXPECT_EQ(missing.exit_code, 1) << missing.out;
+  EXPECT_TRUE(pointer_rules(missing).count({"/runtime_options/pack", "xref:pack"})) << missing.out;
+}
+
+// Whatever order files are checked in, a contract refused for the operator's invalid browser policy says
+// what is wrong with that policy.
+TEST(ValidateCli, InvalidBrowserPolicyIsQuotedWhateverTheOrderOfFiles) {
+  Project p;
+  json bp = p.read("policies/browser_policy.json");
+  bp["allowed_origins"] = {"file:///etc"};
+  p.write("policies/browser_policy.json", bp);
+  for (const char* policy : {"policies/browser_policy.json", "./policies/browser_policy.json"}) {
+    auto r = p.validate({"--no-plugin-checks", policy, "contracts/examples/page-brief.json"});
+    EXPECT_EQ(r.exit_code, 1) << r.out << r.err;
+    bool quoted = false;
+    const json report = json::parse(r.out);
+    for (const auto& d : report["diagnostics"])
+      if (d["rule"] == "xref:browser_policy")
+        quoted =
+            d["message"].get<std::string>().find("is invalid (Failed to match regex") != std::string::npos;
+    EXPECT_TRUE(quoted) << policy << ": " << r.out;
+  }
+}

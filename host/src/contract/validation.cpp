@@ -13,12 +13,17 @@
 
 #include <nlohmann/json.hpp>
 
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
 #include <algorithm>
 #include <atomic>
 #include <cerrno>
-#include <cstdio>
 #include <cstring>
+#include <exception>
 #include <map>
+#include <optional>
 #include <set>
 #include <thread>
 #include <tuple>
@@ -34,32 +39,72 @@ namespace {
 struct Parsed {
   fs::path path;
   std::string display;
-  std::string text;
-  json doc;
+  std::string text;  // held while the file is checked, and after for a file others refer to
+  json doc;          // likewise
   std::string schema;
+  size_t index = 0;  // its place among all files: those in scope sorted, then those read for references
   bool parsed = false;
-  bool in_scope = true;              // false: read only to resolve references
-  bool browser_tasks_valid = false;  // a contract whose runtime_options.browser_tasks passed its schema
-  bool schema_ok = false;            // parsed, its kind known and no schema diagnostic
+  bool in_scope = true;                // false: read only to resolve references
+  bool browser_tasks_valid = false;    // a contract whose runtime_options.browser_tasks passed its schema
+  bool schema_ok = false;              // parsed, its kind known and no schema diagnostic
+  size_t own_diagnostics = 0;          // how many of its diagnostics its reading and schema check found
+  std::optional<size_t> invalid_pack;  // a contract's pack, read for references only and invalid: its index
+  std::exception_ptr error;            // what its cross-check threw, raised when the report reaches it
   std::vector<Diagnostic> diagnostics;
 };
 
 constexpr const char* kBrowserTasksPointer = "/runtime_options/browser_tasks";
 
-// On failure `why` says what the system answered (a symlink loop, a permission), for the file's diagnostic.
-bool read_file(const fs::path& p, std::string& out, std::string& why) {
-  FILE* f = std::fopen(p.c_str(), "rb");
-  if (!f) {
-    why = std::strerror(errno);
+// Contracts, packs and policies are small; a file above this is refused before it is read.
+constexpr std::uintmax_t kMaxInputBytes = 16u << 20;
+
+// The file's bytes, in one read where its size is known. On failure `why` says what the system answered (a
+// symlink loop, a permission), for the file's diagnostic; or `why` stays empty and `size` is set when the
+// file is larger than kMaxInputBytes, which is then not read.
+bool read_file(const fs::path& p, std::string& out, std::string& why, std::uintmax_t& size) {
+  int fd = ::open(p.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) {
+    int open_errno = errno;
+    // The size is judged before the permission to read, as a stat of the path does.
+    std::error_code ec;
+    if (auto s = fs::file_size(p, ec); !ec && s > kMaxInputBytes) {
+      size = s;
+      return false;
+    }
+    why = std::strerror(open_errno);
     return false;
   }
-  char buf[65536];
-  size_t n;
+  struct stat st {};
+  if (::fstat(fd, &st) == 0 && S_ISREG(st.st_mode) &&
+      static_cast<std::uintmax_t>(st.st_size) > kMaxInputBytes) {
+    size = static_cast<std::uintmax_t>(st.st_size);
+    ::close(fd);
+    return false;
+  }
   out.clear();
-  while ((n = std::fread(buf, 1, sizeof buf, f)) > 0) out.append(buf, n);
-  bool ok = !std::ferror(f);
-  if (!ok) why = std::strerror(errno);
-  std::fclose(f);
+  // One read for a file whose size is known; the loop goes on until the end in case it grew.
+  size_t want = st.st_size > 0 ? static_cast<size_t>(st.st_size) + 1 : 65536;
+  bool ok = true;
+  for (;;) {
+    size_t have = out.size();
+    out.resize(have + want);
+    ssize_t n = ::read(fd, out.data() + have, want);
+    if (n < 0 && errno == EINTR) {
+      out.resize(have);
+      continue;
+    }
+    if (n <= 0) {
+      out.resize(have);
+      if (n < 0) {
+        why = std::strerror(errno);
+        ok = false;
+      }
+      break;
+    }
+    out.resize(have + static_cast<size_t>(n));
+    want = 65536;
+  }
+  ::close(fd);
   return ok;
 }
 
@@ -70,6 +115,45 @@ std::string display_path(const fs::path& p, const fs::path& cwd) {
   if (!rel.empty() && rel.native().rfind("..", 0) != 0) return rel.string();
   return p.string();
 }
+
+// display_path of many files, the folder's part worked out once per folder. A folder path with a "." or
+// ".." part, or an empty one, is worked out for each file.
+class DisplayPaths {
+ public:
+  explicit DisplayPaths(fs::path cwd) : cwd_(std::move(cwd)) {}
+
+  std::string of(const fs::path& file) {
+    const std::string& s = file.native();
+    const size_t slash = s.rfind('/');
+    if (slash == std::string::npos || slash == 0) return display_path(file, cwd_);
+    const std::string_view dir(s.data(), slash), name(s.data() + slash + 1, s.size() - slash - 1);
+    if (name.empty() || name == "." || name == ".." || !plain(dir)) return display_path(file, cwd_);
+    auto it = dirs_.find(dir);
+    if (it == dirs_.end()) {
+      fs::path d(dir);
+      fs::path rel = (d.is_absolute() ? d : cwd_ / d).lexically_normal().lexically_relative(cwd_);
+      it = dirs_.emplace(std::string(dir), rel.empty() ? std::string() : rel.string()).first;
+    }
+    const std::string& rel = it->second;
+    if (rel.empty()) return s;
+    std::string out = rel == "." ? std::string(name) : rel + "/" + std::string(name);
+    return out.rfind("..", 0) != 0 ? out : s;
+  }
+
+ private:
+  static bool plain(std::string_view dir) {
+    for (size_t i = 0; i <= dir.size();) {
+      size_t j = std::min(dir.find('/', i), dir.size());
+      std::string_view part = dir.substr(i, j - i);
+      if ((part.empty() && i != 0) || part == "." || part == "..") return false;
+      i = j + 1;
+    }
+    return true;
+  }
+
+  fs::path cwd_;
+  std::map<std::string, std::string, std::less<>> dirs_;  // folder -> its display form ("" = as given)
+};
 
 // The canonical form of a file's path, resolving symlinks once per folder rather than once per file.
 class CanonicalPaths {
@@ -115,7 +199,9 @@ void collect(const fs::path& p, std::vector<fs::path>& out, bool explicit_arg) {
   for (auto it = fs::recursive_directory_iterator(p, fs::directory_options::skip_permission_denied, ec);
        it != fs::recursive_directory_iterator(); it.increment(ec)) {
     if (ec) break;
-    const auto& name = it->path().filename().string();
+    // The entry's name, read off its path's text: a folder holds thousands of files.
+    const std::string& full = it->path().native();
+    const std::string_view name = std::string_view(full).substr(full.rfind('/') + 1);
     // The error_code forms: an entry whose status cannot be read (a symlink loop, a dangling link) must not
     // end the whole validation. A .json one is kept, so reading it reports that file's own error.
     std::error_code entry_ec;
@@ -124,10 +210,32 @@ void collect(const fs::path& p, std::vector<fs::path>& out, bool explicit_arg) {
       it.disable_recursion_pending();
       continue;
     }
-    if (it->path().extension() != ".json") continue;
+    if (name.size() <= 5 || !name.ends_with(".json")) continue;  // its extension() is not ".json"
     bool regular = !entry_ec && it->is_regular_file(entry_ec);
     if (regular || entry_ec) out.push_back(it->path());
   }
+}
+
+// Whether the text of `p` has no empty element ("a//b", "a/"), so path_less can order it.
+bool plain_path(const fs::path& p) {
+  const std::string& s = p.native();
+  return s.find("//") == std::string::npos && (s.size() <= 1 || s.back() != '/');
+}
+
+// std::filesystem::path's order — element by element, a relative path before an absolute one — on the
+// text of plain paths, without splitting them: a separator sorts before any other character.
+bool path_less(const fs::path& a, const fs::path& b) {
+  const std::string& x = a.native();
+  const std::string& y = b.native();
+  const bool x_abs = !x.empty() && x[0] == '/', y_abs = !y.empty() && y[0] == '/';
+  if (x_abs != y_abs) return y_abs;
+  const size_t n = std::min(x.size(), y.size());
+  for (size_t i = 0; i < n; ++i) {
+    if (x[i] == y[i]) continue;
+    if (x[i] == '/' || y[i] == '/') return x[i] == '/';
+    return static_cast<unsigned char>(x[i]) < static_cast<unsigned char>(y[i]);
+  }
+  return x.size() < y.size();
 }
 
 // The browser runner's tasks have a schema of their own (browser_tasks.schema.json), which
@@ -154,21 +262,17 @@ void browser_tasks(Parsed& f) {
   f.browser_tasks_valid = violations.empty();
 }
 
-// Contracts, packs and policies are small; a file above this is refused before it is read.
-constexpr std::uintmax_t kMaxInputBytes = 16u << 20;
-
 void parse_and_check(Parsed& f, const std::string& forced_schema) {
-  std::error_code size_ec;
-  if (auto size = fs::file_size(f.path, size_ec); !size_ec && size > kMaxInputBytes) {
-    f.diagnostics.push_back({f.display, 1, "", "io",
-                             "file is " + std::to_string(size >> 20) + " MiB; refused unread (limit " +
-                                 std::to_string(kMaxInputBytes >> 20) + " MiB)",
-                             "", "a contract, pack or policy under 16 MiB", ""});
-    return;
-  }
-  if (std::string why; !read_file(f.path, f.text, why)) {
-    f.diagnostics.push_back(
-        {f.display, 1, "", "io", "cannot read the file: " + why, "", "a readable file", ""});
+  std::uintmax_t size = 0;
+  if (std::string why; !read_file(f.path, f.text, why, size)) {
+    if (why.empty())
+      f.diagnostics.push_back({f.display, 1, "", "io",
+                               "file is " + std::to_string(size >> 20) + " MiB; refused unread (limit " +
+                                   std::to_string(kMaxInputBytes >> 20) + " MiB)",
+                               "", "a contract, pack or policy under 16 MiB", ""});
+    else
+      f.diagnostics.push_back(
+          {f.display, 1, "", "io", "cannot read the file: " + why, "", "a readable file", ""});
     return;
   }
   if (size_t depth = core::json_depth(f.text); depth > core::kMaxJsonDepth) {
@@ -378,7 +482,7 @@ class CrossChecker {
         d.contains("runtime_options") && d["runtime_options"].is_object() ? &d["runtime_options"] : nullptr;
     if (ro && ro->contains("runner") && (*ro)["runner"].is_string()) {
       const std::string runner = (*ro)["runner"].get<std::string>();
-      if (auto allowed = allowed_runners_of(rc->doc, role);
+      if (const auto& allowed = role_entry(*rc, role).allowed_runners;
           allowed && std::find(allowed->begin(), allowed->end(), runner) == allowed->end()) {
         std::string list;
         for (const auto& a : *allowed) list += (list.empty() ? "" : ", ") + a;
@@ -390,9 +494,8 @@ class CrossChecker {
                 "' to /roles/" + role + "/allowed_runners of " + kRoleConfigPath);
       }
     }
-    json entry = role_config_entry(rc->doc, role);
-    if (entry.is_object() && entry.contains("prompt_ref") && entry["prompt_ref"].is_string()) {
-      std::string ref = entry["prompt_ref"].get<std::string>();
+    if (const auto& prompt_ref = role_entry(*rc, role).prompt_ref) {
+      const std::string& ref = *prompt_ref;
       auto cached = prompt_problems_.find(ref);
       if (cached == prompt_problems_.end()) {
         std::string why;
@@ -407,14 +510,38 @@ class CrossChecker {
     }
   }
 
+  // What the role config says of a role, read from it once per role rather than once per contract.
+  struct RoleEntry {
+    std::optional<std::vector<std::string>> allowed_runners;
+    std::optional<std::string> prompt_ref;
+  };
+  const RoleEntry& role_entry(const Parsed& rc, const std::string& role) {
+    auto it = role_entries_.find(role);
+    if (it != role_entries_.end()) return it->second;
+    RoleEntry e;
+    e.allowed_runners = allowed_runners_of(rc.doc, role);
+    if (json entry = role_config_entry(rc.doc, role);
+        entry.is_object() && entry.contains("prompt_ref") && entry["prompt_ref"].is_string())
+      e.prompt_ref = entry["prompt_ref"].get<std::string>();
+    return role_entries_.emplace(role, std::move(e)).first->second;
+  }
+
+  // The problems of `other` a check of `f` goes by: all of them when `other` is checked before `f` in the
+  // report's order (or is `f`), else those its reading and schema check found. Files are checked out of
+  // that order (references first, the rest in parallel); the verdict must not depend on which came first.
+  static size_t problems_seen(const Parsed& other, const Parsed& f) {
+    return &other == &f || (other.in_scope && other.index < f.index) ? other.diagnostics.size()
+                                                                     : other.own_diagnostics;
+  }
+
   // A contract's browser policy may only narrow the operator's, and without network only loopback origins
   // can be reached (contract/browser_policy.hpp).
   void browser(Parsed& f) {
     const json& d = f.doc;
     const Parsed* op = refs_.browser_policy;
-    if (op && (!op->parsed || !op->diagnostics.empty())) {
-      std::string first =
-          op->diagnostics.empty() ? std::string("not readable") : op->diagnostics.front().message;
+    const size_t op_problems = op ? problems_seen(*op, f) : 0;
+    if (op && (!op->parsed || op_problems > 0)) {
+      std::string first = op_problems == 0 ? std::string("not readable") : op->diagnostics.front().message;
       add(f, kBrowserTasksPointer, "xref:browser_policy",
           "the operator's browser policy " + op->display + " is invalid (" + first +
               "), so what this contract's browser tasks may reach cannot be judged",
@@ -580,7 +707,8 @@ class CrossChecker {
   const References& refs_;
   const plugin::Registry* registry_;
   fs::path root_;
-  std::map<std::string, std::string> prompt_problems_;  // prompt_ref -> why unusable ("" = fine)
+  std::map<std::string, std::string> prompt_problems_;          // prompt_ref -> why unusable ("" = fine)
+  std::map<std::string, RoleEntry, std::less<>> role_entries_;  // of the root's role config
 };
 
 void gather_references(const Parsed& f, References& refs) {
@@ -604,8 +732,109 @@ void gather_references(const Parsed& f, References& refs) {
   }
 }
 
+// Whether other files may refer to this one: a pack (by its pack_id), the forbidden actions, the roles.
+bool gives_references(const Parsed& f) {
+  return f.parsed && f.doc.is_object() &&
+         (f.schema == "pack" || f.schema == "forbidden_actions" || f.schema == "role_registry");
+}
+
+// Read, parsed and checked against its schema; whatever that throws becomes the file's diagnostic (an
+// exception escaping a worker would end the process with no report for any file).
+void read_and_check(Parsed& f, const std::string& forced_schema) {
+  try {
+    parse_and_check(f, f.in_scope ? forced_schema : std::string());
+  } catch (const std::exception& e) {
+    f.parsed = false;
+    f.diagnostics.push_back(
+        {f.display, 1, "", "internal", std::string("cannot check the file: ") + e.what(), "", "", f.schema});
+  }
+  f.own_diagnostics = f.diagnostics.size();
+}
+
+// A contract is only as good as its pack. When the pack is not among the files checked (the usual case for
+// `run`, `queue submit`, `intake preview` and the API, which validate one contract), it is checked as well
+// (`invalid_packs`: pack_id -> index of such a pack that is invalid): a pack naming a gate that is not loaded
+// would otherwise fail only after the whole run.
+void check_contract_pack(Parsed& p, const std::map<std::string, size_t>& invalid_packs,
+                         const std::vector<Parsed>& parsed) {
+  if (invalid_packs.empty() || !p.parsed || p.schema != "task_contract" || !p.doc.is_object()) return;
+  // The pack a run would get: runtime_options.pack, the default pack when runtime_options or its pack is
+  // absent, none when runtime_options is not an object or its pack not a string.
+  const json* ro = nullptr;
+  const json* named = nullptr;  // runtime_options.pack
+  if (auto it = p.doc.find("runtime_options"); it != p.doc.end()) {
+    ro = &*it;
+    if (auto pack = ro->is_object() ? ro->find("pack") : ro->end(); pack != ro->end()) named = &*pack;
+  }
+  std::string pack_id;
+  if (!ro || (ro->is_object() && !named))
+    pack_id = kDefaultPack;
+  else if (named && named->is_string())
+    pack_id = named->get<std::string>();
+  else
+    return;
+  auto at = invalid_packs.find(pack_id);
+  if (at == invalid_packs.end()) return;
+  const Parsed& pack = parsed[at->second];
+  if (pack.error) {
+    p.error = pack.error;
+    return;
+  }
+  const Diagnostic& first = pack.diagnostics.front();
+  std::string where = first.file + ":" + std::to_string(first.line) + " " +
+                      (first.pointer.empty() ? std::string("(document)") : first.pointer);
+  std::string ptr = named ? "/runtime_options/pack" : "/runtime_options";
+  p.diagnostics.push_back(
+      {p.display, core::line_of_pointer(p.text, ptr), ptr, "xref:pack",
+       "pack '" + at->first + "' (" + pack.display + ") is invalid, " +
+           std::to_string(pack.diagnostics.size()) + " error(s); first at " + where + ": " + first.message,
+       value_at(p.doc, ptr),
+       first.expected.empty() ? "a pack that passes `cp-host validate " + pack.display + "`" : first.expected,
+       p.schema});
+  p.invalid_pack = at->second;
+}
+
+// A file in scope checked against the others; what that throws is raised when the report reaches the file,
+// as if files were checked one by one in the report's order.
+void cross_check(Parsed& f, CrossChecker& checker, const std::map<std::string, size_t>& invalid_packs,
+                 const std::vector<Parsed>& parsed) {
+  try {
+    checker.check(f);
+    check_contract_pack(f, invalid_packs, parsed);
+  } catch (...) {
+    f.error = std::current_exception();
+  }
+}
+
+// Runs `work` on `jobs` threads, this one among them, and waits for them all.
+template <class Work>
+void on_threads(unsigned jobs, const Work& work) {
+  std::vector<std::thread> pool;
+  for (unsigned j = 1; j < jobs; ++j) pool.emplace_back([&work] { work(); });
+  work();
+  for (auto& t : pool) t.join();
+}
+
+// Whether a folder on `file`'s path is named `name`, read off the text of the path.
+bool under_folder(const fs::path& file, std::string_view name) {
+  std::string_view s = file.native();
+  s = s.substr(0, std::min(s.rfind('/'), s.size()));
+  for (size_t i = 0; i < s.size();) {
+    size_t j = std::min(s.find('/', i), s.size());
+    if (s.substr(i, j - i) == name) return true;
+    i = j + 1;
+  }
+  return false;
+}
+
 }  // namespace
 
+// Files are checked in two rounds. First those others may refer to — the packs and policies, in scope or read
+// for references only — whose documents are kept; their references gathered, they are cross-checked. Then
+// every other file, in parallel, each read, parsed, checked and cross-checked in one go and its document
+// dropped at once, so memory stays flat however many contracts there are. A file of the second round that
+// turns out to be a pack or a policy others refer to (found by its content, away from packs/ and policies/)
+// sends every file through the first round instead. The report is then put together in the files' order.
 ValidationReport validate(const ValidateOptions& options) {
   auto t0 = std::chrono::steady_clock::now();
   if (!options.forced_schema.empty()) {
@@ -627,74 +856,56 @@ ValidationReport validate(const ValidateOptions& options) {
   } else {
     for (const auto& p : options.paths) collect(p, files, true);
   }
-  std::sort(files.begin(), files.end());
-  files.erase(std::unique(files.begin(), files.end()), files.end());
+  // Sorted as paths are; thousands of paths compare much faster as text.
+  if (std::all_of(files.begin(), files.end(), plain_path)) {
+    std::sort(files.begin(), files.end(), path_less);
+    files.erase(std::unique(files.begin(), files.end(),
+                            [](const fs::path& a, const fs::path& b) { return a.native() == b.native(); }),
+                files.end());
+  } else {
+    std::sort(files.begin(), files.end());
+    files.erase(std::unique(files.begin(), files.end()), files.end());
+  }
 
-  // Files only read to resolve references: packs and policies of the root that are not being validated.
-  std::set<std::string> in_scope;
+  // Files only read to resolve references: packs and policies of the root that are not being validated. A
+  // file's canonical form keeps its name, so only files named like one of those are compared.
+  std::vector<fs::path> root_files;
+  for (const char* d : {"packs", "policies"})
+    if (fs::path dir = options.root / d; fs::is_directory(dir)) collect(dir, root_files, false);
+  std::set<std::string> root_names;
+  for (const auto& f : root_files) root_names.insert(f.filename().string());
   CanonicalPaths canonical;
-  for (const auto& f : files) in_scope.insert(canonical.of(f));
+  std::set<std::string> in_scope;
+  for (const auto& f : files)
+    if (root_names.count(f.filename().string())) in_scope.insert(canonical.of(f));
   std::vector<fs::path> extra;
-  for (const char* d : {"packs", "policies"}) {
-    fs::path dir = options.root / d;
-    if (!fs::is_directory(dir)) continue;
-    std::vector<fs::path> found;
-    collect(dir, found, false);
-    for (auto& f : found)
-      if (!in_scope.count(canonical.of(f))) extra.push_back(f);
-  }
+  for (auto& f : root_files)
+    if (!in_scope.count(canonical.of(f))) extra.push_back(f);
 
-  const fs::path cwd = fs::current_path();
+  DisplayPaths display(fs::current_path());
   std::vector<Parsed> parsed(files.size() + extra.size());
-  for (size_t i = 0; i < files.size(); ++i) {
-    parsed[i].path = files[i];
-    parsed[i].display = display_path(files[i], cwd);
-  }
-  for (size_t i = 0; i < extra.size(); ++i) {
-    auto& p = parsed[files.size() + i];
-    p.path = extra[i];
-    p.display = display_path(extra[i], cwd);
-    p.in_scope = false;
+  for (size_t i = 0; i < parsed.size(); ++i) {
+    Parsed& p = parsed[i];
+    p.index = i;
+    p.in_scope = i < files.size();
+    p.path = p.in_scope ? std::move(files[i]) : std::move(extra[i - files.size()]);
+    p.display = display.of(p.path);
   }
 
-  unsigned jobs = options.jobs ? options.jobs : std::max(1u, std::thread::hardware_concurrency());
-  jobs = std::min<unsigned>(jobs, std::max<size_t>(1, parsed.size()));
-  std::atomic<size_t> next{0};
-  // An exception escaping a worker would end the process (std::terminate) with no report for any file:
-  // whatever one file throws becomes that file's diagnostic.
-  auto work = [&] {
-    for (size_t i; (i = next.fetch_add(1)) < parsed.size();) {
-      Parsed& f = parsed[i];
-      try {
-        parse_and_check(f, f.in_scope ? options.forced_schema : std::string());
-      } catch (const std::exception& e) {
-        f.parsed = false;
-        f.diagnostics.push_back({f.display, 1, "", "internal",
-                                 std::string("cannot check the file: ") + e.what(), "", "", f.schema});
-      }
+  // The operator's browser policy is the root's file, the one the compiler reads; nothing else counts. So is
+  // the role config: the root's file, the one runs are compiled with.
+  struct RootFile {
+    std::string canonical;  // empty: the root has none
+    std::string name;
+    bool is(CanonicalPaths& c, const Parsed& p) const {
+      return !canonical.empty() && p.path.filename() == name && c.of(p.path) == canonical;
     }
   };
-  // Compile every schema before the workers start, so no worker waits on another's compile.
-  for (const auto& n : core::schema_names()) (void)core::schema(n);
-  std::vector<std::thread> pool;
-  for (unsigned j = 1; j < jobs; ++j) pool.emplace_back(work);
-  work();
-  for (auto& t : pool) t.join();
-
-  References refs;
-  for (const auto& p : parsed) gather_references(p, refs);
-  // The operator's browser policy is the root's file, the one the compiler reads; nothing else counts.
-  if (fs::path bp = options.root / "policies" / "browser_policy.json"; fs::exists(bp)) {
-    const std::string want = canonical.of(bp);
-    for (const auto& p : parsed)
-      if (canonical.of(p.path) == want) refs.browser_policy = &p;
-  }
-  // So is the role config: the root's file, the one runs are compiled with.
-  if (fs::path rc = role_config_file(options.root); fs::exists(rc)) {
-    const std::string want = canonical.of(rc);
-    for (const auto& p : parsed)
-      if (canonical.of(p.path) == want) refs.role_config = &p;
-  }
+  RootFile browser_policy_file, role_config_path;
+  if (fs::path bp = options.root / "policies" / "browser_policy.json"; fs::exists(bp))
+    browser_policy_file = {canonical.of(bp), bp.filename().string()};
+  if (fs::path rc = role_config_file(options.root); fs::exists(rc))
+    role_config_path = {canonical.of(rc), rc.filename().string()};
 
   std::optional<plugin::Registry> registry;
   if (options.check_plugins && !options.registry) {
@@ -716,46 +927,107 @@ ValidationReport validate(const ValidateOptions& options) {
                                     : options.registry     ? options.registry
                                     : registry             ? &*registry
                                                            : nullptr;
-  CrossChecker checker(refs, plugins, options.root);
 
-  // A contract is only as good as its pack. When the pack is not among the files checked (the usual case
-  // for `run`, `queue submit`, `intake preview` and the API, which validate one contract), it is checked
-  // here as well: a pack naming a gate that is not loaded would otherwise fail only after the whole run.
-  std::map<std::string, size_t> out_of_scope;  // path -> index into parsed
-  for (size_t i = 0; i < parsed.size(); ++i)
-    if (!parsed[i].in_scope) out_of_scope.emplace(parsed[i].path.string(), i);
-  std::set<size_t> packs_checked, packs_reported;
+  // The first round: files read for references, files in packs/ or policies/, the root's browser policy and
+  // role config, and every file when a schema that gives references is forced on them.
+  const bool forced_references = options.forced_schema == "pack" ||
+                                 options.forced_schema == "forbidden_actions" ||
+                                 options.forced_schema == "role_registry";
+  std::vector<size_t> first, rest;
+  for (const auto& p : parsed) {
+    bool early = !p.in_scope || forced_references || under_folder(p.path, "packs") ||
+                 under_folder(p.path, "policies") || browser_policy_file.is(canonical, p) ||
+                 role_config_path.is(canonical, p);
+    (early ? first : rest).push_back(p.index);
+  }
+
+  const unsigned jobs = options.jobs ? options.jobs : std::max(1u, std::thread::hardware_concurrency());
+  // Pulls indices of `which` until none is left or `stop` is set; `check` is called with each file.
+  auto run = [&](const std::vector<size_t>& which, const auto& check, const std::atomic<bool>* stop) {
+    std::atomic<size_t> next{0};
+    on_threads(std::min<size_t>(jobs, std::max<size_t>(1, which.size())), [&] {
+      auto each = check();  // this thread's own state
+      for (size_t k; (!stop || !stop->load()) && (k = next.fetch_add(1)) < which.size();)
+        each(parsed[which[k]]);
+    });
+  };
+
+  References refs;
+  std::map<std::string, size_t> invalid_packs;  // pack_id -> index of a pack read for references, invalid
+  for (;;) {
+    run(
+        first, [&] { return [&](Parsed& f) { read_and_check(f, options.forced_schema); }; }, nullptr);
+    refs = References{};
+    for (size_t i : first) {
+      const Parsed& p = parsed[i];
+      gather_references(p, refs);
+      if (browser_policy_file.is(canonical, p)) refs.browser_policy = &p;
+      if (role_config_path.is(canonical, p)) refs.role_config = &p;
+    }
+    CrossChecker checker(refs, plugins, options.root);
+    // The packs contracts may name that are not checked themselves: checked ahead, once, in full.
+    std::map<std::string, size_t> out_of_scope;  // path -> index into parsed
+    for (size_t i : first)
+      if (!parsed[i].in_scope) out_of_scope.emplace(parsed[i].path.string(), i);
+    invalid_packs.clear();
+    std::set<size_t> packs_checked;
+    for (const auto& [id, file] : refs.packs)
+      if (auto at = out_of_scope.find(file); at != out_of_scope.end()) {
+        Parsed& pack = parsed[at->second];
+        if (packs_checked.insert(at->second).second) {
+          try {
+            checker.check(pack);
+          } catch (...) {
+            pack.error = std::current_exception();
+          }
+        }
+        if (pack.error || !pack.diagnostics.empty()) invalid_packs.emplace(id, at->second);
+      }
+    for (size_t i : first)
+      if (parsed[i].in_scope) cross_check(parsed[i], checker, invalid_packs, parsed);
+
+    std::atomic<bool> late{false};
+    run(
+        rest,
+        [&] {
+          // Each thread reads every file into the same buffer: no allocation per file for its text.
+          return [&, own = CrossChecker(refs, plugins, options.root),
+                  buffer = std::string()](Parsed& f) mutable {
+            f.text.swap(buffer);
+            read_and_check(f, options.forced_schema);
+            if (gives_references(f)) {
+              late = true;
+              return;
+            }
+            cross_check(f, own, invalid_packs, parsed);
+            buffer.swap(f.text);
+            f.doc = json();
+          };
+        },
+        &late);
+    if (!late) break;
+    // A pack or a policy others refer to was found in the second round: every file goes through the first.
+    for (auto& p : parsed) {
+      Parsed fresh;
+      fresh.path = p.path;
+      fresh.display = p.display;
+      fresh.index = p.index;
+      fresh.in_scope = p.in_scope;
+      p = std::move(fresh);
+    }
+    first.clear();
+    rest.clear();
+    for (const auto& p : parsed) first.push_back(p.index);
+  }
+
+  std::set<size_t> packs_reported;
   ValidationReport report;
   for (auto& p : parsed) {
     if (!p.in_scope) continue;
-    checker.check(p);
-    if (p.parsed && p.schema == "task_contract" && p.doc.is_object()) {
-      const json& ro = p.doc.value("runtime_options", json::object());
-      const json pack_id = ro.is_object() ? ro.value("pack", json(kDefaultPack)) : json();
-      auto def = pack_id.is_string() ? refs.packs.find(pack_id.get<std::string>()) : refs.packs.end();
-      auto at = def == refs.packs.end() ? out_of_scope.end() : out_of_scope.find(def->second);
-      if (at != out_of_scope.end()) {
-        Parsed& pack = parsed[at->second];
-        if (packs_checked.insert(at->second).second) checker.check(pack);
-        if (!pack.diagnostics.empty()) {
-          const Diagnostic& first = pack.diagnostics.front();
-          std::string where = first.file + ":" + std::to_string(first.line) + " " +
-                              (first.pointer.empty() ? std::string("(document)") : first.pointer);
-          std::string ptr = ro.contains("pack") ? "/runtime_options/pack" : "/runtime_options";
-          p.diagnostics.push_back({p.display, core::line_of_pointer(p.text, ptr), ptr, "xref:pack",
-                                   "pack '" + def->first + "' (" + pack.display + ") is invalid, " +
-                                       std::to_string(pack.diagnostics.size()) + " error(s); first at " +
-                                       where + ": " + first.message,
-                                   value_at(p.doc, ptr),
-                                   first.expected.empty()
-                                       ? "a pack that passes `cp-host validate " + pack.display + "`"
-                                       : first.expected,
-                                   p.schema});
-          if (packs_reported.insert(at->second).second)
-            report.diagnostics.insert(report.diagnostics.end(), pack.diagnostics.begin(),
-                                      pack.diagnostics.end());
-        }
-      }
+    if (p.error) std::rethrow_exception(p.error);
+    if (p.invalid_pack && packs_reported.insert(*p.invalid_pack).second) {
+      const Parsed& pack = parsed[*p.invalid_pack];
+      report.diagnostics.insert(report.diagnostics.end(), pack.diagnostics.begin(), pack.diagnostics.end());
     }
     // A chain's own problems are its file's; those of the contracts it names are theirs (reported once,
     // below, when those files are checked too).
