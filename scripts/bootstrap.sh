@@ -12,6 +12,7 @@ pkgs=(
   libgtest-dev libgmock-dev libbenchmark-dev
   libseccomp-dev                       # the run sandbox's seccomp filter
   libre2-dev                           # plugins: linear-time matching of policy patterns against commands
+  libsimdjson-dev                      # validate: reading JSON files (core/json_simd.cpp)
   python3 procps
   bc time python3-jsonschema wrk curl  # bench/ scripts: arithmetic, peak RSS, side-by-side tools, HTTP load
   clang libclang-rt-14-dev             # fuzz/: libFuzzer targets (scripts/fuzz.sh)

@@ -8,6 +8,7 @@
 #include "contract/task_packs.hpp"
 #include "core/json_locator.hpp"
 #include "core/json_schema.hpp"
+#include "core/json_simd.hpp"
 #include "core/schema_catalog.hpp"
 #include "plugin/registry.hpp"
 
@@ -82,8 +83,10 @@ bool read_file(const fs::path& p, std::string& out, std::string& why, std::uintm
     return false;
   }
   out.clear();
-  // One read for a file whose size is known; the loop goes on until the end in case it grew.
+  // One read for a file whose size is known; the loop goes on until the end in case it grew. The spare
+  // capacity lets simdjson read the text in place.
   size_t want = st.st_size > 0 ? static_cast<size_t>(st.st_size) + 1 : 65536;
+  out.reserve(want + core::kJsonSimdPadding);
   bool ok = true;
   for (;;) {
     size_t have = out.size();
@@ -275,7 +278,11 @@ void parse_and_check(Parsed& f, const std::string& forced_schema) {
           {f.display, 1, "", "io", "cannot read the file: " + why, "", "a readable file", ""});
     return;
   }
-  if (size_t depth = core::json_depth(f.text); depth > core::kMaxJsonDepth) {
+  // Most files are read by simdjson, which declines nesting deeper than kJsonSimdMaxDepth (less than
+  // kMaxJsonDepth); the others are measured, then read by nlohmann, whose errors are the ones reported.
+  static_assert(core::kJsonSimdMaxDepth < core::kMaxJsonDepth);
+  const bool simd_read = core::parse_json_simd(f.text, f.doc);
+  if (size_t depth = simd_read ? 0 : core::json_depth(f.text); depth > core::kMaxJsonDepth) {
     f.diagnostics.push_back(
         {f.display, 1, "", "json",
          "nested more than " + std::to_string(core::kMaxJsonDepth) + " levels deep (refused unparsed)", "",
@@ -283,7 +290,7 @@ void parse_and_check(Parsed& f, const std::string& forced_schema) {
     return;
   }
   try {
-    f.doc = json::parse(f.text);
+    if (!simd_read) f.doc = json::parse(f.text);
     f.parsed = true;
   } catch (const json::parse_error& e) {
     // nlohmann reports a byte offset; turn it into a line.
