@@ -93,3 +93,28 @@ TEST(JsonSchema, ALongStringAgainstARepeatingPatternIsJudgedNotACrash) {
   EXPECT_TRUE(where.count("/steps/0/runner pattern")) << where.size();
   EXPECT_TRUE(where.count("/steps/0/allowed_paths/0 maxLength")) << where.size();
 }
+
+// A document of short strings has its patterns matched by backtracking (faster), one holding a long string
+// breadth-first; the answers are the same, a pattern with a repeated group included.
+TEST(JsonSchema, PatternsJudgeShortAndLongDocumentsAlike) {
+  auto s = compile(R"({"type":"object","properties":{
+      "id": {"type":"string","pattern":"^[a-z][a-z0-9_.-]*$"},
+      "path": {"type":"string","pattern":"^(?!/)(?!.*(^|/)\\.\\.(/|$)).*$"},
+      "pairs": {"type":"string","pattern":"^(ab)+$"}}})");
+  const std::string long_text(300, 'x');
+  for (const json& extra : {json(nullptr), json(long_text)}) {
+    auto doc = [&](json d) {
+      if (!extra.is_null()) d["other"] = extra;
+      return d;
+    };
+    EXPECT_TRUE(s.valid(doc({{"id", "a-1.b_c"}, {"path", "src/a/b"}, {"pairs", "ababab"}})));
+    EXPECT_FALSE(s.valid(doc({{"id", "1a"}})));
+    EXPECT_FALSE(s.valid(doc({{"path", "src/../etc"}})));
+    EXPECT_FALSE(s.valid(doc({{"path", "/etc"}})));
+    EXPECT_FALSE(s.valid(doc({{"pairs", "aba"}})));
+    auto v = s.validate(doc({{"id", "Bad"}, {"pairs", "abab"}}));
+    ASSERT_EQ(v.size(), 1u);
+    EXPECT_EQ(v[0].pointer, "/id");
+    EXPECT_EQ(v[0].rule, "pattern");
+  }
+}

@@ -212,16 +212,68 @@ void collect_patterns(const json& node, std::vector<std::string>& out) {
 // Built in polynomial mode instead, the same pattern is matched breadth-first, in memory bounded by the
 // pattern and time linear in the string. A pattern polynomial mode refuses (one with a back-reference) is
 // left to valijson.
-std::unordered_map<std::string, std::regex>& pattern_cache(const std::vector<std::string>& patterns) {
-  thread_local std::unordered_map<std::string, std::regex> cache;
+//
+// Breadth-first matching costs twice the time of backtracking, though, and most documents hold only short
+// strings. For a document whose strings and keys are all at most kShortText bytes, a pattern with no
+// repeated group (where backtracking could take exponential time) is matched by backtracking: the stack it
+// takes is bounded by that length. The answer is the same either way.
+constexpr size_t kShortText = 256;
+
+// Whether backtracking over a short string is safe with `pattern`: no group it holds is repeated, such as
+// "(a+)+" or "(a|ab)*".
+bool backtracking_safe(const std::string& pattern) {
+  bool in_class = false;
+  for (size_t i = 0; i < pattern.size(); ++i) {
+    char c = pattern[i];
+    if (c == '\\') {
+      ++i;
+      continue;
+    }
+    if (in_class) {
+      in_class = c != ']';
+      continue;
+    }
+    if (c == '[') {
+      in_class = true;
+    } else if (c == ')' && i + 1 < pattern.size()) {
+      char next = pattern[i + 1];
+      if (next == '*' || next == '+' || next == '?' || next == '{') return false;
+    }
+  }
+  return true;
+}
+
+using RegexCache = std::unordered_map<std::string, std::regex>;
+
+RegexCache& pattern_cache(const std::vector<std::string>& patterns, bool short_texts) {
+  thread_local RegexCache polynomial, backtracking;
+  RegexCache& cache = short_texts ? backtracking : polynomial;
   for (const auto& p : patterns) {
     if (cache.count(p)) continue;
     try {
-      cache.emplace(p, std::regex(p, std::regex::ECMAScript | std::regex_constants::__polynomial));
+      if (short_texts && backtracking_safe(p))
+        cache.emplace(p, std::regex(p, std::regex::ECMAScript));
+      else
+        cache.emplace(p, std::regex(p, std::regex::ECMAScript | std::regex_constants::__polynomial));
     } catch (const std::regex_error&) {
     }
   }
   return cache;
+}
+
+// Whether every string and key in `v` is at most kShortText bytes; false too when `v` nests deeper than a
+// document worth walking for this.
+bool short_texts(const json& v, int depth = 0) {
+  if (v.is_string()) return v.get_ref<const std::string&>().size() <= kShortText;
+  if (depth > 64) return false;
+  if (v.is_object()) {
+    for (auto it = v.begin(); it != v.end(); ++it)
+      if (it.key().size() > kShortText || !short_texts(it.value(), depth + 1)) return false;
+  } else if (v.is_array()) {
+    for (const auto& item : v)
+      if (!short_texts(item, depth + 1)) return false;
+  }
+  return true;
 }
 
 }  // namespace
@@ -251,7 +303,8 @@ std::vector<SchemaViolation> JsonSchema::validate(const json& doc) const {
   valijson::ValidationResults results;
   valijson::adapters::NlohmannJsonAdapter target(doc);
   valijson::ValidationVisitor<valijson::adapters::NlohmannJsonAdapter> visitor(
-      target, std::vector<std::string>(1, "<root>"), true, &results, pattern_cache(impl_->patterns));
+      target, std::vector<std::string>(1, "<root>"), true, &results,
+      pattern_cache(impl_->patterns, short_texts(doc)));
   std::vector<SchemaViolation> out;
   if (visitor.validateSchema(impl_->schema)) return out;
   valijson::ValidationResults::Error e;
