@@ -11,6 +11,7 @@
 
 #include <filesystem>
 #include <string>
+#include <vector>
 
 namespace cp::log {
 
@@ -42,6 +43,12 @@ bool lanes_open();
 
 // Writes one event to its lane (and to `error` when level is error). Thread-safe; never throws.
 void emit(const Event& e);
+// Writes many events as emit() would, each lane's lines with one write: for a busy lane (access) whose
+// lines are handed to a writer thread in batches.
+void emit_all(const std::vector<Event>& events);
+// Writes lines already in the envelope's form (each ending in '\n') to `lane` with one write; the
+// caller formats them (a busy lane's writer does, without building an Event per line). Never throws.
+void emit_lines(Lane lane, const std::string& lines);
 
 // One governance-lane line about run `run_id` (a verdict, a decision, a chain's end): correlation "run",
 // level warn when `warn`, else info. Never throws.

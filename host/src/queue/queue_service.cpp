@@ -225,10 +225,14 @@ json QueueService::list(const ListFilter& f) {
 
 json QueueService::counts() {
   auto snapshot = backend_->list();
-  json counts = json::object();
-  for (const auto& [id, it] : snapshot->state.items())
-    counts[to_string(it.state)] = counts.value(to_string(it.state), 0) + 1;
-  return counts;
+  // Health checks ask this many times a second: counted once per snapshot (a new one per queue change).
+  std::lock_guard lock(counts_mu_);
+  if (counts_of_ == snapshot) return counts_;
+  std::map<std::string, long long> by_state;
+  for (const auto& [id, it] : snapshot->state.items()) ++by_state[to_string(it.state)];
+  counts_ = by_state;
+  counts_of_ = snapshot;
+  return counts_;
 }
 
 std::optional<json> QueueService::get(const std::string& item_id) {

@@ -100,6 +100,10 @@ class QueueService {
   mutable std::map<std::string, int> per_pack_;
   mutable std::filesystem::file_time_type packs_mtime_{};
   mutable bool limits_read_ = false;
+  // counts() of the last snapshot it counted.
+  std::mutex counts_mu_;
+  std::shared_ptr<const Snapshot> counts_of_;
+  nlohmann::json counts_;
 };
 
 }  // namespace cp::queue

@@ -4,8 +4,10 @@
 // their handlers live per resource in routes_*.cpp (the table: routes.hpp).
 #pragma once
 
+#include "serve/answer_memo.hpp"
 #include "serve/auth.hpp"
 #include "serve/root_documents.hpp"
+#include "serve/sealed_answers.hpp"
 #include "serve/sessions.hpp"
 #include "serve/verify_cache.hpp"
 
@@ -137,7 +139,9 @@ class Api {
   const plugin::Registry* registry_;
   Metrics& metrics_;
   const CommandTower* tower_;
-  mutable VerifyCache verified_;  // verify-on-read of sealed runs' details
+  mutable VerifyCache verified_;    // verify-on-read of sealed runs' details
+  mutable SealedAnswers answered_;  // sealed runs' details, serialized, until their bundles change
+  mutable AnswerMemo listed_;       // run list pages, serialized, for one catalogue generation
   mutable SessionStore sessions_;
   std::unique_ptr<EventFeed> feed_;  // the cross-run event views
   mutable RootDocuments documents_;  // GET /api/contracts and /api/policies: validated, cached per file

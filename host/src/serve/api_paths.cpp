@@ -27,15 +27,32 @@ std::vector<std::string> split_path(const std::string& path) {
 
 bool match_route(const std::string& pattern, const std::string& path,
                  std::map<std::string, std::string>& params) {
-  auto ps = split_path(pattern), xs = split_path(path);
+  // Every request is matched against the whole route table: segments are views, and the vectors keep
+  // their capacity from one call to the next, so a miss allocates nothing.
+  thread_local std::vector<std::string_view> ps, xs;
+  auto split = [](std::string_view s, std::vector<std::string_view>& out) {
+    out.clear();
+    size_t i = 0;
+    while (i <= s.size()) {
+      size_t j = s.find('/', i);
+      if (j == std::string_view::npos) j = s.size();
+      out.push_back(s.substr(i, j - i));
+      i = j + 1;
+    }
+  };
+  split(pattern, ps);
+  split(path, xs);
   params.clear();
   for (size_t i = 0; i < ps.size(); ++i) {
-    const std::string& p = ps[i];
+    std::string_view p = ps[i];
     bool var = p.size() > 2 && p.front() == '{' && p.back() == '}';
     if (var && p == "{path}" && i + 1 == ps.size()) {
       if (i >= xs.size()) return false;
       std::string rest;
-      for (size_t k = i; k < xs.size(); ++k) rest += (k > i ? "/" : "") + xs[k];
+      for (size_t k = i; k < xs.size(); ++k) {
+        if (k > i) rest += '/';
+        rest += xs[k];
+      }
       if (rest.empty()) return false;
       params["path"] = rest;
       return true;
@@ -43,7 +60,7 @@ bool match_route(const std::string& pattern, const std::string& path,
     if (i >= xs.size()) return false;
     if (var) {
       if (xs[i].empty()) return false;
-      params[p.substr(1, p.size() - 2)] = xs[i];
+      params[std::string(p.substr(1, p.size() - 2))] = std::string(xs[i]);
     } else if (p != xs[i]) {
       return false;
     }

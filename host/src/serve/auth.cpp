@@ -43,12 +43,20 @@ std::string token_sha256(std::string_view token) {
 
 namespace {
 
+int hex_digit(char c) {
+  if (c >= '0' && c <= '9') return c - '0';
+  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+  return -1;
+}
+
+// Every request authenticates: a plain loop, not 32 sscanf calls.
 bool unhex(const std::string& hex, unsigned char out[32]) {
   if (hex.size() != 64) return false;
   for (size_t i = 0; i < 32; ++i) {
-    unsigned v = 0;
-    if (std::sscanf(hex.c_str() + 2 * i, "%2x", &v) != 1) return false;
-    out[i] = static_cast<unsigned char>(v);
+    int hi = hex_digit(hex[2 * i]), lo = hex_digit(hex[2 * i + 1]);
+    if (hi < 0 || lo < 0) return false;
+    out[i] = static_cast<unsigned char>(hi * 16 + lo);
   }
   return true;
 }

@@ -25,6 +25,8 @@ struct ApiServices {
   const plugin::Registry* registry;
   Metrics& metrics;
   VerifyCache& verified;
+  SealedAnswers& answered;  // sealed runs' answers kept serialized (serve/sealed_answers.hpp)
+  AnswerMemo& listed;       // list pages kept serialized for one catalogue generation
   SessionStore& sessions;
   EventFeed& feed;
   RootDocuments& documents;   // the contracts, packs and policies under the root, validated and cached

@@ -43,7 +43,7 @@ std::optional<RunPage> run_page(const ApiServices& s, const RouteCall& c, const 
 
 namespace {
 
-ApiResponse list_runs(const ApiServices& s, const RouteCall& c) {
+ApiResponse build_list(const ApiServices& s, const RouteCall& c) {
   RunFilter f;
   f.status = c.query("status");
   f.verdict = c.query("verdict");
@@ -59,6 +59,28 @@ ApiResponse list_runs(const ApiServices& s, const RouteCall& c) {
   json out{{"runs", page->runs}, {"count", page->runs.size()}};
   out["next_cursor"] = page->next_cursor.empty() ? json(nullptr) : json(page->next_cursor);
   return ok_view(std::move(out));
+}
+
+// A page is kept, by its query, for as long as the catalogue does not change (serve/answer_memo.hpp).
+ApiResponse list_runs(const ApiServices& s, const RouteCall& c) {
+  std::string key;
+  // A sorted map, each part length-prefixed: one key per query, and no two queries share one.
+  for (const auto& [k, v] : c.req.query)
+    key += std::to_string(k.size()) + ':' + k + std::to_string(v.size()) + ':' + v;
+  std::optional<ApiResponse> refused;
+  CachedAnswer a = s.listed.get(key, s.runs.generation(), [&]() -> std::pair<CachedAnswer, bool> {
+    ApiResponse r = build_list(s, c);
+    if (r.status != 200) {
+      refused = std::move(r);
+      return {{}, false};
+    }
+    return {{std::move(r.body), std::move(r.headers)}, true};
+  });
+  if (refused) return *refused;
+  ApiResponse r;
+  r.body = std::move(a.body);
+  r.headers = std::move(a.headers);
+  return r;
 }
 
 // The queue options of a wrapped submission ({"contract": ..., "priority": ...}); the 422 when one is off.
@@ -104,21 +126,43 @@ ApiResponse submit(const ApiServices& s, const RouteCall& c) {
   return r;
 }
 
+// A run's detail as built from its bundle, and whether it is settled: a sealed run whose verification will
+// not change unless the bundle does.
+std::pair<ApiResponse, bool> build_detail(const ApiServices& s, const RunRef& run) {
+  json man = core::read_json_file(run.dir / "manifest.json");
+  if (!man.is_object())
+    return {error(500, "unreadable", "the manifest of run " + run.id + " cannot be read"), false};
+  json reports = json::array();
+  std::error_code ec;
+  for (const auto& e : fs::directory_iterator(run.dir / "reports", ec))
+    if (e.path().extension() == ".json") reports.push_back(e.path().stem().string());
+  std::sort(reports.begin(), reports.end());
+  json out{{"run_id", run.id}, {"manifest", man}, {"reports", reports}};
+  // Verify-on-read: what a viewer reads of a sealed run says whether the bundle is as sealed.
+  out["verification"] = s.verified.check(run.dir);
+  bool settled = man.value("status", "") == "sealed" && out["verification"].value("state", "") != "live";
+  return {ok_view(std::move(out)), settled};
+}
+
 ApiResponse detail(const ApiServices& s, const RouteCall& c) {
   ApiResponse refused;
   auto run = run_of(s, c, refused);
   if (!run) return refused;
-  json man = core::read_json_file(run->dir / "manifest.json");
-  if (!man.is_object()) return error(500, "unreadable", "the manifest of run " + run->id + " cannot be read");
-  json reports = json::array();
-  std::error_code ec;
-  for (const auto& e : fs::directory_iterator(run->dir / "reports", ec))
-    if (e.path().extension() == ".json") reports.push_back(e.path().stem().string());
-  std::sort(reports.begin(), reports.end());
-  json out{{"run_id", run->id}, {"manifest", man}, {"reports", reports}};
-  // Verify-on-read: what a viewer reads of a sealed run says whether the bundle is as sealed.
-  out["verification"] = s.verified.check(run->dir);
-  return ok_view(std::move(out));
+  // A sealed run's detail is served as kept bytes until its bundle changes (serve/sealed_answers.hpp).
+  std::optional<ApiResponse> unkept;
+  CachedAnswer a = s.answered.get(run->id, run->dir, [&]() -> std::pair<CachedAnswer, bool> {
+    auto [r, settled] = build_detail(s, *run);
+    if (r.status != 200) {
+      unkept = r;
+      return {{}, false};
+    }
+    return {{std::move(r.body), std::move(r.headers)}, settled};
+  });
+  if (unkept) return *unkept;
+  ApiResponse r;
+  r.body = std::move(a.body);
+  r.headers = std::move(a.headers);
+  return r;
 }
 
 // The queue item behind `id`: the id of an item itself, or of a run the queue started. "" with the refusal

@@ -90,8 +90,13 @@ void RunCatalog::put(Entry e) {
   by_last_event_.insert({span.last_ms, e.run_id});
   spans_[e.run_id] = std::move(span);
   stats_.update(e);
+  if (is_final(e.status))
+    open_.erase(e.run_id);
+  else
+    open_.insert(e.run_id);
   by_id_[e.run_id] = k;
   Entry& slot = by_time_[k];
+  if (!in_place || slot.fields != e.fields) ++generation_;
   slot = std::move(e);
   if (bulk_) return;
   if (in_place)
@@ -108,6 +113,8 @@ void RunCatalog::erase(const std::string& run_id) {
     by_time_.erase(node);
   }
   by_id_.erase(found);
+  open_.erase(run_id);
+  ++generation_;
   if (auto old = spans_.find(run_id); old != spans_.end()) {
     by_last_event_.erase({old->second.last_ms, run_id});
     spans_.erase(old);
@@ -149,10 +156,7 @@ void RunCatalog::refresh() {
   {
     std::shared_lock l(mu_);
     relist = !ec && mtime != runs_mtime_;
-    for (const auto& [id, key] : by_id_) {
-      auto it = by_time_.find(key);
-      if (it != by_time_.end() && !is_final(it->second.status)) unsealed.push_back(id);
-    }
+    unsealed.assign(open_.begin(), open_.end());
   }
   // Reading happens outside the lock; only the swaps are under it.
   std::vector<Entry> fresh;

@@ -11,6 +11,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include <atomic>
 #include <filesystem>
 #include <map>
 #include <optional>
@@ -18,6 +19,7 @@
 #include <shared_mutex>
 #include <string>
 #include <unordered_map>
+#include <unordered_set>
 #include <vector>
 
 namespace cp::serve {
@@ -77,6 +79,9 @@ class RunCatalog {
   std::set<std::string> gate_ids() const;
 
   size_t size() const;
+  // Moves whenever what list() could answer changes (a run added, removed, or its listing fields
+  // changed): an answer built at one generation holds for as long as it lasts.
+  uint64_t generation() const { return generation_.load(); }
   std::map<std::string, long long> count_by_status() const;  // status or, once sealed, verdict
   // gate id -> verdict -> count, over every run's manifest gates.
   std::map<std::string, std::map<std::string, long long>> gate_outcomes() const;
@@ -100,6 +105,7 @@ class RunCatalog {
   mutable std::shared_mutex mu_;
   std::map<Key, Entry> by_time_;
   std::unordered_map<std::string, Key> by_id_;
+  std::unordered_set<std::string> open_;  // the runs not final yet: what each refresh re-reads
   // The listing's screen over by_time_'s entries. While bulk_ (a refresh taking in many runs, the first
   // build above all) put and erase leave it alone and it is rebuilt once at the end.
   RunRows rows_;
@@ -109,6 +115,7 @@ class RunCatalog {
   std::set<std::pair<long long, std::string>, std::greater<>> by_last_event_;
   std::unordered_map<std::string, RunSpan> spans_;
   RunStats stats_;
+  std::atomic<uint64_t> generation_{1};
 };
 
 }  // namespace cp::serve
