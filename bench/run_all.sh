@@ -62,8 +62,8 @@ section "Scale-out: 1,000 no-op runs on PostgreSQL with 1, 2 and 3 workers vs th
   echo
   echo "## Notes"
   echo
-  echo "- validate: where the time goes and what would fix the gap to python jsonschema:"
-  echo "  [../README.md](../README.md#validate-against-python-jsonschema-why-about-7x-and-not-20x)."
+  echo "- validate: how it is checked and where the time goes:"
+  echo "  [../README.md](../README.md#validate-against-python-jsonschema-and-ajv-cli)."
   echo "- The Google Benchmark binaries may print \"Library was built as DEBUG\": that is Debian's libbenchmark"
   echo "  package, not cp-host, which is built RelWithDebInfo."
 } >> "$tmp"
