@@ -6,7 +6,9 @@
 #      (deadlines passed and close, retries): the command tower's aggregate gets what a busy root gives it.
 #      `cp-host serve --no-scheduler`, then wrk (Debian's `wrk`) on loopback with 64 connections for D seconds
 #      each: GET /api/runs/{id}, GET /api/runs?limit=50 (first page and a page deep in the list, by cursor),
-#      GET /api/health, GET /api/command-tower/overview and /alerts. Prints req/s and p99 per route.
+#      GET /api/health, GET /api/command-tower/overview and /alerts. Prints req/s and p99 per route. Beside
+#      the run detail, nginx (Debian's nginx-light) serving that run's manifest.json as a static file with
+#      the same wrk settings, and the ratios.
 #   2. 1,000 no-op runs (tool runner `true`) submitted through POST /api/runs in one burst to a serve with
 #      the scheduler on: enqueue -> RUNNER_STARTED latency p50/p99 (includes waiting for a slot), claim ->
 #      RUNNER_STARTED (the dispatch itself: child process, plugin load, worktree), and runs/s.
@@ -69,6 +71,54 @@ run_wrk() {  # label, path
   printf "   %-34s %10s req/s   p99 %8s   non-2xx %s\n" "$1" "$rps" "$p99" "${errs:-0}"
 }
 run_wrk "GET /api/runs/{id}" "/api/runs/$mid"
+detail_rps=$rps detail_p99=$p99
+# The same run's manifest.json served as a static file by nginx (Debian's), two workers, its access log on,
+# the same wrk settings: what answering a run's detail would cost were it only a file on disk.
+if command -v nginx >/dev/null; then
+  mkdir -p "$work/nginx"
+  { [ "$(id -u)" -eq 0 ] && echo "user root;"
+    cat <<NGINX
+worker_processes 2;
+pid $work/nginx/nginx.pid;
+error_log $work/nginx/error.log;
+events { worker_connections 1024; }
+http {
+  access_log $work/nginx/access.log;
+  client_body_temp_path $work/nginx/body;
+  proxy_temp_path $work/nginx/proxy;
+  fastcgi_temp_path $work/nginx/fastcgi;
+  uwsgi_temp_path $work/nginx/uwsgi;
+  scgi_temp_path $work/nginx/scgi;
+  default_type application/json;
+  sendfile on;
+  keepalive_requests 1000000;
+  server {
+    listen 127.0.0.1:${NGINX_PORT:-18089};
+    root $work/.runtime-cache/cortexpilot/runs;
+  }
+}
+NGINX
+  } > "$work/nginx/nginx.conf"
+  if nginx -c "$work/nginx/nginx.conf" 2>"$work/nginx/start.err"; then
+    out=$(wrk -t2 -c64 -d"${D}s" --latency "http://127.0.0.1:${NGINX_PORT:-18089}/$mid/manifest.json")
+    ng_rps=$(echo "$out" | awk '/Requests\/sec/ {print $2}')
+    ng_p99=$(echo "$out" | awk '$1 == "99%" {print $2}')
+    errs=$(echo "$out" | awk '/Non-2xx/ {print $NF}')
+    nginx -c "$work/nginx/nginx.conf" -s stop 2>/dev/null || true
+    printf "   %-34s %10s req/s   p99 %8s   non-2xx %s\n" "nginx: $mid/manifest.json" "$ng_rps" "$ng_p99" "${errs:-0}"
+    python3 - "$detail_rps" "$detail_p99" "$ng_rps" "$ng_p99" <<'PY'
+import sys
+def ms(v):
+    return float(v[:-2]) if v.endswith("ms") else float(v[:-2]) / 1000 if v.endswith("us") else float(v[:-1]) * 1000
+r, p, nr, np_ = float(sys.argv[1]), ms(sys.argv[2]), float(sys.argv[3]), ms(sys.argv[4])
+print(f"   run detail vs nginx: {r / nr:.2f}x the requests/s, p99 {p / np_:.2f}x nginx's")
+PY
+  else
+    echo "   nginx did not start: $(head -1 "$work/nginx/start.err")"
+  fi
+else
+  echo "   nginx: not installed (apt-get install nginx-light); no static-file comparison"
+fi
 run_wrk "GET /api/runs?limit=50 (first page)" "/api/runs?limit=50"
 run_wrk "GET /api/runs?limit=50 (10,000 deep)" "/api/runs?limit=50&cursor=$cursor"
 run_wrk "GET /api/health" "/api/health"

@@ -1,5 +1,6 @@
 #include "contract/browser_policy.hpp"
 #include "core/ascii.hpp"
+#include "core/json_locator.hpp"
 
 #include <algorithm>
 #include <cctype>
@@ -20,12 +21,6 @@ bool all_digits(std::string_view s) {
 
 bool valid_host_char(char c) {
   return std::isalnum(static_cast<unsigned char>(c)) || c == '.' || c == '-' || c == '_';
-}
-
-std::string escape_token(const std::string& key) {
-  std::string out;
-  for (char c : key) out += c == '~' ? std::string("~0") : c == '/' ? std::string("~1") : std::string(1, c);
-  return out;
 }
 
 const char* kTasks = "/runtime_options/browser_tasks";
@@ -242,7 +237,7 @@ std::vector<BrowserPolicyIssue> check_browser_tasks(const json& tasks, const jso
     if (!budgets.contains(key) || !budgets[key].is_number_integer()) continue;
     int64_t limit = op ? op->value(key, fallback) : fallback;
     if (budgets[key].get<int64_t>() > limit)
-      out.push_back({std::string(kTasks) + "/budgets/" + escape_token(key),
+      out.push_back({std::string(kTasks) + "/budgets/" + core::pointer_token(key),
                      std::string(key) + " " + budgets[key].dump() + " is over the operator's " +
                          std::to_string(limit) + " (policies/browser_policy.json" +
                          (op ? "" : " absent: default") + ")",

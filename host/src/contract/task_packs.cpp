@@ -33,12 +33,6 @@ bool pack_name_ok(std::string_view name) {
                      [](char c) { return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-'; });
 }
 
-std::string escape_token(const std::string& key) {
-  std::string out;
-  for (char c : key) out += c == '~' ? std::string("~0") : c == '/' ? std::string("~1") : std::string(1, c);
-  return out;
-}
-
 // The {{name}} references of a template text, in order.
 std::vector<std::string> template_refs(const std::string& text) {
   std::vector<std::string> out;
@@ -59,7 +53,7 @@ void each_string(const json& node, const std::string& pointer,
     for (size_t i = 0; i < node.size(); ++i) each_string(node[i], pointer + "/" + std::to_string(i), fn);
   } else if (node.is_object()) {
     for (auto it = node.begin(); it != node.end(); ++it)
-      each_string(it.value(), pointer + "/" + escape_token(it.key()), fn);
+      each_string(it.value(), pointer + "/" + core::pointer_token(it.key()), fn);
   }
 }
 

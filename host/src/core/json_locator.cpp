@@ -188,4 +188,10 @@ int line_of_pointer(std::string_view text, std::string_view pointer) {
   return Scanner(text, split_pointer(pointer)).run();
 }
 
+std::string pointer_token(std::string_view key) {
+  std::string out;
+  for (char c : key) out += c == '~' ? std::string("~0") : c == '/' ? std::string("~1") : std::string(1, c);
+  return out;
+}
+
 }  // namespace cp::core

@@ -11,4 +11,7 @@ namespace cp::core {
 // property), the line of its deepest existing ancestor. 1 when nothing better is known.
 int line_of_pointer(std::string_view text, std::string_view pointer);
 
+// A key as one JSON pointer token (RFC 6901): "~" becomes "~0", "/" becomes "~1".
+std::string pointer_token(std::string_view key);
+
 }  // namespace cp::core

@@ -1,7 +1,7 @@
 #include "db/pg_connection.hpp"
 
-#include <libpq-fe.h>
 #include <poll.h>
+#include "db/libpq_api.hpp"
 
 #include <cstdio>
 #include <cstdlib>
@@ -46,9 +46,9 @@ std::string redact_conninfo(const std::string& conninfo) {
   // Parsed by libpq itself, then shown as key=value without the password: no hand-written pattern can
   // miss a form libpq accepts. A string libpq cannot parse is not shown at all (its error would echo it).
   char* err = nullptr;
-  PQconninfoOption* opts = PQconninfoParse(conninfo.c_str(), &err);
+  PQconninfoOption* opts = pq().PQconninfoParse(conninfo.c_str(), &err);
   if (!opts) {
-    if (err) PQfreemem(err);
+    if (err) pq().PQfreemem(err);
     return "(a malformed connection string)";
   }
   std::string out;
@@ -59,7 +59,7 @@ std::string redact_conninfo(const std::string& conninfo) {
     if (!out.empty()) out += ' ';
     out += key + "=" + o->val;
   }
-  PQconninfoFree(opts);
+  pq().PQconninfoFree(opts);
   return out;
 }
 
@@ -77,7 +77,7 @@ std::string random_token() {
 
 std::vector<std::string> conninfo_files(const std::string& conninfo) {
   std::vector<std::string> out;
-  PQconninfoOption* opts = PQconninfoParse(conninfo.c_str(), nullptr);
+  PQconninfoOption* opts = pq().PQconninfoParse(conninfo.c_str(), nullptr);
   if (!opts) return out;
   for (PQconninfoOption* o = opts; o->keyword; ++o) {
     const std::string key = o->keyword;
@@ -86,7 +86,7 @@ std::vector<std::string> conninfo_files(const std::string& conninfo) {
          key == "sslcrl" || key == "sslcrldir"))
       out.emplace_back(o->val);
   }
-  PQconninfoFree(opts);
+  pq().PQconninfoFree(opts);
   return out;
 }
 
@@ -94,12 +94,12 @@ namespace {
 
 // The password a connection string carries (to scrub it from libpq's messages), or "".
 std::string password_of(const std::string& conninfo) {
-  PQconninfoOption* opts = PQconninfoParse(conninfo.c_str(), nullptr);
+  PQconninfoOption* opts = pq().PQconninfoParse(conninfo.c_str(), nullptr);
   std::string pw;
   if (!opts) return pw;
   for (PQconninfoOption* o = opts; o->keyword; ++o)
     if (std::string(o->keyword) == "password" && o->val) pw = o->val;
-  PQconninfoFree(opts);
+  pq().PQconninfoFree(opts);
   return pw;
 }
 
@@ -117,27 +117,27 @@ PgRows::PgRows(PgRows&& o) noexcept : r_(o.r_) {
 }
 PgRows& PgRows::operator=(PgRows&& o) noexcept {
   if (this != &o) {
-    if (r_) PQclear(r_);
+    if (r_) pq().PQclear(r_);
     r_ = o.r_;
     o.r_ = nullptr;
   }
   return *this;
 }
 PgRows::~PgRows() {
-  if (r_) PQclear(r_);
+  if (r_) pq().PQclear(r_);
 }
 int PgRows::size() const {
-  return r_ ? PQntuples(r_) : 0;
+  return r_ ? pq().PQntuples(r_) : 0;
 }
 bool PgRows::null(int row, int col) const {
-  return !r_ || PQgetisnull(r_, row, col);
+  return !r_ || pq().PQgetisnull(r_, row, col);
 }
 std::string PgRows::text(int row, int col) const {
   if (null(row, col)) return {};
-  return std::string(PQgetvalue(r_, row, col), static_cast<size_t>(PQgetlength(r_, row, col)));
+  return std::string(pq().PQgetvalue(r_, row, col), static_cast<size_t>(pq().PQgetlength(r_, row, col)));
 }
 int64_t PgRows::integer(int row, int col) const {
-  return null(row, col) ? 0 : std::strtoll(PQgetvalue(r_, row, col), nullptr, 10);
+  return null(row, col) ? 0 : std::strtoll(pq().PQgetvalue(r_, row, col), nullptr, 10);
 }
 
 PgConnection::PgConnection(std::string conninfo)
@@ -146,23 +146,23 @@ PgConnection::PgConnection(std::string conninfo)
 }
 
 PgConnection::~PgConnection() {
-  if (c_) PQfinish(c_);
+  if (c_) pq().PQfinish(c_);
 }
 
 void PgConnection::open() {
-  if (c_) PQfinish(c_);
+  if (c_) pq().PQfinish(c_);
   c_ = nullptr;
   if (!conninfo_.empty()) {
     char* err = nullptr;
-    PQconninfoOption* parsed = PQconninfoParse(conninfo_.c_str(), &err);
+    PQconninfoOption* parsed = pq().PQconninfoParse(conninfo_.c_str(), &err);
     if (!parsed) {
-      if (err) PQfreemem(err);
+      if (err) pq().PQfreemem(err);
       throw DbError(
           "the store's connection string is malformed: give postgres://USER[:PASSWORD]@HOST[:PORT]/DB "
           "or libpq's key=value form (percent-encode special characters in a URI)",
           false, "config");
     }
-    PQconninfoFree(parsed);
+    pq().PQconninfoFree(parsed);
   }
   // Defaults first, the caller's string last: what it says wins. A host that stops answering is noticed
   // within a minute rather than TCP's two hours, so no lock is held for ever by a dead peer.
@@ -170,18 +170,19 @@ void PgConnection::open() {
       "connect_timeout", "keepalives", "keepalives_idle", "keepalives_interval", "keepalives_count",
       "dbname",          nullptr};
   const char* values[] = {"10", "1", "10", "5", "3", conninfo_.c_str(), nullptr};
-  c_ = PQconnectdbParams(keys, values, 1);
-  if (!c_ || PQstatus(c_) != CONNECTION_OK) {
-    std::string why = c_ ? scrubbed(trimmed(PQerrorMessage(c_)), password_of(conninfo_)) : "out of memory";
+  c_ = pq().PQconnectdbParams(keys, values, 1);
+  if (!c_ || pq().PQstatus(c_) != CONNECTION_OK) {
+    std::string why =
+        c_ ? scrubbed(trimmed(pq().PQerrorMessage(c_)), password_of(conninfo_)) : "out of memory";
     // A constructor that throws runs no destructor: the failed connection is let go here.
-    if (c_) PQfinish(c_);
+    if (c_) pq().PQfinish(c_);
     c_ = nullptr;
     throw DbError(
         "cannot connect to PostgreSQL (" + (redacted_.empty() ? "PG* variables" : redacted_) + "): " + why,
         true);
   }
   // Notices ("relation already exists, skipping") are not errors; keep them off the console.
-  PQsetNoticeProcessor(
+  pq().PQsetNoticeProcessor(
       c_, [](void*, const char*) {}, nullptr);
   // A lock or an idle transaction never waits for ever: the retry logic above decides what comes next.
   exec("SET lock_timeout = '30s'");
@@ -194,15 +195,15 @@ void PgConnection::reconnect() {
 }
 
 bool PgConnection::broken() const {
-  return !c_ || PQstatus(c_) != CONNECTION_OK;
+  return !c_ || pq().PQstatus(c_) != CONNECTION_OK;
 }
 
 void PgConnection::fail(const std::string& what, pg_result* r) {
   std::string state =
-      r && PQresultErrorField(r, PG_DIAG_SQLSTATE) ? PQresultErrorField(r, PG_DIAG_SQLSTATE) : "";
-  std::string msg = r ? trimmed(PQresultErrorMessage(r)) : "";
-  if (msg.empty()) msg = trimmed(PQerrorMessage(c_));
-  if (r) PQclear(r);
+      r && pq().PQresultErrorField(r, PG_DIAG_SQLSTATE) ? pq().PQresultErrorField(r, PG_DIAG_SQLSTATE) : "";
+  std::string msg = r ? trimmed(pq().PQresultErrorMessage(r)) : "";
+  if (msg.empty()) msg = trimmed(pq().PQerrorMessage(c_));
+  if (r) pq().PQclear(r);
   // An error the server did not classify (no SQLSTATE) came from the connection itself: libpq reports some
   // losses that way while the status still reads OK.
   bool transient = broken() || state.empty() || transient_state(state);
@@ -214,9 +215,9 @@ PgRows PgConnection::exec(const std::string& sql, const std::vector<Param>& para
   std::vector<const char*> values;
   values.reserve(params.size());
   for (const auto& p : params) values.push_back(p ? p->c_str() : nullptr);
-  pg_result* r = PQexecParams(c_, sql.c_str(), static_cast<int>(values.size()), nullptr, values.data(),
-                              nullptr, nullptr, 0);
-  ExecStatusType st = r ? PQresultStatus(r) : PGRES_FATAL_ERROR;
+  pg_result* r = pq().PQexecParams(c_, sql.c_str(), static_cast<int>(values.size()), nullptr, values.data(),
+                                   nullptr, nullptr, 0);
+  ExecStatusType st = r ? pq().PQresultStatus(r) : PGRES_FATAL_ERROR;
   if (st != PGRES_COMMAND_OK && st != PGRES_TUPLES_OK) {
     std::string head = sql.substr(0, sql.find_first_of("\n("));
     fail("statement failed (" + head + ")", r);
@@ -226,10 +227,10 @@ PgRows PgConnection::exec(const std::string& sql, const std::vector<Param>& para
 
 void PgConnection::exec_script(const std::string& sql) {
   if (broken()) throw DbError("PostgreSQL connection is down", true);
-  pg_result* r = PQexec(c_, sql.c_str());
-  ExecStatusType st = r ? PQresultStatus(r) : PGRES_FATAL_ERROR;
+  pg_result* r = pq().PQexec(c_, sql.c_str());
+  ExecStatusType st = r ? pq().PQresultStatus(r) : PGRES_FATAL_ERROR;
   if (st != PGRES_COMMAND_OK && st != PGRES_TUPLES_OK) fail("script failed", r);
-  PQclear(r);
+  pq().PQclear(r);
 }
 
 void PgConnection::listen(const std::string& channel) {
@@ -240,20 +241,20 @@ void PgConnection::listen(const std::string& channel) {
 bool PgConnection::wait_notification(std::chrono::milliseconds timeout) {
   auto drain = [&] {
     bool any = false;
-    while (PGnotify* n = PQnotifies(c_)) {
+    while (PGnotify* n = pq().PQnotifies(c_)) {
       any = true;
-      PQfreemem(n);
+      pq().PQfreemem(n);
     }
     return any;
   };
   if (broken()) return false;
-  if (PQconsumeInput(c_) == 0) return false;
+  if (pq().PQconsumeInput(c_) == 0) return false;
   if (drain()) return true;
-  pollfd p{PQsocket(c_), POLLIN, 0};
+  pollfd p{pq().PQsocket(c_), POLLIN, 0};
   if (p.fd < 0) return false;
   int n = ::poll(&p, 1, static_cast<int>(timeout.count()));
   if (n <= 0) return false;
-  if (PQconsumeInput(c_) == 0) return false;
+  if (pq().PQconsumeInput(c_) == 0) return false;
   return drain();
 }
 

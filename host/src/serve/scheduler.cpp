@@ -4,6 +4,7 @@
 #include "core/clock.hpp"
 #include "core/json_file.hpp"
 #include "core/runtime_paths.hpp"
+#include "serve/exit_watch.hpp"
 
 #include "control/path_lock_release.hpp"
 #include "log/log_lanes.hpp"
@@ -171,6 +172,8 @@ void Scheduler::start() {
   std::lock_guard<std::mutex> l(mu_);
   if (thread_.joinable()) return;
   stop_ = false;
+  // A child that exits frees its slot now, not at the next tick: the loop is poked and reaps it.
+  if (!exits_) exits_ = std::make_unique<ExitWatch>([this] { poke(); });
   thread_ = std::thread([this] { loop(); });
   // A shared queue says when it changes (NOTIFY): an idle node is woken at once by a submission anywhere,
   // and looks at the queue only every idle_tick otherwise.
@@ -204,6 +207,7 @@ void Scheduler::stop() {
   cv_.notify_all();
   if (thread_.joinable()) thread_.join();
   if (waker_.joinable()) waker_.join();
+  exits_.reset();
 }
 
 void Scheduler::poke() {
@@ -510,6 +514,7 @@ void Scheduler::tick_once() {
 
   for (auto& l : launches) {
     pid_t pid = spawn(l.child, l.command, l.repo);
+    if (pid > 0 && exits_) exits_->add(pid);
     if (pid < 0) {
       std::string why = std::string("could not start cp-host run: ") + std::strerror(errno);
       queue.finish(l.child.item_id, l.child.attempt, {"error", why, ""});

@@ -40,6 +40,8 @@ class QueuedChainDriver;
 
 namespace cp::serve {
 
+class ExitWatch;
+
 class WorkerRegistry;
 class RunMirror;
 
@@ -118,6 +120,7 @@ class Scheduler {
   SchedulerOptions o_;
   std::unique_ptr<chain::QueuedChainDriver> chains_;  // used by the scheduler thread (and recover())
   std::thread thread_, waker_;
+  std::unique_ptr<ExitWatch> exits_;  // pokes the loop when a child exits (made in start())
   mutable std::mutex mu_;
   std::condition_variable cv_;
   bool stop_ = false, poked_ = false;
