@@ -11,16 +11,22 @@ namespace fs = std::filesystem;
 
 namespace {
 
-std::vector<std::string> split_path(const std::string& path) {
-  std::vector<std::string> out;
+// The segments of a path as views into it; `out` keeps its capacity from one call to the next.
+void split_views(std::string_view path, std::vector<std::string_view>& out) {
+  out.clear();
   size_t i = 0;
   while (i <= path.size()) {
     size_t j = path.find('/', i);
-    if (j == std::string::npos) j = path.size();
+    if (j == std::string_view::npos) j = path.size();
     out.push_back(path.substr(i, j - i));
     i = j + 1;
   }
-  return out;
+}
+
+std::vector<std::string> split_path(const std::string& path) {
+  std::vector<std::string_view> views;
+  split_views(path, views);
+  return {views.begin(), views.end()};
 }
 
 }  // namespace
@@ -30,18 +36,8 @@ bool match_route(const std::string& pattern, const std::string& path,
   // Every request is matched against the whole route table: segments are views, and the vectors keep
   // their capacity from one call to the next, so a miss allocates nothing.
   thread_local std::vector<std::string_view> ps, xs;
-  auto split = [](std::string_view s, std::vector<std::string_view>& out) {
-    out.clear();
-    size_t i = 0;
-    while (i <= s.size()) {
-      size_t j = s.find('/', i);
-      if (j == std::string_view::npos) j = s.size();
-      out.push_back(s.substr(i, j - i));
-      i = j + 1;
-    }
-  };
-  split(pattern, ps);
-  split(path, xs);
+  split_views(pattern, ps);
+  split_views(path, xs);
   params.clear();
   for (size_t i = 0; i < ps.size(); ++i) {
     std::string_view p = ps[i];

@@ -13,6 +13,7 @@
 #include "store/run_index.hpp"
 
 #include <algorithm>
+#include <functional>
 
 namespace cp::serve {
 
@@ -43,6 +44,28 @@ std::optional<RunPage> run_page(const ApiServices& s, const RouteCall& c, const 
 
 namespace {
 
+using AnswerBuilder = std::function<std::pair<CachedAnswer, bool>()>;
+
+// An answer through a cache: `get` looks it up and calls the builder it is given when it has none; what
+// `build` answers other than 200 is returned as it is and never kept.
+ApiResponse through_cache(const std::function<std::pair<ApiResponse, bool>()>& build,
+                          const std::function<CachedAnswer(const AnswerBuilder&)>& get) {
+  std::optional<ApiResponse> unkept;
+  CachedAnswer a = get([&]() -> std::pair<CachedAnswer, bool> {
+    auto [r, keep] = build();
+    if (r.status != 200) {
+      unkept = std::move(r);
+      return {{}, false};
+    }
+    return {{std::move(r.body), std::move(r.headers)}, keep};
+  });
+  if (unkept) return *unkept;
+  ApiResponse r;
+  r.body = std::move(a.body);
+  r.headers = std::move(a.headers);
+  return r;
+}
+
 ApiResponse build_list(const ApiServices& s, const RouteCall& c) {
   RunFilter f;
   f.status = c.query("status");
@@ -63,24 +86,14 @@ ApiResponse build_list(const ApiServices& s, const RouteCall& c) {
 
 // A page is kept, by its query, for as long as the catalogue does not change (serve/answer_memo.hpp).
 ApiResponse list_runs(const ApiServices& s, const RouteCall& c) {
-  std::string key;
   // A sorted map, each part length-prefixed: one key per query, and no two queries share one.
+  std::string key;
   for (const auto& [k, v] : c.req.query)
     key += std::to_string(k.size()) + ':' + k + std::to_string(v.size()) + ':' + v;
-  std::optional<ApiResponse> refused;
-  CachedAnswer a = s.listed.get(key, s.runs.generation(), [&]() -> std::pair<CachedAnswer, bool> {
-    ApiResponse r = build_list(s, c);
-    if (r.status != 200) {
-      refused = std::move(r);
-      return {{}, false};
-    }
-    return {{std::move(r.body), std::move(r.headers)}, true};
-  });
-  if (refused) return *refused;
-  ApiResponse r;
-  r.body = std::move(a.body);
-  r.headers = std::move(a.headers);
-  return r;
+  // Read before the page is built: a change while it is built leaves the page under the older generation.
+  const uint64_t generation = s.runs.generation();
+  return through_cache([&] { return std::pair<ApiResponse, bool>(build_list(s, c), true); },
+                       [&](const AnswerBuilder& build) { return s.listed.get(key, generation, build); });
 }
 
 // The queue options of a wrapped submission ({"contract": ..., "priority": ...}); the 422 when one is off.
@@ -149,20 +162,8 @@ ApiResponse detail(const ApiServices& s, const RouteCall& c) {
   auto run = run_of(s, c, refused);
   if (!run) return refused;
   // A sealed run's detail is served as kept bytes until its bundle changes (serve/sealed_answers.hpp).
-  std::optional<ApiResponse> unkept;
-  CachedAnswer a = s.answered.get(run->id, run->dir, [&]() -> std::pair<CachedAnswer, bool> {
-    auto [r, settled] = build_detail(s, *run);
-    if (r.status != 200) {
-      unkept = r;
-      return {{}, false};
-    }
-    return {{std::move(r.body), std::move(r.headers)}, settled};
-  });
-  if (unkept) return *unkept;
-  ApiResponse r;
-  r.body = std::move(a.body);
-  r.headers = std::move(a.headers);
-  return r;
+  return through_cache([&] { return build_detail(s, *run); },
+                       [&](const AnswerBuilder& build) { return s.answered.get(run->id, run->dir, build); });
 }
 
 // The queue item behind `id`: the id of an item itself, or of a run the queue started. "" with the refusal
