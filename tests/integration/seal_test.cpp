@@ -9,11 +9,15 @@
 
 #include <gtest/gtest.h>
 
+#include <fcntl.h>
 #include <signal.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <cstring>
 #include <fstream>
+#include <thread>
 
 namespace {
 
@@ -313,6 +317,56 @@ TEST_F(Sealed, TheApiMarksATamperedBundleAndRefusesToCompareIt) {
   auto cmp = http(serve.port(), "GET", "/api/runs/" + ida + "/compare/" + idb, bearer(viewer));
   EXPECT_EQ(cmp.status, 409) << cmp.body;
   EXPECT_NE(cmp.body.find("unverified"), std::string::npos) << cmp.body;
+}
+
+// A write through a shared memory mapping of a page already dirty changes a file's bytes without touching
+// its size, mtime or ctime and without an inotify event. The API's kept answers and kept verification must
+// not then show the changed manifest as intact: the verification is reused only for the manifest text it
+// verified, so the first answer built on the new bytes verifies them again.
+TEST_F(Sealed, AManifestChangedThroughAMappingIsNotShownAsIntact) {
+  auto a = sealed_run();
+  std::string id = a.manifest["run_id"];
+  std::string viewer = add_token(p, "dash", "viewer");
+  ServeProcess serve(p, {"--tokens", (p.dir / "tokens.json").string(), "--no-scheduler"}, env());
+  ASSERT_NE(serve.port(), 0) << serve.output();
+  auto detail = [&] {
+    auto r = http(serve.port(), "GET", "/api/runs/" + id, bearer(viewer));
+    EXPECT_EQ(r.status, 200) << r.body;
+    return json::parse(r.body);
+  };
+  EXPECT_EQ(detail()["verification"]["state"], "intact");
+  fs::path man = a.bundle / "manifest.json";
+  int fd = ::open(man.c_str(), O_RDWR);
+  ASSERT_GE(fd, 0);
+  struct stat st0 {};
+  ASSERT_EQ(::fstat(fd, &st0), 0);
+  auto* m = static_cast<char*>(
+      ::mmap(nullptr, static_cast<size_t>(st0.st_size), PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0));
+  ASSERT_NE(m, MAP_FAILED);
+  std::string text(m, static_cast<size_t>(st0.st_size));
+  size_t at = text.find("\"success\"");
+  ASSERT_NE(at, std::string::npos) << text;
+  // Armed: one byte written with its own value (the fault moves the times once), then the answers are
+  // built and kept on those times.
+  m[at + 1] = text[at + 1];
+  std::this_thread::sleep_for(std::chrono::milliseconds(1200));
+  EXPECT_EQ(detail()["verification"]["state"], "intact");
+  struct stat st1 {};
+  ::fstat(fd, &st1);
+  std::memcpy(m + at + 1, "failure", 7);  // through the dirty page: no new times, no inotify event
+  struct stat st2 {};
+  ::fstat(fd, &st2);
+  EXPECT_EQ(st1.st_mtim.tv_nsec, st2.st_mtim.tv_nsec);  // the change left no trace in the metadata
+  EXPECT_EQ(st1.st_ctim.tv_nsec, st2.st_ctim.tv_nsec);
+  // Anything that makes the answer be built again (here an open for writing and a close of another file)
+  // reads the new manifest; it must be shown with what verifying it says.
+  ::close(::open((a.bundle / "contract.json").c_str(), O_WRONLY));
+  json d = detail();
+  EXPECT_EQ(d["manifest"]["verdict"], "failure");
+  EXPECT_EQ(d["verification"]["state"], "tampered") << d["verification"].dump();
+  EXPECT_EQ(verify(id).exit_code, 1);
+  ::munmap(m, static_cast<size_t>(st0.st_size));
+  ::close(fd);
 }
 
 // Without the sandbox a run's process can reach its own bundle; one that outlives the run (it dropped the

@@ -13,16 +13,26 @@ namespace cp::core {
 namespace fs = std::filesystem;
 using nlohmann::json;
 
-json read_json_file(const fs::path& file) {
+json read_json_file(const fs::path& file, std::string& text) {
+  text.clear();
   std::error_code ec;
   auto size = fs::file_size(file, ec);
   if (ec || size > kMaxJsonFileBytes) return nullptr;  // refused unread: memory stays bounded
   std::ifstream in(file, std::ios::binary);
   if (!in) return nullptr;
-  std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  text.assign(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
+  if (text.size() > kMaxJsonFileBytes) {  // grew since it was measured
+    text.clear();
+    return nullptr;
+  }
   if (!json_depth_ok(text)) return nullptr;
   json doc = json::parse(text, nullptr, false);
   return doc.is_discarded() ? json(nullptr) : doc;
+}
+
+json read_json_file(const fs::path& file) {
+  std::string text;
+  return read_json_file(file, text);
 }
 
 }  // namespace cp::core

@@ -5,6 +5,7 @@
 
 #include <cstdint>
 #include <filesystem>
+#include <string>
 
 namespace cp::core {
 
@@ -13,5 +14,7 @@ namespace cp::core {
 // unread, so no file can make cp-host read gigabytes into memory.
 inline constexpr std::uintmax_t kMaxJsonFileBytes = 64u << 20;
 nlohmann::json read_json_file(const std::filesystem::path& file);
+// The same, and the text it was parsed from in `text` (empty when refused unread or unreadable).
+nlohmann::json read_json_file(const std::filesystem::path& file, std::string& text);
 
 }  // namespace cp::core

@@ -6,6 +6,8 @@
 #include "core/clock.hpp"
 #include "serve/event_feed.hpp"
 
+#include <sys/stat.h>
+
 #include <algorithm>
 #include <limits>
 #include <mutex>
@@ -149,13 +151,21 @@ void RunCatalog::update(const std::string& run_id) {
 }
 
 void RunCatalog::refresh() {
+  // The folder is listed again when it changed: its mtime, and its ctime and inode too, which no one can
+  // set back (a `touch -d` that restores the mtime after a run was taken away still moves the ctime).
+  struct stat st {};
+  bool ok = ::stat(runs_.c_str(), &st) == 0;
+  const std::string mtime = ok ? std::to_string(st.st_mtim.tv_sec) + '.' +
+                                     std::to_string(st.st_mtim.tv_nsec) + '/' +
+                                     std::to_string(st.st_ctim.tv_sec) + '.' +
+                                     std::to_string(st.st_ctim.tv_nsec) + '/' + std::to_string(st.st_ino)
+                               : std::string();
   std::error_code ec;
-  auto mtime = fs::last_write_time(runs_, ec);
   std::vector<std::string> unsealed;
   bool relist = false;
   {
     std::shared_lock l(mu_);
-    relist = !ec && mtime != runs_mtime_;
+    relist = ok && mtime != runs_mtime_;
     unsealed.assign(open_.begin(), open_.end());
   }
   // Reading happens outside the lock; only the swaps are under it.

@@ -110,7 +110,7 @@ class RunCatalog {
   // build above all) put and erase leave it alone and it is rebuilt once at the end.
   RunRows rows_;
   bool bulk_ = false;
-  std::filesystem::file_time_type runs_mtime_{};
+  std::string runs_mtime_;  // the runs folder's mtime, ctime and inode when last listed
   // (last event ms, run id), newest first, and each run's span.
   std::set<std::pair<long long, std::string>, std::greater<>> by_last_event_;
   std::unordered_map<std::string, RunSpan> spans_;

@@ -1,5 +1,6 @@
 #include "serve/sealed_answers.hpp"
 
+#include "serve/verify_cache.hpp"
 #include "store/bundle_verify.hpp"
 
 namespace cp::serve {
@@ -22,13 +23,29 @@ bool SealedAnswers::drop_changed(const std::string& id) {
   return hit || all;
 }
 
+void SealedAnswers::check_keys(std::chrono::steady_clock::time_point now) {
+  if (now - keys_checked_ < kRecheck) return;
+  keys_checked_ = now;
+  std::string keys = host_keys_fingerprint();
+  if (keys == keys_) return;
+  keys_ = std::move(keys);
+  for (const auto& [id, e] : entries_) watch_.forget(id);
+  entries_.clear();
+}
+
 CachedAnswer SealedAnswers::get(const std::string& id, const std::filesystem::path& dir,
                                 const std::function<std::pair<CachedAnswer, bool>()>& build) {
   auto now = std::chrono::steady_clock::now();
   {
     std::lock_guard lock(mu_);
     drop_changed(id);
+    check_keys(now);
     auto it = entries_.find(id);
+    if (it != entries_.end() && now - it->second.built >= VerifyCache::kReverify) {
+      watch_.forget(id);  // built and verified again below
+      entries_.erase(it);
+      it = entries_.end();
+    }
     if (it != entries_.end() && now - it->second.checked < kRecheck) return it->second.answer;
   }
   // Not kept, or due for its fingerprint check. The fingerprint is taken and the watch set before the
@@ -65,7 +82,7 @@ CachedAnswer SealedAnswers::get(const std::string& id, const std::filesystem::pa
     watch_.forget(victim->first);
     entries_.erase(victim);
   }
-  entries_[id] = {answer, fp, now};
+  entries_[id] = {answer, fp, now, now};
   return answer;
 }
 

@@ -7,7 +7,11 @@
 // request reads it. And at most once a second per answer served, the bundle's fingerprint (every entry's
 // size, inode, mtime, ctime: store::bundle_fingerprint) is taken again and compared with the one the
 // answer was built on, which also catches what inotify cannot see (a write through a hard link from
-// outside). Only settled answers (a sealed run's, verification intact or tampered) are kept.
+// outside). A change to the host keys (a rotation, a removed key), looked for once a second, drops every
+// answer. And no answer is served older than VerifyCache::kReverify: what leaves no trace in inotify or
+// the metadata (a write through a shared memory mapping of a page already dirty) is caught when the
+// answer is built again and its bundle verified from its files. Only settled answers (a sealed run's,
+// verification intact or tampered) are kept.
 #pragma once
 
 #include "serve/bundle_watch.hpp"
@@ -50,8 +54,11 @@ class SealedAnswers {
   struct Entry {
     CachedAnswer answer;
     std::string fingerprint;
-    std::chrono::steady_clock::time_point checked;
+    std::chrono::steady_clock::time_point checked, built;
   };
+  void check_keys(std::chrono::steady_clock::time_point now);  // mu_ held
+  std::string keys_;                                           // host_keys_fingerprint() last seen
+  std::chrono::steady_clock::time_point keys_checked_{};
   size_t max_;
   BundleWatch watch_;
   mutable std::mutex mu_;
