@@ -72,8 +72,10 @@ CachedAnswer SealedAnswers::get(const std::string& id, const std::filesystem::pa
   }
   const std::string after = store::bundle_fingerprint(dir);
   std::lock_guard lock(mu_);
-  // A change while the answer was built: the watch is gone (changed() forgot it), the answer not kept.
+  // A change while the answer was built: the watch is gone (changed() forgot it), and no answer is kept
+  // for this run (one another request kept meanwhile would be left without its watch).
   if (drop_changed(id) || after != fp) {
+    entries_.erase(id);
     watch_.forget(id);
     return answer;
   }
