@@ -8,6 +8,8 @@ ap = argparse.ArgumentParser(description=__doc__)
 ap.add_argument("root", help="project root; runs go under ROOT/.runtime-cache/cortexpilot/runs")
 ap.add_argument("n", type=int, help="how many run bundles")
 ap.add_argument("--queue", action="store_true", help="also write a queue of 400 items (queue.jsonl)")
+ap.add_argument("--manifests-only", action="store_true",
+                help="write each bundle's manifest.json alone (what the catalogue reads), for a million runs")
 args = ap.parse_args()
 root, n = args.root, args.n
 rt = os.path.join(root, ".runtime-cache/cortexpilot")
@@ -21,7 +23,7 @@ def iso(t):
 for i in range(n):
     rid = f"bench-{i:07d}"
     d = os.path.join(runs, rid)
-    os.makedirs(os.path.join(d, "reports"))
+    os.makedirs(d if args.manifests_only else os.path.join(d, "reports"))
     # Finished times spread over the last 30 days (about 140 in the last hour); durations long-tailed.
     end = now - span + span * (i + 1) / n
     dur = int(min(max(rng.lognormvariate(11, 0.9), 500), 3600000))
@@ -56,7 +58,7 @@ for i in range(n):
         m["status"] = "awaiting_approval"
         m["approval"] = {"state": "pending", "requested_at": iso(end), "approvers_required": 1, "approvals": [],
                          "deadline": iso(now + (i // 4000) * 7200 + 600)}
-    else:  # a sealed run's event log: what GET /api/events pages through (5 events, keys sorted as written)
+    elif not args.manifests_only:  # a sealed run's event log: what GET /api/events pages through (5 events, keys sorted as written)
         t0 = end - dur / 1000
         lines = []
         for k, typ in enumerate(["RUN_CREATED", "RUNNER_STARTED", "RUNNER_FINISHED", "GATES_FINISHED", "RUN_SEALED"], 1):
@@ -65,7 +67,9 @@ for i in range(n):
             lines.append(json.dumps(e, sort_keys=True, separators=(",", ":")))
         open(os.path.join(d, "events.jsonl"), "w").write("\n".join(lines) + "\n")
     with open(os.path.join(d, "manifest.json"), "w") as f: json.dump(m, f)
-    with open(os.path.join(d, "reports", "task_result.json"), "w") as f: json.dump({"run_id": rid, "verdict": verdict}, f)
+    if not args.manifests_only:
+        with open(os.path.join(d, "reports", "task_result.json"), "w") as f:
+            json.dump({"run_id": rid, "verdict": verdict}, f)
 if not args.queue:
     sys.exit(0)
 # The queue: 400 items; deadlines passed (breached) and close (at risk), retries in the last 10 minutes.

@@ -8,7 +8,7 @@ cd "$(dirname "$0")/.."
 secs=${1:-60}
 shift || true
 targets=("$@")
-[ ${#targets[@]} -eq 0 ] && targets=(contract agent_stream worker_frame events_log rest_request secret_redaction bundle_verify)
+[ ${#targets[@]} -eq 0 ] && targets=(contract agent_stream worker_frame events_log rest_request secret_redaction bundle_verify run_index)
 bash scripts/build.sh fuzz
 for t in "${targets[@]}"; do
   work=build-fuzz/corpus/$t

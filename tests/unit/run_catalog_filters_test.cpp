@@ -141,6 +141,26 @@ TEST(RunCatalogFilters, PagesEqualThePlainFilterAfterABuildAndAfterSmallChanges)
   check_all(root, c, "after small changes");
 }
 
+TEST(RunCatalogFilters, PagesEqualThePlainFilterAfterAStartFromTheIndexAndChangesAfterIt) {
+  Root root;
+  for (int i = 0; i < 600; ++i) root.add();
+  CatalogIndex index;
+  index.file = core::run_index_file(root.dir.path());
+  {
+    RunCatalog first(root.dir.path(), index);
+    first.start();
+  }
+  RunCatalog c(root.dir.path(), index);
+  ASSERT_TRUE(c.start().from_index);
+  check_all(root, c, "from the index");
+  for (int i = 0; i < 30; ++i) root.add();
+  fs::remove_all(root.runs() / "r-00042");
+  fs::last_write_time(root.runs(), fs::last_write_time(root.runs()) + std::chrono::seconds(5));
+  c.refresh();
+  ASSERT_EQ(c.size(), 629u);
+  check_all(root, c, "after changes to a catalogue from the index");
+}
+
 TEST(RunCatalogFilters, AnUndecodableCursorIsRefusedAndAValueNoRunHasIsAnEmptyPage) {
   Root root;
   for (int i = 0; i < 20; ++i) root.add();

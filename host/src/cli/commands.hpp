@@ -59,6 +59,7 @@ void add_db(CLI::App& app, Runner& run);  // db migrate|status: the PostgreSQL s
                                           // show|rotate|export: the host key that signs seals
 void add_worktrees(CLI::App& app, Globals& g, Runner& run);  // worktrees list: the kept worktrees
 void add_agents(CLI::App& app, Globals& g, Runner& run);     // agents list|status, roles show|preview|apply
+void add_reindex(CLI::App& app, Globals& g, Runner& run);    // reindex: serve's run index from the bundles
 void add_tower(CLI::App& app, Globals& g, Runner& run);      // tower overview|alerts: the command tower
 
 // task-packs list|show: the kinds of job the planners know (task_packs_command.cpp).

@@ -62,6 +62,10 @@ path run_tmp_dir(const path& root, const std::string& run_id) {
   return run_tmp_root(root) / run_id;
 }
 
+path run_index_file(const path& root) {
+  return runtime_dir(root) / "index" / "runs.idx";
+}
+
 path queue_log(const path& root) {
   return runtime_dir(root) / "queue.jsonl";
 }

@@ -55,6 +55,7 @@ path run_tmp_root(const path& root);
 path run_tmp_dir(const path& root, const std::string& run_id);
 
 path queue_log(const path& root);            // queue.jsonl
+path run_index_file(const path& root);       // index/runs.idx: serve's catalogue, saved
 path queue_contracts_dir(const path& root);  // snapshots of submitted contracts
 path queue_logs_dir(const path& root);       // each attempt's output
 path queue_chains_dir(const path& root);     // queued chains, one folder each (chain/chain_record.hpp)

@@ -150,10 +150,15 @@ std::unique_ptr<Scheduler> make_scheduler(const DaemonOptions& o, const fs::path
 
 void index_runs(RunCatalog& catalog) {
   auto t0 = std::chrono::steady_clock::now();
-  catalog.refresh();
+  CatalogStart s = catalog.start();
   auto ms =
       std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - t0).count();
-  std::cerr << "cp-host serve: indexed " << catalog.size() << " runs in " << ms << " ms\n";
+  if (!s.index_problem.empty())
+    std::cerr << "cp-host serve: the run index was not used (" << s.index_problem
+              << "); the runs were read from their bundles\n";
+  std::cerr << "cp-host serve: indexed " << catalog.size() << " runs in " << ms << " ms ("
+            << (s.from_index ? std::to_string(s.indexed) + " from the run index, " : std::string()) << s.read
+            << " manifests read" << (s.listed ? ", runs folder listed" : "") << ")\n";
 }
 
 HttpOptions http_options(const DaemonOptions& o) {
@@ -198,7 +203,9 @@ DaemonExit serve_until_signal(const DaemonOptions& o, const fs::path& root, cons
     return all;
   };
   queue::QueueService queue(root, &reg);
-  RunCatalog catalog(root);
+  CatalogIndex index;
+  index.file = core::run_index_file(root);
+  RunCatalog catalog(root, index);
   // With a shared store, this node's runs go to the database as they happen, and every other node's runs
   // come back from it as local copies: any node lists, streams and serves every run.
   std::unique_ptr<RunMirror> mirror;
@@ -255,6 +262,11 @@ DaemonExit serve_until_signal(const DaemonOptions& o, const fs::path& root, cons
   sigwait(&stop_set, &sig);
   std::cerr << "cp-host serve: signal " << sig << ", stopping" << std::endl;
   refresher.stop();
+  try {
+    catalog.save_index();  // the next start reads one file, not every manifest
+  } catch (const std::exception& e) {
+    std::cerr << "cp-host serve: the run index could not be saved: " << e.what() << "\n";
+  }
   lanes.stop();
   if (janitor) janitor->stop();
   http.stop();

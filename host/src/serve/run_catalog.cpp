@@ -5,10 +5,13 @@
 
 #include "core/clock.hpp"
 #include "serve/event_feed.hpp"
+#include "serve/run_index_file.hpp"
 
 #include <sys/stat.h>
 
 #include <algorithm>
+#include <cstring>
+#include <iostream>
 #include <limits>
 #include <mutex>
 
@@ -53,91 +56,140 @@ std::optional<std::pair<std::string, std::string>> decode_cursor(const std::stri
   return std::make_pair(raw.substr(0, bar), raw.substr(bar + 1));
 }
 
-RunSpan span_of(const store::RunSummary& e) {
-  RunSpan s;
-  s.run_id = e.run_id;
-  s.dir = e.dir;
-  s.workflow_id = e.fields.value("workflow_id", "");
-  s.first_ms = e.created_at.empty() ? 0 : std::max<long long>(0, core::parse_iso_ms(e.created_at));
-  s.live = !is_final(e.status) && e.status != "awaiting_approval";
-  long long last = last_event_ms(e.dir / "events.jsonl");
-  s.last_ms = s.live ? std::numeric_limits<long long>::max() : std::max(last, s.first_ms);
-  return s;
-}
+constexpr long long kLiveLast = std::numeric_limits<long long>::max();
 
 }  // namespace
 
-RunCatalog::RunCatalog(fs::path root) : root_(std::move(root)), runs_(core::runs_dir(root_)) {}
+RunCatalog::RunCatalog(fs::path root, CatalogIndex index)
+    : root_(std::move(root)), runs_(core::runs_dir(root_)), index_(std::move(index)) {}
 
-std::optional<RunCatalog::Entry> RunCatalog::read_entry(const std::string& run_id) const {
-  return store::read_run_summary(runs_ / run_id, run_id);
+std::optional<RunCatalog::Read> RunCatalog::read_entry(const std::string& run_id) const {
+  const fs::path dir = runs_ / run_id;
+  // The stamp is taken before the read: a manifest that changes in between differs from it at the next check.
+  Read e;
+  e.stamp = manifest_stamp(dir / "manifest.json");
+  auto s = store::read_run_summary(dir, run_id);
+  if (!s) return std::nullopt;
+  e.summary = std::move(*s);
+  const std::string& st = e.summary.status;
+  e.live = !is_final(st) && st != "awaiting_approval";
+  if (!e.live) {
+    // A run's events lie between its creation and its last event; only a finished run's last is fixed.
+    long long first =
+        e.summary.created_at.empty() ? 0 : std::max<long long>(0, core::parse_iso_ms(e.summary.created_at));
+    e.last_ms = std::max(last_event_ms(dir / "events.jsonl"), first);
+  }
+  return e;
 }
 
-void RunCatalog::put(Entry e) {
-  Key k{e.created_at, e.run_id};
-  auto found = by_id_.find(e.run_id);
-  // A run re-read with the same key keeps its node (and so its row's pointer); one whose key moved is
-  // taken out and put back.
-  bool in_place = found != by_id_.end() && found->second.created_at == k.created_at;
-  if (found != by_id_.end() && !in_place) {
-    if (auto node = by_time_.find(found->second); node != by_time_.end()) {
-      if (!bulk_) rows_.remove(node->second);
-      by_time_.erase(node);
-    }
-    by_id_.erase(found);
-  }
-  RunSpan span = span_of(e);
-  if (auto old = spans_.find(e.run_id); old != spans_.end())
-    by_last_event_.erase({old->second.last_ms, e.run_id});
-  by_last_event_.insert({span.last_ms, e.run_id});
-  spans_[e.run_id] = std::move(span);
-  stats_.update(e);
-  if (is_final(e.status))
-    open_.erase(e.run_id);
+bool RunCatalog::later(uint32_t a, uint32_t b) const {
+  const auto& x = table_.row(a);
+  const auto& y = table_.row(b);
+  if (x.last_ms != y.last_ms) return x.last_ms > y.last_ms;
+  return table_.run_id(a) > table_.run_id(b);
+}
+
+void RunCatalog::order_insert(uint32_t r) {
+  if (bulk_) return;  // sorted once at the end
+  auto older = [this](uint32_t a, uint32_t b) { return table_.older(a, b); };
+  // New runs are nearly always the newest: appending is the common case.
+  if (order_.empty() || older(order_.back(), r))
+    order_.push_back(r);
   else
-    open_.insert(e.run_id);
-  by_id_[e.run_id] = k;
-  Entry& slot = by_time_[k];
-  if (!in_place || slot.fields != e.fields) ++generation_;
-  slot = std::move(e);
+    order_.insert(std::upper_bound(order_.begin(), order_.end(), r, older), r);
+  auto later_fn = [this](uint32_t a, uint32_t b) { return later(a, b); };
+  by_last_.insert(std::upper_bound(by_last_.begin(), by_last_.end(), r, later_fn), r);
+}
+
+void RunCatalog::order_erase(uint32_t r) {
   if (bulk_) return;
-  if (in_place)
-    rows_.update(slot);
+  auto drop = [r](std::vector<uint32_t>& v, std::vector<uint32_t>::iterator at) {
+    if (at == v.end() || *at != r) at = std::find(v.begin(), v.end(), r);  // never expected; stays correct
+    if (at != v.end()) v.erase(at);
+  };
+  drop(order_, std::lower_bound(order_.begin(), order_.end(), r,
+                                [this](uint32_t a, uint32_t b) { return table_.older(a, b); }));
+  drop(by_last_, std::lower_bound(by_last_.begin(), by_last_.end(), r,
+                                  [this](uint32_t a, uint32_t b) { return later(a, b); }));
+}
+
+void RunCatalog::sort_orders() {
+  order_.clear();
+  for (uint32_t r = 0; r < table_.capacity(); ++r)
+    if (!(table_.row(r).flags & RunTable::kDead)) order_.push_back(r);
+  by_last_ = order_;
+  std::sort(order_.begin(), order_.end(), [this](uint32_t a, uint32_t b) { return table_.older(a, b); });
+  std::sort(by_last_.begin(), by_last_.end(), [this](uint32_t a, uint32_t b) { return later(a, b); });
+}
+
+void RunCatalog::put(Read e) {
+  const store::RunSummary& s = e.summary;
+  const long long last = e.live ? kLiveLast : e.last_ms;
+  if (auto found = table_.find(s.run_id)) {
+    const uint32_t r = *found;
+    const RunTable::Row old = table_.row(r);
+    // The orders move only when the run's place in them does: a live run re-read each second stays put.
+    const bool moves = old.last_ms != last || table_.created_text(r) != s.created_at;
+    if (moves) order_erase(r);
+    table_.put(s, last, e.stamp, r);
+    if (moves) order_insert(r);
+    const RunTable::Row& now = table_.row(r);
+    if (old.status != now.status || std::memcmp(old.code, now.code, sizeof old.code) != 0 ||
+        std::memcmp(old.num, now.num, sizeof old.num) != 0 || old.flags != now.flags)
+      ++generation_;
+  } else {
+    order_insert(table_.put(s, last, e.stamp));
+    ++generation_;
+  }
+  stats_.update(s);
+  if (is_final(s.status))
+    open_.erase(s.run_id);
   else
-    rows_.insert(slot);
+    open_.insert(s.run_id);
+  ++changed_;
 }
 
 void RunCatalog::erase(const std::string& run_id) {
-  auto found = by_id_.find(run_id);
-  if (found == by_id_.end()) return;
-  if (auto node = by_time_.find(found->second); node != by_time_.end()) {
-    if (!bulk_) rows_.remove(node->second);
-    by_time_.erase(node);
-  }
-  by_id_.erase(found);
+  auto found = table_.find(run_id);
+  if (!found) return;
+  order_erase(*found);
+  table_.remove(*found);
   open_.erase(run_id);
   ++generation_;
-  if (auto old = spans_.find(run_id); old != spans_.end()) {
-    by_last_event_.erase({old->second.last_ms, run_id});
-    spans_.erase(old);
-  }
   stats_.remove(run_id);
+  ++changed_;
+}
+
+RunSpan RunCatalog::span_of(uint32_t r) const {
+  RunSpan s;
+  s.run_id = std::string(table_.run_id(r));
+  s.dir = runs_ / s.run_id;
+  s.workflow_id = table_.text(r, RunTable::workflow_id);
+  s.first_ms = table_.created_ms(r);
+  s.live = table_.row(r).flags & RunTable::kLive;
+  s.last_ms = table_.row(r).last_ms;
+  return s;
 }
 
 std::vector<RunSpan> RunCatalog::spans_by_last_event(
     const std::optional<std::pair<long long, std::string>>& after, size_t n) const {
   std::shared_lock l(mu_);
-  auto it = after ? by_last_event_.upper_bound(*after) : by_last_event_.begin();
+  auto it = by_last_.begin();
+  if (after)  // the first run strictly after (last_ms, id) in newest-first order
+    it = std::partition_point(by_last_.begin(), by_last_.end(), [&](uint32_t r) {
+      const long long last = table_.row(r).last_ms;
+      return last != after->first ? last > after->first : table_.run_id(r) >= after->second;
+    });
   std::vector<RunSpan> out;
-  for (; it != by_last_event_.end() && out.size() < n; ++it) out.push_back(spans_.at(it->second));
+  for (; it != by_last_.end() && out.size() < n; ++it) out.push_back(span_of(*it));
   return out;
 }
 
 std::optional<RunSpan> RunCatalog::span(const std::string& run_id) const {
   std::shared_lock l(mu_);
-  auto it = spans_.find(run_id);
-  if (it == spans_.end()) return std::nullopt;
-  return it->second;
+  auto r = table_.find(run_id);
+  if (!r) return std::nullopt;
+  return span_of(*r);
 }
 
 void RunCatalog::update(const std::string& run_id) {
@@ -150,26 +202,108 @@ void RunCatalog::update(const std::string& run_id) {
     erase(run_id);
 }
 
-void RunCatalog::refresh() {
+std::string RunCatalog::runs_stamp() const {
   // The folder is listed again when it changed: its mtime, and its ctime and inode too, which no one can
   // set back (a `touch -d` that restores the mtime after a run was taken away still moves the ctime).
   struct stat st {};
-  bool ok = ::stat(runs_.c_str(), &st) == 0;
-  const std::string mtime = ok ? std::to_string(st.st_mtim.tv_sec) + '.' +
-                                     std::to_string(st.st_mtim.tv_nsec) + '/' +
-                                     std::to_string(st.st_ctim.tv_sec) + '.' +
-                                     std::to_string(st.st_ctim.tv_nsec) + '/' + std::to_string(st.st_ino)
-                               : std::string();
+  if (::stat(runs_.c_str(), &st) != 0) return "";
+  return std::to_string(st.st_mtim.tv_sec) + '.' + std::to_string(st.st_mtim.tv_nsec) + '/' +
+         std::to_string(st.st_ctim.tv_sec) + '.' + std::to_string(st.st_ctim.tv_nsec) + '/' +
+         std::to_string(st.st_ino);
+}
+
+void RunCatalog::take_in(std::vector<Read> fresh, const std::vector<std::string>& gone) {
+  // Many runs come or go at once (the first build, a restored root): the orders are sorted once, not
+  // shifted per run. Runs re-read in place (the live ones, every refresh) do not count.
+  size_t moved = gone.size();
+  for (const auto& e : fresh) moved += table_.find(e.summary.run_id) ? 0 : 1;
+  bulk_ = moved > 256;
+  if (bulk_) stats_.begin_bulk();
+  for (auto& e : fresh) put(std::move(e));
+  for (const auto& id : gone) erase(id);
+  if (bulk_) {
+    sort_orders();
+    stats_.end_bulk();
+    bulk_ = false;
+  }
+}
+
+CatalogStart RunCatalog::start() {
+  CatalogStart out;
+  if (!index_.file.empty()) {
+    std::string why;
+    if (auto image = load_run_index(index_.file, why)) {
+      std::unique_lock l(mu_);
+      table_ = std::move(image->table);
+      runs_mtime_ = std::move(image->runs_stamp);
+      // The saved orders are used when they are in order (one comparison a row), else sorted again.
+      order_ = std::move(image->order);
+      by_last_ = std::move(image->by_last);
+      auto older = [this](uint32_t a, uint32_t b) { return table_.older(a, b); };
+      auto later_fn = [this](uint32_t a, uint32_t b) { return later(a, b); };
+      if (order_.size() != table_.capacity() || !std::is_sorted(order_.begin(), order_.end(), older) ||
+          !std::is_sorted(by_last_.begin(), by_last_.end(), later_fn))
+        sort_orders();
+      // Oldest first, so that the aggregates' time keys arrive nearly in order; final runs without a
+      // summary built (a million strings), the others as summaries.
+      stats_.begin_bulk();
+      FinalRun f;
+      for (uint32_t r : order_) {
+        const auto& row = table_.row(r);
+        ++out.indexed;
+        if (!(row.flags & RunTable::kFinal)) {
+          open_.insert(std::string(table_.run_id(r)));
+          stats_.update(table_.summary(r));
+          continue;
+        }
+        f.run_id = table_.run_id(r);
+        f.status = table_.status(r);
+        f.verdict = table_.str(row.code[RunTable::verdict]);
+        f.end_ms = table_.time_ms(r, RunTable::finished_at, table_.time_ms(r, RunTable::created_at, 0));
+        f.duration_ms = table_.duration(r);
+        f.gates.clear();
+        const RunTable::GateResult* g = table_.gate_results(r);
+        for (uint8_t k = 0; k < row.ngates; ++k)
+          f.gates.emplace_back(table_.gate_name(g[k].gate), table_.str(g[k].verdict));
+        stats_.update(f);
+      }
+      stats_.end_bulk();
+      check_next_ = 0;
+      check_end_ = table_.capacity();
+      out.from_index = true;
+    } else if (why != "missing") {
+      out.index_problem = why;
+    }
+  }
+  refresh_impl(&out);
+  if (!index_.file.empty() && !out.from_index) {
+    try {
+      save_index();  // so that the next start reads one file
+    } catch (const std::exception& e) {
+      out.index_problem += (out.index_problem.empty() ? "" : "; ") + std::string("saving: ") + e.what();
+    }
+  }
+  return out;
+}
+
+void RunCatalog::refresh() {
+  refresh_impl(nullptr);
+  check_stamps();
+  save_if_due();
+}
+
+void RunCatalog::refresh_impl(CatalogStart* out) {
+  const std::string mtime = runs_stamp();
   std::error_code ec;
   std::vector<std::string> unsealed;
   bool relist = false;
   {
     std::shared_lock l(mu_);
-    relist = ok && mtime != runs_mtime_;
+    relist = !mtime.empty() && mtime != runs_mtime_;
     unsealed.assign(open_.begin(), open_.end());
   }
   // Reading happens outside the lock; only the swaps are under it.
-  std::vector<Entry> fresh;
+  std::vector<Read> fresh;
   std::vector<std::string> gone;
   for (const auto& id : unsealed) {
     auto e = read_entry(id);
@@ -185,119 +319,208 @@ void RunCatalog::refresh() {
       if (name.empty() || name[0] == '.') continue;
       names.push_back(std::move(name));
     }
-    std::unordered_map<std::string, bool> on_disk;
-    for (const auto& n : names) on_disk[n] = true;
     {
       std::shared_lock l(mu_);
-      for (const auto& [id, key] : by_id_)
-        if (!on_disk.count(id)) gone.push_back(id);
+      std::unordered_set<std::string_view> on_disk(names.begin(), names.end());
+      for (uint32_t r = 0; r < table_.capacity(); ++r)
+        if (!(table_.row(r).flags & RunTable::kDead) && !on_disk.count(table_.run_id(r)))
+          gone.emplace_back(table_.run_id(r));
       std::vector<std::string> added;
-      for (const auto& n : names)
-        if (!by_id_.count(n)) added.push_back(n);
+      for (auto& n : names)
+        if (!table_.find(n)) added.push_back(std::move(n));
       names.swap(added);
     }
     for (const auto& n : names)
       if (auto e = read_entry(n)) fresh.push_back(std::move(*e));
+    if (out) out->listed = true;
   }
+  if (out) out->read += fresh.size();
   std::unique_lock l(mu_);
-  // Many runs come or go at once (the first build, a restored root): one rebuild of the rows, not a shift
-  // per run. Runs re-read in place (the live ones, every refresh) do not count.
-  size_t moved = gone.size();
-  for (const auto& e : fresh) moved += by_id_.count(e.run_id) ? 0 : 1;
-  bulk_ = moved > 256;
-  for (auto& e : fresh) put(std::move(e));
-  for (const auto& id : gone) erase(id);
-  if (bulk_) {
-    std::vector<const Entry*> newest_first;
-    newest_first.reserve(by_time_.size());
-    for (const auto& [k, e] : by_time_) newest_first.push_back(&e);
-    rows_.rebuild(newest_first);
-    bulk_ = false;
-  }
+  take_in(std::move(fresh), gone);
   if (relist) runs_mtime_ = mtime;
+}
+
+size_t RunCatalog::unchecked() const {
+  size_t next = check_next_.load(), end = check_end_.load();
+  return end > next ? end - next : 0;
+}
+
+void RunCatalog::check_stamps() {
+  const size_t begin = check_next_.load(), stop = check_end_.load();
+  if (begin >= stop) return;
+  const size_t end = std::min(stop, begin + std::max<size_t>(index_.checks_per_refresh, 1));
+  std::vector<std::pair<std::string, uint64_t>> batch;
+  {
+    std::shared_lock l(mu_);
+    for (size_t r = begin; r < end && r < table_.capacity(); ++r) {
+      const auto& row = table_.row(static_cast<uint32_t>(r));
+      // A run not final yet is re-read at every refresh anyway.
+      if (!(row.flags & RunTable::kDead) && (row.flags & RunTable::kFinal))
+        batch.emplace_back(std::string(table_.run_id(static_cast<uint32_t>(r))), row.stamp);
+    }
+  }
+  std::vector<Read> fresh;
+  std::vector<std::string> gone;
+  for (const auto& [id, stamp] : batch) {
+    if (manifest_stamp(runs_ / id / "manifest.json") == stamp) continue;
+    if (auto e = read_entry(id))
+      fresh.push_back(std::move(*e));
+    else
+      gone.push_back(id);
+  }
+  stale_ += fresh.size() + gone.size();
+  if (!fresh.empty() || !gone.empty()) {
+    std::unique_lock l(mu_);
+    take_in(std::move(fresh), gone);
+  }
+  check_next_ = end;
+  if (end == stop)
+    std::cerr << "cp-host serve: checked " << stop << " indexed runs against their manifests; " << stale_
+              << " had changed and were read again\n";
+}
+
+void RunCatalog::save_if_due() {
+  if (index_.file.empty() || changed_.load() == 0) return;
+  {
+    std::lock_guard g(save_mu_);
+    if (std::chrono::steady_clock::now() - saved_at_ < index_.save_every) return;
+  }
+  try {
+    save_index();
+  } catch (const std::exception& e) {
+    std::cerr << "cp-host serve: the run index could not be saved: " << e.what() << "\n";
+  }
+}
+
+void RunCatalog::save_index() {
+  if (index_.file.empty()) return;
+  std::lock_guard g(save_mu_);
+  std::shared_lock l(mu_);
+  const size_t changes = changed_.load();
+  save_run_index(index_.file, table_, runs_mtime_, order_, by_last_);
+  changed_ -= changes;
+  saved_at_ = std::chrono::steady_clock::now();
 }
 
 std::optional<RunPage> RunCatalog::list(const RunFilter& f, size_t limit, const std::string& cursor) const {
   std::shared_lock l(mu_);
-  const auto& rows = rows_.rows();
-  size_t i = rows.size();  // newest first: the walk goes down from here
+  auto older_than = [&](const std::string& created, const std::string& id) {
+    return static_cast<size_t>(
+        std::partition_point(order_.begin(), order_.end(),
+                             [&](uint32_t r) { return table_.older_than_key(r, created, id); }) -
+        order_.begin());
+  };
+  size_t i = order_.size();  // newest first: the walk goes down from here
   if (!cursor.empty()) {
     auto k = decode_cursor(cursor);
     if (!k) return std::nullopt;
-    i = rows_.older_than(k->first, k->second);
+    i = older_than(k->first, k->second);
   }
   RunPage page;
-  auto screen = rows_.screen(f);
+  auto screen = table_.screen(f);
   if (!screen) return page;  // a value no run has
   // Newest first: nothing created before `since` can match, so the walk ends there.
-  const size_t stop = f.since.empty() ? 0 : rows_.created_before(f.since);
-  const Entry* last = nullptr;
+  size_t stop = 0;
+  if (!screen->since.empty()) {
+    stop = static_cast<size_t>(
+        std::partition_point(order_.begin(), order_.end(),
+                             [&](uint32_t r) { return table_.created_text(r) < screen->since; }) -
+        order_.begin());
+    screen->since.clear();
+  }
+  std::optional<uint32_t> last;
   bool more = false;
   while (i > stop) {
-    const RunRows::Row& r = rows[--i];
-    if (!RunRows::passes(r, *screen) || !store::matches(*r.run, f)) continue;
+    const uint32_t r = order_[--i];
+    if (!table_.matches(r, *screen)) continue;
     if (page.runs.size() == limit) {
       more = true;  // another run matches: there is a next page
       break;
     }
-    page.runs.push_back(r.run->fields);
-    last = r.run;
+    page.runs.push_back(table_.fields(r));
+    last = r;
   }
-  if (more && last) page.next_cursor = encode_cursor(last->created_at, last->run_id);
+  if (more && last)
+    page.next_cursor = encode_cursor(table_.created_text(*last), std::string(table_.run_id(*last)));
   return page;
 }
 
 std::optional<GateResultPage> RunCatalog::gate_results(const std::string& gate_id, const std::string& verdict,
                                                        size_t limit, const std::string& cursor) const {
   std::shared_lock l(mu_);
-  auto it = by_time_.begin();
+  size_t i = order_.size();
   if (!cursor.empty()) {
     auto k = decode_cursor(cursor);
     if (!k) return std::nullopt;
-    it = by_time_.upper_bound(Key{k->first, k->second});
+    i = static_cast<size_t>(
+        std::partition_point(order_.begin(), order_.end(),
+                             [&](uint32_t r) { return table_.older_than_key(r, k->first, k->second); }) -
+        order_.begin());
   }
   GateResultPage page;
-  for (; it != by_time_.end(); ++it) {
-    const Entry& e = it->second;
-    auto g = std::find_if(e.gates.begin(), e.gates.end(), [&](const auto& x) { return x.first == gate_id; });
-    if (g == e.gates.end() || (!verdict.empty() && g->second != verdict)) continue;
+  auto gate = table_.gate_code(gate_id);
+  std::optional<uint32_t> wanted;
+  if (!verdict.empty()) wanted = table_.string_code(verdict);
+  if (!gate || (!verdict.empty() && !wanted)) return page;
+  std::optional<uint32_t> last;
+  while (i > 0) {
+    const uint32_t r = order_[--i];
+    const RunTable::GateResult* g = table_.gate_results(r);
+    const RunTable::GateResult* end = g + table_.row(r).ngates;
+    g = std::find_if(g, end, [&](const RunTable::GateResult& x) { return x.gate == *gate; });
+    if (g == end || (wanted && g->verdict != *wanted)) continue;
     if (page.results.size() == limit) {
       // Another run matches: there is a next page, which starts after the last one given.
-      const Key& last = by_id_.at(page.results.back().run.value("run_id", ""));
-      page.next_cursor = encode_cursor(last.created_at, last.run_id);
+      page.next_cursor = encode_cursor(table_.created_text(*last), std::string(table_.run_id(*last)));
       break;
     }
-    page.results.push_back({e.fields, g->second, e.dir});
+    page.results.push_back(
+        {table_.fields(r), std::string(table_.str(g->verdict)), runs_ / std::string(table_.run_id(r))});
+    last = r;
   }
   return page;
 }
 
 std::set<std::string> RunCatalog::gate_ids() const {
   std::shared_lock l(mu_);
+  std::vector<bool> used(table_.gate_count());
+  for (uint32_t r : order_) {
+    const RunTable::GateResult* g = table_.gate_results(r);
+    for (uint8_t k = 0; k < table_.row(r).ngates; ++k) used[g[k].gate] = true;
+  }
   std::set<std::string> out;
-  for (const auto& [k, e] : by_time_)
-    for (const auto& [gate, verdict] : e.gates) out.insert(gate);
+  for (uint32_t c = 0; c < used.size(); ++c)
+    if (used[c]) out.insert(table_.gate_name(c));
   return out;
 }
 
 size_t RunCatalog::size() const {
   std::shared_lock l(mu_);
-  return by_id_.size();
+  return order_.size();
 }
 
 std::map<std::string, long long> RunCatalog::count_by_status() const {
   std::shared_lock l(mu_);
+  std::map<std::pair<uint32_t, uint32_t>, long long> by_code;
+  for (uint32_t r : order_) ++by_code[{table_.row(r).status, table_.row(r).code[RunTable::verdict]}];
   std::map<std::string, long long> out;
-  for (const auto& [k, e] : by_time_)
-    ++out[e.status == "sealed" && !e.verdict.empty() ? e.verdict : e.status];
+  for (const auto& [codes, n] : by_code) {
+    std::string_view st = table_.str(codes.first), v = table_.str(codes.second);
+    out[std::string(st == "sealed" && !v.empty() ? v : st)] += n;
+  }
   return out;
 }
 
 std::map<std::string, std::map<std::string, long long>> RunCatalog::gate_outcomes() const {
   std::shared_lock l(mu_);
+  std::map<std::pair<uint32_t, uint32_t>, long long> by_code;
+  for (uint32_t r : order_) {
+    const RunTable::GateResult* g = table_.gate_results(r);
+    for (uint8_t k = 0; k < table_.row(r).ngates; ++k) ++by_code[{g[k].gate, g[k].verdict}];
+  }
   std::map<std::string, std::map<std::string, long long>> out;
-  for (const auto& [k, e] : by_time_)
-    for (const auto& [gate, verdict] : e.gates) ++out[gate][verdict];
+  for (const auto& [codes, n] : by_code)
+    out[table_.gate_name(codes.first)][std::string(table_.str(codes.second))] += n;
   return out;
 }
 

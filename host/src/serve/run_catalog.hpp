@@ -1,24 +1,26 @@
-// The runs the API lists: an in-memory index of every bundle's manifest summary (store::read_run_summary,
-// the reader `cp-host runs list` uses too), kept in newest-first order so a page is a walk from a cursor, not
-// a scan of the disk. Built once at start (one manifest read per bundle), then kept fresh cheaply: the runs
-// folder is re-listed only when its mtime moves, and only bundles not yet sealed are re-read. The bundles
-// stay the truth; this is a cache of them.
+// The runs the API lists: every bundle's manifest summary (store::read_run_summary, the reader `cp-host runs
+// list` uses too) held compactly (run_table.hpp), kept in newest-first order so a page is a walk from a
+// cursor, not a scan of the disk. Kept fresh cheaply: the runs folder is re-listed only when it changed, and
+// only bundles not yet final are re-read. With a persistent index (run_index_file.hpp), a start reads that
+// one file and the runs added since it was saved, then checks each indexed manifest's stamp in the
+// background. The bundles stay the truth; this is a cache of them.
 #pragma once
 
-#include "serve/run_rows.hpp"
 #include "serve/run_stats.hpp"
+#include "serve/run_table.hpp"
 #include "store/run_index.hpp"
 
 #include <nlohmann/json.hpp>
 
 #include <atomic>
+#include <chrono>
 #include <filesystem>
 #include <map>
+#include <mutex>
 #include <optional>
 #include <set>
 #include <shared_mutex>
 #include <string>
-#include <unordered_map>
 #include <unordered_set>
 #include <vector>
 
@@ -53,14 +55,38 @@ struct GateResultPage {
   std::string next_cursor;  // empty on the last page
 };
 
+// How the catalogue starts and keeps its persistent index.
+struct CatalogIndex {
+  std::filesystem::path file;  // empty: no persistent index
+  // A changed catalogue is saved at most this often while serve runs (and always on stop).
+  std::chrono::seconds save_every{300};
+  // Indexed manifests whose stamp each refresh checks after a start from the index.
+  size_t checks_per_refresh = 50000;
+};
+
+// What a start did, for serve's log and `cp-host reindex`.
+struct CatalogStart {
+  bool from_index = false;
+  std::string index_problem;     // why the index was not used ("" when it was, or none is configured)
+  size_t indexed = 0, read = 0;  // runs taken from the index; manifests read
+  bool listed = false;           // the runs folder was listed
+};
+
 class RunCatalog {
  public:
-  explicit RunCatalog(std::filesystem::path root);
+  explicit RunCatalog(std::filesystem::path root, CatalogIndex index = {});
 
-  // Thread-safe. Cheap when nothing changed on disk.
+  // The first fill: from the persistent index when there is a usable one, else from every bundle; then
+  // what refresh() does. Call once, before anything else.
+  CatalogStart start();
+  // Thread-safe. Cheap when nothing changed on disk. Saves the index when due.
   void refresh();
   // Re-reads one bundle (the scheduler calls this when a run ends).
   void update(const std::string& run_id);
+  // Writes the persistent index now (serve's stop; `cp-host reindex`). Throws on a failed write.
+  void save_index();
+  // Indexed runs whose manifest stamp is still to be checked against the bundle (0: all checked).
+  size_t unchecked() const;
 
   // Newest first, ties by run id. `cursor` is the next_cursor of the previous page (opaque to callers);
   // std::nullopt when the cursor cannot be decoded.
@@ -89,33 +115,44 @@ class RunCatalog {
   const RunStats& stats() const { return stats_; }
 
  private:
-  using Entry = store::RunSummary;
-  // Newest first: created_at descending, then run_id descending.
-  struct Key {
-    std::string created_at, run_id;
-    bool operator<(const Key& o) const {
-      return created_at != o.created_at ? created_at > o.created_at : run_id > o.run_id;
-    }
+  struct Read {
+    store::RunSummary summary;
+    uint64_t stamp = 0;  // the manifest's, taken before it was read
+    bool live = false;
+    long long last_ms = 0;  // a run no longer live: its last event
   };
-  std::optional<Entry> read_entry(const std::string& run_id) const;
-  void put(Entry e);  // caller holds the write lock
+  std::optional<Read> read_entry(const std::string& run_id) const;
+  void put(Read e);  // caller holds the write lock
   void erase(const std::string& run_id);
+  void refresh_impl(CatalogStart* out);
+  bool later(uint32_t a, uint32_t b) const;  // by last event, newest first, then run id descending
+  void order_insert(uint32_t r);
+  void order_erase(uint32_t r);
+  void sort_orders();
+  RunSpan span_of(uint32_t r) const;
+  std::string runs_stamp() const;
+  void take_in(std::vector<Read> fresh, const std::vector<std::string>& gone);  // under the write lock
+  void check_stamps();
+  void save_if_due();
 
   std::filesystem::path root_, runs_;
+  CatalogIndex index_;
   mutable std::shared_mutex mu_;
-  std::map<Key, Entry> by_time_;
-  std::unordered_map<std::string, Key> by_id_;
+  RunTable table_;
+  std::vector<uint32_t> order_;           // row numbers, oldest first (created_at, then run id)
+  std::vector<uint32_t> by_last_;         // row numbers, newest last event first (then run id, descending)
   std::unordered_set<std::string> open_;  // the runs not final yet: what each refresh re-reads
-  // The listing's screen over by_time_'s entries. While bulk_ (a refresh taking in many runs, the first
-  // build above all) put and erase leave it alone and it is rebuilt once at the end.
-  RunRows rows_;
-  bool bulk_ = false;
+  bool bulk_ = false;       // a refresh taking in many runs: the orders are sorted once at its end
   std::string runs_mtime_;  // the runs folder's mtime, ctime and inode when last listed
-  // (last event ms, run id), newest first, and each run's span.
-  std::set<std::pair<long long, std::string>, std::greater<>> by_last_event_;
-  std::unordered_map<std::string, RunSpan> spans_;
   RunStats stats_;
   std::atomic<uint64_t> generation_{1};
+  // The persistent index: changes since the last save and when that was (under mu_), and how far the
+  // stamp check after a start from the index went (rows check_next_ to check_end_ are still to check).
+  std::atomic<size_t> changed_{0};
+  size_t stale_ = 0;  // indexed runs the stamp check found changed
+  std::chrono::steady_clock::time_point saved_at_ = std::chrono::steady_clock::now();
+  std::atomic<size_t> check_next_{0}, check_end_{0};
+  std::mutex save_mu_;  // one save at a time
 };
 
 }  // namespace cp::serve

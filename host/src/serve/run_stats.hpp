@@ -11,6 +11,7 @@
 #include <memory>
 #include <mutex>
 #include <string>
+#include <string_view>
 #include <vector>
 
 namespace cp::serve {
@@ -54,6 +55,15 @@ struct FailingGate {
   int64_t last_failure_ms = -1;
 };
 
+// What the aggregates read of a final run (sealed, unreadable or fenced: neither live nor waiting), as a
+// catalogue filling from its index hands it over without building a summary.
+struct FinalRun {
+  std::string_view run_id, status, verdict;
+  int64_t end_ms = 0;  // finished_at, else created_at, in ms (0 when neither is a time)
+  long long duration_ms = -1;
+  std::vector<std::pair<std::string_view, std::string_view>> gates;  // gate id, verdict
+};
+
 class RunStats {
  public:
   RunStats();
@@ -63,7 +73,12 @@ class RunStats {
 
   // Adds the run, or replaces what an earlier summary of it contributed. Thread-safe.
   void update(const store::RunSummary& s);
+  void update(const FinalRun& f);
   void remove(const std::string& run_id);
+  // Between these, updates of many runs at once (a catalogue's first fill) append their keys and sort them
+  // once at the end, instead of inserting each in place.
+  void begin_bulk();
+  void end_bulk();
 
   long long total() const;
   std::map<std::string, long long> by_state() const;    // manifest status

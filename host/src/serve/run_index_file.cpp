@@ -1,0 +1,365 @@
+#include "serve/run_index_file.hpp"
+
+#include "store/atomic_file.hpp"
+
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include <zlib.h>
+
+#include <cstring>
+#include <memory>
+#include <system_error>
+
+namespace cp::serve {
+
+namespace fs = std::filesystem;
+using nlohmann::json;
+
+namespace {
+
+constexpr char kMagic[8] = {'C', 'P', 'R', 'U', 'N', 'I', 'X', '1'};
+constexpr uint32_t kVersion = 2;
+
+struct Header {
+  char magic[8];
+  uint32_t version, row_size;
+  uint64_t rows, arena, values, values_bytes, gate_names, gate_names_bytes, gate_store, stamp_bytes, orders;
+  uint32_t crc, reserved;
+};
+
+// Appends to a file through a buffer, keeping the checksum of everything after the header.
+class Writer {
+ public:
+  Writer(int fd, const fs::path& name) : fd_(fd), name_(name) { buf_.reserve(1 << 20); }
+  void put(const void* p, size_t n) {
+    if (n == 0) return;  // crc32_z of a null buffer would restart the checksum
+    crc_ = crc32_z(crc_, static_cast<const Bytef*>(p), n);
+    const char* c = static_cast<const char*>(p);
+    while (n > 0) {
+      size_t take = std::min(n, (1u << 20) - buf_.size());
+      buf_.append(c, take);
+      c += take;
+      n -= take;
+      if (buf_.size() == (1u << 20)) flush();
+    }
+  }
+  template <class T>
+  void put_pod(const T& v) {
+    put(&v, sizeof v);
+  }
+  void flush() {
+    if (int err = store::write_all(fd_, buf_)) throw std::system_error(err, std::generic_category(), name_.string());
+    buf_.clear();
+  }
+  uint32_t crc() const { return static_cast<uint32_t>(crc_); }
+
+ private:
+  int fd_;
+  const fs::path& name_;
+  std::string buf_;
+  uLong crc_ = crc32_z(0, nullptr, 0);
+};
+
+// Reads the file's sections in turn, refusing any that runs past the end.
+class Reader {
+ public:
+  explicit Reader(std::string_view data) : data_(data) {}
+  bool take(void* out, size_t n) {
+    if (n == 0) return true;  // out may be null (an empty section)
+    if (n > data_.size() - at_) return false;
+    std::memcpy(out, data_.data() + at_, n);
+    at_ += n;
+    return true;
+  }
+  template <class T>
+  bool take_pod(T& v) {
+    return take(&v, sizeof v);
+  }
+  bool take_text(std::string& out, size_t n) {
+    if (n > data_.size() - at_) return false;
+    out.assign(data_.data() + at_, n);
+    at_ += n;
+    return true;
+  }
+  bool done() const { return at_ == data_.size(); }
+
+ private:
+  std::string_view data_;
+  size_t at_ = 0;
+};
+
+// A run id read back names a folder under runs/: it must be one a listing of that folder could give.
+bool safe_name(std::string_view id) {
+  return !id.empty() && id[0] != '.' && id.find('/') == std::string_view::npos &&
+         id.find('\0') == std::string_view::npos;
+}
+
+// The file read whole into a buffer left uninitialised (the read fills it). Read, not mapped: a mapped file
+// that another process truncates meanwhile would fault, and nothing under the root may crash serve.
+std::optional<std::pair<std::unique_ptr<char[]>, size_t>> read_whole(const fs::path& file, std::string& why) {
+  int fd = ::open(file.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+  if (fd < 0) {
+    why = errno == ENOENT ? "missing" : std::string("cannot be opened: ") + std::strerror(errno);
+    return std::nullopt;
+  }
+  struct stat st {};
+  if (::fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+    ::close(fd);
+    why = "not a regular file";
+    return std::nullopt;
+  }
+  const auto size = static_cast<size_t>(st.st_size);
+  std::unique_ptr<char[]> data(new char[size + 1]);
+  size_t got = 0;
+  while (got < size) {
+    ssize_t n = ::read(fd, data.get() + got, size - got);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) break;
+    got += static_cast<size_t>(n);
+  }
+  ::close(fd);
+  if (got != size) {
+    why = "shorter than its size";
+    return std::nullopt;
+  }
+  return std::make_pair(std::move(data), size);
+}
+
+}  // namespace
+
+uint64_t manifest_stamp(const fs::path& manifest) {
+  struct stat st {};
+  if (::lstat(manifest.c_str(), &st) != 0) return 0;
+  const uint64_t parts[] = {static_cast<uint64_t>(st.st_ino),           static_cast<uint64_t>(st.st_size),
+                            static_cast<uint64_t>(st.st_mtim.tv_sec),   static_cast<uint64_t>(st.st_mtim.tv_nsec),
+                            static_cast<uint64_t>(st.st_ctim.tv_sec),   static_cast<uint64_t>(st.st_ctim.tv_nsec),
+                            static_cast<uint64_t>(st.st_mode)};
+  // FNV-1a over the parts: a change of any of them changes the stamp (a collision only delays a re-read
+  // until the next change), and 0 stays free for "no manifest".
+  uint64_t h = 1469598103934665603ull;
+  for (uint64_t p : parts)
+    for (int i = 0; i < 8; ++i) {
+      h ^= (p >> (8 * i)) & 0xFF;
+      h *= 1099511628211ull;
+    }
+  return h == 0 ? 1 : h;
+}
+
+void save_run_index(const fs::path& file, const RunTable& table, const std::string& runs_stamp,
+                    const std::vector<uint32_t>& order, const std::vector<uint32_t>& by_last) {
+  std::error_code ec;
+  fs::create_directories(file.parent_path(), ec);
+  const fs::path tmp = file.string() + ".tmp";
+  int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0644);
+  if (fd < 0) throw std::system_error(errno, std::generic_category(), tmp.string());
+  try {
+    Header h{};
+    std::memcpy(h.magic, kMagic, sizeof kMagic);
+    h.version = kVersion;
+    h.row_size = sizeof(RunTable::Row);
+    for (const auto& r : table.rows()) h.rows += (r.flags & RunTable::kDead) ? 0 : 1;
+    h.arena = table.arena().size();
+    h.values = table.values().size();
+    h.gate_names = table.gate_names().size();
+    h.gate_store = table.gate_store().size();
+    h.stamp_bytes = runs_stamp.size();
+    // Saved rows are renumbered (dead ones are left out): the orders are written in the new numbers.
+    std::vector<uint32_t> renumbered(table.rows().size(), 0xFFFFFFFFu);
+    uint32_t next = 0;
+    for (size_t r = 0; r < table.rows().size(); ++r)
+      if (!(table.rows()[r].flags & RunTable::kDead)) renumbered[r] = next++;
+    const bool orders = order.size() == h.rows && by_last.size() == h.rows;
+    h.orders = orders ? 2 : 0;
+    Writer w(fd, tmp);
+    std::string zero(sizeof h, '\0');
+    if (int err = store::write_all(fd, zero)) throw std::system_error(err, std::generic_category(), tmp.string());
+    for (const auto& r : table.rows())
+      if (!(r.flags & RunTable::kDead)) w.put_pod(r);
+    w.put(table.arena().data(), table.arena().size());
+    for (size_t c = 1; c < table.values().size(); ++c) {
+      const auto& v = table.values()[c];
+      auto n = static_cast<uint32_t>(v.dump.size());
+      w.put_pod(n);
+      w.put(v.dump.data(), n);
+      h.values_bytes += 4 + n;
+    }
+    for (const auto& g : table.gate_names()) {
+      auto n = static_cast<uint32_t>(g.size());
+      w.put_pod(n);
+      w.put(g.data(), n);
+      h.gate_names_bytes += 4 + n;
+    }
+    w.put(table.gate_store().data(), table.gate_store().size() * sizeof(RunTable::GateResult));
+    if (orders)
+      for (const auto* o : {&order, &by_last})
+        for (uint32_t r : *o) w.put_pod(r < renumbered.size() ? renumbered[r] : 0xFFFFFFFFu);
+    w.put(runs_stamp.data(), runs_stamp.size());
+    w.flush();
+    h.crc = w.crc();
+    if (::pwrite(fd, &h, sizeof h, 0) != static_cast<ssize_t>(sizeof h) || ::fdatasync(fd) != 0)
+      throw std::system_error(errno, std::generic_category(), tmp.string());
+  } catch (...) {
+    ::close(fd);
+    fs::remove(tmp, ec);
+    throw;
+  }
+  ::close(fd);
+  if (::rename(tmp.c_str(), file.c_str()) != 0) throw std::system_error(errno, std::generic_category(), file.string());
+  store::fsync_dir(file.parent_path());
+}
+
+std::optional<IndexImage> load_run_index(const fs::path& file, std::string& why) {
+  auto data = read_whole(file, why);
+  if (!data) return std::nullopt;
+  return parse_run_index(std::string_view(data->first.get(), data->second), why);
+}
+
+std::string reseal_run_index(std::string data) {
+  Header h{};
+  if (data.size() < sizeof h) return data;
+  std::memcpy(&h, data.data(), sizeof h);
+  h.crc = static_cast<uint32_t>(crc32_z(crc32_z(0, nullptr, 0), reinterpret_cast<const Bytef*>(data.data()) + sizeof h,
+                                        data.size() - sizeof h));
+  std::memcpy(data.data(), &h, sizeof h);
+  return data;
+}
+
+std::optional<IndexImage> parse_run_index(std::string_view bytes, std::string& why) {
+  Header h{};
+  if (bytes.size() < sizeof h) {
+    why = "shorter than its header";
+    return std::nullopt;
+  }
+  std::memcpy(&h, bytes.data(), sizeof h);
+  if (std::memcmp(h.magic, kMagic, sizeof kMagic) != 0 || h.version != kVersion) {
+    why = "not an index of this version";
+    return std::nullopt;
+  }
+  if (h.row_size != sizeof(RunTable::Row)) {
+    why = "written by a build with another row layout";
+    return std::nullopt;
+  }
+  std::string_view body(bytes.data() + sizeof h, bytes.size() - sizeof h);
+  if (static_cast<uint32_t>(crc32_z(crc32_z(0, nullptr, 0), reinterpret_cast<const Bytef*>(body.data()),
+                                    body.size())) != h.crc) {
+    why = "its checksum does not match (a torn or changed file)";
+    return std::nullopt;
+  }
+  // Every count is bounded by the bytes it needs, so a forged count cannot ask for a huge allocation.
+  if (h.rows > body.size() / sizeof(RunTable::Row) || h.arena > body.size() || h.values == 0 ||
+      h.values > body.size() / 4 + 1 || h.gate_names > body.size() / 4 ||
+      h.gate_store > body.size() / sizeof(RunTable::GateResult) || h.stamp_bytes > body.size() ||
+      (h.orders != 0 && h.orders != 2)) {
+    why = "a section is larger than the file";
+    return std::nullopt;
+  }
+  Reader in(body);
+  std::vector<RunTable::Row> rows(h.rows);
+  std::string arena;
+  if (!in.take(rows.data(), rows.size() * sizeof(RunTable::Row)) || !in.take_text(arena, h.arena)) {
+    why = "a section is cut short";
+    return std::nullopt;
+  }
+  std::vector<RunTable::Value> values(h.values);
+  for (size_t c = 1; c < values.size(); ++c) {
+    uint32_t n = 0;
+    if (!in.take_pod(n) || !in.take_text(values[c].dump, n)) {
+      why = "a value is cut short";
+      return std::nullopt;
+    }
+    json v = json::parse(values[c].dump, nullptr, false);
+    if (v.is_discarded()) {
+      why = "value " + std::to_string(c) + " is not JSON";
+      return std::nullopt;
+    }
+    if (v.is_string()) {
+      values[c].is_string = true;
+      values[c].str = v.get<std::string>();
+    }
+  }
+  std::vector<std::string> gate_names(h.gate_names);
+  for (auto& g : gate_names) {
+    uint32_t n = 0;
+    if (!in.take_pod(n) || !in.take_text(g, n)) {
+      why = "a gate id is cut short";
+      return std::nullopt;
+    }
+  }
+  std::vector<RunTable::GateResult> gates(h.gate_store);
+  IndexImage image;
+  if (h.orders) {
+    image.order.resize(h.rows);
+    image.by_last.resize(h.rows);
+  }
+  if (!in.take(gates.data(), gates.size() * sizeof(RunTable::GateResult)) ||
+      !in.take(image.order.data(), image.order.size() * 4) || !in.take(image.by_last.data(), image.by_last.size() * 4) ||
+      !in.take_text(image.runs_stamp, h.stamp_bytes) || !in.done()) {
+    why = "the sections do not add up to the file";
+    return std::nullopt;
+  }
+  auto bad_code = [&](uint32_t c) { return c >= values.size(); };
+  for (size_t i = 0; i < rows.size(); ++i) {
+    auto& r = rows[i];
+    const std::string where = "row " + std::to_string(i);
+    if (r.flags & ~(RunTable::kChain | RunTable::kLive | RunTable::kFinal)) {
+      why = where + " has unknown flags";
+      return std::nullopt;
+    }
+    if (r.id_len == 0 || r.id > arena.size() || r.id_len > arena.size() - r.id ||
+        r.gates > gates.size() || r.ngates > gates.size() - r.gates) {
+      why = where + " points past its section";
+      return std::nullopt;
+    }
+    std::string_view id(arena.data() + r.id, r.id_len);
+    if (!safe_name(id)) {
+      why = where + " has an unsafe run id";
+      return std::nullopt;
+    }
+    if (bad_code(r.status) || r.status == 0 || !values[r.status].is_string) {
+      why = where + " has no status";
+      return std::nullopt;
+    }
+    for (int f = 0; f < RunTable::kFieldCount; ++f) {
+      const bool numeric = f == RunTable::created_at || f == RunTable::finished_at ||
+                           f == RunTable::sealed_at || f == RunTable::duration_ms;
+      if (r.code[f] == RunTable::kNumber ? !numeric : bad_code(r.code[f])) {
+        why = where + " has an unknown value";
+        return std::nullopt;
+      }
+      // A time held as a number is given back as text: it must be one core::iso_from_ms can write.
+      if (r.code[f] == RunTable::kNumber && f != RunTable::duration_ms) {
+        int slot = f == RunTable::created_at ? 0 : f == RunTable::finished_at ? 1 : 2;
+        if (r.num[slot] < 0 || r.num[slot] > 253402300799999LL) {
+          why = where + " has a time out of range";
+          return std::nullopt;
+        }
+      }
+    }
+    for (uint32_t g = r.gates; g < r.gates + r.ngates; ++g)
+      if (gates[g].gate >= gate_names.size() || bad_code(gates[g].verdict)) {
+        why = where + " has an unknown gate result";
+        return std::nullopt;
+      }
+  }
+  if (!image.table.adopt(std::move(rows), std::move(arena), std::move(values), std::move(gate_names),
+                         std::move(gates))) {
+    why = "a run id is repeated";
+    return std::nullopt;
+  }
+  // Each order must name every row once; whether it is in order is the catalogue's to check.
+  for (const auto* o : {&image.order, &image.by_last}) {
+    std::vector<bool> seen(o->size());
+    for (uint32_t r : *o) {
+      if (r >= seen.size() || seen[r]) {
+        image.order.clear();
+        image.by_last.clear();
+        break;
+      }
+      seen[r] = true;
+    }
+  }
+  return image;
+}
+
+}  // namespace cp::serve

@@ -1,0 +1,237 @@
+// The catalogue's compact rows and its persistent index: every run's fields come back exactly as its manifest
+// wrote them, before and after a save and a load; a start from the index reads only the runs not final; what
+// changed while serve was stopped (runs added, removed, a sealed manifest rewritten) is taken in; and a
+// damaged or forged index is refused, never trusted, and the catalogue is built from the bundles instead.
+#include "core/runtime_paths.hpp"
+#include "serve/run_catalog.hpp"
+#include "serve/run_index_file.hpp"
+#include "store/run_index.hpp"
+#include "unit/test_support.hpp"
+
+#include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
+
+#include <fstream>
+
+namespace cp::serve {
+namespace {
+
+using nlohmann::json;
+namespace fs = std::filesystem;
+
+struct IndexedRoot {
+  cp::test::TempDir dir;
+  fs::path runs() const { return core::runs_dir(dir.path()); }
+  fs::path index() const { return core::run_index_file(dir.path()); }
+  void manifest(const std::string& id, const json& m) {
+    cp::test::write_file(runs() / id / "manifest.json", m.dump());
+  }
+  void sealed(const std::string& id, const std::string& created, const std::string& verdict) {
+    manifest(id, {{"run_id", id},
+                  {"task_id", "t-" + id},
+                  {"status", "sealed"},
+                  {"verdict", verdict},
+                  {"created_at", created},
+                  {"runner", "tool"},
+                  {"gates", json::array({{{"gate_id", "diff_scope"}, {"verdict", "pass"}},
+                                         {{"gate_id", "tests"}, {"verdict", verdict == "success" ? "pass" : "fail"}}})}});
+  }
+  CatalogIndex with_index() const {
+    CatalogIndex i;
+    i.file = index();
+    return i;
+  }
+  // Moves the runs folder's mtime, as adding or removing a run does on a filesystem with coarse times.
+  void touch_runs() const {
+    fs::last_write_time(runs(), fs::last_write_time(runs()) + std::chrono::seconds(7));
+  }
+};
+
+// What the listing must give for every run: store::read_run_summary's fields, newest first.
+std::vector<json> fields_on_disk(const fs::path& root) {
+  std::vector<json> out;
+  for (const auto& s : store::list_runs(root)) out.push_back(s.fields);
+  return out;
+}
+
+std::vector<json> listed_fields(const RunCatalog& c) {
+  auto page = c.list({}, 1000, "");
+  EXPECT_TRUE(page.has_value());
+  return page ? page->runs : std::vector<json>{};
+}
+
+void write_tricky_runs(IndexedRoot& r) {
+  r.sealed("a-canonical", "2026-03-01T10:00:00.123Z", "success");
+  // A time in another format, a float duration, a duration too large for int64, an object field, escapes.
+  r.manifest("b-odd", {{"status", "sealed"},
+                       {"verdict", "failure"},
+                       {"created_at", "2026-03-01T10:00:00Z"},
+                       {"finished_at", "2026-03-01T10:00:01.5Z"},
+                       {"sealed_at", "2026-03-01T10:00:02.000Z"},
+                       {"duration_ms", 12.5},
+                       {"title", "quote \" tab \t snow \u2603 nul-free"},
+                       {"chain", {{"chain_id", "c1"}, {"step", 2}}},
+                       {"queue", json::array({1, "x"})},
+                       {"kind", "chain"},
+                       {"reason", nullptr}});
+  r.manifest("c-huge", {{"status", "sealed"},
+                        {"verdict", 7},
+                        {"created_at", "2026-03-01T10:00:00.123Z"},
+                        {"duration_ms", 18446744073709551615ull},
+                        {"runner", 5},
+                        {"workflow_id", "wf-1"}});
+  r.manifest("d-live", {{"status", "running"}, {"created_at", "2026-03-02T00:00:00.000Z"}, {"duration_ms", -3}});
+  cp::test::write_file(r.runs() / "e-unreadable" / "manifest.json", "{not json");
+  fs::create_directories(r.runs() / "f-empty");
+}
+
+TEST(RunIndexFile, FieldsComeBackAsTheManifestWroteThemBeforeAndAfterALoad) {
+  IndexedRoot r;
+  write_tricky_runs(r);
+  const auto want = fields_on_disk(r.dir.path());
+  ASSERT_EQ(want.size(), 6u);
+
+  RunCatalog built(r.dir.path(), r.with_index());
+  CatalogStart first = built.start();
+  EXPECT_FALSE(first.from_index);
+  EXPECT_EQ(first.index_problem, "");
+  EXPECT_EQ(listed_fields(built), want);
+  ASSERT_TRUE(fs::exists(r.index())) << "the first start saves the index";
+
+  RunCatalog loaded(r.dir.path(), r.with_index());
+  CatalogStart second = loaded.start();
+  EXPECT_TRUE(second.from_index) << second.index_problem;
+  EXPECT_EQ(second.indexed, 6u);
+  EXPECT_EQ(listed_fields(loaded), want);
+  EXPECT_EQ(loaded.count_by_status(), built.count_by_status());
+  EXPECT_EQ(loaded.gate_outcomes(), built.gate_outcomes());
+}
+
+TEST(RunIndexFile, AStartFromTheIndexReadsOnlyTheRunsNotFinal) {
+  IndexedRoot r;
+  char id[32], ts[40];
+  for (int i = 0; i < 400; ++i) {
+    std::snprintf(id, sizeof id, "run-%04d", i);
+    std::snprintf(ts, sizeof ts, "2026-04-01T10:%02d:%02d.000Z", i / 60, i % 60);
+    if (i % 100 == 7)
+      r.manifest(id, {{"status", "running"}, {"created_at", ts}});
+    else
+      r.sealed(id, ts, i % 3 ? "success" : "failure");
+  }
+  {
+    RunCatalog c(r.dir.path(), r.with_index());
+    EXPECT_EQ(c.start().read, 400u);
+  }
+  RunCatalog c(r.dir.path(), r.with_index());
+  CatalogStart s = c.start();
+  EXPECT_TRUE(s.from_index) << s.index_problem;
+  EXPECT_EQ(s.read, 4u) << "only the four live runs are read again";
+  EXPECT_FALSE(s.listed) << "the runs folder did not change since the index was saved";
+  EXPECT_EQ(listed_fields(c), fields_on_disk(r.dir.path()));
+  EXPECT_EQ(c.stats().total(), 400);
+}
+
+TEST(RunIndexFile, WhatChangedWhileStoppedIsTakenIn) {
+  IndexedRoot r;
+  r.sealed("old-1", "2026-05-01T00:00:01.000Z", "success");
+  r.sealed("old-2", "2026-05-01T00:00:02.000Z", "success");
+  r.sealed("old-3", "2026-05-01T00:00:03.000Z", "success");
+  {
+    RunCatalog c(r.dir.path(), r.with_index());
+    c.start();
+  }
+  // While no serve runs: a run added, one removed, one sealed manifest rewritten with another verdict.
+  r.sealed("new-4", "2026-05-01T00:00:04.000Z", "failure");
+  fs::remove_all(r.runs() / "old-1");
+  r.sealed("old-2", "2026-05-01T00:00:02.000Z", "denied");
+  r.touch_runs();
+
+  RunCatalog c(r.dir.path(), r.with_index());
+  CatalogStart s = c.start();
+  EXPECT_TRUE(s.from_index) << s.index_problem;
+  EXPECT_TRUE(s.listed);
+  EXPECT_EQ(c.size(), 3u);
+  EXPECT_FALSE(c.span("old-1").has_value());
+  ASSERT_TRUE(c.span("new-4").has_value());
+  // The rewritten manifest is found by the stamp check, which runs with the refreshes after the start.
+  EXPECT_GT(c.unchecked(), 0u);
+  c.refresh();
+  EXPECT_EQ(c.unchecked(), 0u);
+  EXPECT_EQ(listed_fields(c), fields_on_disk(r.dir.path()));
+  store::RunQuery q;
+  q.verdict = "denied";
+  auto page = c.list(q, 10, "");
+  ASSERT_TRUE(page.has_value());
+  ASSERT_EQ(page->runs.size(), 1u);
+  EXPECT_EQ(page->runs[0]["run_id"], "old-2");
+}
+
+TEST(RunIndexFile, ADamagedIndexIsRefusedAndTheBundlesAreRead) {
+  IndexedRoot r;
+  for (int i = 0; i < 50; ++i) r.sealed("run-" + std::to_string(i), "2026-06-01T00:00:00.000Z", "success");
+  {
+    RunCatalog c(r.dir.path(), r.with_index());
+    c.start();
+  }
+  const std::string good = cp::test::read_file(r.index());
+  const auto want = fields_on_disk(r.dir.path());
+  auto start_with = [&](const std::string& bytes) {
+    cp::test::write_file(r.index(), bytes);
+    RunCatalog c(r.dir.path(), r.with_index());
+    CatalogStart s = c.start();
+    EXPECT_FALSE(s.from_index);
+    EXPECT_EQ(listed_fields(c), want) << "built from the bundles";
+    return s.index_problem;
+  };
+  std::string flipped = good;
+  flipped[good.size() / 2] ^= 0x20;
+  EXPECT_NE(start_with(flipped).find("checksum"), std::string::npos);
+  EXPECT_NE(start_with(good.substr(0, good.size() - 9)), "");
+  EXPECT_NE(start_with(good.substr(0, 20)), "");
+  EXPECT_NE(start_with(""), "");
+  EXPECT_NE(start_with(std::string(4096, '\xff')), "");
+  // The failed start wrote a good index again: the next start uses it.
+  RunCatalog again(r.dir.path(), r.with_index());
+  EXPECT_TRUE(again.start().from_index);
+}
+
+TEST(RunIndexFile, AForgedRunIdThatLeavesTheRunsFolderIsRefused) {
+  IndexedRoot r;
+  RunTable t;
+  store::RunSummary s;
+  s.run_id = "../../outside";
+  s.status = "sealed";
+  s.fields = {{"run_id", s.run_id}, {"status", "sealed"}};
+  t.put(s, 0, 1);
+  save_run_index(r.index(), t, "");
+  std::string why;
+  EXPECT_FALSE(load_run_index(r.index(), why).has_value());
+  EXPECT_NE(why.find("unsafe"), std::string::npos) << why;
+
+  RunTable twice;
+  s.run_id = "same";
+  twice.put(s, 0, 1);
+  twice.put(s, 0, 1);  // a second row with the same id, as a forged file could hold
+  save_run_index(r.index(), twice, "");
+  EXPECT_FALSE(load_run_index(r.index(), why).has_value());
+  EXPECT_NE(why.find("repeated"), std::string::npos) << why;
+}
+
+TEST(RunIndexFile, ALinkInPlaceOfTheIndexIsNotFollowed) {
+  IndexedRoot r;
+  r.sealed("run-1", "2026-06-01T00:00:00.000Z", "success");
+  cp::test::TempDir elsewhere;
+  const fs::path target = elsewhere.path() / "victim";
+  cp::test::write_file(target, "keep");
+  fs::create_directories(r.index().parent_path());
+  fs::create_symlink(target, r.index());
+  RunCatalog c(r.dir.path(), r.with_index());
+  CatalogStart s = c.start();
+  EXPECT_FALSE(s.from_index);
+  EXPECT_EQ(c.size(), 1u);
+  EXPECT_EQ(cp::test::read_file(target), "keep") << "saving replaced the link, never wrote through it";
+  EXPECT_FALSE(fs::is_symlink(r.index()));
+}
+
+}  // namespace
+}  // namespace cp::serve
