@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Runs every benchmark once, one after the other on a quiet machine, and writes bench/results/LATEST.md: the
-# machine description, then each benchmark's table as it printed it. Takes about 12 minutes on 2 cores.
+# machine description, then each benchmark's table as it printed it. Takes about 30 minutes on 2 cores and 8 GB of disk (a million generated run bundles).
 # Usage: bench/run_all.sh [OUT]   (after scripts/build.sh release; OUT defaults to bench/results/LATEST.md)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -50,6 +50,7 @@ section "Event ingest: codex JSONL stream into events.jsonl" build/bin/cp_codex_
 section "Streaming memory: 100 MiB of agent output" bash bench/stream_memory.sh
 section "Memory: idle serve and per concurrent run" bash bench/serve_memory.sh 3
 section "REST API: wrk on loopback over 100,000 runs; scheduler dispatch" bash bench/serve_api.sh 100000 10 1000
+section "Serve start over 1,000,000 runs: the run index; memory per run" bash bench/catalogue_start.sh 1000000
 section "Retention plan vs find (1,000,000 files)" bash bench/retention_plan.sh 1000000
 section "Plugin isolation cost" build/bin/cp_isolation_bench
 section "Seal cost: signing and verify-on-read vs sha256sum and openssl" bash bench/seal_cost.sh

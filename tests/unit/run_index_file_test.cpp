@@ -2,9 +2,9 @@
 // wrote them, before and after a save and a load; a start from the index reads only the runs not final; what
 // changed while serve was stopped (runs added, removed, a sealed manifest rewritten) is taken in; and a
 // damaged or forged index is refused, never trusted, and the catalogue is built from the bundles instead.
+#include "serve/run_index_file.hpp"
 #include "core/runtime_paths.hpp"
 #include "serve/run_catalog.hpp"
-#include "serve/run_index_file.hpp"
 #include "store/run_index.hpp"
 #include "unit/test_support.hpp"
 
@@ -27,14 +27,16 @@ struct IndexedRoot {
     cp::test::write_file(runs() / id / "manifest.json", m.dump());
   }
   void sealed(const std::string& id, const std::string& created, const std::string& verdict) {
-    manifest(id, {{"run_id", id},
-                  {"task_id", "t-" + id},
-                  {"status", "sealed"},
-                  {"verdict", verdict},
-                  {"created_at", created},
-                  {"runner", "tool"},
-                  {"gates", json::array({{{"gate_id", "diff_scope"}, {"verdict", "pass"}},
-                                         {{"gate_id", "tests"}, {"verdict", verdict == "success" ? "pass" : "fail"}}})}});
+    manifest(id,
+             {{"run_id", id},
+              {"task_id", "t-" + id},
+              {"status", "sealed"},
+              {"verdict", verdict},
+              {"created_at", created},
+              {"runner", "tool"},
+              {"gates",
+               json::array({{{"gate_id", "diff_scope"}, {"verdict", "pass"}},
+                            {{"gate_id", "tests"}, {"verdict", verdict == "success" ? "pass" : "fail"}}})}});
   }
   CatalogIndex with_index() const {
     CatalogIndex i;
@@ -80,7 +82,8 @@ void write_tricky_runs(IndexedRoot& r) {
                         {"duration_ms", 18446744073709551615ull},
                         {"runner", 5},
                         {"workflow_id", "wf-1"}});
-  r.manifest("d-live", {{"status", "running"}, {"created_at", "2026-03-02T00:00:00.000Z"}, {"duration_ms", -3}});
+  r.manifest("d-live",
+             {{"status", "running"}, {"created_at", "2026-03-02T00:00:00.000Z"}, {"duration_ms", -3}});
   cp::test::write_file(r.runs() / "e-unreadable" / "manifest.json", "{not json");
   fs::create_directories(r.runs() / "f-empty");
 }

@@ -7,6 +7,7 @@
 #include "serve/event_feed.hpp"
 #include "serve/run_index_file.hpp"
 
+#include <malloc.h>
 #include <sys/stat.h>
 
 #include <algorithm>
@@ -218,11 +219,12 @@ void RunCatalog::take_in(std::vector<Read> fresh, const std::vector<std::string>
   size_t moved = gone.size();
   for (const auto& e : fresh) moved += table_.find(e.summary.run_id) ? 0 : 1;
   bulk_ = moved > 256;
-  if (bulk_) stats_.begin_bulk();
+  if (bulk_) stats_.begin_bulk(moved);
   for (auto& e : fresh) put(std::move(e));
   for (const auto& id : gone) erase(id);
   if (bulk_) {
     sort_orders();
+    table_.shrink();
     stats_.end_bulk();
     bulk_ = false;
   }
@@ -246,7 +248,7 @@ CatalogStart RunCatalog::start() {
         sort_orders();
       // Oldest first, so that the aggregates' time keys arrive nearly in order; final runs without a
       // summary built (a million strings), the others as summaries.
-      stats_.begin_bulk();
+      stats_.begin_bulk(order_.size());
       FinalRun f;
       for (uint32_t r : order_) {
         const auto& row = table_.row(r);
@@ -276,6 +278,8 @@ CatalogStart RunCatalog::start() {
     }
   }
   refresh_impl(&out);
+  // Filling left freed buffers (the file read, arrays grown by doubling) inside the heap: give them back.
+  ::malloc_trim(0);
   if (!index_.file.empty() && !out.from_index) {
     try {
       save_index();  // so that the next start reads one file

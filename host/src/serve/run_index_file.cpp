@@ -7,6 +7,7 @@
 #include <unistd.h>
 #include <zlib.h>
 
+#include <algorithm>
 #include <cstring>
 #include <memory>
 #include <system_error>
@@ -49,7 +50,8 @@ class Writer {
     put(&v, sizeof v);
   }
   void flush() {
-    if (int err = store::write_all(fd_, buf_)) throw std::system_error(err, std::generic_category(), name_.string());
+    if (int err = store::write_all(fd_, buf_))
+      throw std::system_error(err, std::generic_category(), name_.string());
     buf_.clear();
   }
   uint32_t crc() const { return static_cast<uint32_t>(crc_); }
@@ -61,15 +63,26 @@ class Writer {
   uLong crc_ = crc32_z(0, nullptr, 0);
 };
 
-// Reads the file's sections in turn, refusing any that runs past the end.
+// Takes the file's sections in turn, from memory or straight from the file (so a large index is read once
+// into its final arrays, never into a buffer first), keeping the checksum of what it took after the header.
+// A take that would run past the end is refused.
 class Reader {
  public:
-  explicit Reader(std::string_view data) : data_(data) {}
+  explicit Reader(std::string_view data) : mem_(data.data()), left_(data.size()) {}
+  Reader(int fd, size_t size) : fd_(fd), left_(size), buf_(new char[kBuf]) {}
+
   bool take(void* out, size_t n) {
     if (n == 0) return true;  // out may be null (an empty section)
-    if (n > data_.size() - at_) return false;
-    std::memcpy(out, data_.data() + at_, n);
-    at_ += n;
+    if (n > left_) return false;
+    char* to = static_cast<char*>(out);
+    if (mem_) {
+      std::memcpy(to, mem_, n);
+      mem_ += n;
+    } else if (!read_file(to, n)) {
+      return false;
+    }
+    left_ -= n;
+    if (checksum_) crc_ = crc32_z(crc_, reinterpret_cast<const Bytef*>(to), n);
     return true;
   }
   template <class T>
@@ -77,16 +90,53 @@ class Reader {
     return take(&v, sizeof v);
   }
   bool take_text(std::string& out, size_t n) {
-    if (n > data_.size() - at_) return false;
-    out.assign(data_.data() + at_, n);
-    at_ += n;
-    return true;
+    if (n > left_) return false;
+    out.resize(n);
+    return take(out.data(), n);
   }
-  bool done() const { return at_ == data_.size(); }
+  void start_checksum() { checksum_ = true; }
+  uint32_t checksum() const { return static_cast<uint32_t>(crc_); }
+  size_t left() const { return left_; }
 
  private:
-  std::string_view data_;
-  size_t at_ = 0;
+  static constexpr size_t kBuf = 1 << 20;
+  bool read_file(char* to, size_t n) {
+    while (n > 0) {
+      if (at_ == len_) {
+        if (n >= kBuf) return read_all(to, n);  // a large section: straight into place
+        ssize_t got = 0;
+        do got = ::read(fd_, buf_.get(), kBuf);
+        while (got < 0 && errno == EINTR);
+        if (got <= 0) return false;
+        at_ = 0;
+        len_ = static_cast<size_t>(got);
+      }
+      const size_t k = std::min(n, len_ - at_);
+      std::memcpy(to, buf_.get() + at_, k);
+      at_ += k;
+      to += k;
+      n -= k;
+    }
+    return true;
+  }
+  bool read_all(char* to, size_t n) {
+    while (n > 0) {
+      ssize_t got = ::read(fd_, to, n);
+      if (got < 0 && errno == EINTR) continue;
+      if (got <= 0) return false;
+      to += got;
+      n -= static_cast<size_t>(got);
+    }
+    return true;
+  }
+
+  const char* mem_ = nullptr;
+  int fd_ = -1;
+  size_t left_;
+  std::unique_ptr<char[]> buf_;
+  size_t at_ = 0, len_ = 0;
+  bool checksum_ = false;
+  uLong crc_ = crc32_z(0, nullptr, 0);
 };
 
 // A run id read back names a folder under runs/: it must be one a listing of that folder could give.
@@ -95,46 +145,18 @@ bool safe_name(std::string_view id) {
          id.find('\0') == std::string_view::npos;
 }
 
-// The file read whole into a buffer left uninitialised (the read fills it). Read, not mapped: a mapped file
-// that another process truncates meanwhile would fault, and nothing under the root may crash serve.
-std::optional<std::pair<std::unique_ptr<char[]>, size_t>> read_whole(const fs::path& file, std::string& why) {
-  int fd = ::open(file.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
-  if (fd < 0) {
-    why = errno == ENOENT ? "missing" : std::string("cannot be opened: ") + std::strerror(errno);
-    return std::nullopt;
-  }
-  struct stat st {};
-  if (::fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
-    ::close(fd);
-    why = "not a regular file";
-    return std::nullopt;
-  }
-  const auto size = static_cast<size_t>(st.st_size);
-  std::unique_ptr<char[]> data(new char[size + 1]);
-  size_t got = 0;
-  while (got < size) {
-    ssize_t n = ::read(fd, data.get() + got, size - got);
-    if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) break;
-    got += static_cast<size_t>(n);
-  }
-  ::close(fd);
-  if (got != size) {
-    why = "shorter than its size";
-    return std::nullopt;
-  }
-  return std::make_pair(std::move(data), size);
-}
+std::optional<IndexImage> parse(Reader& in, std::string& why);
 
 }  // namespace
 
 uint64_t manifest_stamp(const fs::path& manifest) {
   struct stat st {};
   if (::lstat(manifest.c_str(), &st) != 0) return 0;
-  const uint64_t parts[] = {static_cast<uint64_t>(st.st_ino),           static_cast<uint64_t>(st.st_size),
-                            static_cast<uint64_t>(st.st_mtim.tv_sec),   static_cast<uint64_t>(st.st_mtim.tv_nsec),
-                            static_cast<uint64_t>(st.st_ctim.tv_sec),   static_cast<uint64_t>(st.st_ctim.tv_nsec),
-                            static_cast<uint64_t>(st.st_mode)};
+  const uint64_t parts[] = {
+      static_cast<uint64_t>(st.st_ino),         static_cast<uint64_t>(st.st_size),
+      static_cast<uint64_t>(st.st_mtim.tv_sec), static_cast<uint64_t>(st.st_mtim.tv_nsec),
+      static_cast<uint64_t>(st.st_ctim.tv_sec), static_cast<uint64_t>(st.st_ctim.tv_nsec),
+      static_cast<uint64_t>(st.st_mode)};
   // FNV-1a over the parts: a change of any of them changes the stamp (a collision only delays a re-read
   // until the next change), and 0 stays free for "no manifest".
   uint64_t h = 1469598103934665603ull;
@@ -164,18 +186,35 @@ void save_run_index(const fs::path& file, const RunTable& table, const std::stri
     h.gate_names = table.gate_names().size();
     h.gate_store = table.gate_store().size();
     h.stamp_bytes = runs_stamp.size();
-    // Saved rows are renumbered (dead ones are left out): the orders are written in the new numbers.
-    std::vector<uint32_t> renumbered(table.rows().size(), 0xFFFFFFFFu);
-    uint32_t next = 0;
-    for (size_t r = 0; r < table.rows().size(); ++r)
-      if (!(table.rows()[r].flags & RunTable::kDead)) renumbered[r] = next++;
+    // Saved rows are renumbered (dead ones are left out), oldest first when the catalogue's order is given:
+    // a start then walks the rows in memory order, and so do the newest-first pages.
     const bool orders = order.size() == h.rows && by_last.size() == h.rows;
+    std::vector<uint32_t> renumbered(table.rows().size(), 0xFFFFFFFFu);
+    std::vector<uint32_t> written;
+    written.reserve(h.rows);
+    if (orders) {
+      for (uint32_t r : order)
+        if (r < renumbered.size() && renumbered[r] == 0xFFFFFFFFu &&
+            !(table.rows()[r].flags & RunTable::kDead)) {
+          renumbered[r] = static_cast<uint32_t>(written.size());
+          written.push_back(r);
+        }
+    }
+    if (written.size() != h.rows) {  // no order, or one that is not every live row once: row order
+      written.clear();
+      std::fill(renumbered.begin(), renumbered.end(), 0xFFFFFFFFu);
+      for (uint32_t r = 0; r < table.rows().size(); ++r)
+        if (!(table.rows()[r].flags & RunTable::kDead)) {
+          renumbered[r] = static_cast<uint32_t>(written.size());
+          written.push_back(r);
+        }
+    }
     h.orders = orders ? 2 : 0;
     Writer w(fd, tmp);
     std::string zero(sizeof h, '\0');
-    if (int err = store::write_all(fd, zero)) throw std::system_error(err, std::generic_category(), tmp.string());
-    for (const auto& r : table.rows())
-      if (!(r.flags & RunTable::kDead)) w.put_pod(r);
+    if (int err = store::write_all(fd, zero))
+      throw std::system_error(err, std::generic_category(), tmp.string());
+    for (uint32_t r : written) w.put_pod(table.rows()[r]);
     w.put(table.arena().data(), table.arena().size());
     for (size_t c = 1; c < table.values().size(); ++c) {
       const auto& v = table.values()[c];
@@ -205,33 +244,69 @@ void save_run_index(const fs::path& file, const RunTable& table, const std::stri
     throw;
   }
   ::close(fd);
-  if (::rename(tmp.c_str(), file.c_str()) != 0) throw std::system_error(errno, std::generic_category(), file.string());
+  if (::rename(tmp.c_str(), file.c_str()) != 0)
+    throw std::system_error(errno, std::generic_category(), file.string());
   store::fsync_dir(file.parent_path());
 }
 
 std::optional<IndexImage> load_run_index(const fs::path& file, std::string& why) {
-  auto data = read_whole(file, why);
-  if (!data) return std::nullopt;
-  return parse_run_index(std::string_view(data->first.get(), data->second), why);
+  int fd = ::open(file.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+  if (fd < 0) {
+    why = errno == ENOENT ? "missing" : std::string("cannot be opened: ") + std::strerror(errno);
+    return std::nullopt;
+  }
+  struct stat st {};
+  if (::fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+    ::close(fd);
+    why = "not a regular file";
+    return std::nullopt;
+  }
+  Reader in(fd, static_cast<size_t>(st.st_size));
+  auto image = parse(in, why);
+  ::close(fd);
+  return image;
 }
 
 std::string reseal_run_index(std::string data) {
   Header h{};
   if (data.size() < sizeof h) return data;
   std::memcpy(&h, data.data(), sizeof h);
-  h.crc = static_cast<uint32_t>(crc32_z(crc32_z(0, nullptr, 0), reinterpret_cast<const Bytef*>(data.data()) + sizeof h,
+  h.crc = static_cast<uint32_t>(crc32_z(crc32_z(0, nullptr, 0),
+                                        reinterpret_cast<const Bytef*>(data.data()) + sizeof h,
                                         data.size() - sizeof h));
   std::memcpy(data.data(), &h, sizeof h);
   return data;
 }
 
 std::optional<IndexImage> parse_run_index(std::string_view bytes, std::string& why) {
+  Reader in(bytes);
+  return parse(in, why);
+}
+
+namespace {
+
+std::optional<IndexImage> parse_sections(Reader& in, const Header& h, std::string& why);
+
+// The header, then the sections; a file whose checksum does not match is reported as such, whatever else
+// is wrong with it (a flipped byte shows as a length or a code out of range first).
+std::optional<IndexImage> parse(Reader& in, std::string& why) {
   Header h{};
-  if (bytes.size() < sizeof h) {
+  if (!in.take_pod(h)) {
     why = "shorter than its header";
     return std::nullopt;
   }
-  std::memcpy(&h, bytes.data(), sizeof h);
+  in.start_checksum();
+  auto image = parse_sections(in, h, why);
+  if (image) return image;
+  char scratch[4096];
+  while (in.left() > 0)
+    if (!in.take(scratch, std::min(sizeof scratch, in.left()))) return std::nullopt;
+  if (in.checksum() != h.crc && why.find("checksum") == std::string::npos)
+    why = "its checksum does not match (a torn or changed file)";
+  return std::nullopt;
+}
+
+std::optional<IndexImage> parse_sections(Reader& in, const Header& h, std::string& why) {
   if (std::memcmp(h.magic, kMagic, sizeof kMagic) != 0 || h.version != kVersion) {
     why = "not an index of this version";
     return std::nullopt;
@@ -240,21 +315,14 @@ std::optional<IndexImage> parse_run_index(std::string_view bytes, std::string& w
     why = "written by a build with another row layout";
     return std::nullopt;
   }
-  std::string_view body(bytes.data() + sizeof h, bytes.size() - sizeof h);
-  if (static_cast<uint32_t>(crc32_z(crc32_z(0, nullptr, 0), reinterpret_cast<const Bytef*>(body.data()),
-                                    body.size())) != h.crc) {
-    why = "its checksum does not match (a torn or changed file)";
-    return std::nullopt;
-  }
   // Every count is bounded by the bytes it needs, so a forged count cannot ask for a huge allocation.
-  if (h.rows > body.size() / sizeof(RunTable::Row) || h.arena > body.size() || h.values == 0 ||
-      h.values > body.size() / 4 + 1 || h.gate_names > body.size() / 4 ||
-      h.gate_store > body.size() / sizeof(RunTable::GateResult) || h.stamp_bytes > body.size() ||
+  const size_t body = in.left();
+  if (h.rows > body / sizeof(RunTable::Row) || h.arena > body || h.values == 0 || h.values > body / 4 + 1 ||
+      h.gate_names > body / 4 || h.gate_store > body / sizeof(RunTable::GateResult) || h.stamp_bytes > body ||
       (h.orders != 0 && h.orders != 2)) {
     why = "a section is larger than the file";
     return std::nullopt;
   }
-  Reader in(body);
   std::vector<RunTable::Row> rows(h.rows);
   std::string arena;
   if (!in.take(rows.data(), rows.size() * sizeof(RunTable::Row)) || !in.take_text(arena, h.arena)) {
@@ -293,9 +361,15 @@ std::optional<IndexImage> parse_run_index(std::string_view bytes, std::string& w
     image.by_last.resize(h.rows);
   }
   if (!in.take(gates.data(), gates.size() * sizeof(RunTable::GateResult)) ||
-      !in.take(image.order.data(), image.order.size() * 4) || !in.take(image.by_last.data(), image.by_last.size() * 4) ||
-      !in.take_text(image.runs_stamp, h.stamp_bytes) || !in.done()) {
+      !in.take(image.order.data(), image.order.size() * 4) ||
+      !in.take(image.by_last.data(), image.by_last.size() * 4) ||
+      !in.take_text(image.runs_stamp, h.stamp_bytes) || in.left() != 0) {
     why = "the sections do not add up to the file";
+    return std::nullopt;
+  }
+  // Nothing read is trusted before the checksum of all of it matches.
+  if (in.checksum() != h.crc) {
+    why = "its checksum does not match (a torn or changed file)";
     return std::nullopt;
   }
   auto bad_code = [&](uint32_t c) { return c >= values.size(); };
@@ -306,8 +380,8 @@ std::optional<IndexImage> parse_run_index(std::string_view bytes, std::string& w
       why = where + " has unknown flags";
       return std::nullopt;
     }
-    if (r.id_len == 0 || r.id > arena.size() || r.id_len > arena.size() - r.id ||
-        r.gates > gates.size() || r.ngates > gates.size() - r.gates) {
+    if (r.id_len == 0 || r.id > arena.size() || r.id_len > arena.size() - r.id || r.gates > gates.size() ||
+        r.ngates > gates.size() - r.gates) {
       why = where + " points past its section";
       return std::nullopt;
     }
@@ -361,5 +435,7 @@ std::optional<IndexImage> parse_run_index(std::string_view bytes, std::string& w
   }
   return image;
 }
+
+}  // namespace
 
 }  // namespace cp::serve

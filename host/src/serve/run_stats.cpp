@@ -49,15 +49,19 @@ int64_t ms_or(const std::string& iso, int64_t fallback) {
 }  // namespace
 
 struct RunStats::Impl {
-  // (a time or a duration, the run's sequence number, the run's slot): ordered by the first two, which are
-  // unique per run; the slot names the run. Sorted arrays, not trees: 16 bytes a key where a tree node costs
-  // four times that, and runs arrive nearly in time order, so an insert is nearly always an append.
+  // (a time or a duration, the run's sequence number): unique per run, ordered by the first; slot_of_seq
+  // names the run. Sorted arrays, not trees: 12 bytes a key (packed: a million runs hold seven million of
+  // them) where a tree node costs five times that, and runs arrive nearly in time order, so an insert is
+  // nearly always an append.
+#pragma pack(push, 4)
   struct Key {
     int64_t at;
-    uint32_t seq, slot;
+    uint32_t seq;
     bool operator<(const Key& o) const { return at != o.at ? at < o.at : seq < o.seq; }
     bool operator==(const Key& o) const { return at == o.at && seq == o.seq; }
   };
+#pragma pack(pop)
+  static_assert(sizeof(Key) == 12);
   using Keys = std::vector<Key>;
   // What one run added, so that a re-read summary can take exactly that back out. 40 bytes a run.
   struct Contribution {
@@ -76,6 +80,7 @@ struct RunStats::Impl {
 
   std::vector<Contribution> runs;  // by slot
   std::vector<uint32_t> free_slots;
+  std::vector<uint32_t> slot_of_seq{0};  // by sequence number (0: none)
   std::string id_arena;
   std::vector<std::pair<uint32_t, uint16_t>> id_at;  // by slot: offset and length of the run id
   IdSlots ids;
@@ -97,7 +102,29 @@ struct RunStats::Impl {
   std::string_view id_of_slot(uint32_t slot) const {
     return {id_arena.data() + id_at[slot].first, id_at[slot].second};
   }
-  std::string run_id(uint32_t slot) const { return std::string(id_of_slot(slot)); }
+  std::string run_id(uint32_t slot) const {
+    return std::string(id_of_slot(slot));
+  }
+  // The removed runs' ids are given back once they are most of the arena (a long-lived serve's retention).
+  size_t arena_dead = 0;
+  void drop_id(uint32_t slot) {
+    arena_dead += id_at[slot].second;
+    id_at[slot] = {0, 0};
+    if (arena_dead <= (1u << 20) || arena_dead * 2 <= id_arena.size()) return;
+    std::string packed;
+    packed.reserve(id_arena.size() - arena_dead);
+    for (uint32_t s = 0; s < runs.size(); ++s) {
+      if (!runs[s].used) continue;
+      const auto at = static_cast<uint32_t>(packed.size());
+      packed.append(id_of_slot(s));
+      id_at[s].first = at;
+    }
+    id_arena.swap(packed);
+    arena_dead = 0;
+  }
+  std::string run_of(const Key& k) const {
+    return run_id(slot_of_seq[k.seq]);
+  }
 
   uint32_t name(std::string_view s) {
     if (auto it = name_code.find(s); it != name_code.end()) return it->second;
@@ -151,6 +178,7 @@ struct RunStats::Impl {
     runs[slot] = Contribution{};
     runs[slot].used = true;
     runs[slot].seq = next_seq++;
+    slot_of_seq.push_back(slot);
     ids.add(slot, [this](uint32_t s) { return id_of_slot(s); });
     ++count;
     return slot;
@@ -161,10 +189,10 @@ struct RunStats::Impl {
     --state_counts[c.status];
     if (c.verdict && names[c.status] == "sealed") --verdict_counts[c.verdict];
     if (keys_dirty) sort_keys();  // a re-read during a bulk load: the keys must be in order to be found
-    const Key k{c.end_ms, c.seq, slot};
+    const Key k{c.end_ms, c.seq};
     if (c.finished) drop_key(finished, k);
     if (c.succeeded) drop_key(succeeded, k);
-    if (c.duration_ms >= 0) drop_key(durations, Key{c.duration_ms, c.seq, slot});
+    if (c.duration_ms >= 0) drop_key(durations, Key{c.duration_ms, c.seq});
     for (uint8_t i = 0; i < c.ngates; ++i) {
       const uint32_t number = gate_pool[c.gates + i] >> 3;
       const auto verdict = static_cast<Verdict>(gate_pool[c.gates + i] & 7);
@@ -198,11 +226,11 @@ struct RunStats::Impl {
     c.end_ms = end_ms;
     c.finished = sealed && c.verdict;
     c.succeeded = c.finished && verdict == "success";
-    const Key k{c.end_ms, c.seq, slot};
+    const Key k{c.end_ms, c.seq};
     if (c.finished) add_key(finished, k);
     if (c.succeeded) add_key(succeeded, k);
     c.duration_ms = sealed ? duration_ms : -1;
-    if (c.duration_ms >= 0) add_key(durations, Key{c.duration_ms, c.seq, slot});
+    if (c.duration_ms >= 0) add_key(durations, Key{c.duration_ms, c.seq});
     // Gate results: written over the run's old ones when they fit, else appended.
     const size_t n = std::min<size_t>(run_gates.size(), 255);
     if (n > c.ngates) {
@@ -225,17 +253,63 @@ struct RunStats::Impl {
     c.awaiting = status == "awaiting_approval";
   }
 
-  void put_in(const store::RunSummary& s, uint32_t slot) {
-    put_core(slot, s.status, s.verdict, ms_or(s.finished_at, ms_or(s.created_at, 0)), s.duration_ms, s.gates);
+  // Whether the run would add exactly what it added before (its keys and counts would not move).
+  template <class Gates>
+  bool same_facts(uint32_t slot, std::string_view status, std::string_view verdict, int64_t end_ms,
+                  long long duration_ms, const Gates& run_gates) const {
+    const Contribution& c = runs[slot];
+    auto code = [this](std::string_view s) -> std::optional<uint32_t> {
+      if (s.empty()) return 0u;
+      auto it = name_code.find(s);
+      if (it == name_code.end()) return std::nullopt;
+      return it->second;
+    };
+    if (code(status) != c.status || code(verdict) != c.verdict || end_ms != c.end_ms ||
+        (status == "sealed" ? duration_ms : -1) != c.duration_ms ||
+        std::min<size_t>(run_gates.size(), 255) != c.ngates)
+      return false;
+    for (size_t i = 0; i < c.ngates; ++i) {
+      auto g = gate_number.find(run_gates[i].first);
+      if (g == gate_number.end() ||
+          gate_pool[c.gates + i] != (g->second << 3 | static_cast<uint32_t>(verdict_of(run_gates[i].second))))
+        return false;
+    }
+    return true;
+  }
+
+  // A live or waiting run's entry (its last event, its approval's times), with nothing else changed.
+  void refresh_waiting(const store::RunSummary& s, uint32_t slot) {
     const Contribution& c = runs[slot];
     if (c.live)
       live[s.run_id] = {s.run_id, s.task_id, s.status,
                         s.events_mtime_ms >= 0 ? s.events_mtime_ms : ms_or(s.created_at, 0)};
     if (c.awaiting) {
+      auto a = awaiting.find(s.run_id);
+      if (a != awaiting.end() && a->second.deadline_ms >= 0)
+        deadlines.erase({a->second.deadline_ms, s.run_id});
       const int64_t deadline_ms = s.approval_deadline.empty() ? -1 : core::parse_iso_ms(s.approval_deadline);
       awaiting[s.run_id] = {s.run_id, s.task_id, s.approval_requested_at, s.approval_deadline, deadline_ms};
       if (deadline_ms >= 0) deadlines.insert({deadline_ms, s.run_id});
     }
+  }
+
+  void put_in(const store::RunSummary& s, uint32_t slot) {
+    put_core(slot, s.status, s.verdict, ms_or(s.finished_at, ms_or(s.created_at, 0)), s.duration_ms, s.gates);
+    refresh_waiting(s, slot);
+  }
+
+  // After a bulk fill: every array down to its size (doubling left up to half of each unused).
+  void shrink() {
+    for (Keys* k : {&finished, &succeeded, &durations}) k->shrink_to_fit();
+    for (auto& g : gates) {
+      g.failures.shrink_to_fit();
+      g.passes.shrink_to_fit();
+    }
+    runs.shrink_to_fit();
+    id_at.shrink_to_fit();
+    id_arena.shrink_to_fit();
+    gate_pool.shrink_to_fit();
+    slot_of_seq.shrink_to_fit();
   }
 
   void sort_keys() {
@@ -259,6 +333,13 @@ RunStats::~RunStats() = default;
 void RunStats::update(const store::RunSummary& s) {
   std::lock_guard l(mu_);
   if (auto slot = impl_->find(s.run_id)) {
+    // A run re-read without change (a live or waiting run, every second) keeps its keys where they are:
+    // taking them out and back would shift arrays of a million keys twice.
+    if (impl_->same_facts(*slot, s.status, s.verdict, ms_or(s.finished_at, ms_or(s.created_at, 0)),
+                          s.duration_ms, s.gates)) {
+      impl_->refresh_waiting(s, *slot);
+      return;
+    }
     impl_->take_out(*slot);
     impl_->put_in(s, *slot);
   } else {
@@ -284,18 +365,28 @@ void RunStats::remove(const std::string& run_id) {
   impl_->ids.remove(*slot, [this](uint32_t s) { return impl_->id_of_slot(s); });
   impl_->runs[*slot].used = false;
   impl_->free_slots.push_back(*slot);
+  impl_->drop_id(*slot);
   --impl_->count;
 }
 
-void RunStats::begin_bulk() {
+void RunStats::begin_bulk(size_t expected) {
   std::lock_guard l(mu_);
   impl_->bulk = true;
+  Impl& m = *impl_;
+  const size_t n = m.runs.size() + expected;
+  m.runs.reserve(n);
+  m.id_at.reserve(n);
+  m.slot_of_seq.reserve(m.slot_of_seq.size() + expected);
+  m.id_arena.reserve(m.id_arena.size() + expected * 16);
+  for (Impl::Keys* k : {&m.finished, &m.succeeded, &m.durations}) k->reserve(k->size() + expected);
+  m.ids.reserve(m.count + expected, [&m](uint32_t s) { return m.id_of_slot(s); });
 }
 
 void RunStats::end_bulk() {
   std::lock_guard l(mu_);
   if (!impl_->bulk) return;
   if (impl_->keys_dirty) impl_->sort_keys();
+  impl_->shrink();
   impl_->bulk = false;
 }
 
@@ -322,7 +413,7 @@ std::map<std::string, long long> RunStats::by_verdict() const {
 
 FinishedWindow RunStats::finished_since(int64_t since_ms) const {
   std::lock_guard l(mu_);
-  const Impl::Key from{since_ms, 0, 0};
+  const Impl::Key from{since_ms, 0};
   auto at_or_after = [&](const Impl::Keys& keys) {
     return static_cast<long long>(keys.end() - std::lower_bound(keys.begin(), keys.end(), from));
   };
@@ -356,7 +447,7 @@ std::vector<GateTally> RunStats::top_failing_gates(size_t n) const {
     if (!g.failures.empty()) {
       const Impl::Key& newest = g.failures.back();
       t.last_failure_ms = newest.at;
-      t.last_failed_run = impl_->run_id(newest.slot);
+      t.last_failed_run = impl_->run_of(newest);
     }
     all.push_back(std::move(t));
   }
@@ -378,7 +469,7 @@ std::vector<FailingGate> RunStats::failing_gates(long long in_a_row, long long i
     FailingGate f;
     f.gate_id = g.id;
     f.last_failure_ms = g.failures.back().at;
-    f.last_failed_run = impl_->run_id(g.failures.back().slot);
+    f.last_failed_run = impl_->run_of(g.failures.back());
     // The streak: failures newer than the newest pass, counted up to the threshold.
     const bool any_pass = !g.passes.empty();
     const Impl::Key last_pass = any_pass ? g.passes.back() : Impl::Key{};
@@ -394,7 +485,7 @@ std::vector<FailingGate> RunStats::failing_gates(long long in_a_row, long long i
       }
     }
     if (in_window > 0) {
-      auto it = std::lower_bound(g.failures.begin(), g.failures.end(), Impl::Key{window_start_ms, 0, 0});
+      auto it = std::lower_bound(g.failures.begin(), g.failures.end(), Impl::Key{window_start_ms, 0});
       int64_t reached = -1;
       for (; it != g.failures.end() && f.in_window < in_window; ++it) {
         ++f.in_window;

@@ -77,7 +77,7 @@ class RunStats {
   void remove(const std::string& run_id);
   // Between these, updates of many runs at once (a catalogue's first fill) append their keys and sort them
   // once at the end, instead of inserting each in place.
-  void begin_bulk();
+  void begin_bulk(size_t expected = 0);  // expected: how many runs will come (room is made for them)
   void end_bulk();
 
   long long total() const;

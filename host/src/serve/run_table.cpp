@@ -13,8 +13,8 @@ using nlohmann::json;
 namespace {
 
 constexpr const char* kFieldNames[RunTable::kFieldCount] = {
-    "chain", "created_at", "duration_ms", "finished_at", "kind", "pack", "queue",
-    "reason", "runner", "sealed_at", "task_id", "title", "verdict", "workflow_id"};
+    "chain",  "created_at", "duration_ms", "finished_at", "kind",  "pack",    "queue",
+    "reason", "runner",     "sealed_at",   "task_id",     "title", "verdict", "workflow_id"};
 
 char fold(char c) {
   return c >= 'A' && c <= 'Z' ? static_cast<char>(c - 'A' + 'a') : c;
@@ -110,7 +110,8 @@ void RunTable::set_field(Row& row, Field f, const json* v) {
   row.code[f] = intern(*v);
 }
 
-uint32_t RunTable::put(const store::RunSummary& s, int64_t last_ms, uint64_t stamp, std::optional<uint32_t> at) {
+uint32_t RunTable::put(const store::RunSummary& s, int64_t last_ms, uint64_t stamp,
+                       std::optional<uint32_t> at) {
   Row row;
   if (at) {
     row.id = rows_[*at].id;
@@ -161,9 +162,33 @@ uint32_t RunTable::put(const store::RunSummary& s, int64_t last_ms, uint64_t sta
 
 void RunTable::remove(uint32_t r) {
   ids_.remove(r, [this](uint32_t n) { return run_id(n); });
+  arena_dead_ += rows_[r].id_len;
+  // A long-lived serve drops runs (retention) and adds others: the ids of the dropped ones are given back
+  // once they are most of the arena. Row numbers, and so the id index, do not change.
+  if (arena_dead_ > (1u << 20) && arena_dead_ * 2 > arena_.size()) {
+    std::string packed;
+    packed.reserve(arena_.size() - arena_dead_);
+    for (uint32_t n = 0; n < rows_.size(); ++n) {
+      if (n == r || (rows_[n].flags & kDead)) continue;
+      const auto at = static_cast<uint32_t>(packed.size());
+      packed.append(run_id(n));
+      rows_[n].id = at;
+    }
+    arena_.swap(packed);
+    arena_dead_ = 0;
+    rows_[r].id = 0;
+    rows_[r].id_len = 0;
+  }
   rows_[r].flags = kDead;
   rows_[r].ngates = 0;
   free_.push_back(r);
+}
+
+void RunTable::shrink() {
+  rows_.shrink_to_fit();
+  arena_.shrink_to_fit();
+  gate_store_.shrink_to_fit();
+  values_.shrink_to_fit();
 }
 
 std::string_view RunTable::str(uint32_t code) const {
@@ -318,8 +343,8 @@ bool RunTable::matches(uint32_t r, const Screen& s) const {
   if (s.kind == 1 && (row.flags & kChain)) return false;
   if (s.kind == 2 && !(row.flags & kChain)) return false;
   if (!s.since.empty() && created_text(r) < s.since) return false;
-  if (!s.text.empty() && !contains_folded(run_id(r), s.text) && !contains_folded(str(row.code[task_id]), s.text) &&
-      !contains_folded(str(row.code[title]), s.text))
+  if (!s.text.empty() && !contains_folded(run_id(r), s.text) &&
+      !contains_folded(str(row.code[task_id]), s.text) && !contains_folded(str(row.code[title]), s.text))
     return false;
   return true;
 }
@@ -328,6 +353,7 @@ bool RunTable::adopt(std::vector<Row> rows, std::string arena, std::vector<Value
                      std::vector<std::string> gate_names, std::vector<GateResult> gate_store) {
   rows_ = std::move(rows);
   arena_ = std::move(arena);
+  arena_dead_ = 0;
   values_ = std::move(values);
   gate_names_ = std::move(gate_names);
   gate_store_ = std::move(gate_store);
@@ -349,8 +375,10 @@ bool RunTable::adopt(std::vector<Row> rows, std::string arena, std::vector<Value
                                      (!final && st != "awaiting_approval" ? kLive : 0));
   }
   ids_.clear();
+  ids_.reserve(rows_.size(), [this](uint32_t n) { return run_id(n); });
   for (uint32_t r = 0; r < rows_.size(); ++r)
-    if (!(rows_[r].flags & kDead) && !ids_.add_unique(r, [this](uint32_t n) { return run_id(n); })) return false;
+    if (!(rows_[r].flags & kDead) && !ids_.add_unique(r, [this](uint32_t n) { return run_id(n); }))
+      return false;
   return true;
 }
 

@@ -80,6 +80,8 @@ class RunTable {
   // Adds the run, or (with `at`) replaces row `at`, which must hold the same run id. Returns its number.
   uint32_t put(const store::RunSummary& s, int64_t last_ms, uint64_t stamp, std::optional<uint32_t> at = {});
   void remove(uint32_t row);
+  // Gives back what growing by doubling left unused (after a bulk fill).
+  void shrink();
 
   // The row of `run_id`, if the table holds it.
   std::optional<uint32_t> find(std::string_view run_id) const;
@@ -134,7 +136,6 @@ class RunTable {
   bool adopt(std::vector<Row> rows, std::string arena, std::vector<Value> values,
              std::vector<std::string> gate_names, std::vector<GateResult> gate_store);
 
-
  private:
   uint32_t intern(const nlohmann::json& v);
   uint32_t intern_dump(std::string dump, const nlohmann::json* parsed);
@@ -145,6 +146,7 @@ class RunTable {
   std::vector<Row> rows_;
   std::vector<uint32_t> free_;
   std::string arena_;
+  size_t arena_dead_ = 0;               // bytes of removed runs' ids
   std::vector<Value> values_{Value{}};  // code 0: absent
   std::unordered_map<std::string, uint32_t> value_code_;
   std::vector<std::string> gate_names_;
