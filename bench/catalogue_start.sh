@@ -24,7 +24,8 @@ start_serve() {  # root; sets spid, ready (seconds), rss (KiB)
   "$host" --root "$1" serve --listen 127.0.0.1:0 --tokens "$work/tokens.json" --no-scheduler --threads 2 \
     > "$1.serve.out" 2>&1 &
   spid=$!
-  for _ in $(seq 3000); do grep -q "listening on" "$1.serve.out" && break; sleep 0.01; done
+  # Without the index, a cold cache makes the start of a million runs take minutes: wait up to half an hour.
+  for _ in $(seq 180000); do grep -q "listening on" "$1.serve.out" && break; sleep 0.01; done
   ready=$(echo "$(now) - $t0" | bc)
   sleep 1
   rss=$(ps -o rss= -p "$spid" | tr -d ' ')

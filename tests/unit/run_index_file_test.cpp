@@ -169,6 +169,26 @@ TEST(RunIndexFile, WhatChangedWhileStoppedIsTakenIn) {
   EXPECT_EQ(page->runs[0]["run_id"], "old-2");
 }
 
+TEST(RunIndexFile, ARunsFolderTakenAwayWhileStoppedLeavesNoIndexedRunListed) {
+  IndexedRoot r;
+  r.sealed("gone-1", "2026-05-01T00:00:01.000Z", "success");
+  r.manifest("gone-live", {{"status", "running"}, {"created_at", "2026-05-01T00:00:02.000Z"}});
+  {
+    RunCatalog c(r.dir.path(), r.with_index());
+    c.start();
+  }
+  fs::remove_all(r.runs());
+  RunCatalog c(r.dir.path(), r.with_index());
+  EXPECT_TRUE(c.start().from_index);
+  EXPECT_EQ(c.size(), 0u) << "no runs folder: no run";
+  EXPECT_TRUE(listed_fields(c).empty());
+  EXPECT_EQ(c.stats().total(), 0);
+  // A runs folder made again with one run: listed at the next refresh.
+  r.sealed("new-1", "2026-05-02T00:00:01.000Z", "failure");
+  c.refresh();
+  EXPECT_EQ(listed_fields(c), fields_on_disk(r.dir.path()));
+}
+
 TEST(RunIndexFile, ADamagedIndexIsRefusedAndTheBundlesAreRead) {
   IndexedRoot r;
   for (int i = 0; i < 50; ++i) r.sealed("run-" + std::to_string(i), "2026-06-01T00:00:00.000Z", "success");

@@ -11,6 +11,7 @@
 #include <sys/stat.h>
 
 #include <algorithm>
+#include <cerrno>
 #include <cstring>
 #include <iostream>
 #include <limits>
@@ -207,7 +208,10 @@ std::string RunCatalog::runs_stamp() const {
   // The folder is listed again when it changed: its mtime, and its ctime and inode too, which no one can
   // set back (a `touch -d` that restores the mtime after a run was taken away still moves the ctime).
   struct stat st {};
-  if (::stat(runs_.c_str(), &st) != 0) return "";
+  if (::stat(runs_.c_str(), &st) != 0)
+    // No runs folder (yet, or any more): a stamp of its own, so that runs held from the index or from an
+    // earlier listing are dropped by the next listing, which finds none.
+    return errno == ENOENT ? "absent" : "";
   return std::to_string(st.st_mtim.tv_sec) + '.' + std::to_string(st.st_mtim.tv_nsec) + '/' +
          std::to_string(st.st_ctim.tv_sec) + '.' + std::to_string(st.st_ctim.tv_nsec) + '/' +
          std::to_string(st.st_ino);
