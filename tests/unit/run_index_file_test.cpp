@@ -5,6 +5,7 @@
 #include "serve/run_index_file.hpp"
 #include "core/runtime_paths.hpp"
 #include "serve/run_catalog.hpp"
+#include "store/bundle.hpp"
 #include "store/run_index.hpp"
 #include "unit/test_support.hpp"
 
@@ -238,6 +239,62 @@ TEST(RunIndexFile, AForgedRunIdThatLeavesTheRunsFolderIsRefused) {
   save_run_index(r.index(), twice, "");
   EXPECT_FALSE(load_run_index(r.index(), why).has_value());
   EXPECT_NE(why.find("repeated"), std::string::npos) << why;
+}
+
+TEST(RunIndexFile, AGateIdThatIsNotUtf8IsRefusedEvenWithItsChecksumSet) {
+  IndexedRoot r;
+  r.sealed("run-1", "2026-06-01T00:00:00.000Z", "success");
+  {
+    RunCatalog c(r.dir.path(), r.with_index());
+    c.start();
+  }
+  std::string bytes = cp::test::read_file(r.index());
+  const size_t at = bytes.find("diff_scope");
+  ASSERT_NE(at, std::string::npos);
+  bytes[at + 4] = '\xa3';  // a lone continuation byte: a gate id no manifest could hold
+  std::string why;
+  EXPECT_FALSE(parse_run_index(reseal_run_index(bytes), why).has_value());
+  EXPECT_NE(why.find("UTF-8"), std::string::npos) << why;
+  cp::test::write_file(r.index(), reseal_run_index(bytes));
+  RunCatalog c(r.dir.path(), r.with_index());
+  EXPECT_FALSE(c.start().from_index);
+  EXPECT_EQ(listed_fields(c), fields_on_disk(r.dir.path()));
+  EXPECT_NO_THROW((void)json(listed_fields(c)).dump());
+}
+
+TEST(RunIndexFile, AFolderWhoseNameIsNoRunIdIsNotARun) {
+  IndexedRoot r;
+  r.sealed("run-1", "2026-06-01T00:00:00.000Z", "success");
+  // Names the host never gives a run: bytes that are not UTF-8, "..", too long, a leading dash.
+  for (const std::string& bad :
+       {std::string("run-\xa3"), std::string("a..b"), std::string(129, 'x'), std::string("-dash")})
+    cp::test::write_file(r.runs() / bad / "manifest.json", R"({"status":"sealed","verdict":"success"})");
+  ASSERT_EQ(fields_on_disk(r.dir.path()).size(), 1u);
+  for (bool indexed : {false, true}) {
+    RunCatalog c(r.dir.path(), indexed ? r.with_index() : CatalogIndex{});
+    c.start();
+    c.refresh();
+    const auto listed = listed_fields(c);
+    ASSERT_EQ(listed.size(), 1u);
+    EXPECT_EQ(listed[0]["run_id"], "run-1");
+    EXPECT_NO_THROW((void)json(listed).dump());
+  }
+}
+
+TEST(RunIndexFile, ANewRunIdIsAlwaysAValidOne) {
+  for (const std::string& task : {std::string("a..b"), std::string("..."), std::string("x/../y"),
+                                  std::string("ünï"), std::string("-lead"), std::string(200, 'k')}) {
+    const std::string id = store::new_run_id(task);
+    EXPECT_TRUE(store::valid_run_id(id)) << task << " gave " << id;
+  }
+  EXPECT_TRUE(store::valid_run_id("Run_1.2-x"));
+  EXPECT_FALSE(store::valid_run_id(""));
+  EXPECT_FALSE(store::valid_run_id(".hidden"));
+  EXPECT_FALSE(store::valid_run_id("a/b"));
+  EXPECT_FALSE(store::valid_run_id("a..b"));
+  EXPECT_FALSE(store::valid_run_id(std::string("a\0b", 3)));
+  EXPECT_TRUE(store::valid_run_id(std::string(128, 'a')));
+  EXPECT_FALSE(store::valid_run_id(std::string(129, 'a')));
 }
 
 TEST(RunIndexFile, ALinkInPlaceOfTheIndexIsNotFollowed) {

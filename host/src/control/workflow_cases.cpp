@@ -142,8 +142,7 @@ json rebuild_workflow_case(const fs::path& root, const std::string& workflow_id)
   json latest_binding;
   std::error_code ec;
   for (const auto& e : fs::directory_iterator(core::runs_dir(root), ec)) {
-    std::string name = e.path().filename().string();
-    if (name.empty() || name[0] == '.') continue;
+    if (!store::valid_run_id(e.path().filename().string())) continue;
     json m = core::read_json_file(e.path() / "manifest.json");
     if (m.is_object() && m.value("workflow_id", "") == workflow_id) runs.push_back(run_entry(m));
   }

@@ -324,7 +324,7 @@ void RunCatalog::refresh_impl(CatalogStart* out) {
     std::vector<std::string> names;
     for (const auto& d : fs::directory_iterator(runs_, ec)) {
       std::string name = d.path().filename().string();
-      if (name.empty() || name[0] == '.') continue;
+      if (!store::valid_run_id(name)) continue;  // not a run, as store::list_runs decides
       names.push_back(std::move(name));
     }
     {

@@ -1,6 +1,7 @@
 #include "serve/run_index_file.hpp"
 
 #include "store/atomic_file.hpp"
+#include "store/bundle.hpp"
 
 #include <fcntl.h>
 #include <sys/stat.h>
@@ -139,10 +140,20 @@ class Reader {
   uLong crc_ = crc32_z(0, nullptr, 0);
 };
 
-// A run id read back names a folder under runs/: it must be one a listing of that folder could give.
+// A run id read back names a folder under runs/ and goes into JSON answers: it must be one a listing of that
+// folder could give (store::list_runs takes only valid run ids).
 bool safe_name(std::string_view id) {
-  return !id.empty() && id[0] != '.' && id.find('/') == std::string_view::npos &&
-         id.find('\0') == std::string_view::npos;
+  return store::valid_run_id(id);
+}
+
+// A gate id read back is a key of JSON answers: bytes that are not UTF-8 could not be written out.
+bool utf8_text(const std::string& s) {
+  try {
+    (void)json(s).dump();
+    return true;
+  } catch (const json::exception&) {
+    return false;
+  }
 }
 
 std::optional<IndexImage> parse(Reader& in, std::string& why);
@@ -351,6 +362,10 @@ std::optional<IndexImage> parse_sections(Reader& in, const Header& h, std::strin
     uint32_t n = 0;
     if (!in.take_pod(n) || !in.take_text(g, n)) {
       why = "a gate id is cut short";
+      return std::nullopt;
+    }
+    if (!utf8_text(g)) {
+      why = "a gate id is not UTF-8 text";
       return std::nullopt;
     }
   }

@@ -15,6 +15,7 @@
 #include <filesystem>
 #include <memory>
 #include <string>
+#include <string_view>
 #include <utility>
 #include <vector>
 
@@ -35,7 +36,7 @@ void clear_live_marker(const std::filesystem::path& root, const std::string& run
 std::string new_run_id(const std::string& task_id);
 
 // True when run_id is a safe folder name (the run_manifest schema's pattern); guards `runs show ../x`.
-bool valid_run_id(const std::string& run_id);
+bool valid_run_id(std::string_view run_id);
 
 class Bundle {
  public:

@@ -156,7 +156,9 @@ std::vector<RunSummary> list_runs(const fs::path& root) {
   if (!fs::is_directory(runs, ec)) return out;
   for (const auto& e : fs::directory_iterator(runs, ec)) {
     std::string name = e.path().filename().string();
-    if (name.empty() || name[0] == '.') continue;
+    // Only a name the host could have given a run is one: any other (a dot file, bytes that are not
+    // UTF-8) is not a run, and would not survive being written into a JSON answer.
+    if (!valid_run_id(name)) continue;
     if (auto s = read_run_summary(e.path(), name)) out.push_back(std::move(*s));
   }
   std::sort(out.begin(), out.end(), [](const RunSummary& a, const RunSummary& b) {
