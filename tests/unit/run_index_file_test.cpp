@@ -12,6 +12,10 @@
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
 
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cstring>
 #include <fstream>
 
 namespace cp::serve {
@@ -295,6 +299,137 @@ TEST(RunIndexFile, ANewRunIdIsAlwaysAValidOne) {
   EXPECT_FALSE(store::valid_run_id(std::string("a\0b", 3)));
   EXPECT_TRUE(store::valid_run_id(std::string(128, 'a')));
   EXPECT_FALSE(store::valid_run_id(std::string(129, 'a')));
+}
+
+TEST(RunIndexFile, AValueNestedDeeperThanAManifestMayBeIsRefused) {
+  IndexedRoot r;
+  RunTable t;
+  store::RunSummary s;
+  s.run_id = "deep";
+  s.status = "sealed";
+  json deep = json::array();
+  for (int i = 0; i < 300; ++i) deep = json::array({deep});
+  s.fields = {{"run_id", s.run_id}, {"status", "sealed"}, {"title", deep}};
+  t.put(s, 0, 1);
+  save_run_index(r.index(), t, "");
+  std::string why;
+  EXPECT_FALSE(load_run_index(r.index(), why).has_value());
+  EXPECT_NE(why.find("nested deeper"), std::string::npos) << why;
+}
+
+TEST(RunIndexFile, AFifoInPlaceOfTheIndexOrItsTemporaryFileHoldsNothingUp) {
+  IndexedRoot r;
+  r.sealed("run-1", "2026-06-01T00:00:00.000Z", "success");
+  fs::create_directories(r.index().parent_path());
+  ASSERT_EQ(::mkfifo(r.index().c_str(), 0644), 0);
+  ASSERT_EQ(::mkfifo((r.index().string() + ".tmp").c_str(), 0644), 0);
+  RunCatalog c(r.dir.path(), r.with_index());
+  CatalogStart s = c.start();  // would block in open() if either FIFO were opened for reading or writing
+  EXPECT_FALSE(s.from_index);
+  EXPECT_NE(s.index_problem.find("not a regular file"), std::string::npos) << s.index_problem;
+  EXPECT_EQ(c.size(), 1u);
+}
+
+TEST(RunIndexFile, AHugeSparseIndexIsRefusedFromItsHeader) {
+  IndexedRoot r;
+  r.sealed("run-1", "2026-06-01T00:00:00.000Z", "success");
+  {
+    RunCatalog c(r.dir.path(), r.with_index());
+    c.start();
+  }
+  // The saved header with its row count raised to fill a 64 GiB hole: no memory is taken for it.
+  std::string head = cp::test::read_file(r.index()).substr(0, 112);
+  const uint64_t rows = (64ull << 30) / sizeof(RunTable::Row);
+  std::memcpy(head.data() + 16, &rows, sizeof rows);
+  cp::test::write_file(r.index(), head);
+  ASSERT_EQ(::truncate(r.index().c_str(), static_cast<off_t>(112 + (64ull << 30))), 0);
+  std::string why;
+  EXPECT_FALSE(load_run_index(r.index(), why).has_value());
+  EXPECT_NE(why.find("add up"), std::string::npos) << why;
+  RunCatalog c(r.dir.path(), r.with_index());
+  EXPECT_FALSE(c.start().from_index);
+  EXPECT_EQ(c.size(), 1u);
+}
+
+TEST(RunIndexFile, AnIndexedRunWhoseFolderIsGoneIsDroppedEvenWithTheFolderStampForged) {
+  IndexedRoot r;
+  r.sealed("run-1", "2026-06-01T00:00:00.000Z", "success");
+  RunTable t;
+  for (const char* id : {"run-1", "ghost"}) {
+    store::RunSummary s = *store::read_run_summary(r.runs() / "run-1", "run-1");
+    s.run_id = id;
+    s.fields["run_id"] = id;
+    t.put(s, 0, std::string(id) == "ghost" ? 0 : manifest_stamp(r.runs() / id / "manifest.json"));
+  }
+  // The runs folder's stamp as the catalogue takes it, so that the folder is not listed again.
+  struct stat st {};
+  ASSERT_EQ(::stat(r.runs().c_str(), &st), 0);
+  const std::string stamp = std::to_string(st.st_mtim.tv_sec) + '.' + std::to_string(st.st_mtim.tv_nsec) +
+                            '/' + std::to_string(st.st_ctim.tv_sec) + '.' +
+                            std::to_string(st.st_ctim.tv_nsec) + '/' + std::to_string(st.st_ino);
+  save_run_index(r.index(), t, stamp);
+  RunCatalog c(r.dir.path(), r.with_index());
+  ASSERT_TRUE(c.start().from_index);
+  c.refresh();  // the background check of every indexed manifest
+  EXPECT_EQ(c.unchecked(), 0u);
+  EXPECT_EQ(listed_fields(c), fields_on_disk(r.dir.path()));
+}
+
+TEST(RunIndexFile, ALinkedManifestIsReadAgainAfterARestart) {
+  IndexedRoot r;
+  cp::test::TempDir elsewhere;
+  r.sealed("run-1", "2026-06-01T00:00:00.000Z", "success");
+  r.sealed("run-2", "2026-06-01T00:00:01.000Z", "success");
+  const fs::path target = elsewhere.path() / "manifest.json";
+  fs::rename(r.runs() / "run-2" / "manifest.json", target);
+  fs::create_symlink(target, r.runs() / "run-2" / "manifest.json");
+  {
+    RunCatalog c(r.dir.path(), r.with_index());
+    c.start();
+  }
+  json m = json::parse(cp::test::read_file(target));
+  m["verdict"] = "failure";
+  cp::test::write_file(target, m.dump());
+  RunCatalog c(r.dir.path(), r.with_index());
+  ASSERT_TRUE(c.start().from_index);
+  c.refresh();
+  EXPECT_EQ(listed_fields(c), fields_on_disk(r.dir.path()));
+}
+
+TEST(RunIndexFile, RunsTakenAwayLeaveNothingOfThemInTheSavedIndex) {
+  IndexedRoot r;
+  for (int i = 0; i < 30; ++i) r.sealed("old-" + std::to_string(i), "2026-06-01T00:00:00.000Z", "success");
+  RunCatalog c(r.dir.path(), r.with_index());
+  c.start();
+  for (int i = 0; i < 30; ++i) {
+    fs::remove_all(r.runs() / ("old-" + std::to_string(i)));
+    r.sealed("new-" + std::to_string(i), "2026-06-02T00:00:00.000Z", "failure");
+  }
+  r.touch_runs();
+  c.refresh();
+  c.save_index();
+  std::string why;
+  auto image = load_run_index(r.index(), why);
+  ASSERT_TRUE(image.has_value()) << why;
+  EXPECT_EQ(image->table.arena().find("old-"), std::string::npos);
+  for (const auto& v : image->table.values()) EXPECT_EQ(v.dump.find("old-"), std::string::npos) << v.dump;
+  EXPECT_EQ(image->table.gate_store().size(), 60u) << "two gate results for each of the 30 runs kept";
+  RunCatalog again(r.dir.path(), r.with_index());
+  ASSERT_TRUE(again.start().from_index);
+  EXPECT_EQ(listed_fields(again), fields_on_disk(r.dir.path()));
+}
+
+TEST(RunIndexFile, ALinkInPlaceOfTheIndexFolderIsNotWrittenThrough) {
+  IndexedRoot r;
+  r.sealed("run-1", "2026-06-01T00:00:00.000Z", "success");
+  cp::test::TempDir elsewhere;
+  fs::create_directories(r.index().parent_path().parent_path());
+  fs::create_directory_symlink(elsewhere.path(), r.index().parent_path());
+  RunCatalog c(r.dir.path(), r.with_index());
+  CatalogStart s = c.start();
+  EXPECT_NE(s.index_problem.find("not a folder"), std::string::npos) << s.index_problem;
+  EXPECT_EQ(c.size(), 1u);
+  EXPECT_TRUE(fs::is_empty(elsewhere.path())) << "nothing was saved through the link";
 }
 
 TEST(RunIndexFile, ALinkInPlaceOfTheIndexIsNotFollowed) {

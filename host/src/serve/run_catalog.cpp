@@ -370,7 +370,9 @@ void RunCatalog::check_stamps() {
   std::vector<Read> fresh;
   std::vector<std::string> gone;
   for (const auto& [id, stamp] : batch) {
-    if (manifest_stamp(runs_ / id / "manifest.json") == stamp) continue;
+    // 0 is no manifest (or a link): never taken as unchanged, so a row whose folder is gone is dropped.
+    const uint64_t now = manifest_stamp(runs_ / id / "manifest.json");
+    if (now != 0 && now == stamp) continue;
     if (auto e = read_entry(id))
       fresh.push_back(std::move(*e));
     else

@@ -1,5 +1,6 @@
 #include "serve/run_index_file.hpp"
 
+#include "core/json_depth.hpp"
 #include "store/atomic_file.hpp"
 #include "store/bundle.hpp"
 
@@ -11,6 +12,8 @@
 #include <algorithm>
 #include <cstring>
 #include <memory>
+#include <new>
+#include <stdexcept>
 #include <system_error>
 
 namespace cp::serve {
@@ -162,7 +165,9 @@ std::optional<IndexImage> parse(Reader& in, std::string& why);
 
 uint64_t manifest_stamp(const fs::path& manifest) {
   struct stat st {};
-  if (::lstat(manifest.c_str(), &st) != 0) return 0;
+  // A link is no manifest the host wrote, and its target's changes would not show in lstat: 0, re-read
+  // always.
+  if (::lstat(manifest.c_str(), &st) != 0 || !S_ISREG(st.st_mode)) return 0;
   const uint64_t parts[] = {
       static_cast<uint64_t>(st.st_ino),         static_cast<uint64_t>(st.st_size),
       static_cast<uint64_t>(st.st_mtim.tv_sec), static_cast<uint64_t>(st.st_mtim.tv_nsec),
@@ -183,8 +188,16 @@ void save_run_index(const fs::path& file, const RunTable& table, const std::stri
                     const std::vector<uint32_t>& order, const std::vector<uint32_t>& by_last) {
   std::error_code ec;
   fs::create_directories(file.parent_path(), ec);
+  // The index folder is the host's: a link in its place would send the file elsewhere.
+  struct stat dir {};
+  if (::lstat(file.parent_path().c_str(), &dir) != 0 || !S_ISDIR(dir.st_mode))
+    throw std::runtime_error(file.parent_path().string() +
+                             " is not a folder (a link or a file is not followed)");
+  // A fresh temporary file, never one found in place (a link, a FIFO, a hard link to another file).
   const fs::path tmp = file.string() + ".tmp";
-  int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0644);
+  if (::unlink(tmp.c_str()) != 0 && errno != ENOENT)
+    throw std::system_error(errno, std::generic_category(), tmp.string());
+  int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0644);
   if (fd < 0) throw std::system_error(errno, std::generic_category(), tmp.string());
   try {
     Header h{};
@@ -192,10 +205,7 @@ void save_run_index(const fs::path& file, const RunTable& table, const std::stri
     h.version = kVersion;
     h.row_size = sizeof(RunTable::Row);
     for (const auto& r : table.rows()) h.rows += (r.flags & RunTable::kDead) ? 0 : 1;
-    h.arena = table.arena().size();
-    h.values = table.values().size();
     h.gate_names = table.gate_names().size();
-    h.gate_store = table.gate_store().size();
     h.stamp_bytes = runs_stamp.size();
     // Saved rows are renumbered (dead ones are left out), oldest first when the catalogue's order is given:
     // a start then walks the rows in memory order, and so do the newest-first pages.
@@ -221,13 +231,48 @@ void save_run_index(const fs::path& file, const RunTable& table, const std::stri
         }
     }
     h.orders = orders ? 2 : 0;
+    // Only what the saved rows use is saved: the values, gate results and run ids of runs removed since the
+    // table was built (retention, a reindex of a changed root) are left behind, so the file and the next
+    // start's table do not grow with churn.
+    std::vector<RunTable::Row> out_rows;
+    out_rows.reserve(written.size());
+    std::string arena;
+    std::vector<uint32_t> value_map(table.values().size(), 0);
+    std::vector<uint32_t> kept_values;
+    std::vector<RunTable::GateResult> gates;
+    auto keep_value = [&](uint32_t& code) {
+      if (code == RunTable::kAbsent || code == RunTable::kNumber || code >= value_map.size()) return;
+      if (value_map[code] == 0) {
+        kept_values.push_back(code);
+        value_map[code] = static_cast<uint32_t>(kept_values.size());
+      }
+      code = value_map[code];
+    };
+    for (uint32_t r : written) {
+      RunTable::Row row = table.rows()[r];
+      row.id = static_cast<uint32_t>(arena.size());
+      arena.append(table.run_id(r));
+      keep_value(row.status);
+      for (auto& c : row.code) keep_value(c);
+      const uint32_t first = static_cast<uint32_t>(gates.size());
+      for (uint32_t g = row.gates; g < row.gates + row.ngates && g < table.gate_store().size(); ++g) {
+        RunTable::GateResult res = table.gate_store()[g];
+        keep_value(res.verdict);
+        gates.push_back(res);
+      }
+      row.gates = first;
+      out_rows.push_back(row);
+    }
+    h.arena = arena.size();
+    h.values = kept_values.size() + 1;
+    h.gate_store = gates.size();
     Writer w(fd, tmp);
     std::string zero(sizeof h, '\0');
     if (int err = store::write_all(fd, zero))
       throw std::system_error(err, std::generic_category(), tmp.string());
-    for (uint32_t r : written) w.put_pod(table.rows()[r]);
-    w.put(table.arena().data(), table.arena().size());
-    for (size_t c = 1; c < table.values().size(); ++c) {
+    w.put(out_rows.data(), out_rows.size() * sizeof(RunTable::Row));
+    w.put(arena.data(), arena.size());
+    for (uint32_t c : kept_values) {
       const auto& v = table.values()[c];
       auto n = static_cast<uint32_t>(v.dump.size());
       w.put_pod(n);
@@ -240,7 +285,7 @@ void save_run_index(const fs::path& file, const RunTable& table, const std::stri
       w.put(g.data(), n);
       h.gate_names_bytes += 4 + n;
     }
-    w.put(table.gate_store().data(), table.gate_store().size() * sizeof(RunTable::GateResult));
+    w.put(gates.data(), gates.size() * sizeof(RunTable::GateResult));
     if (orders)
       for (const auto* o : {&order, &by_last})
         for (uint32_t r : *o) w.put_pod(r < renumbered.size() ? renumbered[r] : 0xFFFFFFFFu);
@@ -255,13 +300,17 @@ void save_run_index(const fs::path& file, const RunTable& table, const std::stri
     throw;
   }
   ::close(fd);
-  if (::rename(tmp.c_str(), file.c_str()) != 0)
-    throw std::system_error(errno, std::generic_category(), file.string());
+  if (::rename(tmp.c_str(), file.c_str()) != 0) {
+    const int err = errno;
+    fs::remove(tmp, ec);
+    throw std::system_error(err, std::generic_category(), file.string());
+  }
   store::fsync_dir(file.parent_path());
 }
 
 std::optional<IndexImage> load_run_index(const fs::path& file, std::string& why) {
-  int fd = ::open(file.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+  // O_NONBLOCK: a FIFO in place of the file must not hold the start; reads of a regular file ignore it.
+  int fd = ::open(file.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK);
   if (fd < 0) {
     why = errno == ENOENT ? "missing" : std::string("cannot be opened: ") + std::strerror(errno);
     return std::nullopt;
@@ -272,8 +321,14 @@ std::optional<IndexImage> load_run_index(const fs::path& file, std::string& why)
     why = "not a regular file";
     return std::nullopt;
   }
-  Reader in(fd, static_cast<size_t>(st.st_size));
-  auto image = parse(in, why);
+  std::optional<IndexImage> image;
+  try {
+    Reader in(fd, static_cast<size_t>(st.st_size));
+    image = parse(in, why);
+  } catch (const std::bad_alloc&) {  // counts that fit a huge (sparse) file but not this machine's memory
+    why = "too large to load";
+    image.reset();
+  }
   ::close(fd);
   return image;
 }
@@ -298,12 +353,39 @@ namespace {
 
 std::optional<IndexImage> parse_sections(Reader& in, const Header& h, std::string& why);
 
-// The header, then the sections; a file whose checksum does not match is reported as such, whatever else
-// is wrong with it (a flipped byte shows as a length or a code out of range first).
+// The sections' sizes, from the header, add up to the bytes after it. Each count is first bounded by the
+// bytes it needs, so nothing overflows and a forged count cannot ask for more memory than the file holds.
+bool sections_fit(const Header& h, uint64_t body) {
+  if (h.rows > body / sizeof(RunTable::Row) || h.rows >= 0xFFFFFFFFu || h.arena > body || h.values == 0 ||
+      h.values > body / 4 + 1 || h.values_bytes > body || h.gate_names > body / 4 ||
+      h.gate_names_bytes > body || h.gate_store > body / sizeof(RunTable::GateResult) ||
+      h.stamp_bytes > body || (h.orders != 0 && h.orders != 2))
+    return false;
+  const uint64_t need = h.rows * sizeof(RunTable::Row) + h.arena + h.values_bytes + h.gate_names_bytes +
+                        h.gate_store * sizeof(RunTable::GateResult) + h.orders * h.rows * 4 + h.stamp_bytes;
+  return need == body;
+}
+
+// The header, then the sections. A file of another format, or whose sections do not add up to its size, is
+// refused before anything else is read (a large or sparse file costs nothing); one whose checksum does not
+// match is reported as such, whatever else is wrong with it (a flipped byte shows as a code out of range
+// first).
 std::optional<IndexImage> parse(Reader& in, std::string& why) {
   Header h{};
   if (!in.take_pod(h)) {
     why = "shorter than its header";
+    return std::nullopt;
+  }
+  if (std::memcmp(h.magic, kMagic, sizeof kMagic) != 0 || h.version != kVersion) {
+    why = "not an index of this version";
+    return std::nullopt;
+  }
+  if (h.row_size != sizeof(RunTable::Row)) {
+    why = "written by a build with another row layout";
+    return std::nullopt;
+  }
+  if (!sections_fit(h, in.left())) {
+    why = "its sections do not add up to its size (a torn or changed file)";
     return std::nullopt;
   }
   in.start_checksum();
@@ -318,22 +400,6 @@ std::optional<IndexImage> parse(Reader& in, std::string& why) {
 }
 
 std::optional<IndexImage> parse_sections(Reader& in, const Header& h, std::string& why) {
-  if (std::memcmp(h.magic, kMagic, sizeof kMagic) != 0 || h.version != kVersion) {
-    why = "not an index of this version";
-    return std::nullopt;
-  }
-  if (h.row_size != sizeof(RunTable::Row)) {
-    why = "written by a build with another row layout";
-    return std::nullopt;
-  }
-  // Every count is bounded by the bytes it needs, so a forged count cannot ask for a huge allocation.
-  const size_t body = in.left();
-  if (h.rows > body / sizeof(RunTable::Row) || h.arena > body || h.values == 0 || h.values > body / 4 + 1 ||
-      h.gate_names > body / 4 || h.gate_store > body / sizeof(RunTable::GateResult) || h.stamp_bytes > body ||
-      (h.orders != 0 && h.orders != 2)) {
-    why = "a section is larger than the file";
-    return std::nullopt;
-  }
   std::vector<RunTable::Row> rows(h.rows);
   std::string arena;
   if (!in.take(rows.data(), rows.size() * sizeof(RunTable::Row)) || !in.take_text(arena, h.arena)) {
@@ -347,9 +413,12 @@ std::optional<IndexImage> parse_sections(Reader& in, const Header& h, std::strin
       why = "a value is cut short";
       return std::nullopt;
     }
-    json v = json::parse(values[c].dump, nullptr, false);
+    // Nested deeper than any manifest may be, a value could not be written out again without running out of
+    // stack: such a value is refused as a manifest would be (core::read_json_file).
+    json v = core::json_depth_ok(values[c].dump) ? json::parse(values[c].dump, nullptr, false)
+                                                 : json(json::value_t::discarded);
     if (v.is_discarded()) {
-      why = "value " + std::to_string(c) + " is not JSON";
+      why = "value " + std::to_string(c) + " is not JSON, or is nested deeper than a manifest may be";
       return std::nullopt;
     }
     if (v.is_string()) {
@@ -433,7 +502,7 @@ std::optional<IndexImage> parse_sections(Reader& in, const Header& h, std::strin
   }
   if (!image.table.adopt(std::move(rows), std::move(arena), std::move(values), std::move(gate_names),
                          std::move(gates))) {
-    why = "a run id is repeated";
+    why = "a run id, a value or a gate id is repeated";
     return std::nullopt;
   }
   // Each order must name every row once; whether it is in order is the catalogue's to check.

@@ -42,8 +42,8 @@ std::optional<IndexImage> parse_run_index(std::string_view data, std::string& wh
 // checks behind the checksum. Shorter than a header: returned as it is.
 std::string reseal_run_index(std::string data);
 
-// The stamp of a manifest: its inode, size, and modification and change times, hashed. 0 when it cannot be
-// read (no manifest).
+// The stamp of a manifest: its inode, size, and modification and change times, hashed. 0 when there is no
+// regular file (no manifest, or a link): a row stamped 0 is read again at every check.
 uint64_t manifest_stamp(const std::filesystem::path& manifest);
 
 }  // namespace cp::serve

@@ -358,20 +358,26 @@ bool RunTable::adopt(std::vector<Row> rows, std::string arena, std::vector<Value
   gate_names_ = std::move(gate_names);
   gate_store_ = std::move(gate_store);
   free_.clear();
+  // A value or gate id held twice would split the runs that share it between two codes, and a filter by
+  // either would miss some of them: such a table is refused.
   value_code_.clear();
-  for (uint32_t c = 1; c < values_.size(); ++c) value_code_.emplace(values_[c].dump, c);
+  for (uint32_t c = 1; c < values_.size(); ++c)
+    if (!value_code_.emplace(values_[c].dump, c).second) return false;
   gate_code_.clear();
-  for (uint32_t c = 0; c < gate_names_.size(); ++c) gate_code_.emplace(gate_names_[c], c);
+  for (uint32_t c = 0; c < gate_names_.size(); ++c)
+    if (!gate_code_.emplace(gate_names_[c], c).second) return false;
   for (uint32_t r = 0; r < rows_.size(); ++r) {
     Row& row = rows_[r];
     if (row.flags & kDead) {
       free_.push_back(r);
       continue;
     }
-    // What is live or final follows from the status, whatever flags a saved row carried.
+    // What is a chain, live or final follows from the kind and the status, whatever flags a saved row
+    // carried (as store::read_run_summary decides them).
     const std::string_view st = status(r);
     const bool final = st == "sealed" || st == "unreadable" || st == "fenced";
-    row.flags = static_cast<uint8_t>((row.flags & kChain) | (final ? kFinal : 0) |
+    const bool chain = str(row.code[kind]) == "chain";
+    row.flags = static_cast<uint8_t>((chain ? kChain : 0) | (final ? kFinal : 0) |
                                      (!final && st != "awaiting_approval" ? kLive : 0));
   }
   ids_.clear();

@@ -132,7 +132,7 @@ class RunTable {
   const std::vector<std::string>& gate_names() const { return gate_names_; }
   const std::vector<GateResult>& gate_store() const { return gate_store_; }
   // Takes parts a loader checked: every offset in range, every code known. False when two rows hold the
-  // same run id (the table is then not to be used).
+  // same run id, or a value or gate id is held twice (the table is then not to be used).
   bool adopt(std::vector<Row> rows, std::string arena, std::vector<Value> values,
              std::vector<std::string> gate_names, std::vector<GateResult> gate_store);
 
