@@ -5,6 +5,7 @@
 #include <filesystem>
 #include <functional>
 #include <string>
+#include <vector>
 
 namespace CLI {
 class App;
@@ -54,9 +55,8 @@ void add_decisions(CLI::App& app, Globals& g, Runner& run);  // approve, reject,
 void add_compare(CLI::App& app, Globals& g, Runner& run);
 void add_workflows(CLI::App& app, Globals& g, Runner& run);
 void add_chain(CLI::App& app, Globals& g, Runner& run);
-void add_keys(CLI::App& app, Runner& run);
-void add_db(CLI::App& app, Runner& run);  // db migrate|status: the PostgreSQL store (db_command.cpp)  // keys
-                                          // show|rotate|export: the host key that signs seals
+void add_keys(CLI::App& app, Runner& run);  // keys show|rotate|export: the host key that signs seals
+void add_db(CLI::App& app, Runner& run);    // db migrate|status: the PostgreSQL store (db_command.cpp)
 void add_worktrees(CLI::App& app, Globals& g, Runner& run);  // worktrees list: the kept worktrees
 void add_agents(CLI::App& app, Globals& g, Runner& run);     // agents list|status, roles show|preview|apply
 void add_reindex(CLI::App& app, Globals& g, Runner& run);    // reindex: serve's run index from the bundles
@@ -64,6 +64,19 @@ void add_tower(CLI::App& app, Globals& g, Runner& run);      // tower overview|a
 
 // task-packs list|show: the kinds of job the planners know (task_packs_command.cpp).
 void add_task_packs(CLI::App& app, Globals& g, Runner& run);
+
+// help [COMMAND...] and version [--json] (help_command.cpp).
+void add_help(CLI::App& app, Runner& run);
+void add_version(CLI::App& app, Runner& run);
+void add_completion(CLI::App& app, Runner& run);  // completion bash|zsh|fish (completion_command.cpp)
+
+// --output json|text on every command with a --json flag (output_option.cpp): declared once all commands
+// are added, and translated in the arguments before they are parsed (`--output json` is `--json`).
+void add_output_options(CLI::App& app);
+std::vector<std::string> translate_output(CLI::App& app, int argc, char** argv);
+// Before parsing: when a command word names no command where one is required, says so with the names close
+// to it and returns kUsage; else -1.
+int check_command_words(CLI::App& app, int argc, char** argv);
 
 // Loads the plugin folder with <root>/policies/plugins.json applied; false (message printed) when the
 // folder or the policy is unusable.

@@ -1,4 +1,5 @@
 #include "cli/diagnostic_output.hpp"
+#include "cli/project_root.hpp"
 
 #include <iostream>
 
@@ -6,6 +7,7 @@ namespace cp::cli {
 
 void print_diagnostics(const std::vector<contract::Diagnostic>& diagnostics) {
   for (const auto& d : diagnostics) std::cerr << contract::diagnostic_line(d) << "\n";
+  if (root_dependent(diagnostics)) std::cerr << root_hint(project_root()) << "\n";
 }
 
 }  // namespace cp::cli

@@ -8,6 +8,8 @@
 
 namespace cp::cli {
 
+// When a problem depends on the project root (a pack or policy it lacks), a last line names the root used
+// and how to choose another.
 void print_diagnostics(const std::vector<contract::Diagnostic>& diagnostics);
 // The --json form of the same problems is contract::diagnostics_json.
 

@@ -1,5 +1,6 @@
 // cp-host: the command line. Parses arguments, dispatches to a subcommand, maps failures to exit codes.
 #include "cli/commands.hpp"
+#include "cli/project_root.hpp"
 #include "control/workflow_cases.hpp"
 #include "core/version.hpp"
 #include "log/log_lanes.hpp"
@@ -34,7 +35,13 @@ int main(int argc, char** argv) {
   std::string log_level = "warn";
   app.add_option("--plugins", g.plugins_dir, "Folder of plugin .so files (default: the installed plugins)")
       ->each([&](const std::string&) { g.plugins_dir_given = true; });
-  app.add_option("--root", g.root, "Project root holding contracts/, packs/, policies/ (default: .)");
+  bool root_given = false;
+  app.add_option(
+         "--root", g.root,
+         "Project root holding contracts/, packs/, policies/ (default: $CP_HOST_ROOT, else the nearest "
+         "folder at or above the current one with cortexpilot.toml, cortexpilot.json, or packs/ and "
+         "policies/, else the current folder)")
+      ->each([&](const std::string&) { root_given = true; });
   app.add_option("--log-level", log_level, "debug|info|warn|error|off (default: warn)")
       ->check(CLI::IsMember({"debug", "info", "warn", "error", "off"}));
   std::string key_dir;
@@ -72,9 +79,23 @@ int main(int argc, char** argv) {
   add_tower(app, g, run);
   add_reindex(app, g, run);
   add_task_packs(app, g, run);
+  add_help(app, run);
+  add_version(app, run);
+  add_completion(app, run);
 
+  if (argc == 1) {  // no command: what there is to choose from
+    std::cout << app.help();
+    return kUsage;
+  }
+
+  add_output_options(app);
+  if (int bad = check_command_words(app, argc, argv); bad >= 0) return bad;
+
+  std::vector<std::string> words = translate_output(app, argc, argv);
+  std::vector<char*> word_ptrs;
+  for (auto& w : words) word_ptrs.push_back(w.data());
   try {
-    app.parse(argc, argv);
+    app.parse(static_cast<int>(word_ptrs.size()), word_ptrs.data());
   } catch (const CLI::CallForHelp& e) {
     return app.exit(e);
   } catch (const CLI::CallForAllHelp& e) {
@@ -97,6 +118,14 @@ int main(int argc, char** argv) {
       for (char* c = value; *c; ++c) *c = '*';
   }
   if (!g.plugins_dir_given) g.plugins_dir = default_plugins_dir();
+  {
+    std::error_code ec;
+    const std::filesystem::path cwd = std::filesystem::current_path(ec);
+    ProjectRoot found =
+        find_project_root(root_given ? &g.root : nullptr, ec ? std::filesystem::path(".") : cwd);
+    g.root = found.path;
+    remember_project_root(std::move(found));
+  }
   if (!key_dir.empty()) cp::store::set_key_dir(key_dir);
   cp::log::set_level(log_level == "debug"   ? cp::log::Level::debug
                      : log_level == "info"  ? cp::log::Level::info

@@ -1,6 +1,7 @@
 // `cp-host validate [PATHS...]`: schema + cross-reference checks for CI.
 #include "chain/chain_spec.hpp"
 #include "cli/commands.hpp"
+#include "cli/project_root.hpp"
 #include "contract/validation.hpp"
 
 #include <CLI/CLI.hpp>
@@ -129,6 +130,7 @@ void add_validate(CLI::App& app, Globals& g, Runner& run) {
         print_github(report);
       else
         print_text(report);
+      if (root_dependent(report.diagnostics)) std::cerr << root_hint(project_root()) << "\n";
       return report.ok() ? kOk : kInvalid;
     };
   });

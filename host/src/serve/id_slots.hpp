@@ -7,6 +7,7 @@
 #include <cstdint>
 #include <functional>
 #include <optional>
+#include <random>
 #include <string_view>
 #include <vector>
 
@@ -86,7 +87,19 @@ class IdSlots {
 
  private:
   static constexpr uint32_t kEmpty = 0xFFFFFFFFu, kTomb = 0xFFFFFFFEu;
-  static size_t hash(std::string_view id) { return std::hash<std::string_view>{}(id); }
+  // The standard hash, mixed with a seed drawn once per process: run ids chosen so that their standard
+  // hashes share their low bits (cheap to find, as that hash is unseeded) would otherwise fill one probe
+  // chain and make every insert walk it.
+  static size_t hash(std::string_view id) {
+    static const uint64_t seed = (uint64_t{std::random_device{}()} << 32) ^ std::random_device{}();
+    uint64_t h = std::hash<std::string_view>{}(id) ^ seed;
+    h ^= h >> 33;  // murmur3's finalizer: every input bit reaches every low bit
+    h *= 0xff51afd7ed558ccdull;
+    h ^= h >> 33;
+    h *= 0xc4ceb9fe1a85ec53ull;
+    h ^= h >> 33;
+    return static_cast<size_t>(h);
+  }
   bool full() const { return (used_ + 1) * 10 > slots_.size() * 7; }
 
   void place(uint32_t n, std::string_view id) {

@@ -1,0 +1,107 @@
+// The conventions of the command line: a mistyped command is named with the commands close to it, `help`
+// shows any command's help, `version --json` describes the build, and the completion script loads in bash and
+// completes commands at every level. Real binary, real bash.
+#include "unit/test_support.hpp"
+
+#include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
+
+#include <regex>
+
+using cp::test::Ran;
+using nlohmann::json;
+
+namespace {
+
+Ran cli_run(std::vector<std::string> args) {
+  std::vector<std::string> argv{CP_HOST_BIN};
+  argv.insert(argv.end(), args.begin(), args.end());
+  return cp::test::run(argv);
+}
+
+// What the generated bash completion offers after `line` (the word being completed is the last one).
+std::string bash_completions(const std::string& line) {
+  Ran r = cp::test::sh(std::string("bash -c 'source <(\"") + CP_HOST_BIN +
+                       "\" completion bash) && COMP_WORDS=(" + line +
+                       ") && COMP_CWORD=$((${#COMP_WORDS[@]} - 1)) && _cp_host && echo \"${COMPREPLY[*]}\"'");
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  return r.out;
+}
+
+}  // namespace
+
+TEST(CliConventions, AMistypedCommandNamesTheCommandsCloseToIt) {
+  Ran r = cli_run({"--root", "/nonexistent", "runz"});
+  EXPECT_EQ(r.exit_code, 2);
+  EXPECT_NE(r.err.find("'runz' is not a command of `cp-host`. Did you mean 'run' or 'runs'?"),
+            std::string::npos)
+      << r.err;
+  Ran sub = cli_run({"runs", "lsit"});
+  EXPECT_EQ(sub.exit_code, 2);
+  EXPECT_NE(sub.err.find("Did you mean 'list'?"), std::string::npos) << sub.err;
+  EXPECT_NE(sub.err.find("cp-host help runs"), std::string::npos) << sub.err;
+  Ran none = cli_run({"qqqqqq"});
+  EXPECT_EQ(none.exit_code, 2);
+  EXPECT_EQ(none.err.find("Did you mean"), std::string::npos) << none.err;
+}
+
+TEST(CliConventions, HelpShowsTheHelpOfAnyCommand) {
+  Ran top = cli_run({"help"});
+  EXPECT_EQ(top.exit_code, 0);
+  EXPECT_NE(top.out.find("validate"), std::string::npos) << top.out;
+  Ran show = cli_run({"help", "runs", "show"});
+  EXPECT_EQ(show.exit_code, 0) << show.err;
+  EXPECT_EQ(show.out, cli_run({"runs", "show", "--help"}).out);
+  Ran bad = cli_run({"help", "runs", "shwo"});
+  EXPECT_EQ(bad.exit_code, 2);
+  EXPECT_NE(bad.err.find("Did you mean 'show'?"), std::string::npos) << bad.err;
+}
+
+TEST(CliConventions, VersionJsonDescribesTheBuild) {
+  Ran r = cli_run({"version", "--json"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  json j = json::parse(r.out);
+  EXPECT_TRUE(j["version"].is_string());
+  EXPECT_TRUE(std::regex_match(j["plugin_abi"].get<std::string>(), std::regex("[0-9]+\\.[0-9]+")));
+  EXPECT_GT(j["schemas"].size(), 10u);
+  EXPECT_TRUE(std::regex_match(j["schema_set_sha256"].get<std::string>(), std::regex("[0-9a-f]{64}")));
+  EXPECT_EQ(json::parse(cli_run({"version", "--output", "json"}).out), j);
+  EXPECT_NE(cli_run({"--version"}).out.find(j["version"].get<std::string>()), std::string::npos);
+}
+
+TEST(CliConventions, TheBashCompletionLoadsAndCompletesEveryLevel) {
+  Ran r = cp::test::sh(std::string("bash -c 'source <(\"") + CP_HOST_BIN +
+                       "\" completion bash); complete -p cp-host'");
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_NE(r.out.find("complete -F _cp_host cp-host"), std::string::npos) << r.out;
+  EXPECT_EQ(bash_completions("cp-host ru"), "run runs\n");
+  EXPECT_EQ(bash_completions("cp-host runs ver"), "verify\n");
+  EXPECT_EQ(bash_completions("cp-host --root x runs ver"), "verify\n")
+      << "a global option's value is not a command";
+  EXPECT_NE(bash_completions("cp-host runs verify --a").find("--all"), std::string::npos);
+  EXPECT_NE(bash_completions("cp-host runs verify --ro").find("--root"), std::string::npos)
+      << "global options too";
+}
+
+TEST(CliConventions, OutputJsonIsTheJsonFlagOnEveryCommandThatHasOne) {
+  cp::test::TempDir root;
+  for (const std::vector<std::string>& cmd :
+       {std::vector<std::string>{"runs", "list"}, {"plugins", "list"}, {"version"}}) {
+    std::vector<std::string> base{"--root", root.path().string(), "--plugins", CP_PLUGIN_DIR};
+    base.insert(base.end(), cmd.begin(), cmd.end());
+    auto with = [&](std::vector<std::string> extra) {
+      std::vector<std::string> a = base;
+      a.insert(a.end(), extra.begin(), extra.end());
+      return cli_run(a);
+    };
+    Ran flag = with({"--json"}), output = with({"--output", "json"}), eq = with({"--output=json"});
+    ASSERT_EQ(flag.exit_code, 0) << flag.err;
+    EXPECT_EQ(output.exit_code, 0) << output.err;
+    EXPECT_FALSE(json::parse(output.out, nullptr, false).is_discarded()) << output.out;
+    EXPECT_EQ(json::parse(output.out, nullptr, false), json::parse(flag.out, nullptr, false)) << cmd[0];
+    EXPECT_EQ(eq.out, output.out) << cmd[0];
+    EXPECT_EQ(with({"--output", "text"}).out, with({}).out) << cmd[0];
+    Ran bad = with({"--output", "yaml"});
+    EXPECT_EQ(bad.exit_code, 2) << cmd[0] << bad.out;
+  }
+}

@@ -1,0 +1,114 @@
+// Which project root a command uses when --root is not given: $CP_HOST_ROOT, else the nearest folder at or
+// above the current one marked as a project (as git finds its repository); and an error that a root decides
+// names the root used and how to choose another. Real binary, real folders.
+#include "unit/test_support.hpp"
+
+#include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
+
+using cp::test::Ran;
+using nlohmann::json;
+namespace fs = std::filesystem;
+
+namespace {
+
+Ran host_from(const fs::path& cwd, std::vector<std::string> args, std::vector<std::string> env = {}) {
+  std::vector<std::string> argv{CP_HOST_BIN, "--plugins", CP_PLUGIN_DIR};
+  argv.insert(argv.end(), args.begin(), args.end());
+  return cp::test::run_env(argv, env, cwd);
+}
+
+// A project (the shipped contracts, packs and policies) with a folder three levels down in it.
+struct NestedProject {
+  cp::test::TempDir dir;
+  fs::path deep = dir / "src" / "a" / "b";
+  NestedProject() {
+    for (const char* d : {"packs", "policies", "contracts"})
+      fs::copy(fs::path(CP_SOURCE_DIR) / d, dir / d, fs::copy_options::recursive);
+    fs::create_directories(deep);
+  }
+};
+
+int checked_count(const Ran& r) {
+  EXPECT_EQ(r.exit_code, 0) << r.out << r.err;
+  json j = json::parse(r.out, nullptr, false);
+  return j.is_object() ? j.value("files_checked", -1) : -1;
+}
+
+// A contract that names the shipped pack "medium", alone in a folder with no project around it.
+fs::path contract_without_project(const fs::path& dir) {
+  json c = json::parse(cp::test::read_file(fs::path(CP_SOURCE_DIR) / "contracts/examples/fix-greeting.json"));
+  c["runtime_options"]["pack"] = "medium";
+  cp::test::write_file(dir / "task.json", c.dump(2));
+  return dir / "task.json";
+}
+
+}  // namespace
+
+TEST(ProjectRoot, ACommandRunInASubfolderUsesTheProjectAroundIt) {
+  NestedProject p;
+  const int want = checked_count(
+      host_from(p.dir.path(), {"--root", p.dir.path().string(), "validate", "--format", "json"}));
+  ASSERT_GT(want, 3);
+  EXPECT_EQ(checked_count(host_from(p.deep, {"validate", "--format", "json"})), want);
+}
+
+TEST(ProjectRoot, AProjectFileMarksTheRootAboveAnyPacksFolderFurtherUp) {
+  NestedProject p;
+  // A project of its own inside the first one, marked by its project file, holding one valid contract.
+  const fs::path inner = p.dir / "src";
+  cp::test::write_file(inner / "cortexpilot.toml", "# cp-host project\n");
+  fs::create_directories(inner / "contracts");
+  fs::copy(p.dir / "contracts/examples/noop.json", inner / "contracts/noop.json");
+  Ran r = host_from(p.deep, {"validate", "--format", "json", "--no-plugin-checks"});
+  // The inner root has no packs: the contract's pack cannot be found there, which shows which root was used.
+  EXPECT_EQ(r.exit_code, 1) << r.out << r.err;
+  EXPECT_EQ(json::parse(r.out)["files_checked"], 1) << r.out;
+  EXPECT_NE(r.err.find("the project root was " + fs::weakly_canonical(inner).string()), std::string::npos)
+      << r.err;
+  EXPECT_NE(r.err.find("cortexpilot.toml in"), std::string::npos) << r.err;
+}
+
+TEST(ProjectRoot, CpHostRootChoosesTheRootAndRootOverridesIt) {
+  NestedProject p;
+  cp::test::TempDir elsewhere;
+  const int want = checked_count(host_from(p.dir.path(), {"validate", "--format", "json"}));
+  EXPECT_EQ(checked_count(host_from(elsewhere.path(), {"validate", "--format", "json"},
+                                    {"CP_HOST_ROOT=" + p.dir.path().string()})),
+            want);
+  // --root wins over the variable: an empty folder has nothing to check, and says which folder that was.
+  Ran r = host_from(elsewhere.path(), {"--root", elsewhere.path().string(), "validate", "--format", "json"},
+                    {"CP_HOST_ROOT=" + p.dir.path().string()});
+  EXPECT_EQ(r.exit_code, 2) << r.out << r.err;
+  EXPECT_NE(r.err.find("nothing to validate: no contracts/, packs/ or policies/ under " +
+                       elsewhere.path().string()),
+            std::string::npos)
+      << r.err;
+}
+
+TEST(ProjectRoot, AMissingPackNamesTheRootUsedAndHowToChooseAnother) {
+  cp::test::TempDir lone;
+  const fs::path contract = contract_without_project(lone.path());
+  Ran v = host_from(lone.path(), {"validate", contract.string()});
+  EXPECT_EQ(v.exit_code, 1) << v.out << v.err;
+  EXPECT_NE(v.out.find("pack 'medium' does not exist"), std::string::npos) << v.out;
+  for (const std::string& err : {v.err}) {
+    EXPECT_NE(err.find("the project root was " + fs::weakly_canonical(lone.path()).string()),
+              std::string::npos)
+        << err;
+    EXPECT_NE(err.find("--root DIR or CP_HOST_ROOT=DIR"), std::string::npos) << err;
+    EXPECT_NE(err.find("chosen by the current folder"), std::string::npos) << err;
+  }
+  // The same for a run: refused before anything starts, with the same line.
+  cp::test::sh(
+      "git init -q repo && cd repo && echo x > a && git add a && git -c user.email=t@t -c user.name=t "
+      "commit -qm i",
+      lone.path());
+  Ran run = host_from(lone.path(), {"run", contract.string(), "--repo", (lone / "repo").string()},
+                      {"CP_HOST_KEY_DIR=" + (lone / "keys").string()});
+  EXPECT_EQ(run.exit_code, 2) << run.out << run.err;
+  EXPECT_NE(run.err.find("pack 'medium' does not exist"), std::string::npos) << run.err;
+  EXPECT_NE(run.err.find("the project root was"), std::string::npos) << run.err;
+  const fs::path runs = lone / ".runtime-cache/cortexpilot/runs";
+  EXPECT_TRUE(!fs::exists(runs) || fs::is_empty(runs)) << "nothing was run";
+}
