@@ -83,6 +83,17 @@ TEST(CliConventions, TheBashCompletionLoadsAndCompletesEveryLevel) {
       << "global options too";
 }
 
+TEST(CliConventions, TheBashCompletionKeepsFileNamesWithSpacesWhole) {
+  cp::test::TempDir dir;
+  cp::test::write_file(dir / "my task.json", "{}");
+  Ran r = cp::test::sh(std::string("bash -c 'source <(\"") + CP_HOST_BIN +
+                           "\" completion bash) && COMP_WORDS=(cp-host validate my) && COMP_CWORD=2 && "
+                           "_cp_host && printf \"%s|\" \"${COMPREPLY[@]}\"'",
+                       dir.path());
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(r.out, "my task.json|");
+}
+
 TEST(CliConventions, OutputJsonIsTheJsonFlagOnEveryCommandThatHasOne) {
   cp::test::TempDir root;
   for (const std::vector<std::string>& cmd :
@@ -101,7 +112,13 @@ TEST(CliConventions, OutputJsonIsTheJsonFlagOnEveryCommandThatHasOne) {
     EXPECT_EQ(json::parse(output.out, nullptr, false), json::parse(flag.out, nullptr, false)) << cmd[0];
     EXPECT_EQ(eq.out, output.out) << cmd[0];
     EXPECT_EQ(with({"--output", "text"}).out, with({}).out) << cmd[0];
+    if (cmd[0] != "version") {
+      EXPECT_EQ(with({"-ojson"}).out, output.out) << cmd[0];
+    }
     Ran bad = with({"--output", "yaml"});
     EXPECT_EQ(bad.exit_code, 2) << cmd[0] << bad.out;
+    Ran both = with({"--json", "-o", "text"});
+    EXPECT_EQ(both.exit_code, 2) << cmd[0] << both.out;
+    EXPECT_NE(both.err.find("contradicts --json"), std::string::npos) << both.err;
   }
 }

@@ -47,6 +47,7 @@ fs::path contract_without_project(const fs::path& dir) {
 
 TEST(ProjectRoot, ACommandRunInASubfolderUsesTheProjectAroundIt) {
   NestedProject p;
+  cp::test::write_file(p.dir / "cortexpilot.toml", "# cp-host project\n");
   const int want = checked_count(
       host_from(p.dir.path(), {"--root", p.dir.path().string(), "validate", "--format", "json"}));
   ASSERT_GT(want, 3);
@@ -111,4 +112,51 @@ TEST(ProjectRoot, AMissingPackNamesTheRootUsedAndHowToChooseAnother) {
   EXPECT_NE(run.err.find("the project root was"), std::string::npos) << run.err;
   const fs::path runs = lone / ".runtime-cache/cortexpilot/runs";
   EXPECT_TRUE(!fs::exists(runs) || fs::is_empty(runs)) << "nothing was run";
+}
+
+TEST(ProjectRoot, PacksAndPoliciesAboveTheCurrentFolderDoNotMakeARoot) {
+  NestedProject p;  // packs/ and policies/ but no project file: a project only where they are
+  Ran r = host_from(p.deep, {"validate", "--format", "json"});
+  EXPECT_EQ(r.exit_code, 2) << r.out << r.err;
+  EXPECT_NE(r.err.find("nothing to validate"), std::string::npos) << r.err;
+  EXPECT_GT(checked_count(host_from(p.dir.path(), {"validate", "--format", "json"})), 3);
+}
+
+TEST(ProjectRoot, AProjectFileOthersMayWriteIsNotTrusted) {
+  NestedProject p;
+  cp::test::write_file(p.dir / "cortexpilot.toml", "# cp-host project\n");
+  // A folder others may write to: anyone could have planted the project file (and the policies beside it).
+  fs::permissions(p.dir.path(), fs::perms::group_write | fs::perms::others_write, fs::perm_options::add);
+  Ran r = host_from(p.deep, {"validate", "--format", "json"});
+  fs::permissions(p.dir.path(), fs::perms::group_write | fs::perms::others_write, fs::perm_options::remove);
+  EXPECT_EQ(r.exit_code, 2) << r.out << r.err;
+  EXPECT_NE(r.err.find("was not used as the project file because"), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find("others may write to it"), std::string::npos) << r.err;
+  // The same for the file itself.
+  fs::permissions(p.dir / "cortexpilot.toml", fs::perms::others_write, fs::perm_options::add);
+  Ran f = host_from(p.deep, {"validate", "--format", "json"});
+  EXPECT_EQ(f.exit_code, 2) << f.out << f.err;
+  EXPECT_NE(f.err.find("others may write to it"), std::string::npos) << f.err;
+}
+
+TEST(ProjectRoot, AProjectFileInsideTheRuntimeCacheIsPassedOver) {
+  NestedProject p;
+  cp::test::write_file(p.dir / "cortexpilot.toml", "# cp-host project\n");
+  // A kept worktree whose run wrote a project file of its own: the project around the cache is used.
+  const fs::path worktree = p.dir / ".runtime-cache/cortexpilot/worktrees/run-x";
+  fs::create_directories(worktree / "src");
+  cp::test::write_file(worktree / "cortexpilot.toml", "# planted\n");
+  const int want = checked_count(host_from(p.dir.path(), {"validate", "--format", "json"}));
+  EXPECT_EQ(checked_count(host_from(worktree / "src", {"validate", "--format", "json"})), want);
+}
+
+TEST(ProjectRoot, ACommandThatExecutesNamesARootFoundAboveTheCurrentFolder) {
+  NestedProject p;
+  cp::test::write_file(p.dir / "cortexpilot.toml", "# cp-host project\n");
+  Ran r = host_from(p.deep, {"run", "no-such-contract.json"});
+  EXPECT_NE(r.err.find("cp-host: project root " + p.dir.path().string() + " (chosen by cortexpilot.toml in"),
+            std::string::npos)
+      << r.err;
+  Ran here = host_from(p.dir.path(), {"run", "no-such-contract.json"});
+  EXPECT_EQ(here.err.find("cp-host: project root"), std::string::npos) << here.err;
 }

@@ -69,6 +69,7 @@ void add_task_packs(CLI::App& app, Globals& g, Runner& run);
 void add_help(CLI::App& app, Runner& run);
 void add_version(CLI::App& app, Runner& run);
 void add_completion(CLI::App& app, Runner& run);  // completion bash|zsh|fish (completion_command.cpp)
+void add_init(CLI::App& app, Runner& run);        // init [DIR]: a starter project (init_command.cpp)
 
 // --output json|text on every command with a --json flag (output_option.cpp): declared once all commands
 // are added, and translated in the arguments before they are parsed (`--output json` is `--json`).

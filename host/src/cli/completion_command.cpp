@@ -47,17 +47,23 @@ std::string bash_script(const std::vector<Level>& levels) {
   for (const auto& l : levels) s << "  [\"" << l.path << "\"]=\"" << join(l.options) << "\"\n";
   s << ")\n"
        "_cp_host() {\n"
-       "  local cur=\"${COMP_WORDS[COMP_CWORD]}\" path=\"cp-host\" w i\n"
+       // `_p`, not `path`: zsh ties `path` to PATH. Splitting on new lines only keeps file names with spaces
+       // whole (mapfile would too, but zsh's bashcompinit has no mapfile).
+       "  local cur=\"${COMP_WORDS[COMP_CWORD]}\" _p=\"cp-host\" w i IFS=$'\\n'\n"
        "  for ((i = 1; i < COMP_CWORD; i++)); do\n"
        "    w=\"${COMP_WORDS[i]}\"\n"
        "    [[ \"$w\" == -* ]] && continue\n"
-       "    [[ \" ${_cp_host_commands[$path]} \" == *\" $w \"* ]] && path=\"$path $w\"\n"
+       "    [[ \" ${_cp_host_commands[$_p]} \" == *\" $w \"* ]] && _p=\"$_p $w\"\n"
        "  done\n"
-       "  local words=\"${_cp_host_commands[$path]}\"\n"
-       "  if [[ \"$cur\" == -* ]]; then words=\"${_cp_host_options[$path]} ${_cp_host_options[cp-host]}\"; "
+       "  local words=\"${_cp_host_commands[$_p]}\"\n"
+       "  if [[ \"$cur\" == -* ]]; then words=\"${_cp_host_options[$_p]} ${_cp_host_options[cp-host]}\"; "
        "fi\n"
-       "  if [[ -z \"$words\" ]]; then COMPREPLY=($(compgen -f -- \"$cur\")); return; fi\n"
-       "  COMPREPLY=($(compgen -W \"$words\" -- \"$cur\"))\n"
+       "  if [[ -z \"$words\" ]]; then\n"
+       "    compopt -o filenames 2>/dev/null\n"
+       "    COMPREPLY=($(compgen -f -- \"$cur\"))\n"
+       "    return\n"
+       "  fi\n"
+       "  COMPREPLY=($(IFS=' '; compgen -W \"$words\" -- \"$cur\"))\n"
        "}\n"
        "complete -F _cp_host cp-host\n";
   return s.str();

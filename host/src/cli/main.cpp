@@ -17,6 +17,7 @@
 #include <iostream>
 
 int main(int argc, char** argv) {
+  if (argc < 1) return cp::cli::kUsage;  // exec'd with an empty argv: nothing names the program
   using namespace cp::cli;
   // The reactions to a sealed run are wired here, at the top, so the layers that seal never call upward.
   cp::control::record_workflow_cases_on_seal();
@@ -82,6 +83,7 @@ int main(int argc, char** argv) {
   add_help(app, run);
   add_version(app, run);
   add_completion(app, run);
+  add_init(app, run);
 
   if (argc == 1) {  // no command: what there is to choose from
     std::cout << app.help();
@@ -91,10 +93,11 @@ int main(int argc, char** argv) {
   add_output_options(app);
   if (int bad = check_command_words(app, argc, argv); bad >= 0) return bad;
 
-  std::vector<std::string> words = translate_output(app, argc, argv);
+  std::vector<std::string> words;
   std::vector<char*> word_ptrs;
-  for (auto& w : words) word_ptrs.push_back(w.data());
   try {
+    words = translate_output(app, argc, argv);
+    for (auto& w : words) word_ptrs.push_back(w.data());
     app.parse(static_cast<int>(word_ptrs.size()), word_ptrs.data());
   } catch (const CLI::CallForHelp& e) {
     return app.exit(e);
@@ -124,6 +127,18 @@ int main(int argc, char** argv) {
     ProjectRoot found =
         find_project_root(root_given ? &g.root : nullptr, ec ? std::filesystem::path(".") : cwd);
     g.root = found.path;
+    if (!found.warning.empty()) std::cerr << found.warning << "\n";
+    // A command that executes something says so when the project it works in was found above the current
+    // folder: which policies and plugins it obeys should never be a surprise.
+    const bool found_above = !root_given && found.chosen_by != "CP_HOST_ROOT" && found.path != ".";
+    if (found_above)
+      for (const char* executes :
+           {"run", "probe", "serve", "replay", "chain", "intake", "retention", "queue"})
+        if (app.got_subcommand(executes)) {
+          std::cerr << "cp-host: project root " << found.path.string() << " (chosen by " << found.chosen_by
+                    << ")\n";
+          break;
+        }
     remember_project_root(std::move(found));
   }
   if (!key_dir.empty()) cp::store::set_key_dir(key_dir);

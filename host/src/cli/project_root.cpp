@@ -1,5 +1,7 @@
 #include "cli/project_root.hpp"
 
+#include <sys/stat.h>
+#include <unistd.h>
 #include <cstdlib>
 #include <set>
 #include <system_error>
@@ -11,32 +13,70 @@ namespace fs = std::filesystem;
 
 namespace {
 
-// What marks a folder as a project root, and how to say so; empty when nothing does.
-std::string marker(const fs::path& dir) {
+const char* const kProjectFiles[] = {"cortexpilot.toml", "cortexpilot.json"};
+
+// The project file in `dir`, or "" when it has none.
+std::string project_file(const fs::path& dir) {
   std::error_code ec;
-  for (const char* file : {"cortexpilot.toml", "cortexpilot.json"})
+  for (const char* file : kProjectFiles)
     if (fs::is_regular_file(dir / file, ec)) return file;
-  if (fs::is_directory(dir / "packs", ec) && fs::is_directory(dir / "policies", ec))
-    return "packs/ and policies/";
   return "";
+}
+
+// Why `path` may not be trusted to choose the root: a folder above the current one decides which policies,
+// packs and plugins a command loads, so it must belong to this user (or root) and not be writable by others,
+// as git's safe.directory reasons. "" when it may be trusted.
+std::string untrusted(const fs::path& path) {
+  struct stat st {};
+  if (::lstat(path.c_str(), &st) != 0) return "it cannot be read";
+  if (S_ISLNK(st.st_mode)) return "it is a symbolic link";
+  if (st.st_uid != ::geteuid() && st.st_uid != 0) return "it belongs to another user";
+  if (st.st_mode & (S_IWGRP | S_IWOTH)) return "others may write to it";
+  return "";
+}
+
+// True for a folder inside the machine cache (kept worktrees, run bundles): what a run wrote there must
+// never become the project a later command works in.
+bool inside_runtime_cache(const fs::path& dir) {
+  for (const auto& part : dir)
+    if (part == ".runtime-cache") return true;
+  return false;
 }
 
 }  // namespace
 
 ProjectRoot find_project_root(const fs::path* given, const fs::path& cwd) {
-  if (given) return {*given, "--root"};
-  if (const char* env = std::getenv("CP_HOST_ROOT"); env && *env) return {env, "CP_HOST_ROOT"};
-  // Upward from the current folder, as git looks for .git; a folder that cannot be read (a sandbox hiding
-  // it) is passed over.
-  for (fs::path dir = cwd;; dir = dir.parent_path()) {
-    // The current folder stays "." so that paths are shown as before, relative to it.
-    if (std::string m = marker(dir); !m.empty())
-      return {dir == cwd ? fs::path(".") : dir, m + " in " + dir.string()};
-    if (dir == dir.parent_path() || dir.empty()) break;
+  if (given) return {*given, "--root", ""};
+  if (const char* env = std::getenv("CP_HOST_ROOT"); env && *env) return {env, "CP_HOST_ROOT", ""};
+  const ProjectRoot none{".",
+                         "the current folder (no cortexpilot.toml, cortexpilot.json, or packs/ and policies/ "
+                         "in it; no trusted cortexpilot.toml or cortexpilot.json above it)",
+                         ""};
+  // The current folder is where the user chose to be: a project file or packs/ + policies/ there mark it,
+  // and it stays "." so that paths are shown relative to it.
+  if (!project_file(cwd).empty()) return {".", project_file(cwd) + " in " + cwd.string(), ""};
+  {
+    std::error_code ec;
+    if (fs::is_directory(cwd / "packs", ec) && fs::is_directory(cwd / "policies", ec))
+      return {".", "packs/ and policies/ in " + cwd.string(), ""};
   }
-  return {".",
-          "the current folder (no cortexpilot.toml, cortexpilot.json, or packs/ and policies/ in it or "
-          "above it)"};
+  // Above it, as git looks for .git, only a project file counts (a stray packs/ folder higher up is not a
+  // project), and only one this user owns in a folder this user owns.
+  for (fs::path dir = cwd.parent_path(); !dir.empty(); dir = dir.parent_path()) {
+    if (!inside_runtime_cache(dir))
+      if (std::string file = project_file(dir); !file.empty()) {
+        for (const fs::path& p : {dir, dir / file})
+          if (std::string why = untrusted(p); !why.empty()) {
+            ProjectRoot r = none;
+            r.warning = "cp-host: " + (dir / file).string() + " was not used as the project file because " +
+                        p.string() + ": " + why + "; give the root with --root DIR or CP_HOST_ROOT=DIR";
+            return r;
+          }
+        return {dir, file + " in " + dir.string(), ""};
+      }
+    if (dir == dir.parent_path()) break;
+  }
+  return none;
 }
 
 std::string root_hint(const ProjectRoot& root) {
@@ -49,7 +89,7 @@ std::string root_hint(const ProjectRoot& root) {
 
 namespace {
 ProjectRoot& chosen() {
-  static ProjectRoot root{".", "the current folder"};
+  static ProjectRoot root{".", "the current folder", ""};
   return root;
 }
 }  // namespace

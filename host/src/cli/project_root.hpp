@@ -14,11 +14,14 @@ namespace cp::cli {
 struct ProjectRoot {
   std::filesystem::path path;
   std::string chosen_by;  // "--root", "CP_HOST_ROOT", "cortexpilot.toml in …", or why none was found
+  std::string warning;    // a project file passed over as untrusted, and why; "" when none was
 };
 
-// `given` (--root) when set; else $CP_HOST_ROOT when set and not empty; else the nearest folder at or above
-// `cwd` that holds a project file (cortexpilot.toml or cortexpilot.json) or both packs/ and policies/; else
-// "." (the current folder, which is also how a root found at `cwd` is given).
+// `given` (--root) when set; else $CP_HOST_ROOT when set and not empty; else "." when `cwd` holds a project
+// file (cortexpilot.toml or cortexpilot.json) or both packs/ and policies/; else the nearest folder above
+// `cwd` holding a project file that it and the file belong to this user (or root) and are not writable by
+// others, skipping folders inside a .runtime-cache; else "." with `warning` saying which untrusted project
+// file stopped the search, if one did.
 ProjectRoot find_project_root(const std::filesystem::path* given, const std::filesystem::path& cwd);
 
 // One line telling which root was used and how to choose another; for problems a root decides (a pack, a
