@@ -84,3 +84,76 @@ TEST(PluginsCli, VersionIsTheProjectVersionWithThePluginAbi) {
   EXPECT_EQ(r.out, "cp-host " CP_PROJECT_VERSION " (plugin ABI " + std::to_string(CP_PLUGIN_ABI_MAJOR) + "." +
                        std::to_string(CP_PLUGIN_ABI_MINOR) + ")\n");
 }
+
+namespace {
+
+// `plugins list --json` of a search path, with `env` added: {id: library file} of the loaded plugins, and
+// {file name: reason} of the refusals.
+struct Listed {
+  std::map<std::string, std::string> loaded, refused;
+  json raw;
+};
+Listed list_with(std::vector<std::string> args, std::vector<std::string> env = {}) {
+  std::vector<std::string> argv{CP_HOST_BIN, "--root", CP_SOURCE_DIR};
+  argv.insert(argv.end(), args.begin(), args.end());
+  argv.insert(argv.end(), {"plugins", "list", "--json"});
+  cp::test::Ran r = cp::test::run_env(argv, env);
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  Listed l;
+  l.raw = json::parse(r.out, nullptr, false);
+  if (!l.raw.is_object()) return l;
+  for (const auto& p : l.raw["plugins"]) l.loaded[p["id"]] = p["library_path"];
+  for (const auto& x : l.raw["refused"]) l.refused[x["file"]] = x["reason"];
+  return l;
+}
+
+}  // namespace
+
+TEST(PluginsCli, TheSearchPathLoadsEveryFolderInOrderAndTheFirstIdWins) {
+  cp::test::TempDir mine;
+  // A folder of one's own holding a plugin that is also installed: the earlier folder provides it.
+  std::filesystem::copy_file(std::filesystem::path(CP_PLUGIN_DIR) / "gate_policy.so",
+                             mine / "gate_policy.so");
+  const std::string own = (mine / "gate_policy.so").string();
+  const std::string shipped = (std::filesystem::path(CP_PLUGIN_DIR) / "gate_policy.so").string();
+  Listed first = list_with({"--plugins", mine.path().string(), "--plugins", CP_PLUGIN_DIR});
+  EXPECT_EQ(first.loaded["policy"], own);
+  EXPECT_EQ(first.loaded["tool"], (std::filesystem::path(CP_PLUGIN_DIR) / "runner_tool.so").string())
+      << "the later folder's other plugins still load";
+  ASSERT_TRUE(first.refused.count(shipped)) << first.raw.dump();
+  EXPECT_NE(first.refused[shipped].find("shadowed: plugin id 'policy' is provided first by " + own),
+            std::string::npos)
+      << first.refused[shipped];
+  EXPECT_EQ(first.raw["search_path"], json::array({mine.path().string(), CP_PLUGIN_DIR}));
+  // The other order: the shipped one wins, the own one is the shadowed.
+  Listed second = list_with({"--plugins", std::string(CP_PLUGIN_DIR) + ":" + mine.path().string()});
+  EXPECT_EQ(second.loaded["policy"], shipped);
+  EXPECT_TRUE(second.refused.count(own)) << second.raw.dump();
+  // CP_HOST_PLUGINS is the same path, and --plugins wins over it.
+  Listed env = list_with({}, {"CP_HOST_PLUGINS=" + mine.path().string() + ":" + CP_PLUGIN_DIR});
+  EXPECT_EQ(env.loaded, first.loaded);
+  Listed over =
+      list_with({"--plugins", mine.path().string()}, {"CP_HOST_PLUGINS=" + std::string(CP_PLUGIN_DIR)});
+  EXPECT_EQ(over.loaded.size(), 1u) << over.raw.dump();
+}
+
+TEST(PluginsCli, ByDefaultTheInstalledPluginsThenTheUsersAreSearched) {
+  cp::test::TempDir data;
+  // A user's third-party plugin in $XDG_DATA_HOME/cp-host/plugins, beside the plugins of this build (the
+  // installed ones, found from the binary's folder).
+  std::filesystem::create_directories(data / "cp-host/plugins");
+  std::filesystem::copy_file(std::filesystem::path(CP_LOADER_FIXTURE_DIR) / "a_good.so",
+                             data / "cp-host/plugins/good.so");
+  Listed l = list_with({}, {"XDG_DATA_HOME=" + data.path().string()});
+  EXPECT_EQ(l.loaded["fixture_good"], (data / "cp-host/plugins/good.so").string()) << l.raw.dump();
+  EXPECT_TRUE(l.loaded.count("diff_scope")) << l.raw.dump();
+  // An empty entry of CP_HOST_PLUGINS stands for these defaults, after the folders before it.
+  cp::test::TempDir mine;
+  std::filesystem::copy_file(std::filesystem::path(CP_PLUGIN_DIR) / "gate_policy.so",
+                             mine / "gate_policy.so");
+  Listed with_env = list_with(
+      {}, {"XDG_DATA_HOME=" + data.path().string(), "CP_HOST_PLUGINS=" + mine.path().string() + ":"});
+  EXPECT_EQ(with_env.loaded["policy"], (mine / "gate_policy.so").string());
+  EXPECT_TRUE(with_env.loaded.count("fixture_good") && with_env.loaded.count("diff_scope"))
+      << with_env.raw.dump();
+}

@@ -27,9 +27,10 @@ enum Exit : int {
 
 // Options shared by several commands.
 struct Globals {
-  std::filesystem::path plugins_dir;  // resolved default when not given
+  // The plugin search path, folders joined by ':' (plugin/search_path.hpp): the --plugins folders when
+  // given, else $CP_HOST_PLUGINS, else the installed plugins and the user's.
+  std::filesystem::path plugins_dir;
   std::filesystem::path root = ".";
-  bool plugins_dir_given = false;
 };
 
 // Each add_* registers a subcommand and stores what to run in `run` when the subcommand is chosen.
@@ -83,7 +84,9 @@ int check_command_words(CLI::App& app, int argc, char** argv);
 // folder or the policy is unusable.
 bool load_plugins(const Globals& g, plugin::Registry& reg);
 
-// <exe dir>/../plugins (build tree) or <exe dir>/../lib/cp-host/plugins (installed); $CP_HOST_PLUGINS wins.
-std::filesystem::path default_plugins_dir();
+// The plugin search path: the --plugins folders (`given`, each possibly ':'-joined) when any, else
+// $CP_HOST_PLUGINS (an empty entry standing for the defaults), else the installed plugins then
+// $XDG_DATA_HOME/cp-host/plugins (default_paths.cpp).
+std::filesystem::path plugin_search_path(const std::vector<std::string>& given);
 
 }  // namespace cp::cli

@@ -1,19 +1,66 @@
+// The plugin search path when --plugins is not given: $CP_HOST_PLUGINS, else the installed plugins and the
+// user's own (docs/cli.md, "Plugins").
 #include "cli/commands.hpp"
+#include "core/version.hpp"
+#include "plugin/search_path.hpp"
 
 #include <cstdlib>
+#include <string>
 #include <system_error>
 
 namespace cp::cli {
 
-std::filesystem::path default_plugins_dir() {
-  if (const char* env = std::getenv("CP_HOST_PLUGINS"); env && *env) return env;
+namespace fs = std::filesystem;
+
+namespace {
+
+// The folders searched by default, those that exist: the plugins beside this binary (a build tree, or an
+// install prefix's lib folder), then $XDG_DATA_HOME/cp-host/plugins (a user's third-party plugins).
+std::vector<fs::path> default_folders() {
+  std::vector<fs::path> out;
   std::error_code ec;
-  std::filesystem::path exe = std::filesystem::read_symlink("/proc/self/exe", ec);
-  if (ec) return "plugins";
-  std::filesystem::path bin = exe.parent_path();
-  for (auto candidate : {bin.parent_path() / "plugins", bin.parent_path() / "lib" / "cp-host" / "plugins"})
-    if (std::filesystem::is_directory(candidate, ec)) return candidate;
-  return bin.parent_path() / "plugins";
+  const fs::path exe = fs::read_symlink("/proc/self/exe", ec);
+  const fs::path prefix = ec ? fs::path() : exe.parent_path().parent_path();
+  if (!prefix.empty())
+    for (const fs::path& p :
+         {prefix / "plugins", prefix / CP_HOST_PLUGIN_SUBDIR, prefix / "lib/cp-host/plugins"})
+      if (fs::is_directory(p, ec)) {
+        out.push_back(p);
+        break;
+      }
+  fs::path data;
+  if (const char* x = std::getenv("XDG_DATA_HOME"); x && *x == '/')
+    data = x;
+  else if (const char* home = std::getenv("HOME"); home && *home == '/')
+    data = fs::path(home) / ".local/share";
+  if (!data.empty() && fs::is_directory(data / "cp-host/plugins", ec))
+    out.push_back(data / "cp-host/plugins");
+  // Nothing installed: the folder an error should name.
+  if (out.empty()) out.push_back(prefix.empty() ? fs::path("plugins") : prefix / "plugins");
+  return out;
+}
+
+}  // namespace
+
+fs::path plugin_search_path(const std::vector<std::string>& given) {
+  std::vector<fs::path> folders;
+  for (const auto& g : given)
+    for (const auto& f : plugin::split_search_path(g)) folders.push_back(f);
+  if (!folders.empty()) return plugin::join_search_path(folders);
+  const char* env = std::getenv("CP_HOST_PLUGINS");
+  if (!env || !*env) return plugin::join_search_path(default_folders());
+  // As MANPATH reads it: an empty entry (a leading, trailing or doubled ':') stands for the default folders.
+  const std::string s = env;
+  for (size_t at = 0; at <= s.size();) {
+    size_t end = s.find(':', at);
+    if (end == std::string::npos) end = s.size();
+    if (end == at)
+      for (auto& d : default_folders()) folders.push_back(d);
+    else
+      folders.emplace_back(s.substr(at, end - at));
+    at = end + 1;
+  }
+  return plugin::join_search_path(folders);
 }
 
 }  // namespace cp::cli

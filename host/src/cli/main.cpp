@@ -34,8 +34,13 @@ int main(int argc, char** argv) {
                                         std::to_string(CP_PLUGIN_ABI_MINOR) + ")");
   Globals g;
   std::string log_level = "warn";
-  app.add_option("--plugins", g.plugins_dir, "Folder of plugin .so files (default: the installed plugins)")
-      ->each([&](const std::string&) { g.plugins_dir_given = true; });
+  std::vector<std::string> plugin_folders;
+  app.add_option("--plugins", plugin_folders,
+                 "Folder of plugin .so files; repeat it (or join folders with ':') for a search path where "
+                 "the first plugin id wins (default: $CP_HOST_PLUGINS, else the installed plugins, then "
+                 "$XDG_DATA_HOME/cp-host/plugins)")
+      ->expected(1)
+      ->take_all();
   bool root_given = false;
   app.add_option(
          "--root", g.root,
@@ -120,7 +125,7 @@ int main(int argc, char** argv) {
     if (value)
       for (char* c = value; *c; ++c) *c = '*';
   }
-  if (!g.plugins_dir_given) g.plugins_dir = default_plugins_dir();
+  g.plugins_dir = plugin_search_path(plugin_folders);
   {
     std::error_code ec;
     const std::filesystem::path cwd = std::filesystem::current_path(ec);

@@ -2,6 +2,7 @@
 #include "cli/commands.hpp"
 #include "os/sandbox.hpp"
 #include "plugin/registry.hpp"
+#include "plugin/search_path.hpp"
 
 #include <CLI/CLI.hpp>
 #include <nlohmann/json.hpp>
@@ -37,12 +38,12 @@ bool load_plugins(const Globals& g, plugin::Registry& reg) {
     std::cerr << "cp-host: " << e.what() << "\n";
     return false;
   }
-  if (!std::filesystem::is_directory(g.plugins_dir)) {
-    std::cerr << "cp-host: plugin folder " << g.plugins_dir.string()
-              << " does not exist (pass --plugins DIR)\n";
+  if (!plugin::any_folder_exists(g.plugins_dir)) {
+    std::cerr << "cp-host: no folder of the plugin search path " << g.plugins_dir.string()
+              << " exists (pass --plugins DIR, or set CP_HOST_PLUGINS)\n";
     return false;
   }
-  reg.load_directory(g.plugins_dir, policy);
+  plugin::load_search_path(reg, g.plugins_dir, policy);
   return true;
 }
 
@@ -59,10 +60,17 @@ void add_plugins(CLI::App& app, Globals& g, Runner& run) {
       plugin::Registry reg;
       if (!load_plugins(g, reg)) return kUsage;
       if (*json_list) {
+        json search = json::array();
+        for (const auto& f : plugin::split_search_path(g.plugins_dir)) search.push_back(f.string());
         json out{{"plugins_dir", g.plugins_dir.string()},
+                 {"search_path", search},
                  {"plugins", json::array()},
                  {"refused", plugin::refusals_json(reg)}};
-        for (const auto& p : reg.plugins()) out["plugins"].push_back(plugin::to_json(p, false));
+        for (const auto& p : reg.plugins()) {
+          // Which folder of the search path it came from; serve's API keeps to the file name.
+          out["plugins"].push_back(plugin::to_json(p, false));
+          out["plugins"].back()["library_path"] = p.library_path.string();
+        }
         std::cout << out.dump(2) << "\n";
       } else {
         std::cout << std::left << std::setw(30) << "ID" << std::setw(16) << "KIND" << std::setw(10)

@@ -1,5 +1,6 @@
 #include "contract/validation.hpp"
 #include "core/json_depth.hpp"
+#include "plugin/search_path.hpp"
 
 #include "contract/browser_policy.hpp"
 #include "contract/compiler.hpp"
@@ -916,7 +917,7 @@ ValidationReport validate(const ValidateOptions& options) {
 
   std::optional<plugin::Registry> registry;
   if (options.check_plugins && !options.registry) {
-    if (!options.plugins_dir || !fs::is_directory(*options.plugins_dir))
+    if (!options.plugins_dir || !plugin::any_folder_exists(*options.plugins_dir))
       throw UsageError("plugin directory " +
                        (options.plugins_dir ? options.plugins_dir->string() : std::string("?")) +
                        " not found: pass --plugins DIR to check plugin references, or --no-plugin-checks");
@@ -928,7 +929,7 @@ ValidationReport validate(const ValidateOptions& options) {
     } catch (const std::exception&) {
       // The policy file's own diagnostics come from its schema check; load plugins with defaults.
     }
-    registry->load_directory(*options.plugins_dir, policy);
+    plugin::load_search_path(*registry, *options.plugins_dir, policy);
   }
   const plugin::Registry* plugins = !options.check_plugins ? nullptr
                                     : options.registry     ? options.registry

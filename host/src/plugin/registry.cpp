@@ -254,8 +254,12 @@ void Registry::load_file(const std::filesystem::path& file, const PluginPolicy& 
       continue;
     }
     if (const PluginInfo* other = find(id)) {
+      // From another folder, it is shadowed by one earlier on the search path: first id wins.
       refuse(file, id,
-             "duplicate plugin id '" + id + "': already provided by " + other->library_path.string());
+             other->library_path.parent_path() == file.parent_path()
+                 ? "duplicate plugin id '" + id + "': already provided by " + other->library_path.string()
+                 : "shadowed: plugin id '" + id + "' is provided first by " + other->library_path.string() +
+                       ", earlier on the plugin search path");
       continue;
     }
     PluginInfo info;

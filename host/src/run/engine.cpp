@@ -3,6 +3,7 @@
 #include "core/json_depth.hpp"
 #include "core/json_file.hpp"
 #include "core/runtime_paths.hpp"
+#include "plugin/search_path.hpp"
 #include "run/contract_run.hpp"
 
 #include "contract/approval_request.hpp"
@@ -78,8 +79,9 @@ bool find_runner(const fs::path& plugins_dir, Prepared& p, RunOutcome& o) {
 
 void load_plugins(const fs::path& root, const fs::path& plugins_dir, plugin::Registry& reg) {
   fs::path policy_file = root / "policies" / "plugins.json";
-  reg.load_directory(plugins_dir, fs::exists(policy_file) ? plugin::PluginPolicy::load(policy_file)
-                                                          : plugin::PluginPolicy{});
+  plugin::load_search_path(
+      reg, plugins_dir,
+      fs::exists(policy_file) ? plugin::PluginPolicy::load(policy_file) : plugin::PluginPolicy{});
   for (const auto& r : reg.refusals()) log::warn("plugin refused: " + r.file.string() + ": " + r.reason);
 }
 

@@ -1,4 +1,5 @@
 #include "serve/daemon.hpp"
+#include "plugin/search_path.hpp"
 
 #include "core/clock.hpp"
 #include "core/runtime_paths.hpp"
@@ -53,7 +54,7 @@ std::optional<ApiConfig> api_config(const DaemonOptions& o, const fs::path& root
   cfg.open_reads = o.open_reads;
   cfg.version = o.version;
   cfg.openapi = std::string(openapi_document());
-  cfg.plugins_dir = fs::absolute(o.plugins_dir);
+  cfg.plugins_dir = plugin::absolute_search_path(o.plugins_dir);
   cfg.cors_origins = o.cors_origins;
   cfg.session_ttl = o.session_ttl;
   cfg.secure_cookies = o.secure_cookies;
@@ -126,7 +127,7 @@ std::unique_ptr<Scheduler> make_scheduler(const DaemonOptions& o, const fs::path
                                           RunMirror* mirror) {
   SchedulerOptions so;
   so.root = root;
-  so.plugins_dir = fs::absolute(o.plugins_dir);
+  so.plugins_dir = plugin::absolute_search_path(o.plugins_dir);
   so.concurrency = o.concurrency;
   so.lock_ttl = std::chrono::seconds(o.lock_ttl_sec);
   // Runs never see the token file, wherever it lives (its hashes are still worth guessing at), nor
