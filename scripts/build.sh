@@ -8,7 +8,9 @@ flavour=${1:-release}
 targets=()
 case "$flavour" in
   # Line tables (-g1) are what a backtrace needs; full debug info costs half again the compile time.
-  release) dir=build; flags=(-DCMAKE_BUILD_TYPE=RelWithDebInfo "-DCMAKE_CXX_FLAGS_RELWITHDEBINFO=-O2 -g1 -DNDEBUG"
+  # The release build is what scripts/package.sh packs: installed under /usr, as Debian lays it out.
+  release) dir=build; flags=(-DCMAKE_BUILD_TYPE=RelWithDebInfo -DCMAKE_INSTALL_PREFIX=/usr
+                             "-DCMAKE_CXX_FLAGS_RELWITHDEBINFO=-O2 -g1 -DNDEBUG"
                              "-DCMAKE_C_FLAGS_RELWITHDEBINFO=-O2 -g1 -DNDEBUG") ;;
   # -Og -g1: line tables are all a sanitizer report needs, and the objects are a third of -O0 -g's. gcc's
   # maybe-uninitialized guesses are noise under -Og and the sanitizers; the release build (-O2) keeps them.

@@ -33,6 +33,11 @@ for flavour in release asan; do
     # screenshots of every page land in build/ui-screenshots/.
     phase "dashboard (Playwright, chromium)"
     (cd web && CP_BUILD_DIR="$PWD/../build" npx playwright test)
+    # The Debian packages of this build, installed with dpkg -i, used, and removed (as root only).
+    if [ "$(id -u)" = 0 ]; then
+      phase "package (cpack, dpkg -i, demo run, out-of-tree gate, dpkg -r)"
+      bash scripts/package.sh
+    fi
   fi
 done
 # A short fuzzing pass over every libFuzzer target (fuzz/, seeds in fuzz/corpus/): a crash fails the run.

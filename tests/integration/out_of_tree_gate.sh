@@ -6,7 +6,7 @@ set -euo pipefail
 build_dir=$1 src=$2 cp_host=$3 cc=$4 cxx=$5
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
-cmake --install "$build_dir" --prefix "$work/prefix" --component Unspecified >/dev/null
+cmake --install "$build_dir" --prefix "$work/prefix" --component sdk >/dev/null
 test -f "$work/prefix/include/cortexpilot/plugin.h"
 test -f "$work/prefix/lib/pkgconfig/cortexpilot-sdk.pc" || test -f "$work/prefix/lib/x86_64-linux-gnu/pkgconfig/cortexpilot-sdk.pc"
 # The schemas of every payload that crosses the ABI are installed with the SDK, identical to the host's.

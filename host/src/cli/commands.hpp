@@ -68,6 +68,8 @@ void add_task_packs(CLI::App& app, Globals& g, Runner& run);
 
 // help [COMMAND...] and version [--json] (help_command.cpp).
 void add_help(CLI::App& app, Runner& run);
+// The manual page (roff) of the whole command tree: `cp-host help --man` (man_page.cpp).
+std::string man_page(const CLI::App& app);
 void add_version(CLI::App& app, Runner& run);
 void add_completion(CLI::App& app, Runner& run);  // completion bash|zsh|fish (completion_command.cpp)
 void add_init(CLI::App& app, Runner& run);        // init [DIR]: a starter project (init_command.cpp)

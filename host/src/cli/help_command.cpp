@@ -117,8 +117,14 @@ void add_help(CLI::App& app, Runner& run) {
   auto* cmd = app.add_subcommand(
       "help", "Show the help of cp-host or of one of its commands (cp-host help runs show)");
   cmd->add_option("command", *words, "The command, and its subcommands");
-  cmd->callback([&app, &run, words] {
-    run = [&app, words]() -> int {
+  auto man = std::make_shared<bool>(false);
+  cmd->add_flag("--man", *man, "Print the manual page of every command, in roff (man -l - reads it)");
+  cmd->callback([&app, &run, words, man] {
+    run = [&app, words, man]() -> int {
+      if (*man) {
+        std::cout << man_page(app);
+        return kOk;
+      }
       CLI::App* at = &app;
       for (const auto& w : *words) {
         CLI::App* next = nullptr;

@@ -44,9 +44,9 @@ int main(int argc, char** argv) {
   bool root_given = false;
   app.add_option(
          "--root", g.root,
-         "Project root holding contracts/, packs/, policies/ (default: $CP_HOST_ROOT, else the nearest "
-         "folder at or above the current one with cortexpilot.toml, cortexpilot.json, or packs/ and "
-         "policies/, else the current folder)")
+         "Project root holding contracts/, packs/, policies/ (default: $CP_HOST_ROOT, else the current "
+         "folder when it holds cortexpilot.toml, cortexpilot.json, or packs/ and policies/, else the "
+         "nearest folder above with a project file you own, else the current folder)")
       ->each([&](const std::string&) { root_given = true; });
   app.add_option("--log-level", log_level, "debug|info|warn|error|off (default: warn)")
       ->check(CLI::IsMember({"debug", "info", "warn", "error", "off"}));
