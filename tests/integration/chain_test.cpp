@@ -240,7 +240,7 @@ TEST(Chain, BrokenChainIsRefusedWithPointersAndRunsNothing) {
   c["steps"][8]["contract"] = "missing.json";  // no such file
   p.put("greeting-loop.chain.json", c);
   auto o = p.run_chain();
-  EXPECT_EQ(o.ran.exit_code, 2) << o.ran.out;
+  EXPECT_EQ(o.ran.exit_code, 1) << o.ran.out;
   std::string err = o.ran.err;
   for (const char* ptr : {"/steps/1/to_role", "/steps/6/quorum", "/steps/4/role", "/steps/8/contract"})
     EXPECT_NE(err.find(ptr), std::string::npos) << ptr << " missing in:\n" << err;
@@ -260,7 +260,7 @@ TEST(Chain, BrokenChainIsRefusedWithPointersAndRunsNothing) {
   loopless["steps"].erase(loopless["steps"].size() - 1);  // its handoff
   p.put("greeting-loop.chain.json", loopless);
   auto o2 = p.run_chain();
-  EXPECT_EQ(o2.ran.exit_code, 2);
+  EXPECT_EQ(o2.ran.exit_code, 1);
   EXPECT_NE(o2.ran.err.find("do not close the PM loop"), std::string::npos) << o2.ran.err;
 
   // validate checks a chain as `chain run` loads it, not only its schema: the broken chain above, and steps

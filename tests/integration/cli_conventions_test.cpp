@@ -122,3 +122,24 @@ TEST(CliConventions, OutputJsonIsTheJsonFlagOnEveryCommandThatHasOne) {
     EXPECT_NE(both.err.find("contradicts --json"), std::string::npos) << both.err;
   }
 }
+
+TEST(CliConventions, ColourOnlyOnATerminalAndNeverWithNoColor) {
+  const std::string validate = std::string("'") + CP_HOST_BIN + "' --root '" + CP_SOURCE_DIR +
+                               "' --plugins '" + CP_PLUGIN_DIR + "' validate";
+  const std::string green_ok = "\033[32mok:\033[0m";
+  // On a terminal (script(1) gives the command a pseudo-terminal): coloured.
+  Ran tty = cp::test::sh("script -qec \"" + validate + "\" /dev/null");
+  EXPECT_EQ(tty.exit_code, 0) << tty.out << tty.err;
+  EXPECT_NE(tty.out.find(green_ok), std::string::npos) << tty.out;
+  // The same terminal with NO_COLOR set: none.
+  Ran no = cp::test::sh("NO_COLOR=1 script -qec \"" + validate + "\" /dev/null");
+  EXPECT_EQ(no.exit_code, 0) << no.err;
+  EXPECT_NE(no.out.find("ok:"), std::string::npos) << no.out;
+  EXPECT_EQ(no.out.find('\033'), std::string::npos) << no.out;
+  // Into a pipe: none, unless forced; NO_COLOR wins over the force.
+  Ran pipe = cp::test::sh(validate + " | cat");
+  EXPECT_EQ(pipe.out.find('\033'), std::string::npos) << pipe.out;
+  EXPECT_NE(cp::test::sh("CLICOLOR_FORCE=1 " + validate + " | cat").out.find(green_ok), std::string::npos);
+  EXPECT_EQ(cp::test::sh("NO_COLOR=1 CLICOLOR_FORCE=1 " + validate + " | cat").out.find('\033'),
+            std::string::npos);
+}

@@ -418,7 +418,7 @@ TEST(Replay, ReplayRerunsTheCompiledContractAndCompareSaysWhatChanged) {
   EXPECT_TRUE(acceptance_differs) << cmp["gates"];
   EXPECT_TRUE(fs::exists(p.dir / ".runtime-cache/cortexpilot/runs" / c / "reports/run_compare_report.json"));
   EXPECT_EQ(p.cli({"compare", a, "no-such-run"}).exit_code, 1);
-  EXPECT_EQ(p.cli({"replay", "no-such-run"}).exit_code, 2);
+  EXPECT_EQ(p.cli({"replay", "no-such-run"}).exit_code, 1);
 }
 
 TEST(Replay, ATamperedBundleIsNotReplayed) {
@@ -429,7 +429,7 @@ TEST(Replay, ATamperedBundleIsNotReplayed) {
   doc["contract"]["runtime_options"]["commands"] = json::array({"sed -i s/Helo/Pwned/ src/greeting.sh"});
   write_file(orig.bundle / "contract.json", doc.dump());
   Ran r = p.cli({"replay", orig.manifest["run_id"]});
-  EXPECT_EQ(r.exit_code, 2);
+  EXPECT_EQ(r.exit_code, 1);
   EXPECT_NE(r.err.find("contract.json differs from the sealed file"), std::string::npos) << r.err;
   size_t bundles = 0;
   for (const auto& e : fs::directory_iterator(p.dir / ".runtime-cache/cortexpilot/runs"))
@@ -464,6 +464,6 @@ TEST(IntakePreview, PredictsTheRunWithoutCreatingOne) {
   c["allowed_paths"] = 7;
   write_file(p.dir / "contracts/bad.json", c.dump(2));
   Ran bad = p.cli({"intake", "preview", (p.dir / "contracts/bad.json").string()});
-  EXPECT_EQ(bad.exit_code, 2);
+  EXPECT_EQ(bad.exit_code, 1);
   EXPECT_NE(bad.err.find("/allowed_paths"), std::string::npos) << bad.err;
 }

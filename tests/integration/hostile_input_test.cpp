@@ -70,10 +70,10 @@ TEST(HostileInput, AOneGigabyteContractIsRefusedUnreadEverywhere) {
   EXPECT_GT(v.max_rss_kb, 0);
   EXPECT_LT(v.max_rss_kb - v0.max_rss_kb, kRefusedGrowthKb);
 
-  // run and intake preview: 2 (invalid input, nothing written); queue submit: 1 (checked, invalid).
+  // run, intake preview and queue submit alike: 1 (checked, invalid; nothing written).
   using Case = std::pair<std::vector<std::string>, int>;
-  for (const Case& c : std::vector<Case>{{{"run", big.string(), "--repo", p.repo.string()}, 2},
-                                         {{"intake", "preview", big.string()}, 2},
+  for (const Case& c : std::vector<Case>{{{"run", big.string(), "--repo", p.repo.string()}, 1},
+                                         {{"intake", "preview", big.string()}, 1},
                                          {{"queue", "submit", big.string(), "--repo", p.repo.string()}, 1}}) {
     const auto& args = c.first;
     Measured m = measured(p, args);
@@ -112,7 +112,7 @@ TEST(HostileInput, AOneGigabyteChainOrChainStepIsRefusedUnread) {
   write_file(p.dir / "small-chain.json", chain.dump());
   Measured s =
       measured(p, {"chain", "run", (p.dir / "small-chain.json").string(), "--repo", p.repo.string()});
-  EXPECT_EQ(s.ran.exit_code, 2) << s.ran.err;
+  EXPECT_EQ(s.ran.exit_code, 1) << s.ran.err;
   EXPECT_NE(s.ran.err.find("refused unread"), std::string::npos) << s.ran.err;
   EXPECT_LT(s.max_rss_kb - m0.max_rss_kb, kRefusedGrowthKb);
   EXPECT_TRUE(nothing_ran(p));
@@ -129,7 +129,7 @@ TEST(HostileInput, DeepNestingIsRefusedUnparsed) {
   write_file(p.dir / "contracts/deep.json", "{\"task_id\":" + deep + "}");
   Ran r = host({"--root", p.dir.path().string(), "run", (p.dir / "contracts/deep.json").string(), "--repo",
                 p.repo.string()});
-  EXPECT_EQ(r.exit_code, 2) << r.err;
+  EXPECT_EQ(r.exit_code, 1) << r.err;
   EXPECT_NE((r.out + r.err).find("refused unparsed"), std::string::npos) << r.err;
   EXPECT_TRUE(nothing_ran(p));
 }

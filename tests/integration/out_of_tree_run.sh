@@ -12,7 +12,7 @@ set -euo pipefail
 build_dir=$1 src=$2 cp_host=$3 plugin_dir=$4 source_dir=$5 cc=$6 cxx=$7
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
-cmake --install "$build_dir" --prefix "$work/prefix" --component Unspecified >/dev/null
+cmake --install "$build_dir" --prefix "$work/prefix" --component sdk >/dev/null
 cmake -S "$src" -B "$work/build" -G Ninja -DCMAKE_PREFIX_PATH="$work/prefix" \
   -DCMAKE_C_COMPILER="$cc" -DCMAKE_CXX_COMPILER="$cxx" -DCMAKE_BUILD_TYPE=Release >/dev/null
 cmake --build "$work/build" >/dev/null

@@ -107,7 +107,7 @@ TEST(ProjectRoot, AMissingPackNamesTheRootUsedAndHowToChooseAnother) {
       lone.path());
   Ran run = host_from(lone.path(), {"run", contract.string(), "--repo", (lone / "repo").string()},
                       {"CP_HOST_KEY_DIR=" + (lone / "keys").string()});
-  EXPECT_EQ(run.exit_code, 2) << run.out << run.err;
+  EXPECT_EQ(run.exit_code, 1) << run.out << run.err;
   EXPECT_NE(run.err.find("pack 'medium' does not exist"), std::string::npos) << run.err;
   EXPECT_NE(run.err.find("the project root was"), std::string::npos) << run.err;
   const fs::path runs = lone / ".runtime-cache/cortexpilot/runs";

@@ -247,6 +247,19 @@ TEST_F(Retention, MachineCacheOnlyAutoCleanChildrenUnderTheCap) {
   EXPECT_FALSE(fs::exists(mc / "tmp/t0"));
 }
 
+TEST_F(Retention, TheMachineCacheFollowsXdgCacheHome) {
+  policy({{"machine_cache", {{"root", "~/.cache/cortexpilot"}, {"max_bytes", 5000}}}});
+  const fs::path xdg = p.dir / "xdg-cache";
+  make(xdg / "cortexpilot/models", "m.bin", 100, 1);
+  Ran r = cp::test::run_env({CP_HOST_BIN, "--plugins", CP_PLUGIN_DIR, "--root", p.dir.path().string(),
+                             "retention", "plan", "--json"},
+                            {"XDG_CACHE_HOME=" + xdg.string(), "HOME=" + (p.dir / "home").string()});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  json j = json::parse(r.out);
+  EXPECT_EQ(j["machine_cache_summary"]["root"], (xdg / "cortexpilot").string());
+  EXPECT_EQ(j["machine_cache_summary"]["exists"], true);
+}
+
 TEST_F(Retention, ServeRunsRetentionOnASchedule) {
   policy({{"cache", {{"ttl_days", 1}}}});
   make(rc / "cache/build/stale", "f", 100, 5);

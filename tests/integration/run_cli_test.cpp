@@ -177,13 +177,13 @@ TEST(RunCli, CommandOffTheAllowlistIsDeniedAndNeverRuns) {
   expect_bundle_valid(p, r);
 }
 
-TEST(RunCli, InvalidContractExitsTwoAndWritesNothing) {
+TEST(RunCli, AnInvalidContractExitsOneAndWritesNothing) {
   RunProject p;
   json c = p.contract({"true"});
   c.erase("task_id");
   c["allowed_paths"] = "src/";
   auto r = p.run(c);
-  EXPECT_EQ(r.ran.exit_code, 2) << r.ran.out;
+  EXPECT_EQ(r.ran.exit_code, 1) << r.ran.out;
   EXPECT_EQ(r.out["stage"], "invalid");
   std::set<std::string> pointers;
   for (const auto& d : r.out["diagnostics"]) pointers.insert(d["pointer"]);
@@ -193,7 +193,7 @@ TEST(RunCli, InvalidContractExitsTwoAndWritesNothing) {
   json c2 = p.contract({"true"});
   c2["runtime_options"]["pack"] = "nonexistent";
   auto r2 = p.run(c2);
-  EXPECT_EQ(r2.ran.exit_code, 2);
+  EXPECT_EQ(r2.ran.exit_code, 1);
   EXPECT_FALSE(fs::exists(p.dir / ".runtime-cache"));
 }
 
@@ -205,7 +205,7 @@ TEST(RunCli, NumberTooLargeIsAnInvalidContractAndWritesNothing) {
   write_file(p.dir / "huge.json", text);
   Ran r = host({"--root", p.dir.path().string(), "run", (p.dir / "huge.json").string(), "--repo",
                 p.repo.string(), "--json", "--quiet"});
-  EXPECT_EQ(r.exit_code, 2) << r.out << r.err;
+  EXPECT_EQ(r.exit_code, 1) << r.out << r.err;
   json out = json::parse(r.out, nullptr, false);
   ASSERT_TRUE(out.is_object()) << r.out << r.err;
   EXPECT_EQ(out["stage"], "invalid");
@@ -226,7 +226,7 @@ TEST(RunCli, PackNamingAnUnloadedGateIsRefusedBeforeTheRun) {
   pack["gates"].push_back({{"plugin", "no_such_gate"}});
   write_file(p.dir / pack_file, pack.dump(2));
   auto r = p.run(c);
-  EXPECT_EQ(r.ran.exit_code, 2) << r.ran.out << r.ran.err;
+  EXPECT_EQ(r.ran.exit_code, 1) << r.ran.out << r.ran.err;
   bool found = false;
   for (const auto& d : r.out["diagnostics"])
     if (d["pointer"] == ptr && d["file"].get<std::string>().find(pack_file) != std::string::npos)
@@ -287,7 +287,7 @@ TEST(RunCli, TamperedEventsAreDetectedByRunsVerify) {
   v = p.runs({"verify", run_id});
   EXPECT_EQ(v.exit_code, 1);
   EXPECT_NE(v.out.find("gate_acceptance_tests.json"), std::string::npos) << v.out;
-  EXPECT_EQ(p.runs({"verify", "no-such-run"}).exit_code, 2);
+  EXPECT_EQ(p.runs({"verify", "no-such-run"}).exit_code, 1);
 }
 
 namespace {
@@ -404,4 +404,72 @@ TEST(RunCli, HighPackAppliesPolicyRulesAndWaitsForApproval) {
   EXPECT_EQ(r2.ran.exit_code, 5) << r2.ran.out;
   EXPECT_EQ(r2.manifest["verdict"], "denied");
   EXPECT_NE(gate_report(r2, "policy").dump().find("Key material"), std::string::npos);
+}
+
+namespace {
+
+// The bundle of a run started in the background, once it exists.
+fs::path wait_for_bundle(const RunProject& p) {
+  const fs::path runs = p.dir / ".runtime-cache/cortexpilot/runs";
+  for (int i = 0; i < 400; ++i) {
+    std::error_code ec;
+    for (const auto& e : fs::directory_iterator(runs, ec))
+      if (e.path().filename().string()[0] != '.' && fs::exists(e.path() / "events.jsonl")) return e.path();
+    std::this_thread::sleep_for(std::chrono::milliseconds(25));
+  }
+  ADD_FAILURE() << "the run never made its bundle";
+  return {};
+}
+
+int exit_of(pid_t pid) {
+  int status = 0;
+  EXPECT_EQ(::waitpid(pid, &status, 0), pid);
+  return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+}
+
+}  // namespace
+
+TEST(RunCli, RunsFollowPrintsEveryEventAsItComesAndEndsWithTheRunsExitCode) {
+  for (const auto& [script, want] : std::vector<std::pair<std::string, int>>{
+           {"sleep 1; sed -i s/Helo/Hello/ src/greeting.sh\n", 0}, {"sleep 1; exit 3\n", 4}}) {
+    RunProject p;
+    p.commit("scripts/slow.sh", script);
+    pid_t pid = p.spawn_run(p.contract({"sh scripts/slow.sh"}));
+    const fs::path bundle = wait_for_bundle(p);
+    ASSERT_FALSE(bundle.empty());
+    const std::string id = bundle.filename().string();
+    Ran followed = p.runs({"follow", id, "--json", "--interval", "50"});
+    EXPECT_EQ(exit_of(pid), want) << script;
+    EXPECT_EQ(followed.exit_code, want) << followed.err;
+    // Every event of the sealed log, in order, the seal last: nothing missed, nothing twice.
+    std::vector<std::string> printed;
+    std::istringstream lines(followed.out);
+    for (std::string l; std::getline(lines, l);) printed.push_back(l);
+    std::vector<std::string> logged;
+    std::ifstream log(bundle / "events.jsonl");
+    for (std::string l; std::getline(log, l);) logged.push_back(l);
+    EXPECT_EQ(printed, logged);
+    ASSERT_FALSE(printed.empty());
+    EXPECT_EQ(json::parse(printed.back())["type"], "RUN_SEALED");
+    EXPECT_NE(followed.err.find("sealed " + std::string(want == 0 ? "success" : "failure")),
+              std::string::npos)
+        << followed.err;
+  }
+}
+
+TEST(RunCli, RunsFollowEndsWhenTheRunsProcessDiesWithoutASeal) {
+  RunProject p;
+  pid_t pid = p.spawn_run(p.contract({"sh scripts/hang.sh"}));
+  pid_t pgid = wait_for_hang(p);
+  ASSERT_GT(pgid, 0);
+  const fs::path bundle = only_bundle(p);
+  ::kill(pid, SIGKILL);
+  exit_of(pid);
+  Ran followed = p.runs({"follow", bundle.filename().string(), "--interval", "50"});
+  EXPECT_EQ(followed.exit_code, 8) << followed.err;
+  EXPECT_NE(followed.err.find("ended without a seal"), std::string::npos) << followed.err;
+  EXPECT_EQ(p.runs({"follow", "no-such-run"}).exit_code, 1);
+  // Recovery stops what the dead run left running.
+  EXPECT_EQ(p.runs({"recover"}).exit_code, 0);
+  EXPECT_TRUE(wait_group_gone(pgid));
 }

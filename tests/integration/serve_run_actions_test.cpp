@@ -641,7 +641,7 @@ TEST_F(RunActions, CliTwinsAnswerAsTheApi) {
     Ran human = cli({"runs", view, id});
     EXPECT_EQ(human.exit_code, 0) << view;
     EXPECT_FALSE(human.out.empty()) << view;
-    EXPECT_EQ(cli({"runs", view, "no-such-run"}).exit_code, 2) << view;
+    EXPECT_EQ(cli({"runs", view, "no-such-run"}).exit_code, 1) << view;
   }
   EXPECT_NE(cli({"runs", "diff", id}).out.find("M src/greeting.sh"), std::string::npos);
   EXPECT_EQ(cli({"runs", "diff", id, "--patch"}).out, read_file(bundle(id) / "artifacts/diff.patch"));
@@ -668,7 +668,7 @@ TEST_F(RunActions, CliTwinsAnswerAsTheApi) {
   ASSERT_EQ(rp.exit_code, 0) << rp.err;
   EXPECT_EQ(json::parse(rp.out)["replay_of"], id);
   EXPECT_EQ(json::parse(get("/api/queue", viewer).body)["items"].size(), 2u);
-  EXPECT_EQ(cli({"queue", "from-run", "no-such-run"}).exit_code, 2);
+  EXPECT_EQ(cli({"queue", "from-run", "no-such-run"}).exit_code, 1);
   EXPECT_EQ(cli({"run", "--from-run", id, (p.dir / "x.json").string()}).exit_code, 2)
       << "a contract and --from-run exclude each other";
 }

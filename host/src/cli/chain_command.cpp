@@ -38,7 +38,7 @@ extern "C" void on_chain_signal(int) {
 }
 
 int chain_exit(const chain::ChainOutcome& o) {
-  if (o.stage == chain::ChainOutcome::Stage::invalid) return kUsage;
+  if (o.stage == chain::ChainOutcome::Stage::invalid) return o.diagnostics.empty() ? kUsage : kInvalid;
   if (o.stage == chain::ChainOutcome::Stage::internal) return kInternal;
   return run::exit_code_for_verdict(o.verdict);
 }

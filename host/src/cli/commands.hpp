@@ -12,7 +12,8 @@ class App;
 }
 namespace cp::plugin {
 class Registry;
-}
+struct PluginInfo;
+}  // namespace cp::plugin
 
 namespace cp::cli {
 
@@ -43,6 +44,8 @@ void add_run(CLI::App& app, Globals& g, Runner& run);
 void add_runs(CLI::App& app, Globals& g, Runner& run);
 // runs contract|reports|artifacts|diff|rollback, under `runs` (runs_detail_command.cpp).
 void add_runs_detail(CLI::App& runs, Globals& g, Runner& run);
+// runs follow RUN: a run's events as they come, until it ends (runs_follow_command.cpp).
+void add_runs_follow(CLI::App& runs, Globals& g, Runner& run);
 void add_intake(CLI::App& app, Globals& g, Runner& run);
 void add_queue(CLI::App& app, Globals& g, Runner& run);
 // queue from-run|replay, under `queue` (queue_rerun_command.cpp).
@@ -72,7 +75,10 @@ void add_help(CLI::App& app, Runner& run);
 std::string man_page(const CLI::App& app);
 void add_version(CLI::App& app, Runner& run);
 void add_completion(CLI::App& app, Runner& run);  // completion bash|zsh|fish (completion_command.cpp)
-void add_init(CLI::App& app, Runner& run);        // init [DIR]: a starter project (init_command.cpp)
+void add_init(CLI::App& app, Runner& run);
+void add_doctor(CLI::App& app, Globals& g,
+                Runner& run);  // doctor: what a run needs here (doctor_command.cpp)        // init [DIR]: a
+                               // starter project (init_command.cpp)
 
 // --output json|text on every command with a --json flag (output_option.cpp): declared once all commands
 // are added, and translated in the arguments before they are parsed (`--output json` is `--json`).
@@ -85,6 +91,10 @@ int check_command_words(CLI::App& app, int argc, char** argv);
 // Loads the plugin folder with <root>/policies/plugins.json applied; false (message printed) when the
 // folder or the policy is unusable.
 bool load_plugins(const Globals& g, plugin::Registry& reg);
+
+// True for a probe that reaches a remote service (capability "http") and has no config in
+// <root>/policies/plugins.json: `probe` and `doctor` skip it unless it is named.
+bool probe_needs_configuration(const Globals& g, const plugin::PluginInfo& p);
 
 // The plugin search path: the --plugins folders (`given`, each possibly ':'-joined) when any, else
 // $CP_HOST_PLUGINS (an empty entry standing for the defaults), else the installed plugins then

@@ -45,9 +45,12 @@ void add_init(CLI::App& app, Runner& run) {
     run = [o]() -> int {
       const fs::path dir = o->dir;
       std::error_code ec;
+      // As `git init DIR` does, a folder that does not exist yet is made; anything else in its place is
+      // refused.
+      if (!fs::exists(fs::symlink_status(dir, ec))) fs::create_directories(dir, ec);
       if (!fs::is_directory(dir, ec)) {
-        std::cerr << "cp-host init: " << dir.string()
-                  << " is not a folder (make it first, or name another)\n";
+        std::cerr << "cp-host init: " << dir.string() << " is not a folder and cannot be made one"
+                  << (ec ? " (" + ec.message() + ")" : std::string()) << "\n";
         return kUsage;
       }
       // The project file comes last: a folder is marked as a project only once everything else is there.

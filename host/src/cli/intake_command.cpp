@@ -247,7 +247,8 @@ void add_intake(CLI::App& app, Globals& g, Runner& run) {
       intake->add_subcommand("preview",
                              "Validate and compile a contract and run its runner's probes, without running "
                              "it. Exit 0 it would run, 1 it "
-                             "would be refused before running (the reason is printed), 2 invalid contract.");
+                             "would be refused before running or is invalid (the reason is printed), 2 the "
+                             "contract file cannot be read.");
   preview->add_option("contract", o->contract, "Task contract JSON file")->required();
   preview->add_flag("--json", o->json, "Machine-readable output");
   preview->callback([&g, &run, o] {
@@ -256,7 +257,7 @@ void add_intake(CLI::App& app, Globals& g, Runner& run) {
       if (!r.ok) {
         print_diagnostics(r.diagnostics);
         std::cerr << "cp-host intake preview: " << r.error << "\n";
-        return kUsage;
+        return r.diagnostics.empty() ? kUsage : kInvalid;
       }
       const json& out = r.report;
       bool would_run = out["would_run"].get<bool>();

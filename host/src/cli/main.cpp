@@ -89,6 +89,7 @@ int main(int argc, char** argv) {
   add_version(app, run);
   add_completion(app, run);
   add_init(app, run);
+  add_doctor(app, g, run);
 
   if (argc == 1) {  // no command: what there is to choose from
     std::cout << app.help();

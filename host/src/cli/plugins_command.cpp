@@ -30,6 +30,17 @@ void print_refusals(const plugin::Registry& r) {
 
 }  // namespace
 
+bool probe_needs_configuration(const Globals& g, const plugin::PluginInfo& p) {
+  if (std::find(p.capabilities.begin(), p.capabilities.end(), "http") == p.capabilities.end()) return false;
+  try {
+    const plugin::PluginPolicy policy = load_policy(g);
+    auto it = policy.plugins.find(p.id);
+    return it == policy.plugins.end() || !it->second.has_config;
+  } catch (const std::exception&) {
+    return true;  // an unreadable policy configures nothing
+  }
+}
+
 bool load_plugins(const Globals& g, plugin::Registry& reg) {
   plugin::PluginPolicy policy;
   try {

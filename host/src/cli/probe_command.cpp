@@ -27,9 +27,22 @@ void add_probe(CLI::App& app, Globals& g, Runner& run) {
       plugin::Registry reg;
       if (!load_plugins(g, reg)) return kUsage;
       std::vector<const plugin::PluginInfo*> probes;
+      json all = json::object();
       if (o->ids.empty()) {
+        // A probe that reaches a remote service (a model provider) runs by default only once it is
+        // configured: offline, or before a provider is chosen, `cp-host probe` must not fail on it.
         for (const auto& p : reg.plugins())
-          if (p.kind == plugin::Kind::probe) probes.push_back(&p);
+          if (p.kind == plugin::Kind::probe) {
+            if (probe_needs_configuration(g, p))
+              all[p.id] = json{{"status", "skipped"},
+                               {"message",
+                                "not configured: give it a config in policies/plugins.json, or "
+                                "name it (cp-host probe " +
+                                    p.id + ")"},
+                               {"capabilities", json::object()}};
+            else
+              probes.push_back(&p);
+          }
       } else {
         for (const auto& id : o->ids) {
           const auto* p = reg.find(id);
@@ -40,7 +53,6 @@ void add_probe(CLI::App& app, Globals& g, Runner& run) {
           probes.push_back(p);
         }
       }
-      json all = json::object();
       bool ok = true;
       for (const auto* p : probes) {
         json r = plugin::call_probe(*p);

@@ -1,4 +1,5 @@
 #include "cli/project_root.hpp"
+#include "core/runtime_paths.hpp"
 
 #include <sys/stat.h>
 #include <unistd.h>
@@ -38,8 +39,9 @@ std::string untrusted(const fs::path& path) {
 // True for a folder inside the machine cache (kept worktrees, run bundles): what a run wrote there must
 // never become the project a later command works in.
 bool inside_runtime_cache(const fs::path& dir) {
+  const fs::path cache = core::runtime_cache_dir(fs::path()).filename();
   for (const auto& part : dir)
-    if (part == ".runtime-cache") return true;
+    if (part == cache) return true;
   return false;
 }
 

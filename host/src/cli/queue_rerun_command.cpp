@@ -53,9 +53,7 @@ int rerun(const Globals& g, const RerunOpts& o, control::RequeueMode mode) {
   const char* cmd = mode == control::RequeueMode::replay ? "cp-host queue replay" : "cp-host queue from-run";
   if (r.outcome != O::queued && r.outcome != O::previewed) {
     std::cerr << cmd << ": " << r.message << "; nothing was queued.\n";
-    return r.outcome == O::error                                  ? kInternal
-           : r.outcome == O::not_found || r.outcome == O::invalid ? kUsage
-                                                                  : kInvalid;
+    return r.outcome == O::error ? kInternal : r.outcome == O::invalid ? kUsage : kInvalid;
   }
   if (o.json) {
     std::cout << r.body.dump(2) << "\n";

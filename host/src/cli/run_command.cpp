@@ -1,6 +1,7 @@
 // `cp-host run CONTRACT`: one contract, end to end, into a sealed run bundle. SIGINT/SIGTERM cancel the
 // run (its process groups are stopped) and seal it as cancelled.
 #include "chain/chain_driver.hpp"
+#include "cli/colour.hpp"
 #include "cli/commands.hpp"
 #include "cli/diagnostic_output.hpp"
 #include "control/run_compare.hpp"
@@ -44,7 +45,7 @@ void install_stop_handlers() {
 void print_summary(const run::RunOutcome& o, int code) {
   std::cout << "run      " << o.run_id << "\n"
             << "status   " << o.status << "\n";
-  if (!o.verdict.empty()) std::cout << "verdict  " << o.verdict << "\n";
+  if (!o.verdict.empty()) std::cout << "verdict  " << paint_verdict(o.verdict) << "\n";
   std::cout << "reason   " << o.reason << "\n";
   std::cout << "gates   ";
   const json& gates = o.manifest.value("gates", json::array());

@@ -135,7 +135,7 @@ std::string sandbox_line(const json& sb) {
 int show(const Globals& g, const RunsOpts& o) {
   recover_quietly(g);
   auto dir = locate(g, o.run_id);
-  if (!dir) return kUsage;
+  if (!dir) return kInvalid;
   json m = core::read_json_file(*dir / "manifest.json");
   if (!m.is_object()) {
     std::cerr << "cp-host: " << (*dir / "manifest.json").string() << " is missing or not JSON\n";
@@ -184,7 +184,7 @@ int show(const Globals& g, const RunsOpts& o) {
 
 int events(const Globals& g, const RunsOpts& o) {
   auto dir = locate(g, o.run_id);
-  if (!dir) return kUsage;
+  if (!dir) return kInvalid;
   std::ifstream in(*dir / "events.jsonl");
   std::string line;
   while (std::getline(in, line)) {
@@ -234,7 +234,7 @@ int verify(const Globals& g, const RunsOpts& o) {
   if (!keys) return kUsage;
   if (!o.all) {
     auto dir = locate(g, o.run_id);
-    if (!dir) return kUsage;
+    if (!dir) return kInvalid;
     store::BundleCheck c = store::verify_settled(*dir, *keys);
     if (o.json)
       std::cout << store::check_json(o.run_id, c).dump(2) << "\n";
@@ -334,6 +334,7 @@ void add_runs(CLI::App& app, Globals& g, Runner& run) {
       "Exit 0 done, 1 a bundle could not be sealed or a run's processes survived (each named on stderr)");
   rc->callback([&g, &run] { run = [&g] { return recover(g); }; });
   add_runs_detail(*runs, g, run);
+  add_runs_follow(*runs, g, run);
 }
 
 }  // namespace cp::cli

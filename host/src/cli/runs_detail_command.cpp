@@ -44,7 +44,7 @@ std::optional<fs::path> locate_run(const Globals& g, const std::string& id) {
 template <class Human>
 int show(const Globals& g, const DetailOpts& o, control::ViewResult (*make)(const fs::path&), Human human) {
   auto dir = locate_run(g, o.run_id);
-  if (!dir) return kUsage;
+  if (!dir) return kInvalid;
   control::ViewResult v = make(*dir);
   if (v.status != control::ViewResult::Status::ok) {
     std::cerr << "cp-host: run " << o.run_id << ": " << v.message << "\n";
@@ -108,7 +108,7 @@ void print_artifacts(const json& v) {
 
 int diff(const Globals& g, const DetailOpts& o) {
   auto dir = locate_run(g, o.run_id);
-  if (!dir) return kUsage;
+  if (!dir) return kInvalid;
   std::string text;
   control::ViewResult v = control::read_patch(*dir, text);
   if (v.status != control::ViewResult::Status::ok) {

@@ -1,5 +1,6 @@
 // `cp-host validate [PATHS...]`: schema + cross-reference checks for CI.
 #include "chain/chain_spec.hpp"
+#include "cli/colour.hpp"
 #include "cli/commands.hpp"
 #include "cli/project_root.hpp"
 #include "contract/validation.hpp"
@@ -42,8 +43,9 @@ std::string gh_prop(const std::string& s) {
 
 void print_text(const contract::ValidationReport& r) {
   for (const auto& d : r.diagnostics) std::cout << contract::diagnostic_line(d) << "\n";
-  std::cout << (r.ok() ? "ok: " : "invalid: ") << r.files_checked << " file(s) checked, " << r.files_invalid
-            << " invalid, " << r.diagnostics.size() << " error(s) in " << r.duration.count() << " ms\n";
+  std::cout << (r.ok() ? paint("ok:", Colour::green) : paint("invalid:", Colour::red)) << " "
+            << r.files_checked << " file(s) checked, " << r.files_invalid << " invalid, "
+            << r.diagnostics.size() << " error(s) in " << r.duration.count() << " ms\n";
 }
 
 void print_github(const contract::ValidationReport& r) {

@@ -35,6 +35,10 @@ namespace {
 constexpr const char* kTombstone = ".cp-tombstone-";
 
 fs::path expand_home(const std::string& p) {
+  // The machine cache follows the XDG base directories: "~/.cache" is $XDG_CACHE_HOME when that is set.
+  if (p == "~/.cache" || p.rfind("~/.cache/", 0) == 0)
+    if (const char* xdg = ::getenv("XDG_CACHE_HOME"); xdg && *xdg == '/')
+      return fs::path(xdg) / (p.size() > 9 ? p.substr(9) : std::string());
   if (p.rfind("~/", 0) == 0 || p == "~") {
     const char* home = ::getenv("HOME");
     return fs::path(home ? home : "/") / p.substr(p.size() > 1 ? 2 : 1);

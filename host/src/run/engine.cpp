@@ -90,6 +90,7 @@ bool prepare_replay(const std::string& run_id, const fs::path& root, const fs::p
   auto fail = [&](const std::string& why) {
     o.stage = RunOutcome::Stage::invalid;
     o.error = why;
+    o.not_found = true;
     return false;
   };
   auto dir = store::find_run(root, run_id);

@@ -58,6 +58,7 @@ struct RunOutcome {
   Stage stage = Stage::internal;
   std::vector<contract::Diagnostic> diagnostics;  // stage invalid: what is wrong with the input
   std::string error;                              // stage invalid/internal: the message
+  bool not_found = false;  // stage invalid: the run named was not found, or its bundle does not verify
   std::string run_id;
   std::filesystem::path bundle_dir;
   std::string status;   // sealed | awaiting_approval

@@ -28,7 +28,9 @@ std::pair<std::string, std::string> decide_verdict(const VerdictInputs& in) {
 int exit_code_for(const RunOutcome& o) {
   switch (o.stage) {
     case RunOutcome::Stage::invalid:
-      return 2;
+      // As every command: a document checked and found wrong is 1, a path or argument that is wrong is 2.
+      // A run named that is not there (or does not verify) is a lookup that found nothing: 1 as well.
+      return o.diagnostics.empty() && !o.not_found ? 2 : 1;
     case RunOutcome::Stage::internal:
       return 3;
     case RunOutcome::Stage::sealed:

@@ -26,10 +26,6 @@ namespace fs = std::filesystem;
 using nlohmann::json;
 using State = BundleCheck::State;
 
-namespace {
-
-// True when a live process holds the bundle's lock. Never creates the lock file: verification writes
-// nothing.
 bool held_by_live_process(const fs::path& dir) {
   int fd = ::open((dir / ".lock").c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK);
   if (fd < 0) return false;
@@ -37,6 +33,8 @@ bool held_by_live_process(const fs::path& dir) {
   ::close(fd);
   return held;
 }
+
+namespace {
 
 // The last line of the log as JSON (null when there is none or it is not JSON).
 json last_event(const fs::path& log, uint64_t valid_bytes) {

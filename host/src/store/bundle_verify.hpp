@@ -40,6 +40,10 @@ struct BundleCheck {
 
 const char* state_name(BundleCheck::State s);
 
+// True when a live process holds the bundle's lock (a run still going). Never creates the lock file:
+// verification writes nothing.
+bool held_by_live_process(const std::filesystem::path& dir);
+
 // {"run_id", "ok", "state", "status", "events", "last_hash", "problems", "verdict"?, "key_id"?}: what
 // `cp-host runs verify --json` prints and POST /api/runs/{id}/verify answers.
 nlohmann::json check_json(const std::string& run_id, const BundleCheck& c);

@@ -1,0 +1,97 @@
+// `cp-host doctor`: in a fresh project every check passes and the provider probe is skipped without
+// contacting anything; in a folder that is no project it fails and says how to fix it. Real binary, real
+// sockets (a listener that proves what was, and was not, contacted).
+#include "unit/test_support.hpp"
+
+#include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
+
+#include <arpa/inet.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+using cp::test::Ran;
+using nlohmann::json;
+namespace fs = std::filesystem;
+
+namespace {
+
+// A TCP listener on 127.0.0.1 that never answers: afterwards it can tell whether anyone connected.
+class SilentListener {
+ public:
+  SilentListener() {
+    fd_ = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    sockaddr_in a{};
+    a.sin_family = AF_INET;
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    EXPECT_EQ(::bind(fd_, reinterpret_cast<sockaddr*>(&a), sizeof a), 0);
+    EXPECT_EQ(::listen(fd_, 8), 0);
+    socklen_t len = sizeof a;
+    ::getsockname(fd_, reinterpret_cast<sockaddr*>(&a), &len);
+    port_ = ntohs(a.sin_port);
+  }
+  ~SilentListener() { ::close(fd_); }
+  int port() const { return port_; }
+  // True when a connection is waiting (the handshake completes in the backlog without accept()).
+  bool contacted() const {
+    ::fcntl(fd_, F_SETFL, O_NONBLOCK);
+    int c = ::accept(fd_, nullptr, nullptr);
+    if (c >= 0) ::close(c);
+    return c >= 0;
+  }
+
+ private:
+  int fd_ = -1;
+  int port_ = 0;
+};
+
+Ran doctor_in(const fs::path& dir, std::vector<std::string> args, std::vector<std::string> env) {
+  std::vector<std::string> argv{CP_HOST_BIN, "--plugins", CP_PLUGIN_DIR, "doctor"};
+  argv.insert(argv.end(), args.begin(), args.end());
+  return cp::test::run_env(argv, env, dir);
+}
+
+std::map<std::string, json> checks_of(const Ran& r) {
+  std::map<std::string, json> out;
+  json j = json::parse(r.out, nullptr, false);
+  if (j.is_object())
+    for (const auto& c : j["checks"]) out[c["name"]] = c;
+  return out;
+}
+
+}  // namespace
+
+TEST(Doctor, AFreshProjectPassesOfflineWithoutContactingTheProvider) {
+  cp::test::TempDir dir;
+  ASSERT_EQ(cp::test::run({CP_HOST_BIN, "init", dir.path().string()}).exit_code, 0);
+  SilentListener provider;
+  const std::vector<std::string> env{
+      "OPENAI_BASE_URL=http://127.0.0.1:" + std::to_string(provider.port()) + "/v1",
+      "CP_HOST_KEY_DIR=" + (dir / "../doctor-keys").lexically_normal().string()};
+  Ran r = doctor_in(dir.path(), {"--json"}, env);
+  EXPECT_EQ(r.exit_code, 0) << r.out << r.err;
+  auto checks = checks_of(r);
+  for (const char* name :
+       {"root", "validate", "plugins", "plugin_worker", "host_key", "sandbox", "probe:toolchain"})
+    EXPECT_EQ(checks[name].value("status", ""), "ok") << name << ": " << checks[name].dump();
+  EXPECT_EQ(checks["probe:provider_capability"].value("status", ""), "skipped") << r.out;
+  EXPECT_FALSE(provider.contacted()) << "doctor reached the model provider while offline";
+  // Once configured, the provider probe runs: the listener sees it (and, never answered, it is a warning).
+  json policy = json::parse(cp::test::read_file(dir / "policies/plugins.json"));
+  policy["plugins"]["provider_capability"] = {{"config", {{"request_timeout_sec", 1}, {"model", "m"}}}};
+  cp::test::write_file(dir / "policies/plugins.json", policy.dump(2));
+  Ran configured = doctor_in(dir.path(), {"--json"}, env);
+  EXPECT_EQ(checks_of(configured)["probe:provider_capability"].value("status", ""), "warn") << configured.out;
+  EXPECT_TRUE(provider.contacted());
+}
+
+TEST(Doctor, AFolderThatIsNoProjectFailsAndSaysHowToFixIt) {
+  cp::test::TempDir dir;
+  Ran r = doctor_in(dir.path(), {}, {"CP_HOST_KEY_DIR=" + (dir / "keys").string()});
+  EXPECT_EQ(r.exit_code, 1) << r.out << r.err;
+  EXPECT_NE(r.out.find("fail    root:"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("fix: run `cp-host init` in your repository"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("cannot run contracts here"), std::string::npos) << r.out;
+}
