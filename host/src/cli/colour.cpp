@@ -4,11 +4,25 @@
 
 #include <cstdlib>
 #include <cstring>
+#include <string>
 
 namespace cp::cli {
 
+namespace {
+std::string& preference() {
+  static std::string p = "auto";
+  return p;
+}
+}  // namespace
+
+void set_colour_preference(const std::string& p) {
+  preference() = p.empty() ? "auto" : p;
+}
+
 bool colour_on(int fd) {
   if (const char* no = std::getenv("NO_COLOR"); no && *no) return false;
+  if (preference() == "never") return false;
+  if (preference() == "always") return true;
   if (const char* force = std::getenv("CLICOLOR_FORCE"); force && *force && std::strcmp(force, "0") != 0)
     return true;
   if (const char* term = std::getenv("TERM"); term && std::strcmp(term, "dumb") == 0) return false;

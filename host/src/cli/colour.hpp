@@ -12,6 +12,9 @@ enum class Colour { green, red, yellow, bold };
 // Whether text written to `fd` (1 stdout, 2 stderr) is coloured, by the rules above.
 bool colour_on(int fd);
 
+// The user config's choice (auto, always, never): NO_COLOR still wins over "always".
+void set_colour_preference(const std::string& preference);
+
 // `text` in `c` when colour_on(fd), else `text` as it is.
 std::string paint(std::string_view text, Colour c, int fd = 1);
 

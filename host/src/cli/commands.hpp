@@ -32,6 +32,9 @@ struct Globals {
   // given, else $CP_HOST_PLUGINS, else the installed plugins and the user's.
   std::filesystem::path plugins_dir;
   std::filesystem::path root = ".";
+  // The serve the remote-capable commands talk to instead of the local files (--server, CP_HOST_URL, the
+  // user config's server; remote_commands.hpp), and its bearer token. Empty: local.
+  std::string server, token;
 };
 
 // Each add_* registers a subcommand and stores what to run in `run` when the subcommand is chosen.

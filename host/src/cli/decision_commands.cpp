@@ -4,6 +4,8 @@
 // 3 internal error, 11 refused because this process belongs to a run (control/run_origin.hpp): whatever a
 // run's processes can reach, they never decide about a run.
 #include "cli/commands.hpp"
+#include "cli/read_views.hpp"
+#include "cli/remote_commands.hpp"
 #include "control/approvals.hpp"
 #include "control/evidence.hpp"
 
@@ -77,6 +79,8 @@ void add_decisions(CLI::App& app, Globals& g, Runner& run) {
   approve->add_flag("--json", o->json, "Machine-readable output");
   approve->callback([&g, &run, o] {
     run = [&g, o]() -> int {
+      if (!g.server.empty())
+        return remote_decide(g, o->run_id, o->god ? "god-mode-approve" : "approve", o->reason, o->json);
       auto actor = control::os_user(o->god ? "god_mode" : "human", o->reason);
       return print_decision(control::decide(g.root, o->run_id, control::Decision::approve, actor), o->json,
                             "cp-host approve");
@@ -92,6 +96,7 @@ void add_decisions(CLI::App& app, Globals& g, Runner& run) {
   reject->add_flag("--json", o->json, "Machine-readable output");
   reject->callback([&g, &run, o] {
     run = [&g, o]() -> int {
+      if (!g.server.empty()) return remote_decide(g, o->run_id, "reject", o->reason, o->json);
       return print_decision(
           control::decide(g.root, o->run_id, control::Decision::reject, control::os_user("human", o->reason)),
           o->json, "cp-host reject");
@@ -105,17 +110,13 @@ void add_decisions(CLI::App& app, Globals& g, Runner& run) {
   list->add_flag("--json", o->json, "Machine-readable output");
   list->callback([&g, &run, o] {
     run = [&g, o]() -> int {
+      if (!g.server.empty()) return remote_approvals_list(g, o->json);
       json pending = control::list_pending(g.root);
       if (o->json) {
         std::cout << json{{"approvals", pending}, {"count", pending.size()}}.dump(2) << "\n";
         return kOk;
       }
-      if (pending.empty()) std::cout << "no run is awaiting approval\n";
-      for (const auto& p : pending)
-        std::cout << p["run_id"].get<std::string>() << "  task " << p["task_id"].get<std::string>()
-                  << "  pack " << p["pack"].get<std::string>() << "  approvals " << p["approvals"].size()
-                  << "/" << p["approvers_required"].get<int>() << "  deadline " << p.value("deadline", "none")
-                  << "\n";
+      print_approvals(pending);
       return kOk;
     };
   });

@@ -1,6 +1,9 @@
 // cp-host: the command line. Parses arguments, dispatches to a subcommand, maps failures to exit codes.
+#include "cli/colour.hpp"
 #include "cli/commands.hpp"
 #include "cli/project_root.hpp"
+#include "cli/remote_commands.hpp"
+#include "cli/user_config.hpp"
 #include "control/workflow_cases.hpp"
 #include "core/version.hpp"
 #include "log/log_lanes.hpp"
@@ -54,6 +57,15 @@ int main(int argc, char** argv) {
   app.add_option("--key-dir", key_dir,
                  "Folder of the host key that signs run seals (default: $CP_HOST_KEY_DIR, else "
                  "~/.config/cp-host/keys); keep it outside the root, where no run can read it");
+  std::string server_option, token_file;
+  app.add_option("--server", server_option,
+                 "A running cp-host serve (http[s]://HOST:PORT) that runs list|show|events|follow, queue "
+                 "list|submit|cancel, approvals list, approve and reject talk to instead of the local files "
+                 "(default: $CP_HOST_URL, else the user config's server)");
+  app.add_option(
+      "--token-file", token_file,
+      "A file holding the bearer token for --server (default: $CP_HOST_TOKEN itself, else the user "
+      "config's token_file)");
   std::string log_format = "text";
   app.add_option("--log-format", log_format,
                  "Console log lines: text (default) or json (log_event.v2 envelopes). run, serve, queue and "
@@ -148,6 +160,12 @@ int main(int argc, char** argv) {
     remember_project_root(std::move(found));
   }
   if (!key_dir.empty()) cp::store::set_key_dir(key_dir);
+  {
+    const UserConfig config = load_user_config();
+    if (!config.error.empty()) std::cerr << "cp-host: " << config.error << "\n";
+    set_colour_preference(config.colour);
+    if (int bad = choose_server(app, server_option, token_file, config, g); bad >= 0) return bad;
+  }
   cp::log::set_level(log_level == "debug"   ? cp::log::Level::debug
                      : log_level == "info"  ? cp::log::Level::info
                      : log_level == "warn"  ? cp::log::Level::warn

@@ -3,6 +3,8 @@
 // exactly the same queue. Submitting does not run anything: `cp-host serve` takes items from the queue.
 #include "cli/commands.hpp"
 #include "cli/diagnostic_output.hpp"
+#include "cli/read_views.hpp"
+#include "cli/remote_commands.hpp"
 #include "core/json_depth.hpp"
 #include "plugin/registry.hpp"
 #include "queue/queue_service.hpp"
@@ -29,28 +31,6 @@ std::string os_user() {
   return "os:uid" + std::to_string(::geteuid());
 }
 
-void print_items(const json& list) {
-  const json& items = list["items"];
-  if (items.empty()) {
-    std::cout << "the queue is empty\n";
-    return;
-  }
-  std::cout << std::left << std::setw(28) << "ITEM" << std::setw(10) << "STATE" << std::setw(4) << "PRI"
-            << std::setw(9) << "ATTEMPT" << std::setw(10) << "SLA"
-            << "TASK / WAITING ON / RESULT\n";
-  for (const auto& it : items) {
-    std::string note = it.value("task_id", "");
-    if (it.contains("waiting_on")) note += "  (" + it["waiting_on"].get<std::string>() + ")";
-    if (it.contains("status")) note += "  -> " + it["status"].get<std::string>();
-    if (it.contains("run_id")) note += "  run " + it["run_id"].get<std::string>();
-    std::cout << std::setw(28) << it.value("item_id", "") << std::setw(10) << it.value("state", "")
-              << std::setw(4) << it.value("priority", 0) << std::setw(9) << it["attempts"].size()
-              << std::setw(10) << it.value("sla_state", "") << note << "\n";
-  }
-  for (const auto& p : list["problems"])
-    std::cerr << "warning: queue.jsonl line " << p.value("line", 0) << ": " << p.value("message", "") << "\n";
-}
-
 }  // namespace
 
 void add_queue(CLI::App& app, Globals& g, Runner& run) {
@@ -61,7 +41,7 @@ void add_queue(CLI::App& app, Globals& g, Runner& run) {
   cmd->require_subcommand(1);
 
   struct SubmitOpts {
-    std::string contract, repo = ".", run_after, deadline, start_by;
+    std::string contract, repo, run_after, deadline, start_by;  // repo "": "." (remote: the server's --repo)
     int priority = -1;
     std::vector<std::string> after;
     bool json = false;
@@ -69,7 +49,8 @@ void add_queue(CLI::App& app, Globals& g, Runner& run) {
   auto so = std::make_shared<SubmitOpts>();
   auto* submit = cmd->add_subcommand("submit", "Check a contract (as `cp-host validate` does) and queue it");
   submit->add_option("contract", so->contract, "Task contract JSON file")->required();
-  submit->add_option("--repo", so->repo, "Git repository the run works on (default: .)");
+  submit->add_option("--repo", so->repo,
+                     "Git repository the run works on (default: .; with --server, the server's --repo)");
   submit->add_option("--priority", so->priority, "0..9, higher runs first (default: the contract's, else 5)")
       ->check(CLI::Range(0, 9));
   submit->add_option("--after", so->after, "Run only after this queue item ended in success (repeatable)");
@@ -104,6 +85,19 @@ void add_queue(CLI::App& app, Globals& g, Runner& run) {
         std::cerr << so->contract << ": not JSON; see `cp-host validate " << so->contract << "`\n";
         return kInvalid;
       }
+      if (!g.server.empty()) {
+        // The server checks and queues it; the repository is the server's path to it.
+        std::error_code ec;
+        json body{{"contract", doc}};
+        if (!so->repo.empty())
+          body["repo"] = std::filesystem::absolute(so->repo, ec).lexically_normal().string();
+        if (so->priority >= 0) body["priority"] = so->priority;
+        if (!so->after.empty()) body["depends_on"] = so->after;
+        if (!so->run_after.empty()) body["run_after"] = so->run_after;
+        if (!so->deadline.empty()) body["deadline"] = so->deadline;
+        if (!so->start_by.empty()) body["start_by"] = so->start_by;
+        return remote_queue_submit(g, body, so->json);
+      }
       plugin::Registry reg;
       if (!load_plugins(g, reg)) return kUsage;
       queue::QueueService svc(g.root, &reg);
@@ -111,7 +105,7 @@ void add_queue(CLI::App& app, Globals& g, Runner& run) {
       r.contract = doc;
       r.source = so->contract;
       r.source_text = text;
-      r.repo = so->repo;
+      r.repo = so->repo.empty() ? "." : so->repo;
       if (so->priority >= 0) r.priority = so->priority;
       r.depends_on = so->after;
       r.run_after = so->run_after;
@@ -147,12 +141,13 @@ void add_queue(CLI::App& app, Globals& g, Runner& run) {
   list->add_flag("--active", lo->active, "Hide items that have ended");
   list->callback([&g, &run, lo] {
     run = [&g, lo]() -> int {
+      if (!g.server.empty()) return remote_queue_list(g, lo->state, lo->active, lo->json);
       queue::QueueService svc(g.root, nullptr);
       json out = svc.list({lo->state, !lo->active});
       if (lo->json)
         std::cout << out.dump(2) << "\n";
       else
-        print_items(out);
+        print_queue_items(out);
       return kOk;
     };
   });
@@ -160,6 +155,7 @@ void add_queue(CLI::App& app, Globals& g, Runner& run) {
   auto show_id = std::make_shared<std::string>();
   auto* show = cmd->add_subcommand("show", "One item as JSON, with every attempt");
   show->add_option("item", *show_id, "Queue item id")->required();
+  show->add_flag("--json")->description("The output is JSON in any case");
   show->callback([&g, &run, show_id] {
     run = [&g, show_id]() -> int {
       queue::QueueService svc(g.root, nullptr);
@@ -184,6 +180,7 @@ void add_queue(CLI::App& app, Globals& g, Runner& run) {
   cancel->add_option("--reason", co->reason, "Recorded with the cancel");
   cancel->callback([&g, &run, co] {
     run = [&g, co]() -> int {
+      if (!g.server.empty()) return remote_queue_cancel(g, co->item, co->reason);
       queue::QueueService svc(g.root, nullptr);
       switch (svc.cancel(co->item, os_user(), co->reason)) {
         case queue::CancelOutcome::cancelled:

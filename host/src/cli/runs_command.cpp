@@ -1,6 +1,8 @@
 // `cp-host runs list|show|events|verify|recover`: read the run bundles under the runtime root (the
 // detail views and rollback are in runs_detail_command.cpp).
 #include "cli/commands.hpp"
+#include "cli/read_views.hpp"
+#include "cli/remote_commands.hpp"
 #include "core/json_depth.hpp"
 #include "core/json_file.hpp"
 #include "core/runtime_paths.hpp"
@@ -106,30 +108,10 @@ int list(const Globals& g, const RunsOpts& o) {
     std::cout << json{{"runs", arr}, {"count", arr.size()}}.dump(2) << "\n";
     return kOk;
   }
-  if (runs.empty()) {
-    std::cout << "no runs under " << core::runs_dir(g.root).string() << "\n";
-    return kOk;
-  }
-  std::cout << std::left << std::setw(48) << "RUN" << std::setw(18) << "STATUS" << std::setw(11) << "VERDICT"
-            << std::setw(10) << "RUNNER"
-            << "CREATED\n";
-  for (const auto& r : runs)
-    std::cout << std::setw(48) << r.run_id << std::setw(18) << r.status << std::setw(11)
-              << (r.verdict.empty() ? "-" : r.verdict) << std::setw(10) << r.runner << r.created_at << "\n";
+  json rows = json::array();
+  for (const auto& r : runs) rows.push_back(store::to_json(r));
+  print_runs_table(rows, "under " + core::runs_dir(g.root).string());
   return kOk;
-}
-
-// "landlock+seccomp (Landlock ABI 7), network deny, processes held by cgroup" or "none: <why>".
-std::string sandbox_line(const json& sb) {
-  if (!sb.is_object() || !sb.contains("kind"))
-    return "- (not recorded: the run predates sandboxing or never started)";
-  std::string kind = sb.value("kind", "");
-  if (kind == "none") return "none: " + sb.value("why_none", "unsandboxed");
-  std::string s = kind;
-  if (sb.contains("landlock_abi")) s += " (Landlock ABI " + std::to_string(sb.value("landlock_abi", 0)) + ")";
-  s += ", network " + sb.value("network", "deny");
-  if (sb.contains("process_tree")) s += ", processes held by " + sb.value("process_tree", "");
-  return s;
 }
 
 int show(const Globals& g, const RunsOpts& o) {
@@ -156,29 +138,7 @@ int show(const Globals& g, const RunsOpts& o) {
                 << " (`cp-host runs verify " << o.run_id << "`)\n";
     return tampered ? kInvalid : kOk;
   }
-  std::cout << "run       " << m.value("run_id", "") << "\n"
-            << "task      " << m.value("task_id", "") << "\n"
-            << "status    " << m.value("status", "") << "\n"
-            << "verdict   " << m.value("verdict", "-") << "\n"
-            << "reason    " << m.value("reason", "") << "\n"
-            << "runner    " << m.value("runner", "") << "   pack " << m.value("pack", "") << "\n"
-            << "baseline  " << m.value("baseline_commit", "") << "\n"
-            << "sandbox   " << sandbox_line(m.value("sandbox", json::object())) << "\n"
-            << "created   " << m.value("created_at", "") << "   duration " << m.value("duration_ms", 0)
-            << " ms\n";
-  const json gates = m.value("gates", json::array());
-  for (const auto& gt : gates)
-    std::cout << "gate      " << std::left << std::setw(20) << gt.value("gate_id", "") << std::setw(8)
-              << gt.value("verdict", "") << gt.value("summary", "") << "\n";
-  const json reports = m.value("reports", json::object());
-  for (const auto& [k, v] : reports.items()) std::cout << "report    " << v.get<std::string>() << "\n";
-  std::cout << "bundle    " << dir->string() << "\n";
-  if (check.ok())
-    std::cout << "verified  intact, signed by key " << check.key_id << "\n";
-  else if (check.state == store::BundleCheck::State::live)
-    std::cout << "verified  not yet (the run is live)\n";
-  else
-    for (const auto& p : check.problems) std::cout << "TAMPERED: " << o.run_id << ": " << p << "\n";
+  print_run_detail(o.run_id, m, dir->string(), store::check_json(o.run_id, check));
   return tampered ? kInvalid : kOk;
 }
 
@@ -188,19 +148,11 @@ int events(const Globals& g, const RunsOpts& o) {
   std::ifstream in(*dir / "events.jsonl");
   std::string line;
   while (std::getline(in, line)) {
-    json e = core::json_depth_ok(line) ? json::parse(line, nullptr, false) : json(json::value_t::discarded);
-    if (e.is_discarded()) {
-      std::cerr << "cp-host: unparsable event line skipped (run `cp-host runs verify " << o.run_id << "`)\n";
-      continue;
+    if (!o.type.empty()) {
+      json e = core::json_depth_ok(line) ? json::parse(line, nullptr, false) : json();
+      if (e.is_object() && (!e.contains("type") || e["type"] != o.type)) continue;  // else warned below
     }
-    if (!o.type.empty() && e.value("type", "") != o.type) continue;
-    if (o.json) {
-      std::cout << line << "\n";
-    } else {
-      std::cout << std::right << std::setw(4) << e.value("seq", 0) << "  " << e.value("ts", "") << "  "
-                << std::left << std::setw(22) << e.value("type", "") << " "
-                << e.value("payload", json::object()).dump() << "\n";
-    }
+    print_event(line, o.json, o.run_id);
   }
   return kOk;
 }
@@ -298,16 +250,34 @@ void add_runs(CLI::App& app, Globals& g, Runner& run) {
                  "Only runs (run: contracts' runs, chain steps included) or chains' own bundles (chain)");
   ls->add_option("--search", o->query.text,
                  "Only runs whose id, task id or title holds this text (case-insensitive)");
-  ls->callback([&g, &run, o] { run = [&g, o] { return list(g, *o); }; });
+  ls->callback([&g, &run, o] {
+    run = [&g, o] {
+      if (!g.server.empty()) {
+        std::string param;
+        if (auto problem = store::query_problem(o->query, param); !problem.empty()) {
+          std::cerr << "cp-host: " << problem << "\n";
+          return static_cast<int>(kUsage);
+        }
+        return remote_runs_list(g, o->query, o->limit, o->json);
+      }
+      return list(g, *o);
+    };
+  });
   auto* sh = runs->add_subcommand("show", "Show a run's manifest: status, verdict, gates, reports");
   sh->add_option("run_id", o->run_id, "Run id")->required();
   sh->add_flag("--json", o->json, "Print manifest.json");
-  sh->callback([&g, &run, o] { run = [&g, o] { return show(g, *o); }; });
+  sh->callback([&g, &run, o] {
+    run = [&g, o] { return g.server.empty() ? show(g, *o) : remote_runs_show(g, o->run_id, o->json); };
+  });
   auto* ev = runs->add_subcommand("events", "Print a run's events");
   ev->add_option("run_id", o->run_id, "Run id")->required();
   ev->add_flag("--json", o->json, "Print the raw JSON lines");
   ev->add_option("--type", o->type, "Only events of this type (e.g. GATE_FAILED)");
-  ev->callback([&g, &run, o] { run = [&g, o] { return events(g, *o); }; });
+  ev->callback([&g, &run, o] {
+    run = [&g, o] {
+      return g.server.empty() ? events(g, *o) : remote_runs_events(g, o->run_id, o->type, o->json);
+    };
+  });
   auto* vf = runs->add_subcommand(
       "verify",
       "Check that a run bundle is what its host sealed: the hash-chained events.jsonl, the seal's signature "

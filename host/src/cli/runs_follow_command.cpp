@@ -3,6 +3,8 @@
 // decision (9). A run whose process is gone without sealing ends the follow with 8 and names the recovery.
 #include "cli/colour.hpp"
 #include "cli/commands.hpp"
+#include "cli/read_views.hpp"
+#include "cli/remote_commands.hpp"
 #include "core/json_depth.hpp"
 #include "core/json_file.hpp"
 #include "core/runtime_paths.hpp"
@@ -70,27 +72,6 @@ class EventTail {
   std::string pending_;
 };
 
-void print_event(const std::string& line, const FollowOpts& o) {
-  json e = core::json_depth_ok(line) ? json::parse(line, nullptr, false) : json(json::value_t::discarded);
-  if (e.is_discarded() || !e.is_object()) {
-    std::cerr << "cp-host: unparsable event line skipped (run `cp-host runs verify " << o.run_id << "`)\n";
-    return;
-  }
-  if (o.json) {
-    std::cout << line << "\n";
-  } else {
-    auto text = [&](const char* k) {
-      return e.contains(k) && e[k].is_string() ? e[k].get<std::string>() : std::string();
-    };
-    const json payload = e.contains("payload") ? e["payload"] : json::object();
-    std::cout << std::right << std::setw(4)
-              << (e.contains("seq") && e["seq"].is_number() ? e["seq"].dump() : "") << "  " << text("ts")
-              << "  " << std::left << std::setw(22) << text("type") << " "
-              << payload.dump(-1, ' ', false, json::error_handler_t::replace) << "\n";
-  }
-  std::cout.flush();
-}
-
 int follow(const Globals& g, const FollowOpts& o) {
   auto dir = store::valid_run_id(o.run_id) ? store::find_run(g.root, o.run_id) : std::nullopt;
   if (!dir) {
@@ -108,7 +89,7 @@ int follow(const Globals& g, const FollowOpts& o) {
                                    ? m["status"].get<std::string>()
                                    : "";
     const bool live = store::held_by_live_process(*dir);
-    for (const auto& line : tail.next()) print_event(line, o);
+    for (const auto& line : tail.next()) print_event(line, o.json, o.run_id);
     if (status == "sealed" || status == "awaiting_approval") {
       const std::string verdict =
           m.contains("verdict") && m["verdict"].is_string() ? m["verdict"].get<std::string>() : "";
@@ -144,7 +125,11 @@ void add_runs_follow(CLI::App& runs, Globals& g, Runner& run) {
   f->add_flag("--json", o->json, "Print the raw event lines (JSON Lines)");
   f->add_option("--interval", o->interval_ms, "How often to look for new events, in ms (default 200)")
       ->check(CLI::Range(20, 60000));
-  f->callback([&g, &run, o] { run = [&g, o] { return follow(g, *o); }; });
+  f->callback([&g, &run, o] {
+    run = [&g, o] {
+      return g.server.empty() ? follow(g, *o) : remote_runs_follow(g, o->run_id, o->json, o->interval_ms);
+    };
+  });
 }
 
 }  // namespace cp::cli

@@ -224,7 +224,7 @@ int token_add(const TokenAddOpts& ao) {
   return kOk;
 }
 
-int token_list(const std::string& file) {
+int token_list(const std::string& file, bool as_json) {
   try {
     serve::TokenStore::load(file);
   } catch (const std::exception& e) {
@@ -233,6 +233,16 @@ int token_list(const std::string& file) {
   }
   // A named document: a range-for over a member of the returned temporary would walk freed memory.
   const json doc = read_tokens_file(file);
+  if (as_json) {
+    // Ids, roles and times only: the hashes stay in the file.
+    json out = json::array();
+    for (const auto& t : doc.value("tokens", json::array()))
+      out.push_back({{"id", t.value("id", "")},
+                     {"role", t.value("role", "")},
+                     {"created_at", t.value("created_at", "")}});
+    std::cout << json{{"tokens", out}, {"count", out.size()}}.dump(2) << "\n";
+    return kOk;
+  }
   for (const auto& t : doc.value("tokens", json::array()))
     std::cout << t.value("id", "") << "\t" << t.value("role", "") << "\t" << t.value("created_at", "")
               << "\n";
@@ -275,7 +285,10 @@ void add_tokens(CLI::App& app, Runner& run) {
   auto lf = std::make_shared<std::string>();
   auto* list = cmd->add_subcommand("list", "Token ids and roles in FILE");
   list->add_option("--file", *lf, "Token file")->required();
-  list->callback([&run, lf] { run = [lf]() -> int { return token_list(*lf); }; });
+  auto list_json = std::make_shared<bool>(false);
+  list->add_flag("--json", *list_json, "Print {tokens: [{id, role, created_at}], count}");
+  list->callback(
+      [&run, lf, list_json] { run = [lf, list_json]() -> int { return token_list(*lf, *list_json); }; });
   struct RevokeOpts {
     std::string file, id;
   };

@@ -176,6 +176,13 @@ std::optional<fs::path> find_run(const fs::path& root, const std::string& run_id
 }
 
 json to_json(const RunSummary& s) {
+  // The listing fields as GET /api/runs gives them (so `runs list --json` answers the same locally and
+  // through --server), then the bundle's local folder, which only a local listing knows.
+  if (s.fields.is_object() && !s.fields.empty()) {
+    json j = s.fields;
+    j["bundle"] = s.dir.string();
+    return j;
+  }
   json j{{"run_id", s.run_id}, {"task_id", s.task_id},       {"status", s.status},
          {"runner", s.runner}, {"created_at", s.created_at}, {"bundle", s.dir.string()}};
   if (!s.verdict.empty()) j["verdict"] = s.verdict;

@@ -1,0 +1,314 @@
+#include "cli/remote_commands.hpp"
+
+#include "cli/colour.hpp"
+#include "cli/read_views.hpp"
+#include "cli/remote_client.hpp"
+#include "run/engine.hpp"
+
+#include <chrono>
+#include <iostream>
+#include <thread>
+
+namespace cp::cli {
+
+using nlohmann::json;
+
+namespace {
+
+// The server to talk to, or null after saying why it cannot be used.
+std::optional<RemoteServer> server_of(const Globals& g) {
+  std::string why;
+  auto s = parse_server_url(g.server, why);
+  if (!s) {
+    std::cerr << "cp-host: --server " << why << "\n";
+    return std::nullopt;
+  }
+  s->token = g.token;
+  return s;
+}
+
+// The exit code and message for an answer that is not a success: 401/403 a token problem (2, the command
+// line's), 404 not found and 409/422 refusals (1), anything else the server's failure (3).
+int failed(const HttpAnswer& a, const std::string& what) {
+  std::cerr << "cp-host: " << what << ": " << a.message() << "\n";
+  if (a.status == 0) return kInternal;
+  if (a.status == 401 || a.status == 403) {
+    std::cerr << "cp-host: give a token with CP_HOST_TOKEN or --token-file FILE (`cp-host tokens add` makes "
+                 "one on the server)\n";
+    return kUsage;
+  }
+  if (a.status == 400) return kUsage;
+  if (a.status == 404 || a.status == 409 || a.status == 422) return kInvalid;
+  return kInternal;
+}
+
+std::optional<json> get_json(const RemoteServer& s, const std::string& target, int& code,
+                             const std::string& what) {
+  HttpAnswer a = http_call(s, "GET", target);
+  if (a.status != 200) {
+    code = failed(a, what);
+    return std::nullopt;
+  }
+  json j = a.json();
+  if (j.is_discarded()) {
+    std::cerr << "cp-host: " << what << ": the server's answer is not JSON\n";
+    code = kInternal;
+    return std::nullopt;
+  }
+  return j;
+}
+
+std::string run_path(const std::string& run_id) {
+  return "/api/runs/" + url_encode(run_id);
+}
+
+}  // namespace
+
+const std::vector<std::string>& remote_capable_commands() {
+  static const std::vector<std::string> words{"runs list",  "runs show",    "runs events",  "runs follow",
+                                              "queue list", "queue submit", "queue cancel", "approvals list",
+                                              "approve",    "reject"};
+  return words;
+}
+
+int remote_runs_list(const Globals& g, const store::RunQuery& q, size_t limit, bool as_json) {
+  auto s = server_of(g);
+  if (!s) return kUsage;
+  std::string query;
+  auto add = [&](const char* k, const std::string& v) {
+    if (!v.empty()) query += std::string(query.empty() ? "?" : "&") + k + "=" + url_encode(v);
+  };
+  add("status", q.status);
+  add("verdict", q.verdict);
+  add("runner", q.runner);
+  add("pack", q.pack);
+  add("workflow", q.workflow);
+  add("since", q.since);
+  add("q", q.text);
+  add("kind", q.kind);
+  // Pages of at most 1000 (the API's page) until `limit` rows are in.
+  json rows = json::array();
+  std::string cursor;
+  int code = kOk;
+  while (rows.size() < limit) {
+    std::string target = "/api/runs" + query + (query.empty() ? "?" : "&") +
+                         "limit=" + std::to_string(std::min<size_t>(1000, limit - rows.size()));
+    if (!cursor.empty()) target += "&cursor=" + url_encode(cursor);
+    auto page = get_json(*s, target, code, "listing runs on " + s->url);
+    if (!page) return code;
+    if (page->contains("runs") && (*page)["runs"].is_array())
+      for (auto& r : (*page)["runs"]) rows.push_back(std::move(r));
+    cursor = page->contains("next_cursor") && (*page)["next_cursor"].is_string()
+                 ? (*page)["next_cursor"].get<std::string>()
+                 : "";
+    if (cursor.empty()) break;
+  }
+  if (rows.size() > limit) rows.erase(rows.begin() + static_cast<long>(limit), rows.end());
+  if (as_json) {
+    std::cout << json{{"runs", rows}, {"count", rows.size()}}.dump(2) << "\n";
+    return kOk;
+  }
+  print_runs_table(rows, "on " + s->url);
+  return kOk;
+}
+
+int remote_runs_show(const Globals& g, const std::string& run_id, bool as_json) {
+  auto s = server_of(g);
+  if (!s) return kUsage;
+  int code = kOk;
+  auto d = get_json(*s, run_path(run_id), code, "run " + run_id);
+  if (!d) return code;
+  const json manifest = d->contains("manifest") ? (*d)["manifest"] : json::object();
+  const json verification = d->contains("verification") ? (*d)["verification"] : json::object();
+  const bool tampered = verification.is_object() && verification.value("state", "") == "tampered";
+  if (as_json) {
+    std::cout << manifest.dump(2) << "\n";
+    if (tampered) std::cerr << "cp-host: run " << run_id << " does not verify on " << s->url << "\n";
+  } else {
+    print_run_detail(run_id, manifest, s->url + run_path(run_id), verification);
+  }
+  return tampered ? kInvalid : kOk;
+}
+
+namespace {
+
+// Every event after `after` (paged), each printed; the last sequence number seen, and the run's status.
+struct EventsPage {
+  bool ok = false;
+  unsigned long long last = 0;
+  std::string run_status;
+};
+
+EventsPage print_events_after(const RemoteServer& s, const std::string& run_id, unsigned long long after,
+                              const std::string& type, bool as_json, int& code) {
+  EventsPage p;
+  p.last = after;
+  for (;;) {
+    auto page = get_json(s, run_path(run_id) + "/events?limit=5000&after_seq=" + std::to_string(p.last), code,
+                         "events of run " + run_id);
+    if (!page) return p;
+    if (page->contains("events") && (*page)["events"].is_array())
+      for (const auto& e : (*page)["events"]) {
+        if (!e.is_object()) continue;
+        if (e.contains("seq") && e["seq"].is_number_unsigned()) p.last = e["seq"].get<unsigned long long>();
+        if (!type.empty() && e.value("type", "") != type) continue;
+        print_event(e.dump(-1, ' ', false, json::error_handler_t::replace), as_json, run_id);
+      }
+    p.run_status = page->value("run_status", "");
+    if (!page->value("more", false)) break;
+  }
+  p.ok = true;
+  return p;
+}
+
+}  // namespace
+
+int remote_runs_events(const Globals& g, const std::string& run_id, const std::string& type, bool as_json) {
+  auto s = server_of(g);
+  if (!s) return kUsage;
+  int code = kOk;
+  return print_events_after(*s, run_id, 0, type, as_json, code).ok ? kOk : code;
+}
+
+int remote_runs_follow(const Globals& g, const std::string& run_id, bool as_json, int interval_ms) {
+  auto s = server_of(g);
+  if (!s) return kUsage;
+  unsigned long long last = 0;
+  int unheld = 0;
+  for (;;) {
+    int code = kOk;
+    // The status first, then the events: once it says the run ended, the events read after hold the last.
+    auto d = get_json(*s, run_path(run_id), code, "run " + run_id);
+    if (!d) return code;
+    const json m = d->contains("manifest") ? (*d)["manifest"] : json::object();
+    const std::string status = m.is_object() ? m.value("status", "") : "";
+    EventsPage p = print_events_after(*s, run_id, last, "", as_json, code);
+    if (!p.ok) return code;
+    last = p.last;
+    if (status == "sealed" || status == "awaiting_approval") {
+      const std::string verdict = m.value("verdict", "");
+      const int exit = status == "awaiting_approval" ? 9 : run::exit_code_for_verdict(verdict);
+      std::cerr << "cp-host: run " << run_id << " "
+                << (status == "sealed" ? "sealed " + paint_verdict(verdict, 2)
+                                       : paint("is awaiting approval", Colour::yellow, 2))
+                << " (exit " << exit << ")\n";
+      return exit;
+    }
+    // Not ended, and the server sees no live process holding it: it died without a seal.
+    const json v = d->contains("verification") ? (*d)["verification"] : json::object();
+    unheld = v.is_object() && v.value("state", "") == "tampered" ? unheld + 1 : 0;
+    if (unheld >= 3) {
+      std::cerr << "cp-host: run " << run_id << " is " << status
+                << " and no process holds it: it ended without a seal (`cp-host runs recover` on the server "
+                   "seals it error)\n";
+      return run::exit_code_for_verdict("error");
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(interval_ms));
+  }
+}
+
+int remote_queue_list(const Globals& g, const std::string& state, bool active_only, bool as_json) {
+  auto s = server_of(g);
+  if (!s) return kUsage;
+  int code = kOk;
+  auto list = get_json(*s, "/api/queue" + (state.empty() ? "" : "?state=" + url_encode(state)), code,
+                       "the queue on " + s->url);
+  if (!list) return code;
+  // --active hides ended items, as the local list does; the API lists them all.
+  if (active_only && list->contains("items") && (*list)["items"].is_array()) {
+    json kept = json::array();
+    for (auto& it : (*list)["items"]) {
+      const std::string st = it.is_object() ? it.value("state", "") : "";
+      if (st != "done" && st != "cancelled") kept.push_back(std::move(it));
+    }
+    (*list)["items"] = kept;
+  }
+  if (as_json)
+    std::cout << list->dump(2) << "\n";
+  else
+    print_queue_items(*list);
+  return kOk;
+}
+
+int remote_queue_cancel(const Globals& g, const std::string& item, const std::string& reason) {
+  auto s = server_of(g);
+  if (!s) return kUsage;
+  HttpAnswer a =
+      http_call(*s, "POST", "/api/queue/" + url_encode(item) + "/cancel", json{{"reason", reason}}.dump());
+  if (a.status != 202 && a.status != 200) return failed(a, "cancelling " + item);
+  const json j = a.json();
+  if (j.is_object() && j.value("outcome", "") == "cancelled")
+    std::cout << "cancelled " << item << "\n";
+  else
+    std::cout << "cancel requested for " << item << " (running; serve stops it)\n";
+  return kOk;
+}
+
+int remote_queue_submit(const Globals& g, const json& body, bool as_json) {
+  auto s = server_of(g);
+  if (!s) return kUsage;
+  HttpAnswer a = http_call(*s, "POST", "/api/runs", body.dump());
+  if (a.status != 202 && a.status != 200 && a.status != 201) {
+    // A contract the server found wrong: its diagnostics, as the local check prints them.
+    const json j = a.json();
+    if (j.is_object() && j.contains("error") && j["error"].is_object() && j["error"].contains("details") &&
+        j["error"]["details"].is_array())
+      for (const auto& d : j["error"]["details"])
+        if (d.is_object())
+          std::cerr << d.value("pointer", "") << ": " << d.value("message", d.dump()) << "\n";
+    return failed(a, "queue submit; nothing was queued");
+  }
+  json item = a.json();
+  if (item.is_object() && item.contains("item") && item["item"].is_object()) item = item["item"];
+  if (as_json)
+    std::cout << item.dump(2) << "\n";
+  else
+    std::cout << "queued " << item.value("item_id", "") << " (task " << item.value("task_id", "")
+              << ", priority " << item.value("priority", 5) << ")\n";
+  return kOk;
+}
+
+int remote_approvals_list(const Globals& g, bool as_json) {
+  auto s = server_of(g);
+  if (!s) return kUsage;
+  int code = kOk;
+  auto j = get_json(*s, "/api/approvals", code, "approvals on " + s->url);
+  if (!j) return code;
+  const json pending = j->contains("approvals") ? (*j)["approvals"] : json::array();
+  if (as_json)
+    std::cout << json{{"approvals", pending}, {"count", pending.size()}}.dump(2) << "\n";
+  else
+    print_approvals(pending);
+  return kOk;
+}
+
+int remote_decide(const Globals& g, const std::string& run_id, const std::string& action,
+                  const std::string& reason, bool as_json) {
+  auto s = server_of(g);
+  if (!s) return kUsage;
+  json body = json::object();
+  if (!reason.empty()) body["reason"] = reason;
+  HttpAnswer a = http_call(*s, "POST", run_path(run_id) + "/" + action, body.dump());
+  const json j = a.json();
+  const std::string cmd = action == "reject" ? "cp-host reject" : "cp-host approve";
+  if (a.status != 200) {
+    const std::string outcome = j.is_object() && j.contains("error") && j["error"].is_object()
+                                    ? j["error"].value("code", "error")
+                                    : "error";
+    const int code = a.status == 403 && outcome == "from_run" ? kFromRun : failed(a, cmd);
+    if (as_json)
+      std::cout << json{{"outcome", outcome}, {"message", a.message()}, {"exit_code", code}}.dump(2) << "\n";
+    return code;
+  }
+  if (as_json) {
+    json out = j;
+    out.erase("run_id");
+    out["exit_code"] = kOk;
+    std::cout << out.dump(2) << "\n";
+  } else {
+    std::cout << (j.is_object() ? j.value("message", "") : std::string()) << "\n";
+  }
+  return kOk;
+}
+
+}  // namespace cp::cli

@@ -1,0 +1,133 @@
+// The remote client: with --server URL and a token, the read commands, queue submit|cancel, approve|reject
+// and runs follow talk to a real `cp-host serve` on 127.0.0.1 and print what the local files would; a
+// viewer's token is refused a write, and the refused write did not happen.
+#include "integration/serve_fixture.hpp"
+
+#include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
+
+using namespace cp::test;
+using nlohmann::json;
+
+namespace {
+
+struct RemoteProject : RunProject {
+  Ran local(std::vector<std::string> args) const {
+    std::vector<std::string> a{"--root", dir.path().string()};
+    a.insert(a.end(), args.begin(), args.end());
+    return host(a, dir.path());
+  }
+  Ran remote(uint16_t port, const std::string& token, std::vector<std::string> args) const {
+    // From an empty folder elsewhere: nothing local can answer.
+    std::vector<std::string> a{CP_HOST_BIN, "--server", "http://127.0.0.1:" + std::to_string(port)};
+    a.insert(a.end(), args.begin(), args.end());
+    return run_env(a, {"CP_HOST_TOKEN=" + token}, elsewhere.path());
+  }
+  TempDir elsewhere;
+};
+
+json without_bundles(json list) {
+  for (auto& r : list["runs"]) r.erase("bundle");  // the local folder, which only a local listing knows
+  return list;
+}
+
+}  // namespace
+
+TEST(RemoteCli, TheReadCommandsAnswerAsTheLocalFilesDo) {
+  RemoteProject p;
+  auto done = p.run(p.contract({"sed -i s/Helo/Hello/ src/greeting.sh"}));
+  ASSERT_EQ(done.ran.exit_code, 0) << done.ran.err;
+  json high = p.contract({"sed -i s/Helo/Hello/ src/greeting.sh"});
+  high["runtime_options"]["pack"] = "high";
+  auto waiting = p.run(high);
+  ASSERT_EQ(waiting.ran.exit_code, 9) << waiting.ran.err;
+  const std::string run_id = done.manifest["run_id"];
+  const std::string token = add_token(p, "viewer", "viewer");
+  ServeProcess serve(p, {"--tokens", (p.dir / "tokens.json").string(), "--repo", p.repo.string()});
+
+  auto same_json = [&](std::vector<std::string> args, bool strip = false) {
+    Ran l = p.local(args), r = p.remote(serve.port(), token, args);
+    EXPECT_EQ(l.exit_code, 0) << l.err;
+    EXPECT_EQ(r.exit_code, 0) << r.err;
+    json lj = json::parse(l.out, nullptr, false), rj = json::parse(r.out, nullptr, false);
+    EXPECT_FALSE(rj.is_discarded()) << r.out;
+    EXPECT_EQ(strip ? without_bundles(lj) : lj, rj) << args[0] << " " << args[1];
+  };
+  same_json({"runs", "list", "--json"}, true);
+  same_json({"runs", "list", "--json", "--verdict", "awaiting_approval"}, true);
+  same_json({"runs", "show", run_id, "--json"});
+  same_json({"queue", "list", "--json"});
+  same_json({"approvals", "list", "--json"});
+  // Events are JSON Lines: the same lines.
+  Ran le = p.local({"runs", "events", run_id, "--json"}),
+      re = p.remote(serve.port(), token, {"runs", "events", run_id, "--json"});
+  EXPECT_EQ(re.exit_code, 0) << re.err;
+  std::vector<json> lev, rev;
+  std::istringstream ls(le.out), rs(re.out);
+  for (std::string l; std::getline(ls, l);) lev.push_back(json::parse(l));
+  for (std::string l; std::getline(rs, l);) rev.push_back(json::parse(l));
+  EXPECT_EQ(lev, rev);
+  EXPECT_GT(rev.size(), 5u);
+  // Text too: the same table of runs, the same run view but for where its bundle is.
+  EXPECT_EQ(p.remote(serve.port(), token, {"runs", "list"}).out, p.local({"runs", "list"}).out);
+  // A run that is not there: 1 both ways; a wrong token: 2 and a hint.
+  EXPECT_EQ(p.remote(serve.port(), token, {"runs", "show", "no-such-run"}).exit_code, 1);
+  Ran bad = p.remote(serve.port(), "cpt_wrong", {"runs", "list"});
+  EXPECT_EQ(bad.exit_code, 2) << bad.err;
+  EXPECT_NE(bad.err.find("CP_HOST_TOKEN"), std::string::npos) << bad.err;
+  // --server on a command that reads local files only is refused, not answered from the wrong place.
+  Ran diff = p.remote(serve.port(), token, {"runs", "diff", run_id});
+  EXPECT_EQ(diff.exit_code, 2);
+  EXPECT_NE(diff.err.find("works on the local files only"), std::string::npos) << diff.err;
+}
+
+TEST(RemoteCli, WritesGoThroughTheServerWithTheTokensRole) {
+  RemoteProject p;
+  json high = p.contract({"sed -i s/Helo/Hello/ src/greeting.sh"});
+  high["runtime_options"]["pack"] = "high";
+  auto waiting = p.run(high);
+  ASSERT_EQ(waiting.ran.exit_code, 9) << waiting.ran.err;
+  const std::string run_id = waiting.manifest["run_id"];
+  const std::string viewer = add_token(p, "viewer", "viewer"), op = add_token(p, "op", "operator");
+  ServeProcess serve(p, {"--tokens", (p.dir / "tokens.json").string(), "--repo", p.repo.string()});
+  write_file(p.elsewhere / "task.json", p.contract({"true"}).dump(2));
+
+  // A viewer may not approve, nor submit: refused, and nothing changed.
+  Ran no = p.remote(serve.port(), viewer, {"approve", run_id, "--reason", "looks fine"});
+  EXPECT_EQ(no.exit_code, 2) << no.err;
+  EXPECT_EQ(json::parse(read_file(waiting.bundle / "manifest.json"))["status"], "awaiting_approval");
+  Ran no_submit = p.remote(serve.port(), viewer, {"queue", "submit", "task.json"});
+  EXPECT_EQ(no_submit.exit_code, 2) << no_submit.err;
+  EXPECT_EQ(json::parse(p.local({"queue", "list", "--json"}).out)["items"].size(), 0u);
+
+  // An operator's submit queues it on the server (its default repository), and cancel ends it.
+  // Not before 2099: it stays queued, so the test sees it.
+  Ran sub = p.remote(serve.port(), op,
+                     {"queue", "submit", "task.json", "--run-after", "2099-01-01T00:00:00Z", "--json"});
+  ASSERT_EQ(sub.exit_code, 0) << sub.err;
+  const std::string item = json::parse(sub.out)["item_id"];
+  json items = json::parse(p.local({"queue", "list", "--json"}).out)["items"];
+  ASSERT_EQ(items.size(), 1u);
+  EXPECT_EQ(items[0]["item_id"], item);
+  Ran cancel = p.remote(serve.port(), op, {"queue", "cancel", item});
+  EXPECT_EQ(cancel.exit_code, 0) << cancel.err;
+  EXPECT_EQ(json::parse(p.local({"queue", "list", "--json"}).out)["items"][0]["state"], "cancelled");
+  // An invalid contract is 1, as locally, with the problem's pointer.
+  json broken = p.contract({"true"});
+  broken["allowed_paths"] = 7;
+  write_file(p.elsewhere / "broken.json", broken.dump(2));
+  Ran inv = p.remote(serve.port(), op, {"queue", "submit", "broken.json"});
+  EXPECT_EQ(inv.exit_code, 1) << inv.err;
+  EXPECT_NE(inv.err.find("/allowed_paths"), std::string::npos) << inv.err;
+
+  // The operator approves: the run seals success, and follow ends at once with 0.
+  Ran yes = p.remote(serve.port(), op, {"approve", run_id, "--reason", "reviewed", "--json"});
+  EXPECT_EQ(yes.exit_code, 0) << yes.err;
+  EXPECT_EQ(json::parse(yes.out)["outcome"], "approved") << yes.out;
+  json m = json::parse(read_file(waiting.bundle / "manifest.json"));
+  EXPECT_EQ(m["status"], "sealed");
+  EXPECT_EQ(m["verdict"], "success");
+  Ran follow = p.remote(serve.port(), viewer, {"runs", "follow", run_id, "--json", "--interval", "50"});
+  EXPECT_EQ(follow.exit_code, 0) << follow.err;
+  EXPECT_NE(follow.out.find("RUN_SEALED"), std::string::npos);
+}
