@@ -130,4 +130,16 @@ TEST(RemoteCli, WritesGoThroughTheServerWithTheTokensRole) {
   Ran follow = p.remote(serve.port(), viewer, {"runs", "follow", run_id, "--json", "--interval", "50"});
   EXPECT_EQ(follow.exit_code, 0) << follow.err;
   EXPECT_NE(follow.out.find("RUN_SEALED"), std::string::npos);
+
+  // queue watch follows an item the server runs until it ends, with its run's code; locally the same.
+  write_file(p.elsewhere / "fix.json", p.contract({"sed -i s/Helo/Hello/ src/greeting.sh"}).dump(2));
+  Ran quick = p.remote(serve.port(), op, {"queue", "submit", "fix.json", "--json"});
+  ASSERT_EQ(quick.exit_code, 0) << quick.err;
+  const std::string quick_item = json::parse(quick.out)["item_id"];
+  Ran watched = p.remote(serve.port(), viewer, {"queue", "watch", quick_item, "--interval", "50"});
+  EXPECT_EQ(watched.exit_code, 0) << watched.out << watched.err;
+  EXPECT_NE(watched.out.find(quick_item + "  done -> success"), std::string::npos) << watched.out;
+  Ran local_watch = p.local({"queue", "watch", quick_item});
+  EXPECT_EQ(local_watch.exit_code, 0) << local_watch.err;
+  EXPECT_EQ(p.local({"queue", "watch", "q-no-such-item"}).exit_code, 1);
 }

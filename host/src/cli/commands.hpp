@@ -53,6 +53,8 @@ void add_intake(CLI::App& app, Globals& g, Runner& run);
 void add_queue(CLI::App& app, Globals& g, Runner& run);
 // queue from-run|replay, under `queue` (queue_rerun_command.cpp).
 void add_queue_rerun(CLI::App& queue, Globals& g, Runner& run);
+// queue watch [ITEM]: the queue's changes until the item, or everything, has ended (queue_watch_command.cpp).
+void add_queue_watch(CLI::App& queue, Globals& g, Runner& run);
 void add_locks(CLI::App& app, Globals& g, Runner& run);  // locks list|release: path locks of queued runs
 void add_serve(CLI::App& app, Globals& g, Runner& run);
 void add_tokens(CLI::App& app, Runner& run);
@@ -68,6 +70,7 @@ void add_worktrees(CLI::App& app, Globals& g, Runner& run);  // worktrees list: 
 void add_agents(CLI::App& app, Globals& g, Runner& run);     // agents list|status, roles show|preview|apply
 void add_reindex(CLI::App& app, Globals& g, Runner& run);    // reindex: serve's run index from the bundles
 void add_tower(CLI::App& app, Globals& g, Runner& run);      // tower overview|alerts: the command tower
+void add_mcp(CLI::App& app, Globals& g, Runner& run);        // mcp: a Model Context Protocol server on stdio
 
 // task-packs list|show: the kinds of job the planners know (task_packs_command.cpp).
 void add_task_packs(CLI::App& app, Globals& g, Runner& run);

@@ -95,6 +95,7 @@ int main(int argc, char** argv) {
   add_worktrees(app, g, run);
   add_agents(app, g, run);
   add_tower(app, g, run);
+  add_mcp(app, g, run);
   add_reindex(app, g, run);
   add_task_packs(app, g, run);
   add_help(app, run);

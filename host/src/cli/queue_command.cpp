@@ -251,6 +251,7 @@ void add_queue(CLI::App& app, Globals& g, Runner& run) {
   });
 
   add_queue_rerun(*cmd, g, run);
+  add_queue_watch(*cmd, g, run);
 }
 
 }  // namespace cp::cli

@@ -67,7 +67,7 @@ std::string run_path(const std::string& run_id) {
 const std::vector<std::string>& remote_capable_commands() {
   static const std::vector<std::string> words{"runs list",  "runs show",    "runs events",  "runs follow",
                                               "queue list", "queue submit", "queue cancel", "approvals list",
-                                              "approve",    "reject"};
+                                              "approve",    "reject",       "queue watch"};
   return words;
 }
 
@@ -205,6 +205,15 @@ int remote_runs_follow(const Globals& g, const std::string& run_id, bool as_json
     }
     std::this_thread::sleep_for(std::chrono::milliseconds(interval_ms));
   }
+}
+
+std::optional<json> remote_queue_snapshot(const Globals& g, int& code) {
+  auto s = server_of(g);
+  if (!s) {
+    code = kUsage;
+    return std::nullopt;
+  }
+  return get_json(*s, "/api/queue", code, "the queue on " + s->url);
 }
 
 int remote_queue_list(const Globals& g, const std::string& state, bool active_only, bool as_json) {

@@ -8,6 +8,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -17,6 +18,8 @@ int remote_runs_list(const Globals& g, const store::RunQuery& q, size_t limit, b
 int remote_runs_show(const Globals& g, const std::string& run_id, bool as_json);
 int remote_runs_events(const Globals& g, const std::string& run_id, const std::string& type, bool as_json);
 int remote_runs_follow(const Globals& g, const std::string& run_id, bool as_json, int interval_ms);
+// GET /api/queue as JSON, or null with `code` set after saying why.
+std::optional<nlohmann::json> remote_queue_snapshot(const Globals& g, int& code);
 int remote_queue_list(const Globals& g, const std::string& state, bool active_only, bool as_json);
 int remote_queue_cancel(const Globals& g, const std::string& item, const std::string& reason);
 // `body` is what POST /api/runs takes: {contract, repo?, priority?, depends_on?, run_after?, ...}.
