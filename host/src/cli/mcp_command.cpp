@@ -68,7 +68,7 @@ constexpr uintmax_t kMcpMaxContractBytes = uintmax_t{16} << 20;
 // A diff shown to a model: the API's shape, with tighter bounds (the counts still cover the whole patch).
 constexpr control::PatchLimits kMcpPatchLimits{1000, 4000, 20000};
 constexpr size_t kMcpDefaultEvents = 500, kMcpMaxEvents = 5000;
-// Newest first: the answer to a client asking for a version this server does not speak.
+// The protocol versions spoken, newest first: the first is the answer to a client asking for another.
 constexpr std::array<const char*, 3> kMcpProtocols{"2025-06-18", "2025-03-26", "2024-11-05"};
 
 // JSON-RPC 2.0 error codes.
