@@ -115,7 +115,8 @@ std::pair<std::string, std::string> outcome_from_exit(int ws) {
   int code = WIFEXITED(ws) ? WEXITSTATUS(ws) : -1;
   switch (code) {
     case 1:
-      return {"error", "the contract was found invalid before the run started (exit 1); see the attempt's error"};
+      return {"error",
+              "the contract was found invalid before the run started (exit 1); see the attempt's error"};
     case 2:
       return {"error", "the contract was refused before the run started (exit 2); see the attempt's error"};
     case 3:
