@@ -1,6 +1,7 @@
 // The remote client: with --server URL and a token, the read commands, queue submit|cancel, approve|reject
 // and runs follow talk to a real `cp-host serve` on 127.0.0.1 and print what the local files would; a
 // viewer's token is refused a write, and the refused write did not happen.
+#include "integration/page_server.hpp"
 #include "integration/serve_fixture.hpp"
 
 #include <gtest/gtest.h>
@@ -76,9 +77,111 @@ TEST(RemoteCli, TheReadCommandsAnswerAsTheLocalFilesDo) {
   EXPECT_EQ(bad.exit_code, 2) << bad.err;
   EXPECT_NE(bad.err.find("CP_HOST_TOKEN"), std::string::npos) << bad.err;
   // --server on a command that reads local files only is refused, not answered from the wrong place.
-  Ran diff = p.remote(serve.port(), token, {"runs", "diff", run_id});
-  EXPECT_EQ(diff.exit_code, 2);
-  EXPECT_NE(diff.err.find("works on the local files only"), std::string::npos) << diff.err;
+  Ran locks = p.remote(serve.port(), token, {"locks", "list"});
+  EXPECT_EQ(locks.exit_code, 2);
+  EXPECT_NE(locks.err.find("works on the local files only"), std::string::npos) << locks.err;
+}
+
+TEST(RemoteCli, TheRunViewsAgentsTowerWorkflowsAndIntakesAnswerAsTheLocalFilesDo) {
+  RemoteProject p;
+  auto done = p.run(p.contract({"sed -i s/Helo/Hello/ src/greeting.sh"}));
+  ASSERT_EQ(done.ran.exit_code, 0) << done.ran.err;
+  const std::string run_id = done.manifest["run_id"];
+  const std::string token = add_token(p, "viewer", "viewer");
+  ServeProcess serve(p, {"--tokens", (p.dir / "tokens.json").string(), "--repo", p.repo.string()});
+  auto both = [&](const std::vector<std::string>& args) {
+    Ran l = p.local(args), r = p.remote(serve.port(), token, args);
+    EXPECT_EQ(l.exit_code, 0) << l.err;
+    EXPECT_EQ(r.exit_code, 0) << r.err;
+    return std::make_pair(l, r);
+  };
+  // The same JSON document, and the same text, from the files and from the server.
+  for (const char* view : {"contract", "reports", "artifacts", "diff"}) {
+    auto [lj, rj] = both({"runs", view, run_id, "--json"});
+    EXPECT_EQ(json::parse(lj.out, nullptr, false), json::parse(rj.out, nullptr, false)) << view;
+    auto [lt, rt] = both({"runs", view, run_id});
+    EXPECT_EQ(lt.out, rt.out) << view;
+    EXPECT_FALSE(rt.out.empty()) << view;
+  }
+  auto [lp, rp] = both({"runs", "diff", run_id, "--patch"});
+  EXPECT_EQ(lp.out, rp.out);
+  EXPECT_NE(rp.out.find("+echo \"Hello, world\""), std::string::npos) << rp.out;
+  // verify: a viewer gets the server's check of the bundle as it is; the same answer as the local check.
+  auto [lv, rv] = both({"runs", "verify", run_id, "--json"});
+  json lvj = json::parse(lv.out), rvj = json::parse(rv.out);
+  for (const char* k :
+       {"run_id", "ok", "state", "status", "verdict", "events", "last_hash", "key_id", "problems"})
+    EXPECT_EQ(lvj[k], rvj[k]) << k;
+  EXPECT_EQ(rvj["ok"], true);
+  auto [lvt, rvt] = both({"runs", "verify", run_id});
+  EXPECT_EQ(lvt.out, rvt.out);
+  EXPECT_EQ(p.remote(serve.port(), token, {"runs", "verify", "--all"}).exit_code, 2);
+  for (std::vector<std::string> args :
+       std::vector<std::vector<std::string>>{{"agents", "list", "--json"},
+                                             {"workflows", "list", "--json"},
+                                             {"intake", "list", "--json"},
+                                             {"tower", "sessions", "--json"}}) {
+    auto [l, r] = both(args);
+    EXPECT_EQ(json::parse(l.out, nullptr, false), json::parse(r.out, nullptr, false)) << args[0];
+  }
+  EXPECT_EQ(both({"agents", "list"}).second.out, both({"agents", "list"}).first.out);
+  // The live runs and the tower: what the server keeps has the local document's keys (times differ).
+  for (std::vector<std::string> args : std::vector<std::vector<std::string>>{
+           {"agents", "status", "--json"}, {"tower", "overview", "--json"}, {"tower", "alerts", "--json"}}) {
+    auto [l, r] = both(args);
+    json lj = json::parse(l.out, nullptr, false), rj = json::parse(r.out, nullptr, false);
+    ASSERT_TRUE(rj.is_object()) << r.out;
+    for (const auto& [k, v] : lj.items())
+      EXPECT_TRUE(rj.contains(k)) << args[0] << " " << args[1] << ": " << k;
+  }
+  Ran overview = p.remote(serve.port(), token, {"tower", "overview"});
+  EXPECT_EQ(overview.exit_code, 0) << overview.err;
+  EXPECT_NE(overview.out.find("runs        1 total"), std::string::npos) << overview.out;
+  // A run or a session that is not there: 1, as locally.
+  EXPECT_EQ(p.remote(serve.port(), token, {"runs", "diff", "no-such-run"}).exit_code, 1);
+  EXPECT_EQ(p.remote(serve.port(), token, {"intake", "show", "in-nothing"}).exit_code, 1);
+  EXPECT_EQ(p.local({"runs", "diff", "no-such-run"}).exit_code, 1);
+}
+
+// A server that answers with terminal escape sequences in every text field (a run id, a status, a report
+// name, an event type): what the text output shows carries no control character, and nothing crashes on
+// answers of the wrong shape.
+TEST(RemoteCli, AHostileServersTextNeverReachesTheTerminalRaw) {
+  PageServer evil;
+  const std::string esc = "\x1b]52;c;cm0gLXJmIH4=\x07\x1b[2J\r";
+  auto page = [](const json& j) { return PageResponse{200, "application/json", j.dump(), {}, false}; };
+  evil.route("/api/runs", page({{"runs", json::array({{{"run_id", "r" + esc},
+                                                       {"status", "sealed" + esc},
+                                                       {"verdict", esc},
+                                                       {"runner", esc},
+                                                       {"created_at", esc}}})}}));
+  evil.route(
+      "/api/runs/r1/reports",
+      page({{"run_id", "r1"}, {"packs", {{esc, {{"verdict", esc}}}}}, {"reports", 7}, {"skipped", "x"}}));
+  evil.route("/api/runs/r1/diff",
+             page({{"files", json::array({{{"path", esc}, {"status", esc}, {"added", -3}}})},
+                   {"totals", json::array()}}));
+  evil.route("/api/runs/r1/contract", page(json::array({esc})));
+  evil.route("/api/command-tower/overview", page({{"runs", esc}, {"queue", {{"depth", esc}}}}));
+  evil.route("/api/command-tower/alerts", page({{"alerts", json::array({{{"severity", 3}, {"id", esc}}})}}));
+  evil.route("/api/agents", page({{"runners", json::array({{{"id", esc}, {"capabilities", esc}}})}}));
+  evil.route("/api/intakes", page({{"intakes", json::array({{{"intake_id", esc}, {"request", esc}}})}}));
+  evil.route("/api/runs/r1", page({{"manifest", {{"run_id", esc}, {"status", esc}}}, {"verification", esc}}));
+  TempDir cwd;
+  const std::vector<std::vector<std::string>> commands{
+      {"runs", "list"},       {"runs", "reports", "r1"}, {"runs", "diff", "r1"}, {"runs", "contract", "r1"},
+      {"tower", "overview"},  {"tower", "alerts"},       {"agents", "list"},     {"intake", "list"},
+      {"runs", "show", "r1"}, {"runs", "verify", "r1"}};
+  for (const auto& args : commands) {
+    std::vector<std::string> a{CP_HOST_BIN, "--server", evil.origin()};
+    a.insert(a.end(), args.begin(), args.end());
+    Ran r = run_env(a, {"CP_HOST_TOKEN=t"}, cwd.path());
+    EXPECT_LT(r.exit_code, 4) << args[0] << " " << args[1] << ": " << r.err;
+    for (char c : r.out)
+      EXPECT_FALSE(static_cast<unsigned char>(c) < 0x20 && c != '\n' && c != '\t')
+          << args[0] << " " << args[1] << " wrote control character " << int(c) << " to stdout: " << r.out;
+  }
+  EXPECT_FALSE(evil.seen().empty());
 }
 
 TEST(RemoteCli, WritesGoThroughTheServerWithTheTokensRole) {

@@ -3,6 +3,9 @@
 // GET /api/agents, /api/agents/status and /api/agents/roles/{role}/config[/preview|/apply], over the same
 // control services.
 #include "cli/commands.hpp"
+#include "cli/json_fields.hpp"
+#include "cli/read_views.hpp"
+#include "cli/remote_commands.hpp"
 #include "contract/role_config.hpp"
 #include "control/actor.hpp"
 #include "control/agents_overview.hpp"
@@ -25,72 +28,85 @@ using nlohmann::json;
 
 namespace {
 
+// A string field, terminal-safe, "-" when it is absent.
 std::string text_or(const json& j, const char* k, const std::string& dflt = "-") {
-  return j.is_object() && j.contains(k) && j[k].is_string() ? j[k].get<std::string>() : dflt;
+  return text_of(j, k, dflt);
 }
 
 std::string list_or_any(const json& allowed) {
-  if (allowed.is_null()) return "any";
+  if (!allowed.is_array()) return "any";
   std::string s;
-  for (const auto& a : allowed) s += (s.empty() ? "" : ",") + a.get<std::string>();
+  for (const auto& a : allowed)
+    if (a.is_string()) s += (s.empty() ? "" : ",") + terminal_safe(a.get<std::string>());
   return s.empty() ? "none" : s;
 }
 
+// The strings of an array, comma-joined.
+std::string joined(const json& list) {
+  std::string s;
+  for (const auto& c : list)
+    if (c.is_string()) s += (s.empty() ? "" : ",") + terminal_safe(c.get<std::string>());
+  return s;
+}
+
+// Printed from the answer, local or a server's: every field read through json_fields.hpp.
 void print_agents_overview(const json& o) {
   std::cout << "RUNNERS\n"
             << std::left << std::setw(12) << "ID" << std::setw(10) << "VERSION" << std::setw(12)
             << "ISOLATION"
             << "CAPABILITIES / ROLES\n";
-  for (const auto& r : o["runners"]) {
-    std::string caps, roles;
-    for (const auto& c : r["capabilities"]) caps += (caps.empty() ? "" : ",") + c.get<std::string>();
-    for (const auto& c : r["roles"]) roles += (roles.empty() ? "" : ",") + c.get<std::string>();
-    std::cout << std::setw(12) << text_or(r, "id") << std::setw(10) << text_or(r, "version") << std::setw(12)
-              << text_or(r, "isolation") << caps << " / " << (roles.empty() ? "no role" : roles) << "\n";
+  for (const auto& r : array_of(o, "runners")) {
+    const std::string roles = joined(array_of(r, "roles"));
+    std::cout << std::setw(12) << text_of(r, "id", "-") << std::setw(10) << text_of(r, "version", "-")
+              << std::setw(12) << text_of(r, "isolation", "-") << joined(array_of(r, "capabilities")) << " / "
+              << (roles.empty() ? "no role" : roles) << "\n";
   }
   std::cout << "\nROLES\n"
             << std::setw(12) << "ROLE" << std::setw(9) << "APPROVE" << std::setw(10) << "RUNNER"
             << std::setw(34) << "ALLOWED RUNNERS"
             << "PROMPT\n";
-  for (const auto& r : o["roles"]) {
-    const json& p = r["prompt"];
-    std::string prompt = p.is_null() ? "-"
-                         : p.contains("error")
-                             ? text_or(p, "prompt_ref") + " (unusable: " + text_or(p, "error") + ")"
-                             : text_or(p, "prompt_ref") + " (" + text_or(p, "sha256").substr(0, 12) + ")";
-    std::cout << std::setw(12) << text_or(r, "role") << std::setw(9)
-              << (r.value("can_approve", false) ? "yes" : "no") << std::setw(10)
-              << text_or(r["runtime"], "runner") << std::setw(34) << list_or_any(r["allowed_runners"])
-              << prompt << (r.value("registered", false) ? "" : "  (not registered)") << "\n";
+  for (const auto& r : array_of(o, "roles")) {
+    const json& p = object_of(r, "prompt");
+    std::string prompt =
+        p.empty() ? "-"
+        : p.contains("error")
+            ? text_of(p, "prompt_ref", "-") + " (unusable: " + text_of(p, "error", "-") + ")"
+            : text_of(p, "prompt_ref", "-") + " (" + text_of(p, "sha256", "-").substr(0, 12) + ")";
+    const json allowed = r.is_object() && r.contains("allowed_runners") ? r["allowed_runners"] : json();
+    std::cout << std::setw(12) << text_of(r, "role", "-") << std::setw(9)
+              << (flag_of(r, "can_approve", false) ? "yes" : "no") << std::setw(10)
+              << text_of(object_of(r, "runtime"), "runner", "-") << std::setw(34) << list_or_any(allowed)
+              << prompt << (flag_of(r, "registered", false) ? "" : "  (not registered)") << "\n";
   }
-  const json& f = o["role_config"];
+  const json& f = object_of(o, "role_config");
   std::cout << "\n"
-            << text_or(f, "path") << ": "
-            << (!f.value("exists", false) ? "absent (no prompts; every role may use any runner)"
-                : f.value("valid", false) ? "valid, sha256 " + text_or(f, "sha256")
-                                          : "INVALID (cp-host validate says where)")
+            << text_of(f, "path", "-") << ": "
+            << (!flag_of(f, "exists", false) ? "absent (no prompts; every role may use any runner)"
+                : flag_of(f, "valid", false) ? "valid, sha256 " + text_of(f, "sha256", "-")
+                                             : "INVALID (cp-host validate says where)")
             << "\n";
 }
 
 void print_status(const json& s) {
-  if (s["runs"].empty()) {
+  if (array_of(s, "runs").empty()) {
     std::cout << "no live run\n";
     return;
   }
   std::cout << std::left << std::setw(40) << "RUN" << std::setw(11) << "ROLE" << std::setw(16) << "AGENT"
             << std::setw(8) << "RUNNER" << std::setw(10) << "STAGE" << std::setw(7) << "FILES"
             << "LAST EVENT\n";
-  for (const auto& r : s["runs"]) {
-    const json& f = r["files_changed"];
-    std::string files = std::to_string(f.value("count", 0)) + (f.value("more", false) ? "+" : "");
-    std::string last = r.contains("last_event")
-                           ? text_or(r["last_event"], "type") + " " + text_or(r["last_event"], "ts")
-                           : "-";
-    std::cout << std::setw(40) << text_or(r, "run_id") << std::setw(11) << text_or(r, "role") << std::setw(16)
-              << text_or(r, "agent_id") << std::setw(8) << text_or(r, "runner") << std::setw(10)
-              << text_or(r, "stage") << std::setw(7) << files << last << "\n";
-    if (!text_or(r, "worktree", "").empty()) std::cout << "    worktree " << text_or(r, "worktree") << "\n";
-    for (const auto& p : f["paths"]) std::cout << "    changed  " << p.get<std::string>() << "\n";
+  for (const auto& r : array_of(s, "runs")) {
+    const json& f = object_of(r, "files_changed");
+    std::string files = std::to_string(count_of(f, "count")) + (flag_of(f, "more", false) ? "+" : "");
+    const json& last_event = object_of(r, "last_event");
+    std::string last =
+        !last_event.empty() ? text_of(last_event, "type", "-") + " " + text_of(last_event, "ts", "-") : "-";
+    std::cout << std::setw(40) << text_of(r, "run_id", "-") << std::setw(11) << text_of(r, "role", "-")
+              << std::setw(16) << text_of(r, "agent_id", "-") << std::setw(8) << text_of(r, "runner", "-")
+              << std::setw(10) << text_of(r, "stage", "-") << std::setw(7) << files << last << "\n";
+    if (!text_of(r, "worktree").empty()) std::cout << "    worktree " << text_of(r, "worktree") << "\n";
+    for (const auto& p : array_of(f, "paths"))
+      if (p.is_string()) std::cout << "    changed  " << terminal_safe(p.get<std::string>()) << "\n";
   }
 }
 
@@ -250,6 +266,8 @@ void add_agents(CLI::App& app, Globals& g, Runner& run) {
   list->add_flag("--json", *list_json, "Print as JSON (what GET /api/agents answers)");
   list->callback([&g, &run, list_json] {
     run = [&g, list_json]() -> int {
+      if (!g.server.empty())
+        return remote_view(g, "/api/agents", "the agents", *list_json, print_agents_overview);
       plugin::Registry reg;
       if (!load_plugins(g, reg)) return kUsage;
       json o = control::agents_overview(g.root, &reg);
@@ -268,6 +286,8 @@ void add_agents(CLI::App& app, Globals& g, Runner& run) {
   status->add_flag("--json", *status_json, "Print as JSON (what GET /api/agents/status answers)");
   status->callback([&g, &run, status_json] {
     run = [&g, status_json]() -> int {
+      if (!g.server.empty())
+        return remote_view(g, "/api/agents/status", "the agents' live runs", *status_json, print_status);
       json s = control::LiveRuns(g.root).snapshot();
       if (*status_json)
         std::cout << s.dump(2) << "\n";

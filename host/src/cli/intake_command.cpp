@@ -6,6 +6,10 @@
 // run would.
 #include "cli/commands.hpp"
 #include "cli/diagnostic_output.hpp"
+#include "cli/json_fields.hpp"
+#include "cli/read_views.hpp"
+#include "cli/remote_client.hpp"
+#include "cli/remote_commands.hpp"
 #include "contract/validation.hpp"
 #include "control/actor.hpp"
 #include "control/intake_preview.hpp"
@@ -54,39 +58,40 @@ constexpr int kNoPlan =
     5;  // the planner could not plan: no task pack fits, its output was refused, it failed
 constexpr int kConflict = 4;  // the session's state does not allow it
 
+// Printed from the session, local or a server's: every field read through json_fields.hpp (what a planner
+// wrote, the request, the answers are text from outside).
 void print_session(const json& s) {
-  std::cout << "intake    " << s.value("intake_id", "") << "   state " << s.value("state", "")
-            << "   planner " << s.value("planner", "")
-            << (s["task_pack"].is_string() ? "   pack " + s["task_pack"].get<std::string>() : std::string())
-            << "\n"
-            << "request   " << s.value("request", "") << "\n";
-  if (s.contains("conversation"))
-    for (const auto& line : s["conversation"]) {
-      const std::string kind = line.value("kind", "");
-      if (kind == "answers")
-        for (const auto& [k, v] : line["answers"].items())
-          std::cout << "answer    " << k << " = " << v.get<std::string>() << "   (" << line.value("who", "")
-                    << ")\n";
-    }
-  for (const auto& q : s["questions"]) {
-    std::cout << "question  " << q.value("id", "") << ": " << q.value("text", "");
-    if (q.contains("choices")) std::cout << "  " << q["choices"].dump();
+  const std::string pack = text_of(s, "task_pack");
+  std::cout << "intake    " << text_of(s, "intake_id") << "   state " << text_of(s, "state") << "   planner "
+            << text_of(s, "planner") << (pack.empty() ? std::string() : "   pack " + pack) << "\n"
+            << "request   " << text_of(s, "request") << "\n";
+  for (const auto& line : array_of(s, "conversation"))
+    if (text_of(line, "kind") == "answers")
+      for (const auto& [k, v] : object_of(line, "answers").items())
+        std::cout << "answer    " << terminal_safe(k) << " = "
+                  << terminal_safe(v.is_string() ? v.get<std::string>() : v.dump()) << "   ("
+                  << text_of(line, "who") << ")\n";
+  for (const auto& q : array_of(s, "questions")) {
+    std::cout << "question  " << text_of(q, "id") << ": " << text_of(q, "text");
+    if (q.is_object() && q.contains("choices")) std::cout << "  " << terminal_safe(q["choices"].dump());
     std::cout << "\n";
   }
-  const std::string state = s.value("state", "");
+  const std::string state = text_of(s, "state");
   if (state == "asking")
-    std::cout << "next      cp-host intake answer " << s.value("intake_id", "") << " ID=ANSWER ...\n";
-  if (state == "planned" && s["chain"].is_object()) {
-    for (const auto& st : s["chain"]["steps"])
-      std::cout << "step      " << st.value("step_id", "") << "  " << st.value("kind", "") << "  "
-                << st.value("role", "") << "\n";
-    std::cout << "next      cp-host intake run " << s.value("intake_id", "") << "\n";
+    std::cout << "next      cp-host intake answer " << text_of(s, "intake_id") << " ID=ANSWER ...\n";
+  const json& chain = object_of(s, "chain");
+  if (state == "planned" && !chain.empty()) {
+    for (const auto& st : array_of(chain, "steps"))
+      std::cout << "step      " << text_of(st, "step_id") << "  " << text_of(st, "kind") << "  "
+                << text_of(st, "role") << "\n";
+    std::cout << "next      cp-host intake run " << text_of(s, "intake_id") << "\n";
   }
-  if (state == "queued") std::cout << "chain     " << s.value("chain_id", "") << "\n";
-  if (s["no_match"].is_object()) std::cout << "no match  " << s["no_match"].value("reason", "") << "\n";
-  if (s["error"].is_object())
-    std::cout << "error     " << s["error"].value("code", "") << ": " << s["error"].value("message", "")
-              << "\n";
+  if (state == "queued") std::cout << "chain     " << text_of(s, "chain_id") << "\n";
+  const json& no_match = object_of(s, "no_match");
+  if (!no_match.empty()) std::cout << "no match  " << text_of(no_match, "reason") << "\n";
+  const json& error = object_of(s, "error");
+  if (!error.empty())
+    std::cout << "error     " << text_of(error, "code") << ": " << text_of(error, "message") << "\n";
 }
 
 int session_exit(const intake::IntakeResult& r, bool as_json) {
@@ -195,8 +200,11 @@ void add_intake_sessions(CLI::App* intake, Globals& g, Runner& run) {
   auto* show = intake->add_subcommand("show", "A session with its conversation. Exit 0, 1 no such session.");
   show->add_option("intake", o->id, "The intake id")->required();
   show->add_flag("--json", o->json, "Print what GET /api/intake/{id} answers");
-  show->callback([&run, o, service] {
-    run = [o, service]() -> int {
+  show->callback([&g, &run, o, service] {
+    run = [&g, o, service]() -> int {
+      if (!g.server.empty())
+        return remote_view(g, "/api/intake/" + url_encode(o->id), "intake session " + o->id, o->json,
+                           print_session);
       auto s = service(nullptr).show(o->id);
       if (!s) {
         std::cerr << "cp-host intake show: no intake session '" << o->id << "'\n";
@@ -212,18 +220,20 @@ void add_intake_sessions(CLI::App* intake, Globals& g, Runner& run) {
 
   auto* list = intake->add_subcommand("list", "The intake sessions, newest first.");
   list->add_flag("--json", o->json, "Print what GET /api/intakes answers");
-  list->callback([&run, o, service] {
-    run = [o, service]() -> int {
+  list->callback([&g, &run, o, service] {
+    run = [&g, o, service]() -> int {
+      auto print = [](const json& all) {
+        for (const auto& s : array_of(all, "intakes"))
+          std::cout << text_of(s, "intake_id") << "  " << text_of(s, "state") << "  "
+                    << text_of(s, "task_pack", "-") << "  " << text_of(s, "request") << "\n";
+        if (array_of(all, "intakes").empty()) std::cout << "no intake sessions\n";
+      };
+      if (!g.server.empty()) return remote_view(g, "/api/intakes", "the intake sessions", o->json, print);
       json all = service(nullptr).list();
-      if (o->json) {
+      if (o->json)
         std::cout << all.dump(2) << "\n";
-        return kOk;
-      }
-      for (const auto& s : all["intakes"])
-        std::cout << s.value("intake_id", "") << "  " << s.value("state", "") << "  "
-                  << (s["task_pack"].is_string() ? s["task_pack"].get<std::string>() : std::string("-"))
-                  << "  " << s.value("request", "") << "\n";
-      if (all["intakes"].empty()) std::cout << "no intake sessions\n";
+      else
+        print(all);
       return kOk;
     };
   });

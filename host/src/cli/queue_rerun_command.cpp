@@ -97,8 +97,8 @@ void add_queue_rerun(CLI::App& queue, Globals& g, Runner& run) {
       "sha256 its manifest recorded, so the new run records the same contract_sha256), from the contract's "
       "rollback.baseline_ref as it resolves when the item starts (`queue replay` starts from the earlier "
       "run's baseline commit instead). The earlier bundle must verify. Exit 0 queued (or previewed), 1 "
-      "refused (a chain, a bundle that does not verify, a baseline that does not resolve, a missing "
-      "dependency), 2 no such run or a bad option, 3 internal error");
+      "refused (no such run, a chain, a bundle that does not verify, a baseline that does not resolve, a "
+      "missing dependency), 2 a bad option, 3 internal error");
   options(from, *fo);
   from->add_flag("--preview", fo->preview,
                  "Queue nothing; show what would run: the contract sha256, runner, pack, repository, the "

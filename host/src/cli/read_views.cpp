@@ -1,6 +1,7 @@
 #include "cli/read_views.hpp"
 
 #include "cli/colour.hpp"
+#include "cli/json_fields.hpp"
 #include "core/json_depth.hpp"
 
 #include <iomanip>
@@ -10,18 +11,25 @@ namespace cp::cli {
 
 using nlohmann::json;
 
-namespace {
-
-// A string field of an object, or `fallback`: what a server (or a damaged file) sends is not trusted to
-// have the shape it should.
-// Control characters are shown as '?', so that no field (a title, an event type) can drive the terminal.
-std::string text_of(const json& j, const char* key, const std::string& fallback = "") {
-  std::string s =
-      j.is_object() && j.contains(key) && j[key].is_string() ? j[key].get<std::string>() : fallback;
+std::string terminal_safe(std::string s) {
   for (char& c : s)
     if (static_cast<unsigned char>(c) < 0x20 || c == 0x7f) c = '?';
   return s;
 }
+
+json terminal_safe_json(json j) {
+  if (j.is_string()) return terminal_safe(j.get<std::string>());
+  if (j.is_array()) {
+    for (auto& e : j) e = terminal_safe_json(std::move(e));
+  } else if (j.is_object()) {
+    json out = json::object();
+    for (auto& [k, v] : j.items()) out[terminal_safe(k)] = terminal_safe_json(std::move(v));
+    return out;
+  }
+  return j;
+}
+
+namespace {
 
 // "landlock+seccomp (Landlock ABI 7), network deny, processes held by cgroup" or "none: <why>".
 std::string sandbox_line(const json& sb) {
@@ -146,6 +154,97 @@ void print_approvals(const json& pending) {
               << "  approvals " << approvals << "/" << required.dump() << "  deadline "
               << text_of(p, "deadline", "none") << "\n";
   }
+}
+
+void print_verification(const json& c) {
+  const std::string id = text_of(c, "run_id");
+  const std::string state = text_of(c, "state");
+  if (flag_of(c, "ok", false)) {
+    const std::string verdict = text_of(c, "verdict");
+    std::cout << "ok: " << id << ": " << text_of(c, "status") << (verdict.empty() ? "" : " " + verdict)
+              << ", " << count_of(c, "events") << " events, every file as sealed, signed by key "
+              << text_of(c, "key_id") << "\n";
+  } else if (state == "live") {
+    std::cout << "live: " << id << ": still running; verify it once it is sealed\n";
+  } else {
+    const json& problems = array_of(c, "problems");
+    for (const auto& p : problems)
+      std::cout << "TAMPERED: " << id << ": "
+                << terminal_safe(p.is_string() ? p.get<std::string>() : p.dump()) << "\n";
+    if (problems.empty())
+      std::cout << "TAMPERED: " << id << ": " << (state.empty() ? "not verified" : state) << "\n";
+  }
+}
+
+void print_contract_view(const json& v) {
+  const json& compiled = object_of(v, "contract");
+  const json& c = object_of(compiled, "contract");
+  const std::string recorded = text_of(v, "contract_sha256", "(none)");
+  std::cout << "run       " << text_of(v, "run_id") << "\n"
+            << "task      " << text_of(c, "task_id") << "\n"
+            << "sha256    " << text_of(v, "sha256")
+            << (flag_of(v, "sha256_matches", false) ? "  (as the manifest recorded)"
+                                                    : "  DOES NOT MATCH the manifest's " + recorded)
+            << "\n";
+  if (text_of(v, "kind", "run") != "run") {
+    std::cout << "kind      " << text_of(v, "kind") << " (contract.json holds the chain; see --json)\n";
+    return;
+  }
+  std::cout << "runner    " << text_of(object_of(c, "runtime_options"), "runner") << "   pack "
+            << text_of(object_of(compiled, "pack"), "pack_id") << "\n"
+            << "baseline  " << text_of(object_of(c, "rollback"), "baseline_ref", "HEAD") << "\n";
+  for (const auto& p : array_of(c, "allowed_paths"))
+    std::cout << "allowed   " << terminal_safe(p.dump()) << "\n";
+  for (const auto& gt : array_of(compiled, "gates"))
+    std::cout << "gate      " << text_of(gt, "plugin") << (flag_of(gt, "required", true) ? "" : " (advisory)")
+              << "\n";
+  std::cout << "(the whole compiled contract: --json)\n";
+}
+
+void print_reports_view(const json& v) {
+  const json& packs = object_of(v, "packs");
+  const json& reports = object_of(v, "reports");
+  const json& skipped = array_of(v, "skipped");
+  for (const auto& [name, r] : packs.items())
+    std::cout << "pack      " << std::left << std::setw(36) << terminal_safe(name) << text_of(r, "verdict")
+              << "\n";
+  for (const auto& [name, r] : reports.items())
+    std::cout << "report    " << std::left << std::setw(36) << terminal_safe(name) << text_of(r, "verdict")
+              << "\n";
+  for (const auto& s : skipped)
+    std::cout << "skipped   " << text_of(s, "name") << ": " << text_of(s, "why") << "\n";
+  if (packs.empty() && reports.empty() && skipped.empty()) std::cout << "no reports\n";
+}
+
+void print_artifacts_view(const json& v) {
+  for (const auto& a : array_of(v, "artifacts"))
+    std::cout << std::right << std::setw(12) << count_of(a, "size") << "  " << std::left << std::setw(8)
+              << text_of(a, "type") << std::setw(26) << text_of(a, "media_type", "-") << text_of(a, "path")
+              << "\n";
+  std::cout << count_of(v, "count") << " entries, " << count_of(v, "total_bytes") << " bytes in files"
+            << (flag_of(v, "truncated", false) ? " (listing cut at its bound)" : "") << "\n";
+}
+
+void print_diff_view(const json& view) {
+  auto letter = [](const std::string& status) -> const char* {
+    if (status == "added") return "A";
+    if (status == "deleted") return "D";
+    if (status == "renamed") return "R";
+    if (status == "copied") return "C";
+    return "M";
+  };
+  for (const auto& f : array_of(view, "files")) {
+    std::string path = text_of(f, "path");
+    if (f.is_object() && f.contains("old_path")) path = text_of(f, "old_path") + " -> " + path;
+    std::cout << " " << letter(text_of(f, "status", "modified")) << " " << std::left << std::setw(48) << path
+              << (flag_of(f, "binary", false) ? " binary"
+                                              : " +" + std::to_string(count_of(f, "added")) + " -" +
+                                                    std::to_string(count_of(f, "removed")))
+              << "\n";
+  }
+  const json& t = object_of(view, "totals");
+  std::cout << count_of(t, "files") << " files changed, " << count_of(t, "added") << " insertions(+), "
+            << count_of(t, "removed") << " deletions(-)\n";
 }
 
 }  // namespace cp::cli

@@ -26,4 +26,21 @@ void print_queue_items(const nlohmann::json& list);
 // `approvals list` in text, from the pending runs.
 void print_approvals(const nlohmann::json& pending);
 
+// `runs verify` in text, from the check as `runs verify --json` gives it ({run_id, ok, state, status,
+// verdict?, events, key_id?, problems}): "ok: ...", "live: ..." or one "TAMPERED: ..." line per problem.
+void print_verification(const nlohmann::json& check);
+
+// `runs contract|reports|artifacts|diff` in text, from the views GET /api/runs/{id}/contract|reports|
+// artifacts|diff serve (control/run_views.hpp, control/patch_view.hpp).
+void print_contract_view(const nlohmann::json& view);
+void print_reports_view(const nlohmann::json& view);
+void print_artifacts_view(const nlohmann::json& view);
+void print_diff_view(const nlohmann::json& view);
+
+// `s` with every control character shown as '?': text from a bundle or a server must not drive the
+// terminal (escape sequences, carriage returns).
+std::string terminal_safe(std::string s);
+// `j` with terminal_safe applied to every string and key in it, for the printers that take a whole answer.
+nlohmann::json terminal_safe_json(nlohmann::json j);
+
 }  // namespace cp::cli

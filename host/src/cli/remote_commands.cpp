@@ -64,10 +64,81 @@ std::string run_path(const std::string& run_id) {
 
 }  // namespace
 
+std::string remote_run_path(const std::string& run_id) {
+  return run_path(run_id);
+}
+
+std::optional<json> remote_get(const Globals& g, const std::string& target, const std::string& what,
+                               bool for_text, int& code) {
+  auto s = server_of(g);
+  if (!s) {
+    code = kUsage;
+    return std::nullopt;
+  }
+  auto view = get_json(*s, target, code, what + " on " + s->url);
+  if (view && for_text) *view = terminal_safe_json(std::move(*view));
+  return view;
+}
+
+int remote_view(const Globals& g, const std::string& target, const std::string& what, bool as_json,
+                const std::function<void(const json&)>& human) {
+  int code = kOk;
+  auto view = remote_get(g, target, what, !as_json, code);
+  if (!view) return code;
+  if (as_json)
+    std::cout << view->dump(2, ' ', false, json::error_handler_t::replace) << "\n";
+  else
+    human(*view);
+  return kOk;
+}
+
+int remote_text(const Globals& g, const std::string& target, const std::string& what) {
+  auto s = server_of(g);
+  if (!s) return kUsage;
+  HttpAnswer a = http_call(*s, "GET", target);
+  if (a.status != 200) return failed(a, what + " on " + s->url);
+  std::cout << a.body;
+  return kOk;
+}
+
+int remote_runs_verify(const Globals& g, const std::string& run_id, bool as_json,
+                       const std::function<void(const json&)>& human) {
+  auto s = server_of(g);
+  if (!s) return kUsage;
+  const std::string what = "verifying run " + run_id + " on " + s->url;
+  HttpAnswer a = http_call(*s, "POST", run_path(run_id) + "/verify", "{}");
+  json check;
+  if (a.status == 403) {
+    // A viewer may not make the server read every file again; the detail carries the server's check of
+    // the bundle as it is now.
+    int code = kOk;
+    auto d = get_json(*s, run_path(run_id), code, what);
+    if (!d) return code;
+    check = d->contains("verification") ? (*d)["verification"] : json();
+    if (check.is_object() && !check.contains("run_id")) check["run_id"] = run_id;
+  } else if (a.status == 200) {
+    check = a.json();
+  } else {
+    return failed(a, what);
+  }
+  if (!check.is_object()) {
+    std::cerr << "cp-host: " << what << ": the server's answer is not a verification\n";
+    return kInternal;
+  }
+  if (as_json)
+    std::cout << check.dump(2, ' ', false, json::error_handler_t::replace) << "\n";
+  else
+    human(terminal_safe_json(check));
+  return check.value("ok", false) ? kOk : kInvalid;
+}
+
 const std::vector<std::string>& remote_capable_commands() {
-  static const std::vector<std::string> words{"runs list",  "runs show",    "runs events",  "runs follow",
-                                              "queue list", "queue submit", "queue cancel", "approvals list",
-                                              "approve",    "reject",       "queue watch"};
+  static const std::vector<std::string> words{
+      "runs list",      "runs show",      "runs events",    "runs follow",    "runs verify",
+      "runs contract",  "runs reports",   "runs artifacts", "runs diff",      "queue list",
+      "queue submit",   "queue cancel",   "queue watch",    "approvals list", "approve",
+      "reject",         "agents list",    "agents status",  "tower overview", "tower alerts",
+      "tower sessions", "workflows list", "workflows show", "intake list",    "intake show"};
   return words;
 }
 

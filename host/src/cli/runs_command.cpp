@@ -172,13 +172,7 @@ std::optional<store::KeyRing> trusted_keys(const RunsOpts& o) {
 }
 
 void print_check(const std::string& id, const store::BundleCheck& c) {
-  if (c.ok())
-    std::cout << "ok: " << id << ": " << c.status << (c.verdict.empty() ? "" : " " + c.verdict) << ", "
-              << c.events << " events, every file as sealed, signed by key " << c.key_id << "\n";
-  else if (c.state == store::BundleCheck::State::live)
-    std::cout << "live: " << id << ": still running; verify it once it is sealed\n";
-  else
-    for (const auto& p : c.problems) std::cout << "TAMPERED: " << id << ": " << p << "\n";
+  print_verification(store::check_json(id, c));
 }
 
 int verify(const Globals& g, const RunsOpts& o) {
@@ -282,8 +276,8 @@ void add_runs(CLI::App& app, Globals& g, Runner& run) {
       "verify",
       "Check that a run bundle is what its host sealed: the hash-chained events.jsonl, the seal's signature "
       "(the host key, or --key), every file against the seal, manifest.json against the sealed manifest, "
-      "contract.json against its sha256. Each problem is one TAMPERED line. Exit 0 intact, 1 tampered (or "
-      "still running), 2 no such run or an unusable --key");
+      "contract.json against its sha256. Each problem is one TAMPERED line. Exit 0 intact, 1 tampered, still "
+      "running or no such run, 2 an unusable --key");
   vf->add_option("run_id", o->run_id, "Run id (or --all)");
   vf->add_flag("--all", o->all, "Verify every bundle under the root (exit 1 when any is tampered)");
   vf->add_option("--key", o->keys,
@@ -294,7 +288,15 @@ void add_runs(CLI::App& app, Globals& g, Runner& run) {
   vf->callback([&g, &run, o, vf] {
     if (o->all == !o->run_id.empty())
       throw CLI::ValidationError("runs verify", "name one run id, or pass --all");
-    run = [&g, o] { return verify(g, *o); };
+    run = [&g, o]() -> int {
+      if (g.server.empty()) return verify(g, *o);
+      if (o->all || !o->keys.empty()) {
+        std::cerr << "cp-host: runs verify --all and --key work on the local files only; with --server name "
+                     "one run\n";
+        return kUsage;
+      }
+      return remote_runs_verify(g, o->run_id, o->json, print_verification);
+    };
   });
   auto* rc = runs->add_subcommand(
       "recover",

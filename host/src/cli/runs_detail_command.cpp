@@ -3,6 +3,8 @@
 // its rollback (POST /api/runs/{id}/rollback). The OS user reads the bundle as written: nothing is
 // redacted here, the files are theirs to read anyway.
 #include "cli/commands.hpp"
+#include "cli/read_views.hpp"
+#include "cli/remote_commands.hpp"
 #include "control/actor.hpp"
 #include "control/patch_view.hpp"
 #include "control/run_rollback.hpp"
@@ -15,9 +17,7 @@
 #include <CLI/CLI.hpp>
 #include <nlohmann/json.hpp>
 
-#include <iomanip>
 #include <iostream>
-#include <map>
 #include <optional>
 
 namespace cp::cli {
@@ -57,55 +57,6 @@ int show(const Globals& g, const DetailOpts& o, control::ViewResult (*make)(cons
   return kOk;
 }
 
-void print_contract(const json& v) {
-  const json& c = v["contract"].value("contract", json::object());
-  std::cout << "run       " << v.value("run_id", "") << "\n"
-            << "task      " << c.value("task_id", "") << "\n"
-            << "sha256    " << v.value("sha256", "")
-            << (v.value("sha256_matches", false)
-                    ? "  (as the manifest recorded)"
-                    : "  DOES NOT MATCH the manifest's " + v.value("contract_sha256", std::string("(none)")))
-            << "\n";
-  if (v.value("kind", "run") != "run") {
-    std::cout << "kind      " << v.value("kind", "") << " (contract.json holds the chain; see --json)\n";
-    return;
-  }
-  const json ro = c.value("runtime_options", json::object());
-  std::cout << "runner    " << ro.value("runner", "") << "   pack "
-            << v["contract"].value("pack", json::object()).value("pack_id", "") << "\n"
-            << "baseline  " << c.value("rollback", json::object()).value("baseline_ref", "HEAD") << "\n";
-  for (const auto& p : c.value("allowed_paths", json::array())) std::cout << "allowed   " << p.dump() << "\n";
-  for (const auto& gt : v["contract"].value("gates", json::array()))
-    std::cout << "gate      " << gt.value("plugin", "") << (gt.value("required", true) ? "" : " (advisory)")
-              << "\n";
-  std::cout << "(the whole compiled contract: --json)\n";
-}
-
-void print_reports(const json& v) {
-  // A report's verdict, when it has one as a string (gate reports and packs do).
-  auto verdict = [](const json& r) -> std::string {
-    return r.is_object() && r.contains("verdict") && r["verdict"].is_string()
-               ? r["verdict"].get<std::string>()
-               : "";
-  };
-  for (const auto& [name, r] : v["packs"].items())
-    std::cout << "pack      " << std::left << std::setw(36) << name << verdict(r) << "\n";
-  for (const auto& [name, r] : v["reports"].items())
-    std::cout << "report    " << std::left << std::setw(36) << name << verdict(r) << "\n";
-  for (const auto& s : v["skipped"])
-    std::cout << "skipped   " << s.value("name", "") << ": " << s.value("why", "") << "\n";
-  if (v["packs"].empty() && v["reports"].empty() && v["skipped"].empty()) std::cout << "no reports\n";
-}
-
-void print_artifacts(const json& v) {
-  for (const auto& a : v["artifacts"])
-    std::cout << std::right << std::setw(12) << a.value("size", 0) << "  " << std::left << std::setw(8)
-              << a.value("type", "") << std::setw(26) << a.value("media_type", "-") << a.value("path", "")
-              << "\n";
-  std::cout << v.value("count", 0) << " entries, " << v.value("total_bytes", 0) << " bytes in files"
-            << (v.value("truncated", false) ? " (listing cut at its bound)" : "") << "\n";
-}
-
 int diff(const Globals& g, const DetailOpts& o) {
   auto dir = locate_run(g, o.run_id);
   if (!dir) return kInvalid;
@@ -125,20 +76,7 @@ int diff(const Globals& g, const DetailOpts& o) {
     std::cout << view.dump(2, ' ', false, json::error_handler_t::replace) << "\n";
     return kOk;
   }
-  static const std::map<std::string, std::string> kLetter{
-      {"added", "A"}, {"modified", "M"}, {"deleted", "D"}, {"renamed", "R"}, {"copied", "C"}};
-  for (const auto& f : view["files"]) {
-    std::string path = f.value("path", "");
-    if (f.contains("old_path")) path = f["old_path"].get<std::string>() + " -> " + path;
-    std::cout << " " << kLetter.at(f.value("status", "modified")) << " " << std::left << std::setw(48) << path
-              << (f.value("binary", false) ? " binary"
-                                           : " +" + std::to_string(f.value("added", 0)) + " -" +
-                                                 std::to_string(f.value("removed", 0)))
-              << "\n";
-  }
-  const json& t = view["totals"];
-  std::cout << t.value("files", 0) << " files changed, " << t.value("added", 0) << " insertions(+), "
-            << t.value("removed", 0) << " deletions(-)\n";
+  print_diff_view(view);
   return kOk;
 }
 
@@ -150,11 +88,11 @@ int rollback(const Globals& g, const DetailOpts& o) {
   }
   using O = control::RollbackResult::Outcome;
   control::RollbackResult r = control::rollback_run(g.root, o.run_id, control::os_user("human", o.reason));
-  int code = r.outcome == O::rolled_back                            ? kOk
-             : r.outcome == O::from_run                             ? kFromRun
-             : r.outcome == O::error                                ? kInternal
-             : r.outcome == O::not_found || r.outcome == O::invalid ? kUsage
-                                                                    : kInvalid;
+  int code = r.outcome == O::rolled_back ? kOk
+             : r.outcome == O::from_run  ? kFromRun
+             : r.outcome == O::error     ? kInternal
+             : r.outcome == O::invalid   ? kUsage
+                                         : kInvalid;
   if (o.json) {
     json j{{"outcome", control::outcome_name(r.outcome)}, {"message", r.message}, {"exit_code", code}};
     if (!r.code.empty()) j["code"] = r.code;
@@ -176,43 +114,67 @@ void add_runs_detail(CLI::App& runs, Globals& g, Runner& run) {
                                  "contract with its pack's defaults, "
                                  "gates and policies) and whether it still hashes to the contract_sha256 its "
                                  "manifest recorded. Exit 0, 1 "
-                                 "unreadable, 2 no such run");
+                                 "unreadable or no such run");
   ct->add_option("run_id", o->run_id, "Run id")->required();
   ct->add_flag("--json", o->json, "Print the whole compiled contract with its sha256 check");
-  ct->callback(
-      [&g, &run, o] { run = [&g, o] { return show(g, *o, control::contract_view, print_contract); }; });
+  ct->callback([&g, &run, o] {
+    run = [&g, o] {
+      return g.server.empty() ? show(g, *o, control::contract_view, print_contract_view)
+                              : remote_view(g, remote_run_path(o->run_id) + "/contract",
+                                            "the contract of run " + o->run_id, o->json, print_contract_view);
+    };
+  });
 
   auto* rp = runs.add_subcommand(
       "reports",
       "List a run's reports (reports/*.json: gate reports, task_result, probes, compare, ...) and its "
       "derived "
       "packs (proof_pack, incident_pack, approval_pack) with their verdicts; a report that is not a regular "
-      "file, over 16 MiB or not JSON is listed as skipped. Exit 0, 2 no such run");
+      "file, over 16 MiB or not JSON is listed as skipped. Exit 0, 1 no such run");
   rp->add_option("run_id", o->run_id, "Run id")->required();
   rp->add_flag("--json", o->json, "Print every report and pack parsed");
-  rp->callback(
-      [&g, &run, o] { run = [&g, o] { return show(g, *o, control::reports_view, print_reports); }; });
+  rp->callback([&g, &run, o] {
+    run = [&g, o] {
+      return g.server.empty() ? show(g, *o, control::reports_view, print_reports_view)
+                              : remote_view(g, remote_run_path(o->run_id) + "/reports",
+                                            "the reports of run " + o->run_id, o->json, print_reports_view);
+    };
+  });
 
   auto* ar = runs.add_subcommand(
       "artifacts",
       "List a run's artifacts/ (path, size, type, media type). Symlinks are listed as symlinks and never "
-      "followed, nor folders reached through one; at most 10,000 entries, 32 levels deep. Exit 0, 2 no such "
+      "followed, nor folders reached through one; at most 10,000 entries, 32 levels deep. Exit 0, 1 no such "
       "run");
   ar->add_option("run_id", o->run_id, "Run id")->required();
   ar->add_flag("--json", o->json, "Machine-readable output");
-  ar->callback(
-      [&g, &run, o] { run = [&g, o] { return show(g, *o, control::artifact_listing, print_artifacts); }; });
+  ar->callback([&g, &run, o] {
+    run = [&g, o] {
+      return g.server.empty()
+                 ? show(g, *o, control::artifact_listing, print_artifacts_view)
+                 : remote_view(g, remote_run_path(o->run_id) + "/artifacts",
+                               "the artifacts of run " + o->run_id, o->json, print_artifacts_view);
+    };
+  });
 
   auto* df = runs.add_subcommand(
       "diff",
       "Show what a run changed, from the patch its bundle recorded (artifacts/diff.patch): one line per file "
       "with its status (A added, M modified, D deleted, R renamed, C copied) and +/- line counts, then the "
-      "totals. Exit 0, 1 no patch recorded (the run changed nothing or never collected), 2 no such run");
+      "totals. Exit 0, 1 no such run or no patch recorded (the run changed nothing or never collected)");
   df->add_option("run_id", o->run_id, "Run id")->required();
   auto* dj = df->add_flag("--json", o->json, "Files with status, hunks and counts as JSON (as GET .../diff)");
   auto* dp = df->add_flag("--patch", o->patch, "Print the patch itself (as GET .../diff?format=patch)");
   dj->excludes(dp);
-  df->callback([&g, &run, o] { run = [&g, o] { return diff(g, *o); }; });
+  df->callback([&g, &run, o] {
+    run = [&g, o] {
+      if (g.server.empty()) return diff(g, *o);
+      const std::string target = remote_run_path(o->run_id) + "/diff";
+      const std::string what = "the diff of run " + o->run_id;
+      return o->patch ? remote_text(g, target + "?format=patch", what)
+                      : remote_view(g, target, what, o->json, print_diff_view);
+    };
+  });
 
   auto* rb = runs.add_subcommand(
       "rollback",
@@ -222,8 +184,9 @@ void add_runs_detail(CLI::App& runs, Globals& g, Runner& run) {
       "run "
       "whose worktree was kept and never promoted: the worktree is removed. Recorded in the bundle "
       "(RUN_ROLLED_BACK, the manifest's rollback section) and the governance log; a rolled-back run is not "
-      "promoted later. Exit 0 rolled back, 1 refused (the message says why; nothing changed), 2 no such run "
-      "or no --reason, 3 internal error, 11 asked from inside a run");
+      "promoted later. Exit 0 rolled back, 1 refused (the message says why; nothing changed) or no such run, "
+      "2 no "
+      "--reason, 3 internal error, 11 asked from inside a run");
   rb->add_option("run_id", o->run_id, "Run id")->required();
   rb->add_option("--reason", o->reason, "Why (recorded, and in the revert commit's message)")->required();
   rb->add_flag("--json", o->json, "Machine-readable output");

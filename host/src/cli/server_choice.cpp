@@ -31,7 +31,8 @@ std::string chosen_command(CLI::App& app) {
   return words;
 }
 
-// The token in `file`: its first line, trimmed. nullopt after saying why it cannot be read.
+}  // namespace
+
 std::optional<std::string> read_token(const std::string& file) {
   struct stat st {};
   if (::stat(file.c_str(), &st) != 0 || !S_ISREG(st.st_mode)) {
@@ -52,8 +53,6 @@ std::optional<std::string> read_token(const std::string& file) {
   while (!token.empty() && std::isspace(static_cast<unsigned char>(token.front()))) token.erase(0, 1);
   return token;
 }
-
-}  // namespace
 
 int choose_server(CLI::App& app, const std::string& server_option, const std::string& token_file,
                   const UserConfig& config, Globals& g) {
@@ -78,7 +77,10 @@ int choose_server(CLI::App& app, const std::string& server_option, const std::st
     return kUsage;
   }
   g.server = server;
-  if (const char* env = std::getenv("CP_HOST_TOKEN"); env && *env) {
+  // The nearest says: --token-file on this command line, then CP_HOST_TOKEN, then the config's token file.
+  const char* env = std::getenv("CP_HOST_TOKEN");
+  const bool from_env = token_file.empty() && env && *env;
+  if (from_env) {
     g.token = env;
   } else if (const std::string file = !token_file.empty() ? token_file : config.token_file; !file.empty()) {
     auto token = read_token(file);

@@ -2,6 +2,10 @@
 // same aggregate (serve/command_tower.hpp) is built once from the root: every manifest, the queue, the
 // capped lanes' sizes; then asked the same questions.
 #include "cli/commands.hpp"
+#include "cli/json_fields.hpp"
+#include "cli/read_views.hpp"
+#include "cli/remote_client.hpp"
+#include "cli/remote_commands.hpp"
 #include "core/clock.hpp"
 #include "intake/session_view.hpp"
 #include "queue/queue_backend.hpp"
@@ -27,64 +31,77 @@ struct TowerOpts {
   std::string session;  // sessions: the one to show
 };
 
-std::string percent(const json& rate) {
-  if (rate.is_null()) return "-";
+std::string percent(const json& holder, const char* key) {
+  if (!holder.is_object() || !holder.contains(key) || !holder[key].is_number()) return "-";
   std::ostringstream o;
   o.precision(1);
-  o << std::fixed << rate.get<double>() * 100 << "%";
+  o << std::fixed << holder[key].get<double>() * 100 << "%";
   return o.str();
 }
 
 std::string counts_text(const json& m) {
   std::string out;
   for (const auto& [k, v] : m.items())
-    out += (out.empty() ? "" : ", ") + k + " " + std::to_string(v.get<long long>());
+    out += (out.empty() ? "" : ", ") + terminal_safe(k) + " " + (v.is_number() ? v.dump() : std::string("?"));
   return out.empty() ? "none" : out;
 }
 
+// Printed from the overview, local or a server's: every field read through json_fields.hpp.
 void print_tower_overview(const json& o) {
-  const json& r = o["runs"];
-  std::cout << "runs        " << r["total"] << " total, " << r["live"]
-            << " live; by state: " << counts_text(r["by_state"]) << "\n";
-  std::cout << "verdicts    " << counts_text(r["by_verdict"]) << "\n";
+  const json& r = object_of(o, "runs");
+  std::cout << "runs        " << number_of(r, "total") << " total, " << number_of(r, "live")
+            << " live; by state: " << counts_text(object_of(r, "by_state")) << "\n";
+  std::cout << "verdicts    " << counts_text(object_of(r, "by_verdict")) << "\n";
   for (const char* w : {"last_hour", "last_day"}) {
-    const json& t = o["throughput"][w];
-    std::cout << (std::string(w) == "last_hour" ? "last hour   " : "last day    ") << t["finished"]
-              << " finished, " << t["succeeded"] << " succeeded (" << percent(t["success_rate"]) << ")\n";
+    const json& t = object_of(object_of(o, "throughput"), w);
+    std::cout << (std::string(w) == "last_hour" ? "last hour   " : "last day    ") << number_of(t, "finished")
+              << " finished, " << number_of(t, "succeeded") << " succeeded (" << percent(t, "success_rate")
+              << ")\n";
   }
-  const json& d = o["duration_ms"];
-  if (d["runs"].get<long long>() > 0)
-    std::cout << "durations   p50 " << d["p50"] << " ms, p95 " << d["p95"] << " ms (over " << d["runs"]
-              << " sealed runs)\n";
-  for (const auto& g : o["top_failing_gates"])
-    std::cout << "gate        " << g["gate_id"].get<std::string>() << ": " << g["failures"] << " failures in "
-              << g["results"] << " results (newest: run " << g["last_failed_run"].get<std::string>() << ")\n";
-  const json& q = o["queue"];
-  std::cout << "queue       depth " << q["depth"] << " (" << q["held"] << " held); SLA at risk "
-            << q["sla"]["at_risk"] << ", breached " << q["sla"]["breached"] << "\n";
-  const json& a = o["approvals"];
-  std::cout << "approvals   " << a["awaiting"] << " awaiting";
-  if (!a["nearest_deadline"].is_null())
-    std::cout << "; nearest deadline " << a["nearest_deadline"]["deadline"].get<std::string>() << " (run "
-              << a["nearest_deadline"]["run_id"].get<std::string>() << ")";
+  const json& d = object_of(o, "duration_ms");
+  if (count_of(d, "runs") > 0)
+    std::cout << "durations   p50 " << number_of(d, "p50") << " ms, p95 " << number_of(d, "p95")
+              << " ms (over " << number_of(d, "runs") << " sealed runs)\n";
+  for (const auto& g : array_of(o, "top_failing_gates"))
+    std::cout << "gate        " << text_of(g, "gate_id", "-") << ": " << number_of(g, "failures")
+              << " failures in " << number_of(g, "results") << " results (newest: run "
+              << text_of(g, "last_failed_run", "-") << ")\n";
+  const json& q = object_of(o, "queue");
+  const json& sla = object_of(q, "sla");
+  std::cout << "queue       depth " << number_of(q, "depth") << " (" << number_of(q, "held")
+            << " held); SLA at risk " << number_of(sla, "at_risk") << ", breached "
+            << number_of(sla, "breached") << "\n";
+  const json& a = object_of(o, "approvals");
+  std::cout << "approvals   " << number_of(a, "awaiting") << " awaiting";
+  const json& nearest = object_of(a, "nearest_deadline");
+  if (!nearest.empty())
+    std::cout << "; nearest deadline " << text_of(nearest, "deadline", "-") << " (run "
+              << text_of(nearest, "run_id", "-") << ")";
   std::cout << "\n";
-  for (const auto& l : o["disk"]["lanes"])
-    std::cout << "lane        " << l["lane"].get<std::string>() << ": " << l["bytes"] << " of "
-              << l["cap_bytes"] << " bytes" << (l["over"].get<bool>() ? " (over its cap)" : "") << "\n";
-  if (o["disk"].contains("error"))
-    std::cout << "lanes       not measured: " << o["disk"]["error"].get<std::string>() << "\n";
+  const json& disk = object_of(o, "disk");
+  for (const auto& l : array_of(disk, "lanes"))
+    std::cout << "lane        " << text_of(l, "lane", "-") << ": " << number_of(l, "bytes") << " of "
+              << number_of(l, "cap_bytes") << " bytes" << (flag_of(l, "over", false) ? " (over its cap)" : "")
+              << "\n";
+  if (disk.contains("error"))
+    std::cout << "lanes       not measured: " << text_of(disk, "error", "-") << "\n";
 }
 
 int severity_rank(const std::string& s) {
   return s == "critical" ? 0 : s == "warning" ? 1 : 2;
 }
 
-int run_tower(const Globals& g, const TowerOpts& o, bool alerts) {
+// The overview or the alerts: built here from the root's files, or asked of the server (--server).
+std::optional<json> tower_answer(const Globals& g, const TowerOpts& o, bool alerts, int& code) {
+  if (!g.server.empty())
+    return remote_get(g, alerts ? "/api/command-tower/alerts" : "/api/command-tower/overview",
+                      alerts ? "the alerts" : "the command tower", !o.json, code);
   std::string why;
   auto policy = serve::load_alert_policy(g.root, why);
   if (!policy) {
     std::cerr << "cp-host tower: " << why << "\n";
-    return kUsage;
+    code = kUsage;
+    return std::nullopt;
   }
   serve::RunCatalog catalog(g.root);
   catalog.refresh();
@@ -95,54 +112,79 @@ int run_tower(const Globals& g, const TowerOpts& o, bool alerts) {
   bo.create = false;  // a read creates no queue
   if (auto backend = queue::open_queue_backend(bo)) tower.refresh_queue(*backend, now);
   tower.measure_disk(now);
+  return alerts ? tower.alerts(now) : tower.overview(now);
+}
+
+int run_tower(const Globals& g, const TowerOpts& o, bool alerts) {
+  int code = kOk;
+  auto answer = tower_answer(g, o, alerts, code);
+  if (!answer) return code;
   if (!alerts) {
-    json ov = tower.overview(now);
+    const json& ov = *answer;
     if (o.json)
       std::cout << ov.dump(2) << "\n";
     else
       print_tower_overview(ov);
     return kOk;
   }
-  json al = tower.alerts(now);
+  const json& al = *answer;
+  const json& alerts_held = array_of(al, "alerts");
   if (o.json) {
     std::cout << al.dump(2) << "\n";
   } else {
-    if (al["alerts"].empty()) std::cout << "no alerts\n";
-    for (const auto& a : al["alerts"]) {
-      std::string sev = a["severity"];
+    if (alerts_held.empty()) std::cout << "no alerts\n";
+    for (const auto& a : alerts_held) {
+      std::string sev = text_of(a, "severity", "?");
       for (auto& c : sev) c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
-      std::cout << sev << "\t" << a["id"].get<std::string>() << "\tsince "
-                << (a["since"].is_null() ? std::string("?") : a["since"].get<std::string>()) << "\n    "
-                << a["message"].get<std::string>() << "\n    " << a["link"].get<std::string>() << "\n";
+      std::cout << sev << "\t" << text_of(a, "id", "-") << "\tsince " << text_of(a, "since", "?") << "\n    "
+                << text_of(a, "message") << "\n    " << text_of(a, "link") << "\n";
     }
-    for (const auto& [rule, n] : al["omitted"].items())
-      std::cout << "(" << n << " more " << rule << " alerts not listed)\n";
+    for (const auto& [rule, n] : object_of(al, "omitted").items())
+      std::cout << "(" << (n.is_number() ? n.dump() : "?") << " more " << terminal_safe(rule)
+                << " alerts not listed)\n";
   }
   if (!o.fail_on.empty())
-    for (const auto& a : al["alerts"])
-      if (severity_rank(a["severity"].get<std::string>()) <= severity_rank(o.fail_on)) return kInvalid;
+    for (const auto& a : alerts_held)
+      if (severity_rank(text_of(a, "severity")) <= severity_rank(o.fail_on)) return kInvalid;
   return kOk;
 }
 
 int show_sessions(const Globals& g, const TowerOpts& o) {
+  const bool remote = !g.server.empty();
   if (o.session.empty()) {
-    json all = intake::session_summaries(g.root);
+    json all;
+    if (remote) {
+      int code = kOk;
+      auto answer = remote_get(g, "/api/command-tower/sessions", "the sessions", !o.json, code);
+      if (!answer) return code;
+      all = std::move(*answer);
+    } else {
+      all = intake::session_summaries(g.root);
+    }
     if (o.json) {
       std::cout << all.dump(2) << "\n";
       return kOk;
     }
-    for (const auto& s : all["sessions"]) {
-      const json& m = s["metrics"];
-      std::cout << s.value("intake_id", "") << "  " << s.value("state", "") << "  chain "
-                << (s["chain_state"].is_string() ? s["chain_state"].get<std::string>() : std::string("-"))
-                << "  " << s.value("runs", 0) << " run(s)  " << m.value("duration_ms", 0LL) << " ms  "
-                << m.value("input_tokens", 0LL) + m.value("output_tokens", 0LL) << " tokens  "
-                << m.value("gate_failures", 0) << " gate failure(s)  " << s.value("request", "") << "\n";
+    for (const auto& s : array_of(all, "sessions")) {
+      const json& m = object_of(s, "metrics");
+      std::cout << text_of(s, "intake_id") << "  " << text_of(s, "state") << "  chain "
+                << text_of(s, "chain_state", "-") << "  " << count_of(s, "runs") << " run(s)  "
+                << count_of(m, "duration_ms") << " ms  "
+                << count_of(m, "input_tokens") + count_of(m, "output_tokens") << " tokens  "
+                << count_of(m, "gate_failures") << " gate failure(s)  " << text_of(s, "request") << "\n";
     }
-    if (all["sessions"].empty()) std::cout << "no sessions\n";
+    if (array_of(all, "sessions").empty()) std::cout << "no sessions\n";
     return kOk;
   }
-  auto d = intake::session_detail(g.root, o.session);
+  std::optional<json> d;
+  if (remote) {
+    int code = kOk;
+    d = remote_get(g, "/api/command-tower/sessions/" + url_encode(o.session), "session " + o.session, !o.json,
+                   code);
+    if (!d) return code;
+  } else {
+    d = intake::session_detail(g.root, o.session);
+  }
   if (!d) {
     std::cerr << "cp-host tower sessions: no intake session '" << o.session << "'\n";
     return kInvalid;
@@ -151,22 +193,21 @@ int show_sessions(const Globals& g, const TowerOpts& o) {
     std::cout << d->dump(2) << "\n";
     return kOk;
   }
-  const json& in = (*d)["intake"];
-  std::cout << "session  " << in.value("intake_id", "") << "  " << in.value("state", "") << "\n"
-            << "request  " << in.value("request", "") << "\n";
-  for (const auto& line : in["conversation"]) {
-    std::cout << line.value("at", "") << "  " << line.value("who", "") << "  " << line.value("kind", "");
-    if (line.contains("questions"))
-      for (const auto& q : line["questions"]) std::cout << "\n    ? " << q.value("text", "");
-    if (line.contains("answers"))
-      for (const auto& [k, v] : line["answers"].items()) std::cout << "\n    " << k << ": " << v.dump();
+  const json& in = object_of(*d, "intake");
+  std::cout << "session  " << text_of(in, "intake_id") << "  " << text_of(in, "state") << "\n"
+            << "request  " << text_of(in, "request") << "\n";
+  for (const auto& line : array_of(in, "conversation")) {
+    std::cout << text_of(line, "at") << "  " << text_of(line, "who") << "  " << text_of(line, "kind");
+    for (const auto& q : array_of(line, "questions")) std::cout << "\n    ? " << text_of(q, "text");
+    for (const auto& [k, v] : object_of(line, "answers").items())
+      std::cout << "\n    " << terminal_safe(k) << ": " << terminal_safe(v.dump());
     std::cout << "\n";
   }
-  for (const auto& r : (*d)["runs"]) {
-    const json& m = r["metrics"];
-    std::cout << "run      " << r.value("run_id", "") << "  step " << r.value("step_id", "") << "  "
-              << (r["verdict"].is_string() ? r["verdict"].get<std::string>() : r.value("status", "")) << "  "
-              << m.value("duration_ms", 0LL) << " ms  " << r.value("events_total", 0) << " event(s)\n";
+  for (const auto& r : array_of(*d, "runs")) {
+    const json& m = object_of(r, "metrics");
+    std::cout << "run      " << text_of(r, "run_id") << "  step " << text_of(r, "step_id") << "  "
+              << text_of(r, "verdict", text_of(r, "status")) << "  " << count_of(m, "duration_ms") << " ms  "
+              << count_of(r, "events_total") << " event(s)\n";
   }
   return kOk;
 }

@@ -1,5 +1,7 @@
 // `cp-host compare RUN_A RUN_B` and `cp-host workflows list|show|rebuild`: read surfaces over sealed runs.
 #include "cli/commands.hpp"
+#include "cli/remote_client.hpp"
+#include "cli/remote_commands.hpp"
 #include "control/run_compare.hpp"
 #include "control/workflow_cases.hpp"
 
@@ -71,10 +73,22 @@ void add_workflows(CLI::App& app, Globals& g, Runner& run) {
   list->add_flag("--json", o->json, "Machine-readable output");
   list->callback([&g, &run, o] {
     run = [&g, o]() -> int {
-      json all = control::list_workflow_cases(g.root);
-      if (o->json) {
-        std::cout << json{{"workflows", all}, {"count", all.size()}}.dump(2) << "\n";
-        return kOk;
+      json all;
+      if (!g.server.empty()) {
+        int code = kOk;
+        auto answer = remote_get(g, "/api/workflows", "the workflow cases", !o->json, code);
+        if (!answer) return code;
+        if (o->json) {
+          std::cout << answer->dump(2) << "\n";
+          return kOk;
+        }
+        all = answer->contains("workflows") ? (*answer)["workflows"] : json::array();
+      } else {
+        all = control::list_workflow_cases(g.root);
+        if (o->json) {
+          std::cout << json{{"workflows", all}, {"count", all.size()}}.dump(2) << "\n";
+          return kOk;
+        }
       }
       if (all.empty()) std::cout << "no workflow case yet (runs link to one with workflow_id)\n";
       for (const auto& w : all)
@@ -89,6 +103,8 @@ void add_workflows(CLI::App& app, Globals& g, Runner& run) {
   show->add_flag("--json", o->json, "Machine-readable output (the default prints it as JSON too)");
   show->callback([&g, &run, o] {
     run = [&g, o]() -> int {
+      if (!g.server.empty())  // printed as JSON either way, as the local case is
+        return remote_view(g, "/api/workflows/" + url_encode(o->id), "workflow case " + o->id, true, nullptr);
       auto c = control::read_workflow_case(g.root, o->id);
       if (!c) {
         std::cerr << "cp-host workflows show: no workflow case " << o->id << "\n";

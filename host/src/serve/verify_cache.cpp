@@ -68,8 +68,8 @@ json VerifyCache::check(const fs::path& bundle, const std::string& manifest_text
   } catch (const store::KeyError&) {
   }
   store::BundleCheck c = store::verify_settled(bundle, keys);
-  json r{{"state", store::state_name(c.state)}, {"ok", c.ok()}, {"problems", c.problems}};
-  if (!c.key_id.empty()) r["key_id"] = c.key_id;
+  // The whole check, as `cp-host runs verify --json` prints it: a viewer's `runs verify --server` shows it.
+  json r = store::check_json(id, c);
   // A live run changes with every event: only a settled answer is worth keeping, and only for the
   // manifest the caller shows (read again: it may have changed while the bundle was verified).
   if (c.state != store::BundleCheck::State::live &&
