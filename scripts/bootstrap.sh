@@ -14,6 +14,7 @@ pkgs=(
   libre2-dev                           # plugins: linear-time matching of policy patterns against commands
   libsimdjson-dev                      # validate: reading JSON files (core/json_simd.cpp)
   python3 procps
+  zsh fish                             # the completion scripts' tests load them in each shell
   bc time python3-jsonschema wrk curl  # bench/ scripts: arithmetic, peak RSS, side-by-side tools, HTTP load
   clang libclang-rt-14-dev             # fuzz/: libFuzzer targets (scripts/fuzz.sh)
   chromium                             # the browser runner, its chromium probe, the dashboard's tests

@@ -83,6 +83,54 @@ TEST(CliConventions, TheBashCompletionLoadsAndCompletesEveryLevel) {
       << "global options too";
 }
 
+// zsh loads the script through bashcompinit: the function is registered for cp-host and offers the
+// command words of the level reached (zsh itself then filters them by the prefix typed).
+TEST(CliConventions, TheZshCompletionLoadsThroughBashcompinitAndOffersEachLevel) {
+  if (cp::test::sh("command -v zsh").exit_code != 0) GTEST_SKIP() << "zsh is not installed";
+  cp::test::TempDir home;
+  auto offered = [&](const std::string& words, int cword) {
+    Ran r = cp::test::sh(std::string("zsh -f -c 'autoload -U compinit && compinit -u -d \"") +
+                             (home / "zcompdump").string() + "\" && source <(\"" + CP_HOST_BIN +
+                             "\" completion zsh) && print -r -- ${_comps[cp-host]} && setopt ksharrays && "
+                             "COMP_WORDS=(" +
+                             words + ") && COMP_CWORD=" + std::to_string(cword) +
+                             " && _cp_host && print -r -- \"${COMPREPLY[*]}\"'",
+                         home.path());
+    EXPECT_EQ(r.exit_code, 0) << r.err;
+    EXPECT_EQ(r.err, "");
+    return r.out;
+  };
+  std::string top = offered("cp-host ru", 1);
+  EXPECT_EQ(top.substr(0, top.find('\n')), "_bash_complete -F _cp_host");
+  EXPECT_NE(top.find(" runs "), std::string::npos) << top;
+  std::string runs = offered("cp-host runs ver", 2);
+  EXPECT_NE(runs.find("verify"), std::string::npos) << runs;
+  EXPECT_EQ(runs.find("validate"), std::string::npos)
+      << "the words of `runs`, not of the top level: " << runs;
+}
+
+// fish completes the line itself (`complete -C`): commands at every level, a command's options, and the
+// global options after any command.
+TEST(CliConventions, TheFishCompletionCompletesEveryLevel) {
+  if (cp::test::sh("command -v fish").exit_code != 0) GTEST_SKIP() << "fish is not installed";
+  cp::test::TempDir home;
+  auto complete = [&](const std::string& line) {
+    Ran r = cp::test::run_env(
+        {"fish", "--no-config", "-c",
+         std::string("source (\"") + CP_HOST_BIN + "\" completion fish | psub); complete -C '" + line + "'"},
+        {"HOME=" + home.path().string(), "XDG_CONFIG_HOME=" + home.path().string(),
+         "XDG_DATA_HOME=" + home.path().string()},
+        home.path());
+    EXPECT_EQ(r.exit_code, 0) << r.err;
+    return r.out;
+  };
+  EXPECT_EQ(complete("cp-host ru"), "run\nruns\n");
+  EXPECT_EQ(complete("cp-host runs ver"), "verify\n");
+  EXPECT_EQ(complete("cp-host --root x runs ver"), "verify\n");
+  EXPECT_EQ(complete("cp-host runs verify --a"), "--all\n");
+  EXPECT_NE(complete("cp-host runs verify --ro").find("--root"), std::string::npos) << "global options too";
+}
+
 TEST(CliConventions, TheBashCompletionKeepsFileNamesWithSpacesWhole) {
   cp::test::TempDir dir;
   cp::test::write_file(dir / "my task.json", "{}");

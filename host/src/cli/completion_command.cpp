@@ -87,8 +87,16 @@ std::string fish_script(const std::vector<Level>& levels) {
     const std::string when = "test (__cp_host_path) = '" + l.path + "'";
     if (!l.commands.empty())
       s << "complete -c cp-host -f -n \"" << when << "\" -a '" << join(l.commands) << "'\n";
-    for (const auto& o : l.options)
-      if (o.rfind("--", 0) == 0) s << "complete -c cp-host -n \"" << when << "\" -l " << o.substr(2) << "\n";
+    // The top level's options are global (--root, --server, ...): offered after any command, as bash does;
+    // --help each level has of its own.
+    const bool global = l.path == "cp-host";
+    for (const auto& o : l.options) {
+      if (o.rfind("--", 0) != 0) continue;
+      if (global && o != "--help")
+        s << "complete -c cp-host -l " << o.substr(2) << "\n";
+      else
+        s << "complete -c cp-host -n \"" << when << "\" -l " << o.substr(2) << "\n";
+    }
   }
   return s.str();
 }
