@@ -7,6 +7,8 @@
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
 
+#include <sys/stat.h>
+
 using namespace cp::test;
 using nlohmann::json;
 
@@ -59,6 +61,18 @@ TEST(RemoteCli, TheReadCommandsAnswerAsTheLocalFilesDo) {
   same_json({"runs", "show", run_id, "--json"});
   same_json({"queue", "list", "--json"});
   same_json({"approvals", "list", "--json"});
+  same_json({"locks", "list", "--json"});
+  // The run awaiting approval keeps its worktree: the same listing, but for the age, which ticks.
+  auto ages_out = [](json l) {
+    for (auto& w : l["worktrees"]) w.erase("age_sec");
+    return l;
+  };
+  json lw = json::parse(p.local({"worktrees", "list", "--json"}).out);
+  json rw = json::parse(p.remote(serve.port(), token, {"worktrees", "list", "--json"}).out, nullptr, false);
+  ASSERT_EQ(lw["count"], 1) << lw.dump(2);
+  EXPECT_EQ(ages_out(lw), ages_out(rw));
+  Ran wt = p.remote(serve.port(), token, {"worktrees", "list"});
+  EXPECT_NE(wt.out.find("awaiting_approval"), std::string::npos) << wt.out;
   // Events are JSON Lines: the same lines.
   Ran le = p.local({"runs", "events", run_id, "--json"}),
       re = p.remote(serve.port(), token, {"runs", "events", run_id, "--json"});
@@ -77,9 +91,16 @@ TEST(RemoteCli, TheReadCommandsAnswerAsTheLocalFilesDo) {
   EXPECT_EQ(bad.exit_code, 2) << bad.err;
   EXPECT_NE(bad.err.find("CP_HOST_TOKEN"), std::string::npos) << bad.err;
   // --server on a command that reads local files only is refused, not answered from the wrong place.
-  Ran locks = p.remote(serve.port(), token, {"locks", "list"});
-  EXPECT_EQ(locks.exit_code, 2);
-  EXPECT_NE(locks.err.find("works on the local files only"), std::string::npos) << locks.err;
+  Ran keys = p.remote(serve.port(), token, {"keys", "show"});
+  EXPECT_EQ(keys.exit_code, 2);
+  EXPECT_NE(keys.err.find("works on the local files only"), std::string::npos) << keys.err;
+  // The token on the command line is nearer than the environment's.
+  write_file(p.elsewhere / "token", token + "\n");
+  ::chmod((p.elsewhere / "token").c_str(), 0600);
+  Ran by_file = run_env({CP_HOST_BIN, "--server", "http://127.0.0.1:" + std::to_string(serve.port()),
+                         "--token-file", (p.elsewhere / "token").string(), "runs", "list"},
+                        {"CP_HOST_TOKEN=cpt_wrong"}, p.elsewhere.path());
+  EXPECT_EQ(by_file.exit_code, 0) << by_file.err;
 }
 
 TEST(RemoteCli, TheRunViewsAgentsTowerWorkflowsAndIntakesAnswerAsTheLocalFilesDo) {

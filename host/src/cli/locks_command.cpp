@@ -2,6 +2,8 @@
 // the runtime root directly, with or without a running serve: both go through the queue backend, whose
 // own locking keeps a release and serve's claims from crossing.
 #include "cli/commands.hpp"
+#include "cli/json_fields.hpp"
+#include "cli/remote_commands.hpp"
 #include "control/actor.hpp"
 #include "control/path_lock_release.hpp"
 #include "queue/queue_backend.hpp"
@@ -18,17 +20,22 @@ using nlohmann::json;
 
 namespace {
 
-void print_locks(const std::vector<queue::PathLock>& locks) {
+// Printed from {locks: [...]} as GET /api/locks answers it, local or a server's.
+void print_locks(const json& list) {
+  const json& locks = array_of(list, "locks");
   if (locks.empty()) {
     std::cout << "no path lock is held\n";
     return;
   }
   std::cout << std::left << std::setw(21) << "LOCK" << std::setw(26) << "SINCE" << std::setw(26) << "EXPIRES"
             << "PATH  HELD BY  (REPO)\n";
-  for (const auto& l : locks)
-    std::cout << std::setw(21) << l.lock_id << std::setw(26) << l.since << std::setw(26) << l.expires_at
-              << l.path << "  " << (l.run_id.empty() ? "item " + l.item_id : l.run_id) << "  (" << l.repo
+  for (const auto& l : locks) {
+    const std::string run_id = text_of(l, "run_id");
+    std::cout << std::setw(21) << text_of(l, "lock_id") << std::setw(26) << text_of(l, "since")
+              << std::setw(26) << text_of(l, "expires_at") << text_of(l, "path") << "  "
+              << (run_id.empty() ? "item " + text_of(l, "item_id") : run_id) << "  (" << text_of(l, "repo")
               << ")\n";
+  }
 }
 
 }  // namespace
@@ -45,14 +52,14 @@ void add_locks(CLI::App& app, Globals& g, Runner& run) {
   list->add_flag("--json", *as_json, "Machine-readable output ({locks: [...], count}, as GET /api/locks)");
   list->callback([&g, &run, as_json] {
     run = [&g, as_json]() -> int {
-      auto locks = queue::list_locks(g.root);
-      if (*as_json) {
-        json all = json::array();
-        for (const auto& l : locks) all.push_back(queue::to_json(l));
-        std::cout << json{{"locks", all}, {"count", all.size()}}.dump(2) << "\n";
-      } else {
-        print_locks(locks);
-      }
+      if (!g.server.empty()) return remote_view(g, "/api/locks", "the path locks", *as_json, print_locks);
+      json all = json::array();
+      for (const auto& l : queue::list_locks(g.root)) all.push_back(queue::to_json(l));
+      const json list{{"locks", all}, {"count", all.size()}};
+      if (*as_json)
+        std::cout << list.dump(2) << "\n";
+      else
+        print_locks(list);
       return kOk;
     };
   });

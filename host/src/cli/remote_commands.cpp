@@ -138,7 +138,8 @@ const std::vector<std::string>& remote_capable_commands() {
       "runs contract",  "runs reports",   "runs artifacts", "runs diff",      "queue list",
       "queue submit",   "queue cancel",   "queue watch",    "approvals list", "approve",
       "reject",         "agents list",    "agents status",  "tower overview", "tower alerts",
-      "tower sessions", "workflows list", "workflows show", "intake list",    "intake show"};
+      "tower sessions", "workflows list", "workflows show", "intake list",    "intake show",
+      "locks list",     "worktrees list"};
   return words;
 }
 

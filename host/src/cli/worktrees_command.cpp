@@ -1,6 +1,8 @@
 // `cp-host worktrees list [--json]`: the worktrees kept under the runtime root, with their run, age and size
 // (what GET /api/worktrees answers).
 #include "cli/commands.hpp"
+#include "cli/json_fields.hpp"
+#include "cli/remote_commands.hpp"
 #include "control/kept_worktrees.hpp"
 #include "core/clock.hpp"
 
@@ -35,40 +37,55 @@ std::string human_age(long long sec) {
   return std::to_string(sec / 86400) + "d";
 }
 
-int list(const Globals& g, bool as_json) {
-  auto listing = control::list_kept_worktrees(g.root);
-  const int64_t now = core::now_ms();
-  if (as_json) {
-    nlohmann::json out{{"worktrees", nlohmann::json::array()}, {"truncated", listing.truncated}};
-    for (const auto& w : listing.worktrees) out["worktrees"].push_back(control::to_json(w, now));
-    out["count"] = out["worktrees"].size();
-    std::cout << out.dump(2) << "\n";
-    return kOk;
-  }
-  if (listing.worktrees.empty()) {
+// Printed from the listing as GET /api/worktrees answers it, local or a server's.
+void print_worktrees(const nlohmann::json& listing) {
+  const nlohmann::json& all = array_of(listing, "worktrees");
+  if (all.empty()) {
     std::cout << "no kept worktrees\n";
-    return kOk;
+    return;
   }
   std::cout << std::left << std::setw(40) << "RUN" << std::setw(8) << "AGE" << std::setw(14) << "SIZE"
             << "RUN STATUS\n";
-  for (const auto& w : listing.worktrees) {
-    nlohmann::json j = control::to_json(w, now);
-    std::string size = (w.size.complete ? "" : ">=") + human_bytes(w.size.bytes);
+  for (const auto& w : all) {
+    std::string size =
+        (flag_of(w, "size_complete", false) ? "" : ">=") + human_bytes(count_of(w, "size_bytes"));
+    const nlohmann::json& r = object_of(w, "run");
     std::string state;
-    if (!w.problem.empty())
-      state = w.problem;
-    else if (!w.run_exists)
+    if (!text_of(w, "problem").empty())
+      state = text_of(w, "problem");
+    else if (!flag_of(w, "run_exists", false))
       state = "no such run (the worktree outlived its bundle)";
     else
-      state = w.run.value("status", "") +
-              (w.run.contains("verdict") && w.run["verdict"].is_string()
-                   ? " " + w.run["verdict"].get<std::string>()
-                   : std::string()) +
-              (w.promoted ? ", promoted" : "");
-    std::cout << std::left << std::setw(40) << w.name << std::setw(8)
-              << human_age(j["age_sec"].get<long long>()) << std::setw(14) << size << state << "\n";
+      state = text_of(r, "status") + (text_of(r, "verdict").empty() ? "" : " " + text_of(r, "verdict")) +
+              (flag_of(w, "promoted", false) ? ", promoted" : "");
+    std::cout << std::left << std::setw(40) << text_of(w, "run_id") << std::setw(8)
+              << human_age(static_cast<long long>(count_of(w, "age_sec"))) << std::setw(14) << size << state
+              << "\n";
   }
-  if (listing.truncated) std::cout << "(more worktrees than listed)\n";
+  if (flag_of(listing, "truncated", false)) std::cout << "(more worktrees than listed)\n";
+}
+
+int list(const Globals& g, bool as_json) {
+  if (!g.server.empty())
+    return remote_view(g, "/api/worktrees", "the kept worktrees", as_json, print_worktrees);
+  auto listing = control::list_kept_worktrees(g.root);
+  const int64_t now = core::now_ms();
+  // The same document as GET /api/worktrees.
+  nlohmann::json out{{"worktrees", nlohmann::json::array()}, {"truncated", listing.truncated}};
+  unsigned long long total = 0;
+  bool complete = true;
+  for (const auto& w : listing.worktrees) {
+    out["worktrees"].push_back(control::to_json(w, now));
+    total += w.size.bytes;
+    complete = complete && w.size.complete;
+  }
+  out["count"] = out["worktrees"].size();
+  out["total_bytes"] = total;
+  out["total_complete"] = complete;
+  if (as_json)
+    std::cout << out.dump(2) << "\n";
+  else
+    print_worktrees(out);
   return kOk;
 }
 
