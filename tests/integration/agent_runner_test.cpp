@@ -113,6 +113,27 @@ TEST(CodexRunner, FailedTurnAfterRetriesIsAFailureNotDecidedByErrorLines) {
   expect_bundle_valid(s.p, s.r);
 }
 
+// What the agent said of its failure is kept as said in the bundle, but `cp-host run` prints it (the
+// progress lines, the summary's reason) with every control character as '?': the agent never reaches the
+// operator's terminal.
+TEST(CodexRunner, AnAgentsEscapeSequencesNeverReachTheTerminal) {
+  RunProject p;
+  std::vector<std::string> argv = p.run_argv(agent_contract(p, "codex"));
+  argv.pop_back();  // not --quiet: the progress lines are printed too
+  Ran ran = cp::test::run_env(argv, fake_env("FAKE_CODEX_SCENARIO", "escape_failure"), p.dir.path());
+  EXPECT_EQ(ran.exit_code, 4) << ran.out << ran.err;
+  EXPECT_NE(ran.out.find("AGENT?]52;c;cHduZWQ=??[2J?[32mverdict success?"), std::string::npos) << ran.out;
+  for (const std::string* text : {&ran.out, &ran.err})
+    for (char c : *text)
+      EXPECT_FALSE((static_cast<unsigned char>(c) < 0x20 && c != '\n' && c != '\t') || c == 0x7f)
+          << "control character " << int(c) << " printed: " << *text;
+  const std::string run_id = ran.out.substr(9, ran.out.find('\n') - 9);
+  json m =
+      json::parse(cp::test::read_file(p.dir / ".runtime-cache/cortexpilot/runs" / run_id / "manifest.json"));
+  EXPECT_NE(m["reason"].get<std::string>().find("\x1b]52;"), std::string::npos)
+      << "the evidence keeps what was said";
+}
+
 TEST(CodexRunner, DeclinedCommandIsRecordedButNotExecuted) {
   Scenario s("codex", "declined");
   EXPECT_EQ(s.r.ran.exit_code, 0) << s.r.ran.out;

@@ -6,6 +6,8 @@
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
 
+#include <unistd.h>
+
 using cp::test::Ran;
 using nlohmann::json;
 namespace fs = std::filesystem;
@@ -159,4 +161,57 @@ TEST(ProjectRoot, ACommandThatExecutesNamesARootFoundAboveTheCurrentFolder) {
       << r.err;
   Ran here = host_from(p.dir.path(), {"run", "no-such-contract.json"});
   EXPECT_EQ(here.err.find("cp-host: project root"), std::string::npos) << here.err;
+}
+
+TEST(ProjectRoot, AKeptWorktreeWithPlantedPacksIsNeverTheRoot) {
+  NestedProject p;
+  cp::test::write_file(p.dir / "cortexpilot.toml", "# cp-host project\n");
+  // A run kept its worktree and wrote a project of its own into it: project file, packs, policies.
+  const fs::path worktree = p.dir / ".runtime-cache/cortexpilot/worktrees/run-y";
+  for (const char* d : {"packs", "policies"}) fs::create_directories(worktree / d);
+  cp::test::write_file(worktree / "cortexpilot.toml", "# planted\n");
+  const int want = checked_count(host_from(p.dir.path(), {"validate", "--format", "json"}));
+  Ran r = host_from(worktree, {"validate", "--format", "json"});
+  EXPECT_EQ(checked_count(r), want) << "the project whose cache holds the worktree is the root";
+  Ran runs = host_from(worktree, {"run", "no-such-contract.json"});
+  EXPECT_NE(runs.err.find("cp-host: project root " + p.dir.path().string()), std::string::npos) << runs.err;
+}
+
+TEST(ProjectRoot, PacksOthersMayWriteInTheCurrentFolderAreRefused) {
+  NestedProject p;
+  cp::test::write_file(p.dir / "cortexpilot.toml", "# cp-host project\n");
+  fs::permissions(p.dir / "packs", fs::perms::others_write, fs::perm_options::add);
+  Ran r = host_from(p.dir.path(), {"validate", "--format", "json"});
+  EXPECT_EQ(r.exit_code, 2) << r.out << r.err;
+  EXPECT_NE(r.err.find("others may write to " + (p.dir / "packs").string()), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find("--root DIR"), std::string::npos) << r.err;
+  EXPECT_EQ(r.out, "") << "nothing was checked against those packs";
+  // --root says the user chose it: then it is used.
+  EXPECT_GT(checked_count(host_from(p.dir.path(), {"--root", ".", "validate", "--format", "json"})), 3);
+  // help and version read no root.
+  EXPECT_EQ(host_from(p.dir.path(), {"version"}).exit_code, 0);
+}
+
+// A shared folder (world-writable and sticky, like /tmp) where another user planted a project: packs that
+// pass anything, policies, a .runtime-cache of theirs. A command run there refuses to take it as the root,
+// and nothing is written under the planted cache.
+TEST(ProjectRoot, AProjectAnotherUserPlantedInASharedFolderIsRefused) {
+  if (::geteuid() != 0) GTEST_SKIP() << "needs root to give the planted files to another user";
+  cp::test::TempDir shared;
+  fs::permissions(shared.path(), fs::perms::all | fs::perms::sticky_bit, fs::perm_options::replace);
+  for (const char* d : {"packs", "policies"})
+    fs::copy(fs::path(CP_SOURCE_DIR) / d, shared / d, fs::copy_options::recursive);
+  cp::test::write_file(shared / "cortexpilot.toml", "# planted\n");
+  fs::create_directories(shared / ".runtime-cache");
+  for (const char* name : {"packs", "policies", "cortexpilot.toml", ".runtime-cache"})
+    ASSERT_EQ(::chown((shared / name).c_str(), 65534, 65534), 0) << name;
+  const fs::path contract = contract_without_project(shared.path());
+  Ran r = host_from(shared.path(), {"run", contract.string(), "--repo", shared.path().string()});
+  EXPECT_EQ(r.exit_code, 2) << r.out << r.err;
+  EXPECT_NE(r.err.find("belongs to another user"), std::string::npos) << r.err;
+  EXPECT_TRUE(fs::is_empty(shared / ".runtime-cache")) << "nothing was written under the planted cache";
+  // The root's own files (root owns them) are trusted: the same folder given to root is used.
+  for (const char* name : {"packs", "policies", "cortexpilot.toml", ".runtime-cache"})
+    ASSERT_EQ(::chown((shared / name).c_str(), 0, 0), 0) << name;
+  EXPECT_GT(checked_count(host_from(shared.path(), {"validate", "--format", "json"})), 1);
 }

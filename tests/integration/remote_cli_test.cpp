@@ -267,3 +267,20 @@ TEST(RemoteCli, WritesGoThroughTheServerWithTheTokensRole) {
   EXPECT_EQ(local_watch.exit_code, 0) << local_watch.err;
   EXPECT_EQ(p.local({"queue", "watch", "q-no-such-item"}).exit_code, 1);
 }
+
+// A decision sent to a server from inside a run's process tree is refused before anything is sent: the
+// listener saw no request at all.
+TEST(RemoteCli, ADecisionFromInsideARunIsRefusedBeforeAnythingIsSent) {
+  PageServer listener;
+  TempDir cwd;
+  for (const char* decision : {"approve", "reject"}) {
+    Ran r = run_env({CP_HOST_BIN, "--server", listener.origin(), decision, "some-run", "--reason", "x"},
+                    {"CP_HOST_TOKEN=t", "CP_RUN_ID=run-that-asks"}, cwd.path());
+    EXPECT_EQ(r.exit_code, 11) << decision << ": " << r.err;
+  }
+  Ran by_env =
+      run_env({CP_HOST_BIN, "approve", "some-run", "--reason", "x"},
+              {"CP_HOST_URL=" + listener.origin(), "CP_HOST_TOKEN=t", "CP_RUN_ID=run-that-asks"}, cwd.path());
+  EXPECT_EQ(by_env.exit_code, 11) << by_env.err;
+  EXPECT_TRUE(listener.seen().empty()) << listener.seen().front();
+}

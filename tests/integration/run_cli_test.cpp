@@ -457,6 +457,24 @@ TEST(RunCli, RunsFollowPrintsEveryEventAsItComesAndEndsWithTheRunsExitCode) {
   }
 }
 
+// A sealed run whose manifest was rewritten to claim another verdict: follow (and queue watch, through the
+// same check) answers 1 and names the problem, never the claimed verdict's 0.
+TEST(RunCli, RunsFollowOfABundleChangedAfterItsSealIsOneNotTheClaimedVerdict) {
+  RunProject p;
+  auto r = p.run(p.contract({"exit 3"}));
+  ASSERT_GT(r.ran.exit_code, 3) << r.ran.err;
+  ASSERT_NE(r.manifest["verdict"], "success");
+  const std::string id = r.manifest["run_id"];
+  EXPECT_EQ(p.runs({"follow", id}).exit_code, r.ran.exit_code);
+  json m = r.manifest;
+  m["verdict"] = "success";
+  cp::test::write_file(r.bundle / "manifest.json", m.dump(2));
+  Ran followed = p.runs({"follow", id});
+  EXPECT_EQ(followed.exit_code, 1) << followed.err;
+  EXPECT_NE(followed.err.find("TAMPERED: " + id), std::string::npos) << followed.err;
+  EXPECT_EQ(followed.err.find("sealed success"), std::string::npos) << followed.err;
+}
+
 TEST(RunCli, RunsFollowEndsWhenTheRunsProcessDiesWithoutASeal) {
   RunProject p;
   pid_t pid = p.spawn_run(p.contract({"sh scripts/hang.sh"}));

@@ -10,6 +10,8 @@
 #include "chain/chain_view.hpp"
 #include "cli/commands.hpp"
 #include "cli/diagnostic_output.hpp"
+#include "cli/json_fields.hpp"
+#include "cli/read_views.hpp"
 #include "control/actor.hpp"
 #include "core/json_depth.hpp"
 #include "plugin/registry.hpp"
@@ -44,38 +46,38 @@ int chain_exit(const chain::ChainOutcome& o) {
 }
 
 // One line per step: its state, verdict, runs (with reviewers' votes) and the handoff that led to it.
+// A handoff's summary is what an agent wrote: every field is read through json_fields.hpp.
 void print_view(const json& v) {
-  auto str = [](const json& j, const char* k) {
-    return j.contains(k) && j[k].is_string() ? j[k].get<std::string>() : std::string("-");
-  };
+  auto str = [](const json& j, const char* k) { return text_of(j, k, "-"); };
+  const std::string verdict = text_of(v, "verdict");
   std::cout << "chain    " << str(v, "run_id") << " (" << str(v, "chain_id") << ")\nstatus   "
-            << str(v, "status")
-            << (v["verdict"].is_string() ? " " + v["verdict"].get<std::string>() : std::string()) << "\n";
+            << str(v, "status") << (verdict.empty() ? std::string() : " " + verdict) << "\n";
   if (v.contains("state")) std::cout << "state    " << str(v, "state") << "\n";
-  if (v.contains("origin") && !str(v, "origin").empty() && str(v, "origin") != "-")
-    std::cout << "origin   " << str(v, "origin") << "\n";
-  for (const auto& s : v["steps"]) {
+  if (!text_of(v, "origin").empty()) std::cout << "origin   " << str(v, "origin") << "\n";
+  for (const auto& s : array_of(v, "steps")) {
     std::cout << std::left << std::setw(22) << str(s, "step_id") << std::setw(10) << str(s, "kind")
-              << std::setw(12) << str(s, "role") << std::setw(12) << str(s, "state")
-              << (s.contains("verdict") ? str(s, "verdict") : std::string("")) << "\n";
-    if (s.contains("handoff"))
-      std::cout << "    " << str(s["handoff"], "from_role") << " -> " << str(s["handoff"], "to_role") << ": "
-                << str(s["handoff"], "summary") << "\n";
-    if (s.contains("waiting_on")) std::cout << "    waiting on " << str(s, "waiting_on") << "\n";
-    if (s.contains("depends_on") && s["depends_on"].is_array() && !s["depends_on"].empty()) {
-      std::string deps;
-      for (const auto& d : s["depends_on"]) deps += (deps.empty() ? "" : ", ") + d.get<std::string>();
-      std::cout << "    after " << deps << "\n";
-    }
-    for (const auto& r : s.value("runs", json::array()))
+              << std::setw(12) << str(s, "role") << std::setw(12) << str(s, "state") << text_of(s, "verdict")
+              << "\n";
+    const json& handoff = object_of(s, "handoff");
+    if (!handoff.empty())
+      std::cout << "    " << str(handoff, "from_role") << " -> " << str(handoff, "to_role") << ": "
+                << str(handoff, "summary") << "\n";
+    if (s.is_object() && s.contains("waiting_on"))
+      std::cout << "    waiting on " << str(s, "waiting_on") << "\n";
+    std::string deps;
+    for (const auto& d : array_of(s, "depends_on"))
+      if (d.is_string()) deps += (deps.empty() ? "" : ", ") + terminal_safe(d.get<std::string>());
+    if (!deps.empty()) std::cout << "    after " << deps << "\n";
+    for (const auto& r : array_of(s, "runs")) {
+      const bool votes = r.is_object() && r.contains("approve") && r["approve"].is_boolean();
       std::cout << "    run " << str(r, "run_id") << "  " << str(r, "status") << " " << str(r, "verdict")
-                << (r.contains("approve") ? (r["approve"].get<bool>() ? "  approves" : "  does not approve")
-                                          : "")
+                << (votes ? (flag_of(r, "approve", false) ? "  approves" : "  does not approve") : "")
                 << "\n";
-    if (s.contains("quorum") && s["quorum"].is_object())
-      std::cout << "    quorum " << s["quorum"].value("approvals", 0) << " of "
-                << s["quorum"].value("required", 0) << (s["quorum"].value("met", false) ? " met" : " not met")
-                << "\n";
+    }
+    const json& quorum = object_of(s, "quorum");
+    if (!quorum.empty())
+      std::cout << "    quorum " << count_of(quorum, "approvals") << " of " << count_of(quorum, "required")
+                << (flag_of(quorum, "met", false) ? " met" : " not met") << "\n";
   }
 }
 
@@ -117,14 +119,15 @@ void add_chain(CLI::App& app, Globals& g, Runner& run) {
       req.root = g.root;
       req.plugins_dir = g.plugins_dir;
       req.interrupt = &g_chain_interrupt;
-      if (!o->quiet) req.progress = [](const std::string& l) { std::cerr << "· " << l << std::endl; };
+      if (!o->quiet)
+        req.progress = [](const std::string& l) { std::cerr << "· " << terminal_safe(l) << std::endl; };
       auto out = chain::run_chain(req);
       int code = chain_exit(out);
       if (out.stage == chain::ChainOutcome::Stage::invalid) {
         print_diagnostics(out.diagnostics);
         std::cerr << "cp-host chain run: " << out.error << "; nothing was run.\n";
       } else if (out.stage == chain::ChainOutcome::Stage::internal) {
-        std::cerr << "cp-host chain run: " << out.error << "\n";
+        std::cerr << "cp-host chain run: " << terminal_safe(out.error) << "\n";
       }
       if (o->json) {
         json j{{"exit_code", code}};
@@ -137,11 +140,11 @@ void add_chain(CLI::App& app, Globals& g, Runner& run) {
         if (!out.diagnostics.empty()) j["diagnostics"] = contract::diagnostics_json(out.diagnostics);
         std::cout << j.dump(2) << "\n";
       } else if (out.stage == chain::ChainOutcome::Stage::sealed) {
-        std::cout << "chain    " << out.run_id << "\nverdict  " << out.verdict << "\nreason   " << out.reason
-                  << "\n";
-        for (const auto& s : out.report["steps"])
-          std::cout << "step     " << s["step_id"].get<std::string>() << " (" << s["role"].get<std::string>()
-                    << "): " << s["verdict"].get<std::string>() << "\n";
+        std::cout << "chain    " << out.run_id << "\nverdict  " << out.verdict << "\nreason   "
+                  << terminal_safe(out.reason) << "\n";
+        for (const auto& s : array_of(out.report, "steps"))
+          std::cout << "step     " << text_of(s, "step_id") << " (" << text_of(s, "role")
+                    << "): " << text_of(s, "verdict") << "\n";
         std::cout << "loop     " << (out.report["lifecycle"]["closed"].get<bool>() ? "closed" : "not closed")
                   << "\n";
         if (out.report.contains("result"))

@@ -81,10 +81,10 @@ void add_help(CLI::App& app, Runner& run);
 std::string man_page(const CLI::App& app);
 void add_version(CLI::App& app, Runner& run);
 void add_completion(CLI::App& app, Runner& run);  // completion bash|zsh|fish (completion_command.cpp)
+// init [DIR]: a starter project (init_command.cpp).
 void add_init(CLI::App& app, Runner& run);
-void add_doctor(CLI::App& app, Globals& g,
-                Runner& run);  // doctor: what a run needs here (doctor_command.cpp)        // init [DIR]: a
-                               // starter project (init_command.cpp)
+// doctor: what a run needs here, and what to fix (doctor_command.cpp).
+void add_doctor(CLI::App& app, Globals& g, Runner& run);
 
 // --output json|text on every command with a --json flag (output_option.cpp): declared once all commands
 // are added, and translated in the arguments before they are parsed (`--output json` is `--json`).
@@ -101,6 +101,11 @@ bool load_plugins(const Globals& g, plugin::Registry& reg);
 // True for a probe that reaches a remote service (capability "http") and has no config in
 // <root>/policies/plugins.json: `probe` and `doctor` skip it unless it is named.
 bool probe_needs_configuration(const Globals& g, const plugin::PluginInfo& p);
+
+// The exit code of a run that ended with `verdict_code` (`runs follow`, `queue watch`): that code when its
+// bundle verifies — locally with the host key, or as the server checked it with --server — else 1 after
+// saying why (runs_follow_command.cpp). A changed bundle never passes for the verdict it claims.
+int exit_if_verified(const Globals& g, const std::string& run_id, int verdict_code);
 
 // The plugin search path: the --plugins folders (`given`, each possibly ':'-joined) when any, else
 // $CP_HOST_PLUGINS (an empty entry standing for the defaults), else the installed plugins then

@@ -6,8 +6,10 @@
 #include "cli/commands.hpp"
 #include "cli/read_views.hpp"
 #include "cli/remote_commands.hpp"
+#include "control/actor.hpp"
 #include "control/approvals.hpp"
 #include "control/evidence.hpp"
+#include "control/run_origin.hpp"
 
 #include <CLI/CLI.hpp>
 #include <nlohmann/json.hpp>
@@ -55,6 +57,19 @@ int print_decision(const control::DecisionResult& r, bool as_json, const char* c
   return code;
 }
 
+// A decision sent to a server is refused here too when this process is part of a run: the server checks
+// its own process, not the caller's, and a run may have inherited CP_HOST_URL and a token. kFromRun after
+// saying why, else -1.
+int refused_from_run(const char* cmd, bool as_json) {
+  const std::string why = control::refusal_from_run(control::os_user("human", ""));
+  if (why.empty()) return -1;
+  if (as_json)
+    std::cout << json{{"outcome", "from_run"}, {"message", why}, {"exit_code", kFromRun}}.dump(2) << "\n";
+  else
+    std::cerr << cmd << ": " << why << "\n";
+  return kFromRun;
+}
+
 }  // namespace
 
 void add_decisions(CLI::App& app, Globals& g, Runner& run) {
@@ -79,8 +94,10 @@ void add_decisions(CLI::App& app, Globals& g, Runner& run) {
   approve->add_flag("--json", o->json, "Machine-readable output");
   approve->callback([&g, &run, o] {
     run = [&g, o]() -> int {
-      if (!g.server.empty())
+      if (!g.server.empty()) {
+        if (int refused = refused_from_run("cp-host approve", o->json); refused >= 0) return refused;
         return remote_decide(g, o->run_id, o->god ? "god-mode-approve" : "approve", o->reason, o->json);
+      }
       auto actor = control::os_user(o->god ? "god_mode" : "human", o->reason);
       return print_decision(control::decide(g.root, o->run_id, control::Decision::approve, actor), o->json,
                             "cp-host approve");
@@ -96,7 +113,10 @@ void add_decisions(CLI::App& app, Globals& g, Runner& run) {
   reject->add_flag("--json", o->json, "Machine-readable output");
   reject->callback([&g, &run, o] {
     run = [&g, o]() -> int {
-      if (!g.server.empty()) return remote_decide(g, o->run_id, "reject", o->reason, o->json);
+      if (!g.server.empty()) {
+        if (int refused = refused_from_run("cp-host reject", o->json); refused >= 0) return refused;
+        return remote_decide(g, o->run_id, "reject", o->reason, o->json);
+      }
       return print_decision(
           control::decide(g.root, o->run_id, control::Decision::reject, control::os_user("human", o->reason)),
           o->json, "cp-host reject");

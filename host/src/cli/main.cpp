@@ -147,6 +147,12 @@ int main(int argc, char** argv) {
         find_project_root(root_given ? &g.root : nullptr, ec ? std::filesystem::path(".") : cwd);
     g.root = found.path;
     if (!found.warning.empty()) std::cerr << found.warning << "\n";
+    // Only the commands that never read a root may go on from a folder that may not choose it.
+    if (!found.refusal.empty() && !app.got_subcommand("help") && !app.got_subcommand("version") &&
+        !app.got_subcommand("completion")) {
+      std::cerr << found.refusal << "\n";
+      return kUsage;
+    }
     // A command that executes something says so when the project it works in was found above the current
     // folder: which policies and plugins it obeys should never be a surprise.
     const bool found_above = !root_given && found.chosen_by != "CP_HOST_ROOT" && found.path != ".";

@@ -45,22 +45,68 @@ bool inside_runtime_cache(const fs::path& dir) {
   return false;
 }
 
+// Why what the current folder holds may not decide a command's policies, packs and bundles: a project file,
+// packs/, policies/ or .runtime-cache there that belongs to another user (not root) or that others may
+// write to — planted in a shared folder, they would swap the rules a run is judged by. Group-writable is
+// left alone here: the current folder is where the user chose to be, and a shared group checkout is
+// common. "" when all that exists may be trusted.
+std::string untrusted_here(const fs::path& cwd) {
+  for (const char* name : {"cortexpilot.toml", "cortexpilot.json", "packs", "policies", ".runtime-cache"}) {
+    struct stat st {};
+    const fs::path p = cwd / name;
+    if (::lstat(p.c_str(), &st) != 0) continue;
+    if (S_ISLNK(st.st_mode) && ::stat(p.c_str(), &st) != 0) return p.string() + " is a dangling link";
+    if (st.st_uid != ::geteuid() && st.st_uid != 0) return p.string() + " belongs to another user";
+    if ((st.st_mode & S_IWOTH) &&
+        !(S_ISDIR(st.st_mode) && (st.st_mode & S_ISVTX) && st.st_uid == ::geteuid()))
+      return "others may write to " + p.string();
+  }
+  return "";
+}
+
+ProjectRoot refused_here(ProjectRoot r, const std::string& why) {
+  r.refusal = "cp-host: " + why +
+              ", so this folder does not choose the project root; give it with --root DIR " +
+              "or CP_HOST_ROOT=DIR";
+  return r;
+}
+
 }  // namespace
 
 ProjectRoot find_project_root(const fs::path* given, const fs::path& cwd) {
-  if (given) return {*given, "--root", ""};
-  if (const char* env = std::getenv("CP_HOST_ROOT"); env && *env) return {env, "CP_HOST_ROOT", ""};
+  if (given) return {*given, "--root", "", ""};
+  if (const char* env = std::getenv("CP_HOST_ROOT"); env && *env) return {env, "CP_HOST_ROOT", "", ""};
   const ProjectRoot none{".",
                          "the current folder (no cortexpilot.toml, cortexpilot.json, or packs/ and policies/ "
                          "in it; no trusted cortexpilot.toml or cortexpilot.json above it)",
-                         ""};
+                         "", ""};
+  // Inside a kept worktree or a bundle (under a .runtime-cache): what a run wrote there never chooses the
+  // root; the project whose cache it is does.
+  if (inside_runtime_cache(cwd)) {
+    const fs::path cache = core::runtime_cache_dir(fs::path()).filename();
+    fs::path project;
+    for (const auto& part : cwd) {
+      if (part == cache) break;
+      project /= part;
+    }
+    ProjectRoot r{project, "the project whose " + cache.string() + " holds the current folder", "", ""};
+    if (std::string why = untrusted(project); !why.empty())
+      return refused_here(r, project.string() + ": " + why);
+    return r;
+  }
   // The current folder is where the user chose to be: a project file or packs/ + policies/ there mark it,
   // and it stays "." so that paths are shown relative to it.
-  if (!project_file(cwd).empty()) return {".", project_file(cwd) + " in " + cwd.string(), ""};
+  const std::string here_untrusted = untrusted_here(cwd);
+  if (!project_file(cwd).empty()) {
+    ProjectRoot r{".", project_file(cwd) + " in " + cwd.string(), "", ""};
+    return here_untrusted.empty() ? r : refused_here(r, here_untrusted);
+  }
   {
     std::error_code ec;
-    if (fs::is_directory(cwd / "packs", ec) && fs::is_directory(cwd / "policies", ec))
-      return {".", "packs/ and policies/ in " + cwd.string(), ""};
+    if (fs::is_directory(cwd / "packs", ec) && fs::is_directory(cwd / "policies", ec)) {
+      ProjectRoot r{".", "packs/ and policies/ in " + cwd.string(), "", ""};
+      return here_untrusted.empty() ? r : refused_here(r, here_untrusted);
+    }
   }
   // Above it, as git looks for .git, only a project file counts (a stray packs/ folder higher up is not a
   // project), and only one this user owns in a folder this user owns.
@@ -72,13 +118,14 @@ ProjectRoot find_project_root(const fs::path* given, const fs::path& cwd) {
             ProjectRoot r = none;
             r.warning = "cp-host: " + (dir / file).string() + " was not used as the project file because " +
                         p.string() + ": " + why + "; give the root with --root DIR or CP_HOST_ROOT=DIR";
-            return r;
+            return here_untrusted.empty() ? r : refused_here(r, here_untrusted);
           }
-        return {dir, file + " in " + dir.string(), ""};
+        return {dir, file + " in " + dir.string(), "", ""};
       }
     if (dir == dir.parent_path()) break;
   }
-  return none;
+  // Nothing chose a root: the current folder is it, and what it holds must be trusted all the same.
+  return here_untrusted.empty() ? none : refused_here(none, here_untrusted);
 }
 
 std::string root_hint(const ProjectRoot& root) {
@@ -91,7 +138,7 @@ std::string root_hint(const ProjectRoot& root) {
 
 namespace {
 ProjectRoot& chosen() {
-  static ProjectRoot root{".", "the current folder", ""};
+  static ProjectRoot root{".", "the current folder", "", ""};
   return root;
 }
 }  // namespace

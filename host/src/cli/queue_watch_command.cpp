@@ -78,10 +78,12 @@ int watch(const Globals& g, const WatchOpts& o) {
         std::cout << "\n";
       }
       std::cout.flush();
-      if (!o.item.empty() && ended(state))
-        return state == "cancelled"            ? run::exit_code_for_verdict("cancelled")
-               : status == "awaiting_approval" ? 9
-                                               : run::exit_code_for_verdict(status);
+      if (!o.item.empty() && ended(state)) {
+        if (state == "cancelled") return run::exit_code_for_verdict("cancelled");
+        if (status == "awaiting_approval") return 9;
+        // The queue's word for the result is checked against the run's sealed bundle.
+        return exit_if_verified(g, last_run(it), run::exit_code_for_verdict(status));
+      }
     }
     if (!o.item.empty() && !found) {
       std::cerr << "cp-host: no queue item '" << o.item << "' (see `cp-host queue list`)\n";

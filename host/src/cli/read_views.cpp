@@ -4,6 +4,8 @@
 #include "cli/json_fields.hpp"
 #include "core/json_depth.hpp"
 
+#include <unistd.h>
+
 #include <iomanip>
 #include <iostream>
 
@@ -12,9 +14,31 @@ namespace cp::cli {
 using nlohmann::json;
 
 std::string terminal_safe(std::string s) {
-  for (char& c : s)
-    if (static_cast<unsigned char>(c) < 0x20 || c == 0x7f) c = '?';
-  return s;
+  std::string out;
+  out.reserve(s.size());
+  for (size_t i = 0; i < s.size(); ++i) {
+    const auto c = static_cast<unsigned char>(s[i]);
+    if (c < 0x20 || c == 0x7f) {
+      out += '?';
+      continue;
+    }
+    // The C1 controls in UTF-8 (U+0080..U+009F: some terminals take U+009B as CSI) and the bidirectional
+    // overrides and isolates (U+202A..U+202E, U+2066..U+2069), which reorder what is shown.
+    const auto next = [&](size_t k) { return i + k < s.size() ? static_cast<unsigned char>(s[i + k]) : 0; };
+    if (c == 0xc2 && next(1) >= 0x80 && next(1) <= 0x9f) {
+      out += '?';
+      i += 1;
+      continue;
+    }
+    if (c == 0xe2 && ((next(1) == 0x80 && next(2) >= 0xaa && next(2) <= 0xae) ||
+                      (next(1) == 0x81 && next(2) >= 0xa6 && next(2) <= 0xa9))) {
+      out += '?';
+      i += 2;
+      continue;
+    }
+    out += static_cast<char>(c);
+  }
+  return out;
 }
 
 json terminal_safe_json(json j) {
@@ -35,12 +59,13 @@ namespace {
 std::string sandbox_line(const json& sb) {
   if (!sb.is_object() || !sb.contains("kind"))
     return "- (not recorded: the run predates sandboxing or never started)";
-  std::string kind = sb.value("kind", "");
-  if (kind == "none") return "none: " + sb.value("why_none", "unsandboxed");
+  std::string kind = text_of(sb, "kind");
+  if (kind == "none") return "none: " + text_of(sb, "why_none", "unsandboxed");
   std::string s = kind;
-  if (sb.contains("landlock_abi")) s += " (Landlock ABI " + std::to_string(sb.value("landlock_abi", 0)) + ")";
-  s += ", network " + sb.value("network", "deny");
-  if (sb.contains("process_tree")) s += ", processes held by " + sb.value("process_tree", "");
+  if (sb.contains("landlock_abi"))
+    s += " (Landlock ABI " + std::to_string(count_of(sb, "landlock_abi")) + ")";
+  s += ", network " + text_of(sb, "network", "deny");
+  if (sb.contains("process_tree")) s += ", processes held by " + text_of(sb, "process_tree");
   return s;
 }
 
@@ -79,8 +104,8 @@ void print_run_detail(const std::string& run_id, const json& m, const std::strin
                 << text_of(gt, "verdict") << text_of(gt, "summary") << "\n";
   if (m.contains("reports") && m["reports"].is_object())
     for (const auto& [k, v] : m["reports"].items())
-      std::cout << "report    " << (v.is_string() ? v.get<std::string>() : v.dump()) << "\n";
-  std::cout << "bundle    " << bundle << "\n";
+      std::cout << "report    " << terminal_safe(v.is_string() ? v.get<std::string>() : v.dump()) << "\n";
+  std::cout << "bundle    " << terminal_safe(bundle) << "\n";
   const std::string state = text_of(verification, "state");
   if (state == "intact")
     std::cout << "verified  intact, signed by key " << text_of(verification, "key_id") << "\n";
@@ -88,8 +113,8 @@ void print_run_detail(const std::string& run_id, const json& m, const std::strin
     std::cout << "verified  not yet (the run is live)\n";
   else if (verification.contains("problems") && verification["problems"].is_array())
     for (const auto& p : verification["problems"])
-      std::cout << "TAMPERED: " << run_id << ": " << (p.is_string() ? p.get<std::string>() : p.dump())
-                << "\n";
+      std::cout << "TAMPERED: " << terminal_safe(run_id) << ": "
+                << terminal_safe(p.is_string() ? p.get<std::string>() : p.dump()) << "\n";
 }
 
 bool print_event(const std::string& line, bool as_json, const std::string& run_id) {
@@ -245,6 +270,17 @@ void print_diff_view(const json& view) {
   const json& t = object_of(view, "totals");
   std::cout << count_of(t, "files") << " files changed, " << count_of(t, "added") << " insertions(+), "
             << count_of(t, "removed") << " deletions(-)\n";
+}
+
+void print_patch(const std::string& patch) {
+  if (!::isatty(STDOUT_FILENO)) {
+    std::cout << patch;
+    return;
+  }
+  std::string shown = patch;
+  for (char& c : shown)
+    if ((static_cast<unsigned char>(c) < 0x20 && c != '\n' && c != '\t') || c == 0x7f) c = '?';
+  std::cout << shown;
 }
 
 }  // namespace cp::cli

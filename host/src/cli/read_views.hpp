@@ -37,6 +37,10 @@ void print_reports_view(const nlohmann::json& view);
 void print_artifacts_view(const nlohmann::json& view);
 void print_diff_view(const nlohmann::json& view);
 
+// A run's patch as recorded (`runs diff --patch`): the bytes as they are into a pipe or a file (for `git
+// apply`), but to a terminal with every control character other than a newline or a tab shown as '?'.
+void print_patch(const std::string& patch);
+
 // `s` with every control character shown as '?': text from a bundle or a server must not drive the
 // terminal (escape sequences, carriage returns).
 std::string terminal_safe(std::string s);

@@ -1,6 +1,7 @@
 #include "cli/remote_commands.hpp"
 
 #include "cli/colour.hpp"
+#include "cli/json_fields.hpp"
 #include "cli/read_views.hpp"
 #include "cli/remote_client.hpp"
 #include "run/engine.hpp"
@@ -97,7 +98,7 @@ int remote_text(const Globals& g, const std::string& target, const std::string& 
   if (!s) return kUsage;
   HttpAnswer a = http_call(*s, "GET", target);
   if (a.status != 200) return failed(a, what + " on " + s->url);
-  std::cout << a.body;
+  print_patch(a.body);
   return kOk;
 }
 
@@ -129,7 +130,7 @@ int remote_runs_verify(const Globals& g, const std::string& run_id, bool as_json
     std::cout << check.dump(2, ' ', false, json::error_handler_t::replace) << "\n";
   else
     human(terminal_safe_json(check));
-  return check.value("ok", false) ? kOk : kInvalid;
+  return flag_of(check, "ok", false) ? kOk : kInvalid;
 }
 
 const std::vector<std::string>& remote_capable_commands() {
@@ -168,12 +169,13 @@ int remote_runs_list(const Globals& g, const store::RunQuery& q, size_t limit, b
     if (!cursor.empty()) target += "&cursor=" + url_encode(cursor);
     auto page = get_json(*s, target, code, "listing runs on " + s->url);
     if (!page) return code;
+    const size_t before = rows.size();
     if (page->contains("runs") && (*page)["runs"].is_array())
       for (auto& r : (*page)["runs"]) rows.push_back(std::move(r));
-    cursor = page->contains("next_cursor") && (*page)["next_cursor"].is_string()
-                 ? (*page)["next_cursor"].get<std::string>()
-                 : "";
-    if (cursor.empty()) break;
+    const std::string next = text_of(*page, "next_cursor");
+    // A page that adds nothing, or a cursor that does not move, would page for ever: the listing ends.
+    if (next.empty() || next == cursor || rows.size() == before) break;
+    cursor = next;
   }
   if (rows.size() > limit) rows.erase(rows.begin() + static_cast<long>(limit), rows.end());
   if (as_json) {
@@ -192,7 +194,7 @@ int remote_runs_show(const Globals& g, const std::string& run_id, bool as_json) 
   if (!d) return code;
   const json manifest = d->contains("manifest") ? (*d)["manifest"] : json::object();
   const json verification = d->contains("verification") ? (*d)["verification"] : json::object();
-  const bool tampered = verification.is_object() && verification.value("state", "") == "tampered";
+  const bool tampered = text_of(verification, "state") == "tampered";
   if (as_json) {
     std::cout << manifest.dump(2) << "\n";
     if (tampered) std::cerr << "cp-host: run " << run_id << " does not verify on " << s->url << "\n";
@@ -216,18 +218,21 @@ EventsPage print_events_after(const RemoteServer& s, const std::string& run_id, 
   EventsPage p;
   p.last = after;
   for (;;) {
+    const unsigned long long before = p.last;
     auto page = get_json(s, run_path(run_id) + "/events?limit=5000&after_seq=" + std::to_string(p.last), code,
                          "events of run " + run_id);
     if (!page) return p;
     if (page->contains("events") && (*page)["events"].is_array())
       for (const auto& e : (*page)["events"]) {
         if (!e.is_object()) continue;
-        if (e.contains("seq") && e["seq"].is_number_unsigned()) p.last = e["seq"].get<unsigned long long>();
-        if (!type.empty() && e.value("type", "") != type) continue;
+        if (e.contains("seq") && e["seq"].is_number_unsigned())
+          p.last = std::max(p.last, e["seq"].get<unsigned long long>());
+        if (!type.empty() && text_of(e, "type") != type) continue;
         print_event(e.dump(-1, ' ', false, json::error_handler_t::replace), as_json, run_id);
       }
-    p.run_status = page->value("run_status", "");
-    if (!page->value("more", false)) break;
+    p.run_status = text_of(*page, "run_status");
+    // More is said to come only after the last event read: a page that does not move on ends the reading.
+    if (!flag_of(*page, "more", false) || p.last == before) break;
   }
   p.ok = true;
   return p;
@@ -253,24 +258,36 @@ int remote_runs_follow(const Globals& g, const std::string& run_id, bool as_json
     auto d = get_json(*s, run_path(run_id), code, "run " + run_id);
     if (!d) return code;
     const json m = d->contains("manifest") ? (*d)["manifest"] : json::object();
-    const std::string status = m.is_object() ? m.value("status", "") : "";
+    const std::string status = text_of(m, "status");
     EventsPage p = print_events_after(*s, run_id, last, "", as_json, code);
     if (!p.ok) return code;
     last = p.last;
-    if (status == "sealed" || status == "awaiting_approval") {
-      const std::string verdict = m.value("verdict", "");
+    const json v = d->contains("verification") ? (*d)["verification"] : json::object();
+    const std::string checked = text_of(v, "state");
+    // A sealed run's verdict counts only when the server found the bundle as its seal signed it; while the
+    // server still sees it live (the seal being written), look again.
+    const bool settling = status == "sealed" && checked == "live";
+    if ((status == "sealed" && !settling) || status == "awaiting_approval") {
+      if (status == "sealed" && v.is_object() && !flag_of(v, "ok", checked.empty())) {
+        for (const auto& p : array_of(v, "problems"))
+          std::cerr << "TAMPERED: " << terminal_safe(run_id) << ": "
+                    << terminal_safe(p.is_string() ? p.get<std::string>() : p.dump()) << "\n";
+        std::cerr << "cp-host: run " << terminal_safe(run_id)
+                  << " is sealed but its bundle does not verify on " << s->url << " (exit 1)\n";
+        return kInvalid;
+      }
+      const std::string verdict = text_of(m, "verdict");
       const int exit = status == "awaiting_approval" ? 9 : run::exit_code_for_verdict(verdict);
-      std::cerr << "cp-host: run " << run_id << " "
+      std::cerr << "cp-host: run " << terminal_safe(run_id) << " "
                 << (status == "sealed" ? "sealed " + paint_verdict(verdict, 2)
                                        : paint("is awaiting approval", Colour::yellow, 2))
                 << " (exit " << exit << ")\n";
       return exit;
     }
     // Not ended, and the server sees no live process holding it: it died without a seal.
-    const json v = d->contains("verification") ? (*d)["verification"] : json::object();
-    unheld = v.is_object() && v.value("state", "") == "tampered" ? unheld + 1 : 0;
+    unheld = !settling && checked == "tampered" ? unheld + 1 : 0;
     if (unheld >= 3) {
-      std::cerr << "cp-host: run " << run_id << " is " << status
+      std::cerr << "cp-host: run " << terminal_safe(run_id) << " is " << status
                 << " and no process holds it: it ended without a seal (`cp-host runs recover` on the server "
                    "seals it error)\n";
       return run::exit_code_for_verdict("error");
@@ -299,7 +316,7 @@ int remote_queue_list(const Globals& g, const std::string& state, bool active_on
   if (active_only && list->contains("items") && (*list)["items"].is_array()) {
     json kept = json::array();
     for (auto& it : (*list)["items"]) {
-      const std::string st = it.is_object() ? it.value("state", "") : "";
+      const std::string st = text_of(it, "state");
       if (st != "done" && st != "cancelled") kept.push_back(std::move(it));
     }
     (*list)["items"] = kept;
@@ -318,7 +335,7 @@ int remote_queue_cancel(const Globals& g, const std::string& item, const std::st
       http_call(*s, "POST", "/api/queue/" + url_encode(item) + "/cancel", json{{"reason", reason}}.dump());
   if (a.status != 202 && a.status != 200) return failed(a, "cancelling " + item);
   const json j = a.json();
-  if (j.is_object() && j.value("outcome", "") == "cancelled")
+  if (text_of(j, "outcome") == "cancelled")
     std::cout << "cancelled " << item << "\n";
   else
     std::cout << "cancel requested for " << item << " (running; serve stops it)\n";
@@ -336,7 +353,7 @@ int remote_queue_submit(const Globals& g, const json& body, bool as_json) {
         j["error"]["details"].is_array())
       for (const auto& d : j["error"]["details"])
         if (d.is_object())
-          std::cerr << d.value("pointer", "") << ": " << d.value("message", d.dump()) << "\n";
+          std::cerr << text_of(d, "pointer") << ": " << text_of(d, "message", d.dump()) << "\n";
     return failed(a, "queue submit; nothing was queued");
   }
   json item = a.json();
@@ -344,8 +361,8 @@ int remote_queue_submit(const Globals& g, const json& body, bool as_json) {
   if (as_json)
     std::cout << item.dump(2) << "\n";
   else
-    std::cout << "queued " << item.value("item_id", "") << " (task " << item.value("task_id", "")
-              << ", priority " << item.value("priority", 5) << ")\n";
+    std::cout << "queued " << text_of(item, "item_id") << " (task " << text_of(item, "task_id")
+              << ", priority " << number_of(item, "priority", "5") << ")\n";
   return kOk;
 }
 
@@ -374,7 +391,7 @@ int remote_decide(const Globals& g, const std::string& run_id, const std::string
   const std::string cmd = action == "reject" ? "cp-host reject" : "cp-host approve";
   if (a.status != 200) {
     const std::string outcome = j.is_object() && j.contains("error") && j["error"].is_object()
-                                    ? j["error"].value("code", "error")
+                                    ? text_of(j["error"], "code", "error")
                                     : "error";
     const int code = a.status == 403 && outcome == "from_run" ? kFromRun : failed(a, cmd);
     if (as_json)
@@ -387,7 +404,7 @@ int remote_decide(const Globals& g, const std::string& run_id, const std::string
     out["exit_code"] = kOk;
     std::cout << out.dump(2) << "\n";
   } else {
-    std::cout << (j.is_object() ? j.value("message", "") : std::string()) << "\n";
+    std::cout << text_of(j, "message") << "\n";
   }
   return kOk;
 }

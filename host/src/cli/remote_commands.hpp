@@ -40,7 +40,7 @@ std::optional<nlohmann::json> remote_get(const Globals& g, const std::string& ta
 // or refused, 2 a token problem, 3 the server failed.
 int remote_view(const Globals& g, const std::string& target, const std::string& what, bool as_json,
                 const std::function<void(const nlohmann::json&)>& human);
-// `runs diff --patch` and its kin: GET `target` and print the body as it comes (text, not JSON).
+// `runs diff --patch`: GET `target` and print the body as print_patch (read_views.hpp) does.
 int remote_text(const Globals& g, const std::string& target, const std::string& what);
 // `runs verify RUN`: the server's check of the bundle (POST .../verify, an operator's; with a viewer's
 // token the run detail's verification, which the server keeps for the bundle's current bytes). `human`

@@ -4,6 +4,8 @@
 #include "cli/colour.hpp"
 #include "cli/commands.hpp"
 #include "cli/diagnostic_output.hpp"
+#include "cli/json_fields.hpp"
+#include "cli/read_views.hpp"
 #include "control/run_compare.hpp"
 #include "run/engine.hpp"
 
@@ -46,11 +48,12 @@ void print_summary(const run::RunOutcome& o, int code) {
   std::cout << "run      " << o.run_id << "\n"
             << "status   " << o.status << "\n";
   if (!o.verdict.empty()) std::cout << "verdict  " << paint_verdict(o.verdict) << "\n";
-  std::cout << "reason   " << o.reason << "\n";
+  // The reason may quote what the agent said (a failed turn's message): never raw to the terminal.
+  std::cout << "reason   " << terminal_safe(o.reason) << "\n";
   std::cout << "gates   ";
   const json& gates = o.manifest.value("gates", json::array());
   if (gates.empty()) std::cout << " (none ran)";
-  for (const auto& g : gates) std::cout << " " << g.value("gate_id", "") << "=" << g.value("verdict", "");
+  for (const auto& g : gates) std::cout << " " << text_of(g, "gate_id") << "=" << text_of(g, "verdict");
   std::cout << "\n";
   auto changes =
       o.manifest.contains("reports") && o.manifest["reports"].contains("diff") ? "artifacts/diff.patch" : "-";
@@ -67,7 +70,7 @@ int report_outcome(const run::RunOutcome& out, bool as_json, const std::string& 
     std::cerr << cmd << ": " << out.error << "; nothing was run or written. Fix it and check with " << check
               << ".\n";
   } else if (out.stage == run::RunOutcome::Stage::internal) {
-    std::cerr << cmd << ": " << out.error << "\n";
+    std::cerr << cmd << ": " << terminal_safe(out.error) << "\n";
   }
   if (as_json) {
     json j{{"exit_code", code},
@@ -162,7 +165,8 @@ void add_run(CLI::App& app, Globals& g, Runner& run) {
       }
       for (const auto& h : o->hide)
         req.hidden_paths.push_back(std::filesystem::absolute(h).lexically_normal());
-      if (!o->quiet) req.progress = [](const std::string& line) { std::cerr << "· " << line << std::endl; };
+      if (!o->quiet)
+        req.progress = [](const std::string& line) { std::cerr << "· " << terminal_safe(line) << std::endl; };
       run::RunOutcome out = run::run_contract(req);
       return report_outcome(out, o->json, "cp-host run",
                             o->from_run.empty() ? "`cp-host validate " + o->contract + "`"
@@ -215,7 +219,8 @@ void add_replay(CLI::App& app, Globals& g, Runner& run) {
       req.root = g.root;
       req.plugins_dir = g.plugins_dir;
       req.interrupt = &g_interrupt;
-      if (!o->quiet) req.progress = [](const std::string& line) { std::cerr << "· " << line << std::endl; };
+      if (!o->quiet)
+        req.progress = [](const std::string& line) { std::cerr << "· " << terminal_safe(line) << std::endl; };
       run::RunOutcome out = run::run_contract(req);
       if (out.stage == run::RunOutcome::Stage::sealed && !o->no_compare) {
         auto cmp = control::compare_runs(g.root, o->run_id, out.run_id);

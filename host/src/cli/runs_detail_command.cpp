@@ -67,7 +67,7 @@ int diff(const Globals& g, const DetailOpts& o) {
     return kInvalid;
   }
   if (o.patch) {
-    std::cout << text;
+    print_patch(text);
     return kOk;
   }
   json view = control::parse_patch(text);

@@ -3,6 +3,7 @@
 // decision (9). A run whose process is gone without sealing ends the follow with 8 and names the recovery.
 #include "cli/colour.hpp"
 #include "cli/commands.hpp"
+#include "cli/json_fields.hpp"
 #include "cli/read_views.hpp"
 #include "cli/remote_commands.hpp"
 #include "core/json_depth.hpp"
@@ -11,6 +12,7 @@
 #include "run/engine.hpp"
 #include "store/bundle.hpp"
 #include "store/bundle_verify.hpp"
+#include "store/host_key.hpp"
 #include "store/run_index.hpp"
 
 #include <CLI/CLI.hpp>
@@ -72,6 +74,21 @@ class EventTail {
   std::string pending_;
 };
 
+// Whether the bundle is what its seal signed, with the host key; the problems said on stderr when not.
+bool bundle_verifies(const std::string& run_id, const fs::path& dir) {
+  store::KeyRing keys;
+  try {
+    keys = store::KeyRing::of_dir(store::key_dir());
+  } catch (const store::KeyError&) {
+    // No usable key: the check says the seal is signed by no trusted key.
+  }
+  const store::BundleCheck c = store::verify_settled(dir, keys);
+  if (c.ok()) return true;
+  for (const auto& p : c.problems) std::cerr << "TAMPERED: " << run_id << ": " << terminal_safe(p) << "\n";
+  std::cerr << "cp-host: run " << run_id << " is sealed but its bundle does not verify (exit 1)\n";
+  return false;
+}
+
 int follow(const Globals& g, const FollowOpts& o) {
   auto dir = store::valid_run_id(o.run_id) ? store::find_run(g.root, o.run_id) : std::nullopt;
   if (!dir) {
@@ -93,6 +110,9 @@ int follow(const Globals& g, const FollowOpts& o) {
     if (status == "sealed" || status == "awaiting_approval") {
       const std::string verdict =
           m.contains("verdict") && m["verdict"].is_string() ? m["verdict"].get<std::string>() : "";
+      // The verdict read from manifest.json is the one its seal signed, or the answer is 1: a bundle
+      // changed after its seal never passes for its claimed verdict.
+      if (status == "sealed" && !bundle_verifies(o.run_id, *dir)) return kInvalid;
       const int code = status == "awaiting_approval" ? 9 : run::exit_code_for_verdict(verdict);
       std::cerr << "cp-host: run " << o.run_id << " "
                 << (status == "sealed" ? "sealed " + paint_verdict(verdict, 2)
@@ -114,6 +134,29 @@ int follow(const Globals& g, const FollowOpts& o) {
 }
 
 }  // namespace
+
+int exit_if_verified(const Globals& g, const std::string& run_id, int verdict_code) {
+  if (run_id.empty()) return verdict_code;  // the attempt ended before a bundle existed
+  if (!g.server.empty()) {
+    int code = kOk;
+    auto d = remote_get(g, remote_run_path(run_id), "run " + run_id, true, code);
+    if (!d) return code;
+    const json& v = object_of(*d, "verification");
+    if (flag_of(v, "ok", false) || text_of(v, "state") == "live") return verdict_code;
+    for (const auto& p : array_of(v, "problems"))
+      std::cerr << "TAMPERED: " << terminal_safe(run_id) << ": "
+                << (p.is_string() ? p.get<std::string>() : p.dump()) << "\n";
+    std::cerr << "cp-host: run " << terminal_safe(run_id) << " does not verify on the server (exit 1)\n";
+    return kInvalid;
+  }
+  auto dir = store::valid_run_id(run_id) ? store::find_run(g.root, run_id) : std::nullopt;
+  if (!dir) {
+    std::cerr << "cp-host: the run " << terminal_safe(run_id) << " of the item has no bundle under "
+              << core::runs_dir(g.root).string() << " (exit 1)\n";
+    return kInvalid;
+  }
+  return bundle_verifies(run_id, *dir) ? verdict_code : kInvalid;
+}
 
 void add_runs_follow(CLI::App& runs, Globals& g, Runner& run) {
   auto o = std::make_shared<FollowOpts>();
