@@ -14,6 +14,7 @@
 
 #include <chrono>
 #include <fstream>
+#include <map>
 #include <sstream>
 #include <thread>
 
@@ -490,4 +491,26 @@ TEST(RunCli, RunsFollowEndsWhenTheRunsProcessDiesWithoutASeal) {
   // Recovery stops what the dead run left running.
   EXPECT_EQ(p.runs({"recover"}).exit_code, 0);
   EXPECT_TRUE(wait_group_gone(pgid));
+}
+
+// The manifest records where each plugin was loaded from and the library's sha256, not only the name and
+// version a library declares of itself: a gate shadowed by a copy earlier on the search path shows.
+TEST(RunCli, TheManifestRecordsEachPluginsLibraryPathAndSha256) {
+  RunProject p;
+  cp::test::TempDir mine;
+  fs::copy_file(p.plugins / "gate_diff_scope.so", mine / "gate_diff_scope.so");
+  const fs::path shipped = p.plugins;
+  p.plugins = mine.path().string() + ":" + shipped.string();
+  auto r = p.run(p.contract({"sed -i s/Helo/Hello/ src/greeting.sh"}));
+  ASSERT_EQ(r.ran.exit_code, 0) << r.ran.err;
+  std::map<std::string, json> by_id;
+  for (const auto& pl : r.manifest["plugins"]) by_id[pl["id"]] = pl;
+  ASSERT_TRUE(by_id.count("diff_scope")) << r.manifest["plugins"].dump(2);
+  EXPECT_EQ(by_id["diff_scope"]["library_path"], (mine / "gate_diff_scope.so").string());
+  Ran sum = cp::test::sh("sha256sum '" + (mine / "gate_diff_scope.so").string() + "' | cut -c1-64");
+  EXPECT_EQ(by_id["diff_scope"]["library_sha256"].get<std::string>() + "\n", sum.out);
+  EXPECT_EQ(by_id["diff_scope"]["isolation"], "isolated") << "a cp-* library outside the installed folder";
+  EXPECT_EQ(by_id["tool"]["isolation"], "in_process");
+  ASSERT_TRUE(by_id.count("tool"));
+  EXPECT_EQ(by_id["tool"]["library_path"], (shipped / "runner_tool.so").string());
 }

@@ -41,7 +41,8 @@ struct PluginInfo {
   const void* vtable = nullptr;    // cp_*_vtable of `kind`; valid while `library` lives
   std::string config_json = "{}";  // the validated config this plugin will be created with
   // "in_process" or "isolated" (served by cp-plugin-worker). Policy decides; the default is in_process for
-  // first-party libraries (named cp-*) and isolated for everything else.
+  // first-party libraries (named cp-* and in the installed folder, installed_folder.hpp) and isolated for
+  // everything else.
   std::string isolation = "in_process";
   IsolationLimits limits;
   std::shared_ptr<void> library;  // keeps the .so mapped

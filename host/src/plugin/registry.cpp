@@ -1,5 +1,7 @@
 #include "plugin/registry.hpp"
+
 #include "core/json_depth.hpp"
+#include "plugin/installed_folder.hpp"
 
 #include "core/json_schema.hpp"
 #include "core/runtime_paths.hpp"
@@ -295,8 +297,10 @@ void Registry::load_file(const std::filesystem::path& file, const PluginPolicy& 
       refuse(file, id, std::string("config schema is not a valid JSON Schema: ") + e.what());
       continue;
     }
-    // Third-party code runs isolated unless policy says otherwise; first-party (cp-*) in process.
-    info.isolation = info.library_name.rfind("cp-", 0) == 0 ? "in_process" : "isolated";
+    // Third-party code runs isolated unless policy says otherwise; first-party in process: a library named
+    // cp-* in the folder installed with cp-host (a name alone is what any library may call itself).
+    info.isolation =
+        info.library_name.rfind("cp-", 0) == 0 && in_installed_folder(file) ? "in_process" : "isolated";
     auto ps = policy.plugins.find(id);
     if (ps != policy.plugins.end()) {
       if (!ps->second.enabled) continue;  // switched off by policy: neither loaded nor an error

@@ -18,8 +18,11 @@
 
 #include <cortexpilot/plugin.h>
 
+#include <fcntl.h>
 #include <unistd.h>
 #include <cstdlib>
+#include <map>
+#include <system_error>
 
 namespace cp::run {
 
@@ -38,14 +41,38 @@ std::vector<fs::path> key_folders(const fs::path& in_use) {
   return out;
 }
 
+// The sha256 of a plugin library as it is on disk now, "" when it cannot be read. A library's name and
+// version are what it says of itself; its path and bytes are what was loaded, so a first-party gate
+// shadowed by another library of the same name shows in the manifest.
+std::string library_sha256(const fs::path& file) {
+  const int fd = ::open(file.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return "";
+  std::string hex;
+  try {
+    unsigned long long bytes = 0;
+    hex = core::sha256_fd_hex(fd, bytes);
+  } catch (const std::system_error&) {
+    hex.clear();
+  }
+  ::close(fd);
+  return hex;
+}
+
 json plugin_list(const plugin::Registry& reg, const std::vector<std::string>& ids) {
   json out = json::array();
+  std::map<fs::path, std::string> hashed;  // one library holds many plugins: each file is read once
   for (const auto& id : ids)
-    if (const auto* p = reg.find(id))
+    if (const auto* p = reg.find(id)) {
+      auto [at, fresh] = hashed.try_emplace(p->library_path);
+      if (fresh) at->second = library_sha256(p->library_path);
       out.push_back({{"id", p->id},
                      {"kind", std::string(plugin::kind_name(p->kind))},
                      {"version", p->version},
-                     {"library", p->library_name + " " + p->library_version}});
+                     {"library", p->library_name + " " + p->library_version},
+                     {"library_path", p->library_path.string()},
+                     {"library_sha256", at->second},
+                     {"isolation", p->isolation}});
+    }
   return out;
 }
 
