@@ -51,7 +51,9 @@ bool inside_runtime_cache(const fs::path& dir) {
 // left alone here: the current folder is where the user chose to be, and a shared group checkout is
 // common. "" when all that exists may be trusted.
 std::string untrusted_here(const fs::path& cwd) {
-  for (const char* name : {"cortexpilot.toml", "cortexpilot.json", "packs", "policies", ".runtime-cache"}) {
+  const fs::path cache = core::runtime_cache_dir(fs::path());
+  for (const fs::path& name : {fs::path("cortexpilot.toml"), fs::path("cortexpilot.json"), fs::path("packs"),
+                               fs::path("policies"), cache}) {
     struct stat st {};
     const fs::path p = cwd / name;
     if (::lstat(p.c_str(), &st) != 0) continue;
