@@ -1,5 +1,6 @@
 #include "cli/remote_client.hpp"
 
+#include "cli/read_views.hpp"
 #include "core/json_depth.hpp"
 #include "core/version.hpp"
 
@@ -10,10 +11,9 @@
 #include <boost/beast/http.hpp>
 #include <boost/beast/ssl.hpp>
 
-#include <sys/socket.h>
-#include <sys/time.h>
-
 #include <cctype>
+#include <chrono>
+#include <cstdlib>
 
 namespace cp::cli {
 
@@ -25,13 +25,16 @@ using tcp = net::ip::tcp;
 namespace {
 
 constexpr uint64_t kMaxAnswerBytes = 64u << 20;
-constexpr int kBudgetSeconds = 30;
 
-// Synchronous Beast calls take no deadline: the socket's own send and receive timeouts bound each call.
-void set_timeouts(int fd) {
-  timeval tv{kBudgetSeconds, 0};
-  ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
-  ::setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
+// The whole request's budget: resolving, connecting, the TLS handshake, sending and receiving together.
+// CP_HOST_HTTP_TIMEOUT_MS shortens (or lengthens) it.
+std::chrono::milliseconds budget() {
+  if (const char* e = std::getenv("CP_HOST_HTTP_TIMEOUT_MS"); e && *e) {
+    char* end = nullptr;
+    const long long ms = std::strtoll(e, &end, 10);
+    if (end && *end == '\0' && ms > 0 && ms <= 3600000) return std::chrono::milliseconds(ms);
+  }
+  return std::chrono::seconds(30);
 }
 
 http::request<http::string_body> make_request(const RemoteServer& s, const std::string& method,
@@ -51,15 +54,33 @@ http::request<http::string_body> make_request(const RemoteServer& s, const std::
   return req;
 }
 
+// Runs one asynchronous step to its end: `start` begins it with a handler that records its outcome. The
+// stream's own deadline (beast::tcp_stream::expires_at) ends a step that would wait past it.
+template <class Start>
+beast::error_code step(net::io_context& ioc, Start start) {
+  beast::error_code result = net::error::operation_aborted;
+  start([&result](beast::error_code ec, auto&&...) { result = ec; });
+  ioc.restart();
+  ioc.run();
+  return result;
+}
+
+// Sends the request and reads the answer, all before `deadline`; the body capped at kMaxAnswerBytes.
 template <class Stream>
-HttpAnswer exchange(Stream& stream, const http::request<http::string_body>& req) {
+HttpAnswer exchange(net::io_context& ioc, Stream& stream, beast::tcp_stream& lowest,
+                    const http::request<http::string_body>& req,
+                    std::chrono::steady_clock::time_point deadline, const std::string& url) {
   HttpAnswer a;
-  http::write(stream, req);
+  lowest.expires_at(deadline);
+  if (auto ec = step(ioc, [&](auto h) { http::async_write(stream, req, h); }))
+    return {0, "", "sending to " + url + ": " + ec.message()};
   beast::flat_buffer buffer;
   http::response_parser<http::string_body> parser;
   parser.body_limit(kMaxAnswerBytes);
   parser.header_limit(64 * 1024);
-  http::read(stream, buffer, parser);
+  lowest.expires_at(deadline);
+  if (auto ec = step(ioc, [&](auto h) { http::async_read(stream, buffer, parser, h); }))
+    return {0, "", "reading the answer of " + url + ": " + ec.message()};
   a.status = static_cast<int>(parser.get().result_int());
   a.body = std::move(parser.get().body());
   return a;
@@ -127,17 +148,36 @@ std::string HttpAnswer::message() const {
   const nlohmann::json j = json();
   if (j.is_object() && j.contains("error") && j["error"].is_object() && j["error"].contains("message") &&
       j["error"]["message"].is_string())
-    return j["error"]["message"].get<std::string>() + " (HTTP " + std::to_string(status) + ")";
+    return terminal_safe(j["error"]["message"].get<std::string>()) + " (HTTP " + std::to_string(status) + ")";
   return "the server answered HTTP " + std::to_string(status);
 }
 
 HttpAnswer http_call(const RemoteServer& s, const std::string& method, const std::string& target,
                      const std::string& body) {
   try {
+    const auto limit = budget();
+    const auto deadline = std::chrono::steady_clock::now() + limit;
+    const std::string timed_out = "no answer from " + s.url + " within " + std::to_string(limit.count()) +
+                                  " ms (CP_HOST_HTTP_TIMEOUT_MS)";
     net::io_context ioc;
     tcp::resolver resolver(ioc);
-    const auto endpoints = resolver.resolve(s.host, s.port);
+    tcp::resolver::results_type endpoints;
+    beast::error_code ec = net::error::operation_aborted;
+    resolver.async_resolve(s.host, s.port, [&](beast::error_code e, tcp::resolver::results_type r) {
+      ec = e;
+      endpoints = std::move(r);
+    });
+    ioc.run_for(limit);
+    if (!ioc.stopped()) {
+      resolver.cancel();
+      return {0, "", timed_out};
+    }
+    if (ec) return {0, "", "cannot resolve " + s.host + ": " + ec.message()};
     const auto req = make_request(s, method, target, body);
+    auto failed = [&](const char* what, beast::error_code e) {
+      return HttpAnswer{0, "",
+                        e == beast::error::timeout ? timed_out : std::string(what) + ": " + e.message()};
+    };
     if (s.scheme == "https") {
       net::ssl::context ctx(net::ssl::context::tls_client);
       ctx.set_default_verify_paths();
@@ -147,18 +187,25 @@ HttpAnswer http_call(const RemoteServer& s, const std::string& method, const std
       if (!SSL_set_tlsext_host_name(stream.native_handle(), s.host.c_str()))
         return {0, "", "cannot set the TLS server name " + s.host};
       stream.set_verify_callback(net::ssl::host_name_verification(s.host));
-      beast::get_lowest_layer(stream).connect(endpoints);
-      set_timeouts(beast::get_lowest_layer(stream).socket().native_handle());
-      stream.handshake(net::ssl::stream_base::client);
-      HttpAnswer a = exchange(stream, req);
+      beast::tcp_stream& lowest = beast::get_lowest_layer(stream);
+      lowest.expires_at(deadline);
+      if (auto e = step(ioc, [&](auto h) { lowest.async_connect(endpoints, h); }))
+        return failed(("cannot reach " + s.url).c_str(), e);
+      lowest.expires_at(deadline);
+      if (auto e = step(ioc, [&](auto h) { stream.async_handshake(net::ssl::stream_base::client, h); }))
+        return failed(("TLS with " + s.url).c_str(), e);
+      HttpAnswer a = exchange(ioc, stream, lowest, req, deadline, s.url);
+      if (a.status == 0 && a.error.find("timeout") != std::string::npos) a.error = timed_out;
       beast::error_code ignored;
-      stream.shutdown(ignored);
+      lowest.socket().shutdown(tcp::socket::shutdown_both, ignored);
       return a;
     }
     beast::tcp_stream stream(ioc);
-    stream.connect(endpoints);
-    set_timeouts(stream.socket().native_handle());
-    HttpAnswer a = exchange(stream, req);
+    stream.expires_at(deadline);
+    if (auto e = step(ioc, [&](auto h) { stream.async_connect(endpoints, h); }))
+      return failed(("cannot reach " + s.url).c_str(), e);
+    HttpAnswer a = exchange(ioc, stream, stream, req, deadline, s.url);
+    if (a.status == 0 && a.error.find("timeout") != std::string::npos) a.error = timed_out;
     beast::error_code ignored;
     stream.socket().shutdown(tcp::socket::shutdown_both, ignored);
     return a;

@@ -26,12 +26,13 @@ struct HttpAnswer {
   std::string body;             // at most 64 MiB
   std::string error;            // a connection, TLS or protocol failure
   nlohmann::json json() const;  // the body as JSON; discarded when it is not JSON or too deep
-  // The server's error message ({"error": {"message"}}), or the status line when it gave none.
+  // The server's error message ({"error": {"message"}}), terminal-safe, or the status line when it gave none.
   std::string message() const;
 };
 
-// One request; `body` is sent as application/json when not empty. Never throws. Each request has a
-// 30-second budget for connecting, sending and receiving.
+// One request; `body` is sent as application/json when not empty. Never throws. Each request has one
+// budget for resolving, connecting, the TLS handshake, sending and receiving together: 30 seconds, or
+// CP_HOST_HTTP_TIMEOUT_MS milliseconds. A server that never answers, or trickles, ends with status 0.
 HttpAnswer http_call(const RemoteServer& server, const std::string& method, const std::string& target,
                      const std::string& body = "");
 

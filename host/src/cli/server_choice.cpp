@@ -2,12 +2,14 @@
 // CP_HOST_URL and CP_HOST_TOKEN, else the user config. A --server given on the command line to a command that
 // only reads the local files is refused (it would otherwise answer silently from the wrong place); one that
 // comes from the environment or the config leaves such a command local.
+#include "cli/read_views.hpp"
 #include "cli/remote_client.hpp"
 #include "cli/remote_commands.hpp"
 #include "cli/user_config.hpp"
 
 #include <CLI/CLI.hpp>
 
+#include <arpa/inet.h>
 #include <sys/stat.h>
 
 #include <algorithm>
@@ -29,6 +31,13 @@ std::string chosen_command(CLI::App& app) {
     words += (words.empty() ? "" : " ") + at->get_name();
   }
   return words;
+}
+
+// Whether `host` is this machine's loopback: the only place a token may travel in clear.
+bool loopback(const std::string& host) {
+  if (host == "localhost" || host == "::1") return true;
+  in_addr a{};
+  return ::inet_pton(AF_INET, host.c_str(), &a) == 1 && (ntohl(a.s_addr) >> 24) == 127;
 }
 
 }  // namespace
@@ -72,7 +81,8 @@ int choose_server(CLI::App& app, const std::string& server_option, const std::st
     return kUsage;
   }
   std::string why;
-  if (!parse_server_url(server, why)) {
+  const auto parsed = parse_server_url(server, why);
+  if (!parsed) {
     std::cerr << "cp-host: server " << why << "\n";
     return kUsage;
   }
@@ -87,6 +97,9 @@ int choose_server(CLI::App& app, const std::string& server_option, const std::st
     if (!token) return kUsage;
     g.token = *token;
   }
+  if (!g.token.empty() && parsed->scheme == "http" && !loopback(parsed->host))
+    std::cerr << "cp-host: warning: the token goes in clear over http:// to " << terminal_safe(parsed->host)
+              << "; use https://\n";
   return -1;
 }
 
