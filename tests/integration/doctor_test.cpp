@@ -95,3 +95,43 @@ TEST(Doctor, AFolderThatIsNoProjectFailsAndSaysHowToFixIt) {
   EXPECT_NE(r.out.find("fix: run `cp-host init` in your repository"), std::string::npos) << r.out;
   EXPECT_NE(r.out.find("cannot run contracts here"), std::string::npos) << r.out;
 }
+
+// Plugin folders are code cp-host runs: one others may write to fails, and an installed gate replaced by a
+// library earlier on the search path is a warning naming both.
+TEST(Doctor, APluginFolderOthersMayWriteFailsAndAShadowedInstalledGateWarns) {
+  cp::test::TempDir dir;
+  ASSERT_EQ(cp::test::run({CP_HOST_BIN, "init", dir.path().string()}).exit_code, 0);
+  cp::test::TempDir mine;
+  fs::copy_file(fs::path(CP_PLUGIN_DIR) / "gate_policy.so", mine / "gate_policy.so");
+  const std::vector<std::string> env{"CP_HOST_KEY_DIR=" +
+                                     (dir / "../doctor-keys-2").lexically_normal().string()};
+  auto doctor_with = [&](const std::string& path) {
+    return cp::test::run_env({CP_HOST_BIN, "--plugins", path, "doctor", "--json"}, env, dir.path());
+  };
+  Ran shadowing = doctor_with(mine.path().string() + ":" + CP_PLUGIN_DIR);
+  auto checks = checks_of(shadowing);
+  ASSERT_TRUE(checks.count("plugin:policy")) << shadowing.out;
+  EXPECT_EQ(checks["plugin:policy"]["status"], "warn");
+  EXPECT_NE(checks["plugin:policy"]["detail"].get<std::string>().find((mine / "gate_policy.so").string()),
+            std::string::npos)
+      << checks["plugin:policy"].dump();
+  EXPECT_FALSE(checks.count("plugin_path")) << shadowing.out;
+  fs::permissions(mine.path(), fs::perms::others_write, fs::perm_options::add);
+  Ran open = doctor_with(mine.path().string() + ":" + CP_PLUGIN_DIR);
+  EXPECT_EQ(open.exit_code, 1) << open.out;
+  checks = checks_of(open);
+  ASSERT_TRUE(checks.count("plugin_path")) << open.out;
+  EXPECT_EQ(checks["plugin_path"]["status"], "fail");
+  EXPECT_NE(
+      checks["plugin_path"]["detail"].get<std::string>().find(mine.path().string() + " others may write"),
+      std::string::npos)
+      << checks["plugin_path"].dump();
+  fs::permissions(mine.path(), fs::perms::others_write, fs::perm_options::remove);
+  // A relative folder is made absolute now, and said so.
+  Ran relative = cp::test::run_env({CP_HOST_BIN, "--plugins", "no-such-plugins", "plugins", "list", "--json"},
+                                   env, dir.path());
+  EXPECT_NE(relative.err.find("plugin folder 'no-such-plugins' is relative; resolved to " +
+                              (dir / "no-such-plugins").string()),
+            std::string::npos)
+      << relative.err;
+}

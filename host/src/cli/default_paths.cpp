@@ -5,6 +5,7 @@
 #include "plugin/search_path.hpp"
 
 #include <cstdlib>
+#include <iostream>
 #include <string>
 #include <system_error>
 
@@ -35,9 +36,30 @@ std::vector<fs::path> default_folders() {
     data = fs::path(home) / ".local/share";
   if (!data.empty() && fs::is_directory(data / "cp-host/plugins", ec))
     out.push_back(data / "cp-host/plugins");
-  // Nothing installed: the folder an error should name.
-  if (out.empty()) out.push_back(prefix.empty() ? fs::path("plugins") : prefix / "plugins");
+  // Nothing installed: the folder an error should name — never a relative one, which would load whatever
+  // `plugins/` the current folder holds.
+  if (out.empty())
+    out.push_back(prefix.empty() ? fs::path("/usr") / CP_HOST_PLUGIN_SUBDIR : prefix / "plugins");
   return out;
+}
+
+}  // namespace
+
+namespace {
+
+// A relative folder would load code from wherever the command happens to run: it is made absolute against
+// the current folder now, and said so.
+fs::path absolute_folders(std::vector<fs::path> folders) {
+  for (auto& f : folders)
+    if (f.is_relative()) {
+      std::error_code ec;
+      fs::path abs = fs::absolute(f, ec);
+      if (ec) continue;
+      std::cerr << "cp-host: warning: plugin folder '" << f.string() << "' is relative; resolved to "
+                << abs.lexically_normal().string() << "\n";
+      f = abs.lexically_normal();
+    }
+  return plugin::join_search_path(folders);
 }
 
 }  // namespace
@@ -46,7 +68,7 @@ fs::path plugin_search_path(const std::vector<std::string>& given) {
   std::vector<fs::path> folders;
   for (const auto& g : given)
     for (const auto& f : plugin::split_search_path(g)) folders.push_back(f);
-  if (!folders.empty()) return plugin::join_search_path(folders);
+  if (!folders.empty()) return absolute_folders(folders);
   const char* env = std::getenv("CP_HOST_PLUGINS");
   if (!env || !*env) return plugin::join_search_path(default_folders());
   // As MANPATH reads it: an empty entry (a leading, trailing or doubled ':') stands for the default folders.
@@ -60,7 +82,7 @@ fs::path plugin_search_path(const std::vector<std::string>& given) {
       folders.emplace_back(s.substr(at, end - at));
     at = end + 1;
   }
-  return plugin::join_search_path(folders);
+  return absolute_folders(folders);
 }
 
 }  // namespace cp::cli

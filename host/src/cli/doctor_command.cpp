@@ -8,6 +8,7 @@
 #include "contract/validation.hpp"
 #include "os/run_cgroup.hpp"
 #include "os/sandbox.hpp"
+#include "plugin/installed_folder.hpp"
 #include "plugin/isolated_plugin.hpp"
 #include "plugin/probe_call.hpp"
 #include "plugin/registry.hpp"
@@ -17,6 +18,7 @@
 #include <CLI/CLI.hpp>
 #include <nlohmann/json.hpp>
 
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <iostream>
@@ -87,6 +89,37 @@ void plugin_checks(const Globals& g, const plugin::Registry& reg, std::vector<Ch
                    std::to_string(reg.plugins().size()) + " loaded from " + path +
                        (shadowed ? ", " + std::to_string(shadowed) + " shadowed by an earlier folder" : ""),
                    ""});
+  // A first-party plugin replaced by one earlier on the path: it may be wanted, but never unseen.
+  for (const auto& r : reg.refusals())
+    if (r.reason.rfind("shadowed:", 0) == 0 && plugin::in_installed_folder(r.file)) {
+      const auto* winner = reg.find(r.id);
+      out.push_back({"plugin:" + r.id, "warn",
+                     "the installed plugin '" + r.id + "' is shadowed by " +
+                         (winner ? winner->library_path.string() : std::string("another library")),
+                     "remove that library or its folder from the search path unless you mean to replace it"});
+    }
+  // Every folder on the path and every library in it is code cp-host runs: only its user (or root) may
+  // be able to change it.
+  for (const auto& folder : plugin::split_search_path(g.plugins_dir)) {
+    std::error_code ec;
+    if (!fs::is_directory(folder, ec)) continue;
+    std::vector<fs::path> items{folder};
+    for (const auto& e : fs::directory_iterator(folder, ec))
+      if (e.path().extension() == ".so") items.push_back(e.path());
+    for (const auto& item : items) {
+      struct stat st {};
+      if (::stat(item.c_str(), &st) != 0) continue;
+      std::string why;
+      if (st.st_uid != ::geteuid() && st.st_uid != 0)
+        why = "belongs to another user";
+      else if (st.st_mode & (S_IWGRP | S_IWOTH))
+        why = "others may write to it";
+      if (!why.empty())
+        out.push_back({"plugin_path", "fail",
+                       item.string() + " " + why + ": anyone who can change it runs code in cp-host",
+                       "chmod go-w " + item.string() + ", or take it off the plugin search path"});
+    }
+  }
   for (const char* runner : {"tool"})
     if (!reg.find(runner))
       out.push_back({"runner:" + std::string(runner), "fail",
