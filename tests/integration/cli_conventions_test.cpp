@@ -191,3 +191,17 @@ TEST(CliConventions, ColourOnlyOnATerminalAndNeverWithNoColor) {
   EXPECT_EQ(cp::test::sh("NO_COLOR=1 CLICOLOR_FORCE=1 " + validate + " | cat").out.find('\033'),
             std::string::npos);
 }
+
+// A file named `*` completes as itself, not as every file of the folder; and the shell's own noglob
+// setting is left as it was.
+TEST(CliConventions, TheBashCompletionNeverExpandsAGlob) {
+  cp::test::TempDir dir;
+  for (const char* name : {"*", "a.json", "b.json"}) cp::test::write_file(dir / name, "{}");
+  Ran r =
+      cp::test::sh(std::string("bash -c 'source <(\"") + CP_HOST_BIN +
+                       "\" completion bash) && COMP_WORDS=(cp-host validate \"*\") && COMP_CWORD=2 && "
+                       "_cp_host && printf \"%s|\" \"${COMPREPLY[@]}\" && [[ $- != *f* ]] && echo globbing'",
+                   dir.path());
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(r.out, "*|globbing\n");
+}

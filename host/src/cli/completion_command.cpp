@@ -58,12 +58,17 @@ std::string bash_script(const std::vector<Level>& levels) {
        "  local words=\"${_cp_host_commands[$_p]}\"\n"
        "  if [[ \"$cur\" == -* ]]; then words=\"${_cp_host_options[$_p]} ${_cp_host_options[cp-host]}\"; "
        "fi\n"
+       // The results are split into words but never expanded as globs (a file named `*`), and noglob is
+       // put back as it was.
+       "  local _glob=1; [[ $- == *f* ]] && _glob=0; set -f\n"
        "  if [[ -z \"$words\" ]]; then\n"
        "    compopt -o filenames 2>/dev/null\n"
        "    COMPREPLY=($(compgen -f -- \"$cur\"))\n"
-       "    return\n"
+       "  else\n"
+       "    COMPREPLY=($(IFS=' '; compgen -W \"$words\" -- \"$cur\"))\n"
        "  fi\n"
-       "  COMPREPLY=($(IFS=' '; compgen -W \"$words\" -- \"$cur\"))\n"
+       "  [[ $_glob == 1 ]] && set +f\n"
+       "  return 0\n"
        "}\n"
        "complete -F _cp_host cp-host\n";
   return s.str();
