@@ -21,6 +21,9 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
+#include <cstdio>
+#include <cstdlib>
 #include <iostream>
 #include <memory>
 
@@ -63,7 +66,15 @@ Check validate_check(const Globals& g) {
   }
 }
 
-void plugin_checks(const Globals& g, const plugin::Registry& reg, std::vector<Check>& out) {
+std::string mode_text(mode_t mode) {
+  char text[8];
+  std::snprintf(text, sizeof text, "%04o", static_cast<unsigned>(mode & 07777));
+  return text;
+}
+
+// `given`: the --plugins values as given on the command line (empty: CP_HOST_PLUGINS or the defaults chose).
+void plugin_checks(const Globals& g, const std::vector<std::string>& given, const plugin::Registry& reg,
+                   std::vector<Check>& out) {
   size_t shadowed = 0, refused = 0;
   std::string first_refusal;
   for (const auto& r : reg.refusals()) {
@@ -99,26 +110,61 @@ void plugin_checks(const Globals& g, const plugin::Registry& reg, std::vector<Ch
                      "remove that library or its folder from the search path unless you mean to replace it"});
     }
   // Every folder on the path and every library in it is code cp-host runs: only its user (or root) may
-  // be able to change it.
+  // be able to change it. A library that is a symbolic link loads from the folder of its target, which is
+  // checked as well.
+  std::vector<fs::path> items, seen_folders;
+  auto add_folder = [&](const fs::path& folder) {
+    if (std::find(seen_folders.begin(), seen_folders.end(), folder) != seen_folders.end()) return;
+    seen_folders.push_back(folder);
+    items.push_back(folder);
+  };
   for (const auto& folder : plugin::split_search_path(g.plugins_dir)) {
     std::error_code ec;
     if (!fs::is_directory(folder, ec)) continue;
-    std::vector<fs::path> items{folder};
-    for (const auto& e : fs::directory_iterator(folder, ec))
-      if (e.path().extension() == ".so") items.push_back(e.path());
-    for (const auto& item : items) {
-      struct stat st {};
-      if (::stat(item.c_str(), &st) != 0) continue;
-      std::string why;
-      if (st.st_uid != ::geteuid() && st.st_uid != 0)
-        why = "belongs to another user";
-      else if (st.st_mode & (S_IWGRP | S_IWOTH))
-        why = "others may write to it";
-      if (!why.empty())
-        out.push_back({"plugin_path", "fail",
-                       item.string() + " " + why + ": anyone who can change it runs code in cp-host",
-                       "chmod go-w " + item.string() + ", or take it off the plugin search path"});
+    add_folder(folder);
+    for (const auto& e : fs::directory_iterator(folder, ec)) {
+      if (e.path().extension() != ".so") continue;
+      items.push_back(e.path());
+      std::error_code lec;
+      if (!e.is_symlink(lec)) continue;
+      const fs::path target = fs::canonical(e.path(), lec);
+      if (lec) continue;  // a dangling link loads nothing
+      out.push_back({"plugin_link", "warn",
+                     e.path().string() + " is a symbolic link to " + target.string() +
+                         ": cp-host loads it from a folder that is not on the search path",
+                     "copy the library into " + folder.string() + " instead of linking it"});
+      add_folder(target.parent_path());
     }
+  }
+  for (const auto& item : items) {
+    struct stat st {};
+    if (::stat(item.c_str(), &st) != 0) continue;
+    std::string why;
+    if (st.st_uid != ::geteuid() && st.st_uid != 0)
+      why = "belongs to another user (uid " + std::to_string(st.st_uid) + ")";
+    else if (st.st_mode & (S_IWGRP | S_IWOTH))
+      why = "others may write to it (mode " + mode_text(st.st_mode) + ")";
+    if (!why.empty())
+      out.push_back({"plugin_path", "fail",
+                     item.string() + " " + why + ": anyone who can change it runs code in cp-host",
+                     "chmod go-w " + item.string() + ", or take it off the plugin search path"});
+  }
+  // A relative folder names another folder wherever cp-host runs; it was made absolute at start.
+  const bool from_flag = !given.empty();
+  std::vector<fs::path> relative;
+  for (const auto& v : given)
+    for (auto& f : plugin::relative_folders(v)) relative.push_back(std::move(f));
+  if (!from_flag)
+    if (const char* env = std::getenv("CP_HOST_PLUGINS"); env && *env)
+      relative = plugin::relative_folders(env);
+  const std::string source = from_flag ? "--plugins" : "CP_HOST_PLUGINS";
+  for (const auto& f : relative) {
+    std::error_code ec;
+    const fs::path abs = fs::absolute(f, ec).lexically_normal();
+    out.push_back({"plugin_path_relative", "warn",
+                   source + " names the relative folder '" + f.string() + "', resolved here to " +
+                       abs.string() + ": run from another folder, it loads other code",
+                   "give " + source + " absolute folders"});
   }
   for (const char* runner : {"tool"})
     if (!reg.find(runner))
@@ -181,7 +227,7 @@ void probe_checks(const Globals& g, const plugin::Registry& reg, bool online, st
   }
 }
 
-int doctor(const Globals& g, bool as_json, bool online) {
+int doctor(const Globals& g, const std::vector<std::string>& given, bool as_json, bool online) {
   std::vector<Check> checks;
   checks.push_back(root_check(g));
   if (checks.back().status == "ok") checks.push_back(validate_check(g));
@@ -196,7 +242,7 @@ int doctor(const Globals& g, bool as_json, bool online) {
     }
     plugin::load_search_path(reg, g.plugins_dir, policy);
   }
-  plugin_checks(g, reg, checks);
+  plugin_checks(g, given, reg, checks);
   checks.push_back(key_check(g));
   checks.push_back(sandbox_check());
   probe_checks(g, reg, online, checks);
@@ -241,7 +287,12 @@ void add_doctor(CLI::App& app, Globals& g, Runner& run) {
                 "Print {ok, checks: [{name, status: ok|warn|fail|skipped, detail, fix?}]}");
   cmd->add_flag("--online", o->online,
                 "Also run probes that reach a remote service when they are not configured");
-  cmd->callback([&g, &run, o] { run = [&g, o] { return doctor(g, o->json, o->online); }; });
+  cmd->callback([&app, &g, &run, o] {
+    std::vector<std::string> given;
+    if (const CLI::Option* p = app.get_option_no_throw("--plugins"); p && p->count() > 0)
+      given = p->results();
+    run = [&g, o, given] { return doctor(g, given, o->json, o->online); };
+  });
 }
 
 }  // namespace cp::cli

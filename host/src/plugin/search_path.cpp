@@ -45,6 +45,13 @@ fs::path absolute_search_path(const fs::path& joined) {
   return join_search_path(folders);
 }
 
+std::vector<fs::path> relative_folders(const fs::path& joined) {
+  std::vector<fs::path> out;
+  for (auto& f : split_search_path(joined))
+    if (f.is_relative()) out.push_back(std::move(f));
+  return out;
+}
+
 bool any_folder_exists(const fs::path& joined) {
   std::error_code ec;
   for (const auto& f : split_search_path(joined))

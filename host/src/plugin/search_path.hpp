@@ -19,6 +19,10 @@ std::filesystem::path join_search_path(const std::vector<std::filesystem::path>&
 // Every folder made absolute against the current folder, for a process that will change it.
 std::filesystem::path absolute_search_path(const std::filesystem::path& joined);
 
+// The entries of `joined` (as given: --plugins, CP_HOST_PLUGINS) that are relative paths. Such an entry names
+// a different folder from every current folder; cp-host makes it absolute at start, and doctor warns of it.
+std::vector<std::filesystem::path> relative_folders(const std::filesystem::path& joined);
+
 // True when at least one folder of the path exists.
 bool any_folder_exists(const std::filesystem::path& joined);
 
