@@ -205,3 +205,50 @@ TEST(CliConventions, TheBashCompletionNeverExpandsAGlob) {
   EXPECT_EQ(r.exit_code, 0) << r.err;
   EXPECT_EQ(r.out, "*|globbing\n");
 }
+
+// zsh runs the same function through bashcompinit's compgen, in sh emulation, where a command
+// substitution's words are globbed unless noglob is set: a file named `*` is offered once, as itself, and
+// not again as every file of the folder.
+TEST(CliConventions, TheZshCompletionNeverExpandsAGlob) {
+  if (cp::test::sh("command -v zsh").exit_code != 0) GTEST_SKIP() << "zsh is not installed";
+  cp::test::TempDir dir, home;
+  for (const char* name : {"*", "a.json", "b c.json"}) cp::test::write_file(dir / name, "{}");
+  Ran r = cp::test::sh(std::string("zsh -f -c 'autoload -U compinit && compinit -u -d \"") +
+                           (home / "zcompdump").string() + "\" && source <(\"" + CP_HOST_BIN +
+                           "\" completion zsh) && words=(cp-host validate \"*\") && CURRENT=3 && "
+                           "COMP_WORDS=(cp-host validate \"*\") && COMP_CWORD=2 && "
+                           "compgen -F _cp_host -- \"*\"'",
+                       dir.path());
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(r.err, "");
+  // One line a file, each file once, whatever order the shell sorts them in.
+  auto times = [&](const std::string& line) {
+    size_t n = 0;
+    for (size_t at = 0; (at = ("\n" + r.out).find("\n" + line + "\n", at)) != std::string::npos; ++at) ++n;
+    return n;
+  };
+  size_t lines = 0;
+  for (char c : r.out) lines += c == '\n';
+  EXPECT_EQ(lines, 3u) << r.out;
+  for (const char* name : {"*", "a.json", "b c.json"}) EXPECT_EQ(times(name), 1u) << name << " in " << r.out;
+}
+
+// What docs/cli.md says of colour, in the order the code reads it: an empty NO_COLOR counts as unset;
+// CLICOLOR_FORCE (but `0`) colours a pipe and a TERM=dumb terminal; TERM=dumb alone has none.
+TEST(CliConventions, AnEmptyNoColorIsIgnoredAndTheForceWinsOverADumbTerminal) {
+  const std::string validate = std::string("'") + CP_HOST_BIN + "' --root '" + CP_SOURCE_DIR +
+                               "' --plugins '" + CP_PLUGIN_DIR + "' validate";
+  const std::string green_ok = "\033[32mok:\033[0m";
+  auto coloured = [](const Ran& r) { return r.out.find('\033') != std::string::npos; };
+  Ran empty = cp::test::sh("NO_COLOR= CLICOLOR_FORCE=1 " + validate + " | cat");
+  EXPECT_EQ(empty.exit_code, 0) << empty.err;
+  EXPECT_NE(empty.out.find(green_ok), std::string::npos) << "an empty NO_COLOR is no NO_COLOR: " << empty.out;
+  EXPECT_FALSE(coloured(cp::test::sh("CLICOLOR_FORCE=0 " + validate + " | cat")));
+  EXPECT_FALSE(coloured(cp::test::sh("CLICOLOR_FORCE= " + validate + " | cat")));
+  Ran dumb = cp::test::sh("TERM=dumb script -qec \"" + validate + "\" /dev/null");
+  EXPECT_EQ(dumb.exit_code, 0) << dumb.err;
+  EXPECT_NE(dumb.out.find("ok:"), std::string::npos) << dumb.out;
+  EXPECT_FALSE(coloured(dumb)) << dumb.out;
+  Ran forced = cp::test::sh("TERM=dumb CLICOLOR_FORCE=1 script -qec \"" + validate + "\" /dev/null");
+  EXPECT_NE(forced.out.find(green_ok), std::string::npos) << forced.out;
+}
