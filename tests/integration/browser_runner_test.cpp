@@ -283,13 +283,17 @@ TEST(BrowserRunner, RecoveryAfterAHostKilledMidRunLeavesNoChromiumAndSealsError)
   BrowserProject p({site.port()});
   json script = json::array({{{"action", "wait_for"}, {"selector", "#never"}, {"timeout_ms", 120000}}});
   pid_t host_pid = p.spawn_run(p.browser_contract(tasks_of(site.origin(), task_doc(site.origin(), script))));
-  // The run's id is its bundle's folder; its browser is up once a chromium carries that id.
+  // The run's id is its bundle's folder. Its browser is up once the navigation is logged: a chromium
+  // carrying the id before that may be the short-lived version probe, not the browser.
   std::string run_id;
-  for (int i = 0; i < 400; ++i) {
+  for (int i = 0; i < 1200; ++i) {
     std::error_code ec;
     for (const auto& e : fs::directory_iterator(p.runs_dir(), ec))
       if (e.path().filename().string()[0] != '.') run_id = e.path().filename().string();
-    if (!run_id.empty() && !chromium_of_run(run_id).empty()) break;
+    if (!run_id.empty() &&
+        read_file(p.runs_dir() / run_id / "events.jsonl").find("BROWSER_NAVIGATED") != std::string::npos &&
+        !chromium_of_run(run_id).empty())
+      break;
     std::this_thread::sleep_for(milliseconds(25));
   }
   ASSERT_FALSE(run_id.empty());
