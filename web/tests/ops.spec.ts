@@ -151,9 +151,12 @@ test("a role's config is edited, previewed as a diff and applied by an admin; th
 test("the plugins page shows each refused library with the reason, each probe's answer, and the loaded plugins with kind, version and ABI", async ({
   page,
 }) => {
-  // A plugin folder with the build's plugins and a file that is no shared library.
+  // A plugin folder with the build's plugins and a file that is no shared library. Outside the installed
+  // folder a plugin runs isolated, which retention lanes cannot yet: theirs would be refused too, so it is
+  // left out.
   const dir = mkdtempSync(join(tmpdir(), "cp-ui-plugins-"));
-  for (const f of readdirSync(plugins)) if (f.endsWith(".so")) copyFileSync(join(plugins, f), join(dir, f));
+  for (const f of readdirSync(plugins))
+    if (f.endsWith(".so") && f !== "retention_lanes.so") copyFileSync(join(plugins, f), join(dir, f));
   writeFileSync(join(dir, "zz_not_a_plugin.so"), "this is not a shared library\n");
   const s = await startServer({ plugins: dir });
   try {
