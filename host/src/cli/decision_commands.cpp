@@ -6,6 +6,7 @@
 #include "cli/commands.hpp"
 #include "cli/read_views.hpp"
 #include "cli/remote_commands.hpp"
+#include "cli/shared_answers.hpp"
 #include "control/actor.hpp"
 #include "control/approvals.hpp"
 #include "control/evidence.hpp"
@@ -19,8 +20,6 @@
 namespace cp::cli {
 
 using nlohmann::json;
-
-namespace {
 
 int decision_exit(control::DecisionResult::Outcome o) {
   using O = control::DecisionResult::Outcome;
@@ -39,6 +38,8 @@ int decision_exit(control::DecisionResult::Outcome o) {
       return kInvalid;
   }
 }
+
+namespace {
 
 int print_decision(const control::DecisionResult& r, bool as_json, const char* cmd) {
   int code = decision_exit(r.outcome);

@@ -3,6 +3,7 @@
 // --json shape (docs/mcp.md). They never repair anything: a run a crash left unsealed shows as it is.
 #include "chain/chain_spec.hpp"
 #include "cli/mcp_tools.hpp"
+#include "cli/shared_answers.hpp"
 #include "contract/validation.hpp"
 #include "control/approvals.hpp"
 #include "control/patch_view.hpp"
@@ -167,26 +168,6 @@ McpAnswer mcp_workflows_list(McpContext& c, const json&) {
   return mcp_ok({{"workflows", all}, {"count", all.size()}});
 }
 
-// `validate --format json`'s report.
-json mcp_report_json(const contract::ValidationReport& r) {
-  json out{{"ok", r.ok()},
-           {"files_checked", r.files_checked},
-           {"files_invalid", r.files_invalid},
-           {"error_count", r.diagnostics.size()},
-           {"duration_ms", r.duration.count()},
-           {"diagnostics", json::array()}};
-  for (const auto& d : r.diagnostics)
-    out["diagnostics"].push_back({{"file", d.file},
-                                  {"line", d.line},
-                                  {"pointer", d.pointer},
-                                  {"rule", d.rule},
-                                  {"message", d.message},
-                                  {"value", d.value},
-                                  {"expected", d.expected},
-                                  {"schema", d.schema}});
-  return out;
-}
-
 // A private folder holding an inline contract while it is validated; removed with the object.
 class McpScratch {
  public:
@@ -243,7 +224,7 @@ McpAnswer mcp_validate_contract(McpContext& c, const json& a) {
     const std::string rel = mcp_text(a, "path");
     if (!mcp_file_in_root(c, rel, why)) return mcp_fail(why);
     vo.paths = {c.g.root / rel};
-    return mcp_ok(mcp_report_json(contract::validate(vo)));
+    return mcp_ok(validation_report_json(contract::validate(vo)));
   }
   McpScratch scratch;
   const fs::path file = scratch.write(a["contract"]);
@@ -252,7 +233,7 @@ McpAnswer mcp_validate_contract(McpContext& c, const json& a) {
   contract::ValidationReport report = contract::validate(vo);
   for (auto& d : report.diagnostics)
     if (fs::path(d.file).filename() == file.filename()) d.file = "(inline contract)";
-  return mcp_ok(mcp_report_json(report));
+  return mcp_ok(validation_report_json(report));
 }
 
 }  // namespace

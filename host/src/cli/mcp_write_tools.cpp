@@ -3,6 +3,7 @@
 // again (mcp_writer), with the role serve requires for the same route (serve/auth.hpp); the token holder is
 // recorded as who acted. See docs/mcp.md.
 #include "cli/mcp_tools.hpp"
+#include "cli/shared_answers.hpp"
 #include "contract/validation.hpp"
 #include "control/actor.hpp"
 #include "control/approvals.hpp"
@@ -146,25 +147,6 @@ McpAnswer mcp_cancel_queue_item(McpContext& c, const json& a) {
   return mcp_fail("no queue item '" + mcp_cut(item) + "' (see queue_list)");
 }
 
-// `approve`'s and `reject`'s exit codes, which their --json answers carry.
-int mcp_decision_exit(control::DecisionResult::Outcome o) {
-  using O = control::DecisionResult::Outcome;
-  switch (o) {
-    case O::recorded:
-    case O::approved:
-    case O::rejected:
-      return kOk;
-    case O::invalid:
-      return kUsage;
-    case O::from_run:
-      return kFromRun;
-    case O::error:
-      return kInternal;
-    default:
-      return kInvalid;
-  }
-}
-
 // A decision as `approve --json` prints it. control::decide refuses, before reading anything, a decision
 // asked from inside a run's process tree (from_run, exit 11): an agent running under cp-host never decides
 // about a run, through this server or otherwise.
@@ -176,7 +158,7 @@ McpAnswer mcp_decide(McpContext& c, const json& a, control::Decision decision, c
   if (!store::valid_run_id(id)) return mcp_fail("'" + mcp_cut(id) + "' is not a run id (see approvals_list)");
   auto r = control::decide(c.g.root, id, decision,
                            control::token_holder(who->token_id, "human", mcp_text(a, "reason")));
-  const int code = mcp_decision_exit(r.outcome);
+  const int code = decision_exit(r.outcome);
   json j{{"outcome", control::outcome_name(r.outcome)}, {"message", r.message}, {"exit_code", code}};
   if (r.manifest.is_object()) {
     j["status"] = r.manifest.value("status", "");

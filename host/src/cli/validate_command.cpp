@@ -3,6 +3,7 @@
 #include "cli/colour.hpp"
 #include "cli/commands.hpp"
 #include "cli/project_root.hpp"
+#include "cli/shared_answers.hpp"
 #include "contract/validation.hpp"
 
 #include <CLI/CLI.hpp>
@@ -11,6 +12,26 @@
 #include <iostream>
 
 namespace cp::cli {
+
+nlohmann::json validation_report_json(const contract::ValidationReport& r) {
+  nlohmann::json out{{"ok", r.ok()},
+                     {"files_checked", r.files_checked},
+                     {"files_invalid", r.files_invalid},
+                     {"error_count", r.diagnostics.size()},
+                     {"duration_ms", r.duration.count()},
+                     {"diagnostics", nlohmann::json::array()}};
+  for (const auto& d : r.diagnostics)
+    out["diagnostics"].push_back({{"file", d.file},
+                                  {"line", d.line},
+                                  {"pointer", d.pointer},
+                                  {"rule", d.rule},
+                                  {"message", d.message},
+                                  {"value", d.value},
+                                  {"expected", d.expected},
+                                  {"schema", d.schema}});
+  return out;
+}
+
 namespace {
 
 // GitHub workflow command escaping: data and property values differ.
@@ -55,25 +76,6 @@ void print_github(const contract::ValidationReport& r) {
               << "\n";
   std::cout << (r.ok() ? "ok: " : "invalid: ") << r.files_checked << " file(s) checked, " << r.files_invalid
             << " invalid, " << r.diagnostics.size() << " error(s)\n";
-}
-
-void print_json(const contract::ValidationReport& r) {
-  nlohmann::json out{{"ok", r.ok()},
-                     {"files_checked", r.files_checked},
-                     {"files_invalid", r.files_invalid},
-                     {"error_count", r.diagnostics.size()},
-                     {"duration_ms", r.duration.count()},
-                     {"diagnostics", nlohmann::json::array()}};
-  for (const auto& d : r.diagnostics)
-    out["diagnostics"].push_back({{"file", d.file},
-                                  {"line", d.line},
-                                  {"pointer", d.pointer},
-                                  {"rule", d.rule},
-                                  {"message", d.message},
-                                  {"value", d.value},
-                                  {"expected", d.expected},
-                                  {"schema", d.schema}});
-  std::cout << out.dump(2) << "\n";
 }
 
 }  // namespace
@@ -127,7 +129,7 @@ void add_validate(CLI::App& app, Globals& g, Runner& run) {
         return kUsage;
       }
       if (o->format == "json")
-        print_json(report);
+        std::cout << validation_report_json(report).dump(2) << "\n";
       else if (o->format == "github")
         print_github(report);
       else
