@@ -284,7 +284,7 @@ TEST(BrowserRunner, RecoveryAfterAHostKilledMidRunLeavesNoChromiumAndSealsError)
   json script = json::array({{{"action", "wait_for"}, {"selector", "#never"}, {"timeout_ms", 120000}}});
   pid_t host_pid = p.spawn_run(p.browser_contract(tasks_of(site.origin(), task_doc(site.origin(), script))));
   // The run's id is its bundle's folder. Its browser is up once the navigation is logged: a chromium
-  // carrying the id before that may be the short-lived version probe, not the browser.
+  // process carrying the id before that may be a short-lived one, not yet the browser.
   std::string run_id;
   for (int i = 0; i < 1200; ++i) {
     std::error_code ec;
