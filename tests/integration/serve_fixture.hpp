@@ -74,7 +74,10 @@ class ServeProcess {
           port_ = static_cast<uint16_t>(std::stoi(text.substr(at + 30)));
           return true;
         },
-        std::chrono::seconds(30));
+        // Generous: before it listens serve ends what a killed one left running (sealing its runs and,
+        // with a shared store, pushing them), which under the sanitizers on a loaded machine takes long.
+        // One that cannot start exits, and that ends the wait at once.
+        std::chrono::seconds(120));
   }
 
   bool exited() {

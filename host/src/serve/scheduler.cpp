@@ -24,6 +24,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cstdio>
 #include <fstream>
 #include <set>
 
@@ -139,8 +140,10 @@ Scheduler::~Scheduler() {
 
 int Scheduler::recover() {
   // Bundles of children that died with the old host are sealed first (and their runners killed), so the
-  // outcome read below is final.
-  run::recover_unsealed(o_.root);
+  // outcome read below is final. Said as it happens: serve listens only once this is done.
+  for (const auto& r : run::recover_unsealed(o_.root))
+    std::fprintf(stderr, "cp-host serve: recovered %s: sealed as %s (%s)\n", r.run_id.c_str(),
+                 r.verdict.c_str(), r.reason.c_str());
   queue::QueueBackend& queue = q_.backend();
   int ended = 0;
   auto snapshot = queue.list();
