@@ -8,6 +8,7 @@
 // before any plan is asked.
 #include "../../common/chat_client.hpp"
 
+#include <cortexpilot/json_guard.h>
 #include <cortexpilot/plugin.hpp>
 
 #include <thread>

@@ -5,6 +5,7 @@
 // contract that needs tools on a chat_only provider fails closed before its run starts.
 #include "../../common/chat_client.hpp"
 
+#include <cortexpilot/json_guard.h>
 #include <cortexpilot/plugin.hpp>
 
 namespace {

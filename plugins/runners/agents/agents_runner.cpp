@@ -12,6 +12,8 @@
 #include "../../common/threaded_run.hpp"
 #include "worktree_files.hpp"
 
+#include <cortexpilot/json_guard.h>
+
 #include <thread>
 
 namespace {
