@@ -172,8 +172,7 @@ bool ContractRun::resolve_inputs() {
   }
 
   // Bundles a crash left unsealed are sealed before a new run starts (nothing silently dropped).
-  for (const auto& r : recover_unsealed(req.root))
-    say("recovered " + r.run_id + ": sealed as " + r.verdict + " (" + r.reason + ")");
+  for (const auto& r : recover_unsealed(req.root)) say(r.line());
   return true;
 }
 

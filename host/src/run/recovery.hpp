@@ -26,6 +26,8 @@ struct Recovered {
   size_t killed_processes = 0;
   // The first seal failed (a full disk): the worktree was removed to make room, and the seal tried again.
   bool worktree_freed = false;
+  // "recovered <run>: sealed as <verdict> (<reason>)": how a run or serve reports it found and sealed it.
+  std::string line() const { return "recovered " + run_id + ": sealed as " + verdict + " (" + reason + ")"; }
 };
 
 // A bundle that could not be sealed; it stays marked live and the next recovery tries again.

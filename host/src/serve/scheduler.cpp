@@ -142,8 +142,7 @@ int Scheduler::recover() {
   // Bundles of children that died with the old host are sealed first (and their runners killed), so the
   // outcome read below is final. Said as it happens: serve listens only once this is done.
   for (const auto& r : run::recover_unsealed(o_.root))
-    std::fprintf(stderr, "cp-host serve: recovered %s: sealed as %s (%s)\n", r.run_id.c_str(),
-                 r.verdict.c_str(), r.reason.c_str());
+    std::fprintf(stderr, "cp-host serve: %s\n", r.line().c_str());
   queue::QueueBackend& queue = q_.backend();
   int ended = 0;
   auto snapshot = queue.list();
